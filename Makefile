@@ -1,0 +1,39 @@
+# Two commands: `make demo` (set up + run the main job) and `make test` (set up + run tests).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench install lint chromium clean
+
+install: $(STAMP)
+
+# Reinstall only when the packaging files change (idempotent and fast otherwise).
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+demo: install
+	$(VENV)/bin/dunning demo
+
+test: install chromium
+	$(PY) -m pytest -n 2 --durations=15 tests
+
+bench: install
+	@for f in benchmarks/bench_*.py benchmarks/payment_model_ibm.py; do \
+		[ -f $$f ] || continue; echo "== $$f"; $(PY) $$f || exit 1; done
+
+lint: install
+	$(VENV)/bin/ruff check engine policies legal_rules simulations tests benchmarks
+
+# Headless Chromium for the HTML report tests (Debian package).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "warning: could not install chromium; browser tests will fail"; }
+
+clean:
+	rm -rf $(VENV) dunning-data .pytest_cache

@@ -1,0 +1,1 @@
+"""Ground-truth synthetic company, collections environments, evaluation harness, OPE."""
