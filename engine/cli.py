@@ -31,6 +31,11 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 
+@app.callback()
+def _root() -> None:
+    """Decision engine for accounts-receivable collections."""
+
+
 @app.command()
 def version() -> None:
     """Print the installed dunning version."""

@@ -1,0 +1,49 @@
+"""Shared by every benchmark script: where results go and what machine made them."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def machine_info() -> dict[str, Any]:
+    """The facts about this machine that a timing is meaningless without."""
+    try:
+        mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem_gib = None
+    return {
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "cpu_count": os.cpu_count(),
+        "memory_gib": round(mem_gib, 1) if mem_gib else None,
+        "python": sys.version.split()[0],
+    }
+
+
+def write_result(name: str, figures: dict[str, Any]) -> Path:
+    """Write ``benchmarks/results/<name>.json`` with the machine, a timestamp and figures.
+
+    ``figures`` should include the data size it was measured on and, for every target
+    of an issue, the target next to the measured value.
+    """
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / f"{name}.json"
+    payload = {
+        "benchmark": name,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine_info(),
+        **figures,
+    }
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(out)
+    return out

@@ -1,0 +1,58 @@
+"""The named facts a rule's ``when`` may test, with their types.
+
+Every producer of facts (the simulation's vectorised mask, the daily recommendation, the
+``rules explain`` CLI) must supply these names with these types; the legal-rules loader
+rejects a rule that names a fact not listed here. Types are checked strictly before facts
+reach durable_rules, and a missing fact makes the action not allowed (fail closed).
+
+``int`` facts are whole days or counts; ``float`` amounts are in the invoice currency;
+``str`` facts are upper-case ISO codes (jurisdiction, currency) or lower-case names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# "Never" for day counters (no contact yet, no final notice yet): large, so that a
+# "days since last contact < 7" condition is false without a missing value.
+NEVER_DAYS = 10_000
+
+
+@dataclass(frozen=True)
+class Fact:
+    name: str
+    type: str  # "int" | "float" | "bool" | "str" | "date"
+    description: str
+
+
+FACTS: dict[str, Fact] = {
+    f.name: f
+    for f in (
+        Fact("days_overdue", "int", "Days since the due date on the decision date (< 0: not due)."),
+        Fact("days_since_last_contact", "int",
+             f"Days since the last reminder of any channel ({NEVER_DAYS} if none)."),
+        Fact("contacts_last_7_days", "int", "Reminders of any channel in the 7 days before."),
+        Fact("calls_last_7_days", "int", "Phone calls in the 7 days before."),
+        Fact("reminders_sent", "int", "Reminders so far (email, letter, phone, final notice)."),
+        Fact("final_notice_sent", "bool", "A final notice was sent for this invoice."),
+        Fact("days_since_final_notice", "int",
+             f"Days since the final notice ({NEVER_DAYS} if none)."),
+        Fact("disputed", "bool", "The invoice is under an open dispute on the decision date."),
+        Fact("amount", "float", "Open amount of the invoice."),
+        Fact("currency", "str", "ISO 4217 currency code."),
+        Fact("customer_type", "str", "b2b or b2c."),
+        Fact("jurisdiction", "str", "ISO 3166-1 alpha-2 of the debtor."),
+        Fact("region", "str", "Subdivision code, e.g. MA for Massachusetts ('' if none)."),
+        Fact("industry", "str", "Debtor's industry (construction, healthcare, public_sector, ...)."),
+        Fact("is_weekend", "bool", "The decision date is a Saturday or Sunday."),
+        Fact("is_bank_holiday", "bool", "The decision date is a bank holiday of the jurisdiction."),
+        Fact("limitation_passed", "bool", "The claim is time-barred on the decision date."),
+        Fact("opted_out_email", "bool", "The debtor stopped the email channel."),
+        Fact("opted_out_phone", "bool", "The debtor stopped the phone channel."),
+        Fact("opted_out_letter", "bool", "The debtor stopped the letter channel."),
+        Fact("agency_consent", "bool", "Consent to pass the claim to an agency (healthcare)."),
+        Fact("reminder_fee_agreed", "bool", "A reminder fee was agreed in advance."),
+        Fact("milestone_reached", "bool", "The project milestone the payment depends on is "
+             "reached (true when the invoice has none)."),
+    )
+}

@@ -1,0 +1,5 @@
+"""Shared policy interface."""
+
+from policies.common.policy import Policy
+
+__all__ = ["Policy"]
