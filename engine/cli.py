@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "engine.commands.sim",
     "engine.commands.policy",
     "engine.commands.ops",
+    "engine.commands.business",
 )
 
 
