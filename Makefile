@@ -1,5 +1,5 @@
 # Two commands: `make demo` (set up + run the main job) and `make test` (set up + run tests).
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
@@ -12,7 +12,6 @@ install: $(STAMP)
 # Reinstall only when the packaging files change (idempotent and fast otherwise).
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 

@@ -56,3 +56,69 @@ FACTS: dict[str, Fact] = {
              "reached (true when the invoice has none)."),
     )
 }
+
+# --------------------------------------------------------------------------------------------
+# Strict value checks, shared by every evaluator so that they agree on what "valid" means.
+
+# Facts restricted to a fixed set of values; anything else counts as a wrong value (fail closed).
+FACT_CHOICES: dict[str, tuple[str, ...]] = {"customer_type": ("b2b", "b2c")}
+# Numbers beyond this are rejected: both engines then compare exactly (durable_rules uses doubles).
+MAX_MAGNITUDE = 1e15
+
+
+def fact_problem(name: str, value: object) -> str | None:
+    """Why ``value`` is not a valid value of fact ``name``, or ``None`` if it is valid.
+
+    Rules: ``int`` takes an integer (or a float with an integral value, e.g. 16.0; never a
+    bool or a string); ``float`` takes a finite int or float (not a bool); ``bool`` takes only
+    ``True``/``False`` (numpy bools too); ``str`` takes only strings; numbers must lie within
+    +-:data:`MAX_MAGNITUDE`; ``jurisdiction`` must be
+    two upper-case letters and ``customer_type`` one of :data:`FACT_CHOICES`. ``None`` and
+    NaN mean missing.
+    """
+    import math
+
+    import numpy as np
+
+    fact = FACTS[name]
+    if value is None:
+        return "missing"
+    if fact.type == "bool":
+        if isinstance(value, (bool, np.bool_)):
+            return None
+        return f"expected true/false, found {type(value).__name__} {value!r}"
+    if fact.type == "str":
+        if not isinstance(value, str):
+            return f"expected a string, found {type(value).__name__} {value!r}"
+        if name == "jurisdiction" and not (len(value) == 2 and value.isascii()
+                                           and value.isalpha() and value.isupper()):
+            return f"expected a 2-letter upper-case ISO code, found {value!r}"
+        choices = FACT_CHOICES.get(name)
+        if choices is not None and value not in choices:
+            return f"expected one of {', '.join(choices)}, found {value!r}"
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        return f"expected a number, found {type(value).__name__} {value!r}"
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "missing"
+        if not math.isfinite(value):
+            return f"expected a finite number, found {value!r}"
+        if fact.type == "int" and not float(value).is_integer():
+            return f"expected a whole number, found {value!r}"
+    if abs(value) > MAX_MAGNITUDE:
+        return f"expected a number within +-{MAX_MAGNITUDE:.0e}, found {value!r}"
+    return None
+
+
+def native_value(name: str, value: object) -> int | float | bool | str:
+    """A valid fact value as a plain Python value of the fact's type (for JSON/durable_rules)."""
+    kind = FACTS[name].type
+    if kind == "int":
+        return int(value)  # type: ignore[call-overload]
+    if kind == "float":
+        return float(value)  # type: ignore[arg-type]
+    if kind == "bool":
+        return bool(value)
+    return str(value)

@@ -1,0 +1,609 @@
+"""As-of invoice features: ONE pipeline for training, prediction and the simulation.
+
+Time convention (used everywhere in this module): features "as of day D" use only facts
+dated strictly before D (the start of day D). An invoice is *open* at D if it was issued on
+or before D and was not fully paid before D. An invoice is *settled* on the date its
+payments first add up to its amount.
+
+No leakage: a customer's history at D uses only invoices settled before D; the outcome
+(payments) of the invoice itself is never a feature; reminders count only if sent before D;
+a dispute counts only from its ``dispute_opened`` date.
+
+Training rows are *snapshots*: each historical invoice is featurised as of its invoice date
+and, while still unpaid, as of due date + k days for k in ``snapshot_days`` (default
+0, 7, 14, 30, 60). Every snapshot uses the point-in-time features of its own date, so the
+model learns P(class | state at D) for the same kinds of D it is asked about later
+(an invoice 20 days overdue with two reminders). The vectorisation uses sorted integer keys
+``customer * 2**17 + day`` and ``np.searchsorted`` on cumulative sums, never a Python loop
+per invoice.
+
+Entry points:
+
+- :func:`build_invoice_features` (tables, as_of) -> DataFrame of the invoices open at as_of.
+- :func:`build_training_frame` (tables, as_of) -> snapshot features + labels for every
+  invoice whose class is known at as_of.
+- :func:`settlement` (tables) -> settle date and days late per invoice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+from engine.contract import CHANNELS
+from engine.errors import DunningError
+
+# Internal day numbers: days since 1900-01-01 (always >= 0 for business data).
+_EPOCH = np.datetime64("1900-01-01", "D")
+_DAY_BITS = 17  # 2**17 days ~ 358 years after 1900
+NEVER = 2**_DAY_BITS - 1  # "not settled / no event" day number
+DEFAULT_SNAPSHOT_DAYS: tuple[int, ...] = (0, 7, 14, 30, 60)
+
+CATEGORICAL_FEATURES: tuple[str, ...] = (
+    "segment", "industry", "jurisdiction", "customer_type", "currency", "last_channel",
+)
+INVOICE_FEATURES: tuple[str, ...] = (
+    "amount", "amount_rel_customer", "terms_days", "invoice_month", "due_weekday",
+    "due_days_to_month_end", "due_days_to_quarter_end", "holidays_in_terms",
+    "days_due_to_milestone", "dispute_open", "age_days", "days_overdue", "paid_share",
+)
+COMMUNICATION_FEATURES: tuple[str, ...] = (
+    *(f"n_{c}" for c in CHANNELS), "n_reminders", "days_since_last_action",
+)
+CUSTOMER_FEATURES: tuple[str, ...] = ("tenure_days",)
+HISTORY_FEATURES: tuple[str, ...] = (
+    "hist_n_issued", "hist_n_paid", "hist_n_late", "hist_share_late", "hist_mean_days_late",
+    "hist_mean_days_late_last3", "hist_days_late_trend", "hist_last_days_late",
+    "hist_max_days_late_last5", "hist_mean_days_to_pay", "hist_mean_amount",
+    "hist_days_since_last_payment", "hist_n_open", "hist_open_amount",
+)
+# Opt-in only (``--include-fields``): known after the fact in many ERPs (IBM ``Disputed``).
+OPT_IN_FEATURES: tuple[str, ...] = ("disputed_flag",)
+DEFAULT_FEATURES: tuple[str, ...] = (
+    *INVOICE_FEATURES, *COMMUNICATION_FEATURES, *CUSTOMER_FEATURES, *HISTORY_FEATURES,
+    *CATEGORICAL_FEATURES,
+)
+ALL_FEATURES: tuple[str, ...] = (*DEFAULT_FEATURES, *OPT_IN_FEATURES)
+# Extra non-contract columns of the invoices table whose names start with this prefix are
+# passed through as numeric features (e.g. ``x_paperless`` from a mapping): they must be
+# known at the invoice date.
+EXTRA_PREFIX = "x_"
+
+
+def to_days(values: object) -> np.ndarray:
+    """Dates (strings, datetimes, NaT) -> int64 day numbers since 1900-01-01; missing -> NEVER."""
+    ts = pd.to_datetime(pd.Series(values), errors="raise")
+    arr = ts.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    out = (arr - _EPOCH).astype(np.int64)
+    out[np.isnat(arr)] = NEVER
+    return out
+
+
+def to_day(date: object) -> int:
+    """One date -> day number."""
+    return int(to_days([date])[0])
+
+
+def from_day(day: int) -> dt.date:
+    """Day number -> ``datetime.date``."""
+    return (_EPOCH + np.timedelta64(int(day), "D")).astype(dt.date)
+
+
+def _keys(group: np.ndarray, day: np.ndarray) -> np.ndarray:
+    return (group.astype(np.int64) << _DAY_BITS) + day.astype(np.int64)
+
+
+@lru_cache(maxsize=64)
+def _holiday_days(country: str, first_year: int, last_year: int) -> np.ndarray:
+    """Sorted day numbers of the bank holidays of ``country`` (empty if unknown)."""
+    import holidays
+
+    try:
+        cal = holidays.country_holidays(country, years=range(first_year, last_year + 1))
+    except (NotImplementedError, KeyError, AttributeError):
+        return np.empty(0, dtype=np.int64)
+    return np.sort(to_days(list(cal.keys())))
+
+
+def holiday_lookup(jurisdiction: np.ndarray, first_day: int, last_day: int
+                   ) -> dict[str, np.ndarray]:
+    """Bank-holiday day numbers per jurisdiction code present, for the years spanned."""
+    y0 = from_day(max(first_day, 0)).year
+    y1 = from_day(min(last_day, NEVER - 1)).year
+    return {str(j): _holiday_days(str(j), y0, y1) for j in pd.unique(jurisdiction)}
+
+
+def count_holidays(jurisdiction: np.ndarray, start: np.ndarray, end: np.ndarray,
+                   table: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(n,) number of bank holidays in [start, end] (days) in each row's jurisdiction."""
+    out = np.zeros(len(start), dtype=np.float64)
+    for code, days in table.items():
+        sel = jurisdiction == code
+        if days.size and sel.any():
+            out[sel] = (np.searchsorted(days, end[sel], side="right")
+                        - np.searchsorted(days, start[sel], side="left"))
+    return out
+
+
+def is_holiday(jurisdiction: np.ndarray, day: np.ndarray,
+               table: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(n,) bool: ``day`` is a bank holiday in the row's jurisdiction."""
+    return count_holidays(jurisdiction, day, day, table) > 0
+
+
+def days_to_month_end(day: np.ndarray) -> np.ndarray:
+    """(n,) days from ``day`` to the last day of its month (0 on the last day)."""
+    d = _EPOCH + day.astype("timedelta64[D]")
+    next_month = d.astype("datetime64[M]") + 1
+    return (next_month.astype("datetime64[D]") - d).astype(np.int64) - 1
+
+
+def days_to_quarter_end(day: np.ndarray) -> np.ndarray:
+    """(n,) days from ``day`` to the last day of its calendar quarter."""
+    d = _EPOCH + day.astype("timedelta64[D]")
+    month = d.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+    next_quarter = np.datetime64("1970-01", "M") + ((month // 3 + 1) * 3).astype(
+        "timedelta64[M]")
+    return (next_quarter.astype("datetime64[D]") - d).astype(np.int64) - 1
+
+
+def weekday(day: np.ndarray) -> np.ndarray:
+    """(n,) Monday=0 .. Sunday=6."""
+    return (day.astype(np.int64) + 0) % 7  # 1900-01-01 was a Monday
+
+
+def month_of(day: np.ndarray) -> np.ndarray:
+    """(n,) calendar month 1..12."""
+    d = _EPOCH + day.astype("timedelta64[D]")
+    return d.astype("datetime64[M]").astype(np.int64) % 12 + 1
+
+
+# --------------------------------------------------------------------------------------
+# Preparation: one pass over the tables, shared by every as-of query.
+
+
+@dataclass
+class PreparedTables:
+    """The contract tables as sorted numpy arrays, ready for point-in-time lookups.
+
+    Invoice arrays are aligned with ``invoice_id`` (n_inv,). Days are int64 day numbers;
+    ``settle_day`` is NEVER for invoices not fully paid.
+    """
+
+    invoice_id: np.ndarray
+    cust: np.ndarray  # customer index per invoice
+    invoice_day: np.ndarray
+    due_day: np.ndarray
+    settle_day: np.ndarray
+    amount: np.ndarray
+    days_late: np.ndarray  # settle - due; NaN when not settled
+    currency: np.ndarray
+    dispute_opened: np.ndarray
+    dispute_resolved: np.ndarray
+    disputed_flag: np.ndarray
+    milestone_day: np.ndarray
+    extras: dict[str, np.ndarray]
+    customers: pd.DataFrame  # indexed by customer index, contract columns
+    customer_since_day: np.ndarray
+    # customer history, sorted by (cust, settle_day) over settled invoices
+    set_keys: np.ndarray
+    set_cum: dict[str, np.ndarray]  # cumulative sums with a leading 0
+    set_days_late: np.ndarray
+    set_settle_day: np.ndarray
+    # issued invoices sorted by (cust, invoice_day)
+    iss_keys: np.ndarray
+    iss_cum_amount: np.ndarray
+    cust_start_set: np.ndarray  # first position of each customer in set_keys
+    cust_start_iss: np.ndarray
+    # payments sorted by (invoice, day)
+    pay_keys: np.ndarray
+    pay_cum: np.ndarray
+    # actions sorted by (invoice, day)
+    act_keys: np.ndarray
+    act_cum: np.ndarray  # (n_act + 1, n_channels) one-hot cumulative counts
+    act_day: np.ndarray
+    act_channel: np.ndarray  # Action value 1..5
+    holidays: dict[str, np.ndarray]
+    last_day: int
+
+
+def _col(df: pd.DataFrame, name: str, default: object = None) -> pd.Series:
+    if name in df.columns:
+        return df[name]
+    return pd.Series([default] * len(df), index=df.index, dtype=object)
+
+
+def _require(tables: Mapping[str, pd.DataFrame]) -> None:
+    needed = {"customers": ("customer_id", "jurisdiction", "customer_type"),
+              "invoices": ("invoice_id", "customer_id", "invoice_date", "due_date", "amount"),
+              "payments": ("invoice_id", "payment_date", "amount")}
+    for table, cols in needed.items():
+        if table not in tables:
+            raise DunningError(f"table {table!r} is missing; expected the four contract tables "
+                               "(customers, invoices, payments, actions)")
+        missing = [c for c in cols if c not in tables[table].columns]
+        if missing:
+            raise DunningError(f"table {table!r} has no column(s) {missing}; expected the "
+                               "contract layout (see engine/contract.py)")
+    if len(tables["invoices"]) == 0:
+        raise DunningError("there are no invoices; ingest data first (`dunning ingest`) or "
+                           "generate a company (`dunning generate`)")
+
+
+def _cumsum0(x: np.ndarray) -> np.ndarray:
+    out = np.zeros((len(x) + 1, *x.shape[1:]), dtype=np.float64)
+    np.cumsum(x, axis=0, out=out[1:])
+    return out
+
+
+def settlement(invoice_ids: np.ndarray, amount: np.ndarray, payments: pd.DataFrame
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Settle day of each invoice and its payments sorted for lookups.
+
+    Returns ``settle_day`` (n_inv,) (NEVER if the payments never reach the amount, with a
+    0.5 % / 0.01 tolerance for rounding), ``pay_keys`` (sorted), ``pay_cum`` (cumulative
+    amounts with a leading 0) and ``pay_inv`` (invoice index of each sorted payment).
+    """
+    index = pd.Index(invoice_ids)
+    inv_pos = index.get_indexer(payments["invoice_id"].astype(str).to_numpy())
+    keep = inv_pos >= 0  # payments of unknown invoices cannot settle anything
+    inv_pos = inv_pos[keep]
+    pday = to_days(payments["payment_date"].to_numpy()[keep])
+    pamt = pd.to_numeric(payments["amount"], errors="coerce").to_numpy(np.float64)[keep]
+    pamt = np.nan_to_num(pamt)
+    keys = _keys(inv_pos, pday)
+    order = np.argsort(keys, kind="stable")
+    keys, inv_pos, pday, pamt = keys[order], inv_pos[order], pday[order], pamt[order]
+    cum = _cumsum0(pamt)
+    start = np.searchsorted(inv_pos, np.arange(len(invoice_ids)), side="left")
+    paid_so_far = cum[1:] - cum[start[inv_pos]]
+    target = amount[inv_pos] - np.maximum(0.01, 0.005 * amount[inv_pos])
+    done = paid_so_far >= target
+    settle = np.full(len(invoice_ids), NEVER, dtype=np.int64)
+    # first payment of each invoice at which it is fully paid (payments sorted by day)
+    first = np.flatnonzero(done)
+    if first.size:
+        inv_done = inv_pos[first]
+        uniq, where = np.unique(inv_done, return_index=True)
+        settle[uniq] = pday[first[where]]
+    return settle, keys, cum, inv_pos
+
+
+def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
+    """Sort and index the four contract tables once (O(n log n)) for as-of queries.
+
+    ``tables`` maps ``customers``, ``invoices``, ``payments`` (and optionally ``actions``)
+    to DataFrames in the contract layout. Raises :class:`DunningError` on an empty or
+    malformed input.
+    """
+    _require(tables)
+    inv = tables["invoices"]
+    cus = tables["customers"].drop_duplicates("customer_id").reset_index(drop=True)
+    cust_index = pd.Index(cus["customer_id"].astype(str).to_numpy())
+    cust = cust_index.get_indexer(inv["customer_id"].astype(str).to_numpy())
+    if (cust < 0).any():
+        bad = inv["customer_id"].to_numpy()[cust < 0][0]
+        raise DunningError(f"table 'invoices': customer_id {bad!r} is not in the customers "
+                           "table; expected every invoice to reference a known customer")
+    invoice_id = inv["invoice_id"].astype(str).to_numpy()
+    amount = pd.to_numeric(inv["amount"], errors="coerce").to_numpy(np.float64)
+    invoice_day = to_days(inv["invoice_date"].to_numpy())
+    due_day = to_days(inv["due_date"].to_numpy())
+    settle_day, pay_keys, pay_cum, _ = settlement(invoice_id, amount, tables["payments"])
+    days_late = np.where(settle_day == NEVER, np.nan, (settle_day - due_day).astype(float))
+
+    # customer history over settled invoices, by settle day
+    settled = np.flatnonzero(settle_day != NEVER)
+    set_keys = _keys(cust[settled], settle_day[settled])
+    o = np.argsort(set_keys, kind="stable")
+    settled, set_keys = settled[o], set_keys[o]
+    dl = days_late[settled]
+    set_cum = {
+        "n": _cumsum0(np.ones(len(settled))),
+        "late": _cumsum0((dl > 0).astype(float)),
+        "days_late": _cumsum0(dl),
+        "days_to_pay": _cumsum0((settle_day[settled] - invoice_day[settled]).astype(float)),
+        "amount": _cumsum0(amount[settled]),
+    }
+    n_cust = len(cus)
+    iss_keys = _keys(cust, invoice_day)
+    oi = np.argsort(iss_keys, kind="stable")
+    iss_keys = iss_keys[oi]
+    iss_cum_amount = _cumsum0(amount[oi])
+    cust_start_set = np.searchsorted(set_keys, _keys(np.arange(n_cust), np.zeros(n_cust)))
+    cust_start_iss = np.searchsorted(iss_keys, _keys(np.arange(n_cust), np.zeros(n_cust)))
+
+    acts = tables.get("actions")
+    if acts is None or len(acts) == 0:
+        acts = pd.DataFrame({"invoice_id": pd.Series([], dtype=str), "action_date": [],
+                             "channel": pd.Series([], dtype=str)})
+    a_inv = pd.Index(invoice_id).get_indexer(acts["invoice_id"].astype(str).to_numpy())
+    ch_map = {c: i + 1 for i, c in enumerate(CHANNELS)}
+    a_ch = acts["channel"].astype(str).str.strip().str.lower().map(ch_map).to_numpy()
+    a_ch = pd.to_numeric(pd.Series(a_ch), errors="coerce").fillna(0).to_numpy(np.int64)
+    keep = (a_inv >= 0) & (a_ch > 0)
+    a_day = to_days(acts["action_date"].to_numpy()[keep])
+    act_keys = _keys(a_inv[keep], a_day)
+    oa = np.argsort(act_keys, kind="stable")
+    act_keys, a_day, a_ch = act_keys[oa], a_day[oa], a_ch[keep][oa]
+    onehot = np.zeros((len(a_ch), len(CHANNELS)))
+    onehot[np.arange(len(a_ch)), a_ch - 1] = 1.0
+
+    extras = {}
+    for c in inv.columns:
+        if str(c).startswith(EXTRA_PREFIX):
+            extras[str(c)] = pd.to_numeric(inv[c], errors="coerce").to_numpy(np.float64)
+    disputed = _col(inv, "disputed", False)
+    disputed_flag = disputed.map(lambda v: 1.0 if str(v).strip().lower() in
+                                 {"true", "1", "yes", "y"} else 0.0).to_numpy(np.float64)
+    jur = cus["jurisdiction"].astype(str).str.upper().to_numpy()
+    valid_days = np.concatenate([invoice_day, due_day[due_day != NEVER]])
+    return PreparedTables(
+        invoice_id=invoice_id, cust=cust, invoice_day=invoice_day, due_day=due_day,
+        settle_day=settle_day, amount=amount, days_late=days_late,
+        currency=_col(inv, "currency", "").astype(str).to_numpy(),
+        dispute_opened=to_days(_col(inv, "dispute_opened").to_numpy()),
+        dispute_resolved=to_days(_col(inv, "dispute_resolved").to_numpy()),
+        disputed_flag=disputed_flag,
+        milestone_day=to_days(_col(inv, "milestone_date").to_numpy()),
+        extras=extras, customers=cus,
+        customer_since_day=to_days(_col(cus, "customer_since").to_numpy()),
+        set_keys=set_keys, set_cum=set_cum, set_days_late=dl,
+        set_settle_day=settle_day[settled], iss_keys=iss_keys, iss_cum_amount=iss_cum_amount,
+        cust_start_set=cust_start_set, cust_start_iss=cust_start_iss,
+        pay_keys=pay_keys, pay_cum=pay_cum,
+        act_keys=act_keys, act_cum=_cumsum0(onehot), act_day=a_day, act_channel=a_ch,
+        holidays=holiday_lookup(jur, int(valid_days.min()), int(valid_days.max()) + 400),
+        last_day=int(max(valid_days.max(), settle_day[settle_day != NEVER].max(initial=0),
+                         a_day.max(initial=0))),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Point-in-time features
+
+
+def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
+                extra_names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Features of invoices ``rows`` (positions, (m,)) as of days ``ref_day`` ((m,) or scalar).
+
+    Only facts dated before each row's ref day are used. Returns a DataFrame (m, n_features)
+    with the columns of :data:`ALL_FEATURES` (categoricals as strings, missing as NaN/None)
+    followed by the ``x_`` extras, indexed by invoice id.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    ref = np.broadcast_to(np.asarray(ref_day, dtype=np.int64), rows.shape).copy()
+    m = len(rows)
+    cust = p.cust[rows]
+    f: dict[str, np.ndarray] = {}
+    amount = p.amount[rows]
+    inv_day, due = p.invoice_day[rows], p.due_day[rows]
+
+    # -- customer history: invoices settled strictly before ref
+    pos = np.searchsorted(p.set_keys, _keys(cust, ref), side="left")
+    start = p.cust_start_set[cust]
+    n = (pos - start).astype(float)
+    c = p.set_cum
+
+    def window(arr: np.ndarray, k: int | None) -> np.ndarray:
+        lo = start if k is None else np.maximum(pos - k, start)
+        return arr[pos] - arr[lo]
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f["hist_n_paid"] = n
+        f["hist_n_late"] = window(c["late"], None)
+        f["hist_share_late"] = f["hist_n_late"] / n
+        f["hist_mean_days_late"] = window(c["days_late"], None) / n
+        k3 = np.minimum(n, 3)
+        f["hist_mean_days_late_last3"] = window(c["days_late"], 3) / k3
+        f["hist_days_late_trend"] = f["hist_mean_days_late_last3"] - f["hist_mean_days_late"]
+        has = n > 0
+        last = np.where(has, pos - 1, 0)
+        f["hist_last_days_late"] = np.where(has, p.set_days_late[last] if len(last) and
+                                            len(p.set_days_late) else np.nan, np.nan)
+        f["hist_max_days_late_last5"] = _window_max(p.set_days_late, pos, start, 5)
+        f["hist_mean_days_to_pay"] = window(c["days_to_pay"], None) / n
+        f["hist_days_since_last_payment"] = np.where(
+            has, ref - (p.set_settle_day[last] if len(p.set_settle_day) else 0), np.nan)
+        # issued strictly before ref (the invoice itself is excluded when ref = its date)
+        ipos = np.searchsorted(p.iss_keys, _keys(cust, ref), side="left")
+        istart = p.cust_start_iss[cust]
+        n_iss = (ipos - istart).astype(float)
+        iss_amt = p.iss_cum_amount[ipos] - p.iss_cum_amount[istart]
+        f["hist_n_issued"] = n_iss
+        f["hist_mean_amount"] = iss_amt / n_iss
+        f["hist_n_open"] = n_iss - n
+        f["hist_open_amount"] = iss_amt - window(c["amount"], None)
+
+        # -- the invoice itself
+        f["amount"] = amount
+        f["amount_rel_customer"] = amount / f["hist_mean_amount"]
+        f["terms_days"] = (due - inv_day).astype(float)
+        f["invoice_month"] = month_of(inv_day).astype(float)
+        f["due_weekday"] = weekday(due).astype(float)
+        f["due_days_to_month_end"] = days_to_month_end(due).astype(float)
+        f["due_days_to_quarter_end"] = days_to_quarter_end(due).astype(float)
+        jur = p.customers["jurisdiction"].astype(str).str.upper().to_numpy()[cust]
+        f["holidays_in_terms"] = count_holidays(jur, inv_day, due, p.holidays)
+        ms = p.milestone_day[rows]
+        f["days_due_to_milestone"] = np.where(ms == NEVER, np.nan, (ms - due).astype(float))
+        dopen, dres = p.dispute_opened[rows], p.dispute_resolved[rows]
+        f["dispute_open"] = ((dopen < ref) & ~(dres < ref)).astype(float)
+        f["disputed_flag"] = p.disputed_flag[rows]
+        f["age_days"] = (ref - inv_day).astype(float)
+        f["days_overdue"] = (ref - due).astype(float)
+        ppos = np.searchsorted(p.pay_keys, _keys(rows, ref), side="left")
+        pstart = np.searchsorted(p.pay_keys, _keys(rows, np.zeros(m)), side="left")
+        f["paid_share"] = (p.pay_cum[ppos] - p.pay_cum[pstart]) / amount
+
+        # -- communication: actions strictly before ref
+        apos = np.searchsorted(p.act_keys, _keys(rows, ref), side="left")
+        astart = np.searchsorted(p.act_keys, _keys(rows, np.zeros(m)), side="left")
+        counts = p.act_cum[apos] - p.act_cum[astart]
+        for j, ch in enumerate(CHANNELS):
+            f[f"n_{ch}"] = counts[:, j]
+        f["n_reminders"] = counts[:, : len(CHANNELS) - 1].sum(axis=1)  # agency is no reminder
+        any_act = apos > astart
+        lasta = np.where(any_act, apos - 1, 0)
+        if len(p.act_day):
+            f["days_since_last_action"] = np.where(any_act, ref - p.act_day[lasta], np.nan)
+            last_ch = np.where(any_act, p.act_channel[lasta], 0)
+        else:
+            f["days_since_last_action"] = np.full(m, np.nan)
+            last_ch = np.zeros(m, dtype=np.int64)
+
+        # -- customer
+        since = p.customer_since_day[cust]
+        f["tenure_days"] = np.where(since == NEVER, np.nan, (ref - since).astype(float))
+
+    df = pd.DataFrame({name: f[name] for name in ALL_FEATURES if name not in
+                       CATEGORICAL_FEATURES}, index=pd.Index(p.invoice_id[rows],
+                                                             name="invoice_id"))
+    cus = p.customers
+    for col in ("segment", "industry", "jurisdiction", "customer_type"):
+        vals = _col(cus, col).to_numpy(dtype=object)[cust]
+        df[col] = pd.Series(vals, index=df.index, dtype=object).where(pd.notna(vals), None)
+    df["jurisdiction"] = df["jurisdiction"].map(lambda v: None if v is None else str(v).upper())
+    df["currency"] = p.currency[rows]
+    names = np.array(["none", *CHANNELS], dtype=object)
+    df["last_channel"] = names[last_ch]
+    for name in (extra_names if extra_names is not None else sorted(p.extras)):
+        df[name] = p.extras[name][rows] if name in p.extras else np.nan
+    return df
+
+
+def _window_max(values: np.ndarray, pos: np.ndarray, start: np.ndarray, k: int) -> np.ndarray:
+    """Max of values[max(pos-k, start):pos] per row (NaN for an empty window); k small."""
+    out = np.full(len(pos), -np.inf)
+    for j in range(1, k + 1):
+        idx = pos - j
+        ok = idx >= start
+        if len(values):
+            out = np.where(ok, np.maximum(out, values[np.where(ok, idx, 0)]), out)
+    out[np.isinf(out)] = np.nan
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Public entry points
+
+
+def open_invoices(p: PreparedTables, as_of_day: int) -> np.ndarray:
+    """Positions of the invoices open at the start of ``as_of_day``."""
+    return np.flatnonzero((p.invoice_day <= as_of_day) & (p.settle_day >= as_of_day))
+
+
+def build_invoice_features(tables: Mapping[str, pd.DataFrame] | PreparedTables,
+                           as_of: object, invoice_ids: Sequence[str] | None = None
+                           ) -> pd.DataFrame:
+    """Features of the invoices open at ``as_of`` (or of ``invoice_ids``), as of that date.
+
+    Parameters
+    ----------
+    tables : the contract tables (dict of DataFrames) or a :class:`PreparedTables`.
+    as_of : date; facts dated before it are used.
+    invoice_ids : optional subset; default every invoice open at ``as_of``.
+
+    Returns
+    -------
+    DataFrame (n_open, n_features) indexed by ``invoice_id``; also carries the open balance
+    in ``df.attrs["balance"]`` ((n_open,) array, invoice currency) and customer ids in
+    ``df.attrs["customer_id"]``.
+    """
+    p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
+    day = to_day(as_of)
+    first = int(p.invoice_day.min())
+    if day < first:
+        raise DunningError(f"as-of date {from_day(day)} is before any data (the first invoice "
+                           f"is dated {from_day(first)}); choose a later --as-of date")
+    if invoice_ids is None:
+        rows = open_invoices(p, day)
+    else:
+        rows = pd.Index(p.invoice_id).get_indexer(np.asarray(invoice_ids, dtype=str))
+        if (rows < 0).any():
+            raise DunningError(f"unknown invoice id {np.asarray(invoice_ids)[rows < 0][0]!r}")
+    df = features_at(p, rows, np.full(len(rows), day))
+    df.attrs["balance"] = p.amount[rows] * (1.0 - np.nan_to_num(df["paid_share"].to_numpy()))
+    df.attrs["customer_id"] = p.customers["customer_id"].astype(str).to_numpy()[p.cust[rows]]
+    return df
+
+
+@dataclass
+class TrainingFrame:
+    """Snapshot rows for training: features X (n, k), labels and their dates.
+
+    ``days_late`` is settle - due in days (for never-settled invoices known to be more than
+    ``label_days`` late at the as-of date it is a lower bound, flagged by ``censored``);
+    ``ref_day`` is the snapshot date of each row (the time order for splits and calibration);
+    ``snapshot`` is -1 for the invoice-date snapshot, else the k of due + k.
+    """
+
+    X: pd.DataFrame
+    days_late: np.ndarray
+    censored: np.ndarray
+    ref_day: np.ndarray
+    invoice_day: np.ndarray
+    snapshot: np.ndarray
+    invoice_pos: np.ndarray
+
+
+def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_of: object,
+                         very_late_days: int = 30,
+                         snapshot_days: Sequence[int] = DEFAULT_SNAPSHOT_DAYS,
+                         since: object | None = None) -> TrainingFrame:
+    """Point-in-time training rows of every invoice whose class is known at ``as_of``.
+
+    An invoice's class is known if it was settled before ``as_of``, or if it is still open
+    and already more than ``very_late_days`` overdue (then it is "very late"; its
+    ``days_late`` is the lower bound as_of - due). Each such invoice yields a row as of its
+    invoice date plus one per ``due + k`` (k in ``snapshot_days``) at which it was still
+    unpaid and which lies before ``as_of`` and after ``since`` (optional earliest snapshot).
+    """
+    p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
+    day = to_day(as_of)
+    lo = -1 if since is None else to_day(since)
+    settled = p.settle_day < day
+    overdue_open = (~settled) & (p.invoice_day < day) & (day - 1 - p.due_day > very_late_days)
+    known = np.flatnonzero(settled | overdue_open)
+    end = np.where(settled[known], p.settle_day[known], day)  # unpaid until end (exclusive)
+    parts_rows, parts_ref, parts_snap = [known], [p.invoice_day[known]], [np.full(len(known), -1)]
+    for k in snapshot_days:
+        r = p.due_day[known] + k
+        ok = (r <= end) & (r < day) & (r > p.invoice_day[known])
+        parts_rows.append(known[ok])
+        parts_ref.append(r[ok])
+        parts_snap.append(np.full(int(ok.sum()), k))
+    rows = np.concatenate(parts_rows)
+    ref = np.concatenate(parts_ref)
+    snap = np.concatenate(parts_snap)
+    keep = ref > lo
+    rows, ref, snap = rows[keep], ref[keep], snap[keep]
+    order = np.lexsort((rows, ref))
+    rows, ref, snap = rows[order], ref[order], snap[order]
+    dl = p.days_late[rows].copy()
+    censored = np.isnan(dl)
+    dl[censored] = (day - 1 - p.due_day[rows][censored]).astype(float)
+    X = features_at(p, rows, ref)
+    X = X.reset_index()
+    return TrainingFrame(X=X.drop(columns="invoice_id"), days_late=dl, censored=censored,
+                         ref_day=ref, invoice_day=p.invoice_day[rows], snapshot=snap,
+                         invoice_pos=rows)
+
+
+def classes_for(very_late_days: int) -> tuple[str, ...]:
+    """Class names: binary (on_time, late) for N = 0, else (on_time, late, very_late)."""
+    return ("on_time", "late") if very_late_days == 0 else ("on_time", "late", "very_late")
+
+
+def label_classes(days_late: np.ndarray, very_late_days: int) -> np.ndarray:
+    """(n,) int class: 0 on time (<= 0 days late), 1 late (1..N), 2 very late (> N)."""
+    dl = np.asarray(days_late, dtype=float)
+    y = np.where(dl > 0, 1, 0)
+    if very_late_days > 0:
+        y = np.where(dl > very_late_days, 2, y)
+    return y.astype(np.int64)

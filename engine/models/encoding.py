@@ -1,0 +1,44 @@
+"""Turn a feature DataFrame into the float matrix LightGBM sees, the same way at fit and predict.
+
+Categorical columns are coded with the vocabulary learned at fit (``categories_``); an
+unseen or missing category becomes NaN, which LightGBM routes like a missing value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import DunningError
+from engine.features import CATEGORICAL_FEATURES
+
+
+def learn_categories(X: pd.DataFrame, features: Sequence[str]) -> dict[str, list[str]]:
+    """Sorted vocabulary of every categorical feature in ``features``."""
+    out: dict[str, list[str]] = {}
+    for c in features:
+        if c in CATEGORICAL_FEATURES:
+            vals = X[c].dropna().astype(str)
+            out[c] = sorted(set(vals.tolist()))
+    return out
+
+
+def encode(X: pd.DataFrame, features: Sequence[str],
+           categories: Mapping[str, Sequence[str]]) -> np.ndarray:
+    """(n, len(features)) float64 matrix; categoricals as codes into ``categories``."""
+    missing = [c for c in features if c not in X.columns]
+    if missing:
+        raise DunningError(f"the model needs feature(s) {missing} that the data does not have; "
+                           "retrain the model on this store (`dunning train-model`) or check "
+                           "the --include-fields/--exclude-fields used at training")
+    out = np.empty((len(X), len(features)), dtype=np.float64)
+    for j, c in enumerate(features):
+        if c in categories:
+            codes = pd.Categorical(X[c].astype(object).where(X[c].notna(), None),
+                                   categories=list(categories[c])).codes
+            out[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            out[:, j] = pd.to_numeric(X[c], errors="coerce").to_numpy(np.float64)
+    return out

@@ -1,0 +1,352 @@
+"""The store: one embedded DuckDB file holding the four contract tables.
+
+Every other part of dunning reads its data from here::
+
+    from engine.store import Store
+
+    store = Store("dunning-data/dunning.duckdb")   # creates the folder and the schema
+    t = store.tables(as_of=date(2024, 6, 30))      # only what was known on 2024-06-30
+    t["invoices"]                                   # DataFrame, one row per invoice
+    store.latest_date()                             # date of the latest event, or None
+    with store.connect() as con:                    # your own tables in the same file
+        con.execute("CREATE TABLE IF NOT EXISTS review_queue (...)")
+
+Frames returned by :meth:`Store.tables` have the contract columns (``engine.contract``) in
+contract order, followed by any *extra* columns a mapping declared (e.g. ``paperless_bill``
+for the IBM file), with these dtypes:
+
+========  ======================  ====================================================
+contract  pandas dtype            missing values
+========  ======================  ====================================================
+str       ``str`` (pandas 3)      ``NaN``
+date      ``datetime64[ns]``      ``NaT``
+float     ``float64``             ``NaN``
+bool      ``bool``                never: ingest stores a missing bool as ``False``
+int       ``Int64`` (nullable)    ``<NA>``
+========  ======================  ====================================================
+
+Rows are sorted by the table key. The store opens a DuckDB connection per call (DuckDB lets
+one process write a file at a time), so keep :meth:`connect` blocks short.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.commands.common import DEFAULT_DB
+from engine.contract import TABLE_ORDER, TABLES, Table
+
+if TYPE_CHECKING:  # heavy imports stay out of `dunning --help`
+    import duckdb
+    import pandas as pd
+
+
+SQL_TYPES: dict[str, str] = {
+    "str": "VARCHAR",
+    "date": "DATE",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "int": "BIGINT",
+}
+_DTYPE_OF_SQL = {v: k for k, v in SQL_TYPES.items()}
+
+# The date column that places each table's rows in time (None: customers have no event date).
+EVENT_DATE: dict[str, str | None] = {
+    "customers": None,
+    "invoices": "invoice_date",
+    "payments": "payment_date",
+    "actions": "action_date",
+}
+# Columns whose dates count as events for :meth:`Store.latest_date`.
+_EVENT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "invoices": ("invoice_date", "dispute_opened", "dispute_resolved"),
+    "payments": ("payment_date",),
+    "actions": ("action_date",),
+}
+_META_TABLE = "dunning_extra_columns"
+
+
+def create_table_sql(table: Table) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` statement for one contract table."""
+    cols = []
+    for c in table.columns:
+        null = " NOT NULL" if (c.required or c.dtype == "bool" or c.name == table.key) else ""
+        cols.append(f'"{c.name}" {SQL_TYPES[c.dtype]}{null}')
+    return f'CREATE TABLE IF NOT EXISTS "{table.name}" ({", ".join(cols)})'
+
+
+class Store:
+    """An embedded DuckDB file with the four contract tables.
+
+    Parameters
+    ----------
+    path:
+        The DuckDB file; its parent folder and the schema are created when missing.
+        Default ``dunning-data/dunning.duckdb`` (relative to the working directory).
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_DB) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.connect() as con:
+            for name in TABLE_ORDER:
+                con.execute(create_table_sql(TABLES[name]))
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {_META_TABLE} "
+                "(table_name VARCHAR, column_name VARCHAR, dtype VARCHAR)"
+            )
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Where ingest writes rejected rows: ``<folder of the db>/quarantine``."""
+        return self.path.parent / "quarantine"
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A DuckDB connection to the store file, closed when the block ends.
+
+        Other areas may keep their own tables in the same file (prefix their names with the
+        area, e.g. ``ops_review_queue``) and must not write to the contract tables.
+        """
+        import duckdb
+
+        con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+
+    # ---------------------------------------------------------------- reading
+    def extra_columns(self, table: str) -> dict[str, str]:
+        """Extra (non-contract) columns a mapping added to ``table``: ``{name: dtype}``."""
+        with self.connect() as con:
+            return self._extra_columns(con, table)
+
+    @staticmethod
+    def _extra_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+        rows = con.execute(
+            f"SELECT column_name, dtype FROM {_META_TABLE} WHERE table_name = ? ORDER BY rowid",
+            [table],
+        ).fetchall()
+        return dict(rows)
+
+    def columns(self, table: str) -> dict[str, str]:
+        """All columns of ``table`` in order (contract first, then extras): ``{name: dtype}``."""
+        spec = {c.name: c.dtype for c in _table(table).columns}
+        return spec | self.extra_columns(table)
+
+    def counts(self) -> dict[str, int]:
+        """Number of rows per contract table."""
+        with self.connect() as con:
+            return {
+                n: con.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in TABLE_ORDER
+            }
+
+    def table(self, name: str, as_of: date | None = None) -> pd.DataFrame:
+        """One contract table as a DataFrame (see :meth:`tables` for ``as_of``)."""
+        return self.tables(as_of=as_of, names=(name,))[name]
+
+    def tables(
+        self, as_of: date | None = None, names: tuple[str, ...] = TABLE_ORDER
+    ) -> dict[str, pd.DataFrame]:
+        """The contract tables as DataFrames, keyed by table name.
+
+        With ``as_of`` only the facts known at the end of that day are returned:
+
+        - ``invoices`` with ``invoice_date <= as_of``;
+        - ``payments`` with ``payment_date <= as_of`` and ``actions`` with
+          ``action_date <= as_of`` (of those invoices);
+        - ``customers``: all rows (a customer's master data carries no event date);
+        - dispute fields: ``dispute_opened`` / ``dispute_resolved`` after ``as_of`` become NaT;
+          ``disputed`` is ``True`` only if the dispute was known by ``as_of``: its
+          ``dispute_opened`` is on or before ``as_of`` or, when the export gives no opening
+          date (e.g. IBM ``Disputed`` Yes/No), the invoice was fully paid by ``as_of`` (the
+          flag is an after-the-fact record, known at settlement at the latest).
+
+        Shapes: ``customers`` (n_customers, 12 + extras), ``invoices`` (n_invoices, 10 + extras),
+        ``payments`` (n_payments, 4 + extras), ``actions`` (n_actions, 7 + extras).
+        """
+        with self.connect(read_only=False) as con:
+            out = {}
+            for name in names:
+                out[name] = self._read(con, name, as_of)
+            return out
+
+    def _read(
+        self, con: duckdb.DuckDBPyConnection, name: str, as_of: date | None
+    ) -> pd.DataFrame:
+        table = _table(name)
+        spec = {c.name: c.dtype for c in table.columns} | self._extra_columns(con, name)
+        cols = ", ".join(f'"{c}"' for c in spec)
+        where, params = "", []
+        if as_of is not None:
+            if name == "invoices":
+                where, params = "WHERE invoice_date <= ?", [as_of]
+            elif name in ("payments", "actions"):
+                col = EVENT_DATE[name]
+                where = (
+                    f"WHERE {col} <= ? AND invoice_id IN "
+                    "(SELECT invoice_id FROM invoices WHERE invoice_date <= ?)"
+                )
+                params = [as_of, as_of]
+        frame = con.execute(
+            f'SELECT {cols} FROM "{name}" {where} ORDER BY "{table.key}"', params
+        ).df()
+        frame = normalize_dtypes(frame, spec)
+        if as_of is not None and name == "invoices":
+            frame = self._hide_future_disputes(con, frame, as_of)
+        return frame
+
+    @staticmethod
+    def _hide_future_disputes(
+        con: duckdb.DuckDBPyConnection, invoices: pd.DataFrame, as_of: date
+    ) -> pd.DataFrame:
+        import pandas as pd
+
+        cutoff = pd.Timestamp(as_of)
+        paid = con.execute(
+            "SELECT p.invoice_id FROM payments p JOIN invoices i USING (invoice_id) "
+            "WHERE p.payment_date <= ? GROUP BY p.invoice_id, i.amount "
+            "HAVING sum(p.amount) >= i.amount - 0.005",
+            [as_of],
+        ).df()["invoice_id"]
+        opened = invoices["dispute_opened"]
+        known = opened.le(cutoff) | (opened.isna() & invoices["invoice_id"].isin(paid))
+        invoices = invoices.assign(
+            disputed=invoices["disputed"] & known,
+            dispute_opened=opened.where(opened.le(cutoff)),
+            dispute_resolved=invoices["dispute_resolved"].where(
+                invoices["dispute_resolved"].le(cutoff)
+            ),
+        )
+        return invoices
+
+    def latest_date(self) -> date | None:
+        """The latest date of any event (invoice, payment, action, dispute), or ``None``."""
+        parts = [
+            f'SELECT max("{c}") AS d FROM "{t}"' for t, cs in _EVENT_COLUMNS.items() for c in cs
+        ]
+        with self.connect() as con:
+            value = con.execute(f"SELECT max(d) FROM ({' UNION ALL '.join(parts)})").fetchone()[0]
+        return value
+
+    # ---------------------------------------------------------------- writing
+    def add_extra_columns(
+        self, con: duckdb.DuckDBPyConnection, table: str, extras: dict[str, str]
+    ) -> None:
+        """Add mapping-declared extra columns to ``table`` (inside the caller's transaction).
+
+        Raises ``ValueError`` if an extra column exists with another dtype or shadows a
+        contract column.
+        """
+        known = self._extra_columns(con, table)
+        contract = set(_table(table).column_names)
+        for col, dtype in extras.items():
+            if col in contract:
+                raise ValueError(f"extra column {col!r} is a contract column of {table}")
+            if col in known:
+                if known[col] != dtype:
+                    raise ValueError(
+                        f"extra column {table}.{col} is stored as {known[col]}, not {dtype}"
+                    )
+                continue
+            con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{col}" {SQL_TYPES[dtype]}')
+            con.execute(f"INSERT INTO {_META_TABLE} VALUES (?, ?, ?)", [table, col, dtype])
+
+    def export_parquet(self, directory: str | os.PathLike[str]) -> dict[str, int]:
+        """Write the four tables as Parquet under ``directory``, atomically.
+
+        Layout: ``<dir>/customers/data.parquet`` (no event date) and, for the other tables,
+        hive partitions by month of the event date, ``<dir>/invoices/month=2024-01/*.parquet``
+        (``invoice_date``, ``payment_date``, ``action_date``). Readable with
+        ``pandas.read_parquet(dir / "invoices")`` or ``dask.dataframe.read_parquet``.
+        The tree is written to a temporary folder next to ``directory`` and renamed into
+        place; an existing ``directory`` is replaced only after the new one is complete.
+        Returns the number of rows written per table.
+        """
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        counts: dict[str, int] = {}
+        try:
+            with self.connect() as con:
+                for name in TABLE_ORDER:
+                    cols = ", ".join(f'"{c}"' for c in self.columns(name))
+                    counts[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+                    event = EVENT_DATE[name]
+                    out = tmp / name
+                    if event is None:
+                        out.mkdir()
+                        con.execute(
+                            f"COPY (SELECT {cols} FROM \"{name}\" ORDER BY 1) "
+                            f"TO '{_sql_path(out / 'data.parquet')}' (FORMAT PARQUET)"
+                        )
+                        continue
+                    out.mkdir()
+                    if counts[name] == 0:
+                        continue
+                    con.execute(
+                        f"COPY (SELECT {cols}, strftime(\"{event}\", '%Y-%m') AS month "
+                        f'FROM "{name}" ORDER BY "{event}") '
+                        f"TO '{_sql_path(out)}' (FORMAT PARQUET, PARTITION_BY (month), "
+                        "OVERWRITE_OR_IGNORE)"
+                    )
+            _replace_dir(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return counts
+
+
+def normalize_dtypes(frame: pd.DataFrame, spec: dict[str, str]) -> pd.DataFrame:
+    """Give ``frame`` the documented dtypes (see the module docstring) for ``spec``."""
+    import pandas as pd
+
+    out = {}
+    for col, dtype in spec.items():
+        s = frame[col]
+        if dtype == "date":
+            s = pd.to_datetime(s).astype("datetime64[ns]")
+        elif dtype == "float":
+            s = s.astype("float64")
+        elif dtype == "bool":
+            s = s.astype("boolean").fillna(False).astype(bool)
+        elif dtype == "int":
+            s = s.astype("Int64")
+        else:
+            s = s.astype("str")
+        out[col] = s
+    return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
+
+
+def _table(name: str) -> Table:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise KeyError(f"unknown table {name!r}; expected one of {', '.join(TABLE_ORDER)}") \
+            from None
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Rename ``new`` to ``target``; an existing ``target`` is removed only afterwards."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(new, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, target)

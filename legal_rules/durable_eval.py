@@ -1,0 +1,278 @@
+"""durable_rules evaluator: the engine of record for single decisions (audit trail).
+
+Pitfalls of durable_rules (found by testing) and how this module avoids them:
+
+* A rule whose field is missing silently does not fire, and comparisons are loosely typed
+  (``"16" < 18`` is true): facts are type-checked in Python first
+  (:func:`legal_rules.decision.split_facts`); rules that need a missing/invalid fact are
+  *unresolved* and block their actions (fail closed); only valid facts reach durable_rules.
+* Each distinct session id leaks memory, ``post_batch``/``delete_state`` are unreliable and
+  actions may run on timer threads: we use ONE durable ruleset per RuleSet hash, the default
+  session, a private host without dispatch timer threads, and under a lock assert the
+  candidate with a unique id, collect the fired rules, then retract it.
+* Ruleset names are global in the process: the name contains the RuleSet hash.
+
+Validity dates, jurisdiction and scope are part of each durable condition; the action a rule
+applies to is mapped in Python (one assert decides all actions of an invoice).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import date
+from typing import Any
+
+from durable import engine as durable_engine
+
+from engine.contract import Action
+from legal_rules.decision import (
+    EPOCH,
+    Decision,
+    RuleHit,
+    as_action,
+    as_date,
+    exclusion,
+    split_facts,
+)
+from legal_rules.model import (
+    All,
+    Always,
+    AnyOf,
+    CapValue,
+    Compare,
+    Condition,
+    Not,
+    Rule,
+    RuleSet,
+    evaluate_condition,
+)
+
+_DURABLE_OP = {"lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte", "ne": "$neq"}
+_NEGATED = {"eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "le": "gt", "gt": "le",
+            "in": "not_in", "not_in": "in"}
+_ALWAYS = {"$gte": {"_t": 1}}  # every candidate carries _t = 1
+
+
+def _compare_json(fact: str, op: str, value: Any) -> dict[str, Any]:
+    if op == "eq":
+        return {fact: value}
+    if op == "in":
+        items = [{fact: v} for v in value]
+        return items[0] if len(items) == 1 else {"$or": items}
+    if op == "not_in":
+        items = [{"$neq": {fact: v}} for v in value]
+        return items[0] if len(items) == 1 else {"$and": items}
+    return {_DURABLE_OP[op]: {fact: value}}
+
+
+def condition_json(cond: Condition, negate: bool = False) -> dict[str, Any]:
+    """durable_rules JSON for ``cond``; ``not`` is pushed down (De Morgan, flipped ops).
+
+    Pushing negation down is exact here because only present, type-checked facts reach
+    durable_rules (a rule needing a missing fact never gets evaluated).
+    """
+    if isinstance(cond, Always):
+        return {"$lt": {"_t": 1}} if negate else _ALWAYS
+    if isinstance(cond, Not):
+        return condition_json(cond.item, not negate)
+    if isinstance(cond, (All, AnyOf)):
+        is_and = isinstance(cond, All) != negate
+        items = [condition_json(c, negate) for c in cond.items]
+        return items[0] if len(items) == 1 else {"$and" if is_and else "$or": items}
+    assert isinstance(cond, Compare)
+    op = _NEGATED[cond.op] if negate else cond.op
+    return _compare_json(cond.fact, op, list(cond.value) if isinstance(cond.value, tuple)
+                         else cond.value)
+
+
+def rule_json(rule: Rule) -> dict[str, Any]:
+    """The full durable condition of ``rule``: dates, jurisdiction, scope and ``when``."""
+    parts: list[dict[str, Any]] = [{"$gte": {"as_of": (rule.valid_from - EPOCH).days}}]
+    if rule.valid_to is not None:
+        parts.append({"$lte": {"as_of": (rule.valid_to - EPOCH).days}})
+    countries = rule.countries
+    if countries is not None:
+        parts.append(_compare_json("jurisdiction", "in", sorted(countries)))
+    if rule.scope != "both":
+        parts.append({"customer_type": rule.scope})
+    parts.append(condition_json(rule.when))
+    return {"$and": parts}
+
+
+class _NoTimerHost(durable_engine.Host):
+    """A durable_rules host without the background dispatch threads (actions run inline)."""
+
+    def _run(self) -> None:  # noqa: D401 - deliberately do nothing
+        return None
+
+
+class _DurableRuleset:
+    """One registered durable ruleset, shared by all evaluators of the same RuleSet hash."""
+
+    _host: _NoTimerHost | None = None
+    _by_hash: dict[str, _DurableRuleset] = {}
+    _registry_lock = threading.Lock()
+
+    def __init__(self, ruleset: RuleSet):
+        self.name = f"dunning_legal_{ruleset.hash[:24]}"
+        self.lock = threading.Lock()
+        self.fired: list[int] = []
+        self._ids = itertools.count()
+        definition = {f"r{i}": {"all": [{"m": rule_json(r)}], "run": self._action(i)}
+                      for i, r in enumerate(ruleset.rules)}
+        host = self.host()
+        host.register_rulesets({self.name: definition})
+        self.durable = host.get_ruleset(self.name)
+
+    @classmethod
+    def host(cls) -> _NoTimerHost:
+        if cls._host is None:
+            cls._host = _NoTimerHost()
+        return cls._host
+
+    @classmethod
+    def for_ruleset(cls, ruleset: RuleSet) -> _DurableRuleset:
+        with cls._registry_lock:
+            if ruleset.hash not in cls._by_hash:
+                cls._by_hash[ruleset.hash] = cls(ruleset)
+            return cls._by_hash[ruleset.hash]
+
+    def _action(self, index: int):  # noqa: ANN202 - durable action callback
+        def record(_c: Any) -> None:
+            self.fired.append(index)
+
+        return record
+
+    def fire(self, facts: dict[str, Any], day: date) -> list[int]:
+        """Indices of the rules whose durable condition matches ``facts`` (valid facts only)."""
+        host = self.host()
+        with self.lock:
+            candidate = dict(facts, as_of=(day - EPOCH).days, _t=1, id=f"c{next(self._ids)}")
+            self.fired = []
+            try:
+                host.assert_fact(self.name, candidate)
+            except durable_engine.MessageNotHandledException:
+                pass  # no rule matched
+            finally:
+                try:
+                    host.retract_fact(self.name, candidate)
+                except durable_engine.MessageNotHandledException:
+                    pass
+            return sorted(set(self.fired))
+
+
+class DurableEvaluator:
+    """Decide single (invoice, action) cases with durable_rules.
+
+    Parameters
+    ----------
+    ruleset : RuleSet
+
+    Examples
+    --------
+    >>> ev = DurableEvaluator(load_rules())
+    >>> d = ev.decide({"days_overdue": 20, ...}, "letter", date(2026, 3, 2))
+    >>> d.allowed, d.vetoed_by, d.caps
+    """
+
+    def __init__(self, ruleset: RuleSet):
+        self.ruleset = ruleset
+        self._durable = _DurableRuleset.for_ruleset(ruleset)
+
+    def fired_and_unresolved(self, facts: dict[str, Any],
+                             as_of: date | str) -> tuple[list[int], dict[int, str], dict]:
+        """Rule indices that fired, unresolved rule index -> reason, and the valid facts."""
+        day = as_date(as_of)
+        valid, problems = split_facts(facts)
+        unresolved: dict[int, str] = {}
+        for i, rule in enumerate(self.ruleset.rules):
+            bad = [f for f in rule.needed_facts if f in problems]
+            if bad and exclusion(rule, valid, day) is None:
+                unresolved[i] = "; ".join(f"fact {f!r} {problems[f]}" for f in bad)
+        return self._durable.fire(valid, day), unresolved, valid
+
+    def decide_all(self, facts: dict[str, Any], as_of: date | str) -> dict[Action, Decision]:
+        """One :class:`Decision` per action (one durable_rules assert for all of them)."""
+        day = as_date(as_of)
+        fired, unresolved, valid = self.fired_and_unresolved(facts, day)
+        return {a: self._decision(a, day, fired, unresolved, valid) for a in Action}
+
+    def decide(self, facts: dict[str, Any], action: Action | int | str,
+               as_of: date | str) -> Decision:
+        """The :class:`Decision` for one action."""
+        day = as_date(as_of)
+        fired, unresolved, valid = self.fired_and_unresolved(facts, day)
+        return self._decision(as_action(action), day, fired, unresolved, valid)
+
+    def _decision(self, action: Action, day: date, fired: list[int],
+                  unresolved: dict[int, str], valid: dict[str, Any]) -> Decision:
+        rules = self.ruleset.rules
+        hits, caps, blocked = [], [], []
+        if action is not Action.WAIT:
+            for i in fired:
+                rule = rules[i]
+                if action in rule.applies_to:
+                    hits.append(RuleHit.of(rule, f"when: {rule.when}"))
+                    if rule.cap is not None:
+                        caps.append(self.ruleset.cap_value(rule, day, valid))
+            blocked = [RuleHit.of(rules[i], reason) for i, reason in unresolved.items()
+                       if action in rules[i].applies_to]
+        vetoed = any(h.effect == "veto" for h in hits)
+        return Decision(
+            action=action, as_of=day, allowed=not vetoed and not blocked, vetoed=vetoed,
+            needs_review=any(h.effect == "require_human_review" for h in hits),
+            fired=tuple(hits), unresolved=tuple(blocked), caps=tuple(caps),
+            ruleset_hash=self.ruleset.hash,
+            not_fired=tuple(self._why_not(action, day, set(fired), unresolved, valid)),
+        )
+
+    def _why_not(self, action: Action, day: date, fired: set[int], unresolved: dict[int, str],
+                 valid: dict[str, Any]) -> list[tuple[str, str]]:
+        """(rule id, reason) for every rule about ``action`` that did not fire."""
+        out = []
+        for i, rule in enumerate(self.ruleset.rules):
+            if action not in rule.applies_to or i in fired or i in unresolved:
+                continue
+            reason = exclusion(rule, valid, day)
+            if reason is None:
+                facts_shown = ", ".join(f"{f}={valid[f]!r}" for f in dict.fromkeys(rule.when.facts()))
+                reason = f"condition false: {rule.when} ({facts_shown})"
+            out.append((rule.id, reason))
+        return out
+
+
+def caps_for(decision: Decision) -> tuple[CapValue, ...]:
+    """The caps of a decision (convenience for letters)."""
+    return decision.caps
+
+
+# Default evaluator on the packaged rules, created on first use.
+_default: DurableEvaluator | None = None
+
+
+def default_evaluator() -> DurableEvaluator:
+    global _default
+    if _default is None:
+        from legal_rules.loader import load_rules
+
+        _default = DurableEvaluator(load_rules())
+    return _default
+
+
+def decide(facts: dict[str, Any], action: Action | int | str, as_of: date | str,
+           ruleset: RuleSet | None = None) -> Decision:
+    """Decide one action with durable_rules (packaged rules unless ``ruleset`` is given)."""
+    ev = DurableEvaluator(ruleset) if ruleset is not None else default_evaluator()
+    return ev.decide(facts, action, as_of)
+
+
+def decide_all(facts: dict[str, Any], as_of: date | str,
+               ruleset: RuleSet | None = None) -> dict[Action, Decision]:
+    """Decide every action with durable_rules (packaged rules unless ``ruleset`` is given)."""
+    ev = DurableEvaluator(ruleset) if ruleset is not None else default_evaluator()
+    return ev.decide_all(facts, as_of)
+
+
+__all__ = ["DurableEvaluator", "decide", "decide_all", "condition_json", "rule_json",
+           "evaluate_condition"]

@@ -1,0 +1,121 @@
+"""Run the inline test cases of rule files (``tests:`` of each rule).
+
+A case gives facts over :data:`NEUTRAL_FACTS` (an unremarkable overdue invoice; the
+jurisdiction, customer type and currency default to the rule's own), an optional action
+(default: the rule's first) and date (default: 2026-03-02, or the rule's ``valid_from`` if
+later), and expects the rule to fire or not. ``decision`` (allowed / vetoed / needs_review /
+blocked) and ``cap_value`` check the whole decision. Each case is run through BOTH
+evaluators (durable_rules and numpy); a disagreement is a failure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from engine.contract import Action
+from legal_rules.durable_eval import DurableEvaluator
+from legal_rules.facts import NEVER_DAYS
+from legal_rules.model import Rule, RuleSet, TestCase
+from legal_rules.vector import VectorEvaluator
+
+DEFAULT_TEST_DATE = date(2026, 3, 2)  # a Monday
+NEUTRAL_FACTS: dict[str, Any] = {
+    "days_overdue": 20,
+    "days_since_last_contact": 14,
+    "contacts_last_7_days": 0,
+    "calls_last_7_days": 0,
+    "reminders_sent": 1,
+    "final_notice_sent": False,
+    "days_since_final_notice": NEVER_DAYS,
+    "disputed": False,
+    "amount": 500.0,
+    "currency": "EUR",
+    "customer_type": "b2b",
+    "jurisdiction": "DE",
+    "region": "",
+    "industry": "manufacturing",
+    "is_weekend": False,
+    "is_bank_holiday": False,
+    "limitation_passed": False,
+    "opted_out_email": False,
+    "opted_out_phone": False,
+    "opted_out_letter": False,
+    "agency_consent": False,
+    "reminder_fee_agreed": False,
+    "milestone_reached": True,
+}
+CURRENCY = {"SE": "SEK", "GB": "GBP", "PL": "PLN", "US": "USD"}
+
+
+def case_facts(rule: Rule, case: TestCase) -> dict[str, Any]:
+    """The full fact dict of a case (``None`` values removed: those facts are missing)."""
+    facts = dict(NEUTRAL_FACTS)
+    if len(rule.jurisdiction) == 2 and rule.jurisdiction != "EU":
+        facts["jurisdiction"] = rule.jurisdiction
+        facts["currency"] = CURRENCY.get(rule.jurisdiction, "EUR")
+    if rule.scope != "both":
+        facts["customer_type"] = rule.scope
+    facts.update(case.facts)
+    return {k: v for k, v in facts.items() if v is not None}
+
+
+def case_date(rule: Rule, case: TestCase) -> date:
+    return case.as_of or max(DEFAULT_TEST_DATE, rule.valid_from)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    rule: Rule
+    case: TestCase
+    passed: bool
+    messages: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return self.case.name or f"{self.case.expect} ({self.case.source})"
+
+
+def run_case(rule: Rule, case: TestCase, durable: DurableEvaluator,
+             vector: VectorEvaluator) -> CaseResult:
+    ruleset = durable.ruleset
+    facts, day = case_facts(rule, case), case_date(rule, case)
+    action = Action.from_channel(case.action) if case.action else rule.applies_to[0]
+    decision = durable.decide(facts, action, day)
+    index = ruleset.index(rule.id)
+    fired = rule.id in {h.rule_id for h in decision.fired}
+    messages = []
+    if fired != (case.expect == "fires"):
+        why = dict(decision.not_fired).get(rule.id) or next(
+            (h.reason for h in decision.unresolved if h.rule_id == rule.id), "it fired")
+        messages.append(f"expected the rule to {'fire' if case.expect == 'fires' else 'not fire'}"
+                        f" for {action.channel}; {why}")
+    if case.decision and decision.status != case.decision:
+        by = ", ".join([*decision.vetoed_by, *(h.rule_id for h in decision.unresolved)])
+        messages.append(f"expected decision {case.decision}, got {decision.status}"
+                        + (f" (by {by})" if by else ""))
+    if case.has_cap_value:
+        values = [c.value for c in decision.caps if c.rule_id == rule.id]
+        expected = case.cap_value
+        if not values or not _same(values[0], expected):
+            messages.append(f"expected cap value {expected!r}, got "
+                            f"{values[0] if values else 'no cap'!r}")
+    batch = vector.evaluate({k: np.array([v], dtype=object) for k, v in facts.items()}, day)
+    if bool(batch.fired[0, index]) != fired or bool(batch.allowed[0, action]) != decision.allowed:
+        messages.append("durable_rules and numpy evaluators disagree on this case")
+    return CaseResult(rule, case, not messages, tuple(messages))
+
+
+def _same(value: float | None, expected: Any) -> bool:
+    if value is None or expected is None:
+        return value is None and expected is None
+    return abs(float(value) - float(expected)) < 1e-9
+
+
+def run_rule_tests(ruleset: RuleSet) -> list[CaseResult]:
+    """Run every inline case of every rule; one :class:`CaseResult` per case, in rule order."""
+    durable, vector = DurableEvaluator(ruleset), VectorEvaluator(ruleset)
+    return [run_case(rule, case, durable, vector) for rule in ruleset.rules for case in rule.tests]

@@ -1,0 +1,396 @@
+"""Vectorised numpy evaluator: the same rules as durable_rules, for a whole batch at once.
+
+This is the simulation's hot path (an action mask every step). Facts come as a dict of 1-D
+arrays of length ``n`` (0-d values broadcast); string facts are encoded once per call to
+categorical codes (pass a ``pandas.Categorical`` to skip even that). Every rule's ``when`` is
+compiled to array comparisons; identical comparisons are computed once per call. Semantics
+(fail closed on missing/invalid facts) are those of :mod:`legal_rules.decision`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import numpy as np
+
+from engine.contract import N_ACTIONS, Action
+from legal_rules.decision import EPOCH, as_date
+from legal_rules.facts import FACTS, fact_problem, native_value
+from legal_rules.model import All, Always, AnyOf, Compare, Condition, Not, Rule, RuleSet
+
+_Mask = np.ndarray | bool  # a (n,) bool array, or a scalar that holds for every row
+_NUMPY_OPS = {
+    "eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal,
+    "gt": np.greater, "ge": np.greater_equal,
+}
+_PY_OPS = {
+    "eq": lambda x, v: x == v, "ne": lambda x, v: x != v, "lt": lambda x, v: x < v,
+    "le": lambda x, v: x <= v, "gt": lambda x, v: x > v, "ge": lambda x, v: x >= v,
+    "in": lambda x, v: x in v, "not_in": lambda x, v: x not in v,
+}
+
+
+def _and(a: _Mask, b: _Mask) -> _Mask:
+    if a is False or b is False:
+        return False
+    if a is True:
+        return b
+    if b is True:
+        return a
+    return a & b
+
+
+def _or(a: _Mask, b: _Mask) -> _Mask:
+    if a is True or b is True:
+        return True
+    if a is False:
+        return b
+    if b is False:
+        return a
+    return a | b
+
+
+def _not(a: _Mask) -> _Mask:
+    return (not a) if isinstance(a, bool) else ~a
+
+
+@dataclass
+class _Column:
+    """One encoded fact. ``valid`` is ``True`` when every row is valid.
+
+    Numeric/bool facts: ``values`` is int64/float64/bool (invalid rows hold 0). String facts:
+    ``values`` are codes into ``uniques`` (-1 = invalid row).
+    """
+
+    values: np.ndarray
+    valid: _Mask
+    uniques: list[Any] | None = None
+
+
+def _day_numbers(as_of: Any, n: int) -> int | np.ndarray:
+    """Days since 1970-01-01: an int for one date, an (n,) int64 array for one date per row."""
+    if isinstance(as_of, np.ndarray) and as_of.ndim == 1:
+        if as_of.shape[0] != n:
+            raise ValueError(f"as_of has {as_of.shape[0]} dates for {n} rows")
+        if np.issubdtype(as_of.dtype, np.datetime64):
+            return as_of.astype("datetime64[D]").astype(np.int64)
+        return np.array([(as_date(d) - EPOCH).days for d in as_of], dtype=np.int64)
+    return (as_date(as_of) - EPOCH).days
+
+
+class _Encoded:
+    """All facts of one call, encoded; caches comparisons and validity conjunctions."""
+
+    def __init__(self, facts: Mapping[str, Any]):
+        self.n = _batch_size(facts)
+        self.columns: dict[str, _Column] = {}
+        for name in FACTS:
+            self.columns[name] = _encode(name, facts.get(name), self.n)
+        self._atoms: dict[tuple[str, str, Any], _Mask] = {}
+        self._needed: dict[tuple[str, ...], _Mask] = {}
+        self._luts: dict[tuple[str, frozenset[str]], _Mask] = {}
+
+    def needed_valid(self, names: tuple[str, ...]) -> _Mask:
+        if names not in self._needed:
+            acc: _Mask = True
+            for name in names:
+                acc = _and(acc, self.columns[name].valid)
+            self._needed[names] = acc
+        return self._needed[names]
+
+    def member(self, name: str, allowed: frozenset[str]) -> _Mask:
+        """Rows whose (valid) string fact ``name`` is in ``allowed``."""
+        key = (name, allowed)
+        if key not in self._luts:
+            col = self.columns[name]
+            self._luts[key] = _gather(col, [u in allowed for u in col.uniques or []])
+        return self._luts[key]
+
+    def atom(self, cond: Compare) -> _Mask:
+        key = (cond.fact, cond.op, cond.value)
+        if key not in self._atoms:
+            self._atoms[key] = self._compare(cond)
+        return self._atoms[key]
+
+    def _compare(self, cond: Compare) -> _Mask:
+        col = self.columns[cond.fact]
+        if col.uniques is not None:  # string fact: evaluate once per distinct value
+            op = _PY_OPS[cond.op]
+            return _gather(col, [op(u, cond.value) for u in col.uniques])
+        if cond.op == "in":
+            return np.isin(col.values, np.asarray(cond.value))
+        if cond.op == "not_in":
+            return ~np.isin(col.values, np.asarray(cond.value))
+        return _NUMPY_OPS[cond.op](col.values, cond.value)
+
+    def condition(self, cond: Condition) -> _Mask:
+        if isinstance(cond, Compare):
+            return self.atom(cond)
+        if isinstance(cond, All):
+            acc: _Mask = True
+            for item in cond.items:
+                acc = _and(acc, self.condition(item))
+                if acc is False:
+                    break
+            return acc
+        if isinstance(cond, AnyOf):
+            acc = False
+            for item in cond.items:
+                acc = _or(acc, self.condition(item))
+                if acc is True:
+                    break
+            return acc
+        if isinstance(cond, Not):
+            return _not(self.condition(cond.item))
+        assert isinstance(cond, Always)
+        return True
+
+
+def _gather(col: _Column, per_unique: list[bool]) -> _Mask:
+    """Expand a per-distinct-value truth table to rows (invalid rows -> False)."""
+    if not any(per_unique):
+        return False
+    lut = np.array([*per_unique, False], dtype=bool)  # index -1 (invalid) hits the False
+    return lut[col.values]
+
+
+def _batch_size(facts: Mapping[str, Any]) -> int:
+    sizes = {np.shape(v)[0] for v in facts.values()
+             if np.ndim(v) == 1 or hasattr(v, "codes")}
+    if len(sizes) > 1:
+        raise ValueError(f"fact arrays have different lengths: {sorted(sizes)}")
+    if any(np.ndim(v) > 1 for v in facts.values()):
+        raise ValueError("facts must be 1-D arrays or scalars")
+    return sizes.pop() if sizes else 1
+
+
+def _encode(name: str, raw: Any, n: int) -> _Column:
+    kind = FACTS[name].type
+    if raw is None:
+        zeros = np.zeros(n, dtype=np.int64)
+        return _Column(np.full(n, -1) if kind == "str" else zeros, False,
+                       [] if kind == "str" else None)
+    if kind == "str":
+        return _encode_str(name, raw, n)
+    arr = np.asarray(raw)
+    if arr.ndim == 0:
+        arr = np.broadcast_to(arr, (n,))
+    dk = arr.dtype.kind
+    target = {"int": np.int64, "float": np.float64, "bool": np.bool_}[kind]
+    if dk == "b":
+        if kind == "bool":
+            return _Column(arr, True)
+        return _Column(np.zeros(n, dtype=target), False)
+    if dk in "iu" and kind != "bool":
+        values = arr.astype(target)
+        ok = np.abs(values) <= 1e15
+        return _Column(values, True if ok.all() else ok)
+    if dk == "f" and kind != "bool":
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(arr) & (np.abs(arr) <= 1e15)
+            if kind == "int":
+                ok &= arr == np.floor(arr)
+        values = np.where(ok, arr, 0).astype(target)
+        return _Column(values, True if ok.all() else ok)
+    if dk == "O":  # mixed Python objects: check each value exactly like a single decision
+        ok = np.fromiter((fact_problem(name, v) is None for v in arr), dtype=bool, count=n)
+        values = np.fromiter((native_value(name, v) if good else 0 for v, good in zip(arr, ok)),
+                             dtype=target, count=n)
+        return _Column(values, True if ok.all() else ok)
+    return _Column(np.zeros(n, dtype=target), False)  # strings, dates, ... for a number/bool
+
+
+def _encode_str(name: str, raw: Any, n: int) -> _Column:
+    import pandas as pd
+
+    if isinstance(raw, pd.Categorical):
+        codes, uniques = np.asarray(raw.codes, dtype=np.int64), list(raw.categories)
+    else:
+        arr = np.asarray(raw, dtype=object) if np.ndim(raw) == 1 else np.full(n, raw, dtype=object)
+        codes, uniq = pd.factorize(arr, use_na_sentinel=True)
+        uniques = list(uniq)
+    unique_ok = np.array([fact_problem(name, u) is None for u in uniques] + [False], dtype=bool)
+    if not unique_ok[:-1].all():  # invalid distinct values behave like missing rows
+        codes = np.where(unique_ok[codes], codes, -1)
+    valid: _Mask = True if (codes >= 0).all() else codes >= 0
+    return _Column(codes, valid, [u if ok else None for u, ok in zip(uniques, unique_ok)])
+
+
+@dataclass(frozen=True)
+class BatchDecision:
+    """Decisions for ``n`` rows and every action.
+
+    Attributes
+    ----------
+    allowed : (n, 6) bool
+        Column ``Action.X`` says whether action X is allowed; column 0 (WAIT) is always True.
+    needs_review : (n, 6) bool
+        A ``require_human_review`` rule fired.
+    vetoed_by : (n, 6) int
+        Index into ``ruleset.rules`` of the first veto rule that fired, -1 if none.
+    fired : (n, R) bool
+        Rule r fired for row i (R = ``len(ruleset.rules)``).
+    unresolved : (n, R) bool
+        Rule r applied but a fact it needs was missing/invalid (blocks its actions).
+    """
+
+    allowed: np.ndarray
+    needs_review: np.ndarray
+    vetoed_by: np.ndarray
+    fired: np.ndarray
+    unresolved: np.ndarray
+    ruleset: RuleSet
+    action_matrix: np.ndarray  # (R, 6) bool: rule r applies to action a
+
+    def _rules_for(self, matrix: np.ndarray, row: int, action: Action | int,
+                   effect: str | None = None) -> list[int]:
+        hit = matrix[row] & self.action_matrix[:, int(action)]
+        if effect is not None:
+            hit &= np.array([r.effect == effect for r in self.ruleset.rules], dtype=bool)
+        return np.flatnonzero(hit).tolist()
+
+    def vetoing_rules(self, row: int, action: Action | int) -> list[int]:
+        """Indices of every veto rule that fired for (row, action)."""
+        return self._rules_for(self.fired, row, action, "veto")
+
+    def fired_rules(self, row: int, action: Action | int) -> list[int]:
+        """Indices of every rule (any effect) that fired for (row, action)."""
+        return self._rules_for(self.fired, row, action)
+
+    def unresolved_rules(self, row: int, action: Action | int) -> list[int]:
+        """Indices of rules that blocked (row, action) because a needed fact was missing."""
+        return self._rules_for(self.unresolved, row, action)
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    rule: Rule
+    index: int
+    cols: tuple[int, ...]  # action columns
+    needed: tuple[str, ...]
+    start: int  # valid_from, days since epoch
+    end: int  # valid_to (inclusive), days since epoch
+
+
+class VectorEvaluator:
+    """Evaluate a :class:`RuleSet` on batches of facts with numpy.
+
+    Parameters
+    ----------
+    ruleset : RuleSet
+        e.g. ``load_rules()``.
+
+    Examples
+    --------
+    >>> ev = VectorEvaluator(load_rules())
+    >>> allowed = ev.mask(facts, date(2026, 3, 2))   # (n, 6) bool
+    """
+
+    def __init__(self, ruleset: RuleSet):
+        self.ruleset = ruleset
+        far = (date.max - EPOCH).days
+        self._compiled = [
+            _Compiled(rule=r, index=i, cols=tuple(int(a) for a in r.applies_to),
+                      needed=r.needed_facts, start=(r.valid_from - EPOCH).days,
+                      end=(r.valid_to - EPOCH).days if r.valid_to else far)
+            for i, r in enumerate(ruleset.rules)
+        ]
+        self.action_matrix = np.zeros((len(ruleset.rules), N_ACTIONS), dtype=bool)
+        for c in self._compiled:
+            self.action_matrix[c.index, list(c.cols)] = True
+        self._is_veto = np.array([r.effect == "veto" for r in ruleset.rules], dtype=bool)
+        self._is_review = np.array([r.effect == "require_human_review" for r in ruleset.rules],
+                                   dtype=bool)
+
+    # -- per rule ---------------------------------------------------------------------------
+
+    def _applicable(self, enc: _Encoded, c: _Compiled, day: int | np.ndarray) -> _Mask:
+        """Rows where ``c`` is not excluded by date, jurisdiction or scope (fail-closed view)."""
+        if isinstance(day, int):
+            if not c.start <= day <= c.end:
+                return False
+            acc: _Mask = True
+        else:
+            acc = (day >= c.start) & (day <= c.end)
+        countries = c.rule.countries
+        if countries is not None:
+            jur = enc.columns["jurisdiction"]
+            acc = _and(acc, _or(enc.member("jurisdiction", countries), _not(jur.valid)))
+        if c.rule.scope != "both":
+            ctype = enc.columns["customer_type"]
+            acc = _and(acc, _or(enc.member("customer_type", frozenset({c.rule.scope})),
+                                _not(ctype.valid)))
+        return acc
+
+    def _fired_unresolved(self, enc: _Encoded, c: _Compiled,
+                          day: int | np.ndarray) -> tuple[_Mask, _Mask]:
+        applicable = self._applicable(enc, c, day)
+        if applicable is False:
+            return False, False
+        valid = enc.needed_valid(c.needed)
+        fired = _and(_and(applicable, valid), enc.condition(c.rule.when))
+        return fired, _and(applicable, _not(valid))
+
+    # -- public -----------------------------------------------------------------------------
+
+    def mask(self, facts: Mapping[str, Any], as_of: date | str | np.ndarray) -> np.ndarray:
+        """``(n, 6)`` bool: which actions are allowed (vetoes and fail-closed applied).
+
+        ``facts``: fact name -> (n,) array or scalar; ``as_of``: one date or (n,) dates.
+        """
+        enc = _Encoded(facts)
+        day = _day_numbers(as_of, enc.n)
+        groups: dict[tuple[int, ...], _Mask] = {}
+        for c in self._compiled:
+            applicable = self._applicable(enc, c, day)
+            if applicable is False:
+                continue
+            valid = enc.needed_valid(c.needed)
+            if c.rule.effect == "veto":
+                # blocked when the rule cannot be evaluated, or it fires
+                blocked = _and(applicable, _or(_not(valid), enc.condition(c.rule.when)))
+            else:
+                blocked = _and(applicable, _not(valid))
+            if blocked is not False:
+                groups[c.cols] = _or(groups.get(c.cols, False), blocked)
+        allowed = np.ones((enc.n, N_ACTIONS), dtype=bool)
+        for cols, blocked in groups.items():
+            if blocked is True:
+                allowed[:, list(cols)] = False
+            else:
+                allowed[:, list(cols)] &= ~blocked[:, None]
+        allowed[:, int(Action.WAIT)] = True
+        return allowed
+
+    def evaluate(self, facts: Mapping[str, Any],
+                 as_of: date | str | np.ndarray) -> BatchDecision:
+        """Full detail for a batch: allowed, review flags, which rules fired/vetoed/blocked."""
+        enc = _Encoded(facts)
+        day = _day_numbers(as_of, enc.n)
+        n, n_rules = enc.n, len(self._compiled)
+        fired = np.zeros((n, n_rules), dtype=bool)
+        unresolved = np.zeros((n, n_rules), dtype=bool)
+        for c in self._compiled:
+            f, u = self._fired_unresolved(enc, c, day)
+            if f is not False:
+                fired[:, c.index] = f
+            if u is not False:
+                unresolved[:, c.index] = u
+        veto_fired = fired & self._is_veto
+        blocked = (veto_fired | unresolved) @ self.action_matrix
+        allowed = ~blocked
+        allowed[:, int(Action.WAIT)] = True
+        needs_review = (fired & self._is_review) @ self.action_matrix
+        vetoed_by = np.full((n, N_ACTIONS), -1, dtype=np.int64)
+        for a in range(1, N_ACTIONS):
+            rules_a = np.flatnonzero(self.action_matrix[:, a] & self._is_veto)
+            if rules_a.size:
+                sub = veto_fired[:, rules_a]
+                first = rules_a[np.argmax(sub, axis=1)]
+                vetoed_by[:, a] = np.where(sub.any(axis=1), first, -1)
+        return BatchDecision(allowed=allowed, needs_review=needs_review, vetoed_by=vetoed_by,
+                             fired=fired, unresolved=unresolved, ruleset=self.ruleset,
+                             action_matrix=self.action_matrix)

@@ -1,0 +1,151 @@
+"""Train a MaskablePPO reminder policy on a batched, legally masked collections VecEnv.
+
+The environment must be the LEARNED one (transitions from the company's hazard model), never
+the ground truth: :func:`train_maskable_ppo` takes any SB3 ``VecEnv`` whose ``env_method(
+"action_masks")`` returns the legal masks, e.g. ``simulations.env.BatchCollectionsVecEnv``
+over a ``LearnedSource`` built with ``reward_per_amount=True``: invoice amounts span orders
+of magnitude, so rewards in money would let a few large invoices dominate the gradient;
+per unit of amount every invoice counts alike and returns are of order one (the optimal
+action of an invoice does not change, its amount is constant over the episode).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
+
+# progress(done_timesteps, total_timesteps, mean_scaled_episode_reward_or_nan)
+ProgressFn = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class RLTrainingConfig:
+    """Hyper-parameters of one training run (saved with the artifact).
+
+    ``total_timesteps`` counts invoice-days over all parallel envs. One PPO update uses
+    ``n_envs * n_steps`` transitions. ``gamma`` is close to 1 because the reward is already
+    money discounted to the due date. ``net_arch`` are the hidden layer widths of the
+    policy and value MLPs.
+    """
+
+    total_timesteps: int = 3_000_000
+    n_envs: int = 512
+    n_steps: int = 32
+    batch_size: int = 4096
+    n_epochs: int = 4
+    learning_rate: float = 3e-4
+    gamma: float = 0.999
+    gae_lambda: float = 0.95
+    ent_coef: float = 0.003
+    clip_range: float = 0.2
+    net_arch: tuple[int, ...] = (64, 64)
+    seed: int = 0
+    torch_threads: int = 2
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["net_arch"] = list(self.net_arch)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RLTrainingConfig:
+        d = dict(d)
+        d["net_arch"] = tuple(d.get("net_arch", (64, 64)))
+        return cls(**d)
+
+
+@dataclass
+class TrainingCurve:
+    """Mean scaled episode reward (per unit of amount) of recent episodes vs timesteps."""
+
+    timesteps: list[int] = field(default_factory=list)
+    mean_reward: list[float] = field(default_factory=list)
+    episodes: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, list]:
+        return asdict(self)
+
+
+class CurveCallback(BaseCallback):
+    """Record the training curve after each rollout and report progress."""
+
+    def __init__(self, total: int, progress: ProgressFn | None = None) -> None:
+        super().__init__(verbose=0)
+        self.total = total
+        self.progress = progress
+        self.curve = TrainingCurve()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        # VecMonitor fills ep_info_buffer with the last 100 finished episodes.
+        rets = [float(e["r"]) for e in self.model.ep_info_buffer]
+        mean = float(np.mean(rets)) if rets else float("nan")
+        if rets:
+            self.curve.timesteps.append(int(self.num_timesteps))
+            self.curve.mean_reward.append(mean)
+            self.curve.episodes.append(int(self.training_env.get_attr("episodes_finished")[0])
+                                       if self.training_env.has_attr("episodes_finished")
+                                       else -1)
+        if self.progress is not None:
+            self.progress(int(self.num_timesteps), self.total, mean)
+
+
+def build_model(venv: VecEnv, config: RLTrainingConfig) -> Any:
+    """A fresh, seeded MaskablePPO on ``venv`` (already wrapped as it should be)."""
+    import torch
+    from sb3_contrib import MaskablePPO
+
+    from policies.rl.features import ScaledObservation
+
+    torch.set_num_threads(config.torch_threads)
+    arch = list(config.net_arch)
+    return MaskablePPO(
+        "MlpPolicy",
+        venv,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        learning_rate=config.learning_rate,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        ent_coef=config.ent_coef,
+        clip_range=config.clip_range,
+        policy_kwargs={
+            "features_extractor_class": ScaledObservation,
+            "net_arch": {"pi": arch, "vf": arch},
+            "activation_fn": torch.nn.Tanh,
+        },
+        seed=config.seed,
+        device="cpu",
+        verbose=0,
+    )
+
+
+def train_maskable_ppo(
+    venv: VecEnv, config: RLTrainingConfig, progress: ProgressFn | None = None
+) -> tuple[Any, TrainingCurve, float]:
+    """Train on ``venv`` (``config.n_envs`` envs) and return ``(model, curve, seconds)``.
+
+    ``venv`` must expose ``action_masks`` through ``env_method`` (legal masks on) and
+    should return rewards per unit of amount (see the module docstring).
+    """
+    if venv.num_envs != config.n_envs:
+        raise ValueError(f"venv has {venv.num_envs} envs, config.n_envs is {config.n_envs}")
+    if not venv.has_attr("action_masks"):
+        raise ValueError("the training env has no action_masks(): legal masks must be on")
+    wrapped = VecMonitor(venv)
+    model = build_model(wrapped, config)
+    callback = CurveCallback(config.total_timesteps, progress)
+    start = time.perf_counter()
+    model.learn(total_timesteps=config.total_timesteps, callback=callback)
+    seconds = time.perf_counter() - start
+    return model, callback.curve, seconds

@@ -1,0 +1,52 @@
+"""The collections environment: one invoice per episode, one day per step.
+
+Public API::
+
+    from simulations.env import (CollectionsEnv, BatchCollectionsVecEnv, CollectionsSimulator,
+                                 GroundTruthSource, LearnedSource, TransitionSource,
+                                 LAYOUT, ObservationLayout, LegalMask, AllowAll)
+
+``gymnasium.make("dunning/Collections-v0")`` builds :class:`CollectionsEnv` on the default
+scenario's ground truth. Heavy pieces (world, models, legal rules) load lazily.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+
+from simulations.env.core import CollectionsSimulator, StepResult
+from simulations.env.layout import LAYOUT, SEGMENT_NAMES, ObservationLayout
+from simulations.env.masks import AllowAll, LegalMask, legal_facts
+from simulations.env.source import TransitionSource
+from simulations.env.types import CostModel, EnvState, InvoiceBatch, Outcome
+
+ENV_ID = "dunning/Collections-v0"
+
+__all__ = [
+    "ENV_ID", "LAYOUT", "SEGMENT_NAMES", "AllowAll", "BatchCollectionsVecEnv",
+    "CollectionsEnv", "CollectionsSimulator", "CostModel", "EnvState", "GroundTruthSource",
+    "InvoiceBatch", "LearnedSource", "LegalMask", "ObservationLayout", "Outcome", "StepResult",
+    "TransitionSource", "legal_facts",
+]
+
+_LAZY = {
+    "CollectionsEnv": "simulations.env.gym_env",
+    "BatchCollectionsVecEnv": "simulations.env.vec_env",
+    "GroundTruthSource": "simulations.env.ground_truth",
+    "LearnedSource": "simulations.env.learned",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'simulations.env' has no attribute {name!r}")
+
+
+if ENV_ID not in gymnasium.registry:
+    gymnasium.register(id=ENV_ID, entry_point="simulations.env.gym_env:CollectionsEnv",
+                       max_episode_steps=None)

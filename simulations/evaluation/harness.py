@@ -1,0 +1,226 @@
+"""Run policies on the same invoices with common random numbers and compare their KPIs.
+
+For every seed the harness draws one set of invoices and, for each policy, steps them from
+the due date to the end with the SAME random stream per day: the source draws a fixed
+number of uniforms per invoice and day from ``default_rng([seed, day, 1])``, so two
+policies that act alike on an invoice see the same outcome. Same seed => identical results.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.common.policy import Policy
+from simulations.env.core import CollectionsSimulator
+from simulations.env.layout import SEGMENT_NAMES
+from simulations.env.masks import ActionMask, default_mask
+from simulations.env.source import TransitionSource
+from simulations.env.types import InvoiceBatch
+from simulations.evaluation.metrics import (
+    KPI_DOC,
+    EpisodeLog,
+    aggregate,
+    kpis,
+    pool_timing,
+    summarize_timing,
+    t_interval,
+    timing_counts,
+)
+
+Progress = Callable[[str, int, int], None]  # (message, done, total)
+
+
+@dataclass
+class EvaluationResult:
+    """KPIs per policy with 95 % confidence intervals over seeds.
+
+    ``overall[policy][kpi]`` and ``by_segment[policy][segment][kpi]`` are
+    ``{"mean", "ci_low", "ci_high", "per_seed"}``; ``timing[policy][segment]`` lists the
+    1st/2nd/3rd reminder's share sent, day after due (mean, median, p10, p90) and channels;
+    ``difference[policy]`` is the paired NPV difference to ``reference`` (same invoices,
+    same draws) with its CI; ``vetoes[policy][rule_id]`` counts refused attempts per rule.
+    """
+
+    scenario: str
+    n_invoices: int
+    seeds: list[int]
+    policies: list[str]
+    overall: dict[str, dict[str, dict[str, Any]]]
+    by_segment: dict[str, dict[str, dict[str, dict[str, Any]]]]
+    timing: dict[str, dict[str, list[dict[str, Any]]]]
+    difference: dict[str, dict[str, Any]]
+    vetoes: dict[str, dict[str, int]]
+    reference: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def kpi(self, policy: str, name: str, segment: str | None = None) -> float:
+        """Mean over seeds of one KPI."""
+        table = self.overall[policy] if segment is None else self.by_segment[policy][segment]
+        return float(table[name]["mean"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario, "n_invoices": self.n_invoices, "seeds": self.seeds,
+            "policies": self.policies, "reference": self.reference, "kpi_doc": KPI_DOC,
+            "overall": self.overall, "by_segment": self.by_segment, "timing": self.timing,
+            "difference": self.difference, "vetoes": self.vetoes, "config": self.config,
+        }
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``out_dir/evaluation.json`` atomically (temp file + rename)."""
+        import json
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "evaluation.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(_jsonable(self.to_dict()), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> EvaluationResult:
+        import json
+
+        d = json.loads(Path(path).read_text())
+        d.pop("kpi_doc", None)
+        return cls(**d)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return None if np.isnan(x) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def run_policy(policy: Policy, sim: CollectionsSimulator, batch: InvoiceBatch, seed: int
+               ) -> tuple[EpisodeLog, dict[str, int]]:
+    """Step ``batch`` under ``policy`` until every invoice has ended.
+
+    Returns the per-invoice log and refused attempts per vetoing rule id. A policy with a
+    ``bind_simulator(sim)`` method (the oracle) is given the simulator first so it can read
+    the true state of each row; ``act`` always receives all rows in batch order.
+    """
+    sim.load(batch)
+    if hasattr(policy, "bind_simulator"):
+        policy.bind_simulator(sim)
+    log = EpisodeLog(sim.n)
+    refused_by: dict[str, int] = {}
+    for day in range(sim.horizon):
+        if not sim.active.any():
+            break
+        obs, masks, vetoed_by = sim.observations(), sim.action_masks(), sim.vetoed_by
+        actions = np.asarray(policy.act(obs, masks), dtype=np.int64)
+        res = sim.step(actions, np.random.default_rng([seed, day, 1]))
+        log.record(res, masks)
+        if res.refused.any():
+            rows = np.flatnonzero(res.refused)
+            for r in rows:
+                rule = "unknown"
+                if vetoed_by is not None and vetoed_by[r, res.requested[r]] >= 0:
+                    rule = sim.mask.rule_ids[int(vetoed_by[r, res.requested[r]])]
+                refused_by[rule] = refused_by.get(rule, 0) + 1
+    return log, refused_by
+
+
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+
+
+def evaluate_policies(
+    policies: Mapping[str, Policy],
+    scenario: Any = "default",
+    n_invoices: int = 2000,
+    seeds: int | Sequence[int] = 5,
+    *,
+    source: TransitionSource | None = None,
+    mask: ActionMask | None = None,
+    horizon: int | None = None,
+    reference: str | None = "fixed",
+    progress: Progress | None = None,
+) -> EvaluationResult:
+    """Evaluate every policy on the same invoices of each seed (common random numbers).
+
+    Args:
+        policies: name -> policy (``act(observations, masks)``).
+        scenario: scenario name, path or ``Scenario``; used to build the ground truth when
+            ``source`` is None.
+        n_invoices: invoices per seed.
+        seeds: number of seeds (``0..K-1``) or the seeds themselves.
+        source: transition source (default ``GroundTruthSource(scenario)``).
+        mask: legal mask (default: the packaged rules).
+        horizon: write-off day (default: the source's).
+        reference: policy the paired NPV differences are taken against (if present).
+        progress: called as ``progress(message, done, total)`` after each policy run.
+    """
+    if not policies:
+        raise ValueError("no policies to evaluate")
+    if source is None:
+        from simulations.env.ground_truth import GroundTruthSource
+
+        source = GroundTruthSource(scenario)
+    sim = CollectionsSimulator(source, default_mask() if mask is None else mask,
+                               horizon=horizon)
+    seed_list = _seed_list(seeds)
+    names = list(policies)
+    per_seed: dict[str, list[dict[str, float]]] = {p: [] for p in names}
+    per_seg: dict[str, dict[str, list[dict[str, float]]]] = {
+        p: {s: [] for s in SEGMENT_NAMES} for p in names}
+    timing_parts: dict[str, list[dict]] = {p: [] for p in names}
+    npv_by_seed: dict[str, list[float]] = {p: [] for p in names}
+    vetoes: dict[str, dict[str, int]] = {p: {} for p in names}
+    total, done = len(seed_list) * len(names), 0
+    started = time.perf_counter()
+    for seed in seed_list:
+        batch = source.fresh_invoices(n_invoices, np.random.default_rng([seed, 0]))
+        for name in names:
+            log, refused_by = run_policy(policies[name], sim, batch, seed)
+            per_seed[name].append(kpis(log, batch))
+            npv_by_seed[name].append(float(log.npv.mean()))
+            for s, seg in enumerate(SEGMENT_NAMES):
+                rows = np.flatnonzero(batch.segment == s)
+                if len(rows):
+                    per_seg[name][seg].append(kpis(log, batch, rows))
+            timing_parts[name].append(timing_counts(log, batch))
+            for rule, count in refused_by.items():
+                vetoes[name][rule] = vetoes[name].get(rule, 0) + count
+            done += 1
+            if progress is not None:
+                progress(f"seed {seed} {name}", done, total)
+    ref = reference if reference in policies else None
+    difference: dict[str, dict[str, Any]] = {}
+    if ref is not None:
+        for name in names:
+            diff = np.array(npv_by_seed[name]) - np.array(npv_by_seed[ref])
+            mean, lo, hi = t_interval(diff)
+            difference[name] = {"npv_minus_reference": mean, "ci_low": lo, "ci_high": hi}
+    return EvaluationResult(
+        scenario=str(getattr(getattr(source, "scenario", None), "name", scenario)),
+        n_invoices=int(n_invoices),
+        seeds=seed_list,
+        policies=names,
+        overall={p: aggregate(per_seed[p]) for p in names},
+        by_segment={p: {s: aggregate(v) for s, v in per_seg[p].items() if v} for p in names},
+        timing={p: summarize_timing(pool_timing(timing_parts[p])) for p in names},
+        difference=difference,
+        vetoes=vetoes,
+        reference=ref,
+        config={
+            "source": source.name,
+            "horizon": sim.horizon,
+            "ruleset_hash": getattr(sim.mask, "ruleset_hash", ""),
+            "seconds": round(time.perf_counter() - started, 2),
+        },
+    )

@@ -1,0 +1,96 @@
+"""Business-day calendar per jurisdiction and the segments' calendar multipliers.
+
+Days are integers: days since 1970-01-01 (``numpy.datetime64(date, "D").astype(int)``).
+A :class:`WorldCalendar` covers ``[first_day, first_day + n_days)``; index ``d = day -
+first_day``. Bank holidays come from the ``holidays`` package.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import holidays
+import numpy as np
+
+from simulations.world.scenario import Scenario
+
+EPOCH = dt.date(1970, 1, 1)
+
+
+def to_day(date: dt.date) -> int:
+    """Days since 1970-01-01."""
+    return (date - EPOCH).days
+
+
+def to_date(day: int) -> dt.date:
+    return EPOCH + dt.timedelta(days=int(day))
+
+
+class WorldCalendar:
+    """Weekends, bank holidays and the per-segment payment calendar over a day range.
+
+    Attributes (``J`` jurisdictions in scenario order, ``S`` segments, ``D`` days):
+
+    - ``is_weekend``: (D,) bool
+    - ``is_holiday``: (J, D) bool, bank holiday of the jurisdiction (weekends excluded)
+    - ``is_business``: (J, D) bool
+    - ``pay_multiplier``: (S, J, D) float64. 0 on a non-business day; on a business day the
+      segment's calendar factor (month-end / quarter-end peak) summed over the day itself and
+      the non-business days right before it: a payment that would have landed on a weekend
+      or holiday slips to the next business day.
+    """
+
+    def __init__(self, scenario: Scenario, first_day: int, n_days: int) -> None:
+        self.first_day = int(first_day)
+        self.n_days = int(n_days)
+        days = np.arange(self.first_day, self.first_day + self.n_days)
+        dates = days.astype("datetime64[D]")
+        weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+        self.is_weekend = weekday >= 5
+        years = range(to_date(days[0]).year, to_date(days[-1]).year + 1)
+        n_jur = len(scenario.jurisdictions)
+        self.is_holiday = np.zeros((n_jur, self.n_days), dtype=bool)
+        for j, jur in enumerate(scenario.jurisdictions):
+            hol = holidays.country_holidays(jur.code, years=years)
+            idx = [to_day(d) - self.first_day for d in hol]
+            idx = np.array([i for i in idx if 0 <= i < self.n_days], dtype=np.int64)
+            self.is_holiday[j, idx] = True
+        self.is_holiday &= ~self.is_weekend
+        self.is_business = ~self.is_weekend & ~self.is_holiday
+
+        month = dates.astype("datetime64[M]")
+        next_month = (month + 1).astype("datetime64[D]")
+        days_to_month_end = (next_month - dates).astype(np.int64)  # 1 on the last day
+        days_from_month_start = (dates - month.astype("datetime64[D]")).astype(np.int64)
+        month_no = month.astype(np.int64) % 12  # 0 = January
+        quarter_end_month = month_no % 3 == 2
+        quarter_start_month = month_no % 3 == 0
+        # Start-ups: cash arrives at month end (last 3 days and first 2 days of a month).
+        month_peak = (days_to_month_end <= 3) | (days_from_month_start < 2)
+        # SaaS: pays in the days after the quarter end (last 2 days, first 10 of the next).
+        quarter_peak = ((quarter_end_month & (days_to_month_end <= 2))
+                        | (quarter_start_month & (days_from_month_start < 10)))
+
+        raw = np.ones((len(scenario.segments), self.n_days))
+        for s, seg in enumerate(scenario.segments):
+            if seg.calendar == "month_end":
+                raw[s] = np.where(month_peak, seg.calendar_peak, seg.calendar_off_peak)
+            elif seg.calendar == "quarter_end":
+                raw[s] = np.where(quarter_peak, seg.calendar_peak, seg.calendar_off_peak)
+        self.pay_multiplier = np.zeros((len(scenario.segments), n_jur, self.n_days))
+        for j in range(n_jur):
+            business = self.is_business[j]
+            carried = np.zeros(len(scenario.segments))
+            for d in range(self.n_days):  # runs once per calendar; D is a few thousand
+                carried = carried + raw[:, d]
+                if business[d]:
+                    self.pay_multiplier[:, j, d] = carried
+                    carried = 0.0 * carried
+
+    def index(self, day: np.ndarray) -> np.ndarray:
+        """Calendar index of epoch days; raises if a day is outside the covered range."""
+        d = np.asarray(day, dtype=np.int64) - self.first_day
+        if d.size and (d.min() < 0 or d.max() >= self.n_days):
+            raise ValueError(f"day outside the calendar range [{self.first_day}, "
+                             f"{self.first_day + self.n_days}) (epoch days)")
+        return d

@@ -1,0 +1,416 @@
+"""Scenario files: the ground truth's behaviour, costs and logging policy, loaded from YAML.
+
+A scenario is a YAML mapping (see ``simulations/scenarios/default.yaml``, every field is
+commented there). :func:`load_scenario` accepts a packaged name (``default``, ``shifted``)
+or a path, validates every field and raises :class:`engine.errors.InputError` naming the
+file and the field on a mistake.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.contract import CHANNELS, SEGMENTS
+from engine.errors import InputError
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+# Reminder channels in Action order (email=1 .. final_notice=4); agency is not a reminder.
+REMINDER_CHANNELS: tuple[str, ...] = ("email", "letter", "phone", "final_notice")
+CALENDAR_KINDS: tuple[str, ...] = ("none", "month_end", "quarter_end")
+
+
+@dataclass(frozen=True)
+class ComplaintModel:
+    """P(complaint | reminder sent) = base * channel factor * early * frequent * (1 + per_prior*n).
+
+    ``early_factor`` applies when the reminder is sent before day ``early_days`` after due,
+    ``frequent_factor`` when the previous reminder was fewer than ``frequent_days`` ago.
+    """
+
+    base: float
+    early_days: int
+    early_factor: float
+    frequent_days: int
+    frequent_factor: float
+    per_prior_reminder: float
+
+
+@dataclass(frozen=True)
+class SegmentBehaviour:
+    """Payment behaviour of one segment (all hazards are per day).
+
+    Daily payment intensity after the due date::
+
+        lam = hazard * reliability * calendar(date) * (1 + E) * complaint_slowdown**complaint
+              * (before_milestone_factor if before the milestone)
+        E   = reminder_effect * strength[c] * reminder_decay**k * reminder_diminishing**(n-1)
+              * timing(day the last reminder was sent)     (0 before the milestone)
+        P(pay today) = 1 - exp(-lam)
+    """
+
+    name: str
+    weight: float
+    b2c_share: float
+    industries: dict[str, float]
+    payment_terms_days: dict[int, float]
+    invoices_per_month: float
+    amount_median: float
+    amount_sigma: float
+    reliability_sigma: float
+    drift_sigma_per_year: float
+    pre_due_hazard: float
+    hazard: float
+    reminder_effect: float
+    reminder_decay: float
+    reminder_diminishing: float
+    reminder_timing: tuple[tuple[int, float], ...]
+    calendar: str
+    calendar_peak: float
+    calendar_off_peak: float
+    milestone_days: tuple[int, int] | None
+    before_milestone_factor: float
+    complaint: ComplaintModel
+    complaint_slowdown: float
+    dispute_start: float
+    dispute_resolve: float
+
+
+@dataclass(frozen=True)
+class Jurisdiction:
+    code: str
+    weight: float
+    currency: str
+    language: str
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Money figures of the reward, in the invoice currency (no FX: amounts are nominal).
+
+    ``action[a]`` is the cost of action ``a`` (index = :class:`engine.contract.Action`),
+    ``daily_discount`` the factor per day derived from ``annual_discount_rate``.
+    """
+
+    annual_discount_rate: float
+    action: tuple[float, ...]  # (6,) wait, email, letter, phone, final_notice, agency
+    complaint: float
+    agency_fee_share: float
+    agency_recovery_probability: float
+    agency_delay_days: int
+
+    @property
+    def daily_discount(self) -> float:
+        """gamma per day: (1 + annual rate) ** (-1/365)."""
+        return (1.0 + self.annual_discount_rate) ** (-1.0 / 365.0)
+
+    @property
+    def agency_value_share(self) -> float:
+        """Expected share of the amount an agency handover brings, discounted to handover."""
+        return (self.agency_recovery_probability * (1.0 - self.agency_fee_share)
+                * self.daily_discount ** self.agency_delay_days)
+
+
+@dataclass(frozen=True)
+class LoggingPolicyConfig:
+    """The fixed schedule that produced the history, made stochastic for off-policy evaluation.
+
+    ``schedule`` lists (channel, day after due) for the 1st, 2nd, ... action; each is sent on
+    a business day drawn uniformly in ``day +- jitter_days`` (never on a weekend or bank
+    holiday, never on a disputed invoice, never within ``min_gap_days`` of the previous
+    reminder); with ``other_channel_probability`` another reminder channel is used instead.
+    """
+
+    schedule: tuple[tuple[int, int], ...]  # (action index, day)
+    jitter_days: int
+    other_channel_probability: float
+    min_gap_days: int
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything the ground-truth world needs. Load with :func:`load_scenario`."""
+
+    name: str
+    description: str
+    start_date: dt.date
+    horizon_days: int
+    max_days_since_reminder: int  # K: state k is capped at K ("K or more days / long ago")
+    max_reminders: int  # N: state n is capped at N
+    channel_strength: tuple[float, ...]  # (4,) email, letter, phone, final_notice
+    channel_complaint_factor: tuple[float, ...]  # (4,)
+    costs: Costs
+    jurisdictions: tuple[Jurisdiction, ...]
+    segments: tuple[SegmentBehaviour, ...]  # in engine.contract.SEGMENTS order
+    logging_policy: LoggingPolicyConfig
+    b2c_agency_consent_share: float = 1.0
+    healthcare_agency_consent_share: float = 0.3
+    reminder_fee_agreed_share: float = 0.5
+    opted_out_share: float = 0.03
+    source: str = field(default="<memory>", compare=False)
+
+    def segment(self, name: str) -> SegmentBehaviour:
+        return self.segments[SEGMENTS.index(name)]
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+class _Reader:
+    """Reads typed fields from a YAML mapping, raising InputError that names file and field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, found: Any, expected: str) -> InputError:
+        return InputError(f"{self.source}: field '{path}': found {found!r}, expected {expected}")
+
+    def mapping(self, data: Any, path: str) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(path, data, "a mapping")
+        return data
+
+    def get(self, data: dict[str, Any], key: str, path: str) -> Any:
+        if key not in data:
+            raise InputError(f"{self.source}: field '{path}.{key}' is missing".replace("'.", "'"))
+        return data[key]
+
+    def number(self, data: dict[str, Any], key: str, path: str, lo: float = -math.inf,
+               hi: float = math.inf, default: float | None = None) -> float:
+        full = f"{path}.{key}" if path else key
+        if key not in data and default is not None:
+            return float(default)
+        value = self.get(data, key, path)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise self.fail(full, value, "a number")
+        if not lo <= value <= hi:
+            raise self.fail(full, value, f"a number in [{lo}, {hi}]")
+        return float(value)
+
+    def integer(self, data: dict[str, Any], key: str, path: str, lo: int = 0,
+                hi: int = 10**6) -> int:
+        full = f"{path}.{key}" if path else key
+        value = self.get(data, key, path)
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise self.fail(full, value, f"an integer in [{lo}, {hi}]")
+        return int(value)
+
+    def weights(self, data: Any, path: str) -> dict[Any, float]:
+        data = self.mapping(data, path)
+        if not data:
+            raise self.fail(path, data, "a non-empty mapping of name: weight")
+        out = {}
+        for key, value in data.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise self.fail(f"{path}.{key}", value, "a weight >= 0")
+            out[key] = float(value)
+        if sum(out.values()) <= 0:
+            raise self.fail(path, data, "weights with a positive sum")
+        return out
+
+
+def _read_segment(r: _Reader, name: str, d: Any) -> SegmentBehaviour:
+    p = f"segments.{name}"
+    d = r.mapping(d, p)
+    terms = r.weights(r.get(d, "payment_terms_days", p), f"{p}.payment_terms_days")
+    for term in terms:
+        if isinstance(term, bool) or not isinstance(term, int) or not 0 <= term <= 180:
+            raise r.fail(f"{p}.payment_terms_days", term, "day counts 0..180 as keys")
+    timing_raw = r.get(d, "reminder_timing", p)
+    if not isinstance(timing_raw, list) or not timing_raw:
+        raise r.fail(f"{p}.reminder_timing", timing_raw, "a list of [from_day, multiplier]")
+    timing = []
+    for i, item in enumerate(timing_raw):
+        if (not isinstance(item, list) or len(item) != 2 or not isinstance(item[0], int)
+                or not isinstance(item[1], int | float) or item[1] < 0):
+            raise r.fail(f"{p}.reminder_timing[{i}]", item, "[from_day, multiplier >= 0]")
+        timing.append((int(item[0]), float(item[1])))
+    if timing != sorted(timing) or timing[0][0] != 0:
+        raise r.fail(f"{p}.reminder_timing", timing_raw, "rows sorted by day, the first at day 0")
+    calendar = r.get(d, "calendar", p)
+    if calendar not in CALENDAR_KINDS:
+        raise r.fail(f"{p}.calendar", calendar, f"one of {', '.join(CALENDAR_KINDS)}")
+    milestone = d.get("milestone_days")
+    if milestone is not None:
+        if (not isinstance(milestone, list) or len(milestone) != 2
+                or not all(isinstance(x, int) for x in milestone) or milestone[0] > milestone[1]):
+            raise r.fail(f"{p}.milestone_days", milestone, "[min_day, max_day] after due or null")
+        milestone = (int(milestone[0]), int(milestone[1]))
+    c = r.mapping(r.get(d, "complaint", p), f"{p}.complaint")
+    cp = f"{p}.complaint"
+    complaint = ComplaintModel(
+        base=r.number(c, "base", cp, 0, 1),
+        early_days=r.integer(c, "early_days", cp, 0, 365),
+        early_factor=r.number(c, "early_factor", cp, 0),
+        frequent_days=r.integer(c, "frequent_days", cp, 0, 365),
+        frequent_factor=r.number(c, "frequent_factor", cp, 0),
+        per_prior_reminder=r.number(c, "per_prior_reminder", cp, 0),
+    )
+    industries = r.weights(r.get(d, "industries", p), f"{p}.industries")
+    if name == "construction" and set(industries) != {"construction"}:
+        raise r.fail(f"{p}.industries", industries, "only 'construction' for this segment")
+    return SegmentBehaviour(
+        name=name,
+        weight=r.number(d, "weight", p, 0),
+        b2c_share=r.number(d, "b2c_share", p, 0, 1),
+        industries=industries,
+        payment_terms_days={int(k): v for k, v in terms.items()},
+        invoices_per_month=r.number(d, "invoices_per_month", p, 0.01, 1000),
+        amount_median=r.number(d, "amount_median", p, 0.01),
+        amount_sigma=r.number(d, "amount_sigma", p, 0, 5),
+        reliability_sigma=r.number(d, "reliability_sigma", p, 0, 5),
+        drift_sigma_per_year=r.number(d, "drift_sigma_per_year", p, 0, 5),
+        pre_due_hazard=r.number(d, "pre_due_hazard", p, 0, 10),
+        hazard=r.number(d, "hazard", p, 0, 10),
+        reminder_effect=r.number(d, "reminder_effect", p, 0),
+        reminder_decay=r.number(d, "reminder_decay", p, 0, 1),
+        reminder_diminishing=r.number(d, "reminder_diminishing", p, 0, 1),
+        reminder_timing=tuple(timing),
+        calendar=calendar,
+        calendar_peak=r.number(d, "calendar_peak", p, 0, default=1.0),
+        calendar_off_peak=r.number(d, "calendar_off_peak", p, 0, default=1.0),
+        milestone_days=milestone,
+        before_milestone_factor=r.number(d, "before_milestone_factor", p, 0, default=1.0),
+        complaint=complaint,
+        complaint_slowdown=r.number(d, "complaint_slowdown", p, 0, 1),
+        dispute_start=r.number(d, "dispute_start", p, 0, 1),
+        dispute_resolve=r.number(d, "dispute_resolve", p, 0, 1),
+    )
+
+
+def _read_channels(r: _Reader, d: Any, path: str) -> tuple[float, ...]:
+    d = r.mapping(d, path)
+    unknown = set(d) - set(REMINDER_CHANNELS)
+    if unknown:
+        raise r.fail(path, sorted(unknown)[0], f"only {', '.join(REMINDER_CHANNELS)}")
+    return tuple(r.number(d, ch, path, 0) for ch in REMINDER_CHANNELS)
+
+
+def scenario_from_dict(data: Any, source: str = "<memory>") -> Scenario:
+    """Validate a parsed YAML mapping and build a :class:`Scenario`."""
+    r = _Reader(source)
+    d = r.mapping(data, "<top level>")
+    start = r.get(d, "start_date", "")
+    if isinstance(start, str):
+        try:
+            start = dt.date.fromisoformat(start)
+        except ValueError:
+            raise r.fail("start_date", start, "an ISO date YYYY-MM-DD") from None
+    if not isinstance(start, dt.date):
+        raise r.fail("start_date", start, "an ISO date YYYY-MM-DD")
+
+    ch = r.mapping(r.get(d, "channels", ""), "channels")
+    econ = r.mapping(r.get(d, "economics", ""), "economics")
+    costs_map = r.mapping(r.get(econ, "costs", "economics"), "economics.costs")
+    unknown = set(costs_map) - set(CHANNELS)
+    if unknown:
+        raise r.fail("economics.costs", sorted(unknown)[0], f"only {', '.join(CHANNELS)}")
+    costs = Costs(
+        annual_discount_rate=r.number(econ, "annual_discount_rate", "economics", 0, 1),
+        action=(0.0,) + tuple(r.number(costs_map, c, "economics.costs", 0) for c in CHANNELS),
+        complaint=r.number(econ, "complaint_cost", "economics", 0),
+        agency_fee_share=r.number(econ, "agency_fee_share", "economics", 0, 1),
+        agency_recovery_probability=r.number(econ, "agency_recovery_probability", "economics",
+                                             0, 1),
+        agency_delay_days=r.integer(econ, "agency_delay_days", "economics", 0, 3650),
+    )
+
+    jur_map = r.mapping(r.get(d, "jurisdictions", ""), "jurisdictions")
+    jurisdictions = []
+    for code, jd in jur_map.items():
+        jp = f"jurisdictions.{code}"
+        if not isinstance(code, str) or len(code) != 2 or not code.isupper():
+            raise r.fail("jurisdictions", code, "ISO 3166-1 alpha-2 codes such as DE")
+        jd = r.mapping(jd, jp)
+        currency, language = r.get(jd, "currency", jp), r.get(jd, "language", jp)
+        if not isinstance(currency, str) or len(currency) != 3:
+            raise r.fail(f"{jp}.currency", currency, "an ISO 4217 code such as EUR")
+        if not isinstance(language, str) or len(language) != 2:
+            raise r.fail(f"{jp}.language", language, "an ISO 639-1 code such as de")
+        jurisdictions.append(Jurisdiction(code, r.number(jd, "weight", jp, 0), currency, language))
+    if not jurisdictions:
+        raise r.fail("jurisdictions", jur_map, "at least one jurisdiction")
+
+    seg_map = r.mapping(r.get(d, "segments", ""), "segments")
+    missing = [s for s in SEGMENTS if s not in seg_map]
+    extra = [s for s in seg_map if s not in SEGMENTS]
+    if missing or extra:
+        raise r.fail("segments", sorted(seg_map), f"exactly the segments {', '.join(SEGMENTS)}")
+    segments = tuple(_read_segment(r, s, seg_map[s]) for s in SEGMENTS)
+
+    lp = r.mapping(r.get(d, "logging_policy", ""), "logging_policy")
+    sched_raw = r.get(lp, "schedule", "logging_policy")
+    if not isinstance(sched_raw, list) or not sched_raw:
+        raise r.fail("logging_policy.schedule", sched_raw, "a list of [channel, day]")
+    schedule = []
+    for i, item in enumerate(sched_raw):
+        if (not isinstance(item, list) or len(item) != 2 or item[0] not in CHANNELS
+                or not isinstance(item[1], int) or item[1] < 0):
+            raise r.fail(f"logging_policy.schedule[{i}]", item, "[channel, day after due >= 0]")
+        schedule.append((CHANNELS.index(item[0]) + 1, int(item[1])))
+    logging = LoggingPolicyConfig(
+        schedule=tuple(schedule),
+        jitter_days=r.integer(lp, "jitter_days", "logging_policy", 0, 60),
+        other_channel_probability=r.number(lp, "other_channel_probability", "logging_policy",
+                                           0, 1),
+        min_gap_days=r.integer(lp, "min_gap_days", "logging_policy", 0, 365),
+    )
+    st = r.mapping(r.get(d, "state", ""), "state")
+    custom = r.mapping(d.get("customers", {}), "customers")
+    scenario = Scenario(
+        name=str(r.get(d, "name", "")),
+        description=str(d.get("description", "")),
+        start_date=start,
+        horizon_days=r.integer(d, "horizon_days", "", 1, 3650),
+        max_days_since_reminder=r.integer(st, "max_days_since_reminder", "state", 1, 365),
+        max_reminders=r.integer(st, "max_reminders", "state", 1, 20),
+        channel_strength=_read_channels(r, r.get(ch, "strength", "channels"), "channels.strength"),
+        channel_complaint_factor=_read_channels(r, r.get(ch, "complaint_factor", "channels"),
+                                                "channels.complaint_factor"),
+        costs=costs,
+        jurisdictions=tuple(jurisdictions),
+        segments=segments,
+        logging_policy=logging,
+        b2c_agency_consent_share=r.number(custom, "b2c_agency_consent_share", "customers", 0, 1,
+                                          default=1.0),
+        healthcare_agency_consent_share=r.number(custom, "healthcare_agency_consent_share",
+                                                 "customers", 0, 1, default=0.3),
+        reminder_fee_agreed_share=r.number(custom, "reminder_fee_agreed_share", "customers", 0,
+                                           1, default=0.5),
+        opted_out_share=r.number(custom, "opted_out_share", "customers", 0, 1, default=0.03),
+        source=source,
+    )
+    if sum(s.weight for s in segments) <= 0:
+        raise r.fail("segments.*.weight", 0, "weights with a positive sum")
+    if sum(j.weight for j in jurisdictions) <= 0:
+        raise r.fail("jurisdictions.*.weight", 0, "weights with a positive sum")
+    return scenario
+
+
+def packaged_scenarios() -> list[str]:
+    """Names of the scenarios shipped in ``simulations/scenarios``."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a packaged scenario by name (``default``) or a YAML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = SCENARIO_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise InputError(f"scenario {str(name_or_path)!r}: no such packaged scenario "
+                             f"(expected one of {', '.join(packaged_scenarios())} or a YAML path)")
+    if not path.is_file():
+        raise InputError(f"{path}: scenario file not found (expected a YAML file)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise InputError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return scenario_from_dict(data, source=str(path))

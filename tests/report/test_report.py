@@ -1,0 +1,93 @@
+"""The HTML report: rendered from results.json, self-contained, readable in a real browser."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from engine.errors import InputError
+from engine.report import load_results, render_report, write_report
+
+from .conftest import chromium_path, run_chromium
+
+EXTERNAL_REF = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
+
+
+def test_report_has_every_section_and_policy(sample_results):
+    html = render_report(sample_results)
+    for section in ("comparison", "robustness", "timing", "model-card", "vetoes", "training",
+                    "config"):
+        assert f'id="{section}"' in html
+    for policy in sample_results["policies"]:
+        assert f'data-policy="{policy}"' in html
+    assert "practice.weekend" in html and "BGB § 286" in html
+    assert html.count("<svg") >= 6  # 3 comparison bars, timing, calibration, importance, curve
+
+
+def test_report_is_self_contained(sample_results):
+    html = render_report(sample_results)
+    assert not EXTERNAL_REF.search(html)
+    assert "<script" not in html and "<link" not in html and "@import" not in html
+
+
+def test_report_is_deterministic(sample_results):
+    assert render_report(sample_results) == render_report(sample_results)
+
+
+def test_report_escapes_text(sample_results):
+    sample_results["vetoes"][0]["title"] = "<b>bold</b>"
+    html = render_report(sample_results)
+    assert "&lt;b&gt;bold&lt;/b&gt;" in html
+
+
+def test_report_renders_without_optional_sections(sample_results):
+    minimal = {"policies": sample_results["policies"]}
+    html = render_report(minimal)
+    assert 'data-policy="rl"' in html
+    assert "No model card found" in html
+
+
+def test_load_results_errors_name_the_file(tmp_path: Path):
+    with pytest.raises(InputError, match="no results file"):
+        load_results(tmp_path)
+    bad = tmp_path / "results.json"
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match=r"results.json, line 1"):
+        load_results(tmp_path)
+    bad.write_text(json.dumps({"x": 1}))
+    with pytest.raises(InputError, match="policies"):
+        load_results(tmp_path)
+
+
+def test_report_cli_rerenders(sample_results, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+
+    (tmp_path / "results.json").write_text(json.dumps(sample_results))
+    res = CliRunner().invoke(app, ["report", "--results", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "report" / "index.html").stat().st_size > 10_000
+    res = CliRunner().invoke(app, ["report", "--results", str(tmp_path / "missing")])
+    assert res.exit_code == 2
+    assert "no results file" in res.output
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(chromium_path() is None, reason="needs chromium (make chromium)")
+def test_report_renders_in_headless_chromium(sample_results, tmp_path: Path):
+    index = write_report(sample_results, tmp_path / "report")
+    dom = run_chromium(["--dump-dom", index.as_uri()], tmp_path)
+    rows = re.findall(r'<tr data-policy="(\w+)"', dom)
+    assert set(sample_results["policies"]) <= set(rows)
+    svgs = re.findall(r"<svg\b.*?</svg>", dom, re.DOTALL)
+    assert len(svgs) >= 6
+    assert all("<path" in s or "<use" in s for s in svgs)  # non-empty drawings
+    assert not EXTERNAL_REF.search(dom)
+    shot = tmp_path / "shot.png"
+    run_chromium([f"--screenshot={shot}", "--window-size=1200,2400", index.as_uri()], tmp_path)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 20_000
