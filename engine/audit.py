@@ -289,3 +289,27 @@ class AuditLog:
             return [f"anchor {self.anchor}: newest record hash differs (log rewritten)"]
         return []
 
+
+
+def forget_customer(store: Any, customer_id: str) -> dict[str, Any]:
+    """Erase one customer's personal data (GDPR art. 17) across the store.
+
+    Erased: the customer's ``name`` in the ``customers`` table and the personal fields of
+    their audit records (free-text reasons). Kept, as the law requires (accounting and
+    tax retention, proof of lawful processing): the pseudonymous customer id, invoices,
+    payments, actions and the chained audit records, which still verify. Raises
+    :class:`engine.errors.InputError` for an unknown customer id.
+    """
+    from engine.errors import InputError
+
+    with store.connect() as con:
+        found = con.execute("SELECT count(*) FROM customers WHERE customer_id = ?",
+                            [customer_id]).fetchone()[0]
+        if not found:
+            raise InputError(f"--customer {customer_id!r}: no such customer in {store.path}")
+        con.execute("UPDATE customers SET name = NULL WHERE customer_id = ?", [customer_id])
+        log = AuditLog(con, anchor=store.path.parent / "audit.anchor")
+        erased = log.forget_customer(customer_id)
+        report = log.verify()
+    return {"customer_rows": int(found), "audit_personal_records": erased,
+            "audit_ok": report.ok}

@@ -35,7 +35,7 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from engine.contract import CHANNELS
+from engine.contract import CHANNELS, CUSTOMERS, INVOICES, Table
 from engine.errors import DunningError
 
 # Internal day numbers: days since 1900-01-01 (always >= 0 for business data).
@@ -60,7 +60,7 @@ HISTORY_FEATURES: tuple[str, ...] = (
     "hist_n_issued", "hist_n_paid", "hist_n_late", "hist_share_late", "hist_mean_days_late",
     "hist_mean_days_late_last3", "hist_days_late_trend", "hist_last_days_late",
     "hist_max_days_late_last5", "hist_mean_days_to_pay", "hist_mean_amount",
-    "hist_days_since_last_payment", "hist_n_open", "hist_open_amount",
+    "hist_days_since_last_payment", "hist_n_open", "hist_open_amount", "hist_share_disputed",
 )
 # Opt-in only (``--include-fields``): known after the fact in many ERPs (IBM ``Disputed``).
 OPT_IN_FEATURES: tuple[str, ...] = ("disputed_flag",)
@@ -69,10 +69,11 @@ DEFAULT_FEATURES: tuple[str, ...] = (
     *CATEGORICAL_FEATURES,
 )
 ALL_FEATURES: tuple[str, ...] = (*DEFAULT_FEATURES, *OPT_IN_FEATURES)
-# Extra non-contract columns of the invoices table whose names start with this prefix are
-# passed through as numeric features (e.g. ``x_paperless`` from a mapping): they must be
-# known at the invoice date.
-EXTRA_PREFIX = "x_"
+# Extra (non-contract) columns a mapping added become features named ``inv_<column>``
+# (invoices) or ``cust_<column>`` (customers): numbers and booleans as values, dates as
+# "days from that date to the as-of date" (negative: not yet), text as categories. They
+# must be facts known at the invoice date (the mapping's responsibility).
+EXTRA_PREFIXES: tuple[str, ...] = ("inv_", "cust_")
 
 
 def to_days(values: object) -> np.ndarray:
@@ -187,7 +188,7 @@ class PreparedTables:
     dispute_resolved: np.ndarray
     disputed_flag: np.ndarray
     milestone_day: np.ndarray
-    extras: dict[str, np.ndarray]
+    extras: dict[str, tuple[str, np.ndarray, bool]]  # name -> (kind, values, per customer)
     customers: pd.DataFrame  # indexed by customer index, contract columns
     customer_since_day: np.ndarray
     # customer history, sorted by (cust, settle_day) over settled invoices
@@ -209,7 +210,7 @@ class PreparedTables:
     act_day: np.ndarray
     act_channel: np.ndarray  # Action value 1..5
     holidays: dict[str, np.ndarray]
-    last_day: int
+    last_day: int  # latest invoice, payment or action date: the export date
 
 
 def _col(df: pd.DataFrame, name: str, default: object = None) -> pd.Series:
@@ -296,6 +297,9 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
     due_day = to_days(inv["due_date"].to_numpy())
     settle_day, pay_keys, pay_cum, _ = settlement(invoice_id, amount, tables["payments"])
     days_late = np.where(settle_day == NEVER, np.nan, (settle_day - due_day).astype(float))
+    disputed = _col(inv, "disputed", False)
+    disputed_flag = disputed.map(lambda v: 1.0 if str(v).strip().lower() in
+                                 {"true", "1", "yes", "y"} else 0.0).to_numpy(np.float64)
 
     # customer history over settled invoices, by settle day
     settled = np.flatnonzero(settle_day != NEVER)
@@ -309,6 +313,7 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
         "days_late": _cumsum0(dl),
         "days_to_pay": _cumsum0((settle_day[settled] - invoice_day[settled]).astype(float)),
         "amount": _cumsum0(amount[settled]),
+        "disputed": _cumsum0(disputed_flag[settled]),
     }
     n_cust = len(cus)
     iss_keys = _keys(cust, invoice_day)
@@ -334,13 +339,7 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
     onehot = np.zeros((len(a_ch), len(CHANNELS)))
     onehot[np.arange(len(a_ch)), a_ch - 1] = 1.0
 
-    extras = {}
-    for c in inv.columns:
-        if str(c).startswith(EXTRA_PREFIX):
-            extras[str(c)] = pd.to_numeric(inv[c], errors="coerce").to_numpy(np.float64)
-    disputed = _col(inv, "disputed", False)
-    disputed_flag = disputed.map(lambda v: 1.0 if str(v).strip().lower() in
-                                 {"true", "1", "yes", "y"} else 0.0).to_numpy(np.float64)
+    extras = {**_extras(inv, INVOICES, "inv_", False), **_extras(cus, CUSTOMERS, "cust_", True)}
     jur = cus["jurisdiction"].astype(str).str.upper().to_numpy()
     valid_days = np.concatenate([invoice_day, due_day[due_day != NEVER]])
     return PreparedTables(
@@ -359,8 +358,10 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
         pay_keys=pay_keys, pay_cum=pay_cum,
         act_keys=act_keys, act_cum=_cumsum0(onehot), act_day=a_day, act_channel=a_ch,
         holidays=holiday_lookup(jur, int(valid_days.min()), int(valid_days.max()) + 400),
-        last_day=int(max(valid_days.max(), settle_day[settle_day != NEVER].max(initial=0),
-                         a_day.max(initial=0))),
+        # due dates lie in the future of the export: the last known day is the latest
+        # invoice, payment or action date
+        last_day=int(max(invoice_day.max(), settle_day[settle_day != NEVER].max(initial=0),
+                         a_day.max(initial=0), pay_keys.max(initial=0) & (2**_DAY_BITS - 1))),
     )
 
 
@@ -419,6 +420,7 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
         f["hist_mean_amount"] = iss_amt / n_iss
         f["hist_n_open"] = n_iss - n
         f["hist_open_amount"] = iss_amt - window(c["amount"], None)
+        f["hist_share_disputed"] = window(c["disputed"], None) / n
 
         # -- the invoice itself
         f["amount"] = amount
@@ -473,8 +475,32 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
     names = np.array(["none", *CHANNELS], dtype=object)
     df["last_channel"] = names[last_ch]
     for name in (extra_names if extra_names is not None else sorted(p.extras)):
-        df[name] = p.extras[name][rows] if name in p.extras else np.nan
+        kind, values, per_customer = p.extras[name]
+        v = values[cust] if per_customer else values[rows]
+        if kind == "date":
+            v = np.where(v == NEVER, np.nan, (ref - v).astype(float))
+        df[name] = v
     return df
+
+
+def _extras(df: pd.DataFrame, table: Table, prefix: str, per_customer: bool
+            ) -> dict[str, tuple[str, np.ndarray, bool]]:
+    """Non-contract columns of ``df`` as (kind, values, per_customer) by feature name."""
+    out: dict[str, tuple[str, np.ndarray, bool]] = {}
+    for c in df.columns:
+        if c in table.column_names:
+            continue
+        col = df[c]
+        name = f"{prefix}{c}"
+        if pd.api.types.is_bool_dtype(col) or pd.api.types.is_numeric_dtype(col):
+            out[name] = ("num", pd.to_numeric(col, errors="coerce").to_numpy(np.float64),
+                         per_customer)
+        elif pd.api.types.is_datetime64_any_dtype(col):
+            out[name] = ("date", to_days(col.to_numpy()), per_customer)
+        else:
+            vals = col.astype(object).where(col.notna(), None).to_numpy(dtype=object)
+            out[name] = ("cat", vals, per_customer)
+    return out
 
 
 def _window_max(values: np.ndarray, pos: np.ndarray, start: np.ndarray, k: int) -> np.ndarray:
@@ -607,3 +633,114 @@ def label_classes(days_late: np.ndarray, very_late_days: int) -> np.ndarray:
     if very_late_days > 0:
         y = np.where(dl > very_late_days, 2, y)
     return y.astype(np.int64)
+
+
+# --------------------------------------------------------------------------------------
+# Daily hazard rows: one row per (invoice, day overdue) while unpaid
+
+NO_REMINDER_DAYS = 10_000  # "never" for days since the last reminder (as legal facts do)
+REMINDER_CHANNELS: tuple[str, ...] = tuple(c for c in CHANNELS if c != "agency")
+DYNAMIC_FEATURES: tuple[str, ...] = (
+    "days_overdue", *(f"n_{c}" for c in REMINDER_CHANNELS), "days_since_last_reminder",
+    "last_channel", "weekday", "days_to_month_end", "days_to_quarter_end", "is_holiday",
+)
+# Features of the payment model that change day by day: the hazard model gets them from
+# DYNAMIC_FEATURES instead, so they are not part of its static vector.
+STATE_FEATURES: tuple[str, ...] = (
+    "age_days", "days_overdue", "paid_share", *(f"n_{c}" for c in CHANNELS), "n_reminders",
+    "days_since_last_action", "last_channel",
+)
+
+
+def dynamic_features_at(p: PreparedTables, rows: np.ndarray, day: np.ndarray
+                        ) -> dict[str, np.ndarray]:
+    """The :data:`DYNAMIC_FEATURES` of invoices ``rows`` on days ``day`` ((m,) each).
+
+    Reminders count if sent before ``day``. All values float64, see
+    :meth:`engine.models.hazard.HazardModel.predict_hazard` for units.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    day = np.asarray(day, dtype=np.int64)
+    m = len(rows)
+    apos = np.searchsorted(p.act_keys, _keys(rows, day), side="left")
+    astart = np.searchsorted(p.act_keys, _keys(rows, np.zeros(m)), side="left")
+    counts = p.act_cum[apos] - p.act_cum[astart]
+    out: dict[str, np.ndarray] = {"days_overdue": (day - p.due_day[rows]).astype(float)}
+    for j, ch in enumerate(CHANNELS):
+        if ch in REMINDER_CHANNELS:
+            out[f"n_{ch}"] = counts[:, j]
+    # last reminder = last action that is not an agency handover; agency ends the episode
+    any_act = apos > astart
+    last = np.where(any_act, apos - 1, 0)
+    if len(p.act_day):
+        out["days_since_last_reminder"] = np.where(any_act, day - p.act_day[last],
+                                                   NO_REMINDER_DAYS).astype(float)
+        out["last_channel"] = np.where(any_act, p.act_channel[last], 0).astype(float)
+    else:
+        out["days_since_last_reminder"] = np.full(m, float(NO_REMINDER_DAYS))
+        out["last_channel"] = np.zeros(m)
+    out["weekday"] = weekday(day).astype(float)
+    out["days_to_month_end"] = days_to_month_end(day).astype(float)
+    out["days_to_quarter_end"] = days_to_quarter_end(day).astype(float)
+    jur = p.customers["jurisdiction"].astype(str).str.upper().to_numpy()[p.cust[rows]]
+    out["is_holiday"] = is_holiday(jur, day, p.holidays).astype(float)
+    return out
+
+
+@dataclass
+class HazardFrame:
+    """Invoice-day rows for the hazard model.
+
+    ``rows`` (m,) invoice positions, ``day`` (m,) day numbers, ``event`` (m,) 1 if the
+    invoice was fully paid that day, ``weight`` (m,) 1/sampling rate of the row, ``static``
+    features per *invoice* (as of its due date) and ``static_index`` (m,) into it.
+    """
+
+    rows: np.ndarray
+    day: np.ndarray
+    event: np.ndarray
+    weight: np.ndarray
+    static: pd.DataFrame
+    static_index: np.ndarray
+    dynamic: dict[str, np.ndarray]
+
+
+def build_hazard_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_of: object,
+                       horizon_days: int = 120, max_rows: int = 1_500_000,
+                       max_invoices: int = 200_000, seed: int = 0) -> HazardFrame:
+    """Invoice-day rows from the due date until payment, agency handover, censoring at
+    ``as_of`` or ``horizon_days`` after due, of invoices due before ``as_of``.
+
+    Invoices paid before their due date never enter (the risk set starts at the due date).
+    When the rows exceed ``max_rows``, non-event days are subsampled at rate q and carry
+    weight 1/q, so weighted training gives unbiased daily probabilities; at most
+    ``max_invoices`` invoices (random, seeded) are used.
+    """
+    p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
+    as_day = to_day(as_of)
+    rng = np.random.default_rng(seed)
+    # first agency handover per invoice ends its dunning episode
+    agency = np.full(len(p.invoice_id), NEVER, dtype=np.int64)
+    a_inv = (p.act_keys >> _DAY_BITS).astype(np.int64)
+    sel = p.act_channel == len(CHANNELS)  # agency is the last channel
+    np.minimum.at(agency, a_inv[sel], p.act_day[sel])
+    due = p.due_day
+    stop = np.minimum.reduce([p.settle_day, agency, np.full_like(due, as_day - 1),
+                              due + horizon_days])
+    inv = np.flatnonzero((due < as_day) & (p.settle_day >= due) & (stop >= due))
+    if len(inv) > max_invoices:
+        inv = np.sort(rng.choice(inv, max_invoices, replace=False))
+    length = stop[inv] - due[inv] + 1
+    total = int(length.sum())
+    q = min(1.0, max_rows / max(total, 1))
+    rows = np.repeat(inv, length)
+    offset = np.arange(total) - np.repeat(np.cumsum(length) - length, length)
+    day = due[rows] + offset
+    event = (day == p.settle_day[rows]).astype(np.float64)
+    keep = (event == 1) | (rng.random(total) < q)
+    rows, day, event = rows[keep], day[keep], event[keep]
+    weight = np.where(event == 1, 1.0, 1.0 / q)
+    static = features_at(p, inv, due[inv]).reset_index(drop=True)
+    static_index = np.searchsorted(inv, rows)
+    return HazardFrame(rows=rows, day=day, event=event, weight=weight, static=static,
+                       static_index=static_index, dynamic=dynamic_features_at(p, rows, day))

@@ -3,9 +3,10 @@
 Every figure a letter claims comes from the legal decision of record for that letter
 (:class:`legal_rules.decision.Decision` of the action on the letter date), never from code:
 
-- interest: the ``interest_rate_pp_over_base`` / ``max_interest_rate`` cap in force (a rate
-  expression such as ``base_rate(DE) + 9`` resolved on the date), simple interest on the open
-  principal from the day after the due date, act/365; no interest cap fired -> no interest;
+- interest: the ``max_interest_rate`` cap in force (a rate expression such as
+  ``base_rate(DE) + 9`` resolved on the date) or an EU ``interest_rate_pp_over_base`` cap
+  plus the ECB rate; simple interest on the open principal from the day after the due date,
+  act/365; no interest cap fired (or no rate on that date) -> no interest;
 - reminder fee: ``min(creditor's fee, max_reminder_fee cap)``; no cap fired -> no fee (fees
   only where a rule allows them: none for a German first reminder, SEK 60 only if agreed);
 - fixed recovery compensation (EUR 40 B2B, GBP 40/70/100, SEK 450): the ``fixed_compensation``
@@ -46,7 +47,6 @@ LETTER_KINDS: dict[Action, str] = {
     Action.AGENCY: "pre_agency",
 }
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "letters"
-INTEREST_CAPS = ("interest_rate_pp_over_base", "max_interest_rate")
 
 
 @dataclass(frozen=True)
@@ -150,8 +150,13 @@ def letter_language(invoice: InvoiceRef) -> str:
 
 
 def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
-                    letter_date: dt.date) -> dict[str, Any]:
-    """Principal, interest, fee, compensation, announced costs and pay-by date from the caps."""
+                    letter_date: dt.date, ruleset: Any | None = None) -> dict[str, Any]:
+    """Principal, interest, fee, compensation, announced costs and pay-by date from the caps.
+
+    Interest: the tightest ``max_interest_rate`` cap (a full annual rate); without one, an
+    ``interest_rate_pp_over_base`` cap of an EU-wide rule plus the ECB rate in force
+    (``ecb_rate(EU)`` from ``ruleset``); otherwise no interest is claimed.
+    """
     principal = round(invoice.open_amount, 2)
     cites: list[str] = []
 
@@ -161,8 +166,9 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
             cites.extend(c.citation for c in decision.caps if c.name == name)
         return value
 
-    rates = [v for v in (cap(n) for n in INTEREST_CAPS) if v is not None]
-    rate = min(rates) if rates else None
+    rate = cap("max_interest_rate")
+    if rate is None:
+        rate = _rate_over_base(decision, ruleset, cites)
     interest_days = max((letter_date - invoice.due_date).days, 0)
     interest = round(principal * (rate or 0.0) / 100 * interest_days / 365, 2)
     fee_cap = cap("max_reminder_fee")
@@ -171,7 +177,9 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
     compensation = round(comp_cap, 2) if comp_cap is not None and creditor.claim_compensation \
         else 0.0
     announced = cap("collection_cost_scale") or 0.0
-    announced = min(announced, cap("max_collection_fee") or announced)
+    max_fee = cap("max_collection_fee")
+    if max_fee is not None:
+        announced = min(announced, max_fee)
     min_days = cap("min_days_to_pay_in_letter")
     days = max(creditor.days_to_pay, int(min_days or 0))
     total = round(principal + interest + fee + compensation, 2)
@@ -183,6 +191,22 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
         "pay_by": letter_date + dt.timedelta(days=days),
         "citations": list(dict.fromkeys(cites)),
     }
+
+
+def _rate_over_base(decision: Decision, ruleset: Any | None, cites: list[str]) -> float | None:
+    """Annual rate from an ``interest_rate_pp_over_base`` cap of an EU rule + ECB rate."""
+    if ruleset is None:
+        return None
+    for c in decision.caps:
+        if c.name != "interest_rate_pp_over_base" or c.value is None:
+            continue
+        if ruleset.rule(c.rule_id).jurisdiction != "EU":
+            continue
+        base = ruleset.rate("ecb_rate", "EU", decision.as_of)
+        if base is not None:
+            cites.extend([c.citation, base.citation])
+            return round(base.value + c.value, 6)
+    return None
 
 
 def _environment() -> Any:
@@ -225,7 +249,7 @@ def format_date(value: dt.date, language: str) -> str:
 
 def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
                   creditor: Creditor, letter_date: dt.date | None = None,
-                  reminders_sent: int = 0) -> Letter:
+                  reminders_sent: int = 0, ruleset: Any | None = None) -> Letter:
     """Render the letter for ``action`` (email/letter -> reminder, final notice, agency).
 
     ``decision`` must be the legal decision of this action for this invoice on
@@ -241,7 +265,7 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
                          f"by {', '.join(decision.vetoed_by) or 'an unresolved rule'}; no letter")
     letter_date = letter_date or decision.as_of
     lang = letter_language(invoice)
-    figures = compute_amounts(invoice, decision, creditor, letter_date)
+    figures = compute_amounts(invoice, decision, creditor, letter_date, ruleset)
     kind = LETTER_KINDS[action]
     ctx = {"lang": lang, "kind": kind, "inv": invoice, "creditor": creditor,
            "letter_date": letter_date, "b2c": invoice.customer_type == "b2c",
@@ -308,3 +332,54 @@ def write_letters(letters: Sequence[Letter], directory: str | os.PathLike[str],
                 raise InputError(f"letter format {fmt!r}: expected txt, html or pdf")
             written.append(path)
     return written
+
+
+def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
+                invoice_ids: Sequence[str] | None = None, ruleset: Any | None = None,
+                actions: dict[str, Action] | None = None) -> list[Letter]:
+    """Letters for the stored recommendations of ``as_of`` that send one.
+
+    By default every row whose action is email, letter or final notice and whose status is
+    ``recommended`` (an agency handover gets its pre-agency letter only once its review is
+    approved: pass ``actions={invoice_id: Action.AGENCY}``). Each letter uses the
+    durable_rules decision of its action on ``as_of`` (the caps in force that day).
+    """
+    from engine.recommend import invoice_state, legal_facts, stored_recommendations
+    from legal_rules.durable_eval import DurableEvaluator
+    from legal_rules.loader import load_rules
+
+    with store.connect() as con:
+        recs = stored_recommendations(con, as_of)
+    if actions is None:
+        sendable = recs[recs["status"].eq("recommended")
+                        & recs["action"].isin(["email", "letter", "final_notice"])]
+        actions = {r.invoice_id: Action.from_channel(r.action) for r in sendable.itertuples()}
+    if invoice_ids is not None:
+        actions = {i: a for i, a in actions.items() if i in set(invoice_ids)}
+    if not actions:
+        return []
+    state = invoice_state(store.tables(as_of=as_of), as_of)
+    state = state[state["invoice_id"].isin(list(actions))].reset_index(drop=True)
+    missing = sorted(set(actions) - set(state["invoice_id"]))
+    if missing:
+        raise InputError(f"invoice {missing[0]}: not open on {as_of}; no letter")
+    facts = legal_facts(state, as_of)
+    evaluator = DurableEvaluator(ruleset if ruleset is not None else load_rules())
+    out = []
+    for i, r in state.iterrows():
+        row_facts = {k: (v[i].item() if hasattr(v[i], "item") else v[i])
+                     for k, v in facts.items()}
+        action = actions[r["invoice_id"]]
+        decision = evaluator.decide(row_facts, action, as_of)
+        ref = InvoiceRef(
+            invoice_id=r["invoice_id"], customer_id=r["customer_id"],
+            customer_name=r["name"] if isinstance(r["name"], str) else r["customer_id"],
+            jurisdiction=str(r["jurisdiction"]).upper(), customer_type=str(r["customer_type"]),
+            language=r["language"] if isinstance(r["language"], str) else None,
+            invoice_date=r["invoice_date"].date(), due_date=r["due_date"].date(),
+            amount=float(r["amount"]), open_amount=float(r["open_amount"]),
+            currency=str(r["currency"]).upper())
+        out.append(render_letter(ref, action, decision, creditor, as_of,
+                                 reminders_sent=int(row_facts["reminders_sent"]),
+                                 ruleset=evaluator.ruleset))
+    return out

@@ -214,6 +214,20 @@ class Mapping:
     def tables_for(self, path: Path) -> list[TableMapping]:
         return [tm for tm in self.tables.values() if tm.matches(path)]
 
+    def check_source_columns(self, path: Path, columns: list[str]) -> None:
+        """Raise :class:`InputError` naming the file, the mapping and every source column
+        the mapping needs for this file that the file lacks."""
+        need: dict[str, list[str]] = {}
+        for tm in self.tables_for(path):
+            for col in sorted(tm.source_columns() - set(columns)):
+                need.setdefault(col, []).append(tm.table)
+        if need:
+            detail = ", ".join(f"{c} (for {'/'.join(t)})" for c, t in need.items())
+            raise InputError(
+                f"{path}: line 1: missing column(s) {detail} needed by mapping {self.source}; "
+                f"the file has: {', '.join(map(str, columns)) or 'no columns'}"
+            )
+
     def apply(self, tm: TableMapping, raw: pd.DataFrame, path: Path) -> MappedTable:
         """Map ``raw`` (one source file) onto table ``tm.table``.
 
@@ -222,13 +236,7 @@ class Mapping:
         """
         import pandas as pd
 
-        missing = sorted(tm.source_columns() - set(raw.columns))
-        if missing:
-            raise InputError(
-                f"{path}: missing column(s) {', '.join(missing)} needed by mapping "
-                f"{self.source} (tables.{tm.table}); the file has: "
-                f"{', '.join(map(str, raw.columns)) or 'no columns'}"
-            )
+        self.check_source_columns(path, list(raw.columns))
         rows = raw
         skipped = 0
         if tm.when is not None:
@@ -384,7 +392,8 @@ def _table_mapping(where: _Where, name: str, spec: Any) -> TableMapping:
     table = TABLES[name]
     cols_data = spec.get("columns")
     if not isinstance(cols_data, dict):
-        raise where.error(f"{key}.columns", "expected a mapping contract column -> source", cols_data)
+        raise where.error(f"{key}.columns", "expected a mapping contract column -> source",
+                          cols_data)
     columns = {}
     for col, value in cols_data.items():
         if col not in table.column_names:

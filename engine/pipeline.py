@@ -206,3 +206,49 @@ class PipelineResult:
     results_path: Path
     report_path: Path
     step_seconds: dict[str, float] = field(default_factory=dict)
+
+
+# -- steps ---------------------------------------------------------------------------------
+def generate_step(config: PipelineConfig, progress: Progress | None = None) -> Path:
+    """Generate the synthetic company and write its export CSVs to ``config.company_dir``."""
+    from simulations import world
+
+    scenario = world.load_scenario(config.scenario)
+    p = progress or Progress()
+    company = world.generate_company(
+        scenario, config.n_customers, config.months, config.seed,
+        progress=lambda done, total: p.update(done, f"day {done}/{total}"),
+    )
+    company.write(config.company_dir)
+    return config.company_dir
+
+
+def ingest_step(config: PipelineConfig, company_dir: Path | None = None) -> Path:
+    """Ingest the company's CSVs into the store (re-created when ``config.fresh_db``)."""
+    from engine.ingest import ingest
+
+    src = Path(company_dir or config.company_dir)
+    db = config.db_path
+    if config.fresh_db:
+        for f in (db, db.with_name(db.name + ".wal")):
+            f.unlink(missing_ok=True)
+    files = [src / f"{t}.csv" for t in ("customers", "invoices", "payments", "actions")]
+    report = ingest([f for f in files if f.exists()], db)
+    if report.quarantined:
+        # Generated data must be clean: a quarantined row means generator and contract differ.
+        raise DunningError(f"{src}: {report.quarantined} generated rows were quarantined "
+                           f"(see {', '.join(map(str, report.quarantine_files))})")
+    return db
+
+
+def train_models_step(config: PipelineConfig, db: Path | None = None,
+                      progress: Progress | None = None) -> Path:
+    """Train the payment and hazard models on the store; artifact in ``config.model_dir``."""
+    from engine.models.training import TrainConfig, train_artifact
+    from engine.store import Store
+
+    p = progress or Progress()
+    tables = Store(db or config.db_path).tables()
+    train_artifact(tables, config.model_dir, cfg=TrainConfig(seed=config.seed),
+                   progress=lambda msg: p.update(0, msg))
+    return config.model_dir

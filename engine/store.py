@@ -293,7 +293,11 @@ class Store:
                         )
                         continue
                     out.mkdir()
-                    if counts[name] == 0:
+                    if counts[name] == 0:  # keep the schema readable for an empty table
+                        con.execute(
+                            f'COPY (SELECT {cols}, \'\' AS month FROM "{name}") '
+                            f"TO '{_sql_path(out / 'empty.parquet')}' (FORMAT PARQUET)"
+                        )
                         continue
                     con.execute(
                         f"COPY (SELECT {cols}, strftime(\"{event}\", '%Y-%m') AS month "

@@ -5,12 +5,15 @@ rule ``r``, one row of facts and a date ``d``:
 
 * ``r`` is *excluded* when ``d`` is outside ``[valid_from, valid_to]``, or the (valid)
   jurisdiction is not one ``r`` covers, or the (valid) customer type is not ``r``'s scope.
-* ``r`` needs the facts its ``when`` tests, plus ``jurisdiction`` (unless ``*``) and
-  ``customer_type`` (unless scope ``both``). If ``r`` is not excluded and a needed fact is
-  missing or invalid (:func:`legal_rules.facts.fact_problem`), ``r`` is *unresolved*: every
-  action in ``r.applies_to`` is not allowed (fail closed), whatever ``r``'s effect.
-* Otherwise ``r`` *fires* when its ``when`` is true. A fired veto makes the action not
-  allowed; a fired ``require_human_review`` flags it for review; a fired ``cap`` adds a limit.
+* Invalid facts (missing, wrong type: :func:`legal_rules.facts.fact_problem`) are unknown.
+  "``r`` applies and its ``when`` holds" is evaluated in three-valued (Kleene) logic over
+  the date check, ``jurisdiction`` (unless ``*``), ``customer_type`` (unless scope ``both``)
+  and ``when``: an ``all`` with one false item is false, an ``any`` with one true item is
+  true, whatever the unknown facts.
+* True: ``r`` *fires*. A fired veto makes its actions not allowed; a fired
+  ``require_human_review`` flags them for review; a fired ``cap`` adds a limit.
+* Unknown: ``r`` is *unresolved*: every action in ``r.applies_to`` is not allowed (fail
+  closed), whatever ``r``'s effect, and the reason names the missing facts.
 
 ``WAIT`` is always allowed.
 """
@@ -26,7 +29,7 @@ import numpy as np
 from engine.contract import Action
 from engine.errors import InputError
 from legal_rules.facts import FACTS, fact_problem, native_value
-from legal_rules.model import CapValue, Rule
+from legal_rules.model import CapValue, Rule, evaluate_kleene
 
 EPOCH = date(1970, 1, 1)
 
@@ -88,6 +91,18 @@ def exclusion(rule: Rule, valid: dict[str, Any], day: date) -> str | None:
     if rule.scope != "both" and ctype is not None and ctype != rule.scope:
         return f"scope {rule.scope} only (customer is {ctype})"
     return None
+
+
+def rule_truth(rule: Rule, valid: dict[str, Any], day: date) -> bool | None:
+    """Kleene truth of "``rule`` applies on ``day`` and its ``when`` holds" (None: unknown)."""
+    if exclusion(rule, valid, day) is not None:
+        return False
+    when = evaluate_kleene(rule.when, valid)
+    if when is False:
+        return False
+    known = (rule.countries is None or "jurisdiction" in valid) and (
+        rule.scope == "both" or "customer_type" in valid)
+    return None if (when is None or not known) else True
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ reach durable_rules, and a missing fact makes the action not allowed (fail close
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+import numpy as np
 
 # "Never" for day counters (no contact yet, no final notice yet): large, so that a
 # "days since last contact < 7" condition is false without a missing value.
@@ -43,7 +46,8 @@ FACTS: dict[str, Fact] = {
         Fact("customer_type", "str", "b2b or b2c."),
         Fact("jurisdiction", "str", "ISO 3166-1 alpha-2 of the debtor."),
         Fact("region", "str", "Subdivision code, e.g. MA for Massachusetts ('' if none)."),
-        Fact("industry", "str", "Debtor's industry (construction, healthcare, public_sector, ...)."),
+        Fact("industry", "str",
+             "Debtor's industry (construction, healthcare, public_sector, ...)."),
         Fact("is_weekend", "bool", "The decision date is a Saturday or Sunday."),
         Fact("is_bank_holiday", "bool", "The decision date is a bank holiday of the jurisdiction."),
         Fact("limitation_passed", "bool", "The claim is time-barred on the decision date."),
@@ -72,24 +76,22 @@ def fact_problem(name: str, value: object) -> str | None:
     Rules: ``int`` takes an integer (or a float with an integral value, e.g. 16.0; never a
     bool or a string); ``float`` takes a finite int or float (not a bool); ``bool`` takes only
     ``True``/``False`` (numpy bools too); ``str`` takes only strings; numbers must lie within
-    +-:data:`MAX_MAGNITUDE`; ``jurisdiction`` must be
-    two upper-case letters and ``customer_type`` one of :data:`FACT_CHOICES`. ``None`` and
-    NaN mean missing.
+    +-:data:`MAX_MAGNITUDE`; ``jurisdiction`` must be two upper-case letters and
+    ``customer_type`` one of :data:`FACT_CHOICES`. ``None`` and NaN mean missing.
     """
-    import math
-
-    import numpy as np
-
-    fact = FACTS[name]
+    kind = FACTS[name].type
+    vtype = type(value)
+    if vtype is int and kind in ("int", "float"):  # fast path for the common case
+        return None if -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE else _range_problem(value)
     if value is None:
         return "missing"
-    if fact.type == "bool":
-        if isinstance(value, (bool, np.bool_)):
+    if kind == "bool":
+        if vtype is bool or isinstance(value, np.bool_):
             return None
-        return f"expected true/false, found {type(value).__name__} {value!r}"
-    if fact.type == "str":
+        return f"expected true/false, found {vtype.__name__} {value!r}"
+    if kind == "str":
         if not isinstance(value, str):
-            return f"expected a string, found {type(value).__name__} {value!r}"
+            return f"expected a string, found {vtype.__name__} {value!r}"
         if name == "jurisdiction" and not (len(value) == 2 and value.isascii()
                                            and value.isalpha() and value.isupper()):
             return f"expected a 2-letter upper-case ISO code, found {value!r}"
@@ -99,17 +101,21 @@ def fact_problem(name: str, value: object) -> str | None:
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
                                                                      np.floating)):
-        return f"expected a number, found {type(value).__name__} {value!r}"
+        return f"expected a number, found {vtype.__name__} {value!r}"
     if isinstance(value, (float, np.floating)):
         if math.isnan(value):
             return "missing"
         if not math.isfinite(value):
             return f"expected a finite number, found {value!r}"
-        if fact.type == "int" and not float(value).is_integer():
+        if kind == "int" and not float(value).is_integer():
             return f"expected a whole number, found {value!r}"
-    if abs(value) > MAX_MAGNITUDE:
-        return f"expected a number within +-{MAX_MAGNITUDE:.0e}, found {value!r}"
+    if abs(value) > MAX_MAGNITUDE:  # type: ignore[arg-type]
+        return _range_problem(value)
     return None
+
+
+def _range_problem(value: object) -> str:
+    return f"expected a number within +-{MAX_MAGNITUDE:.0e}, found {value!r}"
 
 
 def native_value(name: str, value: object) -> int | float | bool | str:

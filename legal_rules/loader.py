@@ -24,7 +24,6 @@ from engine.errors import InputError
 from legal_rules.facts import FACTS
 from legal_rules.model import (
     CAP_SCALES,
-    COMPARISON_OPS,
     All,
     Always,
     AnyOf,
@@ -179,7 +178,8 @@ class _FileParser:
 
     def condition(self, path: list[Any], node: dict[str, Any]) -> Condition:
         if "all" in node:
-            return All(tuple(self.condition([*path, "all", i], c) for i, c in enumerate(node["all"])))
+            return All(tuple(self.condition([*path, "all", i], c)
+                             for i, c in enumerate(node["all"])))
         if "any" in node:
             return AnyOf(tuple(self.condition([*path, "any", i], c)
                                for i, c in enumerate(node["any"])))
@@ -300,10 +300,15 @@ def _schema_problems(file: str, doc: Any) -> list[Problem]:
         # For oneOf/anyOf (conditions) report the most specific sub-error.
         best = jsonschema.exceptions.best_match([err]) if err.context else err
         path = list(best.absolute_path)
-        message = best.message
-        if best.validator == "additionalProperties":
-            message = f"unknown field: {best.message}"
-        problems.append(Problem(file, _line_of(doc, path), _field(path), message))
+        if best.validator == "additionalProperties" and isinstance(best.instance, dict):
+            allowed = list(best.schema.get("properties", {}))
+            for key in best.instance:
+                if key not in allowed:
+                    problems.append(Problem(
+                        file, _line_of(doc, [*path, key]), _field([*path, key]),
+                        f"unknown field {key!r}; expected one of {', '.join(allowed)}"))
+            continue
+        problems.append(Problem(file, _line_of(doc, path), _field(path), best.message))
     return sorted(problems, key=lambda p: p.line)
 
 
@@ -404,9 +409,10 @@ def _cross_file_problems(rules: list[Rule], rates: list[Rate]) -> list[Problem]:
         except ValueError:
             continue  # already reported
         if name is not None and (name, jur) not in known_rates:
+            known = ", ".join(sorted(map(_fmt, known_rates)))
             problems.append(Problem(rule.source.file, rule.source.line, "cap.value",
                                     f"unknown rate {name}({jur}); expected one defined in a "
-                                    f"rates: section ({', '.join(sorted(map(_fmt, known_rates)))})"))
+                                    f"rates: section ({known})"))
     return problems
 
 

@@ -123,6 +123,26 @@ def evaluate_condition(cond: Condition, facts: dict[str, Any]) -> bool:
     }[cond.op]()
 
 
+def evaluate_kleene(cond: Condition, valid: dict[str, Any]) -> bool | None:
+    """Three-valued truth of ``cond``: ``None`` when it depends on a fact missing from ``valid``.
+
+    ``all`` is False as soon as one item is False, ``any`` is True as soon as one item is
+    True (Kleene logic), so a missing fact only matters when it could change the outcome.
+    """
+    if isinstance(cond, Always):
+        return True
+    if isinstance(cond, Compare):
+        return evaluate_condition(cond, valid) if cond.fact in valid else None
+    if isinstance(cond, Not):
+        inner = evaluate_kleene(cond.item, valid)
+        return None if inner is None else not inner
+    results = [evaluate_kleene(c, valid) for c in cond.items]
+    decisive = isinstance(cond, AnyOf)  # True decides an any, False decides an all
+    if decisive in results:
+        return decisive
+    return None if None in results else not decisive
+
+
 # --- rules, caps, rates ------------------------------------------------------------------------
 
 

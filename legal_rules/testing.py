@@ -119,3 +119,123 @@ def run_rule_tests(ruleset: RuleSet) -> list[CaseResult]:
     """Run every inline case of every rule; one :class:`CaseResult` per case, in rule order."""
     durable, vector = DurableEvaluator(ruleset), VectorEvaluator(ruleset)
     return [run_case(rule, case, durable, vector) for rule in ruleset.rules for case in rule.tests]
+
+
+# --- random fact vectors for differential testing (tests and benchmark) -----------------------
+
+_JURISDICTIONS = ("DE", "AT", "SE", "FR", "GB", "NL", "PL", "IT", "ES", "US", "BE", "NO", "DK")
+_WRONG_VALUES: dict[str, tuple[Any, ...]] = {
+    "int": ("16", 1.5, True, float("nan"), float("inf"), [], "", 2e15),
+    "float": ("16", True, float("nan"), -float("inf"), None, 5e15),
+    "bool": (1, 0, "true", None, 1.0, float("nan")),
+    "str": (1, 2.5, True, None, "de", "", "DEU", "B2B"),
+}
+
+
+def edge_values(ruleset: RuleSet) -> dict[str, list[Any]]:
+    """Per fact, valid values at and next to every threshold the rules test (plus extremes)."""
+    from legal_rules.facts import FACTS
+    from legal_rules.model import All, AnyOf, Compare, Not
+
+    out: dict[str, set[Any]] = {name: set() for name in FACTS}
+
+    def walk(cond: Any) -> None:
+        if isinstance(cond, (All, AnyOf)):
+            for item in cond.items:
+                walk(item)
+        elif isinstance(cond, Not):
+            walk(cond.item)
+        elif isinstance(cond, Compare):
+            values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
+            kind = FACTS[cond.fact].type
+            for v in values:
+                if kind == "int":
+                    out[cond.fact].update({v - 1, v, v + 1})
+                elif kind == "float":
+                    out[cond.fact].update({v - 0.01, v, v + 0.01})
+                else:
+                    out[cond.fact].add(v)
+
+    for rule in ruleset.rules:
+        walk(rule.when)
+    for name, fact in FACTS.items():
+        if fact.type == "int":
+            out[name].update({-30, 0, 1, 7, 14, 30, 60, NEVER_DAYS})
+        elif fact.type == "float":
+            out[name].update({0.0, 99.5, 1_000.0, 50_000.0})
+        elif fact.type == "bool":
+            out[name].update({True, False})
+    out["jurisdiction"].update(_JURISDICTIONS)
+    out["customer_type"].update({"b2b", "b2c"})
+    out["currency"].update({"EUR", "SEK", "GBP", "PLN", "USD"})
+    out["region"].update({"", "MA", "NY"})
+    out["industry"].update({"construction", "healthcare", "public_sector", "software"})
+    return {k: sorted(v, key=repr) for k, v in out.items()}
+
+
+def edge_dates(ruleset: RuleSet) -> list[date]:
+    """Every validity boundary of rules and rates, the day before/after, plus the test date."""
+    from datetime import timedelta
+
+    days = {DEFAULT_TEST_DATE}
+    for item in (*ruleset.rules, *ruleset.rates):
+        for d in (item.valid_from, item.valid_to):
+            if d is not None and date(1900, 1, 2) <= d <= date(2200, 1, 1):
+                days.update({d - timedelta(days=1), d, d + timedelta(days=1)})
+    return sorted(days)
+
+
+def random_fact_rows(ruleset: RuleSet, n: int, seed: int, p_missing: float = 0.03,
+                     p_wrong: float = 0.03) -> tuple[list[dict[str, Any]], list[date]]:
+    """``n`` random fact dicts (edge values, some facts missing or of a wrong type) and dates."""
+    from legal_rules.facts import FACTS
+
+    rng = np.random.default_rng(seed)
+    edges, days = edge_values(ruleset), edge_dates(ruleset)
+    rows: list[dict[str, Any]] = []
+    for _ in range(n):
+        row: dict[str, Any] = {}
+        for name, fact in FACTS.items():
+            u = rng.random()
+            if u < p_missing:
+                continue
+            if u < p_missing + p_wrong:
+                wrong = _WRONG_VALUES[fact.type]
+                row[name] = wrong[rng.integers(len(wrong))]
+            elif fact.type == "int" and rng.random() < 0.3:
+                row[name] = int(rng.integers(-40, 80))
+            elif fact.type == "float" and rng.random() < 0.3:
+                row[name] = float(np.round(rng.uniform(0, 60_000), 2))
+            else:
+                choices = edges[name]
+                row[name] = choices[rng.integers(len(choices))]
+        rows.append(row)
+    return rows, [days[i] for i in rng.integers(len(days), size=n)]
+
+
+def rows_to_arrays(rows: list[dict[str, Any]], typed: bool = False) -> dict[str, np.ndarray]:
+    """Column arrays for :class:`VectorEvaluator` from row dicts (absent -> None).
+
+    ``typed=True`` uses native dtypes where the column allows it (int64, float64 with NaN for
+    missing numbers, bool), the way a simulation would pass facts; otherwise object arrays.
+    """
+    from legal_rules.facts import FACTS
+
+    out: dict[str, np.ndarray] = {}
+    for name, fact in FACTS.items():
+        col = [r.get(name) for r in rows]
+        obj = np.empty(len(col), dtype=object)
+        obj[:] = col
+        if typed:
+            kinds = {type(v) for v in col}
+            if fact.type == "bool" and kinds <= {bool, np.bool_}:
+                out[name] = obj.astype(bool)
+                continue
+            if fact.type in ("int", "float") and kinds <= {int}:
+                out[name] = obj.astype(np.int64)
+                continue
+            if fact.type in ("int", "float") and kinds <= {int, float, type(None)}:
+                out[name] = np.array([np.nan if v is None else v for v in col], dtype=np.float64)
+                continue
+        out[name] = obj
+    return out

@@ -148,6 +148,23 @@ class _Encoded:
         assert isinstance(cond, Always)
         return True
 
+    def kleene(self, cond: Condition) -> tuple[_Mask, _Mask]:
+        """``(definitely true, definitely false)`` rows of ``cond`` with invalid facts unknown."""
+        if isinstance(cond, Compare):
+            valid, hit = self.columns[cond.fact].valid, self.atom(cond)
+            return _and(valid, hit), _and(valid, _not(hit))
+        if isinstance(cond, (All, AnyOf)):
+            parts = [self.kleene(item) for item in cond.items]
+            conj, disj = (_and, _or) if isinstance(cond, All) else (_or, _and)
+            true, false = parts[0]
+            for t, f in parts[1:]:
+                true, false = conj(true, t), disj(false, f)
+            return true, false
+        if isinstance(cond, Not):
+            true, false = self.kleene(cond.item)
+            return false, true
+        return True, False
+
 
 def _gather(col: _Column, per_unique: list[bool]) -> _Mask:
     """Expand a per-distinct-value truth table to rows (invalid rows -> False)."""
@@ -197,7 +214,8 @@ def _encode(name: str, raw: Any, n: int) -> _Column:
         return _Column(values, True if ok.all() else ok)
     if dk == "O":  # mixed Python objects: check each value exactly like a single decision
         ok = np.fromiter((fact_problem(name, v) is None for v in arr), dtype=bool, count=n)
-        values = np.fromiter((native_value(name, v) if good else 0 for v, good in zip(arr, ok)),
+        pairs = zip(arr, ok, strict=True)
+        values = np.fromiter((native_value(name, v) if good else 0 for v, good in pairs),
                              dtype=target, count=n)
         return _Column(values, True if ok.all() else ok)
     return _Column(np.zeros(n, dtype=target), False)  # strings, dates, ... for a number/bool
@@ -216,7 +234,8 @@ def _encode_str(name: str, raw: Any, n: int) -> _Column:
     if not unique_ok[:-1].all():  # invalid distinct values behave like missing rows
         codes = np.where(unique_ok[codes], codes, -1)
     valid: _Mask = True if (codes >= 0).all() else codes >= 0
-    return _Column(codes, valid, [u if ok else None for u, ok in zip(uniques, unique_ok)])
+    kept = [u if ok else None for u, ok in zip(uniques, unique_ok[:-1], strict=True)]
+    return _Column(codes, valid, kept)
 
 
 @dataclass(frozen=True)
@@ -307,32 +326,43 @@ class VectorEvaluator:
 
     # -- per rule ---------------------------------------------------------------------------
 
-    def _applicable(self, enc: _Encoded, c: _Compiled, day: int | np.ndarray) -> _Mask:
-        """Rows where ``c`` is not excluded by date, jurisdiction or scope (fail-closed view)."""
+    @staticmethod
+    def _in_force(c: _Compiled, day: int | np.ndarray) -> _Mask:
         if isinstance(day, int):
-            if not c.start <= day <= c.end:
-                return False
-            acc: _Mask = True
-        else:
-            acc = (day >= c.start) & (day <= c.end)
-        countries = c.rule.countries
-        if countries is not None:
-            jur = enc.columns["jurisdiction"]
-            acc = _and(acc, _or(enc.member("jurisdiction", countries), _not(jur.valid)))
+            return c.start <= day <= c.end
+        return (day >= c.start) & (day <= c.end)
+
+    @staticmethod
+    def _scope_facts(c: _Compiled) -> list[tuple[str, frozenset[str]]]:
+        out = []
+        if c.rule.countries is not None:
+            out.append(("jurisdiction", c.rule.countries))
         if c.rule.scope != "both":
-            ctype = enc.columns["customer_type"]
-            acc = _and(acc, _or(enc.member("customer_type", frozenset({c.rule.scope})),
-                                _not(ctype.valid)))
-        return acc
+            out.append(("customer_type", frozenset({c.rule.scope})))
+        return out
 
     def _fired_unresolved(self, enc: _Encoded, c: _Compiled,
                           day: int | np.ndarray) -> tuple[_Mask, _Mask]:
-        applicable = self._applicable(enc, c, day)
-        if applicable is False:
+        """Rows where the rule fires (Kleene true) and where it is unresolved (unknown)."""
+        in_force = self._in_force(c, day)
+        if in_force is False:
             return False, False
-        valid = enc.needed_valid(c.needed)
-        fired = _and(_and(applicable, valid), enc.condition(c.rule.when))
-        return fired, _and(applicable, _not(valid))
+        app_true = in_force
+        for name, allowed in self._scope_facts(c):
+            app_true = _and(app_true, enc.member(name, allowed))  # False on invalid rows
+        if enc.needed_valid(c.needed) is True:  # fast path: nothing unknown
+            if app_true is False:
+                return False, False
+            return _and(app_true, enc.condition(c.rule.when)), False
+        app_false = _not(in_force)
+        for name, allowed in self._scope_facts(c):
+            app_false = _or(app_false, _and(enc.columns[name].valid,
+                                            _not(enc.member(name, allowed))))
+        if app_false is True:
+            return False, False
+        when_true, when_false = enc.kleene(c.rule.when)
+        fired = _and(app_true, when_true)
+        return fired, _and(_not(fired), _not(_or(app_false, when_false)))
 
     # -- public -----------------------------------------------------------------------------
 
@@ -345,15 +375,9 @@ class VectorEvaluator:
         day = _day_numbers(as_of, enc.n)
         groups: dict[tuple[int, ...], _Mask] = {}
         for c in self._compiled:
-            applicable = self._applicable(enc, c, day)
-            if applicable is False:
-                continue
-            valid = enc.needed_valid(c.needed)
-            if c.rule.effect == "veto":
-                # blocked when the rule cannot be evaluated, or it fires
-                blocked = _and(applicable, _or(_not(valid), enc.condition(c.rule.when)))
-            else:
-                blocked = _and(applicable, _not(valid))
+            fired, unresolved = self._fired_unresolved(enc, c, day)
+            # a veto blocks when it fires; any rule blocks when it cannot be evaluated
+            blocked = _or(fired, unresolved) if c.rule.effect == "veto" else unresolved
             if blocked is not False:
                 groups[c.cols] = _or(groups.get(c.cols, False), blocked)
         allowed = np.ones((enc.n, N_ACTIONS), dtype=bool)

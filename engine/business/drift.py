@@ -31,6 +31,12 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+# Calendar features differ between any two periods by construction (a winter window has
+# other months than a summer one); their PSI is reported, never judged.
+SEASONAL_FEATURES: tuple[str, ...] = (
+    "invoice_month", "due_weekday", "due_days_to_month_end", "due_days_to_quarter_end",
+    "holidays_in_terms",
+)
 PSI_WATCH = 0.1
 PSI_WARNING = 0.2
 ECE_WARNING = 0.05
@@ -82,9 +88,12 @@ def psi_status(value: float) -> str:
 
 def feature_psi(
     reference: pd.DataFrame, recent: pd.DataFrame, features: list[str] | None = None,
-    n_bins: int = 10,
+    n_bins: int = 10, not_judged: tuple[str, ...] = SEASONAL_FEATURES,
 ) -> pd.DataFrame:
-    """PSI per feature, largest first. Columns: feature, psi, status (ok/watch/warning)."""
+    """PSI per feature, largest first. Columns: feature, psi, status.
+
+    ``status`` is ok / watch / warning, or ``seasonal`` for the ``not_judged`` features.
+    """
     import pandas as pd
 
     features = features or [c for c in reference.columns if c in recent.columns]
@@ -93,13 +102,19 @@ def feature_psi(
         raise InputError(f"drift: feature(s) {', '.join(missing)} missing from one period")
     rows = [(f, population_stability_index(reference[f], recent[f], n_bins)) for f in features]
     out = pd.DataFrame(rows, columns=["feature", "psi"])
-    out["status"] = out["psi"].map(psi_status)
+    out["status"] = out["psi"].map(psi_status).where(~out["feature"].isin(not_judged),
+                                                       "seasonal")
     return out.sort_values("psi", ascending=False, ignore_index=True)
 
 
 # ----------------------------------------------------------------------- calibration
 def expected_calibration_error(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -> float:
-    """ECE of probabilities ``p`` (n,) against 0/1 outcomes ``y`` (n,), equal-width bins."""
+    """ECE of probabilities ``p`` (n,) against 0/1 outcomes ``y`` (n,), equal-width bins.
+
+    This is the calibration of one class's probability (P(on time)), which is what the
+    cash forecast uses; ``engine.models.metrics.expected_calibration_error`` is the top-label
+    ECE of the multi-class model (a different quantity).
+    """
     import numpy as np
 
     p, y = np.asarray(p, float), np.asarray(y, float)
@@ -108,7 +123,6 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, n_bins: int = 10) -
     if len(p) == 0:
         return float("nan")
     idx = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    n = np.bincount(idx, minlength=n_bins)
     sum_p = np.bincount(idx, weights=p, minlength=n_bins)
     sum_y = np.bincount(idx, weights=y, minlength=n_bins)
     return float(np.abs(sum_p - sum_y).sum() / len(p))

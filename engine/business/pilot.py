@@ -86,7 +86,6 @@ def outcome_stats(outcomes: pd.DataFrame, metric: str, source: str = "") -> Outc
     :func:`engine.business.outcomes.invoice_outcomes`); rows with a missing metric are not
     eligible (e.g. never reminded). The ICC is the one-way ANOVA estimator, clipped to [0, 1).
     """
-    import numpy as np
 
     check_metric(metric)
     rows = outcomes[outcomes[metric].notna()]
@@ -120,6 +119,45 @@ def outcome_stats(outcomes: pd.DataFrame, metric: str, source: str = "") -> Outc
         n_invoices=int(n),
         source=source,
     )
+
+
+RESULT_KPI_OF_METRIC: dict[str, str] = {
+    "first_reminder_pay_rate": "first_reminder_pay_rate", "days_to_pay": "mean_days_to_pay",
+    "npv": "npv",
+}
+
+
+def stats_from_results(
+    results: dict[str, Any], metric: str, policy: str = "fixed", icc: float = 0.0,
+    eligible_per_customer_month: float = 1.0, source: str = "results",
+) -> OutcomeStats:
+    """:class:`OutcomeStats` from simulated KPIs (``results.json``) of the ``policy`` arm.
+
+    Simulation results hold means, not the spread between invoices: a rate uses the
+    binomial variance; ``days_to_pay``/``npv`` need a ``<kpi>_sd`` entry (e.g.
+    ``mean_days_to_pay_sd``). ``icc`` and the eligibility rate are assumptions the caller
+    states (the store gives both; prefer it).
+    """
+    check_metric(metric)
+    policies = results.get("policies", results)
+    if policy not in policies:
+        raise InputError(f"{source}: policy {policy!r} not found, expected one of "
+                         f"{sorted(policies)}")
+    kpis = policies[policy]
+    kpis = kpis.get("overall", kpis)
+    key = RESULT_KPI_OF_METRIC[metric]
+
+    def number(name: str) -> float:
+        raw = kpis.get(name)
+        raw = raw.get("mean") if isinstance(raw, dict) else raw
+        if raw is None:
+            raise InputError(f"{source}: policy {policy!r} has no {name!r}; the spread of "
+                             f"{metric} is only known from history: use --db")
+        return float(raw)
+
+    mean = number(key)
+    sd = math.sqrt(mean * (1 - mean)) if metric in BINARY_METRICS else number(f"{key}_sd")
+    return OutcomeStats(metric, mean, sd, icc, eligible_per_customer_month, 0, 0, source)
 
 
 @dataclass(frozen=True)
@@ -450,22 +488,29 @@ def safety_guard(
     (count, dated at ``complaint_date`` if that column exists, else the invoice date) and an
     optional ``violations`` count. Looks stop at the first that fires; at most ``max_looks``.
     """
+    import numpy as np
     import pandas as pd
 
     if len(look_dates) > max_looks:
         raise InputError(f"safety guard: {len(look_dates)} looks, expected at most {max_looks}")
     alpha_look = overall_alpha / max_looks
     looks: list[GuardLook] = []
-    when = events["complaint_date"] if "complaint_date" in events else events["invoice_date"]
-    violations = events["violations"] if "violations" in events else pd.Series(0, events.index)
+    enrolled_on = events["invoice_date"].to_numpy("datetime64[ns]")
+    counted_on = (events["complaint_date"] if "complaint_date" in events
+                  else events["invoice_date"]).to_numpy("datetime64[ns]")
+    learned = (events["arm"] == "learned").to_numpy()
+    current = (events["arm"] == "current").to_numpy()
+    complaints = events["complaints"].to_numpy(float)
+    violations = (events["violations"].to_numpy(float) if "violations" in events
+                  else np.zeros(len(events)))
     for look in look_dates:
         cutoff = pd.Timestamp(look)
-        enrolled = events["invoice_date"] <= cutoff
-        counted = enrolled & (when <= cutoff)
-        n = {arm: int((enrolled & (events["arm"] == arm)).sum()) for arm in ARMS}
-        c = {arm: int(events.loc[counted & (events["arm"] == arm), "complaints"].sum())
-             for arm in ARMS}
-        v = int(violations[counted & (events["arm"] == "learned")].sum())
+        enrolled = enrolled_on <= cutoff.to_datetime64()
+        counted = enrolled & (counted_on <= cutoff.to_datetime64())
+        n = {"current": int((enrolled & current).sum()), "learned": int((enrolled & learned).sum())}
+        c = {"current": int(complaints[counted & current].sum()),
+             "learned": int(complaints[counted & learned].sum())}
+        v = int(violations[counted & learned].sum())
         p = complaint_p_value(c["learned"], n["learned"], c["current"], n["current"])
         if v > 0:
             stop, reason = True, f"{v} legal violation(s) in the learned arm"
@@ -495,3 +540,72 @@ def weekly_looks(start: Any, end: Any, max_looks: int = 12) -> list[Any]:
         idx = np.unique(np.linspace(0, len(dates) - 1, max_looks).round().astype(int))
         dates = [dates[i] for i in idx]
     return [d.date() for d in dates]
+
+
+# ---------------------------------------------------------------------- whole analysis
+def pilot_events(outcomes: pd.DataFrame, actions: pd.DataFrame) -> pd.DataFrame:
+    """Per pilot invoice: arm, invoice_date, complaints, complaint_date, violations.
+
+    ``complaint_date`` is the invoice's first complaint (the invoice date if none).
+    ``violations`` counts actions flagged in a ``violation`` column of the actions table
+    (an extra column the audit trail may add); without it violations are 0 (not checked).
+    """
+    import pandas as pd
+
+    flagged = actions[actions["complaint"].astype(bool)]
+    first = flagged.groupby("invoice_id")["action_date"].min()
+    events = outcomes[["invoice_id", "arm", "invoice_date", "complaints"]].copy()
+    events["complaint_date"] = events["invoice_id"].map(first).fillna(events["invoice_date"])
+    if "violation" in actions.columns:
+        v = actions.assign(v=actions["violation"].astype(bool)).groupby("invoice_id")["v"].sum()
+        events["violations"] = events["invoice_id"].map(v).fillna(0).astype(int)
+    else:
+        events["violations"] = pd.Series(0, index=events.index)
+    return events
+
+
+def analyse_pilot(
+    assignment: pd.DataFrame, db: Any, start: Any = None,
+    metrics: tuple[str, ...] | list[str] = ("first_reminder_pay_rate", "days_to_pay", "npv"),
+    method: str = "welch", alpha: float = 0.05, max_looks: int = 12,
+) -> dict[str, Any]:
+    """Analyse a running or finished pilot from the store ``db``.
+
+    Pilot invoices: those of assigned customers dated on or after ``start`` (all when
+    ``None``). Returns ``{"start", "end", "n_invoices", "comparisons": [Comparison dicts],
+    "skipped": [messages], "guard": [GuardLook dicts], "violations_checked": bool}``.
+    """
+    import pandas as pd
+
+    from engine.business.outcomes import invoice_outcomes, load_tables
+
+    tables = load_tables(db)
+    outcomes = invoice_outcomes(tables)
+    arms = assignment.set_index("customer_id")["arm"]
+    outcomes = outcomes[outcomes["customer_id"].isin(arms.index)]
+    if start is not None:
+        outcomes = outcomes[outcomes["invoice_date"] >= pd.Timestamp(start)]
+    if outcomes.empty:
+        raise InputError(f"{db}: no invoices of the {len(arms)} assigned customers"
+                         + (f" dated on or after {start}" if start else ""))
+    outcomes = outcomes.assign(arm=outcomes["customer_id"].map(arms).to_numpy())
+    comparisons, skipped = [], []
+    for metric in metrics:
+        try:
+            comparisons.append(compare_arms(outcomes, metric, alpha, method).to_dict())
+        except InputError as exc:
+            skipped.append(f"{metric}: skipped, {exc}")
+    begin = start or outcomes["invoice_date"].min()
+    end = max(outcomes["invoice_date"].max(), tables["actions"]["action_date"].max(),
+              tables["payments"]["payment_date"].max())
+    events = pilot_events(outcomes, tables["actions"])
+    guard = safety_guard(events, weekly_looks(begin, end, max_looks), max_looks=max_looks)
+    return {
+        "start": str(pd.Timestamp(begin).date()),
+        "end": str(pd.Timestamp(end).date()),
+        "n_invoices": int(len(outcomes)),
+        "comparisons": comparisons,
+        "skipped": skipped,
+        "guard": [asdict(g) for g in guard],
+        "violations_checked": "violation" in tables["actions"].columns,
+    }

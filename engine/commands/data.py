@@ -1,9 +1,81 @@
-"""CLI commands of the data area (see engine/cli.py)."""
+"""CLI commands of the data area: ``dunning ingest`` and ``dunning export``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from engine.commands.common import DEFAULT_DB, console, user_errors
+from engine.errors import DunningError
+
+
+@user_errors
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="CSV or Parquet files (customers, invoices, "
+                                       "payments, actions; or any export with --mapping)."),
+    db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store file."),
+    mapping: str = typer.Option(None, "--mapping", help="Mapping YAML for an ERP export, or "
+                                "the name of a shipped one (ibm_ar, sap_fi, "
+                                "business_central, datev_opos, lexware)."),
+) -> None:
+    """Validate export files and load them into the store; bad rows go to quarantine."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from engine.ingest import ingest as run_ingest
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        progress.add_task(f"validating and loading {len(paths)} file(s)", total=None)
+        report = run_ingest(paths, db=db, mapping=mapping)
+    print_report(report)
+    if report.loaded + report.already_present == 0:
+        where = ", ".join(map(str, report.quarantine_files)) or "quarantine"
+        raise DunningError(f"nothing could be loaded from {', '.join(map(str, paths))}: "
+                           f"{report.quarantined} row(s) rejected, see {where}")
+
+
+def print_report(report) -> None:  # noqa: ANN001 - IngestReport, imported lazily
+    """Rich summary: rows in / loaded / already present / quarantined per table."""
+    from rich.table import Table
+
+    t = Table(title=f"ingest into {report.db}")
+    for col in ("table", "rows in", "loaded", "already present", "quarantined", "notes"):
+        t.add_column(col, justify="left" if col in ("table", "notes") else "right")
+    for r in report.tables.values():
+        if not (r.rows_in or r.merged or r.skipped):
+            continue
+        notes = []
+        if r.merged:
+            notes.append(f"{r.merged} identical rows merged")
+        if r.skipped:
+            notes.append(f"{r.skipped} rows not for this table (filter)")
+        t.add_row(r.table, str(r.rows_in), str(r.loaded), str(r.already_present),
+                  f"[red]{r.quarantined}[/]" if r.quarantined else "0", "; ".join(notes))
+    console.print(t)
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
+    for path in report.quarantine_files:
+        console.print(f"rejected rows with line, field and reason: [bold]{path}[/]",
+                      highlight=False)
+
+
+@user_errors
+def export(
+    parquet: Path = typer.Option(..., "--parquet", help="Output folder (replaced atomically)."),
+    db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store file."),
+) -> None:
+    """Write the four tables as Parquet, partitioned by month of the event date."""
+    from engine.store import Store
+
+    if not db.exists():
+        raise DunningError(f"{db}: store not found; run `dunning ingest` first")
+    counts = Store(db).export_parquet(parquet)
+    for name, n in counts.items():
+        console.print(f"{name}: {n} rows -> {parquet / name}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the dunning app."""
+    app.command("ingest")(ingest)
+    app.command("export")(export)

@@ -16,10 +16,13 @@ from engine.features import CATEGORICAL_FEATURES
 
 
 def learn_categories(X: pd.DataFrame, features: Sequence[str]) -> dict[str, list[str]]:
-    """Sorted vocabulary of every categorical feature in ``features``."""
+    """Sorted vocabulary of every categorical feature in ``features``: the known
+    categoricals and any text column (e.g. a mapping's extra)."""
     out: dict[str, list[str]] = {}
     for c in features:
-        if c in CATEGORICAL_FEATURES:
+        col = X[c]
+        if c in CATEGORICAL_FEATURES or not (pd.api.types.is_numeric_dtype(col)
+                                             or pd.api.types.is_bool_dtype(col)):
             vals = X[c].dropna().astype(str)
             out[c] = sorted(set(vals.tolist()))
     return out

@@ -141,7 +141,7 @@ class RLPolicy(Policy):
         from sb3_contrib import MaskablePPO
 
         artifact = load_artifact(path)
-        torch.set_num_threads(int(artifact.metadata["training_config"].get("torch_threads", 2)))
+        torch.set_num_threads(int(artifact.metadata["training_config"].get("torch_threads", 1)))
         model = MaskablePPO.load(artifact.path / MODEL_FILE, device="cpu")
         meta = artifact.metadata
         expected = _content_hash(model, meta.get("training_config", {}),

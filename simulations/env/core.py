@@ -21,7 +21,7 @@ from engine.contract import N_ACTIONS, Action
 from simulations.env.arrays import put_rows, take_rows, where_rows
 from simulations.env.calendar import BusinessCalendar, CalendarDay, from_ordinal
 from simulations.env.layout import CONTACT_CAP, LAYOUT
-from simulations.env.masks import ActionMask, legal_facts
+from simulations.env.masks import ActionMask, CategoricalFacts, legal_facts
 from simulations.env.source import TransitionSource
 from simulations.env.types import NO_MILESTONE, EnvState, InvoiceBatch, Outcome
 
@@ -75,11 +75,15 @@ class CollectionsSimulator:
         self.state = EnvState.initial(n, self.source.initially_disputed(batch, self.hidden))
         self.active = np.ones(n, dtype=bool)
         self._static = np.zeros((n, _L.dim), dtype=np.float32)
+        self._strings = CategoricalFacts(n)
         self._fill_static(np.arange(n), batch)
-        self._refresh()
+        self.refresh()
 
-    def replace_rows(self, rows: np.ndarray, batch: InvoiceBatch) -> None:
-        """Restart rows ``rows`` with the invoices of ``batch`` (auto-reset)."""
+    def replace_rows(self, rows: np.ndarray, batch: InvoiceBatch, refresh: bool = True) -> None:
+        """Restart rows ``rows`` with the invoices of ``batch`` (auto-reset).
+
+        ``refresh=False`` leaves today's facts and masks stale until :meth:`refresh` (when
+        the caller refreshes once after a step anyway)."""
         assert self.batch is not None
         put_rows(self.batch, rows, batch)
         hidden = self.source.initial_hidden(batch)
@@ -89,7 +93,8 @@ class CollectionsSimulator:
         put_rows(self.state, rows, fresh)
         self.active[rows] = True
         self._fill_static(rows, batch)
-        self._refresh()
+        if refresh:
+            self.refresh()
 
     @property
     def n(self) -> int:
@@ -104,18 +109,17 @@ class CollectionsSimulator:
         s[:, _L["is_b2c"]] = batch.is_b2c
         s[:, _L["payment_probs"]] = batch.payment_probs
         self._static[rows] = s
+        self._strings.set_rows(rows, batch)
 
     # -- observing -----------------------------------------------------------------------
-    def _refresh(self) -> None:
+    def refresh(self) -> None:
         """Calendar, facts and masks of every row's current day."""
         assert self.batch is not None
         ordinal = self.batch.due_ordinal + self.state.day
         self.cal: CalendarDay = self.calendar.lookup(self.batch.jurisdiction, ordinal)
         self.as_of = from_ordinal(ordinal)
-        self.facts = legal_facts(self.batch, self.state, self.cal)
-        allowed, vetoed_by = self.mask(self.facts, self.as_of)
-        self.masks = allowed
-        self.vetoed_by = vetoed_by
+        self.facts = legal_facts(self.batch, self.state, self.cal, self._strings)
+        self.masks = self.mask(self.facts, self.as_of)
 
     def observations(self) -> np.ndarray:
         """``(n, LAYOUT.dim)`` float32 observations of every row's current day."""
@@ -143,24 +147,30 @@ class CollectionsSimulator:
         """``(n, 6)`` bool, ``True`` = allowed today by the legal rules."""
         return self.masks
 
+    def vetoed_by(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), 6)`` index into ``mask.rule_ids`` of the rule that vetoed each
+        action today (-1: allowed or no rule named)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        facts = {k: np.asarray(v)[rows] for k, v in self.facts.items()}
+        return self.mask.vetoed_by(facts, self.as_of[rows])
+
     def vetoes(self, row: int) -> dict[str, str]:
         """Which rule vetoed which action for one row today: ``{channel: rule_id}``."""
-        out: dict[str, str] = {}
-        for a in Action:
-            if self.masks[row, a]:
-                continue
-            rule = "unknown"
-            if self.vetoed_by is not None and self.vetoed_by[row, a] >= 0:
-                rule = self.mask.rule_ids[int(self.vetoed_by[row, a])]
-            out[a.channel] = rule
-        return out
+        forbidden = [a for a in Action if not self.masks[row, a]]
+        if not forbidden:
+            return {}
+        by = self.vetoed_by(np.array([row]))[0]
+        return {a.channel: self.mask.rule_ids[by[a]] if by[a] >= 0 else "unknown"
+                for a in forbidden}
 
     # -- stepping ------------------------------------------------------------------------
-    def step(self, actions: np.ndarray, rng: np.random.Generator) -> StepResult:
+    def step(self, actions: np.ndarray, rng: np.random.Generator,
+             refresh: bool = True) -> StepResult:
         """Take ``actions`` (n,) on every active row and advance one day.
 
         An action the legal mask refuses is replaced by WAIT and reported in
         ``refused``: a vetoed action is never taken. Inactive (finished) rows are frozen.
+        ``refresh=False``: the caller calls :meth:`refresh` itself (after an auto-reset).
         """
         assert self.batch is not None
         n = self.n
@@ -191,7 +201,8 @@ class CollectionsSimulator:
                 hidden = where_rows(frozen, self.hidden, hidden)
         self.state, self.hidden = new, hidden
         self.active = active & ~terminated
-        self._refresh()
+        if refresh:
+            self.refresh()
         return StepResult(reward=reward, terminated=terminated,
                           truncated=np.zeros(n, dtype=bool), day=day, requested=requested,
                           executed=executed, refused=refused, outcome=out,

@@ -1,11 +1,11 @@
 """Legal action masks for the environment: the facts of every invoice-day and the veto.
 
 ``LegalMask`` wraps the legal-rules layer's vectorised evaluator
-(``legal_rules.VectorEvaluator(load_rules()).evaluate(facts, as_of)``); ``AllowAll`` is the
-mask with no rules (used only when a caller asks for it explicitly, e.g. to measure what the
-rules cost). Both are called as ``mask(facts, as_of) -> (allowed (n, 6) bool, vetoed_by)``
-where ``vetoed_by`` is an ``(n, 6)`` int array of the first vetoing rule's index into
-``mask.rule_ids`` (``-1``: not vetoed) or ``None`` when the mask has no rules.
+(``legal_rules.vector.VectorEvaluator(load_rules())``); ``AllowAll`` is the mask with no
+rules (only when a caller asks for it explicitly, e.g. to measure what the rules cost).
+Both are called as ``mask(facts, as_of) -> allowed`` ((n, 6) bool, WAIT always allowed) on
+the hot path; ``mask.vetoed_by(facts, as_of)`` gives, for the (few) rows asked about, the
+index into ``mask.rule_ids`` of the first rule that vetoed each action (-1: none).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from simulations.env.types import EnvState, InvoiceBatch
 
 class ActionMask(Protocol):
     rule_ids: tuple[str, ...]
+    ruleset_hash: str
 
-    def __call__(
-        self, facts: dict[str, np.ndarray], as_of: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray | None]: ...
+    def __call__(self, facts: dict[str, np.ndarray], as_of: np.ndarray) -> np.ndarray: ...
+
+    def vetoed_by(self, facts: dict[str, np.ndarray], as_of: np.ndarray) -> np.ndarray: ...
 
 
 class AllowAll:
@@ -34,35 +35,40 @@ class AllowAll:
     rule_ids: tuple[str, ...] = ()
     ruleset_hash = "none"
 
-    def __call__(
-        self, facts: dict[str, np.ndarray], as_of: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        n = len(facts["days_overdue"])
-        return np.ones((n, N_ACTIONS), dtype=bool), None
+    def __call__(self, facts: dict[str, np.ndarray], as_of: np.ndarray) -> np.ndarray:
+        return np.ones((len(facts["days_overdue"]), N_ACTIONS), dtype=bool)
+
+    def vetoed_by(self, facts: dict[str, np.ndarray], as_of: np.ndarray) -> np.ndarray:
+        return np.full((len(facts["days_overdue"]), N_ACTIONS), -1, dtype=np.int64)
 
 
 class LegalMask:
     """The legal rules' vectorised evaluator as an environment mask.
 
-    ``ruleset`` defaults to the packaged rules (``legal_rules.load_rules()``).
+    ``ruleset`` defaults to the packaged rules (``legal_rules.loader.load_rules()``).
     """
 
     def __init__(self, ruleset: Any = None) -> None:
-        from legal_rules import VectorEvaluator, load_rules
+        from legal_rules.loader import load_rules
+        from legal_rules.vector import VectorEvaluator
 
         self.ruleset = load_rules() if ruleset is None else ruleset
         self.evaluator = VectorEvaluator(self.ruleset)
         self.rule_ids: tuple[str, ...] = tuple(r.id for r in self.ruleset.rules)
         self.ruleset_hash: str = str(getattr(self.ruleset, "hash", ""))
 
-    def __call__(
-        self, facts: dict[str, np.ndarray], as_of: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    def __call__(self, facts: dict[str, np.ndarray], as_of: np.ndarray) -> np.ndarray:
+        return self.evaluator.mask(facts, as_of)
+
+    def vetoed_by(self, facts: dict[str, np.ndarray], as_of: np.ndarray) -> np.ndarray:
         decision = self.evaluator.evaluate(facts, as_of)
-        allowed = np.asarray(decision.allowed, dtype=bool).copy()
-        allowed[:, Action.WAIT] = True  # waiting is always lawful
-        vetoed = getattr(decision, "vetoed_by", None)
-        return allowed, None if vetoed is None else np.asarray(vetoed)
+        out = np.asarray(decision.vetoed_by).copy()
+        # A rule that could not be evaluated (missing fact) blocks too: name it.
+        for a in range(1, N_ACTIONS):
+            unresolved = decision.unresolved & decision.action_matrix[:, a]
+            rows = np.flatnonzero((out[:, a] < 0) & unresolved.any(axis=1))
+            out[rows, a] = np.argmax(unresolved[rows], axis=1)
+        return out
 
 
 def default_mask() -> ActionMask:
@@ -71,14 +77,66 @@ def default_mask() -> ActionMask:
 
 
 _CUSTOMER_TYPE = np.array(["b2b", "b2c"])
+STRING_FACTS: tuple[str, ...] = ("currency", "customer_type", "jurisdiction", "region",
+                                 "industry")
 
 
-def legal_facts(batch: InvoiceBatch, state: EnvState, cal: CalendarDay) -> dict[str, np.ndarray]:
-    """Every fact of ``legal_rules.facts.FACTS`` for each row on its current day."""
+class CategoricalFacts:
+    """The string facts of every row as ``pandas.Categorical`` with a growing vocabulary.
+
+    The legal evaluator skips its per-call string encoding for categoricals; rows only
+    change when invoices are (re)loaded, so the codes are computed once per invoice.
+    """
+
+    def __init__(self, n: int) -> None:
+        self.vocab: dict[str, dict[str, int]] = {name: {} for name in STRING_FACTS}
+        self.codes = {name: np.zeros(n, dtype=np.int64) for name in STRING_FACTS}
+        self._cache: dict[str, Any] | None = None
+        self._dtypes: dict[str, Any] = {}
+
+    def set_rows(self, rows: np.ndarray, batch: InvoiceBatch) -> None:
+        values = {
+            "currency": batch.currency,
+            "customer_type": _CUSTOMER_TYPE[batch.is_b2c.astype(np.int64)],
+            "jurisdiction": batch.jurisdiction_iso,
+            "region": batch.region,
+            "industry": batch.industry,
+        }
+        for name, arr in values.items():
+            uniq, inv = np.unique(np.asarray(arr, dtype=str), return_inverse=True)
+            vocab = self.vocab[name]
+            for u in (str(u) for u in uniq if str(u) not in vocab):
+                vocab[u] = len(vocab)
+                self._dtypes.pop(name, None)  # vocabulary grew: new dtype
+            lut = np.array([vocab[str(u)] for u in uniq], dtype=np.int64)
+            self.codes[name][rows] = lut[inv.reshape(-1)]
+        self._cache = None
+
+    def facts(self) -> dict[str, Any]:
+        import pandas as pd
+
+        if self._cache is None:
+            for name in STRING_FACTS:
+                if name not in self._dtypes:
+                    self._dtypes[name] = pd.CategoricalDtype(list(self.vocab[name]))
+            self._cache = {
+                name: pd.Categorical.from_codes(self.codes[name], dtype=self._dtypes[name],
+                                                validate=False)
+                for name in STRING_FACTS
+            }
+        return self._cache
+
+
+def legal_facts(batch: InvoiceBatch, state: EnvState, cal: CalendarDay,
+                strings: CategoricalFacts | None = None) -> dict[str, Any]:
+    """Every fact of ``legal_rules.facts.FACTS`` for each row on its current day.
+
+    String facts are numpy str arrays, or the categoricals of ``strings`` when given.
+    """
     day = state.day
     recent_contacts = (state.recent != Action.WAIT) & (state.recent != Action.AGENCY)
     fn_sent = state.final_notice_day >= 0
-    return {
+    facts: dict[str, Any] = {
         "days_overdue": day.astype(np.int64),
         "days_since_last_contact": state.days_since_contact().astype(np.int64),
         "contacts_last_7_days": recent_contacts.sum(axis=1).astype(np.int64),
@@ -87,13 +145,9 @@ def legal_facts(batch: InvoiceBatch, state: EnvState, cal: CalendarDay) -> dict[
         "final_notice_sent": fn_sent,
         "days_since_final_notice": np.where(fn_sent, day - state.final_notice_day,
                                             NEVER_DAYS).astype(np.int64),
+        **(strings.facts() if strings is not None else {}),
         "disputed": state.disputed,
         "amount": batch.amount.astype(np.float64),
-        "currency": batch.currency,
-        "customer_type": _CUSTOMER_TYPE[batch.is_b2c.astype(np.int64)],
-        "jurisdiction": batch.jurisdiction_iso,
-        "region": batch.region,
-        "industry": batch.industry,
         "is_weekend": cal.is_weekend,
         "is_bank_holiday": cal.is_holiday,
         # Claims are time-barred after years; an episode lasts at most months.
@@ -105,3 +159,12 @@ def legal_facts(batch: InvoiceBatch, state: EnvState, cal: CalendarDay) -> dict[
         "reminder_fee_agreed": batch.reminder_fee_agreed,
         "milestone_reached": day >= batch.milestone_day,
     }
+    if strings is None:
+        facts.update({
+            "currency": batch.currency,
+            "customer_type": _CUSTOMER_TYPE[batch.is_b2c.astype(np.int64)],
+            "jurisdiction": batch.jurisdiction_iso,
+            "region": batch.region,
+            "industry": batch.industry,
+        })
+    return facts

@@ -33,7 +33,8 @@ class BatchCollectionsVecEnv(VecEnv):
         mask: legal mask (default: the packaged rules via ``LegalMask``).
         seed: seeds invoice sampling and the daily draws.
         reward_per_amount: divide rewards by the invoice amount (a scale-free reward,
-            handy for RL); ``infos[i]["money"]`` always holds the reward in money.
+            handy for RL); :attr:`last_money` always holds the last rewards in money and
+            ``infos[i]["money_return"]`` an ended episode's total.
         horizon: write-off day (default: the source's).
 
     Observations are ``(num_envs, LAYOUT.dim)`` float32 (see ``simulations.env.layout``),
@@ -72,7 +73,7 @@ class BatchCollectionsVecEnv(VecEnv):
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         assert self._actions is not None, "step_async must be called before step_wait"
-        res: StepResult = self.sim.step(self._actions, self._rng)
+        res: StepResult = self.sim.step(self._actions, self._rng, refresh=False)
         self._actions = None
         money = res.reward
         reward = money / self.sim.batch.amount if self.reward_per_amount else money
@@ -96,12 +97,14 @@ class BatchCollectionsVecEnv(VecEnv):
                     "episode_days": int(self._ep_len[i]),
                 })
             self.episodes_finished += len(finished)
-            self.sim.replace_rows(finished, self.source.sample_invoices(len(finished), self._rng))
+            self.sim.replace_rows(finished, self.source.sample_invoices(len(finished), self._rng),
+                                  refresh=False)
             self._ep_return[finished] = 0.0
             self._ep_len[finished] = 0
+        self.sim.refresh()
+        if len(finished):
             obs[finished] = self.sim.observations()[finished]
-        for i in range(self.num_envs):
-            infos[i]["money"] = float(money[i])
+        self.last_money = money
         return obs, reward.astype(np.float32), done, infos
 
     def action_masks(self) -> np.ndarray:

@@ -121,17 +121,16 @@ def run_policy(policy: Policy, sim: CollectionsSimulator, batch: InvoiceBatch, s
     for day in range(sim.horizon):
         if not sim.active.any():
             break
-        obs, masks, vetoed_by = sim.observations(), sim.action_masks(), sim.vetoed_by
+        obs, masks = sim.observations(), sim.action_masks()
         actions = np.asarray(policy.act(obs, masks), dtype=np.int64)
+        refused = np.flatnonzero(sim.active & ~masks[np.arange(sim.n), actions])
+        if len(refused):  # name the rules before the day moves on
+            by = sim.vetoed_by(refused)[np.arange(len(refused)), actions[refused]]
+            for b in by:
+                rule = sim.mask.rule_ids[int(b)] if b >= 0 else "unknown"
+                refused_by[rule] = refused_by.get(rule, 0) + 1
         res = sim.step(actions, np.random.default_rng([seed, day, 1]))
         log.record(res, masks)
-        if res.refused.any():
-            rows = np.flatnonzero(res.refused)
-            for r in rows:
-                rule = "unknown"
-                if vetoed_by is not None and vetoed_by[r, res.requested[r]] >= 0:
-                    rule = sim.mask.rule_ids[int(vetoed_by[r, res.requested[r]])]
-                refused_by[rule] = refused_by.get(rule, 0) + 1
     return log, refused_by
 
 

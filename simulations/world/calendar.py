@@ -35,9 +35,9 @@ class WorldCalendar:
     - ``is_holiday``: (J, D) bool, bank holiday of the jurisdiction (weekends excluded)
     - ``is_business``: (J, D) bool
     - ``pay_multiplier``: (S, J, D) float64. 0 on a non-business day; on a business day the
-      segment's calendar factor (month-end / quarter-end peak) summed over the day itself and
-      the non-business days right before it: a payment that would have landed on a weekend
-      or holiday slips to the next business day.
+      segment's calendar factor (month-end / mid-month / quarter-end peak) summed over the
+      day itself and the non-business days right before it: a payment that would have
+      landed on a weekend or holiday slips to the next business day.
     """
 
     def __init__(self, scenario: Scenario, first_day: int, n_days: int) -> None:
@@ -67,6 +67,7 @@ class WorldCalendar:
         quarter_start_month = month_no % 3 == 0
         # Start-ups: cash arrives at month end (last 3 days and first 2 days of a month).
         month_peak = (days_to_month_end <= 3) | (days_from_month_start < 2)
+        mid_month_peak = (days_from_month_start >= 12) & (days_from_month_start < 17)
         # SaaS: pays in the days after the quarter end (last 2 days, first 10 of the next).
         quarter_peak = ((quarter_end_month & (days_to_month_end <= 2))
                         | (quarter_start_month & (days_from_month_start < 10)))
@@ -75,6 +76,8 @@ class WorldCalendar:
         for s, seg in enumerate(scenario.segments):
             if seg.calendar == "month_end":
                 raw[s] = np.where(month_peak, seg.calendar_peak, seg.calendar_off_peak)
+            elif seg.calendar == "mid_month":
+                raw[s] = np.where(mid_month_peak, seg.calendar_peak, seg.calendar_off_peak)
             elif seg.calendar == "quarter_end":
                 raw[s] = np.where(quarter_peak, seg.calendar_peak, seg.calendar_off_peak)
         self.pay_multiplier = np.zeros((len(scenario.segments), n_jur, self.n_days))

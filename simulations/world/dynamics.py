@@ -157,13 +157,24 @@ def pay_hazard(tb: ModelTables, seg: np.ndarray, rel: np.ndarray, cal: np.ndarra
     return -np.expm1(-lam)
 
 
+def complaint_state_factor(tb: ModelTables, seg: np.ndarray, k: np.ndarray,
+                           n: np.ndarray) -> np.ndarray:
+    """The part of the complaint probability that depends on the reminders so far."""
+    return (np.where((n > 0) & (k < tb.c_frequent_days[seg]), tb.c_frequent_factor[seg], 1.0)
+            * (1.0 + tb.c_per_prior[seg] * n))
+
+
+def complaint_day_factor(tb: ModelTables, seg: np.ndarray, t: np.ndarray,
+                         action: np.ndarray) -> np.ndarray:
+    """The part that depends on the day after due and the channel (0 for WAIT, AGENCY)."""
+    return (tb.c_base[seg] * tb.complaint_factor[action]
+            * np.where(t < tb.c_early_days[seg], tb.c_early_factor[seg], 1.0))
+
+
 def complaint_probability(tb: ModelTables, seg: np.ndarray, t: np.ndarray, k: np.ndarray,
                           n: np.ndarray, action: np.ndarray) -> np.ndarray:
     """P(complaint | action sent in state (t, k, n)); 0 for WAIT and AGENCY."""
-    p = (tb.c_base[seg] * tb.complaint_factor[action]
-         * np.where(t < tb.c_early_days[seg], tb.c_early_factor[seg], 1.0)
-         * np.where((n > 0) & (k < tb.c_frequent_days[seg]), tb.c_frequent_factor[seg], 1.0)
-         * (1.0 + tb.c_per_prior[seg] * n))
+    p = complaint_day_factor(tb, seg, t, action) * complaint_state_factor(tb, seg, k, n)
     return np.minimum(p, MAX_COMPLAINT_PROBABILITY)
 
 
@@ -384,4 +395,12 @@ def logging_policy_probs(params: InvoiceParams, state: WorldState) -> np.ndarray
     for other in range(1, FINAL_NOTICE + 1):
         probs[:, other] += np.where(is_reminder & (channel != other), p_send * eps / 3, 0.0)
     probs[:, 0] += 1.0 - p_send
+    # A channel the debtor stopped is replaced by a letter (by an email if letters stopped).
+    letter, email = int(Action.LETTER), int(Action.EMAIL)
+    for col, stopped in ((email, params.opted_out_email), (int(Action.PHONE),
+                                                           params.opted_out_phone)):
+        probs[stopped, letter] += probs[stopped, col]
+        probs[stopped, col] = 0.0
+    probs[params.opted_out_letter, email] += probs[params.opted_out_letter, letter]
+    probs[params.opted_out_letter, letter] = 0.0
     return probs

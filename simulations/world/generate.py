@@ -20,7 +20,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.contract import ACTIONS, CHANNELS, CUSTOMER_TYPES, CUSTOMERS, INVOICES, PAYMENTS, SEGMENTS
+from engine.contract import (
+    ACTIONS,
+    CHANNELS,
+    CUSTOMER_TYPES,
+    CUSTOMERS,
+    INVOICES,
+    PAYMENTS,
+    SEGMENTS,
+)
 from simulations.world.calendar import to_day
 from simulations.world.dynamics import (
     AGENCY,
@@ -127,7 +135,6 @@ def generate_company(scenario: Scenario, n_customers: int, months: int, seed: in
     inv_day = lo[inv_month] + (rng.random(len(inv_cust)) * span[inv_month]).astype(np.int64)
     order = np.lexsort((inv_cust, inv_day))
     inv_cust, inv_day = inv_cust[order], inv_day[order]
-    n_inv = len(inv_cust)
     seg = c_seg[inv_cust]
     attrs = draw_invoice_attributes(sc, seg, rng)
     due_day = inv_day + attrs["terms"]
@@ -248,7 +255,10 @@ def _simulate(params: InvoiceParams, as_of_day: int, rng: np.random.Generator,
         pay_amount[rows[land]] = sub.amount[land]
     paid_day = np.where(paid_day > as_of_day, -1, paid_day)
     pay_amount = np.where(paid_day >= 0, pay_amount, 0.0)
-    cat = (lambda parts, dt_: np.concatenate(parts) if parts else np.zeros(0, dt_))
+
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
     return {
         "paid_day": paid_day, "pay_amount": pay_amount, "dispute_opened": dispute_opened,
         "dispute_resolved": dispute_resolved, "agency_day": agency_day,

@@ -22,7 +22,7 @@ from engine.errors import InputError
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 # Reminder channels in Action order (email=1 .. final_notice=4); agency is not a reminder.
 REMINDER_CHANNELS: tuple[str, ...] = ("email", "letter", "phone", "final_notice")
-CALENDAR_KINDS: tuple[str, ...] = ("none", "month_end", "quarter_end")
+CALENDAR_KINDS: tuple[str, ...] = ("none", "month_end", "mid_month", "quarter_end")
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,8 @@ class _Reader:
         if key not in data and default is not None:
             return float(default)
         value = self.get(data, key, path)
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (isinstance(value, bool) or not isinstance(value, int | float)
+                or not math.isfinite(value)):
             raise self.fail(full, value, "a number")
         if not lo <= value <= hi:
             raise self.fail(full, value, f"a number in [{lo}, {hi}]")
@@ -412,5 +413,6 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise InputError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        problem = getattr(exc, "problem", exc)
+        raise InputError(f"{path}:{where} not valid YAML ({problem})") from None
     return scenario_from_dict(data, source=str(path))

@@ -1,0 +1,868 @@
+"""Ingestion: read ERP exports, validate every row, load clean rows, quarantine the rest.
+
+::
+
+    from engine.ingest import ingest
+
+    report = ingest(["invoices.csv", "payments.csv"], db="dunning-data/dunning.duckdb")
+    report.tables["invoices"].loaded, report.tables["invoices"].quarantined
+
+Each input file is a CSV or Parquet table. Which contract table it is comes from its name
+(``customers``, ``invoices``, ``payments``, ``actions``, optionally with a prefix such as
+``acme_invoices.csv``) or from a :class:`~engine.mapping.Mapping`. Every row is checked
+(types, date formats, choices, ISO codes, amounts, date order, references, duplicate ids,
+cumulative payments, propensities) with vectorised pandas; nothing is silently dropped:
+
+- valid new rows are loaded into the :class:`~engine.store.Store`;
+- rows identical to rows already in the store are counted as ``already_present``
+  (re-ingesting a file is a no-op);
+- every other row goes to ``<store folder>/quarantine/<UTC timestamp>-<table>.csv`` with
+  the source file, its line (header = line 1), the failing field(s), the reason(s) and
+  the original values.
+
+Per table ``rows_in == loaded + already_present + quarantined`` always holds. The whole
+ingest is one DuckDB transaction: if anything fails, the store is left as it was.
+A file that is not a table at all (binary, empty, not decodable, missing required
+columns) raises :class:`~engine.errors.InputError`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from engine.contract import CHANNELS, TABLE_ORDER, TABLES, Table
+from engine.errors import InputError
+from engine.mapping import ISO_DATE, MappedTable, Mapping, ReadOptions
+from engine.store import Store, normalize_dtypes
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import pandas as pd
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+AMOUNT_TOLERANCE = 0.005
+"""Rounding slack (currency units) when summing payments against the invoice amount."""
+_MALFORMED = "__malformed__"
+_OVERFLOW = "__extra_fields__"
+_TRUE = ("true", "t", "1", "yes", "y")
+_FALSE = ("false", "f", "0", "no", "n")
+
+# ISO 3166-1 alpha-2 (officially assigned, plus XK Kosovo which ERPs use).
+ISO_3166_ALPHA2 = frozenset("""
+AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
+BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE
+EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM
+HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC
+LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA
+NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
+SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO
+TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW XK
+""".split())
+
+# ISO 4217 active currency codes.
+ISO_4217 = frozenset("""
+AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BOV BRL BSD BTN BWP
+BYN BZD CAD CDF CHE CHF CHW CLF CLP CNY COP COU CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR
+FJD FKP GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES
+KGS KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR
+MWK MXN MXV MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF
+SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD TZS
+UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG
+""".split())
+
+
+# ============================================================================ reports
+@dataclass
+class TableReport:
+    """What happened to one table's rows. ``rows_in = loaded + already_present + quarantined``.
+
+    ``merged`` rows were identical copies collapsed by a mapping's ``unique: true`` (e.g. one
+    customer row per IBM invoice row) and ``skipped`` rows were excluded by its ``when:``
+    filter (e.g. no payment row for an unsettled invoice); neither is part of ``rows_in``.
+    """
+
+    table: str
+    rows_in: int = 0
+    loaded: int = 0
+    already_present: int = 0
+    quarantined: int = 0
+    merged: int = 0
+    skipped: int = 0
+    quarantine_file: Path | None = None
+
+
+@dataclass
+class IngestReport:
+    """Result of :func:`ingest`: one :class:`TableReport` per contract table."""
+
+    db: Path
+    files: list[Path]
+    tables: dict[str, TableReport] = field(
+        default_factory=lambda: {t: TableReport(t) for t in TABLE_ORDER}
+    )
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_in(self) -> int:
+        return sum(t.rows_in for t in self.tables.values())
+
+    @property
+    def loaded(self) -> int:
+        return sum(t.loaded for t in self.tables.values())
+
+    @property
+    def already_present(self) -> int:
+        return sum(t.already_present for t in self.tables.values())
+
+    @property
+    def quarantined(self) -> int:
+        return sum(t.quarantined for t in self.tables.values())
+
+    @property
+    def quarantine_files(self) -> list[Path]:
+        return [t.quarantine_file for t in self.tables.values() if t.quarantine_file]
+
+
+# ============================================================================ reading
+def read_table_file(path: Path, options: ReadOptions = ReadOptions()) -> pd.DataFrame:
+    """Read one CSV or Parquet file as a raw frame (CSV: every cell as stripped text).
+
+    The index is the 0-based data-row position. Rows with the wrong number of fields are
+    kept (cells padded with ``""``, surplus fields in ``__extra_fields__``) and marked in
+    ``__malformed__`` so validation quarantines them. Raises :class:`InputError` if the
+    file is missing, empty, binary or not decodable.
+    """
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+    if not head:
+        raise InputError(f"{path}: empty file; expected a CSV with a header line or a "
+                         "Parquet file")
+    if head[:4] == b"PAR1" or path.suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            return pd.read_parquet(path).reset_index(drop=True)
+        except Exception as exc:  # pyarrow raises many types for a broken file
+            raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
+    if b"\x00" in head:
+        raise InputError(f"{path}: binary data (NUL bytes), not a CSV table; expected text "
+                         "with a header line")
+    return _read_csv(path, options)
+
+
+def _read_csv(path: Path, options: ReadOptions) -> pd.DataFrame:
+    import pandas as pd
+
+    raw = path.read_bytes()
+    encoding = "utf-8-sig" if options.encoding.lower().replace("_", "-") in ("utf-8", "utf8") \
+        else options.encoding
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(f"{path}: line {line}: not valid {options.encoding} text; set "
+                         "read.encoding in a mapping (e.g. cp1252)") from None
+    except LookupError:
+        raise InputError(f"{path}: unknown encoding {options.encoding!r}") from None
+    if not text.strip():
+        raise InputError(f"{path}: empty file; expected a header line")
+    kwargs = dict(sep=options.delimiter, dtype=str, keep_default_na=False, na_filter=False,
+                  skip_blank_lines=False, skiprows=options.skip_rows, quotechar='"')
+    try:
+        frame = pd.read_csv(io.StringIO(text), engine="c", **kwargs)
+    except pd.errors.ParserError:
+        frame = _read_csv_lenient(text, options)
+    except (pd.errors.EmptyDataError, ValueError, csv.Error) as exc:
+        raise InputError(f"{path}: not a CSV table ({exc})") from None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if not len(frame.columns) or all(c == "" for c in frame.columns):
+        raise InputError(f"{path}: line 1: no header; expected column names")
+    if len(frame):
+        # a trailing line with only whitespace is not a row
+        last = frame.iloc[-1]
+        if frame.shape[1] and all(str(v).strip() == "" for v in last):
+            tail_is_blank = text.rstrip("\r\n").endswith(("\n", "\r")) or not text.rstrip(
+                "\r\n").splitlines()[-1].strip()
+            if tail_is_blank:
+                frame = frame.iloc[:-1]
+    return frame
+
+
+def _read_csv_lenient(text: str, options: ReadOptions) -> pd.DataFrame:
+    """Slow path for files with ragged rows: keep every row, mark the malformed ones."""
+    import pandas as pd
+
+    lines = text.splitlines()[options.skip_rows:]
+    reader = csv.reader(lines, delimiter=options.delimiter)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError("empty file") from None
+    n = len(header)
+    rows, marks, overflow = [], [], []
+    for rec in reader:
+        marks.append("" if len(rec) == n else f"row has {len(rec)} fields, header has {n}")
+        overflow.append(options.delimiter.join(rec[n:]))
+        rows.append((rec + [""] * n)[:n])
+    frame = pd.DataFrame(rows, columns=header, dtype="str")
+    frame[_MALFORMED] = pd.Series(marks, dtype="str")
+    frame[_OVERFLOW] = pd.Series(overflow, dtype="str")
+    return frame
+
+
+def table_of_file(path: Path) -> str | None:
+    """Contract table named by a file name (``invoices.csv``, ``acme-payments.parquet``)."""
+    stem = path.name.lower()
+    for suffix in (*PARQUET_SUFFIXES, ".csv", ".txt"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+            break
+    for name in TABLE_ORDER:
+        if stem == name or stem.endswith(("_" + name, "-" + name, "." + name)):
+            return name
+    return None
+
+
+# ============================================================================ coercion
+@dataclass
+class _Batch:
+    """One mapped source file's rows for one table, with its raw rows for quarantine."""
+
+    path: Path
+    raw: pd.DataFrame
+    mapped: MappedTable
+    line_offset: int  # user-facing line of data row 0 (CSV: 2 + skipped lines)
+
+
+class _Errors:
+    """Collects (row position, field, reason) triples without per-row Python on the happy
+    path: each check adds a boolean mask and a reason (one string or one per failing row)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.parts: list[tuple[np.ndarray, str, object]] = []
+
+    def add(self, mask: pd.Series | np.ndarray, fld: str, reason: object) -> None:
+        import numpy as np
+
+        m = np.asarray(mask, dtype=bool)
+        if m.any():
+            pos = np.flatnonzero(m)
+            if not isinstance(reason, str):
+                reason = np.asarray(reason, dtype=object)[pos] if len(reason) == self.n \
+                    else np.asarray(reason, dtype=object)
+            self.parts.append((pos, fld, reason))
+
+    def bad(self) -> np.ndarray:
+        import numpy as np
+
+        m = np.zeros(self.n, dtype=bool)
+        for pos, _, _ in self.parts:
+            m[pos] = True
+        return m
+
+    def frame(self) -> pd.DataFrame:
+        """One row per failing position: ``pos``, ``field`` (joined by ``;``) and ``reason``
+        (joined by `` | ``)."""
+        import numpy as np
+        import pandas as pd
+
+        if not self.parts:
+            return pd.DataFrame({"pos": [], "field": [], "reason": []})
+        pos = np.concatenate([p for p, _, _ in self.parts])
+        fields = np.concatenate([np.full(len(p), f, dtype=object) for p, f, _ in self.parts])
+        reasons = np.concatenate([
+            np.full(len(p), r, dtype=object) if isinstance(r, str) else r
+            for p, _, r in self.parts
+        ])
+        long = pd.DataFrame({"pos": pos, "field": fields, "reason": reasons})
+        return long.groupby("pos", sort=True).agg(
+            field=("field", lambda s: ";".join(dict.fromkeys(s))),
+            reason=("reason", " | ".join),
+        ).reset_index()
+
+
+def _text(s: pd.Series) -> pd.Series:
+    return s.astype("str").fillna("").str.strip()
+
+
+def _quote(values: pd.Series) -> pd.Series:
+    return "'" + _text(values).str.slice(0, 60) + "'"
+
+
+def _coerce(
+    s: pd.Series, dtype: str, fmt: str, read: ReadOptions
+) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Parse a raw column. Returns (typed values, missing mask, unparsable mask)."""
+    import numpy as np
+    import pandas as pd
+
+    if dtype == "date":
+        if pd.api.types.is_datetime64_any_dtype(s):
+            typed = s.dt.tz_localize(None) if getattr(s.dt, "tz", None) else s
+            typed = typed.dt.normalize().astype("datetime64[ns]")
+            missing = typed.isna()
+            return typed, missing, pd.Series(False, index=s.index)
+        if s.dtype == object and len(s) and not isinstance(s.dropna().iloc[0] if s.notna().any()
+                                                            else "", str):
+            s = pd.Series([v.isoformat() if hasattr(v, "isoformat") else v for v in s],
+                          index=s.index, dtype="str")
+            fmt = ISO_DATE
+        text = _text(s)
+        missing = text.eq("")
+        typed = pd.to_datetime(text.where(~missing), format=fmt, errors="coerce")
+        typed = typed.astype("datetime64[ns]")
+        return typed, missing, ~missing & typed.isna()
+    if dtype in ("float", "int"):
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            typed = s.astype("float64")
+            missing = typed.isna()
+        else:
+            text = _text(s)
+            missing = text.eq("")
+            if read.thousands:
+                text = text.str.replace(read.thousands, "", regex=False)
+            if read.decimal != ".":
+                text = text.str.replace(read.decimal, ".", regex=False)
+            typed = pd.to_numeric(text.where(~missing), errors="coerce").astype("float64")
+        bad = ~missing & ~np.isfinite(typed.fillna(0.0)) | (~missing & typed.isna())
+        if dtype == "int":
+            bad |= ~missing & typed.notna() & (typed.round() != typed)
+            typed = typed.where(~bad).astype("Int64")
+        return typed, missing, bad
+    if dtype == "bool":
+        if pd.api.types.is_bool_dtype(s):
+            missing = s.isna()
+            return s.astype("boolean").fillna(False).astype(bool), missing, missing & False
+        text = _text(s).str.lower()
+        missing = text.eq("")
+        true, false = text.isin(_TRUE), text.isin(_FALSE)
+        return true, missing, ~missing & ~true & ~false
+    text = _text(s)
+    missing = text.eq("")
+    return text.where(~missing), missing, pd.Series(False, index=s.index)
+
+
+def _typed_batch(
+    batch: _Batch, table: Table, read: ReadOptions, errors_out: list[pd.DataFrame]
+) -> pd.DataFrame:
+    """Coerce one batch to contract dtypes; parse errors are appended to ``errors_out``."""
+    import pandas as pd
+
+    mt = batch.mapped
+    frame = mt.frame
+    n = len(frame)
+    errs = _Errors(n)
+    out: dict[str, pd.Series] = {}
+    spec = {c.name: c.dtype for c in table.columns} | mt.extras
+    for col, dtype in spec.items():
+        if col not in frame.columns:
+            if dtype == "bool":
+                out[col] = pd.Series(False, index=frame.index)
+            elif dtype == "date":
+                out[col] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
+            elif dtype in ("float",):
+                out[col] = pd.Series(float("nan"), index=frame.index)
+            elif dtype == "int":
+                out[col] = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+            else:
+                out[col] = pd.Series(pd.NA, index=frame.index, dtype="str")
+            out[f"_missing_{col}"] = pd.Series(True, index=frame.index)
+            continue
+        fmt = mt.formats.get(col, ISO_DATE)
+        typed, missing, bad = _coerce(frame[col], dtype, fmt, read)
+        out[col] = typed
+        out[f"_missing_{col}"] = missing
+        if bad.any():
+            what = {"date": f"not a date in format {fmt}", "float": "not a number",
+                    "int": "not a whole number", "bool": "not a boolean (true/false)"}[dtype]
+            errs.add(bad, col, f"{what}: " + _quote(frame[col]))
+    typed_frame = pd.DataFrame(out, index=frame.index)
+    if _MALFORMED in batch.raw.columns:
+        marks = _text(batch.raw[_MALFORMED].reindex(frame.index).fillna(""))
+        errs.add(marks.ne(""), "(row)", marks)
+    typed_frame["_file"] = str(batch.path)
+    typed_frame["_line"] = frame.index.to_numpy() + batch.line_offset
+    typed_frame = typed_frame.reset_index(names="_raw_pos")
+    e = errs.frame()
+    e["pos"] = e["pos"].astype("int64")
+    errors_out.append(e)
+    return typed_frame
+
+
+# ============================================================================ validation
+class _TableValidator:
+    """Validates the combined rows of one table against the contract and the store."""
+
+    def __init__(self, table: Table, rows: pd.DataFrame, parse_errors: pd.DataFrame,
+                 con: duckdb.DuckDBPyConnection, provided: set[str]) -> None:
+        self.table = table
+        self.rows = rows
+        self.con = con
+        self.provided = provided
+        self.errors = _Errors(len(rows))
+        if len(parse_errors):
+            for fld, grp in parse_errors.groupby("field", sort=False):
+                self.errors.parts.append((grp["pos"].to_numpy(), str(fld),
+                                          grp["reason"].to_numpy(dtype=object)))
+
+    # -- helpers
+    def missing(self, col: str) -> pd.Series:
+        return self.rows[f"_missing_{col}"]
+
+    def ok(self) -> np.ndarray:
+        return ~self.errors.bad()
+
+    # -- checks on single rows
+    def check_columns(self) -> None:
+        rows, add = self.rows, self.errors.add
+        for c in self.table.columns:
+            if c.required:
+                add(self.missing(c.name), c.name, "missing required value")
+            present = ~self.missing(c.name)
+            if c.choices:
+                norm = rows[c.name].str.lower().str.replace(" ", "_", regex=False)
+                bad = present & ~norm.isin(c.choices)
+                add(bad, c.name, f"expected one of {', '.join(c.choices)}; found "
+                    + _quote(rows[c.name]))
+                rows[c.name] = norm
+        if self.table.name == "customers":
+            j = rows["jurisdiction"].str.upper()
+            add(~self.missing("jurisdiction") & ~j.isin(ISO_3166_ALPHA2), "jurisdiction",
+                "expected an ISO 3166-1 alpha-2 country code (e.g. DE, GB, US); found "
+                + _quote(rows["jurisdiction"]))
+            rows["jurisdiction"] = j
+            opted = rows["opted_out_channels"].fillna("").str.lower().str.replace(" ", "")
+            tokens = opted.str.split(";").explode()
+            bad_tok = tokens.ne("") & ~tokens.isin(CHANNELS)
+            bad = bad_tok.groupby(level=0).any().reindex(rows.index, fill_value=False)
+            add(bad, "opted_out_channels", f"expected ;-separated channels from "
+                f"{', '.join(CHANNELS)}; found " + _quote(rows["opted_out_channels"]))
+            rows["opted_out_channels"] = opted.where(opted.ne(""))
+            rows["language"] = rows["language"].str.lower()
+        if self.table.name == "invoices":
+            cur = rows["currency"].str.upper()
+            add(~self.missing("currency") & ~cur.isin(ISO_4217), "currency",
+                "expected an ISO 4217 currency code (e.g. EUR, USD); found "
+                + _quote(rows["currency"]))
+            rows["currency"] = cur
+            add(rows["due_date"] < rows["invoice_date"], "due_date",
+                "due_date is before invoice_date (" + _date_text(rows["due_date"]) + " < "
+                + _date_text(rows["invoice_date"]) + ")")
+            add(rows["dispute_resolved"] < rows["dispute_opened"], "dispute_resolved",
+                "dispute_resolved is before dispute_opened")
+            add(rows["dispute_opened"] < rows["invoice_date"], "dispute_opened",
+                "dispute_opened is before invoice_date")
+            opened = rows["dispute_opened"].notna() | rows["dispute_resolved"].notna()
+            add(opened & ~self.missing("disputed") & ~rows["disputed"], "disputed",
+                "disputed is false but a dispute date is given")
+            rows["disputed"] = rows["disputed"] | opened
+        if "amount" in rows:
+            add(rows["amount"].le(0).to_numpy() & ~self.missing("amount").to_numpy(),
+                "amount", "amount must be > 0; found " + _quote(rows["amount"].astype("str")))
+        if self.table.name == "actions":
+            p = rows["propensity"]
+            add((p.le(0) | p.gt(1)).to_numpy() & ~self.missing("propensity").to_numpy(),
+                "propensity", "propensity must be in (0, 1]; found "
+                + _quote(p.astype("str")))
+
+    # -- derived ids
+    def derive_ids(self) -> None:
+        """payment_id / action_id from a hash of the row's content when missing."""
+        import pandas as pd
+
+        key = self.table.key
+        if self.table.name not in ("payments", "actions"):
+            return
+        need = self.missing(key)
+        if not need.any():
+            return
+        date_col = "payment_date" if self.table.name == "payments" else "action_date"
+        second = "amount" if self.table.name == "payments" else "channel"
+        basis = pd.DataFrame({
+            "i": self.rows["invoice_id"].fillna(""),
+            "d": self.rows[date_col].dt.strftime("%Y-%m-%d").fillna(""),
+            "x": self.rows[second].astype("str").fillna(""),
+        })
+        # identical rows in one file are distinct events (two equal partial payments)
+        basis["k"] = basis.groupby(["i", "d", "x"], sort=False).cumcount().astype("str")
+        h = pd.util.hash_pandas_object(basis, index=False).to_numpy()
+        prefix = "p-" if self.table.name == "payments" else "a-"
+        ids = pd.Series([f"{prefix}{v:016x}" for v in h[need.to_numpy()]],
+                        index=self.rows.index[need.to_numpy()], dtype="str")
+        self.rows.loc[need, key] = ids
+        self.rows[f"_missing_{key}"] = False
+
+    # -- duplicates, store, references
+    def check_duplicates(self) -> None:
+        """Same id twice in this ingest: an exact copy is quarantined as a duplicate of the
+        first line; different contents are a conflict and every such row is quarantined."""
+        import numpy as np
+
+        key = self.table.key
+        ok = self.ok() & self.rows[key].notna().to_numpy()
+        cand = self.rows.loc[ok]
+        dup_any = cand[key].duplicated(keep=False)
+        if not dup_any.any():
+            return
+        grp = cand.loc[dup_any]
+        content = _content_hash(grp, self.compare_columns())
+        n_versions = content.groupby(grp[key]).transform("nunique")
+        first = grp.groupby(key)["_line"].transform("first")
+        first_file = grp.groupby(key)["_file"].transform("first")
+        conflict = n_versions.gt(1)
+        later_copy = ~conflict & grp[key].duplicated(keep="first")
+        mask = np.zeros(len(self.rows), dtype=bool)
+        mask[grp.index[conflict.to_numpy()]] = True
+        self.errors.add(mask, key, "conflict: the same " + key + " appears with different "
+                        "values in this ingest (first at " + first_file.reindex(
+                            self.rows.index).fillna("") + " line "
+                        + first.reindex(self.rows.index).astype("str").fillna("") + ")")
+        mask = np.zeros(len(self.rows), dtype=bool)
+        mask[grp.index[later_copy.to_numpy()]] = True
+        self.errors.add(mask, key, "duplicate row: same " + key + " as " + first_file.reindex(
+            self.rows.index).fillna("") + " line " + first.reindex(self.rows.index).astype(
+            "str").fillna(""))
+
+    def compare_columns(self) -> list[str]:
+        return [c for c in self.rows.columns if not c.startswith("_")
+                and (c in self.provided or c == self.table.key)]
+
+    def check_store(self) -> np.ndarray:
+        """Rows whose id is already stored: identical -> returned mask (already present);
+        different -> conflict error."""
+        import numpy as np
+
+        key = self.table.key
+        ok = self.ok()
+        keys = self.rows.loc[ok, [key]].drop_duplicates()
+        present = np.zeros(len(self.rows), dtype=bool)
+        if keys.empty:
+            return present
+        self.con.register("_batch_keys", keys)
+        stored_cols = _stored_columns(self.con, self.table.name)
+        cols = [c for c in self.compare_columns() if c in stored_cols]
+        existing = self.con.execute(
+            f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{self.table.name}" '
+            f'WHERE "{key}" IN (SELECT "{key}" FROM _batch_keys)'
+        ).df()
+        self.con.unregister("_batch_keys")
+        if existing.empty:
+            return present
+        spec = {c: stored_cols[c] for c in cols}
+        existing = normalize_dtypes(existing, spec)
+        mine = self.rows.loc[ok & self.rows[key].isin(existing[key]).to_numpy(), cols]
+        mine_h = _content_hash(normalize_dtypes(mine, spec), cols)
+        theirs = pd_series_map(existing[key], _content_hash(existing, cols))
+        same = mine_h.to_numpy() == mine[key].map(theirs).to_numpy()
+        idx = mine.index.to_numpy()
+        present[idx[same]] = True
+        conflict = np.zeros(len(self.rows), dtype=bool)
+        conflict[idx[~same]] = True
+        self.errors.add(conflict, key, "conflict: a row with this " + key
+                        + " and different values is already in the store")
+        return present
+
+    def check_reference(self, column: str, parent: str, parent_key: str) -> None:
+        ok = self.ok() & self.rows[column].notna().to_numpy()
+        refs = self.rows.loc[ok, [column]].drop_duplicates()
+        if refs.empty:
+            return
+        self.con.register("_refs", refs)
+        known = self.con.execute(
+            f'SELECT "{parent_key}" FROM "{parent}" WHERE "{parent_key}" IN '
+            f'(SELECT "{column}" FROM _refs)'
+        ).df()[parent_key]
+        self.con.unregister("_refs")
+        unknown = ok & ~self.rows[column].isin(known).to_numpy()
+        self.errors.add(unknown, column, f"unknown {column} (not in the store nor loaded "
+                        f"from this ingest): " + _quote(self.rows[column]))
+
+    def check_against_invoice(self, date_col: str, present: np.ndarray) -> None:
+        """Event not before the invoice date; payments not above the invoice amount.
+        Rows already in the store (``present``) are skipped: their amounts are counted."""
+        import numpy as np
+
+        ok = self.ok() & ~present & self.rows["invoice_id"].notna().to_numpy()
+        sel = self.rows.loc[ok]
+        if sel.empty:
+            return
+        refs = sel[["invoice_id"]].drop_duplicates()
+        self.con.register("_refs", refs)
+        inv = self.con.execute(
+            "SELECT i.invoice_id, i.invoice_date, i.amount, "
+            "coalesce((SELECT sum(p.amount) FROM payments p WHERE p.invoice_id = i.invoice_id),"
+            " 0) AS paid FROM invoices i WHERE i.invoice_id IN (SELECT invoice_id FROM _refs)"
+        ).df()
+        self.con.unregister("_refs")
+        inv["invoice_date"] = inv["invoice_date"].astype("datetime64[ns]")
+        inv = inv.set_index("invoice_id")
+        idate = sel["invoice_id"].map(inv["invoice_date"])
+        early = np.zeros(len(self.rows), dtype=bool)
+        early[sel.index[(sel[date_col] < idate).to_numpy()]] = True
+        self.errors.add(early, date_col, f"{date_col} is before the invoice_date of the "
+                        "invoice")
+        if self.table.name != "payments":
+            return
+        sel = self.rows.loc[self.ok() & ~present & self.rows["invoice_id"].notna().to_numpy()]
+        order = sel.sort_values(["invoice_id", "payment_date", "_file", "_line"], kind="stable")
+        cum = order.groupby("invoice_id", sort=False)["amount"].cumsum()
+        total = cum + order["invoice_id"].map(inv["paid"]).fillna(0.0)
+        limit = order["invoice_id"].map(inv["amount"])
+        over = np.zeros(len(self.rows), dtype=bool)
+        over[order.index[(total > limit + AMOUNT_TOLERANCE).to_numpy()]] = True
+        self.errors.add(over, "amount", "payments of this invoice would exceed its amount ("
+                        + total.reindex(self.rows.index).round(2).astype("str") + " > "
+                        + limit.reindex(self.rows.index).astype("str") + ")")
+
+
+def pd_series_map(keys: pd.Series, values: pd.Series) -> pd.Series:
+    """A Series usable with ``Series.map``: ``values`` indexed by ``keys``."""
+    import pandas as pd
+
+    return pd.Series(values.to_numpy(), index=keys.to_numpy())
+
+
+def _content_hash(frame: pd.DataFrame, cols: list[str]) -> pd.Series:
+    import pandas as pd
+
+    canon = pd.DataFrame({
+        c: (frame[c].dt.strftime("%Y-%m-%d") if pd.api.types.is_datetime64_any_dtype(frame[c])
+            else frame[c].round(6) if pd.api.types.is_float_dtype(frame[c]) else frame[c])
+        .astype("str").fillna("\x00")
+        for c in cols
+    }, index=frame.index)
+    return pd.util.hash_pandas_object(canon, index=False)
+
+
+def _date_text(s: pd.Series) -> pd.Series:
+    return s.dt.strftime("%Y-%m-%d").astype("str").fillna("")
+
+
+def _stored_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    spec = {c.name: c.dtype for c in TABLES[table].columns}
+    extras = con.execute(
+        "SELECT column_name, dtype FROM dunning_extra_columns WHERE table_name = ?", [table]
+    ).fetchall()
+    return spec | dict(extras)
+
+
+# ============================================================================ ingest
+def ingest(
+    paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
+    db: str | os.PathLike[str] | Store | None = None,
+    mapping: str | os.PathLike[str] | Mapping | None = None,
+) -> IngestReport:
+    """Validate and load export files into the store; return what happened per table.
+
+    Parameters
+    ----------
+    paths:
+        CSV or Parquet files. Without ``mapping`` each file's name says its table.
+    db:
+        Store file or :class:`Store` (default ``dunning-data/dunning.duckdb``).
+    mapping:
+        A mapping YAML path, a shipped mapping name (``"ibm_ar"``) or a :class:`Mapping`.
+
+    Raises :class:`InputError` when a file is not a table (missing, empty, binary, not
+    decodable, missing required columns) or its table cannot be told; the store is then
+    unchanged. Rejected rows never raise: they are quarantined and counted.
+    """
+    store = db if isinstance(db, Store) else (Store(db) if db is not None else Store())
+    files = [Path(p) for p in ([paths] if isinstance(paths, str | os.PathLike) else paths)]
+    if not files:
+        raise InputError("no input files given")
+    if mapping is not None and not isinstance(mapping, Mapping):
+        mapping = Mapping.load(mapping)
+    report = IngestReport(db=store.path, files=files)
+    batches = _map_files(files, mapping, report)
+    if report.rows_in == 0:
+        raise InputError(f"{', '.join(map(str, files))}: no data rows; expected a header line "
+                         "followed by rows")
+    _load(store, batches, mapping, report)
+    return report
+
+
+def _map_files(
+    files: list[Path], mapping: Mapping | None, report: IngestReport
+) -> dict[str, list[_Batch]]:
+    batches: dict[str, list[_Batch]] = {t: [] for t in TABLE_ORDER}
+    for path in files:
+        read = mapping.read if mapping else ReadOptions()
+        if mapping is None:
+            name = table_of_file(path)
+            if name is None:
+                raise InputError(
+                    f"{path}: cannot tell which table this is; name the file customers, "
+                    "invoices, payments or actions (.csv or .parquet), or pass --mapping")
+        elif not mapping.tables_for(path):
+            raise InputError(f"{path}: mapping {mapping.source} has no table for this file "
+                             "(check the 'files:' globs)")
+        raw = read_table_file(path, read)
+        if mapping is None:
+            file_mapping = _contract_mapping(path, name, raw, report)
+        else:
+            file_mapping = mapping
+            mapping.check_source_columns(path, list(raw.columns))
+        offset = 2 + read.skip_rows if path.suffix.lower() not in PARQUET_SUFFIXES else 1
+        for tm in file_mapping.tables_for(path):
+            mapped = file_mapping.apply(tm, raw, path)
+            t = report.tables[tm.table]
+            t.rows_in += len(mapped.frame)
+            t.merged += mapped.merged
+            t.skipped += mapped.skipped
+            batches[tm.table].append(_Batch(path, raw, mapped, offset))
+    return batches
+
+
+def _contract_mapping(path: Path, name: str, raw: pd.DataFrame,
+                      report: IngestReport) -> Mapping:
+    table = TABLES[name]
+    cols = [c for c in raw.columns if c not in (_MALFORMED, _OVERFLOW)]
+    required = [c.name for c in table.columns if c.required]
+    missing = [c for c in required if c not in cols]
+    if missing:
+        raise InputError(
+            f"{path}: line 1: missing required column(s) {', '.join(missing)} for table "
+            f"{name}; expected columns {', '.join(table.column_names)} (found: "
+            f"{', '.join(cols) or 'none'})")
+    unknown = [c for c in cols if c not in table.column_names]
+    if unknown:
+        report.warnings.append(f"{path}: ignored column(s) not in the {name} contract: "
+                               f"{', '.join(unknown)} (use a mapping with extras to keep them)")
+    return Mapping.contract(name, cols)
+
+
+def _load(store: Store, batches: dict[str, list[_Batch]], mapping: Mapping | None,
+          report: IngestReport) -> None:
+    import pandas as pd
+
+    read = mapping.read if mapping else ReadOptions()
+    quarantines: list[tuple[Path, Path]] = []
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    with store.connect() as con:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for name in TABLE_ORDER:
+                if not batches[name]:
+                    continue
+                table = TABLES[name]
+                parse_errors: list[pd.DataFrame] = []
+                typed = []
+                offset = 0
+                for b in batches[name]:
+                    typed.append(_typed_batch(b, table, read, parse_errors))
+                    parse_errors[-1]["pos"] += offset
+                    offset += len(typed[-1])
+                rows = pd.concat(typed, ignore_index=True) if len(typed) > 1 else typed[0]
+                rows["_batch"] = _batch_ids(batches[name])
+                extras = {}
+                provided: set[str] = set()
+                for b in batches[name]:
+                    extras |= b.mapped.extras
+                    provided |= b.mapped.provided
+                store.add_extra_columns(con, name, extras)
+                v = _TableValidator(table, rows, pd.concat(parse_errors, ignore_index=True),
+                                    con, provided)
+                v.check_columns()
+                v.derive_ids()
+                if name == "invoices":
+                    v.check_reference("customer_id", "customers", "customer_id")
+                if name in ("payments", "actions"):
+                    v.check_reference("invoice_id", "invoices", "invoice_id")
+                v.check_duplicates()
+                present = v.check_store()
+                if name in ("payments", "actions"):
+                    v.check_against_invoice("payment_date" if name == "payments"
+                                            else "action_date", present)
+                bad = v.errors.bad()
+                new = ~bad & ~present
+                t = report.tables[name]
+                t.loaded = int(new.sum())
+                t.already_present = int((present & ~bad).sum())
+                t.quarantined = int(bad.sum())
+                _insert(con, name, rows.loc[new], _stored_columns(con, name))
+                if t.quarantined:
+                    final = _quarantine_path(store.quarantine_dir, stamp, name)
+                    tmp = _write_quarantine(final, batches[name], rows, v.errors.frame())
+                    quarantines.append((tmp, final))
+                    t.quarantine_file = final
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            for tmp, _ in quarantines:
+                tmp.unlink(missing_ok=True)
+            raise
+    for tmp, final in quarantines:
+        os.replace(tmp, final)
+
+
+def _batch_ids(batches: list[_Batch]) -> np.ndarray:
+    import numpy as np
+
+    return np.repeat(np.arange(len(batches)), [len(b.mapped.frame) for b in batches])
+
+
+def _insert(con: duckdb.DuckDBPyConnection, name: str, rows: pd.DataFrame,
+            columns: dict[str, str]) -> None:
+    if rows.empty:
+        return
+    from engine.store import SQL_TYPES
+
+    frame = rows[list(columns)].reset_index(drop=True)
+    con.register("_new_rows", frame)
+    select = ", ".join(f'CAST("{c}" AS {SQL_TYPES[d]})' for c, d in columns.items())
+    cols = ", ".join(f'"{c}"' for c in columns)
+    con.execute(f'INSERT INTO "{name}" ({cols}) SELECT {select} FROM _new_rows')
+    con.unregister("_new_rows")
+
+
+def _quarantine_path(folder: Path, stamp: str, table: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{stamp}-{table}.csv"
+    i = 1
+    while path.exists():
+        path = folder / f"{stamp}-{i}-{table}.csv"
+        i += 1
+    return path
+
+
+def _write_quarantine(final: Path, batches: list[_Batch], rows: pd.DataFrame,
+                      errors: pd.DataFrame) -> Path:
+    """Write rejected rows (source file, line, field, reason, original values) to a temp
+    file next to ``final``; the caller renames it after the store commit."""
+    import pandas as pd
+
+    errors = errors.set_index("pos")
+    parts = []
+    for i, b in enumerate(batches):
+        sel = rows.loc[rows["_batch"].eq(i).to_numpy() & rows.index.isin(errors.index)]
+        if sel.empty:
+            continue
+        original = b.raw.loc[sel["_raw_pos"].to_numpy()].reset_index(drop=True)
+        original = original.astype("str")
+        head = pd.DataFrame({
+            "source_file": sel["_file"].to_numpy(),
+            "line": sel["_line"].to_numpy(),
+            "field": errors.loc[sel.index, "field"].to_numpy(),
+            "reason": errors.loc[sel.index, "reason"].to_numpy(),
+        })
+        original.columns = [c if c not in head.columns else f"source_{c}"
+                            for c in original.columns]
+        parts.append(pd.concat([head, original], axis=1))
+    out = pd.concat(parts, ignore_index=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        # quote every cell: raw values may hold separators, quotes or bare line breaks
+        out.to_csv(fh, index=False, quoting=csv.QUOTE_ALL)
+    return Path(tmp)

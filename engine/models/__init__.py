@@ -1,0 +1,8 @@
+"""Payment-probability model, daily hazard model, baselines and their evaluation.
+
+>>> from engine.models import PaymentModel, HazardModel
+"""
+
+from engine.models.payment import PaymentModel, select_features
+
+__all__ = ["PaymentModel", "select_features"]

@@ -1,0 +1,139 @@
+"""Shared fixtures for the ops tests: a real store built by the real ingest from small
+deterministic contract tables, copied per test so every test starts from the same state;
+and the real API server (uvicorn) on a free local port."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+AS_OF = dt.date(2024, 12, 2)  # a Monday; the synthetic data runs 2023-01-01 .. 2024-12-31
+
+
+def make_tables(n_customers: int = 60, n_invoices: int = 900, seed: int = 3) -> dict:
+    """Deterministic contract tables: 2023-01-01 .. 2024-12-31, several jurisdictions."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    jur = rng.choice(np.array(["DE", "SE", "GB", "FR", "NL", "AT", "US"]), n_customers)
+    lang = {"DE": "de", "AT": "de", "SE": "sv", "GB": "en", "FR": "fr", "NL": "nl", "US": "en"}
+    customers = pd.DataFrame({
+        "customer_id": [f"C{i:06d}" for i in range(n_customers)],
+        "name": [f"Customer {i}" for i in range(n_customers)],
+        "segment": rng.choice(np.array(["corporate", "family_business", "startup",
+                                        "construction", "saas"]), n_customers),
+        "industry": rng.choice(np.array(["manufacturing", "software", "construction"]),
+                               n_customers),
+        "jurisdiction": jur,
+        "customer_type": rng.choice(np.array(["b2b", "b2c"]), n_customers, p=[0.7, 0.3]),
+        "language": [lang[j] for j in jur],
+        "reminder_fee_agreed": rng.random(n_customers) < 0.5,
+        "agency_consent": True,
+    })
+    t0 = np.datetime64("2023-01-01", "D")
+    cust = rng.integers(0, n_customers, n_invoices)
+    inv_day = t0 + np.sort(rng.integers(0, 730, n_invoices)).astype("timedelta64[D]")
+    due = inv_day + rng.choice(np.array([14, 30]), n_invoices).astype("timedelta64[D]")
+    amount = np.round(rng.lognormal(7.0, 1.0, n_invoices), 2)
+    late = np.round(rng.gumbel(5, 15, n_invoices)).astype(int)
+    settle = np.maximum(due + late.astype("timedelta64[D]"), inv_day)
+    paid = (settle <= np.datetime64("2024-12-31")) & (rng.random(n_invoices) > 0.03)
+    disputed = rng.random(n_invoices) < 0.03
+    invoices = pd.DataFrame({
+        "invoice_id": [f"I{i:08d}" for i in range(n_invoices)],
+        "customer_id": customers["customer_id"].to_numpy()[cust],
+        "invoice_date": inv_day.astype(str), "due_date": due.astype(str), "amount": amount,
+        "currency": np.where(jur[cust] == "SE", "SEK", np.where(jur[cust] == "GB", "GBP",
+                             np.where(jur[cust] == "US", "USD", "EUR"))),
+        "disputed": disputed,
+        "dispute_opened": np.where(disputed, (due + 3).astype(str), None),
+    })
+    idx = np.flatnonzero(paid)
+    payments = pd.DataFrame({"invoice_id": invoices["invoice_id"].to_numpy()[idx],
+                             "payment_date": settle[idx].astype(str), "amount": amount[idx]})
+    return {"customers": customers, "invoices": invoices, "payments": payments}
+
+
+def build_store(folder: Path, **kwargs) -> Path:
+    """Ingest :func:`make_tables` through the real ingest into a new store; return its path."""
+    from engine.ingest import ingest
+
+    tables = make_tables(**kwargs)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, frame in tables.items():
+        path = folder / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        files.append(path)
+    db = folder / "store" / "dunning.duckdb"
+    report = ingest(files, db=db)
+    assert report.quarantined == 0, report.quarantine_files
+    return db
+
+
+@pytest.fixture(scope="session")
+def base_db(tmp_path_factory) -> Path:
+    return build_store(tmp_path_factory.mktemp("ops-base"))
+
+
+@pytest.fixture
+def db(base_db, tmp_path) -> Path:
+    """A fresh copy of the base store for one test."""
+    target = tmp_path / "store" / "dunning.duckdb"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(base_db, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def as_of() -> dt.date:
+    return AS_OF
+
+
+@pytest.fixture(scope="session")
+def serve():
+    """``with serve(app) as url:`` runs the real uvicorn server on a free local port."""
+    return running_server
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(app, port: int | None = None) -> Iterator[str]:  # noqa: ANN001
+    """Serve ``app`` until the block ends; yields the base URL."""
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning", access_log=False))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("API server did not start within 30 s")
+        time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

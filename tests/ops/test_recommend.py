@@ -1,0 +1,200 @@
+"""The daily run on a real store: legal, complete, idempotent, escalations to human review."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from engine.audit import AuditLog
+from engine.contract import Action
+from engine.recommend import (
+    LoadedPolicy,
+    Recommender,
+    invoice_state,
+    legal_facts,
+    load_payment_model,
+    record_action,
+    stored_recommendations,
+)
+from engine.review import ReviewQueue
+from engine.store import Store
+from legal_rules.durable_eval import DurableEvaluator
+from legal_rules.facts import FACTS, NEVER_DAYS, fact_problem
+from policies.common.policy import Policy
+
+AS_OF = dt.date(2024, 12, 2)  # same day as conftest.AS_OF (a Monday)
+
+
+class EscalateWhereAllowed(Policy):
+    """A real policy for the tests: hand over to the agency whenever the rules allow it."""
+
+    name = "escalate"
+
+    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        return np.where(masks[:, Action.AGENCY], int(Action.AGENCY), int(Action.WAIT))
+
+
+def _open_invoice_ids(store: Store, as_of: dt.date) -> set[str]:
+    """Open invoices computed independently of engine.recommend, in SQL."""
+    with store.connect() as con:
+        rows = con.execute(
+            "SELECT i.invoice_id FROM invoices i LEFT JOIN (SELECT invoice_id, sum(amount) s "
+            "FROM payments WHERE payment_date < ? GROUP BY invoice_id) p USING (invoice_id) "
+            "WHERE i.invoice_date < ? AND i.amount - coalesce(p.s, 0) > 0.005",
+            [as_of, as_of]).fetchall()
+    return {r[0] for r in rows}
+
+
+def _audit_len(store: Store) -> int:
+    with store.connect() as con:
+        return len(AuditLog(con))
+
+
+def test_every_open_invoice_gets_one_lawful_explained_recommendation(db):
+    store = Store(db)
+    rec = Recommender(store)
+    result = rec.run(AS_OF)
+    frame = result.frame
+    assert set(frame["invoice_id"]) == _open_invoice_ids(store, AS_OF)
+    assert frame["invoice_id"].is_unique and result.n_new == len(frame) > 20
+    assert (frame["action"] != "wait").any()
+    durable = DurableEvaluator(rec.ruleset)
+    with store.connect() as con:
+        log = AuditLog(con)
+        assert log.verify().ok
+        records = {r["invoice_id"]: r for r in log.records(kind="decision")}
+    assert set(records) == set(frame["invoice_id"])
+    for row in frame.itertuples():
+        rec_payload = records[row.invoice_id]["payload"]
+        assert rec_payload["rules_hash"] == rec.ruleset.hash
+        assert rec_payload["policy_hash"] == rec.policy.hash
+        if row.action != "wait":
+            # the decision of record, re-derived from the audited facts, allows it
+            decision = durable.decide(rec_payload["facts"], row.action, AS_OF)
+            assert decision.allowed
+            assert row.decision_engine == "durable_rules"
+        for v in row.vetoes:
+            rule = rec.ruleset.rule(v["rule_id"])
+            assert v["citation"] == rule.citation and v["actions"]
+            assert row.action not in v["actions"]
+
+
+def test_running_twice_is_idempotent(db):
+    store = Store(db)
+    first = Recommender(store).run(AS_OF)
+    n_audit = _audit_len(store)
+    second = Recommender(store).run(AS_OF)
+    assert second.n_new == 0 and second.review_ids == []
+    assert _audit_len(store) == n_audit
+    cols = ["invoice_id", "action", "status", "audit_seq"]
+    assert first.frame[cols].equals(second.frame[cols])
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM ops_runs").fetchone()[0] == 1
+
+
+def test_weekend_means_no_reminders(db):
+    saturday = AS_OF + dt.timedelta(days=5)
+    assert saturday.weekday() == 5
+    frame = Recommender(Store(db)).run(saturday).frame
+    assert (frame["action"] == "wait").all()
+    assert all(any(v["rule_id"] == "practice.no_weekend" for v in vs) for vs in frame["vetoes"])
+
+
+def test_facts_are_complete_and_typed(db):
+    store = Store(db)
+    state = invoice_state(store.tables(as_of=AS_OF), AS_OF)
+    facts = legal_facts(state, AS_OF)
+    assert set(facts) == set(FACTS)
+    for name, values in facts.items():
+        assert len(values) == len(state)
+        for v in values:
+            if v is None:  # missing stays missing (fails closed), only where data is absent
+                assert name in ("limitation_passed", "agency_consent", "reminder_fee_agreed")
+            else:
+                assert fact_problem(name, v.item() if hasattr(v, "item") else v) is None, name
+    assert NEVER_DAYS in set(facts["days_since_last_contact"])
+
+
+def test_recorded_actions_change_the_next_day(db):
+    store = Store(db)
+    first = Recommender(store).run(AS_OF)
+    sent = first.frame[first.frame["action"] == "email"]["invoice_id"].tolist()[:5]
+    for inv in sent:
+        assert record_action(store, inv, "email", AS_OF, "policy:fixed").loaded
+        assert not record_action(store, inv, "email", AS_OF).loaded  # idempotent
+    nxt = Recommender(store).run(AS_OF + dt.timedelta(days=1)).frame.set_index("invoice_id")
+    for inv in sent:
+        assert nxt.at[inv, "action"] == "wait"
+        assert "practice.min_gap" in {v["rule_id"] for v in nxt.at[inv, "vetoes"]}
+    with store.connect() as con:
+        kinds = [r["kind"] for r in AuditLog(con).records()]
+    assert kinds.count("action") == len(sent)
+
+
+def test_agency_handover_goes_to_human_review_and_is_not_executed(db):
+    store = Store(db)
+    open_ids = sorted(_open_invoice_ids(store, AS_OF))
+    state = invoice_state(store.tables(as_of=AS_OF), AS_OF).set_index("invoice_id")
+    target = next(i for i in open_ids if state.at[i, "days_overdue"] > 70
+                  and not state.at[i, "disputed_now"])
+    for days_before, channel in ((60, "email"), (45, "letter"), (30, "final_notice")):
+        record_action(store, target, channel, AS_OF - dt.timedelta(days=days_before))
+    policy = LoadedPolicy(EscalateWhereAllowed(), "escalate", "test-escalate-v1")
+    result = Recommender(store, policy=policy).run(AS_OF)
+    row = result.frame.set_index("invoice_id").loc[target]
+    assert row["action"] == "agency" and row["status"] == "needs_review"
+    assert row["review_id"] in result.review_ids
+    assert "gdpr.art22_agency_review" in {h["rule_id"] for h in row["reason"]["fired_rules"]}
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM actions WHERE channel = 'agency'"
+                           ).fetchone()[0] == 0  # never executed automatically
+        queue = ReviewQueue(con, AuditLog(con))
+        item = queue.get(row["review_id"])
+        assert item["status"] == "pending" and "gdpr.art22_agency_review" in item["rule_ids"]
+        with pytest.raises(Exception, match="reason"):
+            queue.decide(row["review_id"], True, "alice", "  ")
+        queue.decide(row["review_id"], True, "alice", "long overdue, no contact, checked file")
+        with pytest.raises(Exception, match="already approved"):
+            queue.decide(row["review_id"], False, "bob", "too late")
+    # Approved but not yet executed: the next day raises no second item.
+    nxt = Recommender(store, policy=policy).run(AS_OF + dt.timedelta(days=1))
+    assert nxt.frame.set_index("invoice_id").at[target, "status"] == "needs_review"
+    assert nxt.review_ids == []
+    # Executed (reported back): the invoice leaves dunning.
+    record_action(store, target, "agency", AS_OF + dt.timedelta(days=1), "review:alice")
+    later = Recommender(store, policy=policy).run(AS_OF + dt.timedelta(days=2))
+    assert target not in set(later.frame["invoice_id"])
+    with store.connect() as con:
+        log = AuditLog(con)
+        reviews = log.records(invoice_id=target, kind="review")
+        assert reviews[0]["payload"]["reviewer"] == "alice"
+        assert reviews[0]["personal"]["reason"].startswith("long overdue")
+        assert log.verify().ok
+
+
+@pytest.mark.slow
+def test_with_payment_model_probabilities_and_top_factors(db, tmp_path):
+    from engine.features import build_training_frame
+    from engine.models import PaymentModel
+
+    store = Store(db)
+    tables = store.tables(as_of=AS_OF)
+    tf = build_training_frame(tables, AS_OF)
+    model = PaymentModel(n_estimators=40, random_state=0).fit(tf.X, tf.days_late,
+                                                               order=tf.ref_day)
+    model.save(tmp_path / "model")
+    loaded = load_payment_model(tmp_path / "model")
+    result = Recommender(store, model=loaded).run(AS_OF)
+    f = result.frame
+    probs = f[["p_on_time", "p_late", "p_very_late"]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    assert (f["model_hash"] == loaded.hash).all() and loaded.hash != "unknown"
+    acted = f[f["action"] != "wait"]
+    assert len(acted) and all(len(r["top_factors"]) == 3 for r in acted["reason"])
+    waited = f[f["action"] == "wait"]
+    assert all("top_factors" not in r for r in waited["reason"])  # only for rows shown
+    with store.connect() as con:
+        again = stored_recommendations(con, AS_OF)
+    assert again["p_on_time"].round(9).equals(f["p_on_time"].round(9))
