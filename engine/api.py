@@ -430,7 +430,7 @@ def create_app(config: ApiConfig) -> Any:
     @app.post("/rules/explain", tags=["rules"])
     def explain(body: ExplainBody, _who: Reader) -> dict:
         """The durable_rules decision for given facts and action: fired rules, caps, why not."""
-        decision = state.evaluator.decide(body.facts, body.action, body.as_of)
+        decision = state.evaluator.decide(body.facts, body.action, body.as_of, explain=True)
         out = decision.to_dict()
         out["not_fired"] = [{"rule_id": i, "reason": why} for i, why in decision.not_fired]
         return json.loads(json.dumps(out, default=str))

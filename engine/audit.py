@@ -5,7 +5,7 @@ probabilities, chosen action, vetoes with rule ids, model / policy / rule-set ha
 reviewer's decision, an action actually taken, or an erasure. Records live in the same
 DuckDB file as the data (table ``ops_audit_log``) and form a hash chain::
 
-    record_hash[i] = sha256(record_hash[i-1] + "\\n" + canonical_json(record i))
+    record_hash[i] = sha256(record_hash[i-1] + "\\n" + header_json(i) + "\\n" + payload(i))
 
 so that editing, deleting or reordering any record breaks :meth:`AuditLog.verify`.
 
@@ -109,10 +109,14 @@ class VerifyReport:
 
 
 def _record_hash(prev_hash: str, row: dict[str, Any]) -> str:
-    body = {k: row[k] for k in _COLUMNS if k not in ("prev_hash", "record_hash")}
-    if isinstance(body["as_of"], dt.date):
-        body["as_of"] = body["as_of"].isoformat()
-    return sha256(prev_hash + "\n" + canonical_json(body))
+    """sha256 over the previous hash, the record's header fields and its payload text.
+
+    The payload is hashed as stored (it is already canonical JSON), not re-encoded.
+    """
+    as_of = row["as_of"].isoformat() if isinstance(row["as_of"], dt.date) else row["as_of"]
+    head = canonical_json([row["seq"], row["recorded_at"], row["kind"], as_of,
+                           row["invoice_id"], row["customer_id"], row["personal_digest"]])
+    return sha256(prev_hash + "\n" + head + "\n" + row["payload"])
 
 
 class AuditLog:
@@ -139,7 +143,7 @@ class AuditLog:
         """Append records in order; return their sequence numbers. Atomic: all or none."""
         if not records:
             return []
-        import pandas as pd
+        import pyarrow as pa
 
         with self._lock:
             seq, prev = self.head()
@@ -162,18 +166,20 @@ class AuditLog:
                 row["prev_hash"] = prev
                 row["record_hash"] = prev = _record_hash(prev, row)
                 rows.append(row)
-            frame = pd.DataFrame(rows, columns=list(_COLUMNS))
+            columns = {c: [r[c] for r in rows] for c in _COLUMNS}
             self.con.execute("BEGIN TRANSACTION")
             try:
-                self.con.register("_audit_rows", frame)
+                self.con.register("_audit_rows", pa.table(columns))
                 self.con.execute(
                     "INSERT INTO ops_audit_log SELECT seq, recorded_at, kind, "
                     "CAST(as_of AS DATE), invoice_id, customer_id, payload, personal_digest, "
                     "prev_hash, record_hash FROM _audit_rows")
                 self.con.unregister("_audit_rows")
                 if personal:
-                    pframe = pd.DataFrame(personal, columns=["seq", "customer_id", "salt", "data"])
-                    self.con.register("_audit_personal", pframe)
+                    pcols = dict(zip(("seq", "customer_id", "salt", "data"),
+                                     (list(c) for c in zip(*personal, strict=True)),
+                                     strict=True))
+                    self.con.register("_audit_personal", pa.table(pcols))
                     self.con.execute(
                         "INSERT INTO ops_audit_personal SELECT * FROM _audit_personal")
                     self.con.unregister("_audit_personal")

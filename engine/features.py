@@ -566,7 +566,8 @@ class TrainingFrame:
     ``days_late`` is settle - due in days (for never-settled invoices known to be more than
     ``label_days`` late at the as-of date it is a lower bound, flagged by ``censored``);
     ``ref_day`` is the snapshot date of each row (the time order for splits and calibration);
-    ``snapshot`` is -1 for the invoice-date snapshot, else the k of due + k.
+    ``snapshot`` is -1 for the invoice-date snapshot, -2 for the one between invoice and due
+    date, else the k of due + k.
     """
 
     X: pd.DataFrame
@@ -581,21 +582,23 @@ class TrainingFrame:
 def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_of: object,
                          very_late_days: int = 30,
                          snapshot_days: Sequence[int] = DEFAULT_SNAPSHOT_DAYS,
-                         since: object | None = None) -> TrainingFrame:
+                         since: object | None = None, seed: int = 0) -> TrainingFrame:
     """Point-in-time training rows of every invoice whose class is known at ``as_of``.
 
-    An invoice's class is known if it was settled before ``as_of``, or if it is still open
-    and already more than ``very_late_days`` overdue (then it is "very late"; its
-    ``days_late`` is the lower bound as_of - due). Each such invoice yields a row as of its
-    invoice date plus one per ``due + k`` (k in ``snapshot_days``) at which it was still
-    unpaid and which lies before ``as_of`` and after ``since`` (optional earliest snapshot).
+    Only invoices due more than ``very_late_days`` + 1 days before ``as_of`` are used: their
+    class is known whatever happened (settled: exact days late; still open: very late, with
+    ``days_late`` the lower bound as_of - 1 - due). Taking also the recent invoices that
+    happen to be settled would over-represent fast payers at the end of the period, exactly
+    where the calibration slice lies. Each such invoice yields a row as of its
+    invoice date, one at a random day (``seed``) between invoice and due date, and one per
+    ``due + k`` (k in ``snapshot_days``), each only if the invoice was still unpaid then and
+    the day lies before ``as_of`` and after ``since`` (optional earliest snapshot).
     """
     p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
     day = to_day(as_of)
     lo = -1 if since is None else to_day(since)
     settled = p.settle_day < day
-    overdue_open = (~settled) & (p.invoice_day < day) & (day - 1 - p.due_day > very_late_days)
-    known = np.flatnonzero(settled | overdue_open)
+    known = np.flatnonzero(class_known(p, day, very_late_days))
     end = np.where(settled[known], p.settle_day[known], day)  # unpaid until end (exclusive)
     parts_rows, parts_ref, parts_snap = [known], [p.invoice_day[known]], [np.full(len(known), -1)]
     for k in snapshot_days:
@@ -604,6 +607,15 @@ def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as
         parts_rows.append(known[ok])
         parts_ref.append(r[ok])
         parts_snap.append(np.full(int(ok.sum()), k))
+    # one seeded random day strictly between issue and due: the model also sees invoices
+    # that are partway through their payment terms (as open invoices at a prediction date are)
+    pre = np.random.default_rng(seed).random(len(known))
+    r = p.invoice_day[known] + 1 + (pre * (p.due_day[known] - p.invoice_day[known] - 1)
+                                    ).astype(np.int64)
+    ok = (r < p.due_day[known]) & (r <= end) & (r < day)
+    parts_rows.append(known[ok])
+    parts_ref.append(r[ok])
+    parts_snap.append(np.full(int(ok.sum()), -2))
     rows = np.concatenate(parts_rows)
     ref = np.concatenate(parts_ref)
     snap = np.concatenate(parts_snap)
@@ -619,6 +631,12 @@ def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as
     return TrainingFrame(X=X.drop(columns="invoice_id"), days_late=dl, censored=censored,
                          ref_day=ref, invoice_day=p.invoice_day[rows], snapshot=snap,
                          invoice_pos=rows)
+
+
+def class_known(p: PreparedTables, as_day: int, very_late_days: int) -> np.ndarray:
+    """(n_inv,) bool: the invoice's class is known at the start of ``as_day`` whatever its
+    outcome (due more than ``very_late_days`` days before the last known day)."""
+    return (p.due_day + very_late_days + 1 < as_day) & (p.invoice_day < as_day)
 
 
 def classes_for(very_late_days: int) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ import csv
 import io
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING
 from engine.contract import CHANNELS, TABLE_ORDER, TABLES, Table
 from engine.errors import InputError
 from engine.mapping import ISO_DATE, MappedTable, Mapping, ReadOptions
-from engine.store import Store, normalize_dtypes
+from engine.store import Store, isin_strings, normalize_dtypes
 
 if TYPE_CHECKING:
     import duckdb
@@ -167,34 +168,32 @@ def _read_csv(path: Path, options: ReadOptions) -> pd.DataFrame:
     encoding = "utf-8-sig" if options.encoding.lower().replace("_", "-") in ("utf-8", "utf8") \
         else options.encoding
     try:
-        text = raw.decode(encoding)
+        raw.decode(encoding)  # fail early, naming the line, instead of deep in the parser
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError(f"{path}: line {line}: not valid {options.encoding} text; set "
                          "read.encoding in a mapping (e.g. cp1252)") from None
     except LookupError:
         raise InputError(f"{path}: unknown encoding {options.encoding!r}") from None
-    if not text.strip():
+    if not raw.strip():
         raise InputError(f"{path}: empty file; expected a header line")
     kwargs = dict(sep=options.delimiter, dtype=str, keep_default_na=False, na_filter=False,
                   skip_blank_lines=False, skiprows=options.skip_rows, quotechar='"')
     try:
-        frame = pd.read_csv(io.StringIO(text), engine="c", **kwargs)
+        frame = pd.read_csv(io.BytesIO(raw), engine="c", encoding=encoding, **kwargs)
     except pd.errors.ParserError:
-        frame = _read_csv_lenient(text, options)
+        frame = _read_csv_lenient(raw.decode(encoding), options)
     except (pd.errors.EmptyDataError, ValueError, csv.Error) as exc:
         raise InputError(f"{path}: not a CSV table ({exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if not len(frame.columns) or all(c == "" for c in frame.columns):
         raise InputError(f"{path}: line 1: no header; expected column names")
-    if len(frame):
-        # a trailing line with only whitespace is not a row
-        last = frame.iloc[-1]
-        if frame.shape[1] and all(str(v).strip() == "" for v in last):
-            tail_is_blank = text.rstrip("\r\n").endswith(("\n", "\r")) or not text.rstrip(
-                "\r\n").splitlines()[-1].strip()
-            if tail_is_blank:
-                frame = frame.iloc[:-1]
+    # blank lines at the very end of a file are not rows (blank lines inside are)
+    tail = raw[len(raw.rstrip(b" \t\r\n")):]
+    n_blank = max(tail.count(b"\n") - 1, 0)
+    while n_blank and len(frame) and all(str(v).strip() == "" for v in frame.iloc[-1]):
+        frame = frame.iloc[:-1]
+        n_blank -= 1
     return frame
 
 
@@ -252,15 +251,17 @@ class _Errors:
         self.n = n
         self.parts: list[tuple[np.ndarray, str, object]] = []
 
-    def add(self, mask: pd.Series | np.ndarray, fld: str, reason: object) -> None:
+    def add(self, mask: pd.Series | np.ndarray, fld: str,
+            reason: str | Callable[[np.ndarray], object]) -> None:
+        """Record ``reason`` for the rows where ``mask`` is true. A callable reason gets the
+        failing row positions and returns one text per position (built only on failure)."""
         import numpy as np
 
         m = np.asarray(mask, dtype=bool)
         if m.any():
             pos = np.flatnonzero(m)
             if not isinstance(reason, str):
-                reason = np.asarray(reason, dtype=object)[pos] if len(reason) == self.n \
-                    else np.asarray(reason, dtype=object)
+                reason = np.asarray(reason(pos), dtype=object)
             self.parts.append((pos, fld, reason))
 
     def bad(self) -> np.ndarray:
@@ -296,8 +297,21 @@ def _text(s: pd.Series) -> pd.Series:
     return s.astype("str").fillna("").str.strip()
 
 
-def _quote(values: pd.Series) -> pd.Series:
-    return "'" + _text(values).str.slice(0, 60) + "'"
+def _found(reason: str, values: pd.Series) -> Callable[[np.ndarray], object]:
+    """A lazy reason: ``reason; found '<value>'`` for the failing positions only."""
+    return lambda pos: (reason + "; found '" + _text(values.iloc[pos]).str.slice(0, 60)
+                        + "'").to_numpy(dtype=object)
+
+
+def _at(parts: Callable[[np.ndarray], list[pd.Series | str]]) -> Callable[[np.ndarray], object]:
+    """A lazy reason concatenated from texts and Series taken at the failing positions."""
+    def build(pos: np.ndarray) -> object:
+        out = ""
+        for part in parts(pos):
+            out = out + (part if isinstance(part, str) else
+                         part.astype("str").fillna("").to_numpy(dtype=object))
+        return out
+    return build
 
 
 def _coerce(
@@ -386,11 +400,11 @@ def _typed_batch(
         if bad.any():
             what = {"date": f"not a date in format {fmt}", "float": "not a number",
                     "int": "not a whole number", "bool": "not a boolean (true/false)"}[dtype]
-            errs.add(bad, col, f"{what}: " + _quote(frame[col]))
+            errs.add(bad, col, _found(what, frame[col]))
     typed_frame = pd.DataFrame(out, index=frame.index)
     if _MALFORMED in batch.raw.columns:
         marks = _text(batch.raw[_MALFORMED].reindex(frame.index).fillna(""))
-        errs.add(marks.ne(""), "(row)", marks)
+        errs.add(marks.ne(""), "(row)", lambda pos: marks.iloc[pos].to_numpy(dtype=object))
     typed_frame["_file"] = str(batch.path)
     typed_frame["_line"] = frame.index.to_numpy() + batch.line_offset
     typed_frame = typed_frame.reset_index(names="_raw_pos")
@@ -433,32 +447,33 @@ class _TableValidator:
             if c.choices:
                 norm = rows[c.name].str.lower().str.replace(" ", "_", regex=False)
                 bad = present & ~norm.isin(c.choices)
-                add(bad, c.name, f"expected one of {', '.join(c.choices)}; found "
-                    + _quote(rows[c.name]))
+                add(bad, c.name, _found(f"expected one of {', '.join(c.choices)}",
+                                        rows[c.name]))
                 rows[c.name] = norm
         if self.table.name == "customers":
             j = rows["jurisdiction"].str.upper()
             add(~self.missing("jurisdiction") & ~j.isin(ISO_3166_ALPHA2), "jurisdiction",
-                "expected an ISO 3166-1 alpha-2 country code (e.g. DE, GB, US); found "
-                + _quote(rows["jurisdiction"]))
+                _found("expected an ISO 3166-1 alpha-2 country code (e.g. DE, GB, US)",
+                       rows["jurisdiction"]))
             rows["jurisdiction"] = j
             opted = rows["opted_out_channels"].fillna("").str.lower().str.replace(" ", "")
             tokens = opted.str.split(";").explode()
             bad_tok = tokens.ne("") & ~tokens.isin(CHANNELS)
             bad = bad_tok.groupby(level=0).any().reindex(rows.index, fill_value=False)
-            add(bad, "opted_out_channels", f"expected ;-separated channels from "
-                f"{', '.join(CHANNELS)}; found " + _quote(rows["opted_out_channels"]))
+            add(bad, "opted_out_channels", _found(
+                f"expected ;-separated channels from {', '.join(CHANNELS)}",
+                rows["opted_out_channels"]))
             rows["opted_out_channels"] = opted.where(opted.ne(""))
             rows["language"] = rows["language"].str.lower()
         if self.table.name == "invoices":
             cur = rows["currency"].str.upper()
             add(~self.missing("currency") & ~cur.isin(ISO_4217), "currency",
-                "expected an ISO 4217 currency code (e.g. EUR, USD); found "
-                + _quote(rows["currency"]))
+                _found("expected an ISO 4217 currency code (e.g. EUR, USD)", rows["currency"]))
             rows["currency"] = cur
             add(rows["due_date"] < rows["invoice_date"], "due_date",
-                "due_date is before invoice_date (" + _date_text(rows["due_date"]) + " < "
-                + _date_text(rows["invoice_date"]) + ")")
+                _at(lambda pos: ["due_date is before invoice_date (",
+                                 _date_text(rows["due_date"].iloc[pos]), " < ",
+                                 _date_text(rows["invoice_date"].iloc[pos]), ")"]))
             add(rows["dispute_resolved"] < rows["dispute_opened"], "dispute_resolved",
                 "dispute_resolved is before dispute_opened")
             add(rows["dispute_opened"] < rows["invoice_date"], "dispute_opened",
@@ -469,12 +484,11 @@ class _TableValidator:
             rows["disputed"] = rows["disputed"] | opened
         if "amount" in rows:
             add(rows["amount"].le(0).to_numpy() & ~self.missing("amount").to_numpy(),
-                "amount", "amount must be > 0; found " + _quote(rows["amount"].astype("str")))
+                "amount", _found("amount must be > 0", rows["amount"]))
         if self.table.name == "actions":
             p = rows["propensity"]
             add((p.le(0) | p.gt(1)).to_numpy() & ~self.missing("propensity").to_numpy(),
-                "propensity", "propensity must be in (0, 1]; found "
-                + _quote(p.astype("str")))
+                "propensity", _found("propensity must be in (0, 1]", p))
 
     # -- derived ids
     def derive_ids(self) -> None:
@@ -524,15 +538,16 @@ class _TableValidator:
         later_copy = ~conflict & grp[key].duplicated(keep="first")
         mask = np.zeros(len(self.rows), dtype=bool)
         mask[grp.index[conflict.to_numpy()]] = True
-        self.errors.add(mask, key, "conflict: the same " + key + " appears with different "
-                        "values in this ingest (first at " + first_file.reindex(
-                            self.rows.index).fillna("") + " line "
-                        + first.reindex(self.rows.index).astype("str").fillna("") + ")")
+        first_file = first_file.reindex(self.rows.index)
+        first = first.reindex(self.rows.index)
+        self.errors.add(mask, key, _at(lambda pos: [
+            f"conflict: the same {key} appears with different values in this ingest (first at ",
+            first_file.iloc[pos], " line ", first.iloc[pos].astype("int64"), ")"]))
         mask = np.zeros(len(self.rows), dtype=bool)
         mask[grp.index[later_copy.to_numpy()]] = True
-        self.errors.add(mask, key, "duplicate row: same " + key + " as " + first_file.reindex(
-            self.rows.index).fillna("") + " line " + first.reindex(self.rows.index).astype(
-            "str").fillna(""))
+        self.errors.add(mask, key, _at(lambda pos: [
+            f"duplicate row: same {key} as ", first_file.iloc[pos], " line ",
+            first.iloc[pos].astype("int64")]))
 
     def compare_columns(self) -> list[str]:
         return [c for c in self.rows.columns if not c.startswith("_")
@@ -542,6 +557,7 @@ class _TableValidator:
         """Rows whose id is already stored: identical -> returned mask (already present);
         different -> conflict error."""
         import numpy as np
+        import pandas as pd
 
         key = self.table.key
         ok = self.ok()
@@ -561,11 +577,15 @@ class _TableValidator:
             return present
         spec = {c: stored_cols[c] for c in cols}
         existing = normalize_dtypes(existing, spec)
-        mine = self.rows.loc[ok & self.rows[key].isin(existing[key]).to_numpy(), cols]
-        mine_h = _content_hash(normalize_dtypes(mine, spec), cols)
-        theirs = pd_series_map(existing[key], _content_hash(existing, cols))
-        same = mine_h.to_numpy() == mine[key].map(theirs).to_numpy()
-        idx = mine.index.to_numpy()
+        mine = self.rows.loc[ok & isin_strings(self.rows[key], existing[key]), cols]
+        # compare uint64 content hashes via a merge (Series.map would go through float64)
+        pairs = pd.DataFrame({"k": mine[key].to_numpy(), "pos": mine.index.to_numpy(),
+                              "h": _content_hash(normalize_dtypes(mine, spec), cols).to_numpy()})
+        pairs = pairs.merge(pd.DataFrame({"k": existing[key].to_numpy(),
+                                          "h_stored": _content_hash(existing, cols).to_numpy()}),
+                            on="k", how="left")
+        same = (pairs["h"] == pairs["h_stored"]).to_numpy()
+        idx = pairs["pos"].to_numpy()
         present[idx[same]] = True
         conflict = np.zeros(len(self.rows), dtype=bool)
         conflict[idx[~same]] = True
@@ -584,9 +604,9 @@ class _TableValidator:
             f'(SELECT "{column}" FROM _refs)'
         ).df()[parent_key]
         self.con.unregister("_refs")
-        unknown = ok & ~self.rows[column].isin(known).to_numpy()
-        self.errors.add(unknown, column, f"unknown {column} (not in the store nor loaded "
-                        f"from this ingest): " + _quote(self.rows[column]))
+        unknown = ok & ~isin_strings(self.rows[column], known)
+        self.errors.add(unknown, column, _found(
+            f"unknown {column} (not in the store nor loaded by this ingest)", self.rows[column]))
 
     def check_against_invoice(self, date_col: str, present: np.ndarray) -> None:
         """Event not before the invoice date; payments not above the invoice amount.
@@ -621,25 +641,19 @@ class _TableValidator:
         limit = order["invoice_id"].map(inv["amount"])
         over = np.zeros(len(self.rows), dtype=bool)
         over[order.index[(total > limit + AMOUNT_TOLERANCE).to_numpy()]] = True
-        self.errors.add(over, "amount", "payments of this invoice would exceed its amount ("
-                        + total.reindex(self.rows.index).round(2).astype("str") + " > "
-                        + limit.reindex(self.rows.index).astype("str") + ")")
-
-
-def pd_series_map(keys: pd.Series, values: pd.Series) -> pd.Series:
-    """A Series usable with ``Series.map``: ``values`` indexed by ``keys``."""
-    import pandas as pd
-
-    return pd.Series(values.to_numpy(), index=keys.to_numpy())
+        total = total.reindex(self.rows.index).round(2)
+        limit = limit.reindex(self.rows.index)
+        self.errors.add(over, "amount", _at(lambda pos: [
+            "payments of this invoice would exceed its amount (", total.iloc[pos], " > ",
+            limit.iloc[pos], ")"]))
 
 
 def _content_hash(frame: pd.DataFrame, cols: list[str]) -> pd.Series:
+    """One uint64 per row over ``cols`` (typed values; floats rounded to 1e-6)."""
     import pandas as pd
 
     canon = pd.DataFrame({
-        c: (frame[c].dt.strftime("%Y-%m-%d") if pd.api.types.is_datetime64_any_dtype(frame[c])
-            else frame[c].round(6) if pd.api.types.is_float_dtype(frame[c]) else frame[c])
-        .astype("str").fillna("\x00")
+        c: frame[c].round(6) if pd.api.types.is_float_dtype(frame[c]) else frame[c]
         for c in cols
     }, index=frame.index)
     return pd.util.hash_pandas_object(canon, index=False)

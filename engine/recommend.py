@@ -462,7 +462,10 @@ class Recommender:
                     as_of, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), len(state),
                     len(rows), n_review, self.model_hash, self.policy.hash, self.ruleset.hash,
                     time.perf_counter() - t0])
-            frame = stored_recommendations(con, as_of)
+            if done or not rows:
+                frame = stored_recommendations(con, as_of)
+            else:  # everything is new: what was just stored, without reading it back
+                frame = _frame_from_rows(rows)
         hashes = frame[["model_hash", "policy_hash", "rules_hash"]].drop_duplicates()
         stale = bool(len(hashes) and (
             len(hashes) > 1 or tuple(hashes.iloc[0]) != (self.model_hash, self.policy.hash,
@@ -476,12 +479,15 @@ class Recommender:
                 step: _Stopwatch) -> list[dict[str, Any]]:
         import numpy as np
 
-        facts = legal_facts(state, as_of)
+        from simulations.env.calendar import BusinessCalendar
+
+        calendar = BusinessCalendar(as_of, as_of)  # built once, used for facts and obs
+        facts = legal_facts(state, as_of, calendar)
         batch = self.vector.evaluate(facts, as_of)
         step("legal_mask")
         probs, factors_fn = self._probabilities(state, tables, as_of)
         step("model")
-        obs = observations(state, probs, as_of)
+        obs = observations(state, probs, as_of, calendar)
         chosen = np.asarray(self.policy.policy.act(obs, batch.allowed), dtype=np.int64)
         illegal = ~batch.allowed[np.arange(len(chosen)), chosen]
         if illegal.any():  # a policy must respect the mask; never pass an illegal action on
@@ -491,26 +497,33 @@ class Recommender:
         factors = factors_fn(acted) if len(acted) else {}
         step("explain")
         vetoes = self._vetoes(batch)
+        # Column-wise to plain Python first: per-row pandas access is the slow part.
+        keys = list(facts)
+        fact_rows = [dict(zip(keys, vals, strict=True)) for vals in
+                     zip(*(np.asarray(facts[k]).tolist() for k in keys), strict=True)]
+        ids = state["invoice_id"].astype(object).tolist()
+        custs = state["customer_id"].astype(object).tolist()
+        p_list = np.where(np.isnan(probs), None, probs).tolist() if self.model else None
+        channels = [Action(a).channel for a in range(N_ACTIONS)]
+        common = {"as_of": as_of, "decision_engine": "vector", "caps": [], "review_id": None,
+                  "review_rules": [], "model_hash": self.model_hash,
+                  "policy_hash": self.policy.hash, "rules_hash": self.ruleset.hash,
+                  "audit_seq": None}
         rows = []
-        for i in range(len(state)):
-            a = Action(int(chosen[i]))
-            row = {
-                "as_of": as_of, "invoice_id": state.at[i, "invoice_id"],
-                "customer_id": state.at[i, "customer_id"], "policy_action": a.channel,
-                "action": a.channel, "status": "wait", "decision_engine": "vector",
-                "p_on_time": _nan_none(probs[i, 0]), "p_late": _nan_none(probs[i, 1]),
-                "p_very_late": _nan_none(probs[i, 2]), "vetoes": vetoes[i], "caps": [],
-                "review_id": None, "review_rules": [], "facts": _row_facts(facts, i),
-                "model_hash": self.model_hash, "policy_hash": self.policy.hash,
-                "rules_hash": self.ruleset.hash, "audit_seq": None,
-            }
-            reason: dict[str, Any] = {"policy": self.policy.name, "policy_choice": a.channel}
-            if a is not Action.WAIT:
-                self._decide_of_record(row, reason, a, as_of)
+        for i, a in enumerate(chosen.tolist()):
+            ch = channels[a]
+            p3 = p_list[i][:3] if p_list else (None, None, None)
+            row = {**common, "invoice_id": ids[i], "customer_id": custs[i],
+                   "policy_action": ch, "action": ch, "status": "wait", "p_on_time": p3[0],
+                   "p_late": p3[1], "p_very_late": p3[2], "vetoes": vetoes[i],
+                   "facts": fact_rows[i]}
+            reason: dict[str, Any] = {"policy": self.policy.name, "policy_choice": ch}
+            if a != Action.WAIT:
+                self._decide_of_record(row, reason, Action(a), as_of)
             if i in factors:
                 reason["top_factors"] = factors[i]
-            if row["p_on_time"] is not None:
-                reason["late_risk"] = row["p_on_time"] < 0.5
+            if p3[0] is not None:
+                reason["late_risk"] = p3[0] < 0.5
             row["reason"] = reason
             rows.append(row)
         step("decide")
@@ -562,7 +575,10 @@ class Recommender:
         return p, explain
 
     def _vetoes(self, batch: Any) -> list[list[dict[str, Any]]]:
-        """Per row: every rule that vetoed (or blocked) an alternative, with its actions."""
+        """Per row: every rule that vetoed (or blocked) an alternative, with its actions.
+
+        Rows with the same pattern of fired/blocking rules share one (read-only) list.
+        """
         import numpy as np
 
         rules = self.ruleset.rules
@@ -570,11 +586,16 @@ class Recommender:
         is_veto = np.array([r.effect == "veto" for r in rules], dtype=bool)
         acts = [[Action(a).channel for a in range(1, N_ACTIONS) if batch.action_matrix[k, a]]
                 for k in range(len(rules))]
-        out: list[list[dict[str, Any]]] = [[] for _ in range(batch.allowed.shape[0])]
-        for matrix, kind in ((batch.fired & is_veto, "veto"), (batch.unresolved, "blocked")):
-            for i, k in zip(*np.nonzero(matrix), strict=True):
-                out[i].append({**info[k], "effect": kind, "actions": acts[k]})
-        return out
+        pattern = np.concatenate([batch.fired & is_veto, batch.unresolved], axis=1)
+        uniq, inverse = np.unique(np.packbits(pattern, axis=1), axis=0, return_inverse=True)
+        n_rules = len(rules)
+        lists = []
+        for u in np.unpackbits(uniq, axis=1, count=2 * n_rules).astype(bool):
+            lists.append([{**info[k], "effect": "veto", "actions": acts[k]}
+                          for k in np.flatnonzero(u[:n_rules])]
+                         + [{**info[k], "effect": "blocked", "actions": acts[k]}
+                            for k in np.flatnonzero(u[n_rules:])])
+        return [lists[j] for j in np.asarray(inverse).reshape(-1).tolist()]
 
     def _audit_record(self, row: dict[str, Any], as_of: dt.date) -> AuditRecord:
         payload = {k: row[k] for k in ("action", "status", "policy_action", "p_on_time",
@@ -590,15 +611,49 @@ class Recommender:
 
     @staticmethod
     def _store_rows(con: Any, rows: list[dict[str, Any]]) -> None:
-        import pandas as pd
+        import pyarrow as pa
 
-        frame = pd.DataFrame([{c: (canonical_json(r[c]) if c in JSON_COLUMNS else r[c])
-                               for c in REC_COLUMNS} for r in rows], columns=list(REC_COLUMNS))
-        frame["as_of"] = pd.to_datetime(frame["as_of"])
-        con.register("_rec_rows", frame)
+        con.register("_rec_rows", pa.table(_encoded_columns(rows)))
         con.execute("INSERT INTO ops_recommendations SELECT * FROM _rec_rows "
                     "ON CONFLICT DO NOTHING")
         con.unregister("_rec_rows")
+
+
+def _frame_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The rows as :func:`stored_recommendations` returns them (sorted by invoice id)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({c: [r[c] for r in rows] for c in REC_COLUMNS})
+    for c in ("p_on_time", "p_late", "p_very_late"):
+        frame[c] = frame[c].astype("float64")
+    frame["audit_seq"] = frame["audit_seq"].astype("int64")
+    return frame.sort_values("invoice_id").reset_index(drop=True)
+
+
+def _encoded_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """:data:`REC_COLUMNS` as lists, JSON columns encoded; equal values encoded once."""
+    by_id: dict[int, str] = {}  # veto lists are shared between rows with one pattern
+    by_value: dict[tuple, str] = {}  # reasons of waiting rows repeat
+
+    def vetoes(value: Any) -> str:
+        if id(value) not in by_id:
+            by_id[id(value)] = canonical_json(value)
+        return by_id[id(value)]
+
+    def reason(value: dict[str, Any]) -> str:
+        if not all(isinstance(v, str | bool) for v in value.values()):
+            return canonical_json(value)
+        key = tuple(sorted(value.items()))
+        if key not in by_value:
+            by_value[key] = canonical_json(value)
+        return by_value[key]
+
+    cols: dict[str, list[Any]] = {c: [r[c] for r in rows] for c in REC_COLUMNS
+                                  if c not in JSON_COLUMNS}
+    cols["vetoes"] = [vetoes(r["vetoes"]) for r in rows]
+    cols["reason"] = [reason(r["reason"]) for r in rows]
+    cols["caps"] = [canonical_json(r["caps"]) if r["caps"] else "[]" for r in rows]
+    return {c: cols[c] for c in REC_COLUMNS}
 
 
 class _Stopwatch:
@@ -617,21 +672,9 @@ class _Stopwatch:
             self.progress(name, now)
 
 
-def _nan_none(x: float) -> float | None:
-    return None if x != x else float(x)
-
-
 def _cap_dict(c: Any) -> dict[str, Any]:
     return {"name": c.name, "value": c.value, "unit": c.unit, "expression": c.expression,
             "rule_id": c.rule_id, "citation": c.citation}
-
-
-def _row_facts(facts: dict[str, np.ndarray], i: int) -> dict[str, Any]:
-    out = {}
-    for k, v in facts.items():
-        x = v[i]
-        out[k] = x.item() if hasattr(x, "item") else x
-    return out
 
 
 def _factors(top: pd.DataFrame, j: int) -> list[dict[str, Any]]:
@@ -665,7 +708,8 @@ def stored_recommendations(con: Any, as_of: dt.date | None = None,
     frame = con.execute(f"SELECT {', '.join(REC_COLUMNS)} FROM ops_recommendations WHERE "
                         f"{' AND '.join(where)} ORDER BY invoice_id", args).df()
     for c in JSON_COLUMNS:
-        frame[c] = [json.loads(v) for v in frame[c]]
+        decoded = {v: json.loads(v) for v in set(frame[c])}  # many rows share one pattern
+        frame[c] = [decoded[v] for v in frame[c]]
     frame["as_of"] = [d.date() if hasattr(d, "date") else d for d in frame["as_of"]]
     return frame
 

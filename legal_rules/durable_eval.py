@@ -105,6 +105,22 @@ def _no_action(_c: Any) -> None:
     """Registered as every rule's action; matches are read from the engine (see ``fire``)."""
 
 
+def _float_text(value: float) -> str:
+    """JSON for a float that durable_rules parses: it rejects '1e-05' but reads '1.0e-05'."""
+    text = repr(value)
+    mantissa, _, exponent = text.partition("e")
+    if exponent and "." not in mantissa:
+        text = f"{mantissa}.0e{exponent}"
+    return text
+
+
+def _to_json(candidate: dict[str, Any]) -> str:
+    """Flat JSON object of a candidate (keys are fact names; floats via :func:`_float_text`)."""
+    return "{" + ",".join(
+        f'"{key}":' + (_float_text(v) if type(v) is float else json.dumps(v, ensure_ascii=False))
+        for key, v in candidate.items()) + "}"
+
+
 class _NoTimerHost(durable_engine.Host):
     """A durable_rules host without the background dispatch threads (actions run inline)."""
 
@@ -153,7 +169,7 @@ class _DurableRuleset:
         handle = self.durable._handle
         with self.lock:
             candidate = dict(facts, as_of=(day - EPOCH).days, _t=1, id=f"c{next(self._ids)}")
-            text = json.dumps(candidate, ensure_ascii=False)
+            text = _to_json(candidate)
             fired: list[int] = []
             try:
                 code, state_handle = _engine.assert_fact(handle, text)
@@ -205,21 +221,26 @@ class DurableEvaluator:
                 unresolved[i] = "; ".join(f"fact {f!r} {problems[f]}" for f in bad)
         return fired, unresolved, valid
 
-    def decide_all(self, facts: dict[str, Any], as_of: date | str) -> dict[Action, Decision]:
-        """One :class:`Decision` per action (one durable_rules assert for all of them)."""
+    def decide_all(self, facts: dict[str, Any], as_of: date | str,
+                   explain: bool = False) -> dict[Action, Decision]:
+        """One :class:`Decision` per action (one durable_rules assert for all of them).
+
+        ``explain=True`` also fills ``Decision.not_fired`` (why each other rule did not fire).
+        """
         day = as_date(as_of)
         fired, unresolved, valid = self.fired_and_unresolved(facts, day)
-        return {a: self._decision(a, day, fired, unresolved, valid) for a in Action}
+        return {a: self._decision(a, day, fired, unresolved, valid, explain) for a in Action}
 
     def decide(self, facts: dict[str, Any], action: Action | int | str,
-               as_of: date | str) -> Decision:
-        """The :class:`Decision` for one action."""
+               as_of: date | str, explain: bool = False) -> Decision:
+        """The :class:`Decision` for one action (see :meth:`decide_all` for ``explain``)."""
         day = as_date(as_of)
         fired, unresolved, valid = self.fired_and_unresolved(facts, day)
-        return self._decision(as_action(action), day, fired, unresolved, valid)
+        return self._decision(as_action(action), day, fired, unresolved, valid, explain)
 
     def _decision(self, action: Action, day: date, fired: list[int],
-                  unresolved: dict[int, str], valid: dict[str, Any]) -> Decision:
+                  unresolved: dict[int, str], valid: dict[str, Any],
+                  explain: bool = False) -> Decision:
         rules = self.ruleset.rules
         hits, caps, blocked = [], [], []
         if action is not Action.WAIT:
@@ -237,7 +258,8 @@ class DurableEvaluator:
             needs_review=any(h.effect == "require_human_review" for h in hits),
             fired=tuple(hits), unresolved=tuple(blocked), caps=tuple(caps),
             ruleset_hash=self.ruleset.hash,
-            not_fired=tuple(self._why_not(action, day, set(fired), unresolved, valid)),
+            not_fired=tuple(self._why_not(action, day, set(fired), unresolved, valid))
+            if explain else (),
         )
 
     def _why_not(self, action: Action, day: date, fired: set[int], unresolved: dict[int, str],
@@ -250,7 +272,7 @@ class DurableEvaluator:
             reason = exclusion(rule, valid, day)
             if reason is None:
                 names = dict.fromkeys(rule.when.facts())
-                facts_shown = ", ".join(f"{f}={valid[f]!r}" for f in names)
+                facts_shown = ", ".join(f"{f}={valid.get(f, 'missing')!r}" for f in names)
                 reason = f"condition false: {rule.when} ({facts_shown})"
             out.append((rule.id, reason))
         return out

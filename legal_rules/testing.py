@@ -84,7 +84,7 @@ def run_case(rule: Rule, case: TestCase, durable: DurableEvaluator,
     ruleset = durable.ruleset
     facts, day = case_facts(rule, case), case_date(rule, case)
     action = Action.from_channel(case.action) if case.action else rule.applies_to[0]
-    decision = durable.decide(facts, action, day)
+    decision = durable.decide(facts, action, day, explain=True)
     index = ruleset.index(rule.id)
     fired = rule.id in {h.rule_id for h in decision.fired}
     messages = []

@@ -140,7 +140,7 @@ def _append_log(path: Path, entry: dict[str, Any]) -> None:
 def retrain(
     db: Path, model_dir: Path, as_of: dt.date | None = None, cfg: TrainConfig | None = None,
     holdout_fraction: float = 0.2, policy_dir: Path | None = None,
-    today: dt.date | None = None,
+    today: dt.date | None = None, tolerance: float = 1e-9,
 ) -> RetrainDecision:
     """Train a candidate payment model and promote it only if it is at least as good.
 
@@ -149,7 +149,7 @@ def retrain(
     of invoice dates (then the current model may have seen part of it, which favours it;
     the log says so). The candidate is fitted on what was known at the holdout start, both
     are scored by multi-class log loss at the invoice date of the holdout invoices. If the
-    candidate's log loss is <= the current one's, a model refitted on all data up to
+    candidate's log loss is <= the current one's (+ ``tolerance`` for float noise), a model refitted on all data up to
     ``as_of`` (``engine.models.training.train_artifact``) replaces ``model_dir``; the old
     one is kept as ``<model_dir>.previous``. Every run appends to
     :func:`retrain_log_path`. A policy trained on the old model is marked stale.
@@ -209,7 +209,7 @@ def retrain(
 
     if current is None:
         promote, reason = True, "no current model"
-    elif cand_ll <= cur_ll:
+    elif cand_ll <= cur_ll + tolerance:
         promote, reason = True, (f"candidate log loss {cand_ll:.4f} <= current {cur_ll:.4f}")
     else:
         promote, reason = False, (f"candidate log loss {cand_ll:.4f} > current {cur_ll:.4f}; "

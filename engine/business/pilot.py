@@ -139,10 +139,11 @@ def stats_from_results(
     states (the store gives both; prefer it).
     """
     check_metric(metric)
-    policies = results.get("policies", results)
-    if policy not in policies:
+    policies = results.get("overall") if isinstance(results.get("overall"), dict) else \
+        results.get("policies", results)
+    if not isinstance(policies, dict) or policy not in policies:
         raise InputError(f"{source}: policy {policy!r} not found, expected one of "
-                         f"{sorted(policies)}")
+                         f"{sorted(policies) if isinstance(policies, dict) else []}")
     kpis = policies[policy]
     kpis = kpis.get("overall", kpis)
     key = RESULT_KPI_OF_METRIC[metric]

@@ -3,8 +3,10 @@
 The KPIs come from the evaluation harness (``evaluation.json``) or the demo
 (``dunning-data/results.json``): per policy ``mean_days_to_pay`` (days from invoice to
 payment), ``reminders_per_invoice``, ``first_reminder_pay_rate`` (share in [0, 1]),
-``complaints_per_1000``, ``violations`` and, when present, ``write_off_rate`` (share of the
-invoiced amount lost) and ``agency_rate`` (share of invoices handed to an agency).
+``complaints_per_1000``, ``violations`` and, when present, ``write_off_rate`` (share of
+invoices never paid; used as the share of the invoiced amount lost, i.e. amounts are assumed
+independent of payment) and ``agency_rate`` (share of invoices handed to an agency, or
+``agency_per_1000`` / 1000).
 
 Every business figure is a field of :class:`RoiInputs` with a documented default; the
 yearly benefit is the sum of four parts (all in EUR per year):
@@ -102,6 +104,10 @@ class PolicyKpis:
         """Read KPIs from a results dict; a KPI may be a number or ``{"mean": x, ...}``."""
         if "overall" in kpis and isinstance(kpis["overall"], Mapping):
             kpis = kpis["overall"]
+        if "agency_rate" not in kpis and "agency_per_1000" in kpis:
+            per_1000 = kpis["agency_per_1000"]
+            per_1000 = per_1000.get("mean") if isinstance(per_1000, Mapping) else per_1000
+            kpis = {**kpis, "agency_rate": None if per_1000 is None else float(per_1000) / 1000}
         values: dict[str, float | None] = {}
         for name in KPI_NAMES:
             raw = kpis.get(name)
@@ -139,7 +145,16 @@ def load_results(path: Path) -> dict[str, PolicyKpis]:
 
 def parse_results(data: Mapping[str, Any], where: str = "results") -> dict[str, PolicyKpis]:
     """Per-policy KPIs from an already loaded results mapping (see :func:`load_results`)."""
-    policies = data.get("policies", data) if isinstance(data, Mapping) else None
+    policies = None
+    if isinstance(data, Mapping):
+        # evaluation.json: {"overall": {policy: {kpi: {...}}}, "policies": [names]};
+        # results.json: {"policies": {policy: {kpi: value}}}; or just {policy: {...}}.
+        if isinstance(data.get("overall"), Mapping):
+            policies = data["overall"]
+        elif isinstance(data.get("policies"), Mapping):
+            policies = data["policies"]
+        else:
+            policies = data
     if not isinstance(policies, Mapping):
         raise InputError(f"{where}: expected an object of policies, found {type(data).__name__}")
     out: dict[str, PolicyKpis] = {}

@@ -347,6 +347,62 @@ def retrain(
     console.print(f"decision logged in {retrain_log_path(model)}", highlight=False)
 
 
+# ------------------------------------------------------------------------------- what-if
+@user_errors
+def what_if(
+    change: str = typer.Option(None, "--change", help="One change, e.g. 'schedule=7,21,35' "
+                               "or 'schedule=7:email,21:phone'."),
+    threshold: float = typer.Option(None, "--threshold", help="Risk threshold: invoices with "
+                                    "P(on time) below it follow the schedule, others 14 days "
+                                    "later."),
+    rule_file: Path = typer.Option(None, "--rule-file", help="Rule YAML added to (or "
+                                   "replacing the same-named file of) the packaged rules."),
+    scenario: str = typer.Option("default", "--scenario", help="Scenario name or YAML."),
+    invoices: int = typer.Option(2000, "--invoices", help="Invoices per seed."),
+    seeds: int = typer.Option(5, "--seeds", help="Seeds (the CI is over seeds)."),
+    json_out: Path = typer.Option(None, "--json", help="Also write the result as JSON."),
+) -> None:
+    """Re-run the evaluation with one change and compare it with the current setting."""
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from engine.business.io import atomic_write_json
+    from policies.whatif import WHATIF_KPIS, Change, run_whatif
+
+    given = [c for c in (change, None if threshold is None else f"threshold={threshold}",
+                         None if rule_file is None else f"rules={rule_file}") if c]
+    if len(given) != 1:
+        raise InputError("give exactly one of --change, --threshold or --rule-file")
+    parsed = Change.parse(given[0])
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"evaluating {parsed.text}", total=None)
+
+        def progress(message: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=message)
+
+        result = run_whatif(parsed, scenario, invoices, seeds, progress=progress)
+    t = Table(title=f"what if {result.change}? ({result.scenario}, {invoices} invoices x "
+                    f"{seeds} seeds; current: fixed 14/30/45, packaged rules)")
+    for col in ("KPI", "current", "changed", "difference (95 % CI)"):
+        t.add_column(col, justify="left" if col == "KPI" else "right")
+    for k in WHATIF_KPIS:
+        if k not in result.difference:
+            continue
+        d = result.difference[k]
+        sure = not (d["ci_low"] <= 0 <= d["ci_high"])
+        diff = f"{d['mean']:+.4g} [{d['ci_low']:+.3g}, {d['ci_high']:+.3g}]"
+        t.add_row(k, f"{result.current[k]['mean']:.4g}", f"{result.changed[k]['mean']:.4g}",
+                  f"[bold]{diff}[/]" if sure else diff)
+    console.print(t)
+    new_vetoes = {r: n for r, n in result.vetoes_changed.items()
+                  if n != result.vetoes_current.get(r, 0)}
+    for rule, n in sorted(new_vetoes.items()):
+        console.print(f"rule {rule}: {result.vetoes_current.get(rule, 0)} -> {n} refused "
+                      "attempts", highlight=False)
+    if json_out:
+        atomic_write_json(json_out, result.to_dict())
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the ``dunning`` app."""
     app.command("roi")(roi)
@@ -355,4 +411,5 @@ def register(app: typer.Typer) -> None:
     app.add_typer(pilot_app, name="pilot")
     app.command("drift")(drift)
     app.command("retrain")(retrain)
+    app.command("what-if")(what_if)
 

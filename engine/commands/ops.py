@@ -133,7 +133,7 @@ def _print_run(result, show: int) -> None:  # noqa: ANN001
     if show and len(acted):
         table = Table(title="actions today")
         for col in ("invoice", "action", "status", "P(on time)", "why / vetoed alternatives"):
-            table.add_column(col)
+            table.add_column(col, overflow="fold")
         for _, r in acted.head(show).iterrows():
             p = "" if r["p_on_time"] != r["p_on_time"] or r["p_on_time"] is None \
                 else f"{r['p_on_time']:.2f}"
@@ -160,8 +160,9 @@ def review_list(
 
     items = _queue(db, lambda q: q.list(None if status == "all" else status))
     table = Table(title=f"review queue ({status})")
-    for col in ("id", "date", "invoice", "customer", "action", "rules", "status", "reviewer"):
-        table.add_column(col)
+    table.add_column("id", no_wrap=True, min_width=12)  # must stay copyable
+    for col in ("date", "invoice", "customer", "action", "rules", "status", "reviewer"):
+        table.add_column(col, overflow="fold")
     for it in items:
         table.add_row(it["review_id"], it["as_of"], it["invoice_id"], str(it["customer_id"]),
                       it["action"], ", ".join(it["rule_ids"]), it["status"],
@@ -296,7 +297,7 @@ def audit_show(
     if not records:
         console.print("no audit records")
     for r in records:
-        console.print(explain_record(r), highlight=False)
+        console.print(explain_record(r), highlight=False, markup=False)
 
 
 def explain_record(r: dict) -> str:

@@ -184,7 +184,7 @@ def explain(
     else:
         facts = _facts_from_store(db, invoice, day)
     ruleset = _load(rules)
-    decisions = DurableEvaluator(ruleset).decide_all(facts, day)
+    decisions = DurableEvaluator(ruleset).decide_all(facts, day, explain=True)
     actions = [as_action(action)] if action else [a for a in Action if a is not Action.WAIT]
     if as_json:
         out = [decisions[a].to_dict() for a in actions]

@@ -29,7 +29,7 @@ class LogisticBaseline:
     """Logistic regression on the payment-model features. Fitted: ``pipeline_``, ``classes_``."""
 
     def __init__(self, very_late_days: int = 30, features: Sequence[str] | None = None,
-                 C: float = 1.0, max_rows: int = 300_000, random_state: int = 0) -> None:
+                 C: float = 1.0, max_rows: int = 100_000, random_state: int = 0) -> None:
         self.very_late_days = very_late_days
         self.features = features
         self.C = C
@@ -56,7 +56,10 @@ class LogisticBaseline:
         if len(idx) > self.max_rows:
             idx = np.random.default_rng(self.random_state).choice(idx, self.max_rows,
                                                                   replace=False)
-        self.pipeline_.fit(self._frame(X.iloc[idx]), y[idx])
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # BLAS threads fight over a shared machine's cores
+            self.pipeline_.fit(self._frame(X.iloc[idx]), y[idx])
         self.seen_ = self.pipeline_.classes_
         return self
 

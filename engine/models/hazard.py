@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -91,7 +90,7 @@ class HazardModel:
         M = np.column_stack([S, *(frame.dynamic[c] for c in self.dynamic_features_)])
         names = [*self.static_features_, *self.dynamic_features_]
         cats = [j for j, c in enumerate(names) if c in self.categories_]
-        n_jobs = self.n_jobs or (1 if len(M) < 200_000 else (os.cpu_count() or 1))
+        n_jobs = self.n_jobs or 1
         params: dict[str, Any] = {
             "objective": "binary", "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,8 +77,8 @@ class PaymentModel:
         (``n_estimators`` is the maximum; early stopping on the calibration slice).
     calibration_fraction : share of the latest training rows held out for calibration.
     fit_days_late : also fit the days-late regressor.
-    random_state, n_jobs : seed and threads (None: 1 thread below 200,000 rows, where
-        OpenMP overhead dominates on a busy machine, else all cores).
+    random_state, n_jobs : seed and LightGBM threads (None: 1; OpenMP threads busy-wait and
+        slow down ten-fold on a machine whose cores are shared; pass 2+ on a free machine).
 
     Fitted attributes: ``classes_`` (names), ``features_``, ``categories_``, ``booster_``,
     ``regressor_`` (or None), ``temperature_``, ``bias_``, ``best_iteration_``,
@@ -87,8 +86,8 @@ class PaymentModel:
     """
 
     def __init__(self, very_late_days: int = 30, features: Sequence[str] | None = None,
-                 n_estimators: int = 400, learning_rate: float = 0.05, num_leaves: int = 31,
-                 min_child_samples: int = 40, calibration_fraction: float = 0.15,
+                 n_estimators: int = 400, learning_rate: float = 0.03, num_leaves: int = 15,
+                 min_child_samples: int = 200, calibration_fraction: float = 0.25,
                  fit_days_late: bool = True, random_state: int = 0,
                  n_jobs: int | None = None) -> None:
         if very_late_days < 0:
@@ -109,7 +108,7 @@ class PaymentModel:
         params: dict[str, Any] = {
             "objective": objective, "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves, "min_data_in_leaf": self.min_child_samples,
-            "feature_fraction": 0.9, "bagging_fraction": 0.9, "bagging_freq": 1,
+            "feature_fraction": 0.8, "bagging_fraction": 0.9, "bagging_freq": 1,
             "lambda_l2": 1.0, "seed": self.random_state, "num_threads": self.threads_,
             "verbosity": -1, "deterministic": True, "force_row_wise": True,
             "max_cat_to_onehot": 8,
@@ -132,7 +131,7 @@ class PaymentModel:
             raise DunningError(f"only {len(X)} invoices with a known outcome to train on; "
                                "need at least 20 (choose a later --as-of date or add data)")
         self.classes_ = np.array(classes_for(self.very_late_days))
-        self.threads_ = self.n_jobs or (1 if len(X) < 200_000 else (os.cpu_count() or 1))
+        self.threads_ = self.n_jobs or 1
         y = label_classes(days_late, self.very_late_days)
         idx = np.arange(len(X)) if order is None else np.argsort(order, kind="stable")
         n_cal = int(round(len(idx) * self.calibration_fraction))
@@ -169,7 +168,7 @@ class PaymentModel:
             raise DunningError("the payment model is not fitted; call fit() or load() first")
 
     def _threads(self, n_rows: int) -> int:
-        return self.n_jobs or (1 if n_rows < 50_000 else (os.cpu_count() or 1))
+        return self.n_jobs or 1
 
     def _raw(self, M: np.ndarray) -> np.ndarray:
         raw = self.booster_.predict(M, raw_score=True, num_iteration=self.best_iteration_,

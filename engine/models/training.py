@@ -30,6 +30,7 @@ from engine.features import (
     PreparedTables,
     build_hazard_frame,
     build_training_frame,
+    class_known,
     from_day,
     label_classes,
     prepare_tables,
@@ -60,9 +61,7 @@ class TrainConfig:
 def time_split_day(p: PreparedTables, as_day: int, very_late_days: int,
                    test_fraction: float) -> int:
     """Day at the (1 - test_fraction) quantile of the invoice dates with a known class."""
-    known = (p.settle_day < as_day) | ((p.invoice_day < as_day)
-                                       & (as_day - 1 - p.due_day > very_late_days))
-    days = np.sort(p.invoice_day[known])
+    days = np.sort(p.invoice_day[class_known(p, as_day, very_late_days)])
     if len(days) < 50:
         raise DunningError(f"only {len(days)} invoices have a known outcome before "
                            f"{from_day(as_day)}; need at least 50 to train and evaluate "

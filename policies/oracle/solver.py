@@ -15,10 +15,12 @@ Memory: the argmax policy is kept as int8, ``H * S`` bytes per invoice (about 0.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from engine.contract import N_ACTIONS
 from simulations.world.dynamics import (
@@ -35,7 +37,19 @@ from simulations.world.dynamics import (
 from simulations.world.params import InvoiceParams
 from simulations.world.scenario import Scenario
 
-MaskFn = Callable[[dict[str, np.ndarray]], np.ndarray]
+# facts -> (m, 6) bool, or (facts, decision dates datetime64[D] (m,)) -> (m, 6) bool.
+MaskFn = Callable[..., np.ndarray]
+STRING_FACTS = ("currency", "customer_type", "jurisdiction", "region", "industry")
+
+
+def _wants_dates(mask_fn: MaskFn) -> bool:
+    """True if ``mask_fn`` takes (facts, as_of) like ``simulations.env.LegalMask``."""
+    try:
+        params = inspect.signature(mask_fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
 
 
 def allow_all(facts: dict[str, np.ndarray]) -> np.ndarray:
@@ -203,6 +217,10 @@ def _solve_batch(params: InvoiceParams, space: StateSpace, mask_fn: MaskFn | Non
     if mask_fn is not None:  # facts do not depend on the complaint flag: first half only
         params_rep = params.take(np.repeat(np.arange(B), half))
         state_rep = space.world_state(0, np.tile(np.arange(half), B))
+        with_dates = _wants_dates(mask_fn)
+        # String facts are the same every day: encode them once as categoricals.
+        strings = {name: pd.Categorical(values) for name, values in
+                   facts_from_state(params_rep, state_rep).items() if name in STRING_FACTS}
     complaint_state = complaint_state_factor(tb, seg, k, n)  # (B, S), fixed over t
     v_next = np.zeros((B, S))
     policy = np.zeros((B, horizon, S), dtype=np.int8) if keep_policy else None
@@ -212,7 +230,12 @@ def _solve_batch(params: InvoiceParams, space: StateSpace, mask_fn: MaskFn | Non
         mask = None
         if mask_fn is not None:
             state_rep.t[:] = t
-            mask = np.asarray(mask_fn(facts_from_state(params_rep, state_rep)), dtype=bool)
+            facts = facts_from_state(params_rep, state_rep) | strings
+            if with_dates:
+                dates = (params_rep.due_day + t).astype("datetime64[D]")
+                mask = np.asarray(mask_fn(facts, dates), dtype=bool)
+            else:
+                mask = np.asarray(mask_fn(facts), dtype=bool)
             mask = np.tile(mask.reshape(B, half, N_ACTIONS), (1, 2, 1))
         h = pay_hazard(tb, seg, rel, cal, ms, t, k, n, c, comp)
         value = _continuation(v_next, space.next_state[0, :, 0], h, p_start, p_end, disp,
@@ -253,9 +276,12 @@ def solve(params: InvoiceParams, scenario: Scenario | None = None,
     Args:
         params: the invoices (true parameters), n rows.
         scenario: must be ``params.scenario`` (given for clarity; default: that one).
-        mask_fn: ``facts -> (m, 6) bool`` legal mask (see ``legal_rules.facts``); facts come
-            from :func:`simulations.world.facts_from_state`. Default (None): everything
-            allowed. WAIT is always treated as allowed.
+        mask_fn: legal mask ``facts -> (m, 6) bool`` or ``(facts, as_of) -> (m, 6) bool``
+            (``as_of``: decision dates, datetime64[D] (m,); e.g. ``simulations.env.LegalMask``
+            or ``VectorEvaluator(load_rules()).mask``). Facts come from
+            :func:`simulations.world.facts_from_state` (string facts as
+            ``pandas.Categorical``). Default (None): everything allowed. WAIT is always
+            treated as allowed.
         horizon: days after due with a decision; default (and for agreement with
             :func:`simulations.world.step`) ``scenario.horizon_days``.
         batch_size: invoices solved together (memory ~ batch * S * 6 * 8 bytes * a few).

@@ -378,6 +378,7 @@ def logging_policy_probs(params: InvoiceParams, state: WorldState) -> np.ndarray
     lp = params.scenario.logging_policy
     n_rows = len(state)
     probs = np.zeros((n_rows, N_ACTIONS))
+    probs[:, 0] = 1.0
     sched_channel = np.array([ch for ch, _ in lp.schedule] + [0])
     sched_day = np.array([day for _, day in lp.schedule] + [10**6])
     j = np.minimum(state.n, len(lp.schedule))
@@ -387,20 +388,23 @@ def logging_policy_probs(params: InvoiceParams, state: WorldState) -> np.ndarray
     eligible = (~state.done & ~state.disputed & business & gap_ok & (channel > 0)
                 & (state.t >= day - lp.jitter_days)
                 & ((channel != AGENCY) | params.agency_consent))
-    p_send = np.where(eligible, 1.0 / (np.maximum(day + lp.jitter_days - state.t, 0) + 1), 0.0)
-    rows = np.arange(n_rows)
-    is_reminder = channel != AGENCY
-    eps = np.where(is_reminder, lp.other_channel_probability, 0.0)
-    probs[rows, np.where(channel > 0, channel, 0)] += p_send * (1 - eps)
+    rows = np.flatnonzero(eligible)  # usually a small share: compute only there
+    channel, day, t = channel[rows], day[rows], state.t[rows]
+    p_send = 1.0 / (np.maximum(day + lp.jitter_days - t, 0) + 1)
+    eps = np.where(channel != AGENCY, lp.other_channel_probability, 0.0)
+    sub = np.zeros((len(rows), N_ACTIONS))
+    sub[:, 0] = 1.0 - p_send
+    sub[np.arange(len(rows)), channel] += p_send * (1 - eps)
     for other in range(1, FINAL_NOTICE + 1):
-        probs[:, other] += np.where(is_reminder & (channel != other), p_send * eps / 3, 0.0)
-    probs[:, 0] += 1.0 - p_send
+        sub[:, other] += np.where((channel != AGENCY) & (channel != other), p_send * eps / 3,
+                                  0.0)
     # A channel the debtor stopped is replaced by a letter (by an email if letters stopped).
-    letter, email = int(Action.LETTER), int(Action.EMAIL)
-    for col, stopped in ((email, params.opted_out_email), (int(Action.PHONE),
-                                                           params.opted_out_phone)):
-        probs[stopped, letter] += probs[stopped, col]
-        probs[stopped, col] = 0.0
-    probs[params.opted_out_letter, email] += probs[params.opted_out_letter, letter]
-    probs[params.opted_out_letter, letter] = 0.0
+    letter, email, phone = int(Action.LETTER), int(Action.EMAIL), int(Action.PHONE)
+    for col, stopped, to in ((email, params.opted_out_email, letter),
+                             (phone, params.opted_out_phone, letter),
+                             (letter, params.opted_out_letter, email)):
+        hit = stopped[rows]
+        sub[hit, to] += sub[hit, col]
+        sub[hit, col] = 0.0
+    probs[rows] = sub
     return probs

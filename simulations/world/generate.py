@@ -226,10 +226,11 @@ def _simulate(params: InvoiceParams, as_of_day: int, rng: np.random.Generator,
         if not len(rows):
             continue
         probs = logging_policy_probs(sub, state)
-        cum = np.cumsum(probs, axis=1)
-        u = rng.random(len(rows)) * cum[:, -1]
-        actions = (cum <= u[:, None]).sum(axis=1)
-        was_disputed = state.disputed
+        u = rng.random(len(rows))
+        acting = np.flatnonzero(probs[:, 0] < 1.0)  # sample only where not surely WAIT
+        cum = np.cumsum(probs[acting], axis=1)
+        actions = np.zeros(len(rows), dtype=np.int64)
+        actions[acting] = (cum <= (u[acting] * cum[:, -1])[:, None]).sum(axis=1)
         state, out = step(sub, state, actions, rng)
         today = sub.due_day + t
         taken = actions > 0
@@ -241,8 +242,10 @@ def _simulate(params: InvoiceParams, as_of_day: int, rng: np.random.Generator,
             act_comp.append(out.complaint[taken])
         opened = out.dispute_started & (dispute_opened[rows] < 0)
         dispute_opened[rows[opened]] = today[opened]
+        # The invoices table holds one dispute: from the first opening to the last
+        # resolution (a dispute reopened later and still open shows as unresolved).
         dispute_resolved[rows[out.dispute_ended]] = today[out.dispute_ended]
-        dispute_resolved[rows[out.dispute_started & was_disputed]] = -1
+        dispute_resolved[rows[out.dispute_started]] = -1
         paid_day[rows[out.paid]] = today[out.paid]
         pay_amount[rows[out.paid]] = out.paid_amount[out.paid]
         handed = out.agency
@@ -284,7 +287,10 @@ def _next_business_day(params: InvoiceParams, day: np.ndarray, rows: np.ndarray)
 
 
 def _iso(days: np.ndarray) -> np.ndarray:
-    return np.datetime_as_string(np.asarray(days, dtype="datetime64[D]"), unit="D")
+    """ISO dates of epoch days (formatting each distinct day once)."""
+    unique, inverse = np.unique(np.asarray(days, dtype=np.int64), return_inverse=True)
+    text = np.datetime_as_string(unique.astype("datetime64[D]"), unit="D").astype(object)
+    return text[inverse]
 
 
 def _iso_or_empty(days: np.ndarray) -> np.ndarray:

@@ -88,3 +88,46 @@ def planted_store(tmp_path_factory) -> dict:
     db = write_store(tmp_path_factory.mktemp("planted"), tables)
     return {"db": db, "assignment": assignment, "start": PILOT_START.date(),
             "planted_days": PLANTED_DAYS}
+
+
+WORLD_MODEL_AS_OF = "2024-09-01"
+
+
+@pytest.fixture(scope="session")
+def world_tables(world_store):
+    from engine.store import Store
+
+    return Store(world_store).tables()
+
+
+def save_payment_model(tables, as_of: str, out: Path, **params) -> Path:
+    """Fit a (small) PaymentModel on what was known at ``as_of`` and save it with its period."""
+    import datetime as dt
+
+    from engine.features import build_training_frame, prepare_tables
+    from engine.models import PaymentModel
+
+    frame = build_training_frame(prepare_tables(tables), dt.date.fromisoformat(as_of), 30)
+    model = PaymentModel(30, fit_days_late=False, **params)
+    model.fit(frame.X, frame.days_late, frame.ref_day)
+    model.save(out, extra={"data_period": {"first_invoice": "2024-01-01", "as_of": as_of}})
+    return out
+
+
+@pytest.fixture(scope="session")
+def world_model(world_tables, tmp_path_factory) -> Path:
+    """A payment model trained on the world store up to 2024-09-01 (30 trees)."""
+    out = tmp_path_factory.mktemp("models") / "payment"
+    return save_payment_model(world_tables, WORLD_MODEL_AS_OF, out, n_estimators=30)
+
+
+@pytest.fixture(scope="session")
+def store_writer():
+    """``write_store(tmp, tables) -> db``, for tests that build their own store."""
+    return write_store
+
+
+@pytest.fixture(scope="session")
+def save_model():
+    """``save_payment_model(tables, as_of, out, **params) -> out``."""
+    return save_payment_model

@@ -41,9 +41,11 @@ def test_reingest_is_idempotent_and_reported_as_already_present(store, contract_
         pd.testing.assert_frame_equal(before[name], after[name])
 
 
-def test_same_id_with_other_values_is_a_conflict(tmp_path, store, contract_files, samples) -> None:
+def test_same_id_with_other_values_is_a_conflict(tmp_path, store, contract_files,
+                                                 samples) -> None:
     ingest(contract_files, db=store)
-    changed = samples.write(tmp_path, "invoices.csv", samples.INVOICES.replace("1000.00", "1200.00"))
+    changed = samples.write(tmp_path, "invoices.csv",
+                            samples.INVOICES.replace("1000.00", "1200.00"))
     report = ingest([changed], db=store)
     q = quarantine(report, "invoices")
     assert q["line"].tolist() == ["2"] and q["field"].tolist() == ["invoice_id"]
@@ -76,10 +78,10 @@ def test_every_bad_row_is_quarantined_with_line_field_and_reason(tmp_path, store
     assert (inv.rows_in, inv.loaded, inv.quarantined) == (11, 2, 9)
     q = quarantine(report, "invoices").set_index("line")
     expected = {
-        "3": ("invoice_date", "not a date in format %Y-%m-%d: '10.01.2024'"),
+        "3": ("invoice_date", "not a date in format %Y-%m-%d; found '10.01.2024'"),
         "4": ("due_date", "due_date is before invoice_date"),
         "5": ("amount", "amount must be > 0"),
-        "6": ("amount", "not a number: 'abc'"),
+        "6": ("amount", "not a number; found 'abc'"),
         "7": ("currency", "ISO 4217"),
         "8": ("customer_id", "unknown customer_id"),
         "9": ("disputed", "not a boolean"),
@@ -111,6 +113,21 @@ def test_payments_may_not_exceed_the_invoice_amount_cumulatively(tmp_path, store
     assert "before the invoice_date" in q.loc["6", "reason"]
     assert "unknown invoice_id" in q.loc["7", "reason"]
     assert store.table("payments").query("invoice_id == 'I4'")["amount"].sum() == 80
+
+
+def test_reingest_with_a_bad_row_in_the_middle_stays_idempotent(tmp_path, store,
+                                                                 samples) -> None:
+    # regression: rows after a rejected row were once compared with the wrong stored row
+    samples.write(tmp_path, "customers.csv", samples.CUSTOMERS)
+    lines = samples.INVOICES.splitlines()
+    bad = lines[0] + "\n" + lines[1] + "\nBAD,C1,2024-01-10,2024-01-01,5,EUR,false,\n" + \
+        "\n".join(lines[2:]) + "\n"
+    files = [tmp_path / "customers.csv", samples.write(tmp_path, "invoices.csv", bad)]
+    first = ingest(files, db=store)
+    assert first.tables["invoices"].loaded == 4 and first.tables["invoices"].quarantined == 1
+    again = ingest(files, db=store)
+    assert again.tables["invoices"].already_present == 4
+    assert again.tables["invoices"].quarantined == 1 and again.loaded == 0
 
 
 def test_derived_payment_ids_are_stable_and_distinguish_equal_rows(tmp_path, store,
@@ -167,7 +184,8 @@ def test_multiple_errors_of_one_row_are_all_reported(tmp_path, store, samples) -
     assert q["reason"].iloc[0].count(" | ") == 2
 
 
-def test_a_failed_ingest_leaves_the_store_unchanged(tmp_path, store, contract_files, samples) -> None:
+def test_a_failed_ingest_leaves_the_store_unchanged(tmp_path, store, contract_files,
+                                                    samples) -> None:
     broken = samples.write(tmp_path, "payments.csv", "invoice_id;payment_date\nI1;2024-01-01\n")
     with pytest.raises(InputError, match="missing required column"):
         ingest([*contract_files[:2], broken], db=store)

@@ -118,7 +118,8 @@ def test_bad_mapping_files_name_file_and_key(tmp_path, text: str, key: str) -> N
 
 def test_missing_source_column_names_file_mapping_and_column(tmp_path, store: Store) -> None:
     (tmp_path / "x.csv").write_text("customerID,InvoiceDate\nA,1/1/2024\n")
-    with pytest.raises(InputError, match=r"x\.csv: line 1: missing column\(s\) .*DueDate \(for invoices\)"):
+    with pytest.raises(InputError,
+                       match=r"x\.csv: line 1: missing column\(s\) .*DueDate \(for invoices\)"):
         ingest([tmp_path / "x.csv"], db=store, mapping="ibm_ar")
     assert store.counts()["customers"] == 0
 

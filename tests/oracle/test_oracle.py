@@ -182,3 +182,23 @@ def test_oracle_policy_interface() -> None:
     assert (policy.act(np.zeros((8, 3)), veto) == int(Action.WAIT)).all()
     policy.bind(lambda: (np.arange(8)[::-1], state))
     np.testing.assert_array_equal(policy.act(None, None), sol.action(state, np.arange(8)[::-1]))
+
+
+def test_oracle_respects_the_packaged_legal_rules() -> None:
+    from legal_rules import VectorEvaluator, load_rules
+
+    mask = VectorEvaluator(load_rules()).mask  # (facts, as_of) -> (n, 6)
+    sc = world.load_scenario("default")
+    p = world.sample_invoices(sc, 8, np.random.default_rng(6))
+    sol = solve(p, mask_fn=mask)
+    assert (sol.value <= solve(p).value + 1e-9).all()
+    vetoed = 0
+    state = world.initial_state(p)
+    rng = np.random.default_rng(0)
+    while not state.done.all():
+        a = sol.action(state)
+        allowed = mask(world.facts_from_state(p, state),
+                       (p.due_day + state.t).astype("datetime64[D]"))
+        vetoed += int((~allowed[np.arange(len(a)), a] & ~state.done).sum())
+        state, _ = world.step(p, state, a, rng)
+    assert vetoed == 0

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.contract import N_ACTIONS, SEGMENTS, Action
 from legal_rules.facts import FACTS, NEVER_DAYS
@@ -201,3 +204,32 @@ def test_logging_policy_probs_are_a_distribution(params: world.InvoiceParams) ->
         assert (probs[np.arange(len(params)), a] > 0).all()
         state, _ = world.step(params, state, a, rng)
     assert seen_send > 0
+
+
+@lru_cache(maxsize=1)
+def _pool() -> world.InvoiceParams:
+    return world.sample_invoices(world.load_scenario("default"), 1000, np.random.default_rng(9))
+
+
+@settings(max_examples=40, deadline=None)
+@given(t=st.integers(0, 119), k=st.integers(1, 21), n=st.integers(0, 4),
+       c=st.integers(1, 4), complaint=st.booleans(), disputed=st.booleans(),
+       action=st.integers(0, N_ACTIONS - 1), seed=st.integers(0, 2**16))
+def test_any_state_steps_to_a_valid_state(t, k, n, c, complaint, disputed, action, seed) -> None:
+    pool = _pool()
+    sc = pool.scenario
+    p = pool.take(np.random.default_rng(seed).choice(len(pool), 64))
+    c = c if n > 0 else 0
+    k = k if n > 0 else K_NONE
+    state = _state(64, t=t, k=k, n=n, c=c, final_notice=c == 4, complaint=complaint,
+                   disputed=disputed)
+    probs = world.transition_probs(p, state, np.full(64, action))
+    for v in (probs.pay, probs.complaint, probs.dispute_start, probs.dispute_end):
+        assert ((v >= 0) & (v <= 1)).all()
+    new, out = world.step(p, state, np.full(64, action), np.random.default_rng(seed))
+    live = ~new.done
+    assert ((new.k[live] >= 1) & (new.k[live] <= sc.max_days_since_reminder)).all()
+    assert (new.n <= sc.max_reminders).all() and (new.n >= state.n).all()
+    assert (new.t == t + 1).all()
+    assert not (out.paid & state.disputed).any()
+    assert (new.done == (out.paid | out.agency | out.truncated)).all()

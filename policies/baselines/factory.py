@@ -1,0 +1,72 @@
+"""Build policies from the names the CLI and the harness accept.
+
+=====================  ===============================================================
+spec                   policy
+=====================  ===============================================================
+``never``              never remind
+``fixed``              email day 14, letter day 30, final notice day 45
+``fixed:7:email,...``  a fixed schedule ``DAY:CHANNEL`` (channels default to email,
+                       letter, final notice)
+``tuned``              per-segment schedule: loaded from ``tuned_path`` if given, else
+                       tuned now in the learned environment ``learned_source``
+``tuned:FILE``         a saved tuned schedule (JSON)
+``oracle``             exact optimum of the ground truth (evaluation only)
+``rl:DIR``             a trained RL policy artifact (``policies.rl``)
+=====================  ===============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InputError
+from policies.common.policy import Policy
+
+POLICY_NAMES: tuple[str, ...] = ("never", "fixed", "tuned", "oracle", "rl")
+
+
+def make_policy(spec: str, *, tuned_path: Path | None = None,
+                learned_source: Callable[[], Any] | None = None,
+                tuning: Any = None) -> tuple[str, Policy]:
+    """``(display name, policy)`` for a spec (see the module table).
+
+    ``learned_source`` is called (lazily) only when a tuned policy must be searched.
+    """
+    name, _, arg = spec.strip().partition(":")
+    name = name.lower()
+    if name == "never":
+        from policies.baselines.schedule import NeverPolicy
+
+        return "never", NeverPolicy()
+    if name == "fixed":
+        from policies.baselines.schedule import FixedSchedulePolicy, parse_schedule
+
+        if arg:
+            return f"fixed:{arg}", FixedSchedulePolicy(parse_schedule(arg))
+        return "fixed", FixedSchedulePolicy()
+    if name == "tuned":
+        from policies.tuned import TunedSchedulePolicy, TuningConfig, tune_schedules
+
+        path = Path(arg) if arg else tuned_path
+        if path is not None:
+            return "tuned", TunedSchedulePolicy.load(path)
+        if learned_source is None:
+            raise InputError("policy 'tuned' needs a saved schedule (tuned:FILE) or a learned "
+                             "environment to tune in")
+        return "tuned", tune_schedules(learned_source(), tuning or TuningConfig())
+    if name == "oracle":
+        from policies.baselines.oracle import GroundTruthOracle
+
+        return "oracle", GroundTruthOracle()
+    if name == "rl":
+        if not arg:
+            raise InputError("policy 'rl' needs the artifact directory: rl:DIR")
+        try:
+            from policies.rl import RLPolicy  # type: ignore[attr-defined]
+        except ImportError as exc:
+            raise InputError(f"policy 'rl' is not available ({exc})") from None
+        return "rl", RLPolicy.load(arg)
+    raise InputError(f"unknown policy {spec!r}; expected one of {', '.join(POLICY_NAMES)} "
+                     "(e.g. fixed:14:email,30:letter or tuned:FILE)")

@@ -1,0 +1,308 @@
+"""``LearnedSource``: transitions from what a company can learn from its own history.
+
+Payment: the learned daily hazard model (``engine.models.HazardModel``) on each invoice's
+static features as of its due date plus the day's dynamic inputs (reminders sent before
+today, days since the last one, calendar). No payment lands on a weekend or bank holiday
+(the hazard is not even asked then). Complaints: per (segment, channel) rates from the
+``actions.complaint`` column. Disputes: per segment daily opening and resolution rates from
+``invoices.dispute_opened`` / ``dispute_resolved``; a disputed invoice does not pay. Costs
+and the discount rate come from a scenario file (the company's own figures). Invoices are
+replayed from the company's history (those due before the as-of date).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.contract import N_ACTIONS, Action
+from engine.errors import DunningError
+from legal_rules.facts import NEVER_DAYS
+from simulations.env.arrays import take_rows
+from simulations.env.calendar import BusinessCalendar, jurisdiction_codes
+from simulations.env.layout import SEGMENT_NAMES, segment_codes
+from simulations.env.source import TransitionSource
+from simulations.env.types import NO_MILESTONE, CostModel, EnvState, InvoiceBatch, Outcome
+
+_EPOCH_1900 = dt.date(1900, 1, 1).toordinal()  # engine.features day numbers count from here
+_PRIOR_WEIGHT = 20.0  # pseudo-observations pulling a segment's rate to the overall rate
+
+
+@dataclass
+class LearnedParams:
+    """``InvoiceBatch.params`` of the learned source: the hazard model's static inputs."""
+
+    static: np.ndarray  # (n, k_static) float
+
+
+@dataclass(frozen=True)
+class BehaviourRates:
+    """Rates estimated from the history tables (index: layout.SEGMENT_NAMES, Action)."""
+
+    complaint: np.ndarray  # (segments, 6) P(complaint | action); 0 for wait and agency
+    dispute_start: np.ndarray  # (segments,) per overdue day
+    dispute_resolve: np.ndarray  # (segments,) per disputed day
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "complaint": {s: {Action(a).channel: float(self.complaint[i, a])
+                              for a in range(1, Action.AGENCY)}
+                          for i, s in enumerate(SEGMENT_NAMES)},
+            "dispute_start": dict(zip(SEGMENT_NAMES, self.dispute_start.tolist(), strict=True)),
+            "dispute_resolve": dict(zip(SEGMENT_NAMES, self.dispute_resolve.tolist(),
+                                        strict=True)),
+        }
+
+
+def _smoothed(events: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """Per-group rate shrunk to the pooled rate (groups with little data get the pool's)."""
+    pooled = events.sum() / max(exposure.sum(), 1e-12)
+    return (events + _PRIOR_WEIGHT * pooled) / (exposure + _PRIOR_WEIGHT)
+
+
+def estimate_rates(tables: Mapping[str, pd.DataFrame], as_of: dt.date) -> BehaviourRates:
+    """Complaint, dispute opening and resolution rates known at ``as_of``."""
+    customers = tables["customers"]
+    invoices = tables["invoices"]
+    actions = tables["actions"]
+    seg_of_cust = dict(zip(customers["customer_id"].astype(str),
+                           segment_codes(customers.get("segment", pd.Series(
+                               ["unknown"] * len(customers))).fillna("unknown").to_numpy()),
+                           strict=True))
+    inv_seg = invoices["customer_id"].astype(str).map(seg_of_cust).fillna(len(SEGMENT_NAMES) - 1)
+    inv_seg = inv_seg.to_numpy(dtype=np.int64)
+    seg_of_inv = dict(zip(invoices["invoice_id"].astype(str), inv_seg, strict=True))
+    n_seg = len(SEGMENT_NAMES)
+
+    complaint = np.zeros((n_seg, N_ACTIONS))
+    if len(actions):
+        a_seg = actions["invoice_id"].astype(str).map(seg_of_inv).fillna(n_seg - 1)
+        a_seg = a_seg.to_numpy(dtype=np.int64)
+        chan = actions["channel"].astype(str).str.lower().map(
+            lambda c: int(Action.from_channel(c))).to_numpy(dtype=np.int64)
+        comp = _flag(actions, "complaint", False)
+        for a in range(Action.EMAIL, Action.AGENCY):
+            sent = chan == a
+            events = np.bincount(a_seg[sent], weights=comp[sent], minlength=n_seg)
+            exposure = np.bincount(a_seg[sent], minlength=n_seg).astype(float)
+            complaint[:, a] = _smoothed(events, exposure)
+
+    as_of_ts = pd.Timestamp(as_of)
+    due = pd.to_datetime(invoices["due_date"])
+    opened = pd.to_datetime(invoices.get("dispute_opened", pd.Series(pd.NaT,
+                                                                    index=invoices.index)))
+    resolved = pd.to_datetime(invoices.get("dispute_resolved", pd.Series(pd.NaT,
+                                                                        index=invoices.index)))
+    end = pd.Series(as_of_ts, index=invoices.index)
+    # exposure to a dispute opening: overdue days until it opened (or as of)
+    stop = opened.where(opened.notna() & (opened >= due), end).clip(upper=as_of_ts)
+    overdue_days = (stop - due).dt.days.clip(lower=0).fillna(0).to_numpy(dtype=float)
+    started = (opened.notna() & (opened >= due) & (opened <= as_of_ts)).to_numpy()
+    d_start = _smoothed(np.bincount(inv_seg, weights=started, minlength=n_seg),
+                        np.bincount(inv_seg, weights=overdue_days, minlength=n_seg))
+    known = opened.notna() & (opened <= as_of_ts)
+    dis_end = resolved.where(resolved.notna() & (resolved <= as_of_ts), end)
+    dis_days = ((dis_end - opened).dt.days.clip(lower=1)).where(known, 0).fillna(0)
+    ended = (known & resolved.notna() & (resolved <= as_of_ts)).to_numpy()
+    d_res = _smoothed(np.bincount(inv_seg, weights=ended, minlength=n_seg),
+                      np.bincount(inv_seg, weights=dis_days.to_numpy(dtype=float),
+                                  minlength=n_seg))
+    if not known.any():
+        d_res = np.full(n_seg, 1.0 / 30.0)  # no dispute seen: assume a month to resolve
+    return BehaviourRates(complaint=complaint, dispute_start=d_start, dispute_resolve=d_res)
+
+
+class LearnedSource(TransitionSource):
+    """Transitions from the company's learned models (see the module docstring).
+
+    Build it with :meth:`from_tables` or :meth:`from_store`. ``pool`` holds the replayed
+    invoices (an :class:`InvoiceBatch` whose ``params`` is :class:`LearnedParams`).
+    """
+
+    name = "learned"
+
+    def __init__(self, pool: InvoiceBatch, hazard: Any, rates: BehaviourRates,
+                 costs: CostModel, horizon: int = 120) -> None:
+        if len(pool.amount) == 0:
+            raise DunningError("the learned environment has no invoices to replay: the history "
+                               "holds no invoice due before the as-of date")
+        self.pool = pool
+        self.hazard = hazard
+        self.rates = rates
+        self.costs = costs
+        self.horizon = int(horizon)
+        first = int(pool.due_ordinal.min())
+        last = int(pool.due_ordinal.max()) + self.horizon + 31
+        self._calendar = BusinessCalendar(dt.date.fromordinal(first),
+                                          dt.date.fromordinal(last))
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def from_tables(cls, tables: Mapping[str, pd.DataFrame], hazard: Any,
+                    payment_model: Any = None, scenario: Any = "default",
+                    as_of: dt.date | None = None, horizon: int | None = None,
+                    max_invoices: int = 50_000, seed: int = 0) -> LearnedSource:
+        """From contract tables (as DataFrames) and a fitted ``HazardModel``.
+
+        ``payment_model`` (a fitted ``PaymentModel``) fills the observation's payment
+        probabilities; ``scenario`` gives costs and discount rate (name, path or Scenario);
+        invoices due before ``as_of`` (default: the latest date in the tables) are replayed,
+        at most ``max_invoices`` of the most recent ones.
+        """
+        from engine.features import features_at, prepare_tables
+
+        costs, scen_horizon = _costs_of(scenario)
+        p = prepare_tables(tables)
+        as_of_day = p.last_day if as_of is None else (as_of.toordinal() - _EPOCH_1900)
+        as_of_date = dt.date.fromordinal(int(as_of_day) + _EPOCH_1900)
+        rows = np.flatnonzero(p.due_day < as_of_day)
+        if len(rows) > max_invoices:
+            rows = rows[np.argsort(p.due_day[rows], kind="stable")[-max_invoices:]]
+        static_df = features_at(p, rows, p.due_day[rows])
+        static = hazard.static_matrix(static_df)
+        if payment_model is not None:
+            probs = _three_classes(payment_model.predict_proba(static_df))
+        else:
+            probs = np.full((len(rows), 3), 1.0 / 3.0)
+        pool = _batch_from_prepared(p, rows, static, probs)
+        rates = estimate_rates(tables, as_of_date)
+        return cls(pool, hazard, rates, costs,
+                   horizon=scen_horizon if horizon is None else horizon)
+
+    @classmethod
+    def from_store(cls, db: str | Path, model_dir: str | Path, scenario: Any = "default",
+                   as_of: dt.date | None = None, horizon: int | None = None) -> LearnedSource:
+        """From a DuckDB store and a model directory written by ``dunning train-model``."""
+        from engine.models import HazardModel, PaymentModel
+        from engine.store import Store
+
+        model_dir = Path(model_dir)
+        if not Path(db).is_file():
+            raise DunningError(f"--db {db}: no such store; create it with `dunning ingest`")
+        hazard = HazardModel.load(model_dir)
+        try:
+            payment = PaymentModel.load(model_dir)
+        except DunningError:
+            payment = None
+        tables = Store(db).tables(as_of)
+        return cls.from_tables(tables, hazard, payment, scenario, as_of, horizon)
+
+    # -- TransitionSource ----------------------------------------------------------------
+    def sample_invoices(self, n: int, rng: np.random.Generator) -> InvoiceBatch:
+        return take_rows(self.pool, rng.integers(0, len(self.pool.amount), size=n))
+
+    def initial_hidden(self, batch: InvoiceBatch) -> None:
+        return None
+
+    def step(self, batch: InvoiceBatch, hidden: Any, state: EnvState, actions: np.ndarray,
+             rng: np.random.Generator) -> tuple[None, Outcome]:
+        n = len(actions)
+        u = rng.random((3, n))
+        seg = batch.segment.astype(np.int64)
+        is_rem = (actions >= Action.EMAIL) & (actions <= Action.FINAL_NOTICE)
+        complaint = is_rem & (u[0] < self.rates.complaint[seg, actions])
+        ended = state.disputed & (u[1] < self.rates.dispute_resolve[seg])
+        started = ~state.disputed & (u[1] < self.rates.dispute_start[seg])
+        ordinal = batch.due_ordinal + state.day
+        cal = self._calendar.lookup(batch.jurisdiction, ordinal)
+        can_pay = (~state.disputed & ~started & (actions != Action.AGENCY)
+                   & ~cal.is_weekend & ~cal.is_holiday)
+        hazard = np.zeros(n)
+        idx = np.flatnonzero(can_pay)
+        if len(idx):
+            hazard[idx] = self.hazard.predict_hazard(batch.params.static[idx],
+                                                     _dynamic(state, cal, idx))
+        paid = can_pay & (u[2] < hazard)
+        reward = self.costs.reward(batch.amount, state.day, actions, paid, complaint)
+        disputed = (state.disputed & ~ended) | started
+        return None, Outcome(paid=paid, complaint=complaint, disputed=disputed, reward=reward)
+
+    def date_range(self) -> tuple[dt.date, dt.date]:
+        return (dt.date.fromordinal(int(self.pool.due_ordinal.min())),
+                dt.date.fromordinal(int(self.pool.due_ordinal.max())))
+
+
+def _dynamic(state: EnvState, cal: Any, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """The hazard model's dynamic inputs (see ``HazardModel.predict_hazard``) of rows idx."""
+    rem = state.reminders[idx].astype(np.float64)
+    since = state.days_since_contact()[idx]
+    return {
+        "days_overdue": state.day[idx].astype(np.float64),
+        "n_email": rem[:, 0], "n_letter": rem[:, 1], "n_phone": rem[:, 2],
+        "n_final_notice": rem[:, 3],
+        "days_since_last_reminder": np.where(since >= NEVER_DAYS, 10_000, since).astype(float),
+        "last_channel": state.last_channel[idx].astype(np.float64),
+        "weekday": cal.weekday[idx].astype(np.float64),
+        "days_to_month_end": cal.days_to_month_end[idx].astype(np.float64),
+        "days_to_quarter_end": cal.days_to_quarter_end[idx].astype(np.float64),
+        "is_holiday": cal.is_holiday[idx].astype(np.float64),
+    }
+
+
+def _three_classes(proba: np.ndarray) -> np.ndarray:
+    """(n, 2) binary or (n, 3) model output -> (n, 3) on time / late / very late."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.shape[1] == 3:
+        return proba
+    return np.column_stack([proba[:, 0], proba[:, 1], np.zeros(len(proba))])
+
+
+def _costs_of(scenario: Any) -> tuple[CostModel, int]:
+    if isinstance(scenario, CostModel):
+        return scenario, 120
+    from simulations.world import load_scenario
+
+    sc = load_scenario(scenario) if isinstance(scenario, str | Path) else scenario
+    return CostModel.from_scenario(sc), int(sc.horizon_days)
+
+
+def _flag(df: pd.DataFrame, name: str, default: bool) -> np.ndarray:
+    if name not in df:
+        return np.full(len(df), default)
+    col = df[name]
+    return col.map(lambda v: default if pd.isna(v) else str(v).strip().lower()
+                   in ("true", "1", "yes")).to_numpy(dtype=bool)
+
+
+def _batch_from_prepared(p: Any, rows: np.ndarray, static: np.ndarray,
+                         probs: np.ndarray) -> InvoiceBatch:
+    cust = p.customers.iloc[p.cust[rows]].reset_index(drop=True)
+    n = len(rows)
+
+    def text(name: str, default: str) -> np.ndarray:
+        if name not in cust:
+            return np.full(n, default)
+        values = cust[name].astype(object).where(cust[name].notna(), default)
+        return np.asarray(values.to_numpy(dtype=object), dtype=str)
+
+    jur = np.char.upper(text("jurisdiction", ""))
+    opted = np.char.lower(text("opted_out_channels", ""))
+    ms = np.asarray(p.milestone_day[rows], dtype=np.int64)
+    from engine.features import NEVER
+
+    milestone = np.where(ms >= NEVER, NO_MILESTONE, ms - p.due_day[rows]).astype(np.int32)
+    return InvoiceBatch(
+        amount=np.asarray(p.amount[rows], dtype=np.float64),
+        segment=segment_codes(text("segment", "unknown")),
+        jurisdiction=jurisdiction_codes(jur),
+        jurisdiction_iso=jur,
+        is_b2c=np.char.lower(text("customer_type", "b2b")) == "b2c",
+        due_ordinal=np.asarray(p.due_day[rows], dtype=np.int64) + _EPOCH_1900,
+        invoice_ordinal=np.asarray(p.invoice_day[rows], dtype=np.int64) + _EPOCH_1900,
+        milestone_day=milestone,
+        payment_probs=np.asarray(probs, dtype=np.float32),
+        industry=np.char.lower(text("industry", "")),
+        currency=np.char.upper(np.asarray(p.currency[rows], dtype=str)),
+        region=np.char.upper(text("region", "")),
+        opted_out=np.stack([np.char.find(opted, c) >= 0 for c in ("email", "phone", "letter")],
+                           axis=1),
+        agency_consent=_flag(cust, "agency_consent", True),
+        reminder_fee_agreed=_flag(cust, "reminder_fee_agreed", False),
+        params=LearnedParams(static=np.asarray(static, dtype=np.float64)),
+    )
