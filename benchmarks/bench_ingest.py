@@ -11,6 +11,7 @@ Usage: ``.venv/bin/python benchmarks/bench_ingest.py [--invoices N]``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -89,6 +90,8 @@ def main() -> None:
         "seconds_per_million_invoices": round(first / args.invoices * 1e6, 2),
         "meets_target": first / args.invoices * 1e6 < TARGET_SECONDS_PER_MILLION,
         "reingest_idempotent_seconds": round(second, 2),
+        # the machine is shared: the load average says how contended the timing was
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
     }
     print(write_result("ingest", figures).read_text())
 

@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -196,9 +197,11 @@ async def _send_json(send: Any, status: int, body: dict) -> None:
 # ---------------------------------------------------------------------------- state
 @dataclass
 class _DayCache:
-    as_of: dt.date | None
+    as_of: dt.date | None  # as requested (None: the latest day)
     loaded_at: float
     rows: dict[str, bytes] = field(default_factory=dict)
+    count: int = 0
+    day: Any = None  # the day actually loaded
 
 
 class ApiState:
@@ -213,17 +216,54 @@ class ApiState:
         self.store = Store(config.db)
         self.anchor = self.store.path.parent / "audit.anchor"
         self._lock = threading.Lock()
+        self._refreshing = threading.Lock()
         self._caches: dict[dt.date | None, _DayCache] = {}
         self._ruleset: Any = None
         self._evaluator: Any = None
         self._model: Any = None
 
     # recommendations, cached per day
-    def recommendation(self, invoice_id: str, as_of: dt.date | None) -> bytes | None:
+    def cached_recommendation(self, invoice_id: str,
+                              as_of: dt.date | None) -> tuple[bool, bytes | None]:
+        """``(hit, body)`` from the day cache, without touching the database.
+
+        A cache older than ``cache_seconds`` is still served while one background thread
+        checks the day's row count and rebuilds it if rows were added.
+        """
         cache = self._caches.get(as_of)
-        if cache is None or time.monotonic() - cache.loaded_at > self.config.cache_seconds:
-            cache = self._reload(as_of)
-        return cache.rows.get(invoice_id)
+        if cache is None:
+            return False, None
+        if time.monotonic() - cache.loaded_at > self.config.cache_seconds \
+                and self._refreshing.acquire(blocking=False):
+            threading.Thread(target=self._refresh, args=(as_of, cache), daemon=True).start()
+        return True, cache.rows.get(invoice_id)
+
+    def recommendation(self, invoice_id: str, as_of: dt.date | None) -> bytes | None:
+        """The stored row of one invoice as JSON bytes (loads the day on a cache miss)."""
+        hit, body = self.cached_recommendation(invoice_id, as_of)
+        if hit:
+            return body
+        return self._reload(as_of).rows.get(invoice_id)
+
+    def _refresh(self, as_of: dt.date | None, cache: _DayCache) -> None:
+        try:
+            if self._count(as_of) != (cache.count, cache.day):
+                self._reload(as_of)
+            else:
+                cache.loaded_at = time.monotonic()
+        finally:
+            self._refreshing.release()
+
+    def _count(self, as_of: dt.date | None) -> tuple[int, Any]:
+        from engine.recommend import ensure_schema
+
+        with self.store.connect() as con:
+            ensure_schema(con)
+            day = as_of or con.execute("SELECT max(as_of) FROM ops_recommendations"
+                                       ).fetchone()[0]
+            n = con.execute("SELECT count(*) FROM ops_recommendations WHERE as_of = ?",
+                            [day]).fetchone()[0]
+        return int(n), day
 
     def _reload(self, as_of: dt.date | None) -> _DayCache:
         from engine.recommend import recommendation_dict, stored_recommendations
@@ -233,7 +273,8 @@ class ApiState:
                 frame = stored_recommendations(con, as_of)
             rows = {r["invoice_id"]: json.dumps(recommendation_dict(r), default=str).encode()
                     for r in frame.to_dict("records")}
-            cache = _DayCache(as_of, time.monotonic(), rows)
+            day = frame["as_of"].iloc[0] if len(frame) else as_of
+            cache = _DayCache(as_of, time.monotonic(), rows, len(frame), day)
             self._caches[as_of] = cache
             return cache
 
@@ -337,7 +378,9 @@ def create_app(config: ApiConfig) -> Any:
     async def recommendation(invoice_id: InvoiceId, _who: Reader,
                              as_of: dt.date | None = None) -> Response:
         """The stored recommendation of one invoice (latest run unless ``as_of``)."""
-        body = state.recommendation(invoice_id, as_of)
+        hit, body = state.cached_recommendation(invoice_id, as_of)
+        if not hit:  # first request of a day: load it in a worker thread, not the event loop
+            body = await run_in_threadpool(state.recommendation, invoice_id, as_of)
         if body is None:
             raise HTTPException(404, f"no recommendation for invoice {invoice_id!r}"
                                 f"{' on ' + as_of.isoformat() if as_of else ' in the latest run'}")
@@ -385,7 +428,7 @@ def create_app(config: ApiConfig) -> Any:
             raise HTTPException(409, "no payment model configured: start the server with "
                                 "--model DIR")
         from engine.features import build_invoice_features
-        from engine.recommend import _factors
+        from engine.recommend import explanation_row
 
         tables = state.store.tables(as_of=body.as_of)
         try:
@@ -401,7 +444,7 @@ def create_app(config: ApiConfig) -> Any:
                                                              strict=False)}
             out.append({"invoice_id": inv, "probabilities": probs,
                         "late_risk": probs.get("on_time", 1.0) < 0.5,
-                        "top_factors": _factors(top, j)})
+                        "top_factors": explanation_row(top, j)})
         return {"as_of": body.as_of.isoformat(), "model_hash": state.model.hash,
                 "predictions": out}
 

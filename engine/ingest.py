@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from engine.contract import CHANNELS, TABLE_ORDER, TABLES, Table
 from engine.errors import InputError
 from engine.mapping import ISO_DATE, MappedTable, Mapping, ReadOptions
-from engine.store import Store, isin_strings, normalize_dtypes
+from engine.store import Store, isin_strings
 
 if TYPE_CHECKING:
     import duckdb
@@ -162,7 +162,6 @@ def read_table_file(path: Path, options: ReadOptions = ReadOptions()) -> pd.Data
 
 
 def _read_csv(path: Path, options: ReadOptions) -> pd.DataFrame:
-    import pandas as pd
 
     raw = path.read_bytes()
     encoding = "utf-8-sig" if options.encoding.lower().replace("_", "-") in ("utf-8", "utf8") \
@@ -177,13 +176,11 @@ def _read_csv(path: Path, options: ReadOptions) -> pd.DataFrame:
         raise InputError(f"{path}: unknown encoding {options.encoding!r}") from None
     if not raw.strip():
         raise InputError(f"{path}: empty file; expected a header line")
-    kwargs = dict(sep=options.delimiter, dtype=str, keep_default_na=False, na_filter=False,
-                  skip_blank_lines=False, skiprows=options.skip_rows, quotechar='"')
     try:
-        frame = pd.read_csv(io.BytesIO(raw), engine="c", encoding=encoding, **kwargs)
-    except pd.errors.ParserError:
+        frame = _read_csv_arrow(raw, encoding, options)
+    except _RaggedRows:
         frame = _read_csv_lenient(raw.decode(encoding), options)
-    except (pd.errors.EmptyDataError, ValueError, csv.Error) as exc:
+    except (ValueError, csv.Error) as exc:
         raise InputError(f"{path}: not a CSV table ({exc})") from None
     frame.columns = [str(c).strip() for c in frame.columns]
     if not len(frame.columns) or all(c == "" for c in frame.columns):
@@ -197,11 +194,48 @@ def _read_csv(path: Path, options: ReadOptions) -> pd.DataFrame:
     return frame
 
 
+class _RaggedRows(Exception):
+    """A row has more fields than the header: take the slow, lenient reader."""
+
+
+def _read_csv_arrow(raw: bytes, encoding: str, options: ReadOptions) -> pd.DataFrame:
+    """Fast path: pyarrow's multi-threaded CSV reader, every column as text."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    first = raw[:65536].decode(encoding, errors="replace").splitlines()[options.skip_rows:]
+    header = next(csv.reader(first[:1], delimiter=options.delimiter), [])
+    if len(set(header)) != len(header) or not header:
+        raise _RaggedRows  # duplicate or no column names: the lenient reader names them
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(raw),
+            read_options=pacsv.ReadOptions(skip_rows=options.skip_rows,
+                                           encoding=encoding.replace("utf-8-sig", "utf8")),
+            parse_options=pacsv.ParseOptions(delimiter=options.delimiter,
+                                             ignore_empty_lines=False, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in header}, strings_can_be_null=False,
+                quoted_strings_can_be_null=False),
+        )
+    except pa.ArrowInvalid as exc:
+        if "Expected" in str(exc) and "columns" in str(exc):
+            raise _RaggedRows from None
+        raise ValueError(str(exc).splitlines()[0]) from None
+    frame = table.to_pandas()
+    for col in frame.columns:
+        if frame[col].dtype != "str":
+            frame[col] = frame[col].astype("str")
+    return frame
+
+
 def _read_csv_lenient(text: str, options: ReadOptions) -> pd.DataFrame:
     """Slow path for files with ragged rows: keep every row, mark the malformed ones."""
     import pandas as pd
 
-    lines = text.splitlines()[options.skip_rows:]
+    lines = io.StringIO(text, newline="")
+    for _ in range(options.skip_rows):
+        lines.readline()
     reader = csv.reader(lines, delimiter=options.delimiter)
     try:
         header = next(reader)
@@ -213,7 +247,12 @@ def _read_csv_lenient(text: str, options: ReadOptions) -> pd.DataFrame:
         marks.append("" if len(rec) == n else f"row has {len(rec)} fields, header has {n}")
         overflow.append(options.delimiter.join(rec[n:]))
         rows.append((rec + [""] * n)[:n])
-    frame = pd.DataFrame(rows, columns=header, dtype="str")
+    seen: dict[str, int] = {}
+    names = []
+    for h in header:  # name duplicate columns like pandas: a, a.1, a.2
+        names.append(h if h not in seen else f"{h}.{seen[h]}")
+        seen[h] = seen.get(h, 0) + 1
+    frame = pd.DataFrame(rows, columns=names, dtype="str")
     frame[_MALFORMED] = pd.Series(marks, dtype="str")
     frame[_OVERFLOW] = pd.Series(overflow, dtype="str")
     return frame
@@ -327,10 +366,8 @@ def _coerce(
             typed = typed.dt.normalize().astype("datetime64[ns]")
             missing = typed.isna()
             return typed, missing, pd.Series(False, index=s.index)
-        if s.dtype == object and len(s) and not isinstance(s.dropna().iloc[0] if s.notna().any()
-                                                            else "", str):
-            s = pd.Series([v.isoformat() if hasattr(v, "isoformat") else v for v in s],
-                          index=s.index, dtype="str")
+        if s.dtype == object and _holds_dates(s):  # Parquet date32 arrives as datetime.date
+            s = s.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else v)
             fmt = ISO_DATE
         text = _text(s)
         missing = text.eq("")
@@ -348,7 +385,7 @@ def _coerce(
                 text = text.str.replace(read.thousands, "", regex=False)
             if read.decimal != ".":
                 text = text.str.replace(read.decimal, ".", regex=False)
-            typed = pd.to_numeric(text.where(~missing), errors="coerce").astype("float64")
+            typed = _to_float(text.where(~missing))
         bad = ~missing & ~np.isfinite(typed.fillna(0.0)) | (~missing & typed.isna())
         if dtype == "int":
             bad |= ~missing & typed.notna() & (typed.round() != typed)
@@ -365,6 +402,24 @@ def _coerce(
     text = _text(s)
     missing = text.eq("")
     return text.where(~missing), missing, pd.Series(False, index=s.index)
+
+
+def _holds_dates(s: pd.Series) -> bool:
+    first = s.dropna()
+    return len(first) > 0 and hasattr(first.iloc[0], "isoformat")
+
+
+def _to_float(text: pd.Series) -> pd.Series:
+    """Text to float64, NaN where not a number; pyarrow's cast on the happy path."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pc.cast(pa.array(text, type=pa.string(), from_pandas=True), pa.float64())
+        return pd.Series(arr.to_numpy(zero_copy_only=False), index=text.index, dtype="float64")
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.to_numeric(text, errors="coerce").astype("float64")
 
 
 def _typed_batch(
@@ -525,11 +580,10 @@ class _TableValidator:
 
         key = self.table.key
         ok = self.ok() & self.rows[key].notna().to_numpy()
-        cand = self.rows.loc[ok]
-        dup_any = cand[key].duplicated(keep=False)
+        dup_any = ok & _duplicated_strings(self.rows[key], ok)
         if not dup_any.any():
             return
-        grp = cand.loc[dup_any]
+        grp = self.rows.loc[dup_any]
         content = _content_hash(grp, self.compare_columns())
         n_versions = content.groupby(grp[key]).transform("nunique")
         first = grp.groupby(key)["_line"].transform("first")
@@ -555,40 +609,33 @@ class _TableValidator:
 
     def check_store(self) -> np.ndarray:
         """Rows whose id is already stored: identical -> returned mask (already present);
-        different -> conflict error."""
+        different -> conflict error. The comparison runs in DuckDB as one join."""
         import numpy as np
-        import pandas as pd
+        import pyarrow as pa
+
+        from engine.store import SQL_TYPES
 
         key = self.table.key
-        ok = self.ok()
-        keys = self.rows.loc[ok, [key]].drop_duplicates()
+        ok = self.ok() & self.rows[key].notna().to_numpy()
         present = np.zeros(len(self.rows), dtype=bool)
-        if keys.empty:
+        if not ok.any():
             return present
-        self.con.register("_batch_keys", keys)
-        stored_cols = _stored_columns(self.con, self.table.name)
-        cols = [c for c in self.compare_columns() if c in stored_cols]
-        existing = self.con.execute(
-            f'SELECT {", ".join(chr(34) + c + chr(34) for c in cols)} FROM "{self.table.name}" '
-            f'WHERE "{key}" IN (SELECT "{key}" FROM _batch_keys)'
-        ).df()
-        self.con.unregister("_batch_keys")
-        if existing.empty:
-            return present
-        spec = {c: stored_cols[c] for c in cols}
-        existing = normalize_dtypes(existing, spec)
-        mine = self.rows.loc[ok & isin_strings(self.rows[key], existing[key]), cols]
-        # compare uint64 content hashes via a merge (Series.map would go through float64)
-        pairs = pd.DataFrame({"k": mine[key].to_numpy(), "pos": mine.index.to_numpy(),
-                              "h": _content_hash(normalize_dtypes(mine, spec), cols).to_numpy()})
-        pairs = pairs.merge(pd.DataFrame({"k": existing[key].to_numpy(),
-                                          "h_stored": _content_hash(existing, cols).to_numpy()}),
-                            on="k", how="left")
-        same = (pairs["h"] == pairs["h_stored"]).to_numpy()
-        idx = pairs["pos"].to_numpy()
-        present[idx[same]] = True
+        stored = _stored_columns(self.con, self.table.name)
+        cols = [c for c in self.compare_columns() if c in stored and c != key]
+        batch = self.rows.loc[ok, [key, *cols]].assign(_pos=np.flatnonzero(ok))
+        self.con.register("_batch", pa.Table.from_pandas(batch, preserve_index=False))
+        same = " AND ".join(_same_sql(c, SQL_TYPES[stored[c]]) for c in cols) or "TRUE"
+        found = self.con.execute(
+            f'SELECT b._pos, coalesce({same}, FALSE) AS same FROM _batch b '
+            f'JOIN "{self.table.name}" t '
+            f'ON b."{key}" = t."{key}"'
+        ).fetchnumpy()
+        self.con.unregister("_batch")
+        pos = np.asarray(found["_pos"], dtype=np.int64)
+        same_mask = np.asarray(found["same"], dtype=bool)
+        present[pos[same_mask]] = True
         conflict = np.zeros(len(self.rows), dtype=bool)
-        conflict[idx[~same]] = True
+        conflict[pos[~same_mask]] = True
         self.errors.add(conflict, key, "conflict: a row with this " + key
                         + " and different values is already in the store")
         return present
@@ -646,6 +693,31 @@ class _TableValidator:
         self.errors.add(over, "amount", _at(lambda pos: [
             "payments of this invoice would exceed its amount (", total.iloc[pos], " > ",
             limit.iloc[pos], ")"]))
+
+
+def _same_sql(col: str, sql_type: str) -> str:
+    """SQL: batch ``b`` and stored ``t`` agree on ``col`` (NULLs equal, floats to 1e-9)."""
+    b, t = f'b."{col}"', f't."{col}"'
+    if sql_type == "DOUBLE":
+        return (f"(({b} IS NULL AND {t} IS NULL) OR "
+                f"abs({b} - {t}) <= 1e-9 * greatest(1.0, abs({t})))")
+    return f"(CAST({b} AS {sql_type}) IS NOT DISTINCT FROM {t})"
+
+
+def _duplicated_strings(values: pd.Series, among: np.ndarray) -> np.ndarray:
+    """Rows whose value occurs more than once among the rows ``among`` (pyarrow counts;
+    pandas' ``duplicated`` on a million Arrow strings factorizes slowly)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(values.astype("str"), from_pandas=True)
+    counts = pc.value_counts(arr.filter(pa.array(among)))
+    repeated = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    if len(repeated) == 0:
+        return np.zeros(len(values), dtype=bool)
+    return pc.fill_null(pc.is_in(arr, value_set=repeated), False).to_numpy(
+        zero_copy_only=False)
 
 
 def _content_hash(frame: pd.DataFrame, cols: list[str]) -> pd.Series:
@@ -831,9 +903,11 @@ def _insert(con: duckdb.DuckDBPyConnection, name: str, rows: pd.DataFrame,
             columns: dict[str, str]) -> None:
     if rows.empty:
         return
+    import pyarrow as pa
+
     from engine.store import SQL_TYPES
 
-    frame = rows[list(columns)].reset_index(drop=True)
+    frame = pa.Table.from_pandas(rows[list(columns)], preserve_index=False)
     con.register("_new_rows", frame)
     select = ", ".join(f'CAST("{c}" AS {SQL_TYPES[d]})' for c, d in columns.items())
     cols = ", ".join(f'"{c}"' for c in columns)
@@ -880,3 +954,26 @@ def _write_quarantine(final: Path, batches: list[_Batch], rows: pd.DataFrame,
         # quote every cell: raw values may hold separators, quotes or bare line breaks
         out.to_csv(fh, index=False, quoting=csv.QUOTE_ALL)
     return Path(tmp)
+
+
+# ============================================================================ docs
+def contract_markdown() -> str:
+    """The four contract tables as Markdown (the generated part of docs/data-contract.md)."""
+    from engine.store import SQL_TYPES
+
+    out = []
+    for table in (TABLES[n] for n in TABLE_ORDER):
+        out.append(f"### `{table.name}`\n\n{table.description} Key: `{table.key}`.\n")
+        out.append("| column | type | required | meaning |")
+        out.append("|---|---|---|---|")
+        for c in table.columns:
+            extra = []
+            if c.choices:
+                extra.append("one of " + ", ".join(f"`{v}`" for v in c.choices))
+            if c.references:
+                extra.append(f"references `{c.references}`")
+            meaning = " ".join([c.description, *(f"({e})" for e in extra)])
+            out.append(f"| `{c.name}` | {c.dtype} ({SQL_TYPES[c.dtype]}) | "
+                       f"{'yes' if c.required else 'no'} | {meaning} |")
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

@@ -105,7 +105,8 @@ class TableMapping:
     extras: dict[str, ColumnSpec] = field(default_factory=dict)
     files: tuple[str, ...] = ()
     """File-name globs this table is read from (empty: every file given)."""
-    when: Condition | None = None
+    when: tuple[Condition, ...] = ()
+    """Row filter: a row belongs to this table only if every condition holds."""
     unique: bool = False
     """Collapse identical mapped rows (a table derived from a wider export, e.g. one customer
     row per invoice row); the collapsed rows are reported as ``merged``."""
@@ -117,8 +118,7 @@ class TableMapping:
         cols: set[str] = set()
         for spec in (*self.columns.values(), *self.extras.values()):
             cols |= spec.source_columns()
-        if self.when:
-            cols.add(self.when.column)
+        cols.update(c.column for c in self.when)
         return cols
 
 
@@ -239,8 +239,10 @@ class Mapping:
         self.check_source_columns(path, list(raw.columns))
         rows = raw
         skipped = 0
-        if tm.when is not None:
-            keep = tm.when.mask(raw)
+        if tm.when:
+            keep = tm.when[0].mask(raw)
+            for cond in tm.when[1:]:
+                keep &= cond.mask(raw)
             skipped = int((~keep).sum())
             rows = raw.loc[keep]
         out: dict[str, pd.Series] = {}
@@ -276,8 +278,8 @@ def _fill(spec: ColumnSpec, rows: pd.DataFrame, dtype: str, mapping: Mapping) ->
             s = s + (_as_text(rows[part]) if i % 2 else part)
         return s
     s = rows[spec.column]
-    if dtype in ("bool",) or spec.values or spec.default is not None or spec.plus_days:
-        s = _as_text(s) if not _is_native(s, dtype) or spec.values else s
+    if spec.values or not _is_native(s, dtype):
+        s = _as_text(s)  # recoding and parsing work on text; native Parquet values stay
     if spec.values:
         s = s.replace(spec.values)
     if dtype == "bool" and not _is_native(s, dtype):
@@ -316,8 +318,6 @@ def _is_native(s: pd.Series, dtype: str) -> bool:
 
 def _as_text(s: pd.Series) -> pd.Series:
     """Stripped text of a column; missing values become ``""``."""
-    if s.dtype == "str" or s.dtype == object:
-        return s.astype("str").fillna("").str.strip()
     return s.astype("str").fillna("").str.strip()
 
 
@@ -413,20 +413,21 @@ def _table_mapping(where: _Where, name: str, spec: Any) -> TableMapping:
     files = spec.get("files") or ()
     if isinstance(files, str):
         files = (files,)
-    when = spec.get("when")
-    condition = None
-    if when is not None:
-        where.allowed(f"{key}.when", when, {"column", "present", "in", "not_in"})
-        kinds = [k for k in ("present", "in", "not_in") if k in when]
-        if "column" not in when or len(kinds) != 1:
-            raise where.error(f"{key}.when", "expected {column: NAME, present: true} or "
-                              "{column: NAME, in: [...]} or {column: NAME, not_in: [...]}", when)
-        vals = when[kinds[0]]
+    when = spec.get("when") or []
+    conditions = []
+    for i, cond in enumerate(when if isinstance(when, list) else [when]):
+        at = f"{key}.when" + (f"[{i}]" if isinstance(when, list) else "")
+        where.allowed(at, cond, {"column", "present", "in", "not_in"})
+        kinds = [k for k in ("present", "in", "not_in") if k in cond]
+        if "column" not in cond or len(kinds) != 1:
+            raise where.error(at, "expected {column: NAME, present: true} or "
+                              "{column: NAME, in: [...]} or {column: NAME, not_in: [...]}", cond)
+        vals = cond[kinds[0]]
         vals = () if kinds[0] == "present" else tuple(_const_text(v) for v in (
             vals if isinstance(vals, list) else [vals]))
-        condition = Condition(str(when["column"]), kinds[0], vals)
+        conditions.append(Condition(str(cond["column"]), kinds[0], vals))
     return TableMapping(table=name, columns=columns, extras=extras,
-                        files=tuple(map(str, files)), when=condition,
+                        files=tuple(map(str, files)), when=tuple(conditions),
                         unique=bool(spec.get("unique", False)))
 
 

@@ -30,6 +30,7 @@ generated export CSVs), ``dunning.duckdb`` (the store, re-created by the demo),
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import math
 import time
@@ -37,6 +38,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from engine.errors import DunningError
 
@@ -122,11 +125,13 @@ def _step(progress: Progress | None, name: str, timings: dict[str, float] | None
 class PipelineConfig:
     """Everything a run depends on (saved in ``results.json``; same config => same results).
 
-    Sizes: ``n_customers`` over ``months`` of history for the company; the evaluation runs
-    ``n_eval_invoices`` fresh ground-truth invoices per seed for ``n_seeds`` seeds (none of
-    them seen in training). ``rl`` is a ``policies.rl.RLTrainingConfig`` (``None``: its
-    defaults with ``seed``). ``robustness_scenario`` (``None`` to skip) is evaluated with the
-    same trained policies.
+    Sizes: ``n_customers`` over ``months`` of history for the company. The last
+    ``holdout_months`` are held out: models, tuned schedule and RL policy learn from the
+    history known before them; the evaluation runs ``n_eval_invoices`` of the invoices due in
+    them per seed, for ``n_seeds`` seeds, in the ground-truth world. ``rl`` is a
+    ``policies.rl.RLTrainingConfig`` (``None``: its defaults with ``seed``). On
+    ``robustness_scenario`` (``None`` to skip) a company is generated the same way and its
+    held-out invoices are run with the same trained models and policies.
     """
 
     out_dir: Path = Path("dunning-data")
@@ -137,7 +142,9 @@ class PipelineConfig:
     seed: int = 0
     n_eval_invoices: int = 4000
     n_seeds: int = 5
+    holdout_months: int = 4
     tune_invoices: int = 2000
+    tune_iterations: int = 4
     rl: RLTrainingConfig | None = None
     db: Path | None = None  # default out_dir / "dunning.duckdb"
     fresh_db: bool = True  # the demo owns its store: re-create it
@@ -161,7 +168,7 @@ class PipelineConfig:
         rl = RLTrainingConfig(seed=seed, total_timesteps=8192, n_envs=128, n_steps=16,
                               batch_size=1024, n_epochs=2)
         return cls(out_dir=Path(out_dir), seed=seed, n_customers=120, months=12,
-                   n_eval_invoices=300, n_seeds=2, tune_invoices=300, rl=rl,
+                   n_eval_invoices=200, n_seeds=2, tune_invoices=200, tune_iterations=1, rl=rl,
                    robustness_scenario="shifted")
 
     @property
@@ -209,18 +216,29 @@ class PipelineResult:
 
 
 # -- steps ---------------------------------------------------------------------------------
-def generate_step(config: PipelineConfig, progress: Progress | None = None) -> Path:
-    """Generate the synthetic company and write its export CSVs to ``config.company_dir``."""
+def generate_step(config: PipelineConfig, progress: Progress | None = None,
+                  scenario: str | None = None) -> Any:
+    """Generate the synthetic company (``simulations.world.Company``) and write its CSVs to
+    ``config.company_dir`` (the other scenario's company is returned but not written)."""
     from simulations import world
 
-    scenario = world.load_scenario(config.scenario)
+    name = scenario or config.scenario
     p = progress or Progress()
     company = world.generate_company(
-        scenario, config.n_customers, config.months, config.seed,
+        world.load_scenario(name), config.n_customers, config.months, config.seed,
         progress=lambda done, total: p.update(done, f"day {done}/{total}"),
     )
-    company.write(config.company_dir)
-    return config.company_dir
+    if scenario is None:
+        company.write(config.company_dir)
+    return company
+
+
+def cut_date(config: PipelineConfig, company: Any) -> dt.date:
+    """Start of the hold-out period: models and policies learn only from what is known
+    before it; the invoices due on or after it are the evaluation set."""
+    from policies.rl.holdout import month_cut
+
+    return month_cut(company.as_of, config.holdout_months)
 
 
 def ingest_step(config: PipelineConfig, company_dir: Path | None = None) -> Path:
@@ -242,13 +260,363 @@ def ingest_step(config: PipelineConfig, company_dir: Path | None = None) -> Path
 
 
 def train_models_step(config: PipelineConfig, db: Path | None = None,
-                      progress: Progress | None = None) -> Path:
-    """Train the payment and hazard models on the store; artifact in ``config.model_dir``."""
+                      as_of: dt.date | None = None, progress: Progress | None = None) -> Path:
+    """Train the payment and hazard models on the store as known at ``as_of`` (default:
+    everything); artifact in ``config.model_dir``."""
     from engine.models.training import TrainConfig, train_artifact
     from engine.store import Store
 
     p = progress or Progress()
-    tables = Store(db or config.db_path).tables()
-    train_artifact(tables, config.model_dir, cfg=TrainConfig(seed=config.seed),
+    tables = Store(db or config.db_path).tables(as_of)
+    train_artifact(tables, config.model_dir, as_of=as_of, cfg=TrainConfig(seed=config.seed),
                    progress=lambda msg: p.update(0, msg))
     return config.model_dir
+
+
+def learned_source(config: PipelineConfig, db: Path, model_dir: Path,
+                   as_of: dt.date | None = None) -> Any:
+    """The LEARNED environment (hazard model + rates from the store as known at ``as_of``)."""
+    from simulations.env.learned import LearnedSource
+
+    return LearnedSource.from_store(db, model_dir, config.scenario, as_of=as_of)
+
+
+def _provenance(db: Path, model_dir: Path, as_of: dt.date | None, ruleset_hash: str
+                ) -> dict[str, Any]:
+    art = Path(model_dir) / "artifact.json"
+    meta = json.loads(art.read_text()) if art.exists() else {}
+    return {"db": str(db), "model_dir": str(model_dir), "as_of": str(as_of) if as_of else None,
+            "model_hash": meta.get("hash"), "payment_model_hash": meta.get("payment_hash"),
+            "hazard_model_hash": meta.get("hazard_hash"), "ruleset_hash": ruleset_hash,
+            "environment": "learned"}
+
+
+def train_policy_step(config: PipelineConfig, db: Path, model_dir: Path, out_dir: Path,
+                      as_of: dt.date | None = None, progress: Progress | None = None,
+                      source: Any = None) -> RLArtifact:
+    """Train MaskablePPO in the learned environment with legal masks; save the artifact."""
+    from policies.rl import save_artifact, train_maskable_ppo
+    from simulations.env import BatchCollectionsVecEnv, LegalMask
+
+    cfg = config.rl_config
+    p = progress or Progress()
+    src = source if source is not None else learned_source(config, db, model_dir, as_of)
+    mask = LegalMask()
+    venv = BatchCollectionsVecEnv(src, num_envs=cfg.n_envs, mask=mask, seed=cfg.seed,
+                                  reward_per_amount=True)
+
+    def report(done: int, total: int, mean: float) -> None:
+        p.update(min(done, total), "" if math.isnan(mean) else f"reward/amount {mean:.3f}")
+
+    model, curve, seconds = train_maskable_ppo(venv, cfg, progress=report)
+    return save_artifact(model, out_dir, cfg, curve, seconds,
+                         _provenance(db, model_dir, as_of, mask.ruleset_hash))
+
+
+def tune_step(config: PipelineConfig, source: Any, progress: Progress | None = None) -> Any:
+    """Tune the per-segment schedule in the learned ``source``; saved to ``out_dir``."""
+    from policies.tuned import TuningConfig, tune_schedules
+
+    p = progress or Progress()
+    tcfg = TuningConfig(n_invoices=config.tune_invoices, validation_invoices=config.tune_invoices,
+                        seed=config.seed, iterations=config.tune_iterations)
+    tuned = tune_schedules(source, tcfg, progress=lambda msg, done, total: p.update(done, msg))
+    tuned.save(Path(config.out_dir) / "tuned_schedule.json")
+    return tuned
+
+
+def evaluation_source(config: PipelineConfig, company: Any, model_dir: Path, cut: dt.date,
+                      scenario: str | None = None, db: Path | None = None) -> Any:
+    """Ground truth on ``company``'s invoices due on or after ``cut`` (never trained on)."""
+    from policies.rl.holdout import holdout_source
+    from simulations import world
+
+    tables = None
+    if db is not None:
+        from engine.store import Store
+
+        tables = Store(db).tables()
+    return holdout_source(company, world.load_scenario(scenario or config.scenario), cut,
+                          model_dir, tables=tables)
+
+
+def build_policies(tuned: Any, policy_dir: Path | None) -> dict[str, Any]:
+    """never / fixed / tuned / rl / oracle, in that order (RL wrapped to count vetoes)."""
+    from policies.baselines.factory import make_policy
+    from policies.rl import RLPolicy
+    from policies.rl.vetoes import VetoCounter
+
+    policies: dict[str, Any] = dict(make_policy(s) for s in ("never", "fixed"))
+    if tuned is not None:
+        policies["tuned"] = tuned
+    if policy_dir is not None:
+        policies["rl"] = VetoCounter(RLPolicy.load(policy_dir))
+    policies["oracle"] = make_policy("oracle")[1]
+    return policies
+
+
+def evaluate_step(config: PipelineConfig, policies: dict[str, Any], source: Any,
+                  progress: Progress | None = None, seed_offset: int = 0) -> Any:
+    """Run every policy on the same ground-truth invoices and draws for each seed."""
+    from simulations.evaluation.harness import evaluate_policies
+
+    p = progress or Progress()
+    seeds = [config.seed * 1000 + seed_offset + k for k in range(config.n_seeds)]
+    return evaluate_policies(
+        policies, source.scenario, n_invoices=config.n_eval_invoices, seeds=seeds,
+        source=source, reference="fixed",
+        progress=lambda msg, done, total: p.update(done, msg),
+    )
+
+
+# -- results -------------------------------------------------------------------------------
+def _kpi_block(overall: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, stats in overall.items():
+        out[key] = stats.get("mean")
+        if stats.get("ci_low") is not None:
+            out[f"{key}_ci"] = [stats.get("ci_low"), stats.get("ci_high")]
+    return out
+
+
+def gap_closed(evaluation: Any, policy: str, base: str = "fixed",
+               best: str = "oracle") -> dict[str, Any] | None:
+    """Share of the oracle's NPV gain over ``base`` that ``policy`` reaches, per seed and
+    as a mean with a 95 % t-interval over seeds."""
+    from simulations.evaluation.metrics import t_interval
+
+    o = evaluation.overall
+    if not all(k in o for k in (policy, base, best)):
+        return None
+    pol, ref, top = (np.asarray(o[k]["npv"]["per_seed"], float) for k in (policy, base, best))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_seed = (pol - ref) / (top - ref)
+    mean, lo, hi = t_interval(per_seed)
+    return {"mean": mean, "ci": [lo, hi], "per_seed": per_seed.tolist()}
+
+
+def policies_block(evaluation: Any) -> dict[str, dict[str, Any]]:
+    """The ``policies`` section of results.json from an ``EvaluationResult``."""
+    block = {name: _kpi_block(evaluation.overall[name]) for name in evaluation.policies}
+    for name in ("tuned", "rl"):
+        g = gap_closed(evaluation, name)
+        if g is not None:
+            block[name]["oracle_gap_closed"] = g["mean"]
+            block[name]["oracle_gap_closed_ci"] = g["ci"]
+            block[name]["oracle_gap_closed_per_seed"] = g["per_seed"]
+    return block
+
+
+def timing_block(evaluation: Any) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Per policy and segment: day after due and main channel of reminders 1, 2, 3."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for pol, per_seg in evaluation.timing.items():
+        out[pol] = {
+            seg: [{"reminder": r["reminder"], "day": r.get("mean_day"),
+                   "median_day": r.get("median_day"), "channel": r.get("main_channel"),
+                   "share": r.get("share_sent"), "channels": r.get("channels")}
+                  for r in rows if r.get("mean_day") is not None]
+            for seg, rows in per_seg.items()
+        }
+    return out
+
+
+def model_card_block(model_dir: Path) -> dict[str, Any]:
+    """The payment model card in the report's layout (metrics, calibration, importance)."""
+    path = Path(model_dir) / "model_card.json"
+    if not path.exists():
+        return {}
+    card = json.loads(path.read_text())
+    ev = card.get("evaluation") or {}
+    metrics = {}
+    for model, by_view in (ev.get("models") or {}).items():
+        view = by_view.get("at_invoice_date", by_view) if isinstance(by_view, dict) else {}
+        metrics[model] = {k: v for k, v in view.items()
+                          if isinstance(v, int | float) and k != "n"}
+        for cls, auc in (view.get("auc") or {}).items():
+            metrics[model][f"auc_{cls}"] = auc
+    calibration = {
+        cls: {"predicted": [b["mean_predicted"] for b in bins],
+              "observed": [b["observed"] for b in bins]}
+        for cls, bins in (ev.get("calibration") or {}).items() if isinstance(bins, list)
+    }
+    importance = {d["feature"]: d.get("gain_share", d.get("importance", 0.0))
+                  for d in ev.get("feature_importance") or [] if isinstance(d, dict)}
+    hz = card.get("hazard_evaluation") or {}
+    return {
+        "hash": card.get("hash"), "payment_hash": card.get("payment_hash"),
+        "hazard_hash": card.get("hazard_hash"), "classes": card.get("classes"),
+        "very_late_days": card.get("very_late_days"), "data_period": card.get("data_period"),
+        "split_date": ev.get("split_date"), "metrics": metrics, "calibration": calibration,
+        "feature_importance": importance,
+        "hazard_log_loss": hz.get("log_loss"),
+        "hazard_log_loss_constant_rate": hz.get("log_loss_constant_rate"),
+        "hazard_survival_max_gap": (hz.get("survival") or {}).get("all", {}).get("max_abs_gap"),
+    }
+
+
+def vetoes_block(counts: dict[str, int]) -> list[dict[str, Any]]:
+    """Rule id, title, citation and count of every rule that vetoed something."""
+    from legal_rules import load_rules
+
+    rules = {r.id: r for r in load_rules().rules}
+    return [{"rule_id": rid, "count": int(n), "title": getattr(rules.get(rid), "title", ""),
+             "citation": getattr(rules.get(rid), "citation", "")}
+            for rid, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
+def assemble_results(config: PipelineConfig, evaluation: Any, *, model_dir: Path,
+                     artifact: Any = None, robustness: Any = None,
+                     veto_counts: dict[str, int] | None = None, tuned: Any = None,
+                     step_seconds: dict[str, float] | None = None,
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the report shows, in the ``results.json`` layout (see engine.report)."""
+    pol = policies_block(evaluation)
+    results: dict[str, Any] = {
+        "schema": RESULTS_SCHEMA,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "scenario": evaluation.scenario,
+        "n_eval_invoices": evaluation.n_invoices,
+        "n_seeds": len(evaluation.seeds),
+        "seeds": evaluation.seeds,
+        "policies": pol,
+        "per_segment": {p: {s: {k: v.get("mean") for k, v in kp.items()}
+                            for s, kp in segs.items()}
+                        for p, segs in evaluation.by_segment.items()},
+        "timing": timing_block(evaluation),
+        "npv_difference_vs_fixed": evaluation.difference,
+        "model_card": model_card_block(model_dir),
+        "vetoes": vetoes_block(veto_counts or {}),
+        "config": config.to_dict(),
+        "hashes": {"ruleset": evaluation.config.get("ruleset_hash")},
+        "step_seconds": dict(step_seconds or {}),
+    }
+    card = results["model_card"]
+    results["hashes"].update({"model": card.get("hash"), "payment_model": card.get("payment_hash"),
+                              "hazard_model": card.get("hazard_hash")})
+    if artifact is not None:
+        meta = artifact.metadata
+        results["hashes"]["rl_policy"] = meta["content_hash"]
+        results["training"] = {
+            "curve": artifact.curve, "timesteps": meta["timesteps"],
+            "train_seconds": meta["train_seconds"], "seed": meta["seed"],
+            "n_envs": meta["training_config"]["n_envs"],
+            "net_arch": meta["training_config"]["net_arch"],
+            "environment": "learned (hazard model + rates from the store)",
+        }
+    if tuned is not None and hasattr(tuned, "to_dict"):
+        results["tuned_schedules"] = tuned.to_dict()
+    if robustness is not None:
+        results["robustness"] = {"scenario": robustness.scenario,
+                                 "policies": policies_block(robustness)}
+    results.update(extra or {})
+    return _jsonable(results)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, float | np.floating):
+        return None if math.isnan(float(x)) else float(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, Path | dt.date):
+        return str(x)
+    return x
+
+
+def write_results(results: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``out_dir/results.json`` atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def report_step(config: PipelineConfig, results: dict[str, Any]) -> Path:
+    """Render ``config.report_dir/index.html`` from the results."""
+    from engine.report import write_report
+
+    return write_report(results, config.report_dir)
+
+
+# -- the whole run -------------------------------------------------------------------------
+def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> PipelineResult:
+    """generate -> ingest -> train models -> tune + train RL (learned env) -> evaluate in the
+    ground truth on held-out invoices (+ the robustness scenario) -> results + report."""
+    t: dict[str, float] = {}
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with _step(progress, "generate company", t) as p:
+        company = generate_step(config, p)
+    cut = cut_date(config, company)
+    with _step(progress, "ingest into DuckDB", t):
+        db = ingest_step(config)
+    with _step(progress, "train payment + hazard models", t) as p:
+        model_dir = train_models_step(config, db, as_of=cut, progress=p)
+    with _step(progress, "build learned environment", t):
+        learned = learned_source(config, db, model_dir, as_of=cut)
+    with _step(progress, "tune per-segment schedule", t,
+               total=config.tune_iterations * 16) as p:
+        tuned = tune_step(config, learned, p)
+    with _step(progress, "train RL policy", t, total=config.rl_config.total_timesteps) as p:
+        artifact = train_policy_step(config, db, model_dir, config.policy_dir, as_of=cut,
+                                     progress=p, source=learned)
+    policies = build_policies(tuned, artifact.path)
+    n_runs = config.n_seeds * len(policies)
+    with _step(progress, "evaluate in the ground truth", t, total=n_runs) as p:
+        source = evaluation_source(config, company, model_dir, cut, db=db)
+        evaluation = evaluate_step(config, policies, source, p)
+        evaluation.save(out)
+    robustness = None
+    if config.robustness_scenario:
+        with _step(progress, f"evaluate on {config.robustness_scenario}", t, total=n_runs) as p:
+            shifted = generate_step(config, scenario=config.robustness_scenario)
+            src = evaluation_source(config, shifted, model_dir, cut,
+                                    scenario=config.robustness_scenario)
+            robustness = evaluate_step(config, build_policies(tuned, artifact.path), src, p)
+    counts = policies["rl"].counts if hasattr(policies.get("rl"), "counts") else {}
+    results = assemble_results(
+        config, evaluation, model_dir=model_dir, artifact=artifact, robustness=robustness,
+        veto_counts=counts, tuned=tuned, step_seconds=t,
+        extra={"holdout": {"cut_date": str(cut), "invoices": len(source),
+                           "company_invoices": int(len(company.invoices))},
+               "company_summary": company.summary},
+    )
+    results_path = write_results(results, out)
+    with _step(progress, "write report", t):
+        results["step_seconds"] = t
+        report = report_step(config, results)
+    results_path = write_results(results, out)
+    return PipelineResult(config, results, results_path, report, t)
+
+
+def print_headline(result: PipelineResult, console: Console) -> None:
+    """The headline table of a run and where the report is."""
+    from rich.table import Table
+
+    res = result.results
+    table = Table(title=f"ground truth, {res['n_eval_invoices']} held-out invoices x "
+                        f"{res['n_seeds']} seeds (95 % CI)")
+    for col in ("policy", "NPV/invoice", "days to pay", "paid ≤14d after 1st", "reminders",
+                "complaints/1000", "violations", "oracle gap closed"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+
+    def f(v: Any, fmt: str) -> str:
+        return "–" if v is None else fmt.format(v)
+
+    for name, k in res["policies"].items():
+        ci = k.get("npv_ci") or [None, None]
+        npv = f(k.get("npv"), "{:,.0f}") + (f" [{ci[0]:,.0f}, {ci[1]:,.0f}]" if ci[0] else "")
+        table.add_row(name, npv, f(k.get("mean_days_to_pay"), "{:.1f}"),
+                      f(k.get("first_reminder_pay_rate"), "{:.0%}"),
+                      f(k.get("reminders_per_invoice"), "{:.2f}"),
+                      f(k.get("complaints_per_1000"), "{:.1f}"), f(k.get("violations"), "{:.0f}"),
+                      f(k.get("oracle_gap_closed"), "{:.0%}"))
+    console.print(table)
+    console.print(f"results: [bold]{result.results_path}[/]")
+    console.print(f"report:  [bold]{result.report_path}[/]")

@@ -332,7 +332,10 @@ def calendar_day(state: pd.DataFrame, as_of: dt.date, calendar: Any | None = Non
 
 def observations(state: pd.DataFrame, probs: np.ndarray, as_of: dt.date,
                  calendar: Any | None = None) -> np.ndarray:
-    """(n, LAYOUT.dim) float32 observations in the environment's documented layout."""
+    """(n, LAYOUT.dim) float32 observations in the environment's documented layout.
+
+    ``probs`` (n, 3): payment-model probabilities; NaN (no model) becomes 1/3 each.
+    """
     import numpy as np
 
     from simulations.env.calendar import jurisdiction_codes
@@ -358,7 +361,9 @@ def observations(state: pd.DataFrame, probs: np.ndarray, as_of: dt.date,
     obs[:, LAYOUT["is_holiday"]] = cal.is_holiday
     obs[:, LAYOUT["days_to_month_end"]] = cal.days_to_month_end
     obs[:, LAYOUT["days_to_quarter_end"]] = cal.days_to_quarter_end
-    obs[:, LAYOUT.slice("payment_probs")] = probs[:, :3]
+    # Without a payment model the policy sees an uninformative prior, never NaN.
+    obs[:, LAYOUT.slice("payment_probs")] = np.where(np.isnan(probs[:, :3]), 1.0 / 3,
+                                                     probs[:, :3])
     obs[:, LAYOUT["disputed"]] = state["disputed_now"].to_numpy()
     obs[:, LAYOUT["complained"]] = state["complained"].to_numpy()
     to_milestone = (state["milestone_date"] - _ts(as_of)).dt.days
@@ -570,7 +575,7 @@ class Recommender:
             if not hasattr(self.model.model, "explain"):
                 return {}
             top = self.model.model.explain(X.iloc[rows], top_k=TOP_K_FACTORS)
-            return {int(r): _factors(top, j) for j, r in enumerate(rows)}
+            return {int(r): explanation_row(top, j) for j, r in enumerate(rows)}
 
         return p, explain
 
@@ -677,7 +682,7 @@ def _cap_dict(c: Any) -> dict[str, Any]:
             "rule_id": c.rule_id, "citation": c.citation}
 
 
-def _factors(top: pd.DataFrame, j: int) -> list[dict[str, Any]]:
+def explanation_row(top: pd.DataFrame, j: int) -> list[dict[str, Any]]:
     """Row ``j`` of ``PaymentModel.explain`` as ``[{feature, value, effect}]`` (effect: logit
     units of the risk of not paying on time; positive raises it)."""
     row = top.iloc[j]

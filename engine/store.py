@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 from engine.commands.common import DEFAULT_DB
 from engine.contract import TABLE_ORDER, TABLES, Table
+from engine.errors import InputError
 
 if TYPE_CHECKING:  # heavy imports stay out of `dunning --help`
     import duckdb
@@ -247,18 +248,19 @@ class Store:
     ) -> None:
         """Add mapping-declared extra columns to ``table`` (inside the caller's transaction).
 
-        Raises ``ValueError`` if an extra column exists with another dtype or shadows a
+        Raises :class:`InputError` if an extra column exists with another dtype or shadows a
         contract column.
         """
         known = self._extra_columns(con, table)
         contract = set(_table(table).column_names)
         for col, dtype in extras.items():
             if col in contract:
-                raise ValueError(f"extra column {col!r} is a contract column of {table}")
+                raise InputError(f"extra column {col!r} is a contract column of {table}")
             if col in known:
                 if known[col] != dtype:
-                    raise ValueError(
-                        f"extra column {table}.{col} is stored as {known[col]}, not {dtype}"
+                    raise InputError(
+                        f"extra column {table}.{col} is stored as {known[col]}, not {dtype}; "
+                        "keep the dtype of the first mapping that added it"
                     )
                 continue
             con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{col}" {SQL_TYPES[dtype]}')

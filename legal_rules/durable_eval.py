@@ -42,6 +42,7 @@ from legal_rules.model import (
     All,
     Always,
     AnyOf,
+    CapValue,
     Compare,
     Condition,
     Not,
@@ -53,6 +54,7 @@ _DURABLE_OP = {"lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte", "ne": "$neq
 _NEGATED = {"eq": "ne", "ne": "eq", "lt": "ge", "ge": "lt", "le": "gt", "gt": "le",
             "in": "not_in", "not_in": "in"}
 _ALWAYS = {"$gte": {"_t": 1}}  # every candidate carries _t = 1
+_ACTIONS = tuple(Action)
 
 
 def _compare_json(fact: str, op: str, value: Any) -> dict[str, Any]:
@@ -116,6 +118,9 @@ def _float_text(value: float) -> str:
 
 def _to_json(candidate: dict[str, Any]) -> str:
     """Flat JSON object of a candidate (keys are fact names; floats via :func:`_float_text`)."""
+    if not any(type(v) is float and v and not 1e-4 <= abs(v) < 1e16
+               for v in candidate.values()):
+        return json.dumps(candidate, ensure_ascii=False)  # no float written with an exponent
     return "{" + ",".join(
         f'"{key}":' + (_float_text(v) if type(v) is float else json.dumps(v, ensure_ascii=False))
         for key, v in candidate.items()) + "}"
@@ -205,6 +210,10 @@ class DurableEvaluator:
         self.ruleset = ruleset
         self._durable = _DurableRuleset.for_ruleset(ruleset)
         self._needed = [(i, set(r.needed_facts)) for i, r in enumerate(ruleset.rules)]
+        # immutable per-rule parts of a decision, built once
+        self._hits = [RuleHit.of(r, f"when: {r.when}") for r in ruleset.rules]
+        self._applies = {a: frozenset(i for i, r in enumerate(ruleset.rules)
+                                      if a in r.applies_to) for a in Action}
 
     def fired_and_unresolved(self, facts: dict[str, Any],
                              as_of: date | str) -> tuple[list[int], dict[int, str], dict]:
@@ -229,7 +238,9 @@ class DurableEvaluator:
         """
         day = as_date(as_of)
         fired, unresolved, valid = self.fired_and_unresolved(facts, day)
-        return {a: self._decision(a, day, fired, unresolved, valid, explain) for a in Action}
+        caps = self._caps(fired, day, valid)
+        return {a: self._decision(a, day, fired, unresolved, valid, explain, caps)
+                for a in _ACTIONS}
 
     def decide(self, facts: dict[str, Any], action: Action | int | str,
                as_of: date | str, explain: bool = False) -> Decision:
@@ -238,25 +249,30 @@ class DurableEvaluator:
         fired, unresolved, valid = self.fired_and_unresolved(facts, day)
         return self._decision(as_action(action), day, fired, unresolved, valid, explain)
 
+    def _caps(self, fired: list[int], day: date, valid: dict[str, Any]) -> dict[int, CapValue]:
+        rules = self.ruleset.rules
+        return {i: self.ruleset.cap_value(rules[i], day, valid) for i in fired
+                if rules[i].cap is not None}
+
     def _decision(self, action: Action, day: date, fired: list[int],
                   unresolved: dict[int, str], valid: dict[str, Any],
-                  explain: bool = False) -> Decision:
+                  explain: bool = False, cap_values: dict[int, CapValue] | None = None,
+                  ) -> Decision:
+        if cap_values is None:
+            cap_values = self._caps(fired, day, valid)
+        applies = self._applies[action]
+        mine = [i for i in fired if i in applies]
+        hits = tuple(self._hits[i] for i in mine)
+        caps = tuple(cap_values[i] for i in mine if i in cap_values)
         rules = self.ruleset.rules
-        hits, caps, blocked = [], [], []
-        if action is not Action.WAIT:
-            for i in fired:
-                rule = rules[i]
-                if action in rule.applies_to:
-                    hits.append(RuleHit.of(rule, f"when: {rule.when}"))
-                    if rule.cap is not None:
-                        caps.append(self.ruleset.cap_value(rule, day, valid))
-            blocked = [RuleHit.of(rules[i], reason) for i, reason in unresolved.items()
-                       if action in rules[i].applies_to]
-        vetoed = any(h.effect == "veto" for h in hits)
+        blocked = tuple(RuleHit.of(rules[i], reason) for i, reason in unresolved.items()
+                        if i in applies) if unresolved else ()
+        effects = {h.effect for h in hits}
+        vetoed = "veto" in effects
         return Decision(
             action=action, as_of=day, allowed=not vetoed and not blocked, vetoed=vetoed,
-            needs_review=any(h.effect == "require_human_review" for h in hits),
-            fired=tuple(hits), unresolved=tuple(blocked), caps=tuple(caps),
+            needs_review="require_human_review" in effects,
+            fired=hits, unresolved=blocked, caps=caps,
             ruleset_hash=self.ruleset.hash,
             not_fired=tuple(self._why_not(action, day, set(fired), unresolved, valid))
             if explain else (),

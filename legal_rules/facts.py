@@ -92,6 +92,11 @@ def fact_problem(name: str, value: object) -> str | None:
     if kind == "str":
         if not isinstance(value, str):
             return f"expected a string, found {vtype.__name__} {value!r}"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"expected valid Unicode text, found {value!r}"
         if name == "jurisdiction" and not (len(value) == 2 and value.isascii()
                                            and value.isalpha() and value.isupper()):
             return f"expected a 2-letter upper-case ISO code, found {value!r}"

@@ -44,7 +44,7 @@ def _dates(s: pd.Series) -> pd.Series:
 def _text(s: pd.Series, case: str | None = None, empty: str | None = None) -> np.ndarray:
     """Object array of str; missing -> ``empty`` (``None`` keeps it missing)."""
     obj = s.astype(object)
-    out = obj.where(obj.notna(), None).to_numpy(dtype=object)
+    out = np.array(obj.where(obj.notna(), None).to_numpy(dtype=object), dtype=object)
     for i, v in enumerate(out):
         if v is None or (isinstance(v, str) and not v.strip()):
             out[i] = empty

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from engine.contract import Action
@@ -235,6 +236,7 @@ _RATE_EXPR = re.compile(
 CAP_SCALES = ("bik",)
 
 
+@lru_cache(maxsize=1024)
 def parse_cap_expression(expr: str) -> tuple[str | None, str | None, float]:
     """Split ``"base_rate(DE) + 9"`` into ``("base_rate", "DE", 9.0)``; ``ValueError`` if bad."""
     m = _RATE_EXPR.match(expr)

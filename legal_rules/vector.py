@@ -70,15 +70,28 @@ class _Column:
     uniques: list[Any] | None = None
 
 
-def _day_numbers(as_of: Any, n: int) -> int | np.ndarray:
-    """Days since 1970-01-01: an int for one date, an (n,) int64 array for one date per row."""
+def _day_numbers(as_of: Any, n: int) -> int | _Days:
+    """Days since 1970-01-01: an int for one date (or one shared by all rows), else _Days."""
     if isinstance(as_of, np.ndarray) and as_of.ndim == 1:
         if as_of.shape[0] != n:
             raise ValueError(f"as_of has {as_of.shape[0]} dates for {n} rows")
         if np.issubdtype(as_of.dtype, np.datetime64):
-            return as_of.astype("datetime64[D]").astype(np.int64)
-        return np.array([(as_date(d) - EPOCH).days for d in as_of], dtype=np.int64)
+            days = as_of.astype("datetime64[D]").astype(np.int64)
+        else:
+            days = np.array([(as_date(d) - EPOCH).days for d in as_of], dtype=np.int64)
+        if days.size and (days == days[0]).all():
+            return int(days[0])  # one date for the whole batch (the common case)
+        return _Days(days, int(days.min()), int(days.max()))
     return (as_date(as_of) - EPOCH).days
+
+
+@dataclass(frozen=True)
+class _Days:
+    """One date per row (days since 1970-01-01) with the batch's first and last day."""
+
+    values: np.ndarray
+    lo: int
+    hi: int
 
 
 class _Encoded:
@@ -327,10 +340,14 @@ class VectorEvaluator:
     # -- per rule ---------------------------------------------------------------------------
 
     @staticmethod
-    def _in_force(c: _Compiled, day: int | np.ndarray) -> _Mask:
+    def _in_force(c: _Compiled, day: int | _Days) -> _Mask:
         if isinstance(day, int):
             return c.start <= day <= c.end
-        return (day >= c.start) & (day <= c.end)
+        if c.start <= day.lo and day.hi <= c.end:  # usually decides for the whole batch
+            return True
+        if day.hi < c.start or day.lo > c.end:
+            return False
+        return (day.values >= c.start) & (day.values <= c.end)
 
     @staticmethod
     def _scope_facts(c: _Compiled) -> list[tuple[str, frozenset[str]]]:
@@ -342,7 +359,7 @@ class VectorEvaluator:
         return out
 
     def _fired_unresolved(self, enc: _Encoded, c: _Compiled,
-                          day: int | np.ndarray) -> tuple[_Mask, _Mask]:
+                          day: int | _Days) -> tuple[_Mask, _Mask]:
         """Rows where the rule fires (Kleene true) and where it is unresolved (unknown)."""
         in_force = self._in_force(c, day)
         if in_force is False:

@@ -228,9 +228,15 @@ def drift_between(
 
 def drift_report(
     db: Path | str, model_dir: Path | str, recent_days: int = 90, as_of: date | None = None,
-    freq: str = "MS",
+    freq: str = "MS", warn: bool = True,
 ) -> DriftReport:
-    """Drift of a saved payment model against the store (see ``dunning drift``)."""
+    """Drift of a saved payment model against the store (see ``dunning drift``).
+
+    With ``warn`` every message is also issued as a :class:`DriftWarning`.
+    """
     from engine.business.model_io import drift_inputs
 
-    return drift_inputs(Path(db), Path(model_dir), recent_days, as_of, freq)
+    report = drift_inputs(Path(db), Path(model_dir), recent_days, as_of, freq)
+    if warn:
+        report.warn()
+    return report

@@ -149,10 +149,11 @@ def retrain(
     of invoice dates (then the current model may have seen part of it, which favours it;
     the log says so). The candidate is fitted on what was known at the holdout start, both
     are scored by multi-class log loss at the invoice date of the holdout invoices. If the
-    candidate's log loss is <= the current one's (+ ``tolerance`` for float noise), a model refitted on all data up to
-    ``as_of`` (``engine.models.training.train_artifact``) replaces ``model_dir``; the old
-    one is kept as ``<model_dir>.previous``. Every run appends to
-    :func:`retrain_log_path`. A policy trained on the old model is marked stale.
+    candidate's log loss is <= the current one's (+ ``tolerance`` for float noise), a model
+    refitted on all data up to ``as_of`` (``engine.models.training.train_artifact``, with
+    the hazard model unless ``cfg`` says otherwise) replaces ``model_dir``; the old one is
+    kept as ``<model_dir>.previous``. Every run appends to :func:`retrain_log_path`. A
+    policy trained on the old model is marked stale.
     """
     from sklearn.metrics import log_loss
 
@@ -171,7 +172,7 @@ def retrain(
     if current is None and model_dir.exists() and any(model_dir.iterdir()):
         raise InputError(f"{model_dir}: exists but holds no payment_model.json; expected a "
                          "model directory or a new path")
-    base = cfg or TrainConfig(hazard=False)
+    base = cfg or TrainConfig()  # with the hazard model: `train-policy` needs it
     if current is not None:
         base = TrainConfig(**{**asdict(base), "very_late_days": current.very_late_days})
     tables = load_tables(db, as_of)
@@ -226,8 +227,8 @@ def retrain(
             tables, model_dir, from_day(as_day), base, current is not None)
         if policy_dir is not None:
             decision.policy = (f"{policy_dir} was trained on the previous model and is stale: "
-                               f"retrain it with `dunning train-policy --model {model_dir} "
-                               f"--out {policy_dir}`")
+                               f"retrain it with `dunning train-policy --db {db} --model "
+                               f"{model_dir} --out {policy_dir}`")
     _append_log(retrain_log_path(model_dir), asdict(decision))
     return decision
 

@@ -56,6 +56,25 @@ def load_tables(db: Path | str, as_of: date | None = None) -> dict[str, pd.DataF
     return tables
 
 
+def simulated_history(
+    scenario: str = "default", n_customers: int = 500, months: int = 12, seed: int = 0
+) -> dict[str, pd.DataFrame]:
+    """The contract tables of a synthetic company (``simulations.world``), read back through
+    a temporary store exactly as a real export would be (ingest validation included)."""
+    import tempfile
+
+    from engine.ingest import ingest
+    from engine.store import Store
+    from simulations.world import generate_company, load_scenario
+
+    company = generate_company(load_scenario(scenario), n_customers, months, seed)
+    with tempfile.TemporaryDirectory(prefix="dunning-sim-") as tmp:
+        paths = [p for p in company.write(tmp) if p.suffix == ".csv"]
+        db = Path(tmp) / "sim.duckdb"
+        ingest(paths, db=db)
+        return Store(db).tables()
+
+
 def invoice_outcomes(
     tables: dict[str, pd.DataFrame],
     as_of: date | None = None,

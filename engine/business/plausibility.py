@@ -13,6 +13,7 @@ A check never drops or changes a row; it only explains why a person should look 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,11 @@ class PlausibilityConfig:
 def _action_codes(actions: pd.Series) -> pd.Series:
     """Actions as :class:`Action` integers; accepts integers or channel names (``"wait"``)."""
     import pandas as pd
+
+    by_name = {a.channel: int(a) for a in Action} | {str(int(a)): int(a) for a in Action}
+    mapped = actions.astype(str).str.strip().str.lower().map(by_name)
+    if mapped.notna().all():
+        return mapped.astype("int64")
 
     def one(value: object) -> int:
         if isinstance(value, str):
@@ -120,58 +126,62 @@ def check_recommendations(
               else pd.Series(np.nan, index=recs.index))
     action = _action_codes(recs["action"])
 
+    # Flags for every row; the detail texts (slow string work) only for flagged rows.
     flags: dict[str, pd.Series] = {}
-    details: dict[str, pd.Series] = {}
+    details: dict[str, Callable[[pd.Series], pd.Series]] = {}
+
+    def day(d: pd.Series) -> pd.Series:
+        return d.dt.strftime("%Y-%m-%d")
+
+    def num(x: pd.Series) -> pd.Series:
+        return x.round(2).astype(str)
+
     flags["bad_amount"] = amount.isna() | (amount <= 0)
-    details["bad_amount"] = "amount " + recs["amount"].astype(str)
+    details["bad_amount"] = lambda m: "amount " + recs["amount"][m].astype(str)
 
     usual = _usual_amounts(history, config) if history is not None and "customer_id" in recs \
         else None
-    if usual is not None:
-        median = recs["customer_id"].map(usual)
-        high = amount > config.amount_factor * median
-        low = amount < median / config.amount_factor
-        flags["unusual_amount"] = (high | low).fillna(False).astype(bool)
-        details["unusual_amount"] = (
-            "amount " + amount.round(2).astype(str) + " vs usual " + median.round(2).astype(str)
-        )
-    else:
-        flags["unusual_amount"] = pd.Series(False, index=recs.index)
-        details["unusual_amount"] = pd.Series("", index=recs.index)
-
+    median = recs["customer_id"].map(usual) if usual is not None \
+        else pd.Series(np.nan, index=recs.index)
+    high = amount > config.amount_factor * median
+    low = amount < median / config.amount_factor
+    flags["unusual_amount"] = (high | low).fillna(False).astype(bool)
+    details["unusual_amount"] = lambda m: "amount " + num(amount[m]) + " vs usual " + num(
+        median[m])
     flags["due_before_invoice"] = (due < invoice_date).fillna(False)
-    details["due_before_invoice"] = ("due " + due.dt.date.astype(str) + " < invoice "
-                                     + invoice_date.dt.date.astype(str))
+    details["due_before_invoice"] = lambda m: ("due " + day(due[m]) + " < invoice "
+                                               + day(invoice_date[m]))
     flags["as_of_before_invoice"] = (as_of < invoice_date).fillna(False)
-    details["as_of_before_invoice"] = ("as of " + as_of.dt.date.astype(str) + " < invoice "
-                                       + invoice_date.dt.date.astype(str))
+    details["as_of_before_invoice"] = lambda m: ("as of " + day(as_of[m]) + " < invoice "
+                                                 + day(invoice_date[m]))
     flags["reminder_before_due"] = (action != int(Action.WAIT)) & (as_of < due)
-    details["reminder_before_due"] = (_channel_names(action) + " on " + as_of.dt.date.astype(str)
-                                      + ", due " + due.dt.date.astype(str))
+    details["reminder_before_due"] = lambda m: (_channel_names(action[m]) + " on "
+                                                + day(as_of[m]) + ", due " + day(due[m]))
     flags["bad_probability"] = p.isna() | (p < 0) | (p > 1)
-    details["bad_probability"] = "p_on_time " + recs["p_on_time"].astype(str)
-    jump = (p - p_prev).abs()
-    flags["risk_jump"] = (jump > config.max_risk_jump).fillna(False)
-    details["risk_jump"] = ("p_on_time " + p_prev.round(2).astype(str) + " -> "
-                            + p.round(2).astype(str))
+    details["bad_probability"] = lambda m: "p_on_time " + recs["p_on_time"][m].astype(str)
+    flags["risk_jump"] = ((p - p_prev).abs() > config.max_risk_jump).fillna(False)
+    details["risk_jump"] = lambda m: "p_on_time " + num(p_prev[m]) + " -> " + num(p[m])
     flags["agency_small_amount"] = (action == int(Action.AGENCY)) & (
         amount < config.min_agency_amount)
-    details["agency_small_amount"] = ("amount " + amount.round(2).astype(str) + " < "
-                                      + f"{config.min_agency_amount:g}")
+    details["agency_small_amount"] = lambda m: ("amount " + num(amount[m]) + " < "
+                                                + f"{config.min_agency_amount:g}")
     strong = action.isin([int(Action.FINAL_NOTICE), int(Action.AGENCY)])
     flags["escalation_likely_payer"] = strong & (p >= config.likely_payer)
-    details["escalation_likely_payer"] = (_channel_names(action) + " at p_on_time "
-                                          + p.round(2).astype(str))
+    details["escalation_likely_payer"] = lambda m: (_channel_names(action[m]) + " at p_on_time "
+                                                    + num(p[m]))
 
     out = pd.DataFrame({"invoice_id": recs["invoice_id"]}, index=recs.index)
-    reasons = pd.Series("", index=recs.index, dtype=object)
+    reasons = np.full(len(recs), "", dtype=object)
     for code in FLAGS:
         flag = flags[code].astype(bool)
         out[code] = flag
-        text = code + ": " + details[code].astype(str)
-        reasons = reasons.where(~flag, reasons + np.where(reasons == "", "", "; ") + text)
+        rows = np.flatnonzero(flag.to_numpy())
+        if len(rows):
+            text = (code + ": " + details[code](flag).astype(str)).to_numpy(dtype=object)
+            sep = np.where(reasons[rows] == "", "", "; ").astype(object)
+            reasons[rows] = reasons[rows] + sep + text
     out.insert(1, "flagged", out[list(FLAGS)].any(axis=1))
-    out.insert(2, "reasons", reasons.astype(str))
+    out.insert(2, "reasons", pd.Series(reasons, index=recs.index, dtype=str))
     return out
 
 

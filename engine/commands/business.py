@@ -7,8 +7,11 @@ from pathlib import Path
 
 import typer
 
+from engine.business.roi import RoiInputs  # light: dataclasses only
 from engine.commands.common import DEFAULT_DATA_DIR, DEFAULT_DB, console, user_errors
 from engine.errors import InputError
+
+_ROI = RoiInputs()  # the documented defaults, shown in --help
 
 DEFAULT_RESULTS = DEFAULT_DATA_DIR / "results.json"
 
@@ -36,16 +39,23 @@ def roi(
                                  help="results.json of the demo or evaluation.json."),
     current: str = typer.Option("fixed", "--current", help="Policy in use today."),
     proposed: str = typer.Option("rl", "--proposed", help="Policy to adopt."),
-    annual_revenue: float = typer.Option(10_000_000.0, help="EUR invoiced per year."),
-    invoices_per_year: float = typer.Option(5_000.0, help="Invoices issued per year."),
-    active_customers: int = typer.Option(400, help="Customers invoiced in the last 12 months."),
-    cost_of_capital: float = typer.Option(0.03, help="Yearly cost of financing receivables."),
-    cost_per_reminder: float = typer.Option(12.0, help="Full cost of one reminder, EUR."),
-    staff_fte_saved: float = typer.Option(0.3, help="Share of one FTE freed from dunning."),
-    fte_cost: float = typer.Option(50_000.0, help="Yearly cost of one FTE, EUR."),
-    agency_fee_rate: float = typer.Option(0.15, help="Share an agency keeps of a claim."),
-    one_off_cost: float = typer.Option(30_000.0, help="Setup cost, EUR."),
-    running_cost: float = typer.Option(10_000.0, help="Running cost per year, EUR."),
+    annual_revenue: float = typer.Option(_ROI.annual_revenue, help="EUR invoiced per year."),
+    invoices_per_year: float = typer.Option(_ROI.invoices_per_year,
+                         help="Invoices issued per year."),
+    active_customers: int = typer.Option(_ROI.active_customers,
+                         help="Customers invoiced in the last 12 months."),
+    cost_of_capital: float = typer.Option(_ROI.cost_of_capital,
+                         help="Yearly cost of financing receivables."),
+    cost_per_reminder: float = typer.Option(_ROI.cost_per_reminder,
+                         help="Full cost of one reminder, EUR."),
+    staff_fte_saved: float = typer.Option(_ROI.staff_fte_saved,
+                         help="Share of one FTE freed from dunning."),
+    fte_cost: float = typer.Option(_ROI.fte_cost, help="Yearly cost of one FTE, EUR."),
+    agency_fee_rate: float = typer.Option(_ROI.agency_fee_rate,
+                         help="Share an agency keeps of a claim."),
+    one_off_cost: float = typer.Option(_ROI.one_off_cost, help="Setup cost, EUR."),
+    running_cost: float = typer.Option(_ROI.running_cost_per_year,
+                         help="Running cost per year, EUR."),
     variation: float = typer.Option(0.2, help="+- share each input is varied in the tornado."),
     json_out: Path = typer.Option(None, "--json", help="Also write the figures as JSON."),
 ) -> None:
@@ -53,7 +63,7 @@ def roi(
     from rich.table import Table
 
     from engine.business.io import atomic_write_json
-    from engine.business.roi import RoiInputs, roi_section
+    from engine.business.roi import roi_section
 
     inputs = RoiInputs(
         annual_revenue=annual_revenue, invoices_per_year=invoices_per_year,
@@ -110,6 +120,8 @@ def pilot_design(
                             "customers)."),
     results: Path = typer.Option(None, "--results", help="Simulation results instead of "
                                  "history (variance only; assumes --icc)."),
+    scenario: str = typer.Option(None, "--scenario", help="Simulate a synthetic company of "
+                                 "this scenario and use its history (a dry run)."),
     effect: float = typer.Option(None, "--effect", help="Smallest difference worth detecting "
                                  "(share, days or EUR); default 5 points / 5 days / 2 % NPV."),
     stratify_by: str = typer.Option("segment", "--stratify-by",
@@ -128,7 +140,12 @@ def pilot_design(
     import pandas as pd
 
     from engine.business.io import atomic_write_json, atomic_write_text
-    from engine.business.outcomes import check_metric, invoice_outcomes, load_tables
+    from engine.business.outcomes import (
+        check_metric,
+        invoice_outcomes,
+        load_tables,
+        simulated_history,
+    )
     from engine.business.pilot import (
         assign_arms,
         outcome_stats,
@@ -137,12 +154,16 @@ def pilot_design(
     )
 
     check_metric(metric)
-    if (db is None) == (results is None):
-        raise InputError("give exactly one of --db (history, preferred) or --results")
-    tables = None
-    if db is not None:
+    if sum(x is not None for x in (db, results, scenario)) != 1:
+        raise InputError("give exactly one of --db (history, preferred), --results or --scenario")
+    tables, source = None, str(db or results or f"scenario {scenario} (simulated)")
+    if scenario is not None:
+        with console.status(f"simulating a company of scenario {scenario}"):
+            tables = simulated_history(scenario, max(2 * customers, 300), 12, seed)
+        stats = outcome_stats(invoice_outcomes(tables), metric, source=source)
+    elif db is not None:
         tables = load_tables(db)
-        stats = outcome_stats(invoice_outcomes(tables), metric, source=str(db))
+        stats = outcome_stats(invoice_outcomes(tables), metric, source=source)
     else:
         if not results.exists():
             raise InputError(f"{results}: file not found, expected results JSON")
@@ -153,7 +174,8 @@ def pilot_design(
     if out is None:
         return
     if tables is None:
-        raise InputError("--out needs the customer list: give --db")
+        raise InputError("--out needs the customer list: give --db (or --scenario for a dry "
+                         "run)")
     pool = _active_customers(tables)
     strat = None if stratify_by.lower() == "none" else stratify_by
     assignment = assign_arms(pool, customers, strat, seed)
@@ -162,7 +184,7 @@ def pilot_design(
                  tables["payments"]["payment_date"].max())
     design = {"designed_on": str(latest.date()),
               "pilot_start": str((latest + pd.Timedelta(days=1)).date()), "seed": seed,
-              "stratify_by": strat, "source": str(db), "power": pa.to_dict()}
+              "stratify_by": strat, "source": source, "power": pa.to_dict()}
     atomic_write_json(out.with_suffix(".json"), design)
     console.print(f"assignment of {len(assignment)} customers -> {out} (design: "
                   f"{out.with_suffix('.json')}); pilot invoices are those dated from "
@@ -282,7 +304,8 @@ def drift(
     from engine.business.io import atomic_write_json
 
     with console.status("scoring the history with the model"):
-        report: DriftReport = drift_report(db, model, recent_days, _parse_date(as_of, "--as-of"))
+        report: DriftReport = drift_report(db, model, recent_days,
+                                           _parse_date(as_of, "--as-of"), warn=False)
     console.print(f"model {report.model}: training period {report.reference_period[0]} .. "
                   f"{report.reference_period[1]} vs recent {report.recent_period[0]} .. "
                   f"{report.recent_period[1]}", highlight=False)

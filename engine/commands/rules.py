@@ -80,7 +80,7 @@ def test(
             sign = "  ok " if c.passed else "  [red]x[/]  "
             console.print(f"{sign}{c.label}", highlight=False, markup=True)
             for m in c.messages:
-                console.print(f"       {m}", markup=False, highlight=False)
+                console.print(f"       {m}", markup=False, highlight=False, soft_wrap=True)
     total = len(results)
     colour = "green" if not failed else "bold red"
     console.print(f"[{colour}]{total - failed} passed, {failed} failed[/] "
@@ -96,26 +96,33 @@ def list_rules(
                                      help="Only rules that apply in this country (e.g. DE: "
                                      "DE, EU and * rules)."),
     rules: list[Path] = typer.Option(None, "--rules", help=RULES_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the rules as JSON."),
 ) -> None:
     """Table of rules with effect and citation."""
     from rich.table import Table
 
     ruleset = _load(rules)
-    table = Table(title=f"legal rules ({ruleset.hash[:12]})", show_lines=False)
-    for col in ("id", "jur.", "scope", "actions", "effect", "citation"):
-        table.add_column(col, overflow="fold")
-    shown = 0
+    rows = []
     for r in ruleset.rules:
         if jurisdiction and r.countries is not None and jurisdiction.upper() not in r.countries:
             continue
         effect = r.effect
         if r.cap is not None:
             effect = f"cap {r.cap.name} = {r.cap.value} {r.cap.unit}".strip()
-        table.add_row(r.id, r.jurisdiction, r.scope, ", ".join(a.channel for a in r.applies_to),
-                      effect, r.citation)
-        shown += 1
+        rows.append({"id": r.id, "jurisdiction": r.jurisdiction, "scope": r.scope,
+                     "applies_to": [a.channel for a in r.applies_to], "effect": effect,
+                     "citation": r.citation, "title": r.title, "source": str(r.source)})
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"legal rules ({ruleset.hash[:12]})", show_lines=False)
+    for col in ("id", "jur.", "scope", "actions", "effect", "citation"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(row["id"], row["jurisdiction"], row["scope"], ", ".join(row["applies_to"]),
+                      row["effect"], row["citation"])
     console.print(table)
-    console.print(f"{shown} rule(s)")
+    console.print(f"{len(rows)} rule(s)")
 
 
 def _read_facts_file(path: Path) -> dict[str, Any]:
@@ -201,23 +208,24 @@ def _print_decision(d: Any, show_all: bool = False) -> None:
                   highlight=False)
     for h in d.fired:
         console.print(f"  fired   {h.rule_id} [{h.effect}] {h.title}", markup=False,
-                      highlight=False)
-        console.print(f"          {h.citation}; {h.reason}", markup=False, highlight=False)
+                      highlight=False, soft_wrap=True)
+        console.print(f"          {h.citation}; {h.reason}", markup=False, highlight=False,
+                      soft_wrap=True)
     for h in d.unresolved:
         console.print(f"  BLOCKED {h.rule_id}: cannot evaluate ({h.reason}); fail closed",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
     for c in d.caps:
         value = "unknown" if c.value is None else f"{c.value:g}"
         note = f" ({c.note})" if c.note else ""
         console.print(f"  cap     {c.name} = {value} {c.unit}{note}  [{c.rule_id}]",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
     other = 0
     for rule_id, why in d.not_fired:
         if not show_all and ("jurisdiction" in why or why.startswith("scope")):
             other += 1
             continue
         console.print(f"  not     {rule_id}: {why}", markup=False, highlight=False,
-                      style="dim")
+                      style="dim", soft_wrap=True)
     if other:
         console.print(f"  ({other} rules of other jurisdictions or scopes not applicable; "
                       "--all lists them)", style="dim")

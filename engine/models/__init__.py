@@ -3,6 +3,7 @@
 >>> from engine.models import PaymentModel, HazardModel
 """
 
+from engine.models.hazard import HazardModel
 from engine.models.payment import PaymentModel, select_features
 
-__all__ = ["PaymentModel", "select_features"]
+__all__ = ["HazardModel", "PaymentModel", "select_features"]

@@ -39,8 +39,8 @@ def encode(X: pd.DataFrame, features: Sequence[str],
     out = np.empty((len(X), len(features)), dtype=np.float64)
     for j, c in enumerate(features):
         if c in categories:
-            codes = pd.Categorical(X[c].astype(object).where(X[c].notna(), None),
-                                   categories=list(categories[c])).codes
+            vals = X[c].astype(object).where(X[c].notna(), None).to_numpy(dtype=object)
+            codes = pd.Index(list(categories[c]), dtype=object).get_indexer(vals)
             out[:, j] = np.where(codes < 0, np.nan, codes)
         else:
             out[:, j] = pd.to_numeric(X[c], errors="coerce").to_numpy(np.float64)

@@ -24,14 +24,17 @@ class GroundTruthOracle(Policy):
     Args:
         as_of: date the legal rules are evaluated at while solving (default: the
             scenario's start date; the environment itself uses each day's date).
+        solution: an ``OracleSolution`` already solved for exactly the invoices the
+            simulator will hold, in the same order (skips solving; e.g. for benchmarks).
     """
 
     name = "oracle"
 
-    def __init__(self, as_of: dt.date | None = None) -> None:
+    def __init__(self, as_of: dt.date | None = None, solution: Any = None) -> None:
         self.as_of = as_of
         self._policy: Any = None
-        self.solution: Any = None
+        self.solution: Any = solution
+        self._given = solution is not None
 
     def bind_simulator(self, sim: Any) -> None:
         from policies.oracle import OraclePolicy, solve
@@ -47,9 +50,10 @@ class GroundTruthOracle(Policy):
         def mask_fn(facts: dict[str, np.ndarray]) -> np.ndarray:
             return mask(facts, np.full(len(facts["days_overdue"]), np.datetime64(as_of, "D")))
 
-        params = source.params_of(sim.batch)
-        self.solution = solve(params, source.scenario, mask_fn, horizon=sim.horizon,
-                              keep_policy=True)
+        if not self._given:
+            params = source.params_of(sim.batch)
+            self.solution = solve(params, source.scenario, mask_fn, horizon=sim.horizon,
+                                  keep_policy=True)
         self._policy = OraclePolicy(self.solution).bind(lambda: (None, sim.hidden))
 
     def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
@@ -57,3 +61,11 @@ class GroundTruthOracle(Policy):
             raise RuntimeError("GroundTruthOracle.act: bind_simulator(sim) must be called "
                                "first (the evaluation harness does it)")
         return self._policy.act(observations, masks)
+
+    def act_state(self, state: Any, rows: Any = None) -> np.ndarray:
+        """Optimal actions for a world state of the solved invoices (off-policy evaluation)."""
+        from policies.oracle import OraclePolicy
+
+        if self.solution is None:
+            raise RuntimeError("GroundTruthOracle.act_state needs a solution")
+        return OraclePolicy(self.solution).act_state(state, rows)

@@ -30,8 +30,10 @@ from simulations.world.dynamics import (
     WorldState,
     complaint_day_factor,
     complaint_state_factor,
+    effect_static,
     facts_from_state,
     pay_hazard,
+    pay_hazard_from_effect,
     tables,
 )
 from simulations.world.params import InvoiceParams
@@ -211,9 +213,20 @@ def _solve_batch(params: InvoiceParams, space: StateSpace, mask_fn: MaskFn | Non
     k, n, c = space.k[None], space.n[None], space.c[None]
     comp, disp = space.complaint[None], space.disputed[None]
     agency_q = amount * tb.agency_value_share - tb.action_cost[AGENCY]
-    # Index of (grid row, next complaint flag) in a (B, G * 2) table, per state.
-    w_same = grid.key * 2 + space.complaint
-    w_comp = grid.key * 2 + 1
+    # A reminder's Q depends on the state only through (grid row g, complaint flag, "previous
+    # reminder recent" flag of the complaint model): computed on that small grid (B, 4 G),
+    # row r = (g * 2 + complaint) * 2 + recent, then gathered to the states.
+    G = len(grid.n_post)
+    r_g = np.repeat(np.arange(G), 4)
+    r_comp, r_recent = np.tile([0, 0, 1, 1], G), np.tile([0, 1, 0, 1], G).astype(bool)
+    r_n = r_g // 4  # grid rows are ordered by n first (4 per n)
+    w_same, w_comp = r_g * 2 + r_comp, r_g * 2 + 1  # columns of W (B, G * 2)
+    recent_k = tb.c_frequent_days[seg] - 1  # complaint_state_factor: recent if k < frequent
+    r_state = complaint_state_factor(tb, seg, np.where(r_recent, 0, tb.K + 1)[None],
+                                     np.where(r_recent, np.maximum(r_n, 1), r_n)[None])
+    r_state = np.where(r_recent[None] & (r_n[None] == 0), np.nan, r_state)  # unreachable
+    recent = (n > 0) & (k <= recent_k)
+    r_of_state = (grid.key[None] * 2 + comp) * 2 + recent  # (B, S)
     if mask_fn is not None:  # facts do not depend on the complaint flag: first half only
         params_rep = params.take(np.repeat(np.arange(B), half))
         state_rep = space.world_state(0, np.tile(np.arange(half), B))
@@ -221,7 +234,7 @@ def _solve_batch(params: InvoiceParams, space: StateSpace, mask_fn: MaskFn | Non
         # String facts are the same every day: encode them once as categoricals.
         strings = {name: pd.Categorical(values) for name, values in
                    facts_from_state(params_rep, state_rep).items() if name in STRING_FACTS}
-    complaint_state = complaint_state_factor(tb, seg, k, n)  # (B, S), fixed over t
+    wait_effect = effect_static(tb, seg, k, n, c)  # (B, S), the same every day
     v_next = np.zeros((B, S))
     policy = np.zeros((B, horizon, S), dtype=np.int8) if keep_policy else None
     for t in range(horizon - 1, -1, -1):
@@ -237,7 +250,7 @@ def _solve_batch(params: InvoiceParams, space: StateSpace, mask_fn: MaskFn | Non
             else:
                 mask = np.asarray(mask_fn(facts), dtype=bool)
             mask = np.tile(mask.reshape(B, half, N_ACTIONS), (1, 2, 1))
-        h = pay_hazard(tb, seg, rel, cal, ms, t, k, n, c, comp)
+        h = pay_hazard_from_effect(tb, seg, rel, cal, ms, t, k, wait_effect, comp)
         value = _continuation(v_next, space.next_state[0, :, 0], h, p_start, p_end, disp,
                               amount, tb.gamma)
         best = np.zeros((B, S), dtype=np.int8)
@@ -252,11 +265,13 @@ def _solve_batch(params: InvoiceParams, space: StateSpace, mask_fn: MaskFn | Non
                 w = _continuation(v_next, grid.next_state[a], h_post, p_start[:, :, None],
                                   p_end[:, :, None], grid.disputed[None, :, None],
                                   amount[:, :, None], tb.gamma).reshape(B, -1)
-                p_c = np.minimum(complaint_state * complaint_day_factor(tb, seg, t, np.int64(a)),
+                p_c = np.minimum(r_state * complaint_day_factor(tb, seg, t, np.int64(a)),
                                  MAX_COMPLAINT_PROBABILITY)
                 # The complaint cost is paid per complaint, also after an earlier one.
-                q = ((1 - p_c) * w[:, w_same] + p_c * w[:, w_comp]
-                     - tb.action_cost[a] - p_c * tb.complaint_cost)
+                same = w[:, w_same]
+                q_small = (same + p_c * (w[:, w_comp] - same - tb.complaint_cost)
+                           - tb.action_cost[a])
+                q = np.take_along_axis(q_small, r_of_state, axis=1)
             better = q > value
             if mask is not None:
                 better &= mask[:, :, a]

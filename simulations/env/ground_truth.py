@@ -93,6 +93,11 @@ class GroundTruthSource(TransitionSource):
         pool = self._draw_pool(n, rng)
         return self._batch(pool, np.arange(n))
 
+    def batch_from_params(self, params: Any) -> InvoiceBatch:
+        """All invoices of a world ``InvoiceParams`` (e.g. ``Company.params.take(rows)``) as
+        one batch, in order (to evaluate exactly those invoices)."""
+        return self._batch(_Pool(params), np.arange(len(params)))
+
     def _batch(self, pool: _Pool, rows: np.ndarray) -> InvoiceBatch:
         p = pool.params.take(rows)
         epoch = dt.date(1970, 1, 1).toordinal()

@@ -128,7 +128,8 @@ class LearnedSource(TransitionSource):
     name = "learned"
 
     def __init__(self, pool: InvoiceBatch, hazard: Any, rates: BehaviourRates,
-                 costs: CostModel, horizon: int = 120) -> None:
+                 costs: CostModel, horizon: int = 120,
+                 invoice_ids: np.ndarray | None = None) -> None:
         if len(pool.amount) == 0:
             raise DunningError("the learned environment has no invoices to replay: the history "
                                "holds no invoice due before the as-of date")
@@ -137,6 +138,7 @@ class LearnedSource(TransitionSource):
         self.rates = rates
         self.costs = costs
         self.horizon = int(horizon)
+        self.invoice_ids = invoice_ids  # (pool,) id of each pool row, when known
         first = int(pool.due_ordinal.min())
         last = int(pool.due_ordinal.max()) + self.horizon + 31
         self._calendar = BusinessCalendar(dt.date.fromordinal(first),
@@ -173,13 +175,15 @@ class LearnedSource(TransitionSource):
         pool = _batch_from_prepared(p, rows, static, probs)
         rates = estimate_rates(tables, as_of_date)
         return cls(pool, hazard, rates, costs,
-                   horizon=scen_horizon if horizon is None else horizon)
+                   horizon=scen_horizon if horizon is None else horizon,
+                   invoice_ids=np.asarray(p.invoice_id[rows], dtype=str))
 
     @classmethod
     def from_store(cls, db: str | Path, model_dir: str | Path, scenario: Any = "default",
                    as_of: dt.date | None = None, horizon: int | None = None) -> LearnedSource:
         """From a DuckDB store and a model directory written by ``dunning train-model``."""
-        from engine.models import HazardModel, PaymentModel
+        from engine.models.hazard import HazardModel
+        from engine.models.payment import PaymentModel
         from engine.store import Store
 
         model_dir = Path(model_dir)
@@ -200,25 +204,37 @@ class LearnedSource(TransitionSource):
     def initial_hidden(self, batch: InvoiceBatch) -> None:
         return None
 
-    def step(self, batch: InvoiceBatch, hidden: Any, state: EnvState, actions: np.ndarray,
-             rng: np.random.Generator) -> tuple[None, Outcome]:
+    def day_probabilities(self, batch: InvoiceBatch, state: EnvState, actions: np.ndarray
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(p_complaint, p_pay_if_no_dispute, p_dispute_start, p_dispute_end)`` (n,) each.
+
+        ``p_pay_if_no_dispute`` is 0 on a disputed invoice, a weekend or bank holiday and
+        on agency handover; otherwise the hazard model's probability for today.
+        """
         n = len(actions)
-        u = rng.random((3, n))
         seg = batch.segment.astype(np.int64)
         is_rem = (actions >= Action.EMAIL) & (actions <= Action.FINAL_NOTICE)
-        complaint = is_rem & (u[0] < self.rates.complaint[seg, actions])
-        ended = state.disputed & (u[1] < self.rates.dispute_resolve[seg])
-        started = ~state.disputed & (u[1] < self.rates.dispute_start[seg])
-        ordinal = batch.due_ordinal + state.day
-        cal = self._calendar.lookup(batch.jurisdiction, ordinal)
-        can_pay = (~state.disputed & ~started & (actions != Action.AGENCY)
+        p_comp = np.where(is_rem, self.rates.complaint[seg, actions], 0.0)
+        p_start = np.where(state.disputed, 0.0, self.rates.dispute_start[seg])
+        p_end = np.where(state.disputed, self.rates.dispute_resolve[seg], 0.0)
+        cal = self._calendar.lookup(batch.jurisdiction, batch.due_ordinal + state.day)
+        can_pay = (~state.disputed & (actions != Action.AGENCY)
                    & ~cal.is_weekend & ~cal.is_holiday)
         hazard = np.zeros(n)
         idx = np.flatnonzero(can_pay)
         if len(idx):
             hazard[idx] = self.hazard.predict_hazard(batch.params.static[idx],
                                                      _dynamic(state, cal, idx))
-        paid = can_pay & (u[2] < hazard)
+        return p_comp, hazard, p_start, p_end
+
+    def step(self, batch: InvoiceBatch, hidden: Any, state: EnvState, actions: np.ndarray,
+             rng: np.random.Generator) -> tuple[None, Outcome]:
+        u = rng.random((3, len(actions)))
+        p_comp, hazard, p_start, p_end = self.day_probabilities(batch, state, actions)
+        complaint = u[0] < p_comp
+        ended = state.disputed & (u[1] < p_end)
+        started = ~state.disputed & (u[1] < p_start)
+        paid = ~started & (u[2] < hazard)
         reward = self.costs.reward(batch.amount, state.day, actions, paid, complaint)
         disputed = (state.disputed & ~ended) | started
         return None, Outcome(paid=paid, complaint=complaint, disputed=disputed, reward=reward)

@@ -26,7 +26,7 @@ def build_learned_source(scenario: Any, db: Path | None = None, model: Path | No
 
         say(f"learned environment from {db or DEFAULT_DB} and {model}")
         return LearnedSource.from_store(db or DEFAULT_DB, model, scenario)
-    from engine.models import HazardModel
+    from engine.models.hazard import HazardModel
     from simulations import world
 
     sc = world.load_scenario(scenario) if isinstance(scenario, str | Path) else scenario

@@ -35,7 +35,8 @@ class WorldCalendar:
     - ``is_holiday``: (J, D) bool, bank holiday of the jurisdiction (weekends excluded)
     - ``is_business``: (J, D) bool
     - ``pay_multiplier``: (S, J, D) float64. 0 on a non-business day; on a business day the
-      segment's calendar factor (month-end / mid-month / quarter-end peak) summed over the
+      segment's calendar factor (month-end / mid-month / quarter-end peak, times its weekday
+      factor) summed over the
       day itself and the non-business days right before it: a payment that would have
       landed on a weekend or holiday slips to the next business day.
     """
@@ -80,6 +81,9 @@ class WorldCalendar:
                 raw[s] = np.where(mid_month_peak, seg.calendar_peak, seg.calendar_off_peak)
             elif seg.calendar == "quarter_end":
                 raw[s] = np.where(quarter_peak, seg.calendar_peak, seg.calendar_off_peak)
+        for s, seg in enumerate(scenario.segments):
+            factors = np.array(seg.weekday_factors + (1.0, 1.0))  # weekend: carried over
+            raw[s] *= factors[weekday]
         self.pay_multiplier = np.zeros((len(scenario.segments), n_jur, self.n_days))
         for j in range(n_jur):
             business = self.is_business[j]

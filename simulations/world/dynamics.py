@@ -59,6 +59,9 @@ class ModelTables:
         seg = sc.segments
         self.K, self.N, self.H = sc.max_days_since_reminder, sc.max_reminders, sc.horizon_days
         self.hazard = np.array([s.hazard for s in seg])
+        # trend[s, t] = exp(overdue_trend * t / 30), t = 0..H (days after due).
+        self.trend = np.exp(np.array([s.overdue_trend_per_30_days for s in seg])[:, None]
+                            * np.arange(self.H + 1)[None, :] / 30.0)
         self.pre_due_hazard = np.array([s.pre_due_hazard for s in seg])
         self.effect = np.array([s.reminder_effect for s in seg])
         self.strength = np.array((0.0,) + sc.channel_strength)  # (5,), 0 = no reminder
@@ -139,6 +142,26 @@ def initial_state(params: InvoiceParams) -> WorldState:
 # of shape (1, S); the step with shape (n,) everywhere.
 
 
+def effect_static(tb: ModelTables, seg: np.ndarray, k: np.ndarray, n: np.ndarray,
+                  c: np.ndarray) -> np.ndarray:
+    """The day-independent part of the reminder effect: effect * strength * decay**k *
+    diminishing**(n-1) (0 when no reminder was sent)."""
+    return tb.effect[seg] * tb.strength[c] * tb.decay_pow[seg, k] * tb.dimin_pow[seg, n]
+
+
+def pay_hazard_from_effect(tb: ModelTables, seg: np.ndarray, rel: np.ndarray, cal: np.ndarray,
+                           ms_off: np.ndarray, t: np.ndarray, k: np.ndarray,
+                           static_effect: np.ndarray, complaint: np.ndarray) -> np.ndarray:
+    """:func:`pay_hazard` with ``effect_static(tb, seg, k, n, c)`` precomputed."""
+    send_day = np.clip(t - k, 0, tb.H)
+    # Reminders sent before the milestone are wasted.
+    effect = np.where(send_day >= ms_off, static_effect * tb.timing[seg, send_day], 0.0)
+    lam = (tb.hazard[seg] * tb.trend[seg, np.clip(t, 0, tb.H)] * rel * cal * (1.0 + effect)
+           * np.where(complaint, tb.slowdown[seg], 1.0)
+           * np.where(t < ms_off, tb.before_milestone[seg], 1.0))
+    return -np.expm1(-lam)
+
+
 def pay_hazard(tb: ModelTables, seg: np.ndarray, rel: np.ndarray, cal: np.ndarray,
                ms_off: np.ndarray, t: np.ndarray, k: np.ndarray, n: np.ndarray, c: np.ndarray,
                complaint: np.ndarray) -> np.ndarray:
@@ -147,14 +170,8 @@ def pay_hazard(tb: ModelTables, seg: np.ndarray, rel: np.ndarray, cal: np.ndarra
     ``k, n, c`` are the post-action values (``k = 0`` if reminded today), ``cal`` the
     calendar multiplier of today (0 on non-business days).
     """
-    send_day = np.clip(t - k, 0, tb.H)
-    effect = (tb.effect[seg] * tb.strength[c] * tb.decay_pow[seg, k] * tb.dimin_pow[seg, n]
-              * tb.timing[seg, send_day])
-    effect = np.where(send_day >= ms_off, effect, 0.0)  # reminders before the milestone: wasted
-    lam = (tb.hazard[seg] * rel * cal * (1.0 + effect)
-           * np.where(complaint, tb.slowdown[seg], 1.0)
-           * np.where(t < ms_off, tb.before_milestone[seg], 1.0))
-    return -np.expm1(-lam)
+    return pay_hazard_from_effect(tb, seg, rel, cal, ms_off, t, k,
+                                  effect_static(tb, seg, k, n, c), complaint)
 
 
 def complaint_state_factor(tb: ModelTables, seg: np.ndarray, k: np.ndarray,
@@ -315,11 +332,12 @@ def step(params: InvoiceParams, state: WorldState, actions: np.ndarray,
 
 
 def facts_from_state(params: InvoiceParams, state: WorldState,
-                     days: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                     dates: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The legal facts (``legal_rules.facts.FACTS``) of each invoice on its decision day.
 
-    ``days`` (epoch days, shape (n,)) defaults to due date + ``state.t``. Facts derived from
-    the Markov state are exact when reminders are at least 7 days apart and fewer than K:
+    ``dates`` (datetime64[D] or epoch days, shape (n,)) defaults to due date + ``state.t``.
+    Facts derived from the Markov state are exact when reminders are at least 7 days apart
+    and fewer than K:
     ``days_since_last_contact`` is K for "K or more" and ``NEVER_DAYS`` when none was sent;
     ``contacts_last_7_days``/``calls_last_7_days`` count only the last reminder (0 or 1);
     ``reminders_sent`` is capped at N; ``days_since_final_notice`` is ``k`` when the last
@@ -327,7 +345,13 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
     """
     sc = params.scenario
     cal = params.calendar
-    day = params.due_day + state.t if days is None else np.asarray(days, dtype=np.int64)
+    if dates is None:
+        day = params.due_day + state.t
+    else:
+        dates = np.asarray(dates)
+        if np.issubdtype(dates.dtype, np.datetime64):
+            dates = dates.astype("datetime64[D]").astype(np.int64)
+        day = dates.astype(np.int64)
     d = cal.index(day)
     sent = state.n > 0
     recent = sent & (state.k < 7)

@@ -76,7 +76,7 @@ class Company:
         written = []
         for name in ("customers", "invoices", "payments", "actions"):
             path = out / f"{name}.csv"
-            _atomic_write(path, getattr(self, name).to_csv(index=False, lineterminator="\n"))
+            _atomic_write_csv(path, getattr(self, name))
             written.append(path)
         path = out / "summary.json"
         _atomic_write(path, json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
@@ -87,6 +87,23 @@ class Company:
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _atomic_write_csv(path: Path, df: pd.DataFrame) -> None:
+    """Unquoted CSV (no generated value contains a comma, quote or newline) via pyarrow,
+    which is ~10x faster than pandas; falls back to pandas (quoting) if a value needs it."""
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with tmp.open("wb") as fh:
+            fh.write((",".join(df.columns) + "\n").encode("utf-8"))
+            pa_csv.write_csv(pa.Table.from_pandas(df, preserve_index=False), fh,
+                             pa_csv.WriteOptions(include_header=False, quoting_style="none"))
+    except pa.ArrowInvalid:
+        tmp.write_text(df.to_csv(index=False, lineterminator="\n"), encoding="utf-8")
     tmp.replace(path)
 
 
@@ -383,7 +400,7 @@ def _actions_table(sim: dict[str, np.ndarray]) -> pd.DataFrame:
         "action_date": _iso(sim["act_day"][order]),
         "channel": np.array(("",) + CHANNELS)[sim["act_code"][order]],
         "decided_by": "policy:logging",
-        "propensity": np.round(sim["act_propensity"][order], 12),
+        "propensity": sim["act_propensity"][order],
         "complaint": _bool_str(sim["act_complaint"][order]),
     })
     return df[list(ACTIONS.column_names)]

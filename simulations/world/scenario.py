@@ -47,8 +47,12 @@ class SegmentBehaviour:
 
     Daily payment intensity after the due date::
 
-        lam = hazard * reliability * calendar(date) * (1 + E) * complaint_slowdown**complaint
+        lam = hazard * exp(overdue_trend_per_30_days * t / 30) * reliability * calendar(date)
+              * (1 + E) * complaint_slowdown**complaint
               * (before_milestone_factor if before the milestone)
+
+    ``calendar(date)`` is the month-end / mid-month / quarter-end factor times
+    ``weekday_factors`` (Monday..Friday; e.g. payment runs), 0 on weekends and holidays.
         E   = reminder_effect * strength[c] * reminder_decay**k * reminder_diminishing**(n-1)
               * timing(day the last reminder was sent)     (0 before the milestone)
         P(pay today) = 1 - exp(-lam)
@@ -79,6 +83,8 @@ class SegmentBehaviour:
     complaint_slowdown: float
     dispute_start: float
     dispute_resolve: float
+    weekday_factors: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)  # Monday..Friday
+    overdue_trend_per_30_days: float = 0.0  # hazard * exp(trend * t / 30)
 
 
 @dataclass(frozen=True)
@@ -252,6 +258,11 @@ def _read_segment(r: _Reader, name: str, d: Any) -> SegmentBehaviour:
         frequent_factor=r.number(c, "frequent_factor", cp, 0),
         per_prior_reminder=r.number(c, "per_prior_reminder", cp, 0),
     )
+    weekday = d.get("weekday_factors", [1.0] * 5)
+    if (not isinstance(weekday, list) or len(weekday) != 5
+            or not all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0
+                       for x in weekday)):
+        raise r.fail(f"{p}.weekday_factors", weekday, "5 numbers >= 0 (Monday..Friday)")
     industries = r.weights(r.get(d, "industries", p), f"{p}.industries")
     if name == "construction" and set(industries) != {"construction"}:
         raise r.fail(f"{p}.industries", industries, "only 'construction' for this segment")
@@ -281,6 +292,9 @@ def _read_segment(r: _Reader, name: str, d: Any) -> SegmentBehaviour:
         complaint_slowdown=r.number(d, "complaint_slowdown", p, 0, 1),
         dispute_start=r.number(d, "dispute_start", p, 0, 1),
         dispute_resolve=r.number(d, "dispute_resolve", p, 0, 1),
+        weekday_factors=tuple(float(x) for x in weekday),
+        overdue_trend_per_30_days=r.number(d, "overdue_trend_per_30_days", p, -5, 5,
+                                           default=0.0),
     )
 
 
@@ -354,6 +368,10 @@ def scenario_from_dict(data: Any, source: str = "<memory>") -> Scenario:
                 or not isinstance(item[1], int) or item[1] < 0):
             raise r.fail(f"logging_policy.schedule[{i}]", item, "[channel, day after due >= 0]")
         schedule.append((CHANNELS.index(item[0]) + 1, int(item[1])))
+    agency = CHANNELS.index("agency") + 1
+    if any(ch == agency for ch, _ in schedule[:-1]):
+        raise r.fail("logging_policy.schedule", sched_raw, "agency only as the last entry")
+    n_reminders = sum(ch != agency for ch, _ in schedule)
     logging = LoggingPolicyConfig(
         schedule=tuple(schedule),
         jitter_days=r.integer(lp, "jitter_days", "logging_policy", 0, 60),
@@ -386,6 +404,9 @@ def scenario_from_dict(data: Any, source: str = "<memory>") -> Scenario:
         opted_out_share=r.number(custom, "opted_out_share", "customers", 0, 1, default=0.03),
         source=source,
     )
+    if n_reminders > scenario.max_reminders:
+        raise r.fail("logging_policy.schedule", sched_raw,
+                     f"at most state.max_reminders = {scenario.max_reminders} reminders")
     if sum(s.weight for s in segments) <= 0:
         raise r.fail("segments.*.weight", 0, "weights with a positive sum")
     if sum(j.weight for j in jurisdictions) <= 0:

@@ -109,3 +109,12 @@ def test_what_if_needs_exactly_one_change():
     assert r.exit_code == 2 and "exactly one" in r.output
     r = run("what-if", "--change", "schedule=7,x")
     assert r.exit_code == 2 and "DAY:CHANNEL" in r.output
+
+
+def test_pilot_design_dry_run_on_a_simulated_company(tmp_path):
+    out = tmp_path / "dry.csv"
+    r = run("pilot", "design", "--scenario", "default", "--customers", "40", "--metric",
+            "days_to_pay", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "scenario default (simulated)" in r.output
+    assert len(pd.read_csv(out)) == 40

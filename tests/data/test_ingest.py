@@ -259,3 +259,38 @@ def test_unknown_columns_are_reported_as_ignored(tmp_path, store, samples) -> No
                  "customer_id,jurisdiction,customer_type,vat_id\nA,DE,b2b,DE123\n")
     report = ingest([path], db=store)
     assert any("vat_id" in w for w in report.warnings)
+
+
+def test_an_error_during_loading_rolls_everything_back(tmp_path, store, monkeypatch) -> None:
+    import engine.ingest as ingest_module
+
+    real_insert = ingest_module._insert
+
+    def failing_insert(con, name, rows, columns):  # fault injection after earlier inserts
+        if name == "payments":
+            raise RuntimeError("disk full")
+        return real_insert(con, name, rows, columns)
+
+    monkeypatch.setattr(ingest_module, "_insert", failing_insert)
+    ibm = Path("/work/shared/data/ibm_accounts_receivable.csv")
+    if not ibm.exists():
+        pytest.skip("shared IBM data not available")
+    with pytest.raises(RuntimeError, match="disk full"):
+        ingest([ibm], db=store, mapping="ibm_ar")
+    assert store.counts() == {"customers": 0, "invoices": 0, "payments": 0, "actions": 0}
+    assert store.extra_columns("invoices") == {}  # the ALTER TABLE was rolled back too
+    assert "paperless_bill" not in store.table("invoices").columns
+    assert not store.quarantine_dir.exists() or not list(store.quarantine_dir.iterdir())
+
+
+def test_a_stored_value_against_a_missing_one_is_a_conflict(tmp_path, store,
+                                                            contract_files, samples) -> None:
+    ingest(contract_files, db=store)
+    acts = samples.write(tmp_path, "actions.csv",
+                         "invoice_id,action_date,channel,decided_by,propensity,complaint\n"
+                         "I1,2024-02-16,email,policy:fixed,,false\n")
+    report = ingest([acts], db=store)
+    # the derived id differs only if the hashed fields differ; here they are equal, so the
+    # row meets its stored twin and the missing propensity makes it a conflict
+    assert report.tables["actions"].quarantined == 1
+    assert "conflict" in quarantine(report, "actions")["reason"].iloc[0]

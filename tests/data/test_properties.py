@@ -59,6 +59,10 @@ def table_csv(draw, table: str) -> str:
     return out.getvalue()
 
 
+# derandomize: the same examples every run (seeded), no flaky CI
+SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+
+
 @pytest.fixture(scope="module")
 def shared_store(tmp_path_factory) -> Store:
     """One store for all examples: each example checks the change it made."""
@@ -90,7 +94,7 @@ def _check(store: Store, files: dict[str, str | bytes]) -> None:
                 assert t.quarantine_file is None
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, **SETTINGS)
 @given(st.data())
 def test_rows_balance_for_random_tables(shared_store, data) -> None:
     tables = data.draw(st.lists(st.sampled_from(list(TABLES)), min_size=1, max_size=4,
@@ -98,13 +102,13 @@ def test_rows_balance_for_random_tables(shared_store, data) -> None:
     _check(shared_store, {f"{t}.csv": data.draw(table_csv(t)) for t in tables})
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, **SETTINGS)
 @given(st.binary(max_size=300), st.sampled_from(list(TABLES)))
 def test_random_bytes_never_crash(shared_store, content: bytes, table: str) -> None:
     _check(shared_store, {f"{table}.csv": content})
 
 
-@settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, **SETTINGS)
 @given(st.text(max_size=300), st.sampled_from(list(TABLES)))
 def test_random_text_never_crashes(shared_store, content: str, table: str) -> None:
     _check(shared_store, {f"{table}.csv": content})

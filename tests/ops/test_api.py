@@ -157,3 +157,42 @@ def test_openapi_docs(api):
     spec = api.get("/openapi.json").json()
     assert "/recommendations/{invoice_id}" in spec["paths"]
     assert api.get("/docs").status_code == 200
+
+
+def test_letter_endpoint_renders_from_the_stored_state(api, db, as_of):
+    (db.parent / "creditor.yaml").write_text("name: Nordlicht GmbH\nreminder_fee: 2.5\n")
+    api.post("/recommendations/run", json={"as_of": as_of.isoformat()}, headers=auth(REVIEW))
+    rows = api.get("/recommendations", params={"as_of": as_of.isoformat(), "action": "email"},
+                   headers=auth(READ)).json()["recommendations"]
+    inv = rows[0]["invoice_id"]
+    r = api.get(f"/letters/{inv}", params={"as_of": as_of.isoformat(), "action": "email",
+                                           "format": "txt"}, headers=auth(READ))
+    assert r.status_code == 200 and "Nordlicht GmbH" in r.text and inv in r.text
+    r = api.get(f"/letters/{inv}", params={"as_of": as_of.isoformat(), "format": "docx"},
+                headers=auth(READ))
+    assert r.status_code == 422
+
+
+@pytest.mark.slow
+def test_predictions_with_a_payment_model(db, serve, tmp_path, as_of):
+    from engine.features import build_training_frame
+    from engine.models import PaymentModel
+    from engine.recommend import invoice_state
+
+    tables = Store(db).tables(as_of=as_of)
+    tf = build_training_frame(tables, as_of)
+    PaymentModel(n_estimators=30, random_state=0).fit(tf.X, tf.days_late, order=tf.ref_day) \
+        .save(tmp_path / "model")
+    app = create_app(ApiConfig(db=db, tokens=load_tokens(env=f"{READ}:read"),
+                               model_dir=tmp_path / "model"))
+    with serve(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        open_ids = invoice_state(tables, as_of)["invoice_id"].tolist()
+        body = {"invoice_ids": open_ids[:5], "as_of": as_of.isoformat()}
+        r = c.post("/predictions", json=body, headers=auth(READ)).json()
+        assert len(r["predictions"]) == 5 and r["model_hash"]
+        for p in r["predictions"]:
+            assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+            assert len(p["top_factors"]) == 3
+        bad = c.post("/predictions", json={"invoice_ids": ["NOPE"], "as_of": "2024-12-02"},
+                     headers=auth(READ))
+        assert bad.status_code == 404

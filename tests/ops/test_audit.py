@@ -6,6 +6,8 @@ import datetime as dt
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.audit import AuditLog, AuditRecord
 
@@ -87,3 +89,21 @@ def test_payload_must_be_serialisable(log):
     with pytest.raises(TypeError):
         log.append([AuditRecord("decision", {"x": object()})])
     assert len(log) == 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(seq=st.integers(1, 6), column=st.sampled_from(
+    ["recorded_at", "kind", "invoice_id", "customer_id", "payload", "personal_digest",
+     "prev_hash", "record_hash"]), suffix=st.text(min_size=1, max_size=3))
+def test_any_edit_of_any_record_is_detected(tmp_path_factory, seq, column, suffix):
+    con = duckdb.connect(str(tmp_path_factory.mktemp("prop") / "a.duckdb"))
+    log = AuditLog(con)
+    log.append([_decision(i) for i in range(6)])
+    if column == "kind":  # the kind column only holds known kinds
+        new = "review" if seq % 2 else "action"
+        con.execute("UPDATE ops_audit_log SET kind = ? WHERE seq = ?", [new, seq])
+    else:
+        con.execute(f"UPDATE ops_audit_log SET {column} = coalesce({column}, '') || ? "
+                    "WHERE seq = ?", [suffix, seq])
+    assert not log.verify().ok
+    con.close()

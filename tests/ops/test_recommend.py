@@ -198,3 +198,74 @@ def test_with_payment_model_probabilities_and_top_factors(db, tmp_path):
     with store.connect() as con:
         again = stored_recommendations(con, AS_OF)
     assert again["p_on_time"].round(9).equals(f["p_on_time"].round(9))
+
+
+def test_same_inputs_give_the_same_recommendations_and_audit_payloads(db, tmp_path):
+    import shutil
+
+    other = tmp_path / "copy" / "dunning.duckdb"
+    other.parent.mkdir()
+    shutil.copyfile(db, other)
+    a = Recommender(Store(db)).run(AS_OF).frame
+    b = Recommender(Store(other)).run(AS_OF).frame
+    cols = ["invoice_id", "action", "status", "policy_action", "reason", "vetoes", "caps",
+            "policy_hash", "rules_hash", "audit_seq"]
+    assert a[cols].equals(b[cols])
+    payloads = []
+    for path in (db, other):
+        with Store(path).connect() as con:
+            payloads.append(con.execute("SELECT payload FROM ops_audit_log ORDER BY seq"
+                                        ).fetchall())
+    assert payloads[0] == payloads[1]
+
+
+class _SpacesOnly:
+    """Just the environment's spaces, to build an (untrained, seeded) MaskablePPO network."""
+
+    def __init__(self) -> None:
+        from simulations.env.spaces import action_space, observation_space
+
+        self.observation_space, self.action_space = observation_space(), action_space()
+
+
+@pytest.mark.slow
+def test_rl_policy_directory_plugs_in(db, tmp_path):
+    import gymnasium as gym
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from engine.recommend import load_policy
+    from legal_rules.loader import load_rules
+    from policies.rl.policy import save_artifact
+    from policies.rl.training import RLTrainingConfig, TrainingCurve
+
+    class Env(gym.Env):
+        def __init__(self) -> None:
+            spaces = _SpacesOnly()
+            self.observation_space, self.action_space = spaces.observation_space, \
+                spaces.action_space
+
+        def reset(self, *, seed=None, options=None):
+            return self.observation_space.sample() * 0, {}
+
+        def step(self, action):
+            return self.observation_space.sample() * 0, 0.0, True, False, {}
+
+    config = RLTrainingConfig(seed=0, total_timesteps=0, net_arch=(8, 8))
+    model = MaskablePPO("MlpPolicy", DummyVecEnv([Env]), seed=0, device="cpu",
+                        policy_kwargs={"net_arch": [8, 8]})
+    art = save_artifact(model, tmp_path / "policy", config, TrainingCurve(), 0.0,
+                        {"note": "untrained, for the plug-in test"})
+    loaded = load_policy(tmp_path / "policy")
+    assert loaded.name == "rl" and loaded.hash == art.content_hash
+    result = Recommender(Store(db), policy=loaded).run(AS_OF)
+    assert (result.frame["policy_hash"] == art.content_hash).all()
+    rules = load_rules()
+    assert rules.hash == result.rules_hash
+    durable = DurableEvaluator(rules)
+    with Store(db).connect() as con:
+        facts = {r["invoice_id"]: r["payload"]["facts"]
+                 for r in AuditLog(con).records(kind="decision")}
+    for row in result.frame[result.frame["action"] != "wait"].itertuples():
+        assert durable.decide(facts[row.invoice_id], row.action, AS_OF).allowed
+

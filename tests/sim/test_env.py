@@ -43,7 +43,7 @@ def test_a_vetoed_action_is_never_taken(gt_source, legal_mask):
     env = CollectionsEnv(source=gt_source, mask=legal_mask)
     rng = np.random.default_rng(0)
     refused_seen = 0
-    for episode in range(30):
+    for episode in range(6):
         obs, info_prev = env.reset(seed=episode)
         done = False
         while not done:

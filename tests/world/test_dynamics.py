@@ -166,6 +166,12 @@ def test_startup_pays_at_month_end_saas_after_quarter_end(scenario: world.Scenar
     after_q = np.isin(month, [0, 3, 6, 9]) & (dom < 8)
     mid_q = np.isin(month, [1, 4, 7, 10]) & (dom > 10)
     assert saas[after_q].mean() > 3 * saas[mid_q].mean()
+    # Corporate payment runs: Tuesdays beat Fridays (both business days of DE).
+    corp = cal.pay_multiplier[SEGMENTS.index("corporate"), 0]
+    weekday = (cal.first_day + days + 3) % 7
+    tue = (weekday == 1) & cal.is_business[0] & cal.is_business[0, np.maximum(days - 1, 0)]
+    fri = (weekday == 4) & cal.is_business[0]
+    assert corp[tue].mean() > 1.5 * corp[fri].mean()
 
 
 def test_facts_cover_the_registry_with_types(params: world.InvoiceParams) -> None:
@@ -184,6 +190,10 @@ def test_facts_cover_the_registry_with_types(params: world.InvoiceParams) -> Non
     assert set(fresh["jurisdiction"]) <= {j.code for j in params.scenario.jurisdictions}
     weekend = params.calendar.is_weekend[params.due_index]
     np.testing.assert_array_equal(fresh["is_weekend"], weekend)
+    # Explicit decision dates give the same facts as the state's day.
+    dated = world.facts_from_state(params, state, (params.due_day + 9).astype("datetime64[D]"))
+    for name in FACTS:
+        np.testing.assert_array_equal(dated[name], facts[name])
 
 
 def test_logging_policy_probs_are_a_distribution(params: world.InvoiceParams) -> None:

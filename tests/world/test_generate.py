@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from engine.cli import app
 from engine.contract import CHANNELS, SEGMENTS, TABLES, Action
+from engine.errors import InputError
 from simulations import world
 from simulations.world.calendar import to_day
 
@@ -133,7 +134,7 @@ def test_logged_propensity_is_the_logging_policy_probability(company: world.Comp
         state = _replay_state(company, np.array([r]), acts, d)
         probs = world.logging_policy_probs(company.params.take(np.array([r])), state)
         got[i] = probs[0, Action.from_channel(ch)]
-    np.testing.assert_allclose(got, sample.propensity.to_numpy(dtype=float), rtol=1e-9)
+    np.testing.assert_allclose(got, sample.propensity.to_numpy(dtype=float), rtol=1e-12)
     assert ((sample.propensity.astype(float) > 0) & (sample.propensity.astype(float) <= 1)).all()
     assert set(company.actions.decided_by) == {"policy:logging"}
     assert set(company.actions.channel) <= set(CHANNELS)
@@ -165,3 +166,35 @@ def test_cli_generate_and_bad_scenario(tmp_path: Path) -> None:
     res = runner.invoke(app, ["generate", "--scenario", str(bad), "--out", str(tmp_path / "x")])
     assert res.exit_code == 2
     assert "bad.yaml" in res.output and "Traceback" not in res.output
+
+
+def test_any_valid_scenario_works_end_to_end(tmp_path: Path) -> None:
+    """Nothing is tied to the default: other jurisdictions, caps, horizon and schedule."""
+    import yaml
+
+    from policies.oracle import solve
+    from simulations.world.scenario import SCENARIO_DIR, scenario_from_dict
+
+    data = yaml.safe_load((SCENARIO_DIR / "default.yaml").read_text())
+    data["jurisdictions"] = {"PL": {"weight": 1, "currency": "PLN", "language": "pl"},
+                             "US": {"weight": 1, "currency": "USD", "language": "en"}}
+    data["horizon_days"] = 60
+    data["state"] = {"max_days_since_reminder": 10, "max_reminders": 2}
+    data["logging_policy"]["schedule"] = [["letter", 10], ["phone", 20], ["agency", 40]]
+    data["segments"]["saas"]["weight"] = 0
+    sc = scenario_from_dict(data, "custom.yaml")
+    company = world.generate_company(sc, n_customers=80, months=5, seed=1)
+    company.write(tmp_path)
+    assert set(company.customers.jurisdiction) == {"PL", "US"}
+    assert "saas" not in set(company.customers.segment)
+    assert set(company.actions.channel) <= {"letter", "phone", "email", "final_notice",
+                                            "agency"}
+    first = company.actions.groupby("invoice_id").action_date.min()
+    due = company.invoices.set_index("invoice_id").due_date
+    lag = (pd.to_datetime(first) - pd.to_datetime(due[first.index])).dt.days
+    assert lag.min() >= 8  # the first reminder comes 10 +- 2 days after due
+    sol = solve(company.params.take(np.arange(4)))
+    assert sol.policy.shape[1:] == (60, sol.space.size) and np.isfinite(sol.value).all()
+    data["logging_policy"]["schedule"] = [["email", 5], ["email", 10], ["email", 15]]
+    with pytest.raises(InputError, match="max_reminders"):
+        scenario_from_dict(data, "custom.yaml")

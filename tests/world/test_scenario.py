@@ -60,6 +60,8 @@ def _default_dict() -> dict:
         (lambda d: d["logging_policy"]["schedule"].append(["fax", 60]),
          "logging_policy.schedule[4]"),
         (lambda d: d.pop("horizon_days"), "horizon_days"),
+        (lambda d: d["segments"]["corporate"].__setitem__("weekday_factors", [1, 2]),
+         "segments.corporate.weekday_factors"),
         (lambda d: d["segments"]["construction"]["industries"].__setitem__("retail", 1),
          "segments.construction.industries"),
     ],

@@ -1,0 +1,153 @@
+"""Bounded load test of the REST API: one invoice's recommendation per request.
+
+    .venv/bin/python benchmarks/bench_api.py [--invoices 20000] [--requests 6000] [--clients 4]
+
+Builds a store (real ingest) and runs the daily recommendation (not timed), starts the real
+server (`dunning serve`, uvicorn, one process) on 127.0.0.1 and a free port, then
+``--clients`` client processes each send ``--requests / --clients`` sequential
+``GET /recommendations/{invoice_id}`` requests with a bearer token over keep-alive HTTP
+(random invoice ids, seeded). Measures requests per second and latency percentiles.
+Targets: > 500 req/s and p99 < 50 ms on 2 cores. Writes ``benchmarks/results/api.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+from benchmarks.bench_recommend import AS_OF, make_open_book  # noqa: E402
+from benchmarks.common import write_result  # noqa: E402
+
+
+def _client(url: str, token: str, ids: list[str], out: mp.Queue) -> None:
+    import httpx
+
+    lat, errors = [], 0
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"},
+                      timeout=10) as c:
+        for inv in ids:
+            t = time.perf_counter()
+            r = c.get(f"/recommendations/{inv}")
+            lat.append(time.perf_counter() - t)
+            errors += r.status_code != 200
+    out.put((lat, errors))
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invoices", type=int, default=20_000)
+    parser.add_argument("--requests", type=int, default=6_000)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import httpx
+
+    from engine.ingest import ingest
+    from engine.recommend import Recommender
+    from engine.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
+        folder = Path(tmp)
+        files = []
+        for name, frame in make_open_book(args.invoices, args.seed).items():
+            if len(frame):
+                frame.to_csv(folder / f"{name}.csv", index=False)
+                files.append(folder / f"{name}.csv")
+        db = folder / "store" / "dunning.duckdb"
+        ingest(files, db=db)
+        ids = Recommender(Store(db)).run(AS_OF).frame["invoice_id"].tolist()
+
+        token = secrets.token_urlsafe(24)
+        port = _free_port()
+        env = {**os.environ, "DUNNING_API_TOKENS": f"{token}:read:bench"}
+        dunning = str(Path(sys.executable).parent / "dunning")
+        server = subprocess.Popen([dunning, "serve", "--db", str(db), "--port", str(port)],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(url + "/health", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"server did not start: {server.stderr.read()[-500:]}")
+                time.sleep(0.1)
+            rng = np.random.default_rng(args.seed)
+            warm = rng.choice(ids, 200).tolist()
+            _client(url, token, warm, q := mp.Queue())  # warm-up: fills the day cache
+            q.get()
+            per = args.requests // args.clients
+            parts = [rng.choice(ids, per).tolist() for _ in range(args.clients)]
+            out: mp.Queue = mp.Queue()
+            procs = [mp.Process(target=_client, args=(url, token, p, out)) for p in parts]
+            cpu0 = _cpu_seconds(server.pid)
+            t0 = time.perf_counter()
+            for p in procs:
+                p.start()
+            results = [out.get() for _ in procs]
+            elapsed = time.perf_counter() - t0
+            server_cpu = _cpu_seconds(server.pid) - cpu0
+            for p in procs:
+                p.join()
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    lat = np.concatenate([np.asarray(r[0]) for r in results]) * 1000
+    errors = sum(r[1] for r in results)
+    rps = len(lat) / elapsed
+    p99 = float(np.percentile(lat, 99))
+    figures = {
+        "invoices_in_store": len(ids),
+        "requests": int(len(lat)),
+        "client_processes": args.clients,
+        "errors": int(errors),
+        "seconds": round(elapsed, 3),
+        "requests_per_second": round(rps, 1),
+        "requests_per_second_target": 500,
+        "latency_ms": {q: round(float(np.percentile(lat, int(q[1:]))), 2)
+                       for q in ("p50", "p90", "p95", "p99")},
+        "latency_p99_ms_target": 50,
+        "meets_targets": bool(rps > 500 and p99 < 50 and errors == 0),
+        "server_cpu_ms_per_request": round(1000 * server_cpu / len(lat), 3),
+        "server_capacity_req_per_s_one_free_core": round(len(lat) / server_cpu, 1)
+        if server_cpu else None,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
+        "endpoint": "GET /recommendations/{invoice_id} (bearer token, keep-alive)",
+        "note": "server: one uvicorn process; clients run on the same 2 cores, so they "
+                "compete with the server; the machine was shared with other jobs.",
+        "seed": args.seed,
+    }
+    path = write_result("api", figures)
+    print(f"{len(lat)} requests in {elapsed:.2f} s: {rps:.0f} req/s, p99 {p99:.1f} ms, "
+          f"errors {errors} -> {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Speed of the payment and hazard models on a 1M-invoice contract-shaped company.
+
+Targets (2 cores): training on 1M invoices < 300 s; scoring 1M open invoices end to end
+(prepare tables + as-of features + calibrated probabilities, no explanations) < 10 s;
+explanations for the 10,000 riskiest < 10 s; ``HazardModel.predict_hazard`` >= 200,000
+rows/s at 4,000-16,000 rows per call.
+
+Data: ``engine.models.synthetic.make_contract_tables`` (numpy, seconds for 1M invoices)
+rather than ``simulations.world`` (same contract layout, but minutes to simulate 1M
+invoices day by day). Run: ``.venv/bin/python benchmarks/bench_payment_model.py [N [THREADS]]``
+(default 1M invoices, 1 LightGBM thread: on a machine whose 2 cores are shared, OpenMP
+threads busy-wait and 2 threads run slower than 1).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import write_result  # noqa: E402
+from engine.features import (  # noqa: E402
+    build_hazard_frame,
+    build_invoice_features,
+    build_training_frame,
+    prepare_tables,
+)
+from engine.models import PaymentModel  # noqa: E402
+from engine.models.hazard import HazardModel  # noqa: E402
+from engine.models.synthetic import make_contract_tables  # noqa: E402
+
+
+def timed(fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t0
+
+
+def main(n_invoices: int = 1_000_000, threads: int = 1) -> None:
+    tables, t_gen = timed(make_contract_tables, n_customers=n_invoices // 20,
+                          n_invoices=n_invoices, seed=0, days=1095)
+    as_of = "2025-12-31"
+    figures: dict = {"n_invoices": n_invoices, "threads": threads, "generate_seconds": t_gen,
+                     "data": "engine.models.synthetic.make_contract_tables, 3 years"}
+    # -- training: prepare + point-in-time snapshot rows + fit (early-stopped, calibrated)
+    print(f"generated {n_invoices} invoices in {t_gen:.1f}s", flush=True)
+    p, t_prep = timed(prepare_tables, tables)
+    frame, t_frame = timed(build_training_frame, p, as_of, 30)
+    print(f"prepare {t_prep:.1f}s, {len(frame.X)} snapshot rows in {t_frame:.1f}s", flush=True)
+    model = PaymentModel(very_late_days=30, n_jobs=threads)
+    _, t_fit = timed(model.fit, frame.X, frame.days_late, frame.ref_day)
+    figures["train"] = {
+        "prepare_seconds": t_prep, "features_seconds": t_frame, "fit_seconds": t_fit,
+        "total_seconds": t_prep + t_frame + t_fit, "target_seconds": 300,
+        "training_rows": int(len(frame.X)), "trees_per_class": model.best_iteration_,
+        "includes": "payment classifier + days-late regressor; the CLI also fits the "
+                    "evaluation models and the hazard model"}
+    print(figures["train"], flush=True)
+    del frame
+    # -- scoring every invoice as if open at as_of: prepare + features + probabilities
+    ids = tables["invoices"]["invoice_id"].to_numpy()
+
+    def score() -> np.ndarray:
+        q = prepare_tables(tables)
+        X = build_invoice_features(q, as_of, invoice_ids=ids)
+        return model.predict_proba(X), X
+
+    (proba, X), t_score = timed(score)
+    figures["score"] = {"rows": int(len(X)), "seconds": t_score, "target_seconds": 10,
+                        "rows_per_second": len(X) / t_score}
+    print(figures["score"], flush=True)
+    risky = np.argsort(proba[:, 0])[:10_000]
+    _, t_exp = timed(model.explain, X.iloc[risky], 3)
+    figures["explain"] = {"rows": 10_000, "seconds": t_exp, "target_seconds": 10}
+    print(figures["explain"], flush=True)
+    # -- hazard model: fit on the invoice-day rows, then the simulation's call
+    hframe, t_hframe = timed(build_hazard_frame, p, as_of)
+    hazard = HazardModel(n_jobs=threads)
+    _, t_hfit = timed(hazard.fit, hframe)
+    S = hazard.static_matrix(hframe.static)
+    rng = np.random.default_rng(0)
+    calls = {}
+    for n in (4_000, 16_000):
+        idx = rng.integers(0, len(S), n)
+        st = np.ascontiguousarray(S[idx])
+        dyn = {k: v[rng.integers(0, len(v), n)] for k, v in hframe.dynamic.items()}
+        hazard.predict_hazard(st, dyn)
+        reps = 20
+        _, t = timed(lambda st=st, dyn=dyn, reps=reps: [hazard.predict_hazard(st, dyn)
+                                             for _ in range(reps)])
+        calls[str(n)] = {"seconds_per_call": t / reps, "rows_per_second": n * reps / t}
+    figures["hazard"] = {"frame_seconds": t_hframe, "fit_seconds": t_hfit,
+                         "rows": hazard.n_rows_, "trees": hazard.n_estimators,
+                         "leaves": hazard.num_leaves, "predict": calls,
+                         "target_rows_per_second": 200_000}
+    print(figures["hazard"], flush=True)
+    print(write_result("payment_model", figures))
+
+
+def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -> dict:
+    """Learned hazard vs the ground truth: train on a world company's history, then for the
+    invoices due in its last 6 months compare the mean predicted survival without reminders
+    with the world's TRUE survival (``transition_probs`` under WAIT, no dispute), days
+    0..``days`` after due, per segment. Writes ``payment_model_hazard_world.json``."""
+    from engine.features import (
+        count_holidays,
+        days_to_month_end,
+        days_to_quarter_end,
+        features_at,
+        from_day,
+        weekday,
+    )
+    from simulations import world
+
+    company = world.generate_company(world.load_scenario("default"), n_customers, months, 0)
+    tables = {k: getattr(company, k) for k in ("customers", "invoices", "payments", "actions")}
+    p = prepare_tables(tables)
+    as_day = p.last_day + 1
+    cut = as_day - 183
+    hazard = HazardModel().fit_tables(p, from_day(cut))  # learns only from before the cut
+    rows = np.flatnonzero(p.due_day >= cut)
+    params = company.params.take(rows)
+    state = world.initial_state(params)
+    n = len(rows)
+    true_s, pred_s = np.ones((n, days + 1)), np.ones((n, days + 1))
+    S = hazard.static_matrix(features_at(p, rows, p.due_day[rows]))
+    jur = p.customers["jurisdiction"].astype(str).str.upper().to_numpy()[p.cust[rows]]
+    wait = np.zeros(n, dtype=np.int64)
+    for d in range(days):
+        probs = world.transition_probs(params, state, wait)
+        true_s[:, d + 1] = true_s[:, d] * (1.0 - probs.pay_hazard)
+        state, _ = world.advance(params, state, wait, np.ones((3, n)))
+        day = p.due_day[rows] + d
+        dyn = {"days_overdue": np.full(n, float(d)), "n_email": np.zeros(n),
+               "n_letter": np.zeros(n), "n_phone": np.zeros(n), "n_final_notice": np.zeros(n),
+               "days_since_last_reminder": np.full(n, 10_000.0), "last_channel": np.zeros(n),
+               "weekday": weekday(day).astype(float),
+               "days_to_month_end": days_to_month_end(day).astype(float),
+               "days_to_quarter_end": days_to_quarter_end(day).astype(float),
+               "is_holiday": count_holidays(jur, day, day, p.holidays)}
+        pred_s[:, d + 1] = pred_s[:, d] * (1.0 - hazard.predict_hazard(S, dyn))
+    seg = p.customers["segment"].astype(str).to_numpy()[p.cust[rows]]
+    pts = [0, 7, 14, 30, 45, 60, 90]
+    out: dict = {"n_invoices_compared": n, "policy": "no reminders (WAIT every day)",
+                 "trained_on_history_before": str(from_day(cut)), "per_segment": {}}
+    for name in ["all", *sorted(set(seg))]:
+        m = np.ones(n, bool) if name == "all" else seg == name
+        t, q = true_s[m].mean(0), pred_s[m].mean(0)
+        out["per_segment"][name] = {
+            "invoices": int(m.sum()), "days": pts, "true": [float(t[d]) for d in pts],
+            "predicted": [float(q[d]) for d in pts],
+            "max_abs_gap_days_0_90": float(np.abs(t - q).max()),
+            "mean_abs_gap_days_0_90": float(np.abs(t - q).mean())}
+        print(name, out["per_segment"][name], flush=True)
+    print(write_result("payment_model_hazard_world", out))
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "world":
+        hazard_vs_world()
+    else:
+        main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000,
+         int(sys.argv[2]) if len(sys.argv) > 2 else 1)

@@ -1,0 +1,119 @@
+"""Ground truth on a company's held-out invoices: where the RL policy is judged.
+
+The models and the RL policy learn from the history known at a cut date; the invoices due on
+or after it were never seen in training. :class:`HeldOutGroundTruth` replays exactly those
+invoices in the ground-truth world (their true parameters from ``Company.params``), and
+fills the observation's payment probabilities with the company's payment model applied to
+each invoice's features as of its due date (only facts known then), as a deployed policy
+would see them. The oracle (``policies.baselines.oracle.GroundTruthOracle``) can solve them
+because this is a ``GroundTruthSource``.
+
+Used for the shifted scenario too: a company generated from ``shifted.yaml`` scored by the
+models trained on the default company (the world changed, the models did not).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.errors import DunningError
+from simulations.env.ground_truth import GroundTruthSource, _Pool
+from simulations.env.types import InvoiceBatch
+
+
+def month_cut(as_of: dt.date, holdout_months: int) -> dt.date:
+    """First day of the month ``holdout_months`` months before the month after ``as_of``."""
+    month_index = as_of.year * 12 + (as_of.month - 1) + 1 - holdout_months
+    return dt.date(month_index // 12, month_index % 12 + 1, 1)
+
+
+def payment_probs_at_due(tables: dict[str, pd.DataFrame], invoice_ids: np.ndarray,
+                         payment_model: Any) -> np.ndarray:
+    """``(n, 3)`` payment-model probabilities of ``invoice_ids`` as of their due dates."""
+    from engine.features import features_at, prepare_tables
+
+    p = prepare_tables(tables)
+    pos = pd.Index(p.invoice_id.astype(str)).get_indexer(np.asarray(invoice_ids, dtype=str))
+    if (pos < 0).any():
+        missing = np.asarray(invoice_ids)[pos < 0][0]
+        raise DunningError(f"invoice {missing!r} of the evaluation set is not in the tables")
+    proba = np.asarray(payment_model.predict_proba(features_at(p, pos, p.due_day[pos])),
+                       dtype=np.float64)
+    if proba.shape[1] == 2:  # a binary model (very_late_days = 0): no very-late class
+        proba = np.column_stack([proba, np.zeros(len(proba))])
+    return proba
+
+
+class HeldOutGroundTruth(GroundTruthSource):
+    """The ground-truth world restricted to given invoices of a generated company.
+
+    Args:
+        company: ``simulations.world.Company`` (tables + true ``params``, row-aligned).
+        rows: rows of ``company.invoices`` to evaluate on (e.g. due on or after the cut).
+        payment_probs: ``(len(rows), 3)`` payment-model probabilities of those rows.
+        scenario: the company's ``Scenario``.
+
+    ``fresh_invoices(n, rng)`` and ``sample_invoices(n, rng)`` draw from these rows only
+    (without replacement while there are enough of them).
+    """
+
+    name = "ground_truth_holdout"
+
+    def __init__(self, company: Any, rows: np.ndarray, payment_probs: np.ndarray,
+                 scenario: Any) -> None:
+        super().__init__(scenario, pool_size=len(rows))
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            raise DunningError("no held-out invoices to evaluate on: generate more months "
+                               "or shorten the hold-out period")
+        self._holdout = _Pool(company.params.take(rows))
+        self._pool = self._holdout
+        self._probs = np.asarray(payment_probs, dtype=np.float32).reshape(len(rows), 3)
+        self.invoice_ids = company.invoices["invoice_id"].to_numpy()[rows]
+        due = self._holdout.params.due_day
+        self._dates = (dt.date(1970, 1, 1) + dt.timedelta(days=int(due.min())),
+                       dt.date(1970, 1, 1) + dt.timedelta(days=int(due.max())))
+
+    def __len__(self) -> int:
+        return len(self._probs)
+
+    def _draw(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        size = len(self._probs)
+        rows = rng.choice(size, size=n, replace=n > size)
+        return np.sort(rows) if n <= size else rows
+
+    def sample_invoices(self, n: int, rng: np.random.Generator) -> InvoiceBatch:
+        return self._batch(self._holdout, self._draw(n, rng))
+
+    def fresh_invoices(self, n: int, rng: np.random.Generator) -> InvoiceBatch:
+        return self._batch(self._holdout, self._draw(n, rng))
+
+    def _batch(self, pool: Any, rows: np.ndarray) -> InvoiceBatch:
+        batch = super()._batch(pool, rows)
+        batch.payment_probs = self._probs[rows]
+        return batch
+
+    def date_range(self) -> tuple[dt.date, dt.date]:
+        return self._dates[0] - dt.timedelta(days=7), self._dates[1]
+
+
+def holdout_source(company: Any, scenario: Any, cut: dt.date, model_dir: str | Path,
+                   tables: dict[str, pd.DataFrame] | None = None) -> HeldOutGroundTruth:
+    """Ground truth on ``company``'s invoices due on or after ``cut``, scored by the payment
+    model in ``model_dir`` with features from ``tables`` (default: the company's own)."""
+    from engine.models import PaymentModel
+
+    inv = company.invoices
+    due = pd.to_datetime(inv["due_date"]).dt.date.to_numpy()
+    rows = np.flatnonzero(due >= cut)
+    if tables is None:
+        tables = {"customers": company.customers, "invoices": company.invoices,
+                  "payments": company.payments, "actions": company.actions}
+    ids = inv["invoice_id"].to_numpy()[rows]
+    probs = payment_probs_at_due(tables, ids, PaymentModel.load(model_dir))
+    return HeldOutGroundTruth(company, rows, probs, scenario)

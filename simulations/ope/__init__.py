@@ -1,0 +1,32 @@
+"""Off-policy evaluation from the logged reminder history (obp style).
+
+Dataset / policy / estimator kept apart::
+
+    from simulations.ope import (build_logged_dataset, target_actions, direct_values,
+                                 InverseProbabilityWeighting, SelfNormalizedIPS,
+                                 DoublyRobust, DirectMethod)
+    data = build_logged_dataset(company)                 # logged episodes + propensities
+    pi = target_actions(FixedSchedulePolicy(), data)     # (n, H) target actions
+    values = direct_values(policy, data, learned_source) # model values for DR / DM
+    DoublyRobust().estimate(data, pi, values)            # value estimate
+    DoublyRobust().estimate_interval(data, pi, values)   # bootstrap 95 % CI
+"""
+
+from simulations.ope.dataset import LoggedDataset, ReplaySource, build_logged_dataset
+from simulations.ope.direct import direct_values
+from simulations.ope.estimators import (
+    ESTIMATORS,
+    DirectMethod,
+    DoublyRobust,
+    InverseProbabilityWeighting,
+    SelfNormalizedIPS,
+    importance_weights,
+    match_rate,
+    target_actions,
+)
+
+__all__ = [
+    "ESTIMATORS", "DirectMethod", "DoublyRobust", "InverseProbabilityWeighting",
+    "LoggedDataset", "ReplaySource", "SelfNormalizedIPS", "build_logged_dataset",
+    "direct_values", "importance_weights", "match_rate", "target_actions",
+]

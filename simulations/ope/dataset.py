@@ -1,0 +1,234 @@
+"""Logged trajectories for off-policy evaluation, rebuilt from the contract tables.
+
+Each complete episode of the history (an invoice unpaid at its due date, whose horizon
+ended before the as-of date) is replayed day by day through the environment's bookkeeping
+(``CollectionsSimulator`` with a :class:`ReplaySource` that plays back the logged payments,
+complaints and disputes), which gives for every invoice-day the observation and legal mask
+a policy would have seen, the logged action, its reward and the logging policy's
+probability of it (recorded in ``actions.propensity`` for action days; the world's
+``logging_policy_probs`` gives every day's, including "wait").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from engine.contract import Action
+from simulations.env.core import CollectionsSimulator
+from simulations.env.masks import ActionMask, AllowAll, default_mask
+from simulations.env.source import TransitionSource
+from simulations.env.types import CostModel, EnvState, InvoiceBatch, Outcome
+
+PSCORE_FLOOR = 1e-3
+
+
+@dataclass
+class LoggedOutcomes:
+    """``InvoiceBatch.params`` of the replay: what happened to each invoice, per day."""
+
+    paid_day: np.ndarray  # (n,) days after due of the full payment, -1 none
+    dispute_open: np.ndarray  # (n,) days after due a dispute opened, -1 none
+    dispute_end: np.ndarray  # (n,) days after due it was resolved, -1 none
+    action: np.ndarray  # (n, H) int8 logged action per day (0 = wait)
+    complaint: np.ndarray  # (n, H) bool complaint about that day's action
+
+
+class ReplaySource(TransitionSource):
+    """Plays back logged outcomes (deterministic; ``rng`` is not used)."""
+
+    name = "replay"
+
+    def __init__(self, costs: CostModel, horizon: int) -> None:
+        self.costs = costs
+        self.horizon = horizon
+
+    def sample_invoices(self, n: int, rng: np.random.Generator) -> InvoiceBatch:
+        raise NotImplementedError("a replay only plays the logged invoices it was given")
+
+    def initial_hidden(self, batch: InvoiceBatch) -> None:
+        return None
+
+    def initially_disputed(self, batch: InvoiceBatch, hidden: Any) -> np.ndarray:
+        lo: LoggedOutcomes = batch.params
+        return np.zeros(len(lo.paid_day), dtype=bool)  # disputes open after the due date
+
+    def step(self, batch: InvoiceBatch, hidden: Any, state: EnvState, actions: np.ndarray,
+             rng: np.random.Generator) -> tuple[None, Outcome]:
+        lo: LoggedOutcomes = batch.params
+        t = state.day
+        day_idx = np.minimum(t, lo.action.shape[1] - 1)
+        complaint = lo.complaint[np.arange(len(t)), day_idx] & (actions > 0)
+        paid = lo.paid_day == t
+        opened = (lo.dispute_open >= 0) & (lo.dispute_open <= t)
+        closed = (lo.dispute_end >= 0) & (lo.dispute_end <= t)
+        reward = self.costs.reward(batch.amount, t, actions, paid, complaint)
+        return None, Outcome(paid=paid, complaint=complaint, disputed=opened & ~closed,
+                             reward=reward)
+
+
+@dataclass
+class LoggedDataset:
+    """Logged episodes as (invoice, day) arrays; ``n`` invoices, ``H`` days.
+
+    ``obs`` (n, H, dim) float32 and ``masks`` (n, H, 6) what a policy would have seen;
+    ``action`` (n, H) logged action; ``pscore`` (n, H) the logging policy's probability
+    of it (1 after the episode ended); ``reward`` (n, H) money discounted to the due date;
+    ``active`` (n, H) the episode was running that day; ``batch`` the invoices;
+    ``propensity_mismatch`` the share of action days whose recomputed propensity differs
+    from the recorded one (the recorded one is used); ``inconsistent_days`` days whose
+    logged action had recomputed probability 0 (floored at ``PSCORE_FLOOR``);
+    ``refused_logged_actions`` logged actions today's legal rules would have vetoed.
+    """
+
+    obs: np.ndarray
+    masks: np.ndarray
+    action: np.ndarray
+    pscore: np.ndarray
+    reward: np.ndarray
+    active: np.ndarray
+    batch: InvoiceBatch
+    invoice_ids: np.ndarray
+    params: Any
+    propensity_mismatch: float
+    refused_logged_actions: int
+    inconsistent_days: int = 0
+    world_states: list[Any] | None = None  # per day: the replayed world state (for the oracle)
+
+    @property
+    def n(self) -> int:
+        return self.action.shape[0]
+
+    @property
+    def logged_value(self) -> float:
+        """Mean return of the logging policy itself (on-policy average)."""
+        return float(self.reward.sum(axis=1).mean())
+
+
+def _world_state(state: EnvState, scenario: Any) -> Any:
+    from simulations.world import WorldState
+
+    K, N = scenario.max_days_since_reminder, scenario.max_reminders
+    sent = state.reminders.sum(axis=1)
+    since = state.days_since_contact()
+    return WorldState(
+        t=state.day.astype(np.int64),
+        k=np.where(sent > 0, np.minimum(since, K), K).astype(np.int64),
+        n=np.minimum(sent, N).astype(np.int64),
+        c=state.last_channel.astype(np.int64),
+        final_notice=state.final_notice_day >= 0,
+        complaint=state.complained.copy(),
+        disputed=state.disputed.copy(),
+        done=np.zeros(len(state.day), dtype=bool),
+    )
+
+
+def build_logged_dataset(company: Any, mask: ActionMask | None = None,
+                         max_invoices: int | None = None, seed: int = 0) -> LoggedDataset:
+    """Replay the complete episodes of a generated company's history.
+
+    ``company`` is a ``simulations.world.Company`` (its tables are the logs; its true
+    ``params`` give the world's logging probabilities for the wait days). At most
+    ``max_invoices`` episodes (a seeded random subset) are kept.
+    """
+    from simulations import world
+    from simulations.env.ground_truth import GroundTruthSource, _Pool
+
+    sc = company.params.scenario
+    H = int(sc.horizon_days)
+    inv = company.invoices
+    ids = inv["invoice_id"].astype(str).to_numpy()
+    due = pd.to_datetime(inv["due_date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
+    as_of = np.datetime64(company.as_of, "D").astype(np.int64)
+    pay = company.payments.groupby(company.payments["invoice_id"].astype(str))["payment_date"]
+    last_pay = pay.max()
+    paid_date = pd.to_datetime(pd.Series(ids).map(last_pay)).to_numpy().astype("datetime64[D]")
+    has_paid = ~np.isnat(paid_date)
+    paid_off = np.where(has_paid, paid_date.astype(np.int64) - due, -1).astype(np.int64)
+    # complete episodes of invoices still open on their due date (the episode starts there)
+    rows = np.flatnonzero((due + H <= as_of) & (~has_paid | (paid_off >= 0)))
+    if max_invoices is not None and len(rows) > max_invoices:
+        rows = np.sort(np.random.default_rng(seed).choice(rows, max_invoices, replace=False))
+    n = len(rows)
+    pos = {v: i for i, v in enumerate(ids[rows])}
+
+    def offset(col: str) -> np.ndarray:
+        if col not in inv:
+            return np.full(n, -1, dtype=np.int64)
+        d = pd.to_datetime(inv[col].iloc[rows]).to_numpy().astype("datetime64[D]")
+        return np.where(np.isnat(d), -1, d.astype(np.int64) - due[rows]).astype(np.int64)
+
+    acts = company.actions
+    a_ids = acts["invoice_id"].astype(str).to_numpy()
+    a_pos = np.array([pos.get(a, -1) for a in a_ids], dtype=np.int64)
+    keep = a_pos >= 0
+    a_day = (pd.to_datetime(acts["action_date"]).to_numpy().astype("datetime64[D]")
+             .astype(np.int64))[keep] - due[rows][a_pos[keep]]
+    a_code = np.array([int(Action.from_channel(c)) for c in acts["channel"].astype(str)],
+                      dtype=np.int64)[keep]
+    a_comp = acts["complaint"].astype(str).str.lower().eq("true").to_numpy()[keep]
+    a_prop = acts["propensity"].to_numpy(dtype=float)[keep]
+    a_pos = a_pos[keep]
+    inside = (a_day >= 0) & (a_day < H)
+    action = np.zeros((n, H), dtype=np.int64)
+    complaint = np.zeros((n, H), dtype=bool)
+    recorded = np.full((n, H), np.nan)
+    action[a_pos[inside], a_day[inside]] = a_code[inside]
+    complaint[a_pos[inside], a_day[inside]] = a_comp[inside]
+    recorded[a_pos[inside], a_day[inside]] = a_prop[inside]
+
+    params = company.params.take(rows)
+    gt = GroundTruthSource(sc)
+    batch = gt._batch(_Pool(params), np.arange(n))
+    batch.params = LoggedOutcomes(paid_day=paid_off[rows], dispute_open=offset("dispute_opened"),
+                                  dispute_end=offset("dispute_resolved"), action=action,
+                                  complaint=complaint)
+    legal = default_mask() if mask is None else mask
+    # The history is what it is: replay every logged action (no mask), but record the
+    # legal mask a policy would have had to respect.
+    sim = CollectionsSimulator(ReplaySource(CostModel.from_scenario(sc), H), AllowAll())
+    sim.load(batch)
+    from simulations.env.layout import LAYOUT
+
+    obs = np.zeros((n, H, LAYOUT.dim), dtype=np.float32)
+    masks = np.ones((n, H, 6), dtype=bool)
+    pscore = np.ones((n, H))
+    reward = np.zeros((n, H))
+    active = np.zeros((n, H), dtype=bool)
+    refused = 0
+    world_states: list[Any] = []
+    for t in range(H):
+        act = sim.active.copy()
+        if not act.any():
+            break
+        obs[:, t] = sim.observations()
+        masks[:, t] = legal(sim.facts, sim.as_of)
+        refused += int((act & ~masks[np.arange(n), t, action[:, t]]).sum())
+        ws = _world_state(sim.state, sc)
+        ws.done = ~act
+        world_states.append(ws)
+        probs = world.logging_policy_probs(params, ws)
+        a_t = action[:, t]
+        pscore[:, t] = np.where(act, probs[np.arange(n), a_t], 1.0)
+        res = sim.step(a_t, np.random.default_rng(0))
+        reward[:, t] = res.reward
+        active[:, t] = act
+    has_record = ~np.isnan(recorded) & active
+    gap = np.abs(pscore - recorded)[has_record]
+    # The recorded propensity is the truth for action days. A day the replayed state gives
+    # probability 0 (the tables keep only the first opening and last resolution of repeated
+    # disputes, so the replay can be off there) is floored so weights stay finite.
+    pscore = np.where(has_record, recorded, pscore)
+    inconsistent = int((active & (pscore <= 0)).sum())
+    pscore = np.where(active, np.maximum(pscore, PSCORE_FLOOR), 1.0)
+    return LoggedDataset(obs=obs, masks=masks, action=action, pscore=pscore, reward=reward,
+                         active=active, batch=batch, invoice_ids=ids[rows], params=params,
+                         propensity_mismatch=float((gap > 1e-6).mean()) if gap.size else 0.0,
+                         inconsistent_days=inconsistent, world_states=world_states,
+                         refused_logged_actions=refused)
+
+
+__all__ = ["LoggedDataset", "LoggedOutcomes", "ReplaySource", "build_logged_dataset"]

@@ -1,0 +1,32 @@
+"""Shared fixtures: a small ground-truth company from simulations.world (fast, seeded)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.features import prepare_tables
+
+TABLE_NAMES = ("customers", "invoices", "payments", "actions")
+
+
+@pytest.fixture(scope="session")
+def company():
+    from simulations import world
+
+    return world.generate_company(world.load_scenario("default"), 120, 18, seed=3)
+
+
+@pytest.fixture(scope="session")
+def tables(company) -> dict:
+    return {k: getattr(company, k) for k in TABLE_NAMES}
+
+
+@pytest.fixture(scope="session")
+def prepared(tables):
+    return prepare_tables(tables)
+
+
+@pytest.fixture(scope="session")
+def small_params() -> dict:
+    """LightGBM settings that keep every fit in the tests to a second or two."""
+    return {"n_estimators": 60, "learning_rate": 0.1, "min_child_samples": 50}

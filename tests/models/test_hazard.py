@@ -1,0 +1,73 @@
+"""HazardModel: invoice-day rows, weighting, the fast vectorised call, persistence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.errors import DunningError
+from engine.features import DYNAMIC_FEATURES, build_hazard_frame
+from engine.models.hazard import HazardModel
+
+
+@pytest.fixture(scope="module")
+def frame(prepared):
+    return build_hazard_frame(prepared, "2025-06-01", horizon_days=120)
+
+
+@pytest.fixture(scope="module")
+def hazard(frame):
+    return HazardModel(n_estimators=40).fit(frame)
+
+
+def test_frame_has_one_event_per_invoice_paid_after_due(prepared, frame):
+    paid = np.bincount(frame.rows, weights=frame.event, minlength=len(prepared.invoice_id))
+    assert paid.max() == 1
+    # events happen exactly on the settle day, rows start at the due date
+    ev = frame.event == 1
+    np.testing.assert_array_equal(frame.day[ev], prepared.settle_day[frame.rows[ev]])
+    assert (frame.dynamic["days_overdue"] >= 0).all()
+    assert (frame.dynamic["days_overdue"] <= 120).all()
+    # nothing on or after the as-of date is used
+    assert frame.day.max() < (np.datetime64("2025-06-01") - np.datetime64("1900-01-01")
+                              ).astype(int)
+
+
+def test_subsampling_keeps_the_weighted_rate(prepared, frame):
+    small = build_hazard_frame(prepared, "2025-06-01", horizon_days=120,
+                               max_rows=len(frame.event) // 4, seed=1)
+    assert len(small.event) < len(frame.event) / 2
+    assert small.event.sum() == frame.event.sum()  # every payment kept
+    full_rate = frame.event.mean()
+    weighted = np.average(small.event, weights=small.weight)
+    assert weighted == pytest.approx(full_rate, rel=0.05)
+
+
+def test_predict_hazard_is_a_probability_and_is_calibrated(frame, hazard):
+    S = hazard.static_matrix(frame.static)[frame.static_index]
+    h = hazard.predict_hazard(S, frame.dynamic)
+    assert h.shape == (len(frame.event),) and ((h > 0) & (h < 1)).all()
+    assert np.average(h, weights=frame.weight) == pytest.approx(
+        np.average(frame.event, weights=frame.weight), rel=0.05)
+
+
+def test_predict_hazard_needs_every_dynamic_input(frame, hazard):
+    S = hazard.static_matrix(frame.static)[:3]
+    dyn = {k: np.zeros(3) for k in DYNAMIC_FEATURES if k != "weekday"}
+    with pytest.raises(DunningError, match="weekday"):
+        hazard.predict_hazard(S, dyn)
+
+
+def test_survival_is_monotone(frame, hazard):
+    s = hazard.survival(hazard.static_matrix(frame.static)[:50], days=60)
+    assert s.shape == (50, 61)
+    assert (np.diff(s, axis=1) <= 0).all() and (s[:, 0] == 1).all()
+
+
+def test_save_load_same_predictions(frame, hazard, tmp_path):
+    h = hazard.save(tmp_path)
+    loaded = HazardModel.load(tmp_path)
+    S = hazard.static_matrix(frame.static)[frame.static_index[:500]]
+    dyn = {k: v[:500] for k, v in frame.dynamic.items()}
+    np.testing.assert_allclose(loaded.predict_hazard(S, dyn), hazard.predict_hazard(S, dyn))
+    assert loaded.hash_ == h and loaded.static_features_ == hazard.static_features_

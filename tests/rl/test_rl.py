@@ -1,0 +1,172 @@
+"""The RL scheduler: training in the learned env, the artifact, the policy, the hold-out."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.contract import N_ACTIONS, Action
+from engine.errors import InputError
+
+from .conftest import tiny_rl_config
+
+
+@pytest.fixture(scope="module")
+def trained(small_run, tmp_path_factory):
+    from engine.pipeline import train_policy_step
+
+    small_run.config.rl = tiny_rl_config(seed=5)
+    out = tmp_path_factory.mktemp("policy") / "policy"
+    artifact = train_policy_step(small_run.config, small_run.db, small_run.model_dir, out,
+                                 as_of=small_run.cut, source=small_run.learned)
+    return artifact
+
+
+def test_artifact_records_provenance_and_curve(trained, small_run):
+    meta = json.loads((trained.path / "policy.json").read_text())
+    assert meta["format"] == "dunning.rl_policy/1"
+    assert meta["algorithm"] == "MaskablePPO"
+    assert meta["timesteps"] >= 2048
+    assert meta["seed"] == 5
+    prov = meta["provenance"]
+    assert prov["environment"] == "learned"
+    assert prov["as_of"] == str(small_run.cut)
+    card = json.loads((small_run.model_dir / "artifact.json").read_text())
+    assert prov["hazard_model_hash"] == card["hazard_hash"]
+    assert prov["payment_model_hash"] == card["payment_hash"]
+    assert prov["ruleset_hash"]
+    curve = json.loads((trained.path / "training_curve.json").read_text())
+    assert len(curve["timesteps"]) == len(curve["mean_reward"]) >= 1
+    assert all(np.isfinite(curve["mean_reward"]))
+    assert len(meta["content_hash"]) == 64
+
+
+def test_same_seed_same_policy(trained, small_run, tmp_path: Path):
+    from engine.pipeline import train_policy_step
+
+    again = train_policy_step(small_run.config, small_run.db, small_run.model_dir,
+                              tmp_path / "again", as_of=small_run.cut, source=small_run.learned)
+    assert again.content_hash == trained.content_hash
+    small_run.config.rl = tiny_rl_config(seed=6)
+    other = train_policy_step(small_run.config, small_run.db, small_run.model_dir,
+                              tmp_path / "other", as_of=small_run.cut, source=small_run.learned)
+    small_run.config.rl = tiny_rl_config(seed=5)
+    assert other.content_hash != trained.content_hash
+
+
+def _env_batch(small_run, n: int = 256):
+    from simulations.env import BatchCollectionsVecEnv
+
+    venv = BatchCollectionsVecEnv(small_run.learned, num_envs=n, seed=11)
+    obs = venv.reset()
+    return venv, obs
+
+
+def test_loaded_policy_acts_lawfully_and_deterministically(trained, small_run):
+    from policies.rl import RLPolicy
+
+    policy = RLPolicy.load(trained.path)
+    assert policy.content_hash == trained.content_hash
+    venv, obs = _env_batch(small_run)
+    for _ in range(30):
+        masks = venv.action_masks()
+        actions = policy.act(obs, masks)
+        assert actions.shape == (venv.num_envs,) and actions.dtype == np.int64
+        assert masks[np.arange(venv.num_envs), actions].all()
+        np.testing.assert_array_equal(actions, policy.act(obs, masks))
+        obs, _, _, _ = venv.step(actions)
+
+
+def test_policy_obeys_a_mask_that_forbids_everything_but_wait(trained, small_run):
+    from policies.rl import RLPolicy
+
+    policy = RLPolicy.load(trained.path)
+    _, obs = _env_batch(small_run, 64)
+    only_wait = np.zeros((64, N_ACTIONS), dtype=bool)
+    only_wait[:, Action.WAIT] = True
+    assert (policy.act(obs, only_wait) == Action.WAIT).all()
+    with pytest.raises(ValueError, match="masks must have shape"):
+        policy.act(obs, only_wait[:10])
+    assert policy.act(obs[:0], only_wait[:0]).shape == (0,)
+
+
+def test_tampered_or_missing_artifact_is_a_clear_error(trained, tmp_path: Path):
+    import shutil
+
+    from policies.rl import RLPolicy
+
+    with pytest.raises(InputError, match="policy.json: missing"):
+        RLPolicy.load(tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(trained.path, copy)
+    meta = json.loads((copy / "policy.json").read_text())
+    meta["training_config"]["seed"] = 999
+    (copy / "policy.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match="content_hash"):
+        RLPolicy.load(copy)
+    (copy / "policy.json").write_text("{broken")
+    with pytest.raises(InputError, match="line 1"):
+        RLPolicy.load(copy)
+
+
+def test_training_refuses_an_env_without_legal_masks(small_run):
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from policies.rl import train_maskable_ppo
+
+    venv = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    with pytest.raises(ValueError, match="n_envs"):
+        train_maskable_ppo(venv, tiny_rl_config())
+    cfg = tiny_rl_config()
+    cfg = type(cfg)(**{**cfg.to_dict(), "n_envs": 2, "net_arch": (16, 16)})
+    with pytest.raises(ValueError, match="action_masks"):
+        train_maskable_ppo(venv, cfg)
+
+
+def test_month_cut():
+    from policies.rl.holdout import month_cut
+
+    assert month_cut(dt.date(2025, 12, 31), 4) == dt.date(2025, 9, 1)
+    assert month_cut(dt.date(2025, 3, 31), 4) == dt.date(2024, 12, 1)
+    assert month_cut(dt.date(2025, 1, 15), 1) == dt.date(2025, 1, 1)
+
+
+def test_holdout_source_uses_only_invoices_due_after_the_cut(small_run):
+    from engine.pipeline import evaluation_source
+
+    src = evaluation_source(small_run.config, small_run.company, small_run.model_dir,
+                            small_run.cut, db=small_run.db)
+    inv = small_run.company.invoices.set_index("invoice_id")
+    due = inv.loc[src.invoice_ids, "due_date"].astype(str)
+    assert (due >= str(small_run.cut)).all()
+    n_after = int((small_run.company.invoices["due_date"].astype(str) >= str(small_run.cut)).sum())
+    assert len(src) == n_after
+    batch = src.fresh_invoices(50, np.random.default_rng(0))
+    probs = batch.payment_probs
+    assert probs.shape == (50, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    assert probs.std(axis=0).max() > 0  # real model outputs, not the uniform default
+    again = src.fresh_invoices(50, np.random.default_rng(0))
+    np.testing.assert_array_equal(batch.amount, again.amount)
+
+
+def test_veto_counter_counts_rules_and_passes_actions_through(small_run):
+    from engine.pipeline import evaluation_source, vetoes_block
+    from policies.baselines.schedule import FixedSchedulePolicy
+    from policies.rl.vetoes import VetoCounter
+    from simulations.evaluation.harness import evaluate_policies
+
+    src = evaluation_source(small_run.config, small_run.company, small_run.model_dir,
+                            small_run.cut, db=small_run.db)
+    counted = VetoCounter(FixedSchedulePolicy())
+    res = evaluate_policies({"fixed": FixedSchedulePolicy(), "counted": counted},
+                            src.scenario, n_invoices=60, seeds=1, source=src)
+    assert res.kpi("fixed", "npv") == res.kpi("counted", "npv")
+    assert sum(counted.counts.values()) > 0  # weekends alone veto reminders
+    rows = vetoes_block(counted.counts)
+    assert rows[0]["count"] == max(counted.counts.values())
+    assert all(r["citation"] for r in rows)
