@@ -42,6 +42,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.errors import DunningError, InputError
 
 ROLES = ("read", "reviewer")
+# durable_rules keeps one engine state per ruleset: decide one case at a time per process.
+_RULES_LOCK = threading.Lock()
 TOKEN_ENV = "DUNNING_API_TOKENS"
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 
@@ -218,8 +220,6 @@ class ApiState:
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
         self._caches: dict[dt.date | None, _DayCache] = {}
-        self._ruleset: Any = None
-        self._evaluator: Any = None
         self._model: Any = None
 
     # recommendations, cached per day
@@ -283,19 +283,16 @@ class ApiState:
 
     @property
     def ruleset(self) -> Any:
-        if self._ruleset is None:
-            from legal_rules.loader import load_rules
+        """The packaged rules, recompiled when a rule file changes."""
+        from engine.recommend import compiled_rules
 
-            self._ruleset = load_rules()
-        return self._ruleset
+        return compiled_rules()[0]
 
     @property
     def evaluator(self) -> Any:
-        if self._evaluator is None:
-            from legal_rules.durable_eval import DurableEvaluator
+        from engine.recommend import compiled_rules
 
-            self._evaluator = DurableEvaluator(self.ruleset)
-        return self._evaluator
+        return compiled_rules()[2]
 
     @property
     def model(self) -> Any:
@@ -408,8 +405,9 @@ def create_app(config: ApiConfig) -> Any:
         """Run the daily recommendation for ``as_of`` (idempotent; reviewer role)."""
         from engine.recommend import Recommender, load_policy
 
-        result = Recommender(state.store, policy=load_policy(config.policy_dir),
-                             model=state.model, ruleset=state.ruleset).run(body.as_of)
+        with _RULES_LOCK:
+            result = Recommender(state.store, policy=load_policy(config.policy_dir),
+                                 model=state.model).run(body.as_of)
         state.invalidate()
         return {"as_of": body.as_of.isoformat(), "n_open": result.n_open,
                 "n_new": result.n_new, "actions": result.counts(),
@@ -473,7 +471,9 @@ def create_app(config: ApiConfig) -> Any:
     @app.post("/rules/explain", tags=["rules"])
     def explain(body: ExplainBody, _who: Reader) -> dict:
         """The durable_rules decision for given facts and action: fired rules, caps, why not."""
-        decision = state.evaluator.decide(body.facts, body.action, body.as_of, explain=True)
+        with _RULES_LOCK:
+            decision = state.evaluator.decide(body.facts, body.action, body.as_of,
+                                              explain=True)
         out = decision.to_dict()
         out["not_fired"] = [{"rule_id": i, "reason": why} for i, why in decision.not_fired]
         return json.loads(json.dumps(out, default=str))
@@ -571,8 +571,9 @@ def create_app(config: ApiConfig) -> Any:
         creditor = Creditor.from_yaml(config.creditor or state.store.path.parent
                                       / "creditor.yaml")
         try:
-            made = letters_for(state.store, as_of, creditor, ruleset=state.ruleset,
-                               actions={invoice_id: Action.from_channel(action)})
+            with _RULES_LOCK:
+                made = letters_for(state.store, as_of, creditor, ruleset=state.ruleset,
+                                   actions={invoice_id: Action.from_channel(action)})
         except InputError as exc:
             raise HTTPException(409, str(exc)) from None
         if format == "txt":

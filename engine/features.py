@@ -183,13 +183,15 @@ class PreparedTables:
     settle_day: np.ndarray
     amount: np.ndarray
     days_late: np.ndarray  # settle - due; NaN when not settled
-    currency: np.ndarray
+    currency: tuple[np.ndarray, pd.Index]  # codes per invoice, categories
     dispute_opened: np.ndarray
     dispute_resolved: np.ndarray
     disputed_flag: np.ndarray
     milestone_day: np.ndarray
     extras: dict[str, tuple[str, np.ndarray, bool]]  # name -> (kind, values, per customer)
     customers: pd.DataFrame  # indexed by customer index, contract columns
+    customer_categories: dict[str, tuple[np.ndarray, pd.Index]]  # codes per customer
+    jurisdiction: np.ndarray  # (n_customers,) upper-case code per customer
     customer_since_day: np.ndarray
     # customer history, sorted by (cust, settle_day) over settled invoices
     set_keys: np.ndarray
@@ -217,6 +219,13 @@ def _col(df: pd.DataFrame, name: str, default: object = None) -> pd.Series:
     if name in df.columns:
         return df[name]
     return pd.Series([default] * len(df), index=df.index, dtype=object)
+
+
+def _codes(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes (-1 = missing or empty) and the sorted categories of a text column."""
+    text = col.astype(object).where(col.notna() & (col.astype(str).str.strip() != ""), None)
+    cat = pd.Categorical(text)
+    return cat.codes.astype(np.int64), cat.categories
 
 
 def _require(tables: Mapping[str, pd.DataFrame]) -> None:
@@ -345,12 +354,16 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
     return PreparedTables(
         invoice_id=invoice_id, cust=cust, invoice_day=invoice_day, due_day=due_day,
         settle_day=settle_day, amount=amount, days_late=days_late,
-        currency=_col(inv, "currency", "").astype(str).to_numpy(),
+        currency=_codes(_col(inv, "currency")),
         dispute_opened=to_days(_col(inv, "dispute_opened").to_numpy()),
         dispute_resolved=to_days(_col(inv, "dispute_resolved").to_numpy()),
         disputed_flag=disputed_flag,
         milestone_day=to_days(_col(inv, "milestone_date").to_numpy()),
-        extras=extras, customers=cus,
+        extras=extras, customers=cus, jurisdiction=jur,
+        customer_categories={
+            "segment": _codes(_col(cus, "segment")), "industry": _codes(_col(cus, "industry")),
+            "jurisdiction": _codes(_col(cus, "jurisdiction").str.upper()),
+            "customer_type": _codes(_col(cus, "customer_type"))},
         customer_since_day=to_days(_col(cus, "customer_since").to_numpy()),
         set_keys=set_keys, set_cum=set_cum, set_days_late=dl,
         set_settle_day=settle_day[settled], iss_keys=iss_keys, iss_cum_amount=iss_cum_amount,
@@ -430,7 +443,7 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
         f["due_weekday"] = weekday(due).astype(float)
         f["due_days_to_month_end"] = days_to_month_end(due).astype(float)
         f["due_days_to_quarter_end"] = days_to_quarter_end(due).astype(float)
-        jur = p.customers["jurisdiction"].astype(str).str.upper().to_numpy()[cust]
+        jur = p.jurisdiction[cust]
         f["holidays_in_terms"] = count_holidays(jur, inv_day, due, p.holidays)
         ms = p.milestone_day[rows]
         f["days_due_to_milestone"] = np.where(ms == NEVER, np.nan, (ms - due).astype(float))
@@ -466,14 +479,12 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
     df = pd.DataFrame({name: f[name] for name in ALL_FEATURES if name not in
                        CATEGORICAL_FEATURES}, index=pd.Index(p.invoice_id[rows],
                                                              name="invoice_id"))
-    cus = p.customers
-    for col in ("segment", "industry", "jurisdiction", "customer_type"):
-        vals = _col(cus, col).to_numpy(dtype=object)[cust]
-        df[col] = pd.Series(vals, index=df.index, dtype=object).where(pd.notna(vals), None)
-    df["jurisdiction"] = df["jurisdiction"].map(lambda v: None if v is None else str(v).upper())
-    df["currency"] = p.currency[rows]
-    names = np.array(["none", *CHANNELS], dtype=object)
-    df["last_channel"] = names[last_ch]
+    # categoricals as pandas Categorical built from integer codes: no per-row Python objects
+    for col, (codes, cats) in p.customer_categories.items():
+        df[col] = pd.Categorical.from_codes(codes[cust], categories=cats)
+    codes, cats = p.currency
+    df["currency"] = pd.Categorical.from_codes(codes[rows], categories=cats)
+    df["last_channel"] = pd.Categorical.from_codes(last_ch, categories=["none", *CHANNELS])
     for name in (extra_names if extra_names is not None else sorted(p.extras)):
         kind, values, per_customer = p.extras[name]
         v = values[cust] if per_customer else values[rows]
@@ -700,7 +711,7 @@ def dynamic_features_at(p: PreparedTables, rows: np.ndarray, day: np.ndarray
     out["weekday"] = weekday(day).astype(float)
     out["days_to_month_end"] = days_to_month_end(day).astype(float)
     out["days_to_quarter_end"] = days_to_quarter_end(day).astype(float)
-    jur = p.customers["jurisdiction"].astype(str).str.upper().to_numpy()[p.cust[rows]]
+    jur = p.jurisdiction[p.cust[rows]]
     out["is_holiday"] = is_holiday(jur, day, p.holidays).astype(float)
     return out
 

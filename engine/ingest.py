@@ -440,7 +440,7 @@ def _typed_batch(
                 out[col] = pd.Series(False, index=frame.index)
             elif dtype == "date":
                 out[col] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
-            elif dtype in ("float",):
+            elif dtype == "float":
                 out[col] = pd.Series(float("nan"), index=frame.index)
             elif dtype == "int":
                 out[col] = pd.Series(pd.NA, index=frame.index, dtype="Int64")

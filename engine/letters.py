@@ -344,9 +344,12 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     approved: pass ``actions={invoice_id: Action.AGENCY}``). Each letter uses the
     durable_rules decision of its action on ``as_of`` (the caps in force that day).
     """
-    from engine.recommend import invoice_state, legal_facts, stored_recommendations
-    from legal_rules.durable_eval import DurableEvaluator
-    from legal_rules.loader import load_rules
+    from engine.recommend import (
+        compiled_rules,
+        invoice_state,
+        legal_facts,
+        stored_recommendations,
+    )
 
     with store.connect() as con:
         recs = stored_recommendations(con, as_of)
@@ -364,7 +367,7 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     if missing:
         raise InputError(f"invoice {missing[0]}: not open on {as_of}; no letter")
     facts = legal_facts(state, as_of)
-    evaluator = DurableEvaluator(ruleset if ruleset is not None else load_rules())
+    evaluator = compiled_rules(ruleset)[2]
     out = []
     for i, r in state.iterrows():
         row_facts = {k: (v[i].item() if hasattr(v[i], "item") else v[i])

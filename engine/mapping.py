@@ -180,6 +180,16 @@ class Mapping:
         read = data.get("read") or {}
         where.allowed("read", read, {"delimiter", "encoding", "decimal", "thousands",
                                      "skip_rows"})
+        for k in ("delimiter", "decimal", "thousands"):
+            if read.get(k) is not None and len(str(read[k])) != 1:
+                raise where.error(f"read.{k}", "expected a single character", read[k])
+        if not isinstance(read.get("skip_rows", 0), int) or read.get("skip_rows", 0) < 0:
+            raise where.error("read.skip_rows", "expected a whole number >= 0",
+                              read.get("skip_rows"))
+        date_format = str(data.get("date_format", ISO_DATE))
+        if "%" not in date_format:
+            raise where.error("date_format", "expected a strptime format such as %d.%m.%Y",
+                              date_format)
         options = ReadOptions(**{k: (int(v) if k == "skip_rows" else (None if v is None
                                  else str(v))) for k, v in read.items()})
         tables_data = data.get("tables")
@@ -197,7 +207,7 @@ class Mapping:
             name=str(data.get("name", Path(source).stem)),
             description=str(data.get("description", "")),
             read=options,
-            date_format=str(data.get("date_format", ISO_DATE)),
+            date_format=date_format,
             true_values=tuple(str(v) for v in data.get("true_values", ()) or ()),
             false_values=tuple(str(v) for v in data.get("false_values", ()) or ()),
             source=source,

@@ -373,6 +373,28 @@ def observations(state: pd.DataFrame, probs: np.ndarray, as_of: dt.date,
     return obs
 
 
+# --------------------------------------------------------------------------- rules
+_COMPILED: dict[Any, tuple[Any, Any, Any]] = {}
+
+
+def compiled_rules(ruleset: Any | None = None) -> tuple[Any, Any, Any]:
+    """``(ruleset, VectorEvaluator, DurableEvaluator)``; the packaged rules are loaded and
+    compiled once per process and again only when a rule file changes (name, size, mtime).
+    """
+    from legal_rules.durable_eval import DurableEvaluator
+    from legal_rules.loader import load_rules, rule_files
+    from legal_rules.vector import VectorEvaluator
+
+    if ruleset is not None:
+        key: Any = ("given", ruleset.hash)
+    else:
+        key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in rule_files())
+    if key not in _COMPILED:
+        rs = ruleset if ruleset is not None else load_rules()
+        _COMPILED[key] = (rs, VectorEvaluator(rs), DurableEvaluator(rs))
+    return _COMPILED[key]
+
+
 # --------------------------------------------------------------------------- the run
 @dataclass
 class RunResult:
@@ -412,16 +434,10 @@ class Recommender:
     def __init__(self, store: Store, policy: LoadedPolicy | None = None,
                  model: LoadedModel | None = None, ruleset: Any | None = None,
                  anchor: Path | None = None) -> None:
-        from legal_rules.durable_eval import DurableEvaluator
-        from legal_rules.loader import load_rules
-        from legal_rules.vector import VectorEvaluator
-
         self.store = store
         self.policy = policy or load_policy(None)
         self.model = model
-        self.ruleset = ruleset if ruleset is not None else load_rules()
-        self.vector = VectorEvaluator(self.ruleset)
-        self.durable = DurableEvaluator(self.ruleset)
+        self.ruleset, self.vector, self.durable = compiled_rules(ruleset)
         self.anchor = anchor if anchor is not None else store.path.parent / "audit.anchor"
 
     @property

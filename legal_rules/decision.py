@@ -28,7 +28,7 @@ import numpy as np
 
 from engine.contract import Action
 from engine.errors import InputError
-from legal_rules.facts import FACTS, fact_problem, native_value
+from legal_rules.facts import FACTS, MAX_MAGNITUDE, fact_problem, native_value
 from legal_rules.model import CapValue, Rule, evaluate_kleene
 
 EPOCH = date(1970, 1, 1)
@@ -60,6 +60,14 @@ def as_action(action: Action | int | str) -> Action:
     return Action(int(action))
 
 
+# Python type a valid fact value most often already has; such values need no conversion.
+_PLAIN_TYPE = {name: {"int": int, "float": float, "bool": bool, "str": str}[f.type]
+               for name, f in FACTS.items()}
+# facts with value rules beyond their type (and floats: NaN, infinity) take the full check
+_SPECIAL = frozenset({"jurisdiction", "customer_type"}
+                     | {n for n, f in FACTS.items() if f.type == "float"})
+
+
 def split_facts(facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """``(valid, problems)``: valid facts as plain Python values; a reason per invalid fact.
 
@@ -68,8 +76,16 @@ def split_facts(facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """
     valid: dict[str, Any] = {}
     problems: dict[str, str] = {}
-    for name in FACTS:
+    for name, plain in _PLAIN_TYPE.items():
         value = facts.get(name)
+        # fast path for plain values that need no conversion; anything else: the full check
+        vtype = type(value)
+        if vtype is plain and name not in _SPECIAL and (
+                vtype is bool
+                or (vtype is int and -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE)
+                or (vtype is str and value.isascii())):
+            valid[name] = value
+            continue
         problem = fact_problem(name, value)
         if problem is None:
             valid[name] = native_value(name, value)

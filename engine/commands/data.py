@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from engine.commands.common import DEFAULT_DB, console, user_errors
 from engine.errors import DunningError
+
+if TYPE_CHECKING:
+    from engine.ingest import IngestReport
 
 
 @user_errors
@@ -35,7 +39,7 @@ def ingest(
                            f"{report.quarantined} row(s) rejected, see {where}")
 
 
-def print_report(report) -> None:  # noqa: ANN001 - IngestReport, imported lazily
+def print_report(report: IngestReport) -> None:
     """Rich summary: rows in / loaded / already present / quarantined per table."""
     from rich.table import Table
 

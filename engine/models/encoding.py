@@ -23,8 +23,7 @@ def learn_categories(X: pd.DataFrame, features: Sequence[str]) -> dict[str, list
         col = X[c]
         if c in CATEGORICAL_FEATURES or not (pd.api.types.is_numeric_dtype(col)
                                              or pd.api.types.is_bool_dtype(col)):
-            vals = X[c].dropna().astype(str)
-            out[c] = sorted(set(vals.tolist()))
+            out[c] = sorted(str(v) for v in pd.unique(X[c].dropna()))
     return out
 
 
@@ -39,8 +38,14 @@ def encode(X: pd.DataFrame, features: Sequence[str],
     out = np.empty((len(X), len(features)), dtype=np.float64)
     for j, c in enumerate(features):
         if c in categories:
-            vals = X[c].astype(object).where(X[c].notna(), None).to_numpy(dtype=object)
-            codes = pd.Index(list(categories[c]), dtype=object).get_indexer(vals)
+            vocab = pd.Index(list(categories[c]), dtype=object)
+            col = X[c]
+            if isinstance(col.dtype, pd.CategoricalDtype):  # fast path: map the categories
+                lookup = np.append(vocab.get_indexer(col.cat.categories.astype(object)), -1)
+                codes = lookup[col.cat.codes.to_numpy()]  # code -1 -> last entry -> -1
+            else:
+                vals = col.astype(str).astype(object).where(col.notna(), None)
+                codes = vocab.get_indexer(vals.to_numpy(dtype=object))
             out[:, j] = np.where(codes < 0, np.nan, codes)
         else:
             out[:, j] = pd.to_numeric(X[c], errors="coerce").to_numpy(np.float64)

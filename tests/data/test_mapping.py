@@ -106,6 +106,9 @@ tables:
      "customer_type: c}}}", "tables.customers.when"),
     ("read: {separator: ';'}\ntables: {}", "read.separator"),
     ("[1, 2", ""),
+    ("read: {delimiter: ';;'}\ntables: {}", "read.delimiter"),
+    ("read: {skip_rows: -1}\ntables: {}", "read.skip_rows"),
+    ("date_format: DD.MM.YYYY\ntables: {}", "date_format"),
 ])
 def test_bad_mapping_files_name_file_and_key(tmp_path, text: str, key: str) -> None:
     path = tmp_path / "bad.yaml"

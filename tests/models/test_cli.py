@@ -29,7 +29,8 @@ def store(company, tmp_path_factory):
 def artifact(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "m"
     res = runner.invoke(app, ["train-model", "--db", str(store), "--out", str(out),
-                              "--very-late-days", "20", "--exclude-fields", "industry"])
+                              "--very-late-days", "20", "--exclude-fields", "industry",
+                              "--no-hazard"])
     assert res.exit_code == 0, res.output
     return out
 
@@ -39,11 +40,12 @@ def test_train_model_writes_a_versioned_artifact(artifact):
     meta = json.loads((artifact / "payment_model.json").read_text())
     assert card["very_late_days"] == 20 and meta["very_late_days"] == 20
     assert "industry" not in meta["features"]
-    assert (artifact / "payment_model.txt").is_file() and (artifact / "hazard_model.txt").is_file()
+    assert (artifact / "payment_model.txt").is_file()
+    assert not (artifact / "hazard_model.txt").exists()  # --no-hazard
     assert (artifact / "model_card.md").read_text().startswith("# Payment model card")
     assert set(card["evaluation"]["models"]) == {"lightgbm", "logistic_regression",
                                                  "history_rule"}
-    assert card["hazard_evaluation"]["survival"]["all"]["invoices"] > 0
+    assert "hazard_evaluation" not in card
 
 
 def test_predict_writes_probabilities_and_the_hash(store, artifact, tmp_path):
@@ -105,3 +107,20 @@ def test_model_features_not_in_the_store(store, artifact, tmp_path):
     (bad / "payment_model.json").write_text(json.dumps(meta))
     res = runner.invoke(app, ["predict", "--db", str(store), "--model", str(bad)])
     assert res.exit_code == 2 and "inv_paperless_bill" in res.output
+
+
+def test_artifact_with_hazard_model(prepared, small_params, tmp_path):
+    """The full artifact (payment + hazard + card) through the Python API, small settings."""
+    from engine.models import HazardModel, PaymentModel
+    from engine.models.training import TrainConfig, train_artifact
+
+    cfg = TrainConfig(payment_params=small_params, hazard_params={"n_estimators": 30})
+    res = train_artifact(prepared, tmp_path, cfg=cfg)
+    card = json.loads((tmp_path / "model_card.json").read_text())
+    surv = card["hazard_evaluation"]["survival"]["all"]
+    assert surv["invoices"] > 0 and surv["predicted"][0] == surv["kaplan_meier"][0] == 1.0
+    # the learned survival curve tracks Kaplan-Meier on the later invoices
+    assert card["hazard_evaluation"]["survival"]["all"]["max_abs_gap"] < 0.15
+    assert HazardModel.load(tmp_path).hash_ == card["hazard_hash"]
+    assert PaymentModel.load(tmp_path).hash_ == res.hash
+    assert "## Daily hazard model" in (tmp_path / "model_card.md").read_text()

@@ -206,3 +206,17 @@ def test_vector_categorical_and_date_array_match_plain(vector, ruleset):
 def test_vector_rejects_ragged_input(vector):
     with pytest.raises(ValueError, match="different lengths"):
         vector.mask({"days_overdue": np.zeros(3), "amount": np.zeros(4)}, DAY)
+
+
+@pytest.mark.parametrize("amount", [1e-05, 5e-324, -1e-07, 1e15, 999.99])
+def test_float_formats_reach_durable_rules(durable, vector, facts, amount):
+    # durable_rules' JSON parser rejects '1e-05' (no '.'): such floats are rewritten
+    both(durable, vector, facts(amount=amount, jurisdiction="GB", currency="GBP"))
+
+
+def test_invalid_unicode_is_a_wrong_value(durable, facts):
+    # with 3 calls in 7 days the Massachusetts rule depends on the (invalid) region
+    d = durable.decide(facts(jurisdiction="US", customer_type="b2c", region="\ud800",
+                             calls_last_7_days=3),
+                       "phone", DAY)
+    assert d.status == "blocked" and "region" in d.unresolved[0].reason

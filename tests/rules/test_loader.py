@@ -140,3 +140,8 @@ def test_hash_follows_content(tmp_path, write):
     assert load_rules(f).hash == h1
     write(f, GOOD.replace("title: No calls", "title: No phone calls"))
     assert load_rules(f).hash != h1
+
+
+def test_top_level_must_be_a_mapping(tmp_path):
+    problems = problems_of(tmp_path, "- id: a\n- id: b\n")
+    assert problems[0].line == 1 and "is not of type 'object'" in problems[0].message
