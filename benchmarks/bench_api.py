@@ -1,6 +1,6 @@
 """Bounded load test of the REST API: one invoice's recommendation per request.
 
-    .venv/bin/python benchmarks/bench_api.py [--invoices 20000] [--requests 6000] [--clients 4]
+    .venv/bin/python benchmarks/bench_api.py [--invoices 20000] [--requests 20000] [--clients 4]
 
 Builds a store (real ingest) and runs the daily recommendation (not timed), starts the real
 server (`dunning serve`, uvicorn, one process) on 127.0.0.1 and a free port, then
@@ -66,7 +66,7 @@ def _free_port() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=20_000)
-    parser.add_argument("--requests", type=int, default=6_000)
+    parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -147,7 +147,8 @@ def main() -> None:
         if server_cpu else None,
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "endpoint": "GET /recommendations/{invoice_id} (bearer token, keep-alive)",
-        "note": "server: one uvicorn process; clients run on the same 2 cores, so they "
+        "note": "server: one uvicorn process (httptools); http.client clients run on the "
+                "same 2 cores, so they "
                 "compete with the server; the machine was shared with other jobs.",
         "seed": args.seed,
     }

@@ -476,9 +476,12 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
         since = p.customer_since_day[cust]
         f["tenure_days"] = np.where(since == NEVER, np.nan, (ref - since).astype(float))
 
-    df = pd.DataFrame({name: f[name] for name in ALL_FEATURES if name not in
-                       CATEGORICAL_FEATURES}, index=pd.Index(p.invoice_id[rows],
-                                                             name="invoice_id"))
+    numeric = [name for name in ALL_FEATURES if name not in CATEGORICAL_FEATURES]
+    block = np.empty((len(numeric), m))  # filled row by row: pandas keeps it as one block
+    for j, name in enumerate(numeric):
+        block[j] = f[name]
+    df = pd.DataFrame(block.T, columns=numeric, copy=False,
+                      index=pd.Index(p.invoice_id[rows], name="invoice_id"))
     # categoricals as pandas Categorical built from integer codes: no per-row Python objects
     for col, (codes, cats) in p.customer_categories.items():
         df[col] = pd.Categorical.from_codes(codes[cust], categories=cats)

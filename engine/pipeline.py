@@ -146,6 +146,7 @@ class PipelineConfig:
     holdout_months: int = 4
     tune_invoices: int = 1000
     tune_iterations: int = 3
+    tune_population: int = 16
     rl: RLTrainingConfig | None = None
     db: Path | None = None  # default out_dir / "dunning.duckdb"
     fresh_db: bool = True  # the demo owns its store: re-create it
@@ -170,7 +171,8 @@ class PipelineConfig:
                               batch_size=1024, n_epochs=2, net_arch=(32, 32))
         return cls(out_dir=Path(out_dir), seed=seed, n_customers=100, months=10,
                    holdout_months=3, n_eval_invoices=80, n_seeds=2, tune_invoices=150,
-                   tune_iterations=1, rl=rl, robustness_scenario="shifted", robustness_seeds=2)
+                   tune_iterations=1, tune_population=6, rl=rl, robustness_scenario="shifted",
+                   robustness_seeds=1)
 
     @property
     def rl_config(self) -> RLTrainingConfig:
@@ -320,7 +322,8 @@ def tune_step(config: PipelineConfig, source: Any, progress: Progress | None = N
 
     p = progress or Progress()
     tcfg = TuningConfig(n_invoices=config.tune_invoices, validation_invoices=config.tune_invoices,
-                        seed=config.seed, iterations=config.tune_iterations)
+                        seed=config.seed, iterations=config.tune_iterations,
+                        population=config.tune_population)
     tuned = tune_schedules(source, tcfg, progress=lambda msg, done, total: p.update(done, msg))
     tuned.save(Path(config.out_dir) / "tuned_schedule.json")
     return tuned
@@ -562,7 +565,7 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
     with _step(progress, "build learned environment", t):
         learned = learned_source(config, db, model_dir, as_of=cut)
     with _step(progress, "tune per-segment schedule", t,
-               total=config.tune_iterations * 16) as p:
+               total=config.tune_iterations * config.tune_population) as p:
         tuned = tune_step(config, learned, p)
     with _step(progress, "train RL policy", t, total=config.rl_config.total_timesteps) as p:
         artifact = train_policy_step(config, db, model_dir, config.policy_dir, as_of=cut,

@@ -241,22 +241,21 @@ def limitation_passed(state: pd.DataFrame, as_of: dt.date) -> np.ndarray:
     The claim arises on the due date; DE counts from the end of that year (BGB § 199).
     """
     import numpy as np
+    import pandas as pd
 
     out = np.full(len(state), None, dtype=object)
-    due_year = state["due_date"].dt.year.to_numpy()
-    due = state["due_date"].dt.date.to_numpy()
+    due = state["due_date"]
     jur = state["jurisdiction"].astype(str).str.upper().to_numpy()
     b2c = (state["customer_type"].astype(str) == "b2c").to_numpy()
+    day = pd.Timestamp(as_of)
     for code, (y_b2b, y_b2c, end_of_year) in LIMITATION_YEARS.items():
-        rows = np.flatnonzero(jur == code)
-        for i in rows:
-            years = y_b2c if b2c[i] else y_b2b
+        for years, rows in ((y_b2b, (jur == code) & ~b2c), (y_b2c, (jur == code) & b2c)):
+            if not rows.any():
+                continue
+            expires = due[rows] + pd.DateOffset(years=years)
             if end_of_year:
-                expires = dt.date(int(due_year[i]) + years, 12, 31)
-            else:
-                d = due[i]
-                expires = d.replace(year=d.year + years, day=min(d.day, 28))
-            out[i] = as_of > expires
+                expires = expires + pd.offsets.YearEnd(0)
+            out[np.flatnonzero(rows)] = (day > expires).tolist()  # plain bools
     return out
 
 
@@ -309,7 +308,8 @@ def legal_facts(state: pd.DataFrame, as_of: dt.date,
         "opted_out_letter": opted.str.contains("letter").to_numpy(),
         "agency_consent": flag("agency_consent"),
         "reminder_fee_agreed": flag("reminder_fee_agreed"),
-        "milestone_reached": (milestone.isna() | (milestone < _ts(as_of))).to_numpy(),
+        # reached on the milestone day itself, as in the simulation's facts
+        "milestone_reached": (milestone.isna() | (milestone <= _ts(as_of))).to_numpy(),
     }
 
 

@@ -124,7 +124,7 @@ def run_rule_tests(ruleset: RuleSet) -> list[CaseResult]:
 # --- random fact vectors for differential testing (tests and benchmark) -----------------------
 
 _JURISDICTIONS = ("DE", "AT", "SE", "FR", "GB", "NL", "PL", "IT", "ES", "US", "BE", "NO", "DK")
-_WRONG_VALUES: dict[str, tuple[Any, ...]] = {
+WRONG_VALUES: dict[str, tuple[Any, ...]] = {
     "int": ("16", 1.5, True, float("nan"), float("inf"), [], "", 2e15),
     "float": ("16", True, float("nan"), -float("inf"), None, 5e15),
     "bool": (1, 0, "true", None, 1.0, float("nan")),
@@ -200,7 +200,7 @@ def random_fact_rows(ruleset: RuleSet, n: int, seed: int, p_missing: float = 0.0
             if u < p_missing:
                 continue
             if u < p_missing + p_wrong:
-                wrong = _WRONG_VALUES[fact.type]
+                wrong = WRONG_VALUES[fact.type]
                 row[name] = wrong[rng.integers(len(wrong))]
             elif fact.type == "int" and rng.random() < 0.3:
                 row[name] = int(rng.integers(-40, 80))

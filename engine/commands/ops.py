@@ -19,6 +19,7 @@ review_app = typer.Typer(help="Human review queue for actions with significant e
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 
 DB_OPT = typer.Option(DEFAULT_DB, "--db", help="The DuckDB store file.")
+OUT_SUFFIXES = (".csv", ".json", ".parquet")
 
 
 def _date(value: str | None, option: str) -> dt.date:
@@ -70,7 +71,15 @@ def recommend(
     from engine.recommend import Recommender, load_payment_model, load_policy
 
     day = _date(as_of, "--as-of")
+    if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
+        raise InputError(f"--out {out}: unknown suffix {out.suffix!r}; expected .csv, .json "
+                         "or .parquet")
+    formats = [f.strip() for f in letter_format.split(",") if f.strip()]
+    bad = sorted(set(formats) - {"txt", "html", "pdf"})
+    if bad:
+        raise InputError(f"--letter-format: {', '.join(bad)}; expected txt, html and/or pdf")
     store = _store(db)
+    credit = _creditor(creditor, db) if letters is not None else None  # fail before the run
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("loading policy, model and rules", total=7)
         rec = Recommender(store, policy=load_policy(policy), model=load_payment_model(model))
@@ -88,8 +97,7 @@ def recommend(
     if letters is not None:
         from engine.letters import letters_for, write_letters
 
-        made = letters_for(store, day, _creditor(creditor, db), ruleset=rec.ruleset)
-        formats = [f.strip() for f in letter_format.split(",") if f.strip()]
+        made = letters_for(store, day, credit, ruleset=rec.ruleset)
         paths = write_letters(made, letters, formats)
         console.print(f"{len(made)} letters, {len(paths)} files written to {letters}")
 
@@ -370,6 +378,8 @@ def serve(
 
     config = ApiConfig(db=Path(db), tokens=load_tokens(tokens), model_dir=model,
                        policy_dir=policy)
+    err_console.print(f"dunning API on http://{host}:{port} (OpenAPI docs at /docs, "
+                      f"{len(config.tokens)} token(s)); Ctrl-C stops it")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning",
                 access_log=False)
 

@@ -22,14 +22,26 @@ rules_app = typer.Typer(
     no_args_is_help=True,
 )
 
-RULES_HELP = ("Rule file or directory (repeatable). Default: the packaged rules; write "
-              "'packaged' to add them to your own files.")
+RULES_HELP = "Extra rule file or directory, added to the packaged rules (repeatable)."
+NO_PACKAGED_HELP = "Use only the --rules paths, not the packaged rules."
+WITH_PACKAGED_HELP = "Load the packaged rules too (e.g. to check one new file against them)."
 
 
-def _load(paths: list[Path] | None) -> Any:
-    from legal_rules.loader import load_rules
+def _load(paths: list[Path] | None, packaged: bool = False) -> Any:
+    """Rules from ``paths``; with ``packaged`` the packaged rules come first."""
+    from legal_rules.loader import PACKAGED, load_rules, packaged_rules_dir
 
-    return load_rules([str(p) for p in paths] if paths else None)
+    chosen = [str(p) for p in paths or []]
+    if packaged or not chosen:
+        chosen.insert(0, PACKAGED)
+    # the packaged directory named twice (e.g. --rules packaged) is loaded once
+    seen, unique = set(), []
+    for p in chosen:
+        key = str(packaged_rules_dir().resolve()) if p == PACKAGED else str(Path(p).resolve())
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return load_rules(unique)
 
 
 @rules_app.command("check")
@@ -37,12 +49,13 @@ def _load(paths: list[Path] | None) -> Any:
 def check(
     paths: list[Path] = typer.Argument(None, help="Rule file(s) or directory(ies); default: "
                                        "the packaged rules."),
+    with_packaged: bool = typer.Option(False, "--with-packaged", help=WITH_PACKAGED_HELP),
 ) -> None:
     """Validate rule files; print `file:line: field: message` for every problem."""
-    from legal_rules.loader import RuleFileError, load_rules
+    from legal_rules.loader import RuleFileError
 
     try:
-        ruleset = load_rules([str(p) for p in paths] if paths else None)
+        ruleset = _load(paths, packaged=with_packaged)
     except RuleFileError as exc:
         for problem in exc.problems:
             err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
@@ -59,12 +72,13 @@ def check(
 def test(
     paths: list[Path] = typer.Argument(None, help="Rule file(s) or directory(ies); default: "
                                        "the packaged rules."),
+    with_packaged: bool = typer.Option(False, "--with-packaged", help=WITH_PACKAGED_HELP),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="List every case."),
 ) -> None:
     """Run every inline test case (through durable_rules and numpy); non-zero exit on failure."""
     from legal_rules.testing import run_rule_tests
 
-    ruleset = _load(paths)
+    ruleset = _load(paths, packaged=with_packaged)
     results = run_rule_tests(ruleset)
     by_rule: dict[str, list[Any]] = {}
     for res in results:
@@ -96,12 +110,13 @@ def list_rules(
                                      help="Only rules that apply in this country (e.g. DE: "
                                      "DE, EU and * rules)."),
     rules: list[Path] = typer.Option(None, "--rules", help=RULES_HELP),
+    no_packaged: bool = typer.Option(False, "--no-packaged", help=NO_PACKAGED_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the rules as JSON."),
 ) -> None:
     """Table of rules with effect and citation."""
     from rich.table import Table
 
-    ruleset = _load(rules)
+    ruleset = _load(rules, packaged=not no_packaged)
     rows = []
     for r in ruleset.rules:
         if jurisdiction and r.countries is not None and jurisdiction.upper() not in r.countries:
@@ -172,6 +187,7 @@ def explain(
     as_of: str = typer.Option(None, "--date", help="Decision date YYYY-MM-DD (default today)."),
     db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store (with --invoice)."),
     rules: list[Path] = typer.Option(None, "--rules", help=RULES_HELP),
+    no_packaged: bool = typer.Option(False, "--no-packaged", help=NO_PACKAGED_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the decision(s) as JSON."),
     show_all: bool = typer.Option(False, "--all", help="Also list rules of other "
                                   "jurisdictions/scopes."),
@@ -190,7 +206,7 @@ def explain(
             day = as_date(facts["as_of"])
     else:
         facts = _facts_from_store(db, invoice, day)
-    ruleset = _load(rules)
+    ruleset = _load(rules, packaged=not no_packaged)
     decisions = DurableEvaluator(ruleset).decide_all(facts, day, explain=True)
     actions = [as_action(action)] if action else [a for a in Action if a is not Action.WAIT]
     if as_json:

@@ -105,7 +105,8 @@ def timing_chart(
         return ""
     plt = _pyplot()
     fig, axes = plt.subplots(
-        len(segments), 1, figsize=(6.4, 1.0 + 0.9 * len(segments)), sharex=True, squeeze=False
+        len(segments), 1, figsize=(6.4, 1.2 + 1.0 * len(segments)), sharex=True, squeeze=False,
+        layout="constrained",
     )
     seen: set[str] = set()
     for ax, seg in zip(axes[:, 0], segments, strict=True):
@@ -127,7 +128,7 @@ def timing_chart(
         ax.grid(axis="x", alpha=0.3)
     axes[-1, 0].set_xlabel("day after due date of the reminder (mean over invoices)")
     if seen:
-        fig.legend(loc="upper right", ncols=len(seen), fontsize=8, frameon=False)
+        fig.legend(loc="outside upper center", ncols=len(seen), fontsize=8, frameon=False)
     return figure_to_svg(fig)
 
 

@@ -172,11 +172,11 @@ class LearnedSource(TransitionSource):
             probs = _three_classes(payment_model.predict_proba(static_df))
         else:
             probs = np.full((len(rows), 3), 1.0 / 3.0)
-        pool = _batch_from_prepared(p, rows, static, probs)
+        ids = np.asarray(p.invoice_id[rows], dtype=str)
+        pool = _batch_from_tables(tables, ids, static, probs)
         rates = estimate_rates(tables, as_of_date)
         return cls(pool, hazard, rates, costs,
-                   horizon=scen_horizon if horizon is None else horizon,
-                   invoice_ids=np.asarray(p.invoice_id[rows], dtype=str))
+                   horizon=scen_horizon if horizon is None else horizon, invoice_ids=ids)
 
     @classmethod
     def from_store(cls, db: str | Path, model_dir: str | Path, scenario: Any = "default",
@@ -286,36 +286,46 @@ def _flag(df: pd.DataFrame, name: str, default: bool) -> np.ndarray:
                    in ("true", "1", "yes")).to_numpy(dtype=bool)
 
 
-def _batch_from_prepared(p: Any, rows: np.ndarray, static: np.ndarray,
-                         probs: np.ndarray) -> InvoiceBatch:
-    cust = p.customers.iloc[p.cust[rows]].reset_index(drop=True)
-    n = len(rows)
+def _ordinals(values: pd.Series) -> np.ndarray:
+    """Dates -> proleptic ordinals (missing -> -1)."""
+    d = pd.to_datetime(values, errors="coerce").to_numpy().astype("datetime64[D]")
+    out = d.astype(np.int64) + dt.date(1970, 1, 1).toordinal()
+    return np.where(np.isnat(d), -1, out)
 
-    def text(name: str, default: str) -> np.ndarray:
-        if name not in cust:
+
+def _batch_from_tables(tables: Mapping[str, pd.DataFrame], ids: np.ndarray, static: np.ndarray,
+                       probs: np.ndarray) -> InvoiceBatch:
+    """The invoices ``ids`` as a batch, read from the contract tables themselves."""
+    inv = tables["invoices"].assign(invoice_id=lambda d: d["invoice_id"].astype(str))
+    inv = inv.set_index("invoice_id").loc[ids].reset_index()
+    customers = tables["customers"].assign(customer_id=lambda d: d["customer_id"].astype(str))
+    cust = customers.set_index("customer_id").loc[inv["customer_id"].astype(str)]
+    cust = cust.reset_index(drop=True)
+    n = len(ids)
+
+    def text(df: pd.DataFrame, name: str, default: str) -> np.ndarray:
+        if name not in df:
             return np.full(n, default)
-        values = cust[name].astype(object).where(cust[name].notna(), default)
+        values = df[name].astype(object).where(df[name].notna(), default)
         return np.asarray(values.to_numpy(dtype=object), dtype=str)
 
-    jur = np.char.upper(text("jurisdiction", ""))
-    opted = np.char.lower(text("opted_out_channels", ""))
-    ms = np.asarray(p.milestone_day[rows], dtype=np.int64)
-    from engine.features import NEVER
-
-    milestone = np.where(ms >= NEVER, NO_MILESTONE, ms - p.due_day[rows]).astype(np.int32)
+    jur = np.char.upper(text(cust, "jurisdiction", ""))
+    opted = np.char.lower(text(cust, "opted_out_channels", ""))
+    due = _ordinals(inv["due_date"])
+    ms = _ordinals(inv["milestone_date"]) if "milestone_date" in inv else np.full(n, -1)
     return InvoiceBatch(
-        amount=np.asarray(p.amount[rows], dtype=np.float64),
-        segment=segment_codes(text("segment", "unknown")),
+        amount=inv["amount"].to_numpy(dtype=np.float64),
+        segment=segment_codes(text(cust, "segment", "unknown")),
         jurisdiction=jurisdiction_codes(jur),
         jurisdiction_iso=jur,
-        is_b2c=np.char.lower(text("customer_type", "b2b")) == "b2c",
-        due_ordinal=np.asarray(p.due_day[rows], dtype=np.int64) + _EPOCH_1900,
-        invoice_ordinal=np.asarray(p.invoice_day[rows], dtype=np.int64) + _EPOCH_1900,
-        milestone_day=milestone,
+        is_b2c=np.char.lower(text(cust, "customer_type", "b2b")) == "b2c",
+        due_ordinal=due,
+        invoice_ordinal=_ordinals(inv["invoice_date"]),
+        milestone_day=np.where(ms < 0, NO_MILESTONE, ms - due).astype(np.int32),
         payment_probs=np.asarray(probs, dtype=np.float32),
-        industry=np.char.lower(text("industry", "")),
-        currency=np.char.upper(np.asarray(p.currency[rows], dtype=str)),
-        region=np.char.upper(text("region", "")),
+        industry=np.char.lower(text(cust, "industry", "")),
+        currency=np.char.upper(text(inv, "currency", "")),
+        region=np.char.upper(text(cust, "region", "")),
         opted_out=np.stack([np.char.find(opted, c) >= 0 for c in ("email", "phone", "letter")],
                            axis=1),
         agency_consent=_flag(cust, "agency_consent", True),

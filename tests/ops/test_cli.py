@@ -101,6 +101,13 @@ def test_audit_verify_fails_after_tampering(db, as_of):
      "expected one of email"),
     (["review", "approve", "R-0000000000", "--reason", "x"], "not found"),
     (["forget", "--customer", "NOPE", "--yes"], "no such customer"),
+    (["recommend", "--as-of", "2024-12-02", "--policy", "/nonexistent/policy"],
+     "not a directory"),
+    (["recommend", "--as-of", "2024-12-02", "--model", "/nonexistent/model"], "not found"),
+    (["recommend", "--as-of", "2024-12-02", "--out", "x.xlsx"], "expected .csv, .json"),
+    (["recommend", "--as-of", "2024-12-02", "--letter-format", "docx"], "expected txt, html"),
+    (["recommend", "--as-of", "2024-12-02", "--letters", "letters"],
+     "creditor file not found"),
 ])
 def test_user_errors_exit_2_without_traceback(db, args, message):
     dunning = str(Path(sys.executable).parent / "dunning")

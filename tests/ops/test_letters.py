@@ -67,6 +67,8 @@ CASES = [
     ("NL", "b2b", 1, Action.LETTER, {}),
     ("GB", "b2b", 1, Action.LETTER, {}),
     ("GB", "b2c", 2, Action.FINAL_NOTICE, {}),
+    ("AT", "b2b", 1, Action.LETTER, {}),
+    ("AT", "b2c", 2, Action.FINAL_NOTICE, {}),
 ]
 
 

@@ -269,3 +269,23 @@ def test_rl_policy_directory_plugs_in(db, tmp_path):
     for row in result.frame[result.frame["action"] != "wait"].itertuples():
         assert durable.decide(facts[row.invoice_id], row.action, AS_OF).allowed
 
+
+
+@pytest.mark.parametrize("due, jur, ctype, day, expected", [
+    ("2022-03-01", "DE", "b2b", "2025-12-31", False),  # 3 years from the end of 2022
+    ("2022-03-01", "DE", "b2b", "2026-01-01", True),
+    ("2023-01-15", "FR", "b2c", "2025-01-15", False),  # 2 years for consumers
+    ("2023-01-15", "FR", "b2c", "2025-01-16", True),
+    ("2023-01-15", "FR", "b2b", "2025-01-16", False),  # 5 years otherwise
+    ("2020-02-29", "SE", "b2c", "2023-03-01", True),   # leap day + 3 years
+    ("2020-02-29", "SE", "b2b", "2023-03-01", False),  # 10 years for businesses
+    ("2010-01-01", "US", "b2c", "2026-01-01", None),   # unknown: missing, rules fail closed
+])
+def test_limitation(due, jur, ctype, day, expected):
+    import pandas as pd
+
+    from engine.recommend import limitation_passed
+
+    state = pd.DataFrame({"due_date": pd.to_datetime([due]), "jurisdiction": [jur],
+                          "customer_type": [ctype]})
+    assert limitation_passed(state, dt.date.fromisoformat(day))[0] is expected

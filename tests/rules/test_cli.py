@@ -140,9 +140,23 @@ def test_new_jurisdiction_is_one_yaml_file(rules_with_norway):
     assert res.exit_code == 0 and "PASS no.no_phone_b2c" in res.output
     f = rules_with_norway.parent / "row.json"
     f.write_text(json.dumps(row), "utf-8")
-    res = run("explain", "--facts", str(f), "-a", "phone", "--date", "2026-03-02",
-              "--rules", str(rules_with_norway), "--json")
-    assert json.loads(res.output)["status"] == "vetoed"
-    res = run("explain", "--facts", str(f), "-a", "phone", "--date", "2026-03-02",
-              "--rules", "packaged", "--rules", str(rules_with_norway / "no.yaml"), "--json")
-    assert json.loads(res.output)["status"] == "vetoed"
+    for extra in (["--rules", str(rules_with_norway / "no.yaml")],  # added to the packaged
+                  ["--rules", "packaged", "--rules", str(rules_with_norway / "no.yaml")],
+                  ["--no-packaged", "--rules", str(rules_with_norway)]):
+        res = run("explain", "--facts", str(f), "-a", "phone", "--date", "2026-03-02",
+                  "--json", *extra)
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.output)["status"] == "vetoed", extra
+    res = run("explain", "--facts", str(f), "-a", "phone", "--date", "2026-03-02", "--json")
+    assert json.loads(res.output)["status"] == "allowed"
+    res = run("list", "--json", "--no-packaged", "--rules", str(rules_with_norway / "no.yaml"))
+    assert [r["id"] for r in json.loads(res.output)] == ["no.no_phone_b2c"]
+
+
+def test_check_and_test_one_new_file_with_packaged(rules_with_norway):
+    new = str(rules_with_norway / "no.yaml")
+    res = run("check", new, "--with-packaged")
+    n_files = len(load_rules().files) + 1
+    assert res.exit_code == 0 and f"{n_files} file(s)" in res.output, res.output
+    res = run("test", new)
+    assert res.exit_code == 0 and "2 passed" in res.output

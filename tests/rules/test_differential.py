@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from legal_rules.facts import FACTS
 from legal_rules.loader import load_rules
-from legal_rules.testing import _WRONG_VALUES, edge_dates, edge_values, random_fact_rows
+from legal_rules.testing import WRONG_VALUES, edge_dates, edge_values, random_fact_rows
 from legal_rules.testing import rows_to_arrays as arrays
 
 _RULES = load_rules()
@@ -82,7 +82,7 @@ def _fact_value(name: str) -> st.SearchStrategy[Any]:
         valid = valid | st.floats(-1e7, 1e7, allow_nan=False)
     elif kind == "str":
         valid = valid | st.text(max_size=3)
-    wrong = st.sampled_from(_WRONG_VALUES[kind])
+    wrong = st.sampled_from(WRONG_VALUES[kind])
     return st.one_of(valid, valid, valid, wrong)
 
 
