@@ -39,6 +39,7 @@ class LearnedParams:
     """``InvoiceBatch.params`` of the learned source: the hazard model's static inputs."""
 
     static: np.ndarray  # (n, k_static) float
+    pool_row: np.ndarray  # (n,) int64 row of the invoice in the source's pool
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,10 @@ class LearnedSource(TransitionSource):
         self.costs = costs
         self.horizon = int(horizon)
         self.invoice_ids = invoice_ids  # (pool,) id of each pool row, when known
+        # Hazard of each pool invoice on each day while nothing has been sent yet (the most
+        # common state): the model's inputs then depend only on the day, so the value is
+        # computed once and reused (exact, NaN = not computed yet).
+        self._unreminded = np.full((len(pool.amount), self.horizon + 1), np.nan)
         first = int(pool.due_ordinal.min())
         last = int(pool.due_ordinal.max()) + self.horizon + 31
         self._calendar = BusinessCalendar(dt.date.fromordinal(first),
@@ -223,9 +228,27 @@ class LearnedSource(TransitionSource):
         hazard = np.zeros(n)
         idx = np.flatnonzero(can_pay)
         if len(idx):
-            hazard[idx] = self.hazard.predict_hazard(batch.params.static[idx],
-                                                     _dynamic(state, cal, idx))
+            hazard[idx] = self._hazard(batch, state, cal, idx)
         return p_comp, hazard, p_start, p_end
+
+    def _hazard(self, batch: InvoiceBatch, state: EnvState, cal: Any,
+                idx: np.ndarray) -> np.ndarray:
+        """Hazard model output for rows ``idx``, from the cache where nothing was sent."""
+        out = np.empty(len(idx))
+        fresh = state.reminders[idx].sum(axis=1) == 0
+        day = np.minimum(state.day[idx], self.horizon)
+        pool_row = batch.params.pool_row[idx]
+        cached = np.full(len(idx), np.nan)
+        cached[fresh] = self._unreminded[pool_row[fresh], day[fresh]]
+        todo = np.isnan(cached)
+        out[~todo] = cached[~todo]
+        if todo.any():
+            rows = idx[todo]
+            out[todo] = self.hazard.predict_hazard(batch.params.static[rows],
+                                                   _dynamic(state, cal, rows))
+            keep = fresh[todo]
+            self._unreminded[pool_row[todo][keep], day[todo][keep]] = out[todo][keep]
+        return out
 
     def step(self, batch: InvoiceBatch, hidden: Any, state: EnvState, actions: np.ndarray,
              rng: np.random.Generator) -> tuple[None, Outcome]:
@@ -330,5 +353,6 @@ def _batch_from_tables(tables: Mapping[str, pd.DataFrame], ids: np.ndarray, stat
                            axis=1),
         agency_consent=_flag(cust, "agency_consent", True),
         reminder_fee_agreed=_flag(cust, "reminder_fee_agreed", False),
-        params=LearnedParams(static=np.asarray(static, dtype=np.float64)),
+        params=LearnedParams(static=np.asarray(static, dtype=np.float64),
+                             pool_row=np.arange(n, dtype=np.int64)),
     )

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from engine.contract import Action
 from engine.errors import InputError
 from policies.baselines import DEFAULT_SCHEDULE
 from policies.tuned import TunedSchedulePolicy, TuningConfig, tune_schedules
@@ -60,3 +61,22 @@ def test_learned_source_learns_from_the_history(learned_source: LearnedSource, l
         _, _, dones, infos = env.step(np.zeros(128, dtype=np.int64))
         paid += sum(bool(infos[i].get("paid")) for i in np.flatnonzero(dones))
     assert paid > 50  # the hazard model makes invoices get paid
+
+
+def test_learned_hazard_cache_is_exact(learned_source: LearnedSource, legal_mask):
+    from simulations.env import CollectionsSimulator
+    from simulations.env.learned import _dynamic
+
+    sim = CollectionsSimulator(learned_source, legal_mask)
+    sim.load(learned_source.sample_invoices(300, np.random.default_rng(2)))
+    rng = np.random.default_rng(3)
+    for _ in range(25):
+        masks = sim.action_masks()
+        want = np.where(rng.random(sim.n) < 0.1, Action.EMAIL, Action.WAIT)
+        sim.step(np.where(masks[np.arange(sim.n), want], want, 0), rng)
+        idx = np.flatnonzero(sim.active & ~sim.cal.is_weekend)
+        cached = learned_source._hazard(sim.batch, sim.state, sim.cal, idx)
+        direct = learned_source.hazard.predict_hazard(sim.batch.params.static[idx],
+                                                      _dynamic(sim.state, sim.cal, idx))
+        np.testing.assert_array_equal(cached, direct)
+    assert np.isfinite(learned_source._unreminded).any()

@@ -170,3 +170,24 @@ def test_veto_counter_counts_rules_and_passes_actions_through(small_run):
     rows = vetoes_block(counted.counts)
     assert rows[0]["count"] == max(counted.counts.values())
     assert all(r["citation"] for r in rows)
+
+
+def test_train_policy_cli(small_run, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from engine.cli import app
+    from policies.rl import RLPolicy
+
+    out = tmp_path / "cli-policy"
+    res = CliRunner().invoke(app, ["train-policy", "--db", str(small_run.db), "--model",
+                                   str(small_run.model_dir), "--out", str(out),
+                                   "--timesteps", "1000", "--seed", "2"])
+    assert res.exit_code == 0, res.output
+    assert "policy saved to" in res.output
+    policy = RLPolicy.load(out)
+    assert policy.artifact.metadata["seed"] == 2
+    assert policy.artifact.metadata["provenance"]["db"] == str(small_run.db)
+    res = CliRunner().invoke(app, ["train-policy", "--db", str(tmp_path / "none.duckdb"),
+                                   "--model", str(small_run.model_dir), "--out", str(out)])
+    assert res.exit_code == 2
+    assert "none.duckdb" in res.output and "Traceback" not in res.output
