@@ -65,7 +65,8 @@ def run(include_disputed: bool, tables: dict, seed: int = 0) -> dict:
                  "split_date": str(from_day(split)), "features": feats}
     t0 = time.perf_counter()
     lgbm = PaymentModel(very_late_days=0, features=feats, random_state=seed,
-                        min_child_samples=20, num_leaves=15, learning_rate=0.03)
+                        min_child_samples=20, num_leaves=15, learning_rate=0.03,
+                        n_estimators=400)
     lgbm.fit(train.X, train.days_late, train.ref_day)
     out["fit_seconds"] = time.perf_counter() - t0
     # threshold from the training period's latest (calibration) slice

@@ -40,25 +40,36 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
         return build_learned_source(source.scenario, db, model, seed=seed_offset,
                                     status=lambda m: console.print(f"[dim]{m}[/]"))
 
+    def bar() -> Progress:
+        return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                        console=console, transient=True)
+
+    def build(spec: str) -> tuple[str, object]:
+        if spec.strip().lower() != "tuned" or tuned is not None:
+            return make_policy(spec, tuned_path=tuned)
+        with bar() as tune_bar:  # searching the tuned schedule takes minutes: show it
+            task = tune_bar.add_task("tuning", total=None)
+            return make_policy(
+                spec, learned_source=learned, tuning=TuningConfig(seed=seed_offset),
+                progress=lambda msg, done, total: tune_bar.update(
+                    task, completed=done, total=total, description=f"tuning: {msg}"))
+
     policies = {}
     for spec in policy_specs:
-        if spec.split(":")[0] == "tuned" and ":" not in spec and tuned is None:
-            console.print("[dim]tuning per-segment schedules in the learned environment[/]")
-        name, policy = make_policy(spec, tuned_path=tuned, learned_source=learned,
-                                   tuning=TuningConfig(seed=seed_offset))
+        name, policy = build(spec)
         if name in policies:
             raise InputError(f"--policies: {name!r} given twice")
         policies[name] = policy
         if name == "tuned" and tune_out is not None:
             console.print(f"tuned schedule saved to {policy.save(tune_out)}")
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                  console=console, transient=True) as bar:
-        task = bar.add_task("simulating", total=len(policies) * seeds)
+    with bar() as sim_bar:
+        task = sim_bar.add_task("simulating", total=len(policies) * seeds)
         result = evaluate_policies(
             policies, source.scenario, invoices, [seed_offset + s for s in range(seeds)],
             source=source, mask=mask,
-            progress=lambda msg, done, total: bar.update(task, completed=done, description=msg))
+            progress=lambda msg, done, total: sim_bar.update(task, completed=done,
+                                                             description=msg))
     console.print(overall_table(result))
     console.print(segment_table(result))
     console.print(timing_table(result))

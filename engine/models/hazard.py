@@ -26,6 +26,8 @@ from engine.features import (
     PreparedTables,
     build_hazard_frame,
     dynamic_features_at,
+    features_at,
+    prepare_tables,
 )
 from engine.models.encoding import encode, learn_categories
 from engine.models.payment import _atomic_write, select_features
@@ -52,8 +54,8 @@ class HazardModel:
     ``booster_``, ``n_rows_``, ``n_events_``, ``base_rate_``.
     """
 
-    def __init__(self, horizon_days: int = 120, n_estimators: int = 120, num_leaves: int = 15,
-                 learning_rate: float = 0.1, min_child_samples: int = 200,
+    def __init__(self, horizon_days: int = 120, n_estimators: int = 80, num_leaves: int = 15,
+                 learning_rate: float = 0.2, min_child_samples: int = 200,
                  max_rows: int = 1_500_000, max_invoices: int = 200_000,
                  features: Sequence[str] | None = None, random_state: int = 0,
                  n_jobs: int | None = None) -> None:
@@ -112,6 +114,17 @@ class HazardModel:
         """(n, k_static) float array of feature rows ``X`` (from ``features_at`` /
         ``build_invoice_features`` as of the due date), in ``static_features_`` order."""
         return encode(X, self.static_features_, self.categories_)
+
+    def static_for_invoices(self, tables: Mapping[str, pd.DataFrame] | PreparedTables,
+                            invoice_ids: Sequence[str] | None = None) -> np.ndarray:
+        """(n, k_static) static rows of ``invoice_ids`` (default all), each as of its due
+        date - what the simulation needs at the start of an episode."""
+        p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
+        rows = (np.arange(len(p.invoice_id)) if invoice_ids is None else
+                pd.Index(p.invoice_id).get_indexer(np.asarray(invoice_ids, dtype=str)))
+        if (rows < 0).any():
+            raise DunningError(f"unknown invoice id {np.asarray(invoice_ids)[rows < 0][0]!r}")
+        return self.static_matrix(features_at(p, rows, p.due_day[rows]))
 
     def predict_hazard(self, static: np.ndarray, dynamic: Mapping[str, np.ndarray]
                        ) -> np.ndarray:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ class PaymentModel:
     """
 
     def __init__(self, very_late_days: int = 30, features: Sequence[str] | None = None,
-                 n_estimators: int = 400, learning_rate: float = 0.03, num_leaves: int = 15,
+                 n_estimators: int = 150, learning_rate: float = 0.08, num_leaves: int = 15,
                  min_child_samples: int = 200, calibration_fraction: float = 0.25,
                  fit_days_late: bool = True, random_state: int = 0,
                  n_jobs: int | None = None, max_train_rows: int = 600_000) -> None:
@@ -155,6 +156,7 @@ class PaymentModel:
         dtrain = lgb.Dataset(M[tr], y[tr], feature_name=self.features_,
                              categorical_feature=cat_idx, free_raw_data=True)
         dcal = lgb.Dataset(M[cal], y[cal], reference=dtrain)
+        self._on_time_booster_ = None
         self.booster_ = lgb.train(
             self._params(objective), dtrain, num_boost_round=self.n_estimators,
             valid_sets=[dcal], callbacks=[lgb.early_stopping(30, verbose=False)])
@@ -219,14 +221,16 @@ class PaymentModel:
         contribution, logit units) and a text column ``factors`` ("+ hist_share_late=0.8").
         """
         M = self.encode(X)
-        contrib = self.booster_.predict(M, pred_contrib=True,
-                                        num_iteration=self.best_iteration_,
-                                        num_threads=self._threads(len(M)))
         k = len(self.features_)
         if len(self.classes_) == 2:
+            contrib = self.booster_.predict(M, pred_contrib=True,
+                                            num_iteration=self.best_iteration_,
+                                            num_threads=self._threads(len(M)))
             risk = contrib[:, :k]  # binary: contributions to the late logit
         else:
-            risk = -contrib[:, :k]  # class 0 block, negated: towards NOT on time
+            contrib = self._on_time_booster().predict(M, pred_contrib=True,
+                                                      num_threads=self._threads(len(M)))
+            risk = -contrib[:, :k]  # on-time logit, negated: towards NOT on time
         risk = risk * self.temperature_
         order = np.argsort(-np.abs(risk), axis=1)[:, :top_k]
         rows = np.arange(len(X))
@@ -246,6 +250,34 @@ class PaymentModel:
                 texts[r].append(f"{'+' if e > 0 else '-'} {name}={shown}")
         out["factors"] = ["; ".join(t) for t in texts]
         return out
+
+    def _on_time_booster(self) -> lgb.Booster:
+        """The on-time class's trees alone, as a one-output model (cached).
+
+        ``pred_contrib`` of a multiclass model computes SHAP values for every class; we only
+        need the on-time logit, so its trees (every n_class-th) are cut out of the model
+        text: identical values at 1/n_class of the cost.
+        """
+        if getattr(self, "_on_time_booster_", None) is None:
+            text = self.booster_.model_to_string(num_iteration=self.best_iteration_)
+            head, rest = text.split("\nTree=", 1)
+            trees_text, tail = ("Tree=" + rest).split("\nend of trees", 1)
+            trees = re.split(r"\n(?=Tree=\d+\n)", trees_text.strip("\n"))
+            n_class = len(self.classes_)
+            mine = [re.sub(r"^Tree=\d+", f"Tree={j}", t)
+                    for j, t in enumerate(trees[::n_class])]
+            header = []
+            for line in head.split("\n"):
+                if line.startswith("tree_sizes="):
+                    continue  # sizes of the full model; LightGBM parses without them
+                if line.startswith(("num_class=", "num_tree_per_iteration=")):
+                    line = line.split("=")[0] + "=1"
+                elif line.startswith("objective="):
+                    line = "objective=regression"  # raw score = the on-time logit
+                header.append(line)
+            model = "\n".join(header) + "\n" + "\n\n".join(mine) + "\n\nend of trees" + tail
+            self._on_time_booster_ = lgb.Booster(model_str=model)
+        return self._on_time_booster_
 
     # -- persistence
     def _meta(self) -> dict[str, Any]:

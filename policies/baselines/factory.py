@@ -29,10 +29,13 @@ POLICY_NAMES: tuple[str, ...] = ("never", "fixed", "tuned", "oracle", "rl")
 
 def make_policy(spec: str, *, tuned_path: Path | None = None,
                 learned_source: Callable[[], Any] | None = None,
-                tuning: Any = None) -> tuple[str, Policy]:
+                tuning: Any = None,
+                progress: Callable[[str, int, int], None] | None = None
+                ) -> tuple[str, Policy]:
     """``(display name, policy)`` for a spec (see the module table).
 
-    ``learned_source`` is called (lazily) only when a tuned policy must be searched.
+    ``learned_source`` is called (lazily) only when a tuned policy must be searched;
+    ``progress(message, done, total)`` follows that search.
     """
     name, _, arg = spec.strip().partition(":")
     name = name.lower()
@@ -55,7 +58,8 @@ def make_policy(spec: str, *, tuned_path: Path | None = None,
         if learned_source is None:
             raise InputError("policy 'tuned' needs a saved schedule (tuned:FILE) or a learned "
                              "environment to tune in")
-        return "tuned", tune_schedules(learned_source(), tuning or TuningConfig())
+        return "tuned", tune_schedules(learned_source(), tuning or TuningConfig(),
+                                       progress=progress)
     if name == "oracle":
         from policies.baselines.oracle import GroundTruthOracle
 

@@ -40,7 +40,7 @@ class BatchCollectionsVecEnv(VecEnv):
     Observations are ``(num_envs, LAYOUT.dim)`` float32 (see ``simulations.env.layout``),
     actions ``(num_envs,)`` ints in ``engine.contract.Action``. A requested action the mask
     refuses is replaced by WAIT and counted in ``refused_attempts`` (and flagged in
-    ``infos[i]["refused"]``).
+    ``infos[i]["refused"]``, with the vetoing rule's id in ``infos[i]["vetoed_by"]``).
     """
 
     def __init__(self, source: TransitionSource, num_envs: int = 1024,
@@ -73,7 +73,16 @@ class BatchCollectionsVecEnv(VecEnv):
 
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         assert self._actions is not None, "step_async must be called before step_wait"
-        res: StepResult = self.sim.step(self._actions, self._rng, refresh=False)
+        n = self.num_envs
+        asked = self._actions
+        refused_rows = np.flatnonzero(~self.sim.masks[np.arange(n), asked])
+        vetoed = {}
+        if len(refused_rows):  # name the vetoing rule while today's facts are at hand
+            by = self.sim.vetoed_by(refused_rows)[np.arange(len(refused_rows)),
+                                                   asked[refused_rows]]
+            vetoed = {int(r): self.sim.mask.rule_ids[b] if b >= 0 else "unknown"
+                      for r, b in zip(refused_rows, by, strict=True)}
+        res: StepResult = self.sim.step(asked, self._rng, refresh=False)
         self._actions = None
         money = res.reward
         reward = money / self.sim.batch.amount if self.reward_per_amount else money
@@ -84,6 +93,7 @@ class BatchCollectionsVecEnv(VecEnv):
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for i in np.flatnonzero(res.refused):
             infos[i]["refused"] = True
+            infos[i]["vetoed_by"] = vetoed.get(int(i), "unknown")
         done = res.terminated | res.truncated
         finished = np.flatnonzero(done)
         if len(finished):
@@ -129,7 +139,8 @@ class BatchCollectionsVecEnv(VecEnv):
                    **method_kwargs: Any) -> list[Any]:
         idx = self._indices(indices)
         if method_name == "action_masks":
-            return list(self.action_masks()[idx])
+            # one (6,) row per env, as one (k, 6) array: np.stack and torch take it as is
+            return self.action_masks()[idx]  # type: ignore[return-value]
         result = getattr(self, method_name)(*method_args, **method_kwargs)
         return [result for _ in idx]
 

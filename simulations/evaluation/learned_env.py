@@ -16,7 +16,7 @@ from simulations.env.learned import LearnedSource
 
 
 def build_learned_source(scenario: Any, db: Path | None = None, model: Path | None = None,
-                         history_customers: int = 1500, history_months: int = 12,
+                         history_customers: int = 800, history_months: int = 12,
                          seed: int = 0, status: Callable[[str], None] | None = None
                          ) -> LearnedSource:
     """The learned environment of ``scenario`` (costs) from a store+model or a history."""

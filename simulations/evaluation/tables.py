@@ -28,7 +28,7 @@ def _cell(stats: dict, fmt: str) -> str:
         return "n/a"
     text = fmt.format(mean)
     if lo is not None and hi is not None and lo == lo and hi - lo > 0:
-        text += " ± " + fmt.format((hi - lo) / 2).strip()
+        text += " ± " + fmt.format((hi - lo) / 2).strip().lstrip("+")
     return text
 
 

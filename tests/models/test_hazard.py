@@ -71,3 +71,13 @@ def test_save_load_same_predictions(frame, hazard, tmp_path):
     dyn = {k: v[:500] for k, v in frame.dynamic.items()}
     np.testing.assert_allclose(loaded.predict_hazard(S, dyn), hazard.predict_hazard(S, dyn))
     assert loaded.hash_ == h and loaded.static_features_ == hazard.static_features_
+
+
+def test_static_for_invoices_matches_the_training_rows(prepared, frame, hazard):
+    ids = prepared.invoice_id[np.unique(frame.rows)[:20]]
+    S = hazard.static_for_invoices(prepared, ids)
+    first = np.searchsorted(frame.rows, np.unique(frame.rows)[:20])
+    expected = hazard.static_matrix(frame.static)[frame.static_index[first]]
+    np.testing.assert_array_equal(S, expected)
+    with pytest.raises(DunningError, match="unknown invoice"):
+        hazard.static_for_invoices(prepared, ["nope"])

@@ -111,3 +111,15 @@ def test_time_split_evaluation_beats_the_history_rule(prepared, small_params):
     share = np.array(list(m["lightgbm"]["class_share"].values()))
     prior_ll = -(share * np.log(np.clip(share, 1e-12, 1))).sum()
     assert m["lightgbm"]["log_loss"] < prior_ll
+
+
+def test_explanations_are_the_on_time_class_shap_values(fitted, open_X):
+    """The fast path (on-time trees cut out of the model) equals LightGBM's full pred_contrib."""
+    M = fitted.encode(open_X.iloc[:50])
+    full = fitted.booster_.predict(M, pred_contrib=True, num_iteration=fitted.best_iteration_)
+    k = len(fitted.features_)
+    ex = fitted.explain(open_X.iloc[:50], top_k=1)
+    j = [fitted.features_.index(f) for f in ex["factor_1"]]
+    expected = -full[np.arange(50), j] * fitted.temperature_
+    np.testing.assert_allclose(ex["effect_1"].to_numpy(), expected, rtol=1e-9, atol=1e-12)
+    assert full.shape[1] == 3 * (k + 1)

@@ -136,3 +136,20 @@ def test_calendar_knows_holidays_and_month_ends():
     assert out.is_weekend.tolist() == [False, True]
     assert out.days_to_month_end.tolist() == [6, 2]
     assert out.days_to_quarter_end.tolist() == [6, 2]
+
+
+def test_vec_env_reports_refused_actions_and_scaled_rewards(gt_source, legal_mask):
+    env = BatchCollectionsVecEnv(gt_source, num_envs=64, mask=legal_mask, seed=2,
+                                 reward_per_amount=True)
+    env.reset()
+    refused = 0
+    for _ in range(40):
+        masks = env.action_masks()
+        actions = np.full(64, Action.PHONE)  # ask for a call every day: often vetoed
+        amount = env.sim.batch.amount.copy()
+        _, rewards, _, infos = env.step(actions)
+        np.testing.assert_allclose(rewards, env.last_money / amount, rtol=1e-5)
+        for i in np.flatnonzero(~masks[:, Action.PHONE]):
+            refused += 1
+            assert infos[i]["refused"] and infos[i]["vetoed_by"] in legal_mask.rule_ids
+    assert refused > 0 and env.refused_attempts == refused
