@@ -1,10 +1,11 @@
 """RL scheduler vs baselines and the oracle, judged in the ground truth on held-out invoices.
 
-Runs the whole demo pipeline (``engine.pipeline.run_pipeline`` with the default
-configuration, into ``benchmarks/results/rl_run/``) and writes ``benchmarks/results/rl.json``
-with every KPI per policy (mean and 95 % CI over seeds), the targets next to the measured
-values, the per-segment timing of the learned policy and the robustness drop on the shifted
-scenario. ``python benchmarks/bench_rl.py [--timesteps N] [--seeds K]``.
+Runs the whole demo pipeline (``engine.pipeline.run_pipeline``, default configuration) into
+``dunning-data/bench_rl/`` (store, models, policy, report; not committed) and writes
+``benchmarks/results/rl.json``: every KPI per policy (mean and 95 % CI over seeds), the
+targets next to the measured values, the learned policy's per-segment timing and the
+robustness drop on the shifted scenario.
+``python benchmarks/bench_rl.py [--timesteps N] [--seeds K]``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import RESULTS_DIR, write_result  # noqa: E402
+from benchmarks.common import write_result  # noqa: E402
 
 
 def figures_from(results: dict, seconds: float) -> dict:
@@ -81,7 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--timesteps", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=None)
-    ap.add_argument("--out", type=Path, default=RESULTS_DIR / "rl_run")
+    ap.add_argument("--out", type=Path, default=Path("dunning-data") / "bench_rl")
     args = ap.parse_args()
     overrides = {"n_seeds": args.seeds} if args.seeds else {}
     config = PipelineConfig.default(out_dir=args.out, rl_timesteps=args.timesteps, **overrides)
