@@ -221,6 +221,20 @@ def _col(df: pd.DataFrame, name: str, default: object = None) -> pd.Series:
     return pd.Series([default] * len(df), index=df.index, dtype=object)
 
 
+def lookup(keys: object, queries: object) -> np.ndarray:
+    """Position of each query id in ``keys`` (unique ids), -1 if absent; ids compared as text.
+
+    One ``pd.factorize`` over both (hashing each string once) is ~3x faster than
+    ``Index.get_indexer`` on a million object strings.
+    """
+    k = pd.Series(np.asarray(keys, dtype=object)).astype(str)
+    q = pd.Series(np.asarray(queries, dtype=object)).astype(str)
+    codes, uniques = pd.factorize(pd.concat([k, q], ignore_index=True))
+    pos = np.full(len(uniques), -1, dtype=np.int64)
+    pos[codes[: len(k)][::-1]] = np.arange(len(k))[::-1]  # first occurrence wins
+    return pos[codes[len(k):]]
+
+
 def _codes(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes (-1 = missing or empty) and the sorted categories of a text column."""
     text = col.astype(object).where(col.notna() & (col.astype(str).str.strip() != ""), None)
@@ -259,8 +273,7 @@ def settlement(invoice_ids: np.ndarray, amount: np.ndarray, payments: pd.DataFra
     0.5 % / 0.01 tolerance for rounding), ``pay_keys`` (sorted), ``pay_cum`` (cumulative
     amounts with a leading 0) and ``pay_inv`` (invoice index of each sorted payment).
     """
-    index = pd.Index(invoice_ids)
-    inv_pos = index.get_indexer(payments["invoice_id"].astype(str).to_numpy())
+    inv_pos = lookup(invoice_ids, payments["invoice_id"])
     keep = inv_pos >= 0  # payments of unknown invoices cannot settle anything
     inv_pos = inv_pos[keep]
     pday = to_days(payments["payment_date"].to_numpy()[keep])
@@ -294,8 +307,7 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
     _require(tables)
     inv = tables["invoices"]
     cus = tables["customers"].drop_duplicates("customer_id").reset_index(drop=True)
-    cust_index = pd.Index(cus["customer_id"].astype(str).to_numpy())
-    cust = cust_index.get_indexer(inv["customer_id"].astype(str).to_numpy())
+    cust = lookup(cus["customer_id"], inv["customer_id"])
     if (cust < 0).any():
         bad = inv["customer_id"].to_numpy()[cust < 0][0]
         raise DunningError(f"table 'invoices': customer_id {bad!r} is not in the customers "
@@ -307,8 +319,8 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
     settle_day, pay_keys, pay_cum, _ = settlement(invoice_id, amount, tables["payments"])
     days_late = np.where(settle_day == NEVER, np.nan, (settle_day - due_day).astype(float))
     disputed = _col(inv, "disputed", False)
-    disputed_flag = disputed.map(lambda v: 1.0 if str(v).strip().lower() in
-                                 {"true", "1", "yes", "y"} else 0.0).to_numpy(np.float64)
+    disputed_flag = disputed.astype(str).str.strip().str.lower().isin(
+        ["true", "1", "1.0", "yes", "y"]).to_numpy(np.float64)
 
     # customer history over settled invoices, by settle day
     settled = np.flatnonzero(settle_day != NEVER)
@@ -336,7 +348,7 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
     if acts is None or len(acts) == 0:
         acts = pd.DataFrame({"invoice_id": pd.Series([], dtype=str), "action_date": [],
                              "channel": pd.Series([], dtype=str)})
-    a_inv = pd.Index(invoice_id).get_indexer(acts["invoice_id"].astype(str).to_numpy())
+    a_inv = lookup(invoice_id, acts["invoice_id"])
     ch_map = {c: i + 1 for i, c in enumerate(CHANNELS)}
     a_ch = acts["channel"].astype(str).str.strip().str.lower().map(ch_map).to_numpy()
     a_ch = pd.to_numeric(pd.Series(a_ch), errors="coerce").fillna(0).to_numpy(np.int64)
@@ -551,9 +563,8 @@ def build_invoice_features(tables: Mapping[str, pd.DataFrame] | PreparedTables,
 
     Returns
     -------
-    DataFrame (n_open, n_features) indexed by ``invoice_id``; also carries the open balance
-    in ``df.attrs["balance"]`` ((n_open,) array, invoice currency) and customer ids in
-    ``df.attrs["customer_id"]``.
+    DataFrame (n_open, n_features) indexed by ``invoice_id`` (open balances:
+    :func:`open_balance`).
     """
     p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
     day = to_day(as_of)
@@ -564,13 +575,20 @@ def build_invoice_features(tables: Mapping[str, pd.DataFrame] | PreparedTables,
     if invoice_ids is None:
         rows = open_invoices(p, day)
     else:
-        rows = pd.Index(p.invoice_id).get_indexer(np.asarray(invoice_ids, dtype=str))
+        rows = lookup(p.invoice_id, invoice_ids)
         if (rows < 0).any():
             raise DunningError(f"unknown invoice id {np.asarray(invoice_ids)[rows < 0][0]!r}")
     df = features_at(p, rows, np.full(len(rows), day))
-    df.attrs["balance"] = p.amount[rows] * (1.0 - np.nan_to_num(df["paid_share"].to_numpy()))
-    df.attrs["customer_id"] = p.customers["customer_id"].astype(str).to_numpy()[p.cust[rows]]
     return df
+
+
+def open_balance(p: PreparedTables, invoice_ids: Sequence[str], as_of: object) -> np.ndarray:
+    """(n,) amount minus the payments dated before ``as_of`` (invoice currency)."""
+    rows = lookup(p.invoice_id, invoice_ids)
+    day = np.full(len(rows), to_day(as_of))
+    ppos = np.searchsorted(p.pay_keys, _keys(rows, day), side="left")
+    pstart = np.searchsorted(p.pay_keys, _keys(rows, np.zeros(len(rows))), side="left")
+    return p.amount[rows] - (p.pay_cum[ppos] - p.pay_cum[pstart])
 
 
 @dataclass

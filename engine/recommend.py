@@ -1,9 +1,11 @@
 """The daily run: one recommended action per open invoice, legally checked, explained, audited.
 
-For a decision date ``D`` (the start of day ``D``: facts dated before ``D`` are known)::
+For a decision date ``D`` (facts dated on or before ``D`` are known; see
+``legal_rules.from_tables`` for the exact semantics, shared with ``rules explain``)::
 
-    store tables as of D ─► invoice state (one row per open invoice)
-        ├─► legal facts ─► VectorEvaluator: masks (n, 6) + which rule vetoed what
+    store tables as of D ─► legal_rules.from_tables.invoice_states ─► open invoices
+        ├─► legal facts (from_tables.facts_from_state) ─► VectorEvaluator: masks (n, 6)
+        │       + which rule vetoed what
         ├─► payment model: P(on time / late / very late), top factors for acted rows
         └─► observations (simulations.env.layout.LAYOUT) ─► policy.act(obs, masks)
     chosen action ≠ wait ─► DurableEvaluator.decide (the decision of record: fired rules,
@@ -44,20 +46,7 @@ if TYPE_CHECKING:
 
     from engine.store import Store
 
-NEVER_DAYS = 10_000  # same meaning as legal_rules.facts.NEVER_DAYS (checked in tests)
 TOP_K_FACTORS = 3
-
-# Limitation periods (years) per jurisdiction and customer type, and whether the period
-# runs from the end of the year the claim arose (DE/AT). Source: shared legal reference
-# (BGB § 195/199, ABGB § 1486, Preskriptionslag § 2, Code civil 2224 / Code de la
-# consommation L218-2, Limitation Act 1980 s. 5, BW 3:307 / 7:28, Codice civile 2946,
-# Código civil 1964). A jurisdiction not listed gets no ``limitation_passed`` fact, so a
-# rule that needs it fails closed.
-LIMITATION_YEARS: dict[str, tuple[int, int, bool]] = {
-    # jurisdiction: (b2b years, b2c years, from end of year)
-    "DE": (3, 3, True), "AT": (3, 3, False), "SE": (10, 3, False), "FR": (5, 2, False),
-    "GB": (6, 6, False), "NL": (5, 2, False), "IT": (10, 10, False), "ES": (5, 5, False),
-}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ops_recommendations (
@@ -171,146 +160,55 @@ def _sha(text: str) -> str:
 
 # --------------------------------------------------------------------------- invoice state
 def invoice_state(tables: dict[str, pd.DataFrame], as_of: dt.date) -> pd.DataFrame:
-    """One row per invoice open at the start of ``as_of`` with everything a decision needs.
+    """One row per invoice open on ``as_of`` with everything a decision needs.
 
-    Uses only facts dated before ``as_of`` (payments, actions, disputes). Invoices already
-    handed to an agency are left out (they are no longer dunned). Columns: invoice and
-    customer fields, ``open_amount``, ``days_overdue``, ``n_email`` .. ``n_final_notice``,
-    ``days_since_last_contact``, ``contacts_last_7_days``, ``calls_last_7_days``,
-    ``days_since_final_notice``, ``complained``, ``disputed_now``. Sorted by invoice id.
+    The legal state comes from :func:`legal_rules.from_tables.invoice_states` (the one
+    builder of legal facts; its docstring gives the semantics: events dated on or before
+    ``as_of`` count, a dispute blocks through its resolution day). Open: an open amount
+    above half a cent and not handed to an agency (no longer dunned). Added here for the
+    policy: ``complained`` (a complaint recorded on or before ``as_of``).
+    Sorted by invoice id.
     """
     import numpy as np
     import pandas as pd
 
-    day = pd.Timestamp(as_of)
-    inv = tables["invoices"]
-    inv = inv[inv["invoice_date"] < day]
-    pay = tables["payments"]
-    paid = pay[pay["payment_date"] < day].groupby("invoice_id")["amount"].sum()
-    inv = inv.assign(open_amount=inv["amount"] - inv["invoice_id"].map(paid).fillna(0.0))
-    inv = inv[inv["open_amount"] > 0.005]
+    from legal_rules.from_tables import invoice_states
+
+    state = invoice_states(tables, as_of)
+    state = state[state["is_open"].to_numpy(dtype=bool)].reset_index(drop=True)
     acts = tables["actions"]
-    acts = acts[(acts["action_date"] < day) & acts["invoice_id"].isin(inv["invoice_id"])]
-    agency = set(acts.loc[acts["channel"] == "agency", "invoice_id"])
-    inv = inv[~inv["invoice_id"].isin(agency)].reset_index(drop=True)
-
-    counts = acts.pivot_table(index="invoice_id", columns="channel", values="action_date",
-                              aggfunc="count", fill_value=0)
-    reminders = acts[acts["channel"] != "agency"]
-    last = reminders.groupby("invoice_id")["action_date"].max()
-    recent = reminders[reminders["action_date"] >= day - pd.Timedelta(days=7)]
-    fn = acts[acts["channel"] == "final_notice"].groupby("invoice_id")["action_date"].min()
-    complained = acts[acts["complaint"].astype(bool)].groupby("invoice_id").size()
-
-    ids = inv["invoice_id"]
-    out = inv.copy()
-
-    def lookup(series: pd.Series) -> pd.Series:
-        # reindex (not map) so an empty group result still aligns to every open invoice
-        return pd.Series(series.reindex(ids.to_numpy()).to_numpy(), index=out.index)
-
-    for ch in ("email", "letter", "phone", "final_notice"):
-        col = counts[ch] if ch in counts.columns else pd.Series(dtype="int64")
-        out[f"n_{ch}"] = lookup(col).fillna(0).astype(np.int64)
-    out["days_overdue"] = (day - out["due_date"]).dt.days.astype(np.int64)
-    since = (day - pd.to_datetime(lookup(last))).dt.days
-    out["days_since_last_contact"] = since.fillna(NEVER_DAYS).astype(np.int64)
-    out["contacts_last_7_days"] = lookup(recent.groupby("invoice_id").size()) \
-        .fillna(0).astype(np.int64)
-    out["calls_last_7_days"] = lookup(recent[recent["channel"] == "phone"]
-                                      .groupby("invoice_id").size()).fillna(0).astype(np.int64)
-    fn_since = (day - pd.to_datetime(lookup(fn))).dt.days
-    out["final_notice_sent"] = fn_since.notna()
-    out["days_since_final_notice"] = fn_since.fillna(NEVER_DAYS).astype(np.int64)
-    out["complained"] = lookup(complained).fillna(0) > 0
-    opened, resolved = out["dispute_opened"], out["dispute_resolved"]
-    out["disputed_now"] = (out["disputed"].astype(bool)
-                           & (opened.isna() | (opened < day))
-                           & (resolved.isna() | (resolved >= day))).to_numpy()
-
-    cust = tables["customers"].set_index("customer_id")
-    for col in ("name", "segment", "industry", "jurisdiction", "region", "customer_type",
-                "language", "reminder_fee_agreed", "agency_consent", "opted_out_channels"):
-        out[col] = out["customer_id"].map(cust[col]).to_numpy()
-    return out.sort_values("invoice_id").reset_index(drop=True)
+    complaint = acts["complaint"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    dated = (pd.to_datetime(acts["action_date"]) <= pd.Timestamp(as_of)).to_numpy(dtype=bool)
+    complained = acts["invoice_id"].astype(str).to_numpy(dtype=object)[complaint & dated]
+    state["complained"] = np.isin(state["invoice_id"].to_numpy(dtype=object), complained)
+    return state
 
 
 def limitation_passed(state: pd.DataFrame, as_of: dt.date) -> np.ndarray:
     """(n,) object array: True/False per row, None where the jurisdiction's period is unknown.
 
-    The claim arises on the due date; DE counts from the end of that year (BGB § 199).
+    :func:`legal_rules.from_tables.limitation_flags` on the rows' ``due_date``,
+    ``jurisdiction`` and ``customer_type`` (periods: ``legal_rules/limitation.json``).
     """
-    import numpy as np
-    import pandas as pd
+    from legal_rules.from_tables import limitation_flags
 
-    out = np.full(len(state), None, dtype=object)
-    due = state["due_date"]
-    jur = state["jurisdiction"].astype(str).str.upper().to_numpy()
-    b2c = (state["customer_type"].astype(str) == "b2c").to_numpy()
-    day = pd.Timestamp(as_of)
-    for code, (y_b2b, y_b2c, end_of_year) in LIMITATION_YEARS.items():
-        for years, rows in ((y_b2b, (jur == code) & ~b2c), (y_b2c, (jur == code) & b2c)):
-            if not rows.any():
-                continue
-            expires = due[rows] + pd.DateOffset(years=years)
-            if end_of_year:
-                expires = expires + pd.offsets.YearEnd(0)
-            out[np.flatnonzero(rows)] = (day > expires).tolist()  # plain bools
-    return out
+    return limitation_flags(state["due_date"], state["jurisdiction"].to_numpy(),
+                            state["customer_type"].to_numpy(), as_of)
 
 
 def legal_facts(state: pd.DataFrame, as_of: dt.date,
                 calendar: Any | None = None) -> dict[str, np.ndarray]:
     """Every fact of ``legal_rules.facts.FACTS`` per row of :func:`invoice_state`.
 
-    Missing customer data stays missing (``None``), so a rule that needs it fails closed.
+    Exactly :func:`legal_rules.from_tables.facts_from_state` (the facts ``dunning rules
+    explain --invoice`` shows), without ``invoice_id``. ``calendar`` is not used (kept for
+    callers): bank holidays are legal facts and come from legal_rules.
     """
-    import numpy as np
+    from legal_rules.from_tables import facts_from_state
 
-    cal = calendar_day(state, as_of, calendar)
-    opted = state["opted_out_channels"].fillna("").astype(str).str.lower()
-
-    def text(col: str, upper: bool = False) -> np.ndarray:
-        s = state[col].astype(object).where(state[col].notna(), None)
-        if upper:
-            s = s.map(lambda v: v.upper() if isinstance(v, str) else v)
-        return s.to_numpy(dtype=object)
-
-    def flag(col: str) -> np.ndarray:
-        s = state[col]
-        return s.astype(object).where(s.notna(), None).map(
-            lambda v: None if v is None else bool(v)).to_numpy(dtype=object)
-
-    milestone = state["milestone_date"]
-    return {
-        "days_overdue": state["days_overdue"].to_numpy(np.int64),
-        "days_since_last_contact": state["days_since_last_contact"].to_numpy(np.int64),
-        "contacts_last_7_days": state["contacts_last_7_days"].to_numpy(np.int64),
-        "calls_last_7_days": state["calls_last_7_days"].to_numpy(np.int64),
-        "reminders_sent": state[["n_email", "n_letter", "n_phone", "n_final_notice"]]
-        .sum(axis=1).to_numpy(np.int64),
-        "final_notice_sent": state["final_notice_sent"].to_numpy(bool),
-        "days_since_final_notice": state["days_since_final_notice"].to_numpy(np.int64),
-        "disputed": state["disputed_now"].to_numpy(bool),
-        "amount": state["open_amount"].to_numpy(np.float64),
-        "currency": text("currency", upper=True),
-        "customer_type": text("customer_type"),
-        "jurisdiction": text("jurisdiction", upper=True),
-        "region": state["region"].astype(object).where(state["region"].notna(), "")
-        .astype(str).str.upper().to_numpy(dtype=object),
-        "industry": state["industry"].astype(object).where(state["industry"].notna(), "")
-        .astype(str).str.lower().to_numpy(dtype=object),
-        "is_weekend": np.asarray(cal.is_weekend, dtype=bool),
-        "is_bank_holiday": np.asarray(cal.is_holiday, dtype=bool),
-        "limitation_passed": limitation_passed(state, as_of),
-        "opted_out_email": opted.str.contains("email").to_numpy(),
-        "opted_out_phone": opted.str.contains("phone").to_numpy(),
-        "opted_out_letter": opted.str.contains("letter").to_numpy(),
-        "agency_consent": flag("agency_consent"),
-        "reminder_fee_agreed": flag("reminder_fee_agreed"),
-        # reached on the milestone day itself, as in the simulation's facts
-        "milestone_reached": (milestone.isna() | (milestone <= _ts(as_of))).to_numpy(),
-    }
+    facts = facts_from_state(state, as_of)
+    facts.pop("invoice_id")
+    return facts
 
 
 def _ts(day: dt.date) -> Any:
@@ -320,7 +218,8 @@ def _ts(day: dt.date) -> Any:
 
 
 def calendar_day(state: pd.DataFrame, as_of: dt.date, calendar: Any | None = None) -> Any:
-    """Weekday, weekend, bank holiday, month/quarter end of ``as_of`` per row's jurisdiction."""
+    """Weekday, weekend, bank holiday, month/quarter end of ``as_of`` per row's jurisdiction
+    (the simulation's calendar, for the policy's observations)."""
     import numpy as np
 
     from simulations.env.calendar import BusinessCalendar, jurisdiction_codes
@@ -503,7 +402,7 @@ class Recommender:
         from simulations.env.calendar import BusinessCalendar
 
         calendar = BusinessCalendar(as_of, as_of)  # built once, used for facts and obs
-        facts = legal_facts(state, as_of, calendar)
+        facts = legal_facts(state, as_of)
         batch = self.vector.evaluate(facts, as_of)
         step("legal_mask")
         probs, factors_fn = self._probabilities(state, tables, as_of)

@@ -5,6 +5,11 @@ Every producer of facts (the simulation's vectorised mask, the daily recommendat
 rejects a rule that names a fact not listed here. Types are checked strictly before facts
 reach durable_rules, and a missing fact makes the action not allowed (fail closed).
 
+Facts describe the invoice as known on the decision date ``D``: every event dated on or before
+``D`` counts (an action or payment dated ``D`` included), and a dispute is open from its
+opening day through its resolution day. The one builder from the contract tables is
+:func:`legal_rules.from_tables.facts_for_invoices` (its docstring gives the full semantics).
+
 ``int`` facts are whole days or counts; ``float`` amounts are in the invoice currency;
 ``str`` facts are upper-case ISO codes (jurisdiction, currency) or lower-case names.
 """
@@ -33,9 +38,11 @@ FACTS: dict[str, Fact] = {
     for f in (
         Fact("days_overdue", "int", "Days since the due date on the decision date (< 0: not due)."),
         Fact("days_since_last_contact", "int",
-             f"Days since the last reminder of any channel ({NEVER_DAYS} if none)."),
-        Fact("contacts_last_7_days", "int", "Reminders of any channel in the 7 days before."),
-        Fact("calls_last_7_days", "int", "Phone calls in the 7 days before."),
+             f"Days since the last reminder of any channel (0: sent on the decision date; "
+             f"{NEVER_DAYS} if none)."),
+        Fact("contacts_last_7_days", "int",
+             "Reminders of any channel on the decision date and the 6 days before."),
+        Fact("calls_last_7_days", "int", "Phone calls on the decision date and the 6 days before."),
         Fact("reminders_sent", "int", "Reminders so far (email, letter, phone, final notice)."),
         Fact("final_notice_sent", "bool", "A final notice was sent for this invoice."),
         Fact("days_since_final_notice", "int",

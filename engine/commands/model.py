@@ -59,9 +59,17 @@ def train_model(
     hazard: bool = typer.Option(True, "--hazard/--no-hazard",
                                 help="Also train the daily hazard model (same directory)."),
     seed: int = typer.Option(0, help="Random seed."),
+    cluster: str = typer.Option(None, "--cluster", help="Train on a Dask cluster: `local` "
+                                "or a scheduler address (see docs/scale-out.md)."),
 ) -> None:
     """Train the payment model (and the daily hazard model), evaluate on a time split and
     save a versioned artifact with a model card."""
+    if cluster is not None:  # scale-out: lightgbm.dask on the store's Parquet export
+        from engine.scale.commands import train_on_cluster
+
+        train_on_cluster(cluster, db, as_of, out, very_late_days, _split(include_fields),
+                         _split(exclude_fields), seed, hazard)
+        return
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from engine.models.training import TrainConfig, train_artifact
@@ -99,14 +107,21 @@ def predict(
                                       "(default: latest date in the store)."),
     out: Path = typer.Option(None, "--out", help="Write all rows to FILE.csv or FILE.parquet."),
     top: int = typer.Option(15, "--top", min=0, help="Riskiest invoices shown (and explained)."),
+    cluster: str = typer.Option(None, "--cluster", help="Score on a Dask cluster: `local` "
+                                "or a scheduler address (see docs/scale-out.md)."),
 ) -> None:
     """P(on time / late / very late) for every open invoice, with top risk factors."""
     from engine.models.payment import PaymentModel
     from engine.models.predict import score_open_invoices
 
     m = PaymentModel.load(model)
-    tables, day = load_tables(db, as_of)
-    scored = score_open_invoices(tables, m, day + dt.timedelta(days=1), explain_top=top)
+    if cluster is not None:  # scale-out: scored shard by shard from the Parquet export
+        from engine.scale.commands import predict_on_cluster
+
+        scored, day = predict_on_cluster(cluster, db, as_of, m, top)
+    else:
+        tables, day = load_tables(db, as_of)
+        scored = score_open_invoices(tables, m, day + dt.timedelta(days=1), explain_top=top)
     if out is not None:
         _write(scored, out)
     _print_invoices(scored, top, day, m)

@@ -10,6 +10,8 @@ from engine.commands.common import console, user_errors
 from engine.errors import InputError
 
 _SCENARIO_HELP = "Packaged scenario name (default, shifted) or path to a scenario YAML file."
+_CLUSTER_HELP = ("Run the seeds x policies as tasks on a Dask cluster: `local` or a scheduler "
+                 "address (see docs/scale-out.md); same results as without.")
 _DB_HELP = ("DuckDB store with the company's history, for the learned environment the tuned "
             "policy is searched in (with --model).")
 _MODEL_HELP = ("Model directory from `dunning train-model` (hazard model) for the learned "
@@ -19,7 +21,7 @@ _MODEL_HELP = ("Model directory from `dunning train-model` (hazard model) for th
 
 def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out: Path | None,
          db: Path | None, model: Path | None, tuned: Path | None, tune_out: Path | None,
-         no_rules: bool, seed_offset: int) -> None:
+         no_rules: bool, seed_offset: int, cluster: str | None = None) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from policies.baselines.factory import make_policy
@@ -65,11 +67,18 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
             console.print(f"tuned schedule saved to {policy.save(tune_out)}")
     with bar() as sim_bar:
         task = sim_bar.add_task("simulating", total=len(policies) * seeds)
-        result = evaluate_policies(
-            policies, source.scenario, invoices, [seed_offset + s for s in range(seeds)],
-            source=source, mask=mask,
-            progress=lambda msg, done, total: sim_bar.update(task, completed=done,
-                                                             description=msg))
+        args = (policies, source.scenario, invoices, [seed_offset + s for s in range(seeds)])
+        kwargs = {"source": source, "mask": mask,
+                  "progress": lambda msg, done, total: sim_bar.update(
+                      task, completed=done, description=msg)}
+        if cluster is None:
+            result = evaluate_policies(*args, **kwargs)
+        else:  # scale-out: one Dask task per (seed, policy), same evaluation.json
+            from engine.scale.cluster import connect
+            from simulations.evaluation.distributed import evaluate_policies_distributed
+
+            with connect(cluster) as client:
+                result = evaluate_policies_distributed(client, *args, **kwargs)
     console.print(overall_table(result))
     console.print(segment_table(result))
     console.print(timing_table(result))
@@ -91,9 +100,11 @@ def simulate(
     no_rules: bool = typer.Option(False, "--no-rules", help="Switch the legal rules off "
                                   "(only to measure what they cost)."),
     seed: int = typer.Option(0, "--seed", help="First seed; seeds are SEED..SEED+K-1."),
+    cluster: str = typer.Option(None, "--cluster", help=_CLUSTER_HELP),
 ) -> None:
     """Run one policy in the ground-truth world and report its KPIs with 95 % CIs."""
-    _run([policy], scenario, invoices, seeds, out, db, model, tuned, None, no_rules, seed)
+    _run([policy], scenario, invoices, seeds, out, db, model, tuned, None, no_rules, seed,
+         cluster)
 
 
 @user_errors
@@ -111,6 +122,7 @@ def evaluate(
     tune_out: Path = typer.Option(None, "--tune-out", help="Save the tuned schedule here."),
     no_rules: bool = typer.Option(False, "--no-rules", help="Switch the legal rules off."),
     seed: int = typer.Option(0, "--seed", help="First seed; seeds are SEED..SEED+K-1."),
+    cluster: str = typer.Option(None, "--cluster", help=_CLUSTER_HELP),
 ) -> None:
     """Compare policies on the same invoices (common random numbers) in the ground truth:
     NPV, days to pay, DSO, pay rate after the first reminder, reminders, complaints, agency
@@ -118,7 +130,8 @@ def evaluate(
     specs = [p.strip() for p in policies.split(",") if p.strip()]
     if not specs:
         raise InputError("--policies: expected at least one policy, e.g. never,fixed")
-    _run(specs, scenario, invoices, seeds, out, db, model, tuned, tune_out, no_rules, seed)
+    _run(specs, scenario, invoices, seeds, out, db, model, tuned, tune_out, no_rules, seed,
+         cluster)
 
 
 def register(app: typer.Typer) -> None:

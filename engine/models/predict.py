@@ -11,6 +11,8 @@ from engine.features import (
     PreparedTables,
     build_invoice_features,
     from_day,
+    lookup,
+    open_balance,
     prepare_tables,
     to_day,
 )
@@ -36,12 +38,13 @@ def score_open_invoices(tables: Mapping[str, pd.DataFrame] | PreparedTables,
     full = np.zeros((len(X), 3))
     full[:, : proba.shape[1]] = proba
     day = to_day(as_of)
-    pos = pd.Index(p.invoice_id).get_indexer(X.index.to_numpy())
+    pos = lookup(p.invoice_id, X.index.to_numpy())
     out = pd.DataFrame({
-        "invoice_id": X.index.to_numpy(), "customer_id": X.attrs["customer_id"],
+        "invoice_id": X.index.to_numpy(),
+        "customer_id": p.customers["customer_id"].astype(str).to_numpy()[p.cust[pos]],
         "due_date": [from_day(int(d)) for d in p.due_day[pos]],
         "days_overdue": (day - p.due_day[pos]).astype(int),
-        "balance": np.round(X.attrs["balance"], 2),
+        "balance": np.round(open_balance(p, X.index.to_numpy(), as_of), 2),
         **{c: full[:, j] for j, c in enumerate(PROBA_COLUMNS)},
         "predicted_class": model.classes_[proba.argmax(axis=1)] if len(X) else [],
         "at_risk": full[:, 0] < 0.5,

@@ -31,6 +31,7 @@ from engine.features import (
     build_hazard_frame,
     build_training_frame,
     class_known,
+    classes_for,
     from_day,
     label_classes,
     prepare_tables,
@@ -88,8 +89,7 @@ def evaluate_payment(p: PreparedTables, as_day: int, cfg: TrainConfig,
                                                 random_state=cfg.seed),
         "history_rule": HistoryRuleBaseline(cfg.very_late_days),
     }
-    classes = tuple(models["lightgbm"].very_late_days and
-                    ("on_time", "late", "very_late") or ("on_time", "late"))
+    classes = classes_for(cfg.very_late_days)
     y = label_classes(dl_te, cfg.very_late_days)
     at_issue = snap == -1
     out: dict[str, Any] = {
@@ -158,7 +158,6 @@ def evaluate_hazard(p: PreparedTables, as_day: int, cfg: TrainConfig, split: int
     }
     seg = p.customers["segment"].astype(object).fillna("unknown").astype(str).to_numpy()
     seg_rows = seg[p.cust[rows]]
-    inv_ids, inv_first = np.unique(rows, return_index=True)
     for name in ["all", *sorted(set(seg_rows))]:
         m = np.ones(len(rows), bool) if name == "all" else seg_rows == name
         # predicted survival per invoice: cumulative product of (1 - h) over its days
@@ -174,7 +173,6 @@ def evaluate_hazard(p: PreparedTables, as_day: int, cfg: TrainConfig, split: int
             "kaplan_meier": [float(km[d]) for d in pts if d <= days],
             "max_abs_gap": float(np.abs(pred - km).max()),
         }
-    del inv_ids, inv_first
     return out
 
 

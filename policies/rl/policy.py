@@ -9,8 +9,8 @@ Artifact directory (versioned, content-hashed)::
     DIR/training_curve.json  {"timesteps": [...], "mean_reward": [...], "episodes": [...]}
 
 ``content_hash`` is the SHA-256 of the network weights and the canonical JSON of the training
-config and provenance: two artifacts with the same hash act identically, and the same seed
-gives the same hash.
+config and provenance (model and rule-set hashes, as-of date; not the file paths): two
+artifacts with the same hash act identically, and the same seed gives the same hash.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ FORMAT = "dunning.rl_policy/1"
 MODEL_FILE = "policy.zip"
 META_FILE = "policy.json"
 CURVE_FILE = "training_curve.json"
+UNHASHED_PROVENANCE = frozenset({"db", "model_dir"})
 
 
 def _content_hash(model: Any, config: dict[str, Any], provenance: dict[str, Any]) -> str:
@@ -44,7 +45,9 @@ def _content_hash(model: Any, config: dict[str, Any], provenance: dict[str, Any]
     for name, tensor in sorted(model.policy.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().numpy().tobytes())
-    h.update(json.dumps({"config": config, "provenance": provenance}, sort_keys=True,
+    # Where the inputs lay on disk does not change the policy: paths are not hashed.
+    stable = {k: v for k, v in provenance.items() if k not in UNHASHED_PROVENANCE}
+    h.update(json.dumps({"config": config, "provenance": stable}, sort_keys=True,
                         default=str).encode())
     return h.hexdigest()
 

@@ -34,7 +34,7 @@ class RLTrainingConfig:
     policy and value MLPs.
     """
 
-    total_timesteps: int = 1_500_000
+    total_timesteps: int = 2_500_000
     n_envs: int = 512
     n_steps: int = 32
     batch_size: int = 4096

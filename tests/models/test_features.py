@@ -17,6 +17,7 @@ from engine.features import (
     from_day,
     holiday_lookup,
     label_classes,
+    open_balance,
     to_days,
     weekday,
 )
@@ -113,9 +114,12 @@ def test_history_features_match_a_plain_loop(prepared, tables):
 
 def test_columns_and_open_invoices(prepared):
     X = build_invoice_features(prepared, "2025-03-01")
+    balance = open_balance(prepared, X.index, "2025-03-01")
     assert set(ALL_FEATURES) <= set(X.columns)
     assert (X["age_days"] >= 0).all()
-    assert np.all(X.attrs["balance"] > 0)
+    assert np.all(balance > 0)
+    np.testing.assert_allclose(balance, prepared.amount[
+        np.searchsorted(prepared.invoice_id, X.index)] * (1 - X["paid_share"].to_numpy()))
 
 
 def test_as_of_before_any_data_is_a_clear_error(tables):

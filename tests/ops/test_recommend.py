@@ -41,8 +41,8 @@ def _open_invoice_ids(store: Store, as_of: dt.date) -> set[str]:
     with store.connect() as con:
         rows = con.execute(
             "SELECT i.invoice_id FROM invoices i LEFT JOIN (SELECT invoice_id, sum(amount) s "
-            "FROM payments WHERE payment_date < ? GROUP BY invoice_id) p USING (invoice_id) "
-            "WHERE i.invoice_date < ? AND i.amount - coalesce(p.s, 0) > 0.005",
+            "FROM payments WHERE payment_date <= ? GROUP BY invoice_id) p USING (invoice_id) "
+            "WHERE i.invoice_date <= ? AND i.amount - coalesce(p.s, 0) > 0.005",
             [as_of, as_of]).fetchall()
     return {r[0] for r in rows}
 

@@ -1,0 +1,54 @@
+"""`--cluster local` on train-model, predict and simulate: same files as the local run."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from engine.cli import app
+
+runner = CliRunner()
+
+
+def test_train_and_predict_on_cluster(store_dir, tmp_path):
+    db = store_dir / "dunning.duckdb"
+    model = tmp_path / "model"
+    res = runner.invoke(app, ["train-model", "--db", str(db), "--out", str(model),
+                              "--cluster", "local"])
+    assert res.exit_code == 0, res.output
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["trained_on"]["workers"] == 2
+    ll = card["evaluation"]["models"]["lightgbm_dask"]["at_invoice_date"]["log_loss"]
+    assert 0 < ll < 1.1
+    assert (db.parent / "dunning.duckdb.parquet" / "invoices").is_dir()
+    local_csv, dist_csv = tmp_path / "local.csv", tmp_path / "dist.csv"
+    res = runner.invoke(app, ["predict", "--db", str(db), "--model", str(model), "--top", "5",
+                              "--out", str(dist_csv), "--cluster", "local"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["predict", "--db", str(db), "--model", str(model), "--top", "5",
+                              "--out", str(local_csv)])
+    assert res.exit_code == 0, res.output
+    pd.testing.assert_frame_equal(pd.read_csv(dist_csv), pd.read_csv(local_csv))
+
+
+def test_simulate_on_cluster_writes_the_same_json(tmp_path):
+    outs = {}
+    for name, extra in (("local", []), ("dist", ["--cluster", "local"])):
+        outs[name] = tmp_path / name
+        res = runner.invoke(app, ["simulate", "--policy", "fixed", "--invoices", "150",
+                                  "--seeds", "2", "--out", str(outs[name]), *extra])
+        assert res.exit_code == 0, res.output
+    a, b = (json.loads((outs[n] / "evaluation.json").read_text()) for n in ("local", "dist"))
+    for d in (a, b):
+        d["config"].pop("seconds")
+    assert b["config"].pop("cluster")["tasks"] == 2
+    assert a == b
+
+
+def test_bad_cluster_address_is_one_line_error():
+    res = runner.invoke(app, ["simulate", "--invoices", "10", "--cluster", "nowhere"])
+    assert res.exit_code == 2
+    assert "expected `local` or a scheduler address" in res.output
+    assert "Traceback" not in res.output
