@@ -174,6 +174,11 @@ def main() -> None:
                                                           2)
             print(size, kind, r, flush=True)
         results[str(size)] = row
+    previous = ROOT / "benchmarks" / "results" / "scale.json"
+    if previous.is_file():  # keep sizes measured by an earlier run (one size per run is ok)
+        old = json.loads(previous.read_text()).get("sizes", {})
+        results = {**{k: v for k, v in old.items() if k not in results}, **results}
+        results = dict(sorted(results.items(), key=lambda kv: int(kv[0])))
     measured = [r for r in results.values() if r.get("measured")]
     write_result("scale", {
         "what": "train (features + LightGBM) and score (features + predict) of the payment "

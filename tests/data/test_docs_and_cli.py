@@ -5,21 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from engine.cli import app
 from engine.ingest import contract_markdown
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "data-contract.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS_WITH_CONTRACT = (ROOT / "docs" / "data-contract.md", ROOT / "README.md")
 runner = CliRunner()
 
 
-def test_contract_doc_is_generated_from_the_contract() -> None:
-    text = DOC.read_text(encoding="utf-8")
+@pytest.mark.parametrize("doc", DOCS_WITH_CONTRACT, ids=lambda p: p.name)
+def test_contract_doc_is_generated_from_the_contract(doc: Path) -> None:
+    text = doc.read_text(encoding="utf-8")
     begin, end = "<!-- contract:begin -->\n", "<!-- contract:end -->"
     generated = text[text.index(begin) + len(begin): text.index(end)]
     assert generated == contract_markdown(), (
-        "docs/data-contract.md is stale: regenerate it with engine.ingest.contract_markdown()")
+        f"{doc.name} is stale: regenerate it with engine.ingest.contract_markdown()")
 
 
 def test_cli_ingest_prints_summary_and_is_idempotent(tmp_path, contract_files) -> None:
