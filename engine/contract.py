@@ -88,7 +88,8 @@ CUSTOMERS = Table(
         Column("region", "str", False, "Subdivision where rules differ, e.g. US state `MA`."),
         Column("customer_type", "str", True, "`b2b` (business) or `b2c` (consumer).",
                choices=CUSTOMER_TYPES),
-        Column("language", "str", False, "ISO 639-1 language for letters (de, en, sv, fr, nl, ...)."),
+        Column("language", "str", False,
+               "ISO 639-1 language for letters (de, en, sv, fr, nl, ...)."),
         Column("customer_since", "date", False, "Start of the relationship (for tenure)."),
         Column("reminder_fee_agreed", "bool", False, "A reminder fee was agreed in advance (SE)."),
         Column("agency_consent", "bool", False, "Consent to pass claims to an agency "
