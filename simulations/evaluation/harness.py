@@ -12,11 +12,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policies.common.policy import Policy
 from simulations.env.core import CollectionsSimulator
 from simulations.env.layout import SEGMENT_NAMES
 from simulations.env.masks import ActionMask, default_mask
@@ -32,6 +31,9 @@ from simulations.evaluation.metrics import (
     t_interval,
     timing_counts,
 )
+
+if TYPE_CHECKING:  # the interface lives in policies; the harness only calls .act
+    from policies.common.policy import Policy
 
 Progress = Callable[[str, int, int], None]  # (message, done, total)
 
