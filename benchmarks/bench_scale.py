@@ -143,6 +143,35 @@ def run_measured(kind: str, d: Path) -> dict:
     return res
 
 
+def summarize(results: dict[str, dict]) -> dict:
+    """Seconds per million invoices per size, and a linear fit of peak memory through the
+    smallest and largest measured size (an ESTIMATE of the largest size fitting in RAM)."""
+    rows = sorted((r for r in results.values() if r.get("measured")),
+                  key=lambda r: r["data"]["invoices"])
+    out: dict = {"linearity": {k: {str(r["data"]["invoices"]): r[k].get(
+        "seconds_per_million_invoices") for r in rows} for k in KINDS}}
+    if len(rows) >= 2:
+        import psutil
+
+        ram = psutil.virtual_memory().total / 2**30
+        a, b = rows[0], rows[-1]
+        x0, x1 = a["data"]["invoices"] / 1e6, b["data"]["invoices"] / 1e6
+        est = {}
+        for k in KINDS:
+            slope = (b[k]["peak_memory_gib"] - a[k]["peak_memory_gib"]) / (x1 - x0)
+            fixed = a[k]["peak_memory_gib"] - slope * x0
+            est[k] = {"gib_per_million_invoices": round(slope, 2), "gib_fixed": round(fixed, 2),
+                      "estimated_max_million_invoices_in_ram": round((ram - fixed) / slope, 1)
+                      if slope > 0 else None}
+        out["memory_extrapolation"] = {**est, "ram_gib": round(ram, 1), "note": (
+            "ESTIMATES from a linear fit through two measured sizes, not measurements. "
+            "Dask training keeps all snapshot rows in worker memory (lightgbm.dask needs its "
+            "partitions in memory), so on ONE machine it is not out-of-core; its limit grows "
+            "with the number of workers. Scoring holds one shard per worker at a time and "
+            "gathers only the scored rows.")}
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000000,4000000,16000000")
@@ -152,7 +181,15 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="sizes to record as not measured, with reason "
                     "given by --skip-reason")
     ap.add_argument("--skip-reason", default="")
+    ap.add_argument("--summarize-only", action="store_true",
+                    help="rewrite scale.json from its measured sizes without measuring")
     args = ap.parse_args()
+    if args.summarize_only:
+        old = json.loads((ROOT / "benchmarks" / "results" / "scale.json").read_text())
+        write_result("scale", {**{k: v for k, v in old.items()
+                                  if k not in ("benchmark", "measured_at", "machine")},
+                               **summarize(old["sizes"])})
+        return
     if args.measure:
         print(json.dumps(measure(args.measure, Path(args.data))))
         return
@@ -180,7 +217,7 @@ def main() -> None:
         results = {**{k: v for k, v in old.items() if k not in results}, **results}
         results = dict(sorted(results.items(), key=lambda kv: int(kv[0])))
     measured = [r for r in results.values() if r.get("measured")]
-    write_result("scale", {
+    write_result("scale", {**summarize(results),
         "what": "train (features + LightGBM) and score (features + predict) of the payment "
                 "model, local single process vs Dask LocalCluster (2 workers x 1 thread, "
                 "process tree peak RSS); data from simulations.world, 12 months",

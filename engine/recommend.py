@@ -362,6 +362,8 @@ class Recommender:
         rows: list[dict[str, Any]] = []
         if len(new):
             rows = self._decide(new, tables, as_of, step)
+            self._check_plausibility(rows, new, tables, as_of)
+            step("plausibility")
         n_review = sum(r["status"] == "needs_review" for r in rows)
         review_ids: list[str] = []
         with self.store.connect() as con:
@@ -448,6 +450,67 @@ class Recommender:
             rows.append(row)
         step("decide")
         return rows
+
+    def _check_plausibility(self, rows: list[dict[str, Any]], state: pd.DataFrame,
+                            tables: dict[str, pd.DataFrame], as_of: dt.date) -> None:
+        """Send acting rows that fail a plausibility check to human review, with the reasons.
+
+        :func:`engine.business.plausibility.check_recommendations` on every row that would
+        act (``recommended`` or already ``needs_review``); ``rows[i]`` is ``state`` row ``i``.
+        The customer's usual amount comes from the invoices known on ``as_of``; the previous
+        P(on time) from the latest earlier stored recommendation of the same invoice. A
+        flagged row gets ``reason["implausible"]`` (``code: detail`` texts), status
+        ``needs_review`` and a review item whose rule ids are ``plausibility.<code>``.
+        Without a payment model there are no probabilities, so that check is not applied.
+        """
+        import numpy as np
+        import pandas as pd
+
+        from engine.business.plausibility import FLAGS, check_recommendations
+        from engine.review import review_id
+
+        acting = [i for i, r in enumerate(rows)
+                  if r["action"] != "wait" and r["status"] in ("recommended", "needs_review")]
+        if not acting:
+            return
+        st = state.iloc[acting]
+        recs = pd.DataFrame({
+            "invoice_id": st["invoice_id"].astype(str).to_numpy(),
+            "customer_id": st["customer_id"].astype(str).to_numpy(),
+            "amount": st["amount"].to_numpy(dtype=np.float64),
+            "invoice_date": st["invoice_date"].to_numpy(),
+            "due_date": st["due_date"].to_numpy(),
+            "as_of": pd.Timestamp(as_of),
+            "p_on_time": [rows[i]["p_on_time"] for i in acting],
+            "action": [rows[i]["action"] for i in acting],
+        })
+        recs["p_on_time"] = pd.to_numeric(recs["p_on_time"], errors="coerce")
+        codes = [c for c in FLAGS if self.model is not None or c != "bad_probability"]
+        if self.model is not None:
+            recs["p_on_time_prev"] = recs["invoice_id"].map(self._previous_p_on_time(as_of))
+        history = tables["invoices"][["customer_id", "amount"]].astype(
+            {"customer_id": str, "amount": "float64"})
+        checked = check_recommendations(recs, history=history)
+        flagged = checked[codes].any(axis=1).to_numpy()
+        for j in np.flatnonzero(flagged).tolist():
+            row = rows[acting[j]]
+            texts = [t for t in str(checked["reasons"].iat[j]).split("; ")
+                     if t.split(":", 1)[0] in codes]
+            row["reason"]["implausible"] = texts
+            row["review_rules"] = [*row["review_rules"],
+                                   *(f"plausibility.{t.split(':', 1)[0]}" for t in texts)]
+            if row["status"] == "recommended":
+                row["status"] = "needs_review"
+                row["review_id"] = review_id(as_of, row["invoice_id"], row["action"])
+
+    def _previous_p_on_time(self, as_of: dt.date) -> dict[str, float]:
+        """P(on time) per invoice of its latest stored recommendation before ``as_of``."""
+        with self.store.connect() as con:
+            ensure_schema(con)
+            got = con.execute("SELECT invoice_id, arg_max(p_on_time, as_of) FROM "
+                              "ops_recommendations WHERE as_of < ? AND p_on_time IS NOT NULL "
+                              "GROUP BY invoice_id", [as_of]).fetchall()
+        return {str(k): float(v) for k, v in got}
 
     def _decide_of_record(self, row: dict[str, Any], reason: dict[str, Any], action: Action,
                           as_of: dt.date) -> None:

@@ -146,6 +146,8 @@ def _print_run(result, show: int) -> None:  # noqa: ANN001
             p = "" if r["p_on_time"] != r["p_on_time"] or r["p_on_time"] is None \
                 else f"{r['p_on_time']:.2f}"
             why = "; ".join(f"{v['rule_id']} ({', '.join(v['actions'])})" for v in r["vetoes"])
+            if r["reason"].get("implausible"):
+                why = "implausible: " + "; ".join(r["reason"]["implausible"]) + "; " + why
             if r["review_id"]:
                 why = f"review {r['review_id']}; " + why
             table.add_row(r["invoice_id"], r["action"], r["status"], p, why[:120])

@@ -4,10 +4,13 @@ Payment: the learned daily hazard model (``engine.models.HazardModel``) on each 
 static features as of its due date plus the day's dynamic inputs (reminders sent before
 today, days since the last one, calendar). No payment lands on a weekend or bank holiday
 (the hazard is not even asked then). Complaints: per (segment, channel) rates from the
-``actions.complaint`` column. Disputes: per segment daily opening and resolution rates from
-``invoices.dispute_opened`` / ``dispute_resolved``; a disputed invoice does not pay. Costs
-and the discount rate come from a scenario file (the company's own figures). Invoices are
-replayed from the company's history (those due before the as-of date).
+``actions.complaint`` column per (segment, channel, days overdue, reminders so far, days
+since the last contact), shrunk toward coarser levels (:class:`ComplaintModel`), and a
+hazard multiplier once the customer has complained. Disputes: per segment daily opening and
+resolution rates from ``invoices.dispute_opened`` / ``dispute_resolved``; a disputed invoice
+does not pay. Costs and the discount rate come from a scenario file (the company's own
+figures). Invoices are replayed from the company's history (those due before the as-of
+date).
 """
 
 from __future__ import annotations
@@ -42,13 +45,97 @@ class LearnedParams:
     pool_row: np.ndarray  # (n,) int64 row of the invoice in the source's pool
 
 
+# Bucket edges (left-closed) of the complaint model's timing inputs. Chosen to separate what
+# a complaint depends on in practice: an early reminder (first weeks after due), a reminder
+# soon after the previous one, and the number already sent.
+OVERDUE_EDGES = np.array([0, 7, 14, 25, 45])  # days overdue when the reminder is sent
+REMINDER_EDGES = np.array([0, 1, 2, 3])  # reminders sent before this one
+SINCE_EDGES = np.array([0, 7, 14, NEVER_DAYS])  # days since the last contact (NEVER = none)
+_COMPLAINT_PRIOR = 30.0  # pseudo-reminders pulling a cell to its coarser level
+
+
+def _bucket(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 1)
+
+
+@dataclass(frozen=True)
+class ComplaintModel:
+    """P(complaint | reminder) per (segment, channel, overdue, reminders, since) bucket.
+
+    Estimated hierarchically: the pooled rate of a segment, then per segment x overdue
+    bucket, x reminders-so-far bucket, x days-since-last-contact bucket (the timing rate, all
+    channels together), each level a Beta-binomial posterior mean whose prior is the level
+    above with ``_COMPLAINT_PRIOR`` pseudo-reminders; the channel enters as the segment's
+    (shrunk) channel ratio times the timing rate, and the full cell is again shrunk to that
+    product. A cell the history never saw therefore gets its segment's timing and channel
+    estimate, never 0.
+
+    ``table``: (segments, 6, n_overdue, n_reminders, n_since); 0 for wait and agency.
+    """
+
+    table: np.ndarray
+
+    @classmethod
+    def fit(cls, seg: np.ndarray, channel: np.ndarray, overdue: np.ndarray,
+            reminders: np.ndarray, since: np.ndarray, complaint: np.ndarray,
+            n_segments: int) -> ComplaintModel:
+        """From one row per reminder sent (arrays (m,)); ``since`` = NEVER_DAYS if none."""
+        shape = (n_segments, len(OVERDUE_EDGES), len(REMINDER_EDGES), len(SINCE_EDGES))
+        table = np.zeros((n_segments, N_ACTIONS) + shape[1:])
+        if len(seg) == 0:
+            return cls(table)
+        ob, rb, sb = (_bucket(overdue, OVERDUE_EDGES), _bucket(reminders, REMINDER_EDGES),
+                      _bucket(since, SINCE_EDGES))
+        y = complaint.astype(float)
+        pooled = (y.sum() + 0.5) / (len(y) + 1.0)
+
+        def level(keys: tuple[np.ndarray, ...], dims: tuple[int, ...],
+                  prior: np.ndarray) -> np.ndarray:
+            flat = np.ravel_multi_index(keys, dims)
+            size = int(np.prod(dims))
+            ev = np.bincount(flat, weights=y, minlength=size).reshape(dims)
+            ex = np.bincount(flat, minlength=size).reshape(dims).astype(float)
+            return (ev + _COMPLAINT_PRIOR * prior) / (ex + _COMPLAINT_PRIOR)
+
+        r_seg = level((seg,), shape[:1], np.full(shape[:1], pooled))
+        r_o = level((seg, ob), shape[:2], r_seg[:, None])
+        r_or = level((seg, ob, rb), shape[:3], r_o[:, :, None])
+        timing = level((seg, ob, rb, sb), shape, r_or[:, :, :, None])
+        # channel ratio: the channel's rate over the rate its timing cells predict
+        expected = timing[seg, ob, rb, sb]
+        ev_c = np.zeros((n_segments, N_ACTIONS))
+        ex_c = np.zeros((n_segments, N_ACTIONS))
+        np.add.at(ev_c, (seg, channel), y)
+        np.add.at(ex_c, (seg, channel), expected)
+        k = _COMPLAINT_PRIOR * pooled
+        # relative to the segment's own observed/expected, so one channel alone gets ratio 1
+        ratio = ((ev_c + k) / (ex_c + k)) / ((ev_c.sum(1) + k) / (ex_c.sum(1) + k))[:, None]
+        prior = ratio[:, :, None, None, None] * timing[:, None]
+        full = (n_segments, N_ACTIONS) + shape[1:]
+        flat = np.ravel_multi_index((seg, channel, ob, rb, sb), full)
+        ev = np.bincount(flat, weights=y, minlength=int(np.prod(full))).reshape(full)
+        ex = np.bincount(flat, minlength=int(np.prod(full))).reshape(full).astype(float)
+        table = np.minimum((ev + _COMPLAINT_PRIOR * prior) / (ex + _COMPLAINT_PRIOR), 1.0)
+        table[:, Action.WAIT] = 0.0
+        table[:, Action.AGENCY] = 0.0
+        return cls(table)
+
+    def predict(self, seg: np.ndarray, action: np.ndarray, overdue: np.ndarray,
+                reminders: np.ndarray, since: np.ndarray) -> np.ndarray:
+        """P(complaint) (n,) of sending ``action`` in the given state (0 for wait, agency)."""
+        return self.table[seg, action, _bucket(overdue, OVERDUE_EDGES),
+                          _bucket(reminders, REMINDER_EDGES), _bucket(since, SINCE_EDGES)]
+
+
 @dataclass(frozen=True)
 class BehaviourRates:
     """Rates estimated from the history tables (index: layout.SEGMENT_NAMES, Action)."""
 
-    complaint: np.ndarray  # (segments, 6) P(complaint | action); 0 for wait and agency
+    complaint: np.ndarray  # (segments, 6) P(complaint | action) over all timings (summary)
     dispute_start: np.ndarray  # (segments,) per overdue day
     dispute_resolve: np.ndarray  # (segments,) per disputed day
+    complaint_model: ComplaintModel | None = None  # timing-aware; None: use ``complaint``
+    complaint_hazard: np.ndarray | None = None  # (segments,) hazard multiplier after one
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +145,9 @@ class BehaviourRates:
             "dispute_start": dict(zip(SEGMENT_NAMES, self.dispute_start.tolist(), strict=True)),
             "dispute_resolve": dict(zip(SEGMENT_NAMES, self.dispute_resolve.tolist(),
                                         strict=True)),
+            "complaint_hazard": (None if self.complaint_hazard is None else
+                                 dict(zip(SEGMENT_NAMES, self.complaint_hazard.tolist(),
+                                          strict=True))),
         }
 
 
@@ -82,17 +172,21 @@ def estimate_rates(tables: Mapping[str, pd.DataFrame], as_of: dt.date) -> Behavi
     n_seg = len(SEGMENT_NAMES)
 
     complaint = np.zeros((n_seg, N_ACTIONS))
-    if len(actions):
-        a_seg = actions["invoice_id"].astype(str).map(seg_of_inv).fillna(n_seg - 1)
-        a_seg = a_seg.to_numpy(dtype=np.int64)
-        chan = actions["channel"].astype(str).str.lower().map(
-            lambda c: int(Action.from_channel(c))).to_numpy(dtype=np.int64)
-        comp = _flag(actions, "complaint", False)
+    as_of_ord = as_of.toordinal()
+    actions = actions[_ordinals(actions["action_date"]) <= as_of_ord] if len(actions) else actions
+    rem = _reminder_rows(actions, invoices, seg_of_inv, n_seg)
+    model = None
+    comp_hazard = None
+    if rem is not None:
         for a in range(Action.EMAIL, Action.AGENCY):
-            sent = chan == a
-            events = np.bincount(a_seg[sent], weights=comp[sent], minlength=n_seg)
-            exposure = np.bincount(a_seg[sent], minlength=n_seg).astype(float)
+            sent = rem["channel"] == a
+            events = np.bincount(rem["seg"][sent], weights=rem["complaint"][sent],
+                                 minlength=n_seg)
+            exposure = np.bincount(rem["seg"][sent], minlength=n_seg).astype(float)
             complaint[:, a] = _smoothed(events, exposure)
+        model = ComplaintModel.fit(rem["seg"], rem["channel"], rem["overdue"],
+                                   rem["before"], rem["since"], rem["complaint"], n_seg)
+        comp_hazard = _complaint_hazard(rem, tables, invoices, as_of_ord, n_seg)
 
     as_of_ts = pd.Timestamp(as_of)
     due = pd.to_datetime(invoices["due_date"])
@@ -116,7 +210,81 @@ def estimate_rates(tables: Mapping[str, pd.DataFrame], as_of: dt.date) -> Behavi
                                   minlength=n_seg))
     if not known.any():
         d_res = np.full(n_seg, 1.0 / 30.0)  # no dispute seen: assume a month to resolve
-    return BehaviourRates(complaint=complaint, dispute_start=d_start, dispute_resolve=d_res)
+    return BehaviourRates(complaint=complaint, dispute_start=d_start, dispute_resolve=d_res,
+                          complaint_model=model, complaint_hazard=comp_hazard)
+
+
+def _reminder_rows(actions: pd.DataFrame, invoices: pd.DataFrame, seg_of_inv: dict,
+                   n_seg: int) -> dict[str, np.ndarray] | None:
+    """One entry per reminder (email..final notice) with its timing inputs, or None."""
+    if not len(actions):
+        return None
+    inv_id = actions["invoice_id"].astype(str).to_numpy()
+    chan = actions["channel"].astype(str).str.lower().map(
+        lambda c: int(Action.from_channel(c))).to_numpy(dtype=np.int64)
+    day = _ordinals(actions["action_date"])
+    due_of = dict(zip(invoices["invoice_id"].astype(str), _ordinals(invoices["due_date"]),
+                      strict=True))
+    due = np.array([due_of.get(i, -1) for i in inv_id], dtype=np.int64)
+    keep = (chan >= Action.EMAIL) & (chan <= Action.FINAL_NOTICE) & (due >= 0) & (day >= 0)
+    if not keep.any():
+        return None
+    inv_id, chan, day, due = inv_id[keep], chan[keep], day[keep], due[keep]
+    comp = _flag(actions, "complaint", False)[keep]
+    order = np.lexsort((day, inv_id))
+    inv_id, chan, day, due, comp = (x[order] for x in (inv_id, chan, day, due, comp))
+    first = np.r_[True, inv_id[1:] != inv_id[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(inv_id)), 0))
+    before = np.arange(len(inv_id)) - start  # reminders of the invoice sent before this one
+    prev_day = np.r_[-1, day[:-1]]
+    since = np.where(first, NEVER_DAYS, day - prev_day)
+    seg = np.array([seg_of_inv.get(i, n_seg - 1) for i in inv_id], dtype=np.int64)
+    return {"invoice_id": inv_id, "seg": seg, "channel": chan, "day": day, "due": due,
+            "overdue": day - due, "before": before, "since": since,
+            "complaint": comp.astype(bool)}
+
+
+def _complaint_hazard(rem: dict[str, np.ndarray], tables: Mapping[str, pd.DataFrame],
+                      invoices: pd.DataFrame, as_of_ord: int, n_seg: int) -> np.ndarray:
+    """Per segment: payment rate after a complaint over the rate after a comparable reminder.
+
+    For every reminder the daily payment rate over the following 30 days (until payment,
+    agency handover or the as-of date) is compared between reminders that drew a complaint
+    and those that did not, within strata of (segment, reminders sent before, overdue
+    bucket) so that the timing does not confound it: observed payments after complaints
+    over the payments expected at the stratum's no-complaint rate (a Mantel-Haenszel-type
+    ratio), shrunk toward 1 with 5 pseudo-payments. Returns (segments,) multipliers <= 1.5.
+    """
+    window = 30
+    payments = tables.get("payments")
+    paid_of: dict[str, int] = {}
+    if payments is not None and len(payments):
+        pd_ord = _ordinals(payments["payment_date"])
+        for i, d in zip(payments["invoice_id"].astype(str), pd_ord, strict=True):
+            if d >= 0:
+                paid_of[i] = min(paid_of.get(i, d), d)
+    paid = np.array([paid_of.get(i, -1) for i in rem["invoice_id"]], dtype=np.int64)
+    actions = tables["actions"]
+    ag = actions[actions["channel"].astype(str).str.lower() == "agency"]
+    ag_of = dict(zip(ag["invoice_id"].astype(str), _ordinals(ag["action_date"]), strict=True))
+    agency = np.array([ag_of.get(i, -1) for i in rem["invoice_id"]], dtype=np.int64)
+    end = np.minimum(rem["day"] + window, as_of_ord)
+    end = np.where((agency >= 0) & (agency < end), agency, end)
+    event = (paid > rem["day"]) & (paid <= end)
+    end = np.where(event, paid, end)
+    expo = np.maximum(end - rem["day"], 0).astype(float)
+    stratum = np.ravel_multi_index(
+        (rem["seg"], np.minimum(rem["before"], 3), _bucket(rem["overdue"], OVERDUE_EDGES)),
+        (n_seg, 4, len(OVERDUE_EDGES)))
+    size = n_seg * 4 * len(OVERDUE_EDGES)
+    c = rem["complaint"]
+    ev0 = np.bincount(stratum[~c], weights=event[~c], minlength=size)
+    ex0 = np.bincount(stratum[~c], weights=expo[~c], minlength=size)
+    rate0 = np.where(ex0 > 0, ev0 / np.maximum(ex0, 1e-12), 0.0)
+    observed = np.bincount(rem["seg"][c], weights=event[c], minlength=n_seg)
+    expected = np.bincount(rem["seg"][c], weights=expo[c] * rate0[stratum[c]], minlength=n_seg)
+    prior = 5.0
+    return np.clip((observed + prior) / (expected + prior), 0.0, 1.5)
 
 
 class LearnedSource(TransitionSource):
@@ -219,7 +387,7 @@ class LearnedSource(TransitionSource):
         n = len(actions)
         seg = batch.segment.astype(np.int64)
         is_rem = (actions >= Action.EMAIL) & (actions <= Action.FINAL_NOTICE)
-        p_comp = np.where(is_rem, self.rates.complaint[seg, actions], 0.0)
+        p_comp = self._complaint_probability(seg, state, actions, is_rem)
         p_start = np.where(state.disputed, 0.0, self.rates.dispute_start[seg])
         p_end = np.where(state.disputed, self.rates.dispute_resolve[seg], 0.0)
         cal = self._calendar.lookup(batch.jurisdiction, batch.due_ordinal + state.day)
@@ -229,7 +397,22 @@ class LearnedSource(TransitionSource):
         idx = np.flatnonzero(can_pay)
         if len(idx):
             hazard[idx] = self._hazard(batch, state, cal, idx)
+            if self.rates.complaint_hazard is not None:
+                # a customer who complained pays at the rate learned after complaints
+                hit = idx[state.complained[idx]]
+                hazard[hit] *= self.rates.complaint_hazard[seg[hit]]
+                hazard = np.minimum(hazard, 1.0)
         return p_comp, hazard, p_start, p_end
+
+    def _complaint_probability(self, seg: np.ndarray, state: EnvState, actions: np.ndarray,
+                               is_rem: np.ndarray) -> np.ndarray:
+        """P(complaint) (n,) of today's actions, from the timing-aware model when fitted."""
+        model = self.rates.complaint_model
+        if model is None:
+            return np.where(is_rem, self.rates.complaint[seg, actions], 0.0)
+        p = model.predict(seg, actions, state.day, state.reminders.sum(axis=1),
+                          state.days_since_contact())
+        return np.where(is_rem, p, 0.0)
 
     def _hazard(self, batch: InvoiceBatch, state: EnvState, cal: Any,
                 idx: np.ndarray) -> np.ndarray:

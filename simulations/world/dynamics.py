@@ -412,6 +412,9 @@ def logging_policy_probs(params: InvoiceParams, state: WorldState) -> np.ndarray
     eligible = (~state.done & ~state.disputed & business & gap_ok & (channel > 0)
                 & (state.t >= day - lp.jitter_days)
                 & ((channel != AGENCY) | params.agency_consent))
+    if lp.explore > 0:
+        _add_exploration(params, state, probs, channel, day,
+                         ~state.done & ~state.disputed & business & gap_ok & ~eligible)
     rows = np.flatnonzero(eligible)  # usually a small share: compute only there
     channel, day, t = channel[rows], day[rows], state.t[rows]
     p_send = 1.0 / (np.maximum(day + lp.jitter_days - t, 0) + 1)
@@ -432,3 +435,38 @@ def logging_policy_probs(params: InvoiceParams, state: WorldState) -> np.ndarray
         sub[hit, col] = 0.0
     probs[rows] = sub
     return probs
+
+
+def _add_exploration(params: InvoiceParams, state: WorldState, probs: np.ndarray,
+                     channel: np.ndarray, day: np.ndarray, free: np.ndarray) -> None:
+    """The logging policy's exploration (``LoggingPolicyConfig.explore``), in place.
+
+    On a ``free`` day (business day, no dispute, gap kept, before the window of the next
+    scheduled reminder ``(channel, day)``) from day 1 on, a reminder goes out with a daily
+    probability: ``explore / (window start - 1)`` before the first reminder, ``explore / 7``
+    before a later one; its channel is uniform over email, letter, phone (and final notice
+    after the first reminder). Depends only on the Markov state, so the probabilities of a
+    logged history can be recomputed exactly.
+    """
+    lp = params.scenario.logging_policy
+    first_window = max(lp.schedule[0][1] - lp.jitter_days - 1, 1)
+    rows = np.flatnonzero(free & (state.t >= 1) & (channel > 0) & (channel != AGENCY)
+                          & (state.t < day - lp.jitter_days))
+    if not len(rows):
+        return
+    later = state.n[rows] > 0
+    p = np.where(later, lp.explore / 7.0, lp.explore / first_window)
+    p = np.minimum(p, 0.5)
+    probs[rows, 0] = 1.0 - p
+    n_ch = np.where(later, 4.0, 3.0)
+    for col in (Action.EMAIL, Action.LETTER, Action.PHONE):
+        probs[rows, int(col)] = p / n_ch
+    probs[rows, int(Action.FINAL_NOTICE)] = np.where(later, p / n_ch, 0.0)
+    # A channel the debtor stopped is replaced by a letter (by an email if letters stopped).
+    letter, email, phone = int(Action.LETTER), int(Action.EMAIL), int(Action.PHONE)
+    for col, stopped, to in ((email, params.opted_out_email, letter),
+                             (phone, params.opted_out_phone, letter),
+                             (letter, params.opted_out_letter, email)):
+        hit = rows[stopped[rows]]
+        probs[hit, to] += probs[hit, col]
+        probs[hit, col] = 0.0

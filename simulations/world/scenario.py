@@ -130,12 +130,20 @@ class LoggingPolicyConfig:
     a business day drawn uniformly in ``day +- jitter_days`` (never on a weekend or bank
     holiday, never on a disputed invoice, never within ``min_gap_days`` of the previous
     reminder); with ``other_channel_probability`` another reminder channel is used instead.
+
+    ``explore`` adds early reminders so that the history covers them: before the window of
+    its next scheduled reminder (and at least ``min_gap_days`` after the previous one) an
+    invoice gets, on each business day, a reminder on a uniformly drawn channel (email,
+    letter, phone; also final notice after the first) with a small daily probability, so that
+    about ``explore`` of the invoices get an early first reminder (days 1 to the window) and
+    about ``explore`` of the reminded ones an early follow-up. 0 = the plain schedule.
     """
 
     schedule: tuple[tuple[int, int], ...]  # (action index, day)
     jitter_days: int
     other_channel_probability: float
     min_gap_days: int
+    explore: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -378,6 +386,7 @@ def scenario_from_dict(data: Any, source: str = "<memory>") -> Scenario:
         other_channel_probability=r.number(lp, "other_channel_probability", "logging_policy",
                                            0, 1),
         min_gap_days=r.integer(lp, "min_gap_days", "logging_policy", 0, 365),
+        explore=r.number(lp, "explore", "logging_policy", 0, 0.9, default=0.0),
     )
     st = r.mapping(r.get(d, "state", ""), "state")
     custom = r.mapping(d.get("customers", {}), "customers")

@@ -181,6 +181,7 @@ def test_any_valid_scenario_works_end_to_end(tmp_path: Path) -> None:
     data["horizon_days"] = 60
     data["state"] = {"max_days_since_reminder": 10, "max_reminders": 2}
     data["logging_policy"]["schedule"] = [["letter", 10], ["phone", 20], ["agency", 40]]
+    data["logging_policy"]["explore"] = 0.0  # the plain schedule: first reminder on 10 +- 2
     data["segments"]["saas"]["weight"] = 0
     sc = scenario_from_dict(data, "custom.yaml")
     company = world.generate_company(sc, n_customers=80, months=5, seed=1)
@@ -198,3 +199,28 @@ def test_any_valid_scenario_works_end_to_end(tmp_path: Path) -> None:
     data["logging_policy"]["schedule"] = [["email", 5], ["email", 10], ["email", 15]]
     with pytest.raises(InputError, match="max_reminders"):
         scenario_from_dict(data, "custom.yaml")
+
+
+def test_exploration_puts_early_reminders_and_calls_in_the_history(
+        company: world.Company) -> None:
+    """With ``explore`` > 0 the log holds early first reminders (before the jittered window)
+    and phone calls; with ``explore`` = 0 (same seed) it holds no early first reminder."""
+    import dataclasses
+
+    def early_and_phone(c: world.Company) -> tuple[float, float]:
+        a = c.actions.merge(c.invoices[["invoice_id", "due_date"]], on="invoice_id")
+        overdue = (pd.to_datetime(a["action_date"]) - pd.to_datetime(a["due_date"])).dt.days
+        first = overdue.groupby(a["invoice_id"]).min()
+        lp = c.params.scenario.logging_policy
+        return (float((first < lp.schedule[0][1] - lp.jitter_days).mean()),
+                float((a["channel"] == "phone").mean()))
+
+    sc = company.params.scenario
+    assert sc.logging_policy.explore > 0
+    early, phone = early_and_phone(company)
+    plain = dataclasses.replace(sc, logging_policy=dataclasses.replace(sc.logging_policy,
+                                                                       explore=0.0))
+    c0 = world.generate_company(plain, 300, 12, seed=4)
+    early0, phone0 = early_and_phone(c0)
+    assert early0 == 0.0
+    assert early > 0.04 and phone > phone0

@@ -1,0 +1,109 @@
+"""The learned complaint model uses WHEN a reminder is sent, and complaints slow payment."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+
+from engine.contract import Action
+from simulations import world
+from simulations.env.layout import SEGMENT_NAMES
+from simulations.env.learned import ComplaintModel, estimate_rates
+from simulations.env.types import EnvState
+
+FAM = SEGMENT_NAMES.index("family_business")
+CORP = SEGMENT_NAMES.index("corporate")
+
+
+def _tables(n_inv: int, seed: int) -> dict[str, pd.DataFrame]:
+    """Family businesses that complain about reminders before day 25 only (rate 0.4 vs 0.02)."""
+    rng = np.random.default_rng(seed)
+    due = pd.Timestamp("2025-01-31")
+    customers = pd.DataFrame({"customer_id": ["C1", "C2"],
+                              "segment": ["family_business", "corporate"]})
+    invoices = pd.DataFrame({"invoice_id": [f"I{i}" for i in range(n_inv)],
+                             "customer_id": ["C1" if i % 2 == 0 else "C2" for i in range(n_inv)],
+                             "invoice_date": due - pd.Timedelta(days=30), "due_date": due,
+                             "amount": 100.0})
+    rows = []
+    for i in range(n_inv):
+        day = int(rng.integers(1, 40))
+        early = day < 25
+        p = (0.4 if early else 0.02) if i % 2 == 0 else 0.01
+        rows.append({"invoice_id": f"I{i}", "action_date": due + pd.Timedelta(days=day),
+                     "channel": "email", "complaint": bool(rng.random() < p)})
+    actions = pd.DataFrame(rows)
+    payments = pd.DataFrame({"invoice_id": pd.Series([], dtype=str),
+                             "payment_date": pd.Series([], dtype="datetime64[ns]"),
+                             "amount": pd.Series([], dtype=float)})
+    return {"customers": customers, "invoices": invoices, "actions": actions,
+            "payments": payments}
+
+
+def test_complaint_probability_depends_on_the_day_the_reminder_is_sent():
+    rates = estimate_rates(_tables(4000, 0), dt.date(2025, 6, 30))
+    model = rates.complaint_model
+    one = np.array([1])
+    early = model.predict(one * FAM, one * Action.EMAIL, one * 5, one * 0, one * 10_000)
+    late = model.predict(one * FAM, one * Action.EMAIL, one * 35, one * 0, one * 10_000)
+    assert early[0] > 0.3 and late[0] < 0.08
+    # corporates never complained more early than late: no timing effect invented
+    c_early = model.predict(one * CORP, one * Action.EMAIL, one * 5, one * 0, one * 10_000)
+    assert c_early[0] < 0.05
+
+
+def test_unseen_cells_fall_back_to_the_segment_not_to_zero():
+    rates = estimate_rates(_tables(2000, 1), dt.date(2025, 6, 30))
+    one = np.array([1])
+    # no phone call and no third reminder was ever logged
+    p = rates.complaint_model.predict(one * FAM, one * Action.PHONE, one * 5, one * 2, one * 3)
+    assert 0.1 < p[0] < 0.9
+    wait = rates.complaint_model.predict(one * FAM, one * Action.WAIT, one * 5, one * 0, one * 9)
+    assert wait[0] == 0.0
+
+
+def test_shrinkage_pulls_a_sparse_cell_to_its_parent():
+    # 300 quiet reminders on day 30, then 3 on day 3 that all drew a complaint
+    overdue = np.r_[np.full(300, 30), np.full(3, 3)]
+    y = np.r_[np.zeros(300, bool), np.ones(3, bool)]
+    m = len(y)
+    model = ComplaintModel.fit(np.zeros(m, np.int64), np.full(m, int(Action.EMAIL)), overdue,
+                               np.zeros(m, np.int64), np.full(m, 10_000), y, 6)
+    one = np.array([1])
+    p = model.predict(one * 0, one * Action.EMAIL, one * 3, one * 0, one * 10_000)
+    q = model.predict(one * 0, one * Action.EMAIL, one * 30, one * 0, one * 10_000)
+    assert q[0] < p[0] < 0.5  # higher than the quiet cell, but 3 of 3 is no certainty
+
+
+def test_generated_history_gives_timing_aware_rates_and_a_complaint_slowdown():
+    sc = world.load_scenario("default")
+    company = world.generate_company(sc, 400, 18, seed=3)
+    tables = {k: getattr(company, k) for k in ("customers", "invoices", "payments", "actions")}
+    rates = estimate_rates(tables, company.as_of)
+    # the default world slows a family business that complained to 0.4 of its rate
+    assert rates.complaint_hazard[FAM] < 0.85
+    assert np.all(rates.complaint_hazard[:5] <= 1.5)
+    one = np.array([1])
+    # family businesses complain about a reminder before day 25 (early factor 5 in the world)
+    early = rates.complaint_model.predict(one * FAM, one * Action.EMAIL, one * 14, one * 0,
+                                          one * 10_000)
+    late = rates.complaint_model.predict(one * FAM, one * Action.EMAIL, one * 30, one * 0,
+                                         one * 10_000)
+    assert early[0] > 1.5 * late[0]
+
+
+def test_learned_source_uses_the_state_for_complaints():
+    from simulations.env.learned import BehaviourRates, LearnedSource
+
+    rates = estimate_rates(_tables(4000, 0), dt.date(2025, 6, 30))
+    src = LearnedSource.__new__(LearnedSource)
+    src.rates = BehaviourRates(rates.complaint, rates.dispute_start, rates.dispute_resolve,
+                               rates.complaint_model, rates.complaint_hazard)
+    state = EnvState.initial(2)
+    state.day[:] = [5, 35]
+    seg = np.array([FAM, FAM])
+    actions = np.array([Action.EMAIL, Action.EMAIL])
+    p = src._complaint_probability(seg, state, actions, np.array([True, True]))
+    assert p[0] > 3 * p[1]
