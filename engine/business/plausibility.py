@@ -177,7 +177,9 @@ def check_recommendations(
         out[code] = flag
         rows = np.flatnonzero(flag.to_numpy())
         if len(rows):
-            text = (code + ": " + details[code](flag).astype(str)).to_numpy(dtype=object)
+            # pandas 3: astype(str) keeps missing values missing; name them instead.
+            detail = details[code](flag).astype(str).fillna("missing")
+            text = (code + ": " + detail).to_numpy(dtype=object)
             sep = np.where(reasons[rows] == "", "", "; ").astype(object)
             reasons[rows] = reasons[rows] + sep + text
     out.insert(1, "flagged", out[list(FLAGS)].any(axis=1))

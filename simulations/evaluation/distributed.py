@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from policies.common.policy import Policy
 from simulations.env.core import CollectionsSimulator
 from simulations.env.layout import SEGMENT_NAMES
 from simulations.env.masks import ActionMask, default_mask
@@ -44,6 +43,8 @@ from simulations.evaluation.metrics import (
 
 if TYPE_CHECKING:
     from distributed import Client
+
+    from policies.common.policy import Policy
 
 
 @dataclass
