@@ -127,6 +127,80 @@ class WhatIfResult:
         }
 
 
+@dataclass(frozen=True)
+class ModelSourceConfig:
+    """The company a threshold what-if is scored on when no probabilities are given.
+
+    ``n_customers`` over ``months`` of the scenario are generated with ``seed``; a payment
+    model is trained on what is known before the last ``holdout_months`` (the cut) and
+    scores the invoices due from the cut on, each as of its invoice date.
+    """
+
+    n_customers: int = 150
+    months: int = 12
+    holdout_months: int = 3
+    seed: int = 0
+
+
+def model_probability_source(scenario: Any = "default", config: ModelSourceConfig | None = None,
+                             model_dir: str | Path | None = None) -> Any:
+    """Ground truth whose invoices carry payment-model probabilities, no oracle involved.
+
+    The demo's hold-out evaluation (``policies.rl.holdout.HeldOutGroundTruth``): a company
+    generated from ``scenario`` (:func:`simulations.world.generate_company`), its invoices due
+    on or after the cut replayed in the ground-truth world, their observation probabilities
+    from a payment model applied to the features known at each invoice date. ``model_dir``: that
+    model (``dunning train``); default: one trained here with
+    :func:`engine.models.training.train_artifact` on the company's history before the cut.
+    Returns a ``HeldOutGroundTruth``.
+    """
+    import tempfile
+
+    from engine.models import PaymentModel
+    from policies.rl.holdout import month_cut
+    from simulations import world
+
+    cfg = config or ModelSourceConfig()
+    if model_dir is not None and not Path(model_dir).is_dir():
+        raise InputError(f"--model {model_dir}: not a directory; expected a payment model "
+                         "written by `dunning train`")
+    sc = world.load_scenario(scenario) if isinstance(scenario, str | Path) else scenario
+    company = world.generate_company(sc, cfg.n_customers, cfg.months, cfg.seed)
+    cut = month_cut(company.as_of, cfg.holdout_months)
+    tables = {"customers": company.customers, "invoices": company.invoices,
+              "payments": company.payments, "actions": company.actions}
+    if model_dir is not None:
+        return _scored_at_invoice_date(company, sc, cut, tables, PaymentModel.load(model_dir))
+    from engine.models.training import TrainConfig, train_artifact
+
+    with tempfile.TemporaryDirectory(prefix="dunning-whatif-model-") as tmp:
+        train_artifact(tables, tmp, as_of=cut, cfg=TrainConfig(seed=cfg.seed))
+        model = PaymentModel.load(tmp)
+    return _scored_at_invoice_date(company, sc, cut, tables, model)
+
+
+def _scored_at_invoice_date(company: Any, scenario: Any, cut: Any, tables: dict[str, Any],
+                            model: Any) -> Any:
+    """``HeldOutGroundTruth`` of the invoices due from ``cut`` with P(on time / late / very
+    late) as of each invoice date (the meaning the daily run and the plausibility checks give
+    it; as of the due date an unpaid invoice is by then almost never on time)."""
+    import pandas as pd
+
+    from engine.features import features_at, prepare_tables
+    from policies.rl.holdout import HeldOutGroundTruth
+
+    due = pd.to_datetime(company.invoices["due_date"]).dt.date.to_numpy()
+    rows = np.flatnonzero(due >= cut)
+    prepared = prepare_tables(tables)
+    ids = company.invoices["invoice_id"].astype(str).to_numpy()[rows]
+    pos = pd.Index(prepared.invoice_id.astype(str)).get_indexer(ids)
+    proba = np.asarray(model.predict_proba(features_at(prepared, pos,
+                                                       prepared.invoice_day[pos])), float)
+    if proba.shape[1] == 2:  # binary model: no very-late class
+        proba = np.column_stack([proba, np.zeros(len(proba))])
+    return HeldOutGroundTruth(company, rows, proba, scenario)
+
+
 def rules_with(path: Path) -> Any:
     """A legal mask of the packaged rules plus ``path`` (replacing a same-named file)."""
     from legal_rules.loader import load_rules, rule_files
@@ -153,12 +227,16 @@ def run_whatif(
     schedule: Schedule = DEFAULT_SCHEDULE,
     payment_probs: Callable[[Any], np.ndarray] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    model_dir: str | Path | None = None,
+    model_source: ModelSourceConfig | None = None,
 ) -> WhatIfResult:
     """Evaluate the current setting and the one ``change`` on the same invoices and draws.
 
     ``payment_probs`` ``(InvoiceParams) -> (n, 3)`` fills the observation's payment-model
-    probabilities (see ``simulations.env.ground_truth``); a ``threshold`` change needs it,
-    since without it every invoice shows the uninformative (1/3, 1/3, 1/3).
+    probabilities (see ``simulations.env.ground_truth``). A ``threshold`` change needs
+    probabilities: without ``payment_probs`` it runs on :func:`model_probability_source`
+    (a generated company's held-out invoices scored by the payment model in ``model_dir``,
+    or by one trained on that company's earlier history; sizes in ``model_source``).
     """
     from simulations.env.ground_truth import GroundTruthSource
     from simulations.evaluation.harness import evaluate_policies
@@ -168,10 +246,10 @@ def run_whatif(
         raise InputError(f"invoices/seeds: found {n_invoices}/{seeds}, expected >= 10 invoices "
                          "and >= 2 seeds (the interval needs two)")
     if change.kind == "threshold" and payment_probs is None:
-        raise InputError(f"--change {change.text!r}: a risk threshold needs payment-model "
-                         "probabilities in the simulation; none are available (the "
-                         "ground-truth source shows 1/3 for every class without them)")
-    source = GroundTruthSource(scenario, payment_probs=payment_probs)
+        # Without probabilities every invoice would show (1/3, 1/3, 1/3): score them.
+        source = model_probability_source(scenario, model_source, model_dir)
+    else:
+        source = GroundTruthSource(scenario, payment_probs=payment_probs)
     current_policy = FixedSchedulePolicy(schedule)
     if change.kind == "rules":
         base = evaluate_policies({"current": current_policy}, scenario, n_invoices, seeds,
@@ -202,4 +280,5 @@ def run_whatif(
     )
 
 
-__all__ = ["Change", "RiskThresholdPolicy", "WhatIfResult", "run_whatif"]
+__all__ = ["Change", "ModelSourceConfig", "RiskThresholdPolicy", "WhatIfResult",
+           "model_probability_source", "run_whatif"]

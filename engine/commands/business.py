@@ -384,6 +384,9 @@ def what_if(
     invoices: int = typer.Option(2000, "--invoices", help="Invoices per seed."),
     seeds: int = typer.Option(5, "--seeds", help="Seeds (the CI is over seeds)."),
     json_out: Path = typer.Option(None, "--json", help="Also write the result as JSON."),
+    model: Path = typer.Option(None, "--model", help="Payment model directory (`dunning "
+                               "train`) scoring the simulated invoices for --threshold; "
+                               "default: one trained on a generated history of the scenario."),
 ) -> None:
     """Re-run the evaluation with one change and compare it with the current setting."""
     from rich.progress import Progress
@@ -403,7 +406,14 @@ def what_if(
         def progress(message: str, done: int, total: int) -> None:
             bar.update(task, completed=done, total=total, description=message)
 
-        result = run_whatif(parsed, scenario, invoices, seeds, progress=progress)
+        if parsed.kind == "threshold":
+            bar.update(task, description="training a payment model on a generated history"
+                       if model is None else f"scoring the simulated invoices with {model}")
+        elif model is not None:
+            raise InputError("--model: only used with --threshold (the other changes do not "
+                             "look at payment probabilities)")
+        result = run_whatif(parsed, scenario, invoices, seeds, progress=progress,
+                            model_dir=model)
     t = Table(title=f"what if {result.change}? ({result.scenario}, {invoices} invoices x "
                     f"{seeds} seeds; current: fixed 14/30/45, packaged rules)")
     for col in ("KPI", "current", "changed", "difference (95 % CI)"):

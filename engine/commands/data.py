@@ -66,14 +66,36 @@ def print_report(report: IngestReport) -> None:
 
 @user_errors
 def export(
-    parquet: Path = typer.Option(..., "--parquet", help="Output folder (replaced atomically)."),
+    parquet: Path = typer.Option(None, "--parquet", help="Output folder (replaced atomically)."),
     db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store file."),
+    recommendations: Path = typer.Option(None, "--recommendations", help="Write a day's "
+                                         "recommendations to this CSV for the ERP instead."),
+    as_of: str = typer.Option(None, "--as-of", help="Day of the recommendations "
+                              "(YYYY-MM-DD; default: the latest stored)."),
+    layout: str = typer.Option("generic", "--layout", help="ERP layout of --recommendations: "
+                               "generic, sap_fi, business_central, datev, lexware."),
 ) -> None:
-    """Write the four tables as Parquet, partitioned by month of the event date."""
+    """Write the four tables as Parquet, or a day's recommendations as an ERP import CSV."""
     from engine.store import Store
 
     if not db.exists():
         raise DunningError(f"{db}: store not found; run `dunning ingest` first")
+    if (parquet is None) == (recommendations is None):
+        raise DunningError("give exactly one of --parquet DIR or --recommendations FILE.csv")
+    if recommendations is not None:
+        import datetime as dt
+
+        from engine.business.erp_export import export_recommendations
+
+        try:
+            day = None if as_of is None else dt.date.fromisoformat(as_of)
+        except ValueError:
+            raise DunningError(f"--as-of: found {as_of!r}, expected a date YYYY-MM-DD"
+                               ) from None
+        done = export_recommendations(db, recommendations, day, layout)
+        console.print(f"{done.rows} recommendations of {done.as_of} -> {done.path} "
+                      f"({done.layout}: {', '.join(done.columns)})", highlight=False)
+        return
     counts = Store(db).export_parquet(parquet)
     for name, n in counts.items():
         console.print(f"{name}: {n} rows -> {parquet / name}", highlight=False)

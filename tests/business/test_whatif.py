@@ -8,7 +8,7 @@ import pytest
 from engine.business.roi import parse_results
 from engine.contract import N_ACTIONS, Action
 from engine.errors import InputError
-from policies.whatif import Change, RiskThresholdPolicy, run_whatif
+from policies.whatif import Change, ModelSourceConfig, RiskThresholdPolicy, run_whatif
 from simulations.env.layout import LAYOUT
 
 SMALL = {"n_invoices": 120, "seeds": 2}
@@ -79,9 +79,20 @@ def test_threshold_extremes_match_the_schedules_they_stand_for():
     assert nobody_at_risk.changed == shifted.changed
 
 
-def test_threshold_without_model_probabilities_is_refused():
-    with pytest.raises(InputError, match="payment-model probabilities"):
-        run_whatif("threshold=0.4", **SMALL)
+def test_threshold_by_default_uses_model_probabilities_and_moves_kpis_as_expected():
+    """Without given probabilities a payment model trained on a generated history scores
+    the simulated invoices. The current setting treats every invoice as at risk (threshold
+    1); a lower threshold delays reminders for more invoices: fewer reminders, later
+    payment, and the lower the threshold the stronger the effect."""
+    source = ModelSourceConfig(n_customers=120, months=10, holdout_months=3, seed=1)
+    low = run_whatif("threshold=0.1", n_invoices=300, seeds=2, model_source=source)
+    high = run_whatif("threshold=0.6", n_invoices=300, seeds=2, model_source=source)
+    assert low.current == high.current  # same invoices and draws for the current setting
+    reminders = (low.difference["reminders_per_invoice"]["mean"],
+                 high.difference["reminders_per_invoice"]["mean"])
+    assert reminders[0] < reminders[1] <= 0
+    assert low.difference["mean_days_to_pay"]["mean"] > 0
+    assert low.changed["violations"]["mean"] == 0
 
 
 def test_rule_file_change_moves_the_kpis(tmp_path):

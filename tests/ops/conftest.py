@@ -137,3 +137,9 @@ def running_server(app, port: int | None = None) -> Iterator[str]:  # noqa: ANN0
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def make_ops_tables():
+    """:func:`make_tables`, for tests that plant extra rows before ingesting."""
+    return make_tables
