@@ -444,7 +444,9 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
         f["hist_n_issued"] = n_iss
         f["hist_mean_amount"] = iss_amt / n_iss
         f["hist_n_open"] = n_iss - n
-        f["hist_open_amount"] = iss_amt - window(c["amount"], None)
+        # a difference of two running sums: round to cents so float residue (±1e-8) of
+        # different summation orders never shows up as a phantom open balance
+        f["hist_open_amount"] = np.round(iss_amt - window(c["amount"], None), 2)
         f["hist_share_disputed"] = window(c["disputed"], None) / n
 
         # -- the invoice itself
