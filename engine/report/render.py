@@ -88,6 +88,7 @@ def render_report(results: Mapping[str, Any]) -> str:
             ) if c
         ],
         **_robustness(policies, results.get("robustness")),
+        "roi": _roi(results),
         "timing_chart": charts.timing_chart(results.get("timing") or {}, segments),
         "timing_rows": _timing_rows(results.get("timing") or {}, segments),
         **_segment_table(results.get("per_segment") or {}, segments),
@@ -264,3 +265,27 @@ def _config_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows = [(f"hash: {k}", str(v)) for k, v in (results.get("hashes") or {}).items()]
     rows += [(k, _fmt_any(v)) for k, v in (results.get("config") or {}).items()]
     return rows
+
+
+def _roi(results: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The business case of moving from the fixed schedule to RL, with default inputs."""
+    from engine.business.roi import roi_section
+
+    if not {"fixed", "rl"} <= set(results.get("policies") or {}):
+        return None
+    section = roi_section(results, current="fixed", proposed="rl")
+    labels = {
+        "yearly_benefit": "yearly benefit", "liquidity": "liquidity gained",
+        "reminders_saved": "reminders saved", "staff_time_saved": "staff time saved",
+        "losses_avoided": "losses avoided", "running_cost": "running cost",
+        "one_off_cost": "one-off cost", "three_year_net": "net over three years",
+    }
+    figures = section["figures"]
+    section["rows"] = [
+        {"label": label, "value": "–" if figures.get(key) is None else f"{figures[key]:,.0f}"}
+        for key, label in labels.items()
+    ]
+    payback = figures.get("payback_months")
+    section["payback"] = "never" if payback is None else f"{payback:.1f} months"
+    return section
+

@@ -91,3 +91,14 @@ def test_report_renders_in_headless_chromium(sample_results, tmp_path: Path):
     run_chromium([f"--screenshot={shot}", "--window-size=1200,2400", index.as_uri()], tmp_path)
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 20_000
+
+
+def test_report_has_the_business_case(sample_results):
+    html = render_report(sample_results)
+    assert '<section id="roi">' in html
+    section = html[html.index('<section id="roi">'):]
+    section = section[: section.index("</section>")]
+    assert "yearly benefit" in section and "payback" in section
+    # without an RL policy there is no business case to show
+    del sample_results["policies"]["rl"]
+    assert '<section id="roi">' not in render_report(sample_results)
