@@ -82,18 +82,7 @@ def train_model(
         task = bar.add_task("preparing", total=None)
         result = train_artifact(tables, out, as_of=day + dt.timedelta(days=1), cfg=cfg,
                                 progress=lambda msg: bar.update(task, description=msg))
-    ev = result.card["evaluation"]
-    from rich.table import Table
-
-    t = Table(title=f"held-out future period from {ev['split_date']} "
-                    f"({ev['test_invoices']} invoices, at invoice date)")
-    for col in ("model", "log loss", "accuracy", "macro F1", "Brier", "ECE"):
-        t.add_column(col, justify="left" if col == "model" else "right")
-    for name, m in ev["models"].items():
-        r = m["at_invoice_date"]
-        t.add_row(name, f"{r['log_loss']:.4f}", f"{r['accuracy']:.3f}", f"{r['macro_f1']:.3f}",
-                  f"{r['brier']:.4f}", f"{r['ece']:.4f}")
-    console.print(t)
+    console.print(evaluation_table(result.card["evaluation"]))
     console.print(f"model [bold]{result.hash}[/] written to {result.out_dir} "
                   f"(model_card.md, model_card.json)", highlight=False)
 
@@ -204,3 +193,19 @@ def register(app: typer.Typer) -> None:
     app.command("train-model")(train_model)
     app.command("predict")(predict)
     app.command("customers")(customers)
+
+
+def evaluation_table(ev: dict) -> Any:
+    """Rich table of a model card's held-out evaluation (one row per model, at invoice date)."""
+    from rich.table import Table
+
+    t = Table(title=f"held-out future period from {ev['split_date']} "
+                    f"({ev['test_invoices']} invoices, at invoice date)")
+    for col in ("model", "log loss", "accuracy", "macro F1", "Brier", "ECE"):
+        t.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in ev["models"].items():
+        r = m["at_invoice_date"]
+        t.add_row(name, f"{r['log_loss']:.4f}", f"{r['accuracy']:.3f}", f"{r['macro_f1']:.3f}",
+                  f"{r['brier']:.4f}", f"{r['ece']:.4f}")
+    return t
+

@@ -52,7 +52,6 @@ def train_on_cluster(cluster: str, db: Path, as_of: Any, out: Path, very_late_da
                      hazard: bool) -> None:
     """``dunning train-model --cluster``: prints the evaluation table like the local run."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from engine.commands.common import console
     from engine.scale.cluster import connect
@@ -72,16 +71,9 @@ def train_on_cluster(cluster: str, db: Path, as_of: Any, out: Path, very_late_da
         result = train_artifact_distributed(
             client, export, out, day, cfg,
             progress=lambda msg: bar.update(task, description=msg))
-    ev = result.card["evaluation"]
-    t = Table(title=f"held-out future period from {ev['split_date']} "
-                    f"({ev['test_invoices']} invoices, at invoice date)")
-    for col in ("model", "log loss", "accuracy", "macro F1", "Brier", "ECE"):
-        t.add_column(col, justify="left" if col == "model" else "right")
-    for name, m in ev["models"].items():
-        r = m["at_invoice_date"]
-        t.add_row(name, f"{r['log_loss']:.4f}", f"{r['accuracy']:.3f}", f"{r['macro_f1']:.3f}",
-                  f"{r['brier']:.4f}", f"{r['ece']:.4f}")
-    console.print(t)
+    from engine.commands.model import evaluation_table
+
+    console.print(evaluation_table(result.card["evaluation"]))
     console.print(f"model [bold]{result.hash}[/] written to {result.out_dir} (model_card.json; "
                   f"trained on {result.card['trained_on']['workers']} Dask worker(s))",
                   highlight=False)
