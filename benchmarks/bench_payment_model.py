@@ -14,6 +14,7 @@ threads busy-wait and 2 threads run slower than 1).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -116,9 +117,10 @@ def main(n_invoices: int = 1_000_000, threads: int = 1) -> None:
                                              for _ in range(reps)])
         calls[str(n)] = {"seconds_per_call": t / reps, "rows_per_second": n * reps / t}
     figures["cpu_seconds"] = dict(CPU)
-    figures["note"] = ("wall seconds measured on a 2-core machine shared with other jobs "
-                       "(load average 5-9 during the run); cpu_seconds is this process's "
-                       "CPU time, closer to what a free machine would show")
+    figures["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    figures["note"] = ("wall seconds; the machine may be shared (see load_average_at_end); "
+                       "cpu_seconds is this process's CPU time. `score.seconds_2_threads` "
+                       "uses both cores for LightGBM's prediction, as the 2-core target allows")
     figures["hazard"] = {"frame_seconds": t_hframe, "fit_seconds": t_hfit,
                          "rows": hazard.n_rows_, "trees": hazard.n_estimators,
                          "leaves": hazard.num_leaves, "predict": calls,
