@@ -52,7 +52,9 @@ class ColumnSpec:
 
     - ``column``: a source column name; ``values`` recodes its raw values (unlisted values
       pass through and are validated as usual); ``format`` is its date format;
-      ``plus_days`` adds the integer days of another source column (SAP ``ZFBDT + ZBD1T``).
+      ``plus_days`` adds the integer days of another source column, or of the first of a
+      list of columns with non-zero days (SAP net due date: ``ZFBDT`` plus ``ZBD3T``, else
+      ``ZBD2T``, else ``ZBD1T``).
     - ``const``: the same value for every row (e.g. ``currency: USD``).
     - ``template``: a string built from source columns, e.g. ``"{BUKRS}-{BELNR}-{GJAHR}"``.
     - ``default``: used where the source value is empty.
@@ -65,7 +67,7 @@ class ColumnSpec:
     values: dict[str, str] | None = None
     format: str | None = None
     default: str | None = None
-    plus_days: str | None = None
+    plus_days: str | tuple[str, ...] | None = None
     dtype: str | None = None
 
     def source_columns(self) -> set[str]:
@@ -75,7 +77,7 @@ class ColumnSpec:
         if self.template:
             cols.update(_TEMPLATE_FIELD.findall(self.template))
         if self.plus_days:
-            cols.add(self.plus_days)
+            cols.update(_day_columns(self.plus_days))
         return cols
 
 
@@ -299,7 +301,10 @@ def _fill(spec: ColumnSpec, rows: pd.DataFrame, dtype: str, mapping: Mapping) ->
     if spec.plus_days:
         fmt = spec.format or mapping.date_format
         base = pd.to_datetime(_as_text(s), format=fmt, errors="coerce")
-        days = pd.to_numeric(_as_text(rows[spec.plus_days]), errors="coerce")
+        days = pd.Series(0.0, index=rows.index)
+        for col in reversed(_day_columns(spec.plus_days)):  # first non-zero column wins
+            d = pd.to_numeric(_as_text(rows[col]), errors="coerce").fillna(0)
+            days = days.where(d == 0, d)
         shifted = base + pd.to_timedelta(days.fillna(0), unit="D")
         s = shifted.dt.strftime(fmt).where(base.notna(), _as_text(s))
         s = s.astype("str").fillna("")
@@ -391,9 +396,21 @@ def _column_spec(where: _Where, key: str, value: Any, extra: bool) -> ColumnSpec
         values=values,
         format=None if fmt is None else str(fmt),
         default=None if value.get("default") is None else _const_text(value["default"]),
-        plus_days=value.get("plus_days"),
+        plus_days=_plus_days(where, key, value.get("plus_days")),
         dtype=dtype,
     )
+
+
+def _day_columns(plus_days: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (plus_days,) if isinstance(plus_days, str) else tuple(plus_days)
+
+
+def _plus_days(where: _Where, key: str, value: Any) -> str | tuple[str, ...] | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise where.error(f"{key}.plus_days", "expected a column name or a list of them", value)
 
 
 def _table_mapping(where: _Where, name: str, spec: Any) -> TableMapping:

@@ -542,9 +542,24 @@ def write_results(results: dict[str, Any], out_dir: Path) -> Path:
 
 
 def report_step(config: PipelineConfig, results: dict[str, Any]) -> Path:
-    """Render ``config.report_dir/index.html`` from the results."""
+    """Render ``config.report_dir/index.html`` from the results.
+
+    Adds the drift block first when missing (and re-writes ``results.json`` with it, so
+    ``dunning report --results`` shows it too): the payment model (trained up to the cut)
+    against the store's held-out months, reference = the last months of its training
+    period of the same length (see ``engine.business.drift.drift_section``).
+    """
+    from engine.business.drift import drift_section
     from engine.report import write_report
 
+    if "drift" not in results:
+        cut = (results.get("holdout") or {}).get("cut_date")
+        recent_from = dt.date.fromisoformat(cut) if cut else None
+        results["drift"] = _jsonable(drift_section(
+            config.db_path, config.model_dir, recent_from=recent_from,
+            reference_days=31 * config.holdout_months if recent_from else None))
+        if (Path(config.out_dir) / "results.json").exists():
+            write_results(results, Path(config.out_dir))
     return write_report(results, config.report_dir)
 
 

@@ -9,7 +9,8 @@ columns, so the ERP finds its own invoice reference again. In reverse:
   ERP's format, recoded ``values`` mapped back);
 - a template (SAP ``invoice_id: "{BUKRS}-{BELNR}-{GJAHR}"``) is split back into its fields;
   an invoice id that does not have the template's shape is an error naming it;
-- ``plus_days`` (SAP due date = ``ZFBDT + ZBD1T``): the due date with 0 days;
+- ``plus_days`` (SAP net due date = ``ZFBDT`` + ``ZBD3T``/``ZBD2T``/``ZBD1T``): the due
+  date with 0 in every days column;
 - extra columns (``extras``) take the stored value, empty when the store has none;
 - a row filter (``when``: e.g. SAP ``SHKZG`` in ``[S]``) gets its first allowed value, so the
   file reads back through the same mapping.
@@ -129,8 +130,10 @@ def erp_frame(frame: pd.DataFrame, mapping: Mapping | None) -> pd.DataFrame:
         if spec.format:
             values = pd.to_datetime(frame[col]).dt.strftime(spec.format)
         out[spec.column] = values
-        if spec.plus_days:
-            out[spec.plus_days] = pd.Series("0", index=frame.index)
+        if spec.plus_days:  # the due date itself, plus 0 days in every days column
+            days = (spec.plus_days,) if isinstance(spec.plus_days, str) else spec.plus_days
+            for day_col in days:
+                out[day_col] = pd.Series("0", index=frame.index)
     for col, spec in tm.extras.items():  # e.g. the ledger entry number, if the store has it
         if spec.column and spec.column not in out:
             out[spec.column] = (text(col, frame[col]) if col in frame

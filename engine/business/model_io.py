@@ -54,33 +54,41 @@ def _p_on_time(model: Any, X: Any) -> Any:
 # --------------------------------------------------------------------------------- drift
 def drift_inputs(
     db: Path, model_dir: Path, recent_days: int = 90, as_of: dt.date | None = None,
-    freq: str = "MS",
+    freq: str = "MS", recent_from: dt.date | None = None, reference_days: int | None = None,
 ) -> DriftReport:
     """A :class:`DriftReport` of the saved model at ``model_dir`` against the store ``db``.
 
-    Reference: invoices issued in the model's training period (``data_period``), recent:
-    invoices issued in the ``recent_days`` up to ``as_of`` (default the store's latest
-    date); both with their features at the invoice date (what the model saw when it scored
-    them). Calibration: P(on time) at invoice date vs paid by the due date, per month, over
-    invoices whose due date has passed by ``as_of``.
+    Reference: invoices issued in the model's training period (``data_period``; only its
+    last ``reference_days`` when given), recent: invoices issued in the ``recent_days`` up
+    to ``as_of`` (default the store's latest date), or from ``recent_from`` when given; both
+    with their features at the invoice date (what the model saw when it scored them).
+    Calibration: P(on time) at invoice date vs paid by the due date, per month, over
+    invoices whose due date has passed by ``as_of``; months of the training period are
+    shown but not judged (in-sample).
     """
     import numpy as np
 
     from engine.business.drift import drift_between
     from engine.features import features_at, from_day, prepare_tables, to_day
 
+    for name, days in (("recent_days", recent_days), ("reference_days", reference_days)):
+        if days is not None and days <= 0:
+            raise InputError(f"drift: {name} is {days}, expected a number of days > 0")
     model = _load_model(Path(model_dir))
     trained_until = _trained_until(model, Path(model_dir))
     p = prepare_tables(load_tables(db, as_of))
     end = p.last_day + 1 if as_of is None else to_day(as_of) + 1  # exclusive
-    start_recent = end - recent_days
-    ref_rows = np.flatnonzero(p.invoice_day < to_day(trained_until))
+    start_recent = end - recent_days if recent_from is None else to_day(recent_from)
+    ref_start = (to_day(trained_until) - reference_days if reference_days is not None
+                 else np.iinfo(np.int64).min)
+    ref_rows = np.flatnonzero((p.invoice_day < to_day(trained_until))
+                              & (p.invoice_day >= ref_start))
     new_rows = np.flatnonzero((p.invoice_day >= start_recent) & (p.invoice_day < end))
     if len(ref_rows) == 0:
         raise InputError(f"{db}: no invoices before {trained_until} (the model's training "
                          "period) - is this the store the model was trained on?")
     if len(new_rows) == 0:
-        raise InputError(f"{db}: no invoices in the {recent_days} days before "
+        raise InputError(f"{db}: no invoices in the {end - start_recent} days before "
                          f"{from_day(end - 1)}; choose a larger --recent-days")
     ref = features_at(p, ref_rows, p.invoice_day[ref_rows])
     new = features_at(p, new_rows, p.invoice_day[new_rows])
@@ -95,6 +103,7 @@ def drift_inputs(
         reference_period=(str(from_day(int(p.invoice_day[ref_rows].min()))),
                           str(trained_until)),
         recent_period=(str(from_day(start_recent)), str(from_day(end - 1))),
+        judged_from=trained_until,
     )
 
 

@@ -15,8 +15,17 @@ yearly benefit is the sum of four parts (all in EUR per year):
   that no longer need financing, DSO change times daily revenue, times the cost of capital);
 - reminders saved: ``reminders_per_invoice reduction * invoices_per_year * cost_per_reminder``;
 - staff time: ``staff_fte_saved * fte_cost``;
-- losses avoided: ``write_off_rate reduction * annual_revenue`` plus
-  ``agency_rate reduction * invoices_per_year * average invoice * agency_fee_rate``;
+- losses avoided: the company's own bad debt (``bad_debt_rate * annual_revenue``) times
+  the relative reduction of the simulated loss share, where a policy's loss share is
+  ``write_off_rate + agency_rate * (1 - agency_recovery_rate * (1 - agency_fee_rate))``
+  (a written-off invoice is lost; a handed-over one loses what the agency does not
+  recover plus its fee on what it does). Relative, not absolute: the simulated company
+  writes off what is unpaid 120 days after due (about 30 % of invoices under the fixed
+  schedule, which never hands over), far more than a real company's bad debt, so the
+  absolute rate difference times revenue overstated the saving about 50-fold; and an
+  invoice handed to the agency is not a saved write-off but a partial recovery, so a
+  policy that hands over more pays for it here. When the current loss share is 0 the
+  absolute difference times revenue is used;
 
 minus ``running_cost_per_year``. ``one_off_cost`` gives the payback period.
 """
@@ -61,7 +70,10 @@ class RoiInputs:
         cost_per_reminder: full cost of one reminder (staff, postage, system), EUR.
         staff_fte_saved: share of a full-time employee no longer needed for dunning.
         fte_cost: yearly cost of one full-time employee, EUR.
-        agency_fee_rate: share of a handed-over amount the collection agency keeps.
+        agency_fee_rate: share of a recovered amount the collection agency keeps.
+        agency_recovery_rate: share of handed-over claims the agency recovers.
+        bad_debt_rate: the company's yearly losses on receivables (write-offs and agency
+            shortfall) as a share of revenue today; losses avoided scale this.
         one_off_cost: setup cost (integration, pilot, training), EUR.
         running_cost_per_year: operating cost (hosting, model upkeep, review time), EUR.
     """
@@ -74,6 +86,8 @@ class RoiInputs:
     staff_fte_saved: float = 0.3
     fte_cost: float = 50_000.0
     agency_fee_rate: float = 0.15
+    agency_recovery_rate: float = 0.6
+    bad_debt_rate: float = 0.01
     one_off_cost: float = 30_000.0
     running_cost_per_year: float = 10_000.0
 
@@ -82,6 +96,10 @@ class RoiInputs:
             value = getattr(self, f.name)
             if not isinstance(value, int | float) or math.isnan(value) or value < 0:
                 raise InputError(f"ROI input {f.name}: found {value!r}, expected a number >= 0")
+        for name in ("agency_fee_rate", "agency_recovery_rate", "bad_debt_rate"):
+            if getattr(self, name) > 1:
+                raise InputError(f"ROI input {name}: found {getattr(self, name)!r}, expected "
+                                 "a share in [0, 1]")
         if self.invoices_per_year == 0:
             raise InputError("ROI input invoices_per_year: found 0, expected a number > 0")
 
@@ -170,12 +188,15 @@ def parse_results(data: Mapping[str, Any], where: str = "results") -> dict[str, 
 
 @dataclass(frozen=True)
 class KpiChange:
-    """What the proposed policy changes against the current one (positive = better)."""
+    """What the proposed policy changes against the current one (positive = better), and
+    the current policy's write-off and agency rates (the base of the relative loss)."""
 
     days_to_pay_reduction: float
     reminders_saved_per_invoice: float
     write_off_rate_reduction: float
     agency_rate_reduction: float
+    current_write_off_rate: float = 0.0
+    current_agency_rate: float = 0.0
 
     @classmethod
     def between(cls, current: PolicyKpis, proposed: PolicyKpis) -> KpiChange:
@@ -189,6 +210,8 @@ class KpiChange:
             ),
             write_off_rate_reduction=drop(current.write_off_rate, proposed.write_off_rate),
             agency_rate_reduction=drop(current.agency_rate, proposed.agency_rate),
+            current_write_off_rate=current.write_off_rate or 0.0,
+            current_agency_rate=current.agency_rate or 0.0,
         )
 
 
@@ -240,10 +263,25 @@ def viability_reasons(
     return reasons
 
 
+def agency_loss_share(inputs: RoiInputs) -> float:
+    """Share of a handed-over amount that is lost: not recovered, or kept as the fee."""
+    return 1.0 - inputs.agency_recovery_rate * (1.0 - inputs.agency_fee_rate)
+
+
+def losses_avoided(inputs: RoiInputs, change: KpiChange) -> float:
+    """EUR per year: ``bad_debt_rate * revenue`` times the relative drop of the loss share
+    (see module docstring); the absolute drop times revenue when the current share is 0."""
+    u = agency_loss_share(inputs)
+    current = change.current_write_off_rate + change.current_agency_rate * u
+    drop = change.write_off_rate_reduction + change.agency_rate_reduction * u
+    if current <= 0:
+        return drop * inputs.annual_revenue
+    return inputs.bad_debt_rate * inputs.annual_revenue * drop / current
+
+
 def benefit_parts(inputs: RoiInputs, change: KpiChange) -> dict[str, float]:
     """The four benefit parts and the running cost, EUR per year (see module docstring)."""
     daily_revenue = inputs.annual_revenue / 365.0
-    average_invoice = inputs.annual_revenue / inputs.invoices_per_year
     return {
         "liquidity": change.days_to_pay_reduction * daily_revenue * inputs.cost_of_capital,
         "reminders_saved": (
@@ -251,11 +289,7 @@ def benefit_parts(inputs: RoiInputs, change: KpiChange) -> dict[str, float]:
             * inputs.cost_per_reminder
         ),
         "staff_time_saved": inputs.staff_fte_saved * inputs.fte_cost,
-        "losses_avoided": (
-            change.write_off_rate_reduction * inputs.annual_revenue
-            + change.agency_rate_reduction * inputs.invoices_per_year * average_invoice
-            * inputs.agency_fee_rate
-        ),
+        "losses_avoided": losses_avoided(inputs, change),
         "running_cost": inputs.running_cost_per_year,
     }
 
@@ -311,12 +345,21 @@ def compute_roi(
 # KPI changes themselves (the evaluation's estimate is an input with its own uncertainty).
 TORNADO_INPUTS: tuple[str, ...] = (
     "annual_revenue", "invoices_per_year", "cost_of_capital", "cost_per_reminder",
-    "staff_fte_saved", "fte_cost", "agency_fee_rate", "running_cost_per_year",
+    "staff_fte_saved", "fte_cost", "agency_fee_rate", "agency_recovery_rate", "bad_debt_rate",
+    "running_cost_per_year",
 )
 TORNADO_CHANGES: tuple[str, ...] = (
     "days_to_pay_reduction", "reminders_saved_per_invoice", "write_off_rate_reduction",
     "agency_rate_reduction",
 )
+
+
+_SHARES = frozenset({"agency_fee_rate", "agency_recovery_rate", "bad_debt_rate"})
+
+
+def _varied(name: str, value: float, factor: float) -> float:
+    """``value * factor``; shares stay at most 1."""
+    return min(value * factor, 1.0) if name in _SHARES else value * factor
 
 
 @dataclass(frozen=True)
@@ -346,7 +389,8 @@ def sensitivity(
         if getattr(inputs, name) == 0:
             continue
         low, high = (
-            yearly_benefit(replace(inputs, **{name: getattr(inputs, name) * f}), change)
+            yearly_benefit(replace(inputs, **{name: _varied(name, getattr(inputs, name), f)}),
+                           change)
             for f in (1 - variation, 1 + variation)
         )
         bars.append(TornadoBar(name, low, high))

@@ -53,6 +53,10 @@ def roi(
     fte_cost: float = typer.Option(_ROI.fte_cost, help="Yearly cost of one FTE, EUR."),
     agency_fee_rate: float = typer.Option(_ROI.agency_fee_rate,
                          help="Share an agency keeps of a claim."),
+    agency_recovery_rate: float = typer.Option(_ROI.agency_recovery_rate,
+                                               help="Share of handed-over claims recovered."),
+    bad_debt_rate: float = typer.Option(_ROI.bad_debt_rate, help="Today's yearly losses on "
+                                        "receivables, share of revenue."),
     one_off_cost: float = typer.Option(_ROI.one_off_cost, help="Setup cost, EUR."),
     running_cost: float = typer.Option(_ROI.running_cost_per_year,
                          help="Running cost per year, EUR."),
@@ -69,7 +73,9 @@ def roi(
         annual_revenue=annual_revenue, invoices_per_year=invoices_per_year,
         active_customers=active_customers, cost_of_capital=cost_of_capital,
         cost_per_reminder=cost_per_reminder, staff_fte_saved=staff_fte_saved,
-        fte_cost=fte_cost, agency_fee_rate=agency_fee_rate, one_off_cost=one_off_cost,
+        fte_cost=fte_cost, agency_fee_rate=agency_fee_rate,
+        agency_recovery_rate=agency_recovery_rate, bad_debt_rate=bad_debt_rate,
+        one_off_cost=one_off_cost,
         running_cost_per_year=running_cost,
     )
     section = roi_section(results, current, proposed, inputs, variation, chart=False)
@@ -84,8 +90,10 @@ def roi(
             console.print(f"  - {reason}", highlight=False)
         return
     ch = fig["change"]
-    console.print(f"days to pay -{ch['days_to_pay_reduction']:.1f}, reminders per invoice "
-                  f"-{ch['reminders_saved_per_invoice']:.2f}", highlight=False)
+    console.print(f"days to pay {-ch['days_to_pay_reduction']:+.1f}, reminders per invoice "
+                  f"{-ch['reminders_saved_per_invoice']:+.2f}, write-off rate "
+                  f"{-ch['write_off_rate_reduction']:+.1%}, agency rate "
+                  f"{-ch['agency_rate_reduction']:+.1%}", highlight=False)
     t = Table(title="yearly business case")
     t.add_column("part")
     t.add_column("EUR / year", justify="right")
@@ -295,6 +303,8 @@ def drift(
     recent_days: int = typer.Option(90, "--recent-days", help="Length of the recent window."),
     as_of: str = typer.Option(None, "--as-of", help="End of the recent window (YYYY-MM-DD); "
                               "default the latest date in the store."),
+    reference_days: int = typer.Option(None, "--reference-days", help="Compare with the "
+                                       "last N days of the training period (default: all of it)."),
     json_out: Path = typer.Option(None, "--json", help="Also write the report as JSON."),
 ) -> None:
     """Feature shift (PSI) and calibration drift (ECE per month) of the payment model."""
@@ -305,24 +315,26 @@ def drift(
 
     with console.status("scoring the history with the model"):
         report: DriftReport = drift_report(db, model, recent_days,
-                                           _parse_date(as_of, "--as-of"), warn=False)
+                                           _parse_date(as_of, "--as-of"), warn=False,
+                                           reference_days=reference_days)
     console.print(f"model {report.model}: training period {report.reference_period[0]} .. "
                   f"{report.reference_period[1]} vs recent {report.recent_period[0]} .. "
                   f"{report.recent_period[1]}", highlight=False)
     colour = {"warning": "red", "watch": "yellow", "ok": "green", "seasonal": "dim",
-              "too few": "dim"}
+              "too few": "dim", "training": "dim"}
     t = Table(title="feature shift (PSI: < 0.1 stable, 0.1-0.2 watch, > 0.2 warning)")
     for col in ("feature", "PSI", "status"):
         t.add_column(col, justify="right" if col == "PSI" else "left")
     for r in report.features.itertuples():
         t.add_row(r.feature, f"{r.psi:.3f}", f"[{colour[r.status]}]{r.status}[/]")
     console.print(t)
-    c = Table(title="calibration of P(on time) per month (ECE > 0.05: warning)")
-    for col in ("month", "invoices", "predicted", "observed", "ECE", "status"):
+    c = Table(title="calibration of P(on time) per month (warning: ECE > 0.05 and > the "
+                    "noise level of a calibrated model on that many invoices)")
+    for col in ("month", "invoices", "predicted", "observed", "ECE", "noise", "status"):
         c.add_column(col, justify="left" if col in ("month", "status") else "right")
     for r in report.calibration.itertuples():
         c.add_row(str(r.window_start)[:7], str(r.n), f"{r.mean_p:.2f}", f"{r.observed:.2f}",
-                  f"{r.ece:.3f}", f"[{colour[r.status]}]{r.status}[/]")
+                  f"{r.ece:.3f}", f"{r.ece_noise:.3f}", f"[{colour[r.status]}]{r.status}[/]")
     console.print(c)
     if report.drifted:
         console.print(f"[bold red]{len(report.messages)} drift warning(s)[/]: consider "
@@ -345,8 +357,70 @@ def retrain(
                               "(YYYY-MM-DD); default the latest date in the store."),
     holdout_fraction: float = typer.Option(0.2, "--holdout-fraction"),
     seed: int = typer.Option(0, "--seed"),
+    policy_candidate: Path = typer.Option(None, "--policy-candidate", help="New policy (RL "
+                                          "directory or tuned-schedule JSON); replaces "
+                                          "--policy only if off-policy evaluation says it is "
+                                          "at least as good."),
+    company: Path = typer.Option(None, "--company", help="Generated company directory "
+                                 "(summary.json) the store came from; default <db dir>/company."),
+    ope_from: str = typer.Option(None, "--ope-from", help="Evaluate on logged episodes due "
+                                 "from this date (YYYY-MM-DD); default the last 180 days of "
+                                 "complete episodes."),
+    tolerance: float = typer.Option(0.01, "--tolerance", help="Non-inferiority margin, share "
+                                    "of the current policy's value per invoice."),
+    policy_only: bool = typer.Option(False, "--policy-only", help="Only the policy gate; do "
+                                     "not retrain the payment model."),
 ) -> None:
-    """Train a candidate model; promote it only if its holdout log loss is at least as good."""
+    """Train a candidate model; promote it only if its holdout log loss is at least as good.
+
+    With --policy-candidate also gate a new policy on off-policy evaluation (DR and SNIPS).
+    """
+    evaluation, gate = None, None
+    if policy_candidate is not None:
+        if policy is None:
+            raise InputError("--policy-candidate: needs --policy, the policy in use")
+        from policies.promotion import PolicyGateConfig, evaluate_candidate
+
+        gate = PolicyGateConfig(tolerance_share=tolerance, seed=seed)
+        with console.status("off-policy evaluation of the current and the candidate policy"):
+            evaluation = evaluate_candidate(
+                db, model, policy, policy_candidate, company or Path(db).parent / "company",
+                _parse_date(ope_from, "--ope-from"), gate)
+    elif policy_only:
+        raise InputError("--policy-only: needs --policy-candidate")
+    model_gate = None if policy_only else _retrain_model(
+        db, model, None if evaluation else policy, as_of, holdout_fraction, seed)
+    if evaluation is not None:
+        _finish_policy_gate(evaluation, policy, policy_candidate, gate, model_gate)
+
+
+def _finish_policy_gate(evaluation: dict, policy: Path, candidate: Path, gate: object,
+                        model_gate: bool | None) -> None:
+    from policies.promotion import finish, promotion_log_path
+
+    d = finish(evaluation, policy, candidate, gate, model_gate)  # type: ignore[arg-type]
+    console.print(f"policy gate: {d.episodes} logged episodes due {d.ope_from} .. {d.ope_to}; "
+                  f"margin {d.tolerance:.2f} per invoice", highlight=False)
+    for name in ("dr", "snips"):
+        e = d.estimates[name]
+        console.print(f"  {name.upper()}: current {e['current']:,.2f}, candidate "
+                      f"{e['candidate']:,.2f}, difference {e['difference']:+,.2f} "
+                      f"[{e['difference_ci'][0]:,.2f}, {e['difference_ci'][1]:,.2f}]",
+                      highlight=False)
+    if d.promoted:
+        console.print(f"[green]policy promoted[/] {candidate} -> {policy} ({d.reason}); "
+                      f"previous kept in {d.previous}", highlight=False)
+    else:
+        console.print(f"[yellow]kept the current policy[/]: {d.reason}", highlight=False)
+        if model_gate:
+            console.print(f"[yellow]policy:[/] {policy} was trained on the previous model and "
+                          "is stale: retrain it with `dunning train-policy`", highlight=False)
+    console.print(f"decision logged in {promotion_log_path(policy)}", highlight=False)
+
+
+def _retrain_model(db: Path, model: Path, policy: Path | None, as_of: str | None,
+                   holdout_fraction: float, seed: int) -> bool:
+    """The payment-model gate of `dunning retrain`; True when the candidate was promoted."""
     from engine.business.model_io import retrain as run_retrain
     from engine.business.model_io import retrain_log_path
     from engine.models.training import TrainConfig
@@ -368,6 +442,7 @@ def retrain(
     if d.policy:
         console.print(f"[yellow]policy:[/] {d.policy}", highlight=False)
     console.print(f"decision logged in {retrain_log_path(model)}", highlight=False)
+    return d.promoted
 
 
 # ------------------------------------------------------------------------------- what-if

@@ -23,7 +23,14 @@ references: CSS is inline and every chart is an inline SVG made with matplotlib.
       "model_card": {...},                # the payment model's JSON card, as written
       "vetoes": [{"rule_id": str, "count": int, "title": str, "citation": str}],
       "training": {"curve": {"timesteps": [...], "mean_reward": [...]}, ...facts},
-      "config": {...}, "hashes": {...}, "step_seconds": {"<step>": float}
+      "config": {...}, "hashes": {...}, "step_seconds": {"<step>": float},
+      "drift": {"available": true, "drifted": bool, "warnings": [str],
+                "reference_period": [start, end], "recent_period": [start, end],
+                "features": [{"feature", "psi", "status"}],
+                "calibration": [{"window_start", "n", "mean_p", "observed", "ece",
+                                 "ece_noise", "threshold", "status"}],
+                "psi_watch": 0.1, "psi_warning": 0.2, "ece_warning": 0.05}
+                # or {"available": false, "reason": str} (engine.business.drift.drift_section)
     }
 """
 

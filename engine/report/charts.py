@@ -218,3 +218,41 @@ def training_curve_chart(curve: Mapping[str, Sequence[float]]) -> str:
     ax.grid(alpha=0.3)
     ax.set_title("RL training curve (learned environment)")
     return figure_to_svg(fig)
+
+
+def ece_over_time_chart(calibration: Sequence[Mapping[str, Any]], ece_warning: float) -> str:
+    """Calibration drift: ECE of P(on time) per month, with the warning threshold.
+
+    ``calibration`` is the drift block's list of ``{"window_start": "YYYY-MM-DD", "ece",
+    "threshold", "status"}`` (see ``engine.business.drift``). Months of the training period
+    (status ``training``) are drawn hollow; warnings in red.
+    """
+    rows = [r for r in calibration if r.get("ece") is not None]
+    if not rows:
+        return ""
+    plt = _pyplot()
+    months = [str(r["window_start"])[:7] for r in rows]
+    x = list(range(len(rows)))
+    ece = [float(r["ece"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    ax.plot(x, ece, color="#4c78a8", lw=1, zorder=2)
+    ax.axhline(ece_warning, color="#e45756", ls="--", lw=1, label=f"warning at {ece_warning}")
+    if all(r.get("threshold") is not None for r in rows):
+        ax.plot(x, [float(r["threshold"]) for r in rows], ls=":", color="#e45756",
+                lw=0.8, alpha=0.5, label="threshold incl. sampling noise")
+    styles = {"training": ("white", "#4c78a8", "training period (in-sample)"),
+              "warning": ("#e45756", "#e45756", "warning"),
+              "ok": ("#4c78a8", "#4c78a8", "ok"), "too few": ("#bbbbbb", "#bbbbbb", "too few")}
+    for status, (face, edge, label) in styles.items():
+        idx = [i for i, r in enumerate(rows) if r.get("status") == status]
+        if idx:
+            ax.scatter([x[i] for i in idx], [ece[i] for i in idx], s=28, facecolors=face,
+                       edgecolors=edge, label=label, zorder=3)
+    step = max(1, len(x) // 12)
+    ax.set_xticks(x[::step], months[::step], rotation=45, ha="right")
+    ax.set_ylabel("ECE of P(on time)")
+    ax.set_ylim(0, max([*ece, ece_warning]) * 1.25)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, frameon=False, ncols=2)
+    ax.set_title("calibration error per month of invoice date")
+    return figure_to_svg(fig)

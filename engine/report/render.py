@@ -89,6 +89,7 @@ def render_report(results: Mapping[str, Any]) -> str:
         ],
         **_robustness(policies, results.get("robustness")),
         "roi": _roi(results),
+        "drift": _drift(results.get("drift")),
         "timing_chart": charts.timing_chart(results.get("timing") or {}, segments),
         "timing_rows": _timing_rows(results.get("timing") or {}, segments),
         **_segment_table(results.get("per_segment") or {}, segments),
@@ -289,3 +290,50 @@ def _roi(results: Mapping[str, Any]) -> dict[str, Any] | None:
     section["payback"] = "never" if payback is None else f"{payback:.1f} months"
     return section
 
+
+
+DRIFT_MISSING = ("results.json has no drift block: it is computed when `dunning demo` builds "
+                 "the report (it needs the store and the payment model); run `dunning drift "
+                 "--db STORE --model MODEL` for this run's data")
+
+
+def _drift(block: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The drift section: PSI per feature, ECE per month (chart) and the warnings.
+
+    ``block`` is ``results["drift"]`` as written by ``engine.business.drift.drift_section``
+    (``available`` False with a ``reason`` when it could not be computed), or None.
+    """
+    from engine.report import charts
+
+    if not block:
+        return {"available": False, "reason": DRIFT_MISSING}
+    if not block.get("available", True):
+        return {"available": False, "reason": str(block.get("reason") or DRIFT_MISSING)}
+    ece_warning = float(block.get("ece_warning", 0.05))
+    features = [
+        {"feature": r["feature"], "psi": _fmt(r.get("psi"), "{:.3f}"),
+         "status": str(r.get("status", ""))}
+        for r in block.get("features") or []
+    ]
+    calibration = [
+        {"month": str(r.get("window_start", ""))[:7], "n": r.get("n", ""),
+         "predicted": _fmt(r.get("mean_p"), "{:.2f}"), "observed": _fmt(r.get("observed"),
+                                                                        "{:.2f}"),
+         "ece": _fmt(r.get("ece"), "{:.3f}"), "threshold": _fmt(r.get("threshold"), "{:.3f}"),
+         "status": str(r.get("status", ""))}
+        for r in block.get("calibration") or []
+    ]
+    return {
+        "available": True,
+        "drifted": bool(block.get("drifted")),
+        "warnings": [str(w) for w in block.get("warnings") or []],
+        "model": str(block.get("model", "")),
+        "reference_period": " .. ".join(map(str, block.get("reference_period") or [])),
+        "recent_period": " .. ".join(map(str, block.get("recent_period") or [])),
+        "psi_watch": block.get("psi_watch", 0.1),
+        "psi_warning": block.get("psi_warning", 0.2),
+        "ece_warning": ece_warning,
+        "feature_rows": features,
+        "calibration_rows": calibration,
+        "ece_chart": charts.ece_over_time_chart(block.get("calibration") or [], ece_warning),
+    }

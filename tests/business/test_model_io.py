@@ -98,3 +98,32 @@ def test_retrain_refuses_a_foreign_directory(world_store, tmp_path):
     (tmp_path / "x" / "notes.txt").write_text("hi")
     with pytest.raises(InputError, match="holds no payment_model.json"):
         retrain(world_store, tmp_path / "x", cfg=FAST)
+
+
+def test_the_demo_report_gets_a_drift_section(world_store, world_model, tmp_path):
+    """report_step computes drift for the held-out months from the store and the model."""
+    import shutil
+
+    from engine.pipeline import PipelineConfig, report_step
+
+    config = PipelineConfig(out_dir=tmp_path, db=world_store, holdout_months=3)
+    shutil.copytree(world_model, config.model_dir)
+    policies = {"fixed": {"mean_days_to_pay": 60.0, "reminders_per_invoice": 2.0}}
+    results = {"policies": policies, "holdout": {"cut_date": "2024-10-01"}}
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    html = report_step(config, results).read_text()
+    block = results["drift"]
+    assert block["available"] and block["recent_period"] == ["2024-10-01", "2024-12-31"]
+    # reference: the last 93 days of the training period (up to 2024-09-01)
+    assert block["reference_period"] == ["2024-05-31", "2024-09-01"]  # 2024-09-01 - 93 days
+    calib = {r["window_start"][:7]: r["status"] for r in block["calibration"]}
+    assert calib["2024-08"] == "training" and calib["2024-10"] != "training"
+    assert json.loads((tmp_path / "results.json").read_text())["drift"] == block
+    assert '<table id="psi-table">' in html and 'id="ece-chart"><svg' in html
+
+
+def test_drift_section_says_why_it_is_missing(world_store, tmp_path):
+    from engine.business.drift import drift_section
+
+    assert "no payment model" in drift_section(world_store, tmp_path / "none")["reason"]
+    assert "no store" in drift_section(tmp_path / "x.duckdb", tmp_path)["reason"]

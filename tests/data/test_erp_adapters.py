@@ -23,19 +23,26 @@ def run(store: Store, mapping: str, folder: str):
 
 def test_sap_fi_items_and_customer_master(store: Store) -> None:
     report, t = run(store, "sap_fi", "sap_fi")
-    # 4 debit invoice items (one with the impossible date 20240231), 2 payment documents
-    # filtered out; 2 cleared invoices become payments at their clearing date
-    assert (report.tables["invoices"].loaded, report.tables["invoices"].quarantined) == (3, 1)
+    # 6 debit invoice items (one with the impossible date 20240231, one document with two
+    # installment items), 2 payment documents filtered out; 2 cleared items become payments
+    assert (report.tables["invoices"].loaded, report.tables["invoices"].quarantined) == (5, 1)
     assert report.tables["invoices"].skipped == 2
     q = pd.read_csv(report.tables["invoices"].quarantine_file, dtype=str)
     assert q["line"].tolist() == ["7"] and "20240231" in q["reason"].iloc[0]
     inv = t["invoices"].set_index("invoice_id")
-    first = inv.loc["1000-0090000001-2024"]
-    assert first["due_date"] == pd.Timestamp("2024-02-04")  # ZFBDT 2024-01-05 + 30 days
+    first = inv.loc["1000-0090000001-2024-001"]
     assert first["customer_id"] == "0000100001"  # leading zeros kept
     assert first["company_code"] == "1000"
+    # net due date: ZFBDT + ZBD3T, else + ZBD2T, else + ZBD1T
+    assert first["due_date"] == pd.Timestamp("2024-02-04")  # 30 days net (ZBD1T only)
+    assert inv.loc["1000-0090000002-2024-001", "due_date"] == pd.Timestamp("2024-02-11")  # 14/30
+    assert inv.loc["1000-0090000003-2024-001", "due_date"] == pd.Timestamp("2024-03-17")  # 10/20/45
+    # two installments of one document are two invoices with their own due dates
+    assert inv.loc["1000-0090000005-2024-002", "due_date"] == pd.Timestamp("2024-05-01")
+    assert inv.loc["1000-0090000005-2024-001", "due_date"] == pd.Timestamp("2024-03-31")
     pays = t["payments"].set_index("invoice_id")
-    assert pays.loc["1000-0090000003-2024", "payment_date"] == pd.Timestamp("2024-03-05")
+    assert pays.loc["1000-0090000003-2024-001", "payment_date"] == pd.Timestamp("2024-03-05")
+    # SPRAS as the internal one-letter key (D, V) or the two-letter ISO display form (FR)
     assert dict(zip(t["customers"]["customer_id"], t["customers"]["language"], strict=True)) \
         == {"0000100001": "de", "0000100002": "sv", "0000100003": "fr"}
 
@@ -54,21 +61,22 @@ def test_business_central_customer_list_and_ledger_entries(store: Store) -> None
         == "GB"
 
 
-def test_datev_opos_with_header_line_cp1252_and_dunning_levels(store: Store) -> None:
+def test_datev_opos_list_cp1252_decimal_commas(store: Store) -> None:
     report, t = run(store, "datev_opos", "datev")
     assert report.quarantined == 0
     assert report.tables["customers"].merged == 2
     inv = t["invoices"].set_index("invoice_id")
-    assert "GS-2024-001" not in inv.index  # credit note (Haben)
+    assert "GS-2024-001" not in inv.index  # credit note: Habenbetrag, no Sollbetrag
+    assert report.tables["invoices"].skipped == 1
     assert inv.loc["RE-2024-002", "amount"] == 12400.0 and inv.loc["RE-2024-007", "amount"] \
         == pytest.approx(99.9)
+    assert inv.loc["RE-2024-007", "open_balance"] == pytest.approx(59.9)  # partly paid
     assert inv.loc["RE-2024-002", "currency"] == "EUR"
-    assert t["customers"].set_index("customer_id").loc["10001", "name"] == "Bäckerei Schmidt"
-    acts = t["actions"].set_index("invoice_id")
-    assert acts.loc["RE-2024-002", "channel"] == "final_notice"
-    assert acts.loc["RE-2024-001", "channel"] == "letter"
-    assert acts.loc["RE-2024-001", "action_date"] == pd.Timestamp("2024-02-15")
-    assert int(inv.loc["RE-2024-002", "dunning_level"]) == 3
+    assert inv.loc["RE-2024-001", "due_date"] == pd.Timestamp("2024-01-19")
+    cust = t["customers"].set_index("customer_id")
+    assert sorted(cust.index) == ["10001", "10002", "10003"]
+    assert set(cust["jurisdiction"]) == {"DE"}
+    assert t["actions"].empty and t["payments"].empty  # the list has neither
 
 
 def test_lexware_open_items_with_partial_payment(store: Store) -> None:

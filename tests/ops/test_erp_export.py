@@ -23,11 +23,11 @@ AS_OF = dt.date(2024, 12, 2)  # same day as conftest.AS_OF (a Monday)
 
 @pytest.fixture(scope="module")
 def sap_shaped_db(tmp_path_factory, make_ops_tables):
-    """The ops tables with SAP-shaped invoice ids (company code - document - year), so every
+    """The ops tables with SAP-shaped invoice ids (company code - document - year - item), so every
     layout can carry its reference; recommendations of AS_OF stored."""
     tables = make_ops_tables(n_customers=30, n_invoices=300)
     inv = tables["invoices"]
-    new_ids = {old: f"1000-{90000000 + i:010d}-{inv['invoice_date'].iat[i][:4]}"
+    new_ids = {old: f"1000-{90000000 + i:010d}-{inv['invoice_date'].iat[i][:4]}-001"
                for i, old in enumerate(inv["invoice_id"])}
     inv["invoice_id"] = inv["invoice_id"].map(new_ids)
     tables["payments"]["invoice_id"] = tables["payments"]["invoice_id"].map(new_ids)

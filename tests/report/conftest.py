@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,6 +22,36 @@ def _kpis(npv: float, days: float, rate: float, rem: float, compl: float) -> dic
             "mean_days_to_pay_ci": [days - 1, days + 1], "first_reminder_pay_rate": rate,
             "reminders_per_invoice": rem, "complaints_per_1000": compl,
             "complaints_per_1000_ci": [compl * 0.9, compl * 1.1], "violations": 0}
+
+
+def drift_block() -> dict[str, Any]:
+    """A drift block made by the real drift code on seeded data with planted drift:
+    ``amount`` shifts (PSI warning) and calibration breaks from 2025-05 on (ECE warning)."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    from engine.business.drift import drift_between, thresholds
+
+    rng = np.random.default_rng(7)
+    ref = pd.DataFrame({"amount": rng.lognormal(7, 1, 3000),
+                        "segment": rng.choice(["corporate", "startup"], 3000),
+                        "invoice_month": rng.integers(1, 7, 3000)})
+    new = pd.DataFrame({"amount": rng.lognormal(7.8, 1, 1500),
+                        "segment": rng.choice(["corporate", "startup"], 1500),
+                        "invoice_month": rng.integers(7, 13, 1500)})
+    n = 6000
+    dates = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 181, n), unit="D")
+    p = rng.uniform(0.05, 0.95, n)
+    true_p = np.where(dates >= pd.Timestamp("2025-05-01"), p * 0.6, p)
+    y = (rng.random(n) < true_p).astype(float)
+    report = drift_between(ref, new, list(ref.columns), p_on_time=p, on_time=y, dates=dates,
+                           model="model (abc123)", reference_period=("2025-01-01", "2025-03-01"),
+                           recent_period=("2025-03-01", "2025-06-30"),
+                           judged_from=dt.date(2025, 3, 1))
+    return json.loads(json.dumps({"available": True, **report.to_dict(), **thresholds()},
+                                 default=str))
 
 
 @pytest.fixture
@@ -69,6 +100,7 @@ def sample_results() -> dict[str, Any]:
         "config": {"customers": 100, "rl_timesteps": 3000},
         "hashes": {"ruleset": "r1", "payment_model": "abc123", "rl_policy": "p1"},
         "step_seconds": {"generate": 1.0, "train_policy": 30.0},
+        "drift": drift_block(),
     }
 
 

@@ -18,13 +18,14 @@ EXTERNAL_REF = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I
 
 def test_report_has_every_section_and_policy(sample_results):
     html = render_report(sample_results)
-    for section in ("comparison", "robustness", "timing", "model-card", "vetoes", "training",
-                    "config"):
+    for section in ("comparison", "robustness", "timing", "model-card", "drift", "vetoes",
+                    "training", "config"):
         assert f'id="{section}"' in html
     for policy in sample_results["policies"]:
         assert f'data-policy="{policy}"' in html
     assert "practice.weekend" in html and "BGB § 286" in html
-    assert html.count("<svg") >= 6  # 3 comparison bars, timing, calibration, importance, curve
+    # 3 comparison bars, timing, calibration, importance, curve, ROI tornado, ECE over time
+    assert html.count("<svg") >= 8
 
 
 def test_report_is_self_contained(sample_results):
@@ -84,7 +85,13 @@ def test_report_renders_in_headless_chromium(sample_results, tmp_path: Path):
     rows = re.findall(r'<tr data-policy="(\w+)"', dom)
     assert set(sample_results["policies"]) <= set(rows)
     svgs = re.findall(r"<svg\b.*?</svg>", dom, re.DOTALL)
-    assert len(svgs) >= 6
+    assert len(svgs) >= 8
+    # the drift section: warning banner, highlighted PSI row, ECE chart, thresholds
+    assert re.search(r'<div class="banner warn" id="drift-banner">', dom)
+    assert re.search(r'<tr data-feature="amount" class="psi-warning">', dom)
+    assert re.search(r'<div class="chart" id="ece-chart"><svg\b', dom)
+    assert re.search(r'<tr data-month="2025-06" class="psi-warning">', dom)
+    assert "&gt; 0.2 warning" in dom
     assert all("<path" in s or "<use" in s for s in svgs)  # non-empty drawings
     assert not EXTERNAL_REF.search(dom)
     shot = tmp_path / "shot.png"
@@ -102,3 +109,41 @@ def test_report_has_the_business_case(sample_results):
     # without an RL policy there is no business case to show
     del sample_results["policies"]["rl"]
     assert '<section id="roi">' not in render_report(sample_results)
+
+
+def _section(html: str, name: str) -> str:
+    start = html.index(f'<section id="{name}">')
+    return html[start: html.index("</section>", start)]
+
+
+def test_drift_section_shows_psi_ece_thresholds_and_the_warning(sample_results):
+    section = _section(render_report(sample_results), "drift")
+    assert 'class="banner warn" id="drift-banner"' in section
+    assert "feature amount: PSI" in section  # the planted shift is named in the banner
+    assert '<tr data-feature="amount" class="psi-warning">' in section
+    assert '<tr data-feature="segment" class="psi-ok">' in section
+    assert '<tr data-feature="invoice_month" class="psi-seasonal">' in section
+    # calibration: in-sample months not judged, the planted break warns from May
+    assert '<tr data-month="2025-01" class="psi-training">' in section
+    assert '<tr data-month="2025-04" class="psi-ok">' in section
+    assert '<tr data-month="2025-05" class="psi-warning">' in section
+    assert 'id="ece-chart"><svg' in section
+    assert "&gt; 0.2 warning" in section and "exceeds 0.05" in section
+
+
+def test_drift_section_without_drift_says_so(sample_results):
+    sample_results["drift"]["features"] = [
+        {**r, "status": "ok"} for r in sample_results["drift"]["features"]]
+    sample_results["drift"]["calibration"] = []
+    sample_results["drift"].update(drifted=False, warnings=[])
+    section = _section(render_report(sample_results), "drift")
+    assert 'class="banner fine" id="drift-banner"' in section and "psi-warning" not in section
+
+
+def test_drift_section_missing_inputs_gives_the_reason(sample_results):
+    del sample_results["drift"]
+    section = _section(render_report(sample_results), "drift")
+    assert 'id="drift-missing"' in section and "dunning drift" in section
+    sample_results["drift"] = {"available": False, "reason": "no store at /x/dunning.duckdb"}
+    section = _section(render_report(sample_results), "drift")
+    assert "no store at /x/dunning.duckdb" in section
