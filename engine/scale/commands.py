@@ -59,11 +59,8 @@ def train_on_cluster(cluster: str, db: Path, as_of: Any, out: Path, very_late_da
 
     export = store_export(db)
     day = known_day(db, as_of)
-    if hazard:
-        console.print("[yellow]note:[/] --cluster trains the payment model only; the daily "
-                      "hazard model is not trained (run train-model without --cluster for it)")
     cfg = DistributedTrainConfig(very_late_days=very_late_days, include_fields=include,
-                                 exclude_fields=exclude, seed=seed)
+                                 exclude_fields=exclude, seed=seed, hazard=hazard)
     with connect(cluster) as client, Progress(
             SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
             console=console, transient=True) as bar:
@@ -74,9 +71,10 @@ def train_on_cluster(cluster: str, db: Path, as_of: Any, out: Path, very_late_da
     from engine.commands.model import evaluation_table
 
     console.print(evaluation_table(result.card["evaluation"]))
-    console.print(f"model [bold]{result.hash}[/] written to {result.out_dir} (model_card.json; "
-                  f"trained on {result.card['trained_on']['workers']} Dask worker(s))",
-                  highlight=False)
+    on = result.card["trained_on"]
+    console.print(f"model [bold]{result.hash}[/] written to {result.out_dir} (model_card.md; "
+                  f"trained on {on['workers']} Dask worker(s): {on['rows_fitted']:,} of "
+                  f"{on['rows_built']:,} snapshot rows fitted)", highlight=False)
 
 
 def predict_on_cluster(cluster: str, db: Path, as_of: Any, model: Any, top: int) -> Any:

@@ -19,7 +19,7 @@ import pandas as pd
 from engine.features import build_invoice_features, from_day, open_balance, prepare_tables, to_day
 from engine.models.payment import PaymentModel
 from engine.models.predict import PROBA_COLUMNS
-from engine.scale.shards import ParquetExport, read_shard
+from engine.scale.shards import ParquetExport, build_shard_layout, read_shard
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -91,6 +91,7 @@ def score_distributed(client: Client, export: ParquetExport, model: PaymentModel
     from engine.scale.cluster import n_workers
 
     n = n_shards or default_shards(export, n_workers(client))
+    client.submit(build_shard_layout, export, n, pure=False).result()  # once per export
     with dask.config.set({"dataframe.convert-string": False}):  # keep dates as dates
         frame = _compute_scores(client, export, model, n, known_at, explain_top)
     if len(frame) == 0:

@@ -137,9 +137,12 @@ def sweep(client: Client, items: Sequence[SweepItem], progress: Progress | None 
     started = time.perf_counter()
     futures, owner = [], {}
     for i, item in enumerate(items):
-        source, mask = client.scatter([item.source, item.mask], broadcast=True)
+        # hash=False: fresh keys. With content-hashed keys, scattering the same object
+        # again right after an earlier sweep released it races with the release
+        # ("Could not find data" on a worker), e.g. the same LegalMask in two sweeps.
+        source, mask = client.scatter([item.source, item.mask], broadcast=True, hash=False)
         for name, policy in item.policies.items():
-            pol = client.scatter(policy, broadcast=True)
+            pol = client.scatter(policy, broadcast=True, hash=False)
             for seed in item.seeds:
                 fut = client.submit(run_seed_policy, name, pol, source, mask, item.horizon,
                                     item.n_invoices, seed, pure=False)

@@ -16,12 +16,18 @@ def test_train_and_predict_on_cluster(store_dir, tmp_path):
     db = store_dir / "dunning.duckdb"
     model = tmp_path / "model"
     res = runner.invoke(app, ["train-model", "--db", str(db), "--out", str(model),
-                              "--cluster", "local"])
+                              "--cluster", "local", "--no-hazard"])
     assert res.exit_code == 0, res.output
     card = json.loads((model / "model_card.json").read_text())
     assert card["trained_on"]["workers"] == 2
-    ll = card["evaluation"]["models"]["lightgbm_dask"]["at_invoice_date"]["log_loss"]
-    assert 0 < ll < 1.1
+    ll = {k: v["at_invoice_date"]["log_loss"] for k, v in card["evaluation"]["models"].items()}
+    assert set(ll) == {"lightgbm_dask", "logistic_regression", "history_rule"}
+    assert 0 < ll["lightgbm_dask"] < 1.1
+    # the local artifact's files (the hazard model: test_distributed_model.py)
+    for name in ("payment_model.txt", "payment_days_late.txt", "model_card.md"):
+        assert (model / name).is_file(), name
+    assert not (model / "hazard_model.txt").exists()
+    assert json.loads((model / "artifact.json").read_text())["hazard_hash"] is None
     assert (db.parent / "dunning.duckdb.parquet" / "invoices").is_dir()
     local_csv, dist_csv = tmp_path / "local.csv", tmp_path / "dist.csv"
     res = runner.invoke(app, ["predict", "--db", str(db), "--model", str(model), "--top", "5",

@@ -59,3 +59,33 @@ def test_unreachable_scheduler_is_a_clear_error():
     with pytest.raises(DunningError, match="expected `local`"):
         with connect("nonsense"):
             pass
+
+
+def test_distributed_evaluation_of_tuned_and_rl_policies(client, gt_source, legal_mask,
+                                                         tmp_path):
+    """The policies `evaluate --policies tuned:FILE,rl:DIR --cluster` sends to the workers
+    (a tuned schedule and a tiny but really trained MaskablePPO artifact) give the local
+    figures exactly."""
+    from policies.baselines.factory import make_policy
+    from policies.rl import RLTrainingConfig, save_artifact, train_maskable_ppo
+    from policies.tuned import TuningConfig, tune_schedules
+    from simulations.env import BatchCollectionsVecEnv
+
+    tuned = tune_schedules(gt_source, TuningConfig(n_invoices=150, iterations=1, population=4,
+                                                   validation_invoices=150, seed=0),
+                           mask=legal_mask)
+    tuned.save(tmp_path / "tuned.json")
+    cfg = RLTrainingConfig(seed=0, total_timesteps=512, n_envs=16, n_steps=16, batch_size=128,
+                           n_epochs=1, net_arch=(8, 8))
+    venv = BatchCollectionsVecEnv(gt_source, num_envs=cfg.n_envs, mask=legal_mask,
+                                  seed=cfg.seed, reward_per_amount=True)
+    model, curve, seconds = train_maskable_ppo(venv, cfg)
+    save_artifact(model, tmp_path / "rl", cfg, curve, seconds, {"source": "tests/scale"})
+    policies = dict(make_policy(spec) for spec in (f"tuned:{tmp_path / 'tuned.json'}",
+                                                   f"rl:{tmp_path / 'rl'}"))
+    local = evaluate_policies(policies, n_invoices=200, seeds=[1, 2], source=gt_source,
+                              mask=legal_mask)
+    dist = evaluate_policies_distributed(client, policies, n_invoices=200, seeds=[1, 2],
+                                         source=gt_source, mask=legal_mask)
+    assert _canon(dist) == _canon(local)
+    assert set(dist.overall) == {"tuned", "rl"}
