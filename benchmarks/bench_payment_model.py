@@ -138,12 +138,12 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     and predicted daily hazards averaged over the invoices still open, chained).
     Writes ``payment_model_hazard_world.json``."""
     from engine.features import (
-        count_holidays,
-        days_to_month_end,
-        days_to_quarter_end,
+        NO_REMINDER_DAYS,
+        REMINDER_CHANNELS,
+        calendar_dynamics,
         features_at,
         from_day,
-        weekday,
+        reminder_dynamics,
     )
     from simulations import world
 
@@ -161,18 +161,15 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     S = hazard.static_matrix(features_at(p, rows, p.due_day[rows]))
     jur = p.customers["jurisdiction"].astype(str).str.upper().to_numpy()[p.cust[rows]]
     wait = np.zeros(n, dtype=np.int64)
+    none = np.zeros(n)
     for d in range(days):
         probs = world.transition_probs(params, state, wait)
         true_s[:, d + 1] = true_s[:, d] * (1.0 - probs.pay_hazard)
         state, _ = world.advance(params, state, wait, np.ones((3, n)))
         day = p.due_day[rows] + d
-        dyn = {"days_overdue": np.full(n, float(d)), "n_email": np.zeros(n),
-               "n_letter": np.zeros(n), "n_phone": np.zeros(n), "n_final_notice": np.zeros(n),
-               "days_since_last_reminder": np.full(n, 10_000.0), "last_channel": np.zeros(n),
-               "weekday": weekday(day).astype(float),
-               "days_to_month_end": days_to_month_end(day).astype(float),
-               "days_to_quarter_end": days_to_quarter_end(day).astype(float),
-               "is_holiday": count_holidays(jur, day, day, p.holidays)}
+        dyn = reminder_dynamics(np.full(n, float(d)), {f"n_{c}": none for c in REMINDER_CHANNELS},
+                                np.full(n, float(NO_REMINDER_DAYS)), none,
+                                calendar_dynamics(day, jur, p.holidays))
         pred_s[:, d + 1] = pred_s[:, d] * (1.0 - hazard.predict_hazard(S, dyn))
     seg = p.customers["segment"].astype(str).to_numpy()[p.cust[rows]]
     # on-policy: the logging policy of the data, one simulated path; at each day the mean
@@ -188,22 +185,19 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
         pol = world.logging_policy_probs(params, state)
         a = (rng.random(n)[:, None] > np.cumsum(pol, axis=1)).sum(axis=1).clip(0, 5)
         open_ = ~state.done & (a != 5)
-        day = p.due_day[rows] + d
-        dyn = {"days_overdue": np.full(n, float(d)), "n_email": counts[:, 0],
-               "n_letter": counts[:, 1], "n_phone": counts[:, 2],
-               "n_final_notice": counts[:, 3],
-               "days_since_last_reminder": np.where(last_day < 0, 10_000.0, d - last_day),
-               "last_channel": last_ch, "weekday": weekday(day).astype(float),
-               "days_to_month_end": days_to_month_end(day).astype(float),
-               "days_to_quarter_end": days_to_quarter_end(day).astype(float),
-               "is_holiday": count_holidays(jur, day, day, p.holidays)}
-        h_true[:, d] = world.transition_probs(params, state, a).pay
-        h_pred[:, d] = hazard.predict_hazard(S, dyn)
-        at_risk[:, d] = open_
+        # today's reminder counts (it acts on today's payment, as in the training rows)
         remind = open_ & (a >= 1) & (a <= 4)
         counts[remind, a[remind] - 1] += 1
         last_day = np.where(remind, d, last_day)
         last_ch = np.where(remind, a, last_ch)
+        day = p.due_day[rows] + d
+        dyn = reminder_dynamics(np.full(n, float(d)),
+                                {f"n_{c}": counts[:, j] for j, c in enumerate(REMINDER_CHANNELS)},
+                                np.where(last_day < 0, NO_REMINDER_DAYS, d - last_day), last_ch,
+                                calendar_dynamics(day, jur, p.holidays))
+        h_true[:, d] = world.transition_probs(params, state, a).pay
+        h_pred[:, d] = hazard.predict_hazard(S, dyn)
+        at_risk[:, d] = open_
         state, _ = world.step(params, state, a, rng)
 
     def chained(h: np.ndarray, m: np.ndarray) -> np.ndarray:

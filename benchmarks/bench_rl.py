@@ -11,11 +11,14 @@ robustness drop on the shifted scenario.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
 
 from benchmarks.common import write_result  # noqa: E402
 
@@ -74,6 +77,79 @@ def figures_from(results: dict, seconds: float) -> dict:
     }
 
 
+def ground_truth_ceiling(result: object) -> dict:
+    """Train the same MaskablePPO configuration in the GROUND TRUTH on the training-period
+    invoices (due before the cut) and judge it like the real policy, on the same held-out
+    invoices and seeds. A diagnostic only: it separates what the learned environment costs
+    from what the optimiser and the observation leave on the table."""
+    from engine.pipeline import cut_date, evaluate_step, evaluation_source, generate_step
+    from policies.rl import RLPolicy, save_artifact, train_maskable_ppo
+    from policies.rl.holdout import holdout_source
+    from simulations import world
+    from simulations.env import BatchCollectionsVecEnv, LegalMask
+
+    config = result.config
+    company = generate_step(config, scenario=config.scenario)
+    cut = cut_date(config, company)
+    cfg = config.rl_config
+    truth = holdout_source(company, world.load_scenario(config.scenario), cut,
+                           config.model_dir, before_cut=True)
+    venv = BatchCollectionsVecEnv(truth, num_envs=cfg.n_envs, mask=LegalMask(), seed=cfg.seed,
+                                  reward_per_amount=True)
+    model, curve, seconds = train_maskable_ppo(venv, cfg)
+    out = Path(config.out_dir) / "policy_ground_truth_ceiling"
+    save_artifact(model, out, cfg, curve, seconds, {"environment": "ground_truth (diagnostic)"})
+    source = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
+    ev = evaluate_step(config, {"rl_trained_in_truth": RLPolicy.load(out)}, source)
+    pol = result.results["policies"]
+    npv = ev.overall["rl_trained_in_truth"]["npv"]["mean"]
+    gap = (npv - pol["fixed"]["npv"]) / (pol["oracle"]["npv"] - pol["fixed"]["npv"])
+    return {"what": "same RL config trained in the ground truth on the training-period "
+                    "invoices, evaluated on the same held-out invoices and seeds",
+            "training_invoices": len(truth), "train_seconds": round(seconds, 1),
+            "npv": npv, "oracle_gap_closed": gap,
+            "agency_per_1000": ev.overall["rl_trained_in_truth"]["agency_per_1000"]["mean"]}
+
+
+def training_seed_spread(out: Path, seeds: list[int]) -> dict:
+    """Re-train the default RL configuration with other training ``seeds`` in the learned
+    environment of a finished benchmark run in ``out`` and judge each on the same held-out
+    invoices and evaluation seeds: how much of the gap depends on the training seed."""
+    from dataclasses import replace
+
+    from engine.pipeline import (
+        PipelineConfig,
+        cut_date,
+        evaluate_step,
+        evaluation_source,
+        generate_step,
+        learned_source,
+        train_policy_step,
+    )
+    from policies.rl import RLPolicy
+
+    base = json.loads((out / "results.json").read_text())
+    config = PipelineConfig.default(out_dir=out)
+    company = generate_step(config, scenario=config.scenario)
+    cut = cut_date(config, company)
+    learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
+    truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
+    fixed, oracle = (base["policies"][k]["npv"] for k in ("fixed", "oracle"))
+    runs = {0: base["policies"]["rl"]["oracle_gap_closed"]}
+    for seed in seeds:
+        cfg = replace(config, rl=replace(config.rl_config, seed=seed))
+        art = train_policy_step(cfg, config.db_path, config.model_dir,
+                                out / f"policy_seed{seed}", as_of=cut, source=learned)
+        ev = evaluate_step(config, {"rl": RLPolicy.load(art.path)}, truth)
+        runs[seed] = (ev.overall["rl"]["npv"]["mean"] - fixed) / (oracle - fixed)
+        print(f"training seed {seed}: gap closed {runs[seed]:.3f}", flush=True)
+    gaps = np.array(list(runs.values()))
+    return {"what": "default RL config, learned environment, trained with each seed; "
+                    "oracle gap closed on the same held-out invoices and evaluation seeds",
+            "oracle_gap_closed_by_training_seed": {str(k): v for k, v in runs.items()},
+            "mean": float(gaps.mean()), "min": float(gaps.min()), "max": float(gaps.max())}
+
+
 def main() -> None:
     from rich.console import Console
 
@@ -83,7 +159,16 @@ def main() -> None:
     ap.add_argument("--timesteps", type=int, default=None)
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--out", type=Path, default=Path("dunning-data") / "bench_rl")
+    ap.add_argument("--training-seeds", type=str, default=None,
+                    help="only re-train the finished run in --out with these extra training "
+                         "seeds (e.g. 1,2) and write rl_training_seeds.json")
+    ap.add_argument("--no-ceiling", action="store_true",
+                    help="skip the ground-truth-trained ceiling diagnostic (~2-5 min)")
     args = ap.parse_args()
+    if args.training_seeds:
+        seeds = [int(x) for x in args.training_seeds.split(",")]
+        print(write_result("rl_training_seeds", training_seed_spread(args.out, seeds)))
+        return
     overrides = {"n_seeds": args.seeds} if args.seeds else {}
     config = PipelineConfig.default(out_dir=args.out, rl_timesteps=args.timesteps, **overrides)
     console = Console()
@@ -92,7 +177,14 @@ def main() -> None:
         result = run_pipeline(config, progress=progress)
     seconds = time.perf_counter() - t0
     print_headline(result, console)
-    path = write_result("rl", figures_from(result.results, seconds))
+    figures = figures_from(result.results, seconds)
+    if not args.no_ceiling:
+        console.print("ceiling diagnostic: the same RL trained in the ground truth ...")
+        figures["ground_truth_ceiling"] = ceiling = ground_truth_ceiling(result)
+        learned_gap = figures["targets"]["oracle_gap_closed"]["measured"]
+        console.print(f"  closes {ceiling['oracle_gap_closed']:.0%} of the oracle gap "
+                      f"(learned-env RL: {learned_gap:.0%})")
+    path = write_result("rl", figures)
     console.print(f"wrote {path}")
 
 

@@ -694,7 +694,8 @@ NO_REMINDER_DAYS = 10_000  # "never" for days since the last reminder (as legal 
 REMINDER_CHANNELS: tuple[str, ...] = tuple(c for c in CHANNELS if c != "agency")
 DYNAMIC_FEATURES: tuple[str, ...] = (
     "days_overdue", *(f"n_{c}" for c in REMINDER_CHANNELS), "days_since_last_reminder",
-    "last_channel", "weekday", "days_to_month_end", "days_to_quarter_end", "is_holiday",
+    "last_reminder_overdue", "last_channel", "weekday", "days_to_month_end",
+    "days_to_quarter_end", "is_holiday",
 )
 # Features of the payment model that change day by day: the hazard model gets them from
 # DYNAMIC_FEATURES instead, so they are not part of its static vector.
@@ -708,34 +709,63 @@ def dynamic_features_at(p: PreparedTables, rows: np.ndarray, day: np.ndarray
                         ) -> dict[str, np.ndarray]:
     """The :data:`DYNAMIC_FEATURES` of invoices ``rows`` on days ``day`` ((m,) each).
 
-    Reminders count if sent before ``day``. All values float64, see
+    Reminders count if sent on or before ``day``: a reminder goes out in the morning and
+    acts on that day's payments (the simulation's decision precedes the day's outcome), so
+    a payment on the day of a reminder is attributed to the reminder, not to the days
+    without one. All values float64, see
     :meth:`engine.models.hazard.HazardModel.predict_hazard` for units.
     """
     rows = np.asarray(rows, dtype=np.int64)
     day = np.asarray(day, dtype=np.int64)
     m = len(rows)
-    apos = np.searchsorted(p.act_keys, _keys(rows, day), side="left")
+    apos = np.searchsorted(p.act_keys, _keys(rows, day + 1), side="left")
     astart = np.searchsorted(p.act_keys, _keys(rows, np.zeros(m)), side="left")
     counts = p.act_cum[apos] - p.act_cum[astart]
-    out: dict[str, np.ndarray] = {"days_overdue": (day - p.due_day[rows]).astype(float)}
-    for j, ch in enumerate(CHANNELS):
-        if ch in REMINDER_CHANNELS:
-            out[f"n_{ch}"] = counts[:, j]
-    # last reminder = last action that is not an agency handover; agency ends the episode
+    overdue = (day - p.due_day[rows]).astype(float)
+    channels = {f"n_{ch}": counts[:, j] for j, ch in enumerate(CHANNELS)
+                if ch in REMINDER_CHANNELS}
+    # the episode rows end before an agency handover, so the last action is a reminder
     any_act = apos > astart
     last = np.where(any_act, apos - 1, 0)
-    if len(p.act_day):
-        out["days_since_last_reminder"] = np.where(any_act, day - p.act_day[last],
-                                                   NO_REMINDER_DAYS).astype(float)
-        out["last_channel"] = np.where(any_act, p.act_channel[last], 0).astype(float)
-    else:
-        out["days_since_last_reminder"] = np.full(m, float(NO_REMINDER_DAYS))
-        out["last_channel"] = np.zeros(m)
-    out["weekday"] = weekday(day).astype(float)
-    out["days_to_month_end"] = days_to_month_end(day).astype(float)
-    out["days_to_quarter_end"] = days_to_quarter_end(day).astype(float)
-    jur = p.jurisdiction[p.cust[rows]]
-    out["is_holiday"] = is_holiday(jur, day, p.holidays).astype(float)
+    last_day = p.act_day[last] if len(p.act_day) else np.zeros(m, dtype=np.int64)
+    last_channel = p.act_channel[last] if len(p.act_day) else np.zeros(m)
+    return reminder_dynamics(
+        overdue, channels,
+        since=np.where(any_act, day - last_day, NO_REMINDER_DAYS).astype(float),
+        last_channel=np.where(any_act, last_channel, 0).astype(float),
+        calendar=calendar_dynamics(day, p.jurisdiction[p.cust[rows]], p.holidays))
+
+
+def calendar_dynamics(day: np.ndarray, jurisdiction: np.ndarray,
+                      holidays: Mapping[str, np.ndarray]
+                      ) -> dict[str, np.ndarray]:
+    """The calendar part of :data:`DYNAMIC_FEATURES` for day numbers ``day`` (m,)."""
+    return {"weekday": weekday(day).astype(float),
+            "days_to_month_end": days_to_month_end(day).astype(float),
+            "days_to_quarter_end": days_to_quarter_end(day).astype(float),
+            "is_holiday": is_holiday(jurisdiction, day, holidays).astype(float)}
+
+
+def reminder_dynamics(days_overdue: np.ndarray, counts: Mapping[str, np.ndarray],
+                      since: np.ndarray, last_channel: np.ndarray,
+                      calendar: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Assemble :data:`DYNAMIC_FEATURES` ((m,) float64 each) - the one place that derives
+    ``last_reminder_overdue`` (days overdue when the last reminder was sent, -1 = none):
+    the effect of a reminder depends on when it was sent, which trees learn more easily
+    from the send day than from the difference of two inputs.
+
+    ``counts``: ``n_email`` .. ``n_final_notice``; ``since``: days since the last reminder
+    (:data:`NO_REMINDER_DAYS` = none); ``calendar``: from :func:`calendar_dynamics`.
+    """
+    overdue = np.asarray(days_overdue, dtype=np.float64)
+    since = np.minimum(np.asarray(since, dtype=np.float64), NO_REMINDER_DAYS)
+    out = {"days_overdue": overdue,
+           **{f"n_{c}": np.asarray(counts[f"n_{c}"], dtype=np.float64)
+              for c in REMINDER_CHANNELS},
+           "days_since_last_reminder": since,
+           "last_reminder_overdue": np.where(since >= NO_REMINDER_DAYS, -1.0, overdue - since),
+           "last_channel": np.asarray(last_channel, dtype=np.float64)}
+    out.update({k: np.asarray(v, dtype=np.float64) for k, v in calendar.items()})
     return out
 
 
@@ -777,8 +807,9 @@ def build_hazard_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_o
     sel = p.act_channel == len(CHANNELS)  # agency is the last channel
     np.minimum.at(agency, a_inv[sel], p.act_day[sel])
     due = p.due_day
-    stop = np.minimum.reduce([p.settle_day, agency, np.full_like(due, as_day - 1),
-                              due + horizon_days])
+    # the day of an agency handover is not at risk any more (the world pays nothing then)
+    stop = np.minimum.reduce([p.settle_day, np.where(agency < NEVER, agency - 1, NEVER),
+                              np.full_like(due, as_day - 1), due + horizon_days])
     inv = np.flatnonzero((due < as_day) & (p.settle_day >= due) & (stop >= due))
     if len(inv) > max_invoices:
         inv = np.sort(rng.choice(inv, max_invoices, replace=False))

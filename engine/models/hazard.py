@@ -21,6 +21,8 @@ import pandas as pd
 from engine.errors import DunningError
 from engine.features import (
     DYNAMIC_FEATURES,
+    NO_REMINDER_DAYS,
+    REMINDER_CHANNELS,
     STATE_FEATURES,
     HazardFrame,
     PreparedTables,
@@ -29,6 +31,7 @@ from engine.features import (
     features_at,
     lookup,
     prepare_tables,
+    reminder_dynamics,
 )
 from engine.models.encoding import encode, learn_categories
 from engine.models.payment import _atomic_write, select_features
@@ -139,9 +142,11 @@ class HazardModel:
 
             - ``days_overdue``: t - due date, days (>= 0)
             - ``n_email``, ``n_letter``, ``n_phone``, ``n_final_notice``: reminders of that
-              channel sent BEFORE day t (counts)
-            - ``days_since_last_reminder``: days from the last reminder to t
-              (10000 = none yet)
+              channel sent ON OR BEFORE day t (counts; a reminder acts on the day it is sent)
+            - ``days_since_last_reminder``: days from the last reminder to t (0 = sent
+              today, 10000 = none yet)
+            - ``last_reminder_overdue``: days overdue when the last reminder was sent
+              (-1 = none)
             - ``last_channel``: :class:`engine.contract.Action` value of the last reminder
               (1 email .. 4 final notice, 0 = none)
             - ``weekday``: weekday of t, Monday = 0 .. Sunday = 6
@@ -173,14 +178,13 @@ class HazardModel:
         inputs are neutral (weekday 2, mid-month) unless given by ``dynamic_fn``."""
         n = static.shape[0]
         surv = np.ones((n, days + 1))
+        none = np.zeros(n)
+        neutral = {"weekday": np.full(n, 2.0), "days_to_month_end": np.full(n, 15.0),
+                   "days_to_quarter_end": np.full(n, 45.0), "is_holiday": none}
         for d in range(days):
-            dyn = {"days_overdue": np.full(n, float(d)), "n_email": np.zeros(n),
-                   "n_letter": np.zeros(n), "n_phone": np.zeros(n),
-                   "n_final_notice": np.zeros(n),
-                   "days_since_last_reminder": np.full(n, 10_000.0),
-                   "last_channel": np.zeros(n), "weekday": np.full(n, 2.0),
-                   "days_to_month_end": np.full(n, 15.0),
-                   "days_to_quarter_end": np.full(n, 45.0), "is_holiday": np.zeros(n)}
+            dyn = reminder_dynamics(np.full(n, float(d)),
+                                    {f"n_{c}": none for c in REMINDER_CHANNELS},
+                                    np.full(n, float(NO_REMINDER_DAYS)), none, neutral)
             if dynamic_fn is not None:
                 dyn.update(dynamic_fn(d))
             surv[:, d + 1] = surv[:, d] * (1.0 - self.predict_hazard(static, dyn))

@@ -103,14 +103,20 @@ class HeldOutGroundTruth(GroundTruthSource):
 
 
 def holdout_source(company: Any, scenario: Any, cut: dt.date, model_dir: str | Path,
-                   tables: dict[str, pd.DataFrame] | None = None) -> HeldOutGroundTruth:
+                   tables: dict[str, pd.DataFrame] | None = None,
+                   before_cut: bool = False) -> HeldOutGroundTruth:
     """Ground truth on ``company``'s invoices due on or after ``cut``, scored by the payment
-    model in ``model_dir`` with features from ``tables`` (default: the company's own)."""
+    model in ``model_dir`` with features from ``tables`` (default: the company's own).
+
+    ``before_cut=True`` takes the invoices due before ``cut`` instead: the training period,
+    for the ceiling diagnostic of ``benchmarks/bench_rl.py`` (how far the same optimiser
+    gets when trained in the truth itself); a deployable policy never trains on it.
+    """
     from engine.models import PaymentModel
 
     inv = company.invoices
     due = pd.to_datetime(inv["due_date"]).dt.date.to_numpy()
-    rows = np.flatnonzero(due >= cut)
+    rows = np.flatnonzero(due < cut) if before_cut else np.flatnonzero(due >= cut)
     if tables is None:
         tables = {"customers": company.customers, "invoices": company.invoices,
                   "payments": company.payments, "actions": company.actions}

@@ -29,22 +29,28 @@ class RLTrainingConfig:
     """Hyper-parameters of one training run (saved with the artifact).
 
     ``total_timesteps`` counts invoice-days over all parallel envs. One PPO update uses
-    ``n_envs * n_steps`` transitions. ``gamma`` is close to 1 because the reward is already
-    money discounted to the due date. ``net_arch`` are the hidden layer widths of the
-    policy and value MLPs.
+    ``n_envs * n_steps`` transitions. ``gamma`` is 1 because the reward is already money
+    discounted to the due date: any ``gamma < 1`` discounts twice and favours early
+    payments over the NPV the policy is judged on. ``net_arch`` are the hidden layer widths
+    of the policy and value MLPs.
+
+    Chosen by training in the learned environment and judging in the held-out ground truth
+    (oracle gap closed, 5 seeds, see docs/rl.md): 64-64, n_steps 32, 4 epochs, gamma 0.999,
+    lambda 0.95, entropy 0.003 reached 0.54; n_steps 128, 10 epochs, lambda 0.98, entropy
+    0.01, gamma 1 reached 0.66-0.71 (two training seeds); the same with 128-128 0.80.
     """
 
     total_timesteps: int = 2_500_000
     n_envs: int = 512
-    n_steps: int = 32
+    n_steps: int = 128
     batch_size: int = 4096
-    n_epochs: int = 4
+    n_epochs: int = 10
     learning_rate: float = 3e-4
-    gamma: float = 0.999
-    gae_lambda: float = 0.95
-    ent_coef: float = 0.003
+    gamma: float = 1.0
+    gae_lambda: float = 0.98
+    ent_coef: float = 0.01
     clip_range: float = 0.2
-    net_arch: tuple[int, ...] = (64, 64)
+    net_arch: tuple[int, ...] = (128, 128)
     seed: int = 0
     torch_threads: int = 1  # 2 threads are ~10x slower on a loaded 2-core machine
     extra: dict[str, Any] = field(default_factory=dict)

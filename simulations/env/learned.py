@@ -26,6 +26,7 @@ import pandas as pd
 
 from engine.contract import N_ACTIONS, Action
 from engine.errors import DunningError
+from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
 from legal_rules.facts import NEVER_DAYS
 from simulations.env.arrays import take_rows
 from simulations.env.calendar import BusinessCalendar, jurisdiction_codes
@@ -396,7 +397,7 @@ class LearnedSource(TransitionSource):
         hazard = np.zeros(n)
         idx = np.flatnonzero(can_pay)
         if len(idx):
-            hazard[idx] = self._hazard(batch, state, cal, idx)
+            hazard[idx] = self._hazard(batch, state, actions, cal, idx)
             if self.rates.complaint_hazard is not None:
                 # a customer who complained pays at the rate learned after complaints
                 hit = idx[state.complained[idx]]
@@ -414,11 +415,14 @@ class LearnedSource(TransitionSource):
                           state.days_since_contact())
         return np.where(is_rem, p, 0.0)
 
-    def _hazard(self, batch: InvoiceBatch, state: EnvState, cal: Any,
+    def _hazard(self, batch: InvoiceBatch, state: EnvState, actions: np.ndarray, cal: Any,
                 idx: np.ndarray) -> np.ndarray:
-        """Hazard model output for rows ``idx``, from the cache where nothing was sent."""
+        """Hazard model output for rows ``idx`` after today's ``actions`` (a reminder acts on
+        the day it is sent, as in the hazard model's training rows), from the cache for rows
+        never reminded."""
         out = np.empty(len(idx))
-        fresh = state.reminders[idx].sum(axis=1) == 0
+        dyn = _dynamic(state, actions, cal, idx)
+        fresh = dyn["days_since_last_reminder"] >= NO_REMINDER_DAYS
         day = np.minimum(state.day[idx], self.horizon)
         pool_row = batch.params.pool_row[idx]
         cached = np.full(len(idx), np.nan)
@@ -426,9 +430,8 @@ class LearnedSource(TransitionSource):
         todo = np.isnan(cached)
         out[~todo] = cached[~todo]
         if todo.any():
-            rows = idx[todo]
-            out[todo] = self.hazard.predict_hazard(batch.params.static[rows],
-                                                   _dynamic(state, cal, rows))
+            out[todo] = self.hazard.predict_hazard(batch.params.static[idx[todo]],
+                                                   {k: v[todo] for k, v in dyn.items()})
             keep = fresh[todo]
             self._unreminded[pool_row[todo][keep], day[todo][keep]] = out[todo][keep]
         return out
@@ -450,21 +453,22 @@ class LearnedSource(TransitionSource):
                 dt.date.fromordinal(int(self.pool.due_ordinal.max())))
 
 
-def _dynamic(state: EnvState, cal: Any, idx: np.ndarray) -> dict[str, np.ndarray]:
-    """The hazard model's dynamic inputs (see ``HazardModel.predict_hazard``) of rows idx."""
+def _dynamic(state: EnvState, actions: np.ndarray, cal: Any, idx: np.ndarray
+             ) -> dict[str, np.ndarray]:
+    """The hazard model's dynamic inputs (see ``HazardModel.predict_hazard``) of rows idx
+    once today's ``actions`` (n,) are sent: a reminder today counts, 0 days ago."""
+    act = actions[idx]
+    today = (act >= Action.EMAIL) & (act <= Action.FINAL_NOTICE)
     rem = state.reminders[idx].astype(np.float64)
-    since = state.days_since_contact()[idx]
-    return {
-        "days_overdue": state.day[idx].astype(np.float64),
-        "n_email": rem[:, 0], "n_letter": rem[:, 1], "n_phone": rem[:, 2],
-        "n_final_notice": rem[:, 3],
-        "days_since_last_reminder": np.where(since >= NEVER_DAYS, 10_000, since).astype(float),
-        "last_channel": state.last_channel[idx].astype(np.float64),
-        "weekday": cal.weekday[idx].astype(np.float64),
-        "days_to_month_end": cal.days_to_month_end[idx].astype(np.float64),
-        "days_to_quarter_end": cal.days_to_quarter_end[idx].astype(np.float64),
-        "is_holiday": cal.is_holiday[idx].astype(np.float64),
-    }
+    rem[np.flatnonzero(today), act[today] - 1] += 1.0
+    since = np.where(today, 0, state.days_since_contact()[idx])
+    since = np.where(since >= NEVER_DAYS, NO_REMINDER_DAYS, since)
+    calendar = {"weekday": cal.weekday[idx], "days_to_month_end": cal.days_to_month_end[idx],
+                "days_to_quarter_end": cal.days_to_quarter_end[idx],
+                "is_holiday": cal.is_holiday[idx]}
+    return reminder_dynamics(state.day[idx], {f"n_{c}": rem[:, j] for j, c in
+                                              enumerate(REMINDER_CHANNELS)},
+                             since, np.where(today, act, state.last_channel[idx]), calendar)
 
 
 def _three_classes(proba: np.ndarray) -> np.ndarray:

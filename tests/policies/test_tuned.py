@@ -73,10 +73,32 @@ def test_learned_hazard_cache_is_exact(learned_source: LearnedSource, legal_mask
     for _ in range(25):
         masks = sim.action_masks()
         want = np.where(rng.random(sim.n) < 0.1, Action.EMAIL, Action.WAIT)
-        sim.step(np.where(masks[np.arange(sim.n), want], want, 0), rng)
+        act = np.where(masks[np.arange(sim.n), want], want, 0)
         idx = np.flatnonzero(sim.active & ~sim.cal.is_weekend)
-        cached = learned_source._hazard(sim.batch, sim.state, sim.cal, idx)
+        cached = learned_source._hazard(sim.batch, sim.state, act, sim.cal, idx)
         direct = learned_source.hazard.predict_hazard(sim.batch.params.static[idx],
-                                                      _dynamic(sim.state, sim.cal, idx))
+                                                      _dynamic(sim.state, act, sim.cal, idx))
         np.testing.assert_array_equal(cached, direct)
+        sim.step(act, rng)
     assert np.isfinite(learned_source._unreminded).any()
+
+
+def test_learned_hazard_sees_todays_reminder(learned_source: LearnedSource, legal_mask):
+    """A reminder sent today enters today's hazard inputs (as in the training rows)."""
+    from simulations.env import CollectionsSimulator
+    from simulations.env.learned import _dynamic
+
+    sim = CollectionsSimulator(learned_source, legal_mask)
+    sim.load(learned_source.sample_invoices(200, np.random.default_rng(5)))
+    rng = np.random.default_rng(6)
+    for _ in range(9):  # a few quiet days so days overdue > 0
+        sim.step(np.zeros(sim.n, dtype=np.int64), rng)
+    idx = np.flatnonzero(sim.active)
+    wait = _dynamic(sim.state, np.zeros(sim.n, dtype=np.int64), sim.cal, idx)
+    phone = _dynamic(sim.state, np.full(sim.n, int(Action.PHONE)), sim.cal, idx)
+    np.testing.assert_array_equal(phone["n_phone"], wait["n_phone"] + 1)
+    np.testing.assert_array_equal(phone["days_since_last_reminder"], 0.0)
+    np.testing.assert_array_equal(phone["last_channel"], float(Action.PHONE))
+    np.testing.assert_array_equal(phone["last_reminder_overdue"], phone["days_overdue"])
+    np.testing.assert_array_equal(wait["last_reminder_overdue"], -1.0)
+    assert (wait["days_overdue"] > 0).all()

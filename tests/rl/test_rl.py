@@ -154,6 +154,21 @@ def test_holdout_source_uses_only_invoices_due_after_the_cut(small_run):
     np.testing.assert_array_equal(batch.amount, again.amount)
 
 
+def test_holdout_source_before_the_cut_is_the_training_period(small_run):
+    """The ceiling diagnostic's truth holds exactly the invoices the evaluation excludes."""
+    from policies.rl.holdout import holdout_source
+    from simulations import world
+
+    scenario = world.load_scenario(small_run.config.scenario)
+    before = holdout_source(small_run.company, scenario, small_run.cut, small_run.model_dir,
+                            before_cut=True)
+    after = holdout_source(small_run.company, scenario, small_run.cut, small_run.model_dir)
+    assert not set(before.invoice_ids) & set(after.invoice_ids)
+    assert len(before) + len(after) == len(small_run.company.invoices)
+    inv = small_run.company.invoices.set_index("invoice_id")
+    assert (inv.loc[before.invoice_ids, "due_date"].astype(str) < str(small_run.cut)).all()
+
+
 def test_veto_counter_counts_rules_and_passes_actions_through(small_run):
     from engine.pipeline import evaluation_source, vetoes_block
     from policies.baselines.schedule import FixedSchedulePolicy
