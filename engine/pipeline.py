@@ -636,7 +636,7 @@ def print_headline(result: PipelineResult, console: Console) -> None:
                       f(k.get("first_reminder_pay_rate"), "{:.0%}"),
                       f(k.get("reminders_per_invoice"), "{:.2f}"),
                       f(k.get("complaints_per_1000"), "{:.0f}"), f(k.get("violations"), "{:.0f}"),
-                      f(k.get("oracle_gap_closed"), "{:.0%}"))
+                      f(k.get("oracle_gap_closed"), "{:.1%}"))
     console.print(table)
     console.print("gap = share of the oracle's NPV gain over the fixed 14/30/45 schedule")
     console.print(f"results: [bold]{result.results_path}[/]")

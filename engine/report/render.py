@@ -162,7 +162,7 @@ def _headline(policies: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]
     rl, fixed = policies.get("rl"), policies.get("fixed")
     if rl and rl.get("oracle_gap_closed") is not None:
         g = float(rl["oracle_gap_closed"])
-        out.append({"value": f"{g:.0%}", "css": "ok" if g >= 0.8 else "miss",
+        out.append({"value": f"{g:.1%}", "css": "ok" if g >= 0.8 else "miss",
                     "label": "of the oracle's NPV gain over fixed 14/30/45 reached by RL "
                              "(target ≥ 80 %)"})
     if rl and fixed and rl.get("npv") is not None and fixed.get("npv"):
