@@ -71,8 +71,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    import httpx
 
+    from engine.api import wait_until_healthy
     from engine.ingest import ingest
     from engine.recommend import Recommender
     from engine.store import Store
@@ -96,16 +96,11 @@ def main() -> None:
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(url + "/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {server.stderr.read()[-500:]}")
-                time.sleep(0.1)
+            try:
+                wait_until_healthy(url, 60, is_running=lambda: server.poll() is None,
+                                   poll_s=0.1)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{exc}: {server.stderr.read()[-500:]}") from None
             rng = np.random.default_rng(args.seed)
             warm = rng.choice(ids, 200).tolist()
             _client(url, token, warm, q := mp.Queue())  # warm-up: fills the day cache

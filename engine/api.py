@@ -593,3 +593,25 @@ def _rule_dict(r: Any) -> dict[str, Any]:
             "citation": r.citation,
             "cap": None if r.cap is None else {"name": r.cap.name, "value": r.cap.value,
                                                "unit": r.cap.unit}}
+
+
+def wait_until_healthy(url: str, timeout_s: float = 30.0,
+                       is_running: Any = None, poll_s: float = 0.05) -> None:
+    """Block until ``GET url/health`` answers 200 (a server just started by a test or a
+    benchmark). Raises ``RuntimeError`` after ``timeout_s`` seconds, or at once when
+    ``is_running()`` (e.g. a subprocess's ``poll() is None``) says the server has exited."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if is_running is not None and not is_running():
+            raise RuntimeError(f"the API server at {url} exited before answering /health")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the API server at {url} did not answer /health within "
+                               f"{timeout_s:g} s")
+        time.sleep(poll_s)

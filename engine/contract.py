@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 
 class Action(IntEnum):
@@ -32,6 +33,12 @@ class Action(IntEnum):
 
 
 N_ACTIONS = len(Action)
+
+
+def is_reminder(actions: Any) -> Any:
+    """True where the action is a reminder to the debtor (email .. final notice), not
+    wait or an agency handover; an int or an int array in, a bool or bool array out."""
+    return (actions >= Action.EMAIL) & (actions <= Action.FINAL_NOTICE)
 CHANNELS: tuple[str, ...] = tuple(a.channel for a in Action if a is not Action.WAIT)
 SEGMENTS: tuple[str, ...] = ("corporate", "family_business", "startup", "construction", "saas")
 CUSTOMER_TYPES: tuple[str, ...] = ("b2b", "b2c")

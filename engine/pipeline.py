@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from engine.errors import DunningError
+from engine.serialization import jsonable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -514,21 +515,7 @@ def assemble_results(config: PipelineConfig, evaluation: Any, *, model_dir: Path
         results["robustness"] = {"scenario": robustness.scenario,
                                  "policies": policies_block(robustness)}
     results.update(extra or {})
-    return _jsonable(results)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float | np.floating):
-        return None if math.isnan(float(x)) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, Path | dt.date):
-        return str(x)
-    return x
+    return jsonable(results)
 
 
 def write_results(results: dict[str, Any], out_dir: Path) -> Path:
@@ -555,7 +542,7 @@ def report_step(config: PipelineConfig, results: dict[str, Any]) -> Path:
     if "drift" not in results:
         cut = (results.get("holdout") or {}).get("cut_date")
         recent_from = dt.date.fromisoformat(cut) if cut else None
-        results["drift"] = _jsonable(drift_section(
+        results["drift"] = jsonable(drift_section(
             config.db_path, config.model_dir, recent_from=recent_from,
             reference_days=31 * config.holdout_months if recent_from else None))
         if (Path(config.out_dir) / "results.json").exists():

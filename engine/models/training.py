@@ -242,6 +242,14 @@ def train_artifact(tables: Mapping[str, pd.DataFrame] | PreparedTables, out_dir:
         card["hazard"] = {"static_features": hazard.static_features_,
                           "dynamic_features": hazard.dynamic_features_,
                           "rows": hazard.n_rows_, "payments": hazard.n_events_}
+    return write_artifact_files(out, card, payment_hash)
+
+
+def write_artifact_files(out: Path, card: dict[str, Any], payment_hash: str) -> TrainResult:
+    """Seal an artifact directory whose models are saved: the artifact hash (payment hash
+    + hazard hash, so either model changing changes it) into ``card``, then
+    ``model_card.json``, ``model_card.md`` and ``artifact.json``, each written atomically.
+    The one writer for local and distributed (``engine.scale.train``) training."""
     h = hashlib.sha256(payment_hash.encode())
     h.update(str(card.get("hazard_hash", "")).encode())
     card["hash"] = h.hexdigest()[:16]

@@ -33,8 +33,6 @@ one global draw, and the random mid-term snapshot day of each invoice is drawn p
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,7 +49,7 @@ from engine.features import (
     to_day,
 )
 from engine.models.encoding import encode, learn_categories
-from engine.models.payment import PaymentModel, _atomic_write, _calibrate, select_features
+from engine.models.payment import PaymentModel, _calibrate, select_features
 from engine.scale.shards import ParquetExport, build_shard_layout, read_shard
 
 if TYPE_CHECKING:
@@ -431,7 +429,7 @@ def train_artifact_distributed(client: Client, export: ParquetExport, out_dir: s
     """``dunning train-model --cluster``: evaluate on a time split, refit on everything
     known at the end of ``known_at``, fit the daily hazard model on a customer sample, save
     the artifact (the local run's files) with its model card (JSON + Markdown)."""
-    from engine.models.training import TrainResult, render_card
+    from engine.models.training import write_artifact_files
 
     cfg = cfg or DistributedTrainConfig()
     say = progress or (lambda _m: None)
@@ -480,15 +478,7 @@ def train_artifact_distributed(client: Client, export: ParquetExport, out_dir: s
     if cfg.hazard:
         say("training the daily hazard model on a customer sample (client)")
         card.update(_fit_hazard(hazard_tables, out, as_day, split, cfg))
-    h = hashlib.sha256(payment_hash.encode())  # the local artifact's hash rule
-    h.update(str(card.get("hazard_hash", "")).encode())
-    card["hash"] = h.hexdigest()[:16]
-    _atomic_write(out / "model_card.json", json.dumps(card, indent=2, default=str))
-    _atomic_write(out / "model_card.md", render_card(card))
-    _atomic_write(out / "artifact.json", json.dumps(
-        {"hash": card["hash"], "payment_hash": payment_hash,
-         "hazard_hash": card.get("hazard_hash")}, indent=2))
-    return TrainResult(out_dir=out, hash=card["hash"], card=card)
+    return write_artifact_files(out, card, payment_hash)
 
 
 def _fit_hazard(parts: list[dict[str, pd.DataFrame]], out: Path, as_day: int, split: int,

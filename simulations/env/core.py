@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.contract import N_ACTIONS, Action
+from engine.contract import N_ACTIONS, Action, is_reminder
 from simulations.env.arrays import put_rows, take_rows, where_rows
 from simulations.env.calendar import BusinessCalendar, CalendarDay, from_ordinal
 from simulations.env.layout import CONTACT_CAP, LAYOUT
@@ -212,7 +212,7 @@ class CollectionsSimulator:
               disputed: np.ndarray) -> EnvState:
         """Bookkeeping after today's action: counts, last contact, 7-day window."""
         n = len(executed)
-        is_rem = (executed >= Action.EMAIL) & (executed <= Action.FINAL_NOTICE)
+        is_rem = is_reminder(executed)
         reminders = st.reminders.copy()
         rows = np.flatnonzero(is_rem)
         reminders[rows, executed[rows] - 1] += 1

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.contract import N_ACTIONS, Action
+from engine.contract import N_ACTIONS, Action, is_reminder
 from engine.errors import DunningError
 from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
 from legal_rules.facts import NEVER_DAYS
@@ -227,7 +227,7 @@ def _reminder_rows(actions: pd.DataFrame, invoices: pd.DataFrame, seg_of_inv: di
     due_of = dict(zip(invoices["invoice_id"].astype(str), _ordinals(invoices["due_date"]),
                       strict=True))
     due = np.array([due_of.get(i, -1) for i in inv_id], dtype=np.int64)
-    keep = (chan >= Action.EMAIL) & (chan <= Action.FINAL_NOTICE) & (due >= 0) & (day >= 0)
+    keep = is_reminder(chan) & (due >= 0) & (day >= 0)
     if not keep.any():
         return None
     inv_id, chan, day, due = inv_id[keep], chan[keep], day[keep], due[keep]
@@ -387,7 +387,7 @@ class LearnedSource(TransitionSource):
         """
         n = len(actions)
         seg = batch.segment.astype(np.int64)
-        is_rem = (actions >= Action.EMAIL) & (actions <= Action.FINAL_NOTICE)
+        is_rem = is_reminder(actions)
         p_comp = self._complaint_probability(seg, state, actions, is_rem)
         p_start = np.where(state.disputed, 0.0, self.rates.dispute_start[seg])
         p_end = np.where(state.disputed, self.rates.dispute_resolve[seg], 0.0)
@@ -421,8 +421,9 @@ class LearnedSource(TransitionSource):
         the day it is sent, as in the hazard model's training rows), from the cache for rows
         never reminded."""
         out = np.empty(len(idx))
-        dyn = _dynamic(state, actions, cal, idx)
-        fresh = dyn["days_since_last_reminder"] >= NO_REMINDER_DAYS
+        act = actions[idx]
+        fresh = ((state.reminders[idx].sum(axis=1) == 0)
+                 & ~is_reminder(act))
         day = np.minimum(state.day[idx], self.horizon)
         pool_row = batch.params.pool_row[idx]
         cached = np.full(len(idx), np.nan)
@@ -430,8 +431,9 @@ class LearnedSource(TransitionSource):
         todo = np.isnan(cached)
         out[~todo] = cached[~todo]
         if todo.any():
-            out[todo] = self.hazard.predict_hazard(batch.params.static[idx[todo]],
-                                                   {k: v[todo] for k, v in dyn.items()})
+            rows = idx[todo]  # only these need the model's inputs (hot path)
+            out[todo] = self.hazard.predict_hazard(batch.params.static[rows],
+                                                   _dynamic(state, actions, cal, rows))
             keep = fresh[todo]
             self._unreminded[pool_row[todo][keep], day[todo][keep]] = out[todo][keep]
         return out
@@ -458,7 +460,7 @@ def _dynamic(state: EnvState, actions: np.ndarray, cal: Any, idx: np.ndarray
     """The hazard model's dynamic inputs (see ``HazardModel.predict_hazard``) of rows idx
     once today's ``actions`` (n,) are sent: a reminder today counts, 0 days ago."""
     act = actions[idx]
-    today = (act >= Action.EMAIL) & (act <= Action.FINAL_NOTICE)
+    today = is_reminder(act)
     rem = state.reminders[idx].astype(np.float64)
     rem[np.flatnonzero(today), act[today] - 1] += 1.0
     since = np.where(today, 0, state.days_since_contact()[idx])

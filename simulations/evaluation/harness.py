@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from engine.serialization import jsonable
 from simulations.env.core import CollectionsSimulator
 from simulations.env.layout import SEGMENT_NAMES
 from simulations.env.masks import ActionMask, default_mask
@@ -82,7 +83,7 @@ class EvaluationResult:
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / "evaluation.json"
         tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(_jsonable(self.to_dict()), indent=2) + "\n")
+        tmp.write_text(json.dumps(jsonable(self.to_dict()), indent=2) + "\n")
         tmp.replace(path)
         return path
 
@@ -93,18 +94,6 @@ class EvaluationResult:
         d = json.loads(Path(path).read_text())
         d.pop("kpi_doc", None)
         return cls(**d)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, float | np.floating):
-        return None if np.isnan(x) else float(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 
 def run_policy(policy: Policy, sim: CollectionsSimulator, batch: InvoiceBatch, seed: int

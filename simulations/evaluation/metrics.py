@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.contract import Action
+from engine.contract import Action, is_reminder
 from simulations.env.core import StepResult
 from simulations.env.layout import SEGMENT_NAMES
 from simulations.env.types import InvoiceBatch
@@ -79,7 +79,7 @@ class EpisodeLog:
         lawful = masks[np.arange(self.n), res.executed]
         self.violations += act & ~lawful
         self.complaints += res.outcome.complaint & act
-        is_rem = act & (res.executed >= Action.EMAIL) & (res.executed <= Action.FINAL_NOTICE)
+        is_rem = act & is_reminder(res.executed)
         k = self.n_reminders
         timed = np.flatnonzero(is_rem & (k < N_TIMED_REMINDERS))
         self.reminder_day[timed, k[timed]] = res.day[timed]

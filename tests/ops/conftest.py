@@ -9,13 +9,13 @@ import datetime as dt
 import shutil
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import uvicorn
+
+from engine.api import wait_until_healthy
 
 AS_OF = dt.date(2024, 12, 2)  # a Monday; the synthetic data runs 2023-01-01 .. 2024-12-31
 
@@ -122,16 +122,7 @@ def running_server(app, port: int | None = None) -> Iterator[str]:  # noqa: ANN0
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("API server did not start within 30 s")
-        time.sleep(0.05)
+    wait_until_healthy(url, 30, is_running=thread.is_alive)
     try:
         yield url
     finally:
