@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from simulations.env import LegalMask
-
-
-@pytest.fixture(scope="session")
-def legal_mask() -> LegalMask:
-    return LegalMask()
-
 
 @pytest.fixture(scope="session")
 def company():

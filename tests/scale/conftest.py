@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from simulations.env import GroundTruthSource, LegalMask
-
 
 @pytest.fixture(scope="session")
 def client():
@@ -15,16 +13,6 @@ def client():
     with connect("local", LocalClusterConfig(n_workers=2, threads_per_worker=1,
                                              processes=True, memory_limit="3GiB")) as c:
         yield c
-
-
-@pytest.fixture(scope="session")
-def legal_mask() -> LegalMask:
-    return LegalMask()
-
-
-@pytest.fixture(scope="session")
-def gt_source() -> GroundTruthSource:
-    return GroundTruthSource("default", pool_size=4000, seed=0)
 
 
 @pytest.fixture(scope="session")
