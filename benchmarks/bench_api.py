@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from benchmarks.bench_recommend import AS_OF, make_open_book  # noqa: E402
+from benchmarks.bench_recommend import AS_OF, write_open_book  # noqa: E402
 from benchmarks.common import write_result  # noqa: E402
 
 
@@ -79,11 +79,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:
         folder = Path(tmp)
-        files = []
-        for name, frame in make_open_book(args.invoices, args.seed).items():
-            if len(frame):
-                frame.to_csv(folder / f"{name}.csv", index=False)
-                files.append(folder / f"{name}.csv")
+        files = write_open_book(folder, args.invoices, args.seed)
         db = folder / "store" / "dunning.duckdb"
         ingest(files, db=db)
         ids = Recommender(Store(db)).run(AS_OF).frame["invoice_id"].tolist()

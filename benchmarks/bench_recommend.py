@@ -71,6 +71,17 @@ def make_open_book(n_invoices: int, seed: int) -> dict[str, pd.DataFrame]:
         {"invoice_id": [], "payment_date": [], "amount": []}), "actions": actions}
 
 
+def write_open_book(folder: Path, n_invoices: int, seed: int) -> list[Path]:
+    """:func:`make_open_book` as contract CSVs in ``folder`` (empty tables skipped)."""
+    files = []
+    for name, frame in make_open_book(n_invoices, seed).items():
+        if len(frame):
+            path = folder / f"{name}.csv"
+            frame.to_csv(path, index=False)
+            files.append(path)
+    return files
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=100_000)
@@ -84,12 +95,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-recommend-") as tmp:
         folder = Path(tmp)
-        files = []
-        for name, frame in make_open_book(args.invoices, args.seed).items():
-            if len(frame):
-                path = folder / f"{name}.csv"
-                frame.to_csv(path, index=False)
-                files.append(path)
+        files = write_open_book(folder, args.invoices, args.seed)
         t = time.perf_counter()
         ingest(files, db=folder / "store" / "dunning.duckdb")
         ingest_s = time.perf_counter() - t
