@@ -5,7 +5,9 @@ For single-reminder schedules ("phone on day d", "email on day d", d = 0..45) an
 the LEARNED environment (hazard model of a finished ``bench_rl.py`` run, the company's
 history before the cut) next to the same gain in the GROUND TRUTH on the held-out invoices.
 A learned environment that gets this table wrong cannot teach the RL policy *when* to remind.
-Writes ``benchmarks/results/learned_env.json``.
+Also: repeated calls a week apart (starting day 1 or day 6; what the RL policy does is
+"call early, then weekly"), and per segment the Spearman rank agreement of all schedules'
+gains between the two environments. Writes ``benchmarks/results/learned_env.json``.
 ``python benchmarks/bench_learned_env.py [--run dunning-data/bench_rl]``.
 """
 
@@ -17,20 +19,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import write_result  # noqa: E402
+from benchmarks.common import finished_rl_run, write_result  # noqa: E402
 
 DAYS = (0, 3, 6, 9, 14, 21, 30, 45)
 CHANNELS = ("phone", "email")
+REPEATED = {"phone_days_1_8": "1:phone,8:phone", "phone_days_6_13": "6:phone,13:phone",
+            "phone_days_1_8_15": "1:phone,8:phone,15:phone",
+            "phone_days_6_13_20": "6:phone,13:phone,20:phone",
+            "phone_days_6_20": "6:phone,20:phone"}
 
 
 def main() -> None:
-    from engine.pipeline import (
-        PipelineConfig,
-        cut_date,
-        evaluation_source,
-        generate_step,
-        learned_source,
-    )
+    from engine.pipeline import evaluation_source, learned_source
     from policies.baselines.schedule import FixedSchedulePolicy, NeverPolicy, parse_schedule
     from simulations.evaluation.harness import evaluate_policies
 
@@ -38,11 +38,7 @@ def main() -> None:
     ap.add_argument("--run", type=Path, default=Path("dunning-data") / "bench_rl")
     ap.add_argument("--invoices", type=int, default=3000)
     args = ap.parse_args()
-    config = PipelineConfig.default(out_dir=args.run)
-    if not (config.model_dir / "hazard_model.txt").is_file():
-        sys.exit(f"{config.model_dir}: no hazard model; run benchmarks/bench_rl.py first")
-    company = generate_step(config, scenario=config.scenario)
-    cut = cut_date(config, company)
+    config, company, cut = finished_rl_run(args.run)
     sources = {"learned": learned_source(config, config.db_path, config.model_dir, as_of=cut),
                "truth": evaluation_source(config, company, config.model_dir, cut,
                                           db=config.db_path)}
@@ -50,6 +46,8 @@ def main() -> None:
     for ch in CHANNELS:
         for d in DAYS:
             policies[f"{ch}_day{d}"] = FixedSchedulePolicy(parse_schedule(f"{d}:{ch}"))
+    for name, schedule in REPEATED.items():
+        policies[name] = FixedSchedulePolicy(parse_schedule(schedule))
     gains: dict[str, dict[str, dict[str, float]]] = {}
     for name, source in sources.items():
         ev = evaluate_policies(policies, config.scenario, n_invoices=args.invoices,
@@ -57,13 +55,15 @@ def main() -> None:
         for seg, by_policy in _gains(ev, policies).items():
             gains.setdefault(seg, {})[name] = by_policy
     summary = {seg: _best_days(g) for seg, g in gains.items()}
+    agreement = {seg: _rank_agreement(g) for seg, g in gains.items()}
     for seg, s in summary.items():
         print(seg, s, flush=True)
     print(write_result("learned_env", {
         "run": str(args.run), "cut_date": str(cut), "invoices_per_seed": args.invoices,
         "seeds": [0, 1], "what": "NPV gain over never (share of amount) per segment and "
         "schedule, learned environment vs ground truth", "gain_over_never": gains,
-        "best_single_reminder_day": summary}))
+        "best_single_reminder_day": summary,
+        "rank_agreement_spearman": agreement}))
 
 
 def _gains(ev: object, policies: dict) -> dict[str, dict[str, float]]:
@@ -82,6 +82,15 @@ def _best_days(gains: dict[str, dict[str, float]]) -> dict[str, dict[str, int]]:
         out[ch] = {src: max(DAYS, key=lambda d, g=g: g[f"{ch}_day{d}"])
                    for src, g in gains.items()}
     return out
+
+
+def _rank_agreement(gains: dict[str, dict[str, float]]) -> float:
+    """Spearman correlation of the schedules' gains, learned vs truth (1 = same order)."""
+    from scipy.stats import spearmanr
+
+    names = sorted(gains["truth"])
+    rho = spearmanr([gains["learned"][n] for n in names], [gains["truth"][n] for n in names])
+    return round(float(rho.statistic), 3)
 
 
 if __name__ == "__main__":

@@ -47,3 +47,15 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
     tmp.replace(out)
     return out
+
+
+def finished_rl_run(run: Path) -> tuple[Any, Any, Any]:
+    """``(PipelineConfig, company, cut date)`` of a finished ``bench_rl.py`` run in ``run``
+    (the default pipeline's out dir); exits with a clear message when it has no models."""
+    from engine.pipeline import PipelineConfig, cut_date, generate_step
+
+    config = PipelineConfig.default(out_dir=run)
+    if not (config.model_dir / "hazard_model.txt").is_file():
+        sys.exit(f"{config.model_dir}: no trained models; run benchmarks/bench_rl.py first")
+    company = generate_step(config, scenario=config.scenario)
+    return config, company, cut_date(config, company)
