@@ -36,22 +36,9 @@ class ReliabilityBlindOracle(GroundTruthOracle):
         super().__init__()
         self.value = value
 
-    def bind_simulator(self, sim: Any) -> None:
-        from policies.oracle import OraclePolicy, solve
-
-        source = sim.source
-        as_of = source.scenario.start_date
-        mask = sim.mask
-
-        def mask_fn(facts: dict[str, np.ndarray]) -> np.ndarray:
-            return mask(facts, np.full(len(facts["days_overdue"]), np.datetime64(as_of, "D")))
-
-        params = source.params_of(sim.batch)
+    def solved_params(self, params: Any) -> Any:
         reliability = np.full_like(params.reliability, self.value)
-        blind = dataclasses.replace(params, reliability=reliability)
-        self.solution = solve(blind, source.scenario, mask_fn, horizon=sim.horizon,
-                              keep_policy=True)
-        self._policy = OraclePolicy(self.solution).bind(lambda: (None, sim.hidden))
+        return dataclasses.replace(params, reliability=reliability)
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import write_result  # noqa: E402
+from benchmarks.common import finished_rl_run, write_result  # noqa: E402
 
 
 def figures_from(results: dict, seconds: float) -> dict:
@@ -117,22 +117,12 @@ def training_seed_spread(out: Path, seeds: list[int]) -> dict:
     invoices and evaluation seeds: how much of the gap depends on the training seed."""
     from dataclasses import replace
 
-    from engine.pipeline import (
-        PipelineConfig,
-        cut_date,
-        evaluate_step,
-        evaluation_source,
-        generate_step,
-        learned_source,
-        train_policy_step,
-    )
+    from engine.pipeline import evaluate_step, evaluation_source, learned_source, train_policy_step
     from policies.rl import RLPolicy
     from simulations.evaluation.harness import evaluate_policies
 
     base = json.loads((out / "results.json").read_text())
-    config = PipelineConfig.default(out_dir=out)
-    company = generate_step(config, scenario=config.scenario)
-    cut = cut_date(config, company)
+    config, company, cut = finished_rl_run(out)
     learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
     truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
     fixed, oracle = (base["policies"][k]["npv"] for k in ("fixed", "oracle"))
