@@ -13,13 +13,12 @@ gains between the two environments. Writes ``benchmarks/results/learned_env.json
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import finished_rl_run, write_result  # noqa: E402
+from benchmarks.common import finished_rl_run_from_cli, write_result  # noqa: E402
 
 DAYS = (0, 3, 6, 9, 14, 21, 30, 45)
 CHANNELS = ("phone", "email")
@@ -34,11 +33,7 @@ def main() -> None:
     from policies.baselines.schedule import FixedSchedulePolicy, NeverPolicy, parse_schedule
     from simulations.evaluation.harness import evaluate_policies
 
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--run", type=Path, default=Path("dunning-data") / "bench_rl")
-    ap.add_argument("--invoices", type=int, default=3000)
-    args = ap.parse_args()
-    config, company, cut = finished_rl_run(args.run)
+    args, config, company, cut = finished_rl_run_from_cli(__doc__, invoices=3000)
     sources = {"learned": learned_source(config, config.db_path, config.model_dir, as_of=cut),
                "truth": evaluation_source(config, company, config.model_dir, cut,
                                           db=config.db_path)}

@@ -13,7 +13,6 @@ learned environment and the optimiser). Writes ``benchmarks/results/oracle_infor
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import finished_rl_run, write_result  # noqa: E402
+from benchmarks.common import finished_rl_run_from_cli, write_result  # noqa: E402
 from policies.baselines.oracle import GroundTruthOracle  # noqa: E402
 
 SEEDS = [0, 1, 2, 3, 4]
@@ -46,11 +45,7 @@ def main() -> None:
     from policies.baselines.schedule import FixedSchedulePolicy
     from simulations.evaluation.harness import evaluate_policies
 
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--run", type=Path, default=Path("dunning-data") / "bench_rl")
-    ap.add_argument("--invoices", type=int, default=600)
-    args = ap.parse_args()
-    config, company, cut = finished_rl_run(args.run)
+    args, config, company, cut = finished_rl_run_from_cli(__doc__, invoices=600)
     truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
     policies = {"fixed": FixedSchedulePolicy(), "oracle": GroundTruthOracle(),
                 "oracle_reliability_1": ReliabilityBlindOracle(1.0),

@@ -24,7 +24,6 @@ world's calendar. Writes ``benchmarks/results/rl_diagnostics.json``.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import finished_rl_run, write_result  # noqa: E402
+from benchmarks.common import finished_rl_run_from_cli, write_result  # noqa: E402
 from engine.contract import Action  # noqa: E402
 from policies.common.policy import Policy  # noqa: E402
 from simulations.env.layout import LAYOUT, SEGMENT_NAMES  # noqa: E402
@@ -124,11 +123,7 @@ def main() -> None:
     from policies.rl import RLPolicy
     from simulations.evaluation.harness import evaluate_policies
 
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--run", type=Path, default=Path("dunning-data") / "bench_rl")
-    ap.add_argument("--invoices", type=int, default=1500)
-    args = ap.parse_args()
-    config, company, cut = finished_rl_run(args.run)
+    args, config, company, cut = finished_rl_run_from_cli(__doc__, invoices=1500)
     rl = RLPolicy.load(config.policy_dir)
     probes: dict[str, Policy] = {p.name: p for p in (
         CalendarFirstReminder(rl, "startup"), CalendarFirstReminder(rl, "saas"),

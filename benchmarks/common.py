@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -47,6 +48,18 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")
     tmp.replace(out)
     return out
+
+
+def finished_rl_run_from_cli(description: str | None, invoices: int
+                             ) -> tuple[argparse.Namespace, Any, Any, Any]:
+    """``(args, PipelineConfig, company, cut date)`` for a diagnostic benchmark of a finished
+    ``bench_rl.py`` run: parses ``--run`` (default ``dunning-data/bench_rl``) and
+    ``--invoices`` (invoices per seed, default ``invoices``)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--run", type=Path, default=Path("dunning-data") / "bench_rl")
+    ap.add_argument("--invoices", type=int, default=invoices)
+    args = ap.parse_args()
+    return (args, *finished_rl_run(args.run))
 
 
 def finished_rl_run(run: Path) -> tuple[Any, Any, Any]:
