@@ -45,8 +45,8 @@ class RLTrainingConfig:
     0.98, entropy 0.01, gamma 1 reached 0.66-0.71 (two training seeds); the same with 128-128
     0.80 / 0.66 / 0.75 (training seeds 0 / 1 / 2, mean 0.74); with holds (0.5, 30 days)
     0.75 / 0.78 / 0.73 / 0.76 (seeds 0-3, mean 0.755). Holds with 256 envs (twice the PPO
-    updates for the same timesteps) gave 0.78 / 0.80 / 0.75 / 0.74 (mean 0.767) but train
-    ~25 % slower, too close to the demo's 10 minutes for a gain inside the seed spread;
+    updates for the same timesteps) gave 0.78 / 0.80 / 0.75 / 0.74 / 0.70 (seeds 0-4, mean
+    0.754) and train ~25 % slower;
     128 envs 0.74 / 0.78 (seeds 0 / 1).
     """
 
