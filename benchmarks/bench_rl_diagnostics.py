@@ -33,20 +33,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import finished_rl_run_from_cli, write_result  # noqa: E402
-from engine.contract import Action  # noqa: E402
+from engine.contract import Action, is_reminder  # noqa: E402
 from policies.common.policy import Policy  # noqa: E402
 from simulations.env.layout import LAYOUT, SEGMENT_NAMES  # noqa: E402
 
 SEEDS = [0, 1]
 LAST_GATED_DAY = 75  # after this the probe no longer holds a first reminder back
-
-
-def _segment(obs: np.ndarray) -> np.ndarray:
-    return obs[:, LAYOUT.slice("segment")].argmax(axis=1)
-
-
-def _reminders(obs: np.ndarray) -> np.ndarray:
-    return obs[:, LAYOUT.slice("reminders")].sum(axis=1)
 
 
 class CalendarFirstReminder(Policy):
@@ -72,11 +64,11 @@ class CalendarFirstReminder(Policy):
 
     def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
         actions = self.base.act(observations, masks).copy()
-        first = ((_segment(observations) == self.segment) & (_reminders(observations) == 0)
+        first = ((LAYOUT.segment_codes(observations) == self.segment)
+                 & (LAYOUT.reminders_sent(observations) == 0)
                  & (observations[:, LAYOUT["days_overdue"]] < LAST_GATED_DAY))
         window = self._in_window(observations)
-        reminder = (actions >= Action.EMAIL) & (actions <= Action.FINAL_NOTICE)
-        actions[first & ~window & reminder] = Action.WAIT
+        actions[first & ~window & is_reminder(actions)] = Action.WAIT
         call = first & window & (actions == Action.WAIT) & masks[:, Action.PHONE]
         actions[call] = Action.PHONE
         return actions
@@ -134,9 +126,9 @@ def main() -> None:
     }
     result: dict[str, Any] = {"probes": {name: {} for name in probes}}
     for world, source in worlds.items():
-        policies: dict[str, Policy] = {"fixed": FixedSchedulePolicy(), "rl": rl, **probes}
-        if world == "truth":
-            policies["oracle"] = GroundTruthOracle()
+        policies: dict[str, Policy] = {"rl": rl, **probes}
+        if world == "truth":  # the gap by segment needs both ends, only in the truth
+            policies |= {"fixed": FixedSchedulePolicy(), "oracle": GroundTruthOracle()}
         ev = evaluate_policies(policies, config.scenario, n_invoices=args.invoices,
                                seeds=SEEDS, source=source, reference=None)
         base = _shares(ev, "rl")

@@ -105,7 +105,7 @@ class SegmentSchedulePolicy(Policy):
     def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
         n = len(observations)
         seg = LAYOUT.segment_codes(observations)
-        sent = observations[:, LAYOUT.slice("reminders")].sum(axis=1).astype(np.int64)
+        sent = LAYOUT.reminders_sent(observations).astype(np.int64)
         step = np.minimum(sent, self._days.shape[1] - 1)
         due_day = np.where(sent < self._days.shape[1], self._days[seg, step],
                            np.iinfo(np.int32).max)

@@ -71,12 +71,9 @@ class WaitHoldExploration(VecEnvWrapper):
         length = self._rng.integers(1, self.max_days + 1, size=len(rows))
         self._hold_until[rows] = np.where(hold, day[rows] + length, -1.0)
 
-    def _reminders_sent(self, obs: np.ndarray) -> np.ndarray:
-        return obs[:, LAYOUT.slice("reminders")].sum(axis=1)
-
     def reset(self) -> np.ndarray:
         obs = self.venv.reset()
-        self._sent = self._reminders_sent(obs)
+        self._sent = LAYOUT.reminders_sent(obs)
         self._day = obs[:, LAYOUT["days_overdue"]].astype(np.float64)
         self._draw(np.arange(self.num_envs), self._day)
         return obs
@@ -84,7 +81,7 @@ class WaitHoldExploration(VecEnvWrapper):
     def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
         obs, reward, done, infos = self.venv.step_wait()
         self.timesteps += self.num_envs
-        sent = self._reminders_sent(obs)
+        sent = LAYOUT.reminders_sent(obs)
         self._day = obs[:, LAYOUT["days_overdue"]].astype(np.float64)
         reminded = np.flatnonzero(~done & (sent > self._sent))
         self._draw(np.flatnonzero(done), self._day)

@@ -88,6 +88,10 @@ class ObservationLayout:
         """(n,) int segment index into :data:`SEGMENT_NAMES` from the one-hot."""
         return np.argmax(obs[:, self.slice("segment")], axis=1)
 
+    def reminders_sent(self, obs: np.ndarray) -> np.ndarray:
+        """(n,) reminders sent so far, all channels (final notice included)."""
+        return obs[:, self.slice("reminders")].sum(axis=1)
+
 
 LAYOUT = ObservationLayout(
     fields=(

@@ -24,10 +24,6 @@ def _hold(venv, probability: float, max_days: int = 10, total: int = 10**9):
     return WaitHoldExploration(venv, probability, max_days, total, seed=0)
 
 
-def _reminders(obs: np.ndarray) -> np.ndarray:
-    return obs[:, LAYOUT.slice("reminders")].sum(axis=1)
-
-
 def test_no_hold_leaves_the_legal_masks(small_run):
     inner = _venv(small_run)
     env = _hold(inner, 0.0)
@@ -59,10 +55,10 @@ def test_held_rows_can_only_wait_and_never_remind_inside_the_hold(small_run):
         legal = inner.action_masks()
         assert np.array_equal(masks[~held], legal[~held])
         saw_free_row |= bool(legal[~held, int(Action.PHONE)].any())
-        before = _reminders(obs)
+        before = LAYOUT.reminders_sent(obs)
         obs, _, done, _ = env.step(np.where(masks[:, int(Action.PHONE)], greedy_phone, 0))
         # A row that was held could not have been reminded this step.
-        assert not ((_reminders(obs) > before) & held & ~done).any()
+        assert not ((LAYOUT.reminders_sent(obs) > before) & held & ~done).any()
     assert saw_free_row
 
 
@@ -76,9 +72,9 @@ def test_a_reminder_starts_a_new_hold(small_run):
     assert len(can_call) > 0
     actions = np.zeros(env.num_envs, dtype=np.int64)
     actions[can_call] = int(Action.PHONE)
-    before = _reminders(obs)
+    before = LAYOUT.reminders_sent(obs)
     obs, _, done, _ = env.step(actions)
-    reminded = np.flatnonzero((_reminders(obs) > before) & ~done)
+    reminded = np.flatnonzero((LAYOUT.reminders_sent(obs) > before) & ~done)
     assert len(reminded) > 0
     day = obs[reminded, LAYOUT["days_overdue"]]
     assert (env._hold_until[reminded] > day).all()
