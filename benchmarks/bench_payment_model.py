@@ -135,7 +135,10 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     after due and per segment, the predicted survival with the world's TRUE survival
     (``transition_probs``): (a) no reminders at all (WAIT every day; off the data's policy,
     so the model extrapolates), (b) the data's logging policy on one simulated path (true
-    and predicted daily hazards averaged over the invoices still open, chained).
+    and predicted daily hazards averaged over the invoices still open, chained), (c) on that
+    path, per segment with a payment peak, the mean hazard on the world's peak days over
+    the other business days, true and predicted, without (default) and with the calendar
+    lift inputs.
     Writes ``payment_model_hazard_world.json``."""
     from engine.features import (
         NO_REMINDER_DAYS,
@@ -144,6 +147,7 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
         features_at,
         from_day,
         reminder_dynamics,
+        weekday,
     )
     from simulations import world
 
@@ -153,6 +157,7 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     as_day = p.last_day + 1
     cut = as_day - 183
     hazard = HazardModel().fit_tables(p, from_day(cut))  # learns only from before the cut
+    with_lift = HazardModel(calendar_lift_smoothing=30.0).fit_tables(p, from_day(cut))
     rows = np.flatnonzero(p.due_day >= cut)
     params = company.params.take(rows)
     state = world.initial_state(params)
@@ -179,7 +184,10 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     counts = np.zeros((n, 4))
     last_day = np.full(n, -1)
     last_ch = np.zeros(n)
-    h_true, h_pred = np.zeros((n, days)), np.zeros((n, days))
+    h_true, h_pred, h_lift = np.zeros((n, days)), np.zeros((n, days)), np.zeros((n, days))
+    # the world's calendar factor of each day (0 = closed; on Mondays it also carries the
+    # weekend's payments, so Mondays are left out of the peak comparison)
+    calendar = np.zeros((n, days))
     at_risk = np.zeros((n, days), bool)
     for d in range(days):
         pol = world.logging_policy_probs(params, state)
@@ -197,6 +205,9 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
                                 calendar_dynamics(day, jur, p.holidays))
         h_true[:, d] = world.transition_probs(params, state, a).pay
         h_pred[:, d] = hazard.predict_hazard(S, dyn)
+        h_lift[:, d] = with_lift.predict_hazard(S, dyn)
+        calendar[:, d] = np.where(weekday(day) == 0, np.nan,
+                                  world.dynamics.calendar_multiplier(params, state.t))
         at_risk[:, d] = open_
         state, _ = world.step(params, state, a, rng)
 
@@ -222,7 +233,31 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
                 "mean_abs_gap_days_0_90": float(np.abs(t - q).mean())}
             print(key, name, {k: v for k, v in out[key][name].items() if "gap" in k},
                   flush=True)
+    with_calendar = [s.name for s in company.params.scenario.segments if s.calendar != "none"]
+    out["calendar_peak_ratio"] = _calendar_peak_ratio(
+        seg, at_risk, calendar, with_calendar,
+        {"true": h_true, "predicted": h_pred, "predicted_with_calendar_lift": h_lift})
+    print("calendar peak / off-peak hazard", out["calendar_peak_ratio"])
     print(write_result("payment_model_hazard_world", out))
+    return out
+
+
+def _calendar_peak_ratio(seg: np.ndarray, at_risk: np.ndarray, calendar: np.ndarray,
+                         segments: list[str], hazards: dict[str, np.ndarray],
+                         peak_factor: float = 2.0) -> dict:
+    """Per segment of ``segments`` (those with a payment calendar): mean hazard over open
+    invoice-days on peak days (world factor >= ``peak_factor``) / on the other business
+    days, per series of ``hazards`` ((n, days) each, like ``at_risk`` and ``calendar``;
+    NaN calendar days are left out)."""
+    out = {}
+    for name in segments:
+        rows = (seg == name)[:, None] & at_risk
+        peak = rows & (calendar >= peak_factor)
+        off = rows & (calendar > 0) & (calendar < peak_factor)
+        out[name] = {"peak_invoice_days": int(peak.sum()),
+                     "off_peak_invoice_days": int(off.sum()),
+                     **{k: round(float(h[peak].mean() / h[off].mean()), 2)
+                        for k, h in hazards.items()}}
     return out
 
 

@@ -153,6 +153,31 @@ def days_to_quarter_end(day: np.ndarray) -> np.ndarray:
     return (next_quarter.astype("datetime64[D]") - d).astype(np.int64) - 1
 
 
+def _signed_phase(day: np.ndarray, period_start: np.ndarray, days_to_end: np.ndarray
+                  ) -> np.ndarray:
+    d = _EPOCH + day.astype("timedelta64[D]")
+    since_start = (d - period_start.astype("datetime64[D]")).astype(np.int64)
+    return np.where(days_to_end < since_start, -(days_to_end + 1), since_start)
+
+
+def month_phase(day: np.ndarray) -> np.ndarray:
+    """(n,) signed days to the nearest month boundary: 0 on the 1st, 1 on the 2nd, ..., -1
+    on the last day, -2 on the day before. Payment peaks that straddle the turn of the month
+    (salary and cash runs) are one interval of it, which one tree split can isolate."""
+    day = np.asarray(day, dtype=np.int64)
+    start = (_EPOCH + day.astype("timedelta64[D]")).astype("datetime64[M]")
+    return _signed_phase(day, start, days_to_month_end(day))
+
+
+def quarter_phase(day: np.ndarray) -> np.ndarray:
+    """(n,) signed days to the nearest calendar-quarter boundary (0 = first day of the
+    quarter, -1 = its last day), as :func:`month_phase`."""
+    day = np.asarray(day, dtype=np.int64)
+    month = (_EPOCH + day.astype("timedelta64[D]")).astype("datetime64[M]").astype(np.int64)
+    start = np.datetime64("1970-01", "M") + ((month // 3) * 3).astype("timedelta64[M]")
+    return _signed_phase(day, start, days_to_quarter_end(day))
+
+
 def weekday(day: np.ndarray) -> np.ndarray:
     """(n,) Monday=0 .. Sunday=6."""
     return (day.astype(np.int64) + 0) % 7  # 1900-01-01 was a Monday
@@ -695,7 +720,7 @@ REMINDER_CHANNELS: tuple[str, ...] = tuple(c for c in CHANNELS if c != "agency")
 DYNAMIC_FEATURES: tuple[str, ...] = (
     "days_overdue", *(f"n_{c}" for c in REMINDER_CHANNELS), "days_since_last_reminder",
     "last_reminder_overdue", "last_channel", "weekday", "days_to_month_end",
-    "days_to_quarter_end", "is_holiday",
+    "days_to_quarter_end", "is_holiday", "month_phase", "quarter_phase",
 )
 # Features of the payment model that change day by day: the hazard model gets them from
 # DYNAMIC_FEATURES instead, so they are not part of its static vector.
@@ -743,7 +768,9 @@ def calendar_dynamics(day: np.ndarray, jurisdiction: np.ndarray,
     return {"weekday": weekday(day).astype(float),
             "days_to_month_end": days_to_month_end(day).astype(float),
             "days_to_quarter_end": days_to_quarter_end(day).astype(float),
-            "is_holiday": is_holiday(jurisdiction, day, holidays).astype(float)}
+            "is_holiday": is_holiday(jurisdiction, day, holidays).astype(float),
+            "month_phase": month_phase(day).astype(float),
+            "quarter_phase": quarter_phase(day).astype(float)}
 
 
 def reminder_dynamics(days_overdue: np.ndarray, counts: Mapping[str, np.ndarray],

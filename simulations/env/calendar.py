@@ -1,4 +1,5 @@
-"""Vectorised business calendar: weekday, bank holidays, days to month and quarter end.
+"""Vectorised business calendar: weekday, bank holidays, days to month and quarter end,
+signed phase in the month and quarter.
 
 Looked up by (jurisdiction code, day ordinal) for a whole batch of invoices in one array
 index, so the environment's per-step calendar costs a few microseconds per thousand rows.
@@ -12,9 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.features import month_phase, quarter_phase
+
 # Codes used by the observation's jurisdiction one-hot; the last one is "other/unknown".
 JURISDICTIONS: tuple[str, ...] = ("DE", "AT", "SE", "FR", "GB", "NL", "PL", "IT", "ES", "US")
 OTHER_JURISDICTION = len(JURISDICTIONS)
+# engine.features day numbers count from 1900-01-01: day number = ordinal - this
+ENGINE_EPOCH_ORDINAL = dt.date(1900, 1, 1).toordinal()
 
 
 def jurisdiction_codes(values: np.ndarray) -> np.ndarray:
@@ -34,6 +39,8 @@ class CalendarDay:
     is_holiday: np.ndarray  # bank holiday of the row's jurisdiction
     days_to_month_end: np.ndarray  # 0 on the last day of the month
     days_to_quarter_end: np.ndarray  # 0 on the last day of the quarter
+    month_phase: np.ndarray  # 0 on the 1st, -1 on the last day (engine.features.month_phase)
+    quarter_phase: np.ndarray  # 0 on the quarter's first day, -1 on its last
 
 
 class BusinessCalendar:
@@ -58,6 +65,8 @@ class BusinessCalendar:
             self._holiday[code] = [d in h for d in days]
         self._month_end = np.array([_days_to_month_end(d) for d in days], dtype=np.int16)
         self._quarter_end = np.array([_days_to_quarter_end(d) for d in days], dtype=np.int16)
+        self._month_phase, self._quarter_phase = _phases_exact(
+            self.start_ordinal + np.arange(n_days))
         self.n_days = n_days
 
     def lookup(self, jurisdiction: np.ndarray, ordinal: np.ndarray) -> CalendarDay:
@@ -70,14 +79,18 @@ class BusinessCalendar:
         if inside.all():
             month_end = self._month_end[idx]
             quarter_end = self._quarter_end[idx]
+            m_phase, q_phase = self._month_phase[idx], self._quarter_phase[idx]
         else:
             month_end, quarter_end = _month_quarter_end_exact(ordinal)
+            m_phase, q_phase = _phases_exact(ordinal)
         return CalendarDay(
             weekday=weekday,
             is_weekend=weekday >= 5,
             is_holiday=holiday,
             days_to_month_end=month_end,
             days_to_quarter_end=quarter_end,
+            month_phase=m_phase,
+            quarter_phase=q_phase,
         )
 
 
@@ -100,6 +113,11 @@ def _month_quarter_end_exact(ordinal: np.ndarray) -> tuple[np.ndarray, np.ndarra
     q_next = months + (3 - m % 3)
     quarter_end = (q_next.astype("datetime64[D]") - dates).astype(np.int64) - 1
     return month_end.astype(np.int16), quarter_end.astype(np.int16)
+
+
+def _phases_exact(ordinal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    day = np.asarray(ordinal, dtype=np.int64) - ENGINE_EPOCH_ORDINAL
+    return month_phase(day).astype(np.int16), quarter_phase(day).astype(np.int16)
 
 
 def to_ordinal(dates: np.ndarray) -> np.ndarray:

@@ -29,12 +29,11 @@ from engine.errors import DunningError
 from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
 from legal_rules.facts import NEVER_DAYS
 from simulations.env.arrays import take_rows
-from simulations.env.calendar import BusinessCalendar, jurisdiction_codes
+from simulations.env.calendar import ENGINE_EPOCH_ORDINAL, BusinessCalendar, jurisdiction_codes
 from simulations.env.layout import SEGMENT_NAMES, segment_codes
 from simulations.env.source import TransitionSource
 from simulations.env.types import NO_MILESTONE, CostModel, EnvState, InvoiceBatch, Outcome
 
-_EPOCH_1900 = dt.date(1900, 1, 1).toordinal()  # engine.features day numbers count from here
 _PRIOR_WEIGHT = 20.0  # pseudo-observations pulling a segment's rate to the overall rate
 
 
@@ -335,8 +334,8 @@ class LearnedSource(TransitionSource):
 
         costs, scen_horizon = _costs_of(scenario)
         p = prepare_tables(tables)
-        as_of_day = p.last_day if as_of is None else (as_of.toordinal() - _EPOCH_1900)
-        as_of_date = dt.date.fromordinal(int(as_of_day) + _EPOCH_1900)
+        as_of_day = p.last_day if as_of is None else (as_of.toordinal() - ENGINE_EPOCH_ORDINAL)
+        as_of_date = dt.date.fromordinal(int(as_of_day) + ENGINE_EPOCH_ORDINAL)
         rows = np.flatnonzero(p.due_day < as_of_day)
         if len(rows) > max_invoices:
             rows = rows[np.argsort(p.due_day[rows], kind="stable")[-max_invoices:]]
@@ -467,7 +466,8 @@ def _dynamic(state: EnvState, actions: np.ndarray, cal: Any, idx: np.ndarray
     since = np.where(since >= NEVER_DAYS, NO_REMINDER_DAYS, since)
     calendar = {"weekday": cal.weekday[idx], "days_to_month_end": cal.days_to_month_end[idx],
                 "days_to_quarter_end": cal.days_to_quarter_end[idx],
-                "is_holiday": cal.is_holiday[idx]}
+                "is_holiday": cal.is_holiday[idx], "month_phase": cal.month_phase[idx],
+                "quarter_phase": cal.quarter_phase[idx]}
     return reminder_dynamics(state.day[idx], {f"n_{c}": rem[:, j] for j, c in
                                               enumerate(REMINDER_CHANNELS)},
                              since, np.where(today, act, state.last_channel[idx]), calendar)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.features import prepare_tables
+from engine.features import build_hazard_frame, prepare_tables
 
 TABLE_NAMES = ("customers", "invoices", "payments", "actions")
 
@@ -32,3 +32,9 @@ def prepared(tables):
 def small_params() -> dict:
     """LightGBM settings that keep every fit in the tests to a second or two."""
     return {"n_estimators": 60, "learning_rate": 0.1, "min_child_samples": 50}
+
+
+@pytest.fixture(scope="session")
+def hazard_frame(prepared):
+    """Invoice-day rows of the hazard model as of 2025-06-01."""
+    return build_hazard_frame(prepared, "2025-06-01", horizon_days=120)

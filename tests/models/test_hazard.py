@@ -12,8 +12,8 @@ from engine.models.hazard import HazardModel
 
 
 @pytest.fixture(scope="module")
-def frame(prepared):
-    return build_hazard_frame(prepared, "2025-06-01", horizon_days=120)
+def frame(hazard_frame):
+    return hazard_frame
 
 
 @pytest.fixture(scope="module")
