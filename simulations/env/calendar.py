@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.features import month_phase, quarter_phase
+from engine.features import days_to_month_end, days_to_quarter_end, month_phase, quarter_phase
 
 # Codes used by the observation's jurisdiction one-hot; the last one is "other/unknown".
 JURISDICTIONS: tuple[str, ...] = ("DE", "AT", "SE", "FR", "GB", "NL", "PL", "IT", "ES", "US")
@@ -63,10 +63,7 @@ class BusinessCalendar:
         for code, country in enumerate(JURISDICTIONS):
             h = holidays.country_holidays(country, years=years)
             self._holiday[code] = [d in h for d in days]
-        self._month_end = np.array([_days_to_month_end(d) for d in days], dtype=np.int16)
-        self._quarter_end = np.array([_days_to_quarter_end(d) for d in days], dtype=np.int16)
-        self._month_phase, self._quarter_phase = _phases_exact(
-            self.start_ordinal + np.arange(n_days))
+        self._month_quarter = _month_quarter(self.start_ordinal + np.arange(n_days))
         self.n_days = n_days
 
     def lookup(self, jurisdiction: np.ndarray, ordinal: np.ndarray) -> CalendarDay:
@@ -76,48 +73,20 @@ class BusinessCalendar:
         idx = np.clip(offset, 0, self.n_days - 1)
         weekday = (ordinal - 1) % 7  # date.fromordinal(1) is a Monday
         holiday = self._holiday[jurisdiction, idx] & inside
-        if inside.all():
-            month_end = self._month_end[idx]
-            quarter_end = self._quarter_end[idx]
-            m_phase, q_phase = self._month_phase[idx], self._quarter_phase[idx]
-        else:
-            month_end, quarter_end = _month_quarter_end_exact(ordinal)
-            m_phase, q_phase = _phases_exact(ordinal)
-        return CalendarDay(
-            weekday=weekday,
-            is_weekend=weekday >= 5,
-            is_holiday=holiday,
-            days_to_month_end=month_end,
-            days_to_quarter_end=quarter_end,
-            month_phase=m_phase,
-            quarter_phase=q_phase,
-        )
+        month_quarter = ({k: v[idx] for k, v in self._month_quarter.items()} if inside.all()
+                         else _month_quarter(ordinal))
+        return CalendarDay(weekday=weekday, is_weekend=weekday >= 5, is_holiday=holiday,
+                           **month_quarter)
 
 
-def _days_to_month_end(d: dt.date) -> int:
-    nxt = dt.date(d.year + (d.month == 12), d.month % 12 + 1, 1)
-    return (nxt - d).days - 1
-
-
-def _days_to_quarter_end(d: dt.date) -> int:
-    q_last_month = ((d.month - 1) // 3) * 3 + 3
-    nxt = dt.date(d.year + (q_last_month == 12), q_last_month % 12 + 1, 1)
-    return (nxt - d).days - 1
-
-
-def _month_quarter_end_exact(ordinal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    dates = (ordinal - dt.date(1970, 1, 1).toordinal()).astype("datetime64[D]")
-    months = dates.astype("datetime64[M]")
-    month_end = ((months + 1).astype("datetime64[D]") - dates).astype(np.int64) - 1
-    m = months.astype(np.int64) % 12  # 0 = January
-    q_next = months + (3 - m % 3)
-    quarter_end = (q_next.astype("datetime64[D]") - dates).astype(np.int64) - 1
-    return month_end.astype(np.int16), quarter_end.astype(np.int16)
-
-
-def _phases_exact(ordinal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _month_quarter(ordinal: np.ndarray) -> dict[str, np.ndarray]:
+    """The month / quarter fields of :class:`CalendarDay` (int16 each) for ``ordinal``s,
+    from the engine's functions so that the hazard model's training rows and the
+    simulation see the same calendar."""
     day = np.asarray(ordinal, dtype=np.int64) - ENGINE_EPOCH_ORDINAL
-    return month_phase(day).astype(np.int16), quarter_phase(day).astype(np.int16)
+    return {name: fn(day).astype(np.int16) for name, fn in (
+        ("days_to_month_end", days_to_month_end), ("days_to_quarter_end", days_to_quarter_end),
+        ("month_phase", month_phase), ("quarter_phase", quarter_phase))}
 
 
 def to_ordinal(dates: np.ndarray) -> np.ndarray:

@@ -10,7 +10,14 @@ import json
 import numpy as np
 import pytest
 
-from engine.features import month_phase, quarter_phase, to_days, weekday
+from engine.features import (
+    days_to_month_end,
+    days_to_quarter_end,
+    month_phase,
+    quarter_phase,
+    to_days,
+    weekday,
+)
 from engine.models.calendar_lift import ALPHA, CalendarLift, calendar_p_value
 from engine.models.hazard import HAZARD_META, HazardModel
 from simulations.env.calendar import BusinessCalendar, to_ordinal
@@ -28,14 +35,18 @@ def test_phases_count_from_the_nearest_boundary(date, month, quarter):
     assert quarter_phase(day).tolist() == [quarter]
 
 
-def test_simulation_calendar_has_the_engine_phases_inside_and_outside_its_range():
+def test_simulation_calendar_is_the_engine_calendar_inside_and_outside_its_range():
     cal = BusinessCalendar(dt.date(2024, 1, 1), dt.date(2024, 12, 31))
     for first, last in (("2024-01-01", "2024-12-31"), ("2023-11-01", "2025-03-31")):
         dates = np.arange(np.datetime64(first), np.datetime64(last) + 1)
         days = to_days(dates)
         out = cal.lookup(np.zeros(len(dates), dtype=np.int64), to_ordinal(dates))
-        np.testing.assert_array_equal(out.month_phase, month_phase(days))
-        np.testing.assert_array_equal(out.quarter_phase, quarter_phase(days))
+        for name, fn in (("month_phase", month_phase), ("quarter_phase", quarter_phase),
+                         ("days_to_month_end", days_to_month_end),
+                         ("days_to_quarter_end", days_to_quarter_end),
+                         ("weekday", weekday)):
+            np.testing.assert_array_equal(getattr(out, name), fn(days), err_msg=name)
+    assert out.days_to_month_end[dates == np.datetime64("2024-02-29")].tolist() == [0]
 
 
 def _planted_rows(n: int = 1_000_000, seed: int = 0):
