@@ -6,6 +6,10 @@ Runs the whole demo pipeline (``engine.pipeline.run_pipeline``, default configur
 targets next to the measured values, the learned policy's per-segment timing and the
 robustness drop on the shifted scenario.
 ``python benchmarks/bench_rl.py [--timesteps N] [--seeds K]``.
+
+On a finished run: ``--training-seeds 1,2,3,4`` re-trains RL with other seeds
+(``rl_training_seeds.json``); ``--model-seeds 1,2`` re-fits the payment and hazard models
+with other seeds and trains RL in each (``rl_model_seeds.json``).
 """
 
 from __future__ import annotations
@@ -117,38 +121,79 @@ def training_seed_spread(out: Path, seeds: list[int]) -> dict:
     invoices and evaluation seeds: how much of the gap depends on the training seed."""
     from dataclasses import replace
 
-    from engine.pipeline import evaluate_step, evaluation_source, learned_source, train_policy_step
-    from policies.rl import RLPolicy
-    from simulations.evaluation.harness import evaluate_policies
+    from engine.pipeline import evaluation_source, learned_source, train_policy_step
 
-    base = json.loads((out / "results.json").read_text())
     config, company, cut = finished_rl_run(out)
     learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
     truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
-    fixed, oracle = (base["policies"][k]["npv"] for k in ("fixed", "oracle"))
-    runs: dict[int, float] = {}
-    learned_value: dict[int, float] = {}
+    judged = {}
     for seed in [0, *seeds]:
         path = out / "policy" if seed == 0 else out / f"policy_seed{seed}"
         if seed != 0:
             cfg = replace(config, rl=replace(config.rl_config, seed=seed))
             train_policy_step(cfg, config.db_path, config.model_dir, path, as_of=cut,
                               source=learned)
-        policy = {"rl": RLPolicy.load(path)}
-        ev = evaluate_step(config, policy, truth)
-        runs[seed] = (ev.overall["rl"]["npv"]["mean"] - fixed) / (oracle - fixed)
-        # What a user without the ground truth could rank the seeds by.
-        in_learned = evaluate_policies(policy, config.scenario, n_invoices=3000, seeds=[0, 1],
-                                       source=learned, reference=None)
-        learned_value[seed] = in_learned.overall["rl"]["npv_share"]["mean"]
-        print(f"training seed {seed}: gap closed {runs[seed]:.3f}, value in the learned "
-              f"environment {learned_value[seed]:.4f}", flush=True)
-    gaps = np.array(list(runs.values()))
+        judged[seed] = _judge(out, config, path, truth, learned, f"training seed {seed}")
     return {"what": "default RL config, learned environment, trained with each seed; "
                     "oracle gap closed on the same held-out invoices and evaluation seeds",
-            "oracle_gap_closed_by_training_seed": {str(k): v for k, v in runs.items()},
-            "npv_share_in_learned_env_by_training_seed": {str(k): v
-                                                          for k, v in learned_value.items()},
+            **_spread(judged, "training_seed")}
+
+
+def model_seed_spread(out: Path, seeds: list[int]) -> dict:
+    """Re-fit the payment and hazard models (the learned environment) of a finished run in
+    ``out`` with other model ``seeds`` (LightGBM's row and feature sampling), train the
+    default RL (training seed 0) in each, and judge it like :func:`training_seed_spread`:
+    how much of the gap depends on incidental details of the learned models."""
+    from engine.models.training import TrainConfig, train_artifact
+    from engine.pipeline import evaluation_source, learned_source, train_policy_step
+    from engine.store import Store
+
+    config, company, cut = finished_rl_run(out)
+    tables = Store(config.db_path).tables(cut)
+    judged = {}
+    for seed in [0, *seeds]:
+        model_dir = config.model_dir if seed == 0 else out / f"model_seed{seed}"
+        path = out / "policy" if seed == 0 else out / f"policy_model_seed{seed}"
+        if seed != 0:
+            train_artifact(tables, model_dir, as_of=cut, cfg=TrainConfig(seed=seed))
+        learned = learned_source(config, config.db_path, model_dir, as_of=cut)
+        if seed != 0:
+            train_policy_step(config, config.db_path, model_dir, path, as_of=cut,
+                              source=learned)
+        # the observation's payment probabilities come from the same artifact
+        truth = evaluation_source(config, company, model_dir, cut, db=config.db_path)
+        judged[seed] = _judge(out, config, path, truth, learned, f"model seed {seed}")
+    return {"what": "payment + hazard models re-fitted with each seed on the same history, "
+                    "default RL (training seed 0) trained in each learned environment; "
+                    "oracle gap closed on the same held-out invoices and evaluation seeds",
+            **_spread(judged, "model_seed")}
+
+
+def _judge(out: Path, config: object, policy_path: Path, truth: object, learned: object,
+           label: str) -> tuple[float, float]:
+    """``(oracle gap closed in the truth, NPV share in the learned environment)`` of the
+    policy in ``policy_path``; fixed and oracle NPV from the finished run in ``out``."""
+    from engine.pipeline import evaluate_step
+    from policies.rl import RLPolicy
+    from simulations.evaluation.harness import evaluate_policies
+
+    base = json.loads((out / "results.json").read_text())["policies"]
+    policy = {"rl": RLPolicy.load(policy_path)}
+    npv = evaluate_step(config, policy, truth).overall["rl"]["npv"]["mean"]
+    gap = (npv - base["fixed"]["npv"]) / (base["oracle"]["npv"] - base["fixed"]["npv"])
+    # what a user without the ground truth could rank the policies by
+    in_learned = evaluate_policies(policy, config.scenario, n_invoices=3000, seeds=[0, 1],
+                                   source=learned, reference=None)
+    value = in_learned.overall["rl"]["npv_share"]["mean"]
+    print(f"{label}: gap closed {gap:.3f}, value in the learned environment {value:.4f}",
+          flush=True)
+    return gap, value
+
+
+def _spread(judged: dict[int, tuple[float, float]], name: str) -> dict:
+    gaps = np.array([g for g, _ in judged.values()])
+    return {f"oracle_gap_closed_by_{name}": {str(k): g for k, (g, _) in judged.items()},
+            f"npv_share_in_learned_env_by_{name}": {str(k): v for k, (_, v) in judged.items()},
             "mean": float(gaps.mean()), "std": float(gaps.std(ddof=1)),
             "min": float(gaps.min()), "max": float(gaps.max())}
 
@@ -165,12 +210,19 @@ def main() -> None:
     ap.add_argument("--training-seeds", type=str, default=None,
                     help="only re-train the finished run in --out with these extra training "
                          "seeds (e.g. 1,2) and write rl_training_seeds.json")
+    ap.add_argument("--model-seeds", type=str, default=None,
+                    help="only re-fit the finished run's payment + hazard models with these "
+                         "seeds (e.g. 1,2), train RL in each and write rl_model_seeds.json")
     ap.add_argument("--no-ceiling", action="store_true",
                     help="skip the ground-truth-trained ceiling diagnostic (~2-5 min)")
     args = ap.parse_args()
     if args.training_seeds:
         seeds = [int(x) for x in args.training_seeds.split(",")]
         print(write_result("rl_training_seeds", training_seed_spread(args.out, seeds)))
+        return
+    if args.model_seeds:
+        seeds = [int(x) for x in args.model_seeds.split(",")]
+        print(write_result("rl_model_seeds", model_seed_spread(args.out, seeds)))
         return
     overrides = {"n_seeds": args.seeds} if args.seeds else {}
     config = PipelineConfig.default(out_dir=args.out, rl_timesteps=args.timesteps, **overrides)
