@@ -550,6 +550,38 @@ def report_step(config: PipelineConfig, results: dict[str, Any]) -> Path:
     return write_report(results, config.report_dir)
 
 
+def robustness_step(config: PipelineConfig, model_dir: Path, policy_dir: Path, cut: dt.date,
+                    progress: Progress | None = None) -> Any:
+    """Run the trained models and policies (the tuned schedule from ``out_dir``) on the
+    held-out invoices of a company generated the same way under
+    ``config.robustness_scenario``."""
+    from policies.tuned import TunedSchedulePolicy
+
+    tuned_path = Path(config.out_dir) / "tuned_schedule.json"
+    tuned = TunedSchedulePolicy.load(tuned_path) if tuned_path.exists() else None
+    shifted = generate_step(config, scenario=config.robustness_scenario)
+    source = evaluation_source(config, shifted, model_dir, cut,
+                               scenario=config.robustness_scenario)
+    return evaluate_step(config, build_policies(tuned, policy_dir), source, progress,
+                         n_seeds=config.robustness_seeds)
+
+
+@contextlib.contextmanager
+def _parallel(fn: Any, *args: Any, enabled: bool = True) -> Iterator[Any]:
+    """``fn(*args)`` in a spawned worker process while the block runs; yields its future
+    (None when not ``enabled``). The pipeline's steps are single-threaded, so on 2 cores
+    the robustness evaluation costs no wall time (spawn, not fork: the parent has LightGBM
+    and torch thread pools, which a forked child must not inherit)."""
+    if not enabled:
+        yield None
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool.submit(fn, *args)
+
+
 # -- the whole run -------------------------------------------------------------------------
 def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> PipelineResult:
     """generate -> ingest -> train models -> tune + train RL (learned env) -> evaluate in the
@@ -574,19 +606,17 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
                                      progress=p, source=learned)
     policies = build_policies(tuned, artifact.path)
     n_runs = config.n_seeds * len(policies)
-    with _step(progress, "evaluate in the ground truth", t, total=n_runs) as p:
-        source = evaluation_source(config, company, model_dir, cut, db=db)
-        evaluation = evaluate_step(config, policies, source, p)
-        evaluation.save(out)
-    robustness = None
-    if config.robustness_scenario:
-        with _step(progress, f"evaluate on {config.robustness_scenario}", t,
-                   total=config.robustness_seeds * len(policies)) as p:
-            shifted = generate_step(config, scenario=config.robustness_scenario)
-            src = evaluation_source(config, shifted, model_dir, cut,
-                                    scenario=config.robustness_scenario)
-            robustness = evaluate_step(config, build_policies(tuned, artifact.path), src, p,
-                                       n_seeds=config.robustness_seeds)
+    with _parallel(robustness_step, config, model_dir, artifact.path, cut,
+                   enabled=bool(config.robustness_scenario)) as robustness_job:
+        with _step(progress, "evaluate in the ground truth", t, total=n_runs) as p:
+            source = evaluation_source(config, company, model_dir, cut, db=db)
+            evaluation = evaluate_step(config, policies, source, p)
+            evaluation.save(out)
+        robustness = None
+        if robustness_job is not None:
+            with _step(progress, f"evaluate on {config.robustness_scenario} (in parallel)",
+                       t):
+                robustness = robustness_job.result()
     counts = policies["rl"].counts if hasattr(policies.get("rl"), "counts") else {}
     results = assemble_results(
         config, evaluation, model_dir=model_dir, artifact=artifact, robustness=robustness,
