@@ -206,3 +206,22 @@ def test_train_policy_cli(small_run, tmp_path: Path):
                                    "--model", str(small_run.model_dir), "--out", str(out)])
     assert res.exit_code == 2
     assert "none.duckdb" in res.output and "Traceback" not in res.output
+
+
+def test_robustness_in_a_worker_process_equals_in_process(trained, small_run):
+    """The pipeline runs the shifted-scenario evaluation in a spawned process beside the
+    main evaluation; it must give exactly what running it here gives."""
+    from engine.pipeline import _parallel, robustness_step
+
+    args = (small_run.config, small_run.model_dir, trained.path, small_run.cut)
+    here = robustness_step(*args)
+    with _parallel(robustness_step, *args) as job:
+        there = job.result()
+    assert there.scenario == "shifted" and set(there.policies) == {"never", "fixed", "rl",
+                                                                     "oracle"}
+    # compared as JSON: NaN KPIs (e.g. never's first-reminder pay rate) are != themselves
+    for part in ("overall", "by_segment", "timing"):
+        assert (json.dumps(getattr(there, part), sort_keys=True, default=float)
+                == json.dumps(getattr(here, part), sort_keys=True, default=float)), part
+    with _parallel(robustness_step, *args, enabled=False) as job:
+        assert job is None
