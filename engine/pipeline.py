@@ -551,14 +551,10 @@ def report_step(config: PipelineConfig, results: dict[str, Any]) -> Path:
 
 
 def robustness_step(config: PipelineConfig, model_dir: Path, policy_dir: Path, cut: dt.date,
-                    progress: Progress | None = None) -> Any:
-    """Run the trained models and policies (the tuned schedule from ``out_dir``) on the
-    held-out invoices of a company generated the same way under
+                    tuned: Any, progress: Progress | None = None) -> Any:
+    """Run the trained models, the ``tuned`` schedule (None: none) and the RL policy in
+    ``policy_dir`` on the held-out invoices of a company generated the same way under
     ``config.robustness_scenario``."""
-    from policies.tuned import TunedSchedulePolicy
-
-    tuned_path = Path(config.out_dir) / "tuned_schedule.json"
-    tuned = TunedSchedulePolicy.load(tuned_path) if tuned_path.exists() else None
     shifted = generate_step(config, scenario=config.robustness_scenario)
     source = evaluation_source(config, shifted, model_dir, cut,
                                scenario=config.robustness_scenario)
@@ -606,7 +602,7 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
                                      progress=p, source=learned)
     policies = build_policies(tuned, artifact.path)
     n_runs = config.n_seeds * len(policies)
-    with _parallel(robustness_step, config, model_dir, artifact.path, cut,
+    with _parallel(robustness_step, config, model_dir, artifact.path, cut, tuned,
                    enabled=bool(config.robustness_scenario)) as robustness_job:
         with _step(progress, "evaluate in the ground truth", t, total=n_runs) as p:
             source = evaluation_source(config, company, model_dir, cut, db=db)

@@ -128,6 +128,10 @@ class HazardModel:
     def _fit_calendar_lift(self, S: np.ndarray, frame: HazardFrame) -> CalendarLift | None:
         if self.calendar_lift_smoothing is None:
             return None
+        if not self.calendar_lift_smoothing > 0:
+            raise DunningError("HazardModel: calendar_lift_smoothing must be a positive number "
+                               f"of pseudo-payments (or None), got "
+                               f"{self.calendar_lift_smoothing!r}")
         by = "segment" if "segment" in self.categories_ else None
         n_groups = 1 + (len(self.categories_[by]) if by else 0)
         return CalendarLift.fit(self._groups(S, by), frame.dynamic, frame.event, frame.weight,

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from engine.errors import DunningError
 from engine.features import (
     days_to_month_end,
     days_to_quarter_end,
@@ -144,3 +145,9 @@ def test_lift_is_saved_and_old_models_without_it_still_load(hazard_frame, tmp_pa
     del meta["calendar_lift"], meta["params"]["calendar_lift_smoothing"]  # older format
     (tmp_path / "plain" / HAZARD_META).write_text(json.dumps(meta))
     assert HazardModel.load(tmp_path / "plain").calendar_lift_ is None
+
+
+@pytest.mark.parametrize("smoothing", [0.0, -5.0])
+def test_smoothing_must_be_positive(hazard_frame, smoothing):
+    with pytest.raises(DunningError, match="calendar_lift_smoothing"):
+        HazardModel(n_estimators=2, calendar_lift_smoothing=smoothing).fit(hazard_frame)

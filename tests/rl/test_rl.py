@@ -213,7 +213,7 @@ def test_robustness_in_a_worker_process_equals_in_process(trained, small_run):
     main evaluation; it must give exactly what running it here gives."""
     from engine.pipeline import _parallel, robustness_step
 
-    args = (small_run.config, small_run.model_dir, trained.path, small_run.cut)
+    args = (small_run.config, small_run.model_dir, trained.path, small_run.cut, None)
     here = robustness_step(*args)
     with _parallel(robustness_step, *args) as job:
         there = job.result()
