@@ -8,7 +8,9 @@ robustness drop on the shifted scenario.
 ``python benchmarks/bench_rl.py [--timesteps N] [--seeds K]``.
 
 On a finished run: ``--training-seeds 1,2,3,4`` re-trains RL with other seeds
-(``rl_training_seeds.json``); ``--model-seeds 1,2`` re-fits the payment and hazard models
+(``rl_training_seeds.json``; a seed already trained on the run's models is re-used, so two
+runs with ``1,2`` and ``3,4`` side by side, then one with ``1,2,3,4``, use both cores);
+``--model-seeds 1,2`` re-fits the payment and hazard models
 with other seeds and trains RL in each (``rl_model_seeds.json``).
 """
 
@@ -129,7 +131,7 @@ def training_seed_spread(out: Path, seeds: list[int]) -> dict:
     judged = {}
     for seed in [0, *seeds]:
         path = out / "policy" if seed == 0 else out / f"policy_seed{seed}"
-        if seed != 0:
+        if seed != 0 and not _trained_on(path, config.model_dir, seed):
             cfg = replace(config, rl=replace(config.rl_config, seed=seed))
             train_policy_step(cfg, config.db_path, config.model_dir, path, as_of=cut,
                               source=learned)
@@ -137,6 +139,17 @@ def training_seed_spread(out: Path, seeds: list[int]) -> dict:
     return {"what": "default RL config, learned environment, trained with each seed; "
                     "oracle gap closed on the same held-out invoices and evaluation seeds",
             **_spread(judged, "training_seed")}
+
+
+def _trained_on(policy_dir: Path, model_dir: Path, seed: int) -> bool:
+    """True if ``policy_dir`` holds a policy trained with ``seed`` on the models now in
+    ``model_dir`` (so parallel ``--training-seeds`` runs can share their trainings)."""
+    meta, models = policy_dir / "policy.json", model_dir / "artifact.json"
+    if not (meta.is_file() and models.is_file()):
+        return False
+    policy = json.loads(meta.read_text())
+    return (policy.get("seed") == seed and policy.get("provenance", {}).get("model_hash")
+            == json.loads(models.read_text()).get("hash"))
 
 
 def model_seed_spread(out: Path, seeds: list[int]) -> dict:
@@ -170,30 +183,34 @@ def model_seed_spread(out: Path, seeds: list[int]) -> dict:
 
 
 def _judge(out: Path, config: object, policy_path: Path, truth: object, learned: object,
-           label: str) -> tuple[float, float]:
-    """``(oracle gap closed in the truth, NPV share in the learned environment)`` of the
-    policy in ``policy_path``; fixed and oracle NPV from the finished run in ``out``."""
+           label: str) -> tuple[float, float, float]:
+    """``(oracle gap closed in the truth, NPV share in the learned environment, complaints
+    per 1000 invoices in the truth)`` of the policy in ``policy_path``; fixed and oracle NPV
+    from the finished run in ``out``."""
     from engine.pipeline import evaluate_step
     from policies.rl import RLPolicy
     from simulations.evaluation.harness import evaluate_policies
 
     base = json.loads((out / "results.json").read_text())["policies"]
     policy = {"rl": RLPolicy.load(policy_path)}
-    npv = evaluate_step(config, policy, truth).overall["rl"]["npv"]["mean"]
+    in_truth = evaluate_step(config, policy, truth).overall["rl"]
+    npv, complaints = in_truth["npv"]["mean"], in_truth["complaints_per_1000"]["mean"]
     gap = (npv - base["fixed"]["npv"]) / (base["oracle"]["npv"] - base["fixed"]["npv"])
     # what a user without the ground truth could rank the policies by
     in_learned = evaluate_policies(policy, config.scenario, n_invoices=3000, seeds=[0, 1],
                                    source=learned, reference=None)
     value = in_learned.overall["rl"]["npv_share"]["mean"]
-    print(f"{label}: gap closed {gap:.3f}, value in the learned environment {value:.4f}",
-          flush=True)
-    return gap, value
+    print(f"{label}: gap closed {gap:.3f}, value in the learned environment {value:.4f}, "
+          f"complaints per 1000 {complaints:.1f}", flush=True)
+    return gap, value, complaints
 
 
-def _spread(judged: dict[int, tuple[float, float]], name: str) -> dict:
-    gaps = np.array([g for g, _ in judged.values()])
-    return {f"oracle_gap_closed_by_{name}": {str(k): g for k, (g, _) in judged.items()},
-            f"npv_share_in_learned_env_by_{name}": {str(k): v for k, (_, v) in judged.items()},
+def _spread(judged: dict[int, tuple[float, float, float]], name: str) -> dict:
+    gaps = np.array([g for g, _, _ in judged.values()])
+    return {f"oracle_gap_closed_by_{name}": {str(k): g for k, (g, _, _) in judged.items()},
+            f"npv_share_in_learned_env_by_{name}": {str(k): v for k, (_, v, _) in
+                                                     judged.items()},
+            f"complaints_per_1000_by_{name}": {str(k): c for k, (_, _, c) in judged.items()},
             "mean": float(gaps.mean()), "std": float(gaps.std(ddof=1)),
             "min": float(gaps.min()), "max": float(gaps.max())}
 

@@ -3,8 +3,10 @@
 A small LightGBM binary classifier on invoice-day rows (see
 :func:`engine.features.build_hazard_frame`): static invoice/customer/history features as of
 the due date plus the :data:`engine.features.DYNAMIC_FEATURES` of day t, plus the
-customer group's calendar lift of day t (:mod:`engine.models.calendar_lift`). The simulation
-uses it as its learned transition model through the vectorised :meth:`predict_hazard`.
+customer group's calendar lift of day t (:mod:`engine.models.calendar_lift`), optionally
+times the group's reminder lift in the three weeks after a reminder
+(:mod:`engine.models.reminder_lift`). The simulation uses it as its learned transition model
+through the vectorised :meth:`predict_hazard`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from engine.features import (
 from engine.models.calendar_lift import LIFT_FEATURES, PHASE_INPUTS, CalendarLift
 from engine.models.encoding import encode, learn_categories
 from engine.models.payment import _atomic_write, select_features
+from engine.models.reminder_lift import ReminderLift
 
 HAZARD_FILE = "hazard_model.txt"
 HAZARD_META = "hazard_model.json"
@@ -59,18 +62,24 @@ class HazardModel:
         30; None (default) = no calendar lift inputs. Off by default: it halves the error
         of segment payment peaks, yet RL trained on it did worse in the ground truth
         (docs/payment-model.md).
+    reminder_lift_smoothing : pseudo-payments that shrink each level of the per-segment
+        reminder lift toward the trees' value
+        (:class:`engine.models.reminder_lift.ReminderLift`); None = no lift (the trees
+        alone, as before the lift existed). On by default: the learned environment then
+        values reminder timing like the history does (docs/payment-model.md).
 
     Fitted attributes: ``static_features_`` (k_static names, the column order of the
     ``static`` array), ``dynamic_features_`` (= DYNAMIC_FEATURES), ``categories_``,
-    ``calendar_lift_`` (CalendarLift or None), ``booster_``, ``n_rows_``, ``n_events_``,
-    ``base_rate_``.
+    ``calendar_lift_`` (CalendarLift or None), ``booster_``, ``reminder_lift_``
+    (ReminderLift or None), ``n_rows_``, ``n_events_``, ``base_rate_``.
     """
 
     def __init__(self, horizon_days: int = 120, n_estimators: int = 80, num_leaves: int = 15,
                  learning_rate: float = 0.2, min_child_samples: int = 200,
                  max_rows: int = 1_500_000, max_invoices: int = 200_000,
                  features: Sequence[str] | None = None,
-                 calendar_lift_smoothing: float | None = None, random_state: int = 0,
+                 calendar_lift_smoothing: float | None = None,
+                 reminder_lift_smoothing: float | None = 10.0, random_state: int = 0,
                  n_jobs: int | None = None) -> None:
         self.horizon_days = horizon_days
         self.n_estimators = n_estimators
@@ -81,6 +90,7 @@ class HazardModel:
         self.max_invoices = max_invoices
         self.features = features
         self.calendar_lift_smoothing = calendar_lift_smoothing
+        self.reminder_lift_smoothing = reminder_lift_smoothing
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -120,22 +130,33 @@ class HazardModel:
         data = lgb.Dataset(M, frame.event, weight=frame.weight, feature_name=names,
                            categorical_feature=cats)
         self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)
+        self.reminder_lift_ = self._fit_reminder_lift(S, M, frame)
         self.n_rows_ = int(len(M))
         self.n_events_ = int(frame.event.sum())
         self.base_rate_ = float(np.average(frame.event, weights=frame.weight))
         return self
 
     def _fit_calendar_lift(self, S: np.ndarray, frame: HazardFrame) -> CalendarLift | None:
-        if self.calendar_lift_smoothing is None:
+        if not _lift_enabled("calendar_lift_smoothing", self.calendar_lift_smoothing):
             return None
-        if not self.calendar_lift_smoothing > 0:
-            raise DunningError("HazardModel: calendar_lift_smoothing must be a positive number "
-                               f"of pseudo-payments (or None), got "
-                               f"{self.calendar_lift_smoothing!r}")
+        groups, n_groups, by = self._lift_groups(S)
+        return CalendarLift.fit(groups, frame.dynamic, frame.event, frame.weight, n_groups,
+                                self.calendar_lift_smoothing, by)
+
+    def _fit_reminder_lift(self, S: np.ndarray, M: np.ndarray, frame: HazardFrame
+                           ) -> ReminderLift | None:
+        if not _lift_enabled("reminder_lift_smoothing", self.reminder_lift_smoothing):
+            return None
+        groups, n_groups, by = self._lift_groups(S)
+        trees = self.booster_.predict(M, num_threads=self.n_jobs or 1)
+        return ReminderLift.fit(groups, frame.dynamic, frame.event, frame.weight, trees,
+                                n_groups, self.reminder_lift_smoothing, by)
+
+    def _lift_groups(self, S: np.ndarray) -> tuple[np.ndarray, int, str | None]:
+        """``(group (m,), n_groups, feature)`` of training rows for a lift: the segment
+        category when the features have one, else a single group."""
         by = "segment" if "segment" in self.categories_ else None
-        n_groups = 1 + (len(self.categories_[by]) if by else 0)
-        return CalendarLift.fit(self._groups(S, by), frame.dynamic, frame.event, frame.weight,
-                                n_groups, self.calendar_lift_smoothing, by)
+        return self._groups(S, by), 1 + (len(self.categories_[by]) if by else 0), by
 
     def _groups(self, S: np.ndarray, by: str | None) -> np.ndarray:
         """(n,) calendar-lift group of each static row: 1 + category code, 0 = unknown."""
@@ -183,7 +204,8 @@ class HazardModel:
 
     def predict_hazard(self, static: np.ndarray, dynamic: Mapping[str, np.ndarray]
                        ) -> np.ndarray:
-        """(n,) P(fully paid on day t | unpaid at the start of day t).
+        """(n,) P(fully paid on day t | unpaid at the start of day t): the trees' value,
+        times the reminder lift when the model has one.
 
         Parameters
         ----------
@@ -207,7 +229,12 @@ class HazardModel:
             - ``month_phase``, ``quarter_phase``: signed days to the nearest month /
               quarter boundary (0 = first day, -1 = last day; engine.features.month_phase)
         """
-        return self.booster_.predict(self._matrix(static, dynamic), num_threads=1)
+        hazard = self.booster_.predict(self._matrix(static, dynamic), num_threads=1)
+        lift = self.reminder_lift_
+        if lift is not None:
+            hazard = np.minimum(hazard * lift.factor(self._groups(static, lift.group_feature),
+                                                     dynamic), 1.0)
+        return hazard
 
     def predict_hazard_frame(self, p: PreparedTables, rows: np.ndarray, day: np.ndarray,
                              static: pd.DataFrame) -> np.ndarray:
@@ -251,6 +278,9 @@ class HazardModel:
                            "min_child_samples": self.min_child_samples,
                            "calendar_lift_smoothing": self.calendar_lift_smoothing,
                            "random_state": self.random_state}}
+        if self.reminder_lift_ is not None:  # absent otherwise: older models keep their hash
+            meta["reminder_lift"] = self.reminder_lift_.to_dict()
+            meta["params"]["reminder_lift_smoothing"] = self.reminder_lift_smoothing
         h = hashlib.sha256(text.encode())
         h.update(json.dumps(meta, sort_keys=True).encode())
         meta["hash"] = h.hexdigest()[:16]
@@ -272,6 +302,7 @@ class HazardModel:
                 num_leaves=p["num_leaves"], learning_rate=p["learning_rate"],
                 min_child_samples=p["min_child_samples"],
                 calendar_lift_smoothing=p.get("calendar_lift_smoothing"),
+                reminder_lift_smoothing=p.get("reminder_lift_smoothing"),
                 random_state=p["random_state"])
         m.static_features_ = list(meta["static_features"])
         m.dynamic_features_ = list(meta["dynamic_features"])
@@ -281,7 +312,18 @@ class HazardModel:
         # models saved before the calendar lift existed have none
         lift = meta.get("calendar_lift")
         m.calendar_lift_ = CalendarLift.from_dict(lift) if lift else None
+        rem = meta.get("reminder_lift")
+        m.reminder_lift_ = ReminderLift.from_dict(rem) if rem else None
         m.booster_ = lgb.Booster(model_file=str(d / HAZARD_FILE))
         m.hash_ = meta["hash"]
         return m
 
+
+def _lift_enabled(option: str, smoothing: float | None) -> bool:
+    """False for None; True for a positive number of pseudo-payments; else a clear error."""
+    if smoothing is None:
+        return False
+    if not smoothing > 0:
+        raise DunningError(f"HazardModel: {option} must be a positive number of "
+                           f"pseudo-payments (or None), got {smoothing!r}")
+    return True

@@ -130,24 +130,32 @@ def test_lift_lets_the_hazard_model_keep_a_segment_peak(prepared, hazard_frame):
     assert error[30.0] < 0.5 * error[None], (observed, ratios)
 
 
-def test_lift_is_saved_and_old_models_without_it_still_load(hazard_frame, tmp_path):
+LIFTS = [("calendar_lift_smoothing", "calendar_lift_"),
+         ("reminder_lift_smoothing", "reminder_lift_")]
+
+
+@pytest.mark.parametrize("option, attribute", LIFTS)
+def test_lifts_are_saved_and_models_without_them_still_load(hazard_frame, tmp_path, option,
+                                                            attribute):
     frame = hazard_frame
     S_rows = frame.static_index[:300]
     dyn = {k: v[:300] for k, v in frame.dynamic.items()}
     for smoothing, sub in ((30.0, "lift"), (None, "plain")):
-        model = HazardModel(n_estimators=20, calendar_lift_smoothing=smoothing).fit(frame)
+        model = HazardModel(n_estimators=20, **{option: smoothing}).fit(frame)
         model.save(tmp_path / sub)
         loaded = HazardModel.load(tmp_path / sub)
         S = model.static_matrix(frame.static)[S_rows]
         np.testing.assert_array_equal(loaded.predict_hazard(S, dyn), model.predict_hazard(S, dyn))
-        assert (loaded.calendar_lift_ is None) == (smoothing is None)
+        assert (getattr(loaded, attribute) is None) == (smoothing is None)
     meta = json.loads((tmp_path / "plain" / HAZARD_META).read_text())
-    del meta["calendar_lift"], meta["params"]["calendar_lift_smoothing"]  # older format
+    meta.pop(attribute.rstrip("_"), None)  # the format before the lift existed
+    meta["params"].pop(option, None)
     (tmp_path / "plain" / HAZARD_META).write_text(json.dumps(meta))
-    assert HazardModel.load(tmp_path / "plain").calendar_lift_ is None
+    assert getattr(HazardModel.load(tmp_path / "plain"), attribute) is None
 
 
+@pytest.mark.parametrize("option", [o for o, _ in LIFTS])
 @pytest.mark.parametrize("smoothing", [0.0, -5.0])
-def test_smoothing_must_be_positive(hazard_frame, smoothing):
-    with pytest.raises(DunningError, match="calendar_lift_smoothing"):
-        HazardModel(n_estimators=2, calendar_lift_smoothing=smoothing).fit(hazard_frame)
+def test_smoothing_must_be_positive(hazard_frame, option, smoothing):
+    with pytest.raises(DunningError, match=option):
+        HazardModel(n_estimators=2, **{option: smoothing}).fit(hazard_frame)

@@ -1,0 +1,119 @@
+"""Reminder lift: a shrunk, factorised correction of the hazard trees' reminder effect.
+
+Why the hazard model needs it: how much a reminder lifts the payment hazard depends on the
+customer group, its channel, the day after due it was sent, how many reminders came before
+and how long ago it was sent. Boosted trees assemble that from splits on those inputs, and
+where the history is thin they get it wrong in two ways that matter for *when* to remind
+(measured on the default company's history): they flatten the send-day effect of a rare
+combination (corporates' early calls: raw 7-day pay rate 13 % for calls on day 0-4 against
+38 % on day 5-10, the trees 6.0x vs 7.0x the unreminded hazard), and they cannot carry the
+reminder-number effect learned on common sequences (an email after an early reminder) to
+rare ones (a second call): a second call was valued exactly like a first. A learned
+environment with those errors teaches an RL agent to call early and repeatedly.
+
+The lift is a multiplicative table on the trees' hazard for days within
+:data:`WINDOW_DAYS` of a reminder, one per group, a product of four main effects::
+
+    lift = channel[c] * send_day[b] * number[r] * since[s]
+
+fitted by iterative proportional fitting (a Poisson log-linear model with the trees'
+prediction as offset) of the payments observed on the training rows against the payments
+the trees predict there. Each level is shrunk toward 1 by ``smoothing`` pseudo-payments, so a
+level the history barely saw keeps the trees' value. Main effects without interactions are
+what carries evidence from common to rare combinations: the number effect of a second
+reminder is learned from all channels together and applies to a second call too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.features import REMINDER_CHANNELS
+
+WINDOW_DAYS = 21  # days after a reminder in which the lift applies (older: factor 1)
+CHANNEL_LEVELS = 5  # last_channel 0..4 (0 = none, unused)
+# left-closed bucket edges: finer in the first days after due, where timing is decided
+SEND_DAY_EDGES = np.array([0, 2, 4, 6, 8, 10, 14, 21, 30, 45, 60, 90])
+NUMBER_EDGES = np.array([1, 2, 3, 4])  # 1st, 2nd, 3rd, 4th or later reminder
+SINCE_EDGES = np.array([0, 1, 2, 3, 5, 8, 14])  # days since the reminder, < WINDOW_DAYS
+_ITERATIONS = 25
+_FACTOR_BOUNDS = (0.05, 20.0)
+
+
+def _bucket(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 1)
+
+
+def _levels(dynamic: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(in_window (m,) bool, [channel, send-day, number, since] level codes (m,) each)``."""
+    since = np.asarray(dynamic["days_since_last_reminder"], dtype=np.float64)
+    channel = np.asarray(dynamic["last_channel"], dtype=np.int64)
+    number = np.sum([np.asarray(dynamic[f"n_{c}"], dtype=np.float64)
+                     for c in REMINDER_CHANNELS], axis=0)
+    window = (since < WINDOW_DAYS) & (channel > 0) & (number > 0)
+    codes = [np.clip(channel, 0, CHANNEL_LEVELS - 1),
+             _bucket(np.asarray(dynamic["last_reminder_overdue"]), SEND_DAY_EDGES),
+             _bucket(number, NUMBER_EDGES), _bucket(since, SINCE_EDGES)]
+    return window, codes
+
+
+@dataclass
+class ReminderLift:
+    """Per-group reminder factors (see module doc).
+
+    ``factors``: four arrays, (n_groups, levels) each, for channel, send-day bucket,
+    reminder-number bucket and days-since bucket; 1.0 = the trees' own value. ``group`` 0 =
+    unknown, 1 + the group feature's category code (as in
+    :class:`engine.models.calendar_lift.CalendarLift`).
+    """
+
+    group_feature: str | None
+    factors: list[np.ndarray]
+
+    @classmethod
+    def fit(cls, group: np.ndarray, dynamic: Mapping[str, np.ndarray], event: np.ndarray,
+            weight: np.ndarray, predicted: np.ndarray, n_groups: int, smoothing: float,
+            group_feature: str | None) -> ReminderLift:
+        """From training rows (m,): ``group`` codes < ``n_groups``, the dynamic inputs,
+        ``event`` 0/1 paid that day, ``weight`` row weights and ``predicted`` the trees'
+        hazard; ``smoothing`` pseudo-payments per level."""
+        window, codes = _levels(dynamic)
+        sizes = (CHANNEL_LEVELS, len(SEND_DAY_EDGES), len(NUMBER_EDGES), len(SINCE_EDGES))
+        factors = [np.ones((n_groups, s)) for s in sizes]
+        paid = np.asarray(event, dtype=np.float64) * weight
+        expected = np.asarray(predicted, dtype=np.float64) * weight
+        for g in range(n_groups):
+            rows = window & (group == g)
+            if paid[rows].sum() == 0:
+                continue
+            level = [c[rows] for c in codes]
+            obs = [np.bincount(lv, weights=paid[rows], minlength=s) for lv, s in
+                   zip(level, sizes, strict=True)]
+            for _ in range(_ITERATIONS):
+                for j, size in enumerate(sizes):
+                    rest = expected[rows] * np.prod(
+                        [factors[i][g, level[i]] for i in range(len(sizes)) if i != j], axis=0)
+                    exp = np.bincount(level[j], weights=rest, minlength=size)
+                    factors[j][g] = np.clip((obs[j] + smoothing) / (exp + smoothing),
+                                            *_FACTOR_BOUNDS)
+        return cls(group_feature, factors)
+
+    def factor(self, group: np.ndarray, dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(m,) multiplier of the trees' hazard on the days of ``dynamic`` (1 outside the
+        window of a reminder; unseen group codes count as unknown, group 0)."""
+        window, codes = _levels(dynamic)
+        g = np.where((group >= 0) & (group < len(self.factors[0])), group, 0)
+        out = np.prod([f[g, c] for f, c in zip(self.factors, codes, strict=True)], axis=0)
+        return np.where(window, out, 1.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"group_feature": self.group_feature,
+                "factors": [f.tolist() for f in self.factors]}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ReminderLift:
+        return cls(d["group_feature"], [np.asarray(f, dtype=np.float64) for f in d["factors"]])
