@@ -6,10 +6,12 @@ and how long ago it was sent. Boosted trees assemble that from splits on those i
 where the history is thin they get it wrong in two ways that matter for *when* to remind
 (measured on the default company's history): they flatten the send-day effect of a rare
 combination (corporates' early calls: raw 7-day pay rate 13 % for calls on day 0-4 against
-38 % on day 5-10, the trees 6.0x vs 7.0x the unreminded hazard), and they cannot carry the
+38 % on day 5-10, the trees 4.2x vs 5.8x the unreminded hazard), and they cannot carry the
 reminder-number effect learned on common sequences (an email after an early reminder) to
 rare ones (a second call): a second call was valued exactly like a first. A learned
-environment with those errors teaches an RL agent to call early and repeatedly.
+environment with those errors values early and repeated calls too highly. (With the lift the
+schedule search finds the later first call; PPO trained on it still calls early, so it is
+opt-in: docs/payment-model.md, docs/rl.md.)
 
 The lift is a multiplicative table on the trees' hazard for days within
 :data:`WINDOW_DAYS` of a reminder, one per group, a product of four main effects::
