@@ -105,6 +105,9 @@ class HazardModel:
 
     def fit(self, frame: HazardFrame) -> HazardModel:
         """Fit on a :class:`engine.features.HazardFrame` (weighted binary log loss)."""
+        # both lift options are checked before any work: a bad value fails before training
+        for option in ("calendar_lift_smoothing", "reminder_lift_smoothing"):
+            _check_smoothing(option, getattr(self, option))
         if frame.event.sum() < 5 or len(frame.event) < 50:
             raise DunningError(f"only {int(frame.event.sum())} payments after the due date to "
                                "learn the daily hazard from; need more overdue history")
@@ -138,7 +141,7 @@ class HazardModel:
         return self
 
     def _fit_calendar_lift(self, S: np.ndarray, frame: HazardFrame) -> CalendarLift | None:
-        if not _lift_enabled("calendar_lift_smoothing", self.calendar_lift_smoothing):
+        if self.calendar_lift_smoothing is None:
             return None
         groups, n_groups, by = self._lift_groups(S)
         return CalendarLift.fit(groups, frame.dynamic, frame.event, frame.weight, n_groups,
@@ -146,7 +149,7 @@ class HazardModel:
 
     def _fit_reminder_lift(self, S: np.ndarray, M: np.ndarray, frame: HazardFrame
                            ) -> ReminderLift | None:
-        if not _lift_enabled("reminder_lift_smoothing", self.reminder_lift_smoothing):
+        if self.reminder_lift_smoothing is None:
             return None
         groups, n_groups, by = self._lift_groups(S)
         trees = self.booster_.predict(M, num_threads=self.n_jobs or 1)
@@ -320,11 +323,8 @@ class HazardModel:
         return m
 
 
-def _lift_enabled(option: str, smoothing: float | None) -> bool:
-    """False for None; True for a positive number of pseudo-payments; else a clear error."""
-    if smoothing is None:
-        return False
-    if not smoothing > 0:
+def _check_smoothing(option: str, smoothing: float | None) -> None:
+    """A lift's smoothing is None (no lift) or a positive number of pseudo-payments."""
+    if smoothing is not None and not smoothing > 0:
         raise DunningError(f"HazardModel: {option} must be a positive number of "
                            f"pseudo-payments (or None), got {smoothing!r}")
-    return True

@@ -18,9 +18,8 @@ EMAIL, PHONE = 1, 3
 def _rows(channel: np.ndarray, send_day: np.ndarray, number: np.ndarray, since: np.ndarray
           ) -> dict[str, np.ndarray]:
     """Dynamic inputs of rows whose last reminder was the ``number``-th, on ``channel``."""
-    counts = {f"n_{c}": np.zeros(len(channel)) for c in REMINDER_CHANNELS}
-    for j, c in enumerate(REMINDER_CHANNELS):
-        counts[f"n_{c}"] = np.where(channel == j + 1, 1.0, 0.0)
+    counts = {f"n_{c}": np.where(channel == j + 1, 1.0, 0.0)
+              for j, c in enumerate(REMINDER_CHANNELS)}
     counts["n_email"] = counts["n_email"] + (number - 1)  # earlier reminders were emails
     calendar = {k: np.zeros(len(channel)) for k in ("weekday", "days_to_month_end",
                                                      "days_to_quarter_end", "is_holiday",
@@ -75,14 +74,14 @@ def test_lift_is_one_outside_the_reminder_window_and_for_unknown_groups():
 
 
 def test_thin_levels_are_shrunk_toward_the_trees():
-    group, dyn, event, trees = _planted(2_000, seed=1)
-    rich = ReminderLift.fit(*_planted(400_000)[:3], np.ones(400_000), _planted(400_000)[3],
-                            2, 10.0, "segment")
-    thin = ReminderLift.fit(group, dyn, event, np.ones(len(event)), trees, 2, 10.0, "segment")
+    fitted = {}
+    for name, n, seed in (("rich", 400_000, 0), ("thin", 2_000, 1)):
+        group, dyn, event, trees = _planted(n, seed=seed)
+        fitted[name] = ReminderLift.fit(group, dyn, event, np.ones(n), trees, 2, 10.0,
+                                        "segment")
     early = np.searchsorted(SEND_DAY_EDGES, 1, side="right") - 1
     late = np.searchsorted(SEND_DAY_EDGES, 12, side="right") - 1
-    ratio = {k: m.factors[1][1, early] / m.factors[1][1, late] for k, m in
-             (("rich", rich), ("thin", thin))}
+    ratio = {k: m.factors[1][1, early] / m.factors[1][1, late] for k, m in fitted.items()}
     assert ratio["rich"] < 0.45 and 0.45 < ratio["thin"] <= 1.2
 
 
