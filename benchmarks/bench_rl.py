@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -131,8 +132,8 @@ def training_seed_spread(out: Path, seeds: list[int]) -> dict:
     judged = {}
     for seed in [0, *seeds]:
         path = out / "policy" if seed == 0 else out / f"policy_seed{seed}"
-        if seed != 0 and not _trained_on(path, config.model_dir, seed):
-            cfg = replace(config, rl=replace(config.rl_config, seed=seed))
+        cfg = replace(config, rl=replace(config.rl_config, seed=seed))
+        if seed != 0 and not _trained_on(path, config.model_dir, cfg.rl_config):
             train_policy_step(cfg, config.db_path, config.model_dir, path, as_of=cut,
                               source=learned)
         judged[seed] = _judge(out, config, path, truth, learned, f"training seed {seed}")
@@ -141,14 +142,21 @@ def training_seed_spread(out: Path, seeds: list[int]) -> dict:
             **_spread(judged, "training_seed")}
 
 
-def _trained_on(policy_dir: Path, model_dir: Path, seed: int) -> bool:
-    """True if ``policy_dir`` holds a policy trained with ``seed`` on the models now in
-    ``model_dir`` (so parallel ``--training-seeds`` runs can share their trainings)."""
+def _trained_on(policy_dir: Path, model_dir: Path, rl_config: object) -> bool:
+    """True if ``policy_dir`` holds a policy trained with ``rl_config`` (seed included) on
+    the models now in ``model_dir`` (so parallel ``--training-seeds`` runs can share their
+    trainings)."""
     meta, models = policy_dir / "policy.json", model_dir / "artifact.json"
     if not (meta.is_file() and models.is_file()):
         return False
     policy = json.loads(meta.read_text())
-    return (policy.get("seed") == seed and policy.get("provenance", {}).get("model_hash")
+    if rl_config.timing_search:  # the timing-rule grid is not in the training config
+        searched = policy_dir / "timing_search.json"
+        wanted = json.loads(json.dumps(asdict(rl_config.timing_search_config())))
+        if not searched.is_file() or json.loads(searched.read_text())["config"] != wanted:
+            return False
+    return (policy.get("training_config") == rl_config.to_dict()
+            and policy.get("provenance", {}).get("model_hash")
             == json.loads(models.read_text()).get("hash"))
 
 

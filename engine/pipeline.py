@@ -169,7 +169,8 @@ class PipelineConfig:
         from policies.rl import RLTrainingConfig
 
         rl = RLTrainingConfig(seed=seed, total_timesteps=4096, n_envs=128, n_steps=16,
-                              batch_size=1024, n_epochs=2, net_arch=(32, 32))
+                              batch_size=1024, n_epochs=2, net_arch=(32, 32),
+                              timing_invoices=150)
         return cls(out_dir=Path(out_dir), seed=seed, n_customers=100, months=10,
                    holdout_months=3, n_eval_invoices=80, n_seeds=2, tune_invoices=150,
                    tune_iterations=1, tune_population=6, rl=rl, robustness_scenario="shifted",
@@ -298,8 +299,10 @@ def _provenance(db: Path, model_dir: Path, as_of: dt.date | None, ruleset_hash: 
 def train_policy_step(config: PipelineConfig, db: Path, model_dir: Path, out_dir: Path,
                       as_of: dt.date | None = None, progress: Progress | None = None,
                       source: Any = None) -> RLArtifact:
-    """Train MaskablePPO in the learned environment with legal masks; save the artifact."""
-    from policies.rl import save_artifact, train_maskable_ppo
+    """Train MaskablePPO in the learned environment with legal masks, search its timing
+    rules there (``timing_search``); save the artifact."""
+    from policies.rl import RLPolicy, save_artifact, train_maskable_ppo
+    from policies.rl.timing import search_timing_rules
     from simulations.env import BatchCollectionsVecEnv, LegalMask
 
     cfg = config.rl_config
@@ -313,8 +316,17 @@ def train_policy_step(config: PipelineConfig, db: Path, model_dir: Path, out_dir
         p.update(min(done, total), "" if math.isnan(mean) else f"reward/amount {mean:.3f}")
 
     model, curve, seconds = train_maskable_ppo(venv, cfg, progress=report)
+    timing, timing_report = None, None
+    if cfg.timing_search:
+        started = time.perf_counter()
+        timing, timing_report = search_timing_rules(
+            RLPolicy(model), src, cfg.timing_search_config(), mask=mask,
+            progress=lambda msg, done, total: p.update(cfg.total_timesteps,
+                                                       f"{msg} {done}/{total}"))
+        timing_report["seconds"] = round(time.perf_counter() - started, 2)
     return save_artifact(model, out_dir, cfg, curve, seconds,
-                         _provenance(db, model_dir, as_of, mask.ruleset_hash))
+                         _provenance(db, model_dir, as_of, mask.ruleset_hash),
+                         timing=timing, timing_report=timing_report)
 
 
 def tune_step(config: PipelineConfig, source: Any, progress: Progress | None = None) -> Any:
@@ -500,6 +512,8 @@ def assemble_results(config: PipelineConfig, evaluation: Any, *, model_dir: Path
     results["hashes"].update({"model": card.get("hash"), "payment_model": card.get("payment_hash"),
                               "hazard_model": card.get("hazard_hash")})
     if artifact is not None:
+        from policies.rl.timing import TimingRules
+
         meta = artifact.metadata
         results["hashes"]["rl_policy"] = meta["content_hash"]
         results["training"] = {
@@ -508,6 +522,7 @@ def assemble_results(config: PipelineConfig, evaluation: Any, *, model_dir: Path
             "n_envs": meta["training_config"]["n_envs"],
             "net_arch": meta["training_config"]["net_arch"],
             "environment": "learned (hazard model + rates from the store)",
+            "timing_rules": TimingRules.from_dict(meta.get("timing_rules", {})).describe(),
         }
     if tuned is not None and hasattr(tuned, "to_dict"):
         results["tuned_schedules"] = tuned.to_dict()

@@ -6,6 +6,7 @@ the command bodies so ``dunning --help`` stays fast.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -42,14 +43,19 @@ def train_policy(
         "default", "--scenario",
         help="Scenario whose costs and discount rate define the reward (name or YAML path).",
     ),
+    timing_search: bool = typer.Option(
+        True, "--timing-search/--no-timing-search",
+        help="After training, search per-segment timing rules in the same environment.",
+    ),
 ) -> None:
     """Train the MaskablePPO reminder policy in the environment learned from the store."""
     from engine.pipeline import PipelineConfig, Progress, train_policy_step
+    from policies.rl.timing import TimingRules
     from policies.rl.training import RLTrainingConfig
 
-    cfg = RLTrainingConfig(seed=seed)
+    cfg = RLTrainingConfig(seed=seed, timing_search=timing_search)
     if timesteps is not None:
-        cfg = RLTrainingConfig(seed=seed, total_timesteps=timesteps)
+        cfg = replace(cfg, total_timesteps=timesteps)
     pconf = PipelineConfig(scenario=scenario, rl=cfg, seed=seed)
     with Progress.rich(console) as progress:
         artifact = train_policy_step(pconf, db=db, model_dir=model, out_dir=out,
@@ -59,6 +65,9 @@ def train_policy(
         f"policy saved to [bold]{out}[/] (hash {meta['content_hash'][:12]}, "
         f"{meta['timesteps']:,} timesteps, {meta['train_seconds']:.0f} s)"
     )
+    if timing_search:
+        rules = TimingRules.from_dict(meta.get("timing_rules", {})).describe()
+        console.print(f"timing rules: {rules}")
 
 
 @user_errors

@@ -64,10 +64,10 @@ class HazardModel:
         (docs/payment-model.md).
     reminder_lift_smoothing : pseudo-payments that shrink each level of the per-segment
         reminder lift toward the trees' value
-        (:class:`engine.models.reminder_lift.ReminderLift`), e.g. 10; None (default) = the
-        trees alone. Off by default: the learned environment then values corporates' call
-        timing like the history does and the tuned schedule gains, yet RL trained on it did
-        not get better and complained more with the demo's seed (docs/payment-model.md).
+        (:class:`engine.models.reminder_lift.ReminderLift`); None = the trees alone. On
+        (10) by default: the learned environment then values corporates' call timing like
+        the history does, which the RL policy's timing rules need (docs/payment-model.md,
+        docs/rl.md).
 
     Fitted attributes: ``static_features_`` (k_static names, the column order of the
     ``static`` array), ``dynamic_features_`` (= DYNAMIC_FEATURES), ``categories_``,
@@ -80,7 +80,7 @@ class HazardModel:
                  max_rows: int = 1_500_000, max_invoices: int = 200_000,
                  features: Sequence[str] | None = None,
                  calendar_lift_smoothing: float | None = None,
-                 reminder_lift_smoothing: float | None = None, random_state: int = 0,
+                 reminder_lift_smoothing: float | None = 10.0, random_state: int = 0,
                  n_jobs: int | None = None) -> None:
         self.horizon_days = horizon_days
         self.n_estimators = n_estimators

@@ -10,8 +10,8 @@ combination (corporates' early calls: raw 7-day pay rate 13 % for calls on day 0
 reminder-number effect learned on common sequences (an email after an early reminder) to
 rare ones (a second call): a second call was valued exactly like a first. A learned
 environment with those errors values early and repeated calls too highly. (With the lift the
-schedule search finds the later first call; PPO trained on it still calls early, so it is
-opt-in: docs/payment-model.md, docs/rl.md.)
+schedule search finds the later first call; PPO trained on it still calls early, and the
+RL policy's timing rules, searched in this environment, move it: docs/rl.md.)
 
 The lift is a multiplicative table on the trees' hazard for days within
 :data:`WINDOW_DAYS` of a reminder, one per group, a product of four main effects::

@@ -92,6 +92,7 @@ def render_report(results: Mapping[str, Any]) -> str:
         "drift": _drift(results.get("drift")),
         "timing_chart": charts.timing_chart(results.get("timing") or {}, segments),
         "timing_rows": _timing_rows(results.get("timing") or {}, segments),
+        "rl_timing_rules": training.get("timing_rules"),
         **_segment_table(results.get("per_segment") or {}, segments),
         **_model_card(card),
         "calibration_chart": charts.calibration_chart(_find(card, "calibration")),

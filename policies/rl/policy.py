@@ -7,10 +7,14 @@ Artifact directory (versioned, content-hashed)::
                              provenance (payment/hazard model hash, rule-set hash, db),
                              observation columns, content_hash
     DIR/training_curve.json  {"timesteps": [...], "mean_reward": [...], "episodes": [...]}
+    DIR/timing_search.json   what :func:`policies.rl.timing.search_timing_rules` compared
+                             (only when the policy has timing rules searched)
 
-``content_hash`` is the SHA-256 of the network weights and the canonical JSON of the training
-config and provenance (model and rule-set hashes, as-of date; not the file paths): two
-artifacts with the same hash act identically, and the same seed gives the same hash.
+``policy.json`` holds the per-segment ``timing_rules`` the policy applies to its masks (absent
+= none). ``content_hash`` is the SHA-256 of the network weights and the canonical JSON of the
+training config, provenance (model and rule-set hashes, as-of date; not the file paths) and
+timing rules: two artifacts with the same hash act identically, and the same seed gives the
+same hash.
 """
 
 from __future__ import annotations
@@ -30,25 +34,29 @@ import numpy as np
 from engine.contract import N_ACTIONS
 from engine.errors import InputError
 from policies.common.policy import Policy
+from policies.rl.timing import TimingRules
 from policies.rl.training import RLTrainingConfig, TrainingCurve
 
 FORMAT = "dunning.rl_policy/1"
 MODEL_FILE = "policy.zip"
 META_FILE = "policy.json"
 CURVE_FILE = "training_curve.json"
+TIMING_FILE = "timing_search.json"
 UNHASHED_PROVENANCE = frozenset({"db", "model_dir"})
 
 
-def _content_hash(model: Any, config: dict[str, Any], provenance: dict[str, Any]) -> str:
-    """SHA-256 of the network weights (not the zip: it holds timestamps) + config + provenance."""
+def _content_hash(model: Any, config: dict[str, Any], provenance: dict[str, Any],
+                  timing: dict[str, Any] | None = None) -> str:
+    """SHA-256 of the network weights (not the zip: it holds timestamps) + config + provenance
+    (+ the timing rules, when there are any: artifacts without them keep their hash)."""
     h = hashlib.sha256()
     for name, tensor in sorted(model.policy.state_dict().items()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().numpy().tobytes())
     # Where the inputs lay on disk does not change the policy: paths are not hashed.
     stable = {k: v for k, v in provenance.items() if k not in UNHASHED_PROVENANCE}
-    h.update(json.dumps({"config": config, "provenance": stable}, sort_keys=True,
-                        default=str).encode())
+    hashed = {"config": config, "provenance": stable, **({"timing": timing} if timing else {})}
+    h.update(json.dumps(hashed, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
@@ -72,8 +80,14 @@ def save_artifact(
     curve: TrainingCurve,
     train_seconds: float,
     provenance: dict[str, Any],
+    timing: TimingRules | None = None,
+    timing_report: dict[str, Any] | None = None,
 ) -> RLArtifact:
-    """Write the artifact atomically (temp dir in the same parent, then rename)."""
+    """Write the artifact atomically (temp dir in the same parent, then rename).
+
+    ``timing`` are the rules the policy applies to its masks (``timing_report``: what the
+    search compared, written to ``timing_search.json``).
+    """
     from simulations.env.layout import LAYOUT
 
     out = Path(out_dir)
@@ -82,6 +96,7 @@ def save_artifact(
     try:
         model.save(tmp / MODEL_FILE)
         cfg = config.to_dict()
+        rules = (timing or TimingRules()).to_dict()
         meta = {
             "format": FORMAT,
             "algorithm": "MaskablePPO",
@@ -92,10 +107,14 @@ def save_artifact(
             "train_seconds": round(float(train_seconds), 2),
             "provenance": provenance,
             "observation_columns": LAYOUT.column_names(),
-            "content_hash": _content_hash(model, cfg, provenance),
+            **({"timing_rules": rules} if rules else {}),
+            "content_hash": _content_hash(model, cfg, provenance, rules),
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
         (tmp / CURVE_FILE).write_text(json.dumps(curve.to_dict()) + "\n")
+        if timing_report is not None:
+            (tmp / TIMING_FILE).write_text(json.dumps(timing_report, indent=2, default=str)
+                                           + "\n")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -126,16 +145,19 @@ def load_artifact(path: str | Path) -> RLArtifact:
 
 
 class RLPolicy(Policy):
-    """A trained MaskablePPO scheduler: deterministic, legal masks always applied.
+    """A trained MaskablePPO scheduler: deterministic, legal masks always applied, then its
+    per-segment ``timing`` rules (:class:`policies.rl.timing.TimingRules`; none by default).
 
     ``act(observations (n, LAYOUT.dim) float32, masks (n, 6) bool) -> (n,) int64``.
     """
 
     name = "rl"
 
-    def __init__(self, model: Any, artifact: RLArtifact | None = None) -> None:
+    def __init__(self, model: Any, artifact: RLArtifact | None = None,
+                 timing: TimingRules | None = None) -> None:
         self.model = model
         self.artifact = artifact
+        self.timing = timing or TimingRules()
 
     @classmethod
     def load(cls, path: str | Path) -> RLPolicy:
@@ -147,13 +169,15 @@ class RLPolicy(Policy):
         torch.set_num_threads(int(artifact.metadata["training_config"].get("torch_threads", 1)))
         model = MaskablePPO.load(artifact.path / MODEL_FILE, device="cpu")
         meta = artifact.metadata
+        timing = TimingRules.from_dict(meta.get("timing_rules", {}),
+                                       f"{artifact.path / META_FILE}: field 'timing_rules'")
         expected = _content_hash(model, meta.get("training_config", {}),
-                                 meta.get("provenance", {}))
+                                 meta.get("provenance", {}), timing.to_dict())
         if expected != meta.get("content_hash"):
             raise InputError(f"{artifact.path / META_FILE}: field 'content_hash' does not match "
                              f"{MODEL_FILE}; the artifact was modified - retrain with "
                              "`dunning train-policy`")
-        return cls(model, artifact)
+        return cls(model, artifact, timing)
 
     @property
     def content_hash(self) -> str | None:
@@ -166,5 +190,6 @@ class RLPolicy(Policy):
             return np.zeros(0, dtype=np.int64)
         if m.shape != (obs.shape[0], N_ACTIONS):
             raise ValueError(f"masks must have shape ({obs.shape[0]}, {N_ACTIONS}), got {m.shape}")
+        m = self.timing.apply(obs, m)
         actions, _ = self.model.predict(obs, deterministic=True, action_masks=m)
         return np.asarray(actions, dtype=np.int64).reshape(obs.shape[0])

@@ -20,6 +20,8 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
+from policies.rl.timing import TimingSearchConfig
+
 # progress(done_timesteps, total_timesteps, mean_scaled_episode_reward_or_nan)
 ProgressFn = Callable[[int, int, float], None]
 
@@ -38,6 +40,10 @@ class RLTrainingConfig:
     (:class:`policies.rl.exploration.WaitHoldExploration`): with that probability an episode
     start or a reminder is followed by a WAIT-only hold of up to that many days, decaying to
     no holds by the end of training (0 = off).
+
+    ``timing_search`` searches per-segment timing rules for the trained policy in the same
+    (learned) environment after training (:mod:`policies.rl.timing`), saved with the policy;
+    ``timing_invoices`` invoices are drawn for the search and as many for its validation.
 
     Chosen by training in the learned environment and judging in the held-out ground truth
     (oracle gap closed, 5 evaluation seeds, see docs/rl.md): 64-64, n_steps 32, 4 epochs,
@@ -65,7 +71,14 @@ class RLTrainingConfig:
     torch_threads: int = 1  # 2 threads are ~10x slower on a loaded 2-core machine
     hold_probability: float = 0.5
     hold_max_days: int = 30
+    timing_search: bool = True
+    timing_invoices: int = 2000
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def timing_search_config(self) -> TimingSearchConfig:
+        """How :func:`policies.rl.timing.search_timing_rules` is run for this config."""
+        return TimingSearchConfig(n_invoices=self.timing_invoices,
+                                  validation_invoices=self.timing_invoices, seed=self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -77,6 +90,7 @@ class RLTrainingConfig:
         d = dict(d)
         d["net_arch"] = tuple(d.get("net_arch", (64, 64)))
         d.setdefault("hold_probability", 0.0)  # artifacts from before the holds had none
+        d.setdefault("timing_search", False)  # nor timing rules
         return cls(**d)
 
 

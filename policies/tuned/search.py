@@ -33,7 +33,7 @@ from simulations.env.core import CollectionsSimulator
 from simulations.env.layout import SEGMENT_NAMES
 from simulations.env.masks import ActionMask, default_mask
 from simulations.env.source import TransitionSource
-from simulations.evaluation.harness import run_policy
+from simulations.evaluation.harness import segment_mean_npv
 
 FORMAT_VERSION = 1
 
@@ -160,18 +160,6 @@ class TunedSchedulePolicy(SegmentSchedulePolicy):
         return cls(schedules, data.get("meta"))
 
 
-def _segment_scores(policy: SegmentSchedulePolicy, sim: CollectionsSimulator, batch: Any,
-                    seed: int) -> np.ndarray:
-    """Mean NPV per segment (index into SEGMENT_NAMES; NaN when absent)."""
-    log, _ = run_policy(policy, sim, batch, seed)
-    out = np.full(len(SEGMENT_NAMES), np.nan)
-    for s in range(len(SEGMENT_NAMES)):
-        rows = batch.segment == s
-        if rows.any():
-            out[s] = log.npv[rows].mean()
-    return out
-
-
 def tune_schedules(source: TransitionSource, config: TuningConfig = TuningConfig(),
                    mask: ActionMask | None = None,
                    progress: Callable[[str, int, int], None] | None = None
@@ -183,7 +171,7 @@ def tune_schedules(source: TransitionSource, config: TuningConfig = TuningConfig
     batch = source.fresh_invoices(cfg.n_invoices, np.random.default_rng([cfg.seed, 1]))
     n_seg = len(SEGMENT_NAMES)
     dists = [_Dist.uniform(cfg) for _ in range(n_seg)]
-    fixed_score = _segment_scores(SegmentSchedulePolicy({}, DEFAULT_SCHEDULE), sim, batch,
+    fixed_score = segment_mean_npv(SegmentSchedulePolicy({}, DEFAULT_SCHEDULE), sim, batch,
                                   cfg.seed)
     best: list[tuple[float, Schedule]] = [(float(fixed_score[s]), DEFAULT_SCHEDULE)
                                           for s in range(n_seg)]
@@ -195,7 +183,7 @@ def tune_schedules(source: TransitionSource, config: TuningConfig = TuningConfig
         scores = np.zeros((cfg.population, n_seg))
         for j, cand in enumerate(codes):
             schedules = {SEGMENT_NAMES[s]: _decode(cand[s], cfg) for s in range(n_seg)}
-            scores[j] = _segment_scores(SegmentSchedulePolicy(schedules), sim, batch, cfg.seed)
+            scores[j] = segment_mean_npv(SegmentSchedulePolicy(schedules), sim, batch, cfg.seed)
             done += 1
             if progress is not None:
                 progress(f"iteration {it + 1}", done, total)
@@ -216,8 +204,8 @@ def tune_schedules(source: TransitionSource, config: TuningConfig = TuningConfig
     val_batch = source.fresh_invoices(cfg.validation_invoices,
                                       np.random.default_rng([cfg.seed, 2]))
     winner = SegmentSchedulePolicy({SEGMENT_NAMES[s]: best[s][1] for s in range(n_seg)})
-    val_win = _segment_scores(winner, sim, val_batch, cfg.seed + 1)
-    val_fixed = _segment_scores(SegmentSchedulePolicy({}, DEFAULT_SCHEDULE), sim, val_batch,
+    val_win = segment_mean_npv(winner, sim, val_batch, cfg.seed + 1)
+    val_fixed = segment_mean_npv(SegmentSchedulePolicy({}, DEFAULT_SCHEDULE), sim, val_batch,
                                 cfg.seed + 1)
     final: dict[str, Schedule] = {}
     validation = {}

@@ -125,6 +125,22 @@ def run_policy(policy: Policy, sim: CollectionsSimulator, batch: InvoiceBatch, s
     return log, refused_by
 
 
+def segment_mean_npv(policy: Policy, sim: CollectionsSimulator, batch: InvoiceBatch,
+                     seed: int, per_amount: bool = False) -> np.ndarray:
+    """(len(SEGMENT_NAMES),) mean NPV per invoice of each segment under ``policy`` (NaN for a
+    segment absent from ``batch``): the score searches compare candidates by.
+    ``per_amount`` averages NPV / amount instead, so every invoice counts alike (in money a
+    few large invoices carry most of the noise)."""
+    log, _ = run_policy(policy, sim, batch, seed)
+    value = log.npv / batch.amount if per_amount else log.npv
+    out = np.full(len(SEGMENT_NAMES), np.nan)
+    for s in range(len(SEGMENT_NAMES)):
+        rows = batch.segment == s
+        if rows.any():
+            out[s] = value[rows].mean()
+    return out
+
+
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
 

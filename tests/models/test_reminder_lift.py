@@ -133,4 +133,4 @@ def test_models_without_the_lift_keep_their_format_and_hash(hazard_frame, tmp_pa
     # no new keys: a model without the lift hashes as before the lift existed
     assert "reminder_lift" not in plain and "reminder_lift_smoothing" not in plain["params"]
     assert hashes["lift"] != hashes["plain"]
-    assert HazardModel().reminder_lift_smoothing is None  # opt-in
+    assert HazardModel().reminder_lift_smoothing == 10.0  # on by default

@@ -28,6 +28,14 @@ def test_report_has_every_section_and_policy(sample_results):
     assert html.count("<svg") >= 8
 
 
+def test_report_names_the_rl_timing_rules(sample_results):
+    html = render_report(sample_results)
+    rules = re.search(r'id="rl-timing-rules">(.*?)</p>', html, re.S)
+    assert rules and "corporate: first reminder from day 6, &gt;= 10 days apart" in rules[1]
+    del sample_results["training"]["timing_rules"]
+    assert 'id="rl-timing-rules"' not in render_report(sample_results)
+
+
 def test_report_is_self_contained(sample_results):
     html = render_report(sample_results)
     assert not EXTERNAL_REF.search(html)

@@ -196,11 +196,14 @@ def test_train_policy_cli(small_run, tmp_path: Path):
     out = tmp_path / "cli-policy"
     res = CliRunner().invoke(app, ["train-policy", "--db", str(small_run.db), "--model",
                                    str(small_run.model_dir), "--out", str(out),
-                                   "--timesteps", "1000", "--seed", "2"])
+                                   "--timesteps", "1000", "--seed", "2",
+                                   "--no-timing-search"])  # searched: test_timing.py
     assert res.exit_code == 0, res.output
-    assert "policy saved to" in res.output
+    assert "policy saved to" in res.output and "timing rules" not in res.output
     policy = RLPolicy.load(out)
     assert policy.artifact.metadata["seed"] == 2
+    assert policy.artifact.metadata["training_config"]["timing_search"] is False
+    assert not (out / "timing_search.json").exists() and policy.timing.rules == {}
     assert policy.artifact.metadata["provenance"]["db"] == str(small_run.db)
     res = CliRunner().invoke(app, ["train-policy", "--db", str(tmp_path / "none.duckdb"),
                                    "--model", str(small_run.model_dir), "--out", str(out)])
