@@ -342,6 +342,12 @@ def tune_step(config: PipelineConfig, source: Any, progress: Progress | None = N
     return tuned
 
 
+def tune_in_worker(config: PipelineConfig, db: Path, model_dir: Path, cut: dt.date) -> Any:
+    """:func:`tune_step` in the learned environment of ``db`` + ``model_dir`` as of ``cut``,
+    built here (for a worker process: the source itself is not sent between processes)."""
+    return tune_step(config, learned_source(config, db, model_dir, as_of=cut))
+
+
 def evaluation_source(config: PipelineConfig, company: Any, model_dir: Path, cut: dt.date,
                       scenario: str | None = None, db: Path | None = None) -> Any:
     """Ground truth on ``company``'s invoices due on or after ``cut`` (never trained on)."""
@@ -581,8 +587,9 @@ def robustness_step(config: PipelineConfig, model_dir: Path, policy_dir: Path, c
 def _parallel(fn: Any, *args: Any, enabled: bool = True) -> Iterator[Any]:
     """``fn(*args)`` in a spawned worker process while the block runs; yields its future
     (None when not ``enabled``). The pipeline's steps are single-threaded, so on 2 cores
-    the robustness evaluation costs no wall time (spawn, not fork: the parent has LightGBM
-    and torch thread pools, which a forked child must not inherit)."""
+    the tuning beside the RL training and the robustness evaluation beside the main one cost
+    no wall time (spawn, not fork: the parent has LightGBM and torch thread pools, which a
+    forked child must not inherit)."""
     if not enabled:
         yield None
         return
@@ -595,8 +602,9 @@ def _parallel(fn: Any, *args: Any, enabled: bool = True) -> Iterator[Any]:
 
 # -- the whole run -------------------------------------------------------------------------
 def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> PipelineResult:
-    """generate -> ingest -> train models -> tune + train RL (learned env) -> evaluate in the
-    ground truth on held-out invoices (+ the robustness scenario) -> results + report."""
+    """generate -> ingest -> train models -> train RL beside the tuning (learned env) ->
+    evaluate in the ground truth on held-out invoices (+ the robustness scenario) -> results
+    + report."""
     t: dict[str, float] = {}
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -609,12 +617,14 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
         model_dir = train_models_step(config, db, as_of=cut, progress=p)
     with _step(progress, "build learned environment", t):
         learned = learned_source(config, db, model_dir, as_of=cut)
-    with _step(progress, "tune per-segment schedule", t,
-               total=config.tune_iterations * config.tune_population) as p:
-        tuned = tune_step(config, learned, p)
-    with _step(progress, "train RL policy", t, total=config.rl_config.total_timesteps) as p:
-        artifact = train_policy_step(config, db, model_dir, config.policy_dir, as_of=cut,
-                                     progress=p, source=learned)
+    # RL training is single-threaded: the tuning runs beside it on the second core
+    with _parallel(tune_in_worker, config, db, model_dir, cut) as tune_job:
+        with _step(progress, "train RL policy", t,
+                   total=config.rl_config.total_timesteps) as p:
+            artifact = train_policy_step(config, db, model_dir, config.policy_dir,
+                                         as_of=cut, progress=p, source=learned)
+        with _step(progress, "tune per-segment schedule (in parallel)", t):
+            tuned = tune_job.result()
     policies = build_policies(tuned, artifact.path)
     n_runs = config.n_seeds * len(policies)
     with _parallel(robustness_step, config, model_dir, artifact.path, cut, tuned,

@@ -228,3 +228,21 @@ def test_robustness_in_a_worker_process_equals_in_process(trained, small_run):
                 == json.dumps(getattr(here, part), sort_keys=True, default=float)), part
     with _parallel(robustness_step, *args, enabled=False) as job:
         assert job is None
+
+
+def test_tuning_in_a_worker_process_equals_tuning_here(small_run, tmp_path: Path):
+    """The pipeline tunes the schedule in a spawned process beside the RL training, from
+    the store and models on disk; it must find what tuning in this process finds."""
+    from dataclasses import replace
+
+    from engine.pipeline import _parallel, tune_in_worker, tune_step
+
+    config = replace(small_run.config, out_dir=tmp_path)
+    here = tune_step(config, small_run.learned).to_dict()
+    (tmp_path / "tuned_schedule.json").unlink()
+    with _parallel(tune_in_worker, config, small_run.db, small_run.model_dir,
+                   small_run.cut) as job:
+        there = job.result().to_dict()
+    assert there == here and here
+    saved = json.loads((tmp_path / "tuned_schedule.json").read_text())  # by the worker
+    assert saved["schedules"] == here
