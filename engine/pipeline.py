@@ -318,12 +318,10 @@ def train_policy_step(config: PipelineConfig, db: Path, model_dir: Path, out_dir
     model, curve, seconds = train_maskable_ppo(venv, cfg, progress=report)
     timing, timing_report = None, None
     if cfg.timing_search:
-        started = time.perf_counter()
         timing, timing_report = search_timing_rules(
             RLPolicy(model), src, cfg.timing_search_config(), mask=mask,
             progress=lambda msg, done, total: p.update(cfg.total_timesteps,
                                                        f"{msg} {done}/{total}"))
-        timing_report["seconds"] = round(time.perf_counter() - started, 2)
     return save_artifact(model, out_dir, cfg, curve, seconds,
                          _provenance(db, model_dir, as_of, mask.ruleset_hash),
                          timing=timing, timing_report=timing_report)
@@ -518,8 +516,6 @@ def assemble_results(config: PipelineConfig, evaluation: Any, *, model_dir: Path
     results["hashes"].update({"model": card.get("hash"), "payment_model": card.get("payment_hash"),
                               "hazard_model": card.get("hazard_hash")})
     if artifact is not None:
-        from policies.rl.timing import TimingRules
-
         meta = artifact.metadata
         results["hashes"]["rl_policy"] = meta["content_hash"]
         results["training"] = {
@@ -528,7 +524,7 @@ def assemble_results(config: PipelineConfig, evaluation: Any, *, model_dir: Path
             "n_envs": meta["training_config"]["n_envs"],
             "net_arch": meta["training_config"]["net_arch"],
             "environment": "learned (hazard model + rates from the store)",
-            "timing_rules": TimingRules.from_dict(meta.get("timing_rules", {})).describe(),
+            "timing_rules": artifact.timing_rules.describe(),
         }
     if tuned is not None and hasattr(tuned, "to_dict"):
         results["tuned_schedules"] = tuned.to_dict()

@@ -50,7 +50,6 @@ def train_policy(
 ) -> None:
     """Train the MaskablePPO reminder policy in the environment learned from the store."""
     from engine.pipeline import PipelineConfig, Progress, train_policy_step
-    from policies.rl.timing import TimingRules
     from policies.rl.training import RLTrainingConfig
 
     cfg = RLTrainingConfig(seed=seed, timing_search=timing_search)
@@ -66,8 +65,7 @@ def train_policy(
         f"{meta['timesteps']:,} timesteps, {meta['train_seconds']:.0f} s)"
     )
     if timing_search:
-        rules = TimingRules.from_dict(meta.get("timing_rules", {})).describe()
-        console.print(f"timing rules: {rules}")
+        console.print(f"timing rules: {artifact.timing_rules.describe()}")
 
 
 @user_errors

@@ -72,6 +72,12 @@ class RLArtifact:
     def content_hash(self) -> str:
         return str(self.metadata["content_hash"])
 
+    @property
+    def timing_rules(self) -> TimingRules:
+        """The timing rules in ``policy.json`` (none when absent); bad ones name the field."""
+        return TimingRules.from_dict(self.metadata.get("timing_rules", {}),
+                                     f"{self.path / META_FILE}: field 'timing_rules'")
+
 
 def save_artifact(
     model: Any,
@@ -169,8 +175,7 @@ class RLPolicy(Policy):
         torch.set_num_threads(int(artifact.metadata["training_config"].get("torch_threads", 1)))
         model = MaskablePPO.load(artifact.path / MODEL_FILE, device="cpu")
         meta = artifact.metadata
-        timing = TimingRules.from_dict(meta.get("timing_rules", {}),
-                                       f"{artifact.path / META_FILE}: field 'timing_rules'")
+        timing = artifact.timing_rules
         expected = _content_hash(model, meta.get("training_config", {}),
                                  meta.get("provenance", {}), timing.to_dict())
         if expected != meta.get("content_hash"):
@@ -190,6 +195,7 @@ class RLPolicy(Policy):
             return np.zeros(0, dtype=np.int64)
         if m.shape != (obs.shape[0], N_ACTIONS):
             raise ValueError(f"masks must have shape ({obs.shape[0]}, {N_ACTIONS}), got {m.shape}")
-        m = self.timing.apply(obs, m)
+        if self.timing.rules:
+            m = self.timing.apply(obs, m)
         actions, _ = self.model.predict(obs, deterministic=True, action_masks=m)
         return np.asarray(actions, dtype=np.int64).reshape(obs.shape[0])

@@ -24,6 +24,7 @@ also wins on fresh validation invoices and draws.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -163,9 +164,10 @@ def search_timing_rules(policy: Policy, source: TransitionSource,
 
     Returns the rules (segments where no rule beat the policy alone get none) and a report:
     mean NPV per unit of amount per segment of every candidate (``candidates[segment]
-    ["first/gap"]``), the validation and what was kept.
+    ["first/gap"]``), the validation, what was kept and the ``seconds`` it took.
     """
     cfg = config
+    started = time.perf_counter()
     sim = CollectionsSimulator(source, default_mask() if mask is None else mask)
     batch = source.fresh_invoices(cfg.n_invoices, np.random.default_rng([cfg.seed, 3]))
     total = len(cfg.first_reminder_days) * len(cfg.min_days_between) + 2
@@ -206,7 +208,8 @@ def search_timing_rules(policy: Policy, source: TransitionSource,
             kept[seg] = rule
         validation[seg] = {"rule": asdict(rule), "npv_per_amount_with_rule": _num(with_rules[s]),
                            "npv_per_amount_policy_alone": _num(alone[s]), "kept": bool(keep)}
-    report.update({"source": source.name, "config": asdict(cfg), "validation": validation})
+    report.update({"source": source.name, "config": asdict(cfg), "validation": validation,
+                   "seconds": round(time.perf_counter() - started, 2)})
     return TimingRules(kept), report
 
 
