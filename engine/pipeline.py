@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from policies.rl import RLArtifact, RLTrainingConfig
 
 RESULTS_SCHEMA = "dunning.results/1"
+POLICY_ORDER = ("never", "fixed", "tuned", "rl", "oracle")  # results, report and tables
 KPI_KEYS: tuple[str, ...] = (
     "npv", "mean_days_to_pay", "first_reminder_pay_rate", "reminders_per_invoice",
     "complaints_per_1000", "agency_per_1000", "violations",
@@ -567,28 +568,57 @@ def report_step(config: PipelineConfig, results: dict[str, Any]) -> Path:
     return write_report(results, config.report_dir)
 
 
-def robustness_step(config: PipelineConfig, model_dir: Path, policy_dir: Path, cut: dt.date,
-                    tuned: Any, progress: Progress | None = None) -> Any:
-    """Run the trained models, the ``tuned`` schedule (None: none) and the RL policy in
-    ``policy_dir`` on the held-out invoices of a company generated the same way under
-    ``config.robustness_scenario``."""
+def robustness_step(config: PipelineConfig, model_dir: Path, cut: dt.date,
+                    policies: dict[str, Any], progress: Progress | None = None) -> Any:
+    """Run ``policies`` (with the models in ``model_dir``, not retrained) on the held-out
+    invoices of a company generated the same way under ``config.robustness_scenario``."""
     shifted = generate_step(config, scenario=config.robustness_scenario)
     source = evaluation_source(config, shifted, model_dir, cut,
                                scenario=config.robustness_scenario)
-    return evaluate_step(config, build_policies(tuned, policy_dir), source, progress,
-                         n_seeds=config.robustness_seeds)
+    return evaluate_step(config, policies, source, progress, n_seeds=config.robustness_seeds)
+
+
+@dataclass
+class BaselineRun:
+    """What the worker beside the RL training returns: the tuned schedule and the
+    ground-truth evaluations of every policy but RL (``robustness``: on
+    ``config.robustness_scenario``, None when it is not set)."""
+
+    tuned: Any
+    evaluation: Any
+    robustness: Any
+
+
+def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_dir: Path,
+                        cut: dt.date) -> BaselineRun:
+    """Tune the schedule (:func:`tune_in_worker`), then evaluate never / fixed / tuned /
+    oracle in the ground truth on ``company``'s held-out invoices and on the robustness
+    scenario: everything of the evaluation that does not need the RL policy (the oracle's
+    exact solve is most of the evaluation's time)."""
+    tuned = tune_in_worker(config, db, model_dir, cut)
+    source = evaluation_source(config, company, model_dir, cut, db=db)
+    evaluation = evaluate_step(config, build_policies(tuned, None), source)
+    robustness = (robustness_step(config, model_dir, cut, build_policies(tuned, None))
+                  if config.robustness_scenario else None)
+    return BaselineRun(tuned, evaluation, robustness)
+
+
+def with_policy(base: Any, extra: Any) -> Any:
+    """``base`` and ``extra`` (evaluations of other policies on the same invoices) as one
+    evaluation, policies in the pipeline's order: never, fixed, tuned, rl, oracle."""
+    from simulations.evaluation.harness import combine_evaluations
+
+    names = [*base.policies, *extra.policies]
+    return combine_evaluations([base, extra], order=[p for p in POLICY_ORDER if p in names]
+                               + [p for p in names if p not in POLICY_ORDER])
 
 
 @contextlib.contextmanager
-def _parallel(fn: Any, *args: Any, enabled: bool = True) -> Iterator[Any]:
-    """``fn(*args)`` in a spawned worker process while the block runs; yields its future
-    (None when not ``enabled``). The pipeline's steps are single-threaded, so on 2 cores
-    the tuning beside the RL training and the robustness evaluation beside the main one cost
-    no wall time (spawn, not fork: the parent has LightGBM and torch thread pools, which a
-    forked child must not inherit)."""
-    if not enabled:
-        yield None
-        return
+def _parallel(fn: Any, *args: Any) -> Iterator[Any]:
+    """``fn(*args)`` in a spawned worker process while the block runs; yields its future.
+    The pipeline's steps are single-threaded, so on 2 cores what runs beside the RL
+    training costs no wall time (spawn, not fork: the parent has LightGBM and torch thread
+    pools, which a forked child must not inherit)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -598,9 +628,12 @@ def _parallel(fn: Any, *args: Any, enabled: bool = True) -> Iterator[Any]:
 
 # -- the whole run -------------------------------------------------------------------------
 def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> PipelineResult:
-    """generate -> ingest -> train models -> train RL beside the tuning (learned env) ->
-    evaluate in the ground truth on held-out invoices (+ the robustness scenario) -> results
-    + report."""
+    """generate -> ingest -> train models -> train RL (learned env) while a worker tunes the
+    schedule and evaluates the other policies in the ground truth on the held-out invoices
+    (+ the robustness scenario) -> evaluate RL there too -> results + report."""
+    from policies.rl import RLPolicy
+    from policies.rl.vetoes import VetoCounter
+
     t: dict[str, float] = {}
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -613,31 +646,30 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
         model_dir = train_models_step(config, db, as_of=cut, progress=p)
     with _step(progress, "build learned environment", t):
         learned = learned_source(config, db, model_dir, as_of=cut)
-    # RL training is single-threaded: the tuning runs beside it on the second core
-    with _parallel(tune_in_worker, config, db, model_dir, cut) as tune_job:
+    # RL training is single-threaded: the tuning and every evaluation that does not need
+    # the RL policy run beside it on the second core
+    with _parallel(baselines_in_worker, config, company, db, model_dir, cut) as base_job:
         with _step(progress, "train RL policy", t,
                    total=config.rl_config.total_timesteps) as p:
             artifact = train_policy_step(config, db, model_dir, config.policy_dir,
                                          as_of=cut, progress=p, source=learned)
-        with _step(progress, "tune per-segment schedule (in parallel)", t):
-            tuned = tune_job.result()
-    policies = build_policies(tuned, artifact.path)
-    n_runs = config.n_seeds * len(policies)
-    with _parallel(robustness_step, config, model_dir, artifact.path, cut, tuned,
-                   enabled=bool(config.robustness_scenario)) as robustness_job:
-        with _step(progress, "evaluate in the ground truth", t, total=n_runs) as p:
-            source = evaluation_source(config, company, model_dir, cut, db=db)
-            evaluation = evaluate_step(config, policies, source, p)
-            evaluation.save(out)
-        robustness = None
-        if robustness_job is not None:
-            with _step(progress, f"evaluate on {config.robustness_scenario} (in parallel)",
-                       t):
-                robustness = robustness_job.result()
-    counts = policies["rl"].counts if hasattr(policies.get("rl"), "counts") else {}
+        with _step(progress, "tune + evaluate the other policies (in parallel)", t):
+            base = base_job.result()
+    rl_policy = RLPolicy.load(artifact.path)
+    rl = {"rl": VetoCounter(rl_policy)}
+    with _step(progress, "evaluate RL in the ground truth", t, total=config.n_seeds) as p:
+        source = evaluation_source(config, company, model_dir, cut, db=db)
+        evaluation = with_policy(base.evaluation, evaluate_step(config, rl, source, p))
+        evaluation.save(out)
+    robustness = None
+    if base.robustness is not None:
+        with _step(progress, f"evaluate RL on {config.robustness_scenario}", t):
+            robustness = with_policy(base.robustness, robustness_step(
+                config, model_dir, cut, {"rl": VetoCounter(rl_policy)}))
+    tuned = base.tuned
     results = assemble_results(
         config, evaluation, model_dir=model_dir, artifact=artifact, robustness=robustness,
-        veto_counts=counts, tuned=tuned, step_seconds=t,
+        veto_counts=rl["rl"].counts, tuned=tuned, step_seconds=t,
         extra={"holdout": {"cut_date": str(cut), "invoices": len(source),
                            "company_invoices": int(len(company.invoices))},
                "company_summary": company.summary},

@@ -4,9 +4,9 @@ One task = one (scenario, seed, policy): it redraws the seed's invoices
 (``default_rng([seed, 0])``, exactly as :func:`~simulations.evaluation.harness.evaluate_policies`
 does), runs the policy with :func:`~simulations.evaluation.harness.run_policy` (same random
 stream ``default_rng([seed, day, 1])``) and returns the raw per-seed parts (KPIs, per-segment
-KPIs, timing counts, mean NPV, vetoes). The client assembles them in the harness's seed and
+KPIs, timing counts, vetoes). The client assembles them in the harness's seed and
 policy order with the harness's own functions (``aggregate``, ``pool_timing``,
-``summarize_timing``, ``t_interval``), so every figure equals the local run's; only
+``summarize_timing``, ``paired_differences``), so every figure equals the local run's; only
 ``config.seconds`` (wall time) differs, and ``config.cluster`` records where it ran.
 
 Sources, masks and policies are sent to the workers once (``client.scatter``) and must be
@@ -30,6 +30,7 @@ from simulations.evaluation.harness import (
     EvaluationResult,
     Progress,
     _seed_list,
+    paired_differences,
     run_policy,
 )
 from simulations.evaluation.metrics import (
@@ -37,7 +38,6 @@ from simulations.evaluation.metrics import (
     kpis,
     pool_timing,
     summarize_timing,
-    t_interval,
     timing_counts,
 )
 
@@ -56,7 +56,6 @@ class SeedPolicyPart:
     overall: dict[str, float]
     by_segment: dict[str, dict[str, float]]
     timing: dict[str, list[dict[str, object]]]
-    npv_mean: float
     vetoes: dict[str, int]
 
 
@@ -73,7 +72,7 @@ def run_seed_policy(name: str, policy: Policy, source: TransitionSource, mask: A
             by_segment[seg] = kpis(log, batch, rows)
     return SeedPolicyPart(seed=seed, policy=name, overall=kpis(log, batch),
                           by_segment=by_segment, timing=timing_counts(log, batch),
-                          npv_mean=float(log.npv.mean()), vetoes=refused_by)
+                          vetoes=refused_by)
 
 
 def assemble(parts: Sequence[SeedPolicyPart], names: Sequence[str], seed_list: Sequence[int],
@@ -88,27 +87,21 @@ def assemble(parts: Sequence[SeedPolicyPart], names: Sequence[str], seed_list: S
         for part in ordered[n]:
             for rule, count in part.vetoes.items():
                 vetoes[n][rule] = vetoes[n].get(rule, 0) + count
-    ref = reference if reference in names else None
-    difference: dict[str, dict[str, Any]] = {}
-    if ref is not None:
-        for n in names:
-            diff = (np.array([p.npv_mean for p in ordered[n]])
-                    - np.array([p.npv_mean for p in ordered[ref]]))
-            mean, lo, hi = t_interval(diff)
-            difference[n] = {"npv_minus_reference": mean, "ci_low": lo, "ci_high": hi}
     by_segment = {}
     for n in names:
         segs = {s: [p.by_segment[s] for p in ordered[n] if s in p.by_segment]
                 for s in SEGMENT_NAMES}
         by_segment[n] = {s: aggregate(v) for s, v in segs.items() if v}
+    overall = {n: aggregate([p.overall for p in ordered[n]]) for n in names}
+    ref = reference if reference in names else None
     return EvaluationResult(
         scenario=scenario_name, n_invoices=int(n_invoices), seeds=list(seed_list),
-        policies=list(names),
-        overall={n: aggregate([p.overall for p in ordered[n]]) for n in names},
+        policies=list(names), overall=overall,
         by_segment=by_segment,
         timing={n: summarize_timing(pool_timing([p.timing for p in ordered[n]]))
                 for n in names},
-        difference=difference, vetoes=vetoes, reference=ref, config=config)
+        difference=paired_differences(overall, ref), vetoes=vetoes, reference=ref,
+        config=config)
 
 
 @dataclass

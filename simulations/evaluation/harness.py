@@ -141,6 +141,69 @@ def segment_mean_npv(policy: Policy, sim: CollectionsSimulator, batch: InvoiceBa
     return out
 
 
+def paired_differences(overall: Mapping[str, Mapping[str, Any]], reference: str | None
+                       ) -> dict[str, dict[str, Any]]:
+    """Per policy of ``overall``: mean NPV per invoice minus ``reference``'s, paired by seed
+    (same invoices, same draws), with its 95 % t-interval over seeds ({} without a
+    reference)."""
+    if reference is None:
+        return {}
+    ref = np.asarray(overall[reference]["npv"]["per_seed"], dtype=float)
+    out: dict[str, dict[str, Any]] = {}
+    for name, kpi in overall.items():
+        mean, lo, hi = t_interval(np.asarray(kpi["npv"]["per_seed"], dtype=float) - ref)
+        out[name] = {"npv_minus_reference": mean, "ci_low": lo, "ci_high": hi}
+    return out
+
+
+def combine_evaluations(parts: Sequence[EvaluationResult], order: Sequence[str] | None = None,
+                        reference: str | None = "fixed") -> EvaluationResult:
+    """One result from evaluations of disjoint sets of policies on the same invoices, draws
+    and rules (same source, scenario, ``n_invoices``, seeds, horizon and rule set).
+
+    Under common random numbers a policy's KPIs do not depend on which other policies ran
+    beside it, so evaluating policies apart (e.g. in two processes) and combining them
+    gives exactly what one :func:`evaluate_policies` call gives; the paired differences are
+    recomputed against ``reference``. ``order`` lists the policies in the order wanted
+    (default: as in ``parts``); ``config["seconds"]`` is the sum of the parts'.
+
+    Raises:
+        ValueError: if the parts were not run on the same invoices, or share a policy.
+    """
+    if not parts:
+        raise ValueError("no evaluations to combine")
+    first = parts[0]
+    same = ("source", "horizon", "ruleset_hash")
+    for part in parts[1:]:
+        for what, a, b in (("scenario", first.scenario, part.scenario),
+                           ("n_invoices", first.n_invoices, part.n_invoices),
+                           ("seeds", first.seeds, part.seeds),
+                           *((k, first.config.get(k), part.config.get(k)) for k in same)):
+            if a != b:
+                raise ValueError(f"cannot combine evaluations with different {what}: "
+                                 f"{a!r} and {b!r}")
+    names = [p for part in parts for p in part.policies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"policies evaluated twice: {names}")
+    order = list(order) if order is not None else names
+    if sorted(order) != sorted(names):
+        raise ValueError(f"order {order} does not list the evaluated policies {names}")
+    owner = {p: part for part in parts for p in part.policies}
+    overall = {p: owner[p].overall[p] for p in order}
+    ref = reference if reference in overall else None
+    return EvaluationResult(
+        scenario=first.scenario, n_invoices=first.n_invoices, seeds=list(first.seeds),
+        policies=order, overall=overall,
+        by_segment={p: owner[p].by_segment[p] for p in order},
+        timing={p: owner[p].timing[p] for p in order},
+        difference=paired_differences(overall, ref),
+        vetoes={p: owner[p].vetoes[p] for p in order}, reference=ref,
+        config={**first.config,
+                "seconds": round(sum(float(part.config.get("seconds", 0.0)) for part in parts),
+                                 2)},
+    )
+
+
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
 
@@ -185,7 +248,6 @@ def evaluate_policies(
     per_seg: dict[str, dict[str, list[dict[str, float]]]] = {
         p: {s: [] for s in SEGMENT_NAMES} for p in names}
     timing_parts: dict[str, list[dict]] = {p: [] for p in names}
-    npv_by_seed: dict[str, list[float]] = {p: [] for p in names}
     vetoes: dict[str, dict[str, int]] = {p: {} for p in names}
     total, done = len(seed_list) * len(names), 0
     started = time.perf_counter()
@@ -194,7 +256,6 @@ def evaluate_policies(
         for name in names:
             log, refused_by = run_policy(policies[name], sim, batch, seed)
             per_seed[name].append(kpis(log, batch))
-            npv_by_seed[name].append(float(log.npv.mean()))
             for s, seg in enumerate(SEGMENT_NAMES):
                 rows = np.flatnonzero(batch.segment == s)
                 if len(rows):
@@ -205,22 +266,17 @@ def evaluate_policies(
             done += 1
             if progress is not None:
                 progress(f"seed {seed} {name}", done, total)
+    overall = {p: aggregate(per_seed[p]) for p in names}
     ref = reference if reference in policies else None
-    difference: dict[str, dict[str, Any]] = {}
-    if ref is not None:
-        for name in names:
-            diff = np.array(npv_by_seed[name]) - np.array(npv_by_seed[ref])
-            mean, lo, hi = t_interval(diff)
-            difference[name] = {"npv_minus_reference": mean, "ci_low": lo, "ci_high": hi}
     return EvaluationResult(
         scenario=str(getattr(getattr(source, "scenario", None), "name", scenario)),
         n_invoices=int(n_invoices),
         seeds=seed_list,
         policies=names,
-        overall={p: aggregate(per_seed[p]) for p in names},
+        overall=overall,
         by_segment={p: {s: aggregate(v) for s, v in per_seg[p].items() if v} for p in names},
         timing={p: summarize_timing(pool_timing(timing_parts[p])) for p in names},
-        difference=difference,
+        difference=paired_differences(overall, ref),
         vetoes=vetoes,
         reference=ref,
         config={

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -211,23 +212,52 @@ def test_train_policy_cli(small_run, tmp_path: Path):
     assert "none.duckdb" in res.output and "Traceback" not in res.output
 
 
-def test_robustness_in_a_worker_process_equals_in_process(trained, small_run):
-    """The pipeline runs the shifted-scenario evaluation in a spawned process beside the
-    main evaluation; it must give exactly what running it here gives."""
-    from engine.pipeline import _parallel, robustness_step
-
-    args = (small_run.config, small_run.model_dir, trained.path, small_run.cut, None)
-    here = robustness_step(*args)
-    with _parallel(robustness_step, *args) as job:
-        there = job.result()
-    assert there.scenario == "shifted" and set(there.policies) == {"never", "fixed", "rl",
-                                                                     "oracle"}
+def _same_evaluation(a: Any, b: Any) -> None:
+    assert a.policies == b.policies and a.seeds == b.seeds and a.scenario == b.scenario
     # compared as JSON: NaN KPIs (e.g. never's first-reminder pay rate) are != themselves
-    for part in ("overall", "by_segment", "timing"):
-        assert (json.dumps(getattr(there, part), sort_keys=True, default=float)
-                == json.dumps(getattr(here, part), sort_keys=True, default=float)), part
-    with _parallel(robustness_step, *args, enabled=False) as job:
-        assert job is None
+    for part in ("overall", "by_segment", "timing", "difference", "vetoes"):
+        assert (json.dumps(getattr(a, part), sort_keys=True, default=float)
+                == json.dumps(getattr(b, part), sort_keys=True, default=float)), part
+
+
+def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_run,
+                                                                 tmp_path: Path):
+    """The pipeline tunes and evaluates never / fixed / tuned / oracle (main and robustness
+    scenario) in a spawned process while the RL policy trains, then evaluates RL alone and
+    combines: exactly what evaluating all five at once here gives."""
+    from dataclasses import replace
+
+    from engine.pipeline import (
+        POLICY_ORDER,
+        _parallel,
+        baselines_in_worker,
+        build_policies,
+        evaluate_step,
+        evaluation_source,
+        robustness_step,
+        with_policy,
+    )
+    from policies.rl import RLPolicy
+    from policies.rl.vetoes import VetoCounter
+
+    config = replace(small_run.config, out_dir=tmp_path)
+    with _parallel(baselines_in_worker, config, small_run.company, small_run.db,
+                   small_run.model_dir, small_run.cut) as job:
+        base = job.result()
+    assert base.evaluation.policies == ["never", "fixed", "tuned", "oracle"]
+    everything = build_policies(base.tuned, trained.path)
+    source = evaluation_source(config, small_run.company, small_run.model_dir, small_run.cut,
+                               db=small_run.db)
+    rl = {"rl": VetoCounter(RLPolicy.load(trained.path))}
+    combined = with_policy(base.evaluation, evaluate_step(config, rl, source))
+    assert combined.policies == list(POLICY_ORDER)
+    _same_evaluation(combined, evaluate_step(config, everything, source))
+    assert sum(rl["rl"].counts.values()) > 0  # the RL policy's vetoes are still counted
+    shifted = with_policy(base.robustness, robustness_step(
+        config, small_run.model_dir, small_run.cut, {"rl": RLPolicy.load(trained.path)}))
+    assert shifted.scenario == "shifted"
+    _same_evaluation(shifted, robustness_step(config, small_run.model_dir, small_run.cut,
+                                              build_policies(base.tuned, trained.path)))
 
 
 def test_tuning_in_a_worker_process_equals_tuning_here(small_run, tmp_path: Path):

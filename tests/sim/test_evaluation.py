@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from policies.baselines import FixedSchedulePolicy, NeverPolicy, ScheduleStep
-from simulations.evaluation.harness import EvaluationResult, evaluate_policies
+from simulations.evaluation.harness import (
+    EvaluationResult,
+    combine_evaluations,
+    evaluate_policies,
+)
 from simulations.evaluation.metrics import KPI_DOC
 
 
@@ -62,3 +67,42 @@ def test_kpis_are_consistent(gt_source, legal_mask, tmp_path):
     back = EvaluationResult.load(path)
     assert back.policies == res.policies
     assert back.kpi("fixed", "npv") == res.kpi("fixed", "npv")
+
+
+def _json(res: EvaluationResult) -> str:
+    # as JSON: NaN KPIs (never's first-reminder pay rate) are != themselves
+    d = res.to_dict()
+    d["config"] = {k: v for k, v in d["config"].items() if k != "seconds"}
+    return json.dumps(d, sort_keys=True, default=float)
+
+
+def test_policies_evaluated_apart_combine_into_one_evaluation(gt_source, legal_mask):
+    """The pipeline evaluates the baselines in a worker and the RL policy later: combined,
+    the parts must be exactly the one-call evaluation, differences and order included."""
+    early = FixedSchedulePolicy((ScheduleStep(3, "email"),))
+    together = _run(gt_source, legal_mask, never=NeverPolicy(), early=early,
+                    fixed=FixedSchedulePolicy())
+    part_a = _run(gt_source, legal_mask, never=NeverPolicy(), fixed=FixedSchedulePolicy())
+    part_b = _run(gt_source, legal_mask, early=early)
+    combined = combine_evaluations([part_a, part_b], order=["never", "early", "fixed"])
+    assert combined.policies == ["never", "early", "fixed"] and combined.reference == "fixed"
+    assert _json(combined) == _json(together)
+    assert part_b.difference == {}  # no reference in that part; recomputed when combined
+    assert combined.difference["early"] == together.difference["early"]
+    assert combined.config["seconds"] == pytest.approx(
+        part_a.config["seconds"] + part_b.config["seconds"], abs=0.02)
+
+
+def test_combining_refuses_evaluations_of_different_invoices(gt_source, legal_mask):
+    fixed = _run(gt_source, legal_mask, fixed=FixedSchedulePolicy())
+    other_seeds = _run(gt_source, legal_mask, seeds=(5, 6), never=NeverPolicy())
+    with pytest.raises(ValueError, match="different seeds"):
+        combine_evaluations([fixed, other_seeds])
+    other_n = _run(gt_source, legal_mask, n=50, never=NeverPolicy())
+    with pytest.raises(ValueError, match="different n_invoices"):
+        combine_evaluations([fixed, other_n])
+    with pytest.raises(ValueError, match="evaluated twice"):
+        combine_evaluations([fixed, fixed])
+    never = _run(gt_source, legal_mask, never=NeverPolicy())
+    with pytest.raises(ValueError, match="does not list"):
+        combine_evaluations([fixed, never], order=["fixed"])
