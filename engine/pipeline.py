@@ -10,13 +10,19 @@ Each step is a separate function so a researcher can run, repeat or replace any 
 
     # or step by step, e.g. to evaluate your own policy next to the others:
     company = generate_step(config)
-    db = ingest_step(config, company)
-    model_dir = train_models_step(config, db)
-    artifact = train_policy_step(config, db, model_dir, config.policy_dir)
-    policies = build_policies(config, db, model_dir, artifact.path)
+    cut = cut_date(config, company)
+    db = ingest_step(config)
+    model_dir = train_models_step(config, db, as_of=cut)
+    learned = learned_source(config, db, model_dir, as_of=cut)
+    tuned = tune_step(config, learned)
+    artifact = train_policy_step(config, db, model_dir, config.policy_dir, as_of=cut,
+                                 source=learned)
+    policies = build_policies(tuned, artifact.path)
     policies["mine"] = MyPolicy()
-    evaluation = evaluate_step(config, policies, model_dir)
-    results = assemble_results(config, evaluation, ...); report_step(config, results)
+    source = evaluation_source(config, company, model_dir, cut, db=db)
+    evaluation = evaluate_step(config, policies, source)
+    results = assemble_results(config, evaluation, model_dir=model_dir, artifact=artifact)
+    write_results(results, config.out_dir); report_step(config, results)
 
 This module is edge wiring like the CLI: ``engine`` must not import ``simulations`` or
 ``policies`` at module level, so every step imports them inside its body.
