@@ -602,9 +602,10 @@ def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_di
     scenario: everything of the evaluation that does not need the RL policy (the oracle's
     exact solve is most of the evaluation's time)."""
     tuned = tune_in_worker(config, db, model_dir, cut)
+    policies = build_policies(tuned, None)  # the oracle re-solves each evaluation it joins
     source = evaluation_source(config, company, model_dir, cut, db=db)
-    evaluation = evaluate_step(config, build_policies(tuned, None), source)
-    robustness = (robustness_step(config, model_dir, cut, build_policies(tuned, None))
+    evaluation = evaluate_step(config, policies, source)
+    robustness = (robustness_step(config, model_dir, cut, policies)
                   if config.robustness_scenario else None)
     return BaselineRun(tuned, evaluation, robustness)
 
@@ -672,10 +673,9 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
         with _step(progress, f"evaluate RL on {config.robustness_scenario}", t):
             robustness = with_policy(base.robustness, robustness_step(
                 config, model_dir, cut, {"rl": VetoCounter(rl_policy)}))
-    tuned = base.tuned
     results = assemble_results(
         config, evaluation, model_dir=model_dir, artifact=artifact, robustness=robustness,
-        veto_counts=rl["rl"].counts, tuned=tuned, step_seconds=t,
+        veto_counts=rl["rl"].counts, tuned=base.tuned, step_seconds=t,
         extra={"holdout": {"cut_date": str(cut), "invoices": len(source),
                            "company_invoices": int(len(company.invoices))},
                "company_summary": company.summary},
