@@ -30,7 +30,7 @@ bench: install
 		[ -f $$f ] || continue; echo "== $$f"; $(PY) $$f || exit 1; done
 
 lint: install
-	$(VENV)/bin/ruff check engine policies legal_rules simulations tests benchmarks
+	$(VENV)/bin/ruff check engine policies legal_rules simulations dunning tests benchmarks
 
 # Headless Chromium for the HTML report tests (Debian package).
 chromium:

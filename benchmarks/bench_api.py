@@ -72,9 +72,9 @@ def main() -> None:
     args = parser.parse_args()
 
 
-    from engine.api import wait_until_healthy
+    from dunning.api import wait_until_healthy
+    from dunning.ops.recommend import Recommender
     from engine.ingest import ingest
-    from engine.recommend import Recommender
     from engine.store import Store
 
     with tempfile.TemporaryDirectory(prefix="bench-api-") as tmp:

@@ -26,16 +26,16 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import write_result  # noqa: E402
-from engine.business.drift import feature_psi  # noqa: E402
-from engine.business.pilot import (  # noqa: E402
+from dunning.business.drift import feature_psi  # noqa: E402
+from dunning.business.pilot import (  # noqa: E402
     OutcomeStats,
     compare_arms,
     power_analysis,
     safety_guard,
     weekly_looks,
 )
-from engine.business.plausibility import check_recommendations  # noqa: E402
-from engine.business.roi import roi_section  # noqa: E402
+from dunning.business.plausibility import check_recommendations  # noqa: E402
+from dunning.business.roi import roi_section  # noqa: E402
 
 N_SIMS = 400
 
@@ -126,7 +126,7 @@ def bench_roi() -> dict:
 
 
 def bench_whatif(n_invoices: int = 1000, seeds: int = 3) -> dict:
-    from policies.whatif import run_whatif
+    from dunning.business.whatif import run_whatif
 
     start = time.perf_counter()
     r = run_whatif("schedule=7,21,35", n_invoices=n_invoices, seeds=seeds)

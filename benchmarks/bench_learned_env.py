@@ -36,8 +36,8 @@ TREES_ONLY = {"reminder_lift_smoothing": None}
 
 
 def main() -> None:
+    from dunning.pipeline import evaluation_source, learned_source
     from engine.models.training import TrainConfig, train_artifact
-    from engine.pipeline import evaluation_source, learned_source
     from engine.store import Store
     from policies.baselines.schedule import FixedSchedulePolicy, NeverPolicy, parse_schedule
     from simulations.evaluation.harness import evaluate_policies

@@ -41,7 +41,7 @@ class ReliabilityBlindOracle(GroundTruthOracle):
 
 
 def main() -> None:
-    from engine.pipeline import evaluation_source
+    from dunning.pipeline import evaluation_source
     from policies.baselines.schedule import FixedSchedulePolicy
     from simulations.evaluation.harness import evaluate_policies
 

@@ -88,9 +88,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from engine.audit import AuditLog
+    from dunning.ops.audit import AuditLog
+    from dunning.ops.recommend import Recommender
     from engine.ingest import ingest
-    from engine.recommend import Recommender
     from engine.store import Store
 
     with tempfile.TemporaryDirectory(prefix="bench-recommend-") as tmp:

@@ -1,6 +1,6 @@
 """RL scheduler vs baselines and the oracle, judged in the ground truth on held-out invoices.
 
-Runs the whole demo pipeline (``engine.pipeline.run_pipeline``, default configuration) into
+Runs the whole demo pipeline (``dunning.pipeline.run_pipeline``, default configuration) into
 ``dunning-data/bench_rl/`` (store, models, policy, report; not committed) and writes
 ``benchmarks/results/rl.json``: every KPI per policy (mean and 95 % CI over seeds), the
 targets next to the measured values, the learned policy's per-segment timing and the
@@ -89,7 +89,7 @@ def ground_truth_ceiling(result: object) -> dict:
     invoices (due before the cut) and judge it like the real policy, on the same held-out
     invoices and seeds. A diagnostic only: it separates what the learned environment costs
     from what the optimiser and the observation leave on the table."""
-    from engine.pipeline import cut_date, evaluate_step, evaluation_source, generate_step
+    from dunning.pipeline import cut_date, evaluate_step, evaluation_source, generate_step
     from policies.rl import RLPolicy, save_artifact, train_maskable_ppo
     from policies.rl.holdout import holdout_source
     from simulations import world
@@ -124,7 +124,7 @@ def training_seed_spread(out: Path, seeds: list[int]) -> dict:
     invoices and evaluation seeds: how much of the gap depends on the training seed."""
     from dataclasses import replace
 
-    from engine.pipeline import evaluation_source, learned_source, train_policy_step
+    from dunning.pipeline import evaluation_source, learned_source, train_policy_step
 
     config, company, cut = finished_rl_run(out)
     learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
@@ -165,8 +165,8 @@ def model_seed_spread(out: Path, seeds: list[int]) -> dict:
     ``out`` with other model ``seeds`` (LightGBM's row and feature sampling), train the
     default RL (training seed 0) in each, and judge it like :func:`training_seed_spread`:
     how much of the gap depends on incidental details of the learned models."""
+    from dunning.pipeline import evaluation_source, learned_source, train_policy_step
     from engine.models.training import TrainConfig, train_artifact
-    from engine.pipeline import evaluation_source, learned_source, train_policy_step
     from engine.store import Store
 
     config, company, cut = finished_rl_run(out)
@@ -195,7 +195,7 @@ def _judge(out: Path, config: object, policy_path: Path, truth: object, learned:
     """``(oracle gap closed in the truth, NPV share in the learned environment, complaints
     per 1000 invoices in the truth)`` of the policy in ``policy_path``; fixed and oracle NPV
     from the finished run in ``out``."""
-    from engine.pipeline import evaluate_step
+    from dunning.pipeline import evaluate_step
     from policies.rl import RLPolicy
     from simulations.evaluation.harness import evaluate_policies
 
@@ -226,7 +226,7 @@ def _spread(judged: dict[int, tuple[float, float, float]], name: str) -> dict:
 def main() -> None:
     from rich.console import Console
 
-    from engine.pipeline import PipelineConfig, Progress, print_headline, run_pipeline
+    from dunning.pipeline import PipelineConfig, Progress, print_headline, run_pipeline
 
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--timesteps", type=int, default=None)

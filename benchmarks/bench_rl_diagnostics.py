@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import finished_rl_run_from_cli, write_result  # noqa: E402
 from engine.contract import Action, is_reminder  # noqa: E402
-from policies.common.policy import Policy  # noqa: E402
 from simulations.env.layout import LAYOUT, SEGMENT_NAMES  # noqa: E402
+from simulations.policy import Policy  # noqa: E402
 
 SEEDS = [0, 1]
 LAST_GATED_DAY = 75  # after this the probe no longer holds a first reminder back
@@ -109,7 +109,7 @@ def _gap_by_segment(ev: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    from engine.pipeline import evaluation_source, learned_source
+    from dunning.pipeline import evaluation_source, learned_source
     from policies.baselines.oracle import GroundTruthOracle
     from policies.baselines.schedule import FixedSchedulePolicy
     from policies.rl import RLPolicy

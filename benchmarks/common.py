@@ -65,7 +65,7 @@ def finished_rl_run_from_cli(description: str | None, invoices: int
 def finished_rl_run(run: Path) -> tuple[Any, Any, Any]:
     """``(PipelineConfig, company, cut date)`` of a finished ``bench_rl.py`` run in ``run``
     (the default pipeline's out dir); exits with a clear message when it has no models."""
-    from engine.pipeline import PipelineConfig, cut_date, generate_step
+    from dunning.pipeline import PipelineConfig, cut_date, generate_step
 
     config = PipelineConfig.default(out_dir=run)
     if not (config.model_dir / "hazard_model.txt").is_file():

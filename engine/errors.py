@@ -7,7 +7,7 @@ class DunningError(Exception):
     """A problem the user can fix (bad input file, missing model, wrong option).
 
     The message must say where (file, row or line, field), what was found and what was
-    expected. ``engine.commands.common.run_user_errors`` turns it into a clean exit code 2.
+    expected. ``dunning.commands.common.run_user_errors`` turns it into a clean exit code 2.
     """
 
 

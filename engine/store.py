@@ -40,7 +40,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.commands.common import DEFAULT_DB
+from engine.config import DEFAULT_DB
 from engine.contract import TABLE_ORDER, TABLES, Table
 from engine.errors import InputError
 

@@ -4,7 +4,7 @@
 ``as_of``, every fact of :data:`legal_rules.facts.FACTS` as a column array (plus
 ``invoice_id``), ready for :class:`legal_rules.vector.VectorEvaluator` or, row by row, for
 :class:`legal_rules.durable_eval.DurableEvaluator`. The daily recommendation
-(``engine.recommend``) and ``dunning rules explain --invoice`` both use it, so an invoice has
+(``dunning.ops.recommend``) and ``dunning rules explain --invoice`` both use it, so an invoice has
 the same facts in both. The two steps are public so a caller can keep the per-invoice frame:
 ``state = invoice_states(tables, as_of)`` then ``facts_from_state(state, as_of)``.
 

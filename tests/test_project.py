@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from dunning.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_COMMANDS = {
@@ -37,7 +37,7 @@ def test_every_documented_command_is_registered() -> None:
 
 def test_help_does_not_import_the_heavy_stack() -> None:
     # `dunning --help` must stay fast: no numpy/pandas/torch/lightgbm at CLI import time.
-    code = ("import sys, engine.cli; heavy = [m for m in ('numpy', 'pandas', 'torch', "
+    code = ("import sys, dunning.cli; heavy = [m for m in ('numpy', 'pandas', 'torch', "
             "'lightgbm', 'duckdb', 'stable_baselines3') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=ROOT)
@@ -69,7 +69,7 @@ def test_packages_import_downwards_only(package: str) -> None:
 
 def test_ruff_is_clean() -> None:
     ruff = Path(sys.executable).with_name("ruff")
-    out = subprocess.run([str(ruff), "check", "engine", "policies", "legal_rules",
+    out = subprocess.run([str(ruff), "check", "engine", "policies", "legal_rules", "dunning",
                           "simulations", "tests", "benchmarks"],
                          capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import InputError
-from policies.common.policy import Policy
+from simulations.policy import Policy
 
 POLICY_NAMES: tuple[str, ...] = ("never", "fixed", "tuned", "oracle", "rl")
 

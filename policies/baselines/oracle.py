@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InputError
-from policies.common.policy import Policy
+from simulations.policy import Policy
 
 
 class GroundTruthOracle(Policy):
@@ -27,6 +27,8 @@ class GroundTruthOracle(Policy):
         solution: an ``OracleSolution`` already solved for exactly the invoices the
             simulator will hold, in the same order (skips solving; e.g. for benchmarks).
     """
+
+    sees_world_state = True
 
     name = "oracle"
 

@@ -14,8 +14,8 @@ import numpy as np
 
 from engine.contract import Action
 from engine.errors import InputError
-from policies.common.policy import Policy
 from simulations.env.layout import LAYOUT, SEGMENT_NAMES
+from simulations.policy import Policy
 
 
 @dataclass(frozen=True)

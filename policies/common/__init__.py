@@ -1,5 +1,5 @@
-"""Shared policy interface."""
+"""What the policies share: the :class:`~simulations.policy.Policy` contract they implement."""
 
-from policies.common.policy import Policy
+from simulations.policy import Policy
 
 __all__ = ["Policy"]

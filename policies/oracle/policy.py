@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from policies.common.policy import Policy
 from policies.oracle.solver import OracleSolution
+from simulations.policy import Policy
 from simulations.world.dynamics import WorldState
 
 StateSource = Callable[[], tuple[np.ndarray | None, WorldState]]
@@ -23,6 +23,8 @@ class OraclePolicy(Policy):
     ``oracle_rows``. If an optimal action is vetoed by ``masks`` (a different mask than the
     one solved with), WAIT is played instead.
     """
+
+    sees_world_state = True
 
     name = "oracle"
 

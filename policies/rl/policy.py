@@ -33,9 +33,9 @@ import numpy as np
 
 from engine.contract import N_ACTIONS
 from engine.errors import InputError
-from policies.common.policy import Policy
 from policies.rl.timing import TimingRules
 from policies.rl.training import RLTrainingConfig, TrainingCurve
+from simulations.policy import Policy
 
 FORMAT = "dunning.rl_policy/1"
 MODEL_FILE = "policy.zip"

@@ -33,12 +33,12 @@ import numpy as np
 
 from engine.contract import Action
 from engine.errors import InputError
-from policies.common.policy import Policy
 from simulations.env.core import CollectionsSimulator
 from simulations.env.layout import LAYOUT, SEGMENT_NAMES
 from simulations.env.masks import ActionMask, default_mask
 from simulations.env.source import TransitionSource
 from simulations.evaluation.harness import segment_mean_npv
+from simulations.policy import Policy
 
 
 @dataclass(frozen=True)

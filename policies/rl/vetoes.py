@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.common.policy import Policy
+from simulations.policy import Policy
 
 
 class VetoCounter(Policy):
@@ -26,8 +26,7 @@ class VetoCounter(Policy):
 
     def bind_simulator(self, sim: Any) -> None:
         self._sim = sim
-        if hasattr(self.policy, "bind_simulator"):
-            self.policy.bind_simulator(sim)
+        self.policy.bind_simulator(sim)
 
     def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
         sim = self._sim

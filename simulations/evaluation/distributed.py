@@ -44,7 +44,7 @@ from simulations.evaluation.metrics import (
 if TYPE_CHECKING:
     from distributed import Client
 
-    from policies.common.policy import Policy
+    from simulations.policy import Policy
 
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +32,7 @@ from simulations.evaluation.metrics import (
     t_interval,
     timing_counts,
 )
-
-if TYPE_CHECKING:  # the interface lives in policies; the harness only calls .act
-    from policies.common.policy import Policy
+from simulations.policy import Policy
 
 Progress = Callable[[str, int, int], None]  # (message, done, total)
 
@@ -101,12 +99,11 @@ def run_policy(policy: Policy, sim: CollectionsSimulator, batch: InvoiceBatch, s
     """Step ``batch`` under ``policy`` until every invoice has ended.
 
     Returns the per-invoice log and refused attempts per vetoing rule id. A policy with a
-    ``bind_simulator(sim)`` method (the oracle) is given the simulator first so it can read
+    ``bind_simulator(sim)`` hook (the oracle's) is given the simulator first so it can read
     the true state of each row; ``act`` always receives all rows in batch order.
     """
     sim.load(batch)
-    if hasattr(policy, "bind_simulator"):
-        policy.bind_simulator(sim)
+    policy.bind_simulator(sim)
     log = EpisodeLog(sim.n)
     refused_by: dict[str, int] = {}
     for day in range(sim.horizon):

@@ -22,7 +22,7 @@ def build_learned_source(scenario: Any, db: Path | None = None, model: Path | No
     """The learned environment of ``scenario`` (costs) from a store+model or a history."""
     say = status or (lambda _msg: None)
     if model is not None:
-        from engine.commands.common import DEFAULT_DB
+        from engine.config import DEFAULT_DB
 
         say(f"learned environment from {db or DEFAULT_DB} and {model}")
         return LearnedSource.from_store(db or DEFAULT_DB, model, scenario)

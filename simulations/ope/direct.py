@@ -77,7 +77,7 @@ def direct_values(policy: Any, data: LoggedDataset, learned: LearnedSource,
     probe = _NoEventProbe(learned, H)
     sim = CollectionsSimulator(probe, default_mask() if mask is None else mask, horizon=H)
     sim.load(batch)
-    act_state = getattr(policy, "act_state", None)
+    act_state = policy.act_state if getattr(policy, "sees_world_state", False) else None
     scenario = getattr(data.params, "scenario", None)
     rng = np.random.default_rng(0)  # unused by the probe
     for _ in range(H):

@@ -134,12 +134,13 @@ ESTIMATORS: tuple[Any, ...] = (InverseProbabilityWeighting(), SelfNormalizedIPS(
 def target_actions(policy: Any, data: LoggedDataset) -> np.ndarray:
     """(n, H) the target policy's action on every logged invoice-day.
 
-    A policy with ``act_state(world_state)`` (the oracle, which sees the true state) is
+    A policy with ``sees_world_state`` (the oracle) is
     asked with the replayed world state; every other policy with ``act(obs, masks)``.
     """
     n, H = data.action.shape
     out = np.zeros((n, H), dtype=np.int64)
-    act_state: Callable[..., np.ndarray] | None = getattr(policy, "act_state", None)
+    act_state: Callable[..., np.ndarray] | None = (
+        policy.act_state if getattr(policy, "sees_world_state", False) else None)
     for t in range(H):
         if not data.active[:, t].any():
             break

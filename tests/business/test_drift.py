@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.business.drift import (
+from dunning.business.drift import (
     DriftWarning,
     calibration_by_window,
     drift_between,

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from engine.business.drift import SEASONAL_FEATURES, DriftWarning, drift_report
-from engine.business.model_io import retrain, retrain_log_path
+from dunning.business.drift import SEASONAL_FEATURES, DriftWarning
+from dunning.business.model_io import drift_report, retrain, retrain_log_path
 from engine.errors import InputError
 from engine.models import PaymentModel
 from engine.models.training import TrainConfig
@@ -104,7 +104,7 @@ def test_the_demo_report_gets_a_drift_section(world_store, world_model, tmp_path
     """report_step computes drift for the held-out months from the store and the model."""
     import shutil
 
-    from engine.pipeline import PipelineConfig, report_step
+    from dunning.pipeline import PipelineConfig, report_step
 
     config = PipelineConfig(out_dir=tmp_path, db=world_store, holdout_months=3)
     shutil.copytree(world_model, config.model_dir)
@@ -123,7 +123,7 @@ def test_the_demo_report_gets_a_drift_section(world_store, world_model, tmp_path
 
 
 def test_drift_section_says_why_it_is_missing(world_store, tmp_path):
-    from engine.business.drift import drift_section
+    from dunning.business.model_io import drift_section
 
     assert "no payment model" in drift_section(world_store, tmp_path / "none")["reason"]
     assert "no store" in drift_section(tmp_path / "x.duckdb", tmp_path)["reason"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from engine.business.outcomes import invoice_outcomes, load_tables
-from engine.business.pilot import analyse_pilot
+from dunning.business.outcomes import invoice_outcomes, load_tables
+from dunning.business.pilot import analyse_pilot
 from engine.errors import InputError
 
 

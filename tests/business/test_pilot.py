@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.business.pilot import (
+from dunning.business.pilot import (
     ARMS,
     OutcomeStats,
     assign_arms,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from engine.business.plausibility import FLAGS, PlausibilityConfig, check_recommendations
+from dunning.business.plausibility import FLAGS, PlausibilityConfig, check_recommendations
 from engine.contract import Action
 from engine.errors import InputError
 

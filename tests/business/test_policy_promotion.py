@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.errors import InputError
-from policies.baselines.schedule import DEFAULT_SCHEDULE
-from policies.promotion import (
+from dunning.business.promotion import (
     PolicyGateConfig,
     evaluate_candidate,
     finish,
@@ -21,6 +18,9 @@ from policies.promotion import (
     promote_policy,
     promotion_log_path,
 )
+from dunning.cli import app
+from engine.errors import InputError
+from policies.baselines.schedule import DEFAULT_SCHEDULE
 from policies.tuned import TunedSchedulePolicy
 from simulations.env.layout import SEGMENT_NAMES
 

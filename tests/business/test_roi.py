@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from engine.business.roi import (
+from dunning.business.roi import (
     KpiChange,
     PolicyKpis,
     RoiInputs,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.business.roi import parse_results
+from dunning.business.roi import parse_results
+from dunning.business.whatif import Change, ModelSourceConfig, RiskThresholdPolicy, run_whatif
 from engine.contract import N_ACTIONS, Action
 from engine.errors import InputError
-from policies.whatif import Change, ModelSourceConfig, RiskThresholdPolicy, run_whatif
 from simulations.env.layout import LAYOUT
 
 SMALL = {"n_invoices": 120, "seeds": 2}

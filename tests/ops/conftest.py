@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from engine.api import wait_until_healthy
+from dunning.api import wait_until_healthy
 
 AS_OF = dt.date(2024, 12, 2)  # a Monday; the synthetic data runs 2023-01-01 .. 2024-12-31
 

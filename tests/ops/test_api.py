@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from engine.api import ApiConfig, create_app, load_tokens
+from dunning.api import ApiConfig, create_app, load_tokens
 from engine.errors import InputError
 from engine.store import Store
 
@@ -129,8 +129,8 @@ def test_rule_explanations(api):
 
 
 def test_review_queue_over_http(api, db, as_of):
-    from engine.audit import AuditLog
-    from engine.review import ReviewItem, ReviewQueue
+    from dunning.ops.audit import AuditLog
+    from dunning.ops.review import ReviewItem, ReviewQueue
 
     with Store(db).connect() as con:
         rid = ReviewQueue(con, AuditLog(con, anchor=db.parent / "audit.anchor")).submit(
@@ -175,9 +175,9 @@ def test_letter_endpoint_renders_from_the_stored_state(api, db, as_of):
 
 @pytest.mark.slow
 def test_predictions_with_a_payment_model(db, serve, tmp_path, as_of):
+    from dunning.ops.recommend import invoice_state
     from engine.features import build_training_frame
     from engine.models import PaymentModel
-    from engine.recommend import invoice_state
 
     tables = Store(db).tables(as_of=as_of)
     tf = build_training_frame(tables, as_of)

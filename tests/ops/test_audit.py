@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.audit import AuditLog, AuditRecord
+from dunning.ops.audit import AuditLog, AuditRecord
 
 DAY = dt.date(2026, 3, 2)
 
@@ -56,7 +56,7 @@ def test_tampering_is_detected(log, sql, expected):
 
 
 def test_rehashing_an_edited_record_still_breaks_the_next_link(log):
-    from engine.audit import _record_hash
+    from dunning.ops.audit import _record_hash
 
     log.append([_decision(i) for i in range(3)])
     row = dict(zip(("seq", "recorded_at", "kind", "as_of", "invoice_id", "customer_id",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from dunning.cli import app
 from engine.store import Store
 
 runner = CliRunner()
@@ -57,8 +57,8 @@ def test_record_action_review_audit_and_forget(db, as_of):
     assert "decision" in shown and "email" in shown and "rules" in shown
 
     # A review decision through the CLI records who and why.
-    from engine.audit import AuditLog
-    from engine.review import ReviewItem, ReviewQueue
+    from dunning.ops.audit import AuditLog
+    from dunning.ops.review import ReviewItem, ReviewQueue
 
     with Store(db).connect() as con:
         rid = ReviewQueue(con, AuditLog(con, anchor=db.parent / "audit.anchor")).submit(

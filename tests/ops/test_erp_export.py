@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from engine.business.erp_export import LAYOUTS, REC_EXPORT_COLUMNS, export_recommendations
-from engine.cli import app
+from dunning.business.erp_export import LAYOUTS, REC_EXPORT_COLUMNS, export_recommendations
+from dunning.cli import app
+from dunning.ops.recommend import Recommender
 from engine.errors import InputError
 from engine.ingest import ingest, read_table_file
 from engine.mapping import Mapping, ReadOptions
-from engine.recommend import Recommender
 from engine.store import Store
 
 AS_OF = dt.date(2024, 12, 2)  # same day as conftest.AS_OF (a Monday)

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from engine.audit import AuditLog
-from engine.cli import app
-from engine.commands.rules import _facts_from_store  # what `rules explain --invoice` uses
-from engine.recommend import Recommender, invoice_state, legal_facts, record_action
+from dunning.cli import app
+from dunning.commands.rules import _facts_from_store  # what `rules explain --invoice` uses
+from dunning.ops.audit import AuditLog
+from dunning.ops.recommend import Recommender, invoice_state, legal_facts, record_action
 from engine.store import Store
 from legal_rules.facts import FACTS
 from legal_rules.from_tables import facts_for_invoices

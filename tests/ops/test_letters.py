@@ -6,8 +6,7 @@ import datetime as dt
 
 import pytest
 
-from engine.contract import Action
-from engine.letters import (
+from dunning.ops.letters import (
     Creditor,
     InvoiceRef,
     chromium_path,
@@ -16,6 +15,7 @@ from engine.letters import (
     html_to_pdf,
     render_letter,
 )
+from engine.contract import Action
 from legal_rules.durable_eval import DurableEvaluator
 from legal_rules.loader import load_rules
 from legal_rules.model import bik_collection_costs

@@ -8,10 +8,10 @@ import datetime as dt
 
 import pandas as pd
 
-from engine.audit import AuditLog
+from dunning.ops.audit import AuditLog
+from dunning.ops.recommend import Recommender
+from dunning.ops.review import ReviewQueue
 from engine.ingest import ingest
-from engine.recommend import Recommender
-from engine.review import ReviewQueue
 from engine.store import Store
 
 AS_OF = dt.date(2024, 12, 2)  # same day as conftest.AS_OF (a Monday)

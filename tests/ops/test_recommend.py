@@ -7,9 +7,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from engine.audit import AuditLog
-from engine.contract import Action
-from engine.recommend import (
+from dunning.ops.audit import AuditLog
+from dunning.ops.recommend import (
     LoadedPolicy,
     Recommender,
     invoice_state,
@@ -18,11 +17,12 @@ from engine.recommend import (
     record_action,
     stored_recommendations,
 )
-from engine.review import ReviewQueue
+from dunning.ops.review import ReviewQueue
+from engine.contract import Action
 from engine.store import Store
 from legal_rules.durable_eval import DurableEvaluator
 from legal_rules.facts import FACTS, NEVER_DAYS, fact_problem
-from policies.common.policy import Policy
+from simulations.policy import Policy
 
 AS_OF = dt.date(2024, 12, 2)  # same day as conftest.AS_OF (a Monday)
 
@@ -37,7 +37,7 @@ class EscalateWhereAllowed(Policy):
 
 
 def _open_invoice_ids(store: Store, as_of: dt.date) -> set[str]:
-    """Open invoices computed independently of engine.recommend, in SQL."""
+    """Open invoices computed independently of dunning.ops.recommend, in SQL."""
     with store.connect() as con:
         rows = con.execute(
             "SELECT i.invoice_id FROM invoices i LEFT JOIN (SELECT invoice_id, sum(amount) s "
@@ -234,7 +234,7 @@ def test_rl_policy_directory_plugs_in(db, tmp_path):
     from sb3_contrib import MaskablePPO
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from engine.recommend import load_policy
+    from dunning.ops.recommend import load_policy
     from legal_rules.loader import load_rules
     from policies.rl.policy import save_artifact
     from policies.rl.training import RLTrainingConfig, TrainingCurve
@@ -284,7 +284,7 @@ def test_rl_policy_directory_plugs_in(db, tmp_path):
 def test_limitation(due, jur, ctype, day, expected):
     import pandas as pd
 
-    from engine.recommend import limitation_passed
+    from dunning.ops.recommend import limitation_passed
 
     state = pd.DataFrame({"due_date": pd.to_datetime([due]), "jurisdiction": [jur],
                           "customer_type": [ctype]})

@@ -1,4 +1,4 @@
-"""A results.json-shaped dict for the report tests (the layout engine.report documents)."""
+"""A results.json-shaped dict for the report tests (the layout dunning.report documents)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def drift_block() -> dict[str, Any]:
     import numpy as np
     import pandas as pd
 
-    from engine.business.drift import drift_between, thresholds
+    from dunning.business.drift import drift_between, thresholds
 
     rng = np.random.default_rng(7)
     ref = pd.DataFrame({"amount": rng.lognormal(7, 1, 3000),

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from dunning.report import load_results, render_report, write_report
 from engine.errors import InputError
-from engine.report import load_results, render_report, write_report
 
 from .conftest import chromium_path, run_chromium
 
@@ -74,7 +74,7 @@ def test_load_results_errors_name_the_file(tmp_path: Path):
 def test_report_cli_rerenders(sample_results, tmp_path: Path):
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from dunning.cli import app
 
     (tmp_path / "results.json").write_text(json.dumps(sample_results))
     res = CliRunner().invoke(app, ["report", "--results", str(tmp_path)])

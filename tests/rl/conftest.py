@@ -25,7 +25,7 @@ class SmallRun:
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory: pytest.TempPathFactory) -> SmallRun:
-    from engine.pipeline import (
+    from dunning.pipeline import (
         PipelineConfig,
         cut_date,
         generate_step,

@@ -18,7 +18,7 @@ from .conftest import tiny_rl_config
 
 @pytest.fixture(scope="module")
 def trained(small_run, tmp_path_factory):
-    from engine.pipeline import train_policy_step
+    from dunning.pipeline import train_policy_step
 
     small_run.config.rl = tiny_rl_config(seed=5)
     out = tmp_path_factory.mktemp("policy") / "policy"
@@ -47,7 +47,7 @@ def test_artifact_records_provenance_and_curve(trained, small_run):
 
 
 def test_same_seed_same_policy(trained, small_run, tmp_path: Path):
-    from engine.pipeline import train_policy_step
+    from dunning.pipeline import train_policy_step
 
     again = train_policy_step(small_run.config, small_run.db, small_run.model_dir,
                               tmp_path / "again", as_of=small_run.cut, source=small_run.learned)
@@ -137,7 +137,7 @@ def test_month_cut():
 
 
 def test_holdout_source_uses_only_invoices_due_after_the_cut(small_run):
-    from engine.pipeline import evaluation_source
+    from dunning.pipeline import evaluation_source
 
     src = evaluation_source(small_run.config, small_run.company, small_run.model_dir,
                             small_run.cut, db=small_run.db)
@@ -171,7 +171,7 @@ def test_holdout_source_before_the_cut_is_the_training_period(small_run):
 
 
 def test_veto_counter_counts_rules_and_passes_actions_through(small_run):
-    from engine.pipeline import evaluation_source, vetoes_block
+    from dunning.pipeline import evaluation_source, vetoes_block
     from policies.baselines.schedule import FixedSchedulePolicy
     from policies.rl.vetoes import VetoCounter
     from simulations.evaluation.harness import evaluate_policies
@@ -191,7 +191,7 @@ def test_veto_counter_counts_rules_and_passes_actions_through(small_run):
 def test_train_policy_cli(small_run, tmp_path: Path):
     from typer.testing import CliRunner
 
-    from engine.cli import app
+    from dunning.cli import app
     from policies.rl import RLPolicy
 
     out = tmp_path / "cli-policy"
@@ -227,7 +227,7 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
     combines: exactly what evaluating all five at once here gives."""
     from dataclasses import replace
 
-    from engine.pipeline import (
+    from dunning.pipeline import (
         POLICY_ORDER,
         _parallel,
         baselines_in_worker,
@@ -265,7 +265,7 @@ def test_tuning_in_a_worker_process_equals_tuning_here(small_run, tmp_path: Path
     the store and models on disk; it must find what tuning in this process finds."""
     from dataclasses import replace
 
-    from engine.pipeline import _parallel, tune_in_worker, tune_step
+    from dunning.pipeline import _parallel, tune_in_worker, tune_step
 
     config = replace(small_run.config, out_dir=tmp_path)
     here = tune_step(config, small_run.learned).to_dict()

@@ -123,7 +123,7 @@ def test_search_config_needs_the_no_rule_option():
 
 
 def test_artifact_carries_its_rules_into_the_hash_and_the_policy(small_run, tmp_path: Path):
-    from engine.pipeline import train_policy_step
+    from dunning.pipeline import train_policy_step
     from policies.rl import RLPolicy, load_artifact, save_artifact
     from policies.rl.timing import TimingRule, TimingRules
 

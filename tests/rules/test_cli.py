@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from dunning.cli import app
 from engine.contract import Action
 from legal_rules.durable_eval import DurableEvaluator
 from legal_rules.loader import load_rules, packaged_rules_dir

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from engine.cli import app
+from dunning.cli import app
 from engine.contract import Action
 from legal_rules.facts import FACTS, NEVER_DAYS
 from legal_rules.from_tables import facts_for_invoices

@@ -6,7 +6,7 @@ import json
 
 from typer.testing import CliRunner
 
-from engine.cli import app
+from dunning.cli import app
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from engine.cli import app
+from dunning.cli import app
 from engine.contract import CHANNELS, SEGMENTS, TABLES, Action
 from engine.errors import InputError
 from simulations import world

@@ -1,0 +1,397 @@
+"""CLI commands of the ops area: recommend, review, record-action, audit, forget, serve.
+
+Heavy imports (pandas, legal_rules, policies, uvicorn) happen inside the command bodies so
+that ``dunning --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import typer
+
+from dunning.commands.common import console, err_console, user_errors
+from engine.config import DEFAULT_DB
+from engine.errors import InputError
+
+review_app = typer.Typer(help="Human review queue for actions with significant effect "
+                         "(GDPR art. 22).", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+
+DB_OPT = typer.Option(DEFAULT_DB, "--db", help="The DuckDB store file.")
+OUT_SUFFIXES = (".csv", ".json", ".parquet")
+
+
+def _date(value: str | None, option: str) -> dt.date:
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r}: expected a date YYYY-MM-DD") from None
+
+
+def _store(db: Path):  # noqa: ANN202 - engine.store.Store, imported lazily
+    from engine.store import Store
+
+    if not Path(db).exists():
+        raise InputError(f"--db {db}: no store file; create it with `dunning ingest`")
+    return Store(db)
+
+
+def _creditor(creditor: Path | None, db: Path):  # noqa: ANN202
+    from dunning.ops.letters import Creditor
+
+    path = creditor or Path(db).parent / "creditor.yaml"
+    return Creditor.from_yaml(path)
+
+
+@user_errors
+def recommend(
+    db: Path = DB_OPT,
+    as_of: str = typer.Option(None, "--as-of", help="Decision date YYYY-MM-DD (default: today "
+                              "UTC). Facts dated before it are used."),
+    policy: str = typer.Option(None, "--policy", help="RL policy directory, or `fixed` "
+                               "(default: the fixed 14/30/45 schedule)."),
+    model: Path = typer.Option(None, "--model", help="Payment model directory (probabilities "
+                               "and top factors); without it no probabilities are given."),
+    out: Path = typer.Option(None, "--out", help="Write the recommendations to FILE (.csv, "
+                             ".json or .parquet)."),
+    letters: Path = typer.Option(None, "--letters", help="Render the letters of today's "
+                                 "email/letter/final-notice actions into DIR."),
+    letter_format: str = typer.Option("txt,html", "--letter-format",
+                                      help="Comma-separated: txt, html, pdf."),
+    creditor: Path = typer.Option(None, "--creditor", help="Creditor YAML for letters "
+                                  "(default: creditor.yaml next to the store)."),
+    show: int = typer.Option(15, "--show", help="Rows of actions to print."),
+) -> None:
+    """Today's action per open invoice, with reasons, vetoes, caps; escalations to review."""
+    from rich.progress import Progress
+
+    from dunning.ops.recommend import Recommender, load_payment_model, load_policy
+
+    day = _date(as_of, "--as-of")
+    if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
+        raise InputError(f"--out {out}: unknown suffix {out.suffix!r}; expected .csv, .json "
+                         "or .parquet")
+    formats = [f.strip() for f in letter_format.split(",") if f.strip()]
+    bad = sorted(set(formats) - {"txt", "html", "pdf"})
+    if bad:
+        raise InputError(f"--letter-format: {', '.join(bad)}; expected txt, html and/or pdf")
+    store = _store(db)
+    credit = _creditor(creditor, db) if letters is not None else None  # fail before the run
+    with Progress(console=err_console, transient=True) as bar:
+        task = bar.add_task("loading policy, model and rules", total=7)
+        rec = Recommender(store, policy=load_policy(policy), model=load_payment_model(model))
+        bar.update(task, advance=1, description="recommending")
+        result = rec.run(day, progress=lambda name, _t: bar.update(
+            task, advance=1, description=f"recommending: {name} done"))
+    frame = result.frame
+    if out is not None:
+        _write_frame(frame, out)
+    if result.stale:
+        err_console.print("[yellow]note:[/] stored recommendations for this date were made "
+                          "with another model, policy or rule set; they are kept (the first "
+                          "run of a day is the record).")
+    _print_run(result, show)
+    if letters is not None:
+        from dunning.ops.letters import letters_for, write_letters
+
+        made = letters_for(store, day, credit, ruleset=rec.ruleset)
+        paths = write_letters(made, letters, formats)
+        console.print(f"{len(made)} letters, {len(paths)} files written to {letters}")
+
+
+def _write_frame(frame, out: Path) -> None:  # noqa: ANN001
+    import json
+
+    from dunning.ops.recommend import JSON_COLUMNS, recommendation_dict
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    suffix = out.suffix.lower()
+    if suffix == ".json":
+        rows = [recommendation_dict(r) for _, r in frame.iterrows()]
+        tmp.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
+    elif suffix in (".csv", ".parquet"):
+        flat = frame.copy()
+        for c in JSON_COLUMNS:
+            flat[c] = [json.dumps(v, ensure_ascii=False, sort_keys=True) for v in flat[c]]
+        if suffix == ".csv":
+            flat.to_csv(tmp, index=False)
+        else:
+            flat.to_parquet(tmp, index=False)
+    else:
+        raise InputError(f"--out {out}: unknown suffix {out.suffix!r}; expected .csv, .json "
+                         "or .parquet")
+    tmp.replace(out)
+
+
+def _print_run(result, show: int) -> None:  # noqa: ANN001
+    from rich.table import Table
+
+    counts = result.counts()
+    console.print(
+        f"[bold]{result.as_of}[/]: {result.n_open} open invoices, {result.n_new} new "
+        f"recommendations ({'nothing new recorded' if result.n_new == 0 else 'recorded'}) "
+        f"in {result.seconds:.1f} s; " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())))
+    console.print(f"model {result.model_hash[:12]}  policy {result.policy_hash[:12]}  "
+                  f"rules {result.rules_hash[:12]}", style="dim")
+    acted = result.frame[result.frame["action"].ne("wait") | result.frame["status"].eq("blocked")]
+    if show and len(acted):
+        table = Table(title="actions today")
+        for col in ("invoice", "action", "status", "P(on time)", "why / vetoed alternatives"):
+            table.add_column(col, overflow="fold")
+        for _, r in acted.head(show).iterrows():
+            p = "" if r["p_on_time"] != r["p_on_time"] or r["p_on_time"] is None \
+                else f"{r['p_on_time']:.2f}"
+            why = "; ".join(f"{v['rule_id']} ({', '.join(v['actions'])})" for v in r["vetoes"])
+            if r["reason"].get("implausible"):
+                why = "implausible: " + "; ".join(r["reason"]["implausible"]) + "; " + why
+            if r["review_id"]:
+                why = f"review {r['review_id']}; " + why
+            table.add_row(r["invoice_id"], r["action"], r["status"], p, why[:120])
+        console.print(table)
+    if result.review_ids:
+        console.print(f"{len(result.review_ids)} new item(s) in the review queue: "
+                      "`dunning review list`")
+
+
+# ------------------------------------------------------------------------------ review
+@review_app.command("list")
+@user_errors
+def review_list(
+    db: Path = DB_OPT,
+    status: str = typer.Option("pending", "--status",
+                               help="pending, approved, rejected or all."),
+) -> None:
+    """Items waiting for (or past) a human decision."""
+    from rich.table import Table
+
+    items = _queue(db, lambda q: q.list(None if status == "all" else status))
+    table = Table(title=f"review queue ({status})")
+    table.add_column("id", no_wrap=True, min_width=12)  # must stay copyable
+    for col in ("date", "invoice", "customer", "action", "rules", "status", "reviewer"):
+        table.add_column(col, overflow="fold")
+    for it in items:
+        table.add_row(it["review_id"], it["as_of"], it["invoice_id"], str(it["customer_id"]),
+                      it["action"], ", ".join(it["rule_ids"]), it["status"],
+                      it["reviewer"] or "")
+    console.print(table if items else f"no {status} review items")
+
+
+@review_app.command("show")
+@user_errors
+def review_show(review_id: str, db: Path = DB_OPT) -> None:
+    """One item with its explanation (probabilities, vetoes, caps) and decisions."""
+    import json
+
+    item = _queue(db, lambda q: q.get(review_id))
+    console.print_json(json.dumps(item, default=str))
+
+
+@review_app.command("approve")
+@user_errors
+def review_approve(
+    review_id: str,
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the audit log)."),
+    reviewer: str = typer.Option(None, "--reviewer", help="Who decides (default: $USER)."),
+    db: Path = DB_OPT,
+    letters: Path = typer.Option(None, "--letters", help="Render the pre-agency / final "
+                                 "notice letter of the approved action into DIR."),
+    creditor: Path = typer.Option(None, "--creditor", help="Creditor YAML for the letter."),
+) -> None:
+    """Approve an escalation; it is executed outside dunning, then `record-action`."""
+    item = _decide(db, review_id, True, reason, reviewer)
+    if letters is not None:
+        from dunning.ops.letters import letters_for, write_letters
+        from engine.contract import Action
+
+        made = letters_for(_store(db), dt.date.fromisoformat(item["as_of"]),
+                           _creditor(creditor, db),
+                           actions={item["invoice_id"]: Action.from_channel(item["action"])})
+        for p in write_letters(made, letters, ("txt", "html")):
+            console.print(f"letter: {p}")
+
+
+@review_app.command("reject")
+@user_errors
+def review_reject(
+    review_id: str,
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the audit log)."),
+    reviewer: str = typer.Option(None, "--reviewer", help="Who decides (default: $USER)."),
+    db: Path = DB_OPT,
+) -> None:
+    """Reject an escalation; the invoice stays in normal dunning."""
+    _decide(db, review_id, False, reason, reviewer)
+
+
+def _decide(db: Path, review_id: str, approve: bool, reason: str, reviewer: str | None) -> dict:
+    import getpass
+
+    who = reviewer or getpass.getuser()
+    item = _queue(db, lambda q: q.decide(review_id, approve, who, reason))
+    console.print(f"{review_id}: {item['status']} by {who} ({item['action']} for invoice "
+                  f"{item['invoice_id']}); recorded in the audit log")
+    return item
+
+
+def _queue(db: Path, fn):  # noqa: ANN001, ANN202
+    from dunning.ops.audit import AuditLog
+    from dunning.ops.review import ReviewQueue
+
+    store = _store(db)
+    with store.connect() as con:
+        return fn(ReviewQueue(con, AuditLog(con, anchor=store.path.parent / "audit.anchor")))
+
+
+# ------------------------------------------------------------------------------ actions
+@user_errors
+def record_action_cmd(
+    invoice: str = typer.Option(..., "--invoice", help="Invoice id."),
+    channel: str = typer.Option(..., "--channel",
+                                help="email, letter, phone, final_notice or agency."),
+    date: str = typer.Option(None, "--date", help="Date it was sent (default: today UTC)."),
+    by: str = typer.Option(None, "--by", help="Who sent it (default: user:$USER)."),
+    complaint: bool = typer.Option(False, "--complaint", help="The customer complained."),
+    db: Path = DB_OPT,
+) -> None:
+    """Mark an action as actually taken (also: ingest the ERP's action export)."""
+    import getpass
+
+    from dunning.ops.recommend import record_action
+
+    result = record_action(_store(db), invoice, channel, _date(date, "--date"),
+                           decided_by=by or f"user:{getpass.getuser()}", complaint=complaint)
+    if result.loaded:
+        console.print(f"recorded: {channel} for {invoice} on {result.action_date} "
+                      f"(audit record {result.audit_seq})")
+    else:
+        console.print(f"already recorded: {channel} for {invoice} on {result.action_date}")
+
+
+# ------------------------------------------------------------------------------ audit
+@audit_app.command("verify")
+@user_errors
+def audit_verify(db: Path = DB_OPT) -> None:
+    """Recompute the hash chain; exit 1 if any record was edited, deleted or reordered."""
+    report = _audit(db, lambda log: log.verify())
+    if report.ok:
+        console.print(f"[green]ok[/]: {report.n_records} records, chain head "
+                      f"{report.head_hash[:16]}")
+        return
+    for p in report.problems[:50]:
+        err_console.print(f"[red]tampered:[/] {p}", highlight=False)
+    err_console.print(f"{len(report.problems)} problem(s) in {report.n_records} records")
+    raise typer.Exit(code=1)
+
+
+@audit_app.command("show")
+@user_errors
+def audit_show(
+    invoice: str = typer.Option(None, "--invoice", help="Explain the decisions about an "
+                                "invoice (GDPR art. 15)."),
+    customer: str = typer.Option(None, "--customer", help="All records about a customer."),
+    as_json: bool = typer.Option(False, "--json", help="Print the raw records as JSON."),
+    db: Path = DB_OPT,
+) -> None:
+    """Explain past decisions: facts, probabilities, action, vetoes, hashes, reviews."""
+    import json
+
+    if not invoice and not customer:
+        raise InputError("audit show: give --invoice ID or --customer ID")
+    records = _audit(db, lambda log: log.records(invoice_id=invoice, customer_id=customer))
+    if as_json:
+        console.print_json(json.dumps(records, default=str))
+        return
+    if not records:
+        console.print("no audit records")
+    for r in records:
+        console.print(explain_record(r), highlight=False, markup=False)
+
+
+def explain_record(r: dict) -> str:
+    """One audit record as a short human-readable paragraph."""
+    p = r["payload"]
+    head = f"#{r['seq']} {r['as_of'] or ''} {r['kind']} invoice {r['invoice_id'] or '-'}"
+    if r["kind"] == "decision":
+        probs = "" if p.get("p_on_time") is None else (
+            f" P(on time/late/very late) = {p['p_on_time']:.2f}/{p['p_late']:.2f}/"
+            f"{p['p_very_late']:.2f};")
+        vetoes = "; ".join(f"{v['rule_id']} vetoed {', '.join(v['actions'])} "
+                           f"[{v['citation']}]" for v in p.get("vetoes", []))
+        caps = "; ".join(f"{c['name']}={c['value']} ({c['rule_id']})" for c in p.get("caps", []))
+        factors = ", ".join(f"{f['feature']}={f['value']}"
+                            for f in p.get("reason", {}).get("top_factors", []))
+        return (f"{head}: {p['action']} ({p['status']}; policy chose {p['policy_action']});"
+                f"{probs}{' top factors: ' + factors + ';' if factors else ''}"
+                f" vetoes: {vetoes or 'none'}; caps: {caps or 'none'};"
+                f" model {p['model_hash'][:12]} policy {p['policy_hash'][:12]}"
+                f" rules {p['rules_hash'][:12]}")
+    if r["kind"] == "review":
+        why = (r["personal"] or {}).get("reason", "[erased]" if r["personal_erased"] else "")
+        return f"{head}: {p['decision']} {p['action']} by {p['reviewer']}: {why}"
+    return f"{head}: {p}"
+
+
+def _audit(db: Path, fn):  # noqa: ANN001, ANN202
+    from dunning.ops.audit import AuditLog
+
+    store = _store(db)
+    with store.connect() as con:
+        return fn(AuditLog(con, anchor=store.path.parent / "audit.anchor"))
+
+
+# ------------------------------------------------------------------------------ forget
+@user_errors
+def forget(
+    customer: str = typer.Option(..., "--customer", help="Customer id to erase."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    db: Path = DB_OPT,
+) -> None:
+    """Erase a customer's personal data (GDPR art. 17); keep what the law requires."""
+    from dunning.ops.audit import forget_customer
+
+    if not yes:
+        typer.confirm(f"Erase the personal data of customer {customer}?", abort=True)
+    report = forget_customer(_store(db), customer)
+    console.print(f"customer {customer}: name erased ({report['customer_rows']} row), "
+                  f"{report['audit_personal_records']} personal audit fields erased; invoices, "
+                  "payments and the audit chain are kept (retention duty); "
+                  f"`dunning audit verify`: {'ok' if report['audit_ok'] else 'FAILED'}")
+
+
+# ------------------------------------------------------------------------------ serve
+@user_errors
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8000, "--port"),
+    tokens: Path = typer.Option(None, "--tokens", help="Token file (one `token role [name]` "
+                                "per line; roles: read, reviewer). Default: env "
+                                "DUNNING_API_TOKENS (`token:role[:name],...`)."),
+    db: Path = DB_OPT,
+    model: Path = typer.Option(None, "--model", help="Payment model for /predictions."),
+    policy: str = typer.Option(None, "--policy", help="Policy for on-demand runs."),
+) -> None:
+    """REST API (OpenAPI at /docs): recommendations, predictions, rules, review, audit."""
+    import uvicorn
+
+    from dunning.api import ApiConfig, create_app, load_tokens
+
+    config = ApiConfig(db=Path(db), tokens=load_tokens(tokens), model_dir=model,
+                       policy_dir=policy)
+    err_console.print(f"dunning API on http://{host}:{port} (OpenAPI docs at /docs, "
+                      f"{len(config.tokens)} token(s)); Ctrl-C stops it")
+    uvicorn.run(create_app(config), host=host, port=port, log_level="warning",
+                access_log=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the dunning app."""
+    app.command("recommend")(recommend)
+    app.add_typer(review_app, name="review")
+    app.command("record-action")(record_action_cmd)
+    app.add_typer(audit_app, name="audit")
+    app.command("forget")(forget)
+    app.command("serve")(serve)

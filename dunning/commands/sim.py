@@ -1,0 +1,140 @@
+"""CLI commands of the sim area (see dunning/cli.py): ``simulate`` and ``evaluate``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dunning.commands.common import console, user_errors
+from engine.errors import InputError
+
+_SCENARIO_HELP = "Packaged scenario name (default, shifted) or path to a scenario YAML file."
+_CLUSTER_HELP = ("Run the seeds x policies as tasks on a Dask cluster: `local` or a scheduler "
+                 "address (see docs/scale-out.md); same results as without.")
+_DB_HELP = ("DuckDB store with the company's history, for the learned environment the tuned "
+            "policy is searched in (with --model).")
+_MODEL_HELP = ("Model directory from `dunning train-model` (hazard model) for the learned "
+               "environment. Without it the tuned policy is searched in a learned environment "
+               "fitted on a history generated from the scenario.")
+
+
+def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out: Path | None,
+         db: Path | None, model: Path | None, tuned: Path | None, tune_out: Path | None,
+         no_rules: bool, seed_offset: int, cluster: str | None = None) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from policies.baselines.factory import make_policy
+    from policies.tuned import TuningConfig
+    from simulations.env import AllowAll, GroundTruthSource, LegalMask
+    from simulations.evaluation.harness import evaluate_policies
+    from simulations.evaluation.learned_env import build_learned_source
+    from simulations.evaluation.tables import overall_table, segment_table, timing_table
+
+    if invoices < 1 or seeds < 1:
+        raise InputError(f"--invoices {invoices} / --seeds {seeds}: expected positive numbers")
+    if out is not None and out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory (expected a directory)")
+    source = GroundTruthSource(scenario)
+    mask = AllowAll() if no_rules else LegalMask()
+
+    def learned():  # noqa: ANN202 - built only when a tuned policy must be searched
+        return build_learned_source(source.scenario, db, model, seed=seed_offset,
+                                    status=lambda m: console.print(f"[dim]{m}[/]"))
+
+    def bar() -> Progress:
+        return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                        TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                        console=console, transient=True)
+
+    def build(spec: str) -> tuple[str, object]:
+        if spec.strip().lower() != "tuned" or tuned is not None:
+            return make_policy(spec, tuned_path=tuned)
+        with bar() as tune_bar:  # searching the tuned schedule takes minutes: show it
+            task = tune_bar.add_task("tuning", total=None)
+            return make_policy(
+                spec, learned_source=learned, tuning=TuningConfig(seed=seed_offset),
+                progress=lambda msg, done, total: tune_bar.update(
+                    task, completed=done, total=total, description=f"tuning: {msg}"))
+
+    policies = {}
+    for spec in policy_specs:
+        name, policy = build(spec)
+        if name in policies:
+            raise InputError(f"--policies: {name!r} given twice")
+        policies[name] = policy
+        if name == "tuned" and tune_out is not None:
+            console.print(f"tuned schedule saved to {policy.save(tune_out)}")
+    with bar() as sim_bar:
+        task = sim_bar.add_task("simulating", total=len(policies) * seeds)
+        args = (policies, source.scenario, invoices, [seed_offset + s for s in range(seeds)])
+        kwargs = {"source": source, "mask": mask,
+                  "progress": lambda msg, done, total: sim_bar.update(
+                      task, completed=done, description=msg)}
+        if cluster is None:
+            result = evaluate_policies(*args, **kwargs)
+        else:  # scale-out: one Dask task per (seed, policy), same evaluation.json
+            from engine.scale.cluster import connect
+            from simulations.evaluation.distributed import evaluate_policies_distributed
+
+            with connect(cluster) as client:
+                result = evaluate_policies_distributed(client, *args, **kwargs)
+    console.print(overall_table(result))
+    console.print(segment_table(result))
+    console.print(timing_table(result))
+    if out is not None:
+        console.print(f"results written to [bold]{result.save(out)}[/]")
+
+
+@user_errors
+def simulate(
+    policy: str = typer.Option("fixed", "--policy", help="never, fixed, fixed:DAY:CHANNEL,..., "
+                               "tuned, tuned:FILE, oracle or rl:DIR."),
+    scenario: str = typer.Option("default", "--scenario", help=_SCENARIO_HELP),
+    invoices: int = typer.Option(1000, "--invoices", help="Invoices per seed."),
+    seeds: int = typer.Option(3, "--seeds", help="Number of seeds (confidence intervals)."),
+    out: Path = typer.Option(None, "--out", help="Directory for evaluation.json."),
+    db: Path = typer.Option(None, "--db", help=_DB_HELP),
+    model: Path = typer.Option(None, "--model", help=_MODEL_HELP),
+    tuned: Path = typer.Option(None, "--tuned", help="Saved tuned schedule (JSON) to load."),
+    no_rules: bool = typer.Option(False, "--no-rules", help="Switch the legal rules off "
+                                  "(only to measure what they cost)."),
+    seed: int = typer.Option(0, "--seed", help="First seed; seeds are SEED..SEED+K-1."),
+    cluster: str = typer.Option(None, "--cluster", help=_CLUSTER_HELP),
+) -> None:
+    """Run one policy in the ground-truth world and report its KPIs with 95 % CIs."""
+    _run([policy], scenario, invoices, seeds, out, db, model, tuned, None, no_rules, seed,
+         cluster)
+
+
+@user_errors
+def evaluate(
+    policies: str = typer.Option("never,fixed,tuned,oracle", "--policies",
+                                 help="Comma-separated policies (see `simulate --help`)."),
+    scenario: str = typer.Option("default", "--scenario", help=_SCENARIO_HELP),
+    invoices: int = typer.Option(1000, "--invoices", help="Invoices per seed."),
+    seeds: int = typer.Option(3, "--seeds", help="Number of seeds (confidence intervals)."),
+    out: Path = typer.Option(None, "--out", help="Directory for evaluation.json."),
+    db: Path = typer.Option(None, "--db", help=_DB_HELP),
+    model: Path = typer.Option(None, "--model", help=_MODEL_HELP),
+    tuned: Path = typer.Option(None, "--tuned", help="Saved tuned schedule (JSON) to load "
+                               "instead of tuning."),
+    tune_out: Path = typer.Option(None, "--tune-out", help="Save the tuned schedule here."),
+    no_rules: bool = typer.Option(False, "--no-rules", help="Switch the legal rules off."),
+    seed: int = typer.Option(0, "--seed", help="First seed; seeds are SEED..SEED+K-1."),
+    cluster: str = typer.Option(None, "--cluster", help=_CLUSTER_HELP),
+) -> None:
+    """Compare policies on the same invoices (common random numbers) in the ground truth:
+    NPV, days to pay, DSO, pay rate after the first reminder, reminders, complaints, agency
+    handovers and legal violations, overall and per segment, plus the reminder timing."""
+    specs = [p.strip() for p in policies.split(",") if p.strip()]
+    if not specs:
+        raise InputError("--policies: expected at least one policy, e.g. never,fixed")
+    _run(specs, scenario, invoices, seeds, out, db, model, tuned, tune_out, no_rules, seed,
+         cluster)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the dunning app."""
+    app.command("simulate")(simulate)
+    app.command("evaluate")(evaluate)

@@ -1,0 +1,715 @@
+"""The researcher's Python API for the whole pipeline (what ``dunning demo`` runs).
+
+Each step is a separate function so a researcher can run, repeat or replace any of them::
+
+    from dunning.pipeline import PipelineConfig, run_pipeline
+
+    config = PipelineConfig.default(out_dir="runs/exp1", seed=1, n_customers=800)
+    result = run_pipeline(config)            # generate -> ingest -> models -> RL -> eval -> report
+    result.results["policies"]["rl"]["oracle_gap_closed"]
+
+    # or step by step, e.g. to evaluate your own policy next to the others:
+    company = generate_step(config)
+    cut = cut_date(config, company)
+    db = ingest_step(config)
+    model_dir = train_models_step(config, db, as_of=cut)
+    learned = learned_source(config, db, model_dir, as_of=cut)
+    tuned = tune_step(config, learned)
+    artifact = train_policy_step(config, db, model_dir, config.policy_dir, as_of=cut,
+                                 source=learned)
+    policies = build_policies(tuned, artifact.path)
+    policies["mine"] = MyPolicy()
+    source = evaluation_source(config, company, model_dir, cut, db=db)
+    evaluation = evaluate_step(config, policies, source)
+    results = assemble_results(config, evaluation, model_dir=model_dir, artifact=artifact)
+    write_results(results, config.out_dir); report_step(config, results)
+
+This module is edge wiring like the CLI: ``engine`` must not import ``simulations`` or
+``policies`` at module level, so every step imports them inside its body.
+
+Files written under ``config.out_dir`` (default ``dunning-data/``): ``company/`` (the
+generated export CSVs), ``dunning.duckdb`` (the store, re-created by the demo),
+``model/`` (payment + hazard model), ``policy/`` (RL artifact), ``results.json``,
+``evaluation.json`` (the harness's full output) and ``report/index.html``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from engine.errors import DunningError
+from engine.serialization import jsonable
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from policies.rl import RLArtifact, RLTrainingConfig
+
+RESULTS_SCHEMA = "dunning.results/1"
+POLICY_ORDER = ("never", "fixed", "tuned", "rl", "oracle")  # results, report and tables
+KPI_KEYS: tuple[str, ...] = (
+    "npv", "mean_days_to_pay", "first_reminder_pay_rate", "reminders_per_invoice",
+    "complaints_per_1000", "agency_per_1000", "violations",
+)
+
+
+# -- progress ------------------------------------------------------------------------------
+class Progress:
+    """Receives the pipeline's progress. The base class ignores it (library use)."""
+
+    def start(self, step: str, total: float | None = None) -> None:
+        """A step begins; ``total`` is its amount of work when known (e.g. timesteps)."""
+
+    def update(self, completed: float, info: str = "") -> None:
+        """Work done so far in the current step."""
+
+    def finish(self, step: str, seconds: float) -> None:
+        """The step ended after ``seconds``."""
+
+    @staticmethod
+    @contextlib.contextmanager
+    def rich(console: Console) -> Iterator[Progress]:
+        """A rich progress bar per step on ``console`` (the CLI's)."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.progress import Progress as RichBar
+
+        bar = RichBar(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+        )
+        with bar:
+            yield _RichProgress(bar)
+
+
+class _RichProgress(Progress):
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.task: Any = None
+
+    def start(self, step: str, total: float | None = None) -> None:
+        self.task = self.bar.add_task(step, total=total or 1, info="")
+
+    def update(self, completed: float, info: str = "") -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=completed, info=info)
+
+    def finish(self, step: str, seconds: float) -> None:
+        if self.task is not None:
+            total = self.bar.tasks[self.task].total
+            self.bar.update(self.task, completed=total, info=f"{seconds:.1f} s")
+        self.task = None
+
+
+@contextlib.contextmanager
+def _step(progress: Progress | None, name: str, timings: dict[str, float] | None = None,
+          total: float | None = None) -> Iterator[Progress]:
+    p = progress or Progress()
+    p.start(name, total)
+    t0 = time.perf_counter()
+    yield p
+    seconds = time.perf_counter() - t0
+    p.finish(name, seconds)
+    if timings is not None:
+        timings[name] = round(seconds, 2)
+
+
+# -- configuration -------------------------------------------------------------------------
+@dataclass
+class PipelineConfig:
+    """Everything a run depends on (saved in ``results.json``; same config => same results).
+
+    Sizes: ``n_customers`` over ``months`` of history for the company. The last
+    ``holdout_months`` are held out: models, tuned schedule and RL policy learn from the
+    history known before them; the evaluation runs ``n_eval_invoices`` of the invoices due in
+    them per seed, for ``n_seeds`` seeds, in the ground-truth world. ``rl`` is a
+    ``policies.rl.RLTrainingConfig`` (``None``: its defaults with ``seed``). On
+    ``robustness_scenario`` (``None`` to skip) a company is generated the same way and its
+    held-out invoices are run with the same trained models and policies.
+    """
+
+    out_dir: Path = Path("dunning-data")
+    scenario: str = "default"
+    robustness_scenario: str | None = "shifted"
+    n_customers: int = 600
+    months: int = 24
+    seed: int = 0
+    n_eval_invoices: int = 600
+    n_seeds: int = 5
+    robustness_seeds: int = 3
+    holdout_months: int = 4
+    tune_invoices: int = 1000
+    tune_iterations: int = 3
+    tune_population: int = 16
+    rl: RLTrainingConfig | None = None
+    db: Path | None = None  # default out_dir / "dunning.duckdb"
+    fresh_db: bool = True  # the demo owns its store: re-create it
+
+    @classmethod
+    def default(cls, out_dir: str | Path = "dunning-data", seed: int = 0,
+                rl_timesteps: int | None = None, **overrides: Any) -> PipelineConfig:
+        """The configuration of ``dunning demo`` (fits 10 minutes on 2 cores)."""
+        from policies.rl import RLTrainingConfig
+
+        rl = RLTrainingConfig(seed=seed)
+        if rl_timesteps is not None:
+            rl = replace(rl, total_timesteps=int(rl_timesteps))
+        return cls(out_dir=Path(out_dir), seed=seed, rl=rl, **overrides)
+
+    @classmethod
+    def tiny(cls, out_dir: str | Path, seed: int = 0) -> PipelineConfig:
+        """A seconds-scale configuration for tests and smoke runs (results not meaningful)."""
+        from policies.rl import RLTrainingConfig
+
+        rl = RLTrainingConfig(seed=seed, total_timesteps=4096, n_envs=128, n_steps=16,
+                              batch_size=1024, n_epochs=2, net_arch=(32, 32),
+                              timing_invoices=150)
+        return cls(out_dir=Path(out_dir), seed=seed, n_customers=100, months=10,
+                   holdout_months=3, n_eval_invoices=80, n_seeds=2, tune_invoices=150,
+                   tune_iterations=1, tune_population=6, rl=rl, robustness_scenario="shifted",
+                   robustness_seeds=1)
+
+    @property
+    def rl_config(self) -> RLTrainingConfig:
+        from policies.rl import RLTrainingConfig
+
+        return self.rl if self.rl is not None else RLTrainingConfig(seed=self.seed)
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.db) if self.db is not None else Path(self.out_dir) / "dunning.duckdb"
+
+    @property
+    def company_dir(self) -> Path:
+        return Path(self.out_dir) / "company"
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.out_dir) / "model"
+
+    @property
+    def policy_dir(self) -> Path:
+        return Path(self.out_dir) / "policy"
+
+    @property
+    def report_dir(self) -> Path:
+        return Path(self.out_dir) / "report"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "rl"}
+        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in d.items()}
+        d["rl"] = self.rl_config.to_dict()
+        return d
+
+
+@dataclass
+class PipelineResult:
+    """What a run produced: the results dict (``results.json``) and where files are."""
+
+    config: PipelineConfig
+    results: dict[str, Any]
+    results_path: Path
+    report_path: Path
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+
+# -- steps ---------------------------------------------------------------------------------
+def generate_step(config: PipelineConfig, progress: Progress | None = None,
+                  scenario: str | None = None) -> Any:
+    """Generate the synthetic company (``simulations.world.Company``) and write its CSVs to
+    ``config.company_dir`` (the other scenario's company is returned but not written)."""
+    from simulations import world
+
+    name = scenario or config.scenario
+    p = progress or Progress()
+    company = world.generate_company(
+        world.load_scenario(name), config.n_customers, config.months, config.seed,
+        progress=lambda done, total: p.update(done, f"day {done}/{total}"),
+    )
+    if scenario is None:
+        company.write(config.company_dir)
+    return company
+
+
+def cut_date(config: PipelineConfig, company: Any) -> dt.date:
+    """Start of the hold-out period: models and policies learn only from what is known
+    before it; the invoices due on or after it are the evaluation set."""
+    from policies.rl.holdout import month_cut
+
+    return month_cut(company.as_of, config.holdout_months)
+
+
+def ingest_step(config: PipelineConfig, company_dir: Path | None = None) -> Path:
+    """Ingest the company's CSVs into the store (re-created when ``config.fresh_db``)."""
+    from engine.ingest import ingest
+
+    src = Path(company_dir or config.company_dir)
+    db = config.db_path
+    if config.fresh_db:
+        for f in (db, db.with_name(db.name + ".wal")):
+            f.unlink(missing_ok=True)
+    files = [src / f"{t}.csv" for t in ("customers", "invoices", "payments", "actions")]
+    report = ingest([f for f in files if f.exists()], db)
+    if report.quarantined:
+        # Generated data must be clean: a quarantined row means generator and contract differ.
+        raise DunningError(f"{src}: {report.quarantined} generated rows were quarantined "
+                           f"(see {', '.join(map(str, report.quarantine_files))})")
+    return db
+
+
+def train_models_step(config: PipelineConfig, db: Path | None = None,
+                      as_of: dt.date | None = None, progress: Progress | None = None) -> Path:
+    """Train the payment and hazard models on the store as known at ``as_of`` (default:
+    everything); artifact in ``config.model_dir``."""
+    from engine.models.training import TrainConfig, train_artifact
+    from engine.store import Store
+
+    p = progress or Progress()
+    tables = Store(db or config.db_path).tables(as_of)
+    train_artifact(tables, config.model_dir, as_of=as_of, cfg=TrainConfig(seed=config.seed),
+                   progress=lambda msg: p.update(0, msg))
+    return config.model_dir
+
+
+def learned_source(config: PipelineConfig, db: Path, model_dir: Path,
+                   as_of: dt.date | None = None) -> Any:
+    """The LEARNED environment (hazard model + rates from the store as known at ``as_of``)."""
+    from simulations.env.learned import LearnedSource
+
+    return LearnedSource.from_store(db, model_dir, config.scenario, as_of=as_of)
+
+
+def _provenance(db: Path, model_dir: Path, as_of: dt.date | None, ruleset_hash: str
+                ) -> dict[str, Any]:
+    art = Path(model_dir) / "artifact.json"
+    meta = json.loads(art.read_text()) if art.exists() else {}
+    return {"db": str(db), "model_dir": str(model_dir), "as_of": str(as_of) if as_of else None,
+            "model_hash": meta.get("hash"), "payment_model_hash": meta.get("payment_hash"),
+            "hazard_model_hash": meta.get("hazard_hash"), "ruleset_hash": ruleset_hash,
+            "environment": "learned"}
+
+
+def train_policy_step(config: PipelineConfig, db: Path, model_dir: Path, out_dir: Path,
+                      as_of: dt.date | None = None, progress: Progress | None = None,
+                      source: Any = None) -> RLArtifact:
+    """Train MaskablePPO in the learned environment with legal masks, search its timing
+    rules there (``timing_search``); save the artifact."""
+    from policies.rl import RLPolicy, save_artifact, train_maskable_ppo
+    from policies.rl.timing import search_timing_rules
+    from simulations.env import BatchCollectionsVecEnv, LegalMask
+
+    cfg = config.rl_config
+    p = progress or Progress()
+    src = source if source is not None else learned_source(config, db, model_dir, as_of)
+    mask = LegalMask()
+    venv = BatchCollectionsVecEnv(src, num_envs=cfg.n_envs, mask=mask, seed=cfg.seed,
+                                  reward_per_amount=True)
+
+    def report(done: int, total: int, mean: float) -> None:
+        p.update(min(done, total), "" if math.isnan(mean) else f"reward/amount {mean:.3f}")
+
+    model, curve, seconds = train_maskable_ppo(venv, cfg, progress=report)
+    timing, timing_report = None, None
+    if cfg.timing_search:
+        timing, timing_report = search_timing_rules(
+            RLPolicy(model), src, cfg.timing_search_config(), mask=mask,
+            progress=lambda msg, done, total: p.update(cfg.total_timesteps,
+                                                       f"{msg} {done}/{total}"))
+    return save_artifact(model, out_dir, cfg, curve, seconds,
+                         _provenance(db, model_dir, as_of, mask.ruleset_hash),
+                         timing=timing, timing_report=timing_report)
+
+
+def tune_step(config: PipelineConfig, source: Any, progress: Progress | None = None) -> Any:
+    """Tune the per-segment schedule in the learned ``source``; saved to ``out_dir``."""
+    from policies.tuned import TuningConfig, tune_schedules
+
+    p = progress or Progress()
+    tcfg = TuningConfig(n_invoices=config.tune_invoices, validation_invoices=config.tune_invoices,
+                        seed=config.seed, iterations=config.tune_iterations,
+                        population=config.tune_population)
+    tuned = tune_schedules(source, tcfg, progress=lambda msg, done, total: p.update(done, msg))
+    tuned.save(Path(config.out_dir) / "tuned_schedule.json")
+    return tuned
+
+
+def tune_in_worker(config: PipelineConfig, db: Path, model_dir: Path, cut: dt.date) -> Any:
+    """:func:`tune_step` in the learned environment of ``db`` + ``model_dir`` as of ``cut``,
+    built here (for a worker process: the source itself is not sent between processes)."""
+    return tune_step(config, learned_source(config, db, model_dir, as_of=cut))
+
+
+def evaluation_source(config: PipelineConfig, company: Any, model_dir: Path, cut: dt.date,
+                      scenario: str | None = None, db: Path | None = None) -> Any:
+    """Ground truth on ``company``'s invoices due on or after ``cut`` (never trained on)."""
+    from policies.rl.holdout import holdout_source
+    from simulations import world
+
+    tables = None
+    if db is not None:
+        from engine.store import Store
+
+        tables = Store(db).tables()
+    return holdout_source(company, world.load_scenario(scenario or config.scenario), cut,
+                          model_dir, tables=tables)
+
+
+def build_policies(tuned: Any, policy_dir: Path | None) -> dict[str, Any]:
+    """never / fixed / tuned / rl / oracle, in that order (RL wrapped to count vetoes)."""
+    from policies.baselines.factory import make_policy
+    from policies.rl import RLPolicy
+    from policies.rl.vetoes import VetoCounter
+
+    policies: dict[str, Any] = dict(make_policy(s) for s in ("never", "fixed"))
+    if tuned is not None:
+        policies["tuned"] = tuned
+    if policy_dir is not None:
+        policies["rl"] = VetoCounter(RLPolicy.load(policy_dir))
+    policies["oracle"] = make_policy("oracle")[1]
+    return policies
+
+
+def evaluate_step(config: PipelineConfig, policies: dict[str, Any], source: Any,
+                  progress: Progress | None = None, n_seeds: int | None = None) -> Any:
+    """Run every policy on the same ground-truth invoices and draws for each seed."""
+    from simulations.evaluation.harness import evaluate_policies
+
+    p = progress or Progress()
+    seeds = [config.seed * 1000 + k for k in range(n_seeds or config.n_seeds)]
+    return evaluate_policies(
+        policies, source.scenario, n_invoices=config.n_eval_invoices, seeds=seeds,
+        source=source, reference="fixed",
+        progress=lambda msg, done, total: p.update(done, msg),
+    )
+
+
+# -- results -------------------------------------------------------------------------------
+def _kpi_block(overall: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, stats in overall.items():
+        out[key] = stats.get("mean")
+        if stats.get("ci_low") is not None:
+            out[f"{key}_ci"] = [stats.get("ci_low"), stats.get("ci_high")]
+    return out
+
+
+def gap_closed(evaluation: Any, policy: str, base: str = "fixed",
+               best: str = "oracle") -> dict[str, Any] | None:
+    """Share of the oracle's NPV gain over ``base`` that ``policy`` reaches, per seed and
+    as a mean with a 95 % t-interval over seeds."""
+    from simulations.evaluation.metrics import t_interval
+
+    o = evaluation.overall
+    if not all(k in o for k in (policy, base, best)):
+        return None
+    pol, ref, top = (np.asarray(o[k]["npv"]["per_seed"], float) for k in (policy, base, best))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_seed = (pol - ref) / (top - ref)
+    mean, lo, hi = t_interval(per_seed)
+    return {"mean": mean, "ci": [lo, hi], "per_seed": per_seed.tolist()}
+
+
+def policies_block(evaluation: Any) -> dict[str, dict[str, Any]]:
+    """The ``policies`` section of results.json from an ``EvaluationResult``."""
+    block = {name: _kpi_block(evaluation.overall[name]) for name in evaluation.policies}
+    for name in ("tuned", "rl"):
+        g = gap_closed(evaluation, name)
+        if g is not None:
+            block[name]["oracle_gap_closed"] = g["mean"]
+            block[name]["oracle_gap_closed_ci"] = g["ci"]
+            block[name]["oracle_gap_closed_per_seed"] = g["per_seed"]
+    return block
+
+
+def timing_block(evaluation: Any) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Per policy and segment: day after due and main channel of reminders 1, 2, 3."""
+    out: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for pol, per_seg in evaluation.timing.items():
+        out[pol] = {
+            seg: [{"reminder": r["reminder"], "day": r.get("mean_day"),
+                   "median_day": r.get("median_day"), "channel": r.get("main_channel"),
+                   "share": r.get("share_sent"), "channels": r.get("channels")}
+                  for r in rows if r.get("mean_day") is not None]
+            for seg, rows in per_seg.items()
+        }
+    return out
+
+
+def model_card_block(model_dir: Path) -> dict[str, Any]:
+    """The payment model card in the report's layout (metrics, calibration, importance)."""
+    path = Path(model_dir) / "model_card.json"
+    if not path.exists():
+        return {}
+    card = json.loads(path.read_text())
+    ev = card.get("evaluation") or {}
+    metrics = {}
+    for model, by_view in (ev.get("models") or {}).items():
+        view = by_view.get("at_invoice_date", by_view) if isinstance(by_view, dict) else {}
+        metrics[model] = {k: v for k, v in view.items()
+                          if isinstance(v, int | float) and k != "n"}
+        for cls, auc in (view.get("auc") or {}).items():
+            metrics[model][f"auc_{cls}"] = auc
+    calibration = {
+        cls: {"predicted": [b["mean_predicted"] for b in bins],
+              "observed": [b["observed"] for b in bins]}
+        for cls, bins in (ev.get("calibration") or {}).items() if isinstance(bins, list)
+    }
+    importance = {d["feature"]: d.get("gain_share", d.get("importance", 0.0))
+                  for d in ev.get("feature_importance") or [] if isinstance(d, dict)}
+    hz = card.get("hazard_evaluation") or {}
+    return {
+        "hash": card.get("hash"), "payment_hash": card.get("payment_hash"),
+        "hazard_hash": card.get("hazard_hash"), "classes": card.get("classes"),
+        "very_late_days": card.get("very_late_days"), "data_period": card.get("data_period"),
+        "split_date": ev.get("split_date"), "metrics": metrics, "calibration": calibration,
+        "feature_importance": importance,
+        "hazard_log_loss": hz.get("log_loss"),
+        "hazard_log_loss_constant_rate": hz.get("log_loss_constant_rate"),
+        "hazard_survival_max_gap": (hz.get("survival") or {}).get("all", {}).get("max_abs_gap"),
+    }
+
+
+def vetoes_block(counts: dict[str, int]) -> list[dict[str, Any]]:
+    """Rule id, title, citation and count of every rule that vetoed something."""
+    from legal_rules import load_rules
+
+    rules = {r.id: r for r in load_rules().rules}
+    return [{"rule_id": rid, "count": int(n), "title": getattr(rules.get(rid), "title", ""),
+             "citation": getattr(rules.get(rid), "citation", "")}
+            for rid, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
+def assemble_results(config: PipelineConfig, evaluation: Any, *, model_dir: Path,
+                     artifact: Any = None, robustness: Any = None,
+                     veto_counts: dict[str, int] | None = None, tuned: Any = None,
+                     step_seconds: dict[str, float] | None = None,
+                     extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the report shows, in the ``results.json`` layout (see dunning.report)."""
+    pol = policies_block(evaluation)
+    results: dict[str, Any] = {
+        "schema": RESULTS_SCHEMA,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "scenario": evaluation.scenario,
+        "n_eval_invoices": evaluation.n_invoices,
+        "n_seeds": len(evaluation.seeds),
+        "seeds": evaluation.seeds,
+        "policies": pol,
+        "per_segment": {p: {s: {k: v.get("mean") for k, v in kp.items()}
+                            for s, kp in segs.items()}
+                        for p, segs in evaluation.by_segment.items()},
+        "timing": timing_block(evaluation),
+        "npv_difference_vs_fixed": evaluation.difference,
+        "model_card": model_card_block(model_dir),
+        "vetoes": vetoes_block(veto_counts or {}),
+        "config": config.to_dict(),
+        "hashes": {"ruleset": evaluation.config.get("ruleset_hash")},
+        "step_seconds": dict(step_seconds or {}),
+    }
+    card = results["model_card"]
+    results["hashes"].update({"model": card.get("hash"), "payment_model": card.get("payment_hash"),
+                              "hazard_model": card.get("hazard_hash")})
+    if artifact is not None:
+        meta = artifact.metadata
+        results["hashes"]["rl_policy"] = meta["content_hash"]
+        results["training"] = {
+            "curve": artifact.curve, "timesteps": meta["timesteps"],
+            "train_seconds": meta["train_seconds"], "seed": meta["seed"],
+            "n_envs": meta["training_config"]["n_envs"],
+            "net_arch": meta["training_config"]["net_arch"],
+            "environment": "learned (hazard model + rates from the store)",
+            "timing_rules": artifact.timing_rules.describe(),
+        }
+    if tuned is not None and hasattr(tuned, "to_dict"):
+        results["tuned_schedules"] = tuned.to_dict()
+    if robustness is not None:
+        results["robustness"] = {"scenario": robustness.scenario,
+                                 "policies": policies_block(robustness)}
+    results.update(extra or {})
+    return jsonable(results)
+
+
+def write_results(results: dict[str, Any], out_dir: Path) -> Path:
+    """Write ``out_dir/results.json`` atomically."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "results.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def report_step(config: PipelineConfig, results: dict[str, Any]) -> Path:
+    """Render ``config.report_dir/index.html`` from the results.
+
+    Adds the drift block first when missing (and re-writes ``results.json`` with it, so
+    ``dunning report --results`` shows it too): the payment model (trained up to the cut)
+    against the store's held-out months, reference = the last months of its training
+    period of the same length (see ``dunning.business.drift.drift_section``).
+    """
+    from dunning.business.model_io import drift_section
+    from dunning.report import write_report
+
+    if "drift" not in results:
+        cut = (results.get("holdout") or {}).get("cut_date")
+        recent_from = dt.date.fromisoformat(cut) if cut else None
+        results["drift"] = jsonable(drift_section(
+            config.db_path, config.model_dir, recent_from=recent_from,
+            reference_days=31 * config.holdout_months if recent_from else None))
+        if (Path(config.out_dir) / "results.json").exists():
+            write_results(results, Path(config.out_dir))
+    return write_report(results, config.report_dir)
+
+
+def robustness_step(config: PipelineConfig, model_dir: Path, cut: dt.date,
+                    policies: dict[str, Any], progress: Progress | None = None) -> Any:
+    """Run ``policies`` (with the models in ``model_dir``, not retrained) on the held-out
+    invoices of a company generated the same way under ``config.robustness_scenario``."""
+    shifted = generate_step(config, scenario=config.robustness_scenario)
+    source = evaluation_source(config, shifted, model_dir, cut,
+                               scenario=config.robustness_scenario)
+    return evaluate_step(config, policies, source, progress, n_seeds=config.robustness_seeds)
+
+
+@dataclass
+class BaselineRun:
+    """What the worker beside the RL training returns: the tuned schedule and the
+    ground-truth evaluations of every policy but RL (``robustness``: on
+    ``config.robustness_scenario``, None when it is not set)."""
+
+    tuned: Any
+    evaluation: Any
+    robustness: Any
+
+
+def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_dir: Path,
+                        cut: dt.date) -> BaselineRun:
+    """Tune the schedule (:func:`tune_in_worker`), then evaluate never / fixed / tuned /
+    oracle in the ground truth on ``company``'s held-out invoices and on the robustness
+    scenario: everything of the evaluation that does not need the RL policy (the oracle's
+    exact solve is most of the evaluation's time)."""
+    tuned = tune_in_worker(config, db, model_dir, cut)
+    policies = build_policies(tuned, None)  # the oracle re-solves each evaluation it joins
+    source = evaluation_source(config, company, model_dir, cut, db=db)
+    evaluation = evaluate_step(config, policies, source)
+    robustness = (robustness_step(config, model_dir, cut, policies)
+                  if config.robustness_scenario else None)
+    return BaselineRun(tuned, evaluation, robustness)
+
+
+def with_policy(base: Any, extra: Any) -> Any:
+    """``base`` and ``extra`` (evaluations of other policies on the same invoices) as one
+    evaluation, policies in the pipeline's order: never, fixed, tuned, rl, oracle."""
+    from simulations.evaluation.harness import combine_evaluations
+
+    names = [*base.policies, *extra.policies]
+    return combine_evaluations([base, extra], order=[p for p in POLICY_ORDER if p in names]
+                               + [p for p in names if p not in POLICY_ORDER])
+
+
+@contextlib.contextmanager
+def _parallel(fn: Any, *args: Any) -> Iterator[Any]:
+    """``fn(*args)`` in a spawned worker process while the block runs; yields its future.
+    The pipeline's steps are single-threaded, so on 2 cores what runs beside the RL
+    training costs no wall time (spawn, not fork: the parent has LightGBM and torch thread
+    pools, which a forked child must not inherit)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield pool.submit(fn, *args)
+
+
+# -- the whole run -------------------------------------------------------------------------
+def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> PipelineResult:
+    """generate -> ingest -> train models -> train RL (learned env) while a worker tunes the
+    schedule and evaluates the other policies in the ground truth on the held-out invoices
+    (+ the robustness scenario) -> evaluate RL there too -> results + report."""
+    from policies.rl import RLPolicy
+    from policies.rl.vetoes import VetoCounter
+
+    t: dict[str, float] = {}
+    out = Path(config.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with _step(progress, "generate company", t) as p:
+        company = generate_step(config, p)
+    cut = cut_date(config, company)
+    with _step(progress, "ingest into DuckDB", t):
+        db = ingest_step(config)
+    with _step(progress, "train payment + hazard models", t) as p:
+        model_dir = train_models_step(config, db, as_of=cut, progress=p)
+    with _step(progress, "build learned environment", t):
+        learned = learned_source(config, db, model_dir, as_of=cut)
+    # RL training is single-threaded: the tuning and every evaluation that does not need
+    # the RL policy run beside it on the second core
+    with _parallel(baselines_in_worker, config, company, db, model_dir, cut) as base_job:
+        with _step(progress, "train RL policy", t,
+                   total=config.rl_config.total_timesteps) as p:
+            artifact = train_policy_step(config, db, model_dir, config.policy_dir,
+                                         as_of=cut, progress=p, source=learned)
+        with _step(progress, "tune + evaluate the other policies (in parallel)", t):
+            base = base_job.result()
+    rl_policy = RLPolicy.load(artifact.path)
+    rl = {"rl": VetoCounter(rl_policy)}
+    with _step(progress, "evaluate RL in the ground truth", t, total=config.n_seeds) as p:
+        source = evaluation_source(config, company, model_dir, cut, db=db)
+        evaluation = with_policy(base.evaluation, evaluate_step(config, rl, source, p))
+        evaluation.save(out)
+    robustness = None
+    if base.robustness is not None:
+        with _step(progress, f"evaluate RL on {config.robustness_scenario}", t):
+            robustness = with_policy(base.robustness, robustness_step(
+                config, model_dir, cut, {"rl": VetoCounter(rl_policy)}))
+    results = assemble_results(
+        config, evaluation, model_dir=model_dir, artifact=artifact, robustness=robustness,
+        veto_counts=rl["rl"].counts, tuned=base.tuned, step_seconds=t,
+        extra={"holdout": {"cut_date": str(cut), "invoices": len(source),
+                           "company_invoices": int(len(company.invoices))},
+               "company_summary": company.summary},
+    )
+    results_path = write_results(results, out)
+    with _step(progress, "write report", t):
+        report = report_step(config, results)
+    return PipelineResult(config, results, results_path, report, t)
+
+
+def print_headline(result: PipelineResult, console: Console) -> None:
+    """The headline table of a run and where the report is."""
+    from rich.table import Table
+
+    res = result.results
+    table = Table(title=f"Ground truth, {res['n_eval_invoices']} held-out invoices x "
+                        f"{res['n_seeds']} seeds (mean, ± half 95 % CI)")
+    for col in ("policy", "NPV/inv", "±", "days", "paid≤14d", "remind", "compl/1k", "viol",
+                "gap"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+
+    def f(v: Any, fmt: str) -> str:
+        return "–" if v is None else fmt.format(v)
+
+    for name, k in res["policies"].items():
+        ci = k.get("npv_ci") or [None, None]
+        half = (ci[1] - ci[0]) / 2 if None not in ci else None
+        table.add_row(name, f(k.get("npv"), "{:,.0f}"), f(half, "{:,.0f}"),
+                      f(k.get("mean_days_to_pay"), "{:.1f}"),
+                      f(k.get("first_reminder_pay_rate"), "{:.0%}"),
+                      f(k.get("reminders_per_invoice"), "{:.2f}"),
+                      f(k.get("complaints_per_1000"), "{:.0f}"), f(k.get("violations"), "{:.0f}"),
+                      f(k.get("oracle_gap_closed"), "{:.1%}"))
+    console.print(table)
+    console.print("gap = share of the oracle's NPV gain over the fixed 14/30/45 schedule")
+    console.print(f"results: [bold]{result.results_path}[/]")
+    console.print(f"report:  [bold]{result.report_path}[/]")

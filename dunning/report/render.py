@@ -1,0 +1,340 @@
+"""Render ``results.json`` into the self-contained ``index.html`` (see :mod:`dunning.report`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.contract import SEGMENTS
+from engine.errors import InputError
+
+TEMPLATE_NAME = "index.html.j2"
+POLICY_ORDER: tuple[str, ...] = ("never", "fixed", "tuned", "rl", "oracle")
+
+# (key in the policy dict, column label, formatter)
+KPI_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("npv", "NPV / invoice", "{:,.2f}"),
+    ("mean_days_to_pay", "days to pay", "{:.1f}"),
+    ("first_reminder_pay_rate", "paid ≤14 d after 1st reminder", "{:.1%}"),
+    ("reminders_per_invoice", "reminders / invoice", "{:.2f}"),
+    ("complaints_per_1000", "complaints / 1000", "{:.1f}"),
+    ("agency_per_1000", "agency / 1000", "{:.1f}"),
+    ("violations", "legal violations", "{:.0f}"),
+    ("oracle_gap_closed", "oracle gap closed", "{:.1%}"),
+)
+
+
+def load_results(results_dir: str | Path) -> dict[str, Any]:
+    """Read ``results_dir/results.json`` (or the file itself when a file path is given)."""
+    path = Path(results_dir)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.exists():
+        raise InputError(f"{path}: no results file; run `dunning demo` first or pass the "
+                         "directory that holds results.json")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}, line {exc.lineno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(results, dict) or not isinstance(results.get("policies"), dict):
+        raise InputError(f"{path}: field 'policies' missing; expected the results.json written "
+                         "by `dunning demo`")
+    return results
+
+
+def write_report(results: Mapping[str, Any], out_dir: str | Path) -> Path:
+    """Render the report into ``out_dir/index.html`` atomically and return its path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    html = render_report(results)
+    target = out / "index.html"
+    tmp = target.with_suffix(".html.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def render_report(results: Mapping[str, Any]) -> str:
+    """Return the report HTML for ``results`` (the ``results.json`` layout)."""
+    import jinja2
+
+    from dunning.report import charts
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    policies = _ordered(results["policies"])
+    segments = _segments(results)
+    card = results.get("model_card") or {}
+    training = results.get("training") or {}
+    context = {
+        "scenario": results.get("scenario", "?"),
+        "created_at": results.get("created_at", "?"),
+        "n_eval_invoices": results.get("n_eval_invoices", "?"),
+        "n_seeds": results.get("n_seeds", "?"),
+        "headline": _headline(policies),
+        "kpi_columns": [{"key": k, "label": label} for k, label, _ in _present_kpis(policies)],
+        "policy_rows": _policy_rows(policies),
+        "comparison_charts": [
+            c for c in (
+                charts.policy_bar_chart(policies, "npv", "NPV per invoice"),
+                charts.policy_bar_chart(policies, "mean_days_to_pay", "days from due to payment"),
+                charts.policy_bar_chart(policies, "complaints_per_1000", "complaints per 1000"),
+            ) if c
+        ],
+        **_robustness(policies, results.get("robustness")),
+        "roi": _roi(results),
+        "drift": _drift(results.get("drift")),
+        "timing_chart": charts.timing_chart(results.get("timing") or {}, segments),
+        "timing_rows": _timing_rows(results.get("timing") or {}, segments),
+        "rl_timing_rules": training.get("timing_rules"),
+        **_segment_table(results.get("per_segment") or {}, segments),
+        **_model_card(card),
+        "calibration_chart": charts.calibration_chart(_find(card, "calibration")),
+        "importance_chart": charts.importance_chart(
+            _find(card, "feature_importance") or _find(card, "importance")
+        ),
+        "veto_rows": sorted(results.get("vetoes") or [], key=lambda r: -int(r.get("count", 0))),
+        "training_chart": charts.training_curve_chart(training.get("curve") or {}),
+        "training_facts": [(k, _fmt_any(v)) for k, v in training.items() if k != "curve"],
+        "config_rows": _config_rows(results),
+        "step_rows": [(k, f"{float(v):.1f} s")
+                      for k, v in (results.get("step_seconds") or {}).items()],
+    }
+    return env.get_template(TEMPLATE_NAME).render(**context)
+
+
+def _ordered(policies: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    known = [p for p in POLICY_ORDER if p in policies]
+    return {p: policies[p] for p in known + sorted(set(policies) - set(known))}
+
+
+def _segments(results: Mapping[str, Any]) -> list[str]:
+    found: set[str] = set()
+    for per_seg in (results.get("timing") or {}).values():
+        found.update(per_seg)
+    for per_seg in (results.get("per_segment") or {}).values():
+        found.update(per_seg)
+    return [s for s in SEGMENTS if s in found] + sorted(found - set(SEGMENTS))
+
+
+def _present_kpis(policies: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+    return [c for c in KPI_COLUMNS if any(p.get(c[0]) is not None for p in policies.values())]
+
+
+def _fmt(value: Any, fmt: str) -> str:
+    if value is None:
+        return "–"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return "–" if math.isnan(v) else fmt.format(v)
+
+
+def _fmt_any(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def _policy_rows(policies: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    cols = _present_kpis(policies)
+    rows = []
+    for name, kpis in policies.items():
+        cells = []
+        for key, _, fmt in cols:
+            ci = kpis.get(f"{key}_ci")
+            ci_txt = f"[{_fmt(ci[0], fmt)}, {_fmt(ci[1], fmt)}]" if ci else ""
+            cells.append({"value": _fmt(kpis.get(key), fmt), "ci": ci_txt})
+        rows.append({"name": name, "cells": cells})
+    return rows
+
+
+def _headline(policies: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+    out = []
+    rl, fixed = policies.get("rl"), policies.get("fixed")
+    if rl and rl.get("oracle_gap_closed") is not None:
+        g = float(rl["oracle_gap_closed"])
+        out.append({"value": f"{g:.1%}", "css": "ok" if g >= 0.8 else "miss",
+                    "label": "of the oracle's NPV gain over fixed 14/30/45 reached by RL "
+                             "(target ≥ 80 %)"})
+    if rl and fixed and rl.get("npv") is not None and fixed.get("npv"):
+        gain = float(rl["npv"]) / float(fixed["npv"]) - 1
+        out.append({"value": f"{gain:+.2%}", "css": "ok" if gain > 0 else "miss",
+                    "label": "NPV per invoice, RL vs fixed schedule"})
+    for key, label in (("first_reminder_pay_rate", "paid ≤14 days after 1st reminder (RL; "
+                        "fixed {f})"), ("mean_days_to_pay", "days due→payment (RL; fixed {f})")):
+        if rl and fixed and rl.get(key) is not None and fixed.get(key) is not None:
+            fmt = "{:.0%}" if "rate" in key else "{:.1f}"
+            out.append({"value": fmt.format(float(rl[key])), "css": "",
+                        "label": label.format(f=fmt.format(float(fixed[key])))})
+    if rl and rl.get("violations") is not None:
+        v = int(rl["violations"])
+        out.append({"value": str(v), "css": "ok" if v == 0 else "miss",
+                    "label": "legal violations (RL)"})
+    return out
+
+
+def _robustness(
+    base: Mapping[str, Mapping[str, Any]], rob: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    if not rob or not rob.get("policies"):
+        return {"robustness_rows": [], "robustness_scenario": ""}
+    shifted = _ordered(rob["policies"])
+    rows = []
+    for name, k in shifted.items():
+        b = base.get(name, {}).get("npv")
+        s = k.get("npv")
+        change = (f"{float(s) / float(b) - 1:+.2%}" if b and s is not None else "–")
+        rows.append({"name": name, "base": _fmt(b, "{:,.2f}"), "shifted": _fmt(s, "{:,.2f}"),
+                     "change": change, "gap": _fmt(k.get("oracle_gap_closed"), "{:.1%}")})
+    return {"robustness_rows": rows, "robustness_scenario": rob.get("scenario", "shifted")}
+
+
+def _timing_rows(timing: Mapping[str, Any], segments: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for seg in segments:
+        for pol in _ordered(timing):
+            rem = {int(r["reminder"]): r for r in timing[pol].get(seg, [])
+                   if r.get("day") is not None}
+            if not rem:
+                continue
+            cells = []
+            for k in (1, 2, 3):
+                r = rem.get(k)
+                share = f" ({float(r['share']):.0%})" if r and r.get("share") is not None else ""
+                cells.append(f"day {float(r['day']):.1f} {r.get('channel', '')}{share}"
+                             if r else "–")
+            rows.append({"segment": seg, "policy": pol, "cells": cells})
+    return rows
+
+
+def _segment_table(per_segment: Mapping[str, Any], segments: list[str]) -> dict[str, Any]:
+    pols = list(_ordered(per_segment))
+    rows = []
+    for seg in segments:
+        cells = [_fmt((per_segment[p].get(seg) or {}).get("npv"), "{:,.2f}") for p in pols]
+        rows.append({"segment": seg, "cells": cells})
+    return {"segment_rows": rows if pols else [], "segment_policies": pols}
+
+
+def _find(obj: Any, key: str) -> Any:
+    """First value stored under ``key`` anywhere in a nested dict (model cards vary in depth)."""
+    if isinstance(obj, Mapping):
+        if key in obj:
+            return obj[key]
+        for v in obj.values():
+            found = _find(v, key)
+            if found is not None:
+                return found
+    return None
+
+
+def _model_card(card: Mapping[str, Any]) -> dict[str, Any]:
+    metrics = _find(card, "metrics") or {}
+    models: list[str] = []
+    table: dict[str, dict[str, Any]] = {}
+    if isinstance(metrics, Mapping):
+        flat = all(not isinstance(v, Mapping) for v in metrics.values())
+        by_model = {"model": metrics} if flat else {
+            k: v for k, v in metrics.items() if isinstance(v, Mapping)
+        }
+        for model, ms in by_model.items():
+            models.append(str(model))
+            for m, v in ms.items():
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    table.setdefault(str(m), {})[str(model)] = v
+    rows = [{"metric": m, "cells": [_fmt(vals.get(mod), "{:.4f}") for mod in models]}
+            for m, vals in table.items()]
+    facts = []
+    for key in ("model_hash", "hash", "content_hash", "classes", "very_late_days",
+                "data_period", "train_period", "test_period", "n_train", "n_test"):
+        v = card.get(key) if isinstance(card, Mapping) else None
+        if v is not None:
+            facts.append((key, _fmt_any(v)))
+    return {"model_metrics": rows, "model_metric_models": models, "model_facts": facts}
+
+
+def _config_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows = [(f"hash: {k}", str(v)) for k, v in (results.get("hashes") or {}).items()]
+    rows += [(k, _fmt_any(v)) for k, v in (results.get("config") or {}).items()]
+    return rows
+
+
+def _roi(results: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The business case of moving from the fixed schedule to RL, with default inputs."""
+    from dunning.business.roi import roi_section
+
+    if not {"fixed", "rl"} <= set(results.get("policies") or {}):
+        return None
+    section = roi_section(results, current="fixed", proposed="rl")
+    labels = {
+        "yearly_benefit": "yearly benefit", "liquidity": "liquidity gained",
+        "reminders_saved": "reminders saved", "staff_time_saved": "staff time saved",
+        "losses_avoided": "losses avoided", "running_cost": "running cost",
+        "one_off_cost": "one-off cost", "three_year_net": "net over three years",
+    }
+    figures = section["figures"]
+    section["rows"] = [
+        {"label": label, "value": "–" if figures.get(key) is None else f"{figures[key]:,.0f}"}
+        for key, label in labels.items()
+    ]
+    payback = figures.get("payback_months")
+    section["payback"] = "never" if payback is None else f"{payback:.1f} months"
+    return section
+
+
+
+DRIFT_MISSING = ("results.json has no drift block: it is computed when `dunning demo` builds "
+                 "the report (it needs the store and the payment model); run `dunning drift "
+                 "--db STORE --model MODEL` for this run's data")
+
+
+def _drift(block: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The drift section: PSI per feature, ECE per month (chart) and the warnings.
+
+    ``block`` is ``results["drift"]`` as written by ``dunning.business.drift.drift_section``
+    (``available`` False with a ``reason`` when it could not be computed), or None.
+    """
+    from dunning.report import charts
+
+    if not block:
+        return {"available": False, "reason": DRIFT_MISSING}
+    if not block.get("available", True):
+        return {"available": False, "reason": str(block.get("reason") or DRIFT_MISSING)}
+    ece_warning = float(block.get("ece_warning", 0.05))
+    features = [
+        {"feature": r["feature"], "psi": _fmt(r.get("psi"), "{:.3f}"),
+         "status": str(r.get("status", ""))}
+        for r in block.get("features") or []
+    ]
+    calibration = [
+        {"month": str(r.get("window_start", ""))[:7], "n": r.get("n", ""),
+         "predicted": _fmt(r.get("mean_p"), "{:.2f}"), "observed": _fmt(r.get("observed"),
+                                                                        "{:.2f}"),
+         "ece": _fmt(r.get("ece"), "{:.3f}"), "threshold": _fmt(r.get("threshold"), "{:.3f}"),
+         "status": str(r.get("status", ""))}
+        for r in block.get("calibration") or []
+    ]
+    return {
+        "available": True,
+        "drifted": bool(block.get("drifted")),
+        "warnings": [str(w) for w in block.get("warnings") or []],
+        "model": str(block.get("model", "")),
+        "reference_period": " .. ".join(map(str, block.get("reference_period") or [])),
+        "recent_period": " .. ".join(map(str, block.get("recent_period") or [])),
+        "psi_watch": block.get("psi_watch", 0.1),
+        "psi_warning": block.get("psi_warning", 0.2),
+        "ece_warning": ece_warning,
+        "feature_rows": features,
+        "calibration_rows": calibration,
+        "ece_chart": charts.ece_over_time_chart(block.get("calibration") or [], ece_warning),
+    }
