@@ -231,45 +231,32 @@ def calendar_day(state: pd.DataFrame, as_of: dt.date, calendar: Any | None = Non
 
 def observations(state: pd.DataFrame, probs: np.ndarray, as_of: dt.date,
                  calendar: Any | None = None) -> np.ndarray:
-    """(n, LAYOUT.dim) float32 observations in the environment's documented layout.
+    """(n, LAYOUT.dim) float32 observations of the rows of :func:`invoice_state` on ``as_of``,
+    built by the environment's own builder (``simulations.env.observation``) so that the
+    policy sees here what it saw in training.
 
     ``probs`` (n, 3): payment-model probabilities; NaN (no model) becomes 1/3 each.
     """
     import numpy as np
 
     from simulations.env.calendar import jurisdiction_codes
-    from simulations.env.layout import CONTACT_CAP, LAYOUT, segment_codes
+    from simulations.env.layout import segment_codes
+    from simulations.env.observation import add_dynamic_observation, static_observation
 
-    n = len(state)
-    obs = np.zeros((n, LAYOUT.dim), dtype=np.float32)
-    rows = np.arange(n)
-    cal = calendar_day(state, as_of, calendar)
-    obs[:, LAYOUT["days_overdue"]] = state["days_overdue"].to_numpy()
-    obs[:, LAYOUT.slice("reminders")] = state[["n_email", "n_letter", "n_phone",
-                                               "n_final_notice"]].to_numpy()
-    obs[:, LAYOUT["days_since_contact"]] = np.minimum(state["days_since_last_contact"],
-                                                      CONTACT_CAP)
-    obs[:, LAYOUT["log_amount"]] = np.log10(1.0 + state["open_amount"].to_numpy())
-    seg = segment_codes(state["segment"].fillna("").astype(str).to_numpy())
-    obs[rows, LAYOUT.slice("segment").start + seg] = 1.0
-    jur = jurisdiction_codes(state["jurisdiction"].fillna("").astype(str).to_numpy())
-    obs[rows, LAYOUT.slice("jurisdiction").start + jur] = 1.0
-    obs[:, LAYOUT["is_b2c"]] = (state["customer_type"] == "b2c").to_numpy()
-    obs[:, LAYOUT["weekday"]] = cal.weekday
-    obs[:, LAYOUT["is_weekend"]] = cal.is_weekend
-    obs[:, LAYOUT["is_holiday"]] = cal.is_holiday
-    obs[:, LAYOUT["days_to_month_end"]] = cal.days_to_month_end
-    obs[:, LAYOUT["days_to_quarter_end"]] = cal.days_to_quarter_end
-    # Without a payment model the policy sees an uninformative prior, never NaN.
-    obs[:, LAYOUT.slice("payment_probs")] = np.where(np.isnan(probs[:, :3]), 1.0 / 3,
-                                                     probs[:, :3])
-    obs[:, LAYOUT["disputed"]] = state["disputed_now"].to_numpy()
-    obs[:, LAYOUT["complained"]] = state["complained"].to_numpy()
-    to_milestone = (state["milestone_date"] - _ts(as_of)).dt.days
-    obs[:, LAYOUT["days_to_milestone"]] = to_milestone.fillna(0).clip(lower=0).to_numpy()
-    obs[:, LAYOUT["milestone_pending"]] = (to_milestone > 0).to_numpy()
-    obs[:, LAYOUT["final_notice_sent"]] = state["final_notice_sent"].to_numpy()
-    return obs
+    jurisdiction = jurisdiction_codes(state["jurisdiction"].fillna("").astype(str).to_numpy())
+    obs = static_observation(
+        state["open_amount"].to_numpy(dtype=np.float64),
+        segment_codes(state["segment"].fillna("").astype(str).to_numpy()),
+        jurisdiction, (state["customer_type"] == "b2c").to_numpy(), probs)
+    return add_dynamic_observation(
+        obs, days_overdue=state["days_overdue"].to_numpy(),
+        reminders=state[["n_email", "n_letter", "n_phone", "n_final_notice"]].to_numpy(),
+        days_since_contact=state["days_since_last_contact"].to_numpy(),
+        calendar=calendar_day(state, as_of, calendar),
+        disputed=state["disputed_now"].to_numpy(), complained=state["complained"].to_numpy(),
+        days_to_milestone=(state["milestone_date"] - _ts(as_of)).dt.days.to_numpy(
+            dtype=np.float64, na_value=np.nan),
+        final_notice_sent=state["final_notice_sent"].to_numpy())
 
 
 # --------------------------------------------------------------------------- rules

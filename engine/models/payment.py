@@ -26,8 +26,12 @@ from engine.errors import DunningError
 from engine.features import (
     DEFAULT_FEATURES,
     EXTRA_PREFIXES,
+    PreparedTables,
     classes_for,
+    features_at,
     label_classes,
+    prepare_tables,
+    to_day,
 )
 from engine.models.encoding import encode, learn_categories
 
@@ -361,3 +365,32 @@ def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def three_class_proba(proba: np.ndarray) -> np.ndarray:
+    """(n, 2) binary or (n, 3) model output -> (n, 3) on time / late / very late (a binary
+    model, trained with ``very_late_days = 0``, has no very-late class: 0)."""
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.shape[1] == 3:
+        return proba
+    return np.column_stack([proba[:, 0], proba[:, 1], np.zeros(len(proba))])
+
+
+def payment_probs_at_due(model: PaymentModel, tables: Any, invoice_ids: Sequence[str],
+                         as_of: Any = None) -> np.ndarray:
+    """(n, 3) probabilities of ``invoice_ids`` as of their due dates: the observation's
+    ``payment_probs`` in training, evaluation and production alike.
+
+    ``tables``: contract tables (dict of DataFrames) or a ``PreparedTables``; only facts
+    dated before each invoice's reference day are used. ``as_of``: an invoice not yet due
+    on ``as_of`` is scored as of ``as_of`` (its due date is still ahead).
+    """
+    p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
+    pos = pd.Index(p.invoice_id.astype(str)).get_indexer(np.asarray(invoice_ids, dtype=str))
+    if (pos < 0).any():
+        missing = np.asarray(invoice_ids)[pos < 0][0]
+        raise DunningError(f"invoice {missing!r} is not in the tables")
+    ref = p.due_day[pos]
+    if as_of is not None:
+        ref = np.minimum(ref, to_day(as_of))
+    return three_class_proba(model.predict_proba(features_at(p, pos, ref)))

@@ -32,23 +32,6 @@ def month_cut(as_of: dt.date, holdout_months: int) -> dt.date:
     return dt.date(month_index // 12, month_index % 12 + 1, 1)
 
 
-def payment_probs_at_due(tables: dict[str, pd.DataFrame], invoice_ids: np.ndarray,
-                         payment_model: Any) -> np.ndarray:
-    """``(n, 3)`` payment-model probabilities of ``invoice_ids`` as of their due dates."""
-    from engine.features import features_at, prepare_tables
-
-    p = prepare_tables(tables)
-    pos = pd.Index(p.invoice_id.astype(str)).get_indexer(np.asarray(invoice_ids, dtype=str))
-    if (pos < 0).any():
-        missing = np.asarray(invoice_ids)[pos < 0][0]
-        raise DunningError(f"invoice {missing!r} of the evaluation set is not in the tables")
-    proba = np.asarray(payment_model.predict_proba(features_at(p, pos, p.due_day[pos])),
-                       dtype=np.float64)
-    if proba.shape[1] == 2:  # a binary model (very_late_days = 0): no very-late class
-        proba = np.column_stack([proba, np.zeros(len(proba))])
-    return proba
-
-
 class HeldOutGroundTruth(GroundTruthSource):
     """The ground-truth world restricted to given invoices of a generated company.
 
@@ -113,6 +96,7 @@ def holdout_source(company: Any, scenario: Any, cut: dt.date, model_dir: str | P
     gets when trained in the truth itself); a deployable policy never trains on it.
     """
     from engine.models import PaymentModel
+    from engine.models.payment import payment_probs_at_due
 
     inv = company.invoices
     due = pd.to_datetime(inv["due_date"]).dt.date.to_numpy()
@@ -121,5 +105,5 @@ def holdout_source(company: Any, scenario: Any, cut: dt.date, model_dir: str | P
         tables = {"customers": company.customers, "invoices": company.invoices,
                   "payments": company.payments, "actions": company.actions}
     ids = inv["invoice_id"].to_numpy()[rows]
-    probs = payment_probs_at_due(tables, ids, PaymentModel.load(model_dir))
+    probs = payment_probs_at_due(PaymentModel.load(model_dir), tables, ids)
     return HeldOutGroundTruth(company, rows, probs, scenario)

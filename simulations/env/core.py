@@ -20,14 +20,11 @@ import numpy as np
 from engine.contract import N_ACTIONS, Action, is_reminder
 from simulations.env.arrays import put_rows, take_rows, where_rows
 from simulations.env.calendar import BusinessCalendar, CalendarDay, from_ordinal
-from simulations.env.layout import CONTACT_CAP, LAYOUT
+from simulations.env.layout import LAYOUT
 from simulations.env.masks import ActionMask, CategoricalFacts, legal_facts
+from simulations.env.observation import add_dynamic_observation, static_observation
 from simulations.env.source import TransitionSource
 from simulations.env.types import NO_MILESTONE, EnvState, InvoiceBatch, Outcome
-
-_L = LAYOUT
-_SEG0 = _L.slice("segment").start
-_JUR0 = _L.slice("jurisdiction").start
 
 
 @dataclass
@@ -74,7 +71,7 @@ class CollectionsSimulator:
         self.hidden = self.source.initial_hidden(batch)
         self.state = EnvState.initial(n, self.source.initially_disputed(batch, self.hidden))
         self.active = np.ones(n, dtype=bool)
-        self._static = np.zeros((n, _L.dim), dtype=np.float32)
+        self._static = np.zeros((n, LAYOUT.dim), dtype=np.float32)
         self._strings = CategoricalFacts(n)
         self._fill_static(np.arange(n), batch)
         self.refresh()
@@ -101,14 +98,9 @@ class CollectionsSimulator:
         return 0 if self.batch is None else len(self.batch.amount)
 
     def _fill_static(self, rows: np.ndarray, batch: InvoiceBatch) -> None:
-        s = np.zeros((len(rows), _L.dim), dtype=np.float32)
-        r = np.arange(len(rows))
-        s[:, _L["log_amount"]] = np.log10(1.0 + batch.amount)
-        s[r, _SEG0 + batch.segment.astype(np.int64)] = 1.0
-        s[r, _JUR0 + batch.jurisdiction.astype(np.int64)] = 1.0
-        s[:, _L["is_b2c"]] = batch.is_b2c
-        s[:, _L["payment_probs"]] = batch.payment_probs
-        self._static[rows] = s
+        self._static[rows] = static_observation(batch.amount, batch.segment,
+                                                batch.jurisdiction, batch.is_b2c,
+                                                batch.payment_probs)
         self._strings.set_rows(rows, batch)
 
     # -- observing -----------------------------------------------------------------------
@@ -124,24 +116,14 @@ class CollectionsSimulator:
     def observations(self) -> np.ndarray:
         """``(n, LAYOUT.dim)`` float32 observations of every row's current day."""
         assert self.batch is not None
-        st, cal = self.state, self.cal
-        obs = self._static.copy()
-        obs[:, _L["days_overdue"]] = st.day
-        obs[:, _L["reminders"]] = st.reminders
-        obs[:, _L["days_since_contact"]] = np.minimum(st.days_since_contact(), CONTACT_CAP)
-        obs[:, _L["weekday"]] = cal.weekday
-        obs[:, _L["is_weekend"]] = cal.is_weekend
-        obs[:, _L["is_holiday"]] = cal.is_holiday
-        obs[:, _L["days_to_month_end"]] = cal.days_to_month_end
-        obs[:, _L["days_to_quarter_end"]] = cal.days_to_quarter_end
-        obs[:, _L["disputed"]] = st.disputed
-        obs[:, _L["complained"]] = st.complained
+        st = self.state
         has_ms = self.batch.milestone_day > NO_MILESTONE
-        to_ms = np.where(has_ms, self.batch.milestone_day - st.day, 0)
-        obs[:, _L["days_to_milestone"]] = to_ms
-        obs[:, _L["milestone_pending"]] = to_ms > 0
-        obs[:, _L["final_notice_sent"]] = st.final_notice_day >= 0
-        return obs
+        return add_dynamic_observation(
+            self._static.copy(), days_overdue=st.day, reminders=st.reminders,
+            days_since_contact=st.days_since_contact(), calendar=self.cal,
+            disputed=st.disputed, complained=st.complained,
+            days_to_milestone=np.where(has_ms, self.batch.milestone_day - st.day, 0),
+            final_notice_sent=st.final_notice_day >= 0)
 
     def action_masks(self) -> np.ndarray:
         """``(n, 6)`` bool, ``True`` = allowed today by the legal rules."""

@@ -342,11 +342,11 @@ class LearnedSource(TransitionSource):
         static_df = features_at(p, rows, p.due_day[rows])
         static = hazard.static_matrix(static_df)
         if payment_model is not None:
-            probs = _three_classes(payment_model.predict_proba(static_df))
+            probs = three_class_proba(payment_model.predict_proba(static_df))
         else:
             probs = np.full((len(rows), 3), 1.0 / 3.0)
         ids = np.asarray(p.invoice_id[rows], dtype=str)
-        pool = _batch_from_tables(tables, ids, static, probs)
+        pool = batch_from_tables(tables, ids, static, probs)
         rates = estimate_rates(tables, as_of_date)
         return cls(pool, hazard, rates, costs,
                    horizon=scen_horizon if horizon is None else horizon, invoice_ids=ids)
@@ -473,14 +473,6 @@ def _dynamic(state: EnvState, actions: np.ndarray, cal: Any, idx: np.ndarray
                              since, np.where(today, act, state.last_channel[idx]), calendar)
 
 
-def _three_classes(proba: np.ndarray) -> np.ndarray:
-    """(n, 2) binary or (n, 3) model output -> (n, 3) on time / late / very late."""
-    proba = np.asarray(proba, dtype=np.float64)
-    if proba.shape[1] == 3:
-        return proba
-    return np.column_stack([proba[:, 0], proba[:, 1], np.zeros(len(proba))])
-
-
 def _costs_of(scenario: Any) -> tuple[CostModel, int]:
     if isinstance(scenario, CostModel):
         return scenario, 120
@@ -505,9 +497,13 @@ def _ordinals(values: pd.Series) -> np.ndarray:
     return np.where(np.isnat(d), -1, out)
 
 
-def _batch_from_tables(tables: Mapping[str, pd.DataFrame], ids: np.ndarray, static: np.ndarray,
-                       probs: np.ndarray) -> InvoiceBatch:
-    """The invoices ``ids`` as a batch, read from the contract tables themselves."""
+def batch_from_tables(tables: Mapping[str, pd.DataFrame], ids: np.ndarray, static: np.ndarray,
+                      probs: np.ndarray) -> InvoiceBatch:
+    """The invoices ``ids`` (n,) as a batch at their due date, read from the contract tables.
+
+    ``static`` (n, k) is the hazard model's static input of each invoice (kept in
+    ``params``), ``probs`` (n, 3) its payment-model probabilities.
+    """
     inv = tables["invoices"].assign(invoice_id=lambda d: d["invoice_id"].astype(str))
     inv = inv.set_index("invoice_id").loc[ids].reset_index()
     customers = tables["customers"].assign(customer_id=lambda d: d["customer_id"].astype(str))
