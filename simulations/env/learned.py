@@ -27,6 +27,7 @@ import pandas as pd
 from engine.contract import N_ACTIONS, Action, is_reminder
 from engine.errors import DunningError
 from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
+from engine.models.payment import three_class_proba
 from legal_rules.facts import NEVER_DAYS
 from simulations.env.arrays import take_rows
 from simulations.env.calendar import ENGINE_EPOCH_ORDINAL, BusinessCalendar, jurisdiction_codes
