@@ -34,7 +34,6 @@ def main() -> None:
     from policies.tuned import TuningConfig, tune_schedules
     from simulations import world
     from simulations.env import CollectionsSimulator, GroundTruthSource, LearnedSource, LegalMask
-    from simulations.env.ground_truth import _Pool
     from simulations.evaluation.harness import run_policy
     from simulations.ope import (
         ESTIMATORS,
@@ -64,7 +63,7 @@ def main() -> None:
     oracle_seconds = time.perf_counter() - t0
     gt = GroundTruthSource(sc)
     sim = CollectionsSimulator(gt, mask)
-    batch = gt._batch(_Pool(data.params), np.arange(data.n))
+    batch = gt.batch_from_params(data.params)
 
     policies = {"fixed": FixedSchedulePolicy(), "tuned": tuned,
                 "oracle": GroundTruthOracle(solution=solution)}

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import DunningError
-from simulations.env.ground_truth import GroundTruthSource, _Pool
+from simulations.env.ground_truth import GroundTruthSource, InvoicePool
 from simulations.env.types import InvoiceBatch
 
 
@@ -54,7 +54,7 @@ class HeldOutGroundTruth(GroundTruthSource):
         if len(rows) == 0:
             raise DunningError("no held-out invoices to evaluate on: generate more months "
                                "or shorten the hold-out period")
-        self._holdout = _Pool(company.params.take(rows))
+        self._holdout = InvoicePool(company.params.take(rows))
         self._pool = self._holdout
         self._probs = np.asarray(payment_probs, dtype=np.float32).reshape(len(rows), 3)
         self.invoice_ids = company.invoices["invoice_id"].to_numpy()[rows]
@@ -71,13 +71,13 @@ class HeldOutGroundTruth(GroundTruthSource):
         return np.sort(rows) if n <= size else rows
 
     def sample_invoices(self, n: int, rng: np.random.Generator) -> InvoiceBatch:
-        return self._batch(self._holdout, self._draw(n, rng))
+        return self.batch_of(self._holdout, self._draw(n, rng))
 
     def fresh_invoices(self, n: int, rng: np.random.Generator) -> InvoiceBatch:
-        return self._batch(self._holdout, self._draw(n, rng))
+        return self.batch_of(self._holdout, self._draw(n, rng))
 
-    def _batch(self, pool: Any, rows: np.ndarray) -> InvoiceBatch:
-        batch = super()._batch(pool, rows)
+    def batch_of(self, pool: InvoicePool, rows: np.ndarray) -> InvoiceBatch:
+        batch = super().batch_of(pool, rows)
         batch.payment_probs = self._probs[rows]
         return batch
 

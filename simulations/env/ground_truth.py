@@ -28,9 +28,11 @@ from simulations.env.types import NO_MILESTONE, CostModel, EnvState, InvoiceBatc
 PaymentProbs = Callable[[Any], np.ndarray]  # InvoiceParams -> (n, 3)
 
 
-class _Pool:
-    """Holder of the world's parameters of the pool (deliberately not a dataclass: the row
-    helpers must not index it)."""
+class InvoicePool:
+    """The world's ``InvoiceParams`` of a pool of invoices, from which batches take rows.
+
+    Deliberately not a dataclass: the row helpers of ``simulations.env.arrays`` index
+    dataclass fields, and a pool is shared by every batch drawn from it, not a row field."""
 
     def __init__(self, params: Any) -> None:
         self.params = params
@@ -41,7 +43,7 @@ class PoolRows:
     """``InvoiceBatch.params`` of the ground truth: rows of ``pool``."""
 
     rows: np.ndarray  # int64 (n,)
-    pool: _Pool
+    pool: InvoicePool
 
 
 class GroundTruthSource(TransitionSource):
@@ -70,7 +72,7 @@ class GroundTruthSource(TransitionSource):
         self.pool_size = int(pool_size)
         self.seed = seed
         self.payment_probs = payment_probs
-        self._pool: _Pool | None = None
+        self._pool: InvoicePool | None = None
         self._params_cache: tuple[int, Any] | None = None
         jur = [j.code for j in scenario.jurisdictions]
         lookup = {c: i for i, c in enumerate(JURISDICTIONS)}
@@ -79,26 +81,31 @@ class GroundTruthSource(TransitionSource):
         self._currency = np.array([j.currency for j in scenario.jurisdictions])
 
     # -- invoices ------------------------------------------------------------------------
-    def _draw_pool(self, n: int, rng: np.random.Generator) -> _Pool:
-        return _Pool(self.world.sample_invoices(self.scenario, n, rng))
+    def _draw_pool(self, n: int, rng: np.random.Generator) -> InvoicePool:
+        return InvoicePool(self.world.sample_invoices(self.scenario, n, rng))
 
     def sample_invoices(self, n: int, rng: np.random.Generator) -> InvoiceBatch:
         if self._pool is None:
             self._pool = self._draw_pool(self.pool_size, np.random.default_rng(self.seed))
         rows = rng.integers(0, len(self._pool.params), size=n)
-        return self._batch(self._pool, rows)
+        return self.batch_of(self._pool, rows)
 
     def fresh_invoices(self, n: int, rng: np.random.Generator) -> InvoiceBatch:
         """``n`` newly drawn invoices (their own pool), for an evaluation run."""
         pool = self._draw_pool(n, rng)
-        return self._batch(pool, np.arange(n))
+        return self.batch_of(pool, np.arange(n))
 
     def batch_from_params(self, params: Any) -> InvoiceBatch:
         """All invoices of a world ``InvoiceParams`` (e.g. ``Company.params.take(rows)``) as
         one batch, in order (to evaluate exactly those invoices)."""
-        return self._batch(_Pool(params), np.arange(len(params)))
+        return self.batch_of(InvoicePool(params), np.arange(len(params)))
 
-    def _batch(self, pool: _Pool, rows: np.ndarray) -> InvoiceBatch:
+    def batch_of(self, pool: InvoicePool, rows: np.ndarray) -> InvoiceBatch:
+        """The invoices ``rows`` (n,) of ``pool`` as a batch at their due dates.
+
+        The one place a ground-truth batch is built; a subclass that knows more about its
+        invoices (e.g. their payment-model probabilities) overrides it and fills the rows.
+        """
         p = pool.params.take(rows)
         epoch = dt.date(1970, 1, 1).toordinal()
         n = len(rows)

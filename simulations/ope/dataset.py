@@ -135,7 +135,7 @@ def build_logged_dataset(company: Any, mask: ActionMask | None = None,
     ``max_invoices`` episodes (a seeded random subset) are kept.
     """
     from simulations import world
-    from simulations.env.ground_truth import GroundTruthSource, _Pool
+    from simulations.env.ground_truth import GroundTruthSource
 
     sc = company.params.scenario
     H = int(sc.horizon_days)
@@ -182,7 +182,7 @@ def build_logged_dataset(company: Any, mask: ActionMask | None = None,
 
     params = company.params.take(rows)
     gt = GroundTruthSource(sc)
-    batch = gt._batch(_Pool(params), np.arange(n))
+    batch = gt.batch_from_params(params)
     batch.params = LoggedOutcomes(paid_day=paid_off[rows], dispute_open=offset("dispute_opened"),
                                   dispute_end=offset("dispute_resolved"), action=action,
                                   complaint=complaint)

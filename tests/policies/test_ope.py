@@ -9,7 +9,6 @@ import pytest
 
 from policies.baselines import FixedSchedulePolicy
 from simulations.env import CollectionsSimulator, GroundTruthSource
-from simulations.env.ground_truth import _Pool
 from simulations.evaluation.harness import run_policy
 from simulations.ope import (
     DirectMethod,
@@ -54,7 +53,7 @@ def test_doubly_robust_is_close_to_the_truth_for_the_fixed_schedule(logged, lear
     values = direct_values(policy, logged, learned_source, legal_mask)
     gt = GroundTruthSource(logged.params.scenario)
     sim = CollectionsSimulator(gt, legal_mask)
-    batch = gt._batch(_Pool(logged.params), np.arange(logged.n))
+    batch = gt.batch_from_params(logged.params)
     truth = np.mean([run_policy(policy, sim, batch, s)[0].npv.mean() for s in range(4)])
     dr = DoublyRobust().estimate(logged, pi, values)
     dm = DirectMethod().estimate(logged, pi, values)
