@@ -27,15 +27,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from engine.contract import N_ACTIONS
 from engine.errors import InputError
-from policies.rl.timing import TimingRules
-from policies.rl.training import RLTrainingConfig, TrainingCurve
+from policies.rl.timing_rules import TimingRules
 from simulations.policy import Policy
+
+if TYPE_CHECKING:  # training is not needed to load and serve a policy
+    from policies.rl.training import RLTrainingConfig, TrainingCurve
 
 FORMAT = "dunning.rl_policy/1"
 MODEL_FILE = "policy.zip"
@@ -150,6 +152,28 @@ def load_artifact(path: str | Path) -> RLArtifact:
     return RLArtifact(p, meta, curve)
 
 
+def _check_observation_columns(artifact: RLArtifact) -> None:
+    """Refuse a policy trained on another observation layout than this code builds: its
+    network would read every column after the first difference as something else."""
+    from simulations.env.layout import LAYOUT
+
+    where = f"{artifact.path / META_FILE}: field 'observation_columns'"
+    saved = artifact.metadata.get("observation_columns")
+    if not isinstance(saved, list):
+        raise InputError(f"{where} is missing; the policy's observation layout is unknown - "
+                         "retrain with `dunning train-policy`")
+    current = LAYOUT.column_names()
+    if saved == current:
+        return
+    first = next((i for i, (a, b) in enumerate(zip(saved, current, strict=False)) if a != b),
+                 min(len(saved), len(current)))
+    was = saved[first] if first < len(saved) else "(nothing)"
+    now = current[first] if first < len(current) else "(nothing)"
+    raise InputError(f"{where}: the policy was trained on {len(saved)} observation columns, "
+                     f"this version builds {len(current)}; column {first} was {was!r}, is now "
+                     f"{now!r} - retrain with `dunning train-policy`")
+
+
 class RLPolicy(Policy):
     """A trained MaskablePPO scheduler: deterministic, legal masks always applied, then its
     per-segment ``timing`` rules (:class:`policies.rl.timing.TimingRules`; none by default).
@@ -172,6 +196,7 @@ class RLPolicy(Policy):
         from sb3_contrib import MaskablePPO
 
         artifact = load_artifact(path)
+        _check_observation_columns(artifact)
         torch.set_num_threads(int(artifact.metadata["training_config"].get("torch_threads", 1)))
         model = MaskablePPO.load(artifact.path / MODEL_FILE, device="cpu")
         meta = artifact.metadata

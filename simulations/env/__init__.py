@@ -16,11 +16,7 @@ from typing import Any
 
 import gymnasium
 
-from simulations.env.core import CollectionsSimulator, StepResult
 from simulations.env.layout import LAYOUT, SEGMENT_NAMES, ObservationLayout
-from simulations.env.masks import AllowAll, LegalMask, legal_facts
-from simulations.env.source import TransitionSource
-from simulations.env.types import CostModel, EnvState, InvoiceBatch, Outcome
 
 ENV_ID = "dunning/Collections-v0"
 
@@ -31,7 +27,20 @@ __all__ = [
     "TransitionSource", "legal_facts",
 ]
 
+# Loaded on first use: the observation layout (and the builder in
+# ``simulations.env.observation``) must be importable for serving a policy without the
+# simulator, the legal masks or the transition sources.
 _LAZY = {
+    "CollectionsSimulator": "simulations.env.core",
+    "StepResult": "simulations.env.core",
+    "AllowAll": "simulations.env.masks",
+    "LegalMask": "simulations.env.masks",
+    "legal_facts": "simulations.env.masks",
+    "TransitionSource": "simulations.env.source",
+    "CostModel": "simulations.env.types",
+    "EnvState": "simulations.env.types",
+    "InvoiceBatch": "simulations.env.types",
+    "Outcome": "simulations.env.types",
     "CollectionsEnv": "simulations.env.gym_env",
     "BatchCollectionsVecEnv": "simulations.env.vec_env",
     "GroundTruthSource": "simulations.env.ground_truth",

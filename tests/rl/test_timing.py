@@ -28,7 +28,7 @@ def _observations(rows: list[tuple[str, int, int, int]]) -> np.ndarray:
 
 
 def test_rules_hold_a_too_early_first_reminder_and_a_too_close_next_one():
-    from policies.rl.timing import TimingRule, TimingRules
+    from policies.rl.timing_rules import TimingRule, TimingRules
 
     rules = TimingRules({"corporate": TimingRule(first_reminder_day=6, min_days_between=10)})
     obs = _observations([
@@ -49,7 +49,7 @@ def test_rules_hold_a_too_early_first_reminder_and_a_too_close_next_one():
 
 
 def test_rules_round_trip_and_bad_rules_name_the_field():
-    from policies.rl.timing import TimingRule, TimingRules
+    from policies.rl.timing_rules import TimingRule, TimingRules
 
     rules = TimingRules({"corporate": TimingRule(6, 10), "saas": TimingRule(0, 14),
                          "startup": TimingRule()})
@@ -93,7 +93,8 @@ def test_search_moves_early_calls_later_where_waiting_pays(gt_source, legal_mask
         if v["kept"]:
             assert v["npv_per_amount_with_rule"] > v["npv_per_amount_policy_alone"]
     # ... and that is what the rules do on invoices neither the search nor the check saw
-    from policies.rl.timing import TimedPolicy, TimingRules
+    from policies.rl.timing import TimedPolicy
+    from policies.rl.timing_rules import TimingRules
 
     sim = CollectionsSimulator(gt_source, legal_mask)
     fresh = gt_source.fresh_invoices(1500, np.random.default_rng(99))
@@ -125,7 +126,7 @@ def test_search_config_needs_the_no_rule_option():
 def test_artifact_carries_its_rules_into_the_hash_and_the_policy(small_run, tmp_path: Path):
     from dunning.pipeline import train_policy_step
     from policies.rl import RLPolicy, load_artifact, save_artifact
-    from policies.rl.timing import TimingRule, TimingRules
+    from policies.rl.timing_rules import TimingRule, TimingRules
 
     from .conftest import tiny_rl_config
 
@@ -173,7 +174,7 @@ def test_artifact_carries_its_rules_into_the_hash_and_the_policy(small_run, tmp_
 
 
 def test_rules_describe_themselves_for_a_person():
-    from policies.rl.timing import TimingRule, TimingRules
+    from policies.rl.timing_rules import TimingRule, TimingRules
 
     assert TimingRules().describe() == "none"
     rules = TimingRules({"startup": TimingRule(0, 14), "corporate": TimingRule(6, 10),
