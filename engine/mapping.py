@@ -31,6 +31,10 @@ ISO_DATE = "%Y-%m-%d"
 EXTRA_DTYPES = ("str", "date", "float", "bool", "int")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _TEMPLATE_FIELD = re.compile(r"\{([^{}]+)\}")
+# Template token for the row's position among the file's data rows (1 = the first row under
+# the header), for exports without any id column.
+ROW_TOKEN = "_row"
+NUMERIC_WHEN: dict[str, str] = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,10 @@ class ColumnSpec:
       list of columns with non-zero days (SAP net due date: ``ZFBDT`` plus ``ZBD3T``, else
       ``ZBD2T``, else ``ZBD1T``).
     - ``const``: the same value for every row (e.g. ``currency: USD``).
-    - ``template``: a string built from source columns, e.g. ``"{BUKRS}-{BELNR}-{GJAHR}"``.
+    - ``template``: a string built from source columns, e.g. ``"{BUKRS}-{BELNR}-{GJAHR}"``;
+      ``{_row}`` is the row's position among the file's data rows (1 = the first row under
+      the header): an id for exports that have none (``"INV-{_row}"``), stable as long as
+      the same file is ingested again.
     - ``default``: used where the source value is empty.
     - ``dtype``: only for extras (``str``, ``date``, ``float``, ``bool``, ``int``).
     """
@@ -75,7 +82,7 @@ class ColumnSpec:
         if self.column:
             cols.add(self.column)
         if self.template:
-            cols.update(_TEMPLATE_FIELD.findall(self.template))
+            cols.update(f for f in _TEMPLATE_FIELD.findall(self.template) if f != ROW_TOKEN)
         if self.plus_days:
             cols.update(_day_columns(self.plus_days))
         return cols
@@ -84,16 +91,23 @@ class ColumnSpec:
 @dataclass(frozen=True)
 class Condition:
     """Row filter: ``column`` is non-empty (``present``), equals one of ``values`` (``in``)
-    or none of them (``not_in``)."""
+    or none of them (``not_in``), or is a number ``gt`` / ``ge`` / ``lt`` / ``le`` than
+    ``values[0]`` (a cell that is not a number fails a numeric condition: the row is left
+    out and counted as filtered, like any other row the filter excludes)."""
 
     column: str
-    kind: str  # "present" | "in" | "not_in"
+    kind: str  # "present" | "in" | "not_in" | "gt" | "ge" | "lt" | "le"
     values: tuple[str, ...] = ()
 
-    def mask(self, frame: pd.DataFrame) -> pd.Series:
+    def mask(self, frame: pd.DataFrame, read: ReadOptions | None = None) -> pd.Series:
         s = _as_text(frame[self.column])
         if self.kind == "present":
             return s.ne("")
+        if self.kind in NUMERIC_WHEN:
+            x = _as_number(s, read or ReadOptions())
+            bound = float(self.values[0])
+            return {"gt": x > bound, "ge": x >= bound, "lt": x < bound,
+                    "le": x <= bound}[self.kind].fillna(False).astype(bool)
         hit = s.isin(self.values)
         return hit if self.kind == "in" else ~hit
 
@@ -252,9 +266,9 @@ class Mapping:
         rows = raw
         skipped = 0
         if tm.when:
-            keep = tm.when[0].mask(raw)
+            keep = tm.when[0].mask(raw, self.read)
             for cond in tm.when[1:]:
-                keep &= cond.mask(raw)
+                keep &= cond.mask(raw, self.read)
             skipped = int((~keep).sum())
             rows = raw.loc[keep]
         out: dict[str, pd.Series] = {}
@@ -287,7 +301,10 @@ def _fill(spec: ColumnSpec, rows: pd.DataFrame, dtype: str, mapping: Mapping) ->
         parts = _TEMPLATE_FIELD.split(spec.template)
         s = pd.Series("", index=rows.index, dtype="str")
         for i, part in enumerate(parts):
-            s = s + (_as_text(rows[part]) if i % 2 else part)
+            if i % 2 and part == ROW_TOKEN:
+                s = s + pd.Series(rows.index + 1, index=rows.index).astype("str")
+            else:
+                s = s + (_as_text(rows[part]) if i % 2 else part)
         return s
     s = rows[spec.column]
     if spec.values or not _is_native(s, dtype):
@@ -309,6 +326,18 @@ def _fill(spec: ColumnSpec, rows: pd.DataFrame, dtype: str, mapping: Mapping) ->
         s = shifted.dt.strftime(fmt).where(base.notna(), _as_text(s))
         s = s.astype("str").fillna("")
     return s
+
+
+def _as_number(s: pd.Series, read: ReadOptions) -> pd.Series:
+    """Text cells -> float (NaN where not a number), with the export's separators."""
+    import pandas as pd
+
+    text = s.str.strip()
+    if read.thousands:
+        text = text.str.replace(read.thousands, "", regex=False)
+    if read.decimal != ".":
+        text = text.str.replace(read.decimal, ".", regex=False)
+    return pd.to_numeric(text, errors="coerce")
 
 
 def _bool_tokens(s: pd.Series, mapping: Mapping) -> pd.Series:
@@ -444,14 +473,22 @@ def _table_mapping(where: _Where, name: str, spec: Any) -> TableMapping:
     conditions = []
     for i, cond in enumerate(when if isinstance(when, list) else [when]):
         at = f"{key}.when" + (f"[{i}]" if isinstance(when, list) else "")
-        where.allowed(at, cond, {"column", "present", "in", "not_in"})
-        kinds = [k for k in ("present", "in", "not_in") if k in cond]
+        kinds_known = ("present", "in", "not_in", *NUMERIC_WHEN)
+        where.allowed(at, cond, {"column", *kinds_known})
+        kinds = [k for k in kinds_known if k in cond]
         if "column" not in cond or len(kinds) != 1:
             raise where.error(at, "expected {column: NAME, present: true} or "
-                              "{column: NAME, in: [...]} or {column: NAME, not_in: [...]}", cond)
+                              "{column: NAME, in: [...]} or {column: NAME, not_in: [...]} or "
+                              "{column: NAME, gt|ge|lt|le: NUMBER}", cond)
         vals = cond[kinds[0]]
-        vals = () if kinds[0] == "present" else tuple(_const_text(v) for v in (
-            vals if isinstance(vals, list) else [vals]))
+        if kinds[0] in NUMERIC_WHEN:
+            if isinstance(vals, bool) or not isinstance(vals, int | float):
+                raise where.error(f"{at}.{kinds[0]}", "expected a number, e.g. "
+                                  f"{{column: {cond['column']}, {kinds[0]}: 0}}", vals)
+            vals = (repr(float(vals)),)
+        else:
+            vals = () if kinds[0] == "present" else tuple(_const_text(v) for v in (
+                vals if isinstance(vals, list) else [vals]))
         conditions.append(Condition(str(cond["column"]), kinds[0], vals))
     return TableMapping(table=name, columns=columns, extras=extras,
                         files=tuple(map(str, files)), when=tuple(conditions),

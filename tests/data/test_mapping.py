@@ -90,6 +90,44 @@ tables:
     assert store.table("payments")["payment_date"].tolist() == [pd.Timestamp("2024-02-20")]
 
 
+def test_row_token_ids_and_numeric_filters(tmp_path, store: Store) -> None:
+    """An export without invoice numbers gets ids from the row position ({_row}); a numeric
+    ``when`` leaves out rows with a negative days-to-pay and rows where it is no number."""
+    (tmp_path / "ledger.csv").write_text(
+        "Kunde;Datum;Tage;Betrag\n"
+        "K1;15.01.2024;30;1.234,50\n"
+        "K1;01.02.2024;-3;99,00\n"       # row 2: a negative term, filtered out
+        "K2;03.02.2024;14;10,00\n"
+        "K2;05.02.2024;n/a;20,00\n"      # row 4: not a number, filtered out
+        "K2;07.02.2024;0,5;30,00\n")     # row 5: a decimal comma, kept
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("""
+read: {delimiter: ";", decimal: ",", thousands: "."}
+date_format: "%d.%m.%Y"
+tables:
+  customers:
+    unique: true
+    columns: {customer_id: Kunde, jurisdiction: {const: DE}, customer_type: {const: b2b}}
+  invoices:
+    when: [{column: Tage, ge: 0}, {column: Betrag, lt: 10000}]
+    columns:
+      invoice_id: {template: "L-{_row}"}
+      customer_id: Kunde
+      invoice_date: Datum
+      due_date: Datum
+      amount: Betrag
+      currency: {const: EUR}
+""")
+    report = ingest([tmp_path / "ledger.csv"], db=store, mapping=mapping)
+    assert report.quarantined == 0
+    assert report.tables["invoices"].skipped == 2
+    inv = store.table("invoices").set_index("invoice_id")
+    assert sorted(inv.index) == ["L-1", "L-3", "L-5"]  # ids keep the file's row positions
+    assert inv.loc["L-5", "amount"] == 30.0
+    again = ingest([tmp_path / "ledger.csv"], db=store, mapping=mapping)
+    assert again.tables["invoices"].loaded == 0  # the same file gives the same ids
+
+
 @pytest.mark.parametrize("text, key", [
     ("tables: {bills: {columns: {}}}", "tables.bills"),
     ("tables: {invoices: {columns: {invoice_id: a}}}", "tables.invoices.columns"),
@@ -104,6 +142,10 @@ tables:
      "extras: {name: {column: v, dtype: str}}}}", "tables.customers.extras.name"),
     ("tables: {customers: {when: {column: x}, columns: {customer_id: a, jurisdiction: b, "
      "customer_type: c}}}", "tables.customers.when"),
+    ("tables: {customers: {when: {column: x, gt: ten}, columns: {customer_id: a, "
+     "jurisdiction: b, customer_type: c}}}", "tables.customers.when.gt"),
+    ("tables: {customers: {when: {column: x, gt: 1, lt: 5}, columns: {customer_id: a, "
+     "jurisdiction: b, customer_type: c}}}", "tables.customers.when"),
     ("read: {separator: ';'}\ntables: {}", "read.separator"),
     ("[1, 2", ""),
     ("read: {delimiter: ';;'}\ntables: {}", "read.delimiter"),
