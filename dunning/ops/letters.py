@@ -387,20 +387,20 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     """Letters for the stored recommendations of ``as_of`` that send one.
 
     By default every row whose action is email, letter or final notice and whose status is
-    ``recommended`` (an agency handover gets its pre-agency letter only once its review is
-    approved: pass ``actions={invoice_id: Action.AGENCY}``). Each letter uses the
-    durable_rules decision of its action on ``as_of`` (the caps in force that day).
+    ``recommended``; ``actions={invoice_id: action}`` asks for given letters instead (e.g.
+    the pre-agency notice of an approved handover). Each letter uses the durable_rules
+    decision of its action on ``as_of`` (the caps in force that day), built from the store's
+    facts by :func:`dunning.ops.gate.legal_decisions`. An action whose decision needs human
+    review gets its letter only with an approved review item
+    (:func:`dunning.ops.gate.review_gate`: :class:`~dunning.ops.gate.ReviewRequired`
+    otherwise); a vetoed or blocked action gets none (InputError).
     """
-    from dunning.ops.recommend import (
-        compiled_rules,
-        invoice_state,
-        legal_facts,
-        stored_recommendations,
-    )
+    from dunning.ops.gate import legal_decisions, review_gate
+    from dunning.ops.recommend import compiled_rules, stored_recommendations
 
-    with store.connect() as con:
-        recs = stored_recommendations(con, as_of)
     if actions is None:
+        with store.connect() as con:
+            recs = stored_recommendations(con, as_of)
         sendable = recs[recs["status"].eq("recommended")
                         & recs["action"].isin(["email", "letter", "final_notice"])]
         actions = {r.invoice_id: Action.from_channel(r.action) for r in sendable.itertuples()}
@@ -408,19 +408,15 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
         actions = {i: a for i, a in actions.items() if i in set(invoice_ids)}
     if not actions:
         return []
-    state = invoice_state(store.tables(as_of=as_of), as_of)
-    state = state[state["invoice_id"].isin(list(actions))].reset_index(drop=True)
-    missing = sorted(set(actions) - set(state["invoice_id"]))
-    if missing:
-        raise InputError(f"invoice {missing[0]}: not open on {as_of}; no letter")
-    facts = legal_facts(state, as_of)
-    evaluator = compiled_rules(ruleset)[2]
+    checks = legal_decisions(store, actions, as_of, ruleset)
+    with store.connect() as con:
+        for c in checks:  # all or nothing: check every gate before rendering any letter
+            if c.decision.allowed:
+                review_gate(con, c.invoice_id, c.action, as_of, c.decision.needs_review)
+    rs = compiled_rules(ruleset)[0]
     out = []
-    for i, r in state.iterrows():
-        row_facts = {k: (v[i].item() if hasattr(v[i], "item") else v[i])
-                     for k, v in facts.items()}
-        action = actions[r["invoice_id"]]
-        decision = evaluator.decide(row_facts, action, as_of)
+    for c in checks:
+        r = c.state
         ref = InvoiceRef(
             invoice_id=r["invoice_id"], customer_id=r["customer_id"],
             customer_name=r["name"] if isinstance(r["name"], str) else r["customer_id"],
@@ -429,7 +425,6 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
             invoice_date=r["invoice_date"].date(), due_date=r["due_date"].date(),
             amount=float(r["amount"]), open_amount=float(r["open_amount"]),
             currency=str(r["currency"]).upper())
-        out.append(render_letter(ref, action, decision, creditor, as_of,
-                                 reminders_sent=int(row_facts["reminders_sent"]),
-                                 ruleset=evaluator.ruleset))
+        out.append(render_letter(ref, c.action, c.decision, creditor, as_of,
+                                 reminders_sent=int(c.facts["reminders_sent"]), ruleset=rs))
     return out

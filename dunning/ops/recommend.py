@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
+    from dunning.ops.gate import VetoOverride
     from engine.store import Store
 
 TOP_K_FACTORS = 3
@@ -713,17 +714,24 @@ class RecordedAction:
 
 def record_action(store: Store, invoice_id: str, channel: str, action_date: dt.date,
                   decided_by: str = "user", complaint: bool = False,
-                  anchor: Path | None = None) -> RecordedAction:
+                  anchor: Path | None = None, override: VetoOverride | None = None,
+                  ruleset: Any | None = None) -> RecordedAction:
     """Mark that an action was actually taken, so the next day's state is right.
 
-    Goes through :func:`engine.ingest.ingest` (the same validation as the ERP's action
-    export: known invoice, channel, date), so a bad value is quarantined and reported, and
-    recording the same action twice is a no-op. The action is also written to the audit log.
+    First the same legal check as a recommendation, on the store's facts as of
+    ``action_date`` (:func:`dunning.ops.gate.check_recorded_action`): a vetoed action is
+    refused with the rule ids and citations unless a reviewer ``override`` is given (then
+    an ``override`` audit record holds who, which rules and, as personal data, why); an
+    action that needs human review needs an approved review item. Then
+    :func:`engine.ingest.ingest` (the same validation as the ERP's action export: known
+    invoice, channel, date), so a bad value is quarantined and reported, and recording the
+    same action twice is a no-op. The action is also written to the audit log.
     """
     import tempfile
 
     import pandas as pd
 
+    from dunning.ops.gate import check_recorded_action
     from engine.ingest import ingest
 
     channel = channel.strip().lower()
@@ -747,6 +755,10 @@ def record_action(store: Store, invoice_id: str, channel: str, action_date: dt.d
                          f"{invoice_id}; expected a date on or after it")
     if already:  # the same action on the same day is one action, whoever reports it
         return RecordedAction(invoice_id, channel, action_date, decided_by, False, None)
+    check = check_recorded_action(store, invoice_id, action, action_date, override, ruleset)
+    decision = check.decision
+    overridden = override is not None and (not decision.allowed
+                                           or not bool(check.state["is_open"]))
     row = {"invoice_id": invoice_id, "action_date": action_date.isoformat(),
            "channel": channel, "decided_by": decided_by, "complaint": complaint}
     with tempfile.TemporaryDirectory(prefix="dunning-action-") as tmp:
@@ -758,13 +770,27 @@ def record_action(store: Store, invoice_id: str, channel: str, action_date: dt.d
                          f"actions validation; see {report.quarantine_file}")
     seq = None
     if report.loaded:
+        legal = {"status": decision.status, "rules_hash": decision.ruleset_hash,
+                 "fired_rules": [{"rule_id": h.rule_id, "effect": h.effect,
+                                  "citation": h.citation}
+                                 for h in (*decision.fired, *decision.unresolved)]}
+        records = []
         with store.connect() as con:
-            log = AuditLog(con, anchor=anchor or store.path.parent / "audit.anchor")
-            seq = log.append([AuditRecord(
+            customer = _customer_of(con, invoice_id)
+            if overridden:
+                records.append(AuditRecord(
+                    "override", {"channel": channel, "action_date": action_date.isoformat(),
+                                 "reviewer": override.reviewer, "role": override.role,
+                                 "open_on_date": bool(check.state["is_open"]), **legal},
+                    as_of=action_date, invoice_id=invoice_id, customer_id=customer,
+                    personal={"reason": override.reason.strip()}))
+            records.append(AuditRecord(
                 "action", {"channel": channel, "action_date": action_date.isoformat(),
-                           "decided_by": decided_by, "complaint": complaint},
-                as_of=action_date, invoice_id=invoice_id,
-                customer_id=_customer_of(con, invoice_id))])[0]
+                           "decided_by": decided_by, "complaint": complaint,
+                           "legal": legal, "veto_overridden": overridden},
+                as_of=action_date, invoice_id=invoice_id, customer_id=customer))
+            log = AuditLog(con, anchor=anchor or store.path.parent / "audit.anchor")
+            seq = log.append(records)[-1]
     return RecordedAction(invoice_id, channel, action_date, decided_by, bool(report.loaded),
                           seq)
 
