@@ -560,8 +560,8 @@ def create_app(config: ApiConfig) -> Any:
         recommendation on that day: 409 with the rule ids and citations when vetoed (unless
         ``override_veto`` with a reason), 409 when it needs a human review that is not
         approved. Idempotent: the same action on the same day is recorded once."""
+        from dunning.ops.actions import record_action
         from dunning.ops.gate import ActionVetoed, ReviewRequired, VetoOverride
-        from dunning.ops.recommend import record_action
 
         override = None if body.override_veto is None else VetoOverride(
             who.name, who.role, body.override_veto.reason)

@@ -273,7 +273,7 @@ def record_action_cmd(
     """
     import getpass
 
-    from dunning.ops.recommend import record_action
+    from dunning.ops.actions import record_action
 
     override = None
     if override_veto:

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from dunning.cli import app
 from dunning.commands.rules import _facts_from_store  # what `rules explain --invoice` uses
+from dunning.ops.actions import record_action
 from dunning.ops.audit import AuditLog
-from dunning.ops.recommend import Recommender, invoice_state, legal_facts, record_action
+from dunning.ops.recommend import Recommender, invoice_state, legal_facts
 from engine.store import Store
 from legal_rules.facts import FACTS
 from legal_rules.from_tables import facts_for_invoices

@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 from dunning.api import LETTER_CSP, ApiConfig, create_app, load_tokens
 from dunning.business.erp_export import export_recommendations
 from dunning.cli import app
+from dunning.ops.actions import record_action
 from dunning.ops.audit import AuditLog
 from dunning.ops.gate import ReviewRequired, legal_decisions
 from dunning.ops.letters import Creditor, letters_for
-from dunning.ops.recommend import LoadedPolicy, Recommender, invoice_state, record_action
+from dunning.ops.recommend import LoadedPolicy, Recommender, invoice_state
 from dunning.ops.review import ReviewQueue
 from engine.contract import Action
 from engine.ingest import ingest

@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from dunning.ops.actions import record_action
 from dunning.ops.audit import AuditLog
 from dunning.ops.recommend import (
     LoadedPolicy,
@@ -14,7 +15,6 @@ from dunning.ops.recommend import (
     invoice_state,
     legal_facts,
     load_payment_model,
-    record_action,
     stored_recommendations,
 )
 from dunning.ops.review import ReviewQueue
