@@ -365,8 +365,13 @@ def explain_record(r: dict) -> str:
                 f" vetoes: {vetoes or 'none'}; caps: {caps or 'none'};"
                 f" model {p['model_hash'][:12]} policy {p['policy_hash'][:12]}"
                 f" rules {p['rules_hash'][:12]}")
-    if r["kind"] == "review":
+    if r["kind"] in ("review", "override"):
         why = (r["personal"] or {}).get("reason", "[erased]" if r["personal_erased"] else "")
+        if r["kind"] == "override":
+            rules = "; ".join(f"{h['rule_id']} [{h['citation']}]" for h in p["fired_rules"]
+                              if h["effect"] != "require_human_review")
+            return (f"{head}: veto overridden for {p['channel']} on {p['action_date']} by "
+                    f"{p['reviewer']} ({p['role']}): {why}; rules: {rules or 'none'}")
         return f"{head}: {p['decision']} {p['action']} by {p['reviewer']}: {why}"
     return f"{head}: {p}"
 

@@ -275,6 +275,10 @@ def test_reviewer_override_with_reason_is_audited(gate, tmp_path):
     assert over[0]["personal"]["reason"] == reason
     assert action[0]["payload"]["veto_overridden"] is True
     assert "ok" in runner.invoke(app, ["audit", "verify", "--db", str(db)]).output
+    shown = " ".join(runner.invoke(app, ["audit", "show", "--db", str(db), "--invoice",
+                                         p["F"]]).output.split())
+    assert "veto overridden for final_notice" in shown and "by alice" in shown
+    assert "practice.no_weekend" in shown and "board meeting" in shown
 
 
 def test_an_override_does_not_replace_a_review(gate, tmp_path):
