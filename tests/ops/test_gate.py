@@ -158,8 +158,11 @@ def test_letter_endpoint_renders_a_review_action_only_once_approved(api):
         assert r.headers["content-security-policy"] == LETTER_CSP
         assert "default-src 'none'" in LETTER_CSP and "script" not in LETTER_CSP
         assert r.headers["x-content-type-options"] == "nosniff"
-    # the pre-agency notice of the approved item, not an ordinary reminder
     assert "Nordlicht GmbH" in r.text
+    r = client.get(f"/letters/{p['B']}", params={**params, "format": "pdf"},
+                   headers=auth(READ))
+    assert r.status_code == 200 and r.content.startswith(b"%PDF")
+    assert r.headers["content-security-policy"] == LETTER_CSP
 
 
 def test_letters_for_needs_the_approval_too(gate):
