@@ -278,12 +278,16 @@ def format_date(value: dt.date, language: str) -> str:
 
 def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
                   creditor: Creditor, letter_date: dt.date | None = None,
-                  reminders_sent: int = 0, ruleset: Any | None = None) -> Letter:
+                  reminders_sent: int = 0, ruleset: Any | None = None,
+                  approval: dict[str, Any] | None = None) -> Letter:
     """Render the letter for ``action`` (email/letter -> reminder, final notice, agency).
 
     ``decision`` must be the legal decision of this action for this invoice on
     ``letter_date`` (default ``decision.as_of``); a vetoed or blocked action gets no letter.
     ``reminders_sent`` counts the reminders before this one (0: this is the first).
+    A decision that needs human review needs ``approval``, the approved review item
+    :func:`dunning.ops.gate.review_gate` returned (:class:`~dunning.ops.gate.ReviewRequired`
+    otherwise): the pre-agency notice says that a person reviewed the account.
     """
     action = Action(int(action))
     if action not in LETTER_KINDS:
@@ -292,6 +296,13 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
     if not decision.allowed:
         raise InputError(f"invoice {invoice.invoice_id}: {action.channel} is {decision.status} "
                          f"by {', '.join(decision.vetoed_by) or 'an unresolved rule'}; no letter")
+    if decision.needs_review and (approval or {}).get("status") != "approved":
+        from dunning.ops.gate import ReviewRequired
+
+        raise ReviewRequired(f"invoice {invoice.invoice_id}: {action.channel} needs an approved "
+                             "human review; no letter without it (see `dunning review list`)",
+                             invoice.invoice_id, action.channel,
+                             (approval or {}).get("review_id"), (approval or {}).get("status"))
     letter_date = letter_date or decision.as_of
     lang = letter_language(invoice)
     figures = compute_amounts(invoice, decision, creditor, letter_date, ruleset)
@@ -409,13 +420,12 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     if not actions:
         return []
     checks = legal_decisions(store, actions, as_of, ruleset)
-    with store.connect() as con:
-        for c in checks:  # all or nothing: check every gate before rendering any letter
-            if c.decision.allowed:
-                review_gate(con, c.invoice_id, c.action, as_of, c.decision.needs_review)
+    with store.connect() as con:  # all or nothing: every gate before any letter
+        approvals = [review_gate(con, c.invoice_id, c.action, as_of, c.decision.needs_review)
+                     if c.decision.allowed else None for c in checks]
     rs = compiled_rules(ruleset)[0]
     out = []
-    for c in checks:
+    for c, approval in zip(checks, approvals, strict=True):
         r = c.state
         ref = InvoiceRef(
             invoice_id=r["invoice_id"], customer_id=r["customer_id"],
@@ -426,5 +436,6 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
             amount=float(r["amount"]), open_amount=float(r["open_amount"]),
             currency=str(r["currency"]).upper())
         out.append(render_letter(ref, c.action, c.decision, creditor, as_of,
-                                 reminders_sent=int(c.facts["reminders_sent"]), ruleset=rs))
+                                 reminders_sent=int(c.facts["reminders_sent"]), ruleset=rs,
+                                 approval=approval))
     return out

@@ -142,3 +142,19 @@ def test_pdf_of_a_hostile_name_contains_no_file_and_runs_no_script(tmp_path):
         images = subprocess.run([shutil.which("pdfimages") or "pdfimages", "-list", str(pdf)],
                                 capture_output=True, text=True, check=True).stdout
         assert len(images.strip().splitlines()) == 2  # header lines only: no image embedded
+
+
+def test_a_decision_that_needs_review_gets_no_letter_without_an_approval():
+    from dunning.ops.gate import ReviewRequired
+
+    needs = Decision(action=Action.AGENCY, as_of=DAY, allowed=True, vetoed=False,
+                     needs_review=True)
+    inv = hostile_invoice("en", "b2b")
+    for approval in (None, {"review_id": "R-0123456789", "status": "pending"},
+                     {"review_id": "R-0123456789", "status": "rejected"}):
+        with pytest.raises(ReviewRequired, match="needs an approved human review"):
+            render_letter(inv, Action.AGENCY, needs, HOSTILE_CREDITOR, DAY, 3,
+                          approval=approval)
+    letter = render_letter(inv, Action.AGENCY, needs, HOSTILE_CREDITOR, DAY, 3,
+                           approval={"review_id": "R-0123456789", "status": "approved"})
+    assert letter.kind == "pre_agency"
