@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench install lint chromium clean
+.PHONY: demo test bench install lint chromium pdf-deps clean
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: install
 	$(VENV)/bin/dunning demo
 
-test: install chromium
+test: install chromium pdf-deps
 	$(PY) -m pytest -n 2 --durations=15 tests
 
 bench: install
@@ -37,6 +37,14 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "warning: could not install chromium; browser tests will fail"; }
+
+# Letter PDFs: WeasyPrint needs the pango libraries; the letter-safety test reads the PDF
+# text with pdftotext and lists its images with pdfimages (poppler-utils). Debian packages.
+pdf-deps:
+	@{ ldconfig -p | grep -q libpango-1.0 && command -v pdftotext >/dev/null 2>&1; } || { \
+		(apt-get update -qq && apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 \
+		 poppler-utils >/dev/null) \
+		|| echo "warning: could not install pango/poppler-utils; letter PDFs will fail"; }
 
 clean:
 	rm -rf $(VENV) dunning-data .pytest_cache

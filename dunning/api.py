@@ -46,6 +46,12 @@ ROLES = ("read", "reviewer")
 _RULES_LOCK = threading.Lock()
 TOKEN_ENV = "DUNNING_API_TOKENS"
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
+# A letter is a document, never an application: no script, no external resource (inline
+# style only), not framed, not sniffed as another type.
+LETTER_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; "
+              "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+LETTER_HEADERS = {"Content-Security-Policy": LETTER_CSP, "X-Content-Type-Options": "nosniff",
+                  "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,22 @@ class _Body(BaseModel):
 class ReviewDecisionBody(_Body):
     reason: str = Field(min_length=3, max_length=2000,
                         description="Why (stored as personal free text in the audit log).")
+
+
+class OverrideBody(_Body):
+    reason: str = Field(min_length=3, max_length=2000,
+                        description="Why the veto is overridden (personal free text in the "
+                        "audit log).")
+
+
+class ActionBody(_Body):
+    invoice_id: str = Field(pattern=ID_PATTERN)
+    channel: Literal["email", "letter", "phone", "final_notice", "agency"]
+    action_date: dt.date = Field(description="Day the action was taken, YYYY-MM-DD.")
+    complaint: bool = False
+    override_veto: OverrideBody | None = Field(
+        default=None, description="Record despite a legal veto (the caller's reviewer token "
+        "and this reason go to the audit trail). A required human review is never overridden.")
 
 
 class RunBody(_Body):
@@ -531,6 +553,31 @@ def create_app(config: ApiConfig) -> Any:
         """Reject (reviewer role); recorded in the audit log under the token's name."""
         return _decide(review_id, False, body, who)
 
+    # -- executed actions --------------------------------------------------------------
+    @app.post("/actions", tags=["actions"])
+    def record(body: ActionBody, who: Reviewer) -> dict:
+        """Record an action as taken (reviewer role), after the same legal check as a
+        recommendation on that day: 409 with the rule ids and citations when vetoed (unless
+        ``override_veto`` with a reason), 409 when it needs a human review that is not
+        approved. Idempotent: the same action on the same day is recorded once."""
+        from dunning.ops.actions import record_action
+        from dunning.ops.gate import ActionVetoed, ReviewRequired, VetoOverride
+
+        override = None if body.override_veto is None else VetoOverride(
+            who.name, who.role, body.override_veto.reason)
+        try:
+            with _RULES_LOCK:
+                done = record_action(state.store, body.invoice_id, body.channel,
+                                     body.action_date, decided_by=f"api:{who.name}",
+                                     complaint=body.complaint, anchor=state.anchor,
+                                     override=override, ruleset=state.ruleset)
+        except (ActionVetoed, ReviewRequired) as exc:
+            raise HTTPException(409, str(exc)) from None
+        state.invalidate()
+        return {"invoice_id": done.invoice_id, "channel": done.channel,
+                "action_date": done.action_date.isoformat(), "recorded": done.loaded,
+                "audit_seq": done.audit_seq, "decided_by": done.decided_by}
+
     # -- audit -------------------------------------------------------------------------
     @app.get("/audit", tags=["audit"])
     def audit(_who: Reader,
@@ -562,7 +609,13 @@ def create_app(config: ApiConfig) -> Any:
     def letter(invoice_id: InvoiceId, as_of: dt.date, _who: Reader,
                action: Literal["email", "letter", "final_notice", "agency"] = "letter",
                format: Literal["txt", "html", "pdf"] = "html") -> Response:
-        """Render the letter of ``action`` for an open invoice on ``as_of``."""
+        """Render the letter of ``action`` for an open invoice on ``as_of``.
+
+        409 when the action is vetoed on that day, or needs a human review that is not
+        approved (pending, rejected, none: the message names the review item and its
+        status). Served with a Content-Security-Policy that allows no script and no
+        external resource, and ``X-Content-Type-Options: nosniff``.
+        """
         import tempfile
 
         from dunning.ops.letters import Creditor, html_to_pdf, letters_for
@@ -577,12 +630,15 @@ def create_app(config: ApiConfig) -> Any:
         except InputError as exc:
             raise HTTPException(409, str(exc)) from None
         if format == "txt":
-            return Response(made[0].text, media_type="text/plain; charset=utf-8")
+            return Response(made[0].text, media_type="text/plain; charset=utf-8",
+                            headers=LETTER_HEADERS)
         if format == "html":
-            return Response(made[0].html, media_type="text/html; charset=utf-8")
+            return Response(made[0].html, media_type="text/html; charset=utf-8",
+                            headers=LETTER_HEADERS)
         with tempfile.TemporaryDirectory() as tmp:
             pdf = html_to_pdf(made[0].html, Path(tmp) / "letter.pdf")
-            return Response(pdf.read_bytes(), media_type="application/pdf")
+            return Response(pdf.read_bytes(), media_type="application/pdf",
+                            headers=LETTER_HEADERS)
 
     return BodyLimit(app, config.max_body_bytes)
 

@@ -18,13 +18,18 @@ columns, so the ERP finds its own invoice reference again. In reverse:
 After those columns come the recommendation's: ``dunning_as_of``, ``dunning_action``,
 ``dunning_status``, ``dunning_p_on_time`` (empty without a model), ``dunning_review_id``.
 Layout ``generic``: contract column names, ISO dates, comma, UTF-8.
+
+The human review gate (:func:`dunning.ops.gate.review_gate`): a row whose status is
+``needs_review`` is exported only once its review is approved (then with status
+``approved``); while the review is pending or rejected the row is left OUT of the file, so
+that the ERP never executes it, and listed in :attr:`ErpExport.held` (the CLI prints them).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +59,7 @@ class ErpExport:
     as_of: dt.date
     rows: int
     columns: list[str]
+    held: list[dict[str, str | None]] = field(default_factory=list)  # left out: review
 
 
 def layout_mapping(layout: str) -> Mapping | None:
@@ -170,6 +176,7 @@ def export_recommendations(db: str | Path, out: str | Path, as_of: dt.date | Non
 
     mapping = layout_mapping(layout)
     as_of, frame = recommendations_with_invoices(db, as_of)
+    frame, held = gate_reviews(db, frame, as_of)
     table = erp_frame(frame, mapping)
     sep = "," if mapping is None else mapping.read.delimiter
     encoding = "utf-8" if mapping is None else mapping.read.encoding
@@ -184,4 +191,35 @@ def export_recommendations(db: str | Path, out: str | Path, as_of: dt.date | Non
         raise InputError(f"{out}: a value cannot be written in the layout's encoding "
                          f"{encoding}: {exc}") from None
     path = atomic_write_text(out, text, encoding=encoding)
-    return ErpExport(Path(path), layout, as_of, len(table), list(table.columns))
+    return ErpExport(Path(path), layout, as_of, len(table), list(table.columns), held)
+
+
+def gate_reviews(db: str | Path, frame: pd.DataFrame, as_of: dt.date
+                 ) -> tuple[pd.DataFrame, list[dict[str, str | None]]]:
+    """``frame`` without the rows whose review is not approved, and those rows' review.
+
+    A ``needs_review`` row with an approved review item (:func:`dunning.ops.gate.review_gate`)
+    stays, its status set to ``approved`` and its review id to the approving item's.
+    """
+    from dunning.ops.gate import ReviewRequired, review_gate
+    from engine.store import Store
+
+    frame = frame.copy()
+    keep = [True] * len(frame)
+    held: list[dict[str, str | None]] = []
+    with Store(db).connect() as con:
+        for k, (inv, action, status) in enumerate(zip(
+                frame["invoice_id"], frame["dunning_action"], frame["dunning_status"],
+                strict=True)):
+            if status != "needs_review":
+                continue
+            try:
+                item = review_gate(con, str(inv), str(action), as_of)
+            except ReviewRequired as exc:
+                keep[k] = False
+                held.append({"invoice_id": str(inv), "action": str(action),
+                             "review_id": exc.review_id, "status": exc.status or "none"})
+                continue
+            frame.iat[k, frame.columns.get_loc("dunning_status")] = "approved"
+            frame.iat[k, frame.columns.get_loc("dunning_review_id")] = item["review_id"]
+    return frame[keep].reset_index(drop=True), held

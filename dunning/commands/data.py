@@ -96,6 +96,12 @@ def export(
         done = export_recommendations(db, recommendations, day, layout)
         console.print(f"{done.rows} recommendations of {done.as_of} -> {done.path} "
                       f"({done.layout}: {', '.join(done.columns)})", highlight=False)
+        if done.held:
+            console.print(f"[yellow]{len(done.held)} row(s) left out: their human review is "
+                          "not approved[/] (`dunning review list`): " + ", ".join(
+                              f"{h['invoice_id']} {h['action']} (review {h['review_id'] or '-'}"
+                              f" {h['status']})" for h in done.held[:20])
+                          + (" ..." if len(done.held) > 20 else ""), highlight=False)
         return
     counts = Store(db).export_parquet(parquet)
     for name, n in counts.items():

@@ -255,20 +255,56 @@ def record_action_cmd(
     date: str = typer.Option(None, "--date", help="Date it was sent (default: today UTC)."),
     by: str = typer.Option(None, "--by", help="Who sent it (default: user:$USER)."),
     complaint: bool = typer.Option(False, "--complaint", help="The customer complained."),
+    override_veto: bool = typer.Option(
+        False, "--override-veto", help="Record despite a legal veto (reviewer role only: "
+        "$DUNNING_TOKEN must be a reviewer's API token; needs --reason and --reviewer)."),
+    reason: str = typer.Option(None, "--reason", help="Why the veto is overridden "
+                               "(recorded in the audit log)."),
+    reviewer: str = typer.Option(None, "--reviewer", help="The overriding reviewer's name "
+                                 "(must be the name of $DUNNING_TOKEN)."),
+    tokens: Path = typer.Option(None, "--tokens", help="The API token file to check "
+                                "$DUNNING_TOKEN against (default: $DUNNING_API_TOKENS)."),
     db: Path = DB_OPT,
 ) -> None:
-    """Mark an action as actually taken (also: ingest the ERP's action export)."""
+    """Mark an action as actually taken, after the same legal check as a recommendation.
+
+    A vetoed action (rule id and citation printed) or one on an invoice that is not open is
+    refused (exit 2); an action that needs human review needs an approved review item.
+    """
     import getpass
 
-    from dunning.ops.recommend import record_action
+    from dunning.ops.actions import record_action
 
+    override = None
+    if override_veto:
+        override = _override(reason, reviewer, tokens)
+    elif reason is not None or reviewer is not None:
+        raise InputError("--reason/--reviewer are for --override-veto; give it too, or "
+                         "leave them out")
     result = record_action(_store(db), invoice, channel, _date(date, "--date"),
-                           decided_by=by or f"user:{getpass.getuser()}", complaint=complaint)
+                           decided_by=by or f"user:{getpass.getuser()}", complaint=complaint,
+                           override=override)
     if result.loaded:
         console.print(f"recorded: {channel} for {invoice} on {result.action_date} "
                       f"(audit record {result.audit_seq})")
     else:
         console.print(f"already recorded: {channel} for {invoice} on {result.action_date}")
+
+
+def _override(reason: str | None, reviewer: str | None, tokens: Path | None):  # noqa: ANN202
+    """A :class:`dunning.ops.gate.VetoOverride` for an authenticated reviewer."""
+    import os
+
+    from dunning.api import load_tokens
+    from dunning.ops.gate import VetoOverride, authenticate_reviewer
+
+    if not reason or not reason.strip():
+        raise InputError("--override-veto needs --reason TEXT (why; recorded in the audit log)")
+    if not reviewer or not reviewer.strip():
+        raise InputError("--override-veto needs --reviewer NAME (the reviewer's token name)")
+    who = authenticate_reviewer(load_tokens(tokens), os.environ.get("DUNNING_TOKEN"),
+                                reviewer.strip())
+    return VetoOverride(who.name, who.role, reason)
 
 
 # ------------------------------------------------------------------------------ audit
@@ -329,8 +365,13 @@ def explain_record(r: dict) -> str:
                 f" vetoes: {vetoes or 'none'}; caps: {caps or 'none'};"
                 f" model {p['model_hash'][:12]} policy {p['policy_hash'][:12]}"
                 f" rules {p['rules_hash'][:12]}")
-    if r["kind"] == "review":
+    if r["kind"] in ("review", "override"):
         why = (r["personal"] or {}).get("reason", "[erased]" if r["personal_erased"] else "")
+        if r["kind"] == "override":
+            rules = "; ".join(f"{h['rule_id']} [{h['citation']}]" for h in p["fired_rules"]
+                              if h["effect"] != "require_human_review")
+            return (f"{head}: veto overridden for {p['channel']} on {p['action_date']} by "
+                    f"{p['reviewer']} ({p['role']}): {why}; rules: {rules or 'none'}")
         return f"{head}: {p['decision']} {p['action']} by {p['reviewer']}: {why}"
     return f"{head}: {p}"
 

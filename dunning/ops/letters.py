@@ -16,17 +16,26 @@ Every figure a letter claims comes from the legal decision of record for that le
 - pay-by date: letter date + ``max(creditor's days, min_days_to_pay_in_letter cap)``.
 
 Text and HTML come from Jinja2 templates in ``dunning/ops/templates/letters``: ``<lang>.j2`` holds
-one language's wording (macros), ``letter.txt.j2`` / ``letter.html.j2`` the layout. PDF is
-printed by headless Chromium (``/usr/bin/chromium``).
+one language's wording (macros), ``letter.txt.j2`` / ``letter.html.j2`` the layout.
+
+Every value in a letter is untrusted (a customer name is typed by the customer). Hence:
+
+- the HTML layout and the language macros it imports are compiled with autoescape on (one
+  Jinja2 environment for HTML: *every* template autoescaped, so a macro's output is escaped
+  too); control and bidi-override characters in values become a space;
+- the text layout is rendered by a second environment that never feeds HTML: the text is
+  written as ``.txt`` and served as ``text/plain`` with ``nosniff``; line breaks in a value
+  are removed, so a value cannot forge lines of the letter;
+- PDF is printed by WeasyPrint (no script engine at all) with a URL fetcher that refuses
+  every URL (``file:``, ``http(s):``, ``data:``), so a letter can never load a local file
+  or reach the network; the letter's CSS is inline. See ``docs/operations.md``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
-import subprocess
-import tempfile
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -208,11 +217,33 @@ def _rate_over_base(decision: Decision, ruleset: Any | None, cites: list[str]) -
     return None
 
 
-def _environment() -> Any:
+# C0/C1 control characters (line breaks included) and the Unicode bidi overrides/isolates:
+# a value cannot break a text line, hide text or reorder what the reader sees.
+_UNSAFE_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_value(value: Any) -> Any:
+    """``value`` with control / bidi characters replaced by a space (str only).
+
+    Jinja2's ``finalize``: runs on every ``{{ }}`` value before autoescaping (HTML). Markup
+    (a macro's output, already built from cleaned and escaped values) is left as it is.
+    """
+    if not isinstance(value, str) or hasattr(value, "__html__"):
+        return value
+    return _UNSAFE_CHARS.sub(" ", value)
+
+
+def _environment(html: bool) -> Any:
+    """The Jinja2 environment for one output kind.
+
+    ``html=True``: autoescape for EVERY template (the layout and the ``<lang>.j2`` macros it
+    imports: a macro compiled without autoescape would return its output marked safe).
+    ``html=False``: plain text, never served or embedded as HTML.
+    """
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
-                             autoescape=jinja2.select_autoescape(["html.j2"]),
+                             autoescape=html, finalize=clean_value,
                              undefined=jinja2.StrictUndefined, trim_blocks=True,
                              lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["money"] = format_money
@@ -220,14 +251,13 @@ def _environment() -> Any:
     return env
 
 
-_ENV: Any = None
+_ENVS: dict[bool, Any] = {}
 
 
-def _env() -> Any:
-    global _ENV
-    if _ENV is None:
-        _ENV = _environment()
-    return _ENV
+def _env(html: bool) -> Any:
+    if html not in _ENVS:
+        _ENVS[html] = _environment(html)
+    return _ENVS[html]
 
 
 def format_money(value: float, currency: str, language: str) -> str:
@@ -248,12 +278,16 @@ def format_date(value: dt.date, language: str) -> str:
 
 def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
                   creditor: Creditor, letter_date: dt.date | None = None,
-                  reminders_sent: int = 0, ruleset: Any | None = None) -> Letter:
+                  reminders_sent: int = 0, ruleset: Any | None = None,
+                  approval: dict[str, Any] | None = None) -> Letter:
     """Render the letter for ``action`` (email/letter -> reminder, final notice, agency).
 
     ``decision`` must be the legal decision of this action for this invoice on
     ``letter_date`` (default ``decision.as_of``); a vetoed or blocked action gets no letter.
     ``reminders_sent`` counts the reminders before this one (0: this is the first).
+    A decision that needs human review needs ``approval``, the approved review item
+    :func:`dunning.ops.gate.review_gate` returned (:class:`~dunning.ops.gate.ReviewRequired`
+    otherwise): the pre-agency notice says that a person reviewed the account.
     """
     action = Action(int(action))
     if action not in LETTER_KINDS:
@@ -262,6 +296,13 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
     if not decision.allowed:
         raise InputError(f"invoice {invoice.invoice_id}: {action.channel} is {decision.status} "
                          f"by {', '.join(decision.vetoed_by) or 'an unresolved rule'}; no letter")
+    if decision.needs_review and (approval or {}).get("status") != "approved":
+        from dunning.ops.gate import ReviewRequired
+
+        raise ReviewRequired(f"invoice {invoice.invoice_id}: {action.channel} needs an approved "
+                             "human review; no letter without it (see `dunning review list`)",
+                             invoice.invoice_id, action.channel,
+                             (approval or {}).get("review_id"), (approval or {}).get("status"))
     letter_date = letter_date or decision.as_of
     lang = letter_language(invoice)
     figures = compute_amounts(invoice, decision, creditor, letter_date, ruleset)
@@ -269,8 +310,8 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
     ctx = {"lang": lang, "kind": kind, "inv": invoice, "creditor": creditor,
            "letter_date": letter_date, "b2c": invoice.customer_type == "b2c",
            "reminder_number": reminders_sent + 1, **figures}
-    text = _env().get_template("letter.txt.j2").render(**ctx)
-    html = _env().get_template("letter.html.j2").render(**ctx)
+    text = _env(False).get_template("letter.txt.j2").render(**ctx)
+    html = _env(True).get_template("letter.html.j2").render(**ctx)
     return Letter(kind=kind, language=lang, jurisdiction=invoice.jurisdiction,
                   invoice_id=invoice.invoice_id, letter_date=letter_date,
                   pay_by=figures["pay_by"], amounts=figures["amounts"],
@@ -279,35 +320,53 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
                   text=text, html=html, creditor=creditor.name)
 
 
-def chromium_path() -> str | None:
-    """Headless Chromium for PDF output, or None if not installed."""
-    return shutil.which("chromium") or (
-        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+def refusing_fetcher() -> Any:
+    """A WeasyPrint URL fetcher that refuses every URL; ``.refused`` lists what was asked.
+
+    A subclass of :class:`weasyprint.urls.URLFetcher` (WeasyPrint routes every external
+    resource: images, stylesheets, fonts, ``<object>``, ``<embed>``, attachments, through
+    its fetcher) whose ``fetch`` opens nothing, whatever the scheme. Built on demand so that
+    importing this module does not import WeasyPrint.
+    """
+    from weasyprint.urls import URLFetcher
+
+    class RefusingFetcher(URLFetcher):
+        def __init__(self) -> None:
+            super().__init__(allowed_protocols=(), allow_redirects=False)
+            self.refused: list[str] = []
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            self.refused.append(url[:200])
+            raise ValueError(f"letters load no external resource (refused {url[:80]!r})")
+
+    return RefusingFetcher()
 
 
-def html_to_pdf(html: str, out: str | os.PathLike[str], timeout: float = 120) -> Path:
-    """Print ``html`` to a PDF file with headless Chromium; atomic (temp file, then rename)."""
-    exe = chromium_path()
-    if exe is None:
-        raise InputError("PDF output needs Chromium (Debian package `chromium`); not found. "
-                         "Use --format text or html, or install it (`make chromium`).")
+def html_to_pdf(html: str, out: str | os.PathLike[str]) -> Path:
+    """Print ``html`` to a PDF file with WeasyPrint; atomic (temp file, then rename).
+
+    No script runs (WeasyPrint has no JavaScript engine) and no URL is fetched (every
+    fetch is refused by :func:`refusing_fetcher`; ``base_url`` is None, so a relative URL
+    resolves to nothing on disk). Returns the path written.
+    """
+    import logging
+
+    try:
+        from weasyprint import HTML
+    except (ImportError, OSError) as exc:  # OSError: pango/cairo libraries missing
+        raise InputError("PDF output needs WeasyPrint and the Debian pango libraries "
+                         f"(`make install`, `make pdf-deps`): {exc}. Use --format text or "
+                         "html.") from None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dunning-pdf-") as tmp:
-        src = Path(tmp) / "letter.html"
-        src.write_text(html, encoding="utf-8")
-        pdf = Path(tmp) / "letter.pdf"
-        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu",
-               "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run", f"--user-data-dir={tmp}/profile",
-               "--no-pdf-header-footer", f"--print-to-pdf={pdf}", src.as_uri()]
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-        if proc.returncode != 0 or not pdf.exists():
-            raise RuntimeError(f"chromium failed ({proc.returncode}): "
-                               f"{proc.stderr.decode(errors='replace')[-500:]}")
-        tmp_out = out.with_name(out.name + ".tmp")
-        shutil.copyfile(pdf, tmp_out)
-        tmp_out.replace(out)
+    fetcher = refusing_fetcher()
+    # WeasyPrint logs each refused resource at ERROR level: kept (an escaped letter has
+    # none, so such a line means something tried); its progress chatter is not
+    logging.getLogger("weasyprint").setLevel(logging.ERROR)
+    pdf = HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf()
+    tmp_out = out.with_name(out.name + ".tmp")
+    tmp_out.write_bytes(pdf)
+    tmp_out.replace(out)
     return out
 
 
@@ -339,20 +398,20 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     """Letters for the stored recommendations of ``as_of`` that send one.
 
     By default every row whose action is email, letter or final notice and whose status is
-    ``recommended`` (an agency handover gets its pre-agency letter only once its review is
-    approved: pass ``actions={invoice_id: Action.AGENCY}``). Each letter uses the
-    durable_rules decision of its action on ``as_of`` (the caps in force that day).
+    ``recommended``; ``actions={invoice_id: action}`` asks for given letters instead (e.g.
+    the pre-agency notice of an approved handover). Each letter uses the durable_rules
+    decision of its action on ``as_of`` (the caps in force that day), built from the store's
+    facts by :func:`dunning.ops.gate.legal_decisions`. An action whose decision needs human
+    review gets its letter only with an approved review item
+    (:func:`dunning.ops.gate.review_gate`: :class:`~dunning.ops.gate.ReviewRequired`
+    otherwise); a vetoed or blocked action gets none (InputError).
     """
-    from dunning.ops.recommend import (
-        compiled_rules,
-        invoice_state,
-        legal_facts,
-        stored_recommendations,
-    )
+    from dunning.ops.gate import legal_decisions, review_gate
+    from dunning.ops.recommend import compiled_rules, stored_recommendations
 
-    with store.connect() as con:
-        recs = stored_recommendations(con, as_of)
     if actions is None:
+        with store.connect() as con:
+            recs = stored_recommendations(con, as_of)
         sendable = recs[recs["status"].eq("recommended")
                         & recs["action"].isin(["email", "letter", "final_notice"])]
         actions = {r.invoice_id: Action.from_channel(r.action) for r in sendable.itertuples()}
@@ -360,19 +419,14 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
         actions = {i: a for i, a in actions.items() if i in set(invoice_ids)}
     if not actions:
         return []
-    state = invoice_state(store.tables(as_of=as_of), as_of)
-    state = state[state["invoice_id"].isin(list(actions))].reset_index(drop=True)
-    missing = sorted(set(actions) - set(state["invoice_id"]))
-    if missing:
-        raise InputError(f"invoice {missing[0]}: not open on {as_of}; no letter")
-    facts = legal_facts(state, as_of)
-    evaluator = compiled_rules(ruleset)[2]
+    checks = legal_decisions(store, actions, as_of, ruleset)
+    with store.connect() as con:  # all or nothing: every gate before any letter
+        approvals = [review_gate(con, c.invoice_id, c.action, as_of, c.decision.needs_review)
+                     if c.decision.allowed else None for c in checks]
+    rs = compiled_rules(ruleset)[0]
     out = []
-    for i, r in state.iterrows():
-        row_facts = {k: (v[i].item() if hasattr(v[i], "item") else v[i])
-                     for k, v in facts.items()}
-        action = actions[r["invoice_id"]]
-        decision = evaluator.decide(row_facts, action, as_of)
+    for c, approval in zip(checks, approvals, strict=True):
+        r = c.state
         ref = InvoiceRef(
             invoice_id=r["invoice_id"], customer_id=r["customer_id"],
             customer_name=r["name"] if isinstance(r["name"], str) else r["customer_id"],
@@ -381,7 +435,7 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
             invoice_date=r["invoice_date"].date(), due_date=r["due_date"].date(),
             amount=float(r["amount"]), open_amount=float(r["open_amount"]),
             currency=str(r["currency"]).upper())
-        out.append(render_letter(ref, action, decision, creditor, as_of,
-                                 reminders_sent=int(row_facts["reminders_sent"]),
-                                 ruleset=evaluator.ruleset))
+        out.append(render_letter(ref, c.action, c.decision, creditor, as_of,
+                                 reminders_sent=int(c.facts["reminders_sent"]), ruleset=rs,
+                                 approval=approval))
     return out

@@ -22,6 +22,8 @@ Public API::
                       model=load_payment_model(dir_or_None))
     result = rec.run(date(2026, 3, 2))        # RunResult: frame, n_new, hashes, review_ids
     recommend_one(store, invoice_id, as_of)   # stored row (dict) of one invoice
+
+An action reported as done: :func:`dunning.ops.actions.record_action`.
 """
 
 from __future__ import annotations
@@ -696,80 +698,3 @@ def recommendation_dict(row: Any) -> dict[str, Any]:
         else int(out["audit_seq"])
     out["review_id"] = out["review_id"] if isinstance(out["review_id"], str) else None
     return out
-
-
-# --------------------------------------------------------------------------- executed actions
-@dataclass
-class RecordedAction:
-    """Outcome of :func:`record_action`: ``loaded`` False if it was already recorded."""
-
-    invoice_id: str
-    channel: str
-    action_date: dt.date
-    decided_by: str
-    loaded: bool
-    audit_seq: int | None
-
-
-def record_action(store: Store, invoice_id: str, channel: str, action_date: dt.date,
-                  decided_by: str = "user", complaint: bool = False,
-                  anchor: Path | None = None) -> RecordedAction:
-    """Mark that an action was actually taken, so the next day's state is right.
-
-    Goes through :func:`engine.ingest.ingest` (the same validation as the ERP's action
-    export: known invoice, channel, date), so a bad value is quarantined and reported, and
-    recording the same action twice is a no-op. The action is also written to the audit log.
-    """
-    import tempfile
-
-    import pandas as pd
-
-    from engine.ingest import ingest
-
-    channel = channel.strip().lower()
-    try:
-        action = Action.from_channel(channel)
-    except KeyError:
-        action = None
-    if action is None or action is Action.WAIT:
-        raise InputError(f"--channel {channel!r}: expected one of email, letter, phone, "
-                         "final_notice, agency")
-    with store.connect() as con:
-        known = con.execute("SELECT invoice_date FROM invoices WHERE invoice_id = ?",
-                            [invoice_id]).fetchone()
-        already = con.execute("SELECT count(*) FROM actions WHERE invoice_id = ? AND "
-                              "action_date = ? AND channel = ?",
-                              [invoice_id, action_date, channel]).fetchone()[0]
-    if known is None:
-        raise InputError(f"--invoice {invoice_id!r}: no such invoice in {store.path}")
-    if action_date < known[0]:
-        raise InputError(f"--date {action_date}: before the invoice date {known[0]} of "
-                         f"{invoice_id}; expected a date on or after it")
-    if already:  # the same action on the same day is one action, whoever reports it
-        return RecordedAction(invoice_id, channel, action_date, decided_by, False, None)
-    row = {"invoice_id": invoice_id, "action_date": action_date.isoformat(),
-           "channel": channel, "decided_by": decided_by, "complaint": complaint}
-    with tempfile.TemporaryDirectory(prefix="dunning-action-") as tmp:
-        path = Path(tmp) / "actions.csv"
-        pd.DataFrame([row]).to_csv(path, index=False)
-        report = ingest([path], db=store).tables["actions"]
-    if report.quarantined:
-        raise InputError(f"action for {invoice_id} on {action_date} was rejected by the "
-                         f"actions validation; see {report.quarantine_file}")
-    seq = None
-    if report.loaded:
-        with store.connect() as con:
-            log = AuditLog(con, anchor=anchor or store.path.parent / "audit.anchor")
-            seq = log.append([AuditRecord(
-                "action", {"channel": channel, "action_date": action_date.isoformat(),
-                           "decided_by": decided_by, "complaint": complaint},
-                as_of=action_date, invoice_id=invoice_id,
-                customer_id=_customer_of(con, invoice_id))])[0]
-    return RecordedAction(invoice_id, channel, action_date, decided_by, bool(report.loaded),
-                          seq)
-
-
-def _customer_of(con: Any, invoice_id: str) -> str | None:
-    row = con.execute("SELECT customer_id FROM invoices WHERE invoice_id = ?",
-                      [invoice_id]).fetchone()
-    return row[0] if row else None

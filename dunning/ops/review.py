@@ -56,6 +56,11 @@ _COLUMNS = ("review_id", "as_of", "invoice_id", "customer_id", "action", "rule_i
             "explanation", "status", "created_at", "decided_at", "reviewer")
 
 
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the review queue table if it does not exist."""
+    con.execute(_SCHEMA)
+
+
 def review_id(as_of: dt.date, invoice_id: str, action: str) -> str:
     """Deterministic id, so that re-running a day raises the same item, not a second one."""
     key = f"{as_of.isoformat()}|{invoice_id}|{action}"

@@ -82,6 +82,22 @@ def build_store(folder: Path, **kwargs) -> Path:
     return db
 
 
+def _plant_actions(db: Path, rows: list[tuple[str, str, dt.date]], folder: Path) -> None:
+    """History for a test: actions ``(invoice_id, channel, date)`` through the real ingest
+    (the ERP's action export, which records what happened without a legal check), not
+    through ``record_action`` (which refuses, e.g., a final notice dated on a weekend)."""
+    import pandas as pd
+
+    from engine.ingest import ingest
+
+    path = folder / "planted_actions.csv"
+    pd.DataFrame([{"invoice_id": i, "action_date": d.isoformat(), "channel": c,
+                   "decided_by": "test", "complaint": False} for i, c, d in rows]
+                 ).to_csv(path, index=False)
+    report = ingest([path], db=db).tables["actions"]
+    assert report.loaded == len(rows) and not report.quarantined
+
+
 @pytest.fixture(scope="session")
 def base_db(tmp_path_factory) -> Path:
     return build_store(tmp_path_factory.mktemp("ops-base"))
@@ -134,3 +150,9 @@ def running_server(app, port: int | None = None) -> Iterator[str]:  # noqa: ANN0
 def make_ops_tables():
     """:func:`make_tables`, for tests that plant extra rows before ingesting."""
     return make_tables
+
+
+@pytest.fixture(scope="session")
+def plant_actions():
+    """:func:`_plant_actions`: ``plant_actions(db, [(invoice, channel, date)], folder)``."""
+    return _plant_actions

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from dunning.cli import app
 from dunning.commands.rules import _facts_from_store  # what `rules explain --invoice` uses
+from dunning.ops.actions import record_action
 from dunning.ops.audit import AuditLog
-from dunning.ops.recommend import Recommender, invoice_state, legal_facts, record_action
+from dunning.ops.recommend import Recommender, invoice_state, legal_facts
 from engine.store import Store
 from legal_rules.facts import FACTS
 from legal_rules.from_tables import facts_for_invoices
@@ -35,7 +36,7 @@ def _pay_on(db, invoice_id: str, day: dt.date, amount: float, tmp_path) -> None:
     assert ingest([path], db=db).tables["payments"].loaded == 1
 
 
-def _boundary_store(db, tmp_path) -> dict[str, str]:
+def _boundary_store(db, tmp_path, plant_actions) -> dict[str, str]:
     """Events dated AS_OF itself on some open invoices; returns {what: invoice_id}."""
     store = Store(db)
     tables = store.tables(as_of=AS_OF)
@@ -44,7 +45,8 @@ def _boundary_store(db, tmp_path) -> dict[str, str]:
     picks = dict(zip(("email_today", "paid_part_today", "paid_full_today", "agency_today"),
                      overdue.tolist()[:4], strict=True))
     record_action(store, picks["email_today"], "email", AS_OF)
-    record_action(store, picks["agency_today"], "agency", AS_OF)
+    # an agency handover reported by the ERP (record_action would ask for an approved review)
+    plant_actions(db, [(picks["agency_today"], "agency", AS_OF)], tmp_path)
     amounts = state.set_index("invoice_id")["open_amount"]
     _pay_on(db, picks["paid_part_today"], AS_OF, round(amounts[picks["paid_part_today"]] / 2, 2),
             tmp_path)
@@ -53,8 +55,8 @@ def _boundary_store(db, tmp_path) -> dict[str, str]:
     return picks
 
 
-def test_recommend_facts_equal_the_legal_rules_builder(db, tmp_path):
-    _boundary_store(db, tmp_path)
+def test_recommend_facts_equal_the_legal_rules_builder(db, tmp_path, plant_actions):
+    _boundary_store(db, tmp_path, plant_actions)
     for day in (AS_OF, AS_OF + dt.timedelta(days=5),  # a Saturday
                 dt.date(2024, 12, 25), dt.date(2024, 6, 3)):
         tables = Store(db).tables(as_of=day)
@@ -74,8 +76,9 @@ def test_recommend_facts_equal_the_legal_rules_builder(db, tmp_path):
         assert set(state["invoice_id"]) <= open_ref
 
 
-def test_audited_facts_equal_rules_explain_facts_with_events_on_the_day(db, tmp_path):
-    picks = _boundary_store(db, tmp_path)
+def test_audited_facts_equal_rules_explain_facts_with_events_on_the_day(db, tmp_path,
+                                                                      plant_actions):
+    picks = _boundary_store(db, tmp_path, plant_actions)
     result = Recommender(Store(db)).run(AS_OF)
     frame = result.frame.set_index("invoice_id")
     with Store(db).connect() as con:

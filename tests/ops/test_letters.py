@@ -9,7 +9,6 @@ import pytest
 from dunning.ops.letters import (
     Creditor,
     InvoiceRef,
-    chromium_path,
     compute_amounts,
     format_money,
     html_to_pdf,
@@ -168,8 +167,6 @@ def test_vetoed_action_gets_no_letter(evaluator):
         render_letter(invoice("DE", "b2b", 100.0), Action.LETTER, d, CREDITOR, DAY)
 
 
-@pytest.mark.browser
-@pytest.mark.skipif(chromium_path() is None, reason="chromium not installed")
 def test_pdf_output(evaluator, tmp_path):
     d = evaluator.decide(facts("FR", "b2b", 1, 1200.0), Action.LETTER, DAY)
     letter = render_letter(invoice("FR", "b2b", 1200.0), Action.LETTER, d, CREDITOR, DAY,
@@ -177,3 +174,4 @@ def test_pdf_output(evaluator, tmp_path):
     pdf = html_to_pdf(letter.html, tmp_path / "l.pdf")
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF") and len(data) > 1000
+    assert not list(tmp_path.glob("*.tmp"))  # atomic

@@ -7,6 +7,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from dunning.ops.actions import record_action
 from dunning.ops.audit import AuditLog
 from dunning.ops.recommend import (
     LoadedPolicy,
@@ -14,7 +15,6 @@ from dunning.ops.recommend import (
     invoice_state,
     legal_facts,
     load_payment_model,
-    record_action,
     stored_recommendations,
 )
 from dunning.ops.review import ReviewQueue
@@ -133,14 +133,15 @@ def test_recorded_actions_change_the_next_day(db):
     assert kinds.count("action") == len(sent)
 
 
-def test_agency_handover_goes_to_human_review_and_is_not_executed(db):
+def test_agency_handover_goes_to_human_review_and_is_not_executed(db, tmp_path, plant_actions):
     store = Store(db)
     open_ids = sorted(_open_invoice_ids(store, AS_OF))
     state = invoice_state(store.tables(as_of=AS_OF), AS_OF).set_index("invoice_id")
     target = next(i for i in open_ids if state.at[i, "days_overdue"] > 70
                   and not state.at[i, "disputed_now"])
-    for days_before, channel in ((60, "email"), (45, "letter"), (30, "final_notice")):
-        record_action(store, target, channel, AS_OF - dt.timedelta(days=days_before))
+    plant_actions(db, [(target, channel, AS_OF - dt.timedelta(days=days_before))
+                       for days_before, channel in ((60, "email"), (45, "letter"),
+                                                    (30, "final_notice"))], tmp_path)
     policy = LoadedPolicy(EscalateWhereAllowed(), "escalate", "test-escalate-v1")
     result = Recommender(store, policy=policy).run(AS_OF)
     row = result.frame.set_index("invoice_id").loc[target]
