@@ -460,18 +460,39 @@ def serve(
     db: Path = DB_OPT,
     model: Path = typer.Option(None, "--model", help="Payment model for /predictions."),
     policy: str = typer.Option(None, "--policy", help="Policy for on-demand runs."),
+    ssl_certfile: Path = typer.Option(None, "--ssl-certfile", help="Serve HTTPS with this "
+                                      "certificate (PEM)."),
+    ssl_keyfile: Path = typer.Option(None, "--ssl-keyfile", help="Private key of "
+                                     "--ssl-certfile (PEM)."),
+    tls_proxy: bool = typer.Option(False, "--tls-proxy", help="A TLS-terminating reverse "
+                                   "proxy is in front: no clear-text warning, and its "
+                                   "X-Forwarded-For names the client (for the per-client "
+                                   "authentication backoff)."),
 ) -> None:
-    """REST API (OpenAPI at /docs): recommendations, predictions, rules, review, audit."""
+    """REST API (OpenAPI at /docs): recommendations, predictions, rules, review, audit.
+
+    Needs the audit key (DUNNING_AUDIT_KEY_FILE or DUNNING_AUDIT_KEY): review decisions are
+    appended to the keyed audit chain.
+    """
     import uvicorn
 
-    from dunning.api import ApiConfig, create_app, load_tokens
+    from dunning.api import ApiConfig, bind_warning, create_app, load_tokens
 
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise InputError("--ssl-certfile and --ssl-keyfile: give both or neither")
     config = ApiConfig(db=Path(db), tokens=load_tokens(tokens), model_dir=model,
                        policy_dir=policy)
-    err_console.print(f"dunning API on http://{host}:{port} (OpenAPI docs at /docs, "
+    app = create_app(config)  # checks the store and the audit key before listening
+    warning = bind_warning(host, tls=ssl_certfile is not None or tls_proxy)
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    scheme = "https" if ssl_certfile else "http"
+    err_console.print(f"dunning API on {scheme}://{host}:{port} (OpenAPI docs at /docs, "
                       f"{len(config.tokens)} token(s)); Ctrl-C stops it")
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning",
-                access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+                proxy_headers=tls_proxy)
 
 
 def register(app: typer.Typer) -> None:

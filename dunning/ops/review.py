@@ -169,7 +169,8 @@ class ReviewQueue:
         item = self._row(row)
         item["decisions"] = [r for r in self.audit.records(invoice_id=item["invoice_id"],
                                                            kind="review")
-                             if r["payload"].get("review_id") == rid]
+                             if r["payload"].get("review_id") == rid
+                             and "decision" in r["payload"]]
         return item
 
     def decide(self, rid: str, approve: bool, reviewer: str, reason: str) -> dict[str, Any]:
