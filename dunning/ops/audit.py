@@ -111,13 +111,51 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def row_digest(values: Sequence[Any]) -> str:
-    """sha256 of one table row (a sequence of column values, dates as ISO text), 64 hex.
+def row_digest(values: Sequence[Any], memo: dict[str, str] | None = None) -> str:
+    """sha256 of one table row (a sequence of column values), 64 hex.
 
+    Each value is written as a type tag plus text, strings length-prefixed (no escaping, and
+    unambiguous): ``N`` None, ``B`` bool, ``I`` int, ``F`` float (``float.__repr__``, exact),
+    ``D`` date (ISO), ``S<len>:`` str; a string over 64 characters as ``H`` + its sha256
+    (``memo`` caches those: the long JSON texts of a day's rows repeat).
     Audit records of tables that must agree with the chain carry this digest of the row as
     it was written, so an edit of the row outside dunning is detected by ``audit verify``.
     """
-    return sha256(canonical_json(list(values)))
+    parts = []
+    for v in values:
+        if v is None:
+            parts.append("N")
+        elif isinstance(v, str):
+            if len(v) <= 64:
+                parts.append(f"S{len(v)}:{v}")
+            elif memo is not None and v in memo:
+                parts.append(memo[v])
+            else:
+                text = "H" + hashlib.sha256(v.encode("utf-8")).hexdigest()
+                if memo is not None:
+                    memo[v] = text
+                parts.append(text)
+        elif isinstance(v, bool):
+            parts.append(f"B{int(v)}")
+        elif isinstance(v, float):
+            parts.append("F" + float.__repr__(v))
+        elif isinstance(v, int):
+            parts.append(f"I{v}")
+        elif isinstance(v, dt.date):
+            parts.append("D" + v.isoformat())
+        elif hasattr(v, "item"):  # numpy scalar
+            parts.append(_scalar_text(v.item()))
+        else:
+            raise TypeError(f"cannot digest a {type(v).__name__} table value")
+    return hashlib.sha256("|".join(parts).encode("utf-8")).hexdigest()
+
+
+def _scalar_text(v: Any) -> str:
+    if isinstance(v, bool):
+        return f"B{int(v)}"
+    if isinstance(v, float):
+        return "F" + float.__repr__(v)
+    return f"I{v}"
 
 
 # ---------------------------------------------------------------------------- the key
@@ -178,7 +216,7 @@ def write_key_file(path: Path) -> Path:
 
 
 def _mac(key: bytes, text: str) -> str:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.digest(key, text.encode("utf-8"), "sha256").hex()  # one-shot, in C
 
 
 # ---------------------------------------------------------------------------- records

@@ -78,6 +78,7 @@ def _recommendation_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
     n = len(DIGEST_COLUMNS)
     i_inv, i_as_of = DIGEST_COLUMNS.index("invoice_id"), DIGEST_COLUMNS.index("as_of")
     i_action, i_status = DIGEST_COLUMNS.index("action"), DIGEST_COLUMNS.index("status")
+    memo: dict[str, str] = {}  # digests of the long JSON texts that many rows share
     cur = stored_digest_rows(con)
     while chunk := cur.fetchmany(50_000):
         for values in chunk:
@@ -87,7 +88,7 @@ def _recommendation_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
                 problems.append(f"{where}: audit_seq {seq} does not point to its decision "
                                 "record in the audit chain; written or edited outside dunning")
             elif digest is not None:
-                if digest != row_digest(row):
+                if digest != row_digest(row, memo):
                     problems.append(f"{where}: the table row differs from decision record "
                                     f"{seq} (table: {row[i_action]}, {row[i_status]}; chain: "
                                     f"{action}, {status}); edited outside dunning")

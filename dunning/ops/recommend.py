@@ -605,8 +605,9 @@ DIGEST_COLUMNS = tuple(c for c in REC_COLUMNS if c != "audit_seq")
 def recommendation_digests(cols: dict[str, list[Any]]) -> list[str]:
     """:func:`dunning.ops.audit.row_digest` of each row over :data:`DIGEST_COLUMNS`, JSON
     columns as stored (text). ``cols``: column name -> values, as written to the table."""
-    return [row_digest(values) for values in zip(*(cols[c] for c in DIGEST_COLUMNS),
-                                                 strict=True)]
+    memo: dict[str, str] = {}
+    return [row_digest(values, memo) for values in zip(*(cols[c] for c in DIGEST_COLUMNS),
+                                                       strict=True)]
 
 
 def stored_digest_rows(con: Any) -> Any:
