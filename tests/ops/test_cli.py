@@ -201,3 +201,39 @@ def test_user_errors_exit_2_without_traceback(db, args, message):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert message in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+
+
+def test_audit_migrate_pins_a_store_written_before_the_key(db, as_of):
+    from dunning.ops.audit import _legacy_hash
+
+    run("recommend", "--db", str(db), "--as-of", as_of.isoformat())
+    cols = ("seq", "recorded_at", "kind", "as_of", "invoice_id", "customer_id", "payload",
+            "personal_digest", "prev_hash", "record_hash")
+    with Store(db).connect() as con:  # make it look like a store of the unkeyed version
+        con.execute("UPDATE ops_audit_log SET payload = "
+                    "regexp_replace(payload, ',\"row_digest\":\"[0-9a-f]+\"', '')")
+        prev = "0" * 64
+        for values in con.execute("SELECT * FROM ops_audit_log ORDER BY seq").fetchall():
+            row = dict(zip(cols, values, strict=True), prev_hash=prev)
+            prev = _legacy_hash(prev, row)
+            con.execute("UPDATE ops_audit_log SET prev_hash = ?, record_hash = ? WHERE seq = ?",
+                        [row["prev_hash"], prev, row["seq"]])
+        n_reviews = con.execute("SELECT count(*) FROM ops_review_queue").fetchone()[0]
+    (db.parent / "audit.anchor").unlink()
+    result = run("audit", "verify", "--db", str(db), ok=False)
+    assert result.exit_code == 1 and "dunning audit migrate" in " ".join(result.output.split())
+    out = " ".join(run("audit", "migrate", "--db", str(db)).output.split())
+    assert "unkeyed records verified and pinned" in out and f"{n_reviews} review-queue" in out
+    assert "migrated unkeyed records pinned" in " ".join(
+        run("audit", "verify", "--db", str(db)).output.split())
+    assert "nothing to migrate" in run("audit", "migrate", "--db", str(db)).output
+    with Store(db).connect() as con:  # edits after the migration are still found
+        rid = con.execute("SELECT review_id FROM ops_review_queue LIMIT 1").fetchone()[0]
+        con.execute("UPDATE ops_review_queue SET status = 'approved', reviewer = 'x' "
+                    "WHERE review_id = ?", [rid])
+        inv = con.execute("SELECT invoice_id FROM ops_recommendations WHERE action = 'email' "
+                          "LIMIT 1").fetchone()[0]
+        con.execute("UPDATE ops_recommendations SET action = 'agency' WHERE invoice_id = ?",
+                    [inv])
+    out = " ".join(run("audit", "verify", "--db", str(db), ok=False).output.split())
+    assert f"review {rid}" in out and f"{inv}: action/status agency/recommended differ" in out
