@@ -7,8 +7,9 @@ module also checks that the operational tables still say what the chain recorded
   id (queued or decided), and every review id in the chain must still have its row. A row
   flipped to ``approved`` under an invented reviewer directly in the table is reported by
   review id, with what the table says and what the chain says.
-- recommendations: every row must equal the ``row_digest`` of the decision record it points
-  to (``audit_seq``; same invoice and day), and every decision record must still have its row.
+- recommendations: every row must equal the ``row_digest`` of the decision (or override)
+  record it points to (``audit_seq``; same invoice and day), and every decision record must
+  still have its row.
   Rows recorded before the digest existed (migrated chains) are compared on action and status.
 
 A writer of the store without the audit key can change a table but cannot write a matching
@@ -28,6 +29,11 @@ from dunning.ops.audit import AuditLog, VerifyReport, row_digest
 from dunning.ops.recommend import DIGEST_COLUMNS, stored_digest_rows
 from dunning.ops.review import table_rows
 
+# A recommendation row points (audit_seq) at the record that wrote it last: the daily run's
+# decision, or a reviewer's override that changed the row (it then carries the new row's
+# digest, from dunning.ops.recommend.recommendation_digests, and re-points audit_seq in the
+# same transaction: AuditLog.append(records, then=...)).
+ROW_RECORD_KINDS = ("decision", "override")
 MAX_PROBLEMS_PER_TABLE = 1000  # enough to act on; a wholesale edit is reported as a count
 
 
@@ -84,9 +90,10 @@ def _recommendation_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
         for values in chunk:
             row, (seq, kind, inv, as_of, digest, action, status) = values[:n], values[n:]
             where = f"recommendation {row[i_as_of]} {row[i_inv]}"
-            if kind != "decision" or inv != row[i_inv] or as_of != row[i_as_of]:
-                problems.append(f"{where}: audit_seq {seq} does not point to its decision "
-                                "record in the audit chain; written or edited outside dunning")
+            if kind not in ROW_RECORD_KINDS or inv != row[i_inv] or as_of != row[i_as_of]:
+                problems.append(f"{where}: audit_seq {seq} does not point to its decision or "
+                                "override record in the audit chain; written or edited "
+                                "outside dunning")
             elif digest is not None:
                 if digest != row_digest(row, memo):
                     problems.append(f"{where}: the table row differs from decision record "

@@ -290,7 +290,8 @@ def test_auth_throttle_backs_off_per_client_and_is_bounded():
 def test_failed_authentication_is_slowed_refused_and_logged_without_the_token(db, caplog):
     import logging
 
-    c = _client(db, auth_backoff_s=0.01, auth_backoff_max_s=0.02, auth_queue_max_s=0.005)
+    # Backoff 5 s, queue limit 1 s: the second attempt right away is refused (no sleeping).
+    c = _client(db, auth_backoff_s=5.0, auth_queue_max_s=1.0)
     wrong = "wrong-token-that-must-not-be-logged-XYZ"
     with caplog.at_level(logging.WARNING, logger="dunning.api"):
         assert c.get("/rules", headers=auth(wrong)).status_code == 401
@@ -301,13 +302,13 @@ def test_failed_authentication_is_slowed_refused_and_logged_without_the_token(db
     logged = [rec.getMessage() for rec in caplog.records if rec.name == "dunning.api"]
     assert any("failed authentication from testclient (1 in a row" in m for m in logged)
     assert not any(wrong in m or "XYZ" in m for m in caplog.text.splitlines())
-    slow = _client(db, auth_backoff_s=0.05)
     import time
 
+    slow = _client(db, auth_backoff_s=0.2)
+    t0 = time.monotonic()  # before the failure: the next attempt is held until >= t0 + 0.2
     assert slow.get("/rules", headers=auth(wrong)).status_code == 401
-    t0 = time.perf_counter()
     assert slow.get("/rules", headers=auth(READ)).status_code == 200  # held, then served
-    assert time.perf_counter() - t0 >= 0.03
+    assert time.monotonic() - t0 >= 0.2
 
 
 @pytest.mark.parametrize("token", ["a" * 16, "a" * 64, "read-token-0123456789abcdef",
