@@ -170,6 +170,12 @@ def test_cli_without_an_audit_key_or_with_a_bad_date_exits_2(db, monkeypatch):
     monkeypatch.delenv("DUNNING_AUDIT_KEY")
     result = run("recommend", "--db", str(db), "--as-of", "2024-12-02", ok=False)
     assert result.exit_code == 2 and "no audit key" in result.output
+    result = run("record-action", "--db", str(db), "--invoice", "I00000001", "--channel",
+                 "email", "--date", "2024-12-02", ok=False)
+    assert result.exit_code == 2 and "no audit key" in result.output
+    with Store(db).connect() as con:  # nothing stored without its audit record
+        assert con.execute("SELECT count(*) FROM actions WHERE invoice_id = 'I00000001' AND "
+                           "action_date = DATE '2024-12-02'").fetchone()[0] == 0
     key_file = db.parent / "k" / "audit.key"
     out = run("audit", "init-key", "--out", str(key_file)).output
     assert f"export DUNNING_AUDIT_KEY_FILE={key_file}" in out
