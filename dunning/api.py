@@ -11,9 +11,17 @@ never from code. Roles: ``read`` (look up recommendations, predictions, rules, a
 ``reviewer`` (also decide review items and start a daily run). A reviewer's decisions are
 recorded under the token's name.
 
-Errors are JSON ``{"error": ..., "problems": [...]}``: 401 missing/unknown token, 403 role,
-404 unknown id, 409 state conflict, 413 body larger than ``max_body_bytes``, 422 invalid
-input (each problem names the field, what was found and what was expected).
+Tokens must carry at least :data:`MIN_TOKEN_BITS` bits by a conservative estimate
+(:func:`token_bits`; e.g. ``python -c 'import secrets; print(secrets.token_urlsafe(32))'``):
+weaker ones are refused at start-up. Failed authentication is slowed down per client
+(exponential backoff, bounded; the event loop is never blocked) and logged without the token.
+
+Every error, including unknown routes and methods, is JSON ``{"error": ..., "problems":
+[...]}``: 401 missing/unknown token, 403 role, 404 unknown id or route, 405 method, 409 state
+conflict, 413 body larger than ``max_body_bytes``, 422 invalid input (each problem names the
+field, what was found and what was expected; dates outside ``as_of_min`` .. today +
+``as_of_days_ahead``), 429 too many failed authentications, 500 (no details). The OpenAPI
+document declares the bearer scheme and these responses.
 
 The recommendation of one invoice (``GET /recommendations/{invoice_id}``) is served from an
 in-memory cache of the day's stored rows (pre-serialised JSON), refreshed every
@@ -22,12 +30,17 @@ in-memory cache of the day's stored rows (pre-serialised JSON), refreshed every
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
+import ipaddress
 import json
+import logging
+import math
 import os
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -37,8 +50,11 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from dunning.ops.dates import AS_OF_MAX_DAYS_AHEAD, AS_OF_MIN, as_of_problem, today_utc
 from engine.errors import DunningError, InputError
 
 ROLES = ("read", "reviewer")
@@ -52,6 +68,33 @@ LETTER_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; "
               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
 LETTER_HEADERS = {"Content-Security-Policy": LETTER_CSP, "X-Content-Type-Options": "nosniff",
                   "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+MIN_TOKEN_BITS = 128
+log = logging.getLogger("dunning.api")
+
+
+def token_bits(token: str) -> float:
+    """A conservative estimate of a token's entropy in bits.
+
+    ``effective length x log2(alphabet)``: the alphabet is the union of the character classes
+    used (lower 26, upper 26, digits 10, other 33); a character that continues a run (the
+    same step as the two before it: ``aaa``, ``abc``, ``987``) adds nothing, and the
+    effective length is at most 4x the number of distinct characters (``acacac...``). So
+    ``aaaa...`` is ~10 bits, ``secrets.token_hex(16)`` ~150, ``token_urlsafe(32)`` ~250.
+    """
+    if not token:
+        return 0.0
+    pool = (26 * any(c.islower() for c in token) + 26 * any(c.isupper() for c in token)
+            + 10 * any(c.isdigit() for c in token)
+            + 33 * any(not c.isalnum() for c in token))
+    effective = 0
+    for i, c in enumerate(token):
+        if i >= 2:
+            step, before = ord(c) - ord(token[i - 1]), ord(token[i - 1]) - ord(token[i - 2])
+            if step == before and abs(step) <= 1:
+                continue
+        effective += 1
+    effective = min(effective, 4 * len(set(token)))
+    return effective * math.log2(max(pool, 2))
 
 
 @dataclass(frozen=True)
@@ -89,10 +132,12 @@ def load_tokens(path: str | os.PathLike[str] | None = None,
             raise InputError(f"{where}: expected `token role [name]` with role in "
                              f"{', '.join(ROLES)}; found {len(parts)} field(s), role "
                              f"{parts[1] if len(parts) > 1 else None!r}")
-        if len(parts[0]) < 16:
-            raise InputError(f"{where}: token has {len(parts[0])} characters; expected at "
-                             "least 16 (use e.g. `python -c 'import secrets; "
-                             "print(secrets.token_urlsafe(24))'`)")
+        bits = token_bits(parts[0])
+        if len(parts[0]) < 16 or bits < MIN_TOKEN_BITS:
+            raise InputError(f"{where}: token has {len(parts[0])} characters and about "
+                             f"{bits:.0f} bits of entropy; expected at least 16 characters "
+                             f"and {MIN_TOKEN_BITS} bits (make one with `python -c 'import "
+                             "secrets; print(secrets.token_urlsafe(32))'`)")
         tokens[parts[0]] = Principal(parts[2] if len(parts) > 2 else f"{parts[1]}-token",
                                      parts[1])
     if not tokens:
@@ -113,6 +158,11 @@ class ApiConfig:
     max_body_bytes: int = 64 * 1024
     max_batch: int = 500
     cache_seconds: float = 5.0
+    as_of_min: dt.date = AS_OF_MIN
+    as_of_days_ahead: int = AS_OF_MAX_DAYS_AHEAD
+    auth_backoff_s: float = 0.05  # wait after the first failed authentication of a client
+    auth_backoff_max_s: float = 30.0  # the wait doubles per failure up to this
+    auth_queue_max_s: float = 60.0  # a client queued longer than this gets 429 at once
 
 
 # ---------------------------------------------------------------------------- request bodies
@@ -122,7 +172,37 @@ class _Body(BaseModel):
 
 class ReviewDecisionBody(_Body):
     reason: str = Field(min_length=3, max_length=2000,
-                        description="Why (stored as personal free text in the audit log).")
+                        description="Why (stored as personal free text in the audit log); "
+                        "at least 3 characters that are not whitespace.")
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if len(value.strip()) < 3:
+            raise ValueError("expected a reason of at least 3 characters besides whitespace")
+        return value
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    error: str = Field(description="What went wrong, in one sentence.")
+    problems: list[str] = Field(description="One entry per problem: the field, what was "
+                                "found and what was expected.")
+
+
+_ERROR_TEXT = {401: "Missing or unknown bearer token", 403: "The token's role may not do this",
+               404: "Unknown id or route", 409: "Conflicts with the current state",
+               413: "Request body too large", 422: "Invalid input",
+               429: "Too many failed authentications from this client; retry later"}
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error codes (all with :class:`ErrorBody`)."""
+    return {c: {"model": ErrorBody, "description": _ERROR_TEXT[c]} for c in codes}
+
+
+AUTH_ERRORS = (401, 422, 429)
 
 
 class OverrideBody(_Body):
@@ -232,13 +312,17 @@ class ApiState:
     """Store access and caches shared by the request handlers."""
 
     def __init__(self, config: ApiConfig) -> None:
+        from dunning.ops.audit import default_anchor, load_audit_key
         from engine.store import Store
 
         if not config.db.exists():
             raise InputError(f"--db {config.db}: no store file; create it with `dunning ingest`")
+        load_audit_key()  # fail at start-up, not at the first review decision
         self.config = config
         self.store = Store(config.db)
-        self.anchor = self.store.path.parent / "audit.anchor"
+        self.anchor = default_anchor(self.store.path)
+        self.throttle = AuthThrottle(config.auth_backoff_s, config.auth_backoff_max_s,
+                                     config.auth_queue_max_s)
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()
         self._caches: dict[dt.date | None, _DayCache] = {}
@@ -281,8 +365,8 @@ class ApiState:
 
         with self.store.connect() as con:
             ensure_schema(con)
-            day = as_of or con.execute("SELECT max(as_of) FROM ops_recommendations"
-                                       ).fetchone()[0]
+            day = as_of or con.execute("SELECT max(as_of) FROM ops_recommendations WHERE "
+                                       "as_of <= ?", [today_utc()]).fetchone()[0]
             n = con.execute("SELECT count(*) FROM ops_recommendations WHERE as_of = ?",
                             [day]).fetchone()[0]
         return int(n), day
@@ -292,7 +376,7 @@ class ApiState:
 
         with self._lock:
             with self.store.connect() as con:
-                frame = stored_recommendations(con, as_of)
+                frame = stored_recommendations(con, as_of, not_after=today_utc())
             rows = {r["invoice_id"]: json.dumps(recommendation_dict(r), default=str).encode()
                     for r in frame.to_dict("records")}
             day = frame["as_of"].iloc[0] if len(frame) else as_of
@@ -326,21 +410,89 @@ class ApiState:
 
 
 # ---------------------------------------------------------------------------- auth
-def principal(request: Request) -> Principal:
+class AuthThrottle:
+    """Per-client backoff after failed authentication (no global sleep, bounded memory).
+
+    After ``n`` failures in a row a client's next attempt is held until ``base * 2**(n-1)``
+    seconds (at most ``cap``) after the previous one; attempts of a penalised client are
+    queued one behind the other, so parallel connections gain nothing, and one that would
+    wait longer than ``queue_max`` is refused at once (429). A success clears the client.
+    ``clock``: a monotonic time source in seconds (injectable for tests).
+    """
+
+    def __init__(self, base_s: float, cap_s: float, queue_max_s: float,
+                 max_clients: int = 10_000, clock: Any = time.monotonic) -> None:
+        self.base, self.cap, self.queue_max = base_s, cap_s, queue_max_s
+        self.max_clients, self.clock = max_clients, clock
+        self._clients: OrderedDict[str, list[float]] = OrderedDict()  # [failures, next_at]
+
+    def delay(self, failures: int) -> float:
+        return min(self.cap, self.base * 2 ** max(failures - 1, 0)) if failures else 0.0
+
+    def reserve(self, client: str) -> float | None:
+        """Seconds this attempt must wait (0.0 for a client without failures), or None if it
+        would wait longer than ``queue_max`` (refuse it)."""
+        entry = self._clients.get(client)
+        if entry is None:
+            return 0.0
+        now = self.clock()
+        start = max(now, entry[1])
+        if start - now > self.queue_max:
+            return None
+        entry[1] = start + self.delay(int(entry[0]))  # the next one queues behind this one
+        return start - now
+
+    def failed(self, client: str) -> tuple[int, float]:
+        """Record a failure; return ``(failures in a row, delay before the next attempt)``."""
+        entry = self._clients.pop(client, [0, 0.0])
+        entry[0] += 1
+        wait = self.delay(int(entry[0]))
+        entry[1] = max(entry[1], self.clock() + wait)
+        self._clients[client] = entry
+        while len(self._clients) > self.max_clients:
+            self._clients.popitem(last=False)
+        return int(entry[0]), wait
+
+    def succeeded(self, client: str) -> None:
+        self._clients.pop(client, None)
+
+    def retry_after(self, client: str) -> float:
+        entry = self._clients.get(client)
+        return max(0.0, entry[1] - self.clock()) if entry else 0.0
+
+
+_bearer = HTTPBearer(auto_error=False, description="A token from the server's token file "
+                     "or $DUNNING_API_TOKENS; roles `read` and `reviewer`.")
+
+
+async def principal(request: Request, credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
     """The caller of a request, from its bearer token (401 if missing or unknown)."""
-    tokens: dict[str, Principal] = request.app.state.ops.config.tokens
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    state: ApiState = request.app.state.ops
+    if credentials is None or not credentials.credentials:
         raise HTTPException(401, "missing bearer token: expected header "
                             "`Authorization: Bearer <token>`",
                             headers={"WWW-Authenticate": "Bearer"})
+    client = request.client.host if request.client else "unknown"
+    throttle = state.throttle
+    wait = throttle.reserve(client)
+    if wait is None:
+        after = math.ceil(throttle.retry_after(client))
+        raise HTTPException(429, f"too many failed authentications from {client}; retry in "
+                            f"{after} s", headers={"Retry-After": str(after)})
+    if wait > 0:
+        await asyncio.sleep(wait)  # this request only; the event loop serves others
+    token = credentials.credentials.encode()
     found = None
-    for known, who in tokens.items():  # compare against all: no early exit on a match
-        if hmac.compare_digest(known.encode(), token.encode()):
+    for known, who in state.config.tokens.items():  # compare all: no early exit on a match
+        if hmac.compare_digest(known.encode(), token):
             found = who
     if found is None:
+        n, delay = throttle.failed(client)
+        log.warning("failed authentication from %s (%d in a row; next attempt from there "
+                    "held %.2f s)", client, n, delay)
         raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+    throttle.succeeded(client)
     return found
 
 
@@ -368,9 +520,16 @@ def create_app(config: ApiConfig) -> Any:
                   "roles `read` and `reviewer`.")
     app.state.ops = state
 
-    @app.exception_handler(HTTPException)
-    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail, "problems": []}, status_code=exc.status_code,
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's, and Starlette's 404 / 405
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "no such route; the routes are listed at /docs"
+        elif exc.status_code == 405:
+            detail = f"method not allowed here; allowed: {exc.headers.get('Allow', '?')}" \
+                if exc.headers else "method not allowed"
+        body = detail if isinstance(detail, dict) else {"error": str(detail), "problems": []}
+        return JSONResponse(body, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
@@ -387,16 +546,31 @@ def create_app(config: ApiConfig) -> Any:
     async def _user_error(_request: Request, exc: DunningError) -> JSONResponse:
         return JSONResponse({"error": str(exc), "problems": []}, status_code=422)
 
+    @app.exception_handler(Exception)
+    async def _server_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return JSONResponse({"error": "internal server error; the server log has the details",
+                             "problems": []}, status_code=500)
+
+    def bounded(where: str, day: dt.date | None) -> None:
+        """422 for a decision date outside the configured range."""
+        problem = None if day is None else as_of_problem(day, where, config.as_of_min,
+                                                         config.as_of_days_ahead)
+        if problem:
+            raise HTTPException(422, {"error": "date out of range", "problems": [problem]})
+
     @app.get("/health", tags=["meta"])
     async def health() -> dict[str, str]:
         """Liveness (no token needed)."""
         return {"status": "ok"}
 
     # -- recommendations ---------------------------------------------------------------
-    @app.get("/recommendations/{invoice_id}", tags=["recommendations"])
+    @app.get("/recommendations/{invoice_id}", tags=["recommendations"],
+             responses=_errors(401, 404, 422, 429))
     async def recommendation(invoice_id: InvoiceId, _who: Reader,
                              as_of: dt.date | None = None) -> Response:
-        """The stored recommendation of one invoice (latest run unless ``as_of``)."""
+        """The stored recommendation of one invoice (latest run up to today unless ``as_of``)."""
+        bounded("query.as_of", as_of)
         hit, body = state.cached_recommendation(invoice_id, as_of)
         if not hit:  # first request of a day: load it in a worker thread, not the event loop
             body = await run_in_threadpool(state.recommendation, invoice_id, as_of)
@@ -405,16 +579,17 @@ def create_app(config: ApiConfig) -> Any:
                                 f"{' on ' + as_of.isoformat() if as_of else ' in the latest run'}")
         return Response(body, media_type="application/json")
 
-    @app.get("/recommendations", tags=["recommendations"])
+    @app.get("/recommendations", tags=["recommendations"], responses=_errors(*AUTH_ERRORS))
     def recommendations(_who: Reader, as_of: dt.date | None = None,
                         action: Annotated[str | None, Query(pattern=r"^[a-z_]{3,20}$")] = None,
                         status: Annotated[str | None, Query(pattern=r"^[a-z_]{3,20}$")] = None,
                         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:
-        """Stored recommendations of a day (latest run unless ``as_of``), filtered."""
+        """Stored recommendations of a day (latest run up to today unless ``as_of``), filtered."""
         from dunning.ops.recommend import recommendation_dict, stored_recommendations
 
+        bounded("query.as_of", as_of)
         with state.store.connect() as con:
-            frame = stored_recommendations(con, as_of)
+            frame = stored_recommendations(con, as_of, not_after=today_utc())
         if action:
             frame = frame[frame["action"] == action]
         if status:
@@ -422,9 +597,11 @@ def create_app(config: ApiConfig) -> Any:
         rows = [recommendation_dict(r) for r in frame.head(limit).to_dict("records")]
         return {"count": int(len(frame)), "recommendations": rows}
 
-    @app.post("/recommendations/run", tags=["recommendations"])
+    @app.post("/recommendations/run", tags=["recommendations"],
+              responses=_errors(401, 403, 413, 422, 429))
     def run(body: RunBody, who: Reviewer) -> dict:
         """Run the daily recommendation for ``as_of`` (idempotent; reviewer role)."""
+        bounded("body.as_of", body.as_of)
         from dunning.ops.recommend import Recommender, load_policy
 
         with _RULES_LOCK:
@@ -438,9 +615,11 @@ def create_app(config: ApiConfig) -> Any:
                 "started_by": who.name}
 
     # -- predictions -------------------------------------------------------------------
-    @app.post("/predictions", tags=["predictions"])
+    @app.post("/predictions", tags=["predictions"],
+              responses=_errors(401, 404, 409, 413, 422, 429))
     def predictions(body: PredictBody, _who: Reader) -> dict:
         """P(on time / late / very late) and top factors of the given open invoices."""
+        bounded("body.as_of", body.as_of)
         if len(body.invoice_ids) > config.max_batch:
             raise HTTPException(422, f"invoice_ids: {len(body.invoice_ids)} ids; expected at "
                                 f"most {config.max_batch}")
@@ -469,7 +648,7 @@ def create_app(config: ApiConfig) -> Any:
                 "predictions": out}
 
     # -- rules -------------------------------------------------------------------------
-    @app.get("/rules", tags=["rules"])
+    @app.get("/rules", tags=["rules"], responses=_errors(*AUTH_ERRORS))
     def rules(_who: Reader, jurisdiction: Annotated[str | None, Query(
             pattern=r"^[A-Z*]{1,3}$")] = None) -> dict:
         """The rules in force (id, title, jurisdiction, effect, actions, citation)."""
@@ -478,7 +657,7 @@ def create_app(config: ApiConfig) -> Any:
                  if jurisdiction is None or r.jurisdiction == jurisdiction]
         return {"rules_hash": rs.hash, "count": len(items), "rules": items}
 
-    @app.get("/rules/{rule_id}", tags=["rules"])
+    @app.get("/rules/{rule_id}", tags=["rules"], responses=_errors(401, 404, 422, 429))
     def rule(rule_id: RuleId,
              _who: Reader) -> dict:
         """One rule with its condition, rationale and validity."""
@@ -490,9 +669,10 @@ def create_app(config: ApiConfig) -> Any:
                 "valid_from": r.valid_from.isoformat(),
                 "valid_to": r.valid_to.isoformat() if r.valid_to else None}
 
-    @app.post("/rules/explain", tags=["rules"])
+    @app.post("/rules/explain", tags=["rules"], responses=_errors(401, 413, 422, 429))
     def explain(body: ExplainBody, _who: Reader) -> dict:
         """The durable_rules decision for given facts and action: fired rules, caps, why not."""
+        bounded("body.as_of", body.as_of)
         with _RULES_LOCK:
             decision = state.evaluator.decide(body.facts, body.action, body.as_of,
                                               explain=True)
@@ -507,7 +687,7 @@ def create_app(config: ApiConfig) -> Any:
 
         return ReviewQueue(con, AuditLog(con, anchor=state.anchor))
 
-    @app.get("/review", tags=["review"])
+    @app.get("/review", tags=["review"], responses=_errors(*AUTH_ERRORS))
     def review_list(_who: Reader, status: Literal["pending", "approved", "rejected",
                                                   "all"] = "pending",
                     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000) -> dict:
@@ -516,7 +696,7 @@ def create_app(config: ApiConfig) -> Any:
             items = _queue(con).list(None if status == "all" else status, limit)
         return {"count": len(items), "items": items}
 
-    @app.get("/review/{review_id}", tags=["review"])
+    @app.get("/review/{review_id}", tags=["review"], responses=_errors(401, 404, 422, 429))
     def review_show(review_id: ReviewId,
                     _who: Reader) -> dict:
         """One item with its explanation and decision history."""
@@ -541,25 +721,28 @@ def create_app(config: ApiConfig) -> Any:
         state.invalidate()
         return item
 
-    @app.post("/review/{review_id}/approve", tags=["review"])
+    @app.post("/review/{review_id}/approve", tags=["review"],
+              responses=_errors(401, 403, 404, 409, 413, 422, 429))
     def review_approve(review_id: ReviewId,
                        body: ReviewDecisionBody, who: Reviewer) -> dict:
         """Approve (reviewer role); recorded in the audit log under the token's name."""
         return _decide(review_id, True, body, who)
 
-    @app.post("/review/{review_id}/reject", tags=["review"])
+    @app.post("/review/{review_id}/reject", tags=["review"],
+              responses=_errors(401, 403, 404, 409, 413, 422, 429))
     def review_reject(review_id: ReviewId,
                       body: ReviewDecisionBody, who: Reviewer) -> dict:
         """Reject (reviewer role); recorded in the audit log under the token's name."""
         return _decide(review_id, False, body, who)
 
     # -- executed actions --------------------------------------------------------------
-    @app.post("/actions", tags=["actions"])
+    @app.post("/actions", tags=["actions"], responses=_errors(*AUTH_ERRORS, 403, 409))
     def record(body: ActionBody, who: Reviewer) -> dict:
         """Record an action as taken (reviewer role), after the same legal check as a
         recommendation on that day: 409 with the rule ids and citations when vetoed (unless
         ``override_veto`` with a reason), 409 when it needs a human review that is not
         approved. Idempotent: the same action on the same day is recorded once."""
+        bounded("body.action_date", body.action_date)
         from dunning.ops.actions import record_action
         from dunning.ops.gate import ActionVetoed, ReviewRequired, VetoOverride
 
@@ -579,7 +762,7 @@ def create_app(config: ApiConfig) -> Any:
                 "audit_seq": done.audit_seq, "decided_by": done.decided_by}
 
     # -- audit -------------------------------------------------------------------------
-    @app.get("/audit", tags=["audit"])
+    @app.get("/audit", tags=["audit"], responses=_errors(*AUTH_ERRORS))
     def audit(_who: Reader,
               invoice_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
               customer_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
@@ -594,18 +777,19 @@ def create_app(config: ApiConfig) -> Any:
                 invoice_id=invoice_id, customer_id=customer_id, limit=limit)
         return {"count": len(recs), "records": recs}
 
-    @app.get("/audit/verify", tags=["audit"])
+    @app.get("/audit/verify", tags=["audit"], responses=_errors(401, 429))
     def audit_verify(_who: Reader) -> dict:
-        """Recompute the hash chain."""
-        from dunning.ops.audit import AuditLog
+        """Recompute the keyed chain; check the review queue and recommendations against it."""
+        from dunning.ops.integrity import verify_store
 
         with state.store.connect() as con:
-            report = AuditLog(con, anchor=state.anchor).verify()
+            report = verify_store(con, anchor=state.anchor)
         return {"ok": report.ok, "n_records": report.n_records, "head_hash": report.head_hash,
                 "problems": report.problems[:100]}
 
     # -- letters -----------------------------------------------------------------------
-    @app.get("/letters/{invoice_id}", tags=["letters"])
+    @app.get("/letters/{invoice_id}", tags=["letters"],
+             responses=_errors(401, 409, 422, 429))
     def letter(invoice_id: InvoiceId, as_of: dt.date, _who: Reader,
                action: Literal["email", "letter", "final_notice", "agency"] = "letter",
                format: Literal["txt", "html", "pdf"] = "html") -> Response:
@@ -616,6 +800,7 @@ def create_app(config: ApiConfig) -> Any:
         status). Served with a Content-Security-Policy that allows no script and no
         external resource, and ``X-Content-Type-Options: nosniff``.
         """
+        bounded("query.as_of", as_of)
         import tempfile
 
         from dunning.ops.letters import Creditor, html_to_pdf, letters_for
@@ -641,6 +826,25 @@ def create_app(config: ApiConfig) -> Any:
                             headers=LETTER_HEADERS)
 
     return BodyLimit(app, config.max_body_bytes)
+
+
+def bind_warning(host: str, tls: bool) -> str | None:
+    """A warning when the server listens beyond this machine without TLS, else None.
+
+    Bearer tokens, review reasons and debtor data would cross the network in clear text.
+    """
+    if tls:
+        return None
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to anything
+    return (f"binding to {host} without TLS: bearer tokens, review reasons and debtor data "
+            "would cross the network in clear text. Put a TLS-terminating reverse proxy in "
+            "front (and pass --tls-proxy), or give --ssl-certfile and --ssl-keyfile")
 
 
 def _rule_dict(r: Any) -> dict[str, Any]:

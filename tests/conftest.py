@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
+
+# The audit chain is keyed (dunning.ops.audit): tests write it with this fixed test key from
+# the environment, as a deployment would with its own secret. Tests of a missing or wrong key
+# change the environment with monkeypatch.
+TEST_AUDIT_KEY = "test-audit-key-7f3c9a1e5b2d48c6a0e9f1b3d5c7e9a2"
+os.environ["DUNNING_AUDIT_KEY"] = TEST_AUDIT_KEY
+os.environ.pop("DUNNING_AUDIT_KEY_FILE", None)
 
 
 @pytest.fixture(scope="session")

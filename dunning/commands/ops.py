@@ -24,12 +24,16 @@ OUT_SUFFIXES = (".csv", ".json", ".parquet")
 
 
 def _date(value: str | None, option: str) -> dt.date:
+    """A date option (default today UTC), inside the accepted range (dunning.ops.dates)."""
+    from dunning.ops.dates import check_as_of
+
     if value is None:
         return dt.datetime.now(dt.UTC).date()
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise InputError(f"{option} {value!r}: expected a date YYYY-MM-DD") from None
+    return check_as_of(day, option)
 
 
 def _store(db: Path):  # noqa: ANN202 - engine.store.Store, imported lazily
@@ -310,17 +314,88 @@ def _override(reason: str | None, reviewer: str | None, tokens: Path | None):  #
 # ------------------------------------------------------------------------------ audit
 @audit_app.command("verify")
 @user_errors
-def audit_verify(db: Path = DB_OPT) -> None:
-    """Recompute the hash chain; exit 1 if any record was edited, deleted or reordered."""
-    report = _audit(db, lambda log: log.verify())
+def audit_verify(
+    db: Path = DB_OPT,
+    anchor: Path = typer.Option(None, "--anchor", help="An anchor exported earlier with "
+                                "`dunning audit anchor`: also check that the chain still "
+                                "extends it (not truncated or rewritten)."),
+) -> None:
+    """Recompute the keyed chain and check the review queue and recommendation tables against
+    it; exit 1 if anything was edited, deleted, inserted or reordered."""
+    from dunning.ops.audit import default_anchor
+    from dunning.ops.integrity import read_anchor_file, verify_store
+
+    exported = read_anchor_file(anchor) if anchor is not None else None
+    store = _store(db)
+    with store.connect() as con:
+        report = verify_store(con, anchor=default_anchor(store.path), exported=exported,
+                              exported_where=f"--anchor {anchor}")
     if report.ok:
-        console.print(f"[green]ok[/]: {report.n_records} records, chain head "
-                      f"{report.head_hash[:16]}")
+        legacy = (f" ({report.legacy_records} migrated unkeyed records pinned)"
+                  if report.legacy_records else "")
+        console.print(f"[green]ok[/]: {report.n_records} records{legacy}, chain head "
+                      f"{report.head_hash[:16]}; review queue and recommendations match"
+                      f"{'; extends ' + str(anchor) if anchor else ''}")
         return
     for p in report.problems[:50]:
-        err_console.print(f"[red]tampered:[/] {p}", highlight=False)
+        err_console.print(f"[red]tampered:[/] {p}", highlight=False, markup=False)
     err_console.print(f"{len(report.problems)} problem(s) in {report.n_records} records")
     raise typer.Exit(code=1)
+
+
+@audit_app.command("anchor")
+@user_errors
+def audit_anchor(
+    db: Path = DB_OPT,
+    out: Path = typer.Option(None, "--out", help="Write the anchor to FILE (keep it away "
+                             "from the store: another machine, a ticket, an e-mail)."),
+) -> None:
+    """Export the chain head (seq, hash, count, time; keyed mac) for safekeeping elsewhere."""
+    import json
+
+    anchor = _audit(db, lambda log: log.export_anchor())
+    text = json.dumps(anchor, indent=1) + "\n"
+    if out is None:
+        console.print(text, highlight=False, markup=False, end="")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    console.print(f"anchor of {anchor['count']} records (head {anchor['record_hash'][:16]}) "
+                  f"written to {out}; check later with `dunning audit verify --anchor {out}`")
+
+
+@audit_app.command("init-key")
+@user_errors
+def audit_init_key(
+    out: Path = typer.Option(Path("dunning-data/audit.key"), "--out",
+                             help="Key file to create (mode 0600; never overwritten)."),
+) -> None:
+    """Create a random audit key file; point DUNNING_AUDIT_KEY_FILE at it."""
+    from dunning.ops.audit import KEY_FILE_ENV, write_key_file
+
+    path = write_key_file(out)
+    console.print(f"audit key written to {path} (mode 600). Use it with\n"
+                  f"  export {KEY_FILE_ENV}={path.resolve()}\n"
+                  "Keep a copy where the store's writers cannot change it (the key is what "
+                  "makes the chain unforgeable); losing it makes the chain unverifiable.",
+                  highlight=False, markup=False, soft_wrap=True)
+
+
+@audit_app.command("migrate")
+@user_errors
+def audit_migrate(db: Path = DB_OPT) -> None:
+    """Pin an audit chain written before the audit key under the key (once, explicitly)."""
+    from dunning.ops.integrity import migrate_store
+
+    out = _store_call(db, migrate_store)
+    if not out["legacy_records"]:
+        console.print("nothing to migrate: the audit chain is already keyed (or empty)")
+        return
+    console.print(f"migrated: {out['legacy_records']} unkeyed records verified and pinned "
+                  f"by keyed record {out['seq']}; {out['review_rows']} review-queue rows "
+                  "recorded with their digest")
 
 
 @audit_app.command("show")
@@ -365,7 +440,7 @@ def explain_record(r: dict) -> str:
                 f" vetoes: {vetoes or 'none'}; caps: {caps or 'none'};"
                 f" model {p['model_hash'][:12]} policy {p['policy_hash'][:12]}"
                 f" rules {p['rules_hash'][:12]}")
-    if r["kind"] in ("review", "override"):
+    if r["kind"] == "override" or (r["kind"] == "review" and "decision" in p):
         why = (r["personal"] or {}).get("reason", "[erased]" if r["personal_erased"] else "")
         if r["kind"] == "override":
             rules = "; ".join(f"{h['rule_id']} [{h['citation']}]" for h in p["fired_rules"]
@@ -373,15 +448,27 @@ def explain_record(r: dict) -> str:
             return (f"{head}: veto overridden for {p['channel']} on {p['action_date']} by "
                     f"{p['reviewer']} ({p['role']}): {why}; rules: {rules or 'none'}")
         return f"{head}: {p['decision']} {p['action']} by {p['reviewer']}: {why}"
+    if r["kind"] == "review":
+        return (f"{head}: {p.get('action')} {p.get('event', '')} for human review "
+                f"({', '.join(p.get('rule_ids') or [])}) {p.get('review_id', '')}")
     return f"{head}: {p}"
 
 
 def _audit(db: Path, fn):  # noqa: ANN001, ANN202
-    from dunning.ops.audit import AuditLog
+    from dunning.ops.audit import AuditLog, default_anchor
 
     store = _store(db)
     with store.connect() as con:
-        return fn(AuditLog(con, anchor=store.path.parent / "audit.anchor"))
+        return fn(AuditLog(con, anchor=default_anchor(store.path)))
+
+
+def _store_call(db: Path, fn):  # noqa: ANN001, ANN202
+    """``fn(con, anchor)`` on the store."""
+    from dunning.ops.audit import default_anchor
+
+    store = _store(db)
+    with store.connect() as con:
+        return fn(con, default_anchor(store.path))
 
 
 # ------------------------------------------------------------------------------ forget
@@ -414,18 +501,39 @@ def serve(
     db: Path = DB_OPT,
     model: Path = typer.Option(None, "--model", help="Payment model for /predictions."),
     policy: str = typer.Option(None, "--policy", help="Policy for on-demand runs."),
+    ssl_certfile: Path = typer.Option(None, "--ssl-certfile", help="Serve HTTPS with this "
+                                      "certificate (PEM)."),
+    ssl_keyfile: Path = typer.Option(None, "--ssl-keyfile", help="Private key of "
+                                     "--ssl-certfile (PEM)."),
+    tls_proxy: bool = typer.Option(False, "--tls-proxy", help="A TLS-terminating reverse "
+                                   "proxy is in front: no clear-text warning, and its "
+                                   "X-Forwarded-For names the client (for the per-client "
+                                   "authentication backoff)."),
 ) -> None:
-    """REST API (OpenAPI at /docs): recommendations, predictions, rules, review, audit."""
+    """REST API (OpenAPI at /docs): recommendations, predictions, rules, review, audit.
+
+    Needs the audit key (DUNNING_AUDIT_KEY_FILE or DUNNING_AUDIT_KEY): review decisions are
+    appended to the keyed audit chain.
+    """
     import uvicorn
 
-    from dunning.api import ApiConfig, create_app, load_tokens
+    from dunning.api import ApiConfig, bind_warning, create_app, load_tokens
 
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise InputError("--ssl-certfile and --ssl-keyfile: give both or neither")
     config = ApiConfig(db=Path(db), tokens=load_tokens(tokens), model_dir=model,
                        policy_dir=policy)
-    err_console.print(f"dunning API on http://{host}:{port} (OpenAPI docs at /docs, "
+    app = create_app(config)  # checks the store and the audit key before listening
+    warning = bind_warning(host, tls=ssl_certfile is not None or tls_proxy)
+    if warning:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    scheme = "https" if ssl_certfile else "http"
+    err_console.print(f"dunning API on {scheme}://{host}:{port} (OpenAPI docs at /docs, "
                       f"{len(config.tokens)} token(s)); Ctrl-C stops it")
-    uvicorn.run(create_app(config), host=host, port=port, log_level="warning",
-                access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+                proxy_headers=tls_proxy)
 
 
 def register(app: typer.Typer) -> None:

@@ -51,9 +51,11 @@ def record_action(store: Store, invoice_id: str, channel: str, action_date: dt.d
 
     import pandas as pd
 
+    from dunning.ops.audit import load_audit_key
     from dunning.ops.gate import check_recorded_action
     from engine.ingest import ingest
 
+    load_audit_key()  # no key: stop before the action is stored without its audit record
     channel = channel.strip().lower()
     try:
         action = Action.from_channel(channel)

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dunning.ops.audit import AuditLog, AuditRecord, canonical_json
+from dunning.ops.audit import AuditLog, AuditRecord, canonical_json, row_digest
+from dunning.ops.dates import check_as_of
 from dunning.ops.review import ReviewItem, ReviewQueue
 from engine.contract import N_ACTIONS, Action
 from engine.errors import InputError
@@ -336,6 +337,7 @@ class Recommender:
         """Recommend for every open invoice on ``as_of``; store, queue and audit new rows."""
         import time
 
+        check_as_of(as_of, "as_of")
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         step = _Stopwatch(timings, progress)
@@ -364,10 +366,17 @@ class Recommender:
                     r["review_rules"], {"reason": r["reason"], "vetoes": r["vetoes"],
                                         "caps": r["caps"]}) for r in rows
                     if r["status"] == "needs_review"])
-                seqs = audit.append([self._audit_record(r, as_of) for r in rows])
-                for r, s in zip(rows, seqs, strict=True):
-                    r["audit_seq"] = s
-                self._store_rows(con, rows)
+                cols = _encoded_columns(rows)
+                records = [self._audit_record(r, as_of, d)
+                           for r, d in zip(rows, recommendation_digests(cols), strict=True)]
+
+                def store(seqs: list[int]) -> None:  # in the audit append's transaction
+                    for r, s in zip(rows, seqs, strict=True):
+                        r["audit_seq"] = s
+                    cols["audit_seq"] = seqs
+                    self._store_rows(con, cols)
+
+                audit.append(records, then=store)
                 step("record")
                 con.execute("INSERT INTO ops_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [
                     as_of, dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), len(state),
@@ -569,7 +578,7 @@ class Recommender:
                             for k in np.flatnonzero(u[n_rules:])])
         return [lists[j] for j in np.asarray(inverse).reshape(-1).tolist()]
 
-    def _audit_record(self, row: dict[str, Any], as_of: dt.date) -> AuditRecord:
+    def _audit_record(self, row: dict[str, Any], as_of: dt.date, digest: str) -> AuditRecord:
         payload = {k: row[k] for k in ("action", "status", "policy_action", "p_on_time",
                                        "p_late", "p_very_late", "caps", "decision_engine",
                                        "review_id", "model_hash", "policy_hash", "rules_hash")}
@@ -578,17 +587,44 @@ class Recommender:
                               "effect": v["effect"], "actions": v["actions"]}
                              for v in row["vetoes"]]
         payload["reason"] = row["reason"]
+        payload["row_digest"] = digest  # the stored row; `audit verify` compares the table
         return AuditRecord("decision", payload, as_of=as_of, invoice_id=row["invoice_id"],
                            customer_id=row["customer_id"])
 
     @staticmethod
-    def _store_rows(con: Any, rows: list[dict[str, Any]]) -> None:
+    def _store_rows(con: Any, cols: dict[str, list[Any]]) -> None:
         import pyarrow as pa
 
-        con.register("_rec_rows", pa.table(_encoded_columns(rows)))
+        con.register("_rec_rows", pa.table(cols))
         con.execute("INSERT INTO ops_recommendations SELECT * FROM _rec_rows "
                     "ON CONFLICT DO NOTHING")
         con.unregister("_rec_rows")
+
+
+DIGEST_COLUMNS = tuple(c for c in REC_COLUMNS if c != "audit_seq")
+
+
+def recommendation_digests(cols: dict[str, list[Any]]) -> list[str]:
+    """:func:`dunning.ops.audit.row_digest` of each row over :data:`DIGEST_COLUMNS`, JSON
+    columns as stored (text). ``cols``: column name -> values, as written to the table."""
+    memo: dict[str, str] = {}
+    return [row_digest(values, memo) for values in zip(*(cols[c] for c in DIGEST_COLUMNS),
+                                                       strict=True)]
+
+
+def stored_digest_rows(con: Any) -> Any:
+    """Cursor over every stored row: ``(*DIGEST_COLUMNS, audit_seq, record kind, record
+    invoice_id, record as_of, record row_digest, record action, record status)`` from the
+    audit record the row points to (NULLs when it points nowhere)."""
+    ensure_schema(con)
+    cols = ", ".join(f"r.{c}" for c in DIGEST_COLUMNS)
+    return con.execute(
+        f"SELECT {cols}, r.audit_seq, l.kind, l.invoice_id, l.as_of, "
+        "json_extract_string(l.payload, '$.row_digest'), "
+        "json_extract_string(l.payload, '$.action'), "
+        "json_extract_string(l.payload, '$.status') "
+        "FROM ops_recommendations r LEFT JOIN ops_audit_log l ON l.seq = r.audit_seq "
+        "ORDER BY r.as_of, r.invoice_id")
 
 
 def _frame_from_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -668,11 +704,14 @@ def explanation_row(top: pd.DataFrame, j: int) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- reading
 def stored_recommendations(con: Any, as_of: dt.date | None = None,
-                           invoice_id: str | None = None) -> pd.DataFrame:
-    """Stored rows (JSON columns decoded); latest date when ``as_of`` is None."""
+                           invoice_id: str | None = None,
+                           not_after: dt.date | None = None) -> pd.DataFrame:
+    """Stored rows (JSON columns decoded); when ``as_of`` is None the latest date (not after
+    ``not_after`` if given: the API's default is the latest run up to today)."""
     ensure_schema(con)
     if as_of is None:
-        as_of = con.execute("SELECT max(as_of) FROM ops_recommendations").fetchone()[0]
+        as_of = con.execute("SELECT max(as_of) FROM ops_recommendations WHERE as_of <= ?",
+                            [not_after or dt.date.max]).fetchone()[0]
     where, args = ["as_of = ?"], [as_of]
     if invoice_id is not None:
         where.append("invoice_id = ?")

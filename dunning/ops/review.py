@@ -2,8 +2,11 @@
 
 An action that a legal rule marks ``require_human_review`` (agency handover, credit-bureau
 report, legal action) is never executed automatically: the daily run puts it here, and a
-person approves or rejects it with a reason. Every decision is written to the audit log
-(who, when, why). An approved item is then executed outside dunning and reported back with
+person approves or rejects it with a reason. Queuing an item and every decision are written
+to the audit log (who, when, why) together with a ``row_digest`` of the table row as it was
+written, in the same transaction as the row, so that ``dunning audit verify`` detects a row
+edited outside dunning (e.g. a status flipped to ``approved`` under an invented reviewer).
+An approved item is then executed outside dunning and reported back with
 ``dunning record-action`` or the ERP's action export.
 
 Table ``ops_review_queue`` (one row per invoice, action and day the item was raised)::
@@ -32,7 +35,7 @@ from typing import Any
 
 import duckdb
 
-from dunning.ops.audit import AuditLog, AuditRecord, canonical_json
+from dunning.ops.audit import AuditLog, AuditRecord, canonical_json, row_digest
 from engine.errors import InputError
 
 STATUSES = ("pending", "approved", "rejected")
@@ -54,6 +57,14 @@ CREATE TABLE IF NOT EXISTS ops_review_queue (
 """
 _COLUMNS = ("review_id", "as_of", "invoice_id", "customer_id", "action", "rule_ids",
             "explanation", "status", "created_at", "decided_at", "reviewer")
+# What the audit record's row_digest covers: everything but the wall-clock timestamps (so the
+# same inputs give the same audit payloads); decided_at is in the decision's payload itself.
+DIGEST_COLUMNS = tuple(c for c in _COLUMNS if c not in ("created_at", "decided_at"))
+
+
+def review_digest(row: dict[str, Any]) -> str:
+    """:func:`row_digest` of a review-queue row (a dict by column) over DIGEST_COLUMNS."""
+    return row_digest([row[c] for c in DIGEST_COLUMNS])
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -128,13 +139,17 @@ class ReviewQueue:
                          now, None, None))
         if rows:
             frame = pd.DataFrame(rows, columns=list(_COLUMNS))
-            self.con.register("_review_rows", frame)
-            self.con.execute("INSERT INTO ops_review_queue SELECT review_id, "
-                             "CAST(as_of AS DATE), invoice_id, customer_id, action, rule_ids, "
-                             "explanation, status, "
-                             "created_at, CAST(decided_at AS VARCHAR), "
-                             "CAST(reviewer AS VARCHAR) FROM _review_rows")
-            self.con.unregister("_review_rows")
+
+            def insert(_seqs: list[int]) -> None:
+                self.con.register("_review_rows", frame)
+                self.con.execute("INSERT INTO ops_review_queue SELECT review_id, "
+                                 "CAST(as_of AS DATE), invoice_id, customer_id, action, "
+                                 "rule_ids, explanation, status, created_at, "
+                                 "CAST(decided_at AS VARCHAR), CAST(reviewer AS VARCHAR) "
+                                 "FROM _review_rows")
+                self.con.unregister("_review_rows")
+
+            self.audit.append([_queued_record(r) for r in rows], then=insert)
         return [r[0] for r in rows]
 
     def list(self, status: str | None = "pending", limit: int = 1000) -> list[dict[str, Any]]:
@@ -159,7 +174,8 @@ class ReviewQueue:
         item = self._row(row)
         item["decisions"] = [r for r in self.audit.records(invoice_id=item["invoice_id"],
                                                            kind="review")
-                             if r["payload"].get("review_id") == rid]
+                             if r["payload"].get("review_id") == rid
+                             and "decision" in r["payload"]]
         return item
 
     def decide(self, rid: str, approve: bool, reviewer: str, reason: str) -> dict[str, Any]:
@@ -177,14 +193,27 @@ class ReviewQueue:
                              "item")
         status = "approved" if approve else "rejected"
         now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        self.con.execute("UPDATE ops_review_queue SET status = ?, decided_at = ?, reviewer = ? "
-                         "WHERE review_id = ? AND status = 'pending'", [status, now, reviewer, rid])
+        row = self.con.execute(f"SELECT {', '.join(_COLUMNS)} FROM ops_review_queue "
+                               "WHERE review_id = ?", [rid]).fetchone()
+        new = dict(zip(_COLUMNS, row, strict=True))
+        new.update(status=status, decided_at=now, reviewer=reviewer)
+
+        def update(_seqs: list[int]) -> None:
+            changed = self.con.execute(
+                "UPDATE ops_review_queue SET status = ?, decided_at = ?, reviewer = ? "
+                "WHERE review_id = ? AND status = 'pending'",
+                [status, now, reviewer, rid]).fetchone()[0]
+            if changed != 1:  # decided by someone else meanwhile: record nothing
+                raise InputError(f"review item {rid} was decided meanwhile; expected a "
+                                 "pending item")
+
         self.audit.append([AuditRecord(
             "review",
-            {"review_id": rid, "decision": status, "reviewer": reviewer,
-             "action": item["action"], "rule_ids": item["rule_ids"], "decided_at": now},
+            {"review_id": rid, "event": "decided", "decision": status, "status": status,
+             "reviewer": reviewer, "action": item["action"], "rule_ids": item["rule_ids"],
+             "decided_at": now, "row_digest": review_digest(new)},
             as_of=dt.date.fromisoformat(item["as_of"]), invoice_id=item["invoice_id"],
-            customer_id=item["customer_id"], personal={"reason": reason})])
+            customer_id=item["customer_id"], personal={"reason": reason})], then=update)
         item.update(status=status, decided_at=now, reviewer=reviewer)
         return item
 
@@ -195,6 +224,29 @@ class ReviewQueue:
         item["rule_ids"] = json.loads(item["rule_ids"])
         item["explanation"] = json.loads(item["explanation"])
         return item
+
+
+def _queued_record(values: Sequence[Any]) -> AuditRecord:
+    """The audit record of a newly queued item (a row in :data:`_COLUMNS` order)."""
+    row = dict(zip(_COLUMNS, values, strict=True))
+    return AuditRecord("review", {"review_id": row["review_id"], "event": "queued",
+                                  "status": row["status"], "reviewer": row["reviewer"],
+                                  "action": row["action"], "rule_ids": json.loads(row["rule_ids"]),
+                                  "row_digest": review_digest(row)},
+                       as_of=row["as_of"], invoice_id=row["invoice_id"],
+                       customer_id=row["customer_id"])
+
+
+def table_rows(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every review-queue row as stored, with its :func:`row_digest` under ``"digest"``."""
+    con.execute(_SCHEMA)
+    out = []
+    for values in con.execute(f"SELECT {', '.join(_COLUMNS)} FROM ops_review_queue "
+                              "ORDER BY review_id").fetchall():
+        row = dict(zip(_COLUMNS, values, strict=True))
+        row["digest"] = review_digest(row)
+        out.append(row)
+    return out
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:

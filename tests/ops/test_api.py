@@ -9,8 +9,9 @@ from dunning.api import ApiConfig, create_app, load_tokens
 from engine.errors import InputError
 from engine.store import Store
 
-READ = "read-token-0123456789abcdef"
-REVIEW = "review-token-0123456789abcdef"
+# Fixed test tokens with enough entropy for the start-up check (>= 128 bits estimated).
+READ = "rd-l4fSz_bB4niwbBOAJO7nMOglZH9gZcE96uNY"
+REVIEW = "rv-5djqYPtGBDeVJZ_10zc1LiyYIjKFVYGRC2kC"
 
 
 @pytest.fixture
@@ -196,3 +197,184 @@ def test_predictions_with_a_payment_model(db, serve, tmp_path, as_of):
         bad = c.post("/predictions", json={"invoice_ids": ["NOPE"], "as_of": "2024-12-02"},
                      headers=auth(READ))
         assert bad.status_code == 404
+
+
+# ----------------------------------------------------------------------------- hardening
+def _client(db, **config):
+    """The app in-process (no server thread): for tests of the API's edges."""
+    from fastapi.testclient import TestClient
+
+    tokens = load_tokens(env=f"{READ}:read:dashboards,{REVIEW}:reviewer:alice")
+    return TestClient(create_app(ApiConfig(db=db, tokens=tokens, **config)))
+
+
+def test_dates_are_bounded_and_the_default_is_the_latest_run_up_to_today(db, as_of):
+    import datetime as dt
+
+    c = _client(db)
+    for day in ("2099-01-01", "0001-01-01", "1999-12-31"):
+        r = c.post("/recommendations/run", json={"as_of": day}, headers=auth(REVIEW))
+        assert r.status_code == 422, r.text
+        assert r.json()["error"] == "date out of range"
+        assert r.json()["problems"][0].startswith(f"body.as_of: {day} is outside the accepted "
+                                                  "range; expected a date from 2000-01-01")
+        for path in ("/recommendations/I00000001", "/recommendations"):
+            r = c.get(path, params={"as_of": day}, headers=auth(READ))
+            assert r.status_code == 422 and "query.as_of" in r.json()["problems"][0]
+    assert c.post("/rules/explain", json={"facts": {}, "action": "email", "as_of": "0001-01-01"},
+                  headers=auth(READ)).status_code == 422
+    # A run for a (permitted) future date is not served as the default "latest" row.
+    run = c.post("/recommendations/run", json={"as_of": as_of.isoformat()},
+                 headers=auth(REVIEW)).json()
+    future = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)
+    assert c.post("/recommendations/run", json={"as_of": future.isoformat()},
+                  headers=auth(REVIEW)).status_code == 200
+    rows = c.get("/recommendations", params={"as_of": as_of.isoformat()},
+                 headers=auth(READ)).json()["recommendations"]
+    inv = rows[0]["invoice_id"]
+    assert c.get(f"/recommendations/{inv}", headers=auth(READ)).json()["as_of"] == \
+        as_of.isoformat()
+    assert c.get("/recommendations", headers=auth(READ)).json()["count"] == run["n_open"]
+    narrow = _client(db, as_of_min=dt.date(2024, 12, 3))  # configurable
+    assert narrow.get("/recommendations", params={"as_of": as_of.isoformat()},
+                      headers=auth(READ)).status_code == 422
+
+
+def test_one_error_format_everywhere(db):
+    c = _client(db)
+    cases = [
+        (c.get("/no/such/route", headers=auth(READ)), 404),
+        (c.get("/no/such/route"), 404),
+        (c.get("/recommendations/run", headers=auth(READ)), 404),  # GET of a POST-only id
+        (c.delete("/rules", headers=auth(READ)), 405),
+        (c.get("/rules"), 401),
+        (c.post("/recommendations/run", content=b"[1,2", headers={
+            **auth(REVIEW), "content-type": "application/json"}), 422),
+        (c.post("/review/R-0000000000/approve", json={"reason": "   \t  "},
+                headers=auth(REVIEW)), 422),  # whitespace-only reason: invalid, not 409
+        (c.post("/review/R-0000000000/approve", json={"reason": "fine reason"},
+                headers=auth(READ)), 403),
+        (c.post("/review/R-0000000000/approve", json={"reason": "fine reason"},
+                headers=auth(REVIEW)), 404),
+    ]
+    for r, status in cases:
+        assert r.status_code == status, (r.request.url, r.status_code, r.text)
+        body = r.json()
+        assert set(body) == {"error", "problems"}, body
+        assert isinstance(body["error"], str) and isinstance(body["problems"], list)
+    assert "reason" in cases[6][0].json()["problems"][0]
+    assert "allowed: GET" in cases[3][0].json()["error"]
+
+
+def test_auth_throttle_backs_off_per_client_and_is_bounded():
+    from dunning.api import AuthThrottle
+
+    now = [100.0]
+    t = AuthThrottle(base_s=0.5, cap_s=4.0, queue_max_s=10.0, max_clients=3,
+                     clock=lambda: now[0])
+    assert t.reserve("a") == 0.0  # no failures: no wait, nothing remembered
+    assert [t.failed("a")[1] for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]  # capped
+    assert t.reserve("b") == 0.0  # another client is not slowed down
+    # Parallel attempts of a penalised client queue one behind the other.
+    waits = [t.reserve("a") for _ in range(3)]
+    assert waits[0] == pytest.approx(4.0) and waits[1] == pytest.approx(8.0)
+    assert waits[2] is None and t.retry_after("a") > 10  # would wait too long: refused
+    now[0] += 60
+    t.succeeded("a")
+    assert t.reserve("a") == 0.0
+    for c in "cdefg":  # bounded memory: the oldest clients are forgotten
+        t.failed(c)
+    assert len(t._clients) == 3
+
+
+def test_failed_authentication_is_slowed_refused_and_logged_without_the_token(db, caplog):
+    import logging
+
+    # Backoff 5 s, queue limit 1 s: the second attempt right away is refused (no sleeping).
+    c = _client(db, auth_backoff_s=5.0, auth_queue_max_s=1.0)
+    wrong = "wrong-token-that-must-not-be-logged-XYZ"
+    with caplog.at_level(logging.WARNING, logger="dunning.api"):
+        assert c.get("/rules", headers=auth(wrong)).status_code == 401
+        # The next attempt right away would have to wait longer than the queue allows.
+        r = c.get("/rules", headers=auth(wrong))
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert set(r.json()) == {"error", "problems"}
+    logged = [rec.getMessage() for rec in caplog.records if rec.name == "dunning.api"]
+    assert any("failed authentication from testclient (1 in a row" in m for m in logged)
+    assert not any(wrong in m or "XYZ" in m for m in caplog.text.splitlines())
+    import time
+
+    slow = _client(db, auth_backoff_s=0.2)
+    t0 = time.monotonic()  # before the failure: the next attempt is held until >= t0 + 0.2
+    assert slow.get("/rules", headers=auth(wrong)).status_code == 401
+    assert slow.get("/rules", headers=auth(READ)).status_code == 200  # held, then served
+    assert time.monotonic() - t0 >= 0.2
+
+
+@pytest.mark.parametrize("token", ["a" * 16, "a" * 64, "read-token-0123456789abcdef",
+                                   "ab" * 20, "correcthorsebatterystaple"])
+def test_tokens_with_too_little_entropy_are_refused(token):
+    with pytest.raises(InputError, match=r"bits of entropy; expected at least 16 characters "
+                                         r"and 128 bits"):
+        load_tokens(env=f"{token}:read")
+
+
+def test_random_tokens_pass_the_entropy_check():
+    import secrets
+
+    for _ in range(200):
+        for t in (secrets.token_hex(16), secrets.token_urlsafe(24)):
+            assert load_tokens(env=f"{t}:read")[t].role == "read"
+
+
+def test_bind_warning_for_non_loopback_without_tls():
+    from dunning.api import bind_warning
+
+    for host in ("127.0.0.1", "::1", "[::1]", "localhost"):
+        assert bind_warning(host, tls=False) is None
+    assert "without TLS" in bind_warning("0.0.0.0", tls=False)
+    assert "without TLS" in bind_warning("api.example.org", tls=False)
+    assert bind_warning("0.0.0.0", tls=True) is None
+
+
+def test_the_api_refuses_to_start_without_an_audit_key(db, monkeypatch):
+    monkeypatch.delenv("DUNNING_AUDIT_KEY")
+    with pytest.raises(InputError, match="no audit key"):
+        create_app(ApiConfig(db=db, tokens=load_tokens(env=f"{READ}:read")))
+
+
+def test_openapi_declares_bearer_auth_and_the_real_errors(db):
+    spec = _client(db).get("/openapi.json").json()
+    schemes = spec["components"]["securitySchemes"]
+    assert any(s == {"type": "http", "scheme": "bearer", **({"description": s["description"]}
+               if "description" in s else {})} for s in schemes.values()), schemes
+    approve = spec["paths"]["/review/{review_id}/approve"]["post"]
+    assert approve["security"]
+    for code in ("401", "403", "404", "409", "422"):
+        ref = approve["responses"][code]["content"]["application/json"]["schema"]["$ref"]
+        assert ref.endswith("/ErrorBody"), (code, ref)
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
+    one = spec["paths"]["/recommendations/{invoice_id}"]["get"]["responses"]
+    assert {"200", "401", "404", "422"} <= set(one)
+    assert "security" not in spec["paths"]["/health"]["get"]
+
+
+def test_review_forged_in_the_table_is_found_by_audit_verify_over_http(api, db, as_of):
+    from dunning.ops.audit import AuditLog
+    from dunning.ops.review import ReviewItem, ReviewQueue
+
+    with Store(db).connect() as con:
+        queue = ReviewQueue(con, AuditLog(con, anchor=db.parent / "audit.anchor"))
+        ok_id, forged_id = queue.submit([
+            ReviewItem(as_of, "I00000001", "C000001", "agency", ["gdpr.art22_agency_review"]),
+            ReviewItem(as_of, "I00000002", "C000002", "agency", ["gdpr.art22_agency_review"])])
+    assert api.post(f"/review/{ok_id}/approve", json={"reason": "checked, unreachable"},
+                    headers=auth(REVIEW)).status_code == 200
+    assert api.get("/audit/verify", headers=auth(READ)).json()["ok"] is True
+    with Store(db).connect() as con:
+        con.execute("UPDATE ops_review_queue SET status = 'approved', reviewer = 'ceo' "
+                    "WHERE review_id = ?", [forged_id])
+    report = api.get("/audit/verify", headers=auth(READ)).json()
+    assert report["ok"] is False
+    assert [p for p in report["problems"] if forged_id in p and "'ceo'" in p]
+    assert not [p for p in report["problems"] if ok_id in p]

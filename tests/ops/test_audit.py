@@ -1,4 +1,5 @@
-"""Audit log: append-only hash chain, tamper detection, erasure keeps the chain valid."""
+"""Audit log: append-only keyed (HMAC) chain, tamper detection, key handling, migration of an
+unkeyed chain, exported anchors; erasure keeps the chain valid."""
 
 from __future__ import annotations
 
@@ -9,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dunning.ops.audit import AuditLog, AuditRecord
+from dunning.ops.audit import (
+    AuditKeyError,
+    AuditLog,
+    AuditRecord,
+    _legacy_hash,
+    _record_hash,
+    write_key_file,
+)
 
 DAY = dt.date(2026, 3, 2)
 
@@ -56,15 +64,13 @@ def test_tampering_is_detected(log, sql, expected):
 
 
 def test_rehashing_an_edited_record_still_breaks_the_next_link(log):
-    from dunning.ops.audit import _record_hash
-
     log.append([_decision(i) for i in range(3)])
     row = dict(zip(("seq", "recorded_at", "kind", "as_of", "invoice_id", "customer_id",
                     "payload", "personal_digest", "prev_hash", "record_hash"),
                    log.con.execute("SELECT * FROM ops_audit_log WHERE seq = 2").fetchone(),
                    strict=True))
     row["payload"] = row["payload"].replace("email", "letter")
-    new_hash = _record_hash(row["prev_hash"], row)
+    new_hash = _record_hash(row["prev_hash"], row, log.key)  # even with the key
     log.con.execute("UPDATE ops_audit_log SET payload = ?, record_hash = ? WHERE seq = 2",
                     [row["payload"], new_hash])
     assert any("record 3: prev_hash" in p for p in log.verify().problems)
@@ -107,3 +113,135 @@ def test_any_edit_of_any_record_is_detected(tmp_path_factory, seq, column, suffi
                     "WHERE seq = ?", [suffix, seq])
     assert not log.verify().ok
     con.close()
+
+
+# ----------------------------------------------------------------------------- the key
+COLS = ("seq", "recorded_at", "kind", "as_of", "invoice_id", "customer_id", "payload",
+        "personal_digest", "prev_hash", "record_hash")
+
+
+def _rechain(con, link) -> None:
+    """Recompute every record's prev_hash and record_hash with ``link(prev, row)`` (what a
+    writer of the store does to hide an edit)."""
+    prev = "0" * 64
+    for values in con.execute("SELECT * FROM ops_audit_log ORDER BY seq").fetchall():
+        row = dict(zip(COLS, values, strict=True))
+        row["prev_hash"] = prev
+        prev = link(prev, row)
+        con.execute("UPDATE ops_audit_log SET prev_hash = ?, record_hash = ? WHERE seq = ?",
+                    [row["prev_hash"], prev, row["seq"]])
+
+
+def test_a_write_without_a_key_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("DUNNING_AUDIT_KEY", raising=False)
+    con = duckdb.connect(str(tmp_path / "a.duckdb"))
+    log = AuditLog(con)
+    with pytest.raises(AuditKeyError, match="no audit key: set DUNNING_AUDIT_KEY_FILE"):
+        log.append([_decision(0)])
+    assert len(log) == 0
+    with pytest.raises(AuditKeyError, match="no audit key"):
+        log.verify()
+
+
+def test_key_from_a_private_file_only(tmp_path, monkeypatch):
+    monkeypatch.delenv("DUNNING_AUDIT_KEY", raising=False)
+    key_file = write_key_file(tmp_path / "keys" / "audit.key")
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(Exception, match="never overwritten"):
+        write_key_file(key_file)
+    monkeypatch.setenv("DUNNING_AUDIT_KEY_FILE", str(key_file))
+    con = duckdb.connect(str(tmp_path / "a.duckdb"))
+    AuditLog(con).append([_decision(0)])
+    assert AuditLog(con).verify().ok
+    key_file.chmod(0o644)
+    with pytest.raises(AuditKeyError, match="mode 644"):
+        AuditLog(con).verify()
+    key_file.chmod(0o600)
+    key_file.write_text("short\n")
+    with pytest.raises(AuditKeyError, match="5 characters; expected at least 32"):
+        AuditLog(con).verify()
+    monkeypatch.setenv("DUNNING_AUDIT_KEY_FILE", str(tmp_path / "nope.key"))
+    with pytest.raises(AuditKeyError, match="file not found"):
+        AuditLog(con).verify()
+
+
+@pytest.mark.parametrize("forger", ["sha256", "other key"])
+def test_rewriting_the_whole_chain_without_the_key_is_detected(log, forger):
+    log.append([_decision(i) for i in range(4)])
+    log.con.execute("UPDATE ops_audit_log SET payload = replace(payload, 'email', 'agency')")
+    other = b"a-key-the-forger-made-up-0123456789abcdef"
+    _rechain(log.con, _legacy_hash if forger == "sha256"
+             else lambda prev, row: _record_hash(prev, row, other))
+    log.anchor.unlink()  # the local anchor is in reach of the forger too
+    report = log.verify()
+    assert not report.ok
+    expected = "unkeyed chain" if forger == "sha256" else "written without the audit key"
+    assert any(expected in p for p in report.problems), report.problems
+    with pytest.raises(AuditKeyError):  # and nothing is appended onto a forged head
+        log.append([_decision(9)])
+
+
+def test_a_different_key_cannot_append(log, monkeypatch):
+    log.append([_decision(0)])
+    monkeypatch.setenv("DUNNING_AUDIT_KEY", "another-deployment-key-0123456789abcdef")
+    with pytest.raises(AuditKeyError, match="does not verify with the configured audit key"):
+        AuditLog(log.con).append([_decision(1)])
+    assert len(log) == 1
+
+
+def test_an_unkeyed_chain_is_migrated_explicitly_and_then_pinned(log):
+    log.append([_decision(i) for i in range(3)])
+    _rechain(log.con, _legacy_hash)  # what the code before the key wrote
+    log.anchor.unlink()
+    assert any("dunning audit migrate" in p for p in log.verify().problems)
+    with pytest.raises(AuditKeyError, match="audit migrate"):
+        log.append([_decision(3)])
+    out = log.migrate()
+    assert out["legacy_records"] == 3 and out["seq"] == 4
+    log.append([_decision(4)])
+    report = log.verify()
+    assert report.ok, report.problems
+    assert report.legacy_records == 3 and report.n_records == 5
+    assert log.migrate()["legacy_records"] == 0  # already keyed: nothing to do
+    # After the migration the unkeyed records are pinned: a consistent rewrite of them
+    # (possible without the key) no longer verifies.
+    log.con.execute("UPDATE ops_audit_log SET payload = replace(payload, 'email', 'agency') "
+                    "WHERE seq = 2")
+    prev = "0" * 64
+    for values in log.con.execute("SELECT * FROM ops_audit_log WHERE seq <= 3 ORDER BY seq"
+                                  ).fetchall():
+        row = dict(zip(COLS, values, strict=True), prev_hash=prev)
+        prev = _legacy_hash(prev, row)
+        log.con.execute("UPDATE ops_audit_log SET prev_hash = ?, record_hash = ? "
+                        "WHERE seq = ?", [row["prev_hash"], prev, row["seq"]])
+    problems = log.verify().problems
+    assert any("record 4: prev_hash" in p or "unkeyed prefix" in p for p in problems), problems
+
+
+def test_a_tampered_unkeyed_chain_is_not_migrated(log):
+    log.append([_decision(i) for i in range(3)])
+    _rechain(log.con, _legacy_hash)
+    log.con.execute("UPDATE ops_audit_log SET payload = replace(payload, 'email', 'agency') "
+                    "WHERE seq = 2")
+    with pytest.raises(AuditKeyError, match="does not verify.*record 2"):
+        log.migrate()
+
+
+def test_exported_anchor_detects_truncation_and_rewrite(log):
+    log.append([_decision(i) for i in range(3)])
+    anchor = log.export_anchor()
+    assert anchor["seq"] == 3 and anchor["count"] == 3 and len(anchor["mac"]) == 64
+    log.append([_decision(i) for i in range(3, 6)])
+    assert log.check_anchor(anchor) == []  # the chain extends the anchor
+    edited = {**anchor, "seq": 2}
+    assert "mac does not match" in log.check_anchor(edited)[0]
+    # An insider with the key rewrites history from record 2 on: the chain verifies again,
+    # but the anchor kept elsewhere does not match.
+    log.con.execute("UPDATE ops_audit_log SET payload = replace(payload, 'email', 'agency') "
+                    "WHERE seq = 2")
+    _rechain(log.con, lambda prev, row: _record_hash(prev, row, log.key))
+    log.anchor.unlink()
+    assert log.verify().ok
+    assert "record 3 differs from the one anchored" in log.check_anchor(anchor)[0]
+    log.con.execute("DELETE FROM ops_audit_log WHERE seq >= 3")
+    assert "log truncated to 2 records" in log.check_anchor(anchor)[0]

@@ -85,12 +85,104 @@ def test_record_action_review_audit_and_forget(db, as_of):
 def test_audit_verify_fails_after_tampering(db, as_of):
     run("recommend", "--db", str(db), "--as-of", as_of.isoformat())
     with Store(db).connect() as con:
-        payload = con.execute("SELECT payload FROM ops_audit_log WHERE seq = 2").fetchone()[0]
+        seq, payload = con.execute("SELECT seq, payload FROM ops_audit_log WHERE kind = "
+                                   "'decision' ORDER BY seq LIMIT 1").fetchone()
         edited = payload.replace('"p_late":null', '"p_late":0.01')  # no model: p is null
         assert edited != payload
-        con.execute("UPDATE ops_audit_log SET payload = ? WHERE seq = 2", [edited])
+        con.execute("UPDATE ops_audit_log SET payload = ? WHERE seq = ?", [edited, seq])
     result = run("audit", "verify", "--db", str(db), ok=False)
-    assert result.exit_code == 1 and "record 2" in result.output
+    assert result.exit_code == 1 and f"record {seq}:" in result.output
+
+
+def _pending_review(db, as_of) -> str:
+    run("recommend", "--db", str(db), "--as-of", as_of.isoformat())
+    with Store(db).connect() as con:
+        return con.execute("SELECT review_id FROM ops_review_queue WHERE status = 'pending' "
+                           "ORDER BY review_id LIMIT 1").fetchone()[0]
+
+
+def test_audit_verify_detects_an_approval_forged_in_the_table(db, as_of):
+    rid = _pending_review(db, as_of)
+    ok = " ".join(run("audit", "verify", "--db", str(db)).output.split())
+    assert "review queue and recommendations match" in ok
+    with Store(db).connect() as con:  # a writer of the store, without the audit key
+        con.execute("UPDATE ops_review_queue SET status = 'approved', reviewer = 'mallory', "
+                    "decided_at = '2024-12-02T09:00:00+00:00' WHERE review_id = ?", [rid])
+    result = run("audit", "verify", "--db", str(db), ok=False)
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert f"review {rid}" in out and "'mallory'" in out and "status 'pending'" in out, out
+
+
+def test_audit_verify_detects_an_edited_or_deleted_recommendation(db, as_of):
+    run("recommend", "--db", str(db), "--as-of", as_of.isoformat())
+    with Store(db).connect() as con:
+        inv, other = [r[0] for r in con.execute(
+            "SELECT invoice_id FROM ops_recommendations WHERE action = 'email' "
+            "ORDER BY invoice_id LIMIT 2").fetchall()]
+        con.execute("UPDATE ops_recommendations SET action = 'wait', status = 'wait' "
+                    "WHERE invoice_id = ?", [inv])
+        con.execute("DELETE FROM ops_recommendations WHERE invoice_id = ?", [other])
+    result = run("audit", "verify", "--db", str(db), ok=False)
+    out = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert f"recommendation {as_of} {inv}: the table row differs" in out, out
+    assert "(table: wait, wait; chain: email, recommended)" in out
+    assert f"recommendation {as_of} {other}: in the audit chain" in out and "(deleted)" in out
+
+
+def test_review_decisions_through_the_cli_are_in_the_chain_and_verify(db, as_of):
+    rid = _pending_review(db, as_of)
+    run("review", "reject", rid, "--db", str(db), "--reason", "customer paid by phone",
+        "--reviewer", "bob")
+    with Store(db).connect() as con:
+        from dunning.ops.audit import AuditLog
+
+        recs = [r for r in AuditLog(con).records(kind="review")
+                if r["payload"]["review_id"] == rid]
+    assert [r["payload"]["event"] for r in recs] == ["queued", "decided"]
+    assert recs[1]["payload"]["decision"] == "rejected" and recs[1]["payload"]["reviewer"] == "bob"
+    assert "match" in run("audit", "verify", "--db", str(db)).output
+
+
+def test_audit_anchor_export_and_verify_against_it(db, as_of, tmp_path):
+    run("recommend", "--db", str(db), "--as-of", as_of.isoformat())
+    anchor = tmp_path / "elsewhere" / "anchor.json"
+    assert "written to" in run("audit", "anchor", "--db", str(db), "--out", str(anchor)).output
+    saved = json.loads(anchor.read_text())
+    assert saved["count"] == saved["seq"] > 0
+    assert "extends" in " ".join(run("audit", "verify", "--db", str(db), "--anchor",
+                                     str(anchor)).output.split())
+    with Store(db).connect() as con:  # cut the newest records and the local anchor with them
+        con.execute("DELETE FROM ops_audit_log WHERE seq > ?", [saved["seq"] - 5])
+    (db.parent / "audit.anchor").unlink()
+    result = run("audit", "verify", "--db", str(db), "--anchor", str(anchor), ok=False)
+    assert result.exit_code == 1 and "log truncated" in " ".join(result.output.split())
+    assert "not found" in run("audit", "verify", "--db", str(db), "--anchor",
+                              str(tmp_path / "nope.json"), ok=False).output
+
+
+def test_cli_without_an_audit_key_or_with_a_bad_date_exits_2(db, monkeypatch):
+    for day in ("0001-01-01", "2099-01-01"):
+        result = run("recommend", "--db", str(db), "--as-of", day, ok=False)
+        assert result.exit_code == 2 and "outside the accepted range" in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+    monkeypatch.delenv("DUNNING_AUDIT_KEY")
+    result = run("recommend", "--db", str(db), "--as-of", "2024-12-02", ok=False)
+    assert result.exit_code == 2 and "no audit key" in result.output
+    result = run("record-action", "--db", str(db), "--invoice", "I00000001", "--channel",
+                 "email", "--date", "2024-12-02", ok=False)
+    assert result.exit_code == 2 and "no audit key" in result.output
+    with Store(db).connect() as con:  # nothing stored without its audit record
+        assert con.execute("SELECT count(*) FROM actions WHERE invoice_id = 'I00000001' AND "
+                           "action_date = DATE '2024-12-02'").fetchone()[0] == 0
+    key_file = db.parent / "k" / "audit.key"
+    out = run("audit", "init-key", "--out", str(key_file)).output
+    assert f"export DUNNING_AUDIT_KEY_FILE={key_file}" in out
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setenv("DUNNING_AUDIT_KEY_FILE", str(key_file))
+    assert run("recommend", "--db", str(db), "--as-of", "2024-12-02").exit_code == 0
+    assert "match" in run("audit", "verify", "--db", str(db)).output
 
 
 @pytest.mark.parametrize("args, message", [
@@ -115,3 +207,39 @@ def test_user_errors_exit_2_without_traceback(db, args, message):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert message in " ".join(proc.stderr.split()) and "Traceback" not in proc.stderr
+
+
+def test_audit_migrate_pins_a_store_written_before_the_key(db, as_of):
+    from dunning.ops.audit import _legacy_hash
+
+    run("recommend", "--db", str(db), "--as-of", as_of.isoformat())
+    cols = ("seq", "recorded_at", "kind", "as_of", "invoice_id", "customer_id", "payload",
+            "personal_digest", "prev_hash", "record_hash")
+    with Store(db).connect() as con:  # make it look like a store of the unkeyed version
+        con.execute("UPDATE ops_audit_log SET payload = "
+                    "regexp_replace(payload, ',\"row_digest\":\"[0-9a-f]+\"', '')")
+        prev = "0" * 64
+        for values in con.execute("SELECT * FROM ops_audit_log ORDER BY seq").fetchall():
+            row = dict(zip(cols, values, strict=True), prev_hash=prev)
+            prev = _legacy_hash(prev, row)
+            con.execute("UPDATE ops_audit_log SET prev_hash = ?, record_hash = ? WHERE seq = ?",
+                        [row["prev_hash"], prev, row["seq"]])
+        n_reviews = con.execute("SELECT count(*) FROM ops_review_queue").fetchone()[0]
+    (db.parent / "audit.anchor").unlink()
+    result = run("audit", "verify", "--db", str(db), ok=False)
+    assert result.exit_code == 1 and "dunning audit migrate" in " ".join(result.output.split())
+    out = " ".join(run("audit", "migrate", "--db", str(db)).output.split())
+    assert "unkeyed records verified and pinned" in out and f"{n_reviews} review-queue" in out
+    assert "migrated unkeyed records pinned" in " ".join(
+        run("audit", "verify", "--db", str(db)).output.split())
+    assert "nothing to migrate" in run("audit", "migrate", "--db", str(db)).output
+    with Store(db).connect() as con:  # edits after the migration are still found
+        rid = con.execute("SELECT review_id FROM ops_review_queue LIMIT 1").fetchone()[0]
+        con.execute("UPDATE ops_review_queue SET status = 'approved', reviewer = 'x' "
+                    "WHERE review_id = ?", [rid])
+        inv = con.execute("SELECT invoice_id FROM ops_recommendations WHERE action = 'email' "
+                          "LIMIT 1").fetchone()[0]
+        con.execute("UPDATE ops_recommendations SET action = 'agency' WHERE invoice_id = ?",
+                    [inv])
+    out = " ".join(run("audit", "verify", "--db", str(db), ok=False).output.split())
+    assert f"review {rid}" in out and f"{inv}: action/status agency/recommended differ" in out

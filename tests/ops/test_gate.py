@@ -27,8 +27,8 @@ from simulations.policy import Policy
 
 AS_OF = dt.date(2024, 12, 2)  # a Monday
 SUNDAY = dt.date(2024, 12, 1)
-READ = "read-token-0123456789abcdef"
-REVIEW = "review-token-0123456789abcdef"
+READ = "rd-gate-Xq7vP2mLk9TzR4wN8sYb3HcJ6fUe1aGd"
+REVIEW = "rv-gate-Bn5tW8qZr2LxM7kP4vYh9DsC3jFe6uAg"
 runner = CliRunner()
 
 
