@@ -134,7 +134,47 @@ def evaluate(
          cluster)
 
 
+scenarios_app = typer.Typer(help="Scenario files: check one, print the JSON Schema.",
+                            no_args_is_help=True)
+
+
+@scenarios_app.command("schema")
+@user_errors
+def scenarios_schema(
+    out: Path = typer.Option(None, "--out", help="Write the schema to this file instead of "
+                             "printing it (docs/scenario.schema.json is this output)."),
+) -> None:
+    """Print the JSON Schema of a scenario file (for editors: yaml-language-server)."""
+    import json
+
+    from simulations.world.scenario import scenario_schema
+
+    text = json.dumps(scenario_schema(), indent=2) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    from dunning.business.io import atomic_write_text
+
+    atomic_write_text(out, text)
+    console.print(f"schema written to [bold]{out}[/]")
+
+
+@scenarios_app.command("check")
+@user_errors
+def scenarios_check(
+    files: list[str] = typer.Argument(..., help="Scenario names or YAML paths."),
+) -> None:
+    """Load each scenario with every check the simulator applies; exit 2 on the first error."""
+    from simulations.world import load_scenario
+
+    for name in files:
+        sc = load_scenario(name)
+        console.print(f"{sc.source}: ok (scenario {sc.name!r}, {len(sc.segments)} segments, "
+                      f"{len(sc.jurisdictions)} jurisdictions)", highlight=False, soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the dunning app."""
     app.command("simulate")(simulate)
     app.command("evaluate")(evaluate)
+    app.add_typer(scenarios_app, name="scenarios")
