@@ -21,7 +21,8 @@ _MODEL_HELP = ("Model directory from `dunning train-model` (hazard model) for th
 
 def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out: Path | None,
          db: Path | None, model: Path | None, tuned: Path | None, tune_out: Path | None,
-         no_rules: bool, seed_offset: int, cluster: str | None = None) -> None:
+         no_rules: bool, seed_offset: int, cluster: str | None = None,
+         reference: str | None = None, interval: str = "t", n_boot: int = 2000) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from policies.baselines.factory import make_policy
@@ -29,12 +30,21 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
     from simulations.env import AllowAll, GroundTruthSource, LegalMask
     from simulations.evaluation.harness import evaluate_policies
     from simulations.evaluation.learned_env import build_learned_source
-    from simulations.evaluation.tables import overall_table, segment_table, timing_table
+    from simulations.evaluation.tables import (
+        overall_table,
+        paired_table,
+        segment_table,
+        timing_table,
+    )
 
     if invoices < 1 or seeds < 1:
         raise InputError(f"--invoices {invoices} / --seeds {seeds}: expected positive numbers")
     if out is not None and out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory (expected a directory)")
+    if interval not in ("t", "bootstrap"):
+        raise InputError(f"--interval {interval!r}: expected t or bootstrap")
+    if n_boot < 100:
+        raise InputError(f"--bootstrap-resamples {n_boot}: expected at least 100")
     source = GroundTruthSource(scenario)
     mask = AllowAll() if no_rules else LegalMask()
 
@@ -67,8 +77,12 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
             console.print(f"tuned schedule saved to {policy.save(tune_out)}")
     with bar() as sim_bar:
         task = sim_bar.add_task("simulating", total=len(policies) * seeds)
+        if reference is not None and reference not in policies:
+            raise InputError(f"--reference {reference!r}: not among the policies "
+                             f"({', '.join(policies)})")
         args = (policies, source.scenario, invoices, [seed_offset + s for s in range(seeds)])
-        kwargs = {"source": source, "mask": mask,
+        kwargs = {"source": source, "mask": mask, "reference": reference or "fixed",
+                  "interval": {"method": interval, "n_boot": n_boot, "seed": seed_offset},
                   "progress": lambda msg, done, total: sim_bar.update(
                       task, completed=done, description=msg)}
         if cluster is None:
@@ -80,6 +94,9 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
             with connect(cluster) as client:
                 result = evaluate_policies_distributed(client, *args, **kwargs)
     console.print(overall_table(result))
+    paired = paired_table(result)
+    if paired is not None:
+        console.print(paired)
     console.print(segment_table(result))
     console.print(timing_table(result))
     if out is not None:
@@ -123,6 +140,15 @@ def evaluate(
     no_rules: bool = typer.Option(False, "--no-rules", help="Switch the legal rules off."),
     seed: int = typer.Option(0, "--seed", help="First seed; seeds are SEED..SEED+K-1."),
     cluster: str = typer.Option(None, "--cluster", help=_CLUSTER_HELP),
+    reference: str = typer.Option(None, "--reference", help="Policy the paired differences "
+                                  "are taken against (its name as listed; default: fixed "
+                                  "when evaluated)."),
+    interval: str = typer.Option("t", "--interval", help="Paired intervals over invoices x "
+                                 "seeds: t (Student t on the per-invoice differences) or "
+                                 "bootstrap (percentile, invoices resampled within seeds, "
+                                 "seeded by --seed)."),
+    n_boot: int = typer.Option(2000, "--bootstrap-resamples", help="Resamples for "
+                               "--interval bootstrap."),
 ) -> None:
     """Compare policies on the same invoices (common random numbers) in the ground truth:
     NPV, days to pay, DSO, pay rate after the first reminder, reminders, complaints, agency
@@ -131,7 +157,7 @@ def evaluate(
     if not specs:
         raise InputError("--policies: expected at least one policy, e.g. never,fixed")
     _run(specs, scenario, invoices, seeds, out, db, model, tuned, tune_out, no_rules, seed,
-         cluster)
+         cluster, reference, interval, n_boot)
 
 
 scenarios_app = typer.Typer(help="Scenario files: check one, print the JSON Schema.",
