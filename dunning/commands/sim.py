@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -14,9 +15,32 @@ _CLUSTER_HELP = ("Run the seeds x policies as tasks on a Dask cluster: `local` o
                  "address (see docs/scale-out.md); same results as without.")
 _DB_HELP = ("DuckDB store with the company's history, for the learned environment the tuned "
             "policy is searched in (with --model).")
-_MODEL_HELP = ("Model directory from `dunning train-model` (hazard model) for the learned "
-               "environment. Without it the tuned policy is searched in a learned environment "
-               "fitted on a history generated from the scenario.")
+_MODEL_HELP = ("Model directory from `dunning train-model`: its hazard model is the learned "
+               "environment the tuned policy is searched in, and its payment model scores the "
+               "evaluation invoices (held-out invoices of a company generated from the "
+               "scenario), so rl: and plugin policies see real payment probabilities. Without "
+               "it the tuned policy is searched in a learned environment fitted on a history "
+               "generated from the scenario, and every observation carries (1/3, 1/3, 1/3).")
+_POLICY_HELP = ("Policy: " + "never, fixed, fixed[14:email;30:letter] (or fixed:14:email,30:letter "
+                "alone), tuned, tuned:FILE, oracle, rl:DIR, module:Class[:json-args] or an "
+                "installed policy's name (entry points `dunning.policies`; docs/policies.md).")
+SCORED_CUSTOMERS, SCORED_MONTHS, SCORED_HOLDOUT_MONTHS = 800, 12, 3
+
+
+def scored_source(scenario: object, model: Path, seed: int,
+                  status: Callable[[str], None] | None = None) -> object:
+    """Ground truth whose invoices carry the payment model's probabilities (as in the demo):
+    a company of ``SCORED_CUSTOMERS`` x ``SCORED_MONTHS`` generated from ``scenario`` (seed
+    ``seed + 2000``), its invoices due in the last ``SCORED_HOLDOUT_MONTHS`` months replayed
+    in the ground truth and scored by ``model``'s payment model as of their due dates."""
+    from policies.rl.holdout import holdout_source, month_cut
+    from simulations import world
+
+    say = status or (lambda _m: None)
+    say(f"scoring the evaluation invoices with the payment model in {model}")
+    sc = world.load_scenario(scenario) if isinstance(scenario, str | Path) else scenario
+    company = world.generate_company(sc, SCORED_CUSTOMERS, SCORED_MONTHS, seed + 2000)
+    return holdout_source(company, sc, month_cut(company.as_of, SCORED_HOLDOUT_MONTHS), model)
 
 
 def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out: Path | None,
@@ -46,6 +70,9 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
     if n_boot < 100:
         raise InputError(f"--bootstrap-resamples {n_boot}: expected at least 100")
     source = GroundTruthSource(scenario)
+    if model is not None:  # the observation's payment probabilities from the model
+        source = scored_source(source.scenario, model, seed_offset,
+                               status=lambda m: console.print(f"[dim]{m}[/]"))
     mask = AllowAll() if no_rules else LegalMask()
 
     def learned():  # noqa: ANN202 - built only when a tuned policy must be searched
@@ -105,8 +132,7 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
 
 @user_errors
 def simulate(
-    policy: str = typer.Option("fixed", "--policy", help="never, fixed, fixed:DAY:CHANNEL,..., "
-                               "tuned, tuned:FILE, oracle or rl:DIR."),
+    policy: str = typer.Option("fixed", "--policy", help=_POLICY_HELP),
     scenario: str = typer.Option("default", "--scenario", help=_SCENARIO_HELP),
     invoices: int = typer.Option(1000, "--invoices", help="Invoices per seed."),
     seeds: int = typer.Option(3, "--seeds", help="Number of seeds (confidence intervals)."),
@@ -126,8 +152,11 @@ def simulate(
 
 @user_errors
 def evaluate(
-    policies: str = typer.Option("never,fixed,tuned,oracle", "--policies",
-                                 help="Comma-separated policies (see `simulate --help`)."),
+    policies: str = typer.Option(None, "--policies", help="Comma-separated policies "
+                                 "(default never,fixed,tuned,oracle); a schedule inside it is "
+                                 "written fixed[14:email;30:letter]. " + _POLICY_HELP),
+    policy: list[str] = typer.Option(None, "--policy", help="One more policy, the whole "
+                                     "value one spec (commas allowed); repeat the option."),
     scenario: str = typer.Option("default", "--scenario", help=_SCENARIO_HELP),
     invoices: int = typer.Option(1000, "--invoices", help="Invoices per seed."),
     seeds: int = typer.Option(3, "--seeds", help="Number of seeds (confidence intervals)."),
@@ -153,7 +182,12 @@ def evaluate(
     """Compare policies on the same invoices (common random numbers) in the ground truth:
     NPV, days to pay, DSO, pay rate after the first reminder, reminders, complaints, agency
     handovers and legal violations, overall and per segment, plus the reminder timing."""
-    specs = [p.strip() for p in policies.split(",") if p.strip()]
+    from policies.plugins import split_policy_specs
+
+    extra = [p.strip() for p in policy or [] if p.strip()]
+    if policies is None and not extra:
+        policies = "never,fixed,tuned,oracle"
+    specs = split_policy_specs(policies or "") + extra
     if not specs:
         raise InputError("--policies: expected at least one policy, e.g. never,fixed")
     _run(specs, scenario, invoices, seeds, out, db, model, tuned, tune_out, no_rules, seed,

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import InputError
 from engine.serialization import jsonable
 from simulations.env.core import CollectionsSimulator
 from simulations.env.layout import SEGMENT_NAMES
@@ -206,7 +207,7 @@ def run_policy(policy: Policy, sim: CollectionsSimulator, batch: InvoiceBatch, s
         if not sim.active.any():
             break
         obs, masks = sim.observations(), sim.action_masks()
-        actions = np.asarray(policy.act(obs, masks), dtype=np.int64)
+        actions = checked_actions(policy, policy.act(obs, masks), masks.shape)
         refused = np.flatnonzero(sim.active & ~masks[np.arange(sim.n), actions])
         if len(refused):  # name the rules before the day moves on
             by = sim.vetoed_by(refused)[np.arange(len(refused)), actions[refused]]
@@ -216,6 +217,24 @@ def run_policy(policy: Policy, sim: CollectionsSimulator, batch: InvoiceBatch, s
         res = sim.step(actions, np.random.default_rng([seed, day, 1]))
         log.record(res, masks)
     return log, refused_by
+
+
+def checked_actions(policy: Policy, actions: Any, shape: tuple[int, int]) -> np.ndarray:
+    """``actions`` as int64 (n,), or a clear error naming the policy (a plugin's mistake
+    would otherwise surface as an IndexError deep in the simulator)."""
+    out = np.asarray(actions)
+    n, n_actions = shape
+    where = f"policy {type(policy).__name__}.act"
+    if out.shape != (n,):
+        raise InputError(f"{where} returned shape {out.shape}, expected ({n},): one action "
+                         "per row, finished rows included (docs/policies.md)")
+    if out.dtype.kind not in "iu" and not (out.dtype.kind == "f" and np.all(out == out.round())):
+        raise InputError(f"{where} returned {out.dtype} values, expected integer actions")
+    out = out.astype(np.int64)
+    if n and (out.min() < 0 or out.max() >= n_actions):
+        raise InputError(f"{where} returned action {int(out.min() if out.min() < 0 else out.max())}"
+                         f", expected 0..{n_actions - 1} (engine.contract.Action)")
+    return out
 
 
 def segment_mean_npv(policy: Policy, sim: CollectionsSimulator, batch: InvoiceBatch,
