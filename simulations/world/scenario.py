@@ -142,6 +142,14 @@ class LoggingPolicyConfig:
     letter, phone; also final notice after the first) with a small daily probability, so that
     about ``explore`` of the invoices get an early first reminder (days 1 to the window) and
     about ``explore`` of the reminded ones an early follow-up. 0 = the plain schedule.
+
+    ``epsilon`` mixes every decision with a uniform choice (epsilon-greedy): on each day the
+    logging policy may act at all (business day, no dispute, ``min_gap_days`` kept) its
+    probabilities become ``(1 - epsilon) * p + epsilon * uniform`` over wait and the reminder
+    channels it may use that day (email, letter, phone not stopped by the debtor; final
+    notice after a first reminder; never the agency handover). So every such action, wait
+    included, has probability >= ``epsilon / 5`` and any deterministic target policy has
+    support on those days: what off-policy estimates need. 0 = no mixing (the default).
     """
 
     schedule: tuple[tuple[int, int], ...]  # (action index, day)
@@ -149,6 +157,7 @@ class LoggingPolicyConfig:
     other_channel_probability: float
     min_gap_days: int
     explore: float = 0.0
+    epsilon: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -295,7 +304,11 @@ def scenario_schema() -> dict[str, Any]:
                 "schedule": {"type": "array", "minItems": 1, "items": schedule_item},
                 "jitter_days": _integer(0, 60),
                 "other_channel_probability": _number(0, 1),
-                "min_gap_days": _integer(0, 365)}, {"explore": _number(0, 0.9)}),
+                "min_gap_days": _integer(0, 365)}, {
+                "explore": _number(0, 0.9, "daily chance of early reminders before the "
+                                   "schedule's windows"),
+                "epsilon": _number(0, 0.5, "epsilon-greedy: share of each decision drawn "
+                                   "uniformly over wait and the allowed reminder channels")}),
         }, {
             "description": {"type": "string"},
             "customers": _object({}, {
@@ -557,6 +570,7 @@ def scenario_from_dict(data: Any, source: str = "<memory>") -> Scenario:
                                            0, 1),
         min_gap_days=r.integer(lp, "min_gap_days", "logging_policy", 0, 365),
         explore=r.number(lp, "explore", "logging_policy", 0, 0.9, default=0.0),
+        epsilon=r.number(lp, "epsilon", "logging_policy", 0, 0.5, default=0.0),
     )
     st = r.mapping(r.get(d, "state", ""), "state")
     custom = r.mapping(d.get("customers", {}), "customers")
