@@ -136,7 +136,8 @@ def simulate(
     scenario: str = typer.Option("default", "--scenario", help=_SCENARIO_HELP),
     invoices: int = typer.Option(1000, "--invoices", help="Invoices per seed."),
     seeds: int = typer.Option(3, "--seeds", help="Number of seeds (confidence intervals)."),
-    out: Path = typer.Option(None, "--out", help="Directory for evaluation.json."),
+    out: Path = typer.Option(None, "--out", help="Directory for evaluation.json and outcomes.npz "
+                             "(per-invoice outcomes; EvaluationResult.load(DIR))."),
     db: Path = typer.Option(None, "--db", help=_DB_HELP),
     model: Path = typer.Option(None, "--model", help=_MODEL_HELP),
     tuned: Path = typer.Option(None, "--tuned", help="Saved tuned schedule (JSON) to load."),
@@ -160,7 +161,8 @@ def evaluate(
     scenario: str = typer.Option("default", "--scenario", help=_SCENARIO_HELP),
     invoices: int = typer.Option(1000, "--invoices", help="Invoices per seed."),
     seeds: int = typer.Option(3, "--seeds", help="Number of seeds (confidence intervals)."),
-    out: Path = typer.Option(None, "--out", help="Directory for evaluation.json."),
+    out: Path = typer.Option(None, "--out", help="Directory for evaluation.json and outcomes.npz "
+                             "(per-invoice outcomes; EvaluationResult.load(DIR))."),
     db: Path = typer.Option(None, "--db", help=_DB_HELP),
     model: Path = typer.Option(None, "--model", help=_MODEL_HELP),
     tuned: Path = typer.Option(None, "--tuned", help="Saved tuned schedule (JSON) to load "

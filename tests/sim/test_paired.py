@@ -157,3 +157,12 @@ def test_cli_evaluate_shows_paired_intervals_and_saves_outcomes(tmp_path) -> Non
     res = CliRunner().invoke(app, ["evaluate", "--policies", "never,fixed", "--invoices",
                                    "20", "--seeds", "1", "--reference", "oracle"])
     assert res.exit_code == 2 and "--reference 'oracle'" in res.output
+
+
+def test_results_json_gets_the_paired_block_beside_the_old_fields(result, tmp_path) -> None:
+    from dunning.pipeline import PipelineConfig, assemble_results
+
+    res = assemble_results(PipelineConfig(), result, model_dir=tmp_path)
+    assert res["paired_vs_fixed"] == result.paired
+    assert res["npv_difference_vs_fixed"] == result.difference  # unchanged field
+    assert json.loads(json.dumps(res["paired_vs_fixed"]))["never"]["npv"]["n"] == len(SEEDS) * N
