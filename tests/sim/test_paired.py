@@ -19,7 +19,7 @@ from simulations.evaluation.harness import (
 from simulations.evaluation.metrics import OUTCOME_FIELDS, PAIRED_KPIS, paired_interval
 
 SEEDS = [0, 1]
-N = 250
+N = 150
 
 
 @pytest.fixture(scope="module")

@@ -183,6 +183,11 @@ def test_model_probabilities_reach_rl_and_plugin_policies(plugin, payment_model,
         return original(self, obs, masks)
 
     monkeypatch.setattr(RLPolicy, "act", spy)
+    import dunning.commands.sim as sim_cmd
+
+    # a smaller generated company to score than the command's 800 x 12 (test time)
+    monkeypatch.setattr(sim_cmd, "SCORED_CUSTOMERS", 150)
+    monkeypatch.setattr(sim_cmd, "SCORED_MONTHS", 8)
     artifact = ROOT / "tests" / "data" / "fixtures" / "rl_policy_v1"
     args = ["evaluate", "--policies", f"rl:{artifact},rk_user_policies:EmailThenCall",
             "--invoices", "40", "--seeds", "1"]
