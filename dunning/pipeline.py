@@ -513,6 +513,8 @@ def assemble_results(config: PipelineConfig, evaluation: Any, *, model_dir: Path
                         for p, segs in evaluation.by_segment.items()},
         "timing": timing_block(evaluation),
         "npv_difference_vs_fixed": evaluation.difference,
+        # per-invoice paired differences to fixed (mean + t-interval over invoices x seeds)
+        "paired_vs_fixed": getattr(evaluation, "paired", {}),
         "model_card": model_card_block(model_dir),
         "vetoes": vetoes_block(veto_counts or {}),
         "config": config.to_dict(),

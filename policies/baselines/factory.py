@@ -5,18 +5,24 @@ spec                   policy
 =====================  ===============================================================
 ``never``              never remind
 ``fixed``              email day 14, letter day 30, final notice day 45
-``fixed:7:email,...``  a fixed schedule ``DAY:CHANNEL`` (channels default to email,
-                       letter, final notice)
+``fixed[7:email;21:letter]``
+                       a fixed schedule of ``DAY:CHANNEL`` steps separated by ``;``
+                       (channels default to email, letter, final notice); the form to
+                       use inside a comma-separated ``--policies`` list
+``fixed:7:email,...``  the same with commas (one policy alone, e.g. ``--policy``)
 ``tuned``              per-segment schedule: loaded from ``tuned_path`` if given, else
                        tuned now in the learned environment ``learned_source``
 ``tuned:FILE``         a saved tuned schedule (JSON)
 ``oracle``             exact optimum of the ground truth (evaluation only)
 ``rl:DIR``             a trained RL policy artifact (``policies.rl``)
+``module:Class[:json]`` a policy class of your own (``policies.plugins``), or the name
+                       of an installed one (entry-point group ``dunning.policies``)
 =====================  ===============================================================
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,10 @@ from engine.errors import InputError
 from simulations.policy import Policy
 
 POLICY_NAMES: tuple[str, ...] = ("never", "fixed", "tuned", "oracle", "rl")
+_BRACKETED = re.compile(r"^(\w+)\[(.*)\]$", re.DOTALL)
+_STEP = re.compile(r"^\d+(:\w*)?$")
+SPEC_HELP = ("never, fixed, fixed[14:email;30:letter], tuned, tuned:FILE, oracle, rl:DIR, "
+             "module:Class[:json-args] or an installed policy's name")
 
 
 def make_policy(spec: str, *, tuned_path: Path | None = None,
@@ -37,6 +47,15 @@ def make_policy(spec: str, *, tuned_path: Path | None = None,
     ``learned_source`` is called (lazily) only when a tuned policy must be searched;
     ``progress(message, done, total)`` follows that search.
     """
+    bracketed = _BRACKETED.match(spec.strip())
+    if bracketed:
+        name, arg = bracketed.group(1).lower(), bracketed.group(2).replace(";", ",")
+        if name != "fixed":
+            raise InputError(f"policy {spec!r}: only fixed[...] takes a bracketed schedule, "
+                             "e.g. fixed[14:email;30:letter]")
+        from policies.baselines.schedule import FixedSchedulePolicy, parse_schedule
+
+        return spec.strip(), FixedSchedulePolicy(parse_schedule(arg))
     name, _, arg = spec.strip().partition(":")
     name = name.lower()
     if name == "never":
@@ -72,5 +91,13 @@ def make_policy(spec: str, *, tuned_path: Path | None = None,
         except ImportError as exc:
             raise InputError(f"policy 'rl' is not available ({exc})") from None
         return "rl", RLPolicy.load(arg)
-    raise InputError(f"unknown policy {spec!r}; expected one of {', '.join(POLICY_NAMES)} "
-                     "(e.g. fixed:14:email,30:letter or tuned:FILE)")
+    from policies.plugins import is_plugin_spec, load_plugin_policy
+
+    if is_plugin_spec(spec):
+        return load_plugin_policy(spec)
+    if _STEP.match(spec.strip()):
+        raise InputError(f"policy {spec!r} looks like a step of a fixed schedule cut off by "
+                         "the comma between policies: inside --policies write the schedule "
+                         "as fixed[14:email;30:letter] (steps separated by ';')")
+    raise InputError(f"unknown policy {spec!r}; expected {SPEC_HELP} (inside a comma-separated "
+                     "--policies list a schedule is written fixed[14:email;30:letter])")

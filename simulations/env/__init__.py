@@ -7,7 +7,12 @@ Public API::
                                  LAYOUT, ObservationLayout, LegalMask, AllowAll)
 
 ``gymnasium.make("dunning/Collections-v0")`` builds :class:`CollectionsEnv` on the default
-scenario's ground truth. Heavy pieces (world, models, legal rules) load lazily.
+scenario's ground truth and ``gymnasium.make_vec("dunning/Collections-v0", num_envs=1024)``
+the batched :class:`~simulations.env.gym_vector.CollectionsVectorEnv`. Gymnasium (1.x) has no
+plugin discovery (its entry-point plugin system was removed in 1.0), so in a fresh
+interpreter name the module in the id - ``gymnasium.make("simulations.env:dunning/
+Collections-v0")`` - or import this package first. Heavy pieces (world, models, legal
+rules) load lazily.
 """
 
 from __future__ import annotations
@@ -22,9 +27,9 @@ ENV_ID = "dunning/Collections-v0"
 
 __all__ = [
     "ENV_ID", "LAYOUT", "SEGMENT_NAMES", "AllowAll", "BatchCollectionsVecEnv",
-    "CollectionsEnv", "CollectionsSimulator", "CostModel", "EnvState", "GroundTruthSource",
-    "InvoiceBatch", "LearnedSource", "LegalMask", "ObservationLayout", "Outcome", "StepResult",
-    "TransitionSource", "legal_facts",
+    "CollectionsEnv", "CollectionsSimulator", "CollectionsVectorEnv", "CostModel", "EnvState",
+    "GroundTruthSource", "InvoiceBatch", "LearnedSource", "LegalMask", "ObservationLayout",
+    "Outcome", "StepResult", "TransitionSource", "legal_facts",
 ]
 
 # Loaded on first use: the observation layout (and the builder in
@@ -42,6 +47,7 @@ _LAZY = {
     "InvoiceBatch": "simulations.env.types",
     "Outcome": "simulations.env.types",
     "CollectionsEnv": "simulations.env.gym_env",
+    "CollectionsVectorEnv": "simulations.env.gym_vector",
     "BatchCollectionsVecEnv": "simulations.env.vec_env",
     "GroundTruthSource": "simulations.env.ground_truth",
     "LearnedSource": "simulations.env.learned",
@@ -58,4 +64,5 @@ def __getattr__(name: str) -> Any:
 
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="simulations.env.gym_env:CollectionsEnv",
+                       vector_entry_point="simulations.env.gym_vector:CollectionsVectorEnv",
                        max_episode_steps=None)

@@ -103,7 +103,14 @@ class CollectionsEnv(gym.Env):
                 bool(res.truncated[0]), info)
 
     def action_masks(self) -> np.ndarray:
-        """``(6,)`` bool: the actions the legal rules allow today."""
+        """``(6,)`` bool: the actions the legal rules allow today.
+
+        Raises:
+            RuntimeError: before the first :meth:`reset` (there is no invoice yet).
+        """
+        if self.sim.batch is None:
+            raise RuntimeError("action_masks() before reset(): there is no invoice yet; "
+                               "call reset() first")
         return self.sim.action_masks()[0].copy()
 
     def render(self) -> str | None:

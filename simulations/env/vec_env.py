@@ -118,7 +118,15 @@ class BatchCollectionsVecEnv(VecEnv):
         return obs, reward.astype(np.float32), done, infos
 
     def action_masks(self) -> np.ndarray:
-        """``(num_envs, 6)`` bool: actions the legal rules allow today per invoice."""
+        """``(num_envs, 6)`` bool: actions the legal rules allow today per invoice.
+
+        Raises:
+            RuntimeError: before the first :meth:`reset` (there are no invoices yet).
+        """
+        if self.sim.batch is None:
+            raise RuntimeError("action_masks() before reset(): there are no invoices yet; "
+                               "call reset() first (the masks are the legal rules applied to "
+                               "the invoices reset() draws)")
         return self.sim.action_masks()
 
     def close(self) -> None:

@@ -27,14 +27,19 @@ from simulations.env.layout import SEGMENT_NAMES
 from simulations.env.masks import ActionMask, default_mask
 from simulations.env.source import TransitionSource
 from simulations.evaluation.harness import (
+    DEFAULT_INTERVAL,
     EvaluationResult,
     Progress,
     _seed_list,
+    invoice_columns,
     paired_differences,
+    paired_table,
     run_policy,
+    stack_rows,
 )
 from simulations.evaluation.metrics import (
     aggregate,
+    invoice_outcomes,
     kpis,
     pool_timing,
     summarize_timing,
@@ -57,6 +62,8 @@ class SeedPolicyPart:
     by_segment: dict[str, dict[str, float]]
     timing: dict[str, list[dict[str, object]]]
     vetoes: dict[str, int]
+    outcomes: dict[str, np.ndarray] | None = None  # per invoice, (n,) per field
+    invoices: dict[str, np.ndarray] | None = None  # segment, amount, (n,)
 
 
 def run_seed_policy(name: str, policy: Policy, source: TransitionSource, mask: ActionMask,
@@ -72,7 +79,8 @@ def run_seed_policy(name: str, policy: Policy, source: TransitionSource, mask: A
             by_segment[seg] = kpis(log, batch, rows)
     return SeedPolicyPart(seed=seed, policy=name, overall=kpis(log, batch),
                           by_segment=by_segment, timing=timing_counts(log, batch),
-                          vetoes=refused_by)
+                          vetoes=refused_by, outcomes=invoice_outcomes(log),
+                          invoices=invoice_columns(batch))
 
 
 def assemble(parts: Sequence[SeedPolicyPart], names: Sequence[str], seed_list: Sequence[int],
@@ -94,6 +102,13 @@ def assemble(parts: Sequence[SeedPolicyPart], names: Sequence[str], seed_list: S
         by_segment[n] = {s: aggregate(v) for s, v in segs.items() if v}
     overall = {n: aggregate([p.overall for p in ordered[n]]) for n in names}
     ref = reference if reference in names else None
+    complete = all(p.outcomes is not None for p in parts)
+    outcomes = ({n: stack_rows([p.outcomes for p in ordered[n]]) for n in names}  # type: ignore[misc]
+                if complete else {})
+    invoices = (stack_rows([ordered[names[0]][k].invoices for k in range(len(seed_list))])  # type: ignore[misc]
+                if complete and names else {})
+    interval = {**DEFAULT_INTERVAL, **config.get("interval", {})}
+    config = {**config, "interval": interval}
     return EvaluationResult(
         scenario=scenario_name, n_invoices=int(n_invoices), seeds=list(seed_list),
         policies=list(names), overall=overall,
@@ -101,7 +116,8 @@ def assemble(parts: Sequence[SeedPolicyPart], names: Sequence[str], seed_list: S
         timing={n: summarize_timing(pool_timing([p.timing for p in ordered[n]]))
                 for n in names},
         difference=paired_differences(overall, ref), vetoes=vetoes, reference=ref,
-        config=config)
+        config=config, paired=paired_table(outcomes, ref, interval), outcomes=outcomes,
+        invoices=invoices)
 
 
 @dataclass
@@ -116,6 +132,7 @@ class SweepItem:
     seeds: list[int]
     horizon: int | None = None
     reference: str | None = "fixed"
+    interval: Mapping[str, Any] | None = None  # paired intervals (harness DEFAULT_INTERVAL)
 
 
 def sweep(client: Client, items: Sequence[SweepItem], progress: Progress | None = None
@@ -153,6 +170,7 @@ def sweep(client: Client, items: Sequence[SweepItem], progress: Progress | None 
         sim = CollectionsSimulator(item.source, item.mask, horizon=item.horizon)
         config = {"source": item.source.name, "horizon": sim.horizon,
                   "ruleset_hash": getattr(sim.mask, "ruleset_hash", ""), "seconds": seconds,
+                  "interval": {**DEFAULT_INTERVAL, **(item.interval or {})},
                   "cluster": {"address": client.scheduler.address, "tasks": len(futures)}}
         out[item.name] = assemble(
             mine, list(item.policies), item.seeds,
@@ -173,6 +191,7 @@ def evaluate_policies_distributed(
     horizon: int | None = None,
     reference: str | None = "fixed",
     progress: Progress | None = None,
+    interval: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """:func:`~simulations.evaluation.harness.evaluate_policies` with one Dask task per
     (seed, policy); same arguments, same result (``config.seconds`` aside)."""
@@ -185,5 +204,6 @@ def evaluate_policies_distributed(
     item = SweepItem(name=str(getattr(getattr(source, "scenario", None), "name", scenario)),
                      policies=policies, source=source,
                      mask=default_mask() if mask is None else mask, n_invoices=n_invoices,
-                     seeds=_seed_list(seeds), horizon=horizon, reference=reference)
+                     seeds=_seed_list(seeds), horizon=horizon, reference=reference,
+                     interval=interval)
     return sweep(client, [item], progress)[item.name]

@@ -46,6 +46,47 @@ def overall_table(res: EvaluationResult) -> Table:
             _cell({"mean": d["npv_minus_reference"], "ci_low": d["ci_low"],
                    "ci_high": d["ci_high"]}, "{:+,.0f}")
             for d in (res.difference[p] for p in res.policies)])
+    if res.paired:
+        t.add_row(f"NPV vs {res.reference}, paired", *[
+            _cell(res.paired[p]["npv"], "{:+,.0f}") for p in res.policies])
+    return t
+
+
+PAIRED_FORMATS: dict[str, str] = {
+    "npv": "{:+,.0f}", "pay_rate": "{:+.3f}", "reminders_per_invoice": "{:+.2f}",
+    "complaints_per_1000": "{:+.1f}", "agency_per_1000": "{:+.1f}", "write_off_rate": "{:+.3f}",
+}
+
+
+def _interval(stats: dict, fmt: str) -> str:
+    mean, lo, hi = stats["mean"], stats["ci_low"], stats["ci_high"]
+    if mean is None or mean != mean:
+        return "n/a"
+    if lo is None or lo != lo or hi - lo <= 0:
+        return fmt.format(mean)
+    return f"{fmt.format(mean)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def paired_table(res: EvaluationResult) -> Table | None:
+    """Per-invoice paired differences to the reference (same invoices, same draws): the mean
+    over invoices x seeds and its interval (None without a reference or outcomes)."""
+    if not res.paired:
+        return None
+    cfg = res.config.get("interval", {})
+    method = ("paired t" if cfg.get("method", "t") == "t"
+              else f"bootstrap, {cfg.get('n_boot')} resamples, seed {cfg.get('seed')}")
+    n = len(res.seeds) * res.n_invoices
+    t = Table(title=f"difference to {res.reference} per invoice, paired on the same invoices "
+                    f"and draws ({n:,} = {len(res.seeds)} seeds x {res.n_invoices} invoices; "
+                    f"mean [{cfg.get('level', 0.95):.0%} CI, {method}])")
+    t.add_column("KPI", style="bold")
+    others = [p for p in res.policies if p != res.reference]
+    for p in others:
+        t.add_column(p, justify="right")
+    titles = {k: title for k, title, _ in HEADLINE}
+    titles.update({"pay_rate": "pay rate", "write_off_rate": "write-off rate"})
+    for kpi, fmt in PAIRED_FORMATS.items():
+        t.add_row(titles.get(kpi, kpi), *[_interval(res.paired[p][kpi], fmt) for p in others])
     return t
 
 

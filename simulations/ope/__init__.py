@@ -10,6 +10,9 @@ Dataset / policy / estimator kept apart::
     values = direct_values(policy, data, learned_source) # model values for DR / DM
     DoublyRobust().estimate(data, pi, values)            # value estimate
     DoublyRobust().estimate_interval(data, pi, values)   # bootstrap 95 % CI
+    estimate_all(data, pi, values)                       # all of them + support diagnostics,
+                                                         # a warning instead of a number
+                                                         # where support is missing
 """
 
 from simulations.ope.dataset import LoggedDataset, ReplaySource, build_logged_dataset
@@ -24,9 +27,16 @@ from simulations.ope.estimators import (
     match_rate,
     target_actions,
 )
+from simulations.ope.support import (
+    SupportDiagnostics,
+    SupportThresholds,
+    estimate_all,
+    support_diagnostics,
+)
 
 __all__ = [
     "ESTIMATORS", "DirectMethod", "DoublyRobust", "InverseProbabilityWeighting",
-    "LoggedDataset", "ReplaySource", "SelfNormalizedIPS", "build_logged_dataset",
-    "direct_values", "importance_weights", "match_rate", "target_actions",
+    "LoggedDataset", "ReplaySource", "SelfNormalizedIPS", "SupportDiagnostics",
+    "SupportThresholds", "build_logged_dataset", "direct_values", "estimate_all",
+    "importance_weights", "match_rate", "support_diagnostics", "target_actions",
 ]

@@ -81,7 +81,10 @@ class LoggedDataset:
     ``propensity_mismatch`` the share of action days whose recomputed propensity differs
     from the recorded one (the recorded one is used); ``inconsistent_days`` days whose
     logged action had recomputed probability 0 (floored at ``PSCORE_FLOOR``);
-    ``refused_logged_actions`` logged actions today's legal rules would have vetoed.
+    ``refused_logged_actions`` logged actions today's legal rules would have vetoed;
+    ``logging_probs`` (n, H, 6) float32 the logging policy's probability of every action on
+    every logged invoice-day (recomputed from the replayed state; 0 after the end), for the
+    support diagnostics of :mod:`simulations.ope.support`.
     """
 
     obs: np.ndarray
@@ -97,6 +100,7 @@ class LoggedDataset:
     refused_logged_actions: int
     inconsistent_days: int = 0
     world_states: list[Any] | None = None  # per day: the replayed world state (for the oracle)
+    logging_probs: np.ndarray | None = None  # (n, H, 6) mu(a | x_t), recomputed
 
     @property
     def n(self) -> int:
@@ -196,6 +200,7 @@ def build_logged_dataset(company: Any, mask: ActionMask | None = None,
     obs = np.zeros((n, H, LAYOUT.dim), dtype=np.float32)
     masks = np.ones((n, H, 6), dtype=bool)
     pscore = np.ones((n, H))
+    logging_probs = np.zeros((n, H, 6), dtype=np.float32)
     reward = np.zeros((n, H))
     active = np.zeros((n, H), dtype=bool)
     refused = 0
@@ -211,6 +216,7 @@ def build_logged_dataset(company: Any, mask: ActionMask | None = None,
         ws.done = ~act
         world_states.append(ws)
         probs = world.logging_policy_probs(params, ws)
+        logging_probs[:, t] = np.where(act[:, None], probs, 0.0)
         a_t = action[:, t]
         pscore[:, t] = np.where(act, probs[np.arange(n), a_t], 1.0)
         res = sim.step(a_t, np.random.default_rng(0))
@@ -228,7 +234,7 @@ def build_logged_dataset(company: Any, mask: ActionMask | None = None,
                          active=active, batch=batch, invoice_ids=ids[rows], params=params,
                          propensity_mismatch=float((gap > 1e-6).mean()) if gap.size else 0.0,
                          inconsistent_days=inconsistent, world_states=world_states,
-                         refused_logged_actions=refused)
+                         refused_logged_actions=refused, logging_probs=logging_probs)
 
 
 __all__ = ["LoggedDataset", "LoggedOutcomes", "ReplaySource", "build_logged_dataset"]

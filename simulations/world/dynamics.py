@@ -434,7 +434,28 @@ def logging_policy_probs(params: InvoiceParams, state: WorldState) -> np.ndarray
         sub[hit, to] += sub[hit, col]
         sub[hit, col] = 0.0
     probs[rows] = sub
+    if lp.epsilon > 0:
+        _mix_uniform(params, state, probs, lp.epsilon,
+                     ~state.done & ~state.disputed & business & gap_ok)
     return probs
+
+
+def _mix_uniform(params: InvoiceParams, state: WorldState, probs: np.ndarray,
+                 epsilon: float, free: np.ndarray) -> None:
+    """``LoggingPolicyConfig.epsilon``, in place: on ``free`` rows, ``(1 - eps) * p + eps *
+    uniform`` over wait and the reminder channels usable that day (not stopped by the
+    debtor; final notice only after a first reminder; no agency)."""
+    rows = np.flatnonzero(free)
+    if not len(rows):
+        return
+    allowed = np.zeros((len(rows), N_ACTIONS), dtype=bool)
+    allowed[:, int(Action.WAIT)] = True
+    allowed[:, int(Action.EMAIL)] = ~params.opted_out_email[rows]
+    allowed[:, int(Action.LETTER)] = ~params.opted_out_letter[rows]
+    allowed[:, int(Action.PHONE)] = ~params.opted_out_phone[rows]
+    allowed[:, int(Action.FINAL_NOTICE)] = state.n[rows] > 0
+    uniform = allowed / allowed.sum(axis=1, keepdims=True)
+    probs[rows] = (1.0 - epsilon) * probs[rows] + epsilon * uniform
 
 
 def _add_exploration(params: InvoiceParams, state: WorldState, probs: np.ndarray,

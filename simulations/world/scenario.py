@@ -3,12 +3,15 @@
 A scenario is a YAML mapping (see ``simulations/scenarios/default.yaml``, every field is
 commented there). :func:`load_scenario` accepts a packaged name (``default``, ``shifted``)
 or a path, validates every field and raises :class:`engine.errors.InputError` naming the
-file and the field on a mistake.
+file and the field on a mistake: an unknown key is an error with the closest known key
+("did you mean"), shares (segment, jurisdiction, industry, payment-term weights) must sum
+to 1. :func:`scenario_schema` publishes the file format as JSON Schema.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,8 @@ SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 # Reminder channels in Action order (email=1 .. final_notice=4); agency is not a reminder.
 REMINDER_CHANNELS: tuple[str, ...] = ("email", "letter", "phone", "final_notice")
 CALENDAR_KINDS: tuple[str, ...] = ("none", "month_end", "mid_month", "quarter_end")
+# Shares (segment, jurisdiction, industry and payment-term weights) must sum to 1 within this.
+WEIGHT_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,14 @@ class LoggingPolicyConfig:
     letter, phone; also final notice after the first) with a small daily probability, so that
     about ``explore`` of the invoices get an early first reminder (days 1 to the window) and
     about ``explore`` of the reminded ones an early follow-up. 0 = the plain schedule.
+
+    ``epsilon`` mixes every decision with a uniform choice (epsilon-greedy): on each day the
+    logging policy may act at all (business day, no dispute, ``min_gap_days`` kept) its
+    probabilities become ``(1 - epsilon) * p + epsilon * uniform`` over wait and the reminder
+    channels it may use that day (email, letter, phone not stopped by the debtor; final
+    notice after a first reminder; never the agency handover). So every such action, wait
+    included, has probability >= ``epsilon / 5`` and any deterministic target policy has
+    support on those days: what off-policy estimates need. 0 = no mixing (the default).
     """
 
     schedule: tuple[tuple[int, int], ...]  # (action index, day)
@@ -144,6 +157,7 @@ class LoggingPolicyConfig:
     other_channel_probability: float
     min_gap_days: int
     explore: float = 0.0
+    epsilon: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -170,6 +184,169 @@ class Scenario:
 
     def segment(self, name: str) -> SegmentBehaviour:
         return self.segments[SEGMENTS.index(name)]
+
+
+# ----------------------------------------------------------------------------- schema
+# The JSON Schema below is the published description of a scenario file (for editors:
+# `dunning scenarios schema`). The loader uses it for the key structure (required keys,
+# unknown keys with "did you mean"); types, ranges and cross-field checks are the loader's
+# own, and tests/sim/test_scenario_strict.py checks that both agree on every bound.
+
+
+def _number(lo: float | None = None, hi: float | None = None, desc: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "number"}
+    if lo is not None:
+        out["minimum"] = lo
+    if hi is not None:
+        out["maximum"] = hi
+    if desc:
+        out["description"] = desc
+    return out
+
+
+def _integer(lo: int, hi: int, desc: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "integer", "minimum": lo, "maximum": hi}
+    if desc:
+        out["description"] = desc
+    return out
+
+
+def _object(required: dict[str, Any], optional: dict[str, Any] | None = None,
+            desc: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "object", "properties": {**required, **(optional or {})},
+                           "required": list(required), "additionalProperties": False}
+    if desc:
+        out["description"] = desc
+    return out
+
+
+def _shares(desc: str, key_pattern: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": "object", "minProperties": 1, "additionalProperties": _number(0),
+        "description": f"{desc}; shares that sum to 1 (within {WEIGHT_TOLERANCE})"}
+    if key_pattern:
+        out["propertyNames"] = {"pattern": key_pattern}
+    return out
+
+
+def _segment_schema() -> dict[str, Any]:
+    complaint = _object({
+        "base": _number(0, 1, "P(complaint | reminder) before the factors"),
+        "early_days": _integer(0, 365), "early_factor": _number(0),
+        "frequent_days": _integer(0, 365), "frequent_factor": _number(0),
+        "per_prior_reminder": _number(0)})
+    return _object({
+        "weight": _number(0, desc="share of customers; all segments' weights sum to 1"),
+        "b2c_share": _number(0, 1),
+        "industries": _shares("industry name: share"),
+        "payment_terms_days": _shares("payment term in days (0..180): share", r"^[0-9]+$"),
+        "invoices_per_month": _number(0.01, 1000),
+        "amount_median": _number(0.01), "amount_sigma": _number(0, 5),
+        "reliability_sigma": _number(0, 5), "drift_sigma_per_year": _number(0, 5),
+        "pre_due_hazard": _number(0, 10, "per day"), "hazard": _number(0, 10, "per day"),
+        "reminder_effect": _number(0), "reminder_decay": _number(0, 1),
+        "reminder_diminishing": _number(0, 1),
+        "reminder_timing": {
+            "type": "array", "minItems": 1, "description": "rows [from_day, multiplier], "
+            "sorted by day, the first at day 0",
+            "items": {"type": "array", "minItems": 2, "maxItems": 2,
+                      "prefixItems": [{"type": "integer"}, _number(0)]}},
+        "calendar": {"enum": list(CALENDAR_KINDS)},
+        "complaint": complaint,
+        "complaint_slowdown": _number(0, 1), "dispute_start": _number(0, 1, "per day"),
+        "dispute_resolve": _number(0, 1, "per day"),
+    }, {
+        "calendar_peak": _number(0), "calendar_off_peak": _number(0),
+        "milestone_days": {"anyOf": [{"type": "null"}, {
+            "type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "integer"},
+            "description": "[min_day, max_day] of the milestone relative to the due date"}]},
+        "before_milestone_factor": _number(0),
+        "weekday_factors": {"type": "array", "minItems": 5, "maxItems": 5,
+                            "items": _number(0), "description": "Monday..Friday"},
+        "overdue_trend_per_30_days": _number(-5, 5),
+    })
+
+
+def scenario_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a scenario file, as the loader reads it."""
+    channel_numbers = _object({c: _number(0) for c in REMINDER_CHANNELS})
+    schedule_item = {"type": "array", "minItems": 2, "maxItems": 2,
+                     "prefixItems": [{"enum": list(CHANNELS)}, _integer(0, 10**6)]}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "dunning scenario",
+        "description": "Ground-truth world of a synthetic company (simulations.world). "
+                       "Unknown keys are errors; weights are shares that sum to 1.",
+        **_object({
+            "name": {"type": "string"},
+            "start_date": {"type": "string", "format": "date"},
+            "horizon_days": _integer(1, 3650, "an episode ends this many days after due"),
+            "state": _object({"max_days_since_reminder": _integer(1, 365),
+                              "max_reminders": _integer(1, 20)}),
+            "channels": _object({"strength": channel_numbers,
+                                 "complaint_factor": channel_numbers}),
+            "economics": _object({
+                "annual_discount_rate": _number(0, 1),
+                "costs": _object({c: _number(0) for c in CHANNELS}),
+                "complaint_cost": _number(0), "agency_fee_share": _number(0, 1),
+                "agency_recovery_probability": _number(0, 1),
+                "agency_delay_days": _integer(0, 3650)}),
+            "jurisdictions": {
+                "type": "object", "minProperties": 1,
+                "propertyNames": {"pattern": "^[A-Z]{2}$"},
+                "description": "ISO 3166-1 alpha-2 code: jurisdiction; weights sum to 1",
+                "additionalProperties": _object({
+                    "weight": _number(0),
+                    "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+                    "language": {"type": "string", "minLength": 2, "maxLength": 2}})},
+            "segments": _object({s: _segment_schema() for s in SEGMENTS}),
+            "logging_policy": _object({
+                "schedule": {"type": "array", "minItems": 1, "items": schedule_item},
+                "jitter_days": _integer(0, 60),
+                "other_channel_probability": _number(0, 1),
+                "min_gap_days": _integer(0, 365)}, {
+                "explore": _number(0, 0.9, "daily chance of early reminders before the "
+                                   "schedule's windows"),
+                "epsilon": _number(0, 0.5, "epsilon-greedy: share of each decision drawn "
+                                   "uniformly over wait and the allowed reminder channels")}),
+        }, {
+            "description": {"type": "string"},
+            "customers": _object({}, {
+                "b2c_agency_consent_share": _number(0, 1),
+                "healthcare_agency_consent_share": _number(0, 1),
+                "reminder_fee_agreed_share": _number(0, 1),
+                "opted_out_share": _number(0, 1)}),
+        }),
+    }
+
+
+def _check_keys(schema: dict[str, Any], data: Any, path: str, source: str) -> None:
+    """Reject keys the schema does not know, suggesting the closest known one.
+
+    Only the key structure is checked here (walking mappings); wrong types are left to the
+    typed reads of the loader, which name the field and what was expected.
+    """
+    if not isinstance(data, dict):
+        return
+    props: dict[str, Any] = schema.get("properties", {})
+    extra = schema.get("additionalProperties", True)
+    for key, value in data.items():
+        full = f"{path}.{key}" if path else str(key)
+        if key in props:
+            _check_keys(props[key], value, full, source)
+        elif isinstance(extra, dict):
+            _check_keys(extra, value, full, source)
+        elif extra is False:
+            known = list(props)
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            where = f"'{path}'" if path else "the top level"
+            if close:
+                missing = close[0] in schema.get("required", ()) and close[0] not in data
+                hint = f"did you mean {close[0]!r}{' (required)' if missing else ''}?"
+            else:
+                hint = f"expected one of {', '.join(known)}"
+            raise InputError(f"{source}: field '{full}': unknown key {key!r} in {where}, "
+                             f"{hint}")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -224,9 +401,14 @@ class _Reader:
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise self.fail(f"{path}.{key}", value, "a weight >= 0")
             out[key] = float(value)
-        if sum(out.values()) <= 0:
-            raise self.fail(path, data, "weights with a positive sum")
+        self.sum_to_one(path, sum(out.values()))
         return out
+
+    def sum_to_one(self, path: str, total: float) -> None:
+        """Shares are probabilities: a sum other than 1 is a mistake, not renormalised."""
+        if not abs(total - 1.0) <= WEIGHT_TOLERANCE:
+            raise InputError(f"{self.source}: field '{path}': weights sum to {total:.6g}, "
+                             f"expected shares that sum to 1 (within {WEIGHT_TOLERANCE})")
 
 
 def _read_segment(r: _Reader, name: str, d: Any) -> SegmentBehaviour:
@@ -318,6 +500,7 @@ def scenario_from_dict(data: Any, source: str = "<memory>") -> Scenario:
     """Validate a parsed YAML mapping and build a :class:`Scenario`."""
     r = _Reader(source)
     d = r.mapping(data, "<top level>")
+    _check_keys(SCENARIO_SCHEMA, d, "", source)
     start = r.get(d, "start_date", "")
     if isinstance(start, str):
         try:
@@ -387,6 +570,7 @@ def scenario_from_dict(data: Any, source: str = "<memory>") -> Scenario:
                                            0, 1),
         min_gap_days=r.integer(lp, "min_gap_days", "logging_policy", 0, 365),
         explore=r.number(lp, "explore", "logging_policy", 0, 0.9, default=0.0),
+        epsilon=r.number(lp, "epsilon", "logging_policy", 0, 0.5, default=0.0),
     )
     st = r.mapping(r.get(d, "state", ""), "state")
     custom = r.mapping(d.get("customers", {}), "customers")
@@ -416,11 +600,12 @@ def scenario_from_dict(data: Any, source: str = "<memory>") -> Scenario:
     if n_reminders > scenario.max_reminders:
         raise r.fail("logging_policy.schedule", sched_raw,
                      f"at most state.max_reminders = {scenario.max_reminders} reminders")
-    if sum(s.weight for s in segments) <= 0:
-        raise r.fail("segments.*.weight", 0, "weights with a positive sum")
-    if sum(j.weight for j in jurisdictions) <= 0:
-        raise r.fail("jurisdictions.*.weight", 0, "weights with a positive sum")
+    r.sum_to_one("segments.*.weight", sum(s.weight for s in segments))
+    r.sum_to_one("jurisdictions.*.weight", sum(j.weight for j in jurisdictions))
     return scenario
+
+
+SCENARIO_SCHEMA: dict[str, Any] = scenario_schema()
 
 
 def packaged_scenarios() -> list[str]:

@@ -176,13 +176,14 @@ def test_any_valid_scenario_works_end_to_end(tmp_path: Path) -> None:
     from simulations.world.scenario import SCENARIO_DIR, scenario_from_dict
 
     data = yaml.safe_load((SCENARIO_DIR / "default.yaml").read_text())
-    data["jurisdictions"] = {"PL": {"weight": 1, "currency": "PLN", "language": "pl"},
-                             "US": {"weight": 1, "currency": "USD", "language": "en"}}
+    data["jurisdictions"] = {"PL": {"weight": 0.5, "currency": "PLN", "language": "pl"},
+                             "US": {"weight": 0.5, "currency": "USD", "language": "en"}}
     data["horizon_days"] = 60
     data["state"] = {"max_days_since_reminder": 10, "max_reminders": 2}
     data["logging_policy"]["schedule"] = [["letter", 10], ["phone", 20], ["agency", 40]]
     data["logging_policy"]["explore"] = 0.0  # the plain schedule: first reminder on 10 +- 2
-    data["segments"]["saas"]["weight"] = 0
+    data["segments"]["corporate"]["weight"] += data["segments"]["saas"]["weight"]
+    data["segments"]["saas"]["weight"] = 0  # shares still sum to 1
     sc = scenario_from_dict(data, "custom.yaml")
     company = world.generate_company(sc, n_customers=80, months=5, seed=1)
     company.write(tmp_path)
