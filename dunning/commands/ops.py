@@ -98,9 +98,15 @@ def recommend(
     if letters is not None:
         from dunning.ops.letters import letters_for, write_letters
 
-        made = letters_for(store, day, credit, ruleset=rec.ruleset)
+        refused: list[str] = []
+        made = letters_for(store, day, credit, ruleset=rec.ruleset, refused=refused)
         paths = write_letters(made, letters, formats)
         console.print(f"{len(made)} letters, {len(paths)} files written to {letters}")
+        for reason in refused:  # fail closed: named, not written, never a wrong figure
+            console.print(f"[red]letter not rendered: {reason}[/red]", highlight=False)
+        if refused:
+            console.print(f"[red]{len(refused)} letters not rendered (no rate for a period "
+                          "of their interest); see docs/operations.md, Letters[/red]")
 
 
 def _write_frame(frame, out: Path) -> None:  # noqa: ANN001

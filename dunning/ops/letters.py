@@ -42,7 +42,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dunning.ops.creditor import Creditor, CreditorProfileError
+from dunning.ops.creditor import Creditor
 from engine.contract import Action
 from engine.errors import InputError
 
@@ -579,7 +579,8 @@ def write_letters(letters: Sequence[Letter], directory: str | os.PathLike[str],
 
 def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
                 invoice_ids: Sequence[str] | None = None, ruleset: Any | None = None,
-                actions: dict[str, Action] | None = None) -> list[Letter]:
+                actions: dict[str, Action] | None = None,
+                refused: list[str] | None = None) -> list[Letter]:
     """Letters for the stored recommendations of ``as_of`` that send one.
 
     By default every row whose action is email, letter or final notice and whose status is
@@ -590,6 +591,11 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     review gets its letter only with an approved review item
     (:func:`dunning.ops.gate.review_gate`: :class:`~dunning.ops.gate.ReviewRequired`
     otherwise); a vetoed or blocked action gets none (InputError).
+
+    A letter whose interest has a period without a known rate is not rendered
+    (:class:`InterestRateUnknown`, fail closed): with ``refused=None`` one such letter stops
+    them all (the error names each); with a list (the daily batch), the others are rendered
+    and each refused letter's reason is appended to ``refused`` for the caller to report.
     """
     from dunning.ops.gate import legal_decisions, review_gate
     from dunning.ops.recommend import compiled_rules, stored_recommendations
@@ -610,7 +616,7 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
         approvals = [review_gate(con, c.invoice_id, c.action, as_of, c.decision.needs_review)
                      if c.decision.allowed else None for c in checks]
     rs, _, evaluator = compiled_rules(ruleset)
-    out, refused = [], []
+    out, errors = [], []
     for c, approval in zip(checks, approvals, strict=True):
         r = c.state
         ref = InvoiceRef(
@@ -627,10 +633,12 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
                                      reminders_sent=int(c.facts["reminders_sent"]), ruleset=rs,
                                      approval=approval, claims=claims))
         except InterestRateUnknown as exc:  # every such invoice named, then nothing written
-            refused.append(str(exc))
-    if refused:
-        raise InterestRateUnknown(f"{len(refused)} letter(s) not rendered (no letters "
-                                  "written):\n" + "\n".join(refused))
+            errors.append(str(exc))
+    if errors and refused is None:
+        raise InterestRateUnknown(f"{len(errors)} letter(s) not rendered (no letters "
+                                  "written):\n" + "\n".join(errors))
+    if refused is not None:
+        refused.extend(errors)
     return out
 
 
