@@ -28,9 +28,21 @@ CURRENCY = {"DE": "EUR", "SE": "SEK", "FR": "EUR", "NL": "EUR", "GB": "GBP", "AT
 LANG = {"DE": "de", "SE": "sv", "FR": "fr", "NL": "nl", "GB": "en", "AT": "de"}
 
 
+class _Evaluator:
+    """The packaged rules in durable_rules; caps resolved with the test rate table
+    (conftest.LETTER_TEST_RATES), so the figures do not depend on rates.yaml's periods."""
+
+    def __init__(self, ruleset, resolve) -> None:
+        self.durable = DurableEvaluator(load_rules())
+        self.ruleset, self.resolve = ruleset, resolve
+
+    def decide(self, row: dict, action: Action, day: dt.date):
+        return self.resolve(self.durable.decide(row, action, day), self.ruleset, row)
+
+
 @pytest.fixture(scope="module")
-def evaluator():
-    return DurableEvaluator(load_rules())
+def evaluator(letter_ruleset, resolve_caps):
+    return _Evaluator(letter_ruleset, resolve_caps)
 
 
 def facts(jur: str, ctype: str, reminders: int, amount: float, **over) -> dict:
