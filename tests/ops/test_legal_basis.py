@@ -108,7 +108,7 @@ def test_every_template_in_every_language_has_no_internal_note_and_fits_its_audi
     for jur in ("DE", "AT", "FR", "NL", "SE", "GB", "IT", "ES"):
         for ctype in ("b2b", "b2c"):
             for lang in LANGUAGES:
-                for decision, letter in letters_of(durable, rs, resolve_caps, jur, ctype, lang):
+                for _, letter in letters_of(durable, rs, resolve_caps, jur, ctype, lang):
                     n += 1
                     seen_langs.add(letter.language)
                     body = letter.text + letter.html
@@ -133,7 +133,7 @@ def test_every_template_in_every_language_has_no_internal_note_and_fits_its_audi
 
 def test_german_consumer_letter_does_not_cite_the_business_flat_fee(durable, letter_ruleset,
                                                                     resolve_caps):
-    for decision, letter in letters_of(durable, letter_ruleset, resolve_caps, "DE", "b2c",
+    for _, letter in letters_of(durable, letter_ruleset, resolve_caps, "DE", "b2c",
                                        "de"):
         assert "288 Abs. 5" not in letter.text and "288 Abs. 2" not in letter.text
         assert "nicht Verbraucher" not in letter.text and "consumer" not in letter.text
