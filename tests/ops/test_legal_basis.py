@@ -339,3 +339,14 @@ def test_creditor_file_errors_name_file_line_and_field_all_at_once(tmp_path: Pat
     bad.write_text("name: [unclosed\n", encoding="utf-8")
     with pytest.raises(CreditorFileError, match=r"creditor.yaml:\d+: "):
         Creditor.from_yaml(bad)
+
+
+def test_the_demo_store_gets_the_example_profile_and_keeps_an_edited_one(tmp_path: Path):
+    from dunning.pipeline import demo_creditor_profile
+
+    path = demo_creditor_profile(tmp_path)
+    assert Creditor.from_yaml(path).missing_for_letters() == []
+    path.write_text(path.read_text(encoding="utf-8").replace("Anna Berg", "Eva Roth"),
+                    encoding="utf-8")
+    demo_creditor_profile(tmp_path)
+    assert Creditor.from_yaml(path).managing_directors == ("Eva Roth", "Jonas Wolf")
