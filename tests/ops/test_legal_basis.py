@@ -350,3 +350,19 @@ def test_the_demo_store_gets_the_example_profile_and_keeps_an_edited_one(tmp_pat
                     encoding="utf-8")
     demo_creditor_profile(tmp_path)
     assert Creditor.from_yaml(path).managing_directors == ("Eva Roth", "Jonas Wolf")
+
+
+def test_creditor_check_command(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from dunning.cli import app
+
+    runner = CliRunner()
+    ok = runner.invoke(app, ["creditor", "check", str(EXAMPLE_PROFILE)])
+    assert ok.exit_code == 0 and "OK for letters" in ok.output and "GmbHG § 35a" in ok.output
+    thin = tmp_path / "creditor.yaml"
+    thin.write_text("name: X\njurisdiction: DE\ncompany: {legal_form: GmbH}\n",
+                    encoding="utf-8")
+    bad = runner.invoke(app, ["creditor", "check", str(thin)])
+    assert bad.exit_code == 2 and "company.managing_directors" in bad.output
+    assert "Traceback" not in bad.output
