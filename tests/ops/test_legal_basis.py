@@ -44,6 +44,10 @@ KINDS = ((Action.LETTER, 0), (Action.LETTER, 1), (Action.FINAL_NOTICE, 2), (Acti
 ENGLISH_NOTE_WORDS = ("courts", "accept", "rejected", "applies only", "if the", "debtor",
                       "company policy", "case law", "verify", "flat fee")
 
+# The internal notes the issue found in German letters (whatever the rule files say now).
+ISSUE_NOTES = ("courts accept about EUR 1-2.50", "flat fees above that rejected",
+               "applies only if the debtor is not a consumer")
+
 
 def facts(jur: str, ctype: str, reminders: int, amount: float = 3_456.78) -> dict:
     return {
@@ -99,7 +103,8 @@ def test_every_template_in_every_language_has_no_internal_note_and_fits_its_audi
     notes = {m.strip() for r in rs for m in re.findall(r"\(([^()]*[a-z]{4,}[^()]*)\)",
                                                        r.citation)
              if re.search(r"\b(courts|applies|only|case law|accept)\b", m)}
-    assert "courts accept about EUR 1-2.50; flat fees above that rejected" in notes
+    assert notes  # the rule files do carry such notes; the letters must not
+    notes |= set(ISSUE_NOTES)
     b2b_only = {texts[r.id][lang] for r in rs if r.scope == "b2b" and r.id in texts
                 for lang in LANGUAGES}
     b2c_ok = {texts[r.id][lang] for r in rs if r.scope != "b2b" and r.id in texts
