@@ -492,6 +492,8 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
            "letter_date": letter_date, "b2c": invoice.customer_type == "b2c",
            "reminder_number": reminders_sent + 1, "legal_basis": basis,
            "payment_reference": reference, "annex": annex,
+           "rate_fixed": any(p.base and p.base.split("(")[0] in RATE_FIXED_AT_DUE_DATE
+                             for p in figures["interest_periods"]),
            "company": creditor.company_lines(), "carried": claims is not None, **figures}
     text = _env(False).get_template("letter.txt.j2").render(**ctx)
     html = _env(True).get_template("letter.html.j2").render(**ctx)

@@ -210,6 +210,13 @@ def test_uk_statutory_interest_keeps_the_rate_of_the_half_year_the_debt_fell_due
     assert len(periods) == 2
     assert [p.rate_pct for p in periods] == [pytest.approx(12.0), pytest.approx(12.0)]
     assert {p.rate_day for p in periods} == {dt.date(2025, 7, 1)}
+    d = _rate_decision("boe_rate(GB) + 8", 11.75, "uk.interest_b2b")
+    letter = render_letter(invoice("GB", "b2b", "en", dt.date(2025, 11, 30), 5_000.0),
+                           Action.FINAL_NOTICE, d, CREDITOR, DAY, 2, letter_ruleset)
+    assert letter.amounts["interest"] == pytest.approx(sum(p.amount for p in periods))
+    assert "half-year in which the debt fell due applies to the whole period" in letter.text
+    assert "Bank of England reference rate on 01/07/2025 4.00 % + 8 percentage points" in \
+        letter.text
     # the German base rate of the same span changes with the half-year instead
     de = interest_periods(5_000.0, dt.date(2024, 11, 30), DAY, "base_rate(DE) + 9",
                           letter_ruleset)
