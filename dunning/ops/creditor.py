@@ -222,7 +222,12 @@ class Creditor:
                 "all); add them (docs/operations.md, Creditor profile)")
 
     def reference_for(self, invoice_id: str, customer_id: str) -> str:
-        """The payment reference of one invoice (the pattern filled in)."""
+        """The payment reference of one invoice (the pattern filled in; a pattern that is not
+        one, e.g. built in code around the file check, is refused)."""
+        why = reference_problem(self.payment_reference)
+        if why:
+            raise CreditorProfileError(f"creditor profile {self.source or '(in code)'}: "
+                                       f"payment_reference: {why}")
         return self.payment_reference.format(invoice_id=invoice_id, customer_id=customer_id)
 
     def company_lines(self) -> list[tuple[str, str]]:

@@ -348,6 +348,8 @@ def test_creditor_file_errors_name_file_line_and_field_all_at_once(tmp_path: Pat
                                (10, "payment_reference", "{invoice_id}"),
                                (11, "days_to_pay", "whole number")):
         assert f"{bad}:{line}: {field}: " in msg and words in msg, (line, field)
+    with pytest.raises(CreditorProfileError, match="placeholders"):
+        replace(CREDITOR, payment_reference="{invoice_id.__class__}").reference_for("I", "C")
     bad.write_text("name: [unclosed\n", encoding="utf-8")
     with pytest.raises(CreditorFileError, match=r"creditor.yaml:\d+: "):
         Creditor.from_yaml(bad)
