@@ -3,17 +3,27 @@
 Every figure a letter claims comes from the legal decision of record for that letter
 (:class:`legal_rules.decision.Decision` of the action on the letter date), never from code:
 
-- interest: the ``max_interest_rate`` cap in force (a rate expression such as
-  ``base_rate(DE) + 9`` resolved on the date) or an EU ``interest_rate_pp_over_base`` cap
-  plus the ECB rate; simple interest on the open principal from the day after the due date,
-  act/365; no interest cap fired (or no rate on that date) -> no interest;
-- reminder fee: ``min(creditor's fee, max_reminder_fee cap)``; no cap fired -> no fee (fees
-  only where a rule allows them: none for a German first reminder, SEK 60 only if agreed);
+- interest: the tightest ``max_interest_rate`` cap (a rate expression such as
+  ``base_rate(DE) + 9``) or an EU ``interest_rate_pp_over_base`` cap plus the ECB rate;
+  simple interest on the open principal from the day after the due date, act/365, one
+  period per half-year at that half-year's rate (:func:`interest_periods`; the UK rate is
+  fixed at the half-year the debt fell due), shown period by period in the letter's annex;
+  a period without a known rate -> no letter (:class:`InterestRateUnknown`, fail closed);
+- reminder fee: ``min(creditor's fee, max_reminder_fee cap)``, less what a claimed fixed
+  compensation already covers (BGB § 288 (5) sentence 3; Directive 2011/7/EU art. 6(3));
+  no cap fired -> no fee (none for a German first reminder, SEK 60 only if agreed);
 - fixed recovery compensation (EUR 40 B2B, GBP 40/70/100, SEK 450): the ``fixed_compensation``
   cap, claimed if the creditor opts in;
 - announced collection costs (Dutch BIK scale, ``collection_cost_scale``): stated as what will
   be charged if the debt is not paid by the pay-by date (the Dutch 14-day letter is itself free);
-- pay-by date: letter date + ``max(creditor's days, min_days_to_pay_in_letter cap)``.
+- pay-by date: letter date + ``max(creditor's days, min_days_to_pay_in_letter cap)``;
+- the pre-agency notice carries the final notice's interest and compensation
+  (:func:`carried_claims`);
+- the legal-basis line: per amount claimed, the provisions of the rules behind it in the
+  letter's language (``templates/letters/legal_basis.yaml``), never a rule file's citation;
+- the creditor's company details, bank account and payment reference come from its profile
+  (:class:`dunning.ops.creditor.Creditor`); without the fields its jurisdiction requires,
+  no letter.
 
 Text and HTML come from Jinja2 templates in ``dunning/ops/templates/letters``: ``<lang>.j2`` holds
 one language's wording (macros), ``letter.txt.j2`` / ``letter.html.j2`` the layout.
