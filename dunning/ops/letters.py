@@ -276,6 +276,7 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
     used: list[Any] = []
 
     def cite(item: str, caps: list[Any]) -> None:
+        caps = sorted(caps, key=lambda c: c.rule_id.startswith("eu."))  # national law first
         used.extend(caps)
         basis.extend((item, c.rule_id) for c in caps)
 
