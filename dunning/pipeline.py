@@ -29,6 +29,7 @@ This module is edge wiring like the CLI: ``engine`` must not import ``simulation
 
 Files written under ``config.out_dir`` (default ``dunning-data/``): ``company/`` (the
 generated export CSVs), ``dunning.duckdb`` (the store, re-created by the demo),
+``creditor.yaml`` (the demo company's creditor profile for letters, kept if present),
 ``model/`` (payment + hazard model), ``policy/`` (RL artifact), ``results.json``,
 ``evaluation.json`` (the harness's full output) and ``report/index.html``.
 """
@@ -268,7 +269,26 @@ def ingest_step(config: PipelineConfig, company_dir: Path | None = None) -> Path
         # Generated data must be clean: a quarantined row means generator and contract differ.
         raise DunningError(f"{src}: {report.quarantined} generated rows were quarantined "
                            f"(see {', '.join(map(str, report.quarantine_files))})")
+    if config.fresh_db:
+        demo_creditor_profile(db.parent)
     return db
+
+
+def demo_creditor_profile(directory: Path) -> Path:
+    """``directory/creditor.yaml``: the demo company's creditor profile (kept if present).
+
+    Letters (``dunning recommend --letters``, the letter endpoint) read ``creditor.yaml``
+    next to the store; the demo's is ``dunning/ops/creditor.example.yaml``.
+    """
+    import shutil
+
+    from dunning.ops.creditor import EXAMPLE_PROFILE
+
+    path = Path(directory) / "creditor.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(EXAMPLE_PROFILE, path)
+    return path
 
 
 def train_models_step(config: PipelineConfig, db: Path | None = None,

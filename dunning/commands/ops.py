@@ -18,6 +18,8 @@ from engine.errors import InputError
 review_app = typer.Typer(help="Human review queue for actions with significant effect "
                          "(GDPR art. 22).", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+creditor_app = typer.Typer(help="The creditor profile letters are sent with.",
+                           no_args_is_help=True)
 
 DB_OPT = typer.Option(DEFAULT_DB, "--db", help="The DuckDB store file.")
 OUT_SUFFIXES = (".csv", ".json", ".parquet")
@@ -45,10 +47,13 @@ def _store(db: Path):  # noqa: ANN202 - engine.store.Store, imported lazily
 
 
 def _creditor(creditor: Path | None, db: Path):  # noqa: ANN202
+    """The creditor profile, loaded and checked for letters before any work is done."""
     from dunning.ops.letters import Creditor
 
     path = creditor or Path(db).parent / "creditor.yaml"
-    return Creditor.from_yaml(path)
+    profile = Creditor.from_yaml(path)
+    profile.check_for_letters()
+    return profile
 
 
 @user_errors
@@ -102,9 +107,15 @@ def recommend(
     if letters is not None:
         from dunning.ops.letters import letters_for, write_letters
 
-        made = letters_for(store, day, credit, ruleset=rec.ruleset)
+        refused: list[str] = []
+        made = letters_for(store, day, credit, ruleset=rec.ruleset, refused=refused)
         paths = write_letters(made, letters, formats)
         console.print(f"{len(made)} letters, {len(paths)} files written to {letters}")
+        for reason in refused:  # fail closed: named, not written, never a wrong figure
+            console.print(f"[red]letter not rendered: {reason}[/red]", highlight=False)
+        if refused:
+            console.print(f"[red]{len(refused)} letters not rendered (no rate for a period "
+                          "of their interest); see docs/operations.md, Letters[/red]")
 
 
 def _write_frame(frame, out: Path) -> None:  # noqa: ANN001
@@ -536,11 +547,28 @@ def serve(
                 proxy_headers=tls_proxy)
 
 
+@creditor_app.command("check")
+@user_errors
+def creditor_check(
+    path: Path = typer.Argument(..., help="The creditor profile (YAML)."),
+) -> None:
+    """Check a creditor profile: formats (file:line: field: message, every problem at once)
+    and the fields letters of its jurisdiction must carry. Exit code 2 on any problem."""
+    from dunning.ops.creditor import Creditor
+
+    profile = Creditor.from_yaml(path)
+    fields, citation = profile.requirements()
+    profile.check_for_letters()
+    console.print(f"{path}: OK for letters ({profile.jurisdiction} {profile.legal_form}: "
+                  f"{', '.join(fields)}; {citation})", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the dunning app."""
     app.command("recommend")(recommend)
     app.add_typer(review_app, name="review")
     app.command("record-action")(record_action_cmd)
     app.add_typer(audit_app, name="audit")
+    app.add_typer(creditor_app, name="creditor")
     app.command("forget")(forget)
     app.command("serve")(serve)

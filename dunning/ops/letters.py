@@ -3,17 +3,27 @@
 Every figure a letter claims comes from the legal decision of record for that letter
 (:class:`legal_rules.decision.Decision` of the action on the letter date), never from code:
 
-- interest: the ``max_interest_rate`` cap in force (a rate expression such as
-  ``base_rate(DE) + 9`` resolved on the date) or an EU ``interest_rate_pp_over_base`` cap
-  plus the ECB rate; simple interest on the open principal from the day after the due date,
-  act/365; no interest cap fired (or no rate on that date) -> no interest;
-- reminder fee: ``min(creditor's fee, max_reminder_fee cap)``; no cap fired -> no fee (fees
-  only where a rule allows them: none for a German first reminder, SEK 60 only if agreed);
+- interest: the tightest ``max_interest_rate`` cap (a rate expression such as
+  ``base_rate(DE) + 9``) or an EU ``interest_rate_pp_over_base`` cap plus the ECB rate;
+  simple interest on the open principal from the day after the due date, act/365, one
+  period per half-year at that half-year's rate (:func:`interest_periods`; the UK rate is
+  fixed at the half-year the debt fell due), shown period by period in the letter's annex;
+  a period without a known rate -> no letter (:class:`InterestRateUnknown`, fail closed);
+- reminder fee: ``min(creditor's fee, max_reminder_fee cap)``, less what a claimed fixed
+  compensation already covers (BGB § 288 (5) sentence 3; Directive 2011/7/EU art. 6(3));
+  no cap fired -> no fee (none for a German first reminder, SEK 60 only if agreed);
 - fixed recovery compensation (EUR 40 B2B, GBP 40/70/100, SEK 450): the ``fixed_compensation``
   cap, claimed if the creditor opts in;
 - announced collection costs (Dutch BIK scale, ``collection_cost_scale``): stated as what will
   be charged if the debt is not paid by the pay-by date (the Dutch 14-day letter is itself free);
-- pay-by date: letter date + ``max(creditor's days, min_days_to_pay_in_letter cap)``.
+- pay-by date: letter date + ``max(creditor's days, min_days_to_pay_in_letter cap)``;
+- the pre-agency notice carries the final notice's interest and compensation
+  (:func:`carried_claims`);
+- the legal-basis line: per amount claimed, the provisions of the rules behind it in the
+  letter's language (``templates/letters/legal_basis.yaml``), never a rule file's citation;
+- the creditor's company details, bank account and payment reference come from its profile
+  (:class:`dunning.ops.creditor.Creditor`); without the fields its jurisdiction requires,
+  no letter.
 
 Text and HTML come from Jinja2 templates in ``dunning/ops/templates/letters``: ``<lang>.j2`` holds
 one language's wording (macros), ``letter.txt.j2`` / ``letter.html.j2`` the layout.
@@ -37,10 +47,12 @@ import datetime as dt
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dunning.ops.creditor import Creditor
 from engine.contract import Action
 from engine.errors import InputError
 
@@ -56,55 +68,6 @@ LETTER_KINDS: dict[Action, str] = {
     Action.AGENCY: "pre_agency",
 }
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "letters"
-
-
-@dataclass(frozen=True)
-class Creditor:
-    """Who sends the letters and what they would charge if the law allows it.
-
-    Loaded from YAML (``dunning-data/creditor.yaml`` or ``--creditor FILE``) with the same
-    field names. ``reminder_fee`` is in the invoice currency; the rule caps may lower it to 0.
-    """
-
-    name: str
-    address: tuple[str, ...] = ()
-    email: str = ""
-    phone: str = ""
-    iban: str = ""
-    registration: str = ""  # e.g. the collector's registration (RDG § 10) for consumer letters
-    reminder_fee: float = 2.5
-    claim_compensation: bool = True
-    days_to_pay: int = 10
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str]) -> Creditor:
-        import yaml
-
-        path = Path(path)
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise InputError(f"{path}: creditor file not found; expected a YAML file with at "
-                             "least `name:` (see docs/operations.md)") from None
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: not valid YAML ({exc})") from None
-        if not isinstance(doc, dict) or not str(doc.get("name", "")).strip():
-            raise InputError(f"{path}: field `name`: missing; expected the creditor's name")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(doc) - known)
-        if unknown:
-            raise InputError(f"{path}: unknown field(s) {', '.join(unknown)}; expected some of "
-                             f"{', '.join(sorted(known))}")
-        if "address" in doc:
-            doc["address"] = tuple(str(x) for x in doc["address"] or ())
-        for key, typ in (("reminder_fee", float), ("days_to_pay", int)):
-            if key in doc:
-                try:
-                    doc[key] = typ(doc[key])
-                except (TypeError, ValueError):
-                    raise InputError(f"{path}: field `{key}`: found {doc[key]!r}; expected a "
-                                     f"{typ.__name__}") from None
-        return cls(**doc)
 
 
 @dataclass(frozen=True)
@@ -126,7 +89,12 @@ class InvoiceRef:
 
 @dataclass
 class Letter:
-    """A rendered letter. ``amounts`` split principal / interest / fees / compensation."""
+    """A rendered letter. ``amounts`` split principal / interest / fees / compensation.
+
+    ``interest_periods`` is the interest calculation (the letter's annex); ``legal_basis``
+    the legal-basis line's entries in the letter's language; ``citations`` the rule files'
+    citations of the same caps (internal, English: for the audit trail, not the letter).
+    """
 
     kind: str
     language: str
@@ -141,11 +109,15 @@ class Letter:
     text: str
     html: str
     creditor: str = ""
+    interest_periods: list[InterestPeriod] = field(default_factory=list)
+    legal_basis: list[str] = field(default_factory=list)
+    payment_reference: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["letter_date"] = self.letter_date.isoformat()
         out["pay_by"] = self.pay_by.isoformat()
+        out["interest_periods"] = [p.to_dict() for p in self.interest_periods]
         return out
 
 
@@ -157,64 +129,252 @@ def letter_language(invoice: InvoiceRef) -> str:
     return DEFAULT_LANGUAGE.get(invoice.jurisdiction, "en")
 
 
+class InterestRateUnknown(InputError):
+    """A period of the interest claim has no known rate: the letter is not rendered (fail
+    closed) rather than printed with a wrong figure."""
+
+
+# Rates fixed once per debt: the UK statutory rate uses the reference rate of the half-year
+# in which the debt fell due, for the life of the debt (Late Payment of Commercial Debts (Rate
+# of Interest) (No. 3) Order 2002). Every other rate series is looked up per half-year, on its
+# first day (DE: BGB § 247, the base rate changes each 1 January and 1 July; EU: Directive
+# 2011/7/EU art. 2(7)-(8), the ECB rate on the first day of the half-year; SE: Räntelag § 9).
+RATE_FIXED_AT_DUE_DATE = frozenset({"boe_rate"})
+# Caps whose amount a letter claims or whose requirement it states, with the basis item.
+_BASIS_ITEMS = ("interest", "fees", "compensation", "costs", "payment_term")
+
+
+@dataclass(frozen=True)
+class InterestPeriod:
+    """One period of an interest claim: ``start``..``end`` inclusive, ``days`` of them.
+
+    ``rate_pct`` = ``base_pct`` (the reference rate ``base`` looked up on ``rate_day``;
+    ``None`` for a fixed rate) + ``margin_pp``; ``amount`` = principal x rate / 100 x days /
+    365, rounded to cents (the claim is the sum of the rounded periods).
+    """
+
+    start: dt.date
+    end: dt.date
+    days: int
+    rate_pct: float
+    base: str | None
+    base_pct: float | None
+    rate_day: dt.date | None
+    margin_pp: float
+    amount: float
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for key in ("start", "end", "rate_day"):
+            out[key] = out[key].isoformat() if out[key] else None
+        return out
+
+
+def half_year_start(day: dt.date) -> dt.date:
+    """1 January or 1 July of ``day``'s half-year."""
+    return dt.date(day.year, 1 if day.month <= 6 else 7, 1)
+
+
+def half_years(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """``[first, last]`` split at each 1 January and 1 July: ``[(start, end)]`` inclusive."""
+    out = []
+    start = first
+    while start <= last:
+        nxt = dt.date(start.year, 7, 1) if start.month <= 6 else dt.date(start.year + 1, 1, 1)
+        end = min(last, nxt - dt.timedelta(days=1))
+        out.append((start, end))
+        start = nxt
+    return out
+
+
+def interest_periods(principal: float, due_date: dt.date, letter_date: dt.date,
+                     expression: str, ruleset: Any | None,
+                     invoice_id: str = "") -> list[InterestPeriod]:
+    """Simple interest on ``principal`` from the day after ``due_date`` to ``letter_date``.
+
+    ``expression`` is a cap's rate expression (``"base_rate(DE) + 9"`` or a fixed ``"4"``).
+    One period per half-year, each at its own rate (see :data:`RATE_FIXED_AT_DUE_DATE`),
+    act/365. A period without a known rate raises :class:`InterestRateUnknown` naming every
+    such period (no letter with a wrong figure).
+    """
+    from legal_rules.model import parse_cap_expression
+
+    first = due_date + dt.timedelta(days=1)
+    if letter_date < first or principal <= 0:
+        return []
+    name, jur, margin = parse_cap_expression(expression)
+    base = f"{name}({jur})" if name else None
+    out, missing = [], []
+    for start, end in half_years(first, letter_date):
+        days = (end - start).days + 1
+        base_pct, rate_day = None, None
+        if name is not None:
+            rate_day = half_year_start(due_date if name in RATE_FIXED_AT_DUE_DATE else start)
+            rate = ruleset.rate(name, jur or "", rate_day) if ruleset is not None else None
+            if rate is None:
+                missing.append(f"{start.isoformat()}..{end.isoformat()} (no {base} on "
+                               f"{rate_day.isoformat()})")
+                continue
+            base_pct = rate.value
+        pct = round((base_pct or 0.0) + margin, 6)
+        out.append(InterestPeriod(start, end, days, pct, base, base_pct, rate_day, margin,
+                                  round(principal * pct / 100 * days / 365, 2)))
+    if missing:
+        raise InterestRateUnknown(
+            f"invoice {invoice_id}: interest ({expression}) has no known rate for "
+            f"{'; '.join(missing)}; the letter is not rendered with a wrong figure. Add the "
+            "rate period to rates.yaml (docs/legal-rules.md) and render it again")
+    return out
+
+
+def _interest_expression(decision: Decision, ruleset: Any | None) -> list[Any]:
+    """The cap(s) interest is claimed under: the tightest ``max_interest_rate``, or an EU
+    ``interest_rate_pp_over_base`` + the ECB rate. [] = no interest. A rate cap whose value
+    is unknown on the letter date raises :class:`InterestRateUnknown` (fail closed)."""
+    rate_caps = [c for c in decision.caps if c.name == "max_interest_rate"]
+    if rate_caps:
+        unknown = [c for c in rate_caps if c.value is None]
+        if unknown:
+            raise InterestRateUnknown(
+                f"interest cap {unknown[0].rule_id} ({unknown[0].expression}) is unknown on "
+                f"{decision.as_of}: {unknown[0].note or 'no rate'}; the letter is not rendered "
+                "with a wrong figure. Add the rate period to rates.yaml (docs/legal-rules.md)")
+        best = min(c.value for c in rate_caps)
+        return [c for c in rate_caps if c.value == best]
+    if ruleset is None:
+        return []
+    for c in decision.caps:
+        if (c.name == "interest_rate_pp_over_base" and c.value is not None
+                and ruleset.rule(c.rule_id).jurisdiction == "EU"):
+            return [replace(c, expression=f"ecb_rate(EU) + {c.value:g}")]
+    return []
+
+
+def _binding(decision: Decision, name: str) -> tuple[float | None, list[Any]]:
+    """The tightest value of cap ``name`` and the caps that set it."""
+    value = decision.cap(name)
+    return value, [c for c in decision.caps if c.name == name and c.value == value]
+
+
 def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
-                    letter_date: dt.date, ruleset: Any | None = None) -> dict[str, Any]:
+                    letter_date: dt.date, ruleset: Any | None = None,
+                    claims: Decision | None = None) -> dict[str, Any]:
     """Principal, interest, fee, compensation, announced costs and pay-by date from the caps.
 
-    Interest: the tightest ``max_interest_rate`` cap (a full annual rate); without one, an
-    ``interest_rate_pp_over_base`` cap of an EU-wide rule plus the ECB rate in force
-    (``ecb_rate(EU)`` from ``ruleset``); otherwise no interest is claimed.
+    ``claims``: the decision whose interest and compensation caps the letter claims (the
+    pre-agency letter carries the final notice's: :func:`letters_for`); default ``decision``.
+    Interest: :func:`interest_periods` under the tightest ``max_interest_rate`` cap (an EU
+    ``interest_rate_pp_over_base`` + ECB rate without one); no cap -> no interest.
+    Fee: ``min(creditor's fee, max_reminder_fee cap)``, minus what the fixed compensation
+    already covers (it is credited against the costs of pursuing the claim: BGB § 288 (5)
+    sentence 3; Directive 2011/7/EU art. 6(3)). ``basis`` lists ``(item, rule_id)`` of
+    every cap behind an amount claimed or a term stated (for the legal-basis line).
     """
+    claims = claims or decision
     principal = round(invoice.open_amount, 2)
-    cites: list[str] = []
+    basis: list[tuple[str, str]] = []
+    used: list[Any] = []
 
-    def cap(name: str) -> float | None:
-        value = decision.cap(name)
-        if value is not None:
-            cites.extend(c.citation for c in decision.caps if c.name == name)
-        return value
+    def cite(item: str, caps: list[Any]) -> None:
+        caps = sorted(caps, key=lambda c: c.rule_id.startswith("eu."))  # national law first
+        used.extend(caps)
+        basis.extend((item, c.rule_id) for c in caps)
 
-    rate = cap("max_interest_rate")
-    if rate is None:
-        rate = _rate_over_base(decision, ruleset, cites)
-    interest_days = max((letter_date - invoice.due_date).days, 0)
-    interest = round(principal * (rate or 0.0) / 100 * interest_days / 365, 2)
-    fee_cap = cap("max_reminder_fee")
+    rate_caps = _interest_expression(claims, ruleset)
+    periods = (interest_periods(principal, invoice.due_date, letter_date,
+                                rate_caps[0].expression, ruleset, invoice.invoice_id)
+               if rate_caps else [])
+    interest = round(sum(p.amount for p in periods), 2)
+    if periods:
+        cite("interest", rate_caps)
+    comp_cap, comp_caps = _binding(claims, "fixed_compensation")
+    compensation = round(comp_cap, 2) if comp_cap and creditor.claim_compensation else 0.0
+    if compensation:
+        cite("compensation", comp_caps)
+    fee_cap, fee_caps = _binding(decision, "max_reminder_fee") if claims is decision \
+        else (None, [])
     fee = round(min(creditor.reminder_fee, fee_cap), 2) if fee_cap is not None else 0.0
-    comp_cap = cap("fixed_compensation")
-    compensation = round(comp_cap, 2) if comp_cap is not None and creditor.claim_compensation \
-        else 0.0
-    announced = cap("collection_cost_scale") or 0.0
-    max_fee = cap("max_collection_fee")
-    if max_fee is not None:
-        announced = min(announced, max_fee)
-    min_days = cap("min_days_to_pay_in_letter")
+    credited = round(min(fee, compensation), 2)
+    fee = round(fee - credited, 2)
+    if fee:
+        cite("fees", fee_caps)
+    scale, scale_caps = _binding(decision, "collection_cost_scale")
+    max_fee, max_fee_caps = _binding(decision, "max_collection_fee")
+    announced = scale or 0.0
+    if max_fee is not None and max_fee < announced:
+        announced, scale_caps = max_fee, scale_caps + max_fee_caps
+    if announced:
+        cite("costs", scale_caps)
+    min_days, min_caps = _binding(decision, "min_days_to_pay_in_letter")
+    if min_days is not None:
+        cite("payment_term", min_caps)
     days = max(creditor.days_to_pay, int(min_days or 0))
     total = round(principal + interest + fee + compensation, 2)
     return {
         "amounts": {"principal": principal, "interest": interest, "fees": fee,
                     "compensation": compensation, "total": total},
-        "interest_rate_pct": rate, "interest_days": interest_days,
+        "interest_periods": periods,
+        "interest_rate_pct": periods[-1].rate_pct if periods else None,
+        "interest_days": sum(p.days for p in periods),
+        "fee_credited": credited,
         "announced_costs": round(announced, 2), "days_to_pay": days,
         "pay_by": letter_date + dt.timedelta(days=days),
-        "citations": list(dict.fromkeys(cites)),
+        "basis": basis,
+        "citations": list(dict.fromkeys(c.citation for c in used)),
     }
 
 
-def _rate_over_base(decision: Decision, ruleset: Any | None, cites: list[str]) -> float | None:
-    """Annual rate from an ``interest_rate_pp_over_base`` cap of an EU rule + ECB rate."""
-    if ruleset is None:
-        return None
-    for c in decision.caps:
-        if c.name != "interest_rate_pp_over_base" or c.value is None:
-            continue
-        if ruleset.rule(c.rule_id).jurisdiction != "EU":
-            continue
-        base = ruleset.rate("ecb_rate", "EU", decision.as_of)
-        if base is not None:
-            cites.extend([c.citation, base.citation])
-            return round(base.value + c.value, 6)
-    return None
+@lru_cache(maxsize=1)
+def legal_basis_texts() -> dict[str, Any]:
+    """``legal_basis.yaml`` (next to the templates): per-language texts of the provisions."""
+    import yaml
+
+    return yaml.safe_load((TEMPLATE_DIR / "legal_basis.yaml").read_text(encoding="utf-8"))
+
+
+def legal_basis(basis: Sequence[tuple[str, str]], lang: str, invoice: InvoiceRef,
+                fee_credited: float, ruleset: Any | None = None) -> list[tuple[str, str]]:
+    """``[(item, text)]`` of the legal-basis line in ``lang``: one entry per item claimed.
+
+    Texts come from ``legal_basis.yaml`` only (never a rule's citation or rationale, which
+    are internal and English). Fail closed (:class:`InputError`): a rule without a text in
+    ``lang``, or a consumer letter citing a rule scoped to businesses.
+    """
+    table = legal_basis_texts()
+    grouped: dict[str, list[str]] = {}
+    for item, rule_id in basis:
+        text = (table["rules"].get(rule_id) or {}).get(lang)
+        if not text:
+            raise InputError(f"invoice {invoice.invoice_id}: rule {rule_id} has no legal-basis "
+                             f"text in {lang!r} (dunning/ops/templates/letters/legal_basis.yaml);"
+                             " no letter without its legal basis")
+        if ruleset is not None and invoice.customer_type == "b2c":
+            try:
+                scope = ruleset.rule(rule_id).scope
+            except KeyError:
+                scope = "both"
+            if scope == "b2b":
+                raise InputError(f"invoice {invoice.invoice_id}: a consumer letter would cite "
+                                 f"{rule_id}, a rule for businesses only; no letter")
+        if text not in grouped.setdefault(item, []):
+            grouped[item].append(text)
+    if fee_credited:
+        credit = table["fee_credited"]
+        grouped.setdefault("fee_credited", []).append(
+            (credit.get(invoice.jurisdiction) or credit["*"])[lang])
+    order = (*_BASIS_ITEMS, "fee_credited")
+    return [(item, "; ".join(grouped[item])) for item in order if item in grouped]
+
+
+def rate_label(base: str | None, lang: str) -> str:
+    """The name of a reference rate (``base_rate(DE)``) in ``lang``; "" for a fixed rate."""
+    if base is None:
+        return ""
+    names = legal_basis_texts()["rates"].get(base) or {}
+    if lang not in names:
+        raise InputError(f"rate {base} has no name in {lang!r} "
+                         "(dunning/ops/templates/letters/legal_basis.yaml)")
+    return names[lang]
 
 
 # C0/C1 control characters (line breaks included) and the Unicode bidi overrides/isolates:
@@ -248,6 +408,8 @@ def _environment(html: bool) -> Any:
                              lstrip_blocks=True, keep_trailing_newline=True)
     env.filters["money"] = format_money
     env.filters["day"] = format_date
+    env.filters["pct"] = format_pct
+    env.filters["num"] = format_number
     return env
 
 
@@ -270,6 +432,18 @@ def format_money(value: float, currency: str, language: str) -> str:
     return f"{text} {currency}"
 
 
+def format_number(value: float, language: str) -> str:
+    """Up to 2 decimals, trailing zeros dropped: ``9``, ``9,2`` (de, fr, nl, sv) / ``9.2``."""
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return text if language == "en" else text.replace(".", ",")
+
+
+def format_pct(value: float, language: str) -> str:
+    """``10,27 %`` (de, fr, nl, sv) or ``10.27 %`` (en); two decimals."""
+    text = f"{value:.2f}"
+    return f"{text if language == 'en' else text.replace('.', ',')} %"
+
+
 def format_date(value: dt.date, language: str) -> str:
     return value.strftime("%d.%m.%Y" if language == "de" else
                           "%d/%m/%Y" if language in ("fr", "en") else
@@ -279,7 +453,8 @@ def format_date(value: dt.date, language: str) -> str:
 def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
                   creditor: Creditor, letter_date: dt.date | None = None,
                   reminders_sent: int = 0, ruleset: Any | None = None,
-                  approval: dict[str, Any] | None = None) -> Letter:
+                  approval: dict[str, Any] | None = None,
+                  claims: Decision | None = None) -> Letter:
     """Render the letter for ``action`` (email/letter -> reminder, final notice, agency).
 
     ``decision`` must be the legal decision of this action for this invoice on
@@ -288,6 +463,13 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
     A decision that needs human review needs ``approval``, the approved review item
     :func:`dunning.ops.gate.review_gate` returned (:class:`~dunning.ops.gate.ReviewRequired`
     otherwise): the pre-agency notice says that a person reviewed the account.
+    ``claims``: the decision whose interest and compensation the letter claims (the
+    pre-agency notice carries the final notice's; see :func:`compute_amounts`).
+
+    Refused (an :class:`InputError`, nothing rendered): a creditor profile without the fields
+    its jurisdiction requires (:class:`~dunning.ops.creditor.CreditorProfileError`), an
+    interest period without a known rate (:class:`InterestRateUnknown`), a claim without a
+    legal-basis text in the letter's language.
     """
     action = Action(int(action))
     if action not in LETTER_KINDS:
@@ -303,13 +485,27 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
                              "human review; no letter without it (see `dunning review list`)",
                              invoice.invoice_id, action.channel,
                              (approval or {}).get("review_id"), (approval or {}).get("status"))
+    creditor.check_for_letters()
     letter_date = letter_date or decision.as_of
     lang = letter_language(invoice)
-    figures = compute_amounts(invoice, decision, creditor, letter_date, ruleset)
+    try:
+        figures = compute_amounts(invoice, decision, creditor, letter_date, ruleset, claims)
+    except InterestRateUnknown as exc:
+        msg = str(exc)
+        prefix = f"invoice {invoice.invoice_id}: "
+        raise InterestRateUnknown(msg if msg.startswith(prefix) else prefix + msg) from None
     kind = LETTER_KINDS[action]
+    basis = legal_basis(figures["basis"], lang, invoice, figures["fee_credited"], ruleset)
+    reference = creditor.reference_for(invoice.invoice_id, invoice.customer_id)
+    annex = [{"period": p, "rate_name": rate_label(p.base, lang)}
+             for p in figures["interest_periods"]]
     ctx = {"lang": lang, "kind": kind, "inv": invoice, "creditor": creditor,
            "letter_date": letter_date, "b2c": invoice.customer_type == "b2c",
-           "reminder_number": reminders_sent + 1, **figures}
+           "reminder_number": reminders_sent + 1, "legal_basis": basis,
+           "payment_reference": reference, "annex": annex,
+           "rate_fixed": any(p.base and p.base.split("(")[0] in RATE_FIXED_AT_DUE_DATE
+                             for p in figures["interest_periods"]),
+           "company": creditor.company_lines(), "carried": claims is not None, **figures}
     text = _env(False).get_template("letter.txt.j2").render(**ctx)
     html = _env(True).get_template("letter.html.j2").render(**ctx)
     return Letter(kind=kind, language=lang, jurisdiction=invoice.jurisdiction,
@@ -317,7 +513,9 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
                   pay_by=figures["pay_by"], amounts=figures["amounts"],
                   interest_rate_pct=figures["interest_rate_pct"],
                   announced_costs=figures["announced_costs"], citations=figures["citations"],
-                  text=text, html=html, creditor=creditor.name)
+                  text=text, html=html, creditor=creditor.name,
+                  interest_periods=figures["interest_periods"],
+                  legal_basis=[line for _, line in basis], payment_reference=reference)
 
 
 def refusing_fetcher() -> Any:
@@ -394,7 +592,8 @@ def write_letters(letters: Sequence[Letter], directory: str | os.PathLike[str],
 
 def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
                 invoice_ids: Sequence[str] | None = None, ruleset: Any | None = None,
-                actions: dict[str, Action] | None = None) -> list[Letter]:
+                actions: dict[str, Action] | None = None,
+                refused: list[str] | None = None) -> list[Letter]:
     """Letters for the stored recommendations of ``as_of`` that send one.
 
     By default every row whose action is email, letter or final notice and whose status is
@@ -405,6 +604,11 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     review gets its letter only with an approved review item
     (:func:`dunning.ops.gate.review_gate`: :class:`~dunning.ops.gate.ReviewRequired`
     otherwise); a vetoed or blocked action gets none (InputError).
+
+    A letter whose interest has a period without a known rate is not rendered
+    (:class:`InterestRateUnknown`, fail closed): with ``refused=None`` one such letter stops
+    them all (the error names each); with a list (the daily batch), the others are rendered
+    and each refused letter's reason is appended to ``refused`` for the caller to report.
     """
     from dunning.ops.gate import legal_decisions, review_gate
     from dunning.ops.recommend import compiled_rules, stored_recommendations
@@ -419,12 +623,13 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
         actions = {i: a for i, a in actions.items() if i in set(invoice_ids)}
     if not actions:
         return []
+    creditor.check_for_letters()  # before anything: no letter without the company details
     checks = legal_decisions(store, actions, as_of, ruleset)
     with store.connect() as con:  # all or nothing: every gate before any letter
         approvals = [review_gate(con, c.invoice_id, c.action, as_of, c.decision.needs_review)
                      if c.decision.allowed else None for c in checks]
-    rs = compiled_rules(ruleset)[0]
-    out = []
+    rs, _, evaluator = compiled_rules(ruleset)
+    out, errors = [], []
     for c, approval in zip(checks, approvals, strict=True):
         r = c.state
         ref = InvoiceRef(
@@ -435,7 +640,35 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
             invoice_date=r["invoice_date"].date(), due_date=r["due_date"].date(),
             amount=float(r["amount"]), open_amount=float(r["open_amount"]),
             currency=str(r["currency"]).upper())
-        out.append(render_letter(ref, c.action, c.decision, creditor, as_of,
-                                 reminders_sent=int(c.facts["reminders_sent"]), ruleset=rs,
-                                 approval=approval))
+        claims = carried_claims(evaluator, c.facts, c.action, as_of, ref.invoice_id)
+        try:
+            out.append(render_letter(ref, c.action, c.decision, creditor, as_of,
+                                     reminders_sent=int(c.facts["reminders_sent"]), ruleset=rs,
+                                     approval=approval, claims=claims))
+        except InterestRateUnknown as exc:  # every such invoice named, then nothing written
+            errors.append(str(exc))
+    if errors and refused is None:
+        raise InterestRateUnknown(f"{len(errors)} letter(s) not rendered (no letters "
+                                  "written):\n" + "\n".join(errors))
+    if refused is not None:
+        refused.extend(errors)
     return out
+
+
+def carried_claims(evaluator: Any, facts: dict[str, Any], action: Action, day: dt.date,
+                   invoice_id: str = "") -> Decision | None:
+    """The decision whose claims a letter carries forward, or None (the letter's own).
+
+    The pre-agency notice restates what the final notice claimed: interest (per period, up
+    to the new letter's date) and the fixed compensation, as the rules give them for a final
+    notice on ``day`` with the same facts. A final-notice decision the rules cannot evaluate
+    (blocked) is refused: the claims would be unknown.
+    """
+    if action != Action.AGENCY:
+        return None
+    claims = evaluator.decide(facts, Action.FINAL_NOTICE, day)
+    if claims.unresolved:
+        raise InputError(f"invoice {invoice_id}: the claims of the final notice cannot be "
+                         "restated in the pre-agency letter: rules "
+                         f"{', '.join(h.rule_id for h in claims.unresolved)} are unresolved")
+    return claims

@@ -156,3 +156,56 @@ def make_ops_tables():
 def plant_actions():
     """:func:`_plant_actions`: ``plant_actions(db, [(invoice, channel, date)], folder)``."""
     return _plant_actions
+
+
+# Reference rates for the letter tests: TEST VALUES, not legal figures (the packaged table
+# holds only the published ones). Each series is replaced as a whole, so the tests do not
+# depend on which periods rates.yaml has: (name, jurisdiction, value, valid_from, valid_to).
+LETTER_TEST_RATES = (
+    ("base_rate", "DE", 3.37, "2024-07-01", "2024-12-31"),
+    ("base_rate", "DE", 2.27, "2025-01-01", "2025-06-30"),
+    ("base_rate", "DE", 1.27, "2025-07-01", "2025-12-31"),
+    ("base_rate", "DE", 1.27, "2026-01-01", "2026-06-30"),
+    ("base_rate", "AT", 1.38, "2025-07-01", "2026-06-30"),
+    ("ecb_rate", "EU", 2.15, "2025-07-01", "2026-06-30"),
+    ("boe_rate", "GB", 4.0, "2025-07-01", "2025-12-31"),
+    ("boe_rate", "GB", 3.75, "2026-01-01", "2026-06-30"),
+    ("reference_rate", "SE", 1.75, "2025-07-01", "2026-06-30"),
+)
+
+
+def with_test_rates(ruleset, rates=LETTER_TEST_RATES):
+    """``ruleset`` whose rate series named in ``rates`` are replaced by those test values."""
+    from dataclasses import replace
+
+    from legal_rules.model import Rate
+
+    series = {(n, j) for n, j, *_ in rates}
+    kept = tuple(r for r in ruleset.rates if (r.name, r.jurisdiction) not in series)
+    new = tuple(Rate(name=n, jurisdiction=j, value=v, valid_from=dt.date.fromisoformat(f),
+                     valid_to=dt.date.fromisoformat(t), citation="test value")
+                for n, j, v, f, t in rates)
+    return replace(ruleset, rates=kept + new)
+
+
+def resolved(decision, ruleset, facts: dict):
+    """``decision`` with its caps resolved on its date by ``ruleset`` (its test rates)."""
+    from dataclasses import replace
+
+    return replace(decision, caps=tuple(ruleset.cap_value(ruleset.rule(c.rule_id),
+                                                          decision.as_of, facts)
+                                        for c in decision.caps))
+
+
+@pytest.fixture(scope="session")
+def letter_ruleset():
+    """The packaged rules with the test rate table (:data:`LETTER_TEST_RATES`)."""
+    from legal_rules.loader import load_rules
+
+    return with_test_rates(load_rules())
+
+
+@pytest.fixture(scope="session")
+def resolve_caps():
+    """:func:`resolved`: a decision's caps resolved by a ruleset with test rates."""
+    return resolved

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+
 import httpx
 import pytest
 
 from dunning.api import ApiConfig, create_app, load_tokens
+from dunning.ops.creditor import EXAMPLE_PROFILE
 from engine.errors import InputError
 from engine.store import Store
 
@@ -161,14 +164,14 @@ def test_openapi_docs(api):
 
 
 def test_letter_endpoint_renders_from_the_stored_state(api, db, as_of):
-    (db.parent / "creditor.yaml").write_text("name: Nordlicht GmbH\nreminder_fee: 2.5\n")
+    shutil.copy(EXAMPLE_PROFILE, db.parent / "creditor.yaml")
     api.post("/recommendations/run", json={"as_of": as_of.isoformat()}, headers=auth(REVIEW))
     rows = api.get("/recommendations", params={"as_of": as_of.isoformat(), "action": "email"},
                    headers=auth(READ)).json()["recommendations"]
     inv = rows[0]["invoice_id"]
     r = api.get(f"/letters/{inv}", params={"as_of": as_of.isoformat(), "action": "email",
                                            "format": "txt"}, headers=auth(READ))
-    assert r.status_code == 200 and "Nordlicht GmbH" in r.text and inv in r.text
+    assert r.status_code == 200 and "Nordlicht Maschinenbau GmbH" in r.text and inv in r.text
     r = api.get(f"/letters/{inv}", params={"as_of": as_of.isoformat(), "format": "docx"},
                 headers=auth(READ))
     assert r.status_code == 422

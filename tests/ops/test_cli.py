@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dunning.cli import app
+from dunning.ops.creditor import EXAMPLE_PROFILE
 from engine.store import Store
 
 runner = CliRunner()
@@ -24,8 +26,7 @@ def run(*args: str, ok: bool = True):
 
 
 def test_recommend_writes_output_and_letters_and_is_idempotent(db, tmp_path, as_of):
-    (db.parent / "creditor.yaml").write_text(
-        "name: Nordlicht GmbH\naddress: [Hafenstr. 1, 20457 Hamburg]\nreminder_fee: 2.5\n")
+    shutil.copy(EXAMPLE_PROFILE, db.parent / "creditor.yaml")
     out = tmp_path / "rec.json"
     letters = tmp_path / "letters"
     first = run("recommend", "--db", str(db), "--as-of", as_of.isoformat(), "--out", str(out),
@@ -34,8 +35,15 @@ def test_recommend_writes_output_and_letters_and_is_idempotent(db, tmp_path, as_
     assert rows and {r["as_of"] for r in rows} == {as_of.isoformat()}
     sent = [r for r in rows if r["action"] in ("email", "letter", "final_notice")
             and r["status"] == "recommended"]
-    assert len(list(letters.glob("*.txt"))) == len(sent) > 0
-    assert "Nordlicht GmbH" in next(letters.glob("*.html")).read_text()
+    # Every letter is written, or named as not rendered: the synthetic data runs in 2023-24
+    # and the packaged rate table has no rate there, so letters claiming interest are refused
+    # (fail closed), never written with a wrong figure; reminders without interest are written.
+    refused = first.output.count("letter not rendered:")
+    assert len(list(letters.glob("*.txt"))) + refused == len(sent) > 0
+    assert len(list(letters.glob("*.txt"))) > 0
+    for txt in letters.glob("*.txt"):  # a written letter is not also reported as refused
+        assert f"invoice {txt.stem.split('_')[0]}:" not in first.output
+    assert "Nordlicht Maschinenbau GmbH" in next(letters.glob("*.html")).read_text()
     assert "recorded" in first.output
     second = run("recommend", "--db", str(db), "--as-of", as_of.isoformat(), "--out",
                  str(tmp_path / "rec2.json"))

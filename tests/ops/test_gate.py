@@ -16,8 +16,9 @@ from dunning.business.erp_export import export_recommendations
 from dunning.cli import app
 from dunning.ops.actions import record_action
 from dunning.ops.audit import AuditLog
+from dunning.ops.creditor import EXAMPLE_PROFILE
 from dunning.ops.gate import ReviewRequired, legal_decisions
-from dunning.ops.letters import Creditor, letters_for
+from dunning.ops.letters import Creditor, InterestRateUnknown, letters_for
 from dunning.ops.recommend import LoadedPolicy, Recommender, invoice_state
 from dunning.ops.review import ReviewQueue
 from engine.contract import Action
@@ -64,9 +65,18 @@ def gate_base(tmp_path_factory, make_ops_tables):
     state = invoice_state(Store(probe).tables(as_of=AS_OF), AS_OF)
     ok = state[(state["days_overdue"] > 70) & ~state["disputed_now"]
                & state["jurisdiction"].isin(["DE", "FR", "NL", "AT"])]
-    by_customer = ok.drop_duplicates("customer_id")["invoice_id"].tolist()
-    assert len(by_customer) >= 6, "the synthetic data has too few long-overdue invoices"
-    a, b, c, d, e, f = by_customer[:6]
+    # B's pre-agency letter is rendered once approved: a consumer in FR, NL or AT, whose
+    # carried claims need no reference rate (FR, NL: no statutory consumer interest rule; AT:
+    # a fixed 4 %); the packaged rate table has no rate in the synthetic 2024 and interest on
+    # such a period is refused (fail closed, tests/ops/test_letters.py).
+    ok = ok.drop_duplicates("customer_id")
+    fixed = (ok["customer_type"].eq("b2c") & ok["jurisdiction"].isin(["FR", "NL", "AT"]))
+    b = ok.loc[fixed, "invoice_id"].iloc[0]
+    # C: a German business, whose carried interest needs the 2024 base rate (not in the table)
+    c = ok.loc[ok["customer_type"].eq("b2b") & ok["jurisdiction"].eq("DE"), "invoice_id"].iloc[0]
+    by_customer = [i for i in ok["invoice_id"] if i not in (b, c)]
+    assert len(by_customer) >= 4, "the synthetic data has too few long-overdue invoices"
+    a, d, e, f = by_customer[:4]
     cust = state.set_index("invoice_id")["customer_id"]
     customers, invoices = tables["customers"].copy(), tables["invoices"].copy()
     customers["opted_out_channels"] = np.where(customers["customer_id"] == cust[d], "email",
@@ -88,7 +98,7 @@ def gate_base(tmp_path_factory, make_ops_tables):
     frame = Recommender(store, policy=policy).run(AS_OF).frame.set_index("invoice_id")
     for i in (a, b, c):
         assert (frame.at[i, "action"], frame.at[i, "status"]) == ("agency", "needs_review")
-    (db.parent / "creditor.yaml").write_text("name: Nordlicht GmbH\nreminder_fee: 2.5\n")
+    shutil.copy(EXAMPLE_PROFILE, db.parent / "creditor.yaml")
     return db, dict(zip("ABCDEF", (a, b, c, d, e, f), strict=True))
 
 
@@ -158,7 +168,7 @@ def test_letter_endpoint_renders_a_review_action_only_once_approved(api):
         assert r.headers["content-security-policy"] == LETTER_CSP
         assert "default-src 'none'" in LETTER_CSP and "script" not in LETTER_CSP
         assert r.headers["x-content-type-options"] == "nosniff"
-    assert "Nordlicht GmbH" in r.text
+    assert "Nordlicht Maschinenbau GmbH" in r.text
     r = client.get(f"/letters/{p['B']}", params={**params, "format": "pdf"},
                    headers=auth(READ))
     assert r.status_code == 200 and r.content.startswith(b"%PDF")
@@ -167,13 +177,30 @@ def test_letter_endpoint_renders_a_review_action_only_once_approved(api):
 
 def test_letters_for_needs_the_approval_too(gate):
     db, p = gate
-    creditor = Creditor(name="Nordlicht GmbH")
+    creditor = Creditor.from_yaml(EXAMPLE_PROFILE)
     with pytest.raises(ReviewRequired, match="pending") as info:
         letters_for(Store(db), AS_OF, creditor, actions={p["C"]: Action.AGENCY})
     assert info.value.review_id == _review_id(db, p["C"]) and info.value.status == "pending"
-    _decide(db, p["C"], approve=True)
-    made = letters_for(Store(db), AS_OF, creditor, actions={p["C"]: Action.AGENCY})
+    _decide(db, p["B"], approve=True)
+    made = letters_for(Store(db), AS_OF, creditor, actions={p["B"]: Action.AGENCY})
     assert [m.kind for m in made] == ["pre_agency"]
+
+
+def test_pre_agency_letter_without_a_rate_for_its_interest_is_not_rendered(gate):
+    """Approved, but the final notice's interest it carries needs the German base rate of
+    2024, which the packaged rate table does not have: refused, never a wrong figure."""
+    db, p = gate
+    creditor = Creditor.from_yaml(EXAMPLE_PROFILE)
+    _decide(db, p["C"], approve=True)
+    _decide(db, p["B"], approve=True)
+    with pytest.raises(InterestRateUnknown, match=r"base_rate\(DE\).*not rendered"):
+        letters_for(Store(db), AS_OF, creditor, actions={p["C"]: Action.AGENCY})
+    refused: list[str] = []
+    made = letters_for(Store(db), AS_OF, creditor, actions={p["C"]: Action.AGENCY,
+                                                            p["B"]: Action.AGENCY},
+                       refused=refused)
+    assert [m.invoice_id for m in made] == [p["B"]]  # the other letter is rendered
+    assert len(refused) == 1 and p["C"] in refused[0]
 
 
 # ------------------------------------------------------------------ ERP export

@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from dunning.ops.creditor import EXAMPLE_PROFILE
 from dunning.ops.letters import (
     LANGUAGES,
     TEMPLATE_DIR,
@@ -43,13 +44,23 @@ def hostile_invoice(lang: str, ctype: str) -> InvoiceRef:
 
 HOSTILE_CREDITOR = Creditor(name="Cred" + EVIL, address=("Street" + EVIL, "City" + EVIL),
                             email="mail" + EVIL, phone="tel" + EVIL, iban="IBAN" + EVIL,
-                            registration="Reg" + EVIL, reminder_fee=5.0, days_to_pay=7)
+                            registration="Reg" + EVIL, reminder_fee=5.0, days_to_pay=7,
+                            jurisdiction="DE", legal_form="GmbH", seat="Seat" + EVIL,
+                            register_court="Court" + EVIL, register_number="HRB" + EVIL,
+                            managing_directors=("Dir" + EVIL,), vat_id="VAT" + EVIL,
+                            account_holder="Holder" + EVIL, bic="BIC" + EVIL,
+                            payment_reference="R-{invoice_id}" + EVIL)
+# A real rule id per cap (the legal-basis line is looked up by rule id, in the letter's
+# language, from legal_basis.yaml: no rule file's citation reaches a letter).
+CAP_RULES = {"max_interest_rate": "de.interest_b2b", "max_reminder_fee": "de.later_reminder_fee",
+             "fixed_compensation": "de.flat_fee_b2b", "collection_cost_scale": "nl.bik_scale",
+             "min_days_to_pay_in_letter": "nl.fourteen_day_letter_content"}
 
 
 def decision(action: Action) -> Decision:
     """An allowed decision with every cap a letter can show (each branch of the templates),
     with a hostile citation too."""
-    caps = tuple(CapValue(name, value, unit, str(value), "test.rule", "Cite" + EVIL)
+    caps = tuple(CapValue(name, value, unit, str(value), CAP_RULES[name], "Cite" + EVIL)
                  for name, value, unit in (("max_interest_rate", 9.5, "pct"),
                                            ("max_reminder_fee", 2.5, "amount"),
                                            ("fixed_compensation", 40.0, "amount"),
@@ -105,6 +116,8 @@ def test_hostile_values_are_escaped_in_every_template(lang, action, sent, ctype)
     assert shown in letter.text
     assert not any(line.startswith("Total due: 0.00") for line in letter.text.splitlines())
     assert not any(line.startswith("Total due: 0.00") for line in text.splitlines())
+    # a rule file's citation (internal, English) never reaches a letter
+    assert "Cite" not in letter.text and "Cite" not in letter.html
 
 
 pdftotext = shutil.which("pdftotext")
@@ -124,8 +137,8 @@ def test_pdf_of_a_hostile_name_contains_no_file_and_runs_no_script(tmp_path):
                      jurisdiction="GB", customer_type="b2b", language="en",
                      invoice_date=dt.date(2026, 1, 1), due_date=dt.date(2026, 1, 31),
                      amount=100.0, open_amount=100.0, currency="GBP")
-    letter = render_letter(inv, Action.LETTER, decision(Action.LETTER), Creditor(name="X"),
-                           DAY, reminders_sent=1)
+    letter = render_letter(inv, Action.LETTER, decision(Action.LETTER),
+                           Creditor.from_yaml(EXAMPLE_PROFILE), DAY, reminders_sent=1)
     # The escaped letter shows the name as text; the renderer, fed the raw markup as if the
     # escaping had failed, still loads nothing and runs nothing (defence in depth).
     raw = letter.html.replace("</body>", name + "<style>@import url('" + css.as_uri()

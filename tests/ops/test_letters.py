@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
+from dunning.ops.creditor import EXAMPLE_PROFILE
 from dunning.ops.letters import (
     Creditor,
     InvoiceRef,
     compute_amounts,
     format_money,
     html_to_pdf,
+    legal_basis_texts,
     render_letter,
 )
 from engine.contract import Action
@@ -20,15 +23,26 @@ from legal_rules.loader import load_rules
 from legal_rules.model import bik_collection_costs
 
 DAY = dt.date(2026, 3, 2)  # a Monday, after the 2026 base rates take effect
-CREDITOR = Creditor(name="Nordlicht Maschinenbau GmbH", address=("Hafenstr. 1", "20457 Hamburg"),
-                    iban="DE02 1203 0000 0000 2020 51", reminder_fee=5.0, days_to_pay=7)
+CREDITOR = replace(Creditor.from_yaml(EXAMPLE_PROFILE), reminder_fee=5.0, days_to_pay=7)
 CURRENCY = {"DE": "EUR", "SE": "SEK", "FR": "EUR", "NL": "EUR", "GB": "GBP", "AT": "EUR"}
 LANG = {"DE": "de", "SE": "sv", "FR": "fr", "NL": "nl", "GB": "en", "AT": "de"}
 
 
+class _Evaluator:
+    """The packaged rules in durable_rules; caps resolved with the test rate table
+    (conftest.LETTER_TEST_RATES), so the figures do not depend on rates.yaml's periods."""
+
+    def __init__(self, ruleset, resolve) -> None:
+        self.durable = DurableEvaluator(load_rules())
+        self.ruleset, self.resolve = ruleset, resolve
+
+    def decide(self, row: dict, action: Action, day: dt.date):
+        return self.resolve(self.durable.decide(row, action, day), self.ruleset, row)
+
+
 @pytest.fixture(scope="module")
-def evaluator():
-    return DurableEvaluator(load_rules())
+def evaluator(letter_ruleset, resolve_caps):
+    return _Evaluator(letter_ruleset, resolve_caps)
 
 
 def facts(jur: str, ctype: str, reminders: int, amount: float, **over) -> dict:
@@ -82,20 +96,25 @@ def test_letter_contents_follow_the_rule_caps(evaluator, jur, ctype, sent, actio
     lang, cur = LANG[jur], CURRENCY[jur]
     a = letter.amounts
 
-    # Fee only where a cap allows it, never above the cap.
+    # Fixed compensation exactly as the cap says (0 where the law gives none).
+    comp = decision.cap("fixed_compensation")
+    assert a["compensation"] == (0.0 if comp is None else comp)
+    # Fee only where a cap allows it, never above the cap, and only what the fixed
+    # compensation does not already cover (BGB § 288 (5) sentence 3; directive art. 6(3)).
     fee_cap = decision.cap("max_reminder_fee")
-    assert a["fees"] == (0.0 if fee_cap is None else min(CREDITOR.reminder_fee, fee_cap))
-    # Interest at the capped rate in force on the letter date, from the due date.
+    fee = 0.0 if fee_cap is None else min(CREDITOR.reminder_fee, fee_cap)
+    assert a["fees"] == round(fee - min(fee, a["compensation"]), 2)
+    # Interest at the capped rate of the letter's half-year (all of the overdue period lies in
+    # 2026's first half), from the day after the due date.
     rate = decision.cap("max_interest_rate")
     if rate is not None:
         assert letter.interest_rate_pct == pytest.approx(rate)
         days = (DAY - dt.date(2026, 1, 31)).days
+        assert [(p.start, p.end, p.days) for p in letter.interest_periods] == \
+            [(dt.date(2026, 2, 1), DAY, days)]
         assert a["interest"] == pytest.approx(round(amount * rate / 100 * days / 365, 2))
     elif decision.cap("interest_rate_pp_over_base") is None:
         assert a["interest"] == 0.0 and letter.interest_rate_pct is None
-    # Fixed compensation exactly as the cap says (0 where the law gives none).
-    comp = decision.cap("fixed_compensation")
-    assert a["compensation"] == (0.0 if comp is None else comp)
     # Announced collection costs: the cap's scale value, limited by a collection-fee cap.
     scale = decision.cap("collection_cost_scale")
     expected_costs = scale or 0.0
@@ -119,33 +138,50 @@ def test_letter_contents_follow_the_rule_caps(evaluator, jur, ctype, sent, actio
         if letter.announced_costs:
             assert format_money(letter.announced_costs, cur, lang) in text
         assert letter.pay_by.strftime("%Y") in text
+    # The legal basis of every amount claimed, in the letter's language (never the rule
+    # file's English citation with its notes); nothing claimed -> not cited.
+    texts = legal_basis_texts()["rules"]
+    claimed = {"max_interest_rate": a["interest"], "fixed_compensation": a["compensation"],
+               "max_reminder_fee": a["fees"], "collection_cost_scale": letter.announced_costs,
+               "min_days_to_pay_in_letter": 1}
     for c in decision.caps:
-        if c.value is not None and c.name in ("max_reminder_fee", "max_interest_rate",
-                                              "fixed_compensation", "collection_cost_scale",
-                                              "min_days_to_pay_in_letter"):
-            assert c.citation in letter.text
+        if c.name in claimed and c.value and claimed[c.name]:
+            assert texts[c.rule_id][lang] in letter.text, c.rule_id
+            assert texts[c.rule_id][lang] in letter.html, c.rule_id
+    assert letter.legal_basis or not any(claimed[k] for k in claimed if k !=
+                                         "min_days_to_pay_in_letter")
+    # The company details and where to pay (the creditor profile).
+    for text in (letter.text, letter.html):
+        for value in (CREDITOR.register_court, CREDITOR.register_number, CREDITOR.seat,
+                      *CREDITOR.managing_directors, CREDITOR.iban, CREDITOR.bic,
+                      CREDITOR.account_holder):
+            assert value in text
+        assert letter.payment_reference == "INV-2026-0042"
     assert letter.language == lang
 
 
 def test_german_first_reminder_is_free_and_later_one_is_capped(evaluator):
     first = evaluator.decide(facts("DE", "b2b", 0, 500.0), Action.LETTER, DAY)
-    later = evaluator.decide(facts("DE", "b2b", 1, 500.0), Action.LETTER, DAY)
+    later = evaluator.decide(facts("DE", "b2c", 1, 500.0), Action.LETTER, DAY)
     inv = invoice("DE", "b2b", 500.0)
-    assert compute_amounts(inv, first, CREDITOR, DAY)["amounts"]["fees"] == 0.0
+    rs = evaluator.ruleset
+    assert compute_amounts(inv, first, CREDITOR, DAY, rs)["amounts"]["fees"] == 0.0
     assert first.cap("max_reminder_fee") == 0.0
-    fee = compute_amounts(inv, later, CREDITOR, DAY)["amounts"]["fees"]
+    fee = compute_amounts(invoice("DE", "b2c", 500.0), later, CREDITOR, DAY,
+                          rs)["amounts"]["fees"]
     assert 0 < fee <= later.cap("max_reminder_fee") < CREDITOR.reminder_fee
 
 
 def test_swedish_fee_only_if_agreed(evaluator):
     inv = invoice("SE", "b2c", 900.0)
-    rich = Creditor(name="X", reminder_fee=500.0)
+    rich = replace(CREDITOR, reminder_fee=500.0)
     agreed = evaluator.decide(facts("SE", "b2c", 0, 900.0, reminder_fee_agreed=True),
                               Action.LETTER, DAY)
     not_agreed = evaluator.decide(facts("SE", "b2c", 0, 900.0), Action.LETTER, DAY)
-    assert compute_amounts(inv, agreed, rich, DAY)["amounts"]["fees"] == \
+    rs = evaluator.ruleset
+    assert compute_amounts(inv, agreed, rich, DAY, rs)["amounts"]["fees"] == \
         agreed.cap("max_reminder_fee") > 0
-    assert compute_amounts(inv, not_agreed, rich, DAY)["amounts"]["fees"] == 0.0
+    assert compute_amounts(inv, not_agreed, rich, DAY, rs)["amounts"]["fees"] == 0.0
 
 
 def test_dutch_consumer_fourteen_day_letter_announces_bik_costs(evaluator):
@@ -170,7 +206,7 @@ def test_vetoed_action_gets_no_letter(evaluator):
 def test_pdf_output(evaluator, tmp_path):
     d = evaluator.decide(facts("FR", "b2b", 1, 1200.0), Action.LETTER, DAY)
     letter = render_letter(invoice("FR", "b2b", 1200.0), Action.LETTER, d, CREDITOR, DAY,
-                           reminders_sent=1)
+                           reminders_sent=1, ruleset=evaluator.ruleset)
     pdf = html_to_pdf(letter.html, tmp_path / "l.pdf")
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF") and len(data) > 1000
