@@ -342,7 +342,8 @@ def facts_from_state(state: pd.DataFrame, as_of: date) -> dict[str, np.ndarray]:
         "customer_type": customer_type,
         "jurisdiction": jurisdiction,
         "region": region,
-        "industry": _text(_optional(state, "industry"), "lower", empty=""),
+        # no industry on file is missing (not ""): rules that depend on it fail closed
+        "industry": _text(_optional(state, "industry"), "lower"),
         "is_weekend": np.full(n, as_of.weekday() >= 5),
         "is_bank_holiday": bank_holiday_flags(jurisdiction, region, as_of),
         "limitation_passed": limitation_flags(state["due_date"], jurisdiction, customer_type,

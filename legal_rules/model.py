@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from engine.contract import Action
@@ -307,6 +307,21 @@ class RuleSet:
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    @cached_property
+    def jurisdictions(self) -> frozenset[str]:
+        """Countries some rule covers (explicit codes, groups expanded; ``*`` adds none)."""
+        out: set[str] = set()
+        for rule in self.rules:
+            out |= rule.countries or frozenset()
+        return frozenset(out)
+
+    @cached_property
+    def vocabulary(self) -> Any:
+        """The known string-fact values under these rules (:class:`legal_rules.known.Vocabulary`)."""
+        from legal_rules.known import Vocabulary
+
+        return Vocabulary(self.jurisdictions)
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)
