@@ -132,6 +132,17 @@ WRONG_VALUES: dict[str, tuple[Any, ...]] = {
 }
 
 
+# Strings of the right type that no vocabulary knows (legal_rules.known); "BY" is a German
+# region, unknown for a US debtor; "NO" a country no packaged rule covers.
+UNKNOWN_VALUES: dict[str, tuple[str, ...]] = {
+    "jurisdiction": ("NO", "UK", "XX"),
+    "region": ("ZZ", "BY"),
+    "industry": ("mining", "Healthcare", ""),
+    "currency": ("XYZ", "eur"),
+    "customer_type": ("B2C", "consumer"),
+}
+
+
 def edge_values(ruleset: RuleSet) -> dict[str, list[Any]]:
     """Per fact, valid values at and next to every threshold the rules test (plus extremes)."""
     from legal_rules.facts import FACTS
@@ -186,8 +197,11 @@ def edge_dates(ruleset: RuleSet) -> list[date]:
 
 
 def random_fact_rows(ruleset: RuleSet, n: int, seed: int, p_missing: float = 0.03,
-                     p_wrong: float = 0.03) -> tuple[list[dict[str, Any]], list[date]]:
-    """``n`` random fact dicts (edge values, some facts missing or of a wrong type) and dates."""
+                     p_wrong: float = 0.03, p_unknown: float = 0.01,
+                     ) -> tuple[list[dict[str, Any]], list[date]]:
+    """``n`` random fact dicts and dates: edge values, some facts missing (``p_missing``), of a
+    wrong type (``p_wrong``) or, for string facts, a value no vocabulary knows (``p_unknown``,
+    :data:`UNKNOWN_VALUES`)."""
     from legal_rules.facts import FACTS
 
     rng = np.random.default_rng(seed)
@@ -202,6 +216,9 @@ def random_fact_rows(ruleset: RuleSet, n: int, seed: int, p_missing: float = 0.0
             if u < p_missing + p_wrong:
                 wrong = WRONG_VALUES[fact.type]
                 row[name] = wrong[rng.integers(len(wrong))]
+            elif name in UNKNOWN_VALUES and u < p_missing + p_wrong + p_unknown:
+                unknown = UNKNOWN_VALUES[name]
+                row[name] = unknown[rng.integers(len(unknown))]
             elif fact.type == "int" and rng.random() < 0.3:
                 row[name] = int(rng.integers(-40, 80))
             elif fact.type == "float" and rng.random() < 0.3:
