@@ -187,9 +187,10 @@ class Decision:
 
     ``allowed`` is False when a veto fired, a rule could not be evaluated (``unresolved``:
     a fact it needs was missing or of the wrong type; fail closed) or the input holds
-    something the rules do not know (``input_problems``: every action but WAIT blocked). ``needs_review`` is True
-    when a ``require_human_review`` rule fired. ``caps`` are the limits in force (e.g. the
-    maximum reminder fee or interest a letter may claim). ``ruleset_hash`` identifies the rules.
+    something the rules do not know (``input_problems``: every action but WAIT blocked).
+    ``needs_review`` is True when a ``require_human_review`` rule fired. ``caps`` are the
+    limits in force (e.g. the maximum reminder fee or interest a letter may claim).
+    ``ruleset_hash`` identifies the rules.
     """
 
     action: Action

@@ -318,7 +318,7 @@ class RuleSet:
 
     @cached_property
     def vocabulary(self) -> Any:
-        """The known string-fact values under these rules (:class:`legal_rules.known.Vocabulary`)."""
+        """Known string-fact values under these rules (:class:`legal_rules.known.Vocabulary`)."""
         from legal_rules.known import Vocabulary
 
         return Vocabulary(self.jurisdictions)

@@ -51,6 +51,15 @@ NEUTRAL_FACTS: dict[str, Any] = {
 CURRENCY = {"SE": "SEK", "GB": "GBP", "PL": "PLN", "US": "USD"}
 
 
+def neutral_facts(jurisdiction: str, customer_type: str) -> dict[str, Any]:
+    """:data:`NEUTRAL_FACTS` for a debtor of ``jurisdiction`` and ``customer_type`` (its
+    currency from :data:`CURRENCY`, EUR otherwise): the values ``rules explain --neutral``
+    fills in for facts not given, the same ones the inline test cases start from."""
+    facts = dict(NEUTRAL_FACTS, jurisdiction=jurisdiction, customer_type=customer_type)
+    facts["currency"] = CURRENCY.get(jurisdiction, "EUR")
+    return facts
+
+
 def case_facts(rule: Rule, case: TestCase) -> dict[str, Any]:
     """The full fact dict of a case (``None`` values removed: those facts are missing)."""
     facts = dict(NEUTRAL_FACTS)

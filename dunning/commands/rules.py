@@ -141,8 +141,14 @@ def list_rules(
     console.print(f"{len(rows)} rule(s)")
 
 
-def _read_facts_file(path: Path) -> dict[str, Any]:
+# keys of a facts file that describe the case rather than being facts
+CASE_KEYS = ("as_of", "action", "invoice_id", "due_date", "invoice_date")
+
+
+def _read_facts_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(facts, case)`` from a JSON file: the facts, and the case keys (:data:`CASE_KEYS`)."""
     from legal_rules.facts import FACTS
+    from legal_rules.known import suggestion
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -154,12 +160,61 @@ def _read_facts_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{path}:1: expected a JSON object of facts, found "
                          f"{type(data).__name__}")
-    facts = data.get("facts", data) if isinstance(data.get("facts"), dict) else data
-    unknown = sorted(k for k in facts if k not in FACTS and k not in ("as_of", "invoice_id"))
+    facts = dict(data["facts"]) if isinstance(data.get("facts"), dict) else dict(data)
+    case = {k: facts.pop(k) for k in CASE_KEYS if k in facts}
+    case.update({k: data[k] for k in CASE_KEYS if k in data and k not in case})
+    unknown = sorted(k for k in facts if k not in FACTS)
     if unknown:
-        raise InputError(f"{path}: unknown fact(s) {', '.join(unknown)}; expected names from "
-                         f"legal_rules/facts.py: {', '.join(FACTS)}")
-    return facts
+        hints = "; ".join(f"{k!r}{suggestion(k, [*FACTS, *CASE_KEYS]).lstrip(';')}"
+                          for k in unknown)
+        raise InputError(f"{path}: unknown fact(s) {', '.join(unknown)} ({hints}); expected "
+                         f"names from legal_rules/facts.py or {', '.join(CASE_KEYS)}")
+    return facts, case
+
+
+def _case_date(path: Path, case: dict[str, Any], key: str) -> date | None:
+    from legal_rules.decision import as_date
+
+    if case.get(key) is None:
+        return None
+    try:
+        return as_date(case[key])
+    except InputError:
+        raise InputError(f"{path}: {key}: dates are written 2026-12-31, found "
+                         f"{case[key]!r}") from None
+
+
+def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day: date,
+                   neutral: bool) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Facts for ``rules explain --facts``: date facts derived, neutral values filled.
+
+    Returns ``(facts, derived, neutral_filled)``. A given fact that contradicts the date is
+    refused (exit 2) with every contradiction listed.
+    """
+    from legal_rules.from_tables import date_facts
+    from legal_rules.testing import neutral_facts
+
+    due = _case_date(path, case, "due_date")
+    invoice_date = _case_date(path, case, "invoice_date")
+    if invoice_date is not None and due is not None and due < invoice_date:
+        raise InputError(f"{path}: due_date {due} is before invoice_date {invoice_date}")
+    computed, contradictions = date_facts(facts, day, due)
+    if contradictions:
+        raise InputError(f"{path}: facts contradict the decision date {day}: "
+                         + "; ".join(contradictions))
+    derived = {k: v for k, v in computed.items() if k not in facts}
+    out = {**facts, **derived}
+    filled: list[str] = []
+    if neutral:
+        missing = [k for k in ("jurisdiction", "customer_type") if out.get(k) is None]
+        if missing:
+            raise InputError(f"{path}: --neutral fills facts that do not change the decision, "
+                             f"not {' or '.join(missing)}: give them in the file")
+        for name, value in neutral_facts(out["jurisdiction"], out["customer_type"]).items():
+            if name not in out:
+                out[name] = value
+                filled.append(name)
+    return out, derived, filled
 
 
 def _facts_from_store(db: Path, invoice_id: str, as_of: date) -> dict[str, Any]:
@@ -181,11 +236,17 @@ def _facts_from_store(db: Path, invoice_id: str, as_of: date) -> dict[str, Any]:
 @rules_app.command("explain")
 @user_errors
 def explain(
-    facts_file: Path = typer.Option(None, "--facts", help="JSON object of facts."),
+    facts_file: Path = typer.Option(None, "--facts", help="JSON object of facts; may also "
+                                    "carry as_of, action, due_date and invoice_date."),
     invoice: str = typer.Option(None, "--invoice", help="Invoice id: facts from the store."),
     action: str = typer.Option(None, "--action", "-a", help="email, letter, phone, "
-                               "final_notice or agency (default: all)."),
-    as_of: str = typer.Option(None, "--date", help="Decision date YYYY-MM-DD (default today)."),
+                               "final_notice or agency (default: the file's action, else all)."),
+    as_of: str = typer.Option(None, "--date", help="Decision date YYYY-MM-DD (default: the "
+                              "file's as_of, else today)."),
+    neutral: bool = typer.Option(False, "--neutral", help="Fill facts the file does not give "
+                                 "with the documented neutral values (docs/legal-rules.md) "
+                                 "instead of blocking; jurisdiction and customer_type must "
+                                 "be given."),
     db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store (with --invoice)."),
     rules: list[Path] = typer.Option(None, "--rules", help=RULES_HELP),
     no_packaged: bool = typer.Option(False, "--no-packaged", help=NO_PACKAGED_HELP),
@@ -193,28 +254,51 @@ def explain(
     show_all: bool = typer.Option(False, "--all", help="Also list rules of other "
                                   "jurisdictions/scopes."),
 ) -> None:
-    """The decision, which rules fired and why, which did not and why not."""
+    """The decision, which rules fired and why, which did not and why not.
+
+    With --facts, weekend, bank holiday, days overdue and limitation are computed from the
+    date (and due_date) when the file does not give them; a given value that contradicts the
+    date is refused.
+    """
     from engine.contract import Action
     from legal_rules.decision import as_action, as_date
     from legal_rules.durable_eval import DurableEvaluator
 
     if (facts_file is None) == (invoice is None):
         raise InputError("explain: give exactly one of --facts FILE.json or --invoice ID")
+    if neutral and facts_file is None:
+        raise InputError("explain: --neutral needs --facts (the store gives every fact)")
     day = as_date(as_of) if as_of else date.today()
+    derived: dict[str, Any] = {}
+    filled: list[str] = []
     if facts_file is not None:
-        facts = _read_facts_file(facts_file)
-        if as_of is None and "as_of" in facts:
-            day = as_date(facts["as_of"])
+        facts, case = _read_facts_file(facts_file)
+        if as_of is None and case.get("as_of") is not None:
+            day = _case_date(facts_file, case, "as_of") or day
+        file_action = case.get("action")
+        if file_action is not None:
+            file_action = as_action(file_action)
+            if action is not None and as_action(action) is not file_action:
+                raise InputError(f"explain: --action {action} differs from the action "
+                                 f"{file_action.channel!r} in {facts_file}")
+            action = action or file_action.channel
+        facts, derived, filled = _prepare_facts(facts_file, facts, case, day, neutral)
     else:
         facts = _facts_from_store(db, invoice, day)
     ruleset = _load(rules, packaged=not no_packaged)
     decisions = DurableEvaluator(ruleset).decide_all(facts, day, explain=True)
     actions = [as_action(action)] if action else [a for a in Action if a is not Action.WAIT]
     if as_json:
-        out = [decisions[a].to_dict() for a in actions]
+        out = [{**decisions[a].to_dict(), "facts_derived_from_date": derived,
+                "facts_neutral": filled} for a in actions]
         typer.echo(json.dumps(out if len(out) > 1 else out[0], indent=2, default=str))
         return
     console.print(f"decision date {day}; rules {ruleset.hash[:12]}; engine durable_rules")
+    if derived:
+        console.print("facts from the date: " + ", ".join(
+            f"{k}={json.dumps(v)}" for k, v in derived.items()), highlight=False)
+    if filled:
+        console.print(f"neutral values (--neutral): {', '.join(filled)}", highlight=False)
     for a in actions:
         _print_decision(decisions[a], show_all)
 
@@ -228,7 +312,13 @@ def _print_decision(d: Any, show_all: bool = False) -> None:
                       highlight=False, soft_wrap=True)
         console.print(f"          {h.citation}; {h.reason}", markup=False, highlight=False,
                       soft_wrap=True)
-    for h in d.unresolved:
+    for p in d.input_problems:
+        console.print(f"  BLOCKED unknown input: {p}; fail closed", markup=False,
+                      highlight=False, soft_wrap=True)
+    if d.input_problems and d.unresolved:  # the cause is the input: one line for the rules
+        console.print(f"  ({len(d.unresolved)} rules cannot be evaluated on that input)",
+                      style="dim")
+    for h in () if d.input_problems else d.unresolved:
         console.print(f"  BLOCKED {h.rule_id}: cannot evaluate ({h.reason}); fail closed",
                       markup=False, highlight=False, soft_wrap=True)
     for c in d.caps:

@@ -19,7 +19,13 @@ from hypothesis import strategies as st
 from engine.contract import Action
 from legal_rules.facts import FACTS
 from legal_rules.loader import load_rules
-from legal_rules.testing import UNKNOWN_VALUES, WRONG_VALUES, edge_dates, edge_values, random_fact_rows
+from legal_rules.testing import (
+    UNKNOWN_VALUES,
+    WRONG_VALUES,
+    edge_dates,
+    edge_values,
+    random_fact_rows,
+)
 from legal_rules.testing import rows_to_arrays as arrays
 
 _RULES = load_rules()
