@@ -178,6 +178,16 @@ class TestCase:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """Who approved a rule's current text, on which date, and why."""
+
+    name: str
+    date: date
+    role: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     title: str
@@ -193,6 +203,8 @@ class Rule:
     cap: Cap | None = None
     tests: tuple[TestCase, ...] = ()
     source: Source = Source("?", 0)
+    kind: str = "law"  # "law" | "company_policy"
+    approved_by: Approval | None = None
 
     @property
     def countries(self) -> frozenset[str] | None:

@@ -23,26 +23,19 @@ rules_app = typer.Typer(
     no_args_is_help=True,
 )
 
-RULES_HELP = "Extra rule file or directory, added to the packaged rules (repeatable)."
+RULES_HELP = ("Extra rule file or directory, added to the packaged rules; a file named like a "
+              "packaged one (de.yaml) replaces it (repeatable).")
 NO_PACKAGED_HELP = "Use only the --rules paths, not the packaged rules."
-WITH_PACKAGED_HELP = "Load the packaged rules too (e.g. to check one new file against them)."
+WITH_PACKAGED_HELP = ("Load the packaged rules too (e.g. to check one new file against them); "
+                      "a file named like a packaged one replaces it.")
 
 
 def _load(paths: list[Path] | None, packaged: bool = False) -> Any:
-    """Rules from ``paths``; with ``packaged`` the packaged rules come first."""
-    from legal_rules.loader import PACKAGED, load_rules, packaged_rules_dir
+    """Rules from ``paths``; with ``packaged`` (or no paths) the packaged rules too, where a
+    file named like a packaged one (``de.yaml``) replaces it (``loader.layered_files``)."""
+    from legal_rules.loader import layered_files, load_rules
 
-    chosen = [str(p) for p in paths or []]
-    if packaged or not chosen:
-        chosen.insert(0, PACKAGED)
-    # the packaged directory named twice (e.g. --rules packaged) is loaded once
-    seen, unique = set(), []
-    for p in chosen:
-        key = str(packaged_rules_dir().resolve()) if p == PACKAGED else str(Path(p).resolve())
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return load_rules(unique)
+    return load_rules(layered_files([str(p) for p in paths or []], packaged=packaged))
 
 
 @rules_app.command("check")
@@ -62,10 +55,20 @@ def check(
             err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
         err_console.print(f"[bold red]{len(exc.problems)} problem(s)[/]; nothing loaded")
         raise typer.Exit(code=1) from None
+    from legal_rules.lint import rule_warnings
+    from legal_rules.loader import replaced_files
+
+    for name in replaced_files(ruleset.files):
+        console.print(f"{name} replaces the packaged {name}", highlight=False)
+    warnings = rule_warnings(ruleset, date.today())
+    for w in warnings:
+        err_console.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True)
     n_tests = sum(len(r.tests) for r in ruleset.rules)
-    console.print(f"[green]ok[/]: {len(ruleset.files)} file(s), {len(ruleset.rules)} rules, "
-                  f"{len(ruleset.rates)} rates, {n_tests} inline tests; hash "
-                  f"{ruleset.hash[:12]}")
+    n_policy = sum(r.kind == "company_policy" for r in ruleset.rules)
+    console.print(f"[green]ok[/]: {len(ruleset.files)} file(s), {len(ruleset.rules)} rules "
+                  f"({len(ruleset.rules) - n_policy} law, {n_policy} company policy), "
+                  f"{len(ruleset.rates)} rates, {n_tests} inline tests, {len(warnings)} "
+                  f"warning(s); hash {ruleset.hash[:12]}")
 
 
 @rules_app.command("test")
@@ -127,16 +130,20 @@ def list_rules(
             effect = f"cap {r.cap.name} = {r.cap.value} {r.cap.unit}".strip()
         rows.append({"id": r.id, "jurisdiction": r.jurisdiction, "scope": r.scope,
                      "applies_to": [a.channel for a in r.applies_to], "effect": effect,
-                     "citation": r.citation, "title": r.title, "source": str(r.source)})
+                     "citation": r.citation, "title": r.title, "source": str(r.source),
+                     "kind": r.kind, "approved_by": None if r.approved_by is None else {
+                         "name": r.approved_by.name, "role": r.approved_by.role,
+                         "date": r.approved_by.date.isoformat(),
+                         "note": r.approved_by.note}})
     if as_json:
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     table = Table(title=f"legal rules ({ruleset.hash[:12]})", show_lines=False)
-    for col in ("id", "jur.", "scope", "actions", "effect", "citation"):
+    for col in ("id", "jur.", "scope", "actions", "effect", "kind", "citation"):
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(row["id"], row["jurisdiction"], row["scope"], ", ".join(row["applies_to"]),
-                      row["effect"], row["citation"])
+                      row["effect"], row["kind"].replace("_", " "), row["citation"])
     console.print(table)
     console.print(f"{len(rows)} rule(s)")
 

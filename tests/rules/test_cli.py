@@ -27,6 +27,7 @@ rules:
     scope: b2c
     applies_to: [phone]
     effect: veto
+    kind: law
     citation: "Inkassoloven § 8 (example)"
     valid_from: 2020-01-01
     rationale: Example rule for the test.
