@@ -222,8 +222,20 @@ class Decision:
     def vetoed_by(self) -> tuple[str, ...]:
         return tuple(h.rule_id for h in self.fired if h.effect == "veto")
 
+    @property
+    def blocked_claims(self) -> tuple[str, ...]:
+        """Caps that apply but have no value on the date (a rate period is missing): what
+        they limit (interest) must not be claimed; each says which rate is missing."""
+        return tuple(f"{c.name} [{c.rule_id}]: {c.note}" for c in self.caps if c.blocked)
+
     def cap(self, name: str) -> float | None:
-        """The tightest resolved value of cap ``name`` (min; max for minimum-days caps)."""
+        """The tightest resolved value of cap ``name`` (min; max for ``min_`` caps).
+
+        ``None`` when no such cap applies, or when one of them is blocked (its rate is not
+        known on the date): the tightest limit is then unknown, so nothing may be claimed.
+        """
+        if any(c.blocked for c in self.caps if c.name == name):
+            return None
         values = [c.value for c in self.caps if c.name == name and c.value is not None]
         if not values:
             return None
@@ -236,4 +248,5 @@ class Decision:
         out["action"] = self.action.channel
         out["as_of"] = self.as_of.isoformat()
         out["status"] = self.status
+        out["blocked_claims"] = list(self.blocked_claims)
         return out

@@ -11,7 +11,11 @@ Not errors: the rules load and decide, but something is probably not what was me
 * **Gaps in rates**: days between two periods of the same rate with no figure (interest caps
   on those days are unknown and block interest).
 * **Rates that end soon**: the last period of a rate ends within :data:`RATE_HORIZON_DAYS`
-  of ``today`` (or has ended): the next published figure must be added.
+  of ``today`` (or has ended): the next published figure must be added. A declared rate
+  series with no period at all is reported too.
+* **Margins under a floor**: a national ``interest_rate_pp_over_base`` below a
+  ``min_interest_rate_pp_over_base`` floor (the EU directive's 8 pp) that applies to the
+  same countries and customers.
 """
 
 from __future__ import annotations
@@ -26,7 +30,34 @@ RATE_HORIZON_DAYS = 60
 
 def rule_warnings(ruleset: RuleSet, today: date) -> list[str]:
     """Every warning, each ``file:line: message``."""
-    return [*contradictions(ruleset), *rate_warnings(ruleset.rates, today)]
+    empty = [f"{s.source}: {s.name}({s.jurisdiction}) has no period: every cap using it is "
+             f"unknown and interest is blocked (add figures published by {s.publisher})"
+             for s in ruleset.series
+             if not any((r.name, r.jurisdiction) == (s.name, s.jurisdiction)
+                        for r in ruleset.rates)]
+    return [*contradictions(ruleset), *margins_under_floor(ruleset),
+            *rate_warnings(ruleset.rates, today), *empty]
+
+
+def margins_under_floor(ruleset: RuleSet) -> list[str]:
+    """National interest margins below a floor rule covering the same debtors."""
+    floors = [r for r in ruleset.rules if r.cap is not None
+              and r.cap.name == "min_interest_rate_pp_over_base"
+              and isinstance(r.cap.value, (int, float))]
+    out = []
+    for rule in ruleset.rules:
+        cap = rule.cap
+        if cap is None or cap.name != "interest_rate_pp_over_base" \
+                or not isinstance(cap.value, (int, float)):
+            continue
+        for floor in floors:
+            where = _overlap(rule, floor)
+            if where is not None and cap.value < floor.cap.value:  # type: ignore[union-attr]
+                out.append(f"{rule.source}: {rule.id} gives {cap.value} pp over the base rate "
+                           f"in {where}, below the floor of {floor.cap.value} pp of "  # type: ignore[union-attr]
+                           f"{floor.id} ({floor.citation})")
+                break  # one warning per margin
+    return out
 
 
 # --------------------------------------------------------------------------- contradictions

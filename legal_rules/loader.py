@@ -34,6 +34,7 @@ from legal_rules.model import (
     Condition,
     Not,
     Rate,
+    RateSeries,
     Rule,
     RuleSet,
     Source,
@@ -312,6 +313,12 @@ class _FileParser:
         return Approval(name=node["name"], date=day or date.min, role=node.get("role", ""),
                         note=node.get("note", ""))
 
+    def series(self, i: int, node: dict[str, Any]) -> RateSeries:
+        return RateSeries(name=node["name"], jurisdiction=node["jurisdiction"],
+                          citation=node["citation"], publisher=node["publisher"],
+                          note=node.get("note", ""),
+                          source=Source(self.file, _line_of(self.doc, ["rate_series", i])))
+
     def rate(self, i: int, node: dict[str, Any]) -> Rate:
         path: list[Any] = ["rates", i]
         valid_from = self.date([*path, "valid_from"], node["valid_from"])
@@ -409,8 +416,9 @@ def _schema_problems(file: str, doc: Any) -> list[Problem]:
     return sorted(problems, key=lambda p: p.line)
 
 
-def parse_file(path: Path) -> tuple[list[Rule], list[Rate], list[Problem], bytes]:
-    """Parse and check one rule file; returns rules, rates, problems and the raw bytes."""
+def parse_file(path: Path) -> tuple[list[Rule], list[Rate | RateSeries], list[Problem], bytes]:
+    """Parse and check one rule file; returns rules, rates (periods and declared series),
+    problems and the raw bytes."""
     file = str(path)
     try:
         raw = path.read_bytes()
@@ -432,7 +440,9 @@ def parse_file(path: Path) -> tuple[list[Rule], list[Rate], list[Problem], bytes
         return [], [], problems, raw
     parser = _FileParser(file, doc)
     rules = [parser.rule(i, r) for i, r in enumerate(doc.get("rules", []))]
-    rates = [parser.rate(i, r) for i, r in enumerate(doc.get("rates", []))]
+    rates: list[Rate | RateSeries] = [parser.rate(i, r)
+                                      for i, r in enumerate(doc.get("rates", []))]
+    rates += [parser.series(i, r) for i, r in enumerate(doc.get("rate_series", []))]
     return rules, rates, parser.problems, raw
 
 
@@ -469,7 +479,7 @@ def load_rules(paths: str | Path | Sequence[str | Path] | None = None) -> RuleSe
     """
     files = rule_files(paths)
     rules: list[Rule] = []
-    rates: list[Rate] = []
+    rates: list[Rate | RateSeries] = []
     problems: list[Problem] = []
     digest = hashlib.sha256()
     for f in files:
@@ -478,16 +488,19 @@ def load_rules(paths: str | Path | Sequence[str | Path] | None = None) -> RuleSe
         rates += f_rates
         problems += f_problems
         digest.update(f.name.encode() + b"\0" + hashlib.sha256(raw).digest())
-    problems += _cross_file_problems(rules, rates)
+    series = [r for r in rates if isinstance(r, RateSeries)]
+    periods = [r for r in rates if isinstance(r, Rate)]
+    problems += _cross_file_problems(rules, periods, series)
     if problems:
         raise RuleFileError(problems)
     if not files:
         raise RuleFileError([Problem(str(paths), 0, "", "no rule files (*.yaml) found")])
-    return RuleSet(rules=tuple(rules), rates=tuple(rates), hash=digest.hexdigest(),
-                   files=tuple(str(f) for f in files))
+    return RuleSet(rules=tuple(rules), rates=tuple(periods), hash=digest.hexdigest(),
+                   files=tuple(str(f) for f in files), series=tuple(series))
 
 
-def _cross_file_problems(rules: list[Rule], rates: list[Rate]) -> list[Problem]:
+def _cross_file_problems(rules: list[Rule], rates: list[Rate],
+                         series: list[RateSeries] = ()) -> list[Problem]:
     problems = []
     seen: dict[str, Rule] = {}
     for rule in rules:
@@ -498,7 +511,7 @@ def _cross_file_problems(rules: list[Rule], rates: list[Rate]) -> list[Problem]:
         else:
             seen[rule.id] = rule
     problems += _rate_overlaps(rates)
-    known_rates = {(r.name, r.jurisdiction) for r in rates}
+    known_rates = {(r.name, r.jurisdiction) for r in [*rates, *series]}
     for rule in rules:
         if rule.cap is None or not isinstance(rule.cap.value, str) or rule.cap.value in CAP_SCALES:
             continue
@@ -509,8 +522,8 @@ def _cross_file_problems(rules: list[Rule], rates: list[Rate]) -> list[Problem]:
         if name is not None and (name, jur) not in known_rates:
             known = ", ".join(sorted(map(_fmt, known_rates)))
             problems.append(Problem(rule.source.file, rule.source.line, "cap.value",
-                                    f"unknown rate {name}({jur}); expected one defined in a "
-                                    f"rates: section ({known})"))
+                                    f"unknown rate {name}({jur}); expected one declared in a "
+                                    f"rate_series: or rates: section ({known})"))
     return problems
 
 

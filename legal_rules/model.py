@@ -241,6 +241,18 @@ class Rate:
     source: Source = Source("?", 0)
 
 
+@dataclass(frozen=True)
+class RateSeries:
+    """A rate caps may use, declared with its publisher even before any period is entered."""
+
+    name: str
+    jurisdiction: str
+    citation: str
+    publisher: str
+    note: str = ""
+    source: Source = Source("?", 0)
+
+
 _RATE_EXPR = re.compile(
     r"^\s*(?:(?P<rate>[a-z][a-z0-9_]*)\((?P<jur>[A-Z]{2}|EU)\))?\s*"
     r"(?:(?P<sign>[+-])?\s*(?P<num>\d+(?:\.\d+)?))?\s*$"
@@ -291,6 +303,7 @@ class CapValue:
     rule_id: str
     citation: str
     note: str = ""
+    blocked: bool = False  # the cap applies but has no value: what it limits is not claimed
 
 
 @dataclass(frozen=True, eq=False)
@@ -312,6 +325,7 @@ class RuleSet:
     rates: tuple[Rate, ...]
     hash: str
     files: tuple[str, ...] = ()
+    series: tuple[RateSeries, ...] = ()
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -350,6 +364,23 @@ class RuleSet:
                  and r.valid_from <= day and (r.valid_to is None or day <= r.valid_to)]
         return max(found, key=lambda r: r.valid_from) if found else None
 
+    def missing_rate_note(self, name: str, jurisdiction: str, day: date) -> str:
+        """Why no ``name(jurisdiction)`` applies on ``day``, and what to do about it."""
+        periods = sorted((r for r in self.rates if (r.name, r.jurisdiction) == (name,
+                                                                              jurisdiction)),
+                         key=lambda r: r.valid_from)
+        key = f"{name}({jurisdiction})"
+        if periods:
+            spans = ", ".join(f"{r.valid_from}..{r.valid_to or 'open'}" for r in periods)
+            have = f"the rate table has {key} for {spans}"
+        else:
+            have = f"no period of {key} is recorded"
+        series = next((s for s in self.series if (s.name, s.jurisdiction) == (name,
+                                                                             jurisdiction)), None)
+        where = f" (published by {series.publisher})" if series else ""
+        return (f"no {key} on {day.isoformat()}: {have}; interest is blocked until the "
+                f"period is added to rates.yaml{where}")
+
     def cap_value(self, rule: Rule, day: date, facts: dict[str, Any] | None = None) -> CapValue:
         """Resolve ``rule.cap`` on ``day`` (the BIK scale needs ``facts['amount']``)."""
         assert rule.cap is not None
@@ -369,6 +400,7 @@ class RuleSet:
             return CapValue(value=offset, **base)
         rate = self.rate(rate_name, jur or "", day)
         if rate is None:
-            return CapValue(value=None, note=f"no {rate_name}({jur}) on {day.isoformat()}", **base)
+            return CapValue(value=None, blocked=True,
+                            note=self.missing_rate_note(rate_name, jur or "", day), **base)
         return CapValue(value=round(rate.value + offset, 6),
                         note=f"{rate_name}({jur}) = {rate.value} from {rate.valid_from}", **base)

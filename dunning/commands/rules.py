@@ -329,6 +329,10 @@ def _print_decision(d: Any, show_all: bool = False) -> None:
         console.print(f"  BLOCKED {h.rule_id}: cannot evaluate ({h.reason}); fail closed",
                       markup=False, highlight=False, soft_wrap=True)
     for c in d.caps:
+        if c.blocked:
+            console.print(f"  BLOCKED {c.name} [{c.rule_id}]: {c.note}", markup=False,
+                          highlight=False, soft_wrap=True)
+            continue
         value = "unknown" if c.value is None else f"{c.value:g}"
         note = f" ({c.note})" if c.note else ""
         console.print(f"  cap     {c.name} = {value} {c.unit}{note}  [{c.rule_id}]",
