@@ -349,6 +349,61 @@ def _print_decision(d: Any, show_all: bool = False) -> None:
                       "--all lists them)", style="dim")
 
 
+rates_app = typer.Typer(
+    name="rates",
+    help="Reference rates for interest caps (rates.yaml): import published figures.",
+    no_args_is_help=True,
+)
+
+
+@rates_app.command("import")
+@user_errors
+def rates_import(
+    file: Path = typer.Argument(..., help="CSV download of ONE series: ECB Data Portal or "
+                                "Data API (SDMX-CSV), or Bundesbank time-series CSV."),
+    name: str = typer.Option(..., "--name", help="Rate name used by caps, e.g. base_rate."),
+    jurisdiction: str = typer.Option(..., "--jurisdiction", "-j", help="DE, EU, GB, ..."),
+    citation: str = typer.Option(None, "--citation", help="Where the figures come from "
+                                 "(default: the series' citation in the rates file + the "
+                                 "file name)."),
+    into: Path = typer.Option(None, "--into", help="Rates file to append to (default: the "
+                              "packaged rates.yaml; a team's copy replaces it by name)."),
+    mode: str = typer.Option("half-year", "--mode", help="half-year: the rate in force on "
+                             "1 Jan / 1 Jul applies to the half-year (BGB § 247, Directive "
+                             "2011/7/EU); change: one period per change."),
+    since: str = typer.Option(None, "--since", help="Only periods ending on or after this "
+                              "date (YYYY-MM-DD)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the periods, write nothing."),
+) -> None:
+    """Append the periods a published rate series proves to a rates file (checked, atomic)."""
+    from legal_rules.decision import as_date
+    from legal_rules.loader import packaged_rules_dir, parse_file
+    from legal_rules.model import RateSeries
+    from legal_rules.rate_import import import_rates, rate_yaml
+
+    target = into or packaged_rules_dir() / "rates.yaml"
+    if not target.is_file():
+        raise InputError(f"--into {target}: no such rates file")
+    declared = [r for r in parse_file(target)[1] if isinstance(r, RateSeries)
+                and (r.name, r.jurisdiction) == (name, jurisdiction)]
+    if citation is None:
+        if not declared:
+            raise InputError(f"{target}: {name}({jurisdiction}) is not declared under "
+                             "rate_series; declare it (citation, publisher) or pass --citation")
+        citation = f"{declared[0].citation}; imported from {file.name}"
+    added, skipped = import_rates(file, target, name, jurisdiction, citation, mode,
+                                  as_date(since) if since else None, write=not dry_run)
+    if dry_run:
+        typer.echo(rate_yaml(added, name, jurisdiction, citation), nl=False)
+    verb = "would add" if dry_run else "added"
+    console.print(f"{verb} {len(added)} period(s) of {name}({jurisdiction}) to {target}; "
+                  f"{skipped} already there", highlight=False)
+    if added and not dry_run:
+        console.print("run `dunning rules check` and review the diff before use",
+                      highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the dunning app."""
     app.add_typer(rules_app, name="rules")
+    app.add_typer(rates_app, name="rates")
