@@ -137,7 +137,7 @@ WRONG_VALUES: dict[str, tuple[Any, ...]] = {
     "int": ("16", 1.5, True, float("nan"), float("inf"), [], "", 2e15),
     "float": ("16", True, float("nan"), -float("inf"), None, 5e15),
     "bool": (1, 0, "true", None, 1.0, float("nan")),
-    "str": (1, 2.5, True, None, "de", "", "DEU", "B2B", "\ud800"),
+    "str": (1, 2.5, True, None, float("nan"), "de", "", "DEU", "B2B", "\ud800"),
 }
 
 
