@@ -228,10 +228,14 @@ class DurableEvaluator:
         # exactly the rules that are true whatever the invalid facts (Kleene true).
         fired = self._durable.fire(valid, day)
         unresolved: dict[int, str] = {}
-        for i, needed in self._needed if problems else ():
-            bad = sorted(needed.intersection(problems))
-            if bad and i not in fired and rule_truth(self.ruleset.rules[i], valid, day) is None:
-                unresolved[i] = "; ".join(f"fact {f!r} {problems[f]}" for f in bad)
+        if problems:
+            fired_set, keys = set(fired), problems.keys()
+            for i, needed in self._needed:
+                if needed.isdisjoint(keys) or i in fired_set:
+                    continue
+                if rule_truth(self.ruleset.rules[i], valid, day) is None:
+                    bad = sorted(needed.intersection(keys))
+                    unresolved[i] = "; ".join(f"fact {f!r} {problems[f]}" for f in bad)
         return fired, unresolved, valid, blocking
 
     def decide_all(self, facts: dict[str, Any], as_of: date | str,

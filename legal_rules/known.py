@@ -68,7 +68,12 @@ def closest(value: object, known: Iterable[str], name: str = "") -> str | None:
     """
     if not isinstance(value, str):
         return None
-    known = sorted(set(known))
+    return _closest(value, tuple(sorted(set(known))), name)
+
+
+@lru_cache(maxsize=4096)
+def _closest(value: str, known: tuple[str, ...], name: str) -> str | None:
+    """:func:`closest` on a sorted tuple (cached: the same mistakes recur in a batch)."""
     alias = ALIASES.get(name, {}).get(value.strip().upper())
     if alias is not None and alias in known:
         return alias
