@@ -17,7 +17,9 @@ Run: ``.venv/bin/python benchmarks/bench_legal_rules.py [--quick]`` ->
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -155,8 +157,13 @@ def main() -> None:
     print("durable", {k: v for k, v in dur.items() if k != "rss_mib_samples"}, flush=True)
     diff = bench_differential(ruleset, sizes["diff_rows"])
     print("differential", diff, flush=True)
+    root = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                            text=True).stdout.strip()
     figures = {
         "quick": args.quick,
+        "commit": commit,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "rules": len(ruleset.rules),
         "ruleset_hash": ruleset.hash,
         "vectorised_checks_per_second": vec["categorical_strings"]["checks_per_second_median"],
