@@ -135,3 +135,24 @@ def test_unknown_key_blocks_the_whole_batch(vector, facts):
     assert not vector.mask(arrays, DAY)[:, 1:].any()
     arrays = rows_to_arrays([facts()]) | {"invoice_id": np.array(["i1"], dtype=object)}
     assert vector.mask(arrays, DAY)[0, 1:].any()  # ids identify the case; they are not facts
+
+
+def test_the_simulated_worlds_hold_only_known_values(ruleset, vector, facts):
+    """The environment's masks (and so the RL results) do not change for known values: every
+    jurisdiction, currency, industry and customer type a packaged scenario draws is known."""
+    from simulations.world.params import industry_vocabulary
+    from simulations.world.scenario import load_scenario, packaged_scenarios
+
+    vocab = ruleset.vocabulary
+    for name in packaged_scenarios():
+        sc = load_scenario(name)
+        for j in sc.jurisdictions:
+            assert vocab.value_ok("jurisdiction", j.code), (name, j.code)
+            assert vocab.value_ok("currency", j.currency), (name, j.currency)
+            row = facts(jurisdiction=j.code, currency=j.currency, region="")
+            for industry in industry_vocabulary(sc):
+                for ctype in ("b2b", "b2c"):
+                    arrays = rows_to_arrays([dict(row, industry=industry,
+                                                  customer_type=ctype)])
+                    assert not vector.evaluate(arrays, DAY).invalid[0], (name, j.code,
+                                                                         industry)
