@@ -10,13 +10,16 @@ Run: ``.venv/bin/python benchmarks/bench_legal_rules.py [--quick]`` ->
 * ``durable_checks_per_second``: ``DurableEvaluator.decide_all`` (one durable_rules assert
   decides the 5 non-WAIT actions of an invoice); RSS sampled over 1,000,000 checks.
 * ``differential_cases`` / ``disagreements``: both evaluators on 100,000 random fact vectors
-  (missing facts and wrong types included), compared per rule and per action.
+  (missing facts, wrong types and unknown values included), compared per rule, per action
+  and on whether the whole row is blocked for unknown input.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -49,7 +52,8 @@ def rss_mib() -> float:
 
 def bench_vector(ruleset, n_rows: int, repeats: int) -> dict:
     vector = VectorEvaluator(ruleset)
-    rows, _ = random_fact_rows(ruleset, n_rows, seed=11, p_missing=0.0, p_wrong=0.0)
+    rows, _ = random_fact_rows(ruleset, n_rows, seed=11, p_missing=0.0, p_wrong=0.0,
+                               p_unknown=0.0)
     typed = rows_to_arrays(rows, typed=True)
     categorical = dict(typed)
     for name in STRING_FACTS:
@@ -75,7 +79,8 @@ def bench_vector(ruleset, n_rows: int, repeats: int) -> dict:
 
 def bench_durable(ruleset, n_checks: int) -> dict:
     durable = DurableEvaluator(ruleset)
-    rows, days = random_fact_rows(ruleset, 5_000, seed=12, p_missing=0.01, p_wrong=0.01)
+    rows, days = random_fact_rows(ruleset, 5_000, seed=12, p_missing=0.01, p_wrong=0.01,
+                                  p_unknown=0.0)
     per_assert = N_ACTIONS - 1  # decide_all decides the 5 actions other than WAIT
     n_calls = n_checks // per_assert
     for i in range(500):  # warm up
@@ -126,6 +131,7 @@ def bench_differential(ruleset, n_rows: int) -> dict:
             unres = sorted({index(h.rule_id) for d in decisions.values() for h in d.unresolved})
             same = (fired == np.flatnonzero(batch.fired[i]).tolist()
                     and unres == np.flatnonzero(batch.unresolved[i]).tolist()
+                    and bool(decisions[Action.EMAIL].input_problems) == batch.invalid[i]
                     and all(d.allowed == batch.allowed[i, a]
                             and d.needs_review == batch.needs_review[i, a]
                             for a, d in decisions.items()))
@@ -151,8 +157,13 @@ def main() -> None:
     print("durable", {k: v for k, v in dur.items() if k != "rss_mib_samples"}, flush=True)
     diff = bench_differential(ruleset, sizes["diff_rows"])
     print("differential", diff, flush=True)
+    root = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                            text=True).stdout.strip()
     figures = {
         "quick": args.quick,
+        "commit": commit,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "rules": len(ruleset.rules),
         "ruleset_hash": ruleset.hash,
         "vectorised_checks_per_second": vec["categorical_strings"]["checks_per_second_median"],

@@ -15,6 +15,13 @@ rule ``r``, one row of facts and a date ``d``:
 * Unknown: ``r`` is *unresolved*: every action in ``r.applies_to`` is not allowed (fail
   closed), whatever ``r``'s effect, and the reason names the missing facts.
 
+Input the rules do not know blocks the whole decision (every action but ``WAIT``), whatever
+the rules say (:func:`input_problems`): a key that is not a fact, a fact given with a value of
+the wrong type, and a string value outside its vocabulary (:mod:`legal_rules.known`: a
+jurisdiction no rule covers, an unknown region, industry, currency or customer type). Such a
+value also counts as missing for the rules above, so the per-rule results stay defined. A
+fact that is *absent* (or ``None``/NaN) only blocks the rules that need it.
+
 ``WAIT`` is always allowed.
 """
 
@@ -29,6 +36,7 @@ import numpy as np
 from engine.contract import Action
 from engine.errors import InputError
 from legal_rules.facts import FACTS, MAX_MAGNITUDE, fact_problem, native_value
+from legal_rules.known import META_KEYS, Vocabulary, closest, unknown_fact_message
 from legal_rules.model import CapValue, Rule, evaluate_kleene
 
 EPOCH = date(1970, 1, 1)
@@ -55,8 +63,11 @@ def as_action(action: Action | int | str) -> Action:
         try:
             return Action.from_channel(action)
         except KeyError:
-            raise InputError(f"action: expected one of wait, email, letter, phone, final_notice, "
-                             f"agency; found {action!r}") from None
+            channels = [a.channel for a in Action]
+            hint = closest(action, channels)
+            raise InputError(f"action: unknown channel {action!r}"
+                             + (f"; did you mean {hint!r}?" if hint else "")
+                             + f" (expected one of {', '.join(channels)})") from None
     return Action(int(action))
 
 
@@ -92,6 +103,40 @@ def split_facts(facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
         else:
             problems[name] = problem
     return valid, problems
+
+
+# string facts with a vocabulary (legal_rules.known)
+_VOCAB_FACTS = ("jurisdiction", "region", "industry", "currency", "customer_type")
+
+
+def input_problems(facts: dict[str, Any], valid: dict[str, Any], problems: dict[str, str],
+                   vocab: Vocabulary) -> list[str]:
+    """Why the whole decision is blocked (empty: it is not), and drops unknown values.
+
+    ``valid``/``problems`` come from :func:`split_facts`; a valid string outside its
+    vocabulary is moved from ``valid`` to ``problems`` (it then counts as missing for the
+    rules). Messages name the value and the closest known one.
+    """
+    out = [unknown_fact_message(k) for k in facts if k not in FACTS and k not in META_KEYS]
+    for name, why in problems.items():
+        if why != "missing":
+            hint = ""
+            if name in _VOCAB_FACTS and isinstance(facts.get(name), str):
+                hint = vocab.value_message(name, facts[name]).partition(";")[2]
+                hint = f";{hint}" if hint else ""
+            out.append(f"fact {name!r}: {why}{hint}")
+    for name in _VOCAB_FACTS:
+        value = valid.get(name)
+        if value is None:
+            continue
+        ok = (vocab.region_ok(valid.get("jurisdiction"), value) if name == "region"
+              else vocab.value_ok(name, value))
+        if not ok:
+            jur = valid.get("jurisdiction") if name == "region" else None
+            out.append(vocab.value_message(name, value, jur))
+            problems[name] = "unknown value"
+            del valid[name]
+    return out
 
 
 def exclusion(rule: Rule, valid: dict[str, Any], day: date) -> str | None:
@@ -140,10 +185,12 @@ class RuleHit:
 class Decision:
     """The legal decision for one invoice, one action, one date.
 
-    ``allowed`` is False when a veto fired or a rule could not be evaluated (``unresolved``:
-    a fact it needs was missing or of the wrong type; fail closed). ``needs_review`` is True
-    when a ``require_human_review`` rule fired. ``caps`` are the limits in force (e.g. the
-    maximum reminder fee or interest a letter may claim). ``ruleset_hash`` identifies the rules.
+    ``allowed`` is False when a veto fired, a rule could not be evaluated (``unresolved``:
+    a fact it needs was missing or of the wrong type; fail closed) or the input holds
+    something the rules do not know (``input_problems``: every action but WAIT blocked).
+    ``needs_review`` is True when a ``require_human_review`` rule fired. ``caps`` are the
+    limits in force (e.g. the maximum reminder fee or interest a letter may claim).
+    ``ruleset_hash`` identifies the rules.
     """
 
     action: Action
@@ -156,11 +203,15 @@ class Decision:
     caps: tuple[CapValue, ...] = ()
     ruleset_hash: str = ""
     engine: str = "durable_rules"
+    input_problems: tuple[str, ...] = ()
     not_fired: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @property
     def status(self) -> str:
-        """``vetoed``, ``blocked`` (fail closed), ``needs_review`` or ``allowed``."""
+        """``blocked`` (unknown input), ``vetoed``, ``blocked`` (a rule could not be evaluated:
+        fail closed), ``needs_review`` or ``allowed``, in that order."""
+        if self.input_problems:  # the rules refuse to decide on input they do not know
+            return "blocked"
         if self.vetoed:
             return "vetoed"
         if self.unresolved:
@@ -171,8 +222,20 @@ class Decision:
     def vetoed_by(self) -> tuple[str, ...]:
         return tuple(h.rule_id for h in self.fired if h.effect == "veto")
 
+    @property
+    def blocked_claims(self) -> tuple[str, ...]:
+        """Caps that apply but have no value on the date (a rate period is missing): what
+        they limit (interest) must not be claimed; each says which rate is missing."""
+        return tuple(f"{c.name} [{c.rule_id}]: {c.note}" for c in self.caps if c.blocked)
+
     def cap(self, name: str) -> float | None:
-        """The tightest resolved value of cap ``name`` (min; max for minimum-days caps)."""
+        """The tightest resolved value of cap ``name`` (min; max for ``min_`` caps).
+
+        ``None`` when no such cap applies, or when one of them is blocked (its rate is not
+        known on the date): the tightest limit is then unknown, so nothing may be claimed.
+        """
+        if any(c.blocked for c in self.caps if c.name == name):
+            return None
         values = [c.value for c in self.caps if c.name == name and c.value is not None]
         if not values:
             return None
@@ -185,4 +248,5 @@ class Decision:
         out["action"] = self.action.channel
         out["as_of"] = self.as_of.isoformat()
         out["status"] = self.status
+        out["blocked_claims"] = list(self.blocked_claims)
         return out

@@ -35,6 +35,7 @@ from legal_rules.decision import (
     as_action,
     as_date,
     exclusion,
+    input_problems,
     rule_truth,
     split_facts,
 )
@@ -215,20 +216,27 @@ class DurableEvaluator:
         self._applies = {a: frozenset(i for i, r in enumerate(ruleset.rules)
                                       if a in r.applies_to) for a in Action}
 
-    def fired_and_unresolved(self, facts: dict[str, Any],
-                             as_of: date | str) -> tuple[list[int], dict[int, str], dict]:
-        """Rule indices that fired, unresolved rule index -> reason, and the valid facts."""
+    def fired_and_unresolved(self, facts: dict[str, Any], as_of: date | str,
+                             ) -> tuple[list[int], dict[int, str], dict, tuple[str, ...]]:
+        """Rule indices that fired, unresolved rule index -> reason, the valid facts, and the
+        input problems that block the whole decision (:func:`~legal_rules.decision.input_problems`).
+        """
         day = as_date(as_of)
         valid, problems = split_facts(facts)
+        blocking = tuple(input_problems(facts, valid, problems, self.ruleset.vocabulary))
         # durable_rules never matches a condition on an absent field, so its matches are
         # exactly the rules that are true whatever the invalid facts (Kleene true).
         fired = self._durable.fire(valid, day)
         unresolved: dict[int, str] = {}
-        for i, needed in self._needed if problems else ():
-            bad = sorted(needed.intersection(problems))
-            if bad and i not in fired and rule_truth(self.ruleset.rules[i], valid, day) is None:
-                unresolved[i] = "; ".join(f"fact {f!r} {problems[f]}" for f in bad)
-        return fired, unresolved, valid
+        if problems:
+            fired_set, keys = set(fired), problems.keys()
+            for i, needed in self._needed:
+                if needed.isdisjoint(keys) or i in fired_set:
+                    continue
+                if rule_truth(self.ruleset.rules[i], valid, day) is None:
+                    bad = sorted(needed.intersection(keys))
+                    unresolved[i] = "; ".join(f"fact {f!r} {problems[f]}" for f in bad)
+        return fired, unresolved, valid, blocking
 
     def decide_all(self, facts: dict[str, Any], as_of: date | str,
                    explain: bool = False) -> dict[Action, Decision]:
@@ -237,17 +245,18 @@ class DurableEvaluator:
         ``explain=True`` also fills ``Decision.not_fired`` (why each other rule did not fire).
         """
         day = as_date(as_of)
-        fired, unresolved, valid = self.fired_and_unresolved(facts, day)
+        fired, unresolved, valid, blocking = self.fired_and_unresolved(facts, day)
         caps = self._caps(fired, day, valid)
-        return {a: self._decision(a, day, fired, unresolved, valid, explain, caps)
+        return {a: self._decision(a, day, fired, unresolved, valid, explain, caps, blocking)
                 for a in _ACTIONS}
 
     def decide(self, facts: dict[str, Any], action: Action | int | str,
                as_of: date | str, explain: bool = False) -> Decision:
         """The :class:`Decision` for one action (see :meth:`decide_all` for ``explain``)."""
         day = as_date(as_of)
-        fired, unresolved, valid = self.fired_and_unresolved(facts, day)
-        return self._decision(as_action(action), day, fired, unresolved, valid, explain)
+        fired, unresolved, valid, blocking = self.fired_and_unresolved(facts, day)
+        return self._decision(as_action(action), day, fired, unresolved, valid, explain,
+                              None, blocking)
 
     def _caps(self, fired: list[int], day: date, valid: dict[str, Any]) -> dict[int, CapValue]:
         rules = self.ruleset.rules
@@ -257,7 +266,7 @@ class DurableEvaluator:
     def _decision(self, action: Action, day: date, fired: list[int],
                   unresolved: dict[int, str], valid: dict[str, Any],
                   explain: bool = False, cap_values: dict[int, CapValue] | None = None,
-                  ) -> Decision:
+                  blocking: tuple[str, ...] = ()) -> Decision:
         if cap_values is None:
             cap_values = self._caps(fired, day, valid)
         applies = self._applies[action]
@@ -269,8 +278,11 @@ class DurableEvaluator:
                         if i in applies) if unresolved else ()
         effects = {h.effect for h in hits}
         vetoed = "veto" in effects
+        if action is Action.WAIT:
+            blocking = ()  # waiting is always allowed
         return Decision(
-            action=action, as_of=day, allowed=not vetoed and not blocked, vetoed=vetoed,
+            action=action, as_of=day, allowed=not vetoed and not blocked and not blocking,
+            vetoed=vetoed, input_problems=blocking,
             needs_review="require_human_review" in effects,
             fired=hits, unresolved=blocked, caps=caps,
             ruleset_hash=self.ruleset.hash,

@@ -84,7 +84,8 @@ def fact_problem(name: str, value: object) -> str | None:
     bool or a string); ``float`` takes a finite int or float (not a bool); ``bool`` takes only
     ``True``/``False`` (numpy bools too); ``str`` takes only strings; numbers must lie within
     +-:data:`MAX_MAGNITUDE`; ``jurisdiction`` must be two upper-case letters and
-    ``customer_type`` one of :data:`FACT_CHOICES`. ``None`` and NaN mean missing.
+    ``customer_type`` one of :data:`FACT_CHOICES`. ``None`` and NaN mean missing (NaN for a
+    bool fact is a wrong value).
     """
     kind = FACTS[name].type
     vtype = type(value)
@@ -97,6 +98,8 @@ def fact_problem(name: str, value: object) -> str | None:
             return None
         return f"expected true/false, found {vtype.__name__} {value!r}"
     if kind == "str":
+        if isinstance(value, float) and math.isnan(value):
+            return "missing"  # pandas' missing text; the vectorised encoder reads it so too
         if not isinstance(value, str):
             return f"expected a string, found {vtype.__name__} {value!r}"
         if not value.isascii():

@@ -342,7 +342,8 @@ def facts_from_state(state: pd.DataFrame, as_of: date) -> dict[str, np.ndarray]:
         "customer_type": customer_type,
         "jurisdiction": jurisdiction,
         "region": region,
-        "industry": _text(_optional(state, "industry"), "lower", empty=""),
+        # no industry on file is missing (not ""): rules that depend on it fail closed
+        "industry": _text(_optional(state, "industry"), "lower"),
         "is_weekend": np.full(n, as_of.weekday() >= 5),
         "is_bank_holiday": bank_holiday_flags(jurisdiction, region, as_of),
         "limitation_passed": limitation_flags(state["due_date"], jurisdiction, customer_type,
@@ -377,3 +378,55 @@ def facts_for_invoices(tables: dict[str, pd.DataFrame], as_of: date,
     if state is None:
         state = invoice_states(tables, as_of)
     return facts_from_state(state, as_of)
+
+
+# --------------------------------------------------------------------------- one case by hand
+DATE_FACTS = ("is_weekend", "is_bank_holiday", "days_overdue", "limitation_passed")
+
+
+def date_facts(facts: dict[str, Any], as_of: date,
+               due_date: date | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The facts that follow from the decision date, computed as :func:`facts_from_state` does.
+
+    ``is_weekend`` from ``as_of``; ``is_bank_holiday`` from ``as_of``, ``jurisdiction`` and
+    ``region`` (``holidays``); ``days_overdue`` from ``due_date``; ``limitation_passed``
+    from the due date (given, or ``as_of - days_overdue``), jurisdiction and customer type
+    (``limitation.json``). A fact that cannot be computed (no jurisdiction, no due date) is
+    left out. Returns ``(computed, contradictions)``: each contradiction is a message for a
+    fact in ``facts`` whose value differs from the computed one (``is_weekend`` false on a
+    Sunday), which the caller must refuse.
+    """
+    out: dict[str, Any] = {"is_weekend": as_of.weekday() >= 5}
+    jur, region = facts.get("jurisdiction"), facts.get("region")
+    if isinstance(jur, str) and jur:
+        flag = bank_holiday_flags(np.array([jur], dtype=object),
+                                  np.array([region if isinstance(region, str) else ""],
+                                           dtype=object), as_of)[0]
+        if flag is not None:
+            out["is_bank_holiday"] = bool(flag)
+    overdue = facts.get("days_overdue")
+    if due_date is not None:
+        out["days_overdue"] = (as_of - due_date).days
+    elif isinstance(overdue, int) and not isinstance(overdue, bool):
+        due_date = date.fromordinal(as_of.toordinal() - overdue)
+    ctype = facts.get("customer_type")
+    if due_date is not None and isinstance(jur, str) and isinstance(ctype, str):
+        flag = limitation_flags(pd.Series([pd.Timestamp(due_date)]),
+                                np.array([jur], dtype=object), np.array([ctype], dtype=object),
+                                as_of)[0]
+        if flag is not None:
+            out["limitation_passed"] = bool(flag)
+    problems = []
+    weekday = as_of.strftime("%A")
+    why = {"is_weekend": f"{as_of} is a {weekday}",
+           "is_bank_holiday": f"{as_of} in the {jur}{'-' + region if region else ''} "
+                              "holiday calendar",
+           "days_overdue": f"due {due_date}, decided {as_of}",
+           "limitation_passed": f"due {due_date}, limitation period of {jur} "
+                                f"(legal_rules/{LIMITATION_FILE})"}
+    for name, value in out.items():
+        given = facts.get(name)
+        if type(given) is type(value) and given != value:  # a wrong type is the rules' error
+            problems.append(f"{name} is {json.dumps(given)}, but {why[name]}, which gives "
+                            f"{json.dumps(value)}")
+    return out, problems

@@ -21,17 +21,20 @@ import yaml
 
 from engine.contract import Action
 from engine.errors import InputError
-from legal_rules.facts import FACTS
+from legal_rules.facts import FACTS, fact_problem
+from legal_rules.known import ALIASES, FIXED, closest, suggestion
 from legal_rules.model import (
     CAP_SCALES,
     All,
     Always,
     AnyOf,
+    Approval,
     Cap,
     Compare,
     Condition,
     Not,
     Rate,
+    RateSeries,
     Rule,
     RuleSet,
     Source,
@@ -173,7 +176,8 @@ class _FileParser:
         try:
             return date.fromisoformat(text)
         except ValueError:
-            self.problem(path, f"expected a real date YYYY-MM-DD, found {text!r}")
+            self.problem(path, f"{text!r} is not a date of the calendar; dates are written "
+                         "2026-12-31 (year-month-day)")
             return None
 
     def condition(self, path: list[Any], node: dict[str, Any]) -> Condition:
@@ -219,6 +223,25 @@ class _FileParser:
         }.get(kind, False)
         if not ok:
             self.problem(path, f"fact {name!r} is {kind}; found {type(v).__name__} {v!r}")
+        elif kind == "str":
+            self._check_known(path, name, v)
+
+    def _check_known(self, path: list[Any], name: str, v: str) -> None:
+        """A string a rule compares a fact with must be a value the fact can take."""
+        known = FIXED.get(name)
+        if name == "jurisdiction":
+            alias = ALIASES["jurisdiction"].get(v)
+            why = fact_problem(name, v)
+            if alias:
+                self.problem(path, f"{v!r} is not an ISO 3166-1 code; did you mean {alias!r}?")
+            elif why:
+                self.problem(path, f"{why}{suggestion(v, [v.upper()])}")
+        elif name == "region" and v != v.upper():
+            self.problem(path, f"regions are written in capitals, found {v!r}; did you mean "
+                         f"{v.upper()!r}?")
+        elif known is not None and v not in known:
+            self.problem(path, f"{v!r} is not a value fact {name!r} takes{suggestion(v, known)}"
+                         " (values are case-sensitive; legal_rules/known.py lists them)")
 
     def cap(self, path: list[Any], node: dict[str, Any]) -> Cap:
         value = node["value"]
@@ -279,7 +302,22 @@ class _FileParser:
             when=when, effect=effect, citation=node["citation"],
             valid_from=valid_from or date.min, valid_to=valid_to, rationale=node["rationale"],
             cap=cap, tests=tests, source=Source(self.file, _line_of(self.doc, path)),
+            kind=node["kind"], approved_by=self.approval([*path, "approved_by"],
+                                                         node.get("approved_by")),
         )
+
+    def approval(self, path: list[Any], node: dict[str, Any] | None) -> Approval | None:
+        if node is None:
+            return None
+        day = self.date([*path, "date"], node["date"])
+        return Approval(name=node["name"], date=day or date.min, role=node.get("role", ""),
+                        note=node.get("note", ""))
+
+    def series(self, i: int, node: dict[str, Any]) -> RateSeries:
+        return RateSeries(name=node["name"], jurisdiction=node["jurisdiction"],
+                          citation=node["citation"], publisher=node["publisher"],
+                          note=node.get("note", ""),
+                          source=Source(self.file, _line_of(self.doc, ["rate_series", i])))
 
     def rate(self, i: int, node: dict[str, Any]) -> Rate:
         path: list[Any] = ["rates", i]
@@ -289,6 +327,72 @@ class _FileParser:
                     value=float(node["value"]), valid_from=valid_from or date.min,
                     valid_to=valid_to, citation=node["citation"], unit=node.get("unit", "percent"),
                     source=Source(self.file, _line_of(self.doc, path)))
+
+
+# PyYAML's wording -> what to do about it (first match wins)
+_YAML_HINTS = (
+    ("duplicate key", None),
+    ("expected <block end>", "the indentation does not line up with the lines above; "
+     "indent with spaces so that this line starts where its neighbours start"),
+    ("cannot start any token", "a tab or a special character starts this line; indent with "
+     "spaces and put text that starts with @, ` or % in quotes"),
+    ("mapping values are not allowed", "a ':' where none is expected: either this line "
+     "is indented further than the lines above (line them up), or a value holds ': ' and "
+     "needs quotes, e.g. title: \"Note: ...\""),
+    ("could not find expected ':'", "a line without 'key: value' (or an unclosed quote "
+     "above it)"),
+    ("unexpected end of stream", "a quote or bracket opened here is never closed"),
+    ("expected ',' or ']'", "a [list] is not closed with ]"),
+    ("expected ',' or '}'", "a {mapping} is not closed with }"),
+    ("expected alphabetic or numeric character", "'*' or '&' starts a YAML alias; write "
+     "\"*\" in quotes (jurisdiction: \"*\")"),
+    ("found undefined alias", "'*' starts a YAML alias; write \"*\" in quotes "
+     "(jurisdiction: \"*\")"),
+)
+
+
+def yaml_message(exc: yaml.MarkedYAMLError) -> str:
+    """A plain-language message for a YAML syntax error (the parser's wording in brackets)."""
+    problem = str(exc.problem or exc)
+    for needle, hint in _YAML_HINTS:
+        if needle in problem:
+            return problem if hint is None else f"{hint} (YAML: {problem})"
+    return f"not valid YAML here: {problem}"
+
+
+def _schema_message(err: Any) -> str:
+    """Plain language for a JSON Schema error: dates, choices, missing fields, types."""
+    field = str(err.absolute_path[-1]) if err.absolute_path else ""
+    if err.validator == "pattern" and "YYYY-MM-DD" in str(err.schema.get("description", "")):
+        return f"dates are written 2026-12-31 (year-month-day), found {err.instance!r}"
+    if err.validator == "enum":
+        choices = [str(c) for c in err.validator_value]
+        hint = closest(str(err.instance), choices) if isinstance(err.instance, str) else None
+        more = f"; did you mean {hint!r}?" if hint else ""
+        return f"{err.instance!r} is not allowed; write one of {', '.join(choices)}{more}"
+    if err.validator == "required":
+        missing = [k for k in err.validator_value if k not in err.instance]
+        if "kind" in missing:
+            return ("every rule says whether it is law or company policy: add "
+                    "'kind: law' or 'kind: company_policy'"
+                    + (f" (also missing: {', '.join(m for m in missing if m != 'kind')})"
+                       if len(missing) > 1 else ""))
+        return f"missing field(s) {', '.join(missing)}"
+    if err.validator == "type":
+        want = err.validator_value
+        want = " or ".join(want) if isinstance(want, list) else want
+        words = {"string": "text", "array": "a list [..]", "object": "a mapping {..}",
+                 "number": "a number", "boolean": "true or false", "null": "nothing"}
+        for k, v in words.items():
+            want = want.replace(k, v)
+        return f"{field or 'value'}: expected {want}, found {err.instance!r}"
+    if err.validator == "pattern" and field == "id":
+        return (f"rule ids are lower case letters, digits, '.', '_' or '-' "
+                f"(e.g. de.no_fee), found {err.instance!r}")
+    if err.validator == "pattern" and field == "jurisdiction":
+        return (f"a jurisdiction is a 2-letter ISO code in capitals (DE, GB), EU or \"*\", "
+                f"found {err.instance!r}")
+    return err.message
 
 
 def _schema_problems(file: str, doc: Any) -> list[Problem]:
@@ -308,12 +412,13 @@ def _schema_problems(file: str, doc: Any) -> list[Problem]:
                         file, _line_of(doc, [*path, key]), _field([*path, key]),
                         f"unknown field {key!r}; expected one of {', '.join(allowed)}"))
             continue
-        problems.append(Problem(file, _line_of(doc, path), _field(path), best.message))
+        problems.append(Problem(file, _line_of(doc, path), _field(path), _schema_message(best)))
     return sorted(problems, key=lambda p: p.line)
 
 
-def parse_file(path: Path) -> tuple[list[Rule], list[Rate], list[Problem], bytes]:
-    """Parse and check one rule file; returns rules, rates, problems and the raw bytes."""
+def parse_file(path: Path) -> tuple[list[Rule], list[Rate | RateSeries], list[Problem], bytes]:
+    """Parse and check one rule file; returns rules, rates (periods and declared series),
+    problems and the raw bytes."""
     file = str(path)
     try:
         raw = path.read_bytes()
@@ -326,7 +431,7 @@ def parse_file(path: Path) -> tuple[list[Rule], list[Rate], list[Problem], bytes
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = mark.line + 1 if mark else 1
-        return [], [], [Problem(file, line, "", f"invalid YAML: {exc.problem}")], raw
+        return [], [], [Problem(file, line, "", yaml_message(exc))], raw
     if doc is None:
         doc = LineDict()
         doc.line, doc.key_lines = 1, {}
@@ -335,7 +440,9 @@ def parse_file(path: Path) -> tuple[list[Rule], list[Rate], list[Problem], bytes
         return [], [], problems, raw
     parser = _FileParser(file, doc)
     rules = [parser.rule(i, r) for i, r in enumerate(doc.get("rules", []))]
-    rates = [parser.rate(i, r) for i, r in enumerate(doc.get("rates", []))]
+    rates: list[Rate | RateSeries] = [parser.rate(i, r)
+                                      for i, r in enumerate(doc.get("rates", []))]
+    rates += [parser.series(i, r) for i, r in enumerate(doc.get("rate_series", []))]
     return rules, rates, parser.problems, raw
 
 
@@ -372,7 +479,7 @@ def load_rules(paths: str | Path | Sequence[str | Path] | None = None) -> RuleSe
     """
     files = rule_files(paths)
     rules: list[Rule] = []
-    rates: list[Rate] = []
+    rates: list[Rate | RateSeries] = []
     problems: list[Problem] = []
     digest = hashlib.sha256()
     for f in files:
@@ -381,16 +488,19 @@ def load_rules(paths: str | Path | Sequence[str | Path] | None = None) -> RuleSe
         rates += f_rates
         problems += f_problems
         digest.update(f.name.encode() + b"\0" + hashlib.sha256(raw).digest())
-    problems += _cross_file_problems(rules, rates)
+    series = [r for r in rates if isinstance(r, RateSeries)]
+    periods = [r for r in rates if isinstance(r, Rate)]
+    problems += _cross_file_problems(rules, periods, series)
     if problems:
         raise RuleFileError(problems)
     if not files:
         raise RuleFileError([Problem(str(paths), 0, "", "no rule files (*.yaml) found")])
-    return RuleSet(rules=tuple(rules), rates=tuple(rates), hash=digest.hexdigest(),
-                   files=tuple(str(f) for f in files))
+    return RuleSet(rules=tuple(rules), rates=tuple(periods), hash=digest.hexdigest(),
+                   files=tuple(str(f) for f in files), series=tuple(series))
 
 
-def _cross_file_problems(rules: list[Rule], rates: list[Rate]) -> list[Problem]:
+def _cross_file_problems(rules: list[Rule], rates: list[Rate],
+                         series: list[RateSeries] = ()) -> list[Problem]:
     problems = []
     seen: dict[str, Rule] = {}
     for rule in rules:
@@ -400,7 +510,8 @@ def _cross_file_problems(rules: list[Rule], rates: list[Rate]) -> list[Problem]:
                                     f"duplicate rule id {rule.id!r} (first defined at {first})"))
         else:
             seen[rule.id] = rule
-    known_rates = {(r.name, r.jurisdiction) for r in rates}
+    problems += _rate_overlaps(rates)
+    known_rates = {(r.name, r.jurisdiction) for r in [*rates, *series]}
     for rule in rules:
         if rule.cap is None or not isinstance(rule.cap.value, str) or rule.cap.value in CAP_SCALES:
             continue
@@ -411,9 +522,53 @@ def _cross_file_problems(rules: list[Rule], rates: list[Rate]) -> list[Problem]:
         if name is not None and (name, jur) not in known_rates:
             known = ", ".join(sorted(map(_fmt, known_rates)))
             problems.append(Problem(rule.source.file, rule.source.line, "cap.value",
-                                    f"unknown rate {name}({jur}); expected one defined in a "
-                                    f"rates: section ({known})"))
+                                    f"unknown rate {name}({jur}); expected one declared in a "
+                                    f"rate_series: or rates: section ({known})"))
     return problems
+
+
+def _rate_overlaps(rates: list[Rate]) -> list[Problem]:
+    """Two periods of the same rate that share a day: which figure applies is undefined."""
+    problems = []
+    by_key: dict[tuple[str, str], list[Rate]] = {}
+    for r in rates:
+        by_key.setdefault((r.name, r.jurisdiction), []).append(r)
+    for key, periods in by_key.items():
+        periods.sort(key=lambda r: r.valid_from)
+        for a, b in zip(periods, periods[1:], strict=False):
+            if a.valid_to is None or b.valid_from <= a.valid_to:
+                until = a.valid_to.isoformat() if a.valid_to else "open end"
+                problems.append(Problem(
+                    b.source.file, b.source.line, "valid_from",
+                    f"{_fmt(key)} {b.value} from {b.valid_from} overlaps the period "
+                    f"{a.valid_from}..{until} ({a.value}) at {a.source}; end the earlier "
+                    f"period the day before (valid_to) so each day has one rate"))
+    return problems
+
+
+def layered_files(paths: Sequence[str | Path] | None, packaged: bool = True) -> list[Path]:
+    """Rule files: the packaged ones (with ``packaged``), then ``paths``' files; a file in
+    ``paths`` named like a packaged one (``de.yaml``) replaces it instead of adding to it.
+
+    ``"packaged"`` among ``paths`` means ``packaged=True``. This is how ``rules check/test/
+    explain/list`` and ``what-if --rule-file`` combine a team's files with the shipped ones.
+    """
+    chosen = [p for p in paths or [] if str(p) != PACKAGED]
+    packaged = packaged or len(chosen) < len(paths or []) or not chosen
+    team = rule_files(chosen) if chosen else []
+    if not packaged:
+        return team
+    names = {f.name for f in team}
+    shipped = rule_files()
+    team = [f for f in team if f.resolve() not in {s.resolve() for s in shipped}]
+    return [f for f in shipped if f.name not in names] + team
+
+
+def replaced_files(files: Sequence[str | Path]) -> list[str]:
+    """Names of packaged rule files that ``files`` (from :func:`layered_files`) replace."""
+    shipped = {f.name: f.resolve() for f in rule_files()}
+    return sorted(Path(f).name for f in files
+                  if Path(f).name in shipped and Path(f).resolve() != shipped[Path(f).name])
 
 
 def _fmt(key: tuple[str, str]) -> str:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from engine.contract import Action
@@ -178,6 +178,16 @@ class TestCase:
 
 
 @dataclass(frozen=True)
+class Approval:
+    """Who approved a rule's current text, on which date, and why."""
+
+    name: str
+    date: date
+    role: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class Rule:
     id: str
     title: str
@@ -193,6 +203,8 @@ class Rule:
     cap: Cap | None = None
     tests: tuple[TestCase, ...] = ()
     source: Source = Source("?", 0)
+    kind: str = "law"  # "law" | "company_policy"
+    approved_by: Approval | None = None
 
     @property
     def countries(self) -> frozenset[str] | None:
@@ -226,6 +238,18 @@ class Rate:
     valid_to: date | None
     citation: str
     unit: str = "percent"
+    source: Source = Source("?", 0)
+
+
+@dataclass(frozen=True)
+class RateSeries:
+    """A rate caps may use, declared with its publisher even before any period is entered."""
+
+    name: str
+    jurisdiction: str
+    citation: str
+    publisher: str
+    note: str = ""
     source: Source = Source("?", 0)
 
 
@@ -279,6 +303,7 @@ class CapValue:
     rule_id: str
     citation: str
     note: str = ""
+    blocked: bool = False  # the cap applies but has no value: what it limits is not claimed
 
 
 @dataclass(frozen=True, eq=False)
@@ -300,6 +325,7 @@ class RuleSet:
     rates: tuple[Rate, ...]
     hash: str
     files: tuple[str, ...] = ()
+    series: tuple[RateSeries, ...] = ()
     _index: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -307,6 +333,21 @@ class RuleSet:
 
     def __len__(self) -> int:
         return len(self.rules)
+
+    @cached_property
+    def jurisdictions(self) -> frozenset[str]:
+        """Countries some rule covers (explicit codes, groups expanded; ``*`` adds none)."""
+        out: set[str] = set()
+        for rule in self.rules:
+            out |= rule.countries or frozenset()
+        return frozenset(out)
+
+    @cached_property
+    def vocabulary(self) -> Any:
+        """Known string-fact values under these rules (:class:`legal_rules.known.Vocabulary`)."""
+        from legal_rules.known import Vocabulary
+
+        return Vocabulary(self.jurisdictions)
 
     def __iter__(self) -> Iterator[Rule]:
         return iter(self.rules)
@@ -322,6 +363,23 @@ class RuleSet:
         found = [r for r in self.rates if r.name == name and r.jurisdiction == jurisdiction
                  and r.valid_from <= day and (r.valid_to is None or day <= r.valid_to)]
         return max(found, key=lambda r: r.valid_from) if found else None
+
+    def missing_rate_note(self, name: str, jurisdiction: str, day: date) -> str:
+        """Why no ``name(jurisdiction)`` applies on ``day``, and what to do about it."""
+        periods = sorted((r for r in self.rates if (r.name, r.jurisdiction) == (name,
+                                                                              jurisdiction)),
+                         key=lambda r: r.valid_from)
+        key = f"{name}({jurisdiction})"
+        if periods:
+            spans = ", ".join(f"{r.valid_from}..{r.valid_to or 'open'}" for r in periods)
+            have = f"the rate table has {key} for {spans}"
+        else:
+            have = f"no period of {key} is recorded"
+        series = next((s for s in self.series if (s.name, s.jurisdiction) == (name,
+                                                                             jurisdiction)), None)
+        where = f" (published by {series.publisher})" if series else ""
+        return (f"no {key} on {day.isoformat()}: {have}; interest is blocked until the "
+                f"period is added to rates.yaml{where}")
 
     def cap_value(self, rule: Rule, day: date, facts: dict[str, Any] | None = None) -> CapValue:
         """Resolve ``rule.cap`` on ``day`` (the BIK scale needs ``facts['amount']``)."""
@@ -342,6 +400,7 @@ class RuleSet:
             return CapValue(value=offset, **base)
         rate = self.rate(rate_name, jur or "", day)
         if rate is None:
-            return CapValue(value=None, note=f"no {rate_name}({jur}) on {day.isoformat()}", **base)
+            return CapValue(value=None, blocked=True,
+                            note=self.missing_rate_note(rate_name, jur or "", day), **base)
         return CapValue(value=round(rate.value + offset, 6),
                         note=f"{rate_name}({jur}) = {rate.value} from {rate.valid_from}", **base)

@@ -51,6 +51,15 @@ NEUTRAL_FACTS: dict[str, Any] = {
 CURRENCY = {"SE": "SEK", "GB": "GBP", "PL": "PLN", "US": "USD"}
 
 
+def neutral_facts(jurisdiction: str, customer_type: str) -> dict[str, Any]:
+    """:data:`NEUTRAL_FACTS` for a debtor of ``jurisdiction`` and ``customer_type`` (its
+    currency from :data:`CURRENCY`, EUR otherwise): the values ``rules explain --neutral``
+    fills in for facts not given, the same ones the inline test cases start from."""
+    facts = dict(NEUTRAL_FACTS, jurisdiction=jurisdiction, customer_type=customer_type)
+    facts["currency"] = CURRENCY.get(jurisdiction, "EUR")
+    return facts
+
+
 def case_facts(rule: Rule, case: TestCase) -> dict[str, Any]:
     """The full fact dict of a case (``None`` values removed: those facts are missing)."""
     facts = dict(NEUTRAL_FACTS)
@@ -128,7 +137,18 @@ WRONG_VALUES: dict[str, tuple[Any, ...]] = {
     "int": ("16", 1.5, True, float("nan"), float("inf"), [], "", 2e15),
     "float": ("16", True, float("nan"), -float("inf"), None, 5e15),
     "bool": (1, 0, "true", None, 1.0, float("nan")),
-    "str": (1, 2.5, True, None, "de", "", "DEU", "B2B", "\ud800"),
+    "str": (1, 2.5, True, None, float("nan"), "de", "", "DEU", "B2B", "\ud800"),
+}
+
+
+# Strings of the right type that no vocabulary knows (legal_rules.known); "BY" is a German
+# region, unknown for a US debtor; "NO" a country no packaged rule covers.
+UNKNOWN_VALUES: dict[str, tuple[str, ...]] = {
+    "jurisdiction": ("NO", "UK", "XX"),
+    "region": ("ZZ", "BY"),
+    "industry": ("mining", "Healthcare", ""),
+    "currency": ("XYZ", "eur"),
+    "customer_type": ("B2C", "consumer"),
 }
 
 
@@ -186,8 +206,11 @@ def edge_dates(ruleset: RuleSet) -> list[date]:
 
 
 def random_fact_rows(ruleset: RuleSet, n: int, seed: int, p_missing: float = 0.03,
-                     p_wrong: float = 0.03) -> tuple[list[dict[str, Any]], list[date]]:
-    """``n`` random fact dicts (edge values, some facts missing or of a wrong type) and dates."""
+                     p_wrong: float = 0.03, p_unknown: float = 0.01,
+                     ) -> tuple[list[dict[str, Any]], list[date]]:
+    """``n`` random fact dicts and dates: edge values, some facts missing (``p_missing``), of a
+    wrong type (``p_wrong``) or, for string facts, a value no vocabulary knows (``p_unknown``,
+    :data:`UNKNOWN_VALUES`)."""
     from legal_rules.facts import FACTS
 
     rng = np.random.default_rng(seed)
@@ -202,6 +225,9 @@ def random_fact_rows(ruleset: RuleSet, n: int, seed: int, p_missing: float = 0.0
             if u < p_missing + p_wrong:
                 wrong = WRONG_VALUES[fact.type]
                 row[name] = wrong[rng.integers(len(wrong))]
+            elif name in UNKNOWN_VALUES and u < p_missing + p_wrong + p_unknown:
+                unknown = UNKNOWN_VALUES[name]
+                row[name] = unknown[rng.integers(len(unknown))]
             elif fact.type == "int" and rng.random() < 0.3:
                 row[name] = int(rng.integers(-40, 80))
             elif fact.type == "float" and rng.random() < 0.3:

@@ -4,7 +4,8 @@ This is the simulation's hot path (an action mask every step). Facts come as a d
 arrays of length ``n`` (0-d values broadcast); string facts are encoded once per call to
 categorical codes (pass a ``pandas.Categorical`` to skip even that). Every rule's ``when`` is
 compiled to array comparisons; identical comparisons are computed once per call. Semantics
-(fail closed on missing/invalid facts) are those of :mod:`legal_rules.decision`.
+(fail closed on missing/invalid facts; a row with input the rules do not know has every action
+but WAIT blocked) are those of :mod:`legal_rules.decision`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 from engine.contract import N_ACTIONS, Action
 from legal_rules.decision import EPOCH, as_date
 from legal_rules.facts import FACTS, fact_problem, native_value
+from legal_rules.known import META_KEYS, Vocabulary
 from legal_rules.model import All, Always, AnyOf, Compare, Condition, Not, Rule, RuleSet
 
 _Mask = np.ndarray | bool  # a (n,) bool array, or a scalar that holds for every row
@@ -62,12 +64,15 @@ class _Column:
     """One encoded fact. ``valid`` is ``True`` when every row is valid.
 
     Numeric/bool facts: ``values`` is int64/float64/bool (invalid rows hold 0). String facts:
-    ``values`` are codes into ``uniques`` (-1 = invalid row).
+    ``values`` are codes into ``uniques`` (-1 = invalid row). ``wrong``: rows where the fact
+    is present but of the wrong type or unknown (they block the whole row); missing rows are
+    invalid but not wrong.
     """
 
     values: np.ndarray
     valid: _Mask
     uniques: list[Any] | None = None
+    wrong: _Mask = False
 
 
 def _day_numbers(as_of: Any, n: int) -> int | _Days:
@@ -97,11 +102,17 @@ class _Days:
 class _Encoded:
     """All facts of one call, encoded; caches comparisons and validity conjunctions."""
 
-    def __init__(self, facts: Mapping[str, Any]):
+    def __init__(self, facts: Mapping[str, Any], vocab: Vocabulary):
         self.n = _batch_size(facts)
         self.columns: dict[str, _Column] = {}
         for name in FACTS:
-            self.columns[name] = _encode(name, facts.get(name), self.n)
+            self.columns[name] = _encode(name, facts.get(name), self.n, vocab)
+        _check_regions(self.columns, vocab)
+        # rows with input the rules do not know: every action but WAIT is blocked
+        invalid: _Mask = any(k not in FACTS and k not in META_KEYS for k in facts)
+        for col in self.columns.values():
+            invalid = _or(invalid, col.wrong)
+        self.invalid = invalid
         self._atoms: dict[tuple[str, str, Any], _Mask] = {}
         self._needed: dict[tuple[str, ...], _Mask] = {}
         self._luts: dict[tuple[str, frozenset[str]], _Mask] = {}
@@ -197,14 +208,14 @@ def _batch_size(facts: Mapping[str, Any]) -> int:
     return sizes.pop() if sizes else 1
 
 
-def _encode(name: str, raw: Any, n: int) -> _Column:
+def _encode(name: str, raw: Any, n: int, vocab: Vocabulary) -> _Column:
     kind = FACTS[name].type
     if raw is None:
         zeros = np.zeros(n, dtype=np.int64)
         return _Column(np.full(n, -1) if kind == "str" else zeros, False,
                        [] if kind == "str" else None)
     if kind == "str":
-        return _encode_str(name, raw, n)
+        return _encode_str(name, raw, n, vocab)
     arr = np.asarray(raw)
     if arr.ndim == 0:
         arr = np.broadcast_to(arr, (n,))
@@ -213,28 +224,41 @@ def _encode(name: str, raw: Any, n: int) -> _Column:
     if dk == "b":
         if kind == "bool":
             return _Column(arr, True)
-        return _Column(np.zeros(n, dtype=target), False)
+        return _Column(np.zeros(n, dtype=target), False, wrong=_nonempty(n))
     if dk in "iu" and kind != "bool":
         values = arr.astype(target)
         ok = np.abs(values) <= 1e15
-        return _Column(values, True if ok.all() else ok)
+        return _Column(values, True, wrong=False) if ok.all() else _Column(values, ok, wrong=~ok)
     if dk == "f" and kind != "bool":
         with np.errstate(invalid="ignore"):
             ok = np.isfinite(arr) & (np.abs(arr) <= 1e15)
             if kind == "int":
                 ok &= arr == np.floor(arr)
         values = np.where(ok, arr, 0).astype(target)
-        return _Column(values, True if ok.all() else ok)
+        if ok.all():
+            return _Column(values, True)
+        wrong = ~ok & ~np.isnan(arr)  # NaN is missing, not wrong
+        return _Column(values, ok, wrong=wrong if wrong.any() else False)
     if dk == "O":  # mixed Python objects: check each value exactly like a single decision
-        ok = np.fromiter((fact_problem(name, v) is None for v in arr), dtype=bool, count=n)
+        why = [fact_problem(name, v) for v in arr]
+        ok = np.fromiter((w is None for w in why), dtype=bool, count=n)
         pairs = zip(arr, ok, strict=True)
         values = np.fromiter((native_value(name, v) if good else 0 for v, good in pairs),
                              dtype=target, count=n)
-        return _Column(values, True if ok.all() else ok)
-    return _Column(np.zeros(n, dtype=target), False)  # strings, dates, ... for a number/bool
+        if ok.all():
+            return _Column(values, True)
+        wrong = np.fromiter((w is not None and w != "missing" for w in why), dtype=bool, count=n)
+        return _Column(values, ok, wrong=wrong if wrong.any() else False)
+    # strings, dates, ... for a number/bool: every row present and of the wrong type
+    return _Column(np.zeros(n, dtype=target), False, wrong=_nonempty(n))
 
 
-def _encode_str(name: str, raw: Any, n: int) -> _Column:
+def _nonempty(n: int) -> _Mask:
+    """Every row (as a scalar mask), for a column that is wrong as a whole."""
+    return n > 0
+
+
+def _encode_str(name: str, raw: Any, n: int, vocab: Vocabulary) -> _Column:
     import pandas as pd
 
     if isinstance(raw, pd.Categorical):
@@ -243,12 +267,39 @@ def _encode_str(name: str, raw: Any, n: int) -> _Column:
         arr = np.asarray(raw, dtype=object) if np.ndim(raw) == 1 else np.full(n, raw, dtype=object)
         codes, uniq = pd.factorize(arr, use_na_sentinel=True)
         uniques = list(uniq)
-    unique_ok = np.array([fact_problem(name, u) is None for u in uniques] + [False], dtype=bool)
+    why = [fact_problem(name, u) for u in uniques]
+    unique_ok = np.array([w is None and vocab.value_ok(name, u) for w, u in zip(
+        why, uniques, strict=True)] + [False], dtype=bool)
+    wrong: _Mask = False
     if not unique_ok[:-1].all():  # invalid distinct values behave like missing rows
+        is_wrong = np.array([w != "missing" for w in why] + [False], dtype=bool) & ~unique_ok
+        wrong = is_wrong[codes] if is_wrong.any() else False
         codes = np.where(unique_ok[codes], codes, -1)
     valid: _Mask = True if (codes >= 0).all() else codes >= 0
     kept = [u if ok else None for u, ok in zip(uniques, unique_ok[:-1], strict=True)]
-    return _Column(codes, valid, kept)
+    return _Column(codes, valid, kept, wrong)
+
+
+def _check_regions(columns: dict[str, _Column], vocab: Vocabulary) -> None:
+    """Mark regions that are not a subdivision of the row's jurisdiction as wrong (in place).
+
+    One check per distinct (jurisdiction, region) pair; nothing to do when every region is
+    "" (no subdivision), the usual case.
+    """
+    reg, jur = columns["region"], columns["jurisdiction"]
+    regions = reg.uniques or []
+    if all(r in ("", None) for r in regions):
+        return
+    jurs = [*(jur.uniques or []), None]  # code -1 (missing or unknown) indexes the None
+    lut = np.array([[r is None or vocab.region_ok(j, r) for r in [*regions, None]]
+                    for j in jurs], dtype=bool)
+    ok = lut[jur.values, reg.values]
+    if ok.all():
+        return
+    bad = ~ok
+    reg.wrong = _or(reg.wrong, bad)
+    reg.values = np.where(bad, -1, reg.values)
+    reg.valid = _and(reg.valid, ok)
 
 
 @dataclass(frozen=True)
@@ -267,6 +318,9 @@ class BatchDecision:
         Rule r fired for row i (R = ``len(ruleset.rules)``).
     unresolved : (n, R) bool
         Rule r applied but a fact it needs was missing/invalid (blocks its actions).
+    invalid : (n,) bool
+        Row i holds input the rules do not know (a non-fact key, a wrong type, an unknown
+        value): every action but WAIT is blocked; ``durable_eval`` gives the messages.
     """
 
     allowed: np.ndarray
@@ -276,6 +330,7 @@ class BatchDecision:
     unresolved: np.ndarray
     ruleset: RuleSet
     action_matrix: np.ndarray  # (R, 6) bool: rule r applies to action a
+    invalid: np.ndarray | None = None  # (n,) bool: input the rules do not know (all blocked)
 
     def _rules_for(self, matrix: np.ndarray, row: int, action: Action | int,
                    effect: str | None = None) -> list[int]:
@@ -295,6 +350,14 @@ class BatchDecision:
     def unresolved_rules(self, row: int, action: Action | int) -> list[int]:
         """Indices of rules that blocked (row, action) because a needed fact was missing."""
         return self._rules_for(self.unresolved, row, action)
+
+
+def _block_rows(allowed: np.ndarray, invalid: _Mask) -> None:
+    """Block every action of the ``invalid`` rows (in place; WAIT is reset by the caller)."""
+    if invalid is True:
+        allowed[:] = False
+    elif invalid is not False:
+        allowed[invalid] = False
 
 
 @dataclass(frozen=True)
@@ -323,6 +386,7 @@ class VectorEvaluator:
 
     def __init__(self, ruleset: RuleSet):
         self.ruleset = ruleset
+        self.vocabulary = ruleset.vocabulary
         far = (date.max - EPOCH).days
         self._compiled = [
             _Compiled(rule=r, index=i, cols=tuple(int(a) for a in r.applies_to),
@@ -388,7 +452,7 @@ class VectorEvaluator:
 
         ``facts``: fact name -> (n,) array or scalar; ``as_of``: one date or (n,) dates.
         """
-        enc = _Encoded(facts)
+        enc = _Encoded(facts, self.vocabulary)
         day = _day_numbers(as_of, enc.n)
         groups: dict[tuple[int, ...], _Mask] = {}
         for c in self._compiled:
@@ -403,13 +467,14 @@ class VectorEvaluator:
                 allowed[:, list(cols)] = False
             else:
                 allowed[:, list(cols)] &= ~blocked[:, None]
+        _block_rows(allowed, enc.invalid)
         allowed[:, int(Action.WAIT)] = True
         return allowed
 
     def evaluate(self, facts: Mapping[str, Any],
                  as_of: date | str | np.ndarray) -> BatchDecision:
         """Full detail for a batch: allowed, review flags, which rules fired/vetoed/blocked."""
-        enc = _Encoded(facts)
+        enc = _Encoded(facts, self.vocabulary)
         day = _day_numbers(as_of, enc.n)
         n, n_rules = enc.n, len(self._compiled)
         fired = np.zeros((n, n_rules), dtype=bool)
@@ -423,6 +488,7 @@ class VectorEvaluator:
         veto_fired = fired & self._is_veto
         blocked = (veto_fired | unresolved) @ self.action_matrix
         allowed = ~blocked
+        _block_rows(allowed, enc.invalid)
         allowed[:, int(Action.WAIT)] = True
         needs_review = (fired & self._is_review) @ self.action_matrix
         vetoed_by = np.full((n, N_ACTIONS), -1, dtype=np.int64)
@@ -432,6 +498,7 @@ class VectorEvaluator:
                 sub = veto_fired[:, rules_a]
                 first = rules_a[np.argmax(sub, axis=1)]
                 vetoed_by[:, a] = np.where(sub.any(axis=1), first, -1)
+        invalid = np.broadcast_to(np.asarray(enc.invalid, dtype=bool), (n,)).copy()
         return BatchDecision(allowed=allowed, needs_review=needs_review, vetoed_by=vetoed_by,
                              fired=fired, unresolved=unresolved, ruleset=self.ruleset,
-                             action_matrix=self.action_matrix)
+                             action_matrix=self.action_matrix, invalid=invalid)

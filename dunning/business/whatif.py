@@ -203,11 +203,10 @@ def _scored_at_invoice_date(company: Any, scenario: Any, cut: Any, tables: dict[
 
 def rules_with(path: Path) -> Any:
     """A legal mask of the packaged rules plus ``path`` (replacing a same-named file)."""
-    from legal_rules.loader import load_rules, rule_files
+    from legal_rules.loader import layered_files, load_rules
     from simulations.env.masks import LegalMask
 
-    files = [f for f in rule_files() if f.name != path.name] + [path]
-    return LegalMask(load_rules(files))
+    return LegalMask(load_rules(layered_files([path])))
 
 
 def paired_difference(current: list[float], changed: list[float]) -> dict[str, float]:

@@ -23,26 +23,19 @@ rules_app = typer.Typer(
     no_args_is_help=True,
 )
 
-RULES_HELP = "Extra rule file or directory, added to the packaged rules (repeatable)."
+RULES_HELP = ("Extra rule file or directory, added to the packaged rules; a file named like a "
+              "packaged one (de.yaml) replaces it (repeatable).")
 NO_PACKAGED_HELP = "Use only the --rules paths, not the packaged rules."
-WITH_PACKAGED_HELP = "Load the packaged rules too (e.g. to check one new file against them)."
+WITH_PACKAGED_HELP = ("Load the packaged rules too (e.g. to check one new file against them); "
+                      "a file named like a packaged one replaces it.")
 
 
 def _load(paths: list[Path] | None, packaged: bool = False) -> Any:
-    """Rules from ``paths``; with ``packaged`` the packaged rules come first."""
-    from legal_rules.loader import PACKAGED, load_rules, packaged_rules_dir
+    """Rules from ``paths``; with ``packaged`` (or no paths) the packaged rules too, where a
+    file named like a packaged one (``de.yaml``) replaces it (``loader.layered_files``)."""
+    from legal_rules.loader import layered_files, load_rules
 
-    chosen = [str(p) for p in paths or []]
-    if packaged or not chosen:
-        chosen.insert(0, PACKAGED)
-    # the packaged directory named twice (e.g. --rules packaged) is loaded once
-    seen, unique = set(), []
-    for p in chosen:
-        key = str(packaged_rules_dir().resolve()) if p == PACKAGED else str(Path(p).resolve())
-        if key not in seen:
-            seen.add(key)
-            unique.append(p)
-    return load_rules(unique)
+    return load_rules(layered_files([str(p) for p in paths or []], packaged=packaged))
 
 
 @rules_app.command("check")
@@ -62,10 +55,20 @@ def check(
             err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
         err_console.print(f"[bold red]{len(exc.problems)} problem(s)[/]; nothing loaded")
         raise typer.Exit(code=1) from None
+    from legal_rules.lint import rule_warnings
+    from legal_rules.loader import replaced_files
+
+    for name in replaced_files(ruleset.files):
+        console.print(f"{name} replaces the packaged {name}", highlight=False)
+    warnings = rule_warnings(ruleset, date.today())
+    for w in warnings:
+        err_console.print(f"warning: {w}", markup=False, highlight=False, soft_wrap=True)
     n_tests = sum(len(r.tests) for r in ruleset.rules)
-    console.print(f"[green]ok[/]: {len(ruleset.files)} file(s), {len(ruleset.rules)} rules, "
-                  f"{len(ruleset.rates)} rates, {n_tests} inline tests; hash "
-                  f"{ruleset.hash[:12]}")
+    n_policy = sum(r.kind == "company_policy" for r in ruleset.rules)
+    console.print(f"[green]ok[/]: {len(ruleset.files)} file(s), {len(ruleset.rules)} rules "
+                  f"({len(ruleset.rules) - n_policy} law, {n_policy} company policy), "
+                  f"{len(ruleset.rates)} rates, {n_tests} inline tests, {len(warnings)} "
+                  f"warning(s); hash {ruleset.hash[:12]}")
 
 
 @rules_app.command("test")
@@ -127,22 +130,32 @@ def list_rules(
             effect = f"cap {r.cap.name} = {r.cap.value} {r.cap.unit}".strip()
         rows.append({"id": r.id, "jurisdiction": r.jurisdiction, "scope": r.scope,
                      "applies_to": [a.channel for a in r.applies_to], "effect": effect,
-                     "citation": r.citation, "title": r.title, "source": str(r.source)})
+                     "citation": r.citation, "title": r.title, "source": str(r.source),
+                     "kind": r.kind, "approved_by": None if r.approved_by is None else {
+                         "name": r.approved_by.name, "role": r.approved_by.role,
+                         "date": r.approved_by.date.isoformat(),
+                         "note": r.approved_by.note}})
     if as_json:
         typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     table = Table(title=f"legal rules ({ruleset.hash[:12]})", show_lines=False)
-    for col in ("id", "jur.", "scope", "actions", "effect", "citation"):
+    for col in ("id", "jur.", "scope", "actions", "effect", "kind", "citation"):
         table.add_column(col, overflow="fold")
     for row in rows:
         table.add_row(row["id"], row["jurisdiction"], row["scope"], ", ".join(row["applies_to"]),
-                      row["effect"], row["citation"])
+                      row["effect"], row["kind"].replace("_", " "), row["citation"])
     console.print(table)
     console.print(f"{len(rows)} rule(s)")
 
 
-def _read_facts_file(path: Path) -> dict[str, Any]:
+# keys of a facts file that describe the case rather than being facts
+CASE_KEYS = ("as_of", "action", "invoice_id", "due_date", "invoice_date")
+
+
+def _read_facts_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(facts, case)`` from a JSON file: the facts, and the case keys (:data:`CASE_KEYS`)."""
     from legal_rules.facts import FACTS
+    from legal_rules.known import suggestion
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -154,12 +167,61 @@ def _read_facts_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{path}:1: expected a JSON object of facts, found "
                          f"{type(data).__name__}")
-    facts = data.get("facts", data) if isinstance(data.get("facts"), dict) else data
-    unknown = sorted(k for k in facts if k not in FACTS and k not in ("as_of", "invoice_id"))
+    facts = dict(data["facts"]) if isinstance(data.get("facts"), dict) else dict(data)
+    case = {k: facts.pop(k) for k in CASE_KEYS if k in facts}
+    case.update({k: data[k] for k in CASE_KEYS if k in data and k not in case})
+    unknown = sorted(k for k in facts if k not in FACTS)
     if unknown:
-        raise InputError(f"{path}: unknown fact(s) {', '.join(unknown)}; expected names from "
-                         f"legal_rules/facts.py: {', '.join(FACTS)}")
-    return facts
+        hints = "; ".join(f"{k!r}{suggestion(k, [*FACTS, *CASE_KEYS]).lstrip(';')}"
+                          for k in unknown)
+        raise InputError(f"{path}: unknown fact(s) {', '.join(unknown)} ({hints}); expected "
+                         f"names from legal_rules/facts.py or {', '.join(CASE_KEYS)}")
+    return facts, case
+
+
+def _case_date(path: Path, case: dict[str, Any], key: str) -> date | None:
+    from legal_rules.decision import as_date
+
+    if case.get(key) is None:
+        return None
+    try:
+        return as_date(case[key])
+    except InputError:
+        raise InputError(f"{path}: {key}: dates are written 2026-12-31, found "
+                         f"{case[key]!r}") from None
+
+
+def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day: date,
+                   neutral: bool) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Facts for ``rules explain --facts``: date facts derived, neutral values filled.
+
+    Returns ``(facts, derived, neutral_filled)``. A given fact that contradicts the date is
+    refused (exit 2) with every contradiction listed.
+    """
+    from legal_rules.from_tables import date_facts
+    from legal_rules.testing import neutral_facts
+
+    due = _case_date(path, case, "due_date")
+    invoice_date = _case_date(path, case, "invoice_date")
+    if invoice_date is not None and due is not None and due < invoice_date:
+        raise InputError(f"{path}: due_date {due} is before invoice_date {invoice_date}")
+    computed, contradictions = date_facts(facts, day, due)
+    if contradictions:
+        raise InputError(f"{path}: facts contradict the decision date {day}: "
+                         + "; ".join(contradictions))
+    derived = {k: v for k, v in computed.items() if k not in facts}
+    out = {**facts, **derived}
+    filled: list[str] = []
+    if neutral:
+        missing = [k for k in ("jurisdiction", "customer_type") if out.get(k) is None]
+        if missing:
+            raise InputError(f"{path}: --neutral fills facts that do not change the decision, "
+                             f"not {' or '.join(missing)}: give them in the file")
+        for name, value in neutral_facts(out["jurisdiction"], out["customer_type"]).items():
+            if name not in out:
+                out[name] = value
+                filled.append(name)
+    return out, derived, filled
 
 
 def _facts_from_store(db: Path, invoice_id: str, as_of: date) -> dict[str, Any]:
@@ -181,11 +243,17 @@ def _facts_from_store(db: Path, invoice_id: str, as_of: date) -> dict[str, Any]:
 @rules_app.command("explain")
 @user_errors
 def explain(
-    facts_file: Path = typer.Option(None, "--facts", help="JSON object of facts."),
+    facts_file: Path = typer.Option(None, "--facts", help="JSON object of facts; may also "
+                                    "carry as_of, action, due_date and invoice_date."),
     invoice: str = typer.Option(None, "--invoice", help="Invoice id: facts from the store."),
     action: str = typer.Option(None, "--action", "-a", help="email, letter, phone, "
-                               "final_notice or agency (default: all)."),
-    as_of: str = typer.Option(None, "--date", help="Decision date YYYY-MM-DD (default today)."),
+                               "final_notice or agency (default: the file's action, else all)."),
+    as_of: str = typer.Option(None, "--date", help="Decision date YYYY-MM-DD (default: the "
+                              "file's as_of, else today)."),
+    neutral: bool = typer.Option(False, "--neutral", help="Fill facts the file does not give "
+                                 "with the documented neutral values (docs/legal-rules.md) "
+                                 "instead of blocking; jurisdiction and customer_type must "
+                                 "be given."),
     db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store (with --invoice)."),
     rules: list[Path] = typer.Option(None, "--rules", help=RULES_HELP),
     no_packaged: bool = typer.Option(False, "--no-packaged", help=NO_PACKAGED_HELP),
@@ -193,28 +261,51 @@ def explain(
     show_all: bool = typer.Option(False, "--all", help="Also list rules of other "
                                   "jurisdictions/scopes."),
 ) -> None:
-    """The decision, which rules fired and why, which did not and why not."""
+    """The decision, which rules fired and why, which did not and why not.
+
+    With --facts, weekend, bank holiday, days overdue and limitation are computed from the
+    date (and due_date) when the file does not give them; a given value that contradicts the
+    date is refused.
+    """
     from engine.contract import Action
     from legal_rules.decision import as_action, as_date
     from legal_rules.durable_eval import DurableEvaluator
 
     if (facts_file is None) == (invoice is None):
         raise InputError("explain: give exactly one of --facts FILE.json or --invoice ID")
+    if neutral and facts_file is None:
+        raise InputError("explain: --neutral needs --facts (the store gives every fact)")
     day = as_date(as_of) if as_of else date.today()
+    derived: dict[str, Any] = {}
+    filled: list[str] = []
     if facts_file is not None:
-        facts = _read_facts_file(facts_file)
-        if as_of is None and "as_of" in facts:
-            day = as_date(facts["as_of"])
+        facts, case = _read_facts_file(facts_file)
+        if as_of is None and case.get("as_of") is not None:
+            day = _case_date(facts_file, case, "as_of") or day
+        file_action = case.get("action")
+        if file_action is not None:
+            file_action = as_action(file_action)
+            if action is not None and as_action(action) is not file_action:
+                raise InputError(f"explain: --action {action} differs from the action "
+                                 f"{file_action.channel!r} in {facts_file}")
+            action = action or file_action.channel
+        facts, derived, filled = _prepare_facts(facts_file, facts, case, day, neutral)
     else:
         facts = _facts_from_store(db, invoice, day)
     ruleset = _load(rules, packaged=not no_packaged)
     decisions = DurableEvaluator(ruleset).decide_all(facts, day, explain=True)
     actions = [as_action(action)] if action else [a for a in Action if a is not Action.WAIT]
     if as_json:
-        out = [decisions[a].to_dict() for a in actions]
+        out = [{**decisions[a].to_dict(), "facts_derived_from_date": derived,
+                "facts_neutral": filled} for a in actions]
         typer.echo(json.dumps(out if len(out) > 1 else out[0], indent=2, default=str))
         return
     console.print(f"decision date {day}; rules {ruleset.hash[:12]}; engine durable_rules")
+    if derived:
+        console.print("facts from the date: " + ", ".join(
+            f"{k}={json.dumps(v)}" for k, v in derived.items()), highlight=False)
+    if filled:
+        console.print(f"neutral values (--neutral): {', '.join(filled)}", highlight=False)
     for a in actions:
         _print_decision(decisions[a], show_all)
 
@@ -228,10 +319,20 @@ def _print_decision(d: Any, show_all: bool = False) -> None:
                       highlight=False, soft_wrap=True)
         console.print(f"          {h.citation}; {h.reason}", markup=False, highlight=False,
                       soft_wrap=True)
-    for h in d.unresolved:
+    for p in d.input_problems:
+        console.print(f"  BLOCKED unknown input: {p}; fail closed", markup=False,
+                      highlight=False, soft_wrap=True)
+    if d.input_problems and d.unresolved:  # the cause is the input: one line for the rules
+        console.print(f"  ({len(d.unresolved)} rules cannot be evaluated on that input)",
+                      style="dim")
+    for h in () if d.input_problems else d.unresolved:
         console.print(f"  BLOCKED {h.rule_id}: cannot evaluate ({h.reason}); fail closed",
                       markup=False, highlight=False, soft_wrap=True)
     for c in d.caps:
+        if c.blocked:
+            console.print(f"  BLOCKED {c.name} [{c.rule_id}]: {c.note}", markup=False,
+                          highlight=False, soft_wrap=True)
+            continue
         value = "unknown" if c.value is None else f"{c.value:g}"
         note = f" ({c.note})" if c.note else ""
         console.print(f"  cap     {c.name} = {value} {c.unit}{note}  [{c.rule_id}]",
@@ -248,6 +349,61 @@ def _print_decision(d: Any, show_all: bool = False) -> None:
                       "--all lists them)", style="dim")
 
 
+rates_app = typer.Typer(
+    name="rates",
+    help="Reference rates for interest caps (rates.yaml): import published figures.",
+    no_args_is_help=True,
+)
+
+
+@rates_app.command("import")
+@user_errors
+def rates_import(
+    file: Path = typer.Argument(..., help="CSV download of ONE series: ECB Data Portal or "
+                                "Data API (SDMX-CSV), or Bundesbank time-series CSV."),
+    name: str = typer.Option(..., "--name", help="Rate name used by caps, e.g. base_rate."),
+    jurisdiction: str = typer.Option(..., "--jurisdiction", "-j", help="DE, EU, GB, ..."),
+    citation: str = typer.Option(None, "--citation", help="Where the figures come from "
+                                 "(default: the series' citation in the rates file + the "
+                                 "file name)."),
+    into: Path = typer.Option(None, "--into", help="Rates file to append to (default: the "
+                              "packaged rates.yaml; a team's copy replaces it by name)."),
+    mode: str = typer.Option("half-year", "--mode", help="half-year: the rate in force on "
+                             "1 Jan / 1 Jul applies to the half-year (BGB § 247, Directive "
+                             "2011/7/EU); change: one period per change."),
+    since: str = typer.Option(None, "--since", help="Only periods ending on or after this "
+                              "date (YYYY-MM-DD)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the periods, write nothing."),
+) -> None:
+    """Append the periods a published rate series proves to a rates file (checked, atomic)."""
+    from legal_rules.decision import as_date
+    from legal_rules.loader import packaged_rules_dir, parse_file
+    from legal_rules.model import RateSeries
+    from legal_rules.rate_import import import_rates, rate_yaml
+
+    target = into or packaged_rules_dir() / "rates.yaml"
+    if not target.is_file():
+        raise InputError(f"--into {target}: no such rates file")
+    declared = [r for r in parse_file(target)[1] if isinstance(r, RateSeries)
+                and (r.name, r.jurisdiction) == (name, jurisdiction)]
+    if citation is None:
+        if not declared:
+            raise InputError(f"{target}: {name}({jurisdiction}) is not declared under "
+                             "rate_series; declare it (citation, publisher) or pass --citation")
+        citation = f"{declared[0].citation}; imported from {file.name}"
+    added, skipped = import_rates(file, target, name, jurisdiction, citation, mode,
+                                  as_date(since) if since else None, write=not dry_run)
+    if dry_run:
+        typer.echo(rate_yaml(added, name, jurisdiction, citation), nl=False)
+    verb = "would add" if dry_run else "added"
+    console.print(f"{verb} {len(added)} period(s) of {name}({jurisdiction}) to {target}; "
+                  f"{skipped} already there", highlight=False)
+    if added and not dry_run:
+        console.print("run `dunning rules check` and review the diff before use",
+                      highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the dunning app."""
     app.add_typer(rules_app, name="rules")
+    app.add_typer(rates_app, name="rates")

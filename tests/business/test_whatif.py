@@ -22,6 +22,7 @@ rules:
     applies_to: [email]
     when: {fact: days_overdue, op: lt, value: 20}
     effect: veto
+    kind: company_policy
     citation: "test rule"
     valid_from: 2000-01-01
     rationale: a change legal wants to see the effect of

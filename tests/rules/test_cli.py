@@ -27,6 +27,7 @@ rules:
     scope: b2c
     applies_to: [phone]
     effect: veto
+    kind: law
     citation: "Inkassoloven § 8 (example)"
     valid_from: 2020-01-01
     rationale: Example rule for the test.
@@ -131,7 +132,10 @@ def test_new_jurisdiction_is_one_yaml_file(rules_with_norway):
     before = DurableEvaluator(load_rules()).decide(row, Action.PHONE, day)
     extended = load_rules(rules_with_norway)
     after = DurableEvaluator(extended).decide(row, Action.PHONE, day)
-    assert before.allowed and not after.allowed
+    # a country no rule covers is unknown: blocked until a rule file covers it
+    assert before.status == "blocked" and not before.allowed
+    assert "unknown jurisdiction 'NO'" in before.input_problems[0]
+    assert not after.allowed and not after.input_problems
     assert after.vetoed_by == ("no.no_phone_b2c",) and after.ruleset_hash != before.ruleset_hash
     mask = VectorEvaluator(extended).mask({k: [v] for k, v in row.items()}, day)
     assert not mask[0, Action.PHONE] and mask[0, Action.EMAIL]
@@ -148,7 +152,7 @@ def test_new_jurisdiction_is_one_yaml_file(rules_with_norway):
         assert res.exit_code == 0, res.output
         assert json.loads(res.output)["status"] == "vetoed", extra
     res = run("explain", "--facts", str(f), "-a", "phone", "--date", "2026-03-02", "--json")
-    assert json.loads(res.output)["status"] == "allowed"
+    assert json.loads(res.output)["status"] == "blocked"
     res = run("list", "--json", "--no-packaged", "--rules", str(rules_with_norway / "no.yaml"))
     assert [r["id"] for r in json.loads(res.output)] == ["no.no_phone_b2c"]
 

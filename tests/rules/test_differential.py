@@ -16,9 +16,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from engine.contract import Action
 from legal_rules.facts import FACTS
 from legal_rules.loader import load_rules
-from legal_rules.testing import WRONG_VALUES, edge_dates, edge_values, random_fact_rows
+from legal_rules.testing import (
+    UNKNOWN_VALUES,
+    WRONG_VALUES,
+    edge_dates,
+    edge_values,
+    random_fact_rows,
+)
 from legal_rules.testing import rows_to_arrays as arrays
 
 _RULES = load_rules()
@@ -42,6 +49,10 @@ def disagreements(durable, vector, rows: list[dict[str, Any]], days: list[date],
             out.append(f"row {row} on {day}: durable fired {fired} unresolved "
                        f"{unresolved}; numpy fired {v_fired} unresolved {v_unres}")
             continue
+        if bool(decisions[Action.EMAIL].input_problems) != bool(batch.invalid[i]):
+            out.append(f"row {row} on {day}: durable input problems "
+                       f"{decisions[Action.EMAIL].input_problems}, numpy invalid "
+                       f"{bool(batch.invalid[i])}")
         for a, d in decisions.items():
             if (d.allowed != bool(batch.allowed[i, a])
                     or d.needs_review != bool(batch.needs_review[i, a])):
@@ -83,6 +94,8 @@ def _fact_value(name: str) -> st.SearchStrategy[Any]:
     elif kind == "str":
         valid = valid | st.text(max_size=3)
     wrong = st.sampled_from(WRONG_VALUES[kind])
+    if name in UNKNOWN_VALUES:  # of the right type, but not a value the rules know
+        wrong = wrong | st.sampled_from(UNKNOWN_VALUES[name])
     return st.one_of(valid, valid, valid, wrong)
 
 

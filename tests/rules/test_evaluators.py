@@ -69,6 +69,8 @@ def test_gdpr_review_on_agency_everywhere(durable, vector, facts):
         d, _ = both(durable, vector, row)
         assert d[Action.AGENCY].needs_review, jur
         assert "gdpr.art22_agency_review" in [h.rule_id for h in d[Action.AGENCY].fired]
+        # no rule covers Norway: the rules refuse to decide there (fail closed)
+        assert (d[Action.AGENCY].status == "blocked") is (jur == "NO"), jur
 
 
 def test_healthcare_agency_needs_consent(durable, vector, facts):

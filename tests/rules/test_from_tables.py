@@ -75,7 +75,7 @@ def test_facts_per_invoice_as_of():
     assert f["jurisdiction"].tolist() == ["DE", "US", "XX"]
     assert f["currency"].tolist() == ["EUR", "USD", "EUR"]
     assert f["region"].tolist() == ["", "MA", ""]
-    assert f["industry"].tolist() == ["software", "", "construction"]
+    assert f["industry"].tolist() == ["software", None, "construction"]  # none on file: missing
     assert f["opted_out_email"].tolist() == [False, True, False]
     assert f["opted_out_phone"].tolist() == [False, True, False]
     assert f["agency_consent"].tolist() == [None, True, False]  # missing stays missing

@@ -19,6 +19,7 @@ rules:
     applies_to: [phone]
     when: {fact: calls_last_7_days, op: ge, value: 1}
     effect: veto
+    kind: law
     citation: "Test Act s. 1"
     valid_from: 2020-01-01
     rationale: test
@@ -63,23 +64,40 @@ def test_good_file_loads(tmp_path, write):
 @pytest.mark.parametrize(
     ("old", "new", "line", "field", "words"),
     [
-        ("    rationale: test\n", "    rationale: test\n    severity: high\n", 12,
+        ("    rationale: test\n", "    rationale: test\n    severity: high\n", 13,
          "rules[0].severity", "unknown field 'severity'"),
         ("value: 1}", "value: one}", 7, "rules[0].when.value", "fact 'calls_last_7_days' is int"),
         ("fact: calls_last_7_days", "fact: calls_per_day", 7, "rules[0].when.fact",
          "unknown fact 'calls_per_day'"),
         ("applies_to: [phone]", "applies_to: [fax]", 6, "rules[0].applies_to[0]", "'fax'"),
-        ("valid_from: 2020-01-01", "valid_from: 2020-02-30", 10, "rules[0].valid_from",
-         "real date"),
-        ("valid_from: 2020-01-01", "valid_from: 01.01.2020", 10, "rules[0].valid_from",
-         "does not match"),
-        ("{facts: {calls_last_7_days: 0}", "{facts: {calls_7d: 0}", 14,
+        ("valid_from: 2020-01-01", "valid_from: 2020-02-30", 11, "rules[0].valid_from",
+         "'2020-02-30' is not a date of the calendar; dates are written 2026-12-31"),
+        ("valid_from: 2020-01-01", "valid_from: 01.01.2020", 11, "rules[0].valid_from",
+         "dates are written 2026-12-31 (year-month-day), found '01.01.2020'"),
+        ("{facts: {calls_last_7_days: 0}", "{facts: {calls_7d: 0}", 15,
          "rules[0].tests[1].facts.calls_7d", "unknown fact 'calls_7d' in test case"),
         ("jurisdiction: XX", "jurisdiction: UK", 4, "rules[0].jurisdiction", "GB"),
-        ("expect: does_not_fire", "expect: fires", 12, "rules[0].tests", "does_not_fire"),
+        ("expect: does_not_fire", "expect: fires", 13, "rules[0].tests", "does_not_fire"),
         ("op: ge", "op: lt_or_eq", 7, "rules[0].when.op", "lt_or_eq"),
         ("effect: veto", "effect: cap", 8, "rules[0].effect", "needs a cap"),
         ("scope: both", "scope: 3", 5, "rules[0].scope", "3"),
+        # plain language for choices, case and the new law / company policy field
+        ("effect: veto", "effect: vetoe", 8, "rules[0].effect",
+         "'vetoe' is not allowed; write one of veto, require_human_review, cap; did you mean "
+         "'veto'?"),
+        ("kind: law", "kind: Law", 9, "rules[0].kind", "did you mean 'law'?"),
+        ("    kind: law\n", "", 2, "rules[0]", "add 'kind: law' or 'kind: company_policy'"),
+        ("when: {fact: calls_last_7_days, op: ge, value: 1}",
+         "when: {fact: customer_type, op: eq, value: B2C}", 7, "rules[0].when.value",
+         "'B2C' is not a value fact 'customer_type' takes; did you mean 'b2c'?"),
+        ("when: {fact: calls_last_7_days, op: ge, value: 1}",
+         "when: {fact: industry, op: in, value: [healthcare, helthcare]}", 7,
+         "rules[0].when.value[1]", "did you mean 'healthcare'?"),
+        ("when: {fact: calls_last_7_days, op: ge, value: 1}",
+         "when: {fact: jurisdiction, op: eq, value: UK}", 7, "rules[0].when.value",
+         "did you mean 'GB'?"),
+        ("    rationale: test\n", "    rationale: test\n    approved_by: {name: A. Jurist, "
+         "date: 2026-13-01}\n", 13, "rules[0].approved_by.date", "not a date of the calendar"),
     ],
 )
 def test_error_names_file_line_field(tmp_path, old, new, line, field, words):
@@ -95,7 +113,20 @@ def test_error_names_file_line_field(tmp_path, old, new, line, field, words):
 
 def test_invalid_yaml_names_line(tmp_path):
     problems = problems_of(tmp_path, GOOD.replace("    scope: both\n", "    scope: [both\n"))
-    assert problems[0].line >= 5 and "invalid YAML" in problems[0].message
+    assert problems[0].line >= 5 and "is not closed" in problems[0].message
+
+
+@pytest.mark.parametrize(("old", "new", "words"), [
+    ("    scope: both\n", "  scope: both\n", "indentation does not line up"),
+    ("    scope: both\n", "      scope: both\n", "indented further than the lines above"),
+    ("    title: No calls\n", "    title: Note: no calls\n", "needs quotes"),
+    ("    scope: both\n", "\tscope: both\n", "indent with spaces"),
+    ('    citation: "Test Act s. 1"\n', '    citation: "Test Act s. 1\n', "never closed"),
+])
+def test_yaml_mistakes_in_plain_language(tmp_path, old, new, words):
+    assert old in GOOD
+    problems = problems_of(tmp_path, GOOD.replace(old, new))
+    assert problems[0].line >= 3 and words in problems[0].message, problems
 
 
 def test_duplicate_key_is_an_error(tmp_path):
@@ -144,4 +175,4 @@ def test_hash_follows_content(tmp_path, write):
 
 def test_top_level_must_be_a_mapping(tmp_path):
     problems = problems_of(tmp_path, "- id: a\n- id: b\n")
-    assert problems[0].line == 1 and "is not of type 'object'" in problems[0].message
+    assert problems[0].line == 1 and "expected a mapping {..}" in problems[0].message
