@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 
 from engine.config import DEFAULT_DB
 from engine.contract import TABLE_ORDER, TABLES, Table
-from engine.errors import InputError
+from engine.errors import DunningError, InputError
 
 if TYPE_CHECKING:  # heavy imports stay out of `dunning --help`
     import duckdb
@@ -71,8 +71,42 @@ _EVENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "invoices": ("invoice_date", "dispute_opened", "dispute_resolved"),
     "payments": ("payment_date",),
     "actions": ("action_date",),
+    "events": ("effective_date",),
 }
 _META_TABLE = "dunning_extra_columns"
+# Master-data tables whose rows may change (ingest of a changed row, `dunning record`); the
+# superseded versions live in ``<table>_versions`` (see :meth:`Store.tables`).
+VERSIONED: tuple[str, ...] = ("customers", "invoices")
+VERSION_COLUMNS: dict[str, str] = {
+    "valid_from": "DATE",       # first day this version applied (NULL: from the start)
+    "valid_to": "DATE",         # first day the next version applies (its effective date)
+    "recorded_at": "TIMESTAMP",  # when the next version was recorded (UTC)
+    "changed_fields": "VARCHAR",  # fields the next version changed, `;`-separated
+}
+EVENTS_TABLE = "events"
+EVENTS_SQL = """
+CREATE TABLE IF NOT EXISTS events (
+    event_id VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    effective_date DATE NOT NULL,
+    recorded_at TIMESTAMP NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    invoice_id VARCHAR,
+    amount DOUBLE,
+    principal DOUBLE,
+    interest_fees DOUBLE,
+    promised_date DATE,
+    channel VARCHAR,
+    changed_fields VARCHAR,
+    recorded_by VARCHAR,
+    note VARCHAR
+)"""
+EVENT_COLUMNS: dict[str, str] = {
+    "event_id": "str", "kind": "str", "effective_date": "date", "recorded_at": "datetime",
+    "customer_id": "str", "invoice_id": "str", "amount": "float", "principal": "float",
+    "interest_fees": "float", "promised_date": "date", "channel": "str",
+    "changed_fields": "str", "recorded_by": "str", "note": "str",
+}
 
 
 def create_table_sql(table: Table) -> str:
@@ -84,8 +118,13 @@ def create_table_sql(table: Table) -> str:
     return f'CREATE TABLE IF NOT EXISTS "{table.name}" ({", ".join(cols)})'
 
 
+class StoreError(DunningError):
+    """The store file cannot be opened (locked by another process, corrupted, not DuckDB)."""
+
+
 class Store:
-    """An embedded DuckDB file with the four contract tables.
+    """An embedded DuckDB file with the four contract tables, the ``events`` table and the
+    superseded versions of master data (``customers_versions``, ``invoices_versions``).
 
     Parameters
     ----------
@@ -104,6 +143,9 @@ class Store:
                 f"CREATE TABLE IF NOT EXISTS {_META_TABLE} "
                 "(table_name VARCHAR, column_name VARCHAR, dtype VARCHAR)"
             )
+            con.execute(EVENTS_SQL)
+            for name in VERSIONED:
+                con.execute(_versions_sql(con, name))
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -122,7 +164,10 @@ class Store:
         """
         import duckdb
 
-        con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(_open_problem(self.path, exc)) from None
         try:
             yield con
         finally:
@@ -168,7 +213,12 @@ class Store:
         - ``invoices`` with ``invoice_date <= as_of``;
         - ``payments`` with ``payment_date <= as_of`` and ``actions`` with
           ``action_date <= as_of`` (of those invoices);
-        - ``customers``: all rows (a customer's master data carries no event date);
+        - ``customers`` and ``invoices``: the version of each row that applied on ``as_of``
+          (a changed row keeps its superseded versions with ``valid_from``/``valid_to``; a
+          change takes effect on its effective date, see :meth:`versions`); customers have
+          no event date, so every customer is returned;
+        - ``events`` (only when named in ``names``): events effective on or before ``as_of``
+          (:meth:`events`);
         - dispute fields: ``dispute_opened`` / ``dispute_resolved`` after ``as_of`` become NaT;
           ``disputed`` is ``True`` only if the dispute was known by ``as_of``: its
           ``dispute_opened`` is on or before ``as_of`` or, when the export gives no opening
@@ -187,27 +237,70 @@ class Store:
     def _read(
         self, con: duckdb.DuckDBPyConnection, name: str, as_of: date | None
     ) -> pd.DataFrame:
+        if name == EVENTS_TABLE:
+            return self._read_events(con, as_of)
         table = _table(name)
         spec = {c.name: c.dtype for c in table.columns} | self._extra_columns(con, name)
         cols = ", ".join(f'"{c}"' for c in spec)
-        where, params = "", []
+        source, params = f'"{name}"', []
+        if as_of is not None and name in VERSIONED and con.execute(
+                f'SELECT count(*) FROM "{name}_versions" WHERE valid_to > ?',
+                [as_of]).fetchone()[0]:
+            source, params = _as_of_versions_sql(name, table.key, cols), [as_of, as_of]
+        where: list[str] = []
         if as_of is not None:
             if name == "invoices":
-                where, params = "WHERE invoice_date <= ?", [as_of]
+                where, params = ["invoice_date <= ?"], [*params, as_of]
             elif name in ("payments", "actions"):
                 col = EVENT_DATE[name]
-                where = (
-                    f"WHERE {col} <= ? AND invoice_id IN "
-                    "(SELECT invoice_id FROM invoices WHERE invoice_date <= ?)"
-                )
-                params = [as_of, as_of]
+                where = [f"{col} <= ?", "invoice_id IN "
+                         "(SELECT invoice_id FROM invoices WHERE invoice_date <= ?)"]
+                params = [*params, as_of, as_of]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
         frame = con.execute(
-            f'SELECT {cols} FROM "{name}" {where} ORDER BY "{table.key}"', params
+            f'SELECT {cols} FROM {source} {clause} ORDER BY "{table.key}"', params
         ).df()
         frame = normalize_dtypes(frame, spec)
         if as_of is not None and name == "invoices":
             frame = self._hide_future_disputes(con, frame, as_of)
         return frame
+
+    def events(self, as_of: date | None = None) -> pd.DataFrame:
+        """The ``events`` table (what a clerk recorded after a recommendation), one row per
+        event, sorted by ``effective_date`` then ``recorded_at``; with ``as_of`` only events
+        effective on or before it. Columns and dtypes: :data:`EVENT_COLUMNS`
+        (``datetime`` = ``datetime64[ns]`` UTC-naive). See ``engine.events``."""
+        with self.connect() as con:
+            return self._read_events(con, as_of)
+
+    @staticmethod
+    def _read_events(con: duckdb.DuckDBPyConnection, as_of: date | None) -> pd.DataFrame:
+        import pandas as pd
+
+        cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+        where, params = ("WHERE effective_date <= ?", [as_of]) if as_of is not None \
+            else ("", [])
+        frame = con.execute(f"SELECT {cols} FROM events {where} "
+                            "ORDER BY effective_date, recorded_at, event_id", params).df()
+        spec = {c: ("date" if d == "datetime" else d) for c, d in EVENT_COLUMNS.items()}
+        out = normalize_dtypes(frame, {c: d for c, d in spec.items() if c != "recorded_at"})
+        out.insert(3, "recorded_at", pd.to_datetime(frame["recorded_at"]).astype(
+            "datetime64[ns]"))
+        return out
+
+    def versions(self, name: str, key: str | None = None) -> pd.DataFrame:
+        """Superseded versions of a master-data table (``customers`` or ``invoices``): the
+        table's columns plus ``valid_from`` (NaT: from the start), ``valid_to`` (the day
+        the next version took effect), ``recorded_at`` (when it was recorded, UTC) and
+        ``changed_fields`` (``;``-separated); optionally of one ``key``. Sorted by key and
+        ``valid_to``."""
+        if name not in VERSIONED:
+            raise KeyError(f"{name!r} keeps no versions; expected one of {VERSIONED}")
+        k = TABLES[name].key
+        with self.connect() as con:
+            where, params = (f'WHERE "{k}" = ?', [key]) if key is not None else ("", [])
+            return con.execute(f'SELECT * FROM "{name}_versions" {where} '
+                               f'ORDER BY "{k}", valid_to', params).df()
 
     @staticmethod
     def _hide_future_disputes(
@@ -264,6 +357,9 @@ class Store:
                     )
                 continue
             con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{col}" {SQL_TYPES[dtype]}')
+            if table in VERSIONED:  # superseded versions keep every column of the table
+                con.execute(f'ALTER TABLE "{table}_versions" ADD COLUMN "{col}" '
+                            f"{SQL_TYPES[dtype]}")
             con.execute(f"INSERT INTO {_META_TABLE} VALUES (?, ?, ?)", [table, col, dtype])
 
     def export_parquet(self, directory: str | os.PathLike[str]) -> dict[str, int]:
@@ -363,6 +459,41 @@ def pd_to_list(values: object) -> object:
     if isinstance(values, pd.Series | pd.Index):
         return values.astype("str")
     return list(values)  # type: ignore[call-overload]
+
+
+def _versions_sql(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS <name>_versions``: the table's columns (contract and
+    extras) plus :data:`VERSION_COLUMNS`."""
+    table = TABLES[name]
+    spec = {c.name: c.dtype for c in table.columns} | Store._extra_columns(con, name)
+    cols = [f'"{c}" {SQL_TYPES[d]}' for c, d in spec.items()]
+    cols += [f'"{c}" {t}' for c, t in VERSION_COLUMNS.items()]
+    return f'CREATE TABLE IF NOT EXISTS "{name}_versions" ({", ".join(cols)})'
+
+
+def _as_of_versions_sql(name: str, key: str, cols: str) -> str:
+    """A relation with the version of every row of ``name`` that applied on ``as_of``
+    (two ``?`` parameters, both ``as_of``): the current row unless a superseded version
+    is still valid then; of those, the earliest."""
+    return (f'(SELECT {cols} FROM "{name}" WHERE "{key}" NOT IN '
+            f'(SELECT "{key}" FROM "{name}_versions" WHERE valid_to > ?) '
+            f"UNION ALL SELECT {cols} FROM "
+            f'(SELECT * FROM "{name}_versions" WHERE valid_to > ? '
+            f'QUALIFY row_number() OVER (PARTITION BY "{key}" ORDER BY valid_to) = 1))')
+
+
+def _open_problem(path: Path, exc: Exception) -> str:
+    """One line saying why the store file cannot be opened, and what to do."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    low = text.lower()
+    if "lock" in low:
+        return (f"store {path}: locked by another process (another dunning command or the "
+                "API is writing it); wait for it to finish or stop it, then retry")
+    if any(w in low for w in ("not a valid", "corrupt", "invalid", "serializ", "checksum",
+                              "magic", "version")):
+        return (f"store {path}: not a readable DuckDB store (corrupted or another file "
+                f"type: {text[:160]}); restore it from a backup or point --db elsewhere")
+    return f"store {path}: cannot be opened ({text[:200]})"
 
 
 def _table(name: str) -> Table:
