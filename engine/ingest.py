@@ -136,6 +136,7 @@ class IngestReport:
         default_factory=lambda: {t: TableReport(t) for t in TABLE_ORDER}
     )
     warnings: list[str] = field(default_factory=list)
+    effective: date | None = None  # the day changed master-data rows take effect
 
     @property
     def rows_in(self) -> int:
@@ -912,12 +913,13 @@ def ingest(
         raise InputError("no input files given")
     if mapping is not None and not isinstance(mapping, Mapping):
         mapping = Mapping.load(mapping)
-    report = IngestReport(db=store.path, files=files)
+    report = IngestReport(db=store.path, files=files,
+                          effective=effective or datetime.now(UTC).date())
     batches = _map_files(files, mapping, report)
     if report.rows_in == 0:
         raise InputError(f"{', '.join(map(str, files))}: no data rows; expected a header line "
                          "followed by rows")
-    _load(store, batches, mapping, report, effective)
+    _load(store, batches, mapping, report, report.effective)
     return report
 
 

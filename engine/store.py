@@ -74,6 +74,9 @@ _EVENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("effective_date",),
 }
 _META_TABLE = "dunning_extra_columns"
+WITH_EVENTS: tuple[str, ...] = (*TABLE_ORDER, "events")
+"""``Store.tables(as_of, names=WITH_EVENTS)``: the contract tables and the events, what
+``legal_rules.from_tables.invoice_states`` needs to see everything recorded."""
 # Master-data tables whose rows may change (ingest of a changed row, `dunning record`); the
 # superseded versions live in ``<table>_versions`` (see :meth:`Store.tables`).
 VERSIONED: tuple[str, ...] = ("customers", "invoices")

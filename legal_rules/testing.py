@@ -47,6 +47,8 @@ NEUTRAL_FACTS: dict[str, Any] = {
     "agency_consent": False,
     "reminder_fee_agreed": False,
     "milestone_reached": True,
+    "days_since_conversation": NEVER_DAYS,
+    "promise_to_pay_pending": False,
 }
 CURRENCY = {"SE": "SEK", "GB": "GBP", "PL": "PLN", "US": "USD"}
 

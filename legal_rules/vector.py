@@ -18,7 +18,7 @@ import numpy as np
 
 from engine.contract import N_ACTIONS, Action
 from legal_rules.decision import EPOCH, as_date
-from legal_rules.facts import FACTS, fact_problem, native_value
+from legal_rules.facts import FACT_DEFAULTS, FACTS, fact_problem, native_value
 from legal_rules.model import All, Always, AnyOf, Compare, Condition, Not, Rule, RuleSet
 
 _Mask = np.ndarray | bool  # a (n,) bool array, or a scalar that holds for every row
@@ -100,8 +100,9 @@ class _Encoded:
     def __init__(self, facts: Mapping[str, Any]):
         self.n = _batch_size(facts)
         self.columns: dict[str, _Column] = {}
-        for name in FACTS:
-            self.columns[name] = _encode(name, facts.get(name), self.n)
+        for name in FACTS:  # an absent fact with a neutral default gets it (facts.py)
+            raw = facts[name] if name in facts else FACT_DEFAULTS.get(name)
+            self.columns[name] = _encode(name, raw, self.n)
         self._atoms: dict[tuple[str, str, Any], _Mask] = {}
         self._needed: dict[tuple[str, ...], _Mask] = {}
         self._luts: dict[tuple[str, frozenset[str]], _Mask] = {}

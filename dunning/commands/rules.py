@@ -163,12 +163,12 @@ def _read_facts_file(path: Path) -> dict[str, Any]:
 
 
 def _facts_from_store(db: Path, invoice_id: str, as_of: date) -> dict[str, Any]:
-    from engine.store import Store
+    from engine.store import WITH_EVENTS, Store
     from legal_rules.from_tables import facts_for_invoices
 
     if not db.exists():
         raise InputError(f"--db {db}: no such store; run `dunning ingest` first or pass --db")
-    tables = Store(db).tables(as_of=as_of)
+    tables = Store(db).tables(as_of=as_of, names=WITH_EVENTS)
     facts = facts_for_invoices(tables, as_of)
     ids = list(facts["invoice_id"])
     if invoice_id not in ids:

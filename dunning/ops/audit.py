@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 
 GENESIS_HASH = "0" * 64
-KINDS = ("decision", "review", "action", "erasure", "run")
+KINDS = ("decision", "review", "action", "erasure", "run", "event", "master_data")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ops_audit_log (

@@ -360,7 +360,9 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
         actions = {i: a for i, a in actions.items() if i in set(invoice_ids)}
     if not actions:
         return []
-    state = invoice_state(store.tables(as_of=as_of), as_of)
+    from engine.store import WITH_EVENTS
+
+    state = invoice_state(store.tables(as_of=as_of, names=WITH_EVENTS), as_of)
     state = state[state["invoice_id"].isin(list(actions))].reset_index(drop=True)
     missing = sorted(set(actions) - set(state["invoice_id"]))
     if missing:
