@@ -173,6 +173,9 @@ class Store:
             raise StoreError(_open_problem(self.path, exc)) from None
         try:
             yield con
+        except (duckdb.IOException, duckdb.SerializationException,
+                duckdb.FatalException) as exc:  # a file damaged after it opened
+            raise StoreError(_open_problem(self.path, exc)) from None
         finally:
             con.close()
 
