@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
