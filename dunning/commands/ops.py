@@ -96,9 +96,8 @@ def recommend(
                           "run of a day is the record).")
     _print_run(result, show)
     if letters is not None:
-        from dunning.ops.letters import letters_for, write_letters
-
         from dunning.ops.erasure import register_letter_files
+        from dunning.ops.letters import letters_for, write_letters
 
         made = letters_for(store, day, credit, ruleset=rec.ruleset)
         paths = write_letters(made, letters, formats)
