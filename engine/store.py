@@ -149,6 +149,7 @@ class Store:
             con.execute(EVENTS_SQL)
             for name in VERSIONED:
                 con.execute(_versions_sql(con, name))
+            _add_new_contract_columns(con)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -231,7 +232,7 @@ class Store:
           date (e.g. IBM ``Disputed`` Yes/No), the invoice was fully paid by ``as_of`` (the
           flag is an after-the-fact record, known at settlement at the latest).
 
-        Shapes: ``customers`` (n_customers, 12 + extras), ``invoices`` (n_invoices, 10 + extras),
+        Shapes: ``customers`` (n_customers, 14 + extras), ``invoices`` (n_invoices, 10 + extras),
         ``payments`` (n_payments, 4 + extras), ``actions`` (n_actions, 7 + extras).
         """
         with self.connect(read_only=False) as con:
@@ -475,6 +476,24 @@ def _versions_sql(con: duckdb.DuckDBPyConnection, name: str) -> str:
     cols = [f'"{c}" {SQL_TYPES[d]}' for c, d in spec.items()]
     cols += [f'"{c}" {t}' for c, t in VERSION_COLUMNS.items()]
     return f'CREATE TABLE IF NOT EXISTS "{name}_versions" ({", ".join(cols)})'
+
+
+def _add_new_contract_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """A store made by an older version lacks contract columns added since (optional ones,
+    e.g. ``customers.email``): add them, empty (at the end; reads select columns by name)."""
+    def have(table: str) -> set[str]:
+        return {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+            [table]).fetchall()}
+
+    for name in TABLE_ORDER:
+        targets = [name, f"{name}_versions"] if name in VERSIONED else [name]
+        for target in targets:
+            present = have(target)
+            for c in TABLES[name].columns:
+                if c.name not in present and not c.required:
+                    con.execute(f'ALTER TABLE "{target}" ADD COLUMN "{c.name}" '
+                                f"{SQL_TYPES[c.dtype]}")
 
 
 def _as_of_versions_sql(name: str, key: str, cols: str) -> str:

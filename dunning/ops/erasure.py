@@ -11,8 +11,8 @@ audit records (``dunning.ops.audit.forget_customer``). Personal data also lands 
 - **quarantine files** (``<store folder>/quarantine/*.csv``): in rows that name the customer
   id every original value is blanked but the ids, and the reason loses the values it
   quoted; the customer's personal values are replaced wherever else they appear;
-- **versions and events**: superseded customer versions lose their name; event notes of the
-  customer are erased.
+- **the customer row and its versions**: ``name``, ``email`` and ``address`` of the current
+  and every superseded version; event notes of the customer are erased.
 
 What it cannot reach is listed exactly: registered letter files that are gone from their
 path (moved or deleted outside dunning), files it may not rewrite, folders that do not
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from engine.store import Store
 
 ERASED = "[erased]"
+PERSONAL = ("name", "email", "address")  # customer columns holding personal data
 LETTER_SUFFIXES = (".txt", ".html", ".pdf")
 _META = ("source_file", "line", "field")
 _SCHEMA = """CREATE TABLE IF NOT EXISTS ops_letter_files (
@@ -91,10 +92,11 @@ def erase_files(store: Store, customer_id: str, personal: Sequence[str],
             "SELECT DISTINCT path FROM ops_letter_files WHERE customer_id = ? ORDER BY 1",
             [customer_id]).fetchall()]
         out.versions = int(con.execute(
-            "SELECT count(*) FROM customers_versions WHERE customer_id = ? AND name IS NOT "
-            "NULL", [customer_id]).fetchone()[0])
-        con.execute("UPDATE customers_versions SET name = NULL WHERE customer_id = ?",
-                    [customer_id])
+            "SELECT count(*) FROM customers_versions WHERE customer_id = ? AND (name IS NOT "
+            "NULL OR email IS NOT NULL OR address IS NOT NULL)", [customer_id]).fetchone()[0])
+        for table in ("customers", "customers_versions"):
+            con.execute(f"UPDATE {table} SET {', '.join(f'{c} = NULL' for c in PERSONAL)} "
+                        "WHERE customer_id = ?", [customer_id])
         out.event_notes = int(con.execute(
             "SELECT count(*) FROM events WHERE customer_id = ? AND note IS NOT NULL",
             [customer_id]).fetchone()[0])
@@ -208,13 +210,17 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def personal_values(store: Store, customer_id: str) -> list[str]:
-    """Every personal value the store holds for the customer: current and past names."""
+    """Every personal value the store holds for the customer: current and past names,
+    e-mail addresses and postal addresses (each address line too)."""
+    cols = ", ".join(PERSONAL)
     with store.connect() as con:
         rows = con.execute(
-            "SELECT name FROM customers WHERE customer_id = ? UNION "
-            "SELECT name FROM customers_versions WHERE customer_id = ?",
+            f"SELECT {cols} FROM customers WHERE customer_id = ? UNION "
+            f"SELECT {cols} FROM customers_versions WHERE customer_id = ?",
             [customer_id, customer_id]).fetchall()
-    return [str(r[0]) for r in rows if r[0]]
+    values = {str(v) for r in rows for v in r if v}
+    values |= {line.strip() for v in list(values) for line in v.split(";") if line.strip()}
+    return sorted(values)
 
 
 def summary(report: FileErasure) -> list[str]:

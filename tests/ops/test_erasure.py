@@ -23,7 +23,9 @@ def test_forget_reaches_letters_quarantine_versions_and_notes(db, tmp_path) -> N
     old_name = store.table("customers").set_index("customer_id").loc[cust, "name"]
     # a renamed customer: the old name lives on in the versions table
     record(store, Event("customer_change", dt.date(2024, 12, 1), customer_id=cust,
-                        changes={"name": "Erika O'Brien & Söhne"}, note="new owner Erika"))
+                        changes={"name": "Erika O'Brien & Söhne", "email": "erika@example.org",
+                                 "address": "Hauptstr. 1;12345 Berlin"},
+                        note="new owner Erika"))
     # quarantine: a rejected change with yet another name, and a payment of the customer
     bad = tmp_path / "customers.csv"
     bad.write_text(f"customer_id,name,jurisdiction,customer_type\n{cust},Erika Secret,DE,"
@@ -34,7 +36,8 @@ def test_forget_reaches_letters_quarantine_versions_and_notes(db, tmp_path) -> N
     reg.mkdir()
     txt, html, pdf, moved = (reg / f"{invoice}_reminder_2024-12-02.{s}"
                              for s in ("txt", "html", "pdf", "md"))
-    txt.write_text("Dear Erika O'Brien & Söhne,\nplease pay.\n", encoding="utf-8")
+    txt.write_text("Erika O'Brien & Söhne\nHauptstr. 1\n12345 Berlin\nerika@example.org\n"
+                   "please pay.\n", encoding="utf-8")
     html.write_text("<p>Dear Erika O&#x27;Brien &amp; Söhne,</p>", encoding="utf-8")
     pdf.write_bytes(b"%PDF-1.4 Erika")
     moved.write_text("x", encoding="utf-8")
@@ -63,6 +66,7 @@ def test_forget_reaches_letters_quarantine_versions_and_notes(db, tmp_path) -> N
     for path in (txt, html, other / f"{invoice}_final_notice_2024-11-02.txt"):
         text = path.read_text(encoding="utf-8")
         assert "Erika" not in text and str(old_name) not in text and "[erased]" in text
+        assert "Hauptstr" not in text and "Berlin" not in text and "example.org" not in text
     assert (other / "I99999999_final_notice_2024-11-02.txt").read_text() == \
         "Dear someone else,\n"
     for q in store.quarantine_dir.glob("*.csv"):
@@ -71,4 +75,6 @@ def test_forget_reaches_letters_quarantine_versions_and_notes(db, tmp_path) -> N
         assert pd.read_csv(q, dtype=str)["field"].notna().all()
     assert store.versions("customers", cust)["name"].isna().all()
     assert store.events()["note"].isna().all()
-    assert pd.isna(store.table("customers").set_index("customer_id").loc[cust, "name"])
+    row = store.table("customers").set_index("customer_id").loc[cust]
+    assert row[["name", "email", "address"]].isna().all()
+    assert store.versions("customers", cust)[["email", "address"]].isna().all().all()
