@@ -165,7 +165,12 @@ def main() -> None:
         counts = first.counts()
         n_durable = int((first.frame["decision_engine"] == "durable_rules").sum())
         n_review = int((first.frame["status"] == "needs_review").sum())
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
     figures = {
+        "commit": commit or "unknown",
         "open_invoices": first.n_open,
         "rules": len(rec.ruleset.rules),
         "recorded_events": events,
