@@ -21,7 +21,9 @@ event effective on or before ``D``. Kinds (:data:`KINDS`) and what else they wri
 - ``credit_note``, ``write_off``: lower the open amount (a write-off without an amount
   writes off everything open); neither may exceed the open amount.
 - ``dispute_opened`` / ``dispute_resolved``: a dispute blocks reminders from its opening
-  day through its resolution day (as the invoice's dispute columns do).
+  day through its resolution day (as the invoice's dispute columns do). Whether one is
+  open is a legal fact: ``dunning.ops.events.record`` checks it with the one fact builder
+  (``legal_rules.from_tables``) before calling :func:`record_event`.
 - ``promise_to_pay`` (``promised_date``, optional ``amount``): reminders pause through
   the promised date; the latest promise counts.
 - ``contact_attempt`` / ``conversation``: a phone call that did not / did reach the debtor
@@ -116,7 +118,7 @@ class Recorded:
 
 def record_event(store: Store, event: Event, now: datetime | None = None) -> Recorded:
     """Validate ``event`` against the store and append it (see the module docstring)."""
-    ev = _normalised(event)
+    ev = normalise_event(event)
     with store.connect() as con:
         inv = _invoice(con, ev) if ev.invoice_id is not None else None
         if inv is not None:
@@ -128,7 +130,7 @@ def record_event(store: Store, event: Event, now: datetime | None = None) -> Rec
                              [ev.customer_id]).fetchone()[0]:
             raise InputError(f"--customer {ev.customer_id!r}: no such customer in "
                              f"{store.path}")
-        event_id = ev.event_id or _derived_id(ev)
+        event_id = ev.event_id or event_id_of(ev)
         if con.execute("SELECT count(*) FROM events WHERE event_id = ?",
                        [event_id]).fetchone()[0]:
             return Recorded(event_id, ev.kind, ev.effective_date, str(ev.customer_id),
@@ -164,8 +166,9 @@ def record_event(store: Store, event: Event, now: datetime | None = None) -> Rec
 
 
 # --------------------------------------------------------------------------- validation
-def _normalised(event: Event) -> Event:
-    """A copy with trimmed texts; raises InputError for what needs no store to check."""
+def normalise_event(event: Event) -> Event:
+    """A copy with trimmed texts and the kind's canonical name (``promise-to-pay`` ->
+    ``promise_to_pay``); raises InputError for what needs no store to check."""
     import math
 
     kind = event.kind.strip().lower().replace("-", "_")
@@ -256,50 +259,23 @@ def _check_invoice_event(con: Any, ev: Event, inv: dict[str, Any]) -> dict[str, 
             raise InputError(f"--amount {amount:.2f}: more than the open amount "
                              f"{open_amount:.2f} of {ev.invoice_id} on {ev.effective_date}")
         return {"amount": amount}
-    if ev.kind in ("dispute_opened", "dispute_resolved"):
-        opened = bal["dispute_open"]
-        if ev.kind == "dispute_opened" and opened:
-            raise InputError(f"dispute_opened: invoice {ev.invoice_id} is already disputed "
-                             f"on {ev.effective_date}")
-        if ev.kind == "dispute_resolved" and not opened:
-            raise InputError(f"dispute_resolved: invoice {ev.invoice_id} has no open "
-                             f"dispute on {ev.effective_date}")
     return {}
 
 
-def balance(con: Any, invoice_id: str, day: date) -> dict[str, Any]:
-    """Sums up to ``day`` for one invoice: ``paid``, ``credited``, ``written_off`` and
-    whether a dispute is open then (invoice columns and dispute events; the same rule as
-    ``legal_rules.from_tables``: open from its opening day through its resolution day)."""
+def balance(con: Any, invoice_id: str, day: date) -> dict[str, float]:
+    """Sums up to ``day`` for one invoice: ``paid``, ``credited`` and ``written_off``."""
     paid = con.execute("SELECT coalesce(sum(amount), 0) FROM payments WHERE invoice_id = ? "
                        "AND payment_date <= ?", [invoice_id, day]).fetchone()[0]
     sums = dict(con.execute(
         "SELECT kind, sum(amount) FROM events WHERE invoice_id = ? AND effective_date <= ? "
         "AND kind IN ('credit_note', 'write_off') GROUP BY kind", [invoice_id, day]).fetchall())
-    flag, opened, resolved = con.execute(
-        "SELECT disputed, dispute_opened, dispute_resolved FROM invoices WHERE invoice_id = ?",
-        [invoice_id]).fetchone()
-    last_open = opened if flag and (opened is None or opened <= day) else None
-    col_open = bool(flag) and (opened is None or opened <= day)
-    last_resolved = resolved if resolved is not None and resolved < day else None
-    for kind, when in con.execute(
-            "SELECT kind, effective_date FROM events WHERE invoice_id = ? AND effective_date "
-            "<= ? AND kind IN ('dispute_opened', 'dispute_resolved') ORDER BY effective_date, "
-            "recorded_at", [invoice_id, day]).fetchall():
-        if kind == "dispute_opened":
-            col_open, last_open = True, when
-        elif when < day:
-            last_resolved = when
-        else:
-            last_resolved = None  # resolved today: still blocks today
-            col_open = False
-    dispute_open = col_open and (last_resolved is None or (
-        last_open is not None and last_resolved < last_open))
     return {"paid": float(paid), "credited": float(sums.get("credit_note") or 0.0),
-            "written_off": float(sums.get("write_off") or 0.0), "dispute_open": dispute_open}
+            "written_off": float(sums.get("write_off") or 0.0)}
 
 
-def _derived_id(ev: Event) -> str:
+def event_id_of(ev: Event) -> str:
+    """The id an event gets without ``--id``: a hash of its content (kind, ids, dates,
+    amount, channel, changes), so recording the same report twice stores it once."""
     basis = json.dumps([ev.kind, ev.invoice_id, ev.customer_id, ev.effective_date.isoformat(),
                         ev.amount, ev.promised_date.isoformat() if ev.promised_date else None,
                         ev.channel, sorted(ev.changes.items())], sort_keys=True)

@@ -211,7 +211,8 @@ class Store:
         return self.tables(as_of=as_of, names=(name,))[name]
 
     def tables(
-        self, as_of: date | None = None, names: tuple[str, ...] = TABLE_ORDER
+        self, as_of: date | None = None, names: tuple[str, ...] = TABLE_ORDER,
+        invoice_ids: list[str] | None = None,
     ) -> dict[str, pd.DataFrame]:
         """The contract tables as DataFrames, keyed by table name.
 
@@ -234,18 +235,22 @@ class Store:
 
         Shapes: ``customers`` (n_customers, 14 + extras), ``invoices`` (n_invoices, 10 + extras),
         ``payments`` (n_payments, 4 + extras), ``actions`` (n_actions, 7 + extras).
+
+        With ``invoice_ids`` only those invoices, their payments, actions and events and
+        their customers are read (a cheap view of a few invoices, e.g. to check one event).
         """
         with self.connect(read_only=False) as con:
             out = {}
             for name in names:
-                out[name] = self._read(con, name, as_of)
+                out[name] = self._read(con, name, as_of, invoice_ids)
             return out
 
     def _read(
-        self, con: duckdb.DuckDBPyConnection, name: str, as_of: date | None
+        self, con: duckdb.DuckDBPyConnection, name: str, as_of: date | None,
+        invoice_ids: list[str] | None = None,
     ) -> pd.DataFrame:
         if name == EVENTS_TABLE:
-            return self._read_events(con, as_of)
+            return self._read_events(con, as_of, invoice_ids)
         table = _table(name)
         spec = {c.name: c.dtype for c in table.columns} | self._extra_columns(con, name)
         cols = ", ".join(f'"{c}"' for c in spec)
@@ -263,6 +268,12 @@ class Store:
                 where = [f"{col} <= ?", "invoice_id IN "
                          "(SELECT invoice_id FROM invoices WHERE invoice_date <= ?)"]
                 params = [*params, as_of, as_of]
+        if invoice_ids is not None:
+            ids = "(SELECT unnest(CAST(? AS VARCHAR[])))"
+            where.append(f"invoice_id IN {ids}" if name != "customers" else
+                         f"customer_id IN (SELECT customer_id FROM invoices "
+                         f"WHERE invoice_id IN {ids})")
+            params = [*params, list(invoice_ids)]
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         frame = con.execute(
             f'SELECT {cols} FROM {source} {clause} ORDER BY "{table.key}"', params
@@ -281,13 +292,17 @@ class Store:
             return self._read_events(con, as_of)
 
     @staticmethod
-    def _read_events(con: duckdb.DuckDBPyConnection, as_of: date | None) -> pd.DataFrame:
+    def _read_events(con: duckdb.DuckDBPyConnection, as_of: date | None,
+                     invoice_ids: list[str] | None = None) -> pd.DataFrame:
         import pandas as pd
 
         cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
-        where, params = ("WHERE effective_date <= ?", [as_of]) if as_of is not None \
-            else ("", [])
-        frame = con.execute(f"SELECT {cols} FROM events {where} "
+        where, params = (["effective_date <= ?"], [as_of]) if as_of is not None else ([], [])
+        if invoice_ids is not None:
+            where.append("invoice_id IN (SELECT unnest(CAST(? AS VARCHAR[])))")
+            params.append(list(invoice_ids))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        frame = con.execute(f"SELECT {cols} FROM events {clause} "
                             "ORDER BY effective_date, recorded_at, event_id", params).df()
         spec = {c: ("date" if d == "datetime" else d) for c, d in EVENT_COLUMNS.items()}
         out = normalize_dtypes(frame, {c: d for c, d in spec.items() if c != "recorded_at"})

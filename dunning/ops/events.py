@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dunning.ops.audit import AuditLog, AuditRecord
-from engine.events import Event, Recorded, record_event
+from engine.errors import InputError
+from engine.events import Event, Recorded, normalise_event, record_event
 
 if TYPE_CHECKING:
     from engine.ingest import IngestReport
@@ -50,7 +51,14 @@ class RecordedEvent:
 
 def record(store: Store, event: Event, anchor: Path | None = None) -> RecordedEvent:
     """Validate and store ``event`` (:func:`engine.events.record_event`), then append its
-    audit record; an event recorded before is not audited again (``audit_seq`` None)."""
+    audit record; an event recorded before is not audited again (``audit_seq`` None).
+
+    A dispute may be opened only when none is open on its day, resolved only when one is
+    (``disputed_now`` of :func:`legal_rules.from_tables.invoice_states`, the fact builder).
+    """
+    event = normalise_event(event)
+    if event.kind in ("dispute_opened", "dispute_resolved"):
+        _check_dispute(store, event)
     done = record_event(store, event)
     if not done.loaded:
         return RecordedEvent(done, None)
@@ -73,6 +81,27 @@ def record(store: Store, event: Event, anchor: Path | None = None) -> RecordedEv
                                       customer_id=done.customer_id,
                                       personal=personal or None)])[0]
     return RecordedEvent(done, seq)
+
+
+def _check_dispute(store: Store, event: Event) -> None:
+    from engine.events import event_id_of
+    from engine.store import WITH_EVENTS
+    from legal_rules.from_tables import invoice_states
+
+    day, invoice = event.effective_date, str(event.invoice_id)
+    with store.connect() as con:  # the same event again is a no-op, not an error
+        if con.execute("SELECT count(*) FROM events WHERE event_id = ?",
+                       [event.event_id or event_id_of(event)]).fetchone()[0]:
+            return
+    state = invoice_states(store.tables(as_of=day, names=WITH_EVENTS, invoice_ids=[invoice]),
+                           day)
+    if state.empty:
+        return  # unknown invoice or dated before it: record_event says which
+    disputed = bool(state["disputed_now"].iloc[0])
+    if event.kind == "dispute_opened" and disputed:
+        raise InputError(f"dispute_opened: invoice {invoice} is already disputed on {day}")
+    if event.kind == "dispute_resolved" and not disputed:
+        raise InputError(f"dispute_resolved: invoice {invoice} has no open dispute on {day}")
 
 
 def audit_master_data(store: Store, report: IngestReport, anchor: Path | None = None,

@@ -220,3 +220,30 @@ def test_cli_record_prints_the_booking_and_refuses_bad_input(store) -> None:
     r = runner.invoke(app, ["record", "customer-change", "--customer", "C1", "--set",
                             "language", "--db", db])
     assert r.exit_code == 2 and "expected FIELD=VALUE" in " ".join(r.output.split())
+
+
+def test_a_dispute_from_the_invoice_columns_ends_with_a_resolution_event(tmp_path) -> None:
+    inv = ("invoice_id,customer_id,invoice_date,due_date,amount,currency,disputed,"
+           "dispute_opened\nI5,C1,2024-02-03,2024-03-04,700.00,EUR,true,2024-03-10\n")
+    files = []
+    for name, text in (("customers", CUSTOMERS), ("invoices", inv)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(text, encoding="utf-8")
+        files.append(path)
+    st = Store(tmp_path / "db" / "d.duckdb")
+    assert ingest(files, db=st).quarantined == 0
+    assert actions(st, D)["I5"] == "wait"  # disputed per the ERP's columns
+    record(st, Event("dispute_resolved", D, invoice_id="I5"))
+    assert actions(st, D + dt.timedelta(days=1))["I5"] == "email"
+
+
+def test_tables_of_a_few_invoices_equal_the_rows_of_the_whole_store(store) -> None:
+    record(store, Event("promise_to_pay", D, invoice_id="I4", promised_date=D))
+    whole = store.tables(as_of=D, names=WITH_EVENTS)
+    few = store.tables(as_of=D, names=WITH_EVENTS, invoice_ids=["I4", "I2"])
+    assert few["invoices"]["invoice_id"].tolist() == ["I2", "I4"]
+    assert sorted(few["customers"]["customer_id"]) == ["C1", "C2"]
+    assert few["events"]["invoice_id"].tolist() == ["I4"]
+    s_few = invoice_states(few, D).set_index("invoice_id")
+    s_all = invoice_states(whole, D).set_index("invoice_id").loc[["I2", "I4"]]
+    assert s_few["promise_to_pay_pending"].tolist() == s_all["promise_to_pay_pending"].tolist()
