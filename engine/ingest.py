@@ -16,11 +16,17 @@ cumulative payments, propensities) with vectorised pandas; nothing is silently d
 - valid new rows are loaded into the :class:`~engine.store.Store`;
 - rows identical to rows already in the store are counted as ``already_present``
   (re-ingesting a file is a no-op);
+- a customer or invoice row whose id is stored with other values is ``updated``: a new
+  version effective ``effective`` (the old one kept in ``<table>_versions``), unless it
+  changes a field of :data:`IMMUTABLE_FIELDS` or the amount of a paid invoice;
+- payments above an invoice's amount are loaded, the part above it being interest and fees,
+  up to :data:`MAX_SURPLUS_SHARE` of the amount;
+- a CSV's last row without a final line break is taken as cut short (quarantined);
 - every other row goes to ``<store folder>/quarantine/<UTC timestamp>-<table>.csv`` with
   the source file, its line (header = line 1), the failing field(s), the reason(s) and
   the original values.
 
-Per table ``rows_in == loaded + already_present + quarantined`` always holds. The whole
+Per table ``rows_in == loaded + already_present + updated + quarantined`` always holds. The whole
 ingest is one DuckDB transaction: if anything fails, the store is left as it was.
 A file that is not a table at all (binary, empty, not decodable, missing required
 columns) raises :class:`~engine.errors.InputError`.
