@@ -26,8 +26,8 @@ cumulative payments, propensities) with vectorised pandas; nothing is silently d
   the source file, its line (header = line 1), the failing field(s), the reason(s) and
   the original values.
 
-Per table ``rows_in == loaded + already_present + updated + quarantined`` always holds. The whole
-ingest is one DuckDB transaction: if anything fails, the store is left as it was.
+Per table ``rows_in == loaded + already_present + updated + quarantined`` always holds.
+The whole ingest is one DuckDB transaction: if anything fails, the store is left as it was.
 A file that is not a table at all (binary, empty, not decodable, missing required
 columns) raises :class:`~engine.errors.InputError`.
 """
