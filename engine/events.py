@@ -180,6 +180,11 @@ def normalise_event(event: Event) -> Event:
     ev.channel = (ev.channel or "").strip().lower() or None
     if not isinstance(ev.effective_date, date):
         raise InputError(f"--date {ev.effective_date!r}: expected a date YYYY-MM-DD")
+    today = datetime.now(UTC).date()
+    if (ev.effective_date - today).days > 1:  # a day of slack for time zones
+        raise InputError(f"--date {ev.effective_date}: in the future (today is {today}, "
+                         "UTC); record an event when it has happened (a promise's date is "
+                         "--promised-date)")
     if kind in INVOICE_KINDS and ev.invoice_id is None:
         raise InputError(f"{kind}: give --invoice ID")
     if kind not in INVOICE_KINDS and ev.invoice_id is None and ev.customer_id is None:

@@ -194,6 +194,8 @@ def test_a_customer_change_is_a_new_version_and_both_are_audited(store) -> None:
     (Event("promise_to_pay", D, invoice_id="I1", promised_date=D - dt.timedelta(days=1)),
      "before the day of the promise"),
     (Event("dispute_resolved", D, invoice_id="I1"), "no open dispute"),
+    (Event("payment", dt.date.today() + dt.timedelta(days=30), invoice_id="I1", amount=5),
+     "in the future"),
     (Event("opt_out", D, customer_id="C9", channel="email"), "no such customer"),
     (Event("opt_out", D, customer_id="C1", channel="fax"), "expected one of email"),
     (Event("refund", D, invoice_id="I1"), "expected one of payment"),
