@@ -268,6 +268,11 @@ def ingest_step(config: PipelineConfig, company_dir: Path | None = None) -> Path
         # Generated data must be clean: a quarantined row means generator and contract differ.
         raise DunningError(f"{src}: {report.quarantined} generated rows were quarantined "
                            f"(see {', '.join(map(str, report.quarantine_files))})")
+    if report.updated:  # re-ingesting a changed company into a kept store: audit the changes
+        from dunning.ops.events import audit_master_data
+        from engine.store import Store
+
+        audit_master_data(Store(db), report, by="pipeline")
     return db
 
 

@@ -238,7 +238,7 @@ def _invoice(con: Any, ev: Event) -> dict[str, Any]:
 
 
 def _check_invoice_event(con: Any, ev: Event, inv: dict[str, Any]) -> dict[str, Any]:
-    """Kind-specific checks against the invoice's balance and disputes; the booking."""
+    """Kind-specific checks against the invoice's balance; the booking (amounts)."""
     from engine.ingest import MAX_SURPLUS_SHARE
 
     bal = balance(con, str(ev.invoice_id), ev.effective_date)
