@@ -36,7 +36,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -212,7 +212,7 @@ class Store:
 
     def tables(
         self, as_of: date | None = None, names: tuple[str, ...] = TABLE_ORDER,
-        invoice_ids: list[str] | None = None,
+        invoice_ids: list[str] | None = None, known_at: datetime | None = None,
     ) -> dict[str, pd.DataFrame]:
         """The contract tables as DataFrames, keyed by table name.
 
@@ -238,34 +238,46 @@ class Store:
 
         With ``invoice_ids`` only those invoices, their payments, actions and events and
         their customers are read (a cheap view of a few invoices, e.g. to check one event).
+
+        With ``known_at`` (a UTC datetime, naive) the store is read as it was known then
+        (bitemporal): events recorded later, the payments they made and master-data changes
+        recorded later are left out, whatever their effective date (rows loaded by ingest
+        carry no recording time and are always included). E.g. "what did the run of
+        2026-03-02 know about March 1st", after a back-dated change was recorded on the 5th.
         """
         with self.connect(read_only=False) as con:
             out = {}
             for name in names:
-                out[name] = self._read(con, name, as_of, invoice_ids)
+                out[name] = self._read(con, name, as_of, invoice_ids, known_at)
             return out
 
     def _read(
         self, con: duckdb.DuckDBPyConnection, name: str, as_of: date | None,
-        invoice_ids: list[str] | None = None,
+        invoice_ids: list[str] | None = None, known_at: datetime | None = None,
     ) -> pd.DataFrame:
         if name == EVENTS_TABLE:
-            return self._read_events(con, as_of, invoice_ids)
+            return self._read_events(con, as_of, invoice_ids, known_at)
         table = _table(name)
         spec = {c.name: c.dtype for c in table.columns} | self._extra_columns(con, name)
         cols = ", ".join(f'"{c}"' for c in spec)
         source, params = f'"{name}"', []
-        if as_of is not None and name in VERSIONED and con.execute(
-                f'SELECT count(*) FROM "{name}_versions" WHERE valid_to > ?',
-                [as_of]).fetchone()[0]:
-            source, params = _as_of_versions_sql(name, table.key, cols), [as_of, as_of]
+        if name in VERSIONED and (as_of is not None or known_at is not None):
+            cond, cparams = _superseded_later(as_of, known_at)
+            if con.execute(f'SELECT count(*) FROM "{name}_versions" WHERE {cond}',
+                           cparams).fetchone()[0]:
+                source = _as_of_versions_sql(name, table.key, cols, cond)
+                params = [*cparams, *cparams]
         where: list[str] = []
+        if known_at is not None and name == "payments":  # recorded later by `dunning record`
+            where.append("payment_id NOT IN (SELECT event_id FROM events WHERE kind = "
+                         "'payment' AND recorded_at > ?)")
+            params = [*params, known_at]
         if as_of is not None:
             if name == "invoices":
-                where, params = ["invoice_date <= ?"], [*params, as_of]
+                where, params = [*where, "invoice_date <= ?"], [*params, as_of]
             elif name in ("payments", "actions"):
                 col = EVENT_DATE[name]
-                where = [f"{col} <= ?", "invoice_id IN "
+                where = [*where, f"{col} <= ?", "invoice_id IN "
                          "(SELECT invoice_id FROM invoices WHERE invoice_date <= ?)"]
                 params = [*params, as_of, as_of]
         if invoice_ids is not None:
@@ -283,21 +295,27 @@ class Store:
             frame = self._hide_future_disputes(con, frame, as_of)
         return frame
 
-    def events(self, as_of: date | None = None) -> pd.DataFrame:
+    def events(self, as_of: date | None = None,
+               known_at: datetime | None = None) -> pd.DataFrame:
         """The ``events`` table (what a clerk recorded after a recommendation), one row per
         event, sorted by ``effective_date`` then ``recorded_at``; with ``as_of`` only events
         effective on or before it. Columns and dtypes: :data:`EVENT_COLUMNS`
-        (``datetime`` = ``datetime64[ns]`` UTC-naive). See ``engine.events``."""
+        (``datetime`` = ``datetime64[ns]`` UTC-naive); ``known_at``: only events recorded by
+        then. See ``engine.events``."""
         with self.connect() as con:
-            return self._read_events(con, as_of)
+            return self._read_events(con, as_of, known_at=known_at)
 
     @staticmethod
     def _read_events(con: duckdb.DuckDBPyConnection, as_of: date | None,
-                     invoice_ids: list[str] | None = None) -> pd.DataFrame:
+                     invoice_ids: list[str] | None = None,
+                     known_at: datetime | None = None) -> pd.DataFrame:
         import pandas as pd
 
         cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
         where, params = (["effective_date <= ?"], [as_of]) if as_of is not None else ([], [])
+        if known_at is not None:
+            where.append("recorded_at <= ?")
+            params.append(known_at)
         if invoice_ids is not None:
             where.append("invoice_id IN (SELECT unnest(CAST(? AS VARCHAR[])))")
             params.append(list(invoice_ids))
@@ -511,15 +529,31 @@ def _add_new_contract_columns(con: duckdb.DuckDBPyConnection) -> None:
                                 f"{SQL_TYPES[c.dtype]}")
 
 
-def _as_of_versions_sql(name: str, key: str, cols: str) -> str:
-    """A relation with the version of every row of ``name`` that applied on ``as_of``
-    (two ``?`` parameters, both ``as_of``): the current row unless a superseded version
-    is still valid then; of those, the earliest."""
+def _superseded_later(as_of: date | None,
+                      known_at: datetime | None) -> tuple[str, list[object]]:
+    """SQL condition on a superseded version (and its parameters): it still applied on
+    ``as_of`` (superseded from a later day on) or its successor was recorded after
+    ``known_at`` (not known yet then)."""
+    parts, params = [], []
+    if as_of is not None:
+        parts.append("valid_to > ?")
+        params.append(as_of)
+    if known_at is not None:
+        parts.append("recorded_at > ?")
+        params.append(known_at)
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def _as_of_versions_sql(name: str, key: str, cols: str, cond: str) -> str:
+    """A relation with the version of every row of ``name`` that applied (``cond`` of
+    :func:`_superseded_later`, whose parameters are needed twice): the current row unless
+    a superseded version matches ``cond``; of those, the earliest."""
     return (f'(SELECT {cols} FROM "{name}" WHERE "{key}" NOT IN '
-            f'(SELECT "{key}" FROM "{name}_versions" WHERE valid_to > ?) '
+            f'(SELECT "{key}" FROM "{name}_versions" WHERE {cond}) '
             f"UNION ALL SELECT {cols} FROM "
-            f'(SELECT * FROM "{name}_versions" WHERE valid_to > ? '
-            f'QUALIFY row_number() OVER (PARTITION BY "{key}" ORDER BY valid_to) = 1))')
+            f'(SELECT * FROM "{name}_versions" WHERE {cond} '
+            f'QUALIFY row_number() OVER (PARTITION BY "{key}" '
+            "ORDER BY valid_to, recorded_at) = 1))")
 
 
 def _open_problem(path: Path, exc: Exception) -> str:

@@ -249,3 +249,23 @@ def test_tables_of_a_few_invoices_equal_the_rows_of_the_whole_store(store) -> No
     s_few = invoice_states(few, D).set_index("invoice_id")
     s_all = invoice_states(whole, D).set_index("invoice_id").loc[["I2", "I4"]]
     assert s_few["promise_to_pay_pending"].tolist() == s_all["promise_to_pay_pending"].tolist()
+
+
+def test_known_at_reads_the_store_as_it_was_known_then(store) -> None:
+    from engine.events import record_event
+
+    morning = dt.datetime(2024, 3, 18, 9, 0)
+    record_event(store, Event("payment", D - dt.timedelta(days=1), invoice_id="I1",
+                              amount=400), now=morning)
+    # back-dated: the language changed on the 13th, but that was recorded only now (2026)
+    record(store, Event("customer_change", D - dt.timedelta(days=5), customer_id="C1",
+                        changes={"language": "en"}))
+    lang = {k: store.tables(as_of=D, known_at=k)["customers"].set_index(
+        "customer_id").loc["C1", "language"] for k in (morning, None)}
+    assert lang == {morning: "de", None: "en"}
+    before = store.tables(as_of=D, names=WITH_EVENTS, known_at=morning - dt.timedelta(1))
+    after = store.tables(as_of=D, names=WITH_EVENTS, known_at=morning)
+    assert before["payments"].empty and before["events"].empty
+    assert after["payments"]["amount"].tolist() == [400.0]
+    assert after["events"]["kind"].tolist() == ["payment"]
+    assert state(store, D).loc["I1", "open_amount"] == 600
