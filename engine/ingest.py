@@ -1068,7 +1068,7 @@ def top_reasons(errors: pd.DataFrame, n: int = 3) -> list[tuple[str, int]]:
         parts = []
         for part in str(reason).split(" | "):
             part = re.sub(r"; found '.*$", "", part)
-            part = re.sub(r"\([^)]*\)", "(...)", part)
+            part = re.sub(r"\([^)]*\d[^)]*\)", "(...)", part)  # quoted numbers, dates
             parts.append(re.sub(r" line \d+", "", part).strip())
         counts[f"{fld}: {' | '.join(parts)}"] += 1
     return counts.most_common(n)
