@@ -3,12 +3,13 @@ record, review queue and one audit record per invoice. Target: 100,000 invoices 
 
     .venv/bin/python benchmarks/bench_recommend.py [--invoices 100000] [--seed 0]
 
-Builds a store through the real ingest (not timed), then times ``Recommender.run`` (first
-run: everything recorded) and a second run of the same day (idempotent: nothing recorded),
-and what ``dunning audit verify`` does (``dunning.ops.integrity.verify_store``: the keyed
-HMAC chain, then the review queue and recommendation tables against their row digests).
-The audit key is random per run (``DUNNING_AUDIT_KEY``). Writes
-``benchmarks/results/recommend.json``.
+Builds a store through the real ingest (not timed), adds recorded events for a share of the
+invoices (promises to pay, disputes, calls, conversations, credit notes) and a new version of
+1 % of the customers (not timed), then times ``Recommender.run`` (first run: everything
+recorded) and a second run of the same day (idempotent: nothing recorded), and what
+``dunning audit verify`` does (``dunning.ops.integrity.verify_store``: the keyed HMAC chain,
+then the review queue and recommendation tables against their row digests). The audit key is
+random per run (``DUNNING_AUDIT_KEY``). Writes ``benchmarks/results/recommend.json``.
 """
 
 from __future__ import annotations
@@ -85,10 +86,60 @@ def write_open_book(folder: Path, n_invoices: int, seed: int) -> list[Path]:
     return files
 
 
+EVENT_KINDS = ("promise_to_pay", "dispute_opened", "contact_attempt", "conversation",
+               "credit_note")
+
+
+def add_events(store, n_invoices: int, share: float, seed: int) -> dict[str, int]:  # noqa: ANN001
+    """Events for ``share`` of the invoices (bulk, as many clerks would record them over
+    the last two weeks) and a changed language for 1 % of the customers (a new version,
+    effective a week before the run). Returns the number of events per kind."""
+    import datetime as _dt
+
+    rng = np.random.default_rng(seed + 1)
+    with store.connect() as con:
+        inv = con.execute("SELECT invoice_id, customer_id, amount FROM invoices "
+                          "ORDER BY invoice_id").df()
+        pick = np.sort(rng.choice(len(inv), int(n_invoices * share), replace=False))
+        kind = rng.choice(np.array(EVENT_KINDS), len(pick))
+        day = np.datetime64(AS_OF) - rng.integers(0, 14, len(pick)).astype("timedelta64[D]")
+        frame = pd.DataFrame({
+            "event_id": [f"E{i:09d}" for i in range(len(pick))], "kind": kind,
+            "effective_date": day.astype("datetime64[s]").astype(object),
+            "recorded_at": _dt.datetime(2026, 3, 2, 8, 0),
+            "customer_id": inv["customer_id"].to_numpy()[pick],
+            "invoice_id": inv["invoice_id"].to_numpy()[pick],
+            "amount": np.where(kind == "credit_note",
+                               np.round(inv["amount"].to_numpy()[pick] * 0.1, 2), np.nan),
+            "promised_date": np.where(kind == "promise_to_pay",
+                                      (day + 10).astype("datetime64[s]").astype(object), None),
+            "channel": np.where(np.isin(kind, ["contact_attempt", "conversation"]), "phone",
+                                None),
+        })
+        con.register("_events", frame)
+        con.execute("INSERT INTO events (event_id, kind, effective_date, recorded_at, "
+                    "customer_id, invoice_id, amount, promised_date, channel) SELECT "
+                    "event_id, kind, CAST(effective_date AS DATE), recorded_at, customer_id, "
+                    "invoice_id, amount, CAST(promised_date AS DATE), channel FROM _events")
+        con.unregister("_events")
+        cust = con.execute("SELECT customer_id FROM customers ORDER BY 1").df()["customer_id"]
+        changed = cust.to_numpy()[rng.random(len(cust)) < 0.01]
+        con.execute("INSERT INTO customers_versions SELECT *, NULL, DATE '2026-02-23', "
+                    "TIMESTAMP '2026-02-23 09:00:00', 'language' FROM customers "
+                    "WHERE customer_id IN (SELECT unnest(?))", [list(changed)])
+        con.execute("UPDATE customers SET language = 'en' WHERE customer_id IN "
+                    "(SELECT unnest(?))", [list(changed)])
+    out = {str(k): int(v) for k, v in zip(*np.unique(kind, return_counts=True), strict=True)}
+    out["customer_versions"] = int(len(changed))
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--event-share", type=float, default=0.05,
+                        help="Share of the invoices with one recorded event.")
     args = parser.parse_args()
 
     import secrets
@@ -108,6 +159,7 @@ def main() -> None:
         ingest(files, db=folder / "store" / "dunning.duckdb")
         ingest_s = time.perf_counter() - t
         store = Store(folder / "store" / "dunning.duckdb")
+        events = add_events(store, args.invoices, args.event_share, args.seed)
         rec = Recommender(store)
         load_start = round(os.getloadavg()[0], 2)
         cpu = time.process_time()
@@ -122,9 +174,15 @@ def main() -> None:
         counts = first.counts()
         n_durable = int((first.frame["decision_engine"] == "durable_rules").sum())
         n_review = int((first.frame["status"] == "needs_review").sum())
+    import subprocess
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
     figures = {
+        "commit": commit or "unknown",
         "open_invoices": first.n_open,
         "rules": len(rec.ruleset.rules),
+        "recorded_events": events,
         "actions_recommended": counts,
         "durable_rules_decisions": n_durable,
         "review_items": n_review,
@@ -145,7 +203,10 @@ def main() -> None:
         "note": "first run = state + legal mask (vectorised) + fixed-schedule policy + "
                 "durable_rules decision of record for every non-wait action + review queue + "
                 "one keyed (HMAC) audit record per invoice with the stored row's digest + "
-                "stored rows; no payment model. Verify = chain + tables against it. "
+                "stored rows; no payment model; "
+                f"{args.event_share:.0%} of the invoices with a recorded event and 1 % of "
+                "the customers with a second version, read as of the run date. "
+                "Verify = chain + tables against it. "
                 "Wall time on a machine shared with other jobs (see load average); the CPU "
                 "time of all threads is the less noisy figure.",
     }

@@ -237,6 +237,25 @@ class ExplainBody(_Body):
     as_of: dt.date
 
 
+class EventBody(_Body):
+    """One event after a recommendation (``engine.events``; docs/operations.md)."""
+
+    kind: Literal["payment", "credit_note", "write_off", "dispute_opened", "dispute_resolved",
+                  "promise_to_pay", "contact_attempt", "conversation", "opt_out",
+                  "customer_change"]
+    effective_date: dt.date = Field(description="Day it happened / takes effect.")
+    invoice_id: Annotated[str, Field(pattern=ID_PATTERN)] | None = None
+    customer_id: Annotated[str, Field(pattern=ID_PATTERN)] | None = None
+    amount: float | None = Field(None, gt=0, le=1e12, description="Invoice currency.")
+    promised_date: dt.date | None = None
+    channel: Literal["email", "letter", "phone"] | None = None
+    changes: dict[Annotated[str, Field(pattern=r"^[a-z_]{1,40}$")],
+                  Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=dict, max_length=20, description="customer_change: field -> value.")
+    event_id: Annotated[str, Field(pattern=ID_PATTERN)] | None = None
+    note: str | None = Field(None, max_length=2000, description="Personal free text.")
+
+
 # ---------------------------------------------------------------------------- middleware
 class BodyLimit:
     """Pure ASGI middleware: 413 for a body over ``limit`` bytes (declared or streamed)."""
@@ -760,6 +779,25 @@ def create_app(config: ApiConfig) -> Any:
         return {"invoice_id": done.invoice_id, "channel": done.channel,
                 "action_date": done.action_date.isoformat(), "recorded": done.loaded,
                 "audit_seq": done.audit_seq, "decided_by": done.decided_by}
+
+    # -- events ------------------------------------------------------------------------
+    @app.post("/events", tags=["events"])
+    def record_event(body: EventBody, who: Reviewer) -> dict:
+        """Record what happened after a recommendation (reviewer role); audited under the
+        token's name. 422 with the reason for an unknown invoice/customer, a bad date or
+        amount; ``recorded`` false when the same event was recorded before."""
+        from dunning.ops.events import record
+        from engine.events import Event
+
+        event = Event(kind=body.kind, effective_date=body.effective_date,
+                      invoice_id=body.invoice_id, customer_id=body.customer_id,
+                      amount=body.amount, promised_date=body.promised_date,
+                      channel=body.channel, changes=dict(body.changes),
+                      event_id=body.event_id, recorded_by=f"api:{who.name}", note=body.note)
+        with _RULES_LOCK:  # one writer at a time in this process
+            done = record(state.store, event, anchor=state.anchor)
+        state.invalidate()
+        return done.as_dict()
 
     # -- audit -------------------------------------------------------------------------
     @app.get("/audit", tags=["audit"], responses=_errors(*AUTH_ERRORS))

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dunning.commands.sim",
     "dunning.commands.policy",
     "dunning.commands.ops",
+    "dunning.commands.events",
     "dunning.commands.business",
 )
 

@@ -271,6 +271,11 @@ def ingest_step(config: PipelineConfig, company_dir: Path | None = None) -> Path
                            f"(see {', '.join(map(str, report.quarantine_files))})")
     if config.fresh_db:
         demo_creditor_profile(db.parent)
+    if report.updated:  # re-ingesting a changed company into a kept store: audit the changes
+        from dunning.ops.events import audit_master_data
+        from engine.store import Store
+
+        audit_master_data(Store(db), report, by="pipeline")
     return db
 
 

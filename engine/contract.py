@@ -102,6 +102,10 @@ CUSTOMERS = Table(
         Column("agency_consent", "bool", False, "Consent to pass claims to an agency "
                "(healthcare professional secrecy)."),
         Column("opted_out_channels", "str", False, "Channels the debtor stopped, `;`-separated."),
+        Column("email", "str", False, "E-mail address for reminders (personal data; erased by "
+               "`dunning forget`)."),
+        Column("address", "str", False, "Postal address for letters, lines separated by `;` "
+               "(personal data; erased by `dunning forget`)."),
     ),
 )
 
@@ -133,8 +137,9 @@ PAYMENTS = Table(
                unique=True),
         Column("invoice_id", "str", True, "Invoice paid.", references="invoices.invoice_id"),
         Column("payment_date", "date", True, "Value date of the payment."),
-        Column("amount", "float", True, "Amount paid, > 0; all payments of an invoice together "
-               "may not exceed its amount."),
+        Column("amount", "float", True, "Amount paid, > 0; the part of an invoice's payments "
+               "above its amount is booked against interest and fees, up to the amount itself "
+               "(more is quarantined)."),
     ),
 )
 

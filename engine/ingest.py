@@ -16,12 +16,18 @@ cumulative payments, propensities) with vectorised pandas; nothing is silently d
 - valid new rows are loaded into the :class:`~engine.store.Store`;
 - rows identical to rows already in the store are counted as ``already_present``
   (re-ingesting a file is a no-op);
+- a customer or invoice row whose id is stored with other values is ``updated``: a new
+  version effective ``effective`` (the old one kept in ``<table>_versions``), unless it
+  changes a field of :data:`IMMUTABLE_FIELDS` or the amount of a paid invoice;
+- payments above an invoice's amount are loaded, the part above it being interest and fees,
+  up to :data:`MAX_SURPLUS_SHARE` of the amount;
+- a CSV's last row without a final line break is taken as cut short (quarantined);
 - every other row goes to ``<store folder>/quarantine/<UTC timestamp>-<table>.csv`` with
   the source file, its line (header = line 1), the failing field(s), the reason(s) and
   the original values.
 
-Per table ``rows_in == loaded + already_present + quarantined`` always holds. The whole
-ingest is one DuckDB transaction: if anything fails, the store is left as it was.
+Per table ``rows_in == loaded + already_present + updated + quarantined`` always holds.
+The whole ingest is one DuckDB transaction: if anything fails, the store is left as it was.
 A file that is not a table at all (binary, empty, not decodable, missing required
 columns) raises :class:`~engine.errors.InputError`.
 """
@@ -34,7 +40,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +57,19 @@ if TYPE_CHECKING:
 PARQUET_SUFFIXES = (".parquet", ".pq")
 AMOUNT_TOLERANCE = 0.005
 """Rounding slack (currency units) when summing payments against the invoice amount."""
+MAX_SURPLUS_SHARE = 1.0
+"""Payments above an invoice's amount are booked against its interest and fees, up to this
+share of the amount (1.0: all payments together at most twice the amount); beyond that a
+payment is quarantined as a likely wrong amount or a payment of another invoice."""
+IMMUTABLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "customers": (),
+    "invoices": ("customer_id", "invoice_date", "currency"),
+}
+"""Fields of a master-data row that a re-ingest may not change (quarantined, field named):
+another debtor, issue date or currency is another claim, not a new version of this one.
+An invoice's ``amount`` may change only while nothing was paid, credited or written off."""
+TRUNCATED_LAST_LINE = ("last line has no line break at its end: the file may be cut short "
+                       "(e.g. 12 for 12.50); complete or re-export the file")
 _MALFORMED = "__malformed__"
 _OVERFLOW = "__extra_fields__"
 _TRUE = ("true", "t", "1", "yes", "y")
@@ -83,7 +102,15 @@ UAH UGX USD USN UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR 
 # ============================================================================ reports
 @dataclass
 class TableReport:
-    """What happened to one table's rows. ``rows_in = loaded + already_present + quarantined``.
+    """What happened to one table's rows.
+    ``rows_in = loaded + already_present + updated + quarantined``.
+
+    ``updated`` rows are new versions of stored master data (customers, invoices): the
+    stored row was changed, its old version kept (``Store.versions``); ``changes`` lists
+    ``(key, changed fields)`` per updated row. ``top_reasons`` are the most frequent
+    quarantine reasons, ``(field: reason, count)``, most frequent first.
+    ``interest_fees`` is the sum of payment parts above their invoice's amount (booked
+    against interest and fees) in ``overpaid`` loaded rows.
 
     ``merged`` rows were identical copies collapsed by a mapping's ``unique: true`` (e.g. one
     customer row per IBM invoice row) and ``skipped`` rows were excluded by its ``when:``
@@ -98,6 +125,11 @@ class TableReport:
     merged: int = 0
     skipped: int = 0
     quarantine_file: Path | None = None
+    updated: int = 0
+    changes: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+    interest_fees: float = 0.0
+    overpaid: int = 0
 
 
 @dataclass
@@ -110,6 +142,7 @@ class IngestReport:
         default_factory=lambda: {t: TableReport(t) for t in TABLE_ORDER}
     )
     warnings: list[str] = field(default_factory=list)
+    effective: date | None = None  # the day changed master-data rows take effect
 
     @property
     def rows_in(self) -> int:
@@ -126,6 +159,10 @@ class IngestReport:
     @property
     def quarantined(self) -> int:
         return sum(t.quarantined for t in self.tables.values())
+
+    @property
+    def updated(self) -> int:
+        return sum(t.updated for t in self.tables.values())
 
     @property
     def quarantine_files(self) -> list[Path]:
@@ -191,6 +228,21 @@ def _read_csv(path: Path, options: ReadOptions) -> pd.DataFrame:
     while n_blank and len(frame) and all(str(v).strip() == "" for v in frame.iloc[-1]):
         frame = frame.iloc[:-1]
         n_blank -= 1
+    if len(frame) and not raw.endswith((b"\n", b"\r")):
+        frame = _mark_last_row(frame, TRUNCATED_LAST_LINE)
+    return frame
+
+
+def _mark_last_row(frame: pd.DataFrame, reason: str) -> pd.DataFrame:
+    """Mark the last data row as malformed (quarantined with ``reason``)."""
+    import pandas as pd
+
+    frame = frame.copy()
+    if _MALFORMED not in frame.columns:
+        frame[_MALFORMED] = pd.Series("", index=frame.index, dtype="str")
+        frame[_OVERFLOW] = pd.Series("", index=frame.index, dtype="str")
+    prior = str(frame[_MALFORMED].iloc[-1] or "")
+    frame.loc[frame.index[-1], _MALFORMED] = f"{prior}; {reason}" if prior else reason
     return frame
 
 
@@ -475,11 +527,16 @@ class _TableValidator:
 
     def __init__(self, table: Table, rows: pd.DataFrame, parse_errors: pd.DataFrame,
                  con: duckdb.DuckDBPyConnection, provided: set[str]) -> None:
+        import numpy as np
+
         self.table = table
         self.rows = rows
         self.con = con
         self.provided = provided
         self.errors = _Errors(len(rows))
+        self.surplus = np.zeros(len(rows), dtype=np.float64)  # payments: above the amount
+        self.updates = np.zeros(len(rows), dtype=bool)  # master data: a new version
+        self.changed: dict[int, tuple[str, ...]] = {}  # position -> changed fields
         if len(parse_errors):
             for fld, grp in parse_errors.groupby("field", sort=False):
                 self.errors.parts.append((grp["pos"].to_numpy(), str(fld),
@@ -607,9 +664,16 @@ class _TableValidator:
         return [c for c in self.rows.columns if not c.startswith("_")
                 and (c in self.provided or c == self.table.key)]
 
-    def check_store(self) -> np.ndarray:
-        """Rows whose id is already stored: identical -> returned mask (already present);
-        different -> conflict error. The comparison runs in DuckDB as one join."""
+    def check_store(self, effective: date | None = None) -> np.ndarray:
+        """Rows whose id is already stored: identical -> returned mask (already present).
+
+        Different values: for master data (customers, invoices) a new version
+        (``self.updates``, changed fields in ``self.changed``) effective on ``effective``,
+        unless a field of :data:`IMMUTABLE_FIELDS` differs, an invoice with payments changes
+        its amount, or a later change is already stored (conflicts, quarantined with the
+        fields named); other tables: a conflict naming the differing fields. The comparison
+        runs in DuckDB as one join; the per-field diff only for the differing rows.
+        """
         import numpy as np
         import pyarrow as pa
 
@@ -625,20 +689,93 @@ class _TableValidator:
         batch = self.rows.loc[ok, [key, *cols]].assign(_pos=np.flatnonzero(ok))
         self.con.register("_batch", pa.Table.from_pandas(batch, preserve_index=False))
         same = " AND ".join(_same_sql(c, SQL_TYPES[stored[c]]) for c in cols) or "TRUE"
+        join = f'FROM _batch b JOIN "{self.table.name}" t ON b."{key}" = t."{key}"'
         found = self.con.execute(
-            f'SELECT b._pos, coalesce({same}, FALSE) AS same FROM _batch b '
-            f'JOIN "{self.table.name}" t '
-            f'ON b."{key}" = t."{key}"'
-        ).fetchnumpy()
-        self.con.unregister("_batch")
+            f"SELECT b._pos, coalesce({same}, FALSE) AS same {join}").fetchnumpy()
         pos = np.asarray(found["_pos"], dtype=np.int64)
         same_mask = np.asarray(found["same"], dtype=bool)
         present[pos[same_mask]] = True
-        conflict = np.zeros(len(self.rows), dtype=bool)
-        conflict[pos[~same_mask]] = True
-        self.errors.add(conflict, key, "conflict: a row with this " + key
-                        + " and different values is already in the store")
+        differ = pos[~same_mask]
+        diffs: dict[int, tuple[str, ...]] = {}
+        if len(differ):
+            flags = ", ".join(f"coalesce({_same_sql(c, SQL_TYPES[stored[c]])}, FALSE)"
+                              for c in cols)
+            self.con.register("_differ", pa.table({"p": differ}))
+            for p, *f in self.con.execute(
+                    f"SELECT b._pos, {flags} {join} WHERE b._pos IN (SELECT p FROM _differ)"
+            ).fetchall():
+                diffs[int(p)] = tuple(c for c, eq in zip(cols, f, strict=True) if not eq)
+            self.con.unregister("_differ")
+        self.con.unregister("_batch")
+        if self.table.name in IMMUTABLE_FIELDS:
+            self._classify_changes(diffs, effective)
+        else:
+            self._conflicts(diffs, "")
         return present
+
+    def _conflicts(self, diffs: dict[int, tuple[str, ...]], why: str) -> None:
+        """Quarantine ``diffs`` (position -> differing fields) as conflicts naming them."""
+        import numpy as np
+
+        if not diffs:
+            return
+        key = self.table.key
+        by_fields: dict[tuple[str, ...], list[int]] = {}
+        for p, fields in diffs.items():
+            by_fields.setdefault(fields, []).append(p)
+        for fields, positions in by_fields.items():
+            mask = np.zeros(len(self.rows), dtype=bool)
+            mask[positions] = True
+            names = ", ".join(fields) or "(none)"
+            self.errors.add(mask, ";".join(fields) or key,
+                            f"conflict: a row with this {key} is already in the store with "
+                            f"a different {names}{why}")
+
+    def _classify_changes(self, diffs: dict[int, tuple[str, ...]],
+                          effective: date | None) -> None:
+        """Master data: a changed row is a new version unless it changes a fact that
+        makes it another record (see :meth:`check_store`)."""
+        import numpy as np
+        import pyarrow as pa
+
+        key, name = self.table.key, self.table.name
+        fixed = {p: tuple(f for f in fields if f in IMMUTABLE_FIELDS[name])
+                 for p, fields in diffs.items()}
+        bad = {p: f for p, f in fixed.items() if f}
+        self._conflicts(bad, ": it identifies another record, not a new version of this one")
+        rest = {p: f for p, f in diffs.items() if p not in bad}
+        if not rest:
+            return
+        keys = self.rows[key].to_numpy(dtype=object)
+        ids = pa.table({"k": [keys[p] for p in rest]})
+        self.con.register("_changed_keys", ids)
+        latest = dict(self.con.execute(
+            f'SELECT "{key}", max(valid_to) FROM "{name}_versions" '
+            f'WHERE "{key}" IN (SELECT k FROM _changed_keys) GROUP BY 1').fetchall())
+        settled: set[str] = set()
+        if name == "invoices":
+            settled = {r[0] for r in self.con.execute(
+                "SELECT invoice_id FROM payments WHERE invoice_id IN "
+                "(SELECT k FROM _changed_keys) UNION SELECT invoice_id FROM events WHERE "
+                "kind IN ('credit_note', 'write_off') AND invoice_id IN "
+                "(SELECT k FROM _changed_keys)").fetchall()}
+        self.con.unregister("_changed_keys")
+        paid = {p: f for p, f in rest.items() if "amount" in f and keys[p] in settled}
+        self._conflicts(paid, ": the invoice has payments, credit notes or write-offs; "
+                        "record a credit note (`dunning record credit-note`) instead")
+        day = effective or datetime.now(UTC).date()
+        late = {p: f for p, f in rest.items() if p not in paid and keys[p] in latest
+                and latest[keys[p]] is not None and latest[keys[p]] > day}
+        for p, fields in late.items():
+            mask = np.zeros(len(self.rows), dtype=bool)
+            mask[p] = True
+            self.errors.add(mask, ";".join(fields), f"change of {', '.join(fields)} effective "
+                            f"{day} is older than a stored change effective "
+                            f"{latest[keys[p]]}; give a later --effective date")
+        for p, fields in rest.items():
+            if p not in paid and p not in late:
+                self.updates[p] = True
+                self.changed[p] = fields
 
     def check_reference(self, column: str, parent: str, parent_key: str) -> None:
         ok = self.ok() & self.rows[column].notna().to_numpy()
@@ -686,13 +823,21 @@ class _TableValidator:
         cum = order.groupby("invoice_id", sort=False)["amount"].cumsum()
         total = cum + order["invoice_id"].map(inv["paid"]).fillna(0.0)
         limit = order["invoice_id"].map(inv["amount"])
+        bound = limit * (1.0 + MAX_SURPLUS_SHARE)
         over = np.zeros(len(self.rows), dtype=bool)
-        over[order.index[(total > limit + AMOUNT_TOLERANCE).to_numpy()]] = True
+        over[order.index[(total > bound + AMOUNT_TOLERANCE).to_numpy()]] = True
+        # the part of each accepted payment above the invoice amount: interest and fees
+        before = total - order["amount"]
+        surplus = (total - np.maximum(before, limit)).clip(lower=0.0)
+        surplus = surplus.where(surplus > AMOUNT_TOLERANCE, 0.0).reindex(self.rows.index)
+        self.surplus = surplus.fillna(0.0).to_numpy(dtype=np.float64, copy=True)
+        self.surplus[over] = 0.0
         total = total.reindex(self.rows.index).round(2)
-        limit = limit.reindex(self.rows.index)
+        bound = bound.reindex(self.rows.index).round(2)
         self.errors.add(over, "amount", _at(lambda pos: [
-            "payments of this invoice would exceed its amount (", total.iloc[pos], " > ",
-            limit.iloc[pos], ")"]))
+            "payments of this invoice would exceed twice its amount (", total.iloc[pos],
+            " > ", bound.iloc[pos], "): the part above the amount is booked against interest"
+            " and fees only up to the amount itself; a wrong amount or another invoice?"]))
 
 
 def _same_sql(col: str, sql_type: str) -> str:
@@ -748,6 +893,7 @@ def ingest(
     paths: list[str | os.PathLike[str]] | str | os.PathLike[str],
     db: str | os.PathLike[str] | Store | None = None,
     mapping: str | os.PathLike[str] | Mapping | None = None,
+    effective: date | None = None,
 ) -> IngestReport:
     """Validate and load export files into the store; return what happened per table.
 
@@ -759,6 +905,9 @@ def ingest(
         Store file or :class:`Store` (default ``dunning-data/dunning.duckdb``).
     mapping:
         A mapping YAML path, a shipped mapping name (``"ibm_ar"``) or a :class:`Mapping`.
+    effective:
+        The day a changed customer or invoice row takes effect (default: today, UTC):
+        ``Store.tables(as_of)`` returns the old version before it, the new one from it on.
 
     Raises :class:`InputError` when a file is not a table (missing, empty, binary, not
     decodable, missing required columns) or its table cannot be told; the store is then
@@ -770,12 +919,13 @@ def ingest(
         raise InputError("no input files given")
     if mapping is not None and not isinstance(mapping, Mapping):
         mapping = Mapping.load(mapping)
-    report = IngestReport(db=store.path, files=files)
+    report = IngestReport(db=store.path, files=files,
+                          effective=effective or datetime.now(UTC).date())
     batches = _map_files(files, mapping, report)
     if report.rows_in == 0:
         raise InputError(f"{', '.join(map(str, files))}: no data rows; expected a header line "
                          "followed by rows")
-    _load(store, batches, mapping, report)
+    _load(store, batches, mapping, report, report.effective)
     return report
 
 
@@ -830,7 +980,8 @@ def _contract_mapping(path: Path, name: str, raw: pd.DataFrame,
 
 
 def _load(store: Store, batches: dict[str, list[_Batch]], mapping: Mapping | None,
-          report: IngestReport) -> None:
+          report: IngestReport, effective: date | None = None) -> None:
+    import numpy as np
     import pandas as pd
 
     read = mapping.read if mapping else ReadOptions()
@@ -867,20 +1018,32 @@ def _load(store: Store, batches: dict[str, list[_Batch]], mapping: Mapping | Non
                 if name in ("payments", "actions"):
                     v.check_reference("invoice_id", "invoices", "invoice_id")
                 v.check_duplicates()
-                present = v.check_store()
+                present = v.check_store(effective)
                 if name in ("payments", "actions"):
                     v.check_against_invoice("payment_date" if name == "payments"
                                             else "action_date", present)
                 bad = v.errors.bad()
-                new = ~bad & ~present
+                update = v.updates & ~bad
+                new = ~bad & ~present & ~update
                 t = report.tables[name]
                 t.loaded = int(new.sum())
                 t.already_present = int((present & ~bad).sum())
                 t.quarantined = int(bad.sum())
+                t.updated = int(update.sum())
+                paid_extra = v.surplus[new]
+                t.overpaid = int((paid_extra > 0).sum())
+                t.interest_fees = round(float(paid_extra.sum()), 2)
                 _insert(con, name, rows.loc[new], _stored_columns(con, name))
+                if t.updated:
+                    changed = {p: v.changed[p] for p in np.flatnonzero(update).tolist()}
+                    _update(con, table, rows, changed, v.compare_columns(), effective)
+                    keys = rows[table.key].to_numpy(dtype=object)
+                    t.changes = [(str(keys[p]), f) for p, f in changed.items()]
                 if t.quarantined:
+                    errors = v.errors.frame()
+                    t.top_reasons = top_reasons(errors)
                     final = _quarantine_path(store.quarantine_dir, stamp, name)
-                    tmp = _write_quarantine(final, batches[name], rows, v.errors.frame())
+                    tmp = _write_quarantine(final, batches[name], rows, errors)
                     quarantines.append((tmp, final))
                     t.quarantine_file = final
             con.execute("COMMIT")
@@ -891,6 +1054,55 @@ def _load(store: Store, batches: dict[str, list[_Batch]], mapping: Mapping | Non
             raise
     for tmp, final in quarantines:
         os.replace(tmp, final)
+
+
+def top_reasons(errors: pd.DataFrame, n: int = 3) -> list[tuple[str, int]]:
+    """The ``n`` most frequent quarantine reasons as ``("field: reason", rows)``; values
+    found in a row (``; found '...'``, numbers in parentheses, line numbers) are cut so
+    that rows with the same problem count together."""
+    import re
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    for fld, reason in zip(errors["field"], errors["reason"], strict=True):
+        parts = []
+        for part in str(reason).split(" | "):
+            part = re.sub(r"; found '.*$", "", part)
+            part = re.sub(r"\([^)]*\d[^)]*\)", "(...)", part)  # quoted numbers, dates
+            parts.append(re.sub(r" line \d+", "", part).strip())
+        counts[f"{fld}: {' | '.join(parts)}"] += 1
+    return counts.most_common(n)
+
+
+def _update(con: duckdb.DuckDBPyConnection, table: Table, rows: pd.DataFrame,
+            changed: dict[int, tuple[str, ...]], provided: list[str],
+            effective: date | None) -> None:
+    """Write new versions of master-data rows: the stored row goes to ``<table>_versions``
+    (valid until ``effective``), then the provided columns are overwritten."""
+    import pyarrow as pa
+
+    from engine.store import SQL_TYPES
+
+    name, key = table.name, table.key
+    day = effective or datetime.now(UTC).date()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    stored = _stored_columns(con, name)
+    cols = [c for c in provided if c in stored and c != key]
+    frame = rows.iloc[list(changed)][[key, *cols]].copy()
+    frame["_changed"] = [";".join(f) for f in changed.values()]
+    con.register("_upd", pa.Table.from_pandas(frame, preserve_index=False))
+    all_cols = ", ".join(f't."{c}"' for c in stored)
+    names = ", ".join(f'"{c}"' for c in stored)
+    latest = (f'(SELECT max(v.valid_to) FROM "{name}_versions" v '
+              f'WHERE v."{key}" = t."{key}")')
+    con.execute(
+        f'INSERT INTO "{name}_versions" ({names}, valid_from, valid_to, recorded_at, '
+        f"changed_fields) SELECT {all_cols}, {latest}, CAST(? AS DATE), "
+        f'CAST(? AS TIMESTAMP), u._changed FROM "{name}" t JOIN _upd u '
+        f'ON t."{key}" = u."{key}"', [day, now])
+    sets = ", ".join(f'"{c}" = CAST(u."{c}" AS {SQL_TYPES[stored[c]]})' for c in cols)
+    con.execute(f'UPDATE "{name}" AS t SET {sets} FROM _upd u WHERE t."{key}" = u."{key}"')
+    con.unregister("_upd")
 
 
 def _batch_ids(batches: list[_Batch]) -> np.ndarray:

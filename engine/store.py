@@ -36,13 +36,13 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.config import DEFAULT_DB
 from engine.contract import TABLE_ORDER, TABLES, Table
-from engine.errors import InputError
+from engine.errors import DunningError, InputError
 
 if TYPE_CHECKING:  # heavy imports stay out of `dunning --help`
     import duckdb
@@ -71,8 +71,45 @@ _EVENT_COLUMNS: dict[str, tuple[str, ...]] = {
     "invoices": ("invoice_date", "dispute_opened", "dispute_resolved"),
     "payments": ("payment_date",),
     "actions": ("action_date",),
+    "events": ("effective_date",),
 }
 _META_TABLE = "dunning_extra_columns"
+WITH_EVENTS: tuple[str, ...] = (*TABLE_ORDER, "events")
+"""``Store.tables(as_of, names=WITH_EVENTS)``: the contract tables and the events, what
+``legal_rules.from_tables.invoice_states`` needs to see everything recorded."""
+# Master-data tables whose rows may change (ingest of a changed row, `dunning record`); the
+# superseded versions live in ``<table>_versions`` (see :meth:`Store.tables`).
+VERSIONED: tuple[str, ...] = ("customers", "invoices")
+VERSION_COLUMNS: dict[str, str] = {
+    "valid_from": "DATE",       # first day this version applied (NULL: from the start)
+    "valid_to": "DATE",         # first day the next version applies (its effective date)
+    "recorded_at": "TIMESTAMP",  # when the next version was recorded (UTC)
+    "changed_fields": "VARCHAR",  # fields the next version changed, `;`-separated
+}
+EVENTS_TABLE = "events"
+EVENTS_SQL = """
+CREATE TABLE IF NOT EXISTS events (
+    event_id VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    effective_date DATE NOT NULL,
+    recorded_at TIMESTAMP NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    invoice_id VARCHAR,
+    amount DOUBLE,
+    principal DOUBLE,
+    interest_fees DOUBLE,
+    promised_date DATE,
+    channel VARCHAR,
+    changed_fields VARCHAR,
+    recorded_by VARCHAR,
+    note VARCHAR
+)"""
+EVENT_COLUMNS: dict[str, str] = {
+    "event_id": "str", "kind": "str", "effective_date": "date", "recorded_at": "datetime",
+    "customer_id": "str", "invoice_id": "str", "amount": "float", "principal": "float",
+    "interest_fees": "float", "promised_date": "date", "channel": "str",
+    "changed_fields": "str", "recorded_by": "str", "note": "str",
+}
 
 
 def create_table_sql(table: Table) -> str:
@@ -84,8 +121,13 @@ def create_table_sql(table: Table) -> str:
     return f'CREATE TABLE IF NOT EXISTS "{table.name}" ({", ".join(cols)})'
 
 
+class StoreError(DunningError):
+    """The store file cannot be opened (locked by another process, corrupted, not DuckDB)."""
+
+
 class Store:
-    """An embedded DuckDB file with the four contract tables.
+    """An embedded DuckDB file with the four contract tables, the ``events`` table and the
+    superseded versions of master data (``customers_versions``, ``invoices_versions``).
 
     Parameters
     ----------
@@ -104,6 +146,10 @@ class Store:
                 f"CREATE TABLE IF NOT EXISTS {_META_TABLE} "
                 "(table_name VARCHAR, column_name VARCHAR, dtype VARCHAR)"
             )
+            con.execute(EVENTS_SQL)
+            for name in VERSIONED:
+                con.execute(_versions_sql(con, name))
+            _add_new_contract_columns(con)
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -122,9 +168,15 @@ class Store:
         """
         import duckdb
 
-        con = duckdb.connect(str(self.path), read_only=read_only)
+        try:
+            con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise StoreError(_open_problem(self.path, exc)) from None
         try:
             yield con
+        except (duckdb.IOException, duckdb.SerializationException,
+                duckdb.FatalException) as exc:  # a file damaged after it opened
+            raise StoreError(_open_problem(self.path, exc)) from None
         finally:
             con.close()
 
@@ -159,7 +211,8 @@ class Store:
         return self.tables(as_of=as_of, names=(name,))[name]
 
     def tables(
-        self, as_of: date | None = None, names: tuple[str, ...] = TABLE_ORDER
+        self, as_of: date | None = None, names: tuple[str, ...] = TABLE_ORDER,
+        invoice_ids: list[str] | None = None, known_at: datetime | None = None,
     ) -> dict[str, pd.DataFrame]:
         """The contract tables as DataFrames, keyed by table name.
 
@@ -168,46 +221,126 @@ class Store:
         - ``invoices`` with ``invoice_date <= as_of``;
         - ``payments`` with ``payment_date <= as_of`` and ``actions`` with
           ``action_date <= as_of`` (of those invoices);
-        - ``customers``: all rows (a customer's master data carries no event date);
+        - ``customers`` and ``invoices``: the version of each row that applied on ``as_of``
+          (a changed row keeps its superseded versions with ``valid_from``/``valid_to``; a
+          change takes effect on its effective date, see :meth:`versions`); customers have
+          no event date, so every customer is returned;
+        - ``events`` (only when named in ``names``): events effective on or before ``as_of``
+          (:meth:`events`);
         - dispute fields: ``dispute_opened`` / ``dispute_resolved`` after ``as_of`` become NaT;
           ``disputed`` is ``True`` only if the dispute was known by ``as_of``: its
           ``dispute_opened`` is on or before ``as_of`` or, when the export gives no opening
           date (e.g. IBM ``Disputed`` Yes/No), the invoice was fully paid by ``as_of`` (the
           flag is an after-the-fact record, known at settlement at the latest).
 
-        Shapes: ``customers`` (n_customers, 12 + extras), ``invoices`` (n_invoices, 10 + extras),
+        Shapes: ``customers`` (n_customers, 14 + extras), ``invoices`` (n_invoices, 10 + extras),
         ``payments`` (n_payments, 4 + extras), ``actions`` (n_actions, 7 + extras).
+
+        With ``invoice_ids`` only those invoices, their payments, actions and events and
+        their customers are read (a cheap view of a few invoices, e.g. to check one event).
+
+        With ``known_at`` (a UTC datetime, naive) the store is read as it was known then
+        (bitemporal): events recorded later, the payments they made and master-data changes
+        recorded later are left out, whatever their effective date (rows loaded by ingest
+        carry no recording time and are always included). E.g. "what did the run of
+        2026-03-02 know about March 1st", after a back-dated change was recorded on the 5th.
         """
         with self.connect(read_only=False) as con:
             out = {}
             for name in names:
-                out[name] = self._read(con, name, as_of)
+                out[name] = self._read(con, name, as_of, invoice_ids, known_at)
             return out
 
     def _read(
-        self, con: duckdb.DuckDBPyConnection, name: str, as_of: date | None
+        self, con: duckdb.DuckDBPyConnection, name: str, as_of: date | None,
+        invoice_ids: list[str] | None = None, known_at: datetime | None = None,
     ) -> pd.DataFrame:
+        if name == EVENTS_TABLE:
+            return self._read_events(con, as_of, invoice_ids, known_at)
         table = _table(name)
         spec = {c.name: c.dtype for c in table.columns} | self._extra_columns(con, name)
         cols = ", ".join(f'"{c}"' for c in spec)
-        where, params = "", []
+        source, params = f'"{name}"', []
+        if name in VERSIONED and (as_of is not None or known_at is not None):
+            cond, cparams = _superseded_later(as_of, known_at)
+            if con.execute(f'SELECT count(*) FROM "{name}_versions" WHERE {cond}',
+                           cparams).fetchone()[0]:
+                source = _as_of_versions_sql(name, table.key, cols, cond)
+                params = [*cparams, *cparams]
+        where: list[str] = []
+        if known_at is not None and name == "payments":  # recorded later by `dunning record`
+            where.append("payment_id NOT IN (SELECT event_id FROM events WHERE kind = "
+                         "'payment' AND recorded_at > ?)")
+            params = [*params, known_at]
         if as_of is not None:
             if name == "invoices":
-                where, params = "WHERE invoice_date <= ?", [as_of]
+                where, params = [*where, "invoice_date <= ?"], [*params, as_of]
             elif name in ("payments", "actions"):
                 col = EVENT_DATE[name]
-                where = (
-                    f"WHERE {col} <= ? AND invoice_id IN "
-                    "(SELECT invoice_id FROM invoices WHERE invoice_date <= ?)"
-                )
-                params = [as_of, as_of]
+                where = [*where, f"{col} <= ?", "invoice_id IN "
+                         "(SELECT invoice_id FROM invoices WHERE invoice_date <= ?)"]
+                params = [*params, as_of, as_of]
+        if invoice_ids is not None:
+            ids = "(SELECT unnest(CAST(? AS VARCHAR[])))"
+            where.append(f"invoice_id IN {ids}" if name != "customers" else
+                         f"customer_id IN (SELECT customer_id FROM invoices "
+                         f"WHERE invoice_id IN {ids})")
+            params = [*params, list(invoice_ids)]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
         frame = con.execute(
-            f'SELECT {cols} FROM "{name}" {where} ORDER BY "{table.key}"', params
+            f'SELECT {cols} FROM {source} {clause} ORDER BY "{table.key}"', params
         ).df()
         frame = normalize_dtypes(frame, spec)
         if as_of is not None and name == "invoices":
             frame = self._hide_future_disputes(con, frame, as_of)
         return frame
+
+    def events(self, as_of: date | None = None,
+               known_at: datetime | None = None) -> pd.DataFrame:
+        """The ``events`` table (what a clerk recorded after a recommendation), one row per
+        event, sorted by ``effective_date`` then ``recorded_at``; with ``as_of`` only events
+        effective on or before it. Columns and dtypes: :data:`EVENT_COLUMNS`
+        (``datetime`` = ``datetime64[ns]`` UTC-naive); ``known_at``: only events recorded by
+        then. See ``engine.events``."""
+        with self.connect() as con:
+            return self._read_events(con, as_of, known_at=known_at)
+
+    @staticmethod
+    def _read_events(con: duckdb.DuckDBPyConnection, as_of: date | None,
+                     invoice_ids: list[str] | None = None,
+                     known_at: datetime | None = None) -> pd.DataFrame:
+        import pandas as pd
+
+        cols = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)
+        where, params = (["effective_date <= ?"], [as_of]) if as_of is not None else ([], [])
+        if known_at is not None:
+            where.append("recorded_at <= ?")
+            params.append(known_at)
+        if invoice_ids is not None:
+            where.append("invoice_id IN (SELECT unnest(CAST(? AS VARCHAR[])))")
+            params.append(list(invoice_ids))
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        frame = con.execute(f"SELECT {cols} FROM events {clause} "
+                            "ORDER BY effective_date, recorded_at, event_id", params).df()
+        spec = {c: ("date" if d == "datetime" else d) for c, d in EVENT_COLUMNS.items()}
+        out = normalize_dtypes(frame, {c: d for c, d in spec.items() if c != "recorded_at"})
+        out.insert(3, "recorded_at", pd.to_datetime(frame["recorded_at"]).astype(
+            "datetime64[ns]"))
+        return out
+
+    def versions(self, name: str, key: str | None = None) -> pd.DataFrame:
+        """Superseded versions of a master-data table (``customers`` or ``invoices``): the
+        table's columns plus ``valid_from`` (NaT: from the start), ``valid_to`` (the day
+        the next version took effect), ``recorded_at`` (when it was recorded, UTC) and
+        ``changed_fields`` (``;``-separated); optionally of one ``key``. Sorted by key and
+        ``valid_to``."""
+        if name not in VERSIONED:
+            raise KeyError(f"{name!r} keeps no versions; expected one of {VERSIONED}")
+        k = TABLES[name].key
+        with self.connect() as con:
+            where, params = (f'WHERE "{k}" = ?', [key]) if key is not None else ("", [])
+            return con.execute(f'SELECT * FROM "{name}_versions" {where} '
+                               f'ORDER BY "{k}", valid_to', params).df()
 
     @staticmethod
     def _hide_future_disputes(
@@ -264,6 +397,9 @@ class Store:
                     )
                 continue
             con.execute(f'ALTER TABLE "{table}" ADD COLUMN "{col}" {SQL_TYPES[dtype]}')
+            if table in VERSIONED:  # superseded versions keep every column of the table
+                con.execute(f'ALTER TABLE "{table}_versions" ADD COLUMN "{col}" '
+                            f"{SQL_TYPES[dtype]}")
             con.execute(f"INSERT INTO {_META_TABLE} VALUES (?, ?, ?)", [table, col, dtype])
 
     def export_parquet(self, directory: str | os.PathLike[str]) -> dict[str, int]:
@@ -363,6 +499,75 @@ def pd_to_list(values: object) -> object:
     if isinstance(values, pd.Series | pd.Index):
         return values.astype("str")
     return list(values)  # type: ignore[call-overload]
+
+
+def _versions_sql(con: duckdb.DuckDBPyConnection, name: str) -> str:
+    """``CREATE TABLE IF NOT EXISTS <name>_versions``: the table's columns (contract and
+    extras) plus :data:`VERSION_COLUMNS`."""
+    table = TABLES[name]
+    spec = {c.name: c.dtype for c in table.columns} | Store._extra_columns(con, name)
+    cols = [f'"{c}" {SQL_TYPES[d]}' for c, d in spec.items()]
+    cols += [f'"{c}" {t}' for c, t in VERSION_COLUMNS.items()]
+    return f'CREATE TABLE IF NOT EXISTS "{name}_versions" ({", ".join(cols)})'
+
+
+def _add_new_contract_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """A store made by an older version lacks contract columns added since (optional ones,
+    e.g. ``customers.email``): add them, empty (at the end; reads select columns by name)."""
+    def have(table: str) -> set[str]:
+        return {r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+            [table]).fetchall()}
+
+    for name in TABLE_ORDER:
+        targets = [name, f"{name}_versions"] if name in VERSIONED else [name]
+        for target in targets:
+            present = have(target)
+            for c in TABLES[name].columns:
+                if c.name not in present and not c.required:
+                    con.execute(f'ALTER TABLE "{target}" ADD COLUMN "{c.name}" '
+                                f"{SQL_TYPES[c.dtype]}")
+
+
+def _superseded_later(as_of: date | None,
+                      known_at: datetime | None) -> tuple[str, list[object]]:
+    """SQL condition on a superseded version (and its parameters): it still applied on
+    ``as_of`` (superseded from a later day on) or its successor was recorded after
+    ``known_at`` (not known yet then)."""
+    parts, params = [], []
+    if as_of is not None:
+        parts.append("valid_to > ?")
+        params.append(as_of)
+    if known_at is not None:
+        parts.append("recorded_at > ?")
+        params.append(known_at)
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def _as_of_versions_sql(name: str, key: str, cols: str, cond: str) -> str:
+    """A relation with the version of every row of ``name`` that applied (``cond`` of
+    :func:`_superseded_later`, whose parameters are needed twice): the current row unless
+    a superseded version matches ``cond``; of those, the earliest."""
+    return (f'(SELECT {cols} FROM "{name}" WHERE "{key}" NOT IN '
+            f'(SELECT "{key}" FROM "{name}_versions" WHERE {cond}) '
+            f"UNION ALL SELECT {cols} FROM "
+            f'(SELECT * FROM "{name}_versions" WHERE {cond} '
+            f'QUALIFY row_number() OVER (PARTITION BY "{key}" '
+            "ORDER BY valid_to, recorded_at) = 1))")
+
+
+def _open_problem(path: Path, exc: Exception) -> str:
+    """One line saying why the store file cannot be opened, and what to do."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    low = text.lower()
+    if "lock" in low:
+        return (f"store {path}: locked by another process (another dunning command or the "
+                "API is writing it); wait for it to finish or stop it, then retry")
+    if any(w in low for w in ("not a valid", "corrupt", "invalid", "serializ", "checksum",
+                              "magic", "version")):
+        return (f"store {path}: not a readable DuckDB store (corrupted or another file "
+                f"type: {text[:160]}); restore it from a backup or point --db elsewhere")
+    return f"store {path}: cannot be opened ({text[:200]})"
 
 
 def _table(name: str) -> Table:

@@ -35,7 +35,7 @@ import numpy as np
 
 from engine.contract import Action
 from engine.errors import InputError
-from legal_rules.facts import FACTS, MAX_MAGNITUDE, fact_problem, native_value
+from legal_rules.facts import FACTS, MAX_MAGNITUDE, fact_problem, native_value, with_defaults
 from legal_rules.known import META_KEYS, Vocabulary, closest, unknown_fact_message
 from legal_rules.model import CapValue, Rule, evaluate_kleene
 
@@ -82,9 +82,11 @@ _SPECIAL = frozenset({"jurisdiction", "customer_type"}
 def split_facts(facts: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     """``(valid, problems)``: valid facts as plain Python values; a reason per invalid fact.
 
-    Every fact of :data:`legal_rules.facts.FACTS` that is absent is reported as ``missing``.
-    Keys that are not facts are ignored.
+    Every fact of :data:`legal_rules.facts.FACTS` that is absent is reported as ``missing``,
+    unless it has a neutral default (:data:`legal_rules.facts.FACT_DEFAULTS`), which is then
+    used. Keys that are not facts are ignored.
     """
+    facts = with_defaults(facts)
     valid: dict[str, Any] = {}
     problems: dict[str, str] = {}
     for name, plain in _PLAIN_TYPE.items():

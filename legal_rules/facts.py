@@ -28,9 +28,14 @@ NEVER_DAYS = 10_000
 
 @dataclass(frozen=True)
 class Fact:
+    """A fact a rule may test. ``default``: the neutral value used when a producer does not
+    supply the fact at all (facts added after the producers; ``None``: no default, a
+    missing fact fails closed). An explicit ``None`` value is always missing."""
+
     name: str
     type: str  # "int" | "float" | "bool" | "str" | "date"
     description: str
+    default: object = None
 
 
 FACTS: dict[str, Fact] = {
@@ -65,8 +70,23 @@ FACTS: dict[str, Fact] = {
         Fact("reminder_fee_agreed", "bool", "A reminder fee was agreed in advance."),
         Fact("milestone_reached", "bool", "The project milestone the payment depends on is "
              "reached (true when the invoice has none)."),
+        Fact("days_since_conversation", "int",
+             "Days since the last phone call that reached the debtor (a conversation, "
+             f"US Regulation F; 0: today; {NEVER_DAYS} if none).", default=NEVER_DAYS),
+        Fact("promise_to_pay_pending", "bool",
+             "The debtor promised to pay by a date on or after the decision date (the "
+             "latest promise counts).", default=False),
     )
 }
+# Neutral values of the facts that have one (see :class:`Fact`).
+FACT_DEFAULTS: dict[str, object] = {n: f.default for n, f in FACTS.items()
+                                    if f.default is not None}
+
+
+def with_defaults(facts: dict[str, object]) -> dict[str, object]:
+    """``facts`` plus the neutral default of every defaulted fact it does not name."""
+    missing = {n: v for n, v in FACT_DEFAULTS.items() if n not in facts}
+    return {**facts, **missing} if missing else facts
 
 # --------------------------------------------------------------------------------------------
 # Strict value checks, shared by every evaluator so that they agree on what "valid" means.

@@ -27,7 +27,10 @@ extra reminder:
 - "last 7 days" is ``D`` and the 6 days before (``days_since_* < 7``);
 - a project milestone dated ``D`` is reached on ``D`` (as in the simulation's facts);
 - an invoice with an ``agency`` action on or before ``D`` is ``handed_to_agency`` (its facts
-  are still given, e.g. for ``rules explain``; the daily run no longer recommends for it).
+  are still given, e.g. for ``rules explain``; the daily run no longer recommends for it);
+- recorded events (``engine.events``) count from their effective date: a promise to pay
+  blocks through its promised date (dunning resumes the day after), a conversation dated
+  ``D`` gives ``days_since_conversation == 0``.
 
 Customer data that is missing stays missing (``None``), so a rule that needs it fails
 closed. Limitation periods are legal data: ``legal_rules/limitation.json`` (with citations),
@@ -234,7 +237,14 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     ``days_since_last_contact``, ``contacts_last_7_days``, ``calls_last_7_days``,
     ``final_notice_sent``, ``days_since_final_notice`` (int days; ``NEVER_DAYS`` if none),
     ``disputed_now``, ``handed_to_agency`` (bool) and ``is_open`` (open amount above half a
-    cent and not handed to an agency).
+    cent and not handed to an agency); from the optional ``tables["events"]``
+    (``Store.tables(as_of, names=(..., "events"))``, kinds in ``engine.events``):
+    ``open_amount`` also net of credit notes and write-offs, ``interest_fees_paid``
+    (payments above the claim, booked against interest and fees), ``days_since_conversation``,
+    ``promise_to_pay_pending`` and ``promised_date`` (the latest promise), dispute events in
+    ``disputed_now``, recorded calls in ``calls_last_7_days`` / ``contacts_last_7_days`` /
+    ``days_since_last_contact`` (a call logged both as a phone action and as a call event
+    the same day counts once).
     """
     day = pd.Timestamp(as_of)
     inv = tables["invoices"].copy()
@@ -255,7 +265,12 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     known = (pay_pos >= 0) & (_dates(pay["payment_date"]) <= day).to_numpy(dtype=bool)
     paid = np.bincount(pay_pos[known], weights=pay["amount"].to_numpy(dtype=np.float64)[known],
                        minlength=n)
-    inv["open_amount"] = (inv["amount"].to_numpy(dtype=np.float64) - paid).clip(min=0.0)
+    ev = _known_events(tables.get("events"), index, day)
+    credited = _event_sum(ev, "credit_note", n)
+    written_off = _event_sum(ev, "write_off", n)
+    claim = inv["amount"].to_numpy(dtype=np.float64) - credited - written_off
+    inv["open_amount"] = (claim - paid).clip(min=0.0)
+    inv["interest_fees_paid"] = (paid - claim.clip(min=0.0)).clip(min=0.0)
 
     # Actions as integer positions of their invoice: counts and minima are bincount /
     # minimum.at over those positions (no per-row Python, no string joins).
@@ -286,6 +301,9 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     inv["days_since_final_notice"] = days_since(channel == "final_notice")
     inv["final_notice_sent"] = inv["days_since_final_notice"] < NEVER_DAYS
     inv["handed_to_agency"] = count(channel == "agency") > 0
+    inv["days_since_conversation"] = np.full(n, NEVER_DAYS, dtype=np.int64)
+    if ev is not None:
+        _add_calls(inv, ev, pos[channel == "phone"], days_ago[channel == "phone"])
 
     # Open from the opening day through the resolution day, both inclusive. No dispute
     # information (flag missing, or no column): not disputed (the columns are optional).
@@ -295,6 +313,11 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     opened, resolved = pd.to_datetime(opened), pd.to_datetime(resolved)
     inv["disputed_now"] = (flag & (opened.isna() | (opened <= day))
                            & (resolved.isna() | (resolved >= day))).to_numpy(dtype=bool)
+    inv["promise_to_pay_pending"] = np.zeros(n, dtype=bool)
+    inv["promised_date"] = pd.Series(pd.NaT, index=inv.index, dtype="datetime64[ns]")
+    if ev is not None:
+        inv["disputed_now"] = _disputed_with_events(flag, opened, resolved, ev, day)
+        _add_promises(inv, ev, day)
     inv["is_open"] = (inv["open_amount"] > OPEN_EPSILON) & ~inv["handed_to_agency"]
 
     cust = tables["customers"]
@@ -310,6 +333,110 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
         values[~found] = None  # unknown customer: its data is missing (rules fail closed)
         extra[col] = values
     return pd.concat([inv, pd.DataFrame(extra, index=inv.index)], axis=1)
+
+
+# --------------------------------------------------------------------------- events
+def _known_events(events: pd.DataFrame | None, index: pd.Index,
+                  day: pd.Timestamp) -> pd.DataFrame | None:
+    """Events effective on or before ``day`` of the invoices in ``index``, with ``pos``
+    (row of the invoice) and ``days_ago``; ``None`` when there are none (the fast path)."""
+    if events is None or len(events) == 0:
+        return None
+    when = _dates(events["effective_date"])
+    pos = index.get_indexer(events["invoice_id"].astype("string").fillna("").astype(str))
+    keep = ((pos >= 0) & (when <= day).to_numpy(dtype=bool))
+    if not keep.any():
+        return None
+    out = events.loc[keep].assign(pos=pos[keep], when=when[keep])
+    out["days_ago"] = (day - out["when"]).dt.days.astype(np.int64)
+    order = ["when", "recorded_at"] if "recorded_at" in out else ["when"]
+    return out.sort_values(order, kind="stable")
+
+
+def _event_sum(ev: pd.DataFrame | None, kind: str, n: int) -> np.ndarray:
+    """(n,) sum of ``amount`` of the events of ``kind`` per invoice."""
+    if ev is None:
+        return np.zeros(n)
+    sel = ev[ev["kind"].eq(kind).to_numpy(dtype=bool)]
+    return np.bincount(sel["pos"].to_numpy(), minlength=n,
+                       weights=sel["amount"].astype("float64").fillna(0.0).to_numpy())
+
+
+def _add_calls(inv: pd.DataFrame, ev: pd.DataFrame, phone_pos: np.ndarray,
+               phone_days: np.ndarray) -> None:
+    """Recorded calls (``contact_attempt``, ``conversation``) into the call facts.
+
+    A call may be logged twice: as a phone action (the reminder log) and as a call event.
+    Per invoice and day the calls are the larger of the two counts, so a call is never
+    counted twice and never missed. ``days_since_conversation``: the last call that
+    reached the debtor.
+    """
+    calls = ev[ev["kind"].isin(("contact_attempt", "conversation")).to_numpy(dtype=bool)]
+    if calls.empty:
+        return
+    talk = calls[calls["kind"].eq("conversation").to_numpy(dtype=bool)]
+    if len(talk):
+        since = inv["days_since_conversation"].to_numpy(copy=True)
+        np.minimum.at(since, talk["pos"].to_numpy(), talk["days_ago"].to_numpy())
+        inv["days_since_conversation"] = since
+    since = inv["days_since_last_contact"].to_numpy(copy=True)
+    np.minimum.at(since, calls["pos"].to_numpy(), calls["days_ago"].to_numpy())
+    inv["days_since_last_contact"] = since
+    recent = calls[(calls["days_ago"] < CONTACT_WINDOW_DAYS).to_numpy(dtype=bool)]
+    if recent.empty:
+        return
+    per_day = recent.groupby(["pos", "days_ago"]).size().rename("events")
+    logged = pd.Series(1, index=pd.MultiIndex.from_arrays(
+        [phone_pos, phone_days], names=["pos", "days_ago"])).groupby(level=[0, 1]).size()
+    both = pd.concat([per_day, logged.rename("actions")], axis=1).fillna(0)
+    both = both[both["events"] > 0]
+    extra = (both["events"] - both["actions"]).clip(lower=0).groupby(level=0).sum()
+    add = np.zeros(len(inv), dtype=np.int64)
+    add[extra.index.to_numpy(dtype=np.int64)] = extra.to_numpy(dtype=np.int64)
+    for col in ("calls_last_7_days", "contacts_last_7_days"):
+        inv[col] = inv[col].to_numpy() + add
+
+
+def _disputed_with_events(flag: pd.Series, opened: pd.Series, resolved: pd.Series,
+                          ev: pd.DataFrame, day: pd.Timestamp) -> np.ndarray:
+    """Open disputes from the invoice columns and the dispute events together: the latest
+    opening (a flag without a date opens at the start) against the latest resolution
+    known on ``day``; a resolution dated ``day`` still blocks ``day``."""
+    n = len(flag)
+    start = pd.Timestamp("1900-01-01")  # "opened at some point before any event"
+    col_open = flag.to_numpy(dtype=bool) & (opened.isna() | (opened <= day)).to_numpy(bool)
+    last_open = pd.Series(opened.where(opened.notna(), start).where(col_open),
+                          dtype="datetime64[ns]").reset_index(drop=True)
+    last_res = pd.Series(resolved.where(resolved <= day),
+                         dtype="datetime64[ns]").reset_index(drop=True)
+    for kind, target in (("dispute_opened", last_open), ("dispute_resolved", last_res)):
+        sel = ev[ev["kind"].eq(kind).to_numpy(dtype=bool)]
+        if len(sel):
+            latest = sel.groupby("pos")["when"].max()
+            cur = target.iloc[latest.index.to_numpy()]
+            target.iloc[latest.index.to_numpy()] = np.where(
+                cur.isna() | (cur.to_numpy() < latest.to_numpy()), latest.to_numpy(),
+                cur.to_numpy())
+    lo, lr = last_open.to_numpy(), last_res.to_numpy()
+    has_open = ~np.isnat(lo)
+    out = has_open & (np.isnat(lr) | (lr < lo) | (lr >= np.datetime64(day)))
+    return out.astype(bool).reshape(n)
+
+
+def _add_promises(inv: pd.DataFrame, ev: pd.DataFrame, day: pd.Timestamp) -> None:
+    """The latest promise to pay per invoice; pending through its promised date."""
+    promises = ev[ev["kind"].eq("promise_to_pay").to_numpy(dtype=bool)]
+    if promises.empty:
+        return
+    latest = promises.groupby("pos").tail(1)
+    promised = _dates(latest["promised_date"])
+    rows = latest["pos"].to_numpy()
+    dates = inv["promised_date"].to_numpy(copy=True)
+    dates[rows] = promised.to_numpy(dtype="datetime64[ns]")
+    inv["promised_date"] = dates
+    pending = inv["promise_to_pay_pending"].to_numpy(copy=True)
+    pending[rows] = (promised >= day).to_numpy(dtype=bool)
+    inv["promise_to_pay_pending"] = pending
 
 
 def facts_from_state(state: pd.DataFrame, as_of: date) -> dict[str, np.ndarray]:
@@ -355,6 +482,8 @@ def facts_from_state(state: pd.DataFrame, as_of: date) -> dict[str, np.ndarray]:
         "reminder_fee_agreed": _flag(_optional(state, "reminder_fee_agreed")),
         "milestone_reached": (milestone.isna() | (milestone <= pd.Timestamp(as_of)))
         .to_numpy(dtype=bool),
+        "days_since_conversation": ints("days_since_conversation"),
+        "promise_to_pay_pending": state["promise_to_pay_pending"].to_numpy(dtype=bool),
     }
 
 

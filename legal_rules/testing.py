@@ -47,6 +47,8 @@ NEUTRAL_FACTS: dict[str, Any] = {
     "agency_consent": False,
     "reminder_fee_agreed": False,
     "milestone_reached": True,
+    "days_since_conversation": NEVER_DAYS,
+    "promise_to_pay_pending": False,
 }
 CURRENCY = {"SE": "SEK", "GB": "GBP", "PL": "PLN", "US": "USD"}
 
@@ -240,7 +242,8 @@ def random_fact_rows(ruleset: RuleSet, n: int, seed: int, p_missing: float = 0.0
 
 
 def rows_to_arrays(rows: list[dict[str, Any]], typed: bool = False) -> dict[str, np.ndarray]:
-    """Column arrays for :class:`VectorEvaluator` from row dicts (absent -> None).
+    """Column arrays for :class:`VectorEvaluator` from row dicts (absent -> None, or the
+    fact's neutral default when it has one: an absent key means the same in both engines).
 
     ``typed=True`` uses native dtypes where the column allows it (int64, float64 with NaN for
     missing numbers, bool), the way a simulation would pass facts; otherwise object arrays.
@@ -249,7 +252,8 @@ def rows_to_arrays(rows: list[dict[str, Any]], typed: bool = False) -> dict[str,
 
     out: dict[str, np.ndarray] = {}
     for name, fact in FACTS.items():
-        col = [r.get(name) for r in rows]
+        default = fact.default
+        col = [r[name] if name in r else default for r in rows]
         obj = np.empty(len(col), dtype=object)
         obj[:] = col
         if typed:

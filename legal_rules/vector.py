@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.contract import N_ACTIONS, Action
 from legal_rules.decision import EPOCH, as_date
-from legal_rules.facts import FACTS, fact_problem, native_value
+from legal_rules.facts import FACT_DEFAULTS, FACTS, fact_problem, native_value
 from legal_rules.known import META_KEYS, Vocabulary
 from legal_rules.model import All, Always, AnyOf, Compare, Condition, Not, Rule, RuleSet
 
@@ -105,8 +105,9 @@ class _Encoded:
     def __init__(self, facts: Mapping[str, Any], vocab: Vocabulary):
         self.n = _batch_size(facts)
         self.columns: dict[str, _Column] = {}
-        for name in FACTS:
-            self.columns[name] = _encode(name, facts.get(name), self.n, vocab)
+        for name in FACTS:  # an absent fact with a neutral default gets it (facts.py)
+            raw = facts[name] if name in facts else FACT_DEFAULTS.get(name)
+            self.columns[name] = _encode(name, raw, self.n, vocab)
         _check_regions(self.columns, vocab)
         # rows with input the rules do not know: every action but WAIT is blocked
         invalid: _Mask = any(k not in FACTS and k not in META_KEYS for k in facts)

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_COMMANDS = {
     "generate", "ingest", "export", "train-model", "predict", "customers", "rules",
     "simulate", "evaluate", "train-policy", "demo", "report", "recommend", "review",
-    "record-action", "audit", "forget", "serve", "roi", "pilot", "drift", "retrain", "what-if",
+    "record-action", "record", "audit", "forget", "serve", "roi", "pilot", "drift", "retrain",
+    "what-if",
 }
 # Each package may import only itself and the packages below it (docs/architecture.md).
 LAYERS = ("engine", "legal_rules", "simulations", "policies", "dunning")

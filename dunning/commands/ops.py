@@ -105,11 +105,13 @@ def recommend(
                           "run of a day is the record).")
     _print_run(result, show)
     if letters is not None:
+        from dunning.ops.erasure import register_letter_files
         from dunning.ops.letters import letters_for, write_letters
 
         refused: list[str] = []
         made = letters_for(store, day, credit, ruleset=rec.ruleset, refused=refused)
         paths = write_letters(made, letters, formats)
+        register_letter_files(store, paths)  # so that `dunning forget` reaches them
         console.print(f"{len(made)} letters, {len(paths)} files written to {letters}")
         for reason in refused:  # fail closed: named, not written, never a wrong figure
             console.print(f"[red]letter not rendered: {reason}[/red]", highlight=False)
@@ -226,7 +228,11 @@ def review_approve(
         made = letters_for(_store(db), dt.date.fromisoformat(item["as_of"]),
                            _creditor(creditor, db),
                            actions={item["invoice_id"]: Action.from_channel(item["action"])})
-        for p in write_letters(made, letters, ("txt", "html")):
+        from dunning.ops.erasure import register_letter_files
+
+        written = write_letters(made, letters, ("txt", "html"))
+        register_letter_files(_store(db), written)  # so that `dunning forget` reaches them
+        for p in written:
             console.print(f"letter: {p}")
 
 
@@ -487,14 +493,25 @@ def _store_call(db: Path, fn):  # noqa: ANN001, ANN202
 def forget(
     customer: str = typer.Option(..., "--customer", help="Customer id to erase."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+    letters: list[Path] = typer.Option(None, "--letters", help="Also a folder of letters "
+                                       "rendered before dunning registered them (repeat)."),
     db: Path = DB_OPT,
 ) -> None:
-    """Erase a customer's personal data (GDPR art. 17); keep what the law requires."""
+    """Erase a customer's personal data (GDPR art. 17); keep what the law requires.
+
+    Reaches the store, the audit trail's personal parts, rendered letters (redacted; PDFs
+    deleted) and quarantine files, and lists exactly what it could not reach."""
     from dunning.ops.audit import forget_customer
+    from dunning.ops.erasure import erase_files, personal_values, summary
 
     if not yes:
         typer.confirm(f"Erase the personal data of customer {customer}?", abort=True)
-    report = forget_customer(_store(db), customer)
+    store = _store(db)
+    personal = personal_values(store, customer)
+    report = forget_customer(store, customer)
+    files = erase_files(store, customer, personal, letters or [])
+    for line in summary(files):
+        console.print(line, highlight=False, markup=False)
     console.print(f"customer {customer}: name erased ({report['customer_rows']} row), "
                   f"{report['audit_personal_records']} personal audit fields erased; invoices, "
                   "payments and the audit chain are kept (retention duty); "

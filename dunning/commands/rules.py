@@ -225,17 +225,18 @@ def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day:
 
 
 def _facts_from_store(db: Path, invoice_id: str, as_of: date) -> dict[str, Any]:
-    from engine.store import Store
+    from engine.store import WITH_EVENTS, Store
     from legal_rules.from_tables import facts_for_invoices
 
     if not db.exists():
         raise InputError(f"--db {db}: no such store; run `dunning ingest` first or pass --db")
-    tables = Store(db).tables(as_of=as_of)
+    # only this invoice, its customer and its history: its facts depend on nothing else
+    tables = Store(db).tables(as_of=as_of, names=WITH_EVENTS, invoice_ids=[invoice_id])
     facts = facts_for_invoices(tables, as_of)
     ids = list(facts["invoice_id"])
     if invoice_id not in ids:
         raise InputError(f"--invoice {invoice_id!r}: no such invoice in {db} on {as_of} "
-                         f"(known invoices: {len(ids)})")
+                         "(unknown id, or issued after that date)")
     i = ids.index(invoice_id)
     return {k: (v[i].item() if hasattr(v[i], "item") else v[i]) for k, v in facts.items()}
 

@@ -102,11 +102,12 @@ def legal_decisions(store: Store, actions: Mapping[str, Action], day: dt.date,
     and ``state["is_open"]`` tells. Sorted by invoice id.
     """
     from dunning.ops.recommend import compiled_rules, invoice_state, legal_facts
+    from engine.store import WITH_EVENTS
     from legal_rules.from_tables import invoice_states
 
     if not actions:
         return []
-    tables = store.tables(as_of=day)
+    tables = store.tables(as_of=day, names=WITH_EVENTS)  # recorded events decide too
     state = invoice_state(tables, day) if open_only else invoice_states(tables, day)
     state = state[state["invoice_id"].isin(list(actions))].reset_index(drop=True)
     missing = sorted(set(actions) - set(state["invoice_id"]))

@@ -341,7 +341,9 @@ class Recommender:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         step = _Stopwatch(timings, progress)
-        tables = self.store.tables(as_of=as_of)
+        from engine.store import WITH_EVENTS
+
+        tables = self.store.tables(as_of=as_of, names=WITH_EVENTS)
         state = invoice_state(tables, as_of)
         step("load")
         with self.store.connect() as con:

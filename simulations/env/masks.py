@@ -158,6 +158,9 @@ def legal_facts(batch: InvoiceBatch, state: EnvState, cal: CalendarDay,
         "agency_consent": batch.agency_consent,
         "reminder_fee_agreed": batch.reminder_fee_agreed,
         "milestone_reached": day >= batch.milestone_day,
+        # the simulated debtor neither promises nor talks on the phone: neutral values
+        "days_since_conversation": np.full(len(day), NEVER_DAYS, dtype=np.int64),
+        "promise_to_pay_pending": np.zeros(len(day), dtype=bool),
     }
     if strings is None:
         facts.update({

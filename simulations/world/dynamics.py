@@ -385,6 +385,9 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
         "agency_consent": params.agency_consent.copy(),
         "reminder_fee_agreed": params.reminder_fee_agreed.copy(),
         "milestone_reached": days_overdue >= params.milestone_offset,
+        # the simulated debtor neither promises nor talks on the phone: neutral values
+        "days_since_conversation": np.full(len(day), NEVER_DAYS, dtype=np.int64),
+        "promise_to_pay_pending": np.zeros(len(day), dtype=bool),
     }
 
 

@@ -347,6 +347,8 @@ def _customers_table(sc: Scenario, cust: dict, c_seg: np.ndarray, c_jur: np.ndar
         "reminder_fee_agreed": _bool_str(cust["reminder_fee_agreed"]),
         "agency_consent": _bool_str(cust["agency_consent"]),
         "opted_out_channels": opted,
+        "email": "",  # contact data is not simulated (and would be personal data)
+        "address": "",
     })
     return df[list(CUSTOMERS.column_names)]
 
