@@ -781,11 +781,13 @@ def create_app(config: ApiConfig) -> Any:
                 "audit_seq": done.audit_seq, "decided_by": done.decided_by}
 
     # -- events ------------------------------------------------------------------------
-    @app.post("/events", tags=["events"])
+    @app.post("/events", tags=["events"], responses=_errors(*AUTH_ERRORS, 403))
     def record_event(body: EventBody, who: Reviewer) -> dict:
         """Record what happened after a recommendation (reviewer role); audited under the
         token's name. 422 with the reason for an unknown invoice/customer, a bad date or
         amount; ``recorded`` false when the same event was recorded before."""
+        bounded("body.effective_date", body.effective_date)
+        bounded("body.promised_date", body.promised_date)
         from dunning.ops.events import record
         from engine.events import Event
 

@@ -144,10 +144,10 @@ def test_a_conversation_feeds_the_us_call_rule_and_attempts_count_as_calls(store
     assert f2["days_since_conversation"][list(f2["invoice_id"]).index("I4")] == 7
 
 
-def test_a_call_logged_as_action_and_as_event_counts_once(store) -> None:
-    from dunning.ops.recommend import record_action
-
-    record_action(store, "I4", "phone", D - dt.timedelta(days=1))
+def test_a_call_logged_as_action_and_as_event_counts_once(store, plant_actions,
+                                                          tmp_path) -> None:
+    # the ERP's action export (a Sunday call: what happened, not what dunning would allow)
+    plant_actions(store.path, [("I4", "phone", D - dt.timedelta(days=1))], tmp_path)
     record(store, Event("conversation", D - dt.timedelta(days=1), invoice_id="I4"))
     assert state(store, D).loc["I4", "calls_last_7_days"] == 1
 

@@ -12,8 +12,8 @@ from dunning.api import ApiConfig, create_app, load_tokens
 from engine.store import WITH_EVENTS, Store
 from legal_rules.from_tables import invoice_states
 
-READ = "read-token-0123456789abcdef"
-REVIEW = "review-token-0123456789abcdef"
+READ = "rd-ev-Kp3wQ9zLm2XvT7bN5sRc8HyJ4fGu6aDe"
+REVIEW = "rv-ev-Wt6yP1nMq8ZkL3xV9cBh5DsF2jRg7uEa"
 
 
 @pytest.fixture
