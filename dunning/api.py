@@ -584,6 +584,9 @@ def create_app(config: ApiConfig) -> Any:
             pdf = html_to_pdf(made[0].html, Path(tmp) / "letter.pdf")
             return Response(pdf.read_bytes(), media_type="application/pdf")
 
+    from dunning.workspace import mount_workspace  # the browser pages under /ui
+
+    mount_workspace(app, state, _RULES_LOCK)
     return BodyLimit(app, config.max_body_bytes)
 
 
