@@ -1,0 +1,214 @@
+"""The workspace over real HTTP (uvicorn on 127.0.0.1, httpx): sessions, CSRF, roles, CSP,
+escaping, the worklist's SQL filters against the stored rows, review decisions in the audit
+trail, the rules browser and the explain form against the rules engine itself."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from dunning.workspace.routes import CSP, _cell
+from dunning.workspace.session import SESSION_COOKIE, Sessions, session_secret
+from engine.errors import InputError
+
+from .conftest import HOSTILE, HOSTILE_ID, READ, REVIEW, make_workspace_app
+
+
+@pytest.fixture
+def site(workspace_db, serve, tmp_path):
+    with serve(make_workspace_app(workspace_db, tmp_path)) as url:
+        yield url, workspace_db
+
+
+@contextlib.contextmanager
+def login(url: str, token: str) -> Iterator[httpx.Client]:
+    """A client logged in through the login form (nonce cookie + CSRF field)."""
+    with httpx.Client(base_url=url, timeout=30) as client:
+        form = client.get("/ui/login")
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+        r = client.post("/ui/login", data={"csrf": csrf, "token": token, "next": "/ui/"})
+        assert r.status_code == 303 and r.headers["location"] == "/ui/", r.text
+        yield client
+
+
+def csrf_of(html: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+
+def test_login_session_cookie_csrf_and_logout(site):
+    url, _ = site
+    with httpx.Client(base_url=url, timeout=30) as anon:
+        r = anon.get("/ui/")
+        assert r.status_code == 303 and r.headers["location"].startswith("/ui/login")
+        assert anon.get("/").headers["location"] == "/ui/"
+        page = anon.get("/ui/login")
+        assert page.headers["content-security-policy"] == CSP
+        # no CSRF field / a forged one: refused before the token is even looked at
+        assert anon.post("/ui/login", data={"token": REVIEW}).status_code == 403
+        assert anon.post("/ui/login", data={"token": REVIEW, "csrf": "x" * 30}).status_code == 403
+        bad = anon.post("/ui/login", data={"token": "n" * 30, "csrf": csrf_of(page.text)})
+        assert bad.status_code == 401 and "Unknown token" in bad.text
+        assert SESSION_COOKIE not in anon.cookies
+        # a cookie signed with another secret is no session
+    forged = Sessions({REVIEW: object()}, b"k" * 32).login(REVIEW)[1]
+    with httpx.Client(base_url=url, cookies={SESSION_COOKIE: forged}) as other:
+        assert other.get("/ui/").status_code == 303
+    with login(url, REVIEW) as client:
+        _logged_in_flow(client)
+
+
+def _logged_in_flow(client: httpx.Client) -> None:
+    cookie = next(h for h in client.cookies.jar if h.name == SESSION_COOKIE)
+    assert cookie.has_nonstandard_attr("HttpOnly")
+    assert (cookie.get_nonstandard_attr("SameSite") or "").lower() == "strict"
+    assert REVIEW not in cookie.value  # the token never travels in the cookie
+    page = client.get("/ui/")
+    assert page.status_code == 200 and "alice (reviewer)" in page.text
+    for header in ("content-security-policy", "x-frame-options", "x-content-type-options"):
+        assert header in page.headers
+    assert client.post("/ui/logout", data={"csrf": "wrong"}).status_code == 403
+    r = client.post("/ui/logout", data={"csrf": csrf_of(page.text)})
+    assert r.status_code == 303 and SESSION_COOKIE not in client.cookies
+    assert client.get("/ui/").status_code == 303
+
+
+def test_session_secret_from_env_or_file_never_short(tmp_path):
+    assert session_secret({"DUNNING_SESSION_SECRET": "s" * 40}) == b"s" * 40
+    f = tmp_path / "secret"
+    f.write_text("f" * 32 + "\n")
+    assert session_secret({"DUNNING_SESSION_SECRET_FILE": str(f)}) == b"f" * 32
+    assert session_secret({}) != session_secret({})  # random per start
+    with pytest.raises(InputError, match="at least 32"):
+        session_secret({"DUNNING_SESSION_SECRET": "short"})
+
+
+def test_hostile_names_are_escaped_everywhere(site):
+    url, _ = site
+    with login(url, READ) as client:
+        listing = client.get("/ui/", params={"q": "script"})
+        assert HOSTILE_ID in listing.text
+        assert "<script>alert" not in listing.text
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &lt;b&gt;Co&lt;/b&gt;" \
+            in listing.text
+        page = client.get(f"/ui/customers/{HOSTILE_ID}")
+        assert page.status_code == 200 and "<script>alert" not in page.text
+        assert "<b>Co</b>" not in page.text
+        assert client.get("/ui/customers/%3Cscript%3E").status_code == 404
+    assert _cell("=HYPERLINK(\"http://x\")") == "'=HYPERLINK(\"http://x\")"
+    assert _cell("+1") == "'+1" and _cell("Acme") == "Acme"
+
+
+def _stored(db):
+    from dunning.ops.recommend import stored_recommendations
+    from engine.store import Store
+
+    store = Store(db)
+    with store.connect() as con:
+        recs = stored_recommendations(con)
+    inv = store.tables()["invoices"][["invoice_id", "amount"]]
+    return recs.merge(inv, on="invoice_id")
+
+
+def test_worklist_filters_sort_and_paging_match_the_stored_rows(site):
+    url, db = site
+    recs = _stored(db)
+    with login(url, READ) as client:
+        total = int(re.search(r'id="total">(\d+)<', client.get("/ui/").text).group(1))
+        assert total == len(recs)
+        want = recs[(recs["action"] == "email") & (recs["p_on_time"] < 0.5)
+                    & (recs["amount"] >= 500)]
+        r = client.get("/ui/", params={"action": "email", "risk": "at_risk",
+                                        "min_amount": "500", "sort": "amount", "dir": "desc"})
+        assert int(re.search(r'id="total">(\d+)<', r.text).group(1)) == len(want) > 0
+        shown = re.findall(r"<td>(I\d{8})</td>", r.text)
+        assert shown == want.sort_values(["amount", "invoice_id"], ascending=[False, True]
+                                         )["invoice_id"].head(50).tolist()
+        # paging: page 2 continues page 1 in the same order, without overlap
+        p1 = re.findall(r"<td>(I\d{8})</td>", client.get("/ui/", params={"sort": "invoice"}).text)
+        p2 = re.findall(r"<td>(I\d{8})</td>", client.get(
+            "/ui/", params={"sort": "invoice", "page": 2}).text)
+        assert p1 + p2 == sorted(recs["invoice_id"])[:len(p1) + len(p2)] and len(p1) == 50
+        # the CSV export has the same filter and every matching row
+        export = client.get("/ui/worklist.csv", params={"action": "email", "risk": "at_risk",
+                                                        "min_amount": "500"})
+        rows = list(csv.DictReader(io.StringIO(export.text)))
+        assert sorted(r["invoice_id"] for r in rows) == sorted(want["invoice_id"])
+        assert {r["late_risk"] for r in rows} == {"True"}
+        bad = client.get("/ui/", params={"risk": "nope", "sort": "drop table"})
+        assert bad.status_code == 200 and "risk: &#39;nope&#39; is not one of" in bad.text
+
+
+def test_review_decisions_need_the_role_csrf_and_a_reason(site):
+    from dunning.ops.audit import AuditLog
+    from engine.store import Store
+
+    url, db = site
+    with login(url, READ) as reader:
+        page = reader.get("/ui/review")
+        rid = re.search(r'id="review-(R-[0-9a-f]{10})"', page.text).group(1)
+        assert "Approve" not in page.text and 'id="read-only"' in page.text
+        denied = reader.post(f"/ui/review/{rid}", data={
+            "csrf": csrf_of(page.text), "decision": "approve", "reason": "looks fine"})
+        assert denied.status_code == 403 and "reviewer" in denied.text
+    with login(url, REVIEW) as rev:
+        page = rev.get("/ui/review")
+        assert "Approve" in page.text
+        token = csrf_of(page.text)
+        no_csrf = rev.post(f"/ui/review/{rid}", data={"decision": "approve", "reason": "ok ok"})
+        assert no_csrf.status_code == 403
+        no_reason = rev.post(f"/ui/review/{rid}", data={"csrf": token, "decision": "approve",
+                                                        "reason": "  "})
+        assert no_reason.status_code == 422
+        with Store(db).connect() as con:
+            assert not AuditLog(con).records(kind="review")  # nothing decided so far
+        ok = rev.post(f"/ui/review/{rid}", data={"csrf": token, "decision": "approve",
+                                                 "reason": "customer agreed <b>by phone</b>"},
+                      headers={"HX-Request": "true"})
+        assert ok.status_code == 200 and "approved" in ok.text and "alice" in ok.text
+        assert "<b>by phone</b>" not in rev.get(f"/ui/review/{rid}").text
+        again = rev.post(f"/ui/review/{rid}", data={"csrf": token, "decision": "reject",
+                                                    "reason": "changed my mind"})
+        assert again.status_code == 409
+    with Store(db).connect() as con:
+        recs = AuditLog(con).records(kind="review")
+    assert len(recs) == 1
+    assert recs[0]["payload"]["review_id"] == rid and recs[0]["payload"]["reviewer"] == "alice"
+    assert recs[0]["personal"]["reason"] == "customer agreed <b>by phone</b>"
+
+
+def test_rules_page_and_explain_agree_with_the_rules_engine(site, as_of):
+    from dunning.ops.recommend import compiled_rules
+    from legal_rules.testing import NEUTRAL_FACTS, run_rule_tests
+
+    url, _ = site
+    ruleset, _, durable = compiled_rules()
+    failed = sum(not r.passed for r in run_rule_tests(ruleset))
+    with login(url, READ) as client:
+        page = client.get("/ui/rules")
+        assert all(f'id="{r.id}"' in page.text for r in ruleset.rules)
+        assert f"{failed} failed" in page.text
+        form = client.get("/ui/rules/explain")
+        facts = {f"fact_{k}": ("true" if v is True else "false" if v is False else str(v))
+                 for k, v in NEUTRAL_FACTS.items()}
+        facts.update(fact_reminders_sent="0", fact_days_overdue="3")
+        body = {"csrf": csrf_of(form.text), "action": "letter", "as_of": "2026-03-02", **facts}
+        r = client.post("/ui/rules/explain", data=body)
+        typed = {**NEUTRAL_FACTS, "reminders_sent": 0, "days_overdue": 3}
+        want = durable.decide(typed, "letter", "2026-03-02", explain=True)
+        status = re.search(r'id="decision-status"[^>]*>([^<]+)<', r.text).group(1)
+        assert status == want.status.upper().replace("_", " ")
+        for h in want.fired:
+            assert f'href="/ui/rules#{h.rule_id}"' in r.text
+        # an unknown fact fails closed and the page says which rule could not be evaluated
+        missing = client.post("/ui/rules/explain", data={**body, "fact_days_overdue": ""})
+        assert "BLOCKED" in missing.text or "VETOED" in missing.text
+        bad = client.post("/ui/rules/explain", data={**body, "fact_days_overdue": "ten"})
+        assert bad.status_code == 422 and "days_overdue: &#39;ten&#39; is not a whole number" \
+            in bad.text
+        assert client.post("/ui/rules/explain", data={**body, "csrf": "x"}).status_code == 403
