@@ -17,6 +17,7 @@ from typing import Any
 from engine.errors import InputError
 
 PAGE_SIZE = 50
+_FAR = dt.date(9999, 12, 31)  # "no day yet": everything in the store
 MAX_TEXT = 80
 
 # Legal status shown for a stored recommendation status (dunning.ops.recommend.STATUSES).
@@ -219,30 +220,33 @@ def customer(con: Any, customer_id: str, day: dt.date | None,
         open_rows = [_decorate(dict(zip(names, v, strict=True)), threshold)
                      for v in cur.fetchall()]
     open_ids = {r["invoice_id"] for r in open_rows}
-    past = _past_invoices(con, customer_id, open_ids)
+    past = _past_invoices(con, customer_id, open_ids, day or _FAR)
     return {"info": info, "open": open_rows, "past": past,
             "buckets": _buckets(open_rows, threshold),
             "history": history_summary(past),
-            "timeline": timeline(con, customer_id)}
+            "timeline": timeline(con, customer_id, day or _FAR)}
 
 
-def _past_invoices(con: Any, customer_id: str, open_ids: set[str]) -> list[dict[str, Any]]:
-    """The customer's invoices not open today, newest first, with payment, days late and the
-    probabilities of their latest stored recommendation (if any)."""
+def _past_invoices(con: Any, customer_id: str, open_ids: set[str],
+                   day: dt.date) -> list[dict[str, Any]]:
+    """The customer's invoices issued by ``day`` and not open on it, newest first, with
+    payment (as known on ``day``), days late and the probabilities of their latest stored
+    recommendation up to ``day`` (if any)."""
     cur = con.execute("""
         SELECT i.invoice_id, i.invoice_date, i.due_date, i.amount, i.currency, i.disputed,
                p.paid_on, p.paid, p.paid_on - i.due_date AS days_late,
                rec.p_on_time, rec.p_late, rec.p_very_late
         FROM invoices i
         LEFT JOIN (SELECT invoice_id, max(payment_date) AS paid_on, sum(amount) AS paid
-                   FROM payments GROUP BY invoice_id) p ON p.invoice_id = i.invoice_id
+                   FROM payments WHERE payment_date <= ? GROUP BY invoice_id) p
+               ON p.invoice_id = i.invoice_id
         LEFT JOIN (SELECT invoice_id, arg_max(p_on_time, as_of) AS p_on_time,
                           arg_max(p_late, as_of) AS p_late,
                           arg_max(p_very_late, as_of) AS p_very_late
-                   FROM ops_recommendations WHERE customer_id = ? GROUP BY invoice_id) rec
-               ON rec.invoice_id = i.invoice_id
-        WHERE i.customer_id = ? ORDER BY i.due_date DESC, i.invoice_id""",
-                      [customer_id, customer_id])
+                   FROM ops_recommendations WHERE customer_id = ? AND as_of <= ?
+                   GROUP BY invoice_id) rec ON rec.invoice_id = i.invoice_id
+        WHERE i.customer_id = ? AND i.invoice_date <= ?
+        ORDER BY i.due_date DESC, i.invoice_id""", [day, customer_id, day, customer_id, day])
     names = [d[0] for d in cur.description]
     return [row for row in (dict(zip(names, v, strict=True)) for v in cur.fetchall())
             if row["invoice_id"] not in open_ids]
@@ -289,36 +293,38 @@ def payment_points(past: list[dict[str, Any]]) -> list[tuple[dt.date, int]]:
                   if r["paid_on"] is not None and r["days_late"] is not None)
 
 
-def timeline(con: Any, customer_id: str, limit: int = 200) -> list[dict[str, Any]]:
+def timeline(con: Any, customer_id: str, until: dt.date,
+             limit: int = 200) -> list[dict[str, Any]]:
     """Reminders (and letters, calls, notices, agency), complaints, disputes, payments and
-    review decisions of a customer, newest first: ``{day, kind, invoice_id, text}``."""
+    review decisions of a customer dated on or before ``until`` (the worklist's day: the page
+    shows what was known then), newest first: ``{day, kind, invoice_id, text}``."""
     events: list[dict[str, Any]] = []
-    for day, inv, channel, complaint, by in con.execute(
+    for when, inv, channel, complaint, by in con.execute(
             "SELECT a.action_date, a.invoice_id, a.channel, a.complaint, a.decided_by "
             "FROM actions a JOIN invoices i ON i.invoice_id = a.invoice_id "
-            "WHERE i.customer_id = ?", [customer_id]).fetchall():
+            "WHERE i.customer_id = ? AND a.action_date <= ?", [customer_id, until]).fetchall():
         kind = "letter" if channel in ("letter", "final_notice") else "reminder"
         text = channel.replace("_", " ") + (f" (by {by})" if by else "")
-        events.append({"day": day, "kind": kind, "invoice_id": inv, "text": text})
+        events.append({"day": when, "kind": kind, "invoice_id": inv, "text": text})
         if complaint:
-            events.append({"day": day, "kind": "complaint", "invoice_id": inv,
+            events.append({"day": when, "kind": "complaint", "invoice_id": inv,
                            "text": f"complaint after the {channel.replace('_', ' ')}"})
     cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                       "WHERE table_name = 'invoices'").fetchall()}
     resolved = "dispute_resolved" if "dispute_resolved" in cols else "NULL"
     for inv, opened, closed in con.execute(
             f"SELECT invoice_id, dispute_opened, {resolved} FROM invoices WHERE customer_id = ? "
-            "AND dispute_opened IS NOT NULL", [customer_id]).fetchall():
+            "AND dispute_opened <= ?", [customer_id, until]).fetchall():
         events.append({"day": opened, "kind": "dispute", "invoice_id": inv,
                        "text": "dispute opened"})
-        if closed is not None:
+        if closed is not None and closed <= until:
             events.append({"day": closed, "kind": "dispute", "invoice_id": inv,
                            "text": "dispute resolved"})
-    for inv, day, amount, currency in con.execute(
+    for inv, when, amount, currency in con.execute(
             "SELECT p.invoice_id, p.payment_date, p.amount, i.currency FROM payments p "
-            "JOIN invoices i ON i.invoice_id = p.invoice_id WHERE i.customer_id = ?",
-            [customer_id]).fetchall():
-        events.append({"day": day, "kind": "payment", "invoice_id": inv,
+            "JOIN invoices i ON i.invoice_id = p.invoice_id WHERE i.customer_id = ? "
+            "AND p.payment_date <= ?", [customer_id, until]).fetchall():
+        events.append({"day": when, "kind": "payment", "invoice_id": inv,
                        "text": f"paid {amount:,.2f} {currency}"})
     if _has_table(con, "ops_audit_log"):
         for as_of, inv, payload in con.execute(

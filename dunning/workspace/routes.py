@@ -46,7 +46,7 @@ STATIC = {"htmx.min.js": "text/javascript; charset=utf-8",
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                    "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+                    "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
                     "Cache-Control": "no-store"}
 MAX_FORM_FIELD = 4000
 CHANNELS = ("email", "letter", "phone", "final_notice", "agency")
@@ -96,8 +96,8 @@ class Workspace:
 
     def error(self, request: Request, session: Session | None, status: int,
               message: str) -> HTMLResponse:
-        return self.render(request, "error.html.j2", session, http_status=status, status_code=status,
-                           message=message)
+        return self.render(request, "error.html.j2", session, http_status=status,
+                           status_code=status, message=message)
 
     @staticmethod
     def redirect(url: str) -> RedirectResponse:
@@ -122,10 +122,17 @@ class Workspace:
         return {k: v[-1][:MAX_FORM_FIELD] for k, v in parsed.items()}
 
     def same_origin(self, request: Request) -> bool:
-        """A browser's Origin header, when sent, names this server (defence beside CSRF)."""
+        """The browser says the POST comes from this server's own pages (defence beside the
+        CSRF token): ``Sec-Fetch-Site``, when sent, is same-origin; ``Origin``, when sent,
+        names this host (``null`` only with a same-origin fetch site)."""
+        site = request.headers.get("sec-fetch-site")
+        if site is not None and site not in ("same-origin", "none"):
+            return False
         origin = request.headers.get("origin")
-        if not origin or origin == "null":
-            return origin is None
+        if origin is None:
+            return True
+        if origin == "null":
+            return site == "same-origin"
         return urllib.parse.urlsplit(origin).netloc == request.headers.get("host", "")
 
 
@@ -449,14 +456,15 @@ def _show(value: Any) -> str:
 
 def _parse_facts(values: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
     """Form strings to typed facts (``legal_rules.facts.FACTS``); empty = missing (the
-    decision then fails closed and says so). Returns ``(facts, problems)``."""
+    decision then fails closed and says so), except ``region`` where empty means none.
+    Returns ``(facts, problems)``."""
     from legal_rules.facts import FACTS
 
     facts: dict[str, Any] = {}
     problems: list[str] = []
     for name, text in values.items():
-        if text == "":
-            continue
+        if text == "" and name != "region":
+            continue  # unknown; ('' is a region's "none", not unknown)
         kind = FACTS[name].type
         try:
             if kind == "int":

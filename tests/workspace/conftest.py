@@ -21,7 +21,7 @@ HOSTILE_ID = "C000038"
 def build_workspace_store(folder: Path) -> Path:
     """Ingest the tables (customer ``HOSTILE_ID`` named :data:`HOSTILE`), train a small
     payment model (30 trees, seeded) and run the day's recommendations; return the db path."""
-    from dunning.ops.recommend import Recommender, load_payment_model
+    from dunning.ops.recommend import Recommender, load_payment_model, record_action
     from engine.features import build_training_frame
     from engine.ingest import ingest
     from engine.models import PaymentModel
@@ -38,6 +38,12 @@ def build_workspace_store(folder: Path) -> Path:
     db = folder / "store" / "dunning.duckdb"
     assert ingest(files, db=db).quarantined == 0
     store = Store(db)
+    # two emails to the hostile customer: one known on the day, one after it (not shown)
+    inv = tables["invoices"]
+    mine = inv[(inv["customer_id"] == HOSTILE_ID) & (inv["due_date"] < "2024-11-01")]
+    reminded = str(mine["invoice_id"].iloc[-1])
+    record_action(store, reminded, "email", AS_OF - dt.timedelta(days=5), "clerk")
+    record_action(store, reminded, "email", AS_OF + dt.timedelta(days=3), "clerk")
     tf = build_training_frame(store.tables(as_of=AS_OF), AS_OF)
     PaymentModel(n_estimators=30, random_state=0).fit(tf.X, tf.days_late, order=tf.ref_day) \
         .save(folder / "model")

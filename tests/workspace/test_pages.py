@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import io
 import re
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from dunning.workspace.routes import CSP, _cell
 from dunning.workspace.session import SESSION_COOKIE, Sessions, session_secret
 from engine.errors import InputError
 
-from .conftest import HOSTILE, HOSTILE_ID, READ, REVIEW, make_workspace_app
+from .conftest import HOSTILE_ID, READ, REVIEW, make_workspace_app
 
 
 @pytest.fixture
@@ -212,3 +213,23 @@ def test_rules_page_and_explain_agree_with_the_rules_engine(site, as_of):
         assert bad.status_code == 422 and "days_overdue: &#39;ten&#39; is not a whole number" \
             in bad.text
         assert client.post("/ui/rules/explain", data={**body, "csrf": "x"}).status_code == 403
+
+
+def test_customer_page_expected_amounts_and_only_what_was_known_on_the_day(site, as_of):
+    url, db = site
+    recs = _stored(db)
+    mine = recs[recs["customer_id"] == HOSTILE_ID]
+    assert len(mine) > 0
+    on_time = float((mine["amount"] * mine["p_on_time"]).sum())
+    very_late = float((mine["amount"] * mine["p_very_late"]).sum())
+    with login(url, READ) as client:
+        page = client.get(f"/ui/customers/{HOSTILE_ID}").text
+    assert f"{on_time:,.2f}" in page and f"{very_late:,.2f}" in page
+    share = on_time / float(mine["amount"].sum())
+    assert ("expected on time" in page) == (share < 0.5)
+    days = re.findall(r"<time>(\d{4}-\d{2}-\d{2})</time>", page)
+    assert days and max(days) <= as_of.isoformat()  # the store runs past the day: not shown
+    reminders = re.findall(r'<li class="t-reminder"><time>([0-9-]+)</time>', page)
+    assert reminders == [(as_of - dt.timedelta(days=5)).isoformat()]
+    assert all(inv in page for inv in mine["invoice_id"])
+    assert "Payment history:</strong>" in page and "nan" not in page.lower().split()
