@@ -141,10 +141,10 @@ r.action, r.status, r.reason, r.vetoes, r.review_id
 
 
 def latest_day(con: Any) -> dt.date | None:
-    """The latest day with stored recommendations (None before the first run)."""
-    from dunning.ops.recommend import ensure_schema
-
-    ensure_schema(con)
+    """The latest day with stored recommendations (None before the first run). Reads only:
+    a page view never writes (not even the schema)."""
+    if not _has_table(con, "ops_recommendations"):
+        return None
     return con.execute("SELECT max(as_of) FROM ops_recommendations").fetchone()[0]
 
 
@@ -237,16 +237,19 @@ def _past_invoices(con: Any, customer_id: str, open_ids: set[str],
                p.paid_on, p.paid, p.paid_on - i.due_date AS days_late,
                rec.p_on_time, rec.p_late, rec.p_very_late
         FROM invoices i
-        LEFT JOIN (SELECT invoice_id, max(payment_date) AS paid_on, sum(amount) AS paid
-                   FROM payments WHERE payment_date <= ? GROUP BY invoice_id) p
-               ON p.invoice_id = i.invoice_id
+        LEFT JOIN (SELECT pay.invoice_id, max(pay.payment_date) AS paid_on,
+                          sum(pay.amount) AS paid
+                   FROM payments pay JOIN invoices own ON own.invoice_id = pay.invoice_id
+                   WHERE own.customer_id = ? AND pay.payment_date <= ?
+                   GROUP BY pay.invoice_id) p ON p.invoice_id = i.invoice_id
         LEFT JOIN (SELECT invoice_id, arg_max(p_on_time, as_of) AS p_on_time,
                           arg_max(p_late, as_of) AS p_late,
                           arg_max(p_very_late, as_of) AS p_very_late
                    FROM ops_recommendations WHERE customer_id = ? AND as_of <= ?
                    GROUP BY invoice_id) rec ON rec.invoice_id = i.invoice_id
         WHERE i.customer_id = ? AND i.invoice_date <= ?
-        ORDER BY i.due_date DESC, i.invoice_id""", [day, customer_id, day, customer_id, day])
+        ORDER BY i.due_date DESC, i.invoice_id""",
+                      [customer_id, day, customer_id, day, customer_id, day])
     names = [d[0] for d in cur.description]
     return [row for row in (dict(zip(names, v, strict=True)) for v in cur.fetchall())
             if row["invoice_id"] not in open_ids]
@@ -348,10 +351,7 @@ def review_items(con: Any, status: str, sort: str, desc: bool,
                  limit: int = 500) -> list[dict[str, Any]]:
     """Review items of ``status`` (or all) with amount, currency, customer name and the
     P(on time) of the recommendation that raised them, sorted by a :data:`REVIEW_SORTS` key."""
-    from dunning.ops.recommend import ensure_schema
-
-    ensure_schema(con)
-    if not _has_table(con, "ops_review_queue"):
+    if not _has_table(con, "ops_review_queue") or not _has_table(con, "ops_recommendations"):
         return []
     where, args = "", []
     if status != "all":

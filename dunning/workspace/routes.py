@@ -71,6 +71,64 @@ def templates() -> Any:
     return env
 
 
+class KeepOpen:
+    """One idle DuckDB connection held while pages are being served.
+
+    DuckDB keeps a database file loaded in a process only while a connection to it is open;
+    opening it again costs tens of milliseconds (catalog load, checkpoint on close), more
+    than a page's queries. So the first request opens this connection and it is closed
+    again ``idle_s`` seconds after the last request: between bursts of page views the file
+    is free for other processes (the CLI, a nightly run), as before the workspace.
+    """
+
+    def __init__(self, path: Path, idle_s: float = 5.0) -> None:
+        import atexit
+
+        self.path, self.idle_s = path, idle_s
+        self._con: Any = None
+        self._last = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        # closed before the interpreter abandons daemon threads: a thread cut off inside
+        # DuckDB's C++ code at exit aborts the process
+        atexit.register(self.close)
+
+    def touch(self) -> None:
+        import time
+
+        import duckdb
+
+        with self._lock:
+            self._last = time.monotonic()
+            if self._con is not None or self._stop.is_set():
+                return
+            try:
+                self._con = duckdb.connect(str(self.path))
+            except duckdb.Error:  # another process holds the file: serve without it
+                return
+            threading.Thread(target=self._close_when_idle, daemon=True).start()
+
+    def _close_when_idle(self) -> None:
+        import time
+
+        while not self._stop.wait(self.idle_s / 2):
+            with self._lock:
+                if self._con is None:
+                    return
+                if time.monotonic() - self._last >= self.idle_s:
+                    self._con.close()
+                    self._con = None
+                    return
+
+    def close(self) -> None:
+        """Close the connection now and keep it closed."""
+        self._stop.set()
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+
 class Workspace:
     """Request handling shared by the pages: sessions, rendering, the store.
 
@@ -86,6 +144,18 @@ class Workspace:
         self.sessions = Sessions(state.config.tokens, secret)
         self.threshold = threshold
         self.env = templates()
+        self.keep_open = KeepOpen(state.store.path)
+        self._facets: dict[Any, tuple[float, dict[str, list[str]]]] = {}
+
+    def facets(self, con: Any, day: dt.date) -> dict[str, list[str]]:
+        """The filter's segment and jurisdiction choices of ``day``, cached for 30 s."""
+        import time
+
+        hit = self._facets.get(day)
+        if hit is None or time.monotonic() - hit[0] > 30:
+            hit = (time.monotonic(), queries.facets(con, day))
+            self._facets = {day: hit}
+        return hit[1]
 
     # -- responses --------------------------------------------------------------------------
     def render(self, request: Request, name: str, session: Session | None,
@@ -113,7 +183,11 @@ class Workspace:
         return self.redirect(url)
 
     def session(self, request: Request) -> Session | None:
-        return self.sessions.session(request.cookies.get(SESSION_COOKIE))
+        """The request's session (None: not logged in); keeps the store loaded meanwhile."""
+        session = self.sessions.session(request.cookies.get(SESSION_COOKIE))
+        if session is not None:
+            self.keep_open.touch()
+        return session
 
     async def form(self, request: Request) -> dict[str, str]:
         """The url-encoded body of a POST (last value of each field, length-limited)."""
@@ -210,7 +284,7 @@ def make_router(ws: Workspace) -> APIRouter:
             total, rows, choices = 0, [], {"segment": [], "jurisdiction": []}
             if day is not None:
                 total, rows = queries.worklist(con, day, f, ws.threshold)
-                choices = queries.facets(con, day)
+                choices = ws.facets(con, day)
         pages = max(1, -(-total // queries.PAGE_SIZE))
         name = "worklist_rows.html.j2" if request.headers.get("hx-request") else \
             "worklist.html.j2"
