@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,19 +159,38 @@ def worklist(con: Any, day: dt.date, f: WorklistFilter, threshold: float,
     """
     conds, args = f.where(threshold)
     where = " AND ".join(["r.as_of = ?", *conds])
-    total = con.execute(f"SELECT count(*) {_WORKLIST_FROM} WHERE {where}",
-                        [day, *args]).fetchone()[0]
     order = f"{WORKLIST_SORTS[f.sort]} {'DESC' if f.desc else 'ASC'} NULLS LAST, r.invoice_id"
-    sql = f"SELECT {_WORKLIST_COLUMNS} {_WORKLIST_FROM} WHERE {where} ORDER BY {order}"
-    page_args: list[Any] = []
-    if limit is not None:
-        sql += " LIMIT ? OFFSET ?"
-        page_args = [limit, (f.page - 1) * limit]
-    cur = con.execute(sql, [day, *args, *page_args])
+    # Count and page over the tables the filter and sort need (most filters need no join);
+    # then read the page's rows, with their JSON columns, by id.
+    joins = _joins(where + order)
+    total = con.execute(f"SELECT count(*) {joins} WHERE {where}", [day, *args]).fetchone()[0]
+    if limit is None:
+        cur = con.execute(f"SELECT {_WORKLIST_COLUMNS} {_WORKLIST_FROM} WHERE {where} "
+                          f"ORDER BY {order}", [day, *args])
+        names = [d[0] for d in cur.description]
+        return int(total), [_decorate(dict(zip(names, v, strict=True)), threshold)
+                            for v in cur.fetchall()]
+    overdue = ", r.as_of - i.due_date AS days_overdue" if "days_overdue" in order else ""
+    ids = [r[0] for r in con.execute(
+        f"SELECT r.invoice_id{overdue} {joins} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+        [day, *args, limit, (f.page - 1) * limit]).fetchall()]
+    if not ids:
+        return int(total), []
+    cur = con.execute(f"SELECT {_WORKLIST_COLUMNS} {_WORKLIST_FROM} WHERE r.as_of = ? AND "
+                      "r.invoice_id IN (SELECT unnest(?))", [day, ids])
     names = [d[0] for d in cur.description]
-    rows = [_decorate(dict(zip(names, values, strict=True)), threshold)
-            for values in cur.fetchall()]
-    return int(total), rows
+    by_id = {v[0]: dict(zip(names, v, strict=True)) for v in cur.fetchall()}
+    return int(total), [_decorate(by_id[i], threshold) for i in ids]
+
+
+def _joins(sql: str) -> str:
+    """``FROM`` clause with only the joins that ``sql`` (conditions + order) refers to."""
+    out = "FROM ops_recommendations r"
+    if re.search(r"\bi\.|days_overdue", sql):
+        out += " JOIN invoices i ON i.invoice_id = r.invoice_id"
+    if re.search(r"\bc\.", sql):
+        out += " LEFT JOIN customers c ON c.customer_id = r.customer_id"
+    return out
 
 
 def _decorate(row: dict[str, Any], threshold: float) -> dict[str, Any]:
@@ -189,12 +209,14 @@ def _decorate(row: dict[str, Any], threshold: float) -> dict[str, Any]:
 
 
 def facets(con: Any, day: dt.date) -> dict[str, list[str]]:
-    """The segments and jurisdictions present on ``day`` (for the filter's choices)."""
+    """The segments and jurisdictions of the customers with a recommendation on ``day``
+    (the filter's choices)."""
     out = {}
     for name in ("segment", "jurisdiction"):
         out[name] = [r[0] for r in con.execute(
-            f"SELECT DISTINCT c.{name} {_WORKLIST_FROM} WHERE r.as_of = ? AND c.{name} IS NOT "
-            f"NULL ORDER BY 1", [day]).fetchall()]
+            f"SELECT DISTINCT {name} FROM customers WHERE {name} IS NOT NULL AND customer_id "
+            "IN (SELECT customer_id FROM ops_recommendations WHERE as_of = ?) ORDER BY 1",
+            [day]).fetchall()]
     return out
 
 

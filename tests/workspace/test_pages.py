@@ -116,7 +116,15 @@ def _stored(db):
     return recs.merge(inv, on="invoice_id")
 
 
-def test_worklist_filters_sort_and_paging_match_the_stored_rows(site):
+def _invoices(db):
+    from engine.store import Store
+
+    return Store(db).tables()["invoices"][["invoice_id", "due_date"]]
+
+
+def test_worklist_filters_sort_and_paging_match_the_stored_rows(site, as_of):
+    import pandas as pd
+
     url, db = site
     recs = _stored(db)
     with login(url, READ) as client:
@@ -130,6 +138,16 @@ def test_worklist_filters_sort_and_paging_match_the_stored_rows(site):
         shown = re.findall(r"<td>(I\d{8})</td>", r.text)
         assert shown == want.sort_values(["amount", "invoice_id"], ascending=[False, True]
                                          )["invoice_id"].head(50).tolist()
+        # a sort on a computed column (days overdue = day - due date), text search
+        inv = _invoices(db)
+        dated = recs.merge(inv, on="invoice_id")
+        dated["overdue"] = (pd.Timestamp(as_of) - dated["due_date"]).dt.days
+        r = client.get("/ui/", params={"sort": "overdue", "dir": "desc"})
+        assert re.findall(r"<td>(I\d{8})</td>", r.text) == dated.sort_values(
+            ["overdue", "invoice_id"], ascending=[False, True])["invoice_id"].head(50).tolist()
+        r = client.get("/ui/", params={"q": "I0000013"})
+        assert sorted(re.findall(r"<td>(I\d{8})</td>", r.text)) == sorted(
+            i for i in recs["invoice_id"] if "I0000013" in i)
         # paging: page 2 continues page 1 in the same order, without overlap
         p1 = re.findall(r"<td>(I\d{8})</td>", client.get("/ui/", params={"sort": "invoice"}).text)
         p2 = re.findall(r"<td>(I\d{8})</td>", client.get(
