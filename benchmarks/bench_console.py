@@ -12,7 +12,8 @@ values; the pages' speed does not depend on the values. Starts the real server
 through the login form, and each requests ``--rounds`` times every page of :data:`PAGES` plus
 ``--customers`` random customer pages, sequentially over keep-alive HTTP. Latency is measured
 at the client (so it includes the client's share of the 2 shared cores: an upper bound of the
-server's time). Writes ``benchmarks/results/console.json``.
+server's time); the server's CPU time per request (all its threads, from /proc) is the figure
+least disturbed by other jobs on the machine. Writes ``benchmarks/results/console.json``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from benchmarks.bench_api import _free_port  # noqa: E402
+from benchmarks.bench_api import _cpu_seconds, _free_port  # noqa: E402
 from benchmarks.bench_recommend import AS_OF, write_open_book  # noqa: E402
 from benchmarks.common import write_result  # noqa: E402
 
@@ -156,11 +157,13 @@ def main() -> None:
                 plans.append([plan[i] for i in rng.permutation(len(plan))])
             out: mp.Queue = mp.Queue()
             procs = [mp.Process(target=_client, args=(url, token, p, out)) for p in plans]
+            cpu0 = _cpu_seconds(server.pid)
             t0 = time.perf_counter()
             for p in procs:
                 p.start()
             results = [out.get() for _ in procs]
             elapsed = time.perf_counter() - t0
+            server_cpu = _cpu_seconds(server.pid) - cpu0
             for p in procs:
                 p.join()
         finally:
@@ -189,6 +192,8 @@ def main() -> None:
                              "p95": pct(by_page["customer"], 95),
                              "max": round(max(by_page["customer"]), 1)},
         "p95_target_ms": TARGET_MS,
+        "server_cpu_ms_per_request": round(
+            1000 * server_cpu / sum(len(v) for v in by_page.values()), 1),
         "per_page_p95_ms": {k: pct(v, 95) for k, v in by_page.items()},
         "meets_target": bool(pct(worklist, 95) < TARGET_MS
                              and pct(by_page["customer"], 95) < TARGET_MS and errors == 0),

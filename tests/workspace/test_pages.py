@@ -251,3 +251,59 @@ def test_customer_page_expected_amounts_and_only_what_was_known_on_the_day(site,
     assert reminders == [(as_of - dt.timedelta(days=5)).isoformat()]
     assert all(inv in page for inv in mine["invoice_id"])
     assert "Payment history:</strong>" in page and "nan" not in page.lower().split()
+
+
+def test_two_reviewers_and_a_nightly_run_at_once_lose_nothing(site, as_of):
+    """Two reviewers decide 12 items each through the pages while the next day's run goes
+    through the API, all against one store: no error, every decision once in the audit."""
+    import datetime as _dt
+    import threading
+
+    from dunning.ops.audit import AuditLog
+    from dunning.ops.review import ReviewItem, ReviewQueue
+    from engine.store import Store
+
+    url, db = site
+    store = Store(db)
+    with store.connect() as con:
+        open_ids = [r[0] for r in con.execute(
+            "SELECT invoice_id FROM ops_recommendations ORDER BY invoice_id LIMIT 24").fetchall()]
+        custs = dict(con.execute("SELECT invoice_id, customer_id FROM invoices").fetchall())
+        queue = ReviewQueue(con, AuditLog(con, anchor=db.parent / "audit.anchor"))
+        rids = queue.submit([ReviewItem(as_of, i, custs[i], "agency", ["test.concurrency"])
+                             for i in open_ids])
+    assert len(rids) == 24
+    statuses: list[int] = []
+
+    def reviewer(mine: list[str]) -> None:
+        with login(url, REVIEW) as client:
+            token = csrf_of(client.get("/ui/review").text)
+            for rid in mine:
+                r = client.post(f"/ui/review/{rid}", data={
+                    "csrf": token, "decision": "approve", "reason": f"ok {rid}"},
+                    headers={"HX-Request": "true"})
+                statuses.append(r.status_code)
+
+    def nightly() -> None:
+        with httpx.Client(base_url=url, timeout=120) as api:
+            r = api.post("/recommendations/run", json={
+                "as_of": (as_of + _dt.timedelta(days=7)).isoformat()},
+                headers={"Authorization": f"Bearer {REVIEW}"})
+            statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=reviewer, args=(rids[0::2],)),
+               threading.Thread(target=reviewer, args=(rids[1::2],)),
+               threading.Thread(target=nightly)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert statuses == [200] * 25, statuses
+    with store.connect() as con:
+        log = AuditLog(con, anchor=db.parent / "audit.anchor")
+        decided = [r["payload"]["review_id"] for r in log.records(kind="review")]
+        assert sorted(decided) == sorted(rids)  # each once, none lost
+        assert log.verify().ok
+        n_next = con.execute("SELECT count(*) FROM ops_recommendations WHERE as_of = ?",
+                             [as_of + _dt.timedelta(days=7)]).fetchone()[0]
+    assert n_next > 0
