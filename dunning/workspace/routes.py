@@ -12,6 +12,8 @@ path                   method  what
 /ui/review/{id}        GET     one item with its decisions from the audit trail
 /ui/rules              GET     rule files, rules, citations, validity, inline tests
 /ui/rules/explain      GET     the explain form; POST shows the decision for facts/action/date
+/ui/letters/{id}       GET     a letter's preview (HTML frame, PDF link, figures); POST .../sent
+                               records it as sent (reviewer)
 /ui/static/{file}      GET     htmx and the style sheet (shipped in the package)
 =====================  ======  ==============================================================
 
@@ -29,6 +31,7 @@ import io
 import threading
 import urllib.parse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,12 @@ HERE = Path(__file__).resolve().parent
 STATIC = {"htmx.min.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8"}
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+       "connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+       "base-uri 'none'")
+# A letter as it will be sent: its own inline style, nothing else, shown only framed by us.
+LETTER_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+              "frame-ancestors 'self'; sandbox")
+LETTER_CHANNELS = ("email", "letter", "final_notice", "agency")
 SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
                     "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
                     "Cache-Control": "no-store"}
@@ -435,10 +443,131 @@ def make_router(ws: Workspace) -> APIRouter:
         return _explain_page(ws, request, session, values, action, day, decision, problems,
                              show_all=form.get("all") == "1")
 
+    # -- letters ----------------------------------------------------------------------------
+    @router.get(PREFIX + "/letters/{invoice_id}")
+    @page
+    def letter_page(request: Request, session: Session, invoice_id: str,
+                    action: str = "") -> Response:
+        made = _letter(ws, invoice_id[:100], action)
+        if isinstance(made, tuple):
+            return ws.error(request, session, *made)
+        letter, channel, day = made.letter, made.channel, made.day
+        base = f"{PREFIX}/letters/{urllib.parse.quote(invoice_id)}"
+        query = urllib.parse.urlencode({"action": channel})
+        return ws.render(request, "letter.html.j2", session, letter=letter, channel=channel,
+                         day=day, frame=f"{base}/letter.html?{query}",
+                         pdf=f"{base}/letter.pdf?{query}", sent_url=f"{base}/sent",
+                         channels=LETTER_CHANNELS)
+
+    @router.get(PREFIX + "/letters/{invoice_id}/letter.{fmt}")
+    @page
+    def letter_file(request: Request, session: Session, invoice_id: str, fmt: str,
+                    action: str = "") -> Response:
+        if fmt not in ("html", "pdf"):
+            return ws.error(request, session, 404, f"format {fmt!r}: expected html or pdf")
+        made = _letter(ws, invoice_id[:100], action)
+        if isinstance(made, tuple):
+            return ws.error(request, session, *made)
+        letter = made.letter
+        if fmt == "html":
+            return HTMLResponse(letter.html, headers={**SECURITY_HEADERS,
+                                                      "Content-Security-Policy": LETTER_CSP,
+                                                      "X-Frame-Options": "SAMEORIGIN"})
+        import tempfile
+
+        from dunning.ops.letters import html_to_pdf
+
+        try:
+            with tempfile.TemporaryDirectory(prefix="dunning-ws-") as tmp:
+                pdf = html_to_pdf(letter.html, Path(tmp) / "letter.pdf").read_bytes()
+        except InputError as exc:
+            return ws.error(request, session, 409, str(exc))
+        return Response(pdf, media_type="application/pdf", headers={
+            **SECURITY_HEADERS,
+            "Content-Disposition": f'inline; filename="{letter.invoice_id}-{made.channel}.pdf"'})
+
+    @router.post(PREFIX + "/letters/{invoice_id}/sent")
+    async def letter_sent(request: Request, invoice_id: str) -> Response:
+        session = ws.session(request)
+        if session is None:
+            return ws.login_redirect(request)
+        form = await ws.form(request)
+        if not ws.same_origin(request) or not ws.sessions.csrf_ok(session, form.get("csrf")):
+            return ws.error(request, session, 403, "The form expired; reload the page.")
+        if not session.can_review:
+            return ws.error(request, session, 403, f"{session.who.name} has the role "
+                            f"{session.who.role!r}; recording a sent letter needs 'reviewer'.")
+        channel = form.get("action", "")
+        if channel not in LETTER_CHANNELS:
+            return ws.error(request, session, 422, f"action {channel!r}: expected one of "
+                            f"{', '.join(LETTER_CHANNELS)}")
+        from fastapi.concurrency import run_in_threadpool
+
+        result = await run_in_threadpool(_mark_sent, ws, invoice_id[:100], channel,
+                                         session.who.name)
+        if isinstance(result, tuple):
+            return ws.error(request, session, *result)
+        ws.state.invalidate()
+        # no redirect to the preview: once sent, that letter is no longer due (min gap)
+        return ws.render(request, "letter_sent.html.j2", session, message=result,
+                         invoice_id=invoice_id)
+
     return router
 
 
 # ---------------------------------------------------------------------------- helpers
+@dataclass(frozen=True)
+class _LetterView:
+    letter: Any  # dunning.ops.letters.Letter
+    channel: str
+    day: dt.date
+
+
+def _letter(ws: Workspace, invoice_id: str, action: str) -> _LetterView | tuple[int, str]:
+    """The letter of an open invoice on the worklist's day, or ``(status, message)``. The
+    channel is ``action`` or the day's recommended one."""
+    from dunning.ops.letters import Creditor, letters_for
+    from engine.contract import Action
+
+    with ws.state.store.connect() as con:
+        day = queries.latest_day(con)
+        row = None if day is None else con.execute(
+            "SELECT action FROM ops_recommendations WHERE as_of = ? AND invoice_id = ?",
+            [day, invoice_id]).fetchone()
+    if row is None:
+        return 404, f"no open invoice {invoice_id!r} on the worklist's day"
+    channel = action or (row[0] if row[0] in LETTER_CHANNELS else "letter")
+    if channel not in LETTER_CHANNELS:
+        return 422, f"action {channel!r}: expected one of {', '.join(LETTER_CHANNELS)}"
+    config = ws.state.config
+    try:
+        creditor = Creditor.from_yaml(getattr(config, "creditor", None)
+                                      or ws.state.store.path.parent / "creditor.yaml")
+        with ws.rules_lock:
+            made = letters_for(ws.state.store, day, creditor, ruleset=ws.state.ruleset,
+                               actions={invoice_id: Action.from_channel(channel)})
+    except InputError as exc:
+        return 409, str(exc)
+    return _LetterView(made[0], channel, day)
+
+
+def _mark_sent(ws: Workspace, invoice_id: str, channel: str, who: str) -> str | tuple:
+    """Record the letter as sent on the worklist's day (``record_action``: validated, audited,
+    idempotent); returns a message or ``(status, message)``."""
+    from dunning.ops.recommend import record_action
+
+    with ws.state.store.connect() as con:
+        day = queries.latest_day(con)
+    if day is None:
+        return 409, "no worklist day yet"
+    try:
+        done = record_action(ws.state.store, invoice_id, channel, day, decided_by=who,
+                             anchor=ws.state.anchor)
+    except InputError as exc:
+        return 409, str(exc)
+    if not done.loaded:
+        return f"{channel} of {day} was already recorded"
+    return f"{channel} recorded as sent on {day} by {who} (audit record #{done.audit_seq})"
 def _page_guard(ws: Workspace) -> Callable[[Callable[..., Response]], Callable[..., Response]]:
     """Decorator for GET pages: pass the session, or redirect to the login page."""
     import functools

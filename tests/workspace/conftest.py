@@ -37,6 +37,7 @@ def build_workspace_store(folder: Path) -> Path:
         files.append(folder / f"{name}.csv")
     db = folder / "store" / "dunning.duckdb"
     assert ingest(files, db=db).quarantined == 0
+    (db.parent / "creditor.yaml").write_text("name: Nordlicht GmbH\nreminder_fee: 2.5\n")
     store = Store(db)
     # two emails to the hostile customer: one known on the day, one after it (not shown)
     inv = tables["invoices"]

@@ -121,6 +121,7 @@ def test_a_morning_in_the_workspace(site, browser, shots):
     total = int(d.find_element(By.ID, "total").text)
     assert total > 50 and len(d.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")) == 50
     shots(d, "worklist")
+    letter_url = d.find_element(By.CSS_SELECTOR, "a.letter-link").get_attribute("href")
     # filter (htmx swaps the table): only invoices at risk, then the hostile customer by name
     Select(d.find_element(By.ID, "f-risk")).select_by_value("at_risk")
     at_risk = int(wait_for(d, "#total").text)
@@ -141,6 +142,13 @@ def test_a_morning_in_the_workspace(site, browser, shots):
     assert d.find_elements(By.CSS_SELECTOR, "#timeline li")
     d.get(url + f"/ui/customers/{HOSTILE_ID}")
     shots(d, "customer")
+    # -- a letter as it will be sent, framed (sandboxed) in the page ------------------------
+    d.get(letter_url)
+    wait_for(d, "#letter-figures")
+    d.switch_to.frame(d.find_element(By.CSS_SELECTOR, "iframe.letter"))
+    assert "Nordlicht GmbH" in wait_for(d, "body", "Nordlicht GmbH").text
+    d.switch_to.default_content()
+    shots(d, "letter")
     # -- the review queue: approve with a reason, see it in the audit trail -----------------
     d.get(url + "/ui/review?sort=amount&dir=desc")
     row = wait_for(d, "#review-queue tbody tr[id^=review-]")

@@ -307,3 +307,35 @@ def test_two_reviewers_and_a_nightly_run_at_once_lose_nothing(site, as_of):
         n_next = con.execute("SELECT count(*) FROM ops_recommendations WHERE as_of = ?",
                              [as_of + _dt.timedelta(days=7)]).fetchone()[0]
     assert n_next > 0
+
+
+def test_letter_preview_and_marking_it_sent(site):
+    from dunning.ops.audit import AuditLog
+    from engine.store import Store
+
+    url, db = site
+    recs = _stored(db)
+    inv = recs[(recs["action"] == "email") & (recs["status"] == "recommended")
+               ]["invoice_id"].iloc[0]
+    with login(url, READ) as reader:
+        page = reader.get(f"/ui/letters/{inv}")
+        assert page.status_code == 200 and inv in page.text and 'id="mark-sent"' not in page.text
+        framed = reader.get(f"/ui/letters/{inv}/letter.html", params={"action": "email"})
+        assert "Nordlicht GmbH" in framed.text and inv in framed.text
+        assert "sandbox" in framed.headers["content-security-policy"]
+        denied = reader.post(f"/ui/letters/{inv}/sent", data={"csrf": csrf_of(page.text),
+                                                               "action": "email"})
+        assert denied.status_code == 403
+        assert reader.get("/ui/letters/NOPE").status_code == 404
+    with login(url, REVIEW) as rev:
+        page = rev.get(f"/ui/letters/{inv}")
+        data = {"csrf": csrf_of(page.text), "action": "email"}
+        first = rev.post(f"/ui/letters/{inv}/sent", data=data, follow_redirects=True)
+        assert "recorded as sent" in first.text and "alice" in first.text
+        again = rev.post(f"/ui/letters/{inv}/sent", data=data, follow_redirects=True)
+        assert "already recorded" in again.text
+    with Store(db).connect() as con:
+        acts = con.execute("SELECT channel, decided_by FROM actions WHERE invoice_id = ?",
+                           [inv]).fetchall()
+        audit = AuditLog(con).records(invoice_id=inv, kind="action")
+    assert acts.count(("email", "alice")) == 1 and len(audit) == 1
