@@ -12,6 +12,8 @@ path                   method  what
 /ui/review/{id}        GET     one item with its decisions from the audit trail
 /ui/rules              GET     rule files, rules, citations, validity, inline tests
 /ui/rules/explain      GET     the explain form; POST shows the decision for facts/action/date
+/ui/model              GET     model card, drift, policies and timing: the report of the run
+                               (``results.json`` beside the store), framed and sandboxed
 /ui/letters/{id}       GET     a letter's preview (HTML frame, PDF link, figures); POST .../sent
                                records it as sent (reviewer)
 /ui/static/{file}      GET     htmx and the style sheet (shipped in the package)
@@ -49,7 +51,8 @@ STATIC = {"htmx.min.js": "text/javascript; charset=utf-8",
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; "
        "base-uri 'none'")
-# A letter as it will be sent: its own inline style, nothing else, shown only framed by us.
+# A letter as it will be sent, or the run's report: their own inline style, nothing else,
+# shown only framed by our pages.
 LETTER_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
               "frame-ancestors 'self'; sandbox")
 LETTER_CHANNELS = ("email", "letter", "final_notice", "agency")
@@ -512,10 +515,38 @@ def make_router(ws: Workspace) -> APIRouter:
         return ws.render(request, "letter_sent.html.j2", session, message=result,
                          invoice_id=invoice_id)
 
+    # -- model and policy -----------------------------------------------------------------
+    @router.get(PREFIX + "/model")
+    @page
+    def model(request: Request, session: Session) -> Response:
+        path = _results_path(ws)
+        return ws.render(request, "model.html.j2", session, found=path.exists(),
+                         results=path.name, frame=f"{PREFIX}/model/report.html")
+
+    @router.get(PREFIX + "/model/report.html")
+    @page
+    def model_report(request: Request, session: Session) -> Response:
+        from dunning.report.render import load_results, render_report
+
+        path = _results_path(ws)
+        try:
+            html = render_report(load_results(path))
+        except InputError as exc:  # no run yet (404) or a results file the report refuses
+            return ws.error(request, session, 422 if path.exists() else 404, str(exc).replace(
+                str(path.parent), "<data folder>"))
+        return HTMLResponse(html, headers={**SECURITY_HEADERS, "Content-Security-Policy":
+                                           LETTER_CSP, "X-Frame-Options": "SAMEORIGIN"})
+
     return router
 
 
 # ---------------------------------------------------------------------------- helpers
+def _results_path(ws: Workspace) -> Path:
+    """``results.json`` of ``dunning demo`` beside the store (its model card, drift, the
+    policies' evaluation and per-segment timing)."""
+    return ws.state.store.path.parent / "results.json"
+
+
 @dataclass(frozen=True)
 class _LetterView:
     letter: Any  # dunning.ops.letters.Letter

@@ -339,3 +339,31 @@ def test_letter_preview_and_marking_it_sent(site):
                            [inv]).fetchall()
         audit = AuditLog(con).records(invoice_id=inv, kind="action")
     assert acts.count(("email", "alice")) == 1 and len(audit) == 1
+
+
+def test_model_page_frames_the_runs_report(site):
+    import json
+
+    from dunning.report.render import render_report
+
+    from ..report.conftest import _kpis
+
+    url, db = site
+    with login(url, READ) as client:
+        assert 'id="no-results"' in client.get("/ui/model").text
+        assert client.get("/ui/model/report.html").status_code == 404
+        bad = {"policies": {"fixed": {"npv": 1.0, "reminders_per_invoice": 2.0},
+                            "rl": {"npv": 2.0}}}
+        (db.parent / "results.json").write_text(json.dumps(bad))
+        refused = client.get("/ui/model/report.html")
+        assert refused.status_code == 422 and "is missing, expected a number" in refused.text
+        results = {"scenario": "default", "policies": {
+            "fixed": _kpis(812.5, 41.0, 0.23, 2.1, 63.0),
+            "rl": _kpis(903.25, 35.5, 0.45, 1.7, 39.0)}}
+        (db.parent / "results.json").write_text(json.dumps(results))
+        page = client.get("/ui/model")
+        assert 'id="report"' in page.text and 'src="/ui/model/report.html"' in page.text
+        report = client.get("/ui/model/report.html")
+        assert report.status_code == 200 and "sandbox" in report.headers[
+            "content-security-policy"]
+        assert report.text == render_report(results)  # the report's own rendering, reused
