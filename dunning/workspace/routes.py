@@ -12,6 +12,8 @@ path                   method  what
 /ui/review/{id}        GET     one item with its decisions from the audit trail
 /ui/rules              GET     rule files, rules, citations, validity, inline tests
 /ui/rules/explain      GET     the explain form; POST shows the decision for facts/action/date
+/ui/rules/check        GET     paste a rule file; POST validates it with the packaged rules and
+                               runs its inline tests (file:line: field: message); saves nothing
 /ui/model              GET     model card, drift, policies and timing: the report of the run
                                (``results.json`` beside the store), framed and sandboxed
 /ui/letters/{id}       GET     a letter's preview (HTML frame, PDF link, figures); POST .../sent
@@ -30,6 +32,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 import threading
 import urllib.parse
 from collections.abc import Callable
@@ -446,6 +449,30 @@ def make_router(ws: Workspace) -> APIRouter:
         return _explain_page(ws, request, session, values, action, day, decision, problems,
                              show_all=form.get("all") == "1")
 
+    @router.get(PREFIX + "/rules/check")
+    @page
+    def check_form(request: Request, session: Session) -> Response:
+        return ws.render(request, "rules_check.html.j2", session, file_name="upload.yaml", text="",
+                         problems=None, rules=[], results={})
+
+    @router.post(PREFIX + "/rules/check")
+    async def check(request: Request) -> Response:
+        session = ws.session(request)
+        if session is None:
+            return ws.login_redirect(request)
+        form = await ws.form(request)
+        if not ws.same_origin(request) or not ws.sessions.csrf_ok(session, form.get("csrf")):
+            return ws.error(request, session, 403, "The form expired; reload the page.")
+        name = re.sub(r"[^a-z0-9_.-]", "_", form.get("name", "").strip().lower())[:60]
+        name = name if name.endswith((".yaml", ".yml")) else (name or "upload") + ".yaml"
+        text = form.get("yaml", "")
+        from fastapi.concurrency import run_in_threadpool
+
+        problems, rules, results = await run_in_threadpool(_check_rule_file, ws, name, text)
+        return ws.render(request, "rules_check.html.j2", session,
+                         http_status=422 if problems else 200, file_name=name, text=text,
+                         problems=problems, rules=rules, results=results)
+
     # -- letters ----------------------------------------------------------------------------
     @router.get(PREFIX + "/letters/{invoice_id}")
     @page
@@ -541,6 +568,32 @@ def make_router(ws: Workspace) -> APIRouter:
 
 
 # ---------------------------------------------------------------------------- helpers
+def _check_rule_file(ws: Workspace, name: str, text: str
+                     ) -> tuple[list[str], list[Any], dict[str, list[Any]]]:
+    """Validate a rule file's text together with the packaged rules (as ``dunning rules
+    check --with-packaged``) and run its inline tests; nothing is saved.
+
+    Returns ``(problems as "file:line: field: message", its rules, test results per rule)``.
+    """
+    import tempfile
+
+    from legal_rules.loader import PACKAGED, RuleFileError, load_rules
+
+    with tempfile.TemporaryDirectory(prefix="dunning-rule-check-") as tmp:
+        path = Path(tmp) / name
+        path.write_text(text, encoding="utf-8")
+        try:
+            ruleset = load_rules([PACKAGED, path])
+        except RuleFileError as exc:
+            return [str(p).replace(str(path), name) for p in exc.problems] or [str(exc)], [], {}
+        mine = [r for r in ruleset.rules if Path(r.source.file).name == name
+                and Path(r.source.file).parent == Path(tmp)]
+        if not mine:
+            return [f"{name}:1: (file): no rules found; expected a list of rules"], [], {}
+        results = _rule_tests(ws, ruleset)
+    return [], mine, {r.id: results.get(r.id, []) for r in mine}
+
+
 def _results_path(ws: Workspace) -> Path:
     """``results.json`` of ``dunning demo`` beside the store (its model card, drift, the
     policies' evaluation and per-segment timing)."""

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import HOSTILE, HOSTILE_ID, READ, REVIEW, make_workspace_app
+from .test_pages import GOOD_RULE
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -186,6 +187,16 @@ def test_a_morning_in_the_workspace(site, browser, shots):
                                       "2026-03-02")
     assert status == want.status.upper().replace("_", " ")
     shots(d, "explain")
+    # -- a broken rule file: its line and field, nothing saved --------------------------------
+    d.get(url + "/ui/rules/check")
+    name = wait_for(d, "#rule-name")
+    name.clear()
+    name.send_keys("mine.yaml")
+    broken = GOOD_RULE.replace("    effect: veto\n", "    effect: veto\n    colour: red\n")
+    d.execute_script("document.getElementById('rule-yaml').value = arguments[0]", broken)
+    d.find_element(By.ID, "check").click()
+    assert "mine.yaml:10: rules[0]" in wait_for(d, "#check-problems").text
+    shots(d, "rules-check")
     log_out(d)
     # -- a read-only user: no decision buttons, and a forced POST is refused -----------------
     log_in(d, url, READ)

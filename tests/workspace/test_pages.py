@@ -367,3 +367,53 @@ def test_model_page_frames_the_runs_report(site):
         assert report.status_code == 200 and "sandbox" in report.headers[
             "content-security-policy"]
         assert report.text == render_report(results)  # the report's own rendering, reused
+
+
+GOOD_RULE = """description: Workspace test rules.
+rules:
+  - id: ws.no_calls_on_saturday
+    title: "No phone calls on weekends"
+    jurisdiction: DE
+    scope: b2c
+    applies_to: [phone]
+    when: {fact: is_weekend, op: eq, value: true}
+    effect: veto
+    citation: "house rule"
+    valid_from: 2020-01-01
+    rationale: Test rule.
+    tests:
+      - {facts: {is_weekend: true}, action: phone, expect: fires}
+      - {facts: {is_weekend: false}, action: phone, expect: does_not_fire}
+      - {facts: {is_weekend: false}, action: phone, expect: fires}
+"""
+
+
+def test_checking_a_rule_file_shows_its_lines_and_tests_and_saves_nothing(site):
+    from legal_rules.loader import PACKAGED, RuleFileError, load_rules
+
+    url, _ = site
+    broken = GOOD_RULE.replace("    effect: veto\n", "    effect: veto\n    colour: red\n")
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "mine.yaml"
+        p.write_text(broken)
+        with pytest.raises(RuleFileError) as err:
+            load_rules([PACKAGED, p])
+        path_problems = [f"mine.yaml:{e.line}: {e.field or '(file)'}" for e in
+                         err.value.problems]
+    with login(url, READ) as client:
+        form = client.get("/ui/rules/check")
+        token = csrf_of(form.text)
+        bad = client.post("/ui/rules/check", data={"csrf": token, "name": "mine.yaml",
+                                                    "yaml": broken})
+        assert bad.status_code == 422 and 'id="check-problems"' in bad.text
+        for where in path_problems:  # the loader's own file:line: field
+            assert where in bad.text
+        assert "mine.yaml:10:" in bad.text and tmp not in bad.text
+        good = client.post("/ui/rules/check", data={"csrf": token, "name": "mine.yaml",
+                                                     "yaml": GOOD_RULE})
+        assert good.status_code == 200 and 'id="check-ok"' in good.text
+        assert "inline tests 2 of 3 pass" in good.text  # the third case is wrong on purpose
+        assert "ws.no_calls_on_saturday" not in client.get("/ui/rules").text  # not saved
