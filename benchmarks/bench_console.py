@@ -179,7 +179,14 @@ def main() -> None:
         return round(float(np.percentile(values, q)), 1)
 
     worklist = [v for k, vals in by_page.items() if k != "customer" for v in vals]
+    repo = Path(__file__).resolve().parents[1]
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                            text=True).stdout.strip() or None
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "dunning", "benchmarks"],
+                                cwd=repo, capture_output=True, text=True).stdout.strip())
     figures = {
+        "commit": commit,
+        "code_changed_since_commit": dirty,
         "open_invoices": len(frame),
         "customers": len(customers),
         "client_processes": args.clients,
