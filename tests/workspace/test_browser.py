@@ -90,6 +90,15 @@ def wait_for(driver, css: str, text: str | None = None, timeout: float = 10):  #
     return driver.find_element(By.CSS_SELECTOR, css)
 
 
+def settled(driver, in_url: str, timeout: float = 10) -> None:  # noqa: ANN001
+    """Wait until htmx has swapped a response whose URL (pushed) holds ``in_url`` and no
+    request is in flight."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout).until(lambda d: in_url in d.current_url and not d.execute_script(
+        "return document.querySelector('.htmx-request') !== null"))
+
+
 def log_in(driver, url: str, token: str) -> None:  # noqa: ANN001
     from selenium.webdriver.common.by import By
 
@@ -125,15 +134,15 @@ def test_a_morning_in_the_workspace(site, browser, shots):
     letter_url = d.find_element(By.CSS_SELECTOR, "a.letter-link").get_attribute("href")
     # filter (htmx swaps the table): only invoices at risk, then the hostile customer by name
     Select(d.find_element(By.ID, "f-risk")).select_by_value("at_risk")
-    at_risk = int(wait_for(d, "#total").text)
-    wait_for(d, "#worklist")
+    settled(d, "risk=at_risk")
+    at_risk = int(d.find_element(By.ID, "total").text)
+    assert 0 < at_risk <= total
     d.find_element(By.ID, "f-q").send_keys("script")
     d.find_element(By.ID, "apply").click()
-    wait_for(d, "a.customer", "<script>")
+    settled(d, "q=script")  # the filter is in the address (hx-push-url) once swapped
     rows = d.find_elements(By.CSS_SELECTOR, "#worklist tbody tr")
     assert 0 < len(rows) <= at_risk
     assert all(r.find_element(By.CSS_SELECTOR, "a.customer").text == HOSTILE for r in rows)
-    assert "q=script" in d.current_url  # the filter is in the address (hx-push-url)
     # -- open the customer: the name is text, nothing ran -----------------------------------
     rows[0].find_element(By.CSS_SELECTOR, "a.customer").click()
     assert wait_for(d, "#customer-name").text.startswith(HOSTILE)
