@@ -137,7 +137,7 @@ LEFT JOIN customers c ON c.customer_id = r.customer_id
 _WORKLIST_COLUMNS = """
 r.invoice_id, r.customer_id, c.name, c.segment, c.jurisdiction, i.amount, i.currency,
 i.due_date, r.as_of - i.due_date AS days_overdue, r.p_on_time, r.p_late, r.p_very_late,
-r.action, r.status, r.reason, r.vetoes, r.review_id
+r.action, r.policy_action, r.status, r.reason, r.vetoes, r.review_id
 """
 
 

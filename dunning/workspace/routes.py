@@ -416,12 +416,23 @@ def make_router(ws: Workspace) -> APIRouter:
 
     @router.get(PREFIX + "/rules/explain")
     @page
-    def explain_form(request: Request, session: Session) -> Response:
+    def explain_form(request: Request, session: Session, invoice: str = "",
+                     action: str = "") -> Response:
+        """The form, prefilled with the facts of ``invoice`` on the worklist's day (as
+        ``dunning rules explain --invoice``) or with the rule tests' neutral invoice."""
         from legal_rules.testing import DEFAULT_TEST_DATE, NEUTRAL_FACTS
 
-        values = {k: _show(v) for k, v in NEUTRAL_FACTS.items()}
-        return _explain_page(ws, request, session, values, "email",
-                             DEFAULT_TEST_DATE.isoformat(), None, [])
+        action = action if action in CHANNELS else "email"
+        if not invoice:
+            values = {k: _show(v) for k, v in NEUTRAL_FACTS.items()}
+            return _explain_page(ws, request, session, values, action,
+                                 DEFAULT_TEST_DATE.isoformat(), None, [])
+        facts = _invoice_facts(ws, invoice[:100])
+        if isinstance(facts, str):
+            return ws.error(request, session, 404, facts)
+        day, values = facts
+        return _explain_page(ws, request, session, values, action, day.isoformat(), None, [],
+                             invoice=invoice[:100])
 
     @router.post(PREFIX + "/rules/explain")
     async def explain(request: Request) -> Response:
@@ -447,7 +458,7 @@ def make_router(ws: Workspace) -> APIRouter:
             with ws.rules_lock:
                 decision = ws.state.evaluator.decide(facts, action, as_of, explain=True)
         return _explain_page(ws, request, session, values, action, day, decision, problems,
-                             show_all=form.get("all") == "1")
+                             show_all=form.get("all") == "1", invoice=form.get("invoice", "")[:100])
 
     @router.get(PREFIX + "/rules/check")
     @page
@@ -735,6 +746,30 @@ def _rule_tests(ws: Workspace, ruleset: Any) -> dict[str, list[Any]]:
     return _TEST_CACHE[ruleset.hash]
 
 
+def _invoice_facts(ws: Workspace, invoice_id: str) -> tuple[dt.date, dict[str, str]] | str:
+    """``(day, facts as form strings)`` of an invoice on the worklist's day, from the store
+    (``legal_rules.from_tables.facts_for_invoices``, the one builder of legal facts), or why
+    not."""
+    from legal_rules.facts import FACTS
+    from legal_rules.from_tables import facts_for_invoices
+
+    with ws.state.store.connect() as con:
+        day = queries.latest_day(con)
+    if day is None:
+        return "no worklist day yet: run the daily recommendation first"
+    facts = facts_for_invoices(ws.state.store.tables(as_of=day), day)
+    ids = [str(i) for i in facts["invoice_id"]]
+    if invoice_id not in ids:
+        return f"no invoice {invoice_id!r} known on {day}"
+    i = ids.index(invoice_id)
+    values = {}
+    for name in FACTS:
+        v = facts[name][i] if name in facts else None
+        v = v.item() if hasattr(v, "item") else v
+        values[name] = "" if v is None or (isinstance(v, float) and v != v) else _show(v)
+    return day, values
+
+
 def _show(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -773,7 +808,7 @@ def _parse_facts(values: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
 
 def _explain_page(ws: Workspace, request: Request, session: Session, values: dict[str, str],
                   action: str, day: str, decision: Any, problems: list[str],
-                  show_all: bool = False) -> Response:
+                  show_all: bool = False, invoice: str = "") -> Response:
     from legal_rules.facts import FACTS
 
     not_fired, hidden = [], 0
@@ -786,4 +821,4 @@ def _explain_page(ws: Workspace, request: Request, session: Session, values: dic
     return ws.render(request, "explain.html.j2", session, http_status=422 if problems else 200,
                      facts=FACTS, values=values, action=action, day=day, channels=CHANNELS,
                      decision=decision, problems=problems, not_fired=not_fired, hidden=hidden,
-                     show_all=show_all)
+                     show_all=show_all, invoice=invoice)

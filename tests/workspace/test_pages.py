@@ -417,3 +417,26 @@ def test_checking_a_rule_file_shows_its_lines_and_tests_and_saves_nothing(site):
         assert good.status_code == 200 and 'id="check-ok"' in good.text
         assert "inline tests 2 of 3 pass" in good.text  # the third case is wrong on purpose
         assert "ws.no_calls_on_saturday" not in client.get("/ui/rules").text  # not saved
+
+
+def test_explain_prefilled_with_an_invoices_facts_from_the_store(site, as_of):
+    from engine.store import Store
+    from legal_rules.from_tables import facts_for_invoices
+
+    url, db = site
+    recs = _stored(db)
+    inv = recs[recs["status"] == "needs_review"]["invoice_id"].iloc[0]
+    facts = facts_for_invoices(Store(db).tables(as_of=as_of), as_of)
+    i = list(facts["invoice_id"]).index(inv)
+    with login(url, READ) as client:
+        listing = client.get("/ui/", params={"q": inv}).text
+        link = re.search(r'class="explain-link" href="([^"]+)"', listing).group(1)
+        page = client.get(link.replace("&amp;", "&"))
+        assert page.status_code == 200 and 'id="explain-invoice"' in page.text
+        days = re.search(r'id="fact_days_overdue" name="fact_days_overdue" value="(\d+)"',
+                         page.text).group(1)
+        assert int(days) == int(facts["days_overdue"][i])
+        jur = re.search(r'id="fact_jurisdiction" name="fact_jurisdiction" value="([A-Z]+)"',
+                        page.text).group(1)
+        assert jur == facts["jurisdiction"][i]
+        assert client.get("/ui/rules/explain", params={"invoice": "NOPE"}).status_code == 404
