@@ -382,7 +382,8 @@ def serve(
     config = ApiConfig(db=Path(db), tokens=load_tokens(tokens), model_dir=model,
                        policy_dir=policy)
     err_console.print(f"dunning API on http://{host}:{port} (OpenAPI docs at /docs, "
-                      f"{len(config.tokens)} token(s)); Ctrl-C stops it")
+                      f"{len(config.tokens)} token(s)); workspace at http://{host}:{port}/ui/ "
+                      "(log in with a token); Ctrl-C stops it")
     uvicorn.run(create_app(config), host=host, port=port, log_level="warning",
                 access_log=False)
 
