@@ -32,11 +32,12 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff check engine policies legal_rules simulations dunning tests benchmarks
 
-# Headless Chromium for the HTML report tests (Debian package).
+# Headless Chromium for the HTML report tests and its driver for the workspace's Selenium
+# tests (Debian packages; Selenium is pointed at /usr/bin/chromedriver, nothing downloads).
 chromium:
-	@command -v chromium >/dev/null 2>&1 || { \
-		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
-		|| echo "warning: could not install chromium; browser tests will fail"; }
+	@{ command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || { \
+		(apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
+		|| echo "warning: could not install chromium/chromium-driver; browser tests will fail"; }
 
 # Letter PDFs: WeasyPrint needs the pango libraries; the letter-safety test reads the PDF
 # text with pdftotext and lists its images with pdfimages (poppler-utils). Debian packages.

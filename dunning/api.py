@@ -865,6 +865,9 @@ def create_app(config: ApiConfig) -> Any:
             return Response(pdf.read_bytes(), media_type="application/pdf",
                             headers=LETTER_HEADERS)
 
+    from dunning.workspace import mount_workspace  # the browser pages under /ui
+
+    mount_workspace(app, state, _RULES_LOCK)
     return BodyLimit(app, config.max_body_bytes)
 
 

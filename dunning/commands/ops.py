@@ -557,7 +557,8 @@ def serve(
         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     scheme = "https" if ssl_certfile else "http"
     err_console.print(f"dunning API on {scheme}://{host}:{port} (OpenAPI docs at /docs, "
-                      f"{len(config.tokens)} token(s)); Ctrl-C stops it")
+                      f"{len(config.tokens)} token(s)); workspace at {scheme}://{host}:{port}/ui/ "
+                      "(log in with a token); Ctrl-C stops it")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
                 ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
