@@ -649,15 +649,16 @@ def _letter(ws: Workspace, invoice_id: str, action: str) -> _LetterView | tuple[
 def _mark_sent(ws: Workspace, invoice_id: str, channel: str, who: str) -> str | tuple:
     """Record the letter as sent on the worklist's day (``record_action``: validated, audited,
     idempotent); returns a message or ``(status, message)``."""
-    from dunning.ops.recommend import record_action
+    from dunning.ops.actions import record_action
 
     with ws.state.store.connect() as con:
         day = queries.latest_day(con)
     if day is None:
         return 409, "no worklist day yet"
     try:
-        done = record_action(ws.state.store, invoice_id, channel, day, decided_by=who,
-                             anchor=ws.state.anchor)
+        with ws.rules_lock:
+            done = record_action(ws.state.store, invoice_id, channel, day, decided_by=who,
+                                 anchor=ws.state.anchor, ruleset=ws.state.ruleset)
     except InputError as exc:
         return 409, str(exc)
     if not done.loaded:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ..ops.conftest import AS_OF, make_tables, running_server
+from ..ops.conftest import AS_OF, _plant_actions, make_tables, running_server
 
-READ = "read-token-0123456789abcdef"
-REVIEW = "review-token-0123456789abcdef"
+READ = "rd-ws-Hq4tN8vBz1XkP6mW3yLc9RsD5jGf2uAe"
+REVIEW = "rv-ws-Mv7pK2xQw5ZnT9bL4cYh8DsF1jRg6uEa"
 HOSTILE = '<script>alert("x")</script> & <b>Co</b>'
 HOSTILE_ID = "C000038"
 
@@ -21,7 +21,8 @@ HOSTILE_ID = "C000038"
 def build_workspace_store(folder: Path) -> Path:
     """Ingest the tables (customer ``HOSTILE_ID`` named :data:`HOSTILE`), train a small
     payment model (30 trees, seeded) and run the day's recommendations; return the db path."""
-    from dunning.ops.recommend import Recommender, load_payment_model, record_action
+    from dunning.ops.recommend import Recommender, load_payment_model
+    from dunning.pipeline import demo_creditor_profile
     from engine.features import build_training_frame
     from engine.ingest import ingest
     from engine.models import PaymentModel
@@ -37,14 +38,14 @@ def build_workspace_store(folder: Path) -> Path:
         files.append(folder / f"{name}.csv")
     db = folder / "store" / "dunning.duckdb"
     assert ingest(files, db=db).quarantined == 0
-    (db.parent / "creditor.yaml").write_text("name: Nordlicht GmbH\nreminder_fee: 2.5\n")
+    demo_creditor_profile(db.parent)
     store = Store(db)
     # two emails to the hostile customer: one known on the day, one after it (not shown)
     inv = tables["invoices"]
     mine = inv[(inv["customer_id"] == HOSTILE_ID) & (inv["due_date"] < "2024-11-01")]
     reminded = str(mine["invoice_id"].iloc[-1])
-    record_action(store, reminded, "email", AS_OF - dt.timedelta(days=5), "clerk")
-    record_action(store, reminded, "email", AS_OF + dt.timedelta(days=3), "clerk")
+    _plant_actions(db, [(reminded, "email", AS_OF - dt.timedelta(days=5)),
+                        (reminded, "email", AS_OF + dt.timedelta(days=3))], folder)
     tf = build_training_frame(store.tables(as_of=AS_OF), AS_OF)
     PaymentModel(n_estimators=30, random_state=0).fit(tf.X, tf.days_late, order=tf.ref_day) \
         .save(folder / "model")
@@ -82,3 +83,8 @@ def as_of() -> dt.date:
 @pytest.fixture(scope="session")
 def serve():
     return running_server
+
+
+def decided_reviews(log) -> list[dict]:  # noqa: ANN001 - an AuditLog
+    """The audit chain's review decisions (not the records of items being queued)."""
+    return [r for r in log.records(kind="review") if "decision" in r["payload"]]

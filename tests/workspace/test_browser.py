@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HOSTILE, HOSTILE_ID, READ, REVIEW, make_workspace_app
+from .conftest import HOSTILE, HOSTILE_ID, READ, REVIEW, decided_reviews, make_workspace_app
 from .test_pages import GOOD_RULE
 
 CHROMIUM = "/usr/bin/chromium"
@@ -156,7 +156,7 @@ def test_a_morning_in_the_workspace(site, browser, shots):
     d.get(letter_url)
     wait_for(d, "#letter-figures")
     d.switch_to.frame(d.find_element(By.CSS_SELECTOR, "iframe.letter"))
-    assert "Nordlicht GmbH" in wait_for(d, "body", "Nordlicht GmbH").text
+    assert "Nordlicht Maschinenbau GmbH" in wait_for(d, "body", "Nordlicht Maschinenbau GmbH").text
     d.switch_to.default_content()
     shots(d, "letter")
     # -- the review queue: approve with a reason, see it in the audit trail -----------------
@@ -173,7 +173,7 @@ def test_a_morning_in_the_workspace(site, browser, shots):
     assert "approved" in trail and "alice" in trail and "debtor confirmed the claim" in trail
     shots(d, "review-item")
     with Store(db).connect() as con:
-        records = [r for r in AuditLog(con).records(kind="review")
+        records = [r for r in decided_reviews(AuditLog(con))
                    if r["payload"]["review_id"] == rid]
     assert len(records) == 1 and records[0]["payload"]["decision"] == "approved"
     # -- the rules browser and the explain form ---------------------------------------------
@@ -224,5 +224,5 @@ def test_a_morning_in_the_workspace(site, browser, shots):
           .then(r => done(r.status), e => done(String(e)));""", f"/ui/review/{target}")
     assert code == 403
     with Store(db).connect() as con:
-        assert len(AuditLog(con).records(kind="review")) == 1  # still only alice's decision
+        assert len(decided_reviews(AuditLog(con))) == 1  # still only alice's decision
     log_out(d)

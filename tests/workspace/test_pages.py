@@ -18,7 +18,7 @@ from dunning.workspace.routes import CSP, _cell
 from dunning.workspace.session import SESSION_COOKIE, Sessions, session_secret
 from engine.errors import InputError
 
-from .conftest import HOSTILE_ID, READ, REVIEW, make_workspace_app
+from .conftest import HOSTILE_ID, READ, REVIEW, decided_reviews, make_workspace_app
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ def test_review_decisions_need_the_role_csrf_and_a_reason(site):
                                                         "reason": "  "})
         assert no_reason.status_code == 422
         with Store(db).connect() as con:
-            assert not AuditLog(con).records(kind="review")  # nothing decided so far
+            assert not decided_reviews(AuditLog(con))  # nothing decided so far
         ok = rev.post(f"/ui/review/{rid}", data={"csrf": token, "decision": "approve",
                                                  "reason": "customer agreed <b>by phone</b>"},
                       headers={"HX-Request": "true"})
@@ -195,7 +195,7 @@ def test_review_decisions_need_the_role_csrf_and_a_reason(site):
                                                     "reason": "changed my mind"})
         assert again.status_code == 409
     with Store(db).connect() as con:
-        recs = AuditLog(con).records(kind="review")
+        recs = decided_reviews(AuditLog(con))
     assert len(recs) == 1
     assert recs[0]["payload"]["review_id"] == rid and recs[0]["payload"]["reviewer"] == "alice"
     assert recs[0]["personal"]["reason"] == "customer agreed <b>by phone</b>"
@@ -301,7 +301,7 @@ def test_two_reviewers_and_a_nightly_run_at_once_lose_nothing(site, as_of):
     assert statuses == [200] * 25, statuses
     with store.connect() as con:
         log = AuditLog(con, anchor=db.parent / "audit.anchor")
-        decided = [r["payload"]["review_id"] for r in log.records(kind="review")]
+        decided = [r["payload"]["review_id"] for r in decided_reviews(log)]
         assert sorted(decided) == sorted(rids)  # each once, none lost
         assert log.verify().ok
         n_next = con.execute("SELECT count(*) FROM ops_recommendations WHERE as_of = ?",
@@ -321,7 +321,7 @@ def test_letter_preview_and_marking_it_sent(site):
         page = reader.get(f"/ui/letters/{inv}")
         assert page.status_code == 200 and inv in page.text and 'id="mark-sent"' not in page.text
         framed = reader.get(f"/ui/letters/{inv}/letter.html", params={"action": "email"})
-        assert "Nordlicht GmbH" in framed.text and inv in framed.text
+        assert "Nordlicht Maschinenbau GmbH" in framed.text and inv in framed.text
         assert "sandbox" in framed.headers["content-security-policy"]
         denied = reader.post(f"/ui/letters/{inv}/sent", data={"csrf": csrf_of(page.text),
                                                                "action": "email"})
@@ -381,6 +381,7 @@ rules:
     citation: "house rule"
     valid_from: 2020-01-01
     rationale: Test rule.
+    kind: company_policy
     tests:
       - {facts: {is_weekend: true}, action: phone, expect: fires}
       - {facts: {is_weekend: false}, action: phone, expect: does_not_fire}
