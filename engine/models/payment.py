@@ -65,11 +65,21 @@ def near_constant_features(X: pd.DataFrame, features: Sequence[str],
     return out
 
 
-def per_invoice_weights(invoice_pos: np.ndarray) -> np.ndarray:
-    """(n,) weight 1 / (rows of the same invoice): every invoice's snapshot rows sum to one,
-    so an invoice that stayed unpaid long (more snapshots) counts as much as a prompt one."""
-    _, inv, counts = np.unique(invoice_pos, return_inverse=True, return_counts=True)
-    return 1.0 / counts[inv]
+def horizon_weights(snapshot: np.ndarray) -> np.ndarray:
+    """(n,) row weights giving every scoring horizon (``snapshot`` code: invoice date,
+    between invoice and due, due + k) the same total weight, uniform within a horizon
+    (mean weight 1).
+
+    Uniform within a horizon keeps P(class | state at that horizon) what the data says
+    (weights that sum to one per invoice would not: a long-late invoice has more snapshot
+    rows, so its invoice-date row would weigh less than a prompt payer's and the
+    invoice-date probabilities would lean to on time). Equal totals stop the many late
+    snapshot rows after the due date from crowding out the invoice-date rows, where
+    most questions are asked.
+    """
+    codes, inv, counts = np.unique(snapshot, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inv]
+    return w * len(w) / w.sum()
 
 
 def select_features(columns: Sequence[str], include: Sequence[str] = (),
