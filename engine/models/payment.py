@@ -246,9 +246,8 @@ class PaymentModel:
         self.n_train_, self.n_calibration_ = int(len(tr)), int(len(cal))
         self.regressor_ = None
         self.quantile_models_: dict[float, lgb.Booster] = {}
-        rows = np.concatenate([tr, cal])
         if self.fit_days_late or self.payment_dates:
-            self._fit_regressors(M, days_late, w, rows)
+            self._fit_regressors(M, days_late, w, tr, cal)
         return self
 
     def _cat_idx(self) -> list[int]:
@@ -355,24 +354,37 @@ class PaymentModel:
                         label_classes(np.nan_to_num(last), self.very_late_days))
 
     def _fit_regressors(self, M: np.ndarray, days_late: np.ndarray, w: np.ndarray,
-                        rows: np.ndarray) -> None:
+                        tr: np.ndarray, cal: np.ndarray) -> None:
         """Days late if late (L1 on the late rows) and the signed days-late quantiles."""
-        cat_idx = self._cat_idx()
-        plain = self._unweighted(w)
         if self.fit_days_late:
-            late = rows[days_late[rows] > 0]
-            if len(late) >= 20:
-                dl = lgb.Dataset(M[late], days_late[late], weight=None if plain else w[late],
-                                 feature_name=self.features_, categorical_feature=cat_idx)
-                self.regressor_ = lgb.train(self._params("l1"), dl,
-                                            num_boost_round=min(self.n_estimators, 300))
+            late_tr, late_cal = tr[days_late[tr] > 0], cal[days_late[cal] > 0]
+            if len(late_tr) + len(late_cal) >= 20:
+                self.regressor_ = self._boost(M, days_late, w, late_tr, late_cal, "l1", {})
         if self.payment_dates:
             for q in QUANTILES:
-                d = lgb.Dataset(M[rows], days_late[rows], weight=w[rows],
-                                feature_name=self.features_, categorical_feature=cat_idx)
-                self.quantile_models_[q] = lgb.train(
-                    {**self._params("quantile"), "alpha": q}, d,
-                    num_boost_round=min(self.n_estimators, 300))
+                self.quantile_models_[q] = self._boost(M, days_late, w, tr, cal, "quantile",
+                                                       {"alpha": q})
+
+    def _boost(self, M: np.ndarray, target: np.ndarray, w: np.ndarray, tr: np.ndarray,
+               cal: np.ndarray, objective: str, extra: dict[str, Any]) -> lgb.Booster:
+        """A LightGBM regressor. Old recipe: min(n_estimators, 300) rounds on tr + cal.
+        With ``refit``: the rounds early-stopped on the later rows ``cal`` (time order),
+        then refitted on tr + cal (a regressor with too many rounds overfits the tails)."""
+        plain = self._unweighted(w)
+        params = {**self._params(objective), **extra}
+        rows = np.concatenate([tr, cal])
+        rounds = min(self.n_estimators, 300)
+        if self.refit and len(tr) >= 20 and len(cal) >= 10:
+            dtr = lgb.Dataset(M[tr], target[tr], weight=None if plain else w[tr],
+                              feature_name=self.features_, categorical_feature=self._cat_idx())
+            dcal = lgb.Dataset(M[cal], target[cal], weight=None if plain else w[cal],
+                               reference=dtr)
+            probe = lgb.train(params, dtr, num_boost_round=self.n_estimators,
+                              valid_sets=[dcal], callbacks=[lgb.early_stopping(30, verbose=False)])
+            rounds = max(int(probe.best_iteration or self.n_estimators), 10)
+        d = lgb.Dataset(M[rows], target[rows], weight=None if plain else w[rows],
+                        feature_name=self.features_, categorical_feature=self._cat_idx())
+        return lgb.train(params, d, num_boost_round=rounds)
 
     # -- prediction
     def _check_fitted(self) -> None:
