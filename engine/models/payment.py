@@ -486,14 +486,15 @@ class PaymentModel:
     def _simple_contributions(self, M: np.ndarray) -> np.ndarray:
         """(n, k) risk contributions (logit units, + = towards NOT on time) of the simple
         estimators: the logistic model's coefficient x standardised value summed per
-        feature, against the on-time logit relative to the mean logit; the history rule's
+        feature, on the on-time logit minus the mean of the other classes' logits (binary:
+        exactly the log-odds of late, up to the intercept); the history rule's
         one feature carries the whole log-odds of not paying on time."""
         if self.history_ is not None:
             logp = np.log(self.history_[self._last_class(M)])
             return (np.log1p(-np.exp(logp[:, 0])) - logp[:, 0])[:, None]
         Z = self._design(M, self.linear_)
         coef = np.asarray(self.linear_["coef"])
-        on_time = coef[0] - coef.mean(axis=0)  # the on-time logit against the others
+        on_time = coef[0] - coef[1:].mean(axis=0)  # on time against the other classes
         per_col = -Z * on_time
         risk = np.zeros((len(M), len(self.features_)))
         np.add.at(risk.T, self.groups_, per_col.T)

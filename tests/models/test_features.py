@@ -162,7 +162,8 @@ def test_label_classes_binary_and_three_way():
 
 def _shift_facts(tables: dict, day: pd.Timestamp) -> dict:
     """Every fact dated on/after ``day`` moved one day later, by its source date: invoices
-    (issue, due and milestone date together), payments, actions, dispute dates and customer dates."""
+    (issue, due and milestone date together), payments, actions, dispute dates and customer
+    dates."""
     def shift(s: pd.Series, source: pd.Series | None = None) -> pd.Series:
         d = pd.to_datetime(s)
         src = d if source is None else pd.to_datetime(source)
