@@ -191,13 +191,15 @@ class PaymentModel:
         return params
 
     def fit(self, X: pd.DataFrame, days_late: np.ndarray,
-            order: np.ndarray | None = None, weight: np.ndarray | None = None
-            ) -> PaymentModel:
+            order: np.ndarray | None = None, weight: np.ndarray | None = None,
+            censored: np.ndarray | None = None) -> PaymentModel:
         """Fit on feature rows ``X`` (n, k) and their days late (n,) (settle - due, days).
 
         ``order`` (n,) sorts rows in time (e.g. snapshot day numbers); the latest
         ``calibration_fraction`` of rows calibrate. Default: the given row order.
-        ``weight`` (n,) optional row weights (e.g. :func:`per_invoice_weights`).
+        ``weight`` (n,) optional row weights (e.g. :func:`horizon_weights`).
+        ``censored`` (n,) bool: rows whose days late is only a lower bound (not yet paid);
+        they train the classifier (their class is known) but not the day regressors.
         """
         days_late = np.asarray(days_late, dtype=float)
         if len(X) != len(days_late):
@@ -247,7 +249,8 @@ class PaymentModel:
         self.regressor_ = None
         self.quantile_models_: dict[float, lgb.Booster] = {}
         if self.fit_days_late or self.payment_dates:
-            self._fit_regressors(M, days_late, w, tr, cal)
+            exact = np.ones(len(X), bool) if censored is None else ~np.asarray(censored, bool)
+            self._fit_regressors(M, days_late, w, tr[exact[tr]], cal[exact[cal]])
         return self
 
     def _cat_idx(self) -> list[int]:
@@ -360,28 +363,34 @@ class PaymentModel:
             late_tr, late_cal = tr[days_late[tr] > 0], cal[days_late[cal] > 0]
             if len(late_tr) + len(late_cal) >= 20:
                 self.regressor_ = self._boost(M, days_late, w, late_tr, late_cal, "l1", {})
-        if self.payment_dates:
+        if self.payment_dates:  # the early-stopped fit itself: quantile boosting is slow
             for q in QUANTILES:
                 self.quantile_models_[q] = self._boost(M, days_late, w, tr, cal, "quantile",
-                                                       {"alpha": q})
+                                                       {"alpha": q}, refit=False)
 
     def _boost(self, M: np.ndarray, target: np.ndarray, w: np.ndarray, tr: np.ndarray,
-               cal: np.ndarray, objective: str, extra: dict[str, Any]) -> lgb.Booster:
+               cal: np.ndarray, objective: str, extra: dict[str, Any], refit: bool = True
+               ) -> lgb.Booster:
         """A LightGBM regressor. Old recipe: min(n_estimators, 300) rounds on tr + cal.
-        With ``refit``: the rounds early-stopped on the later rows ``cal`` (time order),
-        then refitted on tr + cal (a regressor with too many rounds overfits the tails)."""
+        With ``self.refit``: at most 300 rounds early-stopped on the later rows ``cal``
+        (time order; a regressor with too many rounds overfits the tails), then (``refit``)
+        refitted on tr + cal with that many rounds, or (not ``refit``) kept as it is."""
         plain = self._unweighted(w)
         params = {**self._params(objective), **extra}
         rows = np.concatenate([tr, cal])
         rounds = min(self.n_estimators, 300)
         if self.refit and len(tr) >= 20 and len(cal) >= 10:
+            # day targets are noisier than classes: a slower rate, early stopping decides
+            params["learning_rate"] = min(self.learning_rate, 0.03)
             dtr = lgb.Dataset(M[tr], target[tr], weight=None if plain else w[tr],
                               feature_name=self.features_, categorical_feature=self._cat_idx())
             dcal = lgb.Dataset(M[cal], target[cal], weight=None if plain else w[cal],
                                reference=dtr)
-            probe = lgb.train(params, dtr, num_boost_round=self.n_estimators,
-                              valid_sets=[dcal], callbacks=[lgb.early_stopping(30, verbose=False)])
-            rounds = max(int(probe.best_iteration or self.n_estimators), 10)
+            probe = lgb.train(params, dtr, num_boost_round=rounds, valid_sets=[dcal],
+                              callbacks=[lgb.early_stopping(30, verbose=False)])
+            if not refit:
+                return probe
+            rounds = max(int(probe.best_iteration or rounds), 10)
         d = lgb.Dataset(M[rows], target[rows], weight=None if plain else w[rows],
                         feature_name=self.features_, categorical_feature=self._cat_idx())
         return lgb.train(params, d, num_boost_round=rounds)

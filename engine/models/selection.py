@@ -79,10 +79,16 @@ def weighted_metrics(proba: np.ndarray, y: np.ndarray, weight: np.ndarray | None
 
 def best_threshold(p_late: np.ndarray, late: np.ndarray, weight: np.ndarray | None = None
                    ) -> float:
-    """The threshold on P(not on time) in :data:`THRESHOLD_GRID` maximising late F1 (ties:
-    the one nearest 0.5)."""
-    f1 = np.array([f1_score(late, p_late >= t, sample_weight=weight, zero_division=0)
-                   for t in THRESHOLD_GRID])
+    """The threshold on P(not on time) in :data:`THRESHOLD_GRID` maximising (weighted) late
+    F1 (ties: the one nearest 0.5). Vectorised: F1 = 2 TP / (2 TP + FP + FN)."""
+    w = np.ones(len(late)) if weight is None else np.asarray(weight, dtype=float)
+    pred = p_late[None, :] >= THRESHOLD_GRID[:, None]  # (grid, n)
+    pos = np.asarray(late, bool)
+    tp = (pred & pos) @ w
+    fp = (pred & ~pos) @ w
+    fn = (~pred & pos) @ w
+    denom = 2 * tp + fp + fn
+    f1 = np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)
     best = np.flatnonzero(f1 >= f1.max() - 1e-12)
     return float(THRESHOLD_GRID[best[np.argmin(np.abs(THRESHOLD_GRID[best] - 0.5))]])
 
