@@ -86,9 +86,10 @@ def payment_outlook(scored: pd.DataFrame, X: pd.DataFrame, model: PaymentModel
         q = model.predict_payment(X)
         due = pd.to_datetime(out["due_date"]).to_numpy()
         as_of = due - pd.to_timedelta(out["days_overdue"], unit="D").to_numpy()
-        pay = due + pd.to_timedelta(np.round(q[:, 1]), unit="D").to_numpy()
+        mid = np.round(q[:, 1], 1)
+        pay = due + pd.to_timedelta(np.round(mid), unit="D").to_numpy()
         pay = np.maximum(pay, as_of)  # an open invoice is paid today at the earliest
-        out["predicted_days_late"] = np.round(q[:, 1], 1)
+        out["predicted_days_late"] = mid
         out["days_late_low"] = np.round(q[:, 0], 1)
         out["days_late_high"] = np.round(q[:, 2], 1)
         out["predicted_payment_date"] = pd.to_datetime(pay).date
