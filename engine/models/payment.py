@@ -164,6 +164,12 @@ class PaymentModel:
         self.drop_constant = drop_constant
         self.payment_dates = payment_dates
         self.threshold_: float | None = None
+        # set by fit/load; defaults so a booster wrapped by engine.scale.train saves as before
+        self.booster_: lgb.Booster | None = None
+        self.linear_: dict[str, Any] | None = None
+        self.history_: np.ndarray | None = None
+        self.quantile_models_: dict[float, lgb.Booster] = {}
+        self.dropped_features_: list[str] = []
         self.very_late_days = very_late_days
         self.features = features
         self.n_estimators = n_estimators
@@ -222,7 +228,7 @@ class PaymentModel:
             cal = np.sort(rng.choice(cal, self.max_train_rows // 4, replace=False))
         features = list(self.features) if self.features is not None else \
             select_features(X.columns)
-        self.dropped_features_: list[str] = []
+        self.dropped_features_ = []
         if self.estimator == "history":  # the rule reads one feature
             features = ["hist_last_days_late"]
         elif self.drop_constant:
@@ -235,9 +241,7 @@ class PaymentModel:
         self.categories_ = learn_categories(X.iloc[tr], self.features_)
         M = encode(X, self.features_, self.categories_)
         self._on_time_booster_ = None
-        self.booster_ = None
-        self.linear_: dict[str, Any] | None = None
-        self.history_: np.ndarray | None = None
+        self.booster_, self.linear_, self.history_ = None, None, None
         self.temperature_, self.bias_ = 1.0, np.zeros(len(self.classes_))
         if self.estimator == "lightgbm":
             self._fit_trees(M, y, w, tr, cal)
@@ -247,7 +251,7 @@ class PaymentModel:
             self._fit_history(M, y, w)
         self.n_train_, self.n_calibration_ = int(len(tr)), int(len(cal))
         self.regressor_ = None
-        self.quantile_models_: dict[float, lgb.Booster] = {}
+        self.quantile_models_ = {}
         if self.fit_days_late or self.payment_dates:
             exact = np.ones(len(X), bool) if censored is None else ~np.asarray(censored, bool)
             self._fit_regressors(M, days_late, w, tr[exact[tr]], cal[exact[cal]])
