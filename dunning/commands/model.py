@@ -173,6 +173,11 @@ def _print_evaluation(ev: dict[str, Any]) -> None:
     console.print(f"shipped model's late F1 at its cross-validated threshold "
                   f"{ev['threshold']:.2f}: {shipped['late_f1_at_threshold']:.3f}",
                   highlight=False)
+    for h, r in ev.get("horizons", {}).items():
+        m = r["models"][ev["shipped"]]
+        console.print(f"at {h}: {r['n']:,} invoices still unpaid (late share "
+                      f"{r['late_share']:.0%}): accuracy {m['accuracy']:.3f}, log loss "
+                      f"{m['log_loss']:.3f}, AUC {m['auc_late']:.3f}", highlight=False)
 
 
 @user_errors

@@ -14,7 +14,9 @@ cut) and compare with what happened, next to baselines a user could build by han
 
 Metrics: accuracy, late F1 (late = not on time; at 0.5 and, for the shipped model, at its
 CV threshold), AUC of P(late), log loss, Brier, a calibration curve of P(late), the MAE
-of predicted days to pay (settled invoices) and of predicted days late (late ones).
+of predicted days to pay (settled invoices) and of predicted days late (late ones); and
+``horizons``: the candidates' classification metrics at due + k (k in the snapshot days)
+on the test invoices still unpaid then.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import pandas as pd
 
 from engine.errors import DunningError
 from engine.features import (
+    DEFAULT_SNAPSHOT_DAYS,
     PreparedTables,
     class_known,
     classes_for,
@@ -49,6 +52,25 @@ def _late_proba(p_late: np.ndarray, k: int, very_share: float) -> np.ndarray:
     if k == 2:
         return np.column_stack([1 - p_late, p_late])
     return np.column_stack([1 - p_late, p_late * (1 - very_share), p_late * very_share])
+
+
+def _horizons(p: PreparedTables, test: np.ndarray, dl: np.ndarray,
+              fitted: Mapping[str, Any], cfg: TrainConfig, end: int,
+              horizons: tuple[int, ...] = DEFAULT_SNAPSHOT_DAYS) -> dict[str, Any]:
+    """Classification metrics of the fitted candidates at due + k for the test invoices
+    still unpaid at the start of that day (and before the end of the data)."""
+    y_all = label_classes(dl, cfg.very_late_days)
+    out: dict[str, Any] = {}
+    for k in horizons:
+        day = p.due_day[test] + k
+        sel = (day < end) & (p.settle_day[test] >= day)
+        if sel.sum() < 20 or len(np.unique(y_all[sel])) < 2:
+            continue
+        X = features_at(p, test[sel], day[sel])
+        out[f"due+{k}"] = {"n": int(sel.sum()), "late_share": float((y_all[sel] > 0).mean()),
+                           "models": {n: weighted_metrics(m.predict_proba(X), y_all[sel])
+                                      for n, m in fitted.items()}}
+    return out
 
 
 def evaluate_cut(tables: Mapping[str, pd.DataFrame] | PreparedTables, cut: object,
@@ -148,6 +170,7 @@ def evaluate_cut(tables: Mapping[str, pd.DataFrame] | PreparedTables, cut: objec
                                                 - days_to_pay[settled]).mean())
         if "days_late" in d and lt.any():
             m["mae_days_late"] = float(np.abs(d["days_late"][lt] - dl[lt]).mean())
+    out["horizons"] = _horizons(p, test, dl, fitted, cfg, end)
     out["note"] = (f"global mean days late {g_days_late:.1f}; the shipped model's days come "
                    "from its LightGBM regressors (median of signed days late; days late if "
                    "late), whichever classifier won")

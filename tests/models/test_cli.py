@@ -209,6 +209,12 @@ def test_evaluate_model_on_a_time_split(small_store, tmp_path):
     assert ev["models"]["global_mean"]["auc_late"] == 0.5
     assert shipped["log_loss"] < ev["models"]["global_mean"]["log_loss"]
     assert ev["calibration"]["late"]
+    # also scored at due + k on the invoices still unpaid then, fewer at each later k
+    h = ev["horizons"]
+    assert "due+0" in h and h["due+0"]["n"] > 20
+    ns = [h[k]["n"] for k in h]
+    assert ns == sorted(ns, reverse=True)
+    assert set(h["due+0"]["models"]) == {"lightgbm", "logistic_regression", "history_rule"}
 
 
 def test_evaluate_model_cut_after_the_data_is_a_clear_error(small_store):
