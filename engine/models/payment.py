@@ -229,8 +229,9 @@ class PaymentModel:
         features = list(self.features) if self.features is not None else \
             select_features(X.columns)
         self.dropped_features_ = []
-        if self.estimator == "history":  # the rule reads one feature
-            features = ["hist_last_days_late"]
+        if self.estimator == "history":  # the rule reads the last class (and if overdue)
+            features = ["hist_last_days_late",
+                        *(["days_overdue"] if "days_overdue" in X.columns else [])]
         elif self.drop_constant:
             self.dropped_features_ = near_constant_features(X, features)
             features = [c for c in features if c not in self.dropped_features_]
@@ -347,18 +348,25 @@ class PaymentModel:
         return Z
 
     def _fit_history(self, M: np.ndarray, y: np.ndarray, w: np.ndarray) -> None:
-        """P(class | class of the customer's last settled invoice), Laplace-smoothed;
-        ``history_`` (n_classes + 1, n_classes), last row = no history."""
+        """P(class | class of the customer's last settled invoice, overdue yet?),
+        Laplace-smoothed; ``history_`` (2 (n_classes + 1), n_classes): row = last class
+        (n_classes = no history) + (n_classes + 1) if the invoice is past its due date at
+        the row's date (an overdue invoice can no longer be on time; without that the rule
+        would mix every scoring horizon)."""
         k = len(self.classes_)
-        counts = np.full((k + 1, k), 1.0)
-        np.add.at(counts, (self._last_class(M), y), w)
+        counts = np.full((2 * (k + 1), k), 1.0)
+        np.add.at(counts, (self._history_row(M), y), w)
         self.history_ = counts / counts.sum(axis=1, keepdims=True)
         self.best_iteration_ = 0
 
-    def _last_class(self, M: np.ndarray) -> np.ndarray:
-        last = M[:, 0]  # features_ == ["hist_last_days_late"]
-        return np.where(np.isnan(last), len(self.classes_),
-                        label_classes(np.nan_to_num(last), self.very_late_days))
+    def _history_row(self, M: np.ndarray) -> np.ndarray:
+        last = M[:, 0]  # features_ == ["hist_last_days_late"(, "days_overdue")]
+        k = len(self.classes_)
+        row = np.where(np.isnan(last), k, label_classes(np.nan_to_num(last),
+                                                        self.very_late_days))
+        if M.shape[1] > 1:
+            row = row + (k + 1) * (np.nan_to_num(M[:, 1]) > 0)
+        return row
 
     def _fit_regressors(self, M: np.ndarray, days_late: np.ndarray, w: np.ndarray,
                         tr: np.ndarray, cal: np.ndarray) -> None:
@@ -413,7 +421,7 @@ class PaymentModel:
             return self._design(M, self.linear_) @ np.asarray(self.linear_["coef"]).T \
                 + np.asarray(self.linear_["intercept"])
         if self.history_ is not None:
-            return np.log(self.history_[self._last_class(M)])
+            return np.log(self.history_[self._history_row(M)])
         raw = self.booster_.predict(M, raw_score=True, num_iteration=self.best_iteration_,
                                     num_threads=self._threads(len(M)))
         if raw.ndim == 1:  # binary: class 0 logit 0, class 1 logit s
@@ -501,10 +509,13 @@ class PaymentModel:
         estimators: the logistic model's coefficient x standardised value summed per
         feature, on the on-time logit minus the mean of the other classes' logits (binary:
         exactly the log-odds of late, up to the intercept); the history rule's
-        one feature carries the whole log-odds of not paying on time."""
+        first feature (the last invoice's lateness) carries the whole log-odds of not paying
+        on time."""
         if self.history_ is not None:
-            logp = np.log(self.history_[self._last_class(M)])
-            return (np.log1p(-np.exp(logp[:, 0])) - logp[:, 0])[:, None]
+            logp = np.log(self.history_[self._history_row(M)])
+            risk = np.zeros((len(M), len(self.features_)))
+            risk[:, 0] = np.log1p(-np.exp(logp[:, 0])) - logp[:, 0]  # one factor: the rule
+            return risk
         Z = self._design(M, self.linear_)
         coef = np.asarray(self.linear_["coef"])
         on_time = coef[0] - coef[1:].mean(axis=0)  # on time against the other classes
