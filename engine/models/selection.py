@@ -40,8 +40,8 @@ def time_series_folds(invoice_day: np.ndarray, due_day: np.ndarray, ref_day: np.
     Cuts at the invoice-date quantiles ``first_share + (1 - first_share) * k / n_folds``
     (k = 0..n_folds-1) of the rows. Train: ``ref_day < t_k`` and due + very_late_days + 1
     < t_k (class known at the cut); test: invoice day in ``[t_k, t_{k+1})``. Folds with
-    fewer than ``min_train`` training rows, no test row or a single training class are
-    skipped.
+    fewer than ``min_train`` training rows or no test row are skipped (and by
+    :func:`cross_validate`, folds whose training rows hold a single class).
     """
     qs = first_share + (1.0 - first_share) * np.arange(n_folds) / n_folds
     cuts = np.unique(np.quantile(invoice_day, qs).astype(np.int64))
@@ -105,12 +105,15 @@ def cross_validate(candidates: Mapping[str, Callable[[], PaymentModel]], X: pd.D
     ``winners`` (metric -> name), ``champion`` (lowest log loss), ``threshold`` (the
     champion's late-F1 threshold), ``simple_model_won`` (metrics a non-LightGBM won).
     """
-    folds = time_series_folds(invoice_day, due_day, ref_day, very_late_days, n_folds)
+    y = label_classes(days_late, very_late_days)
+    folds = [(tr, te) for tr, te in time_series_folds(invoice_day, due_day, ref_day,
+                                                      very_late_days, n_folds)
+             if len(np.unique(y[tr])) >= 2]  # a one-class fold cannot fit a classifier
     if not folds:
         raise DunningError("too little history for time-series cross-validation (no fold "
-                           "has 20 training rows with a known outcome); add history")
+                           "has 20 training rows with a known outcome of two classes); add "
+                           "history or train the pipeline's model (--lightgbm-only)")
     w = np.ones(len(X)) if weight is None else np.asarray(weight, dtype=float)
-    y = label_classes(days_late, very_late_days)
     test_all = np.concatenate([te for _, te in folds])
     out: dict[str, Any] = {
         "folds": [{"cut_day": int(invoice_day[te].min()), "train_rows": int(len(tr)),

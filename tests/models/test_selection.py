@@ -176,3 +176,16 @@ def test_train_artifact_with_the_selection_recipe(prepared, tmp_path):
     model = PaymentModel.load(tmp_path / "m")
     assert model.hash_ == res.hash and model.threshold_ == sel["threshold"]
     assert model.quantile_models_  # payment dates ship with the recipe
+
+
+def test_too_little_history_is_a_clear_error():
+    from engine.errors import DunningError
+
+    X, dl, day = _linear_world(n=20)  # fewer than 20 training rows in every fold
+    cands = {"lightgbm": lambda: PaymentModel(0, features=["x"], n_estimators=5)}
+    with pytest.raises(DunningError, match="too little history.*--lightgbm-only"):
+        cross_validate(cands, X, dl, day, day, day - 10, 0)
+    # one class only in every fold's training rows: skipped, hence the same error
+    with pytest.raises(DunningError, match="two classes"):
+        cross_validate(cands, *_linear_world(n=400)[:1], np.full(400, -1.0),
+                       np.arange(400), np.arange(400), np.arange(400) - 10, 0)
