@@ -51,6 +51,7 @@ QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)  # an 80 % interval around the me
 # A feature whose most frequent value (missing counts as a value) covers at least this share
 # of the training rows carries no usable signal: ``drop_constant`` leaves it out.
 NEAR_CONSTANT_SHARE = 0.999
+LINEAR_MAX_ROWS = 100_000  # the logistic estimator fits on a seeded sample above this
 
 
 def near_constant_features(X: pd.DataFrame, features: Sequence[str],
@@ -293,9 +294,15 @@ class PaymentModel:
     def _fit_linear(self, M: np.ndarray, y: np.ndarray, w: np.ndarray, rows: np.ndarray
                     ) -> None:
         """Logistic regression (L2, C = 1) on median-imputed, standardised numbers with
-        missing-value indicators and one-hot categoricals, fitted on ``rows``."""
+        missing-value indicators and one-hot categoricals, fitted on ``rows`` (a seeded
+        sample of :data:`LINEAR_MAX_ROWS` of them when more: a linear model has converged
+        long before, and lbfgs on millions of rows takes minutes)."""
         from sklearn.linear_model import LogisticRegression
         from threadpoolctl import threadpool_limits
+
+        if len(rows) > LINEAR_MAX_ROWS:
+            rng = np.random.default_rng(self.random_state)
+            rows = np.sort(rng.choice(rows, LINEAR_MAX_ROWS, replace=False))
 
         num = [j for j, c in enumerate(self.features_) if c not in self.categories_]
         sub = M[rows]

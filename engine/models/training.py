@@ -85,7 +85,7 @@ class TrainConfig:
     drop_constant: bool = False
     payment_dates: bool = False
     cv_folds: int = 4
-    cv_max_rows: int = 200_000
+    cv_max_rows: int = 100_000
 
     def __post_init__(self) -> None:
         if self.rows not in ROW_DESIGNS:
