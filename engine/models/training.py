@@ -44,6 +44,7 @@ from engine.models.payment import (
     PaymentModel,
     _atomic_write,
     horizon_weights,
+    near_constant_features,
     select_features,
 )
 from engine.models.selection import cross_validate
@@ -186,7 +187,9 @@ def select_champion(p: PreparedTables, as_day: int, cfg: TrainConfig,
     model.fit(rows.X, rows.days_late, rows.ref_day, rows.weight, rows.censored)
     model.threshold_ = sel["threshold"]
     sel["rows"] = cfg.rows
-    sel["dropped_features"] = getattr(model, "dropped_features_", [])
+    # what the data offers no signal in, whichever model won (the history rule reads two)
+    sel["dropped_features"] = near_constant_features(rows.X, features) \
+        if cfg.drop_constant else []
     return model, sel, rows
 
 
