@@ -71,7 +71,8 @@ DEFAULT_FEATURES: tuple[str, ...] = (
 ALL_FEATURES: tuple[str, ...] = (*DEFAULT_FEATURES, *OPT_IN_FEATURES)
 # Extra (non-contract) columns a mapping added become features named ``inv_<column>``
 # (invoices) or ``cust_<column>`` (customers): numbers and booleans as values, dates as
-# "days from that date to the as-of date" (negative: not yet), text as categories. They
+# "days from that date to the as-of date" (missing while that date is not yet reached: a
+# date in the future of the as-of date would be look-ahead), text as categories. They
 # must be facts known at the invoice date (the mapping's responsibility).
 EXTRA_PREFIXES: tuple[str, ...] = ("inv_", "cust_")
 
@@ -530,8 +531,8 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
     for name in (extra_names if extra_names is not None else sorted(p.extras)):
         kind, values, per_customer = p.extras[name]
         v = values[cust] if per_customer else values[rows]
-        if kind == "date":
-            v = np.where(v == NEVER, np.nan, (ref - v).astype(float))
+        if kind == "date":  # a date on/after ref is not known yet (no look-ahead): NaN
+            v = np.where((v == NEVER) | (v >= ref), np.nan, (ref - v).astype(float))
         df[name] = v
     return df
 

@@ -38,6 +38,14 @@ SEASONAL_FEATURES: tuple[str, ...] = (
     "invoice_month", "due_weekday", "due_days_to_month_end", "due_days_to_quarter_end",
     "holidays_in_terms",
 )
+# Counts that grow with a customer's age by construction: a later window has more history
+# than the training period even when nothing changed. They are compared as rates: issued
+# invoices per 30 days of customer tenure, paid per issued, late per paid.
+GROWING_COUNTS: dict[str, tuple[str, float]] = {
+    "hist_n_issued": ("tenure_days", 30.0),
+    "hist_n_paid": ("hist_n_issued", 1.0),
+    "hist_n_late": ("hist_n_paid", 1.0),
+}
 PSI_WATCH = 0.1
 PSI_WARNING = 0.2
 ECE_WARNING = 0.05
@@ -86,6 +94,29 @@ def population_stability_index(
     return float(((a - e) * np.log(a / e)).sum())
 
 
+def as_rates(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every :data:`GROWING_COUNTS` feature divided by its denominator (x its
+    scale; NaN where the denominator is missing or 0). A count whose denominator column
+    is absent stays as it is."""
+    import numpy as np
+
+    out = frame.copy()
+    for name, (denominator, scale) in GROWING_COUNTS.items():
+        if name in frame.columns and denominator in frame.columns:
+            d = frame[denominator].to_numpy(float)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[name] = np.where(d > 0, frame[name].to_numpy(float) * scale / d, np.nan)
+    return out
+
+
+def compared_as(name: str, columns: list[str]) -> str:
+    """How :func:`feature_psi` compares ``name``: its value or a rate of it."""
+    if name in GROWING_COUNTS and GROWING_COUNTS[name][0] in columns:
+        d, scale = GROWING_COUNTS[name]
+        return f"per {scale:g} days of {d}" if scale != 1.0 else f"per {d}"
+    return "value"
+
+
 def psi_status(value: float) -> str:
     return "warning" if value > PSI_WARNING else "watch" if value > PSI_WATCH else "ok"
 
@@ -94,9 +125,11 @@ def feature_psi(
     reference: pd.DataFrame, recent: pd.DataFrame, features: list[str] | None = None,
     n_bins: int = 10, not_judged: tuple[str, ...] = SEASONAL_FEATURES,
 ) -> pd.DataFrame:
-    """PSI per feature, largest first. Columns: feature, psi, status.
+    """PSI per feature, largest first. Columns: feature, psi, compared_as, status.
 
     ``status`` is ok / watch / warning, or ``seasonal`` for the ``not_judged`` features.
+    Counts that grow with customer age (:data:`GROWING_COUNTS`) are compared as rates
+    (``compared_as``), so a model trained yesterday shows no drift in them.
     """
     import pandas as pd
 
@@ -104,8 +137,11 @@ def feature_psi(
     missing = [f for f in features if f not in recent.columns or f not in reference.columns]
     if missing:
         raise InputError(f"drift: feature(s) {', '.join(missing)} missing from one period")
-    rows = [(f, population_stability_index(reference[f], recent[f], n_bins)) for f in features]
-    out = pd.DataFrame(rows, columns=["feature", "psi"])
+    cols = [c for c in reference.columns if c in recent.columns]
+    ref_r, new_r = as_rates(reference), as_rates(recent)
+    rows = [(f, population_stability_index(ref_r[f], new_r[f], n_bins), compared_as(f, cols))
+            for f in features]
+    out = pd.DataFrame(rows, columns=["feature", "psi", "compared_as"])
     out["status"] = out["psi"].map(psi_status).where(~out["feature"].isin(not_judged),
                                                        "seasonal")
     return out.sort_values("psi", ascending=False, ignore_index=True)

@@ -23,14 +23,19 @@ PROBA_COLUMNS: tuple[str, ...] = ("p_on_time", "p_late", "p_very_late")
 
 def score_open_invoices(tables: Mapping[str, pd.DataFrame] | PreparedTables,
                         model: PaymentModel, as_of: object, explain_top: int = 20,
-                        top_k: int = 3) -> pd.DataFrame:
+                        top_k: int = 3, at_risk_threshold: float = 0.5,
+                        outlook: bool = False) -> pd.DataFrame:
     """One row per invoice open at ``as_of`` (start of day), riskiest first.
 
     Columns: ``invoice_id``, ``customer_id``, ``due_date``, ``days_overdue``, ``balance``,
     ``p_on_time``, ``p_late``, ``p_very_late`` (sum to 1; ``p_very_late`` = 0 for a binary
-    model), ``predicted_class``, ``at_risk`` (P(on time) < 0.5), ``factors`` (top ``top_k``
-    risk factors with direction, only for the ``explain_top`` riskiest rows, else empty),
-    ``model_hash``. Risk order: descending P(not on time) x balance.
+    model), ``predicted_class``, ``at_risk`` (P(on time) < ``at_risk_threshold``, for
+    invoices not yet due as well: Dynamics 365's red circle), ``factors`` (top ``top_k``
+    risk factors in plain words with direction, only for the ``explain_top`` riskiest rows,
+    else empty), ``model_hash``. Risk order: descending P(not on time) x balance.
+
+    ``outlook`` adds :func:`payment_outlook`'s columns (predicted payment date and days
+    late with an 80 % interval, expected loss, needs-attention rank).
     """
     p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
     X = build_invoice_features(p, as_of)
@@ -47,7 +52,7 @@ def score_open_invoices(tables: Mapping[str, pd.DataFrame] | PreparedTables,
         "balance": np.round(open_balance(p, X.index.to_numpy(), as_of), 2),
         **{c: full[:, j] for j, c in enumerate(PROBA_COLUMNS)},
         "predicted_class": model.classes_[proba.argmax(axis=1)] if len(X) else [],
-        "at_risk": full[:, 0] < 0.5,
+        "at_risk": full[:, 0] < at_risk_threshold,
     })
     risk = (1.0 - out["p_on_time"].to_numpy()) * out["balance"].to_numpy()
     order = np.argsort(-risk, kind="stable")
@@ -56,7 +61,47 @@ def score_open_invoices(tables: Mapping[str, pd.DataFrame] | PreparedTables,
     n_exp = min(explain_top, len(out))
     if n_exp:
         out.loc[: n_exp - 1, "factors"] = model.explain(X.iloc[:n_exp], top_k)["factors"].to_numpy()
+    if outlook:
+        out = payment_outlook(out, X, model)
     out["model_hash"] = getattr(model, "hash_", None)
+    return out
+
+
+def payment_outlook(scored: pd.DataFrame, X: pd.DataFrame, model: PaymentModel
+                    ) -> pd.DataFrame:
+    """Add to ``scored`` (rows aligned with the features ``X``):
+
+    - ``predicted_days_late`` and its 80 % interval ``days_late_low`` / ``days_late_high``
+      (signed days after due: the median and the 10 / 90 % quantiles, LightGBM quantile
+      regression) and ``predicted_payment_date`` (due date + median; not before the
+      as-of date); NaN / empty if the model has no payment-date regressors;
+    - ``expected_loss`` = balance x P(very late) (P(late) for a binary model, which has no
+      very-late class): what is at stake if nobody acts;
+    - ``attention_rank``: 1 = largest expected loss (the worklist order, distinct from the
+      risk order of the rows).
+    """
+    out = scored.copy()
+    n = len(out)
+    if n and getattr(model, "quantile_models_", None):
+        q = model.predict_payment(X)
+        due = pd.to_datetime(out["due_date"]).to_numpy()
+        as_of = due - pd.to_timedelta(out["days_overdue"], unit="D").to_numpy()
+        mid = np.round(q[:, 1], 1)
+        pay = due + pd.to_timedelta(np.round(mid), unit="D").to_numpy()
+        pay = np.maximum(pay, as_of)  # an open invoice is paid today at the earliest
+        out["predicted_days_late"] = mid
+        out["days_late_low"] = np.round(q[:, 0], 1)
+        out["days_late_high"] = np.round(q[:, 2], 1)
+        out["predicted_payment_date"] = pd.to_datetime(pay).date
+    else:
+        for c in ("predicted_days_late", "days_late_low", "days_late_high"):
+            out[c] = np.full(n, np.nan)
+        out["predicted_payment_date"] = None
+    stake = out["p_very_late"] if len(model.classes_) == 3 else out["p_late"]
+    out["expected_loss"] = np.round(out["balance"].to_numpy() * stake.to_numpy(), 2)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(-out["expected_loss"].to_numpy(), kind="stable")] = np.arange(1, n + 1)
+    out["attention_rank"] = rank
     return out
 
 

@@ -40,14 +40,37 @@ from engine.features import (
 from engine.models.baselines import HistoryRuleBaseline, LogisticBaseline
 from engine.models.hazard import HazardModel
 from engine.models.metrics import calibration_curve, classification_metrics
-from engine.models.payment import PaymentModel, _atomic_write, select_features
+from engine.models.payment import (
+    PaymentModel,
+    _atomic_write,
+    horizon_weights,
+    near_constant_features,
+    select_features,
+)
+from engine.models.selection import cross_validate
 
 Progress = Callable[[str], None]
 
 
+ROW_DESIGNS: tuple[str, ...] = ("snapshots", "weighted", "invoice")
+# Candidate name in the selection -> PaymentModel estimator (names as in the evaluation).
+CANDIDATES: dict[str, str] = {"lightgbm": "lightgbm", "logistic_regression": "logistic",
+                              "history_rule": "history"}
+
+
 @dataclass
 class TrainConfig:
-    """Options of `dunning train-model` (see docs/payment-model.md)."""
+    """Options of `dunning train-model` (see docs/payment-model.md).
+
+    The defaults are the pipeline's (``dunning demo``, ``retrain``, ``what-if``): LightGBM
+    on unweighted snapshot rows, no selection. :meth:`recommended` is what ``dunning
+    train-model`` and ``evaluate-model`` use: one row per invoice per scoring horizon, each
+    horizon weighted alike (``rows="weighted"``, :func:`horizon_weights`; ``"invoice"``:
+    the invoice-date row only), trees
+    refitted on all rows after early stopping, (near-)constant features left out, the
+    champion of LightGBM / logistic regression / the history rule chosen by time-series
+    cross-validation (``cv_folds`` folds), payment-date quantile regressors.
+    """
 
     very_late_days: int = 30
     include_fields: Sequence[str] = ()
@@ -57,6 +80,117 @@ class TrainConfig:
     seed: int = 0
     payment_params: dict[str, Any] = field(default_factory=dict)
     hazard_params: dict[str, Any] = field(default_factory=dict)
+    rows: str = "snapshots"
+    champion: bool = False
+    refit: bool = False
+    drop_constant: bool = False
+    payment_dates: bool = False
+    cv_folds: int = 4
+    cv_max_rows: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.rows not in ROW_DESIGNS:
+            raise DunningError(f"rows {self.rows!r} is not one of {list(ROW_DESIGNS)}")
+
+    @classmethod
+    def recommended(cls, **overrides: Any) -> TrainConfig:
+        """The selection recipe (see the class docstring); ``overrides`` win."""
+        base: dict[str, Any] = {"rows": "weighted", "champion": True, "refit": True,
+                                "drop_constant": True, "payment_dates": True}
+        return cls(**{**base, **overrides})
+
+
+@dataclass
+class TrainingRows:
+    """The rows a model is fitted on (from a :class:`TrainingFrame` and a row design):
+    X (n, k), days late, time order, weight (or None), invoice and due day per row."""
+
+    X: pd.DataFrame
+    days_late: np.ndarray
+    ref_day: np.ndarray
+    weight: np.ndarray | None
+    invoice_day: np.ndarray
+    due_day: np.ndarray
+    invoice_pos: np.ndarray
+    snapshot: np.ndarray
+    censored: np.ndarray | None = None
+
+
+def training_rows(p: PreparedTables, as_day: int, cfg: TrainConfig) -> TrainingRows:
+    """Training rows known at ``as_day`` under ``cfg.rows``: every snapshot (unweighted),
+    every snapshot with :func:`horizon_weights`, or the invoice-date row only."""
+    f = build_training_frame(p, from_day(as_day), cfg.very_late_days, seed=cfg.seed)
+    keep = np.ones(len(f.X), bool) if cfg.rows != "invoice" else f.snapshot == -1
+    pos = f.invoice_pos[keep]
+    weight = horizon_weights(f.snapshot[keep]) if cfg.rows == "weighted" else None
+    return TrainingRows(X=f.X[keep].reset_index(drop=True), days_late=f.days_late[keep],
+                        ref_day=f.ref_day[keep], weight=weight,
+                        invoice_day=f.invoice_day[keep], due_day=p.due_day[pos],
+                        invoice_pos=pos, snapshot=f.snapshot[keep],
+                        censored=f.censored[keep])
+
+
+def candidate_models(cfg: TrainConfig, features: Sequence[str], n_rows: int,
+                     final: bool = False) -> dict[str, Callable[[], PaymentModel]]:
+    """Factories of the models the selection compares (``final``: with the regressors)."""
+    params = {**auto_params(n_rows), **cfg.payment_params}
+
+    def make(estimator: str) -> Callable[[], PaymentModel]:
+        return lambda: PaymentModel(
+            cfg.very_late_days, features=features, estimator=estimator, refit=cfg.refit,
+            drop_constant=cfg.drop_constant, random_state=cfg.seed, fit_days_late=final,
+            payment_dates=final and cfg.payment_dates,
+            **(params if estimator == "lightgbm" else {}))
+
+    return {name: make(est) for name, est in CANDIDATES.items()}
+
+
+def auto_params(n_rows: int) -> dict[str, Any]:
+    """LightGBM settings of the selection recipe, scaled to the data: leaves of at least
+    1 % of the rows (20 to 200), small trees, up to 400 rounds cut by early stopping. One
+    rule for every ledger, not tuned to one."""
+    return {"n_estimators": 400, "learning_rate": 0.08, "num_leaves": 7,
+            "min_child_samples": int(np.clip(n_rows // 100, 20, 200))}
+
+
+def _cv_sample(invoice_pos: np.ndarray, max_rows: int, seed: int) -> np.ndarray:
+    """Row positions of a seeded sample of whole invoices with at most ~``max_rows`` rows
+    (all rows when fewer): 4 folds x 3 models on a million-invoice ledger would take long,
+    and the ranking of the candidates is stable well before that."""
+    if len(invoice_pos) <= max_rows:
+        return np.arange(len(invoice_pos))
+    inv = np.unique(invoice_pos)
+    take = np.random.default_rng(seed).random(len(inv)) < max_rows / len(invoice_pos)
+    return np.flatnonzero(np.isin(invoice_pos, inv[take]))
+
+
+def select_champion(p: PreparedTables, as_day: int, cfg: TrainConfig,
+                    progress: Progress | None = None) -> tuple[PaymentModel, dict[str, Any],
+                                                               TrainingRows]:
+    """Time-series CV of the candidates on the rows known at ``as_day``; the champion (lowest
+    log loss) refitted on all of them with the CV threshold. Returns (model, selection
+    dict, rows)."""
+    rows = training_rows(p, as_day, cfg)
+    features = select_features(rows.X.columns, cfg.include_fields, cfg.exclude_fields)
+    if progress:
+        progress(f"time-series cross-validation of {len(CANDIDATES)} models on "
+                 f"{len(rows.X):,} rows")
+    cv = _cv_sample(rows.invoice_pos, cfg.cv_max_rows, cfg.seed)
+    sel = cross_validate(candidate_models(cfg, features, len(cv)), rows.X.iloc[cv],
+                         rows.days_late[cv], rows.ref_day[cv], rows.invoice_day[cv],
+                         rows.due_day[cv], cfg.very_late_days,
+                         None if rows.weight is None else rows.weight[cv], cfg.cv_folds)
+    sel["cv_rows"] = int(len(cv))
+    for fold in sel["folds"]:
+        fold["cut_date"] = str(from_day(fold.pop("cut_day")))
+    model = candidate_models(cfg, features, len(rows.X), final=True)[sel["champion"]]()
+    model.fit(rows.X, rows.days_late, rows.ref_day, rows.weight, rows.censored)
+    model.threshold_ = sel["threshold"]
+    sel["rows"] = cfg.rows
+    # what the data offers no signal in, whichever model won (the history rule reads two)
+    sel["dropped_features"] = near_constant_features(rows.X, features) \
+        if cfg.drop_constant else []
+    return model, sel, rows
 
 
 def time_split_day(p: PreparedTables, as_day: int, very_late_days: int,
@@ -72,23 +206,39 @@ def time_split_day(p: PreparedTables, as_day: int, very_late_days: int,
 
 def evaluate_payment(p: PreparedTables, as_day: int, cfg: TrainConfig,
                      progress: Progress | None = None) -> dict[str, Any]:
-    """Time-ordered evaluation of LightGBM vs baselines; returns the metrics dict."""
+    """Time-ordered evaluation of LightGBM vs baselines; returns the metrics dict.
+
+    With ``cfg.champion`` the three models are the selection's candidates, fitted on the
+    rows of ``cfg.rows`` (weights included); else the pipeline's LightGBM and the plain
+    baselines on every snapshot row.
+    """
     split = time_split_day(p, as_day, cfg.very_late_days, cfg.test_fraction)
-    train = build_training_frame(p, from_day(split), cfg.very_late_days)
     test = build_training_frame(p, from_day(as_day), cfg.very_late_days, since=None)
     sel = test.invoice_day >= split
     Xte, dl_te, snap = test.X[sel], test.days_late[sel], test.snapshot[sel]
-    features = select_features(train.X.columns, cfg.include_fields, cfg.exclude_fields)
+    if cfg.champion:
+        train = training_rows(p, split, cfg)
+        features = select_features(train.X.columns, cfg.include_fields, cfg.exclude_fields)
+        models: dict[str, Any] = {n: make() for n, make in candidate_models(
+            cfg, features, len(train.X)).items()}
+    else:
+        frame = build_training_frame(p, from_day(split), cfg.very_late_days)
+        train = TrainingRows(X=frame.X, days_late=frame.days_late, ref_day=frame.ref_day,
+                             weight=None, invoice_day=frame.invoice_day,
+                             due_day=p.due_day[frame.invoice_pos],
+                             invoice_pos=frame.invoice_pos, snapshot=frame.snapshot)
+        features = select_features(train.X.columns, cfg.include_fields, cfg.exclude_fields)
+        models = {
+            "lightgbm": PaymentModel(cfg.very_late_days, features=features,
+                                     fit_days_late=False, random_state=cfg.seed,
+                                     **cfg.payment_params),
+            "logistic_regression": LogisticBaseline(cfg.very_late_days, features=features,
+                                                    random_state=cfg.seed),
+            "history_rule": HistoryRuleBaseline(cfg.very_late_days),
+        }
     if progress:
         progress(f"evaluation: {len(train.X):,} training rows before {from_day(split)}, "
                  f"{len(Xte):,} test rows after")
-    models: dict[str, Any] = {
-        "lightgbm": PaymentModel(cfg.very_late_days, features=features, fit_days_late=False,
-                                 random_state=cfg.seed, **cfg.payment_params),
-        "logistic_regression": LogisticBaseline(cfg.very_late_days, features=features,
-                                                random_state=cfg.seed),
-        "history_rule": HistoryRuleBaseline(cfg.very_late_days),
-    }
     classes = classes_for(cfg.very_late_days)
     y = label_classes(dl_te, cfg.very_late_days)
     at_issue = snap == -1
@@ -98,8 +248,8 @@ def evaluate_payment(p: PreparedTables, as_day: int, cfg: TrainConfig,
         "test_invoices": int(at_issue.sum()), "models": {},
     }
     for name, model in models.items():
-        if name == "lightgbm":
-            model.fit(train.X, train.days_late, train.ref_day)
+        if isinstance(model, PaymentModel):
+            model.fit(train.X, train.days_late, train.ref_day, train.weight)
         else:
             model.fit(train.X, train.days_late)
         proba = model.predict_proba(Xte)
@@ -210,12 +360,17 @@ def train_artifact(tables: Mapping[str, pd.DataFrame] | PreparedTables, out_dir:
     say = progress or (lambda _msg: None)
     say("evaluating on a time-ordered split")
     evaluation = evaluate_payment(p, as_day, cfg, progress)
-    say("training the payment model on all history")
-    full = build_training_frame(p, from_day(as_day), cfg.very_late_days)
-    features = select_features(full.X.columns, cfg.include_fields, cfg.exclude_fields)
-    model = PaymentModel(cfg.very_late_days, features=features, random_state=cfg.seed,
-                         **cfg.payment_params)
-    model.fit(full.X, full.days_late, full.ref_day)
+    selection: dict[str, Any] | None = None
+    if cfg.champion:
+        say("choosing the payment model by time-series cross-validation")
+        model, selection, full = select_champion(p, as_day, cfg, progress)
+    else:
+        say("training the payment model on all history")
+        full = build_training_frame(p, from_day(as_day), cfg.very_late_days)
+        features = select_features(full.X.columns, cfg.include_fields, cfg.exclude_fields)
+        model = PaymentModel(cfg.very_late_days, features=features, random_state=cfg.seed,
+                             **cfg.payment_params)
+        model.fit(full.X, full.days_late, full.ref_day)
     period = {"first_invoice": str(from_day(int(p.invoice_day.min()))),
               "as_of": str(from_day(as_day)), "training_rows": int(len(full.X)),
               "training_invoices": int(len(np.unique(full.invoice_pos)))}
@@ -232,6 +387,11 @@ def train_artifact(tables: Mapping[str, pd.DataFrame] | PreparedTables, out_dir:
                                "bias": model.bias_.tolist()},
         "evaluation": evaluation,
     }
+    if selection is not None:
+        card["estimator"] = model.estimator
+        card["selection"] = selection
+        card["dropped_features"] = selection["dropped_features"]
+        card["threshold"] = model.threshold_
     if cfg.hazard:
         say("training the daily hazard model")
         split = time_split_day(p, as_day, cfg.very_late_days, cfg.test_fraction)
@@ -261,6 +421,52 @@ def write_artifact_files(out: Path, card: dict[str, Any], payment_hash: str) -> 
     return TrainResult(out_dir=out, hash=card["hash"], card=card)
 
 
+SIMPLE_MODELS = ("logistic_regression", "history_rule")
+
+
+def _holdout_verdict(ev: Mapping[str, Any]) -> str:
+    """Which model won each held-out metric, with the margin on log loss (a 0.002 win is
+    said to be one)."""
+    rows = {n: m["at_invoice_date"] for n, m in ev["models"].items()}
+    parts = []
+    for metric, sense in (("log_loss", min), ("accuracy", max), ("macro_f1", max),
+                          ("brier", min)):
+        best = sense(rows, key=lambda n, metric=metric: rows[n][metric])
+        parts.append(f"{metric.replace('_', ' ')}: {best}")
+    ll = sorted(r["log_loss"] for r in rows.values())
+    return (f"Best on the held-out period - {'; '.join(parts)} (log-loss margin to the "
+            f"runner-up {ll[1] - ll[0]:.4f}).")
+
+
+def _selection_lines(card: Mapping[str, Any]) -> list[str]:
+    """The champion, the metric each candidate won in time-series CV, and a plain note when
+    a simple model won."""
+    sel = card.get("selection")
+    if not sel:
+        return []
+    lines = ["", "## Champion chosen by time-series cross-validation", "",
+             f"{len(sel['folds'])} expanding folds ordered by invoice date (cuts "
+             f"{', '.join(f['cut_date'] for f in sel['folds'])}); training rows of a fold "
+             "are dated before its cut with the outcome known at the cut; rows: "
+             f"{sel['rows']}. Shipped: **{sel['champion']}** (lowest log loss); decision "
+             f"threshold on P(not on time) {sel['threshold']:.2f} (best late F1 out of fold).",
+             "", "| model | log loss | accuracy | late F1 (0.5) | late F1 (threshold) | "
+             "Brier | AUC late |", "|---|---|---|---|---|---|---|"]
+    for name, m in sel["models"].items():
+        lines.append(f"| {name} | {m['log_loss']:.4f} | {m['accuracy']:.3f} | "
+                     f"{m['late_f1']:.3f} | {m['late_f1_at_threshold']:.3f} | "
+                     f"{m['brier']:.4f} | {m['auc_late']:.3f} |")
+    won = "; ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sel["winners"].items())
+    lines += ["", f"Winners: {won}."]
+    simple = sorted({v for v in sel["winners"].values() if v in SIMPLE_MODELS})
+    if simple:
+        metrics = ", ".join(k.replace("_", " ") for k, v in sel["winners"].items()
+                            if v in SIMPLE_MODELS)
+        lines.append(f"A simple model ({', '.join(simple)}) won on {metrics}: on this "
+                     "ledger the extra complexity of LightGBM does not pay there.")
+    return lines
+
+
 def render_card(card: Mapping[str, Any]) -> str:
     """The model card as Markdown (the JSON twin is the machine-readable source)."""
     ev = card["evaluation"]
@@ -275,6 +481,9 @@ def render_card(card: Mapping[str, Any]) -> str:
         f"{ev['test_invoices']:,} invoices issued from {ev['split_date']} "
         f"(predicted at their invoice date)",
         f"- features ({len(card['features'])}): {', '.join(card['features'])}",
+        *([f"- {len(card['dropped_features'])} constant or near-constant features left "
+           "out (listed in model_card.json)"] if card.get("dropped_features") else []),
+        *_selection_lines(card),
         "", "## Held-out future period (at invoice date)", "",
         "| model | log loss | accuracy | macro F1 | Brier | ECE | " +
         " | ".join(f"AUC {c}" for c in card["classes"]) + " |",
@@ -286,9 +495,8 @@ def render_card(card: Mapping[str, Any]) -> str:
                           for c in card["classes"])
         lines.append(f"| {name} | {r['log_loss']:.4f} | {r['accuracy']:.3f} | "
                      f"{r['macro_f1']:.3f} | {r['brier']:.4f} | {r['ece']:.4f} | {aucs} |")
-    verdict = "beats" if ev["lightgbm_beats_baselines_on_log_loss"] else "does NOT beat"
-    lines += ["", f"LightGBM {verdict} both baselines on log loss.", "",
-              "## Feature importance (share of gain, top 15)", ""]
+    lines += ["", _holdout_verdict(ev), "", "## Feature importance of LightGBM (share of "
+              "gain, top 15)", ""]
     lines += [f"- {f['feature']}: {f['gain_share']:.3f}" for f in ev["feature_importance"][:15]]
     if "hazard_evaluation" in card and "survival" in card["hazard_evaluation"]:
         he = card["hazard_evaluation"]

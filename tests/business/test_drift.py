@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from dunning.business.drift import (
+    PSI_WARNING,
     DriftWarning,
     calibration_by_window,
     drift_between,
@@ -77,3 +78,31 @@ def test_report_raises_drift_warnings():
         quiet.warn()
     assert not quiet.drifted
     assert quiet.to_dict()["features"][0]["feature"] == "x"
+
+
+def test_counts_that_grow_with_time_show_no_false_drift():
+    """A model trained yesterday: the last 90 days of its training period against the next
+    90 days of the same world. Raw history counts move by construction (every customer has
+    more history later); compared as rates they do not warn."""
+    from dunning.business.drift import GROWING_COUNTS
+    from engine.features import features_at, prepare_tables, to_day
+    from simulations import world
+
+    company = world.generate_company(world.load_scenario("default"), 200, 18, seed=3)
+    p = prepare_tables({k: getattr(company, k) for k in
+                        ("customers", "invoices", "payments", "actions")})
+    cut = to_day("2025-03-01")
+    ref = np.flatnonzero((p.invoice_day >= cut - 90) & (p.invoice_day < cut))
+    new = np.flatnonzero((p.invoice_day >= cut) & (p.invoice_day < cut + 90))
+    R = features_at(p, ref, p.invoice_day[ref])
+    N = features_at(p, new, p.invoice_day[new])
+    names = list(GROWING_COUNTS)
+    raw = {f: population_stability_index(R[f], N[f]) for f in names}
+    assert max(raw.values()) > PSI_WARNING  # the false alarm the raw counts would raise
+    out = feature_psi(R, N, names).set_index("feature")
+    assert (out.loc[names, "status"] != "warning").all(), out
+    assert out.loc["hist_n_paid", "compared_as"] == "per hist_n_issued"
+    # a real shift in the rate still warns: half the paid history disappears
+    shifted = N.assign(hist_n_paid=N["hist_n_paid"] * 0.5)
+    assert feature_psi(R, shifted, names).set_index("feature").loc[
+        "hist_n_paid", "status"] == "warning"

@@ -30,7 +30,7 @@ def artifact(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("model") / "m"
     res = runner.invoke(app, ["train-model", "--db", str(store), "--out", str(out),
                               "--very-late-days", "20", "--exclude-fields", "industry",
-                              "--no-hazard"])
+                              "--no-hazard", "--lightgbm-only"])
     assert res.exit_code == 0, res.output
     return out
 
@@ -124,3 +124,100 @@ def test_artifact_with_hazard_model(prepared, small_params, tmp_path):
     assert HazardModel.load(tmp_path).hash_ == card["hazard_hash"]
     assert PaymentModel.load(tmp_path).hash_ == res.hash
     assert "## Daily hazard model" in (tmp_path / "model_card.md").read_text()
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    """A small company (fits of the selection recipe take seconds on it)."""
+    from engine.ingest import ingest
+    from simulations import world
+
+    company = world.generate_company(world.load_scenario("default"), 70, 14, seed=5)
+    d = tmp_path_factory.mktemp("small")
+    paths = company.write(d / "export")
+    db = d / "dunning.duckdb"
+    ingest([p for p in paths if p.suffix == ".csv"], db=db)
+    return db
+
+
+@pytest.fixture(scope="module")
+def champion(small_store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("champion") / "m"
+    res = runner.invoke(app, ["train-model", "--db", str(small_store), "--out", str(out),
+                              "--no-hazard"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    assert "shipped" in res.output and "winners" in res.output
+    return out
+
+
+def test_train_model_ships_the_cross_validated_champion(champion):
+    card = json.loads((champion / "model_card.json").read_text())
+    sel = card["selection"]
+    from engine.models.training import CANDIDATES
+
+    assert CANDIDATES[sel["champion"]] == card["estimator"] and sel["rows"] == "weighted"
+    ll = {n: m["log_loss"] for n, m in sel["models"].items()}
+    assert sel["champion"] == min(ll, key=ll.get)
+    assert "n_agency" in card["dropped_features"] and "n_agency" not in card["features"]
+
+
+def test_predict_gives_payment_dates_reasons_and_a_worklist(small_store, champion, tmp_path):
+    out = tmp_path / "pred.csv"
+    res = runner.invoke(app, ["predict", "--db", str(small_store), "--model", str(champion),
+                              "--out", str(out), "--top", "8", "--at-risk-threshold", "0.3",
+                              "--attention", "5"], terminal_width=250)
+    assert res.exit_code == 0, res.output
+    assert "needs attention" in res.output
+    pred = pd.read_csv(out)
+    assert (pred["at_risk"] == (pred["p_on_time"] < 0.3)).all()
+    not_due = pred["days_overdue"] <= 0
+    assert not_due.any() and "at_risk" in pred  # judged for invoices not yet due, too
+    lo, mid, hi = (pred[c] for c in ("days_late_low", "predicted_days_late", "days_late_high"))
+    assert (lo <= mid).all() and (mid <= hi).all() and (hi > lo).mean() > 0.9
+    due = pd.to_datetime(pred["due_date"])
+    paid = pd.to_datetime(pred["predicted_payment_date"])
+    as_of = due - pd.to_timedelta(pred["days_overdue"], unit="D")
+    assert (paid >= as_of).all()
+    late_enough = paid > as_of
+    assert late_enough.any()
+    assert ((paid - due).dt.days[late_enough] == np.round(mid[late_enough])).all()
+    stake = pred["p_very_late"]
+    np.testing.assert_allclose(pred["expected_loss"], (pred["balance"] * stake).round(2),
+                               atol=0.011)
+    assert sorted(pred["attention_rank"]) == list(range(1, len(pred) + 1))
+    top = pred.sort_values("attention_rank")["expected_loss"].to_numpy()
+    assert (np.diff(top) <= 0).all()
+    reasons = " ".join(pred["factors"].dropna())
+    assert reasons and "nan" not in reasons and "e+0" not in reasons
+
+
+def test_evaluate_model_on_a_time_split(small_store, tmp_path):
+    out = tmp_path / "ev.json"
+    res = runner.invoke(app, ["evaluate-model", "--db", str(small_store), "--cut",
+                              "2024-10-01", "--very-late-days", "0", "--rows", "invoice",
+                              "--out", str(out)], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    ev = json.loads(out.read_text())
+    assert ev["cut"] == "2024-10-01" and ev["test_invoices"] > 100
+    assert {"global_mean", "customer_mean", "logistic_regression", "lightgbm",
+            "history_rule"} <= set(ev["models"])
+    shipped = ev["models"][ev["shipped"]]
+    for key in ("accuracy", "late_f1", "auc_late", "log_loss", "brier", "mae_days_to_pay",
+                "mae_days_late", "late_f1_at_threshold"):
+        assert np.isfinite(shipped[key]), key
+    # the global mean predicts the training shares for everyone: no ranking at all
+    assert ev["models"]["global_mean"]["auc_late"] == 0.5
+    assert shipped["log_loss"] < ev["models"]["global_mean"]["log_loss"]
+    assert ev["calibration"]["late"]
+    # also scored at due + k on the invoices still unpaid then, fewer at each later k
+    h = ev["horizons"]
+    assert "due+0" in h and h["due+0"]["n"] > 20
+    ns = [h[k]["n"] for k in h]
+    assert ns == sorted(ns, reverse=True)
+    assert set(h["due+0"]["models"]) == {"lightgbm", "logistic_regression", "history_rule"}
+
+
+def test_evaluate_model_cut_after_the_data_is_a_clear_error(small_store):
+    res = runner.invoke(app, ["evaluate-model", "--db", str(small_store), "--cut",
+                              "2030-01-01"])
+    assert res.exit_code == 2 and "choose an earlier cut" in res.output

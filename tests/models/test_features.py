@@ -158,3 +158,54 @@ def test_label_classes_binary_and_three_way():
     dl = np.array([-3, 0, 1, 30, 31])
     assert label_classes(dl, 30).tolist() == [0, 0, 1, 1, 2]
     assert label_classes(dl, 0).tolist() == [0, 0, 1, 1, 1]
+
+
+def _shift_facts(tables: dict, day: pd.Timestamp) -> dict:
+    """Every fact dated on/after ``day`` moved one day later, by its source date: invoices
+    (issue, due and milestone date together), payments, actions, dispute dates and customer
+    dates."""
+    def shift(s: pd.Series, source: pd.Series | None = None) -> pd.Series:
+        d = pd.to_datetime(s)
+        src = d if source is None else pd.to_datetime(source)
+        return d.where(~(src >= day), d + pd.Timedelta(days=1))
+
+    inv = tables["invoices"].copy()
+    issued = inv["invoice_date"].copy()
+    inv["invoice_date"] = shift(inv["invoice_date"])
+    for c in ("due_date", "milestone_date"):  # planned dates, part of the invoice fact
+        inv[c] = shift(inv[c], issued)
+    for c in ("dispute_opened", "dispute_resolved"):
+        inv[c] = shift(inv[c])
+    cus = tables["customers"].copy()
+    for c in ("customer_since", "paperless_date"):
+        cus[c] = shift(cus[c])
+    pay, act = tables["payments"].copy(), tables["actions"].copy()
+    pay["payment_date"] = shift(pay["payment_date"])
+    act["action_date"] = shift(act["action_date"])
+    return {"customers": cus, "invoices": inv, "payments": pay, "actions": act}
+
+
+def test_shifting_every_source_date_by_a_day_leaves_past_features_unchanged(tables):
+    """No look-ahead: moving every fact dated on/after D one day later (including a
+    customer date column a mapping added, like IBM's PaperlessDate, half of whose dates lie
+    in the future of a given invoice) changes no feature of any invoice open at D, nor any
+    training row dated before D."""
+    cus = tables["customers"].copy()
+    rng = np.random.default_rng(0)
+    cus["paperless_date"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(
+        rng.integers(0, 540, len(cus)), unit="D")
+    base = {**tables, "customers": cus}
+    for date in ("2024-09-15", "2025-03-01"):
+        day = pd.Timestamp(date)
+        shifted = _shift_facts(base, day)
+        full = build_invoice_features(base, date)
+        moved = build_invoice_features(shifted, date)
+        # an invoice issued on D itself is open at D and moves to D + 1 with its facts
+        before = full.index[pd.to_datetime(base["invoices"].set_index("invoice_id").loc[
+            full.index, "invoice_date"]).to_numpy() < day]
+        assert len(before) > 50 and full.loc[before, "cust_paperless_date"].notna().any()
+        _assert_same(full.loc[before], moved.loc[before])
+        a = build_training_frame(base, date, very_late_days=0)
+        b = build_training_frame(shifted, date, very_late_days=0)
+        assert len(a.X) > 500
+        _assert_same(a.X, b.X)
