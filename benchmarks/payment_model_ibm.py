@@ -28,12 +28,8 @@ from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import write_result  # noqa: E402
-from engine.features import (  # noqa: E402
-    build_training_frame,
-    from_day,
-    label_classes,
-    prepare_tables,
-)
+from engine.calendar import from_day  # noqa: E402
+from engine.features import build_training_frame, label_classes, prepare_tables  # noqa: E402
 from engine.models import PaymentModel, select_features  # noqa: E402
 from engine.models.baselines import HistoryRuleBaseline, LogisticBaseline  # noqa: E402
 

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.calendar import day_number, holiday_days
 from legal_rules.facts import NEVER_DAYS
 
 REMINDER_CHANNELS = ("email", "letter", "phone", "final_notice")
@@ -164,25 +165,20 @@ def _optional(frame: pd.DataFrame, col: str) -> pd.Series:
 # --------------------------------------------------------------------------- single facts
 def bank_holiday_flags(jurisdictions: np.ndarray, regions: np.ndarray,
                        as_of: date) -> np.ndarray:
-    """``is_bank_holiday`` per row (``holidays`` package); None for an unknown country.
+    """``is_bank_holiday`` per row (the engine's one holiday source,
+    :func:`engine.calendar.holiday_days`); None for an unknown country, the national calendar
+    for an unknown region.
 
     One calendar lookup per distinct (jurisdiction, region), not per row.
     """
-    import holidays
-
     keys = pd.MultiIndex.from_arrays([pd.Series(jurisdictions, dtype=object).fillna(""),
                                       pd.Series(regions, dtype=object).fillna("")])
     codes, uniq = pd.factorize(keys)
     values = np.empty(len(uniq), dtype=object)
+    day = day_number(as_of)
     for k, (jur, reg) in enumerate(uniq):
-        cal = None
-        for subdiv in ((reg or None, None) if reg else (None,)):
-            try:  # an unknown region: the national calendar
-                cal = holidays.country_holidays(jur, subdiv=subdiv, years=as_of.year)
-                break
-            except (NotImplementedError, KeyError, TypeError, AttributeError):
-                continue
-        values[k] = None if cal is None else as_of in cal
+        days = holiday_days(jur, reg, as_of.year, as_of.year)
+        values[k] = None if days is None else bool(np.isin(day, days))
     return values[codes] if len(codes) else np.empty(0, dtype=object)
 
 
