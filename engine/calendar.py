@@ -184,7 +184,7 @@ def _holiday_days(country: str, region: str, first_year: int, last_year: int
                   ) -> np.ndarray | None:
     import holidays
 
-    years = range(max(first_year, EPOCH_DATE.year), min(last_year, LAST_DATE.year) + 1)
+    years = range(first_year, last_year + 1)
     for subdiv in ((region, None) if region else (None,)):
         try:
             cal = holidays.country_holidays(country, subdiv=subdiv, years=years)
@@ -284,16 +284,18 @@ class BusinessCalendar:
 
     def places(self, country: np.ndarray, region: np.ndarray | None = None) -> np.ndarray:
         """(n,) int64 place codes of ``(country, region)`` per row (region None: national)."""
-        country = np.asarray(country, dtype=object)
+        country = np.asarray(country)
         if not len(country):
             return np.zeros(0, dtype=np.int64)
-        region = np.full(len(country), "", dtype=object) if region is None \
-            else np.asarray(region, dtype=object)
-        pairs = np.array([f"{_norm(c)}|{_norm(r)}"
-                          for c, r in zip(country, region, strict=True)])
-        uniq, inv = np.unique(pairs, return_inverse=True)
-        lut = np.array([self.place(*u.split("|", 1)) for u in uniq], dtype=np.int64)
-        return lut[inv.reshape(-1)]
+        region = np.full(len(country), "") if region is None else np.asarray(region)
+        if country.dtype.kind == "U" and region.dtype.kind == "U":  # no missing values
+            pairs = np.char.add(np.char.add(country, "|"), region)
+        else:
+            pairs = np.array([f"{_norm(c)}|{_norm(r)}"
+                              for c, r in zip(country, region, strict=True)])
+        inv, uniq = pd.factorize(pairs)  # then one place() per distinct pair
+        lut = np.array([self.place(*str(u).split("|", 1)) for u in uniq], dtype=np.int64)
+        return lut[inv]
 
     def lookup(self, place: np.ndarray, day: np.ndarray) -> CalendarDay:
         """Calendar of day numbers ``day`` (n,) at place codes ``place`` (n,)."""
