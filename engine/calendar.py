@@ -8,11 +8,14 @@ collections environment, the oracle and the legal evaluators. Why 1900 and not t
 epoch or ``date.toordinal()``:
 
 - business dates (invoices, payments, customers' ``customer_since``) are all after 1900, so
-  their day numbers are non-negative and fit in :data:`DAY_BITS` = 17 bits up to 2258-11-11;
+  their day numbers are non-negative and fit in :data:`DAY_BITS` = 17 bits (up to
+  :data:`LAST_DATE`, 2258-11-10);
   the features pack ``group << DAY_BITS | day`` into one sortable ``int64`` key and
   ``np.searchsorted`` on it, which needs ``0 <= day <= NEVER``;
 - :data:`NEVER` (the largest 17-bit number) sorts after every real day, so "not settled /
-  no event" needs no separate mask.
+  no event" needs no separate mask;
+- the Unix epoch would make any pre-1970 date (a customer since 1965) negative and break
+  the keys; ``date.toordinal()`` numbers (~739,000) would not fit 17 bits.
 
 :func:`to_days` and :func:`to_day` check that range: a date before 1900-01-01 or after
 :data:`LAST_DATE` (hostile or mistyped data, e.g. year 1025 for 2025) raises
