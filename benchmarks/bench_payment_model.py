@@ -140,14 +140,13 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     the other business days, true and predicted, without (default) and with the calendar
     lift inputs.
     Writes ``payment_model_hazard_world.json``."""
+    from engine.calendar import from_day, weekday
     from engine.features import (
         NO_REMINDER_DAYS,
         REMINDER_CHANNELS,
         calendar_dynamics,
         features_at,
-        from_day,
         reminder_dynamics,
-        weekday,
     )
     from simulations import world
 
@@ -164,7 +163,7 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     n = len(rows)
     true_s, pred_s = np.ones((n, days + 1)), np.ones((n, days + 1))
     S = hazard.static_matrix(features_at(p, rows, p.due_day[rows]))
-    jur = p.customers["jurisdiction"].astype(str).str.upper().to_numpy()[p.cust[rows]]
+    jur, region = p.jurisdiction[p.cust[rows]], p.region[p.cust[rows]]
     wait = np.zeros(n, dtype=np.int64)
     none = np.zeros(n)
     for d in range(days):
@@ -174,7 +173,7 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
         day = p.due_day[rows] + d
         dyn = reminder_dynamics(np.full(n, float(d)), {f"n_{c}": none for c in REMINDER_CHANNELS},
                                 np.full(n, float(NO_REMINDER_DAYS)), none,
-                                calendar_dynamics(day, jur, p.holidays))
+                                calendar_dynamics(day, jur, region, p.holidays))
         pred_s[:, d + 1] = pred_s[:, d] * (1.0 - hazard.predict_hazard(S, dyn))
     seg = p.customers["segment"].astype(str).to_numpy()[p.cust[rows]]
     # on-policy: the logging policy of the data, one simulated path; at each day the mean
@@ -202,7 +201,7 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
         dyn = reminder_dynamics(np.full(n, float(d)),
                                 {f"n_{c}": counts[:, j] for j, c in enumerate(REMINDER_CHANNELS)},
                                 np.where(last_day < 0, NO_REMINDER_DAYS, d - last_day), last_ch,
-                                calendar_dynamics(day, jur, p.holidays))
+                                calendar_dynamics(day, jur, region, p.holidays))
         h_true[:, d] = world.transition_probs(params, state, a).pay
         h_pred[:, d] = hazard.predict_hazard(S, dyn)
         h_lift[:, d] = with_lift.predict_hazard(S, dyn)

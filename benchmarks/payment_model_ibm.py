@@ -44,9 +44,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import write_result  # noqa: E402
+from engine.calendar import from_day  # noqa: E402
 from engine.features import (  # noqa: E402
     build_training_frame,
-    from_day,
     label_classes,
     prepare_tables,
 )

@@ -27,21 +27,30 @@ Entry points:
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
+from engine.calendar import (
+    DAY_BITS,
+    NEVER,
+    count_holidays,
+    days_to_month_end,
+    days_to_quarter_end,
+    from_day,
+    holiday_table,
+    month_of,
+    month_phase,
+    quarter_phase,
+    to_day,
+    to_days,
+    weekday,
+)
 from engine.contract import CHANNELS, CUSTOMERS, INVOICES, Table
 from engine.errors import DunningError
 
-# Internal day numbers: days since 1900-01-01 (always >= 0 for business data).
-_EPOCH = np.datetime64("1900-01-01", "D")
-_DAY_BITS = 17  # 2**17 days ~ 358 years after 1900
-NEVER = 2**_DAY_BITS - 1  # "not settled / no event" day number
 DEFAULT_SNAPSHOT_DAYS: tuple[int, ...] = (0, 7, 14, 30, 60)
 
 CATEGORICAL_FEATURES: tuple[str, ...] = (
@@ -77,117 +86,10 @@ ALL_FEATURES: tuple[str, ...] = (*DEFAULT_FEATURES, *OPT_IN_FEATURES)
 EXTRA_PREFIXES: tuple[str, ...] = ("inv_", "cust_")
 
 
-def to_days(values: object) -> np.ndarray:
-    """Dates (strings, datetimes, NaT) -> int64 day numbers since 1900-01-01; missing -> NEVER."""
-    ts = pd.to_datetime(pd.Series(values), errors="raise")
-    arr = ts.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
-    out = (arr - _EPOCH).astype(np.int64)
-    out[np.isnat(arr)] = NEVER
-    return out
-
-
-def to_day(date: object) -> int:
-    """One date -> day number."""
-    return int(to_days([date])[0])
-
-
-def from_day(day: int) -> dt.date:
-    """Day number -> ``datetime.date``."""
-    return (_EPOCH + np.timedelta64(int(day), "D")).astype(dt.date)
-
-
 def _keys(group: np.ndarray, day: np.ndarray) -> np.ndarray:
-    return (group.astype(np.int64) << _DAY_BITS) + day.astype(np.int64)
-
-
-@lru_cache(maxsize=64)
-def _holiday_days(country: str, first_year: int, last_year: int) -> np.ndarray:
-    """Sorted day numbers of the bank holidays of ``country`` (empty if unknown)."""
-    import holidays
-
-    try:
-        cal = holidays.country_holidays(country, years=range(first_year, last_year + 1))
-    except (NotImplementedError, KeyError, AttributeError):
-        return np.empty(0, dtype=np.int64)
-    return np.sort(to_days(list(cal.keys())))
-
-
-def holiday_lookup(jurisdiction: np.ndarray, first_day: int, last_day: int
-                   ) -> dict[str, np.ndarray]:
-    """Bank-holiday day numbers per jurisdiction code present, for the years spanned."""
-    y0 = from_day(max(first_day, 0)).year
-    y1 = from_day(min(last_day, NEVER - 1)).year
-    return {str(j): _holiday_days(str(j), y0, y1) for j in pd.unique(jurisdiction)}
-
-
-def count_holidays(jurisdiction: np.ndarray, start: np.ndarray, end: np.ndarray,
-                   table: Mapping[str, np.ndarray]) -> np.ndarray:
-    """(n,) number of bank holidays in [start, end] (days) in each row's jurisdiction."""
-    out = np.zeros(len(start), dtype=np.float64)
-    for code, days in table.items():
-        sel = jurisdiction == code
-        if days.size and sel.any():
-            out[sel] = (np.searchsorted(days, end[sel], side="right")
-                        - np.searchsorted(days, start[sel], side="left"))
-    return out
-
-
-def is_holiday(jurisdiction: np.ndarray, day: np.ndarray,
-               table: Mapping[str, np.ndarray]) -> np.ndarray:
-    """(n,) bool: ``day`` is a bank holiday in the row's jurisdiction."""
-    return count_holidays(jurisdiction, day, day, table) > 0
-
-
-def days_to_month_end(day: np.ndarray) -> np.ndarray:
-    """(n,) days from ``day`` to the last day of its month (0 on the last day)."""
-    d = _EPOCH + day.astype("timedelta64[D]")
-    next_month = d.astype("datetime64[M]") + 1
-    return (next_month.astype("datetime64[D]") - d).astype(np.int64) - 1
-
-
-def days_to_quarter_end(day: np.ndarray) -> np.ndarray:
-    """(n,) days from ``day`` to the last day of its calendar quarter."""
-    d = _EPOCH + day.astype("timedelta64[D]")
-    month = d.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
-    next_quarter = np.datetime64("1970-01", "M") + ((month // 3 + 1) * 3).astype(
-        "timedelta64[M]")
-    return (next_quarter.astype("datetime64[D]") - d).astype(np.int64) - 1
-
-
-def _signed_phase(day: np.ndarray, period_start: np.ndarray, days_to_end: np.ndarray
-                  ) -> np.ndarray:
-    d = _EPOCH + day.astype("timedelta64[D]")
-    since_start = (d - period_start.astype("datetime64[D]")).astype(np.int64)
-    return np.where(days_to_end < since_start, -(days_to_end + 1), since_start)
-
-
-def month_phase(day: np.ndarray) -> np.ndarray:
-    """(n,) signed days to the nearest month boundary: 0 on the 1st, 1 on the 2nd, ..., -1
-    on the last day, -2 on the day before. Payment peaks that straddle the turn of the month
-    (salary and cash runs) are one interval of it, which one tree split can isolate."""
-    day = np.asarray(day, dtype=np.int64)
-    start = (_EPOCH + day.astype("timedelta64[D]")).astype("datetime64[M]")
-    return _signed_phase(day, start, days_to_month_end(day))
-
-
-def quarter_phase(day: np.ndarray) -> np.ndarray:
-    """(n,) signed days to the nearest calendar-quarter boundary (0 = first day of the
-    quarter, -1 = its last day), as :func:`month_phase`."""
-    day = np.asarray(day, dtype=np.int64)
-    month = (_EPOCH + day.astype("timedelta64[D]")).astype("datetime64[M]").astype(np.int64)
-    start = np.datetime64("1970-01", "M") + ((month // 3) * 3).astype("timedelta64[M]")
-    return _signed_phase(day, start, days_to_quarter_end(day))
-
-
-def weekday(day: np.ndarray) -> np.ndarray:
-    """(n,) Monday=0 .. Sunday=6."""
-    return (day.astype(np.int64) + 0) % 7  # 1900-01-01 was a Monday
-
-
-def month_of(day: np.ndarray) -> np.ndarray:
-    """(n,) calendar month 1..12."""
-    d = _EPOCH + day.astype("timedelta64[D]")
-    return d.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    """Sortable int64 keys ``group << DAY_BITS | day`` (``0 <= day <= NEVER``: the day
+    numbers of :mod:`engine.calendar`, whose ``to_days`` refuses dates outside that range)."""
+    return (group.astype(np.int64) << DAY_BITS) + day.astype(np.int64)
 
 
 # --------------------------------------------------------------------------------------
@@ -218,6 +120,7 @@ class PreparedTables:
     customers: pd.DataFrame  # indexed by customer index, contract columns
     customer_categories: dict[str, tuple[np.ndarray, pd.Index]]  # codes per customer
     jurisdiction: np.ndarray  # (n_customers,) upper-case code per customer
+    region: np.ndarray  # (n_customers,) upper-case subdivision per customer ('' = none)
     customer_since_day: np.ndarray
     # customer history, sorted by (cust, settle_day) over settled invoices
     set_keys: np.ndarray
@@ -237,7 +140,7 @@ class PreparedTables:
     act_cum: np.ndarray  # (n_act + 1, n_channels) one-hot cumulative counts
     act_day: np.ndarray
     act_channel: np.ndarray  # Action value 1..5
-    holidays: dict[str, np.ndarray]
+    holidays: dict[tuple[str, str], np.ndarray | None]  # engine.calendar.holiday_table
     last_day: int  # latest invoice, payment or action date: the export date
 
 
@@ -388,6 +291,8 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
 
     extras = {**_extras(inv, INVOICES, "inv_", False), **_extras(cus, CUSTOMERS, "cust_", True)}
     jur = cus["jurisdiction"].astype(str).str.upper().to_numpy()
+    region = _col(cus, "region", "").astype(object).where(_col(cus, "region", "").notna(), "")
+    region = region.astype(str).str.strip().str.upper().to_numpy()
     valid_days = np.concatenate([invoice_day, due_day[due_day != NEVER]])
     return PreparedTables(
         invoice_id=invoice_id, cust=cust, invoice_day=invoice_day, due_day=due_day,
@@ -397,7 +302,7 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
         dispute_resolved=to_days(_col(inv, "dispute_resolved").to_numpy()),
         disputed_flag=disputed_flag,
         milestone_day=to_days(_col(inv, "milestone_date").to_numpy()),
-        extras=extras, customers=cus, jurisdiction=jur,
+        extras=extras, customers=cus, jurisdiction=jur, region=region,
         customer_categories={
             "segment": _codes(_col(cus, "segment")), "industry": _codes(_col(cus, "industry")),
             "jurisdiction": _codes(_col(cus, "jurisdiction").str.upper()),
@@ -408,11 +313,12 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
         cust_start_set=cust_start_set, cust_start_iss=cust_start_iss,
         pay_keys=pay_keys, pay_cum=pay_cum,
         act_keys=act_keys, act_cum=_cumsum0(onehot), act_day=a_day, act_channel=a_ch,
-        holidays=holiday_lookup(jur, int(valid_days.min()), int(valid_days.max()) + 400),
+        holidays=holiday_table(zip(jur, region, strict=True), int(valid_days.min()),
+                               int(valid_days.max()) + 400),
         # due dates lie in the future of the export: the last known day is the latest
         # invoice, payment or action date
         last_day=int(max(invoice_day.max(), settle_day[settle_day != NEVER].max(initial=0),
-                         a_day.max(initial=0), pay_keys.max(initial=0) & (2**_DAY_BITS - 1))),
+                         a_day.max(initial=0), pay_keys.max(initial=0) & (2**DAY_BITS - 1))),
     )
 
 
@@ -483,8 +389,8 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
         f["due_weekday"] = weekday(due).astype(float)
         f["due_days_to_month_end"] = days_to_month_end(due).astype(float)
         f["due_days_to_quarter_end"] = days_to_quarter_end(due).astype(float)
-        jur = p.jurisdiction[cust]
-        f["holidays_in_terms"] = count_holidays(jur, inv_day, due, p.holidays)
+        f["holidays_in_terms"] = count_holidays(p.jurisdiction[cust], p.region[cust], inv_day,
+                                                due, p.holidays)
         ms = p.milestone_day[rows]
         f["days_due_to_milestone"] = np.where(ms == NEVER, np.nan, (ms - due).astype(float))
         dopen, dres = p.dispute_opened[rows], p.dispute_resolved[rows]
@@ -759,17 +665,20 @@ def dynamic_features_at(p: PreparedTables, rows: np.ndarray, day: np.ndarray
         overdue, channels,
         since=np.where(any_act, day - last_day, NO_REMINDER_DAYS).astype(float),
         last_channel=np.where(any_act, last_channel, 0).astype(float),
-        calendar=calendar_dynamics(day, p.jurisdiction[p.cust[rows]], p.holidays))
+        calendar=calendar_dynamics(day, p.jurisdiction[p.cust[rows]], p.region[p.cust[rows]],
+                                   p.holidays))
 
 
-def calendar_dynamics(day: np.ndarray, jurisdiction: np.ndarray,
-                      holidays: Mapping[str, np.ndarray]
+def calendar_dynamics(day: np.ndarray, jurisdiction: np.ndarray, region: np.ndarray,
+                      holidays: dict[tuple[str, str], np.ndarray | None]
                       ) -> dict[str, np.ndarray]:
-    """The calendar part of :data:`DYNAMIC_FEATURES` for day numbers ``day`` (m,)."""
+    """The calendar part of :data:`DYNAMIC_FEATURES` for day numbers ``day`` (m,) at each
+    row's (jurisdiction, region); ``holidays`` from :func:`engine.calendar.holiday_table`."""
     return {"weekday": weekday(day).astype(float),
             "days_to_month_end": days_to_month_end(day).astype(float),
             "days_to_quarter_end": days_to_quarter_end(day).astype(float),
-            "is_holiday": is_holiday(jurisdiction, day, holidays).astype(float),
+            "is_holiday": (count_holidays(jurisdiction, region, day, day, holidays) > 0
+                           ).astype(float),
             "month_phase": month_phase(day).astype(float),
             "quarter_phase": quarter_phase(day).astype(float)}
 
@@ -831,7 +740,7 @@ def build_hazard_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_o
     rng = np.random.default_rng(seed)
     # first agency handover per invoice ends its dunning episode
     agency = np.full(len(p.invoice_id), NEVER, dtype=np.int64)
-    a_inv = (p.act_keys >> _DAY_BITS).astype(np.int64)
+    a_inv = (p.act_keys >> DAY_BITS).astype(np.int64)
     sel = p.act_channel == len(CHANNELS)  # agency is the last channel
     np.minimum.at(agency, a_inv[sel], p.act_day[sel])
     due = p.due_day

@@ -33,13 +33,12 @@ from typing import Any
 
 import numpy as np
 
+from engine.calendar import EPOCH, from_day
 from engine.contract import Action
 from engine.errors import InputError
 from legal_rules.facts import FACTS, MAX_MAGNITUDE, fact_problem, native_value, with_defaults
 from legal_rules.known import META_KEYS, Vocabulary, closest, unknown_fact_message
 from legal_rules.model import CapValue, Rule, evaluate_kleene
-
-EPOCH = date(1970, 1, 1)
 
 
 def as_date(value: date | datetime | str | np.datetime64) -> date:
@@ -49,7 +48,7 @@ def as_date(value: date | datetime | str | np.datetime64) -> date:
     if isinstance(value, date):
         return value
     if isinstance(value, np.datetime64):
-        return date.fromordinal(EPOCH.toordinal() + int(value.astype("datetime64[D]").astype(int)))
+        return from_day(int((value.astype("datetime64[D]") - EPOCH).astype(np.int64)))
     try:
         return date.fromisoformat(str(value))
     except ValueError:

@@ -27,9 +27,9 @@ from typing import Any
 import durable_rules_engine as _engine
 from durable import engine as durable_engine
 
+from engine.calendar import day_number
 from engine.contract import Action
 from legal_rules.decision import (
-    EPOCH,
     Decision,
     RuleHit,
     as_action,
@@ -92,9 +92,9 @@ def condition_json(cond: Condition, negate: bool = False) -> dict[str, Any]:
 
 def rule_json(rule: Rule) -> dict[str, Any]:
     """The full durable condition of ``rule``: dates, jurisdiction, scope and ``when``."""
-    parts: list[dict[str, Any]] = [{"$gte": {"as_of": (rule.valid_from - EPOCH).days}}]
+    parts: list[dict[str, Any]] = [{"$gte": {"as_of": day_number(rule.valid_from)}}]
     if rule.valid_to is not None:
-        parts.append({"$lte": {"as_of": (rule.valid_to - EPOCH).days}})
+        parts.append({"$lte": {"as_of": day_number(rule.valid_to)}})
     countries = rule.countries
     if countries is not None:
         parts.append(_compare_json("jurisdiction", "in", sorted(countries)))
@@ -174,7 +174,7 @@ class _DurableRuleset:
         """
         handle = self.durable._handle
         with self.lock:
-            candidate = dict(facts, as_of=(day - EPOCH).days, _t=1, id=f"c{next(self._ids)}")
+            candidate = dict(facts, as_of=day_number(day), _t=1, id=f"c{next(self._ids)}")
             text = _to_json(candidate)
             fired: list[int] = []
             try:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.calendar import day_number, holiday_days
 from legal_rules.facts import NEVER_DAYS
 
 REMINDER_CHANNELS = ("email", "letter", "phone", "final_notice")
@@ -167,25 +168,20 @@ def _optional(frame: pd.DataFrame, col: str) -> pd.Series:
 # --------------------------------------------------------------------------- single facts
 def bank_holiday_flags(jurisdictions: np.ndarray, regions: np.ndarray,
                        as_of: date) -> np.ndarray:
-    """``is_bank_holiday`` per row (``holidays`` package); None for an unknown country.
+    """``is_bank_holiday`` per row (the engine's one holiday source,
+    :func:`engine.calendar.holiday_days`); None for an unknown country, the national calendar
+    for an unknown region.
 
     One calendar lookup per distinct (jurisdiction, region), not per row.
     """
-    import holidays
-
     keys = pd.MultiIndex.from_arrays([pd.Series(jurisdictions, dtype=object).fillna(""),
                                       pd.Series(regions, dtype=object).fillna("")])
     codes, uniq = pd.factorize(keys)
     values = np.empty(len(uniq), dtype=object)
+    day = day_number(as_of)
     for k, (jur, reg) in enumerate(uniq):
-        cal = None
-        for subdiv in ((reg or None, None) if reg else (None,)):
-            try:  # an unknown region: the national calendar
-                cal = holidays.country_holidays(jur, subdiv=subdiv, years=as_of.year)
-                break
-            except (NotImplementedError, KeyError, TypeError, AttributeError):
-                continue
-        values[k] = None if cal is None else as_of in cal
+        days = holiday_days(jur, reg, as_of.year, as_of.year)
+        values[k] = None if days is None else bool(np.isin(day, days))
     return values[codes] if len(codes) else np.empty(0, dtype=object)
 
 
@@ -537,7 +533,7 @@ def date_facts(facts: dict[str, Any], as_of: date,
     if due_date is not None:
         out["days_overdue"] = (as_of - due_date).days
     elif isinstance(overdue, int) and not isinstance(overdue, bool):
-        due_date = date.fromordinal(as_of.toordinal() - overdue)
+        due_date = as_of - timedelta(days=overdue)
     ctype = facts.get("customer_type")
     if due_date is not None and isinstance(jur, str) and isinstance(ctype, str):
         flag = limitation_flags(pd.Series([pd.Timestamp(due_date)]),

@@ -26,6 +26,7 @@ import difflib
 from collections.abc import Iterable
 from functools import lru_cache
 
+from engine.calendar import regions_of
 from legal_rules.facts import FACT_CHOICES, FACTS
 
 # Industries a debtor may have. "other" is a deliberate answer ("none of the special
@@ -46,18 +47,6 @@ META_KEYS: frozenset[str] = frozenset({"invoice_id", "as_of", "action"})
 ALIASES: dict[str, dict[str, str]] = {"jurisdiction": {"UK": "GB", "EL": "GR"}}
 FIXED: dict[str, tuple[str, ...]] = {"industry": INDUSTRIES, "currency": CURRENCIES,
                                      **FACT_CHOICES}
-
-
-@lru_cache(maxsize=256)
-def regions_of(jurisdiction: str) -> frozenset[str]:
-    """Upper-case subdivision codes of ``jurisdiction`` (``holidays`` data; empty if none)."""
-    import holidays
-
-    try:
-        cal = holidays.country_holidays(jurisdiction)
-    except (NotImplementedError, KeyError, AttributeError):
-        return frozenset()
-    return frozenset(str(s).upper() for s in getattr(cal, "subdivisions", ()))
 
 
 def closest(value: object, known: Iterable[str], name: str = "") -> str | None:

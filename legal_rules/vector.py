@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.calendar import EPOCH, day_number
 from engine.contract import N_ACTIONS, Action
-from legal_rules.decision import EPOCH, as_date
+from legal_rules.decision import as_date
 from legal_rules.facts import FACT_DEFAULTS, FACTS, fact_problem, native_value
 from legal_rules.known import META_KEYS, Vocabulary
 from legal_rules.model import All, Always, AnyOf, Compare, Condition, Not, Rule, RuleSet
@@ -76,23 +77,25 @@ class _Column:
 
 
 def _day_numbers(as_of: Any, n: int) -> int | _Days:
-    """Days since 1970-01-01: an int for one date (or one shared by all rows), else _Days."""
+    """``engine.calendar`` day numbers: an int for one date (or one shared by all rows),
+    else _Days."""
     if isinstance(as_of, np.ndarray) and as_of.ndim == 1:
         if as_of.shape[0] != n:
             raise ValueError(f"as_of has {as_of.shape[0]} dates for {n} rows")
         if np.issubdtype(as_of.dtype, np.datetime64):
-            days = as_of.astype("datetime64[D]").astype(np.int64)
+            days = (as_of.astype("datetime64[D]") - EPOCH).astype(np.int64)
         else:
-            days = np.array([(as_date(d) - EPOCH).days for d in as_of], dtype=np.int64)
+            days = np.array([day_number(as_date(d)) for d in as_of], dtype=np.int64)
         if days.size and (days == days[0]).all():
             return int(days[0])  # one date for the whole batch (the common case)
         return _Days(days, int(days.min()), int(days.max()))
-    return (as_date(as_of) - EPOCH).days
+    return day_number(as_date(as_of))
 
 
 @dataclass(frozen=True)
 class _Days:
-    """One date per row (days since 1970-01-01) with the batch's first and last day."""
+    """One date per row (``engine.calendar`` day numbers) with the batch's first and last
+    day."""
 
     values: np.ndarray
     lo: int
@@ -388,11 +391,11 @@ class VectorEvaluator:
     def __init__(self, ruleset: RuleSet):
         self.ruleset = ruleset
         self.vocabulary = ruleset.vocabulary
-        far = (date.max - EPOCH).days
+        far = day_number(date.max)
         self._compiled = [
             _Compiled(rule=r, index=i, cols=tuple(int(a) for a in r.applies_to),
-                      needed=r.needed_facts, start=(r.valid_from - EPOCH).days,
-                      end=(r.valid_to - EPOCH).days if r.valid_to else far)
+                      needed=r.needed_facts, start=day_number(r.valid_from),
+                      end=day_number(r.valid_to) if r.valid_to else far)
             for i, r in enumerate(ruleset.rules)
         ]
         self.action_matrix = np.zeros((len(ruleset.rules), N_ACTIONS), dtype=bool)

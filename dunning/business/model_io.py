@@ -69,7 +69,8 @@ def drift_inputs(
     import numpy as np
 
     from dunning.business.drift import drift_between
-    from engine.features import features_at, from_day, prepare_tables, to_day
+    from engine.calendar import from_day, to_day
+    from engine.features import features_at, prepare_tables
 
     for name, days in (("recent_days", recent_days), ("reference_days", reference_days)):
         if days is not None and days <= 0:
@@ -166,13 +167,8 @@ def retrain(
     """
     from sklearn.metrics import log_loss
 
-    from engine.features import (
-        build_training_frame,
-        from_day,
-        label_classes,
-        prepare_tables,
-        to_day,
-    )
+    from engine.calendar import from_day, to_day
+    from engine.features import build_training_frame, label_classes, prepare_tables
     from engine.models import PaymentModel
     from engine.models.training import TrainConfig, time_split_day
 

@@ -222,14 +222,15 @@ def _ts(day: dt.date) -> Any:
 
 def calendar_day(state: pd.DataFrame, as_of: dt.date, calendar: Any | None = None) -> Any:
     """Weekday, weekend, bank holiday, month/quarter end of ``as_of`` per row's jurisdiction
-    (the simulation's calendar, for the policy's observations)."""
+    and region (the engine's calendar, as in training, for the policy's observations)."""
     import numpy as np
 
-    from simulations.env.calendar import BusinessCalendar, jurisdiction_codes
+    from engine.calendar import BusinessCalendar, to_day
 
     cal = calendar or BusinessCalendar(as_of, as_of)
-    codes = jurisdiction_codes(state["jurisdiction"].fillna("").astype(str).to_numpy())
-    return cal.lookup(codes.astype(np.int64), np.full(len(state), as_of.toordinal()))
+    region = state["region"].to_numpy(dtype=object) if "region" in state else None
+    places = cal.places(state["jurisdiction"].to_numpy(dtype=object), region)
+    return cal.lookup(places, np.full(len(state), to_day(as_of)))
 
 
 def observations(state: pd.DataFrame, probs: np.ndarray, as_of: dt.date,
@@ -242,8 +243,7 @@ def observations(state: pd.DataFrame, probs: np.ndarray, as_of: dt.date,
     """
     import numpy as np
 
-    from simulations.env.calendar import jurisdiction_codes
-    from simulations.env.layout import segment_codes
+    from simulations.env.layout import jurisdiction_codes, segment_codes
     from simulations.env.observation import add_dynamic_observation, static_observation
 
     jurisdiction = jurisdiction_codes(state["jurisdiction"].fillna("").astype(str).to_numpy())
@@ -401,7 +401,7 @@ class Recommender:
                 step: _Stopwatch) -> list[dict[str, Any]]:
         import numpy as np
 
-        from simulations.env.calendar import BusinessCalendar
+        from engine.calendar import BusinessCalendar
 
         calendar = BusinessCalendar(as_of, as_of)  # built once, used for facts and obs
         facts = legal_facts(state, as_of)

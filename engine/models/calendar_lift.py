@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import chi2
 
-# Signed phase ranges (engine.features.month_phase / quarter_phase), inclusive.
+# Signed phase ranges (engine.calendar.month_phase / quarter_phase), inclusive.
 MONTH_PHASES = (-31, 30)
 QUARTER_PHASES = (-92, 91)
 LIFT_FEATURES: tuple[str, ...] = ("month_lift", "quarter_lift")

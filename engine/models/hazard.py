@@ -231,7 +231,7 @@ class HazardModel:
               its month / calendar quarter (0 on that day)
             - ``is_holiday``: 1.0 if t is a bank holiday in the debtor's jurisdiction
             - ``month_phase``, ``quarter_phase``: signed days to the nearest month /
-              quarter boundary (0 = first day, -1 = last day; engine.features.month_phase)
+              quarter boundary (0 = first day, -1 = last day; engine.calendar.month_phase)
         """
         hazard = self.booster_.predict(self._matrix(static, dynamic), num_threads=1)
         lift = self.reminder_lift_

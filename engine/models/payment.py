@@ -30,6 +30,7 @@ import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import log_softmax, softmax
 
+from engine.calendar import to_day
 from engine.errors import DunningError
 from engine.features import (
     DEFAULT_FEATURES,
@@ -39,7 +40,6 @@ from engine.features import (
     features_at,
     label_classes,
     prepare_tables,
-    to_day,
 )
 from engine.models.encoding import encode, learn_categories
 

@@ -7,14 +7,13 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from engine.calendar import from_day, to_day
 from engine.features import (
     PreparedTables,
     build_invoice_features,
-    from_day,
     lookup,
     open_balance,
     prepare_tables,
-    to_day,
 )
 from engine.models.payment import PaymentModel
 

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.calendar import from_day, to_day
 from engine.errors import DunningError
 from engine.features import (
     PreparedTables,
@@ -32,10 +33,8 @@ from engine.features import (
     build_training_frame,
     class_known,
     classes_for,
-    from_day,
     label_classes,
     prepare_tables,
-    to_day,
 )
 from engine.models.baselines import HistoryRuleBaseline, LogisticBaseline
 from engine.models.hazard import HazardModel

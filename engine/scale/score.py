@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from engine.features import build_invoice_features, from_day, open_balance, prepare_tables, to_day
+from engine.calendar import from_day, to_day
+from engine.features import build_invoice_features, open_balance, prepare_tables
 from engine.models.payment import PaymentModel
 from engine.models.predict import PROBA_COLUMNS
 from engine.scale.shards import ParquetExport, build_shard_layout, read_shard

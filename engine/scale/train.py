@@ -40,14 +40,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from engine.features import (
-    build_training_frame,
-    classes_for,
-    from_day,
-    label_classes,
-    prepare_tables,
-    to_day,
-)
+from engine.calendar import from_day, to_day
+from engine.features import build_training_frame, classes_for, label_classes, prepare_tables
 from engine.models.encoding import encode, learn_categories
 from engine.models.payment import PaymentModel, _calibrate, select_features
 from engine.scale.shards import ParquetExport, build_shard_layout, read_shard

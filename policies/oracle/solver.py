@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from engine.calendar import from_days
 from engine.contract import N_ACTIONS
 from simulations.world.dynamics import (
     AGENCY,
@@ -245,7 +246,7 @@ def _solve_batch(params: InvoiceParams, space: StateSpace, mask_fn: MaskFn | Non
             state_rep.t[:] = t
             facts = facts_from_state(params_rep, state_rep) | strings
             if with_dates:
-                dates = (params_rep.due_day + t).astype("datetime64[D]")
+                dates = from_days(params_rep.due_day + t)
                 mask = np.asarray(mask_fn(facts, dates), dtype=bool)
             else:
                 mask = np.asarray(mask_fn(facts), dtype=bool)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.calendar import from_day
 from engine.errors import DunningError
 from simulations.env.ground_truth import GroundTruthSource, InvoicePool
 from simulations.env.types import InvoiceBatch
@@ -59,8 +60,7 @@ class HeldOutGroundTruth(GroundTruthSource):
         self._probs = np.asarray(payment_probs, dtype=np.float32).reshape(len(rows), 3)
         self.invoice_ids = company.invoices["invoice_id"].to_numpy()[rows]
         due = self._holdout.params.due_day
-        self._dates = (dt.date(1970, 1, 1) + dt.timedelta(days=int(due.min())),
-                       dt.date(1970, 1, 1) + dt.timedelta(days=int(due.max())))
+        self._dates = (from_day(int(due.min())), from_day(int(due.max())))
 
     def __len__(self) -> int:
         return len(self._probs)

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from engine.calendar import BusinessCalendar, CalendarDay, from_days
 from engine.contract import N_ACTIONS, Action, is_reminder
 from simulations.env.arrays import put_rows, take_rows, where_rows
-from simulations.env.calendar import BusinessCalendar, CalendarDay, from_ordinal
 from simulations.env.layout import LAYOUT
 from simulations.env.masks import ActionMask, CategoricalFacts, legal_facts
 from simulations.env.observation import add_dynamic_observation, static_observation
@@ -61,6 +61,7 @@ class CollectionsSimulator:
         self.horizon = int(source.horizon if horizon is None else horizon)
         start, end = source.date_range()
         self.calendar = BusinessCalendar(start, end + dt.timedelta(days=self.horizon + 31))
+        self._place = np.zeros(0, dtype=np.int64)  # calendar place code per row
         self.batch: InvoiceBatch | None = None
 
     # -- loading -------------------------------------------------------------------------
@@ -73,6 +74,7 @@ class CollectionsSimulator:
         self.active = np.ones(n, dtype=bool)
         self._static = np.zeros((n, LAYOUT.dim), dtype=np.float32)
         self._strings = CategoricalFacts(n)
+        self._place = np.zeros(n, dtype=np.int64)
         self._fill_static(np.arange(n), batch)
         self.refresh()
 
@@ -102,14 +104,15 @@ class CollectionsSimulator:
                                                 batch.jurisdiction, batch.is_b2c,
                                                 batch.payment_probs)
         self._strings.set_rows(rows, batch)
+        self._place[rows] = self.calendar.places(batch.jurisdiction_iso, batch.region)
 
     # -- observing -----------------------------------------------------------------------
     def refresh(self) -> None:
         """Calendar, facts and masks of every row's current day."""
         assert self.batch is not None
-        ordinal = self.batch.due_ordinal + self.state.day
-        self.cal: CalendarDay = self.calendar.lookup(self.batch.jurisdiction, ordinal)
-        self.as_of = from_ordinal(ordinal)
+        day = self.batch.due_day + self.state.day
+        self.cal: CalendarDay = self.calendar.lookup(self._place, day)
+        self.as_of = from_days(day)
         self.facts = legal_facts(self.batch, self.state, self.cal, self._strings)
         self.masks = self.mask(self.facts, self.as_of)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from simulations.env.calendar import JURISDICTIONS, OTHER_JURISDICTION
+from simulations.env.layout import jurisdiction_codes
 from simulations.env.source import TransitionSource
 from simulations.env.types import NO_MILESTONE, CostModel, EnvState, InvoiceBatch, Outcome
 
@@ -75,8 +75,7 @@ class GroundTruthSource(TransitionSource):
         self._pool: InvoicePool | None = None
         self._params_cache: tuple[int, Any] | None = None
         jur = [j.code for j in scenario.jurisdictions]
-        lookup = {c: i for i, c in enumerate(JURISDICTIONS)}
-        self._jur_code = np.array([lookup.get(c, OTHER_JURISDICTION) for c in jur], np.int16)
+        self._jur_code = jurisdiction_codes(np.array(jur, dtype=str))
         self._jur_iso = np.array(jur)
         self._currency = np.array([j.currency for j in scenario.jurisdictions])
 
@@ -107,7 +106,6 @@ class GroundTruthSource(TransitionSource):
         invoices (e.g. their payment-model probabilities) overrides it and fills the rows.
         """
         p = pool.params.take(rows)
-        epoch = dt.date(1970, 1, 1).toordinal()
         n = len(rows)
         if self.payment_probs is None:
             probs = np.full((n, 3), 1.0 / 3.0, dtype=np.float32)
@@ -121,8 +119,8 @@ class GroundTruthSource(TransitionSource):
             jurisdiction=self._jur_code[p.jurisdiction],
             jurisdiction_iso=self._jur_iso[p.jurisdiction],
             is_b2c=p.customer_type == 1,
-            due_ordinal=p.due_day.astype(np.int64) + epoch,
-            invoice_ordinal=p.invoice_day.astype(np.int64) + epoch,
+            due_day=p.due_day.astype(np.int64),
+            invoice_day=p.invoice_day.astype(np.int64),
             milestone_day=ms,
             payment_probs=probs,
             industry=np.asarray(p.industries)[p.industry],

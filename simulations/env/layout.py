@@ -37,8 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.contract import SEGMENTS
-from simulations.env.calendar import JURISDICTIONS
 
+# Codes of the observation's jurisdiction one-hot; the last one is "other/unknown".
+JURISDICTIONS: tuple[str, ...] = ("DE", "AT", "SE", "FR", "GB", "NL", "PL", "IT", "ES", "US")
+OTHER_JURISDICTION = len(JURISDICTIONS)
 SEGMENT_NAMES: tuple[str, ...] = (*SEGMENTS, "unknown")
 UNKNOWN_SEGMENT = len(SEGMENTS)
 CONTACT_CAP = 60  # days_since_contact value meaning "no reminder yet or long ago"
@@ -115,6 +117,16 @@ LAYOUT = ObservationLayout(
         ("final_notice_sent", 1),
     )
 )
+
+
+def jurisdiction_codes(values: np.ndarray) -> np.ndarray:
+    """Map ISO codes (str array, any case) to int codes into :data:`JURISDICTIONS`; unknown
+    codes map to :data:`OTHER_JURISDICTION` (the observation's one-hot, not the calendar:
+    holidays come from ``engine.calendar`` for every country)."""
+    lookup = {j: i for i, j in enumerate(JURISDICTIONS)}
+    uniq, inv = np.unique(np.asarray(values, dtype=str), return_inverse=True)
+    codes = np.array([lookup.get(str(u).upper(), OTHER_JURISDICTION) for u in uniq], np.int16)
+    return codes[inv].reshape(np.shape(values))
 
 
 def segment_codes(values: np.ndarray) -> np.ndarray:

@@ -24,14 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.calendar import NEVER, BusinessCalendar, from_day, to_day, to_days
 from engine.contract import N_ACTIONS, Action, is_reminder
 from engine.errors import DunningError
 from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
 from engine.models.payment import three_class_proba
 from legal_rules.facts import NEVER_DAYS
 from simulations.env.arrays import take_rows
-from simulations.env.calendar import ENGINE_EPOCH_ORDINAL, BusinessCalendar, jurisdiction_codes
-from simulations.env.layout import SEGMENT_NAMES, segment_codes
+from simulations.env.layout import SEGMENT_NAMES, jurisdiction_codes, segment_codes
 from simulations.env.source import TransitionSource
 from simulations.env.types import NO_MILESTONE, CostModel, EnvState, InvoiceBatch, Outcome
 
@@ -173,8 +173,8 @@ def estimate_rates(tables: Mapping[str, pd.DataFrame], as_of: dt.date) -> Behavi
     n_seg = len(SEGMENT_NAMES)
 
     complaint = np.zeros((n_seg, N_ACTIONS))
-    as_of_ord = as_of.toordinal()
-    actions = actions[_ordinals(actions["action_date"]) <= as_of_ord] if len(actions) else actions
+    as_of_day = to_day(as_of)
+    actions = actions[_days(actions["action_date"]) <= as_of_day] if len(actions) else actions
     rem = _reminder_rows(actions, invoices, seg_of_inv, n_seg)
     model = None
     comp_hazard = None
@@ -187,7 +187,7 @@ def estimate_rates(tables: Mapping[str, pd.DataFrame], as_of: dt.date) -> Behavi
             complaint[:, a] = _smoothed(events, exposure)
         model = ComplaintModel.fit(rem["seg"], rem["channel"], rem["overdue"],
                                    rem["before"], rem["since"], rem["complaint"], n_seg)
-        comp_hazard = _complaint_hazard(rem, tables, invoices, as_of_ord, n_seg)
+        comp_hazard = _complaint_hazard(rem, tables, invoices, as_of_day, n_seg)
 
     as_of_ts = pd.Timestamp(as_of)
     due = pd.to_datetime(invoices["due_date"])
@@ -223,8 +223,8 @@ def _reminder_rows(actions: pd.DataFrame, invoices: pd.DataFrame, seg_of_inv: di
     inv_id = actions["invoice_id"].astype(str).to_numpy()
     chan = actions["channel"].astype(str).str.lower().map(
         lambda c: int(Action.from_channel(c))).to_numpy(dtype=np.int64)
-    day = _ordinals(actions["action_date"])
-    due_of = dict(zip(invoices["invoice_id"].astype(str), _ordinals(invoices["due_date"]),
+    day = _days(actions["action_date"])
+    due_of = dict(zip(invoices["invoice_id"].astype(str), _days(invoices["due_date"]),
                       strict=True))
     due = np.array([due_of.get(i, -1) for i in inv_id], dtype=np.int64)
     keep = is_reminder(chan) & (due >= 0) & (day >= 0)
@@ -246,7 +246,7 @@ def _reminder_rows(actions: pd.DataFrame, invoices: pd.DataFrame, seg_of_inv: di
 
 
 def _complaint_hazard(rem: dict[str, np.ndarray], tables: Mapping[str, pd.DataFrame],
-                      invoices: pd.DataFrame, as_of_ord: int, n_seg: int) -> np.ndarray:
+                      invoices: pd.DataFrame, as_of_day: int, n_seg: int) -> np.ndarray:
     """Per segment: payment rate after a complaint over the rate after a comparable reminder.
 
     For every reminder the daily payment rate over the following 30 days (until payment,
@@ -260,16 +260,16 @@ def _complaint_hazard(rem: dict[str, np.ndarray], tables: Mapping[str, pd.DataFr
     payments = tables.get("payments")
     paid_of: dict[str, int] = {}
     if payments is not None and len(payments):
-        pd_ord = _ordinals(payments["payment_date"])
-        for i, d in zip(payments["invoice_id"].astype(str), pd_ord, strict=True):
+        pay_day = _days(payments["payment_date"])
+        for i, d in zip(payments["invoice_id"].astype(str), pay_day, strict=True):
             if d >= 0:
                 paid_of[i] = min(paid_of.get(i, d), d)
     paid = np.array([paid_of.get(i, -1) for i in rem["invoice_id"]], dtype=np.int64)
     actions = tables["actions"]
     ag = actions[actions["channel"].astype(str).str.lower() == "agency"]
-    ag_of = dict(zip(ag["invoice_id"].astype(str), _ordinals(ag["action_date"]), strict=True))
+    ag_of = dict(zip(ag["invoice_id"].astype(str), _days(ag["action_date"]), strict=True))
     agency = np.array([ag_of.get(i, -1) for i in rem["invoice_id"]], dtype=np.int64)
-    end = np.minimum(rem["day"] + window, as_of_ord)
+    end = np.minimum(rem["day"] + window, as_of_day)
     end = np.where((agency >= 0) & (agency < end), agency, end)
     event = (paid > rem["day"]) & (paid <= end)
     end = np.where(event, paid, end)
@@ -313,10 +313,10 @@ class LearnedSource(TransitionSource):
         # common state): the model's inputs then depend only on the day, so the value is
         # computed once and reused (exact, NaN = not computed yet).
         self._unreminded = np.full((len(pool.amount), self.horizon + 1), np.nan)
-        first = int(pool.due_ordinal.min())
-        last = int(pool.due_ordinal.max()) + self.horizon + 31
-        self._calendar = BusinessCalendar(dt.date.fromordinal(first),
-                                          dt.date.fromordinal(last))
+        first = int(pool.due_day.min())
+        last = int(pool.due_day.max()) + self.horizon + 31
+        self._calendar = BusinessCalendar(from_day(first), from_day(last))
+        self._place = self._calendar.places(pool.jurisdiction_iso, pool.region)  # per pool row
 
     # -- construction --------------------------------------------------------------------
     @classmethod
@@ -335,8 +335,8 @@ class LearnedSource(TransitionSource):
 
         costs, scen_horizon = _costs_of(scenario)
         p = prepare_tables(tables)
-        as_of_day = p.last_day if as_of is None else (as_of.toordinal() - ENGINE_EPOCH_ORDINAL)
-        as_of_date = dt.date.fromordinal(int(as_of_day) + ENGINE_EPOCH_ORDINAL)
+        as_of_day = p.last_day if as_of is None else to_day(as_of)
+        as_of_date = from_day(as_of_day)
         rows = np.flatnonzero(p.due_day < as_of_day)
         if len(rows) > max_invoices:
             rows = rows[np.argsort(p.due_day[rows], kind="stable")[-max_invoices:]]
@@ -391,7 +391,8 @@ class LearnedSource(TransitionSource):
         p_comp = self._complaint_probability(seg, state, actions, is_rem)
         p_start = np.where(state.disputed, 0.0, self.rates.dispute_start[seg])
         p_end = np.where(state.disputed, self.rates.dispute_resolve[seg], 0.0)
-        cal = self._calendar.lookup(batch.jurisdiction, batch.due_ordinal + state.day)
+        cal = self._calendar.lookup(self._place[batch.params.pool_row],
+                                    batch.due_day + state.day)
         can_pay = (~state.disputed & (actions != Action.AGENCY)
                    & ~cal.is_weekend & ~cal.is_holiday)
         hazard = np.zeros(n)
@@ -451,8 +452,7 @@ class LearnedSource(TransitionSource):
         return None, Outcome(paid=paid, complaint=complaint, disputed=disputed, reward=reward)
 
     def date_range(self) -> tuple[dt.date, dt.date]:
-        return (dt.date.fromordinal(int(self.pool.due_ordinal.min())),
-                dt.date.fromordinal(int(self.pool.due_ordinal.max())))
+        return (from_day(int(self.pool.due_day.min())), from_day(int(self.pool.due_day.max())))
 
 
 def _dynamic(state: EnvState, actions: np.ndarray, cal: Any, idx: np.ndarray
@@ -491,11 +491,11 @@ def _flag(df: pd.DataFrame, name: str, default: bool) -> np.ndarray:
                    in ("true", "1", "yes")).to_numpy(dtype=bool)
 
 
-def _ordinals(values: pd.Series) -> np.ndarray:
-    """Dates -> proleptic ordinals (missing -> -1)."""
+def _days(values: pd.Series) -> np.ndarray:
+    """Dates -> ``engine.calendar`` day numbers (missing or unparsable -> -1)."""
     d = pd.to_datetime(values, errors="coerce").to_numpy().astype("datetime64[D]")
-    out = d.astype(np.int64) + dt.date(1970, 1, 1).toordinal()
-    return np.where(np.isnat(d), -1, out)
+    out = to_days(d)
+    return np.where(out == NEVER, -1, out)
 
 
 def batch_from_tables(tables: Mapping[str, pd.DataFrame], ids: np.ndarray, static: np.ndarray,
@@ -520,16 +520,16 @@ def batch_from_tables(tables: Mapping[str, pd.DataFrame], ids: np.ndarray, stati
 
     jur = np.char.upper(text(cust, "jurisdiction", ""))
     opted = np.char.lower(text(cust, "opted_out_channels", ""))
-    due = _ordinals(inv["due_date"])
-    ms = _ordinals(inv["milestone_date"]) if "milestone_date" in inv else np.full(n, -1)
+    due = _days(inv["due_date"])
+    ms = _days(inv["milestone_date"]) if "milestone_date" in inv else np.full(n, -1)
     return InvoiceBatch(
         amount=inv["amount"].to_numpy(dtype=np.float64),
         segment=segment_codes(text(cust, "segment", "unknown")),
         jurisdiction=jurisdiction_codes(jur),
         jurisdiction_iso=jur,
         is_b2c=np.char.lower(text(cust, "customer_type", "b2b")) == "b2c",
-        due_ordinal=due,
-        invoice_ordinal=_ordinals(inv["invoice_date"]),
+        due_day=due,
+        invoice_day=_days(inv["invoice_date"]),
         milestone_day=np.where(ms < 0, NO_MILESTONE, ms - due).astype(np.int32),
         payment_probs=np.asarray(probs, dtype=np.float32),
         industry=np.char.lower(text(cust, "industry", "")),

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from engine.calendar import CalendarDay
 from engine.contract import N_ACTIONS, Action
 from legal_rules.facts import NEVER_DAYS
-from simulations.env.calendar import CalendarDay
 from simulations.env.types import EnvState, InvoiceBatch
 
 

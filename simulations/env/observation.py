@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulations.env.calendar import CalendarDay
+from engine.calendar import CalendarDay
 from simulations.env.layout import CONTACT_CAP, LAYOUT
 
 _SEG0 = LAYOUT.slice("segment").start
@@ -32,7 +32,7 @@ def static_observation(amount: np.ndarray, segment: np.ndarray, jurisdiction: np
     Args:
         amount: (n,) open amount in invoice currency (the column is ``log10(1 + amount)``).
         segment: (n,) int code into ``layout.SEGMENT_NAMES``.
-        jurisdiction: (n,) int code into ``calendar.JURISDICTIONS`` (last = other).
+        jurisdiction: (n,) int code into ``layout.JURISDICTIONS`` (last = other).
         is_b2c: (n,) bool.
         payment_probs: (n, 3) p_on_time, p_late, p_very_late; a NaN row (no payment model)
             becomes 1/3 each, an uninformative prior the policy can read.

@@ -27,16 +27,16 @@ class InvoiceBatch:
 
     amount: np.ndarray  # float64, open amount in invoice currency
     segment: np.ndarray  # int16 code into layout.SEGMENT_NAMES (5 = unknown)
-    jurisdiction: np.ndarray  # int16 code into calendar.JURISDICTIONS (10 = other)
-    jurisdiction_iso: np.ndarray  # str, ISO alpha-2 (for the legal facts)
+    jurisdiction: np.ndarray  # int16 code into layout.JURISDICTIONS (10 = other)
+    jurisdiction_iso: np.ndarray  # str, ISO alpha-2 (for the legal facts and the calendar)
     is_b2c: np.ndarray  # bool
-    due_ordinal: np.ndarray  # int64, date.toordinal() of the due date
-    invoice_ordinal: np.ndarray  # int64, date.toordinal() of the invoice date
+    due_day: np.ndarray  # int64, engine.calendar day number (days since 1900-01-01) of due
+    invoice_day: np.ndarray  # int64, engine.calendar day number of the invoice date
     milestone_day: np.ndarray  # int32, days after due of the milestone (NO_MILESTONE: none)
     payment_probs: np.ndarray  # float32 (n, 3): p_on_time, p_late, p_very_late
     industry: np.ndarray  # str
     currency: np.ndarray  # str
-    region: np.ndarray  # str ('' if none)
+    region: np.ndarray  # str ('' if none): subdivision, for the legal facts and holidays
     opted_out: np.ndarray  # bool (n, 3): email, phone, letter
     agency_consent: np.ndarray  # bool
     reminder_fee_agreed: np.ndarray  # bool

@@ -103,7 +103,7 @@ def kpis(log: EpisodeLog, batch: InvoiceBatch, rows: np.ndarray | None = None
     if n == 0:
         return {k: float("nan") for k in KPI_DOC}
     amount = batch.amount[idx]
-    terms = (batch.due_ordinal - batch.invoice_ordinal)[idx]
+    terms = (batch.due_day - batch.invoice_day)[idx]
     paid_day = log.paid_day[idx]
     paid = paid_day >= 0
     end = np.where(log.end_day[idx] >= 0, log.end_day[idx], 0)

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.calendar import NEVER, to_day, to_days
 from engine.contract import Action
 from simulations.env.core import CollectionsSimulator
 from simulations.env.masks import ActionMask, AllowAll, default_mask
@@ -145,13 +146,13 @@ def build_logged_dataset(company: Any, mask: ActionMask | None = None,
     H = int(sc.horizon_days)
     inv = company.invoices
     ids = inv["invoice_id"].astype(str).to_numpy()
-    due = pd.to_datetime(inv["due_date"]).to_numpy().astype("datetime64[D]").astype(np.int64)
-    as_of = np.datetime64(company.as_of, "D").astype(np.int64)
+    due = to_days(pd.to_datetime(inv["due_date"]).to_numpy())
+    as_of = to_day(company.as_of)
     pay = company.payments.groupby(company.payments["invoice_id"].astype(str))["payment_date"]
     last_pay = pay.max()
-    paid_date = pd.to_datetime(pd.Series(ids).map(last_pay)).to_numpy().astype("datetime64[D]")
-    has_paid = ~np.isnat(paid_date)
-    paid_off = np.where(has_paid, paid_date.astype(np.int64) - due, -1).astype(np.int64)
+    paid_day = to_days(pd.to_datetime(pd.Series(ids).map(last_pay)).to_numpy())
+    has_paid = paid_day != NEVER
+    paid_off = np.where(has_paid, paid_day - due, -1).astype(np.int64)
     # complete episodes of invoices still open on their due date (the episode starts there)
     rows = np.flatnonzero((due + H <= as_of) & (~has_paid | (paid_off >= 0)))
     if max_invoices is not None and len(rows) > max_invoices:
@@ -162,15 +163,14 @@ def build_logged_dataset(company: Any, mask: ActionMask | None = None,
     def offset(col: str) -> np.ndarray:
         if col not in inv:
             return np.full(n, -1, dtype=np.int64)
-        d = pd.to_datetime(inv[col].iloc[rows]).to_numpy().astype("datetime64[D]")
-        return np.where(np.isnat(d), -1, d.astype(np.int64) - due[rows]).astype(np.int64)
+        d = to_days(pd.to_datetime(inv[col].iloc[rows]).to_numpy())
+        return np.where(d == NEVER, -1, d - due[rows]).astype(np.int64)
 
     acts = company.actions
     a_ids = acts["invoice_id"].astype(str).to_numpy()
     a_pos = np.array([pos.get(a, -1) for a in a_ids], dtype=np.int64)
     keep = a_pos >= 0
-    a_day = (pd.to_datetime(acts["action_date"]).to_numpy().astype("datetime64[D]")
-             .astype(np.int64))[keep] - due[rows][a_pos[keep]]
+    a_day = to_days(pd.to_datetime(acts["action_date"]).to_numpy())[keep] - due[rows][a_pos[keep]]
     a_code = np.array([int(Action.from_channel(c)) for c in acts["channel"].astype(str)],
                       dtype=np.int64)[keep]
     a_comp = acts["complaint"].astype(str).str.lower().eq("true").to_numpy()[keep]

@@ -17,7 +17,7 @@ it is the world the oracle solves exactly. Public API (see ``dynamics`` for the 
 Costs and the daily discount are in ``scenario.costs`` (:class:`Costs`).
 """
 
-from simulations.world.calendar import WorldCalendar, to_date, to_day
+from simulations.world.calendar import WorldCalendar
 from simulations.world.dynamics import (
     StepOutcome,
     TransitionProbs,
@@ -37,5 +37,5 @@ __all__ = [
     "Company", "Costs", "InvoiceParams", "Scenario", "StepOutcome", "TransitionProbs",
     "WorldCalendar", "WorldState", "advance", "facts_from_state", "generate_company",
     "initial_state", "load_scenario", "logging_policy_probs", "packaged_scenarios",
-    "sample_invoices", "step", "to_date", "to_day", "transition_probs",
+    "sample_invoices", "step", "transition_probs",
 ]

@@ -1,29 +1,17 @@
 """Business-day calendar per jurisdiction and the segments' calendar multipliers.
 
-Days are integers: days since 1970-01-01 (``numpy.datetime64(date, "D").astype(int)``).
-A :class:`WorldCalendar` covers ``[first_day, first_day + n_days)``; index ``d = day -
-first_day``. Bank holidays come from the ``holidays`` package.
+Days are the engine's day numbers (:mod:`engine.calendar`: days since 1900-01-01). A
+:class:`WorldCalendar` covers ``[first_day, first_day + n_days)``; index ``d = day -
+first_day``. Bank holidays come from the engine's one holiday source
+(:func:`engine.calendar.holiday_days`, national: the world's customers have no region).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
-import holidays
 import numpy as np
 
+from engine.calendar import from_day, from_days, holiday_days, weekday
 from simulations.world.scenario import Scenario
-
-EPOCH = dt.date(1970, 1, 1)
-
-
-def to_day(date: dt.date) -> int:
-    """Days since 1970-01-01."""
-    return (date - EPOCH).days
-
-
-def to_date(day: int) -> dt.date:
-    return EPOCH + dt.timedelta(days=int(day))
 
 
 class WorldCalendar:
@@ -45,17 +33,18 @@ class WorldCalendar:
         self.first_day = int(first_day)
         self.n_days = int(n_days)
         days = np.arange(self.first_day, self.first_day + self.n_days)
-        dates = days.astype("datetime64[D]")
-        weekday = (days + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
-        self.is_weekend = weekday >= 5
-        years = range(to_date(days[0]).year, to_date(days[-1]).year + 1)
+        dates = from_days(days)
+        wday = weekday(days)  # Monday = 0
+        self.is_weekend = wday >= 5
+        first_year, last_year = from_day(days[0]).year, from_day(days[-1]).year
         n_jur = len(scenario.jurisdictions)
         self.is_holiday = np.zeros((n_jur, self.n_days), dtype=bool)
         for j, jur in enumerate(scenario.jurisdictions):
-            hol = holidays.country_holidays(jur.code, years=years)
-            idx = [to_day(d) - self.first_day for d in hol]
-            idx = np.array([i for i in idx if 0 <= i < self.n_days], dtype=np.int64)
-            self.is_holiday[j, idx] = True
+            hol = holiday_days(jur.code, "", first_year, last_year)
+            if hol is None:
+                raise ValueError(f"jurisdiction {jur.code!r}: no bank-holiday calendar known")
+            idx = hol - self.first_day
+            self.is_holiday[j, idx[(idx >= 0) & (idx < self.n_days)]] = True
         self.is_holiday &= ~self.is_weekend
         self.is_business = ~self.is_weekend & ~self.is_holiday
 
@@ -83,7 +72,7 @@ class WorldCalendar:
                 raw[s] = np.where(quarter_peak, seg.calendar_peak, seg.calendar_off_peak)
         for s, seg in enumerate(scenario.segments):
             factors = np.array(seg.weekday_factors + (1.0, 1.0))  # weekend: carried over
-            raw[s] *= factors[weekday]
+            raw[s] *= factors[wday]
         self.pay_multiplier = np.zeros((len(scenario.segments), n_jur, self.n_days))
         for j in range(n_jur):
             business = self.is_business[j]
@@ -99,5 +88,5 @@ class WorldCalendar:
         d = np.asarray(day, dtype=np.int64) - self.first_day
         if d.size and (d.min() < 0 or d.max() >= self.n_days):
             raise ValueError(f"day outside the calendar range [{self.first_day}, "
-                             f"{self.first_day + self.n_days}) (epoch days)")
+                             f"{self.first_day + self.n_days}) (engine day numbers)")
         return d

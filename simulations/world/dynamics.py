@@ -41,6 +41,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from engine.calendar import to_days
 from engine.contract import CUSTOMER_TYPES, N_ACTIONS, Action
 from legal_rules.facts import NEVER_DAYS
 from simulations.world.params import InvoiceParams
@@ -335,7 +336,8 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
                      dates: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The legal facts (``legal_rules.facts.FACTS``) of each invoice on its decision day.
 
-    ``dates`` (datetime64[D] or epoch days, shape (n,)) defaults to due date + ``state.t``.
+    ``dates`` (datetime64[D] or ``engine.calendar`` day numbers, shape (n,)) defaults to due
+    date + ``state.t``.
     Facts derived from the Markov state are exact when reminders are at least 7 days apart
     and fewer than K:
     ``days_since_last_contact`` is K for "K or more" and ``NEVER_DAYS`` when none was sent;
@@ -350,7 +352,7 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
     else:
         dates = np.asarray(dates)
         if np.issubdtype(dates.dtype, np.datetime64):
-            dates = dates.astype("datetime64[D]").astype(np.int64)
+            dates = to_days(dates)
         day = dates.astype(np.int64)
     d = cal.index(day)
     sent = state.n > 0

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from engine.calendar import from_days, to_day
 from engine.contract import (
     ACTIONS,
     CHANNELS,
@@ -29,7 +30,6 @@ from engine.contract import (
     PAYMENTS,
     SEGMENTS,
 )
-from simulations.world.calendar import to_day
 from simulations.world.dynamics import (
     AGENCY,
     initial_state,
@@ -187,7 +187,7 @@ def generate_company(scenario: Scenario, n_customers: int, months: int, seed: in
 
 def _pre_due_payments(params: InvoiceParams, as_of_day: int,
                       rng: np.random.Generator) -> np.ndarray:
-    """Epoch day of a payment before the due date, or -1. Exact inverse-CDF draw.
+    """Day number of a payment before the due date, or -1. Exact inverse-CDF draw.
 
     Daily P(pay) = 1 - exp(-lam_d) with lam_d = pre_due_hazard * reliability * calendar_d,
     so the first payment day is the first d where the cumulative lam exceeds an Exp(1) draw.
@@ -304,9 +304,9 @@ def _next_business_day(params: InvoiceParams, day: np.ndarray, rows: np.ndarray)
 
 
 def _iso(days: np.ndarray) -> np.ndarray:
-    """ISO dates of epoch days (formatting each distinct day once)."""
+    """ISO dates of day numbers (formatting each distinct day once)."""
     unique, inverse = np.unique(np.asarray(days, dtype=np.int64), return_inverse=True)
-    text = np.datetime_as_string(unique.astype("datetime64[D]"), unit="D").astype(object)
+    text = np.datetime_as_string(from_days(unique), unit="D").astype(object)
     return text[inverse]
 
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from engine.calendar import to_day
 from engine.contract import CUSTOMER_TYPES, SEGMENTS
-from simulations.world.calendar import WorldCalendar, to_day
+from simulations.world.calendar import WorldCalendar
 from simulations.world.scenario import Scenario
 
 NO_MILESTONE = -100_000  # milestone offset of an invoice without milestone (always reached)
@@ -22,10 +23,11 @@ class InvoiceParams:
 
     ``segment`` indexes ``engine.contract.SEGMENTS``; ``jurisdiction`` indexes
     ``scenario.jurisdictions``; ``customer_type`` indexes ``CUSTOMER_TYPES`` (0 b2b, 1 b2c);
-    ``industry`` indexes ``industries`` (the vocabulary, a tuple of names). Days are epoch
-    days (``numpy.datetime64(day, "D")`` gives the date). ``milestone_offset`` is the
-    milestone day minus the due date (``NO_MILESTONE`` when there is none). ``reliability``
-    multiplies the payment hazard (mean about 1). ``amount`` is in the invoice currency.
+    ``industry`` indexes ``industries`` (the vocabulary, a tuple of names). Days are
+    ``engine.calendar`` day numbers (``engine.calendar.from_days`` gives the dates).
+    ``milestone_offset`` is the milestone day minus the due date (``NO_MILESTONE`` when
+    there is none). ``reliability`` multiplies the payment hazard (mean about 1).
+    ``amount`` is in the invoice currency.
     """
 
     segment: np.ndarray  # int64

@@ -1,6 +1,7 @@
-"""Calendar phases (engine and simulation calendars agree) and the hazard model's calendar
-lift: it recovers a planted payment peak, keeps weekday effects out, and makes the fitted
-hazard model reproduce a segment's month-end peak that plain trees flatten."""
+"""Calendar phases (the environment's batch calendar agrees with the functions) and the
+hazard model's calendar lift: it recovers a planted payment peak, keeps weekday effects out,
+and makes the fitted hazard model reproduce a segment's month-end peak that plain trees
+flatten."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from engine.errors import DunningError
-from engine.features import (
+from engine.calendar import (
+    BusinessCalendar,
     days_to_month_end,
     days_to_quarter_end,
     month_phase,
@@ -19,9 +20,9 @@ from engine.features import (
     to_days,
     weekday,
 )
+from engine.errors import DunningError
 from engine.models.calendar_lift import ALPHA, CalendarLift, calendar_p_value
 from engine.models.hazard import HAZARD_META, HazardModel
-from simulations.env.calendar import BusinessCalendar, to_ordinal
 
 
 @pytest.mark.parametrize("date, month, quarter", [
@@ -41,7 +42,7 @@ def test_simulation_calendar_is_the_engine_calendar_inside_and_outside_its_range
     for first, last in (("2024-01-01", "2024-12-31"), ("2023-11-01", "2025-03-31")):
         dates = np.arange(np.datetime64(first), np.datetime64(last) + 1)
         days = to_days(dates)
-        out = cal.lookup(np.zeros(len(dates), dtype=np.int64), to_ordinal(dates))
+        out = cal.lookup(np.full(len(dates), cal.place("DE")), days)
         for name, fn in (("month_phase", month_phase), ("quarter_phase", quarter_phase),
                          ("days_to_month_end", days_to_month_end),
                          ("days_to_quarter_end", days_to_quarter_end),

@@ -6,20 +6,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.calendar import (
+    count_holidays,
+    days_to_month_end,
+    days_to_quarter_end,
+    from_day,
+    to_days,
+    weekday,
+)
 from engine.errors import DunningError
 from engine.features import (
     ALL_FEATURES,
     build_invoice_features,
     build_training_frame,
-    count_holidays,
-    days_to_month_end,
-    days_to_quarter_end,
-    from_day,
-    holiday_lookup,
+    holiday_table,
     label_classes,
     open_balance,
-    to_days,
-    weekday,
 )
 
 
@@ -148,10 +150,15 @@ def test_calendar_helpers():
     assert days_to_quarter_end(d).tolist() == [0, 50, 0, 38]
     assert weekday(d).tolist() == [6, 5, 1, 0]  # Sunday, Saturday, Tuesday, Monday
     jur = np.array(["DE", "DE", "XX"])
-    table = holiday_lookup(jur, int(d.min()), int(d.max()))
+    region = np.array(["", "BY", ""])
+    table = holiday_table(zip(jur, region, strict=True), int(d.min()), int(d.max()))
     start, end = to_days(["2024-12-24"] * 3), to_days(["2024-12-27"] * 3)
     # DE: 25 and 26 December; unknown jurisdiction: none
-    assert count_holidays(jur, start, end, table).tolist() == [2, 2, 0]
+    assert count_holidays(jur, region, start, end, table).tolist() == [2, 2, 0]
+    # 6 January (Epiphany) is a holiday in Bavaria only
+    epiphany = to_days(["2025-01-06"] * 3)
+    table = holiday_table(zip(jur, region, strict=True), int(epiphany[0]), int(epiphany[0]))
+    assert count_holidays(jur, region, epiphany, epiphany, table).tolist() == [0, 1, 0]
 
 
 def test_label_classes_binary_and_three_way():

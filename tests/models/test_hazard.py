@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.calendar import DAY_BITS
 from engine.contract import Action
 from engine.errors import DunningError
-from engine.features import _DAY_BITS, DYNAMIC_FEATURES, build_hazard_frame
+from engine.features import DYNAMIC_FEATURES, build_hazard_frame
 from engine.models.hazard import HazardModel
 
 
@@ -87,7 +88,7 @@ def test_static_for_invoices_matches_the_training_rows(prepared, frame, hazard):
 def test_a_reminder_counts_from_the_day_it_is_sent(prepared, frame):
     """Rows on the day of a reminder see it (0 days ago, its send day): the world's
     reminder acts on that day's payment, so it must not be credited to 'no reminder'."""
-    a_inv = (prepared.act_keys >> _DAY_BITS).astype(np.int64)
+    a_inv = (prepared.act_keys >> DAY_BITS).astype(np.int64)
     sent = {(int(i), int(d)) for i, d in zip(a_inv, prepared.act_day, strict=True)}
     same_day = np.array([(int(r), int(d)) in sent for r, d in
                          zip(frame.rows, frame.day, strict=True)])
@@ -108,7 +109,7 @@ def test_a_reminder_counts_from_the_day_it_is_sent(prepared, frame):
 
 def test_no_row_on_or_after_an_agency_handover(prepared, frame):
     agency_code = int(Action.AGENCY)
-    a_inv = (prepared.act_keys >> _DAY_BITS).astype(np.int64)
+    a_inv = (prepared.act_keys >> DAY_BITS).astype(np.int64)
     handed = {int(i): int(d) for i, d, c in zip(a_inv, prepared.act_day, prepared.act_channel,
                                                 strict=True) if c == agency_code}
     assert handed, "the fixture company should hand some invoices to the agency"

@@ -9,6 +9,7 @@ from functools import cache
 import numpy as np
 import pytest
 
+from engine.calendar import from_days, weekday
 from engine.contract import N_ACTIONS, SEGMENTS, Action
 from policies.oracle import OraclePolicy, StateSpace, solve
 from simulations import world
@@ -39,7 +40,7 @@ def _tiny_params(horizon: int, seed: int) -> world.InvoiceParams:
     p = p.take(np.array(rows))
     p.milestone_offset[2] = 1  # the construction milestone falls inside the tiny horizon
     p.reliability[:] = 8.0  # make paying (and therefore every branch) likely within days
-    p.due_day[:] = p.due_day[0] - (p.due_day[0] + 3) % 7  # due on a Monday: business days
+    p.due_day[:] = p.due_day[0] - weekday(p.due_day[0])  # due on a Monday: business days
     return world.InvoiceParams(**{f.name: getattr(p, f.name)
                                   for f in dataclasses.fields(p)})
 
@@ -198,7 +199,7 @@ def test_oracle_respects_the_packaged_legal_rules() -> None:
     while not state.done.all():
         a = sol.action(state)
         allowed = mask(world.facts_from_state(p, state),
-                       (p.due_day + state.t).astype("datetime64[D]"))
+                       from_days(p.due_day + state.t))
         vetoed += int((~allowed[np.arange(len(a)), a] & ~state.done).sum())
         state, _ = world.step(p, state, a, rng)
     assert vetoed == 0

@@ -10,15 +10,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss
 
+from engine.calendar import from_day, to_day
 from engine.errors import DunningError
 from engine.features import (
     build_invoice_features,
     build_training_frame,
     class_known,
-    from_day,
     label_classes,
     prepare_tables,
-    to_day,
 )
 from engine.models.payment import PaymentModel
 from engine.models.predict import score_open_invoices

@@ -6,6 +6,7 @@ import gymnasium
 import numpy as np
 from gymnasium.utils.env_checker import check_env
 
+from engine.calendar import BusinessCalendar, to_days
 from engine.contract import Action
 from simulations.env import (
     ENV_ID,
@@ -14,7 +15,6 @@ from simulations.env import (
     CollectionsEnv,
     CollectionsSimulator,
 )
-from simulations.env.calendar import BusinessCalendar
 from simulations.env.layout import SEGMENT_NAMES
 
 
@@ -130,8 +130,8 @@ def test_calendar_knows_holidays_and_month_ends():
     import datetime as dt
 
     cal = BusinessCalendar(dt.date(2025, 1, 1), dt.date(2025, 12, 31))
-    day = np.array([dt.date(2025, 12, 25).toordinal(), dt.date(2025, 3, 29).toordinal()])
-    out = cal.lookup(np.array([0, 0]), day)  # DE
+    day = to_days([dt.date(2025, 12, 25), dt.date(2025, 3, 29)])
+    out = cal.lookup(cal.places(np.array(["DE", "DE"])), day)
     assert out.is_holiday.tolist() == [True, False]
     assert out.is_weekend.tolist() == [False, True]
     assert out.days_to_month_end.tolist() == [6, 2]

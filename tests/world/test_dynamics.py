@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.calendar import from_days, weekday
 from engine.contract import N_ACTIONS, SEGMENTS, Action
 from legal_rules.facts import FACTS, NEVER_DAYS
 from simulations import world
@@ -155,7 +156,7 @@ def test_startup_pays_at_month_end_saas_after_quarter_end(scenario: world.Scenar
     p = world.sample_invoices(scenario, 1, np.random.default_rng(0))
     cal = p.calendar
     days = np.arange(cal.n_days)
-    dates = (cal.first_day + days).astype("datetime64[D]")
+    dates = from_days(cal.first_day + days)
     dom = (dates - dates.astype("datetime64[M]").astype("datetime64[D]")).astype(int)
     for seg, peak_days, off_days in (("startup", [0, 1], [10, 11, 12, 13, 14]),):
         s = SEGMENTS.index(seg)
@@ -168,9 +169,9 @@ def test_startup_pays_at_month_end_saas_after_quarter_end(scenario: world.Scenar
     assert saas[after_q].mean() > 3 * saas[mid_q].mean()
     # Corporate payment runs: Tuesdays beat Fridays (both business days of DE).
     corp = cal.pay_multiplier[SEGMENTS.index("corporate"), 0]
-    weekday = (cal.first_day + days + 3) % 7
-    tue = (weekday == 1) & cal.is_business[0] & cal.is_business[0, np.maximum(days - 1, 0)]
-    fri = (weekday == 4) & cal.is_business[0]
+    wday = weekday(cal.first_day + days)
+    tue = (wday == 1) & cal.is_business[0] & cal.is_business[0, np.maximum(days - 1, 0)]
+    fri = (wday == 4) & cal.is_business[0]
     assert corp[tue].mean() > 1.5 * corp[fri].mean()
 
 
@@ -191,7 +192,7 @@ def test_facts_cover_the_registry_with_types(params: world.InvoiceParams) -> Non
     weekend = params.calendar.is_weekend[params.due_index]
     np.testing.assert_array_equal(fresh["is_weekend"], weekend)
     # Explicit decision dates give the same facts as the state's day.
-    dated = world.facts_from_state(params, state, (params.due_day + 9).astype("datetime64[D]"))
+    dated = world.facts_from_state(params, state, from_days(params.due_day + 9))
     for name in FACTS:
         np.testing.assert_array_equal(dated[name], facts[name])
 

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from dunning.cli import app
+from engine.calendar import to_days
 from engine.contract import CHANNELS, SEGMENTS, TABLES, Action
 from engine.errors import InputError
 from simulations import world
-from simulations.world.calendar import to_day
 
 CSV = ("customers", "invoices", "payments", "actions")
 
@@ -89,7 +89,7 @@ def test_payments_and_actions_only_on_business_days(company: world.Company) -> N
     row = {iid: i for i, iid in enumerate(company.invoices.invoice_id)}
     for table, col in ((company.payments, "payment_date"), (company.actions, "action_date")):
         rows = table.invoice_id.map(row).to_numpy()
-        days = np.array([to_day(pd.Timestamp(d).date()) for d in table[col]])
+        days = to_days(table[col])
         assert cal.is_business[p.jurisdiction[rows], cal.index(days)].all(), table
 
 
@@ -125,7 +125,7 @@ def test_logged_propensity_is_the_logging_policy_probability(company: world.Comp
     acts = company.actions.copy()
     row = {iid: i for i, iid in enumerate(company.invoices.invoice_id)}
     acts["row"] = acts.invoice_id.map(row)
-    acts["day"] = [to_day(pd.Timestamp(d).date()) for d in acts.action_date]
+    acts["day"] = to_days(acts.action_date)
     undisputed = set(np.flatnonzero(company.invoices.disputed.to_numpy() == "false"))
     sample = acts[acts.row.isin(undisputed)].sample(300, random_state=0)
     rows = sample.row.to_numpy()
