@@ -95,12 +95,13 @@ class LineList(list):
     item_lines: list[int]
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that records lines, keeps dates as strings and rejects duplicate keys."""
+class LineLoader(yaml.SafeLoader):
+    """SafeLoader that records lines, keeps dates as strings and rejects duplicate keys
+    (also used for the creditor profile, ``dunning.ops.creditor``)."""
 
 
 # Dates stay strings so the loader (not YAML) checks them and reports a bad date by line.
-_LineLoader.yaml_implicit_resolvers = {
+LineLoader.yaml_implicit_resolvers = {
     ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
@@ -110,7 +111,7 @@ class _DuplicateKey(yaml.MarkedYAMLError):
     pass
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+def _construct_mapping(loader: LineLoader, node: yaml.MappingNode) -> LineDict:
     out = LineDict()
     out.line = node.start_mark.line + 1
     out.key_lines = {}
@@ -123,18 +124,18 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     return out
 
 
-def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+def _construct_sequence(loader: LineLoader, node: yaml.SequenceNode) -> LineList:
     out = LineList(loader.construct_object(child, deep=True) for child in node.value)
     out.line = node.start_mark.line + 1
     out.item_lines = [child.start_mark.line + 1 for child in node.value]
     return out
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
-def _line_of(doc: Any, path: Iterable[Any]) -> int:
+def line_of(doc: Any, path: Iterable[Any]) -> int:
     """Line of the deepest node on ``path`` that we know a line for."""
     line, node = getattr(doc, "line", 1), doc
     for step in path:
@@ -150,7 +151,8 @@ def _line_of(doc: Any, path: Iterable[Any]) -> int:
     return line
 
 
-def _field(path: Iterable[Any]) -> str:
+def field_path(path: Iterable[Any]) -> str:
+    """``["rules", 3, "when"]`` -> ``rules[3].when``: how an error names a field."""
     out = ""
     for step in path:
         out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else str(step))
@@ -168,7 +170,7 @@ class _FileParser:
         self.problems: list[Problem] = []
 
     def problem(self, path: Sequence[Any], message: str) -> None:
-        self.problems.append(Problem(self.file, _line_of(self.doc, path), _field(path), message))
+        self.problems.append(Problem(self.file, line_of(self.doc, path), field_path(path), message))
 
     def date(self, path: Sequence[Any], text: str | None) -> date | None:
         if text is None:
@@ -270,7 +272,7 @@ class _FileParser:
             facts=dict(node["facts"]), expect=node["expect"], action=action,
             as_of=self.date([*path, "as_of"], node.get("as_of")), decision=node.get("decision"),
             cap_value=node.get("cap_value"), has_cap_value="cap_value" in node,
-            name=node.get("name", ""), source=Source(self.file, _line_of(self.doc, path)),
+            name=node.get("name", ""), source=Source(self.file, line_of(self.doc, path)),
         )
 
     def rule(self, i: int, node: dict[str, Any]) -> Rule:
@@ -301,7 +303,7 @@ class _FileParser:
             scope=node["scope"], applies_to=tuple(Action.from_channel(a) for a in actions),
             when=when, effect=effect, citation=node["citation"],
             valid_from=valid_from or date.min, valid_to=valid_to, rationale=node["rationale"],
-            cap=cap, tests=tests, source=Source(self.file, _line_of(self.doc, path)),
+            cap=cap, tests=tests, source=Source(self.file, line_of(self.doc, path)),
             kind=node["kind"], approved_by=self.approval([*path, "approved_by"],
                                                          node.get("approved_by")),
         )
@@ -317,7 +319,7 @@ class _FileParser:
         return RateSeries(name=node["name"], jurisdiction=node["jurisdiction"],
                           citation=node["citation"], publisher=node["publisher"],
                           note=node.get("note", ""),
-                          source=Source(self.file, _line_of(self.doc, ["rate_series", i])))
+                          source=Source(self.file, line_of(self.doc, ["rate_series", i])))
 
     def rate(self, i: int, node: dict[str, Any]) -> Rate:
         path: list[Any] = ["rates", i]
@@ -326,7 +328,7 @@ class _FileParser:
         return Rate(name=node["name"], jurisdiction=node["jurisdiction"],
                     value=float(node["value"]), valid_from=valid_from or date.min,
                     valid_to=valid_to, citation=node["citation"], unit=node.get("unit", "percent"),
-                    source=Source(self.file, _line_of(self.doc, path)))
+                    source=Source(self.file, line_of(self.doc, path)))
 
 
 # PyYAML's wording -> what to do about it (first match wins)
@@ -409,10 +411,10 @@ def _schema_problems(file: str, doc: Any) -> list[Problem]:
             for key in best.instance:
                 if key not in allowed:
                     problems.append(Problem(
-                        file, _line_of(doc, [*path, key]), _field([*path, key]),
+                        file, line_of(doc, [*path, key]), field_path([*path, key]),
                         f"unknown field {key!r}; expected one of {', '.join(allowed)}"))
             continue
-        problems.append(Problem(file, _line_of(doc, path), _field(path), _schema_message(best)))
+        problems.append(Problem(file, line_of(doc, path), field_path(path), _schema_message(best)))
     return sorted(problems, key=lambda p: p.line)
 
 
@@ -425,7 +427,7 @@ def parse_file(path: Path) -> tuple[list[Rule], list[Rate | RateSeries], list[Pr
     except OSError as exc:
         return [], [], [Problem(file, 0, "", f"cannot read: {exc.strerror}")], b""
     try:
-        doc = yaml.load(raw.decode("utf-8"), Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        doc = yaml.load(raw.decode("utf-8"), Loader=LineLoader)  # noqa: S506 - SafeLoader subclass
     except UnicodeDecodeError:
         return [], [], [Problem(file, 1, "", "expected UTF-8 text")], raw
     except yaml.MarkedYAMLError as exc:

@@ -159,6 +159,27 @@ def test_nothing_below_imports_the_application() -> None:
     assert not importers, importers
 
 
+def private_imports(path: Path) -> list[tuple[str, int]]:
+    """``(module.name, line)`` of every ``from <project module> import _name`` in ``path``
+    (a private name reached from another module; dunder names are public)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and not node.level \
+                and node.module.split(".")[0] in LAYERS:
+            found += [(f"{node.module}.{a.name}", node.lineno) for a in node.names
+                      if a.name.startswith("_") and not a.name.startswith("__")]
+    return found
+
+
+def test_no_private_names_are_imported_across_modules(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from engine.models.payment import _calibrate\n")
+    assert private_imports(probe) == [("engine.models.payment._calibrate", 2)]
+    offenders = [f"{path.relative_to(ROOT)}:{line}: imports {name}"
+                 for path in MODULES.values() for name, line in private_imports(path)]
+    assert not offenders, "\n".join(offenders)
+
+
 def test_ruff_is_clean() -> None:
     ruff = Path(sys.executable).with_name("ruff")
     out = subprocess.run([str(ruff), "check", "engine", "policies", "legal_rules", "dunning",

@@ -172,7 +172,7 @@ def _split_template(template: str, ids: pd.Series, col: str) -> dict[str, pd.Ser
 def export_recommendations(db: str | Path, out: str | Path, as_of: dt.date | None = None,
                            layout: str = "generic") -> ErpExport:
     """Write the recommendations of ``as_of`` (default: latest) for the ERP; atomic."""
-    from dunning.business.io import atomic_write_text
+    from engine.files import atomic_write_text
 
     mapping = layout_mapping(layout)
     as_of, frame = recommendations_with_invoices(db, as_of)

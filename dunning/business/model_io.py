@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dunning.business.drift import DriftReport, thresholds
-from dunning.business.io import atomic_write_json
 from dunning.business.outcomes import load_tables
 from engine.errors import DunningError, InputError
+from engine.files import atomic_write_json
 
 if TYPE_CHECKING:
     from engine.models.training import TrainConfig

@@ -197,10 +197,10 @@ def compare_policies(data: Any, learned: Any, current: Policy, candidate: Policy
         match_rate,
         target_actions,
     )
-    from simulations.ope.estimators import _bootstrap_counts
+    from simulations.ope.estimators import bootstrap_counts
 
     lo_q, hi_q = cfg.alpha / 2, 1 - cfg.alpha / 2
-    counts = _bootstrap_counts(data.n, cfg.n_boot, cfg.seed)  # shared: paired differences
+    counts = bootstrap_counts(data.n, cfg.n_boot, cfg.seed)  # shared: paired differences
     dr_inv, snips_boot, snips_point, matches = {}, {}, {}, {}
     for key, policy in (("current", current), ("candidate", candidate)):
         pi = target_actions(policy, data)

@@ -409,9 +409,9 @@ def tornado_svg(bars: list[TornadoBar], base: float, variation: float) -> str:
     """A tornado chart (inline SVG): horizontal bars of yearly benefit around ``base``."""
     if not bars:
         return ""
-    from dunning.report.charts import _pyplot, figure_to_svg
+    from dunning.report.charts import figure_to_svg, pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     ordered = bars[::-1]  # largest swing on top
     fig, ax = plt.subplots(figsize=(6.0, 0.35 * len(bars) + 1.0))
     for i, bar in enumerate(ordered):

@@ -67,8 +67,8 @@ def roi(
     """Turn evaluation results into money: yearly benefit, payback, sensitivity."""
     from rich.table import Table
 
-    from dunning.business.io import atomic_write_json
     from dunning.business.roi import roi_section
+    from engine.files import atomic_write_json
 
     inputs = RoiInputs(
         annual_revenue=annual_revenue, invoices_per_year=invoices_per_year,
@@ -148,7 +148,6 @@ def pilot_design(
 
     import pandas as pd
 
-    from dunning.business.io import atomic_write_json, atomic_write_text
     from dunning.business.outcomes import (
         check_metric,
         invoice_outcomes,
@@ -161,6 +160,7 @@ def pilot_design(
         power_analysis,
         stats_from_results,
     )
+    from engine.files import atomic_write_json, atomic_write_text
 
     check_metric(metric)
     if sum(x is not None for x in (db, results, scenario)) != 1:
@@ -251,9 +251,9 @@ def pilot_analyse(
     """Compare the arms with confidence intervals and apply the safety guard."""
     from rich.table import Table
 
-    from dunning.business.io import atomic_write_json
     from dunning.business.outcomes import METRICS, check_metric
     from dunning.business.pilot import analyse_pilot, read_assignment
+    from engine.files import atomic_write_json
 
     metrics = [check_metric(m) for m in (metric or METRICS)]
     frame = read_assignment(assignment)
@@ -312,8 +312,8 @@ def drift(
     from rich.table import Table
 
     from dunning.business.drift import DriftReport
-    from dunning.business.io import atomic_write_json
     from dunning.business.model_io import drift_report
+    from engine.files import atomic_write_json
 
     with console.status("scoring the history with the model"):
         report: DriftReport = drift_report(db, model, recent_days,
@@ -469,8 +469,8 @@ def what_if(
     from rich.progress import Progress
     from rich.table import Table
 
-    from dunning.business.io import atomic_write_json
     from dunning.business.whatif import WHATIF_KPIS, Change, run_whatif
+    from engine.files import atomic_write_json
 
     given = [c for c in (change, None if threshold is None else f"threshold={threshold}",
                          None if rule_file is None else f"rules={rule_file}") if c]

@@ -76,7 +76,8 @@ def train_on_cluster(cluster: str, db: Path, as_of: Any, out: Path, very_late_da
                   f"{on['rows_built']:,} snapshot rows fitted)", highlight=False)
 
 
-def predict_on_cluster(cluster: str, db: Path, as_of: Any, model: Any, top: int) -> Any:
+def predict_on_cluster(cluster: str, db: Path, as_of: Any, model: Any, top: int,
+                       at_risk_threshold: float = 0.5) -> Any:
     """``dunning predict --cluster``: the scored open invoices (same frame as locally)
     and the day they were scored at."""
     from engine.scale.cluster import connect
@@ -85,4 +86,5 @@ def predict_on_cluster(cluster: str, db: Path, as_of: Any, model: Any, top: int)
     export = store_export(db)
     day = known_day(db, as_of)
     with connect(cluster) as client:
-        return score_distributed(client, export, model, day, explain_top=top), day
+        return score_distributed(client, export, model, day, explain_top=top,
+                                 at_risk_threshold=at_risk_threshold, outlook=True), day

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from engine.errors import DunningError
+from engine.errors import DunningError, InputError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -30,6 +32,28 @@ def user_errors(func: F) -> F:
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def decision_date(value: str | None, option: str) -> dt.date:
+    """A date option (default today UTC), inside the accepted range (dunning.ops.dates)."""
+    from dunning.ops.dates import check_as_of
+
+    if value is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        day = dt.date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r}: expected a date YYYY-MM-DD") from None
+    return check_as_of(day, option)
+
+
+def open_store(db: Path):  # noqa: ANN201 - engine.store.Store, imported lazily
+    """The store at ``db``; a missing file is a user error naming the option."""
+    from engine.store import Store
+
+    if not Path(db).exists():
+        raise InputError(f"--db {db}: no store file; create it with `dunning ingest`")
+    return Store(db)
 
 
 def evaluation_table(ev: dict) -> Any:

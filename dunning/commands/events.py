@@ -44,7 +44,7 @@ def record_cmd(
     """Record an event after a recommendation; the next recommendation sees it."""
     import getpass
 
-    from dunning.commands.ops import _date, _store
+    from dunning.commands.common import decision_date, open_store
     from dunning.ops.events import record
     from engine.events import Event
 
@@ -54,13 +54,13 @@ def record_cmd(
         if not sep or not key.strip():
             raise InputError(f"--set {item!r}: expected FIELD=VALUE")
         changes[key.strip()] = value.strip()
-    event = Event(kind=kind, effective_date=_date(date, "--date"), invoice_id=invoice,
+    event = Event(kind=kind, effective_date=decision_date(date, "--date"), invoice_id=invoice,
                   customer_id=customer, amount=amount,
                   promised_date=None if promised_date is None
-                  else _date(promised_date, "--promised-date"),
+                  else decision_date(promised_date, "--promised-date"),
                   channel=channel, changes=changes, event_id=event_id,
                   recorded_by=by or f"user:{getpass.getuser()}", note=note)
-    done = record(_store(db), event)
+    done = record(open_store(db), event)
     seq = f" (audit record {done.audit_seq})" if done.audit_seq else ""
     console.print(done.recorded.summary() + seq, highlight=False)
 

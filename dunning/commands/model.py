@@ -207,8 +207,7 @@ def predict(
     if cluster is not None:  # scale-out: scored shard by shard from the Parquet export
         from dunning.commands.cluster import predict_on_cluster
 
-        scored, day = predict_on_cluster(cluster, db, as_of, m, top)
-        scored["at_risk"] = scored["p_on_time"] < at_risk_threshold
+        scored, day = predict_on_cluster(cluster, db, as_of, m, top, at_risk_threshold)
     else:
         tables, day = load_tables(db, as_of)
         scored = score_open_invoices(tables, m, day + dt.timedelta(days=1), explain_top=top,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from dunning.commands.common import console, err_console, user_errors
+from dunning.commands.common import console, decision_date, err_console, open_store, user_errors
 from engine.config import DEFAULT_DB
 from engine.errors import InputError
 
@@ -23,27 +23,6 @@ creditor_app = typer.Typer(help="The creditor profile letters are sent with.",
 
 DB_OPT = typer.Option(DEFAULT_DB, "--db", help="The DuckDB store file.")
 OUT_SUFFIXES = (".csv", ".json", ".parquet")
-
-
-def _date(value: str | None, option: str) -> dt.date:
-    """A date option (default today UTC), inside the accepted range (dunning.ops.dates)."""
-    from dunning.ops.dates import check_as_of
-
-    if value is None:
-        return dt.datetime.now(dt.UTC).date()
-    try:
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{option} {value!r}: expected a date YYYY-MM-DD") from None
-    return check_as_of(day, option)
-
-
-def _store(db: Path):  # noqa: ANN202 - engine.store.Store, imported lazily
-    from engine.store import Store
-
-    if not Path(db).exists():
-        raise InputError(f"--db {db}: no store file; create it with `dunning ingest`")
-    return Store(db)
 
 
 def _creditor(creditor: Path | None, db: Path):  # noqa: ANN202
@@ -80,7 +59,7 @@ def recommend(
 
     from dunning.ops.recommend import Recommender, load_payment_model, load_policy
 
-    day = _date(as_of, "--as-of")
+    day = decision_date(as_of, "--as-of")
     if out is not None and out.suffix.lower() not in OUT_SUFFIXES:
         raise InputError(f"--out {out}: unknown suffix {out.suffix!r}; expected .csv, .json "
                          "or .parquet")
@@ -88,7 +67,7 @@ def recommend(
     bad = sorted(set(formats) - {"txt", "html", "pdf"})
     if bad:
         raise InputError(f"--letter-format: {', '.join(bad)}; expected txt, html and/or pdf")
-    store = _store(db)
+    store = open_store(db)
     credit = _creditor(creditor, db) if letters is not None else None  # fail before the run
     with Progress(console=err_console, transient=True) as bar:
         task = bar.add_task("loading policy, model and rules", total=7)
@@ -225,13 +204,13 @@ def review_approve(
         from dunning.ops.letters import letters_for, write_letters
         from engine.contract import Action
 
-        made = letters_for(_store(db), dt.date.fromisoformat(item["as_of"]),
+        made = letters_for(open_store(db), dt.date.fromisoformat(item["as_of"]),
                            _creditor(creditor, db),
                            actions={item["invoice_id"]: Action.from_channel(item["action"])})
         from dunning.ops.erasure import register_letter_files
 
         written = write_letters(made, letters, ("txt", "html"))
-        register_letter_files(_store(db), written)  # so that `dunning forget` reaches them
+        register_letter_files(open_store(db), written)  # so that `dunning forget` reaches them
         for p in written:
             console.print(f"letter: {p}")
 
@@ -262,7 +241,7 @@ def _queue(db: Path, fn):  # noqa: ANN001, ANN202
     from dunning.ops.audit import AuditLog
     from dunning.ops.review import ReviewQueue
 
-    store = _store(db)
+    store = open_store(db)
     with store.connect() as con:
         return fn(ReviewQueue(con, AuditLog(con, anchor=store.path.parent / "audit.anchor")))
 
@@ -302,7 +281,7 @@ def record_action_cmd(
     elif reason is not None or reviewer is not None:
         raise InputError("--reason/--reviewer are for --override-veto; give it too, or "
                          "leave them out")
-    result = record_action(_store(db), invoice, channel, _date(date, "--date"),
+    result = record_action(open_store(db), invoice, channel, decision_date(date, "--date"),
                            decided_by=by or f"user:{getpass.getuser()}", complaint=complaint,
                            override=override)
     if result.loaded:
@@ -343,7 +322,7 @@ def audit_verify(
     from dunning.ops.integrity import read_anchor_file, verify_store
 
     exported = read_anchor_file(anchor) if anchor is not None else None
-    store = _store(db)
+    store = open_store(db)
     with store.connect() as con:
         report = verify_store(con, anchor=default_anchor(store.path), exported=exported,
                               exported_where=f"--anchor {anchor}")
@@ -474,7 +453,7 @@ def explain_record(r: dict) -> str:
 def _audit(db: Path, fn):  # noqa: ANN001, ANN202
     from dunning.ops.audit import AuditLog, default_anchor
 
-    store = _store(db)
+    store = open_store(db)
     with store.connect() as con:
         return fn(AuditLog(con, anchor=default_anchor(store.path)))
 
@@ -483,7 +462,7 @@ def _store_call(db: Path, fn):  # noqa: ANN001, ANN202
     """``fn(con, anchor)`` on the store."""
     from dunning.ops.audit import default_anchor
 
-    store = _store(db)
+    store = open_store(db)
     with store.connect() as con:
         return fn(con, default_anchor(store.path))
 
@@ -506,7 +485,7 @@ def forget(
 
     if not yes:
         typer.confirm(f"Erase the personal data of customer {customer}?", abort=True)
-    store = _store(db)
+    store = open_store(db)
     personal = personal_values(store, customer)
     report = forget_customer(store, customer)
     files = erase_files(store, customer, personal, letters or [])

@@ -215,7 +215,7 @@ def scenarios_schema(
     if out is None:
         typer.echo(text, nl=False)
         return
-    from dunning.business.io import atomic_write_text
+    from engine.files import atomic_write_text
 
     atomic_write_text(out, text)
     console.print(f"schema written to [bold]{out}[/]")

@@ -54,6 +54,7 @@ from typing import Any
 import duckdb
 
 from engine.errors import InputError
+from engine.files import atomic_write_text
 
 GENESIS_HASH = "0" * 64
 KINDS = ("decision", "review", "override", "action", "event", "master_data", "erasure", "run",
@@ -395,10 +396,7 @@ class AuditLog:
     def _write_anchor(self, seq: int, head_hash: str) -> None:
         if self.anchor is None:
             return
-        self.anchor.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.anchor.with_name(self.anchor.name + f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"seq": seq, "record_hash": head_hash}) + "\n")
-        tmp.replace(self.anchor)
+        atomic_write_text(self.anchor, json.dumps({"seq": seq, "record_hash": head_hash}) + "\n")
 
     def migrate(self) -> dict[str, Any]:
         """Pin an unkeyed (sha256) chain under the key: verify it, append a ``migration`` record.

@@ -151,7 +151,7 @@ class Creditor:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> Creditor:
         """Load and validate a creditor file (:class:`CreditorFileError` on any problem)."""
-        from legal_rules.loader import Problem, _LineLoader
+        from legal_rules.loader import LineLoader, Problem
 
         path = Path(path)
         try:
@@ -163,7 +163,7 @@ class Creditor:
         import yaml
 
         try:
-            doc = yaml.load(text, Loader=_LineLoader)  # noqa: S506 (a SafeLoader subclass)
+            doc = yaml.load(text, Loader=LineLoader)  # noqa: S506 (a SafeLoader subclass)
         except yaml.MarkedYAMLError as exc:
             line = exc.problem_mark.line + 1 if exc.problem_mark else 1
             raise CreditorFileError([Problem(str(path), line, "", _yaml_message(exc))]) from None
@@ -250,12 +250,12 @@ def _yaml_message(exc: Any) -> str:
 
 def _parse(file: str, doc: Any) -> tuple[dict[str, Any], list[Any]]:
     """``(constructor kwargs, problems)`` of one parsed creditor document."""
-    from legal_rules.loader import Problem, _field, _line_of
+    from legal_rules.loader import Problem, field_path, line_of
 
     problems: list[Any] = []
 
     def problem(path: Sequence[Any], message: str) -> None:
-        problems.append(Problem(file, _line_of(doc, path), _field(path), message))
+        problems.append(Problem(file, line_of(doc, path), field_path(path), message))
 
     if not isinstance(doc, dict):
         problem([], f"expected a mapping of fields (name: ..., bank: ...), found "

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import csv
 import html
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from engine.files import atomic_write_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -131,7 +131,7 @@ def _erase_letter(path: Path, values: Sequence[str], out: FileErasure) -> None:
         text = path.read_text(encoding="utf-8")
         new = _redact(text, values, escape=path.suffix == ".html")
         if new != text:
-            _write_atomic(path, new)
+            atomic_write_text(path, new)
         out.letters_redacted.append(path)
     except OSError as exc:
         out.unreachable.append(f"letter {path}: {exc.strerror or exc}")
@@ -166,7 +166,7 @@ def _erase_quarantine(path: Path, customer_id: str, values: Sequence[str],
         return
     buf = _csv_text(rows)
     try:
-        _write_atomic(path, buf)
+        atomic_write_text(path, buf)
     except OSError as exc:
         out.unreachable.append(f"quarantine file {path}: cannot rewrite ({exc.strerror})")
         return
@@ -196,17 +196,6 @@ def _csv_text(rows: list[list[str]]) -> str:
     buf = io.StringIO()
     csv.writer(buf, quoting=csv.QUOTE_ALL).writerows(rows)
     return buf.getvalue()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def personal_values(store: Store, customer_id: str) -> list[str]:

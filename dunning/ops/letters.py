@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from dunning.ops.creditor import Creditor
 from engine.contract import Action
 from engine.errors import InputError
+from engine.files import atomic_write_text
 
 if TYPE_CHECKING:
     from legal_rules.decision import Decision
@@ -581,9 +582,7 @@ def write_letters(letters: Sequence[Letter], directory: str | os.PathLike[str],
             if fmt == "pdf":
                 html_to_pdf(letter.html, path)
             elif fmt in ("txt", "html"):
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(letter.text if fmt == "txt" else letter.html, encoding="utf-8")
-                tmp.replace(path)
+                atomic_write_text(path, letter.text if fmt == "txt" else letter.html)
             else:
                 raise InputError(f"letter format {fmt!r}: expected txt, html or pdf")
             written.append(path)

@@ -36,7 +36,7 @@ _SVG_START = re.compile(r"^.*?(<svg\b)", re.DOTALL)
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,7 +49,7 @@ def _pyplot() -> Any:
 
 def figure_to_svg(fig: Any) -> str:
     """Serialise a matplotlib figure to an inline ``<svg>`` element and close the figure."""
-    plt = _pyplot()
+    plt = pyplot()
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
@@ -69,7 +69,7 @@ def policy_bar_chart(
     names = [n for n, p in policies.items() if p.get(metric) is not None]
     if not names:
         return ""
-    plt = _pyplot()
+    plt = pyplot()
     means = [float(policies[n][metric]) for n in names]
     lows, highs = [], []
     for n, m in zip(names, means, strict=True):
@@ -103,7 +103,7 @@ def timing_chart(
     policies = [p for p in timing if any(timing[p].get(s) for s in segments)]
     if not policies:
         return ""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(
         len(segments), 1, figsize=(6.4, 1.2 + 1.0 * len(segments)), sharex=True, squeeze=False,
         layout="constrained",
@@ -141,7 +141,7 @@ def calibration_chart(calibration: Any) -> str:
     curves = _calibration_curves(calibration)
     if not curves:
         return ""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(3.8, 3.4))
     ax.plot([0, 1], [0, 1], ls="--", color="#999999", lw=1, label="perfect")
     for name, pred, obs in curves:
@@ -196,7 +196,7 @@ def importance_chart(importance: Any, top_k: int = 15) -> str:
     if not items:
         return ""
     items = sorted(items, key=lambda kv: kv[1], reverse=True)[:top_k][::-1]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.0, 0.6 + 0.22 * len(items)))
     ax.barh([k for k, _ in items], [v for _, v in items], color="#4c78a8")
     ax.set_xlabel("importance (gain)")
@@ -210,7 +210,7 @@ def training_curve_chart(curve: Mapping[str, Sequence[float]]) -> str:
     ys = [float(y) for y in curve.get("mean_reward", [])]
     if not xs or len(xs) != len(ys):
         return ""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.2, 2.8))
     ax.plot(xs, ys, marker="o", ms=3, color=POLICY_COLOURS["rl"])
     ax.set_xlabel("timesteps (invoice-days)")
@@ -230,7 +230,7 @@ def ece_over_time_chart(calibration: Sequence[Mapping[str, Any]], ece_warning: f
     rows = [r for r in calibration if r.get("ece") is not None]
     if not rows:
         return ""
-    plt = _pyplot()
+    plt = pyplot()
     months = [str(r["window_start"])[:7] for r in rows]
     x = list(range(len(rows)))
     ece = [float(r["ece"]) for r in rows]

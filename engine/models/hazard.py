@@ -36,9 +36,10 @@ from engine.features import (
     prepare_tables,
     reminder_dynamics,
 )
+from engine.files import atomic_write_text
 from engine.models.calendar_lift import LIFT_FEATURES, PHASE_INPUTS, CalendarLift
 from engine.models.encoding import encode, learn_categories
-from engine.models.payment import _atomic_write, select_features
+from engine.models.payment import select_features
 from engine.models.reminder_lift import ReminderLift
 
 HAZARD_FILE = "hazard_model.txt"
@@ -288,8 +289,8 @@ class HazardModel:
         h = hashlib.sha256(text.encode())
         h.update(json.dumps(meta, sort_keys=True).encode())
         meta["hash"] = h.hexdigest()[:16]
-        _atomic_write(d / HAZARD_FILE, text)
-        _atomic_write(d / HAZARD_META, json.dumps(meta, indent=2))
+        atomic_write_text(d / HAZARD_FILE, text)
+        atomic_write_text(d / HAZARD_META, json.dumps(meta, indent=2))
         self.hash_ = meta["hash"]
         return self.hash_
 

@@ -41,6 +41,7 @@ from engine.features import (
     label_classes,
     prepare_tables,
 )
+from engine.files import atomic_write_text
 from engine.models.encoding import encode, learn_categories
 
 MODEL_FILE = "payment_model.txt"
@@ -100,7 +101,7 @@ def select_features(columns: Sequence[str], include: Sequence[str] = (),
     return [c for c in chosen if c not in set(exclude)]
 
 
-def _calibrate(raw: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
+def calibrate(raw: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
                ) -> tuple[float, np.ndarray]:
     """Temperature a and per-class bias b (b[0] = 0) minimising the (weighted) log loss of
     softmax(a*raw+b)."""
@@ -276,7 +277,7 @@ class PaymentModel:
             self._params(objective), dtrain, num_boost_round=self.n_estimators,
             valid_sets=[dcal], callbacks=[lgb.early_stopping(30, verbose=False)])
         self.best_iteration_ = int(self.booster_.best_iteration or self.n_estimators)
-        self.temperature_, self.bias_ = _calibrate(self._raw(M[cal]), y[cal],
+        self.temperature_, self.bias_ = calibrate(self._raw(M[cal]), y[cal],
                                                    None if self._unweighted(w) else w[cal])
         if self.refit:
             rows = np.sort(np.concatenate([tr, cal]))
@@ -619,8 +620,8 @@ class PaymentModel:
         h.update(json.dumps(meta, sort_keys=True, default=str).encode())
         meta["hash"] = h.hexdigest()[:16]
         for name, text in texts.items():
-            _atomic_write(d / name, text)
-        _atomic_write(d / META_FILE, json.dumps(meta, indent=2, default=str))
+            atomic_write_text(d / name, text)
+        atomic_write_text(d / META_FILE, json.dumps(meta, indent=2, default=str))
         self.hash_ = meta["hash"]
         return self.hash_
 
@@ -678,10 +679,6 @@ def _quantile_file(q: float) -> str:
     return f"payment_days_q{round(q * 100):02d}.txt"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def three_class_proba(proba: np.ndarray) -> np.ndarray:

@@ -98,10 +98,17 @@ def payment_outlook(scored: pd.DataFrame, X: pd.DataFrame, model: PaymentModel
         out["predicted_payment_date"] = None
     stake = out["p_very_late"] if len(model.classes_) == 3 else out["p_late"]
     out["expected_loss"] = np.round(out["balance"].to_numpy() * stake.to_numpy(), 2)
-    rank = np.empty(n, dtype=np.int64)
-    rank[np.argsort(-out["expected_loss"].to_numpy(), kind="stable")] = np.arange(1, n + 1)
-    out["attention_rank"] = rank
+    out["attention_rank"] = attention_ranks(out["expected_loss"].to_numpy())
     return out
+
+
+def attention_ranks(expected_loss: np.ndarray) -> np.ndarray:
+    """(n,) int64 rank of each row by descending expected loss (1 = largest; ties in row
+    order): the needs-attention order of the worklist."""
+    n = len(expected_loss)
+    rank = np.empty(n, dtype=np.int64)
+    rank[np.argsort(-np.asarray(expected_loss), kind="stable")] = np.arange(1, n + 1)
+    return rank
 
 
 def customer_summary(scored: pd.DataFrame, tables: Mapping[str, pd.DataFrame] | PreparedTables,

@@ -36,12 +36,12 @@ from engine.features import (
     label_classes,
     prepare_tables,
 )
+from engine.files import atomic_write_text
 from engine.models.baselines import HistoryRuleBaseline, LogisticBaseline
 from engine.models.hazard import HazardModel
 from engine.models.metrics import calibration_curve, classification_metrics
 from engine.models.payment import (
     PaymentModel,
-    _atomic_write,
     horizon_weights,
     near_constant_features,
     select_features,
@@ -412,9 +412,9 @@ def write_artifact_files(out: Path, card: dict[str, Any], payment_hash: str) -> 
     h = hashlib.sha256(payment_hash.encode())
     h.update(str(card.get("hazard_hash", "")).encode())
     card["hash"] = h.hexdigest()[:16]
-    _atomic_write(out / "model_card.json", json.dumps(card, indent=2, default=str))
-    _atomic_write(out / "model_card.md", render_card(card))
-    _atomic_write(out / "artifact.json", json.dumps(
+    atomic_write_text(out / "model_card.json", json.dumps(card, indent=2, default=str))
+    atomic_write_text(out / "model_card.md", render_card(card))
+    atomic_write_text(out / "artifact.json", json.dumps(
         {"hash": card["hash"], "payment_hash": payment_hash,
          "hazard_hash": card.get("hazard_hash")}, indent=2))
     return TrainResult(out_dir=out, hash=card["hash"], card=card)

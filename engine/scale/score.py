@@ -19,7 +19,7 @@ import pandas as pd
 from engine.calendar import from_day, to_day
 from engine.features import build_invoice_features, open_balance, prepare_tables
 from engine.models.payment import PaymentModel
-from engine.models.predict import PROBA_COLUMNS
+from engine.models.predict import PROBA_COLUMNS, attention_ranks, payment_outlook
 from engine.scale.shards import ParquetExport, build_shard_layout, read_shard
 
 if TYPE_CHECKING:
@@ -54,9 +54,14 @@ def shard_open_features(shard: int, export: ParquetExport, n_shards: int, known_
     return pd.concat([meta, X.reset_index(drop=True)], axis=1)
 
 
-def apply_model(part: pd.DataFrame, model: PaymentModel, explain_top: int) -> pd.DataFrame:
+def apply_model(part: pd.DataFrame, model: PaymentModel, explain_top: int,
+                at_risk_threshold: float = 0.5, outlook: bool = False) -> pd.DataFrame:
     """Scored rows of one partition (no feature columns), riskiest first; the ``explain_top``
-    riskiest carry their top factors (the global top rows are among them)."""
+    riskiest carry their top factors (the global top rows are among them); with ``outlook``
+    every row its payment outlook (:func:`engine.models.predict.payment_outlook`; the
+    attention rank is partition-local here and ranked again over all rows by
+    :func:`score_distributed`)."""
+
     if len(part) == 0:
         return pd.DataFrame()
     meta_cols = [_META_PREFIX + c for c in META_COLUMNS]
@@ -68,7 +73,7 @@ def apply_model(part: pd.DataFrame, model: PaymentModel, explain_top: int) -> pd
     for j, c in enumerate(PROBA_COLUMNS):
         out[c] = full[:, j]
     out["predicted_class"] = model.classes_[proba.argmax(axis=1)]
-    out["at_risk"] = full[:, 0] < 0.5
+    out["at_risk"] = full[:, 0] < at_risk_threshold
     risk = (1.0 - full[:, 0]) * out["balance"].to_numpy()
     order = np.argsort(-risk, kind="stable")
     out, X = out.iloc[order].reset_index(drop=True), X.iloc[order].reset_index(drop=True)
@@ -76,15 +81,16 @@ def apply_model(part: pd.DataFrame, model: PaymentModel, explain_top: int) -> pd
     n_exp = min(explain_top, len(out))
     if n_exp:
         out.loc[: n_exp - 1, "factors"] = model.explain(X.iloc[:n_exp])["factors"].to_numpy()
-    return out
+    return payment_outlook(out, X, model) if outlook else out
 
 
 def score_distributed(client: Client, export: ParquetExport, model: PaymentModel,
-                      known_at: dt.date, explain_top: int = 20, n_shards: int | None = None
-                      ) -> pd.DataFrame:
+                      known_at: dt.date, explain_top: int = 20, n_shards: int | None = None,
+                      at_risk_threshold: float = 0.5, outlook: bool = False) -> pd.DataFrame:
     """Score every invoice open at the start of ``known_at + 1`` on the cluster.
 
-    Same columns and order as :func:`engine.models.predict.score_open_invoices`.
+    Same columns and order as :func:`engine.models.predict.score_open_invoices` with the
+    same ``at_risk_threshold`` and ``outlook``.
     ``n_shards`` defaults to ~1 shard per 250k invoices (at least 2 per worker).
     """
     import dask
@@ -94,7 +100,8 @@ def score_distributed(client: Client, export: ParquetExport, model: PaymentModel
     n = n_shards or default_shards(export, n_workers(client))
     client.submit(build_shard_layout, export, n, pure=False).result()  # once per export
     with dask.config.set({"dataframe.convert-string": False}):  # keep dates as dates
-        frame = _compute_scores(client, export, model, n, known_at, explain_top)
+        frame = _compute_scores(client, export, model, n, known_at, explain_top,
+                                at_risk_threshold, outlook)
     if len(frame) == 0:
         return frame
     risk = (1.0 - frame["p_on_time"].to_numpy()) * frame["balance"].to_numpy()
@@ -102,6 +109,8 @@ def score_distributed(client: Client, export: ParquetExport, model: PaymentModel
     order = np.lexsort((frame["invoice_id"].to_numpy(), -risk))
     frame = frame.iloc[order].reset_index(drop=True)
     frame.loc[explain_top:, "factors"] = ""
+    if outlook:
+        frame["attention_rank"] = attention_ranks(frame["expected_loss"].to_numpy())
     frame["model_hash"] = getattr(model, "hash_", None)
     for col in ("invoice_id", "customer_id"):
         frame[col] = frame[col].astype(str)
@@ -109,18 +118,20 @@ def score_distributed(client: Client, export: ParquetExport, model: PaymentModel
 
 
 def _compute_scores(client: Client, export: ParquetExport, model: PaymentModel, n: int,
-                    known_at: dt.date, explain_top: int) -> pd.DataFrame:
+                    known_at: dt.date, explain_top: int, at_risk_threshold: float,
+                    outlook: bool) -> pd.DataFrame:
     import dask.dataframe as dd
 
     as_of = known_at + dt.timedelta(days=1)
     feats = dd.from_map(shard_open_features, range(n), export=export, n_shards=n,
                         known_at=known_at, as_of=as_of, enforce_metadata=False)
-    scored = feats.map_partitions(apply_model, model, explain_top, meta=scored_meta(),
+    scored = feats.map_partitions(apply_model, model, explain_top, at_risk_threshold, outlook,
+                                  meta=scored_meta(outlook),
                                   enforce_metadata=False)
     return client.compute(scored).result()
 
 
-def scored_meta() -> pd.DataFrame:
+def scored_meta(outlook: bool = False) -> pd.DataFrame:
     """Empty frame with the columns and dtypes :func:`apply_model` returns."""
     cols: dict[str, pd.Series] = {
         "invoice_id": pd.Series([], dtype=object), "customer_id": pd.Series([], dtype=object),
@@ -129,6 +140,12 @@ def scored_meta() -> pd.DataFrame:
     cols.update({c: pd.Series([], dtype=float) for c in PROBA_COLUMNS})
     cols.update({"predicted_class": pd.Series([], dtype=object),
                  "at_risk": pd.Series([], dtype=bool), "factors": pd.Series([], dtype=object)})
+    if outlook:
+        cols.update({c: pd.Series([], dtype=float)
+                     for c in ("predicted_days_late", "days_late_low", "days_late_high")})
+        cols.update({"predicted_payment_date": pd.Series([], dtype=object),
+                     "expected_loss": pd.Series([], dtype=float),
+                     "attention_rank": pd.Series([], dtype="int64")})
     return pd.DataFrame(cols)
 
 

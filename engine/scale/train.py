@@ -43,7 +43,7 @@ import pandas as pd
 from engine.calendar import from_day, to_day
 from engine.features import build_training_frame, classes_for, label_classes, prepare_tables
 from engine.models.encoding import encode, learn_categories
-from engine.models.payment import PaymentModel, _calibrate, select_features
+from engine.models.payment import PaymentModel, calibrate, select_features
 from engine.scale.shards import ParquetExport, build_shard_layout, read_shard
 
 if TYPE_CHECKING:
@@ -284,7 +284,7 @@ def fit_distributed(client: Client, export: ParquetExport, known_at: dt.date,
     model = _as_payment_model(clf.booster_, features, categories, cfg)
     model.regressor_ = regressor
     y_cal = cal_frame[LABEL].to_numpy(np.int64)
-    model.temperature_, model.bias_ = _calibrate(
+    model.temperature_, model.bias_ = calibrate(
         model._raw(cal_frame[features].to_numpy(np.float64)), y_cal)
     model.n_train_, model.n_calibration_ = n_train, int(len(y_cal))
     total = int(sum(s[3] for s in summaries))

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InputError
+from engine.files import atomic_write_text
 from policies.baselines.schedule import (
     DEFAULT_SCHEDULE,
     Schedule,
@@ -132,13 +133,9 @@ class TunedSchedulePolicy(SegmentSchedulePolicy):
         path = Path(path)
         if path.suffix != ".json":
             path = path / "tuned_schedule.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {"format_version": FORMAT_VERSION, "policy": "tuned",
                    "schedules": self.to_dict(), "meta": self.meta}
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(payload, indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> TunedSchedulePolicy:

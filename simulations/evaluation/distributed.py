@@ -30,11 +30,11 @@ from simulations.evaluation.harness import (
     DEFAULT_INTERVAL,
     EvaluationResult,
     Progress,
-    _seed_list,
     invoice_columns,
     paired_differences,
     paired_table,
     run_policy,
+    seeds_of,
     stack_rows,
 )
 from simulations.evaluation.metrics import (
@@ -204,6 +204,6 @@ def evaluate_policies_distributed(
     item = SweepItem(name=str(getattr(getattr(source, "scenario", None), "name", scenario)),
                      policies=policies, source=source,
                      mask=default_mask() if mask is None else mask, n_invoices=n_invoices,
-                     seeds=_seed_list(seeds), horizon=horizon, reference=reference,
+                     seeds=seeds_of(seeds), horizon=horizon, reference=reference,
                      interval=interval)
     return sweep(client, [item], progress)[item.name]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import InputError
+from engine.files import atomic_write_text
 from engine.serialization import jsonable
 from simulations.env.core import CollectionsSimulator
 from simulations.env.layout import SEGMENT_NAMES
@@ -145,11 +146,8 @@ class EvaluationResult:
             with open(tmp_npz, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
             tmp_npz.replace(out_dir / OUTCOMES_FILE)
-        path = out_dir / EVALUATION_FILE
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(jsonable(self.to_dict()), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(out_dir / EVALUATION_FILE,
+                                 json.dumps(jsonable(self.to_dict()), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> EvaluationResult:
@@ -327,7 +325,7 @@ def combine_evaluations(parts: Sequence[EvaluationResult], order: Sequence[str] 
     )
 
 
-def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+def seeds_of(seeds: int | Sequence[int]) -> list[int]:
     return list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
 
 
@@ -368,7 +366,7 @@ def evaluate_policies(
         source = GroundTruthSource(scenario)
     sim = CollectionsSimulator(source, default_mask() if mask is None else mask,
                                horizon=horizon)
-    seed_list = _seed_list(seeds)
+    seed_list = seeds_of(seeds)
     names = list(policies)
     per_seed: dict[str, list[dict[str, float]]] = {p: [] for p in names}
     per_seg: dict[str, dict[str, list[dict[str, float]]]] = {

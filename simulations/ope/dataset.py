@@ -113,7 +113,7 @@ class LoggedDataset:
         return float(self.reward.sum(axis=1).mean())
 
 
-def _world_state(state: EnvState, scenario: Any) -> Any:
+def world_state(state: EnvState, scenario: Any) -> Any:
     from simulations.world import WorldState
 
     K, N = scenario.max_days_since_reminder, scenario.max_reminders
@@ -212,7 +212,7 @@ def build_logged_dataset(company: Any, mask: ActionMask | None = None,
         obs[:, t] = sim.observations()
         masks[:, t] = legal(sim.facts, sim.as_of)
         refused += int((act & ~masks[np.arange(n), t, action[:, t]]).sum())
-        ws = _world_state(sim.state, sc)
+        ws = world_state(sim.state, sc)
         ws.done = ~act
         world_states.append(ws)
         probs = world.logging_policy_probs(params, ws)

@@ -27,7 +27,7 @@ from simulations.env.learned import LearnedSource
 from simulations.env.masks import ActionMask, default_mask
 from simulations.env.source import TransitionSource
 from simulations.env.types import EnvState, InvoiceBatch, Outcome
-from simulations.ope.dataset import LoggedDataset, _world_state
+from simulations.ope.dataset import LoggedDataset, world_state
 
 
 class _NoEventProbe(TransitionSource):
@@ -85,7 +85,7 @@ def direct_values(policy: Any, data: LoggedDataset, learned: LearnedSource,
             break
         obs, masks = sim.observations(), sim.action_masks()
         if act_state is not None and scenario is not None:
-            ws = _world_state(sim.state, scenario)
+            ws = world_state(sim.state, scenario)
             ws.done = ~sim.active
             a = act_state(ws)
             a = np.where(masks[np.arange(n), a], a, 0)

@@ -35,7 +35,7 @@ def importance_weights(data: LoggedDataset, pi: np.ndarray) -> tuple[np.ndarray,
     return rho, rho_prev
 
 
-def _bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+def bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(float)
 
@@ -58,7 +58,7 @@ class _PerInvoice:
                           values: np.ndarray | None = None, alpha: float = 0.05,
                           n_boot: int = 500, seed: int = 0) -> tuple[float, float]:
         v = self.per_invoice(data, pi, values)
-        boot = _bootstrap_counts(len(v), n_boot, seed) @ v / len(v)
+        boot = bootstrap_counts(len(v), n_boot, seed) @ v / len(v)
         return float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2))
 
 
@@ -122,7 +122,7 @@ class SelfNormalizedIPS:
                           values: np.ndarray | None = None, alpha: float = 0.05,
                           n_boot: int = 500, seed: int = 0) -> tuple[float, float]:
         rho, _ = importance_weights(data, pi)
-        counts = _bootstrap_counts(data.n, n_boot, seed)
+        counts = bootstrap_counts(data.n, n_boot, seed)
         boot = self._from_sums(counts @ (rho * data.reward), counts @ rho)
         return float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2))
 

@@ -30,6 +30,7 @@ from engine.contract import (
     PAYMENTS,
     SEGMENTS,
 )
+from engine.files import atomic_write_text
 from simulations.world.dynamics import (
     AGENCY,
     initial_state,
@@ -79,15 +80,9 @@ class Company:
             _atomic_write_csv(path, getattr(self, name))
             written.append(path)
         path = out / "summary.json"
-        _atomic_write(path, json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(path, json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
         written.append(path)
         return written
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _atomic_write_csv(path: Path, df: pd.DataFrame) -> None:

@@ -72,13 +72,18 @@ def local_model(store, tmp_path_factory):
     return m
 
 
-def test_distributed_scoring_equals_local(client, store, export, local_model):
+@pytest.mark.parametrize("outlook", [False, True])
+def test_distributed_scoring_equals_local(client, store, export, local_model, outlook):
     day = store.latest_date()
     local = score_open_invoices(store.tables(as_of=day), local_model,
-                                day + dt.timedelta(days=1), explain_top=10)
-    dist = score_distributed(client, export, local_model, day, explain_top=10, n_shards=4)
+                                day + dt.timedelta(days=1), explain_top=10,
+                                at_risk_threshold=0.4, outlook=outlook)
+    dist = score_distributed(client, export, local_model, day, explain_top=10, n_shards=4,
+                             at_risk_threshold=0.4, outlook=outlook)
     assert len(local) > 100
     pd.testing.assert_frame_equal(dist, local)
+    if outlook:  # the needs-attention order is ranked over every shard's rows at once
+        assert sorted(dist["attention_rank"]) == list(range(1, len(dist) + 1))
 
 
 def test_distributed_training_has_equal_quality(client, store, export, local_model):
