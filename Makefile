@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(PY) -m compileall -qq -j 0 $(VENV)/lib || true
 	@touch $(STAMP)
 
-demo: install
+demo: install pdf-deps
 	$(VENV)/bin/dunning demo
 
 test: install chromium pdf-deps
