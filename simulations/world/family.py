@@ -43,10 +43,10 @@ class FamilyRanges:
     ====================================  ==============================================
     field                                 what is drawn
     ====================================  ==============================================
-    segment_concentration                 segment weights ~ Dirichlet(c * default
-                                          weights), floored at ``segment_floor``
-    jurisdiction_count                    how many of ``jurisdiction_pool`` (uniform
-                                          choice), weights ~ Dirichlet(1, ..., 1)
+    segment_concentration, segment_floor  segment weights = floor + (1 - 5 floor) *
+                                          Dirichlet(c * default weights)
+    jurisdiction_count, jurisdiction_pool  how many of the pool (uniform choice);
+                                          weights 0.05 + Dirichlet(1, ..., 1) share
     hazard_factor                         x each segment's ``hazard`` and
                                           ``pre_due_hazard``
     reminder_effect_factor                x each segment's ``reminder_effect``
@@ -156,10 +156,10 @@ class _Draw:
         return options[int(self.rng.integers(len(options)))]
 
     def shares(self, alpha: np.ndarray, floor: float = 0.0) -> list[float]:
-        """Dirichlet shares rounded to 4 decimals, floored, summing to exactly 1."""
-        w = self.rng.dirichlet(alpha)
-        w = np.maximum(w, floor)
-        w = np.round(w / w.sum(), 4)
+        """Shares ``floor + (1 - k * floor) * Dirichlet(alpha)`` (each >= ``floor``),
+        rounded to 4 decimals, summing to exactly 1."""
+        w = floor + (1.0 - len(alpha) * floor) * self.rng.dirichlet(alpha)
+        w = np.round(w, 4)
         w[int(np.argmax(w))] += round(1.0 - float(w.sum()), 4)
         return [round(float(x), 4) for x in w]
 
