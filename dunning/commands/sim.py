@@ -251,7 +251,13 @@ def scenarios_sample(
     logging schedule and exploration. Same seed, same bytes."""
     from simulations.world.family import write_family
 
-    paths = write_family(n, seed, out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    try:
+        paths = write_family(n, seed, out)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write the scenario files ({exc.strerror})") \
+            from None
     console.print(f"{len(paths)} scenario files written to [bold]{out}[/] "
                   f"({paths[0].name} .. {paths[-1].name})", highlight=False, soft_wrap=True)
 

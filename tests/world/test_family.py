@@ -84,10 +84,24 @@ def test_evaluation_seed_is_not_a_tuning_seed() -> None:
     assert EVALUATION_SAMPLER_SEED not in TUNING_SAMPLER_SEEDS
 
 
-def test_docs_table_names_every_range() -> None:
+def test_docs_table_names_every_range_with_its_numbers() -> None:
+    """The ranges table of docs/world.md has a row naming each field of FamilyRanges, and
+    the row shows the field's numbers (so the table cannot drift from the code)."""
     text = (ROOT / "docs" / "world.md").read_text()
-    missing = [name for name in range_names() if f"`{name}`" not in text]
-    assert missing == []
+    section = text.split("## A family of companies", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    for name in range_names():
+        row = next((r for r in rows if f"`{name}`" in r), None)
+        assert row is not None, f"docs/world.md: no ranges row for {name}"
+        value = getattr(RANGES, name)
+        numbers = value if isinstance(value, tuple) else (value,)
+        for x in numbers:
+            if isinstance(x, int | float):
+                assert f"{x:g}" in row.replace("−", "-"), (name, x, row)
+            elif isinstance(x, str):
+                assert x in row, (name, x, row)
+            else:  # the jurisdiction pool: (code, currency, language)
+                assert x[0] in row, (name, x, row)
 
 
 def test_cli_sample_writes_checkable_files(tmp_path: Path) -> None:
@@ -102,6 +116,11 @@ def test_cli_sample_writes_checkable_files(tmp_path: Path) -> None:
     res = runner.invoke(app, ["scenarios", "sample", "--n", "0", "--seed", "9",
                               "--out", str(tmp_path / "y")])
     assert res.exit_code == 2 and not (tmp_path / "y").exists()
+    (tmp_path / "file").write_text("")
+    res = runner.invoke(app, ["scenarios", "sample", "--n", "1", "--seed", "9",
+                              "--out", str(tmp_path / "file")])
+    assert res.exit_code == 2 and "not a folder" in res.output
+    assert "Traceback" not in res.output
 
 
 def test_small_company_of_a_sampled_scenario_runs(tmp_path: Path) -> None:
