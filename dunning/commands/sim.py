@@ -196,7 +196,8 @@ def evaluate(
          cluster, reference, interval, n_boot)
 
 
-scenarios_app = typer.Typer(help="Scenario files: check one, print the JSON Schema.",
+scenarios_app = typer.Typer(help="Scenario files: check one, print the JSON Schema, sample a "
+                            "family of companies.",
                             no_args_is_help=True)
 
 
@@ -233,6 +234,32 @@ def scenarios_check(
         sc = load_scenario(name)
         console.print(f"{sc.source}: ok (scenario {sc.name!r}, {len(sc.segments)} segments, "
                       f"{len(sc.jurisdictions)} jurisdictions)", highlight=False, soft_wrap=True)
+
+
+@scenarios_app.command("sample")
+@user_errors
+def scenarios_sample(
+    n: int = typer.Option(8, "--n", min=1, max=10_000, help="How many scenario files."),
+    seed: int = typer.Option(..., "--seed", min=0, help="Sampler seed: company i of seed S "
+                             "is the same file whatever --n (2500 is the evaluation family of "
+                             "benchmarks/bench_generality.py: never tune on it)."),
+    out: Path = typer.Option(..., "--out", help="Folder for the YAML files (created)."),
+) -> None:
+    """Draw N scenario files around the default company's structure from the documented
+    ranges (simulations/world/family.py, docs/world.md): segment mix, reminder-timing peaks,
+    payment calendars, milestone spread, costs, complaint sensitivity, jurisdictions,
+    logging schedule and exploration. Same seed, same bytes."""
+    from simulations.world.family import write_family
+
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a folder")
+    try:
+        paths = write_family(n, seed, out)
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot write the scenario files ({exc.strerror})") \
+            from None
+    console.print(f"{len(paths)} scenario files written to [bold]{out}[/] "
+                  f"({paths[0].name} .. {paths[-1].name})", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,222 @@
+"""Does the method generalise? The whole pipeline, unchanged, on a family of sampled companies.
+
+Draws ``--n`` companies (default 8) of sampler seed ``--seed`` (default
+``simulations.world.family.EVALUATION_SAMPLER_SEED`` = 2500, the evaluation family: nothing
+may be tuned on it; tune on ``TUNING_SAMPLER_SEEDS``) with ``dunning scenarios sample``'s
+code, runs ``dunning.pipeline.run_pipeline`` with ``PipelineConfig.default`` on each (the
+configuration of ``dunning demo``; only ``scenario`` is set, and the robustness scenario is
+skipped because it is a second company the figures here do not use) into
+``--out/<company>/`` (not committed) and writes ``benchmarks/results/rl_generality.json``:
+per company the share of the oracle's NPV gain over the fixed 14/30/45 schedule closed by
+the shipped scheduler and by every other learned policy (RL, tuned schedule, ...), and
+complaints, agency handovers and legal violations per 1,000 invoices next to the oracle's;
+then the median and minimum over companies against the targets of issue 25.
+
+``python benchmarks/bench_generality.py [--n 8] [--seed 2500] [--tiny]`` (about 10 minutes
+per company on 2 cores at full size). ``--tiny`` runs ``PipelineConfig.tiny`` (seconds-scale,
+figures meaningless) and writes ``rl_generality_tiny.json`` so a smoke run never replaces
+the real figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import write_result  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+BASE, BEST = "fixed", "oracle"  # the gap is the oracle's NPV gain over the fixed schedule
+NOT_LEARNED = ("never", BASE, BEST)
+SHIPPED_DEFAULT = "rl"  # what the pipeline ships today (results.json may name another)
+TARGETS = {"median_gap": 0.85, "min_gap": 0.75, "max_ratio_to_oracle": 1.10}
+
+RunFn = Callable[[Any], dict[str, Any]]  # PipelineConfig -> results.json mapping
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from simulations.world.family import EVALUATION_SAMPLER_SEED
+
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=8, help="companies (default 8)")
+    ap.add_argument("--seed", type=int, default=EVALUATION_SAMPLER_SEED,
+                    help=f"sampler seed (default {EVALUATION_SAMPLER_SEED}: the evaluation "
+                         "family, never used for tuning)")
+    ap.add_argument("--out", type=Path, default=Path("dunning-data") / "bench_generality",
+                    help="work folder: scenario files and one pipeline run per company")
+    ap.add_argument("--tiny", action="store_true",
+                    help="PipelineConfig.tiny (smoke run; writes rl_generality_tiny.json)")
+    args = ap.parse_args(argv)
+    if args.n < 1:
+        ap.error("--n must be >= 1")
+    return args
+
+
+def company_config(path: Path, out_dir: Path, tiny: bool) -> Any:
+    """The pipeline's configuration for one sampled company: the default (or tiny) one with
+    only the scenario set; the robustness company is skipped (not part of these figures)."""
+    from dunning.pipeline import PipelineConfig
+
+    base = PipelineConfig.tiny(out_dir) if tiny else PipelineConfig.default(out_dir=out_dir)
+    return dataclasses.replace(base, scenario=str(path), robustness_scenario=None)
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    """a / b; None when undefined (b is 0: then only :func:`_within` says whether it is ok)."""
+    return None if a is None or not b else a / b
+
+
+def _within(a: float | None, b: float | None) -> bool | None:
+    """The target "no more than 10 % above the oracle's": a <= 1.10 * b (so 0 if b is 0)."""
+    return None if a is None or b is None else a <= TARGETS["max_ratio_to_oracle"] * b + 1e-9
+
+
+def company_figures(results: dict[str, Any]) -> dict[str, Any]:
+    """Per-company figures from a pipeline ``results.json`` mapping.
+
+    ``gap`` per learned policy: the pipeline's ``oracle_gap_closed`` (mean over evaluation
+    seeds of (NPV - fixed) / (oracle - fixed)) when it has one, else the same ratio of the
+    seed means. ``*_vs_oracle``: the policy's complaints / agency handovers per 1,000 over
+    the oracle's (target <= 1.10).
+    """
+    pol = results["policies"]
+    base, best = pol[BASE]["npv"], pol[BEST]["npv"]
+    shipped = results.get("shipped_policy", SHIPPED_DEFAULT)
+    oracle = pol[BEST]
+    out: dict[str, Any] = {"shipped": shipped, "policies": {}}
+    for name, k in pol.items():
+        gap = k.get("oracle_gap_closed")
+        if gap is None and name not in NOT_LEARNED and best != base:
+            gap = (k["npv"] - base) / (best - base)
+        out["policies"][name] = {
+            "gap": gap, "npv": k.get("npv"),
+            "complaints_per_1000": k.get("complaints_per_1000"),
+            "agency_per_1000": k.get("agency_per_1000"),
+            "violations": k.get("violations"),
+            "complaints_vs_oracle": _ratio(k.get("complaints_per_1000"),
+                                           oracle.get("complaints_per_1000")),
+            "agency_vs_oracle": _ratio(k.get("agency_per_1000"), oracle.get("agency_per_1000")),
+            "complaints_within_target": _within(k.get("complaints_per_1000"),
+                                                oracle.get("complaints_per_1000")),
+            "agency_within_target": _within(k.get("agency_per_1000"),
+                                            oracle.get("agency_per_1000")),
+        }
+    out["shipped_gap"] = out["policies"].get(shipped, {}).get("gap")
+    out["eval_invoices_per_seed"] = results.get("n_eval_invoices")
+    out["eval_seeds"] = results.get("seeds")
+    out["company_invoices"] = (results.get("holdout") or {}).get("company_invoices")
+    return out
+
+
+def summary(companies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Median / minimum over companies of each learned policy's gap, and the targets."""
+    names = sorted({p for c in companies.values() for p in c["policies"]
+                    if p not in NOT_LEARNED})
+    gaps = {p: [c["policies"][p]["gap"] for c in companies.values()
+                if c["policies"].get(p, {}).get("gap") is not None] for p in names}
+    per_policy = {p: {"median_gap": statistics.median(g), "min_gap": min(g), "n": len(g)}
+                  for p, g in gaps.items() if g}
+    shipped = [c["shipped_gap"] for c in companies.values() if c["shipped_gap"] is not None]
+    ship = [c["policies"][c["shipped"]] for c in companies.values()
+            if c["shipped"] in c["policies"]]
+
+    def worst(key: str) -> float | None:
+        values = [p[key] for p in ship if p[key] is not None]
+        return max(values) if values else None
+
+    def over(key: str) -> int:
+        return sum(p[key] is False for p in ship)
+
+    med = statistics.median(shipped) if shipped else None
+    low = min(shipped) if shipped else None
+    ratio_target = f"<= {TARGETS['max_ratio_to_oracle']} x the oracle's in every company"
+    return {
+        "per_policy": per_policy,
+        "targets": {
+            "shipped_median_gap": {"measured": med, "target": f">= {TARGETS['median_gap']}",
+                                   "met": med is not None and med >= TARGETS["median_gap"]},
+            "shipped_min_gap": {"measured": low, "target": f">= {TARGETS['min_gap']}",
+                                "met": low is not None and low >= TARGETS["min_gap"]},
+            "complaints_vs_oracle": {
+                "worst_ratio": worst("complaints_vs_oracle"), "target": ratio_target,
+                "companies_over": over("complaints_within_target"),
+                "met": bool(ship) and over("complaints_within_target") == 0},
+            "agency_vs_oracle": {
+                "worst_ratio": worst("agency_vs_oracle"), "target": ratio_target,
+                "companies_over": over("agency_within_target"),
+                "met": bool(ship) and over("agency_within_target") == 0},
+            "violations_worst": {"measured": worst("violations"), "target": 0,
+                                 "met": bool(ship) and worst("violations") == 0},
+        },
+    }
+
+
+def _commit() -> dict[str, Any]:
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True,
+                              check=False).stdout.strip()
+
+    return {"commit": git("rev-parse", "HEAD"),
+            "code_changed_since_commit": bool(git("status", "--porcelain", "dunning",
+                                                  "policies", "simulations", "engine"))}
+
+
+def _pipeline(config: Any) -> dict[str, Any]:
+    from dunning.pipeline import run_pipeline
+
+    return run_pipeline(config).results
+
+
+def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
+        say: Callable[[str], None] = print) -> Path:
+    """Sample the family, run ``run_fn`` on each company, write the result file."""
+    from simulations.world.family import FAMILY_VERSION, RANGES, write_family
+
+    paths = write_family(args.n, args.seed, Path(args.out) / "scenarios")
+    companies: dict[str, dict[str, Any]] = {}
+    config_dict: dict[str, Any] = {}
+    for path in paths:
+        config = company_config(path, Path(args.out) / path.stem, args.tiny)
+        say(f"{path.stem}: running the pipeline ({'tiny' if args.tiny else 'default'})")
+        t0 = time.perf_counter()
+        results = run_fn(config)
+        figures = company_figures(results)
+        figures["seconds"] = round(time.perf_counter() - t0, 1)
+        companies[path.stem] = figures
+        say(f"{path.stem}: shipped ({figures['shipped']}) closes "
+            f"{_pct(figures['shipped_gap'])} of the oracle gap")
+        config_dict = {k: v for k, v in config.to_dict().items()
+                       if k not in ("out_dir", "db", "scenario")}
+    figures = {
+        "what": "PipelineConfig.%s unchanged on each sampled company; gap = share of the "
+                "oracle's NPV gain over the fixed 14/30/45 schedule" % (
+                    "tiny (smoke run, figures meaningless)" if args.tiny else "default"),
+        "data": {"sampler_seed": args.seed, "companies": args.n,
+                 "family_version": FAMILY_VERSION, "ranges": dataclasses.asdict(RANGES),
+                 "pipeline_config": config_dict, **_commit()},
+        "companies": companies,
+        **summary(companies),
+    }
+    return write_result("rl_generality_tiny" if args.tiny else "rl_generality", figures)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1%}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    print(f"wrote {run(parse_args(argv))}")
+
+
+if __name__ == "__main__":
+    main()

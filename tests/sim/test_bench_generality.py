@@ -1,0 +1,91 @@
+"""benchmarks/bench_generality.py on a fake pipeline run: arguments, the configuration each
+sampled company gets, the per-company figures and the summary it writes. (A real
+``--tiny --n 1`` run is a whole tiny pipeline, about a minute or more on a shared machine:
+too slow for the suite.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import benchmarks.common
+from benchmarks import bench_generality as bg
+from simulations.world import load_scenario
+from simulations.world.family import EVALUATION_SAMPLER_SEED, TUNING_SAMPLER_SEEDS
+
+
+def test_arguments_default_to_the_evaluation_family() -> None:
+    args = bg.parse_args([])
+    assert (args.n, args.seed, args.tiny) == (8, EVALUATION_SAMPLER_SEED, False)
+    assert args.seed not in TUNING_SAMPLER_SEEDS
+    args = bg.parse_args(["--tiny", "--n", "1", "--seed", "3", "--out", "x"])
+    assert (args.n, args.seed, args.tiny, args.out) == (1, 3, True, Path("x"))
+    with pytest.raises(SystemExit):
+        bg.parse_args(["--n", "0"])
+
+
+def _results(k: int) -> dict[str, Any]:
+    """A results.json-shaped mapping: fixed NPV 100, oracle 200, rl 100 + 10 k, a planner
+    (no pipeline gap) 150; oracle complaints 40, rl 40 + k, agency 100 vs rl 105."""
+    def pol(npv: float, complaints: float, agency: float, **extra: Any) -> dict[str, Any]:
+        return {"npv": npv, "complaints_per_1000": complaints, "agency_per_1000": agency,
+                "violations": 0.0, **extra}
+
+    return {"policies": {
+        "never": pol(50, 0, 0), "fixed": pol(100, 30, 0),
+        "tuned": pol(120, 35, 90, oracle_gap_closed=0.2),
+        "rl": pol(100 + 10 * k, 40 + k, 105, oracle_gap_closed=(10 * k) / 100),
+        "planner": pol(150, 41, 100), "oracle": pol(200, 40, 100)},
+        "n_eval_invoices": 600, "seeds": [0, 1], "holdout": {"company_invoices": 1234}}
+
+
+def test_a_fake_run_writes_per_company_figures_and_the_summary(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path / "results")
+    seen: list[Any] = []
+
+    def fake_run(config: Any) -> dict[str, Any]:
+        seen.append(config)
+        return _results(len(seen))
+
+    args = bg.parse_args(["--tiny", "--n", "3", "--seed", "4", "--out", str(tmp_path / "w")])
+    path = bg.run(args, fake_run, say=lambda _m: None)
+    assert path == tmp_path / "results" / "rl_generality_tiny.json"
+    # each company: its own sampled scenario file and folder, the tiny config otherwise
+    assert [Path(c.scenario).name for c in seen] == [f"sampled-4-00{i}.yaml" for i in range(3)]
+    assert all(c.robustness_scenario is None and c.n_customers == 100 for c in seen)
+    assert len({c.out_dir for c in seen}) == 3
+    load_scenario(seen[0].scenario)
+
+    data = json.loads(path.read_text())
+    assert data["data"]["sampler_seed"] == 4 and data["data"]["companies"] == 3
+    assert "scenario" not in data["data"]["pipeline_config"]
+    c2 = data["companies"]["sampled-4-001"]
+    assert c2["shipped"] == "rl" and c2["shipped_gap"] == pytest.approx(0.2)
+    assert c2["policies"]["planner"]["gap"] == pytest.approx(0.5)  # (150-100)/(200-100)
+    assert c2["policies"]["rl"]["complaints_vs_oracle"] == pytest.approx(42 / 40)
+    assert c2["policies"]["rl"]["agency_vs_oracle"] == pytest.approx(1.05)
+    assert data["per_policy"]["rl"] == {"median_gap": pytest.approx(0.2),
+                                        "min_gap": pytest.approx(0.1), "n": 3}
+    t = data["targets"]
+    assert t["shipped_median_gap"]["measured"] == pytest.approx(0.2)
+    assert not t["shipped_median_gap"]["met"] and not t["shipped_min_gap"]["met"]
+    assert t["complaints_vs_oracle"]["worst_ratio"] == pytest.approx(43 / 40)
+    assert t["complaints_vs_oracle"]["met"] and t["violations_worst"]["met"]
+    assert t["agency_vs_oracle"]["met"]  # 105 <= 1.10 x 100
+    assert "machine" in data and "commit" in data["data"]
+
+
+def test_no_complaints_of_the_oracle_means_none_allowed() -> None:
+    """1.10 x 0 = 0: a policy with complaints where the oracle has none misses the target,
+    even though the ratio is undefined."""
+    res = _results(1)
+    res["policies"]["oracle"]["complaints_per_1000"] = 0.0
+    fig = bg.company_figures(res)
+    assert fig["policies"]["rl"]["complaints_vs_oracle"] is None
+    assert fig["policies"]["rl"]["complaints_within_target"] is False
+    target = bg.summary({"a": fig})["targets"]["complaints_vs_oracle"]
+    assert target["companies_over"] == 1 and not target["met"]
