@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dunning.commands.rules",
     "dunning.commands.sim",
     "dunning.commands.dataset",
+    "dunning.commands.experiment",
     "dunning.commands.policy",
     "dunning.commands.ops",
     "dunning.commands.events",
