@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -191,7 +193,10 @@ def main() -> None:
     tuned = None
     for eps in EPSILONS:
         settings[f"epsilon={eps:g}"], tuned = measure(eps, tuned)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip() or None
     write_result("ope", {
+        "commit": commit, "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "data": {"scenario": "default", "customers": CUSTOMERS, "months": MONTHS,
                  "logged_episodes_per_setting": LOGGED_INVOICES, "truth_seeds": TRUTH_SEEDS,
                  "targets": list(TARGETS), "estimators": list(ESTIMATOR_NAMES)},
