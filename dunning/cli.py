@@ -25,6 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dunning.commands.model",
     "dunning.commands.rules",
     "dunning.commands.sim",
+    "dunning.commands.dataset",
+    "dunning.commands.experiment",
     "dunning.commands.policy",
     "dunning.commands.ops",
     "dunning.commands.events",

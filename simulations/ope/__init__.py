@@ -4,7 +4,7 @@ Dataset / policy / estimator kept apart::
 
     from simulations.ope import (build_logged_dataset, target_actions, direct_values,
                                  InverseProbabilityWeighting, SelfNormalizedIPS,
-                                 DoublyRobust, DirectMethod)
+                                 DoublyRobust, WeightedDoublyRobust, DirectMethod)
     data = build_logged_dataset(company)                 # logged episodes + propensities
     pi = target_actions(FixedSchedulePolicy(), data)     # (n, H) target actions
     values = direct_values(policy, data, learned_source) # model values for DR / DM
@@ -15,7 +15,12 @@ Dataset / policy / estimator kept apart::
                                                          # where support is missing
 """
 
-from simulations.ope.dataset import LoggedDataset, ReplaySource, build_logged_dataset
+from simulations.ope.dataset import (
+    LoggedDataset,
+    ReplaySource,
+    build_logged_dataset,
+    logged_dataset_from_tables,
+)
 from simulations.ope.direct import direct_values
 from simulations.ope.estimators import (
     ESTIMATORS,
@@ -23,6 +28,7 @@ from simulations.ope.estimators import (
     DoublyRobust,
     InverseProbabilityWeighting,
     SelfNormalizedIPS,
+    WeightedDoublyRobust,
     importance_weights,
     match_rate,
     target_actions,
@@ -37,6 +43,7 @@ from simulations.ope.support import (
 __all__ = [
     "ESTIMATORS", "DirectMethod", "DoublyRobust", "InverseProbabilityWeighting",
     "LoggedDataset", "ReplaySource", "SelfNormalizedIPS", "SupportDiagnostics",
-    "SupportThresholds", "build_logged_dataset", "direct_values", "estimate_all",
-    "importance_weights", "match_rate", "support_diagnostics", "target_actions",
+    "SupportThresholds", "WeightedDoublyRobust", "build_logged_dataset", "direct_values",
+    "estimate_all", "importance_weights", "logged_dataset_from_tables", "match_rate",
+    "support_diagnostics", "target_actions",
 ]

@@ -11,6 +11,8 @@ product over the episode:
 - DR:    ``mean_i sum_t rho_t r_t + (rho_{t-1} - rho_t) V(x_t)`` with a model value ``V`` of
   following ``pi`` from ``x_t`` (the direct method, :mod:`simulations.ope.direct`); for a
   deterministic target this is the per-decision doubly robust estimator of Jiang & Li (2016)
+- WDR:   DR with each day's weights normalised over episodes (:class:`WeightedDoublyRobust`),
+  bounded weights for deterministic targets over a long horizon
 - DM:    ``mean_i V(x_0)``
 
 ``estimate_interval`` gives a bootstrap confidence interval (resampling invoices).
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -45,6 +47,7 @@ class _PerInvoice:
     """Estimators that are a mean of one number per invoice."""
 
     name: str = "estimator"
+    needs_values: ClassVar[bool] = False  # model values from simulations.ope.direct
 
     def per_invoice(self, data: LoggedDataset, pi: np.ndarray,
                     values: np.ndarray | None) -> np.ndarray:
@@ -79,6 +82,7 @@ class DirectMethod(_PerInvoice):
     """The model's value of each invoice at its due date (``values[:, 0]``)."""
 
     name: str = "dm"
+    needs_values: ClassVar[bool] = True
 
     def per_invoice(self, data: LoggedDataset, pi: np.ndarray,
                     values: np.ndarray | None = None) -> np.ndarray:
@@ -92,6 +96,7 @@ class DoublyRobust(_PerInvoice):
     """Per-decision doubly robust: IPS corrected by the direct method's values."""
 
     name: str = "dr"
+    needs_values: ClassVar[bool] = True
 
     def per_invoice(self, data: LoggedDataset, pi: np.ndarray,
                     values: np.ndarray | None = None) -> np.ndarray:
@@ -107,6 +112,7 @@ class SelfNormalizedIPS:
     """Per-decision weighted IS: biased but bounded, much lower variance than IPS."""
 
     name: str = "snips"
+    needs_values: ClassVar[bool] = False
 
     @staticmethod
     def _from_sums(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -127,8 +133,54 @@ class SelfNormalizedIPS:
         return float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2))
 
 
+@dataclass(frozen=True)
+class WeightedDoublyRobust:
+    """Per-decision weighted doubly robust (WDR, Thomas & Brunskill 2016).
+
+    DR with each day's weights normalised over the episodes (``w_t = rho_t / mean_i rho_t``,
+    as SNIPS does for IPS)::
+
+        sum_t  sum_i w_t r_t / sum_i w_t  +  sum_i w_{t-1} V_t / sum_i w_{t-1}
+                                          -  sum_i w_t V_t / sum_i w_t
+
+    For a deterministic target over a long horizon the products ``rho_t`` are 0 for most
+    episodes and huge for a few: plain DR then swings with those few, WDR's weights are
+    bounded (a day no episode still matches contributes only the model's continuation, the
+    direct method's value). Biased (consistent), much lower variance.
+    """
+
+    name: str = "wdr"
+    needs_values: ClassVar[bool] = True
+
+    @staticmethod
+    def _terms(data: LoggedDataset, pi: np.ndarray,
+               values: np.ndarray | None) -> tuple[np.ndarray, ...]:
+        if values is None:
+            raise ValueError("weighted doubly robust needs model values (simulations.ope.direct)")
+        rho, rho_prev = importance_weights(data, pi)
+        v = np.where(data.active, values[:, : data.reward.shape[1]], 0.0)
+        return rho, rho_prev, rho * data.reward, rho_prev * v, rho * v
+
+    @staticmethod
+    def _combine(sums: list[np.ndarray]) -> np.ndarray:
+        rho, rho_prev, rr, pv, rv = sums
+        f = SelfNormalizedIPS._from_sums
+        return f(rr, rho) + f(pv, rho_prev) - f(rv, rho)
+
+    def estimate(self, data: LoggedDataset, pi: np.ndarray,
+                 values: np.ndarray | None = None) -> float:
+        return float(self._combine([x.sum(0) for x in self._terms(data, pi, values)]))
+
+    def estimate_interval(self, data: LoggedDataset, pi: np.ndarray,
+                          values: np.ndarray | None = None, alpha: float = 0.05,
+                          n_boot: int = 500, seed: int = 0) -> tuple[float, float]:
+        counts = bootstrap_counts(data.n, n_boot, seed)
+        boot = self._combine([counts @ x for x in self._terms(data, pi, values)])
+        return float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2))
+
+
 ESTIMATORS: tuple[Any, ...] = (InverseProbabilityWeighting(), SelfNormalizedIPS(),
-                               DoublyRobust(), DirectMethod())
+                               DoublyRobust(), WeightedDoublyRobust(), DirectMethod())
 
 
 def target_actions(policy: Any, data: LoggedDataset) -> np.ndarray:

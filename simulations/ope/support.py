@@ -121,9 +121,25 @@ def estimate_all(data: LoggedDataset, pi: np.ndarray, values: np.ndarray | None 
     Returns ``{"diagnostics": SupportDiagnostics.to_dict(), "estimates": {name: {"value",
     "ci", "warning"}}}``: ``value`` and ``ci`` are ``None`` for an importance-sampling
     estimator (ips, snips) when support is missing or the effective sample size is below
-    the threshold, with the reason in ``warning``; DR and DM need ``values`` (skipped with
-    a warning without them).
+    the threshold, with the reason in ``warning``; DR, WDR and DM need ``values`` (skipped
+    with a warning without them). Where a logging propensity is not known (an ingested
+    history that did not log every decision's) only DM is given, the others say why.
     """
+    missing = float(np.isnan(data.pscore[data.active]).mean()) if data.active.any() else 0.0
+    if missing > 0 or data.logging_probs is None:  # a history that did not log them all
+        why = (f"the logging propensity is not known on {missing:.1%} of the logged decisions "
+               "(not logged: an ingested history logs none for 'wait' days); only the "
+               "direct method can be given")
+        est_out = {}
+        for est in estimators:
+            ok = est.name == "dm" and values is not None
+            lo_hi = est.estimate_interval(data, pi, values, alpha=alpha, n_boot=n_boot,
+                                          seed=seed) if ok else None
+            est_out[est.name] = {"value": est.estimate(data, pi, values) if ok else None,
+                                 "ci": list(lo_hi) if lo_hi else None,
+                                 "warning": None if ok else why}
+        return {"diagnostics": {"n_episodes": data.n, "propensity_missing": missing,
+                                "warnings": [why]}, "estimates": est_out}
     diag = support_diagnostics(data, pi, thresholds)
     th = thresholds or SupportThresholds()
     no_support = diag.unsupported_episodes > th.max_unsupported_episodes
@@ -131,7 +147,7 @@ def estimate_all(data: LoggedDataset, pi: np.ndarray, values: np.ndarray | None 
     out: dict[str, Any] = {}
     for est in estimators:
         name = est.name
-        model_based = name in ("dr", "dm")
+        model_based = getattr(est, "needs_values", False)
         if model_based and values is None:
             out[name] = {"value": None, "ci": None,
                          "warning": "needs model values (simulations.ope.direct)"}
@@ -140,7 +156,7 @@ def estimate_all(data: LoggedDataset, pi: np.ndarray, values: np.ndarray | None 
             out[name] = {"value": None, "ci": None, "warning": "; ".join(diag.warnings)}
             continue
         warning = None
-        if name == "dr" and (no_support or few):
+        if name in ("dr", "wdr") and (no_support or few):
             warning = (f"mostly the model's value: {diag.unsupported_episodes:.0%} of episodes "
                        f"lack support, effective sample size {diag.ess:.1f}")
         lo, hi = est.estimate_interval(data, pi, values, alpha=alpha, n_boot=n_boot, seed=seed)

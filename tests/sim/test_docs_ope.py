@@ -1,28 +1,41 @@
-"""docs/simulation.md's OPE table is benchmarks/results/ope.json (regenerate the rows with
-``ope_table_rows()`` after re-running benchmarks/bench_ope.py)."""
+"""docs/simulation.md's OPE tables are benchmarks/results/ope.json (bench_ope.py writes both;
+``python benchmarks/bench_ope.py --docs-only`` regenerates the tables from the JSON)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from benchmarks.bench_ope import END, ESTIMATOR_NAMES, START, docs_block, ranking
+
 ROOT = Path(__file__).resolve().parents[2]
-LABELS = {"fixed": "fixed 14/30/45", "tuned": "tuned (learned env)", "oracle": "oracle"}
 
 
-def ope_table_rows() -> list[str]:
-    """The markdown rows of the OPE table from ope.json (relative errors, match shares)."""
-    data = json.loads((ROOT / "benchmarks" / "results" / "ope.json").read_text())
-    rows = []
-    for name, p in data["policies"].items():
-        errs = " | ".join(f"{100 * p[e]['relative_error']:.1f} %"
-                          for e in ("ips", "snips", "dr", "dm"))
-        rows.append(f"| {LABELS.get(name, name)} | {p['true_value']:,.0f} | "
-                    f"{100 * p['matching_episodes']:.1f} % | {errs} |")
-    return rows
+def _result() -> dict:
+    return json.loads((ROOT / "benchmarks" / "results" / "ope.json").read_text())
 
 
-def test_docs_ope_table_is_the_benchmark_json() -> None:
+def test_docs_ope_tables_are_the_benchmark_json() -> None:
     text = (ROOT / "docs" / "simulation.md").read_text()
-    for row in ope_table_rows():
-        assert row in text, f"docs/simulation.md lacks the ope.json row: {row}"
+    block = text[text.index(START): text.index(END) + len(END)]
+    assert block == docs_block(_result()), (
+        "docs/simulation.md's OPE tables differ from ope.json: run "
+        "`python benchmarks/bench_ope.py --docs-only`")
+
+
+def test_ope_json_ranking_is_recomputed_from_its_own_rows() -> None:
+    for setting in _result()["logging"].values():
+        assert len(setting["policies"]) >= 4
+        for est in ESTIMATOR_NAMES:
+            assert setting["ranking"][est] == ranking(setting["policies"], est)
+
+
+def test_ranking_accuracy_counts_concordant_pairs() -> None:
+    def row(truth: float, est: float, reported: bool = True) -> dict:
+        return {"true_value": truth, "x": {"estimate": est, "reported": reported}}
+
+    rows = {"a": row(1, 10), "b": row(2, 30), "c": row(3, 20, reported=False)}
+    r = ranking(rows, "x")  # a<b right, a<c right, b<c wrong
+    assert r["pairs"] == 3 and abs(r["accuracy"] - 2 / 3) < 1e-12
+    assert r["reported_pairs"] == 1 and r["accuracy_reported"] == 1.0
+    assert r["wrong_pairs"] == ["b vs c"]

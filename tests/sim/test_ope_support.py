@@ -3,6 +3,8 @@ effective sample size, unsupported target actions, a warning instead of a number
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import yaml
@@ -11,6 +13,9 @@ from engine.errors import InputError
 from policies.baselines import FixedSchedulePolicy, NeverPolicy
 from simulations import world
 from simulations.ope import (
+    DirectMethod,
+    SelfNormalizedIPS,
+    WeightedDoublyRobust,
     build_logged_dataset,
     estimate_all,
     importance_weights,
@@ -99,3 +104,41 @@ def test_exploration_gives_support_and_numbers_come_back(logs) -> None:
         strict = estimate_all(data, pi, thresholds=SupportThresholds(min_ess=diag.ess + 1))
         assert strict["estimates"]["snips"]["value"] is None
         assert "effective sample size" in strict["estimates"]["snips"]["warning"]
+
+
+def test_weighted_doubly_robust_reduces_to_snips_dm_and_the_logged_value(logs) -> None:
+    data = logs[EPS]
+    H = data.action.shape[1]
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0, 5000, size=(data.n, H + 1))
+    wdr = WeightedDoublyRobust()
+    pi = target_actions(FixedSchedulePolicy(), data)
+    # without a model it is per-decision weighted IS
+    assert wdr.estimate(data, pi, np.zeros_like(values)) == pytest.approx(
+        SelfNormalizedIPS().estimate(data, pi))
+    # a target no episode follows: only the model's value at the due date is left (DM)
+    never_matched = np.where(data.active, (data.action + 1) % 6, 0)
+    assert wdr.estimate(data, never_matched, values) == pytest.approx(
+        DirectMethod().estimate(data, never_matched, values))
+    # certain logging and the logged actions as target: the logged value, whatever the model
+    certain = dataclasses.replace(data, pscore=np.ones_like(data.pscore))
+    assert wdr.estimate(certain, data.action, values) == pytest.approx(data.logged_value)
+    lo, hi = wdr.estimate_interval(data, pi, values, n_boot=200)
+    assert lo <= wdr.estimate(data, pi, values) <= hi and lo < hi
+    res = estimate_all(data, pi, values, thresholds=SupportThresholds(min_ess=1e9))
+    assert res["estimates"]["wdr"]["value"] is not None
+    assert "mostly the model's value" in res["estimates"]["wdr"]["warning"]
+
+
+def test_missing_propensities_leave_only_the_direct_method(logs) -> None:
+    data = logs[0.0]
+    pscore = np.where(data.action > 0, data.pscore, np.nan)  # as an ingested history logs
+    unlogged = dataclasses.replace(data, pscore=pscore, logging_probs=None)
+    pi = target_actions(FixedSchedulePolicy(), unlogged)
+    values = np.ones((data.n, data.action.shape[1] + 1))
+    res = estimate_all(unlogged, pi, values, n_boot=100)
+    assert res["estimates"]["dm"]["value"] == pytest.approx(1.0)
+    for name in ("ips", "snips", "dr", "wdr"):
+        assert res["estimates"][name]["value"] is None
+        assert "not known" in res["estimates"][name]["warning"]
+    assert 0 < res["diagnostics"]["propensity_missing"] < 1

@@ -1,0 +1,51 @@
+"""CLI commands of the experiment area (see dunning/cli.py): ``dunning experiment run``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dunning.commands.common import console, user_errors
+from engine.errors import InputError
+
+
+@user_errors
+def run(
+    file: Path = typer.Argument(..., help="Experiment YAML (policies, scenarios, seeds, "
+                                "invoices; docs/simulation.md#experiments)."),
+    out: Path = typer.Option(None, "--out", help="Result JSON (default: experiment-NAME.json "
+                             "next to the file)."),
+) -> None:
+    """Run a sweep of policies x scenarios x seeds in the ground truth; one JSON result with
+    every scenario's evaluation (KPIs with intervals, paired per-invoice differences)."""
+    from rich.table import Table
+
+    from dunning.experiment import load_experiment, run_experiment
+    from engine.files import atomic_write_json
+
+    exp = load_experiment(file)
+    target = out or file.parent / f"experiment-{exp.name}.json"
+    if target.is_dir():
+        raise InputError(f"--out {target}: is a directory (expected a JSON file path)")
+    console.print(f"[dim]{len(exp.policies)} policies x {len(exp.scenarios)} scenarios x "
+                  f"{len(exp.seeds)} seeds x {exp.invoices} invoices[/]")
+    result = run_experiment(exp)
+    table = Table(title=f"experiment {exp.name}: NPV per invoice (95 % CI over seeds)")
+    for col in ("scenario", "policy", "NPV", "CI", "paired vs reference"):
+        table.add_column(col)
+    for sc, rows in result["summary"].items():
+        for name, r in rows.items():
+            npv, pr = r["npv"], r["paired_npv_vs_reference"]
+            paired = "" if not pr else (f"{pr['mean']:+,.0f} [{pr['ci_low']:+,.0f}, "
+                                        f"{pr['ci_high']:+,.0f}]")
+            table.add_row(sc, name, f"{npv['mean']:,.0f}",
+                          f"[{npv['ci_low']:,.0f}, {npv['ci_high']:,.0f}]", paired)
+    console.print(table)
+    console.print(f"results written to [bold]{atomic_write_json(target, result)}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Sweeps described by one file.", no_args_is_help=True)
+    group.command("run")(run)
+    app.add_typer(group, name="experiment")

@@ -1,0 +1,136 @@
+"""Experiments: one YAML file describes a sweep of policies x scenarios x seeds; one JSON out.
+
+::
+
+    name: early-vs-late            # optional (default: the file's stem)
+    policies: [never, fixed, "fixed[7:email;21:phone]", oracle]   # any --policies spec
+    scenarios: [default, shifted]  # packaged names or YAML paths (relative to this file)
+    seeds: 3                       # a count (0..K-1) or a list of seeds
+    invoices: 300                  # invoices per seed
+    reference: fixed               # optional: paired differences against this policy
+    rules: true                    # optional: false switches the legal rules off
+
+Every scenario runs :func:`simulations.evaluation.harness.evaluate_policies` on the same
+invoices for every policy (common random numbers). The result JSON holds the experiment as
+read, per scenario the full evaluation (``EvaluationResult.to_dict()``: KPIs with intervals
+over seeds, paired per-invoice differences, segments, timing) and a short ``summary``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import InputError
+
+KEYS = {"name": False, "policies": True, "scenarios": True, "seeds": True, "invoices": True,
+        "reference": False, "rules": False}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A sweep, as read from its file (scenario paths resolved against the file)."""
+
+    name: str
+    policies: list[str]
+    scenarios: list[str]
+    seeds: list[int]
+    invoices: int
+    reference: str | None = None
+    rules: bool = True
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and check an experiment file; every problem is an :class:`InputError` that
+    names the file and the field."""
+    import yaml
+
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{p}: no such experiment file") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{p}: not a readable YAML file ({exc.__class__.__name__})") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{p}: expected a mapping of {', '.join(KEYS)}")
+    for key in raw:
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), list(KEYS), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(KEYS)}"
+            raise InputError(f"{p}: unknown key {key!r}{hint}")
+    for key, required in KEYS.items():
+        if required and key not in raw:
+            raise InputError(f"{p}: missing required key {key!r}")
+
+    def strings(key: str) -> list[str]:
+        v = raw[key]
+        items = [v] if isinstance(v, str) else v
+        if not isinstance(items, list) or not items or not all(
+                isinstance(x, str) and x.strip() for x in items):
+            raise InputError(f"{p}: {key!r}: expected a non-empty list of names")
+        return [x.strip() for x in items]
+
+    seeds = raw["seeds"]
+    if isinstance(seeds, bool) or not (
+            (isinstance(seeds, int) and seeds >= 1) or (isinstance(seeds, list) and seeds and all(
+                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds))):
+        raise InputError(f"{p}: 'seeds': expected a positive count or a list of seeds >= 0")
+    invoices = raw["invoices"]
+    if isinstance(invoices, bool) or not isinstance(invoices, int) or invoices < 1:
+        raise InputError(f"{p}: 'invoices': expected a positive integer, got {invoices!r}")
+    rules = raw.get("rules", True)
+    if not isinstance(rules, bool):
+        raise InputError(f"{p}: 'rules': expected true or false, got {rules!r}")
+    policies = strings("policies")
+    reference = raw.get("reference")
+    if reference is not None and reference not in policies:
+        raise InputError(f"{p}: 'reference': {reference!r} is not one of the policies")
+    if len(set(policies)) < len(policies):
+        raise InputError(f"{p}: 'policies': a policy is listed twice")
+
+    def scenario(name: str) -> str:  # a path relative to the experiment file
+        rel = p.parent / name
+        return str(rel) if name.endswith((".yaml", ".yml")) and rel.is_file() else name
+
+    name = raw.get("name", p.stem)
+    return Experiment(name=str(name), policies=policies,
+                      scenarios=[scenario(s) for s in strings("scenarios")],
+                      seeds=list(range(seeds)) if isinstance(seeds, int) else list(seeds),
+                      invoices=invoices, reference=reference, rules=rules)
+
+
+def run_experiment(exp: Experiment, progress: Any = None) -> dict[str, Any]:
+    """Every scenario x policy x seed; returns the result JSON (see the module docstring)."""
+    from policies.baselines.factory import make_policy
+    from simulations.env import AllowAll, GroundTruthSource, LegalMask
+    from simulations.evaluation.harness import evaluate_policies
+    from simulations.evaluation.learned_env import build_learned_source
+    from simulations.world import load_scenario
+
+    started = time.perf_counter()
+    runs: dict[str, Any] = {}
+    summary: dict[str, Any] = {}
+    for sc_name in exp.scenarios:
+        sc = load_scenario(sc_name)
+        if sc.name in runs:
+            raise InputError(f"scenario {sc.name!r} listed twice")
+        policies = dict(make_policy(spec, learned_source=lambda sc=sc: build_learned_source(sc))
+                        for spec in exp.policies)
+        result = evaluate_policies(
+            policies, sc, exp.invoices, exp.seeds, source=GroundTruthSource(sc),
+            mask=LegalMask() if exp.rules else AllowAll(),
+            reference=exp.reference or ("fixed" if "fixed" in policies else None),
+            progress=progress)
+        runs[sc.name] = result.to_dict()
+        summary[sc.name] = {
+            name: {"npv": {k: result.overall[name]["npv"][k]
+                           for k in ("mean", "ci_low", "ci_high")},
+                   "paired_npv_vs_reference": (result.paired.get(name, {}).get("npv")
+                                               if name != result.reference else None)}
+            for name in policies}
+    return {"experiment": asdict(exp), "summary": summary, "runs": runs,
+            "seconds": round(time.perf_counter() - started, 1)}
