@@ -57,7 +57,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dunning.ops.dates import AS_OF_MAX_DAYS_AHEAD, AS_OF_MIN, as_of_problem, today_utc
 from engine.errors import DunningError, InputError
 
-ROLES = ("read", "reviewer")
+ROLES = ("read", "reviewer", "legal")  # legal: reads, and approves rule changes (CLI)
 # durable_rules keeps one engine state per ruleset: decide one case at a time per process.
 _RULES_LOCK = threading.Lock()
 TOKEN_ENV = "DUNNING_API_TOKENS"
@@ -99,7 +99,8 @@ def token_bits(token: str) -> float:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: ``role`` is ``read`` or ``reviewer``."""
+    """Who is calling: ``role`` is ``read``, ``reviewer`` or ``legal`` (reads like ``read``;
+    approves rule changes with ``dunning rules approve``)."""
 
     name: str
     role: str
@@ -408,16 +409,16 @@ class ApiState:
 
     @property
     def ruleset(self) -> Any:
-        """The packaged rules, recompiled when a rule file changes."""
+        """The rules in force (packaged + approved team files), recompiled on a change."""
         from dunning.ops.recommend import compiled_rules
 
-        return compiled_rules()[0]
+        return compiled_rules(None, self.store.path)[0]
 
     @property
     def evaluator(self) -> Any:
         from dunning.ops.recommend import compiled_rules
 
-        return compiled_rules()[2]
+        return compiled_rules(None, self.store.path)[2]
 
     @property
     def model(self) -> Any:

@@ -350,6 +350,74 @@ def _print_decision(d: Any, show_all: bool = False) -> None:
                       "--all lists them)", style="dim")
 
 
+# --------------------------------------------------------------------------- four eyes
+@rules_app.command("propose")
+@user_errors
+def propose_cmd(
+    file: Path = typer.Argument(..., help="The changed or new rule file (a file named like a "
+                                "packaged one replaces it once approved)."),
+    by: str = typer.Option(..., "--by", help="Who proposes it (recorded in the audit log)."),
+    db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store the rules are for."),
+) -> None:
+    """Validate a rule file and put it up for approval; nothing changes until a second
+    person with the legal role approves it (`dunning rules approve`)."""
+    from dunning.commands.common import open_store
+    from dunning.ops.rule_approval import propose
+    from legal_rules.loader import RuleFileError
+
+    try:
+        prop, seq = propose(open_store(db), file, by)
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]{len(exc.problems)} problem(s)[/]; not proposed")
+        raise typer.Exit(code=1) from None
+    console.print(f"proposed {prop.name} (sha256 {prop.sha256[:12]}) by {prop.proposed_by}; "
+                  f"rule set would be {prop.ruleset_hash[:12]} (audit record {seq}). A second "
+                  f"person with the legal role runs: dunning rules approve {prop.sha256[:12]} "
+                  "--by NAME --reason TEXT", highlight=False)
+
+
+@rules_app.command("pending")
+@user_errors
+def pending_cmd(db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store.")) -> None:
+    """Rule files proposed and not yet approved."""
+    from dunning.ops.rule_approval import pending
+
+    props = pending(db)
+    for p in props:
+        console.print(f"{p.sha256[:12]}  {p.name}  proposed by {p.proposed_by} at "
+                      f"{p.proposed_at}", highlight=False)
+    console.print(f"{len(props)} pending proposal(s)")
+
+
+@rules_app.command("approve")
+@user_errors
+def approve_cmd(
+    sha: str = typer.Argument(..., help="The proposal's sha256 (its first 12 characters do)."),
+    by: str = typer.Option(..., "--by", help="The approver's name: the name of the legal-role "
+                           "API token in $DUNNING_TOKEN; not the proposer."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the audit log)."),
+    tokens: Path = typer.Option(None, "--tokens", help="The API token file to check "
+                                "$DUNNING_TOKEN against (default: $DUNNING_API_TOKENS)."),
+    db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store the rules are for."),
+) -> None:
+    """Approve a proposed rule file: from now on `recommend`, letters and the API use it."""
+    import os
+
+    from dunning.api import load_tokens
+    from dunning.commands.common import open_store
+    from dunning.ops.gate import authenticate
+    from dunning.ops.rule_approval import LEGAL_ROLE, approve
+
+    who = authenticate(load_tokens(tokens), os.environ.get("DUNNING_TOKEN"), by.strip(),
+                       LEGAL_ROLE, "rules approve", "rule changes")
+    prop, ruleset_hash, seq = approve(open_store(db), sha, who, reason)
+    console.print(f"approved {prop.name} (sha256 {prop.sha256[:12]}, proposed by "
+                  f"{prop.proposed_by}) by {who.name}; rules in force {ruleset_hash[:12]} "
+                  f"(audit record {seq})", highlight=False)
+
+
 rates_app = typer.Typer(
     name="rates",
     help="Reference rates for interest caps (rates.yaml): import published figures.",
