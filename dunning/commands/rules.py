@@ -259,10 +259,16 @@ def explain(
     rules: list[Path] = typer.Option(None, "--rules", help=RULES_HELP),
     no_packaged: bool = typer.Option(False, "--no-packaged", help=NO_PACKAGED_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the decision(s) as JSON."),
+    lang: str = typer.Option("en", "--lang", help="Language of the explanation: en or de "
+                             "(rule titles and rationales stay in their file's language)."),
+    technical: bool = typer.Option(False, "--technical", help="The rule engineer's view "
+                                   "(rule ids, effects, conditions as written) instead of "
+                                   "prose."),
     show_all: bool = typer.Option(False, "--all", help="Also list rules of other "
-                                  "jurisdictions/scopes."),
+                                  "jurisdictions/scopes (with --technical)."),
 ) -> None:
-    """The decision, which rules fired and why, which did not and why not.
+    """The decision in plain words: each rule that applied (title, citation, rationale,
+    version), the limits on what may be claimed, the facts used (personal data marked).
 
     With --facts, weekend, bank holiday, days overdue and limitation are computed from the
     date (and due_date) when the file does not give them; a given value that contradicts the
@@ -271,9 +277,12 @@ def explain(
     from engine.contract import Action
     from legal_rules.decision import as_action, as_date
     from legal_rules.durable_eval import DurableEvaluator
+    from legal_rules.prose import LANGS, explain_text
 
     if (facts_file is None) == (invoice is None):
         raise InputError("explain: give exactly one of --facts FILE.json or --invoice ID")
+    if lang not in LANGS:
+        raise InputError(f"--lang {lang!r}: expected one of {', '.join(LANGS)}")
     if neutral and facts_file is None:
         raise InputError("explain: --neutral needs --facts (the store gives every fact)")
     day = as_date(as_of) if as_of else date.today()
@@ -300,6 +309,11 @@ def explain(
         out = [{**decisions[a].to_dict(), "facts_derived_from_date": derived,
                 "facts_neutral": filled} for a in actions]
         typer.echo(json.dumps(out if len(out) > 1 else out[0], indent=2, default=str))
+        return
+    if not technical:
+        texts = [explain_text(decisions[a], ruleset, facts, lang, derived, filled)
+                 for a in actions]
+        typer.echo("\n\n".join(texts))
         return
     console.print(f"decision date {day}; rules {ruleset.hash[:12]}; engine durable_rules")
     if derived:
