@@ -99,6 +99,11 @@ def test_a_rule_change_needs_a_second_legal_person(db: Path, tmp_path: Path,
     assert events[1]["approved_by"] == "bob" and events[1]["proposed_by"] == "alice"
     assert events[1]["ruleset_hash"] == approved.hash and events[1]["approved_at"]
     assert "works council" in rows[1][1]
+    res = runner.invoke(app, ["audit", "show", "--rules", "--db", str(db)])
+    assert res.exit_code == 0, res.output
+    shown = " ".join(res.output.split())  # the console wraps long lines
+    assert "rule file de.yaml" in shown and "approved by bob (legal)" in shown
+    assert "works council agreement 2026-11" in shown and "proposed by alice" in shown
 
 
 def test_a_file_changed_after_approval_stops_decisions(db: Path, tmp_path: Path,
