@@ -7,9 +7,10 @@ log and review queue as the CLI. Every endpoint except ``/health`` needs a beare
 
 Tokens come from a file (``--tokens FILE``: one ``token role [name]`` per line, ``#``
 comments) or the environment variable ``DUNNING_API_TOKENS`` (``token:role[:name],...``),
-never from code. Roles: ``read`` (look up recommendations, predictions, rules, audit) and
-``reviewer`` (also decide review items and start a daily run). A reviewer's decisions are
-recorded under the token's name.
+never from code. Roles: ``read`` (look up recommendations, predictions, rules, audit),
+``reviewer`` (also decide review items and start a daily run) and ``legal`` (reads like
+``read``; its token approves rule changes, ``dunning rules approve``). A reviewer's decisions
+are recorded under the token's name.
 
 Tokens must carry at least :data:`MIN_TOKEN_BITS` bits by a conservative estimate
 (:func:`token_bits`; e.g. ``python -c 'import secrets; print(secrets.token_urlsafe(32))'``):
