@@ -246,7 +246,9 @@ def _facts_from_store(db: Path, invoice_id: str, as_of: date) -> dict[str, Any]:
 def explain(
     facts_file: Path = typer.Option(None, "--facts", help="JSON object of facts; may also "
                                     "carry as_of, action, due_date and invoice_date."),
-    invoice: str = typer.Option(None, "--invoice", help="Invoice id: facts from the store."),
+    invoice: str = typer.Option(None, "--invoice", help="Invoice id: facts from the store, "
+                                "decided with the store's rules in force (packaged + approved "
+                                "team files) unless --rules/--no-packaged."),
     action: str = typer.Option(None, "--action", "-a", help="email, letter, phone, "
                                "final_notice or agency (default: the file's action, else all)."),
     as_of: str = typer.Option(None, "--date", help="Decision date YYYY-MM-DD (default: the "
@@ -302,7 +304,12 @@ def explain(
         facts, derived, filled = _prepare_facts(facts_file, facts, case, day, neutral)
     else:
         facts = _facts_from_store(db, invoice, day)
-    ruleset = _load(rules, packaged=not no_packaged)
+    if invoice is not None and not rules and not no_packaged:
+        from dunning.ops.rule_approval import rules_in_force
+
+        ruleset = rules_in_force(db)  # the rules the store's decisions are made with
+    else:
+        ruleset = _load(rules, packaged=not no_packaged)
     decisions = DurableEvaluator(ruleset).decide_all(facts, day, explain=True)
     actions = [as_action(action)] if action else [a for a in Action if a is not Action.WAIT]
     if as_json:

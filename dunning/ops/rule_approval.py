@@ -147,6 +147,8 @@ def pending(store_path: Path) -> list[Proposal]:
 
 
 def _find(store_path: Path, sha: str) -> Proposal:
+    if len(sha) < 6:
+        raise InputError(f"{sha!r}: give at least the first 6 characters of the sha256")
     hits = [p for p in pending(store_path) if p.sha256.startswith(sha.lower())]
     if len(hits) != 1:
         known = ", ".join(f"{p.sha256[:12]} ({p.name})" for p in pending(store_path))

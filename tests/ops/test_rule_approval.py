@@ -82,6 +82,12 @@ def test_a_rule_change_needs_a_second_legal_person(db: Path, tmp_path: Path,
     assert approved.hash != packaged
     manifest = json.loads((rules_area(db) / "approved.json").read_text())
     assert manifest["ruleset_hash"] == approved.hash
+    # explain --invoice decides with the store's rules too
+    inv = Store(db).tables(as_of=AS_OF)["invoices"]["invoice_id"].iloc[0]
+    res = runner.invoke(app, ["rules", "explain", "--invoice", inv, "-a", "email", "--date",
+                              AS_OF.isoformat(), "--db", str(db), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["ruleset_hash"] == approved.hash
     # the decisions use and record the approved rule set
     rec = Recommender(Store(db))
     assert rec.ruleset.hash == approved.hash
