@@ -70,9 +70,38 @@ def approved_files(store_path: Path) -> list[Path]:
         if file_sha256(folder / name) != approved[name]:
             problems.append(f"{folder / name}: changed after its approval (sha256 "
                             f"{approved[name][:12]} approved); propose and approve it again")
+    if approved and not problems:
+        problems += _unaudited(store_path, approved)
     if problems:
         raise InputError("rules not in force, no decision is made: " + "; ".join(problems))
     return [folder / n for n in sorted(approved)]
+
+
+def _unaudited(store_path: Path, approved: dict[str, str]) -> list[str]:
+    """Manifest entries that are not the latest approval in the audit chain.
+
+    The manifest is a plain file; the approvals are records of the keyed chain (whoever
+    forges one without the key fails ``dunning audit verify``), so an edited manifest that
+    names a file nobody approved is caught here.
+    """
+    import duckdb
+
+    from engine.store import Store
+
+    try:
+        with Store(store_path).connect() as con:
+            rows = con.execute("SELECT payload FROM ops_audit_log WHERE kind = 'rules' "
+                               "ORDER BY seq").fetchall()
+    except duckdb.CatalogException:
+        rows = []
+    latest: dict[str, str] = {}
+    for (payload,) in rows:
+        rec = json.loads(payload)
+        if rec.get("event") == "approved":
+            latest[rec["name"]] = rec["sha256"]
+    return [f"{MANIFEST}: {name} (sha256 {sha[:12]}) is not the approved version in the "
+            "audit log; propose and approve it again"
+            for name, sha in sorted(approved.items()) if latest.get(name) != sha]
 
 
 def rules_in_force(store_path: Path, extra: Path | None = None) -> Any:
