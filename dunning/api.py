@@ -7,9 +7,10 @@ log and review queue as the CLI. Every endpoint except ``/health`` needs a beare
 
 Tokens come from a file (``--tokens FILE``: one ``token role [name]`` per line, ``#``
 comments) or the environment variable ``DUNNING_API_TOKENS`` (``token:role[:name],...``),
-never from code. Roles: ``read`` (look up recommendations, predictions, rules, audit) and
-``reviewer`` (also decide review items and start a daily run). A reviewer's decisions are
-recorded under the token's name.
+never from code. Roles: ``read`` (look up recommendations, predictions, rules, audit),
+``reviewer`` (also decide review items and start a daily run) and ``legal`` (reads like
+``read``; its token approves rule changes, ``dunning rules approve``). A reviewer's decisions
+are recorded under the token's name.
 
 Tokens must carry at least :data:`MIN_TOKEN_BITS` bits by a conservative estimate
 (:func:`token_bits`; e.g. ``python -c 'import secrets; print(secrets.token_urlsafe(32))'``):
@@ -57,7 +58,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dunning.ops.dates import AS_OF_MAX_DAYS_AHEAD, AS_OF_MIN, as_of_problem, today_utc
 from engine.errors import DunningError, InputError
 
-ROLES = ("read", "reviewer")
+ROLES = ("read", "reviewer", "legal")  # legal: reads, and approves rule changes (CLI)
 # durable_rules keeps one engine state per ruleset: decide one case at a time per process.
 _RULES_LOCK = threading.Lock()
 TOKEN_ENV = "DUNNING_API_TOKENS"
@@ -99,7 +100,8 @@ def token_bits(token: str) -> float:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: ``role`` is ``read`` or ``reviewer``."""
+    """Who is calling: ``role`` is ``read``, ``reviewer`` or ``legal`` (reads like ``read``;
+    approves rule changes with ``dunning rules approve``)."""
 
     name: str
     role: str
@@ -408,16 +410,16 @@ class ApiState:
 
     @property
     def ruleset(self) -> Any:
-        """The packaged rules, recompiled when a rule file changes."""
+        """The rules in force (packaged + approved team files), recompiled on a change."""
         from dunning.ops.recommend import compiled_rules
 
-        return compiled_rules()[0]
+        return compiled_rules(None, self.store.path)[0]
 
     @property
     def evaluator(self) -> Any:
         from dunning.ops.recommend import compiled_rules
 
-        return compiled_rules()[2]
+        return compiled_rules(None, self.store.path)[2]
 
     @property
     def model(self) -> Any:

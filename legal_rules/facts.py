@@ -30,12 +30,18 @@ NEVER_DAYS = 10_000
 class Fact:
     """A fact a rule may test. ``default``: the neutral value used when a producer does not
     supply the fact at all (facts added after the producers; ``None``: no default, a
-    missing fact fails closed). An explicit ``None`` value is always missing."""
+    missing fact fails closed). An explicit ``None`` value is always missing.
+
+    ``personal``: the fact describes the debtor as a person (who they are, where they live,
+    what they chose or said), so ``rules explain`` marks it as personal data for a works
+    council or data-protection officer. Kept minimal on purpose: for a consumer every fact
+    about the invoice is personal data (GDPR art. 4 (1)), which the explanation says too."""
 
     name: str
     type: str  # "int" | "float" | "bool" | "str" | "date"
     description: str
     default: object = None
+    personal: bool = False
 
 
 FACTS: dict[str, Fact] = {
@@ -52,30 +58,35 @@ FACTS: dict[str, Fact] = {
         Fact("final_notice_sent", "bool", "A final notice was sent for this invoice."),
         Fact("days_since_final_notice", "int",
              f"Days since the final notice ({NEVER_DAYS} if none)."),
-        Fact("disputed", "bool", "The invoice is under an open dispute on the decision date."),
+        Fact("disputed", "bool", "The invoice is under an open dispute on the decision date.",
+             personal=True),
         Fact("amount", "float", "Open amount of the invoice."),
         Fact("currency", "str", "ISO 4217 currency code."),
-        Fact("customer_type", "str", "b2b or b2c."),
-        Fact("jurisdiction", "str", "ISO 3166-1 alpha-2 of the debtor."),
-        Fact("region", "str", "Subdivision code, e.g. MA for Massachusetts ('' if none)."),
+        Fact("customer_type", "str", "b2b or b2c.", personal=True),
+        Fact("jurisdiction", "str", "ISO 3166-1 alpha-2 of the debtor.", personal=True),
+        Fact("region", "str", "Subdivision code, e.g. MA for Massachusetts ('' if none).",
+             personal=True),
         Fact("industry", "str",
              "Debtor's industry (construction, healthcare, public_sector, ...)."),
         Fact("is_weekend", "bool", "The decision date is a Saturday or Sunday."),
         Fact("is_bank_holiday", "bool", "The decision date is a bank holiday of the jurisdiction."),
         Fact("limitation_passed", "bool", "The claim is time-barred on the decision date."),
-        Fact("opted_out_email", "bool", "The debtor stopped the email channel."),
-        Fact("opted_out_phone", "bool", "The debtor stopped the phone channel."),
-        Fact("opted_out_letter", "bool", "The debtor stopped the letter channel."),
-        Fact("agency_consent", "bool", "Consent to pass the claim to an agency (healthcare)."),
+        Fact("opted_out_email", "bool", "The debtor stopped the email channel.", personal=True),
+        Fact("opted_out_phone", "bool", "The debtor stopped the phone channel.", personal=True),
+        Fact("opted_out_letter", "bool", "The debtor stopped the letter channel.",
+             personal=True),
+        Fact("agency_consent", "bool", "Consent to pass the claim to an agency (healthcare).",
+             personal=True),
         Fact("reminder_fee_agreed", "bool", "A reminder fee was agreed in advance."),
         Fact("milestone_reached", "bool", "The project milestone the payment depends on is "
              "reached (true when the invoice has none)."),
         Fact("days_since_conversation", "int",
              "Days since the last phone call that reached the debtor (a conversation, "
-             f"US Regulation F; 0: today; {NEVER_DAYS} if none).", default=NEVER_DAYS),
+             f"US Regulation F; 0: today; {NEVER_DAYS} if none).", default=NEVER_DAYS,
+             personal=True),
         Fact("promise_to_pay_pending", "bool",
              "The debtor promised to pay by a date on or after the decision date (the "
-             "latest promise counts).", default=False),
+             "latest promise counts).", default=False, personal=True),
     )
 }
 # Neutral values of the facts that have one (see :class:`Fact`).

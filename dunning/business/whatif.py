@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.contract import Action
 from engine.errors import InputError
 from policies.baselines.schedule import (
     DEFAULT_SCHEDULE,
@@ -67,6 +68,39 @@ class RiskThresholdPolicy(Policy):
         risky = p_on_time < self.threshold
         return np.where(risky, self.at_risk.act(observations, masks),
                         self.trusted.act(observations, masks)).astype(np.int64)
+
+
+class HeldBackCounter(Policy):
+    """``inner`` unchanged, counting per rule id the invoice-days on which the rules held
+    back the action ``inner`` would have taken without them (``held_back``).
+
+    The actions returned are ``inner``'s own (it sees the mask), so every KPI is the same as
+    without the counter; the would-be action is ``inner`` asked with every action allowed.
+    Each held-back day is attributed to one vetoing rule (the simulator's ``vetoed_by``).
+    """
+
+    def __init__(self, inner: Policy) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.held_back: dict[str, int] = {}
+        self._sim: Any = None
+
+    def bind_simulator(self, sim: Any) -> None:
+        self._sim = sim
+        self.inner.bind_simulator(sim)
+
+    def act(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        wanted = np.asarray(self.inner.act(observations, np.ones_like(masks)), dtype=np.int64)
+        rows = np.arange(len(wanted))
+        held = rows[(wanted != int(Action.WAIT)) & ~masks[rows, wanted]]
+        if self._sim is not None:
+            held = held[np.asarray(self._sim.active)[held]]
+        if self._sim is not None and len(held):
+            by = self._sim.vetoed_by(held)[np.arange(len(held)), wanted[held]]
+            for b in by:
+                rule = self._sim.mask.rule_ids[int(b)] if b >= 0 else "unknown"
+                self.held_back[rule] = self.held_back.get(rule, 0) + 1
+        return self.inner.act(observations, masks)
 
 
 @dataclass(frozen=True)
@@ -117,13 +151,14 @@ class WhatIfResult:
     difference: dict[str, dict[str, float]]
     vetoes_current: dict[str, int] = field(default_factory=dict)
     vetoes_changed: dict[str, int] = field(default_factory=dict)
+    rule_changes: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "change": self.change, "scenario": self.scenario, "n_invoices": self.n_invoices,
             "seeds": self.seeds, "current": self.current, "changed": self.changed,
             "difference": self.difference, "vetoes_current": self.vetoes_current,
-            "vetoes_changed": self.vetoes_changed,
+            "vetoes_changed": self.vetoes_changed, "rule_changes": self.rule_changes,
         }
 
 
@@ -209,6 +244,71 @@ def rules_with(path: Path) -> Any:
     return LegalMask(load_rules(layered_files([path])))
 
 
+# what a rule's action is called for a finance or legal reader, plural
+ACTION_WORDS = {"email": "email reminders", "letter": "reminder letters", "phone": "phone calls",
+                "final_notice": "final notices", "agency": "agency handovers"}
+
+
+def _rule_key(rule: Any) -> tuple[Any, ...]:
+    """What a rule decides (not where it is written or how it is tested)."""
+    return (rule.title, rule.jurisdiction, rule.scope, rule.applies_to, rule.when, rule.effect,
+            rule.cap, rule.valid_from, rule.valid_to)
+
+
+def changed_rules(path: Path) -> list[tuple[Any, str]]:
+    """``(rule, "added" | "changed" | "removed")`` for every rule that ``path`` (layered on
+    the packaged rules) adds, changes or removes, sorted by rule id."""
+    from legal_rules.loader import layered_files, load_rules
+
+    before = {r.id: r for r in load_rules().rules}
+    after = {r.id: r for r in load_rules(layered_files([path])).rules}
+    out = [(after[i], "added") for i in after.keys() - before.keys()]
+    out += [(before[i], "removed") for i in before.keys() - after.keys()]
+    out += [(after[i], "changed") for i in after.keys() & before.keys()
+            if _rule_key(after[i]) != _rule_key(before[i])]
+    return sorted(out, key=lambda x: x[0].id)
+
+
+def rule_change_report(path: Path, vetoes_current: dict[str, int],
+                       vetoes_changed: dict[str, int], n_checked: int,
+                       schedule: Schedule = DEFAULT_SCHEDULE) -> list[dict[str, Any]]:
+    """For each rule ``path`` changes: how many actions it blocked or allowed, in words.
+
+    ``vetoes_*``: per rule id, the invoice-days on which it held back an action the schedule
+    was due to take (:class:`HeldBackCounter`), over every seed; ``n_checked``: invoices x
+    seeds (the counts are also given per 1,000 invoices). A rule with no effect says why when
+    it can be told: its actions are ones the schedule never takes, or it takes effect after
+    today (the simulation runs on past dates).
+    """
+    from datetime import date
+
+    used = {s.channel for s in schedule}
+    out = []
+    for rule, status in changed_rules(path):
+        cur, chg = vetoes_current.get(rule.id, 0), vetoes_changed.get(rule.id, 0)  # days
+        channels = [a.channel for a in rule.applies_to]
+        what = " or ".join(ACTION_WORDS.get(c, c) for c in channels)
+        delta = chg - cur
+        per_1000 = abs(delta) / max(n_checked, 1) * 1000
+        if delta > 0:
+            text = (f"held back {what} on {delta} more invoice-days ({per_1000:.3g} per "
+                    "1,000 invoices; an action held back is sent on the next allowed day)")
+        elif delta < 0:
+            text = (f"allowed {what} on {-delta} invoice-days on which they were held back "
+                    f"before ({per_1000:.3g} per 1,000 invoices)")
+        elif not used & set(channels):
+            text = (f"no effect visible here: the schedule never sends {what}, so this "
+                    "comparison cannot show the rule")
+        elif rule.valid_from > date.today():
+            text = (f"no effect visible here: the rule takes effect on {rule.valid_from}, "
+                    "after the simulated dates")
+        else:
+            text = f"blocked or allowed no {what} on the simulated invoices"
+        out.append({"rule_id": rule.id, "title": rule.title, "status": status,
+                    "refused_current": cur, "refused_changed": chg, "text": text})
+    return out
+
+
 def paired_difference(current: list[float], changed: list[float]) -> dict[str, float]:
     """Mean and 95 % t-interval of ``changed - current`` over seeds (paired)."""
     from simulations.evaluation.metrics import t_interval
@@ -251,13 +351,15 @@ def run_whatif(
         source = GroundTruthSource(scenario, payment_probs=payment_probs)
     current_policy = FixedSchedulePolicy(schedule)
     if change.kind == "rules":
-        base = evaluate_policies({"current": current_policy}, scenario, n_invoices, seeds,
+        counters = (HeldBackCounter(current_policy), HeldBackCounter(current_policy))
+        base = evaluate_policies({"current": counters[0]}, scenario, n_invoices, seeds,
                                  source=source, reference=None, progress=progress)
-        new = evaluate_policies({"changed": current_policy}, scenario, n_invoices, seeds,
+        new = evaluate_policies({"changed": counters[1]}, scenario, n_invoices, seeds,
                                 source=source, mask=rules_with(change.value), reference=None,
                                 progress=progress)
         cur, chg = base.overall["current"], new.overall["changed"]
         vetoes = (base.vetoes["current"], new.vetoes["changed"])
+        held = (counters[0].held_back, counters[1].held_back)
         name = base.scenario
     else:
         changed = (FixedSchedulePolicy(change.value) if change.kind == "schedule"
@@ -269,13 +371,15 @@ def run_whatif(
         vetoes = (res.vetoes["current"], res.vetoes["changed"])
         name = res.scenario
     kpis = [k for k in WHATIF_KPIS if k in cur]
+    report = (rule_change_report(change.value, held[0], held[1], n_invoices * seeds,
+                                 schedule) if change.kind == "rules" else [])
     return WhatIfResult(
         change=change.text, scenario=name, n_invoices=n_invoices, seeds=list(range(seeds)),
         current={k: {x: cur[k][x] for x in ("mean", "ci_low", "ci_high")} for k in kpis},
         changed={k: {x: chg[k][x] for x in ("mean", "ci_low", "ci_high")} for k in kpis},
         difference={k: paired_difference(cur[k]["per_seed"], chg[k]["per_seed"])
                     for k in kpis},
-        vetoes_current=dict(vetoes[0]), vetoes_changed=dict(vetoes[1]),
+        vetoes_current=dict(vetoes[0]), vetoes_changed=dict(vetoes[1]), rule_changes=report,
     )
 
 

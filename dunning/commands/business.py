@@ -504,8 +504,12 @@ def what_if(
         t.add_row(k, f"{result.current[k]['mean']:.4g}", f"{result.changed[k]['mean']:.4g}",
                   f"[bold]{diff}[/]" if sure else diff)
     console.print(t)
+    changed = {c["rule_id"] for c in result.rule_changes}
+    for c in result.rule_changes:
+        console.print(f"{c['status']} rule {c['rule_id']} ({c['title']}): {c['text']}",
+                      highlight=False, soft_wrap=True)
     new_vetoes = {r: n for r, n in result.vetoes_changed.items()
-                  if n != result.vetoes_current.get(r, 0)}
+                  if n != result.vetoes_current.get(r, 0) and r not in changed}
     for rule, n in sorted(new_vetoes.items()):
         console.print(f"rule {rule}: {result.vetoes_current.get(rule, 0)} -> {n} refused "
                       "attempts", highlight=False)

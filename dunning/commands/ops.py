@@ -400,15 +400,18 @@ def audit_show(
     invoice: str = typer.Option(None, "--invoice", help="Explain the decisions about an "
                                 "invoice (GDPR art. 15)."),
     customer: str = typer.Option(None, "--customer", help="All records about a customer."),
+    rules: bool = typer.Option(False, "--rules", help="Rule changes: who proposed and who "
+                               "approved which rule file, when and why."),
     as_json: bool = typer.Option(False, "--json", help="Print the raw records as JSON."),
     db: Path = DB_OPT,
 ) -> None:
     """Explain past decisions: facts, probabilities, action, vetoes, hashes, reviews."""
     import json
 
-    if not invoice and not customer:
-        raise InputError("audit show: give --invoice ID or --customer ID")
-    records = _audit(db, lambda log: log.records(invoice_id=invoice, customer_id=customer))
+    if not invoice and not customer and not rules:
+        raise InputError("audit show: give --invoice ID, --customer ID or --rules")
+    records = _audit(db, lambda log: log.records(invoice_id=invoice, customer_id=customer,
+                                                 kind="rules" if rules else None))
     if as_json:
         console.print_json(json.dumps(records, default=str))
         return
@@ -444,6 +447,15 @@ def explain_record(r: dict) -> str:
             return (f"{head}: veto overridden for {p['channel']} on {p['action_date']} by "
                     f"{p['reviewer']} ({p['role']}): {why}; rules: {rules or 'none'}")
         return f"{head}: {p['decision']} {p['action']} by {p['reviewer']}: {why}"
+    if r["kind"] == "rules":
+        if p.get("event") == "approved":
+            why = (r["personal"] or {}).get("reason", "[erased]" if r["personal_erased"]
+                                            else "")
+            return (f"{head}: rule file {p['name']} ({p['sha256'][:12]}, proposed by "
+                    f"{p['proposed_by']}) approved by {p['approved_by']} ({p['role']}) at "
+                    f"{p['approved_at']}: {why}; rules in force {p['ruleset_hash'][:12]}")
+        return (f"{head}: rule file {p.get('name')} ({str(p.get('sha256'))[:12]}) "
+                f"{p.get('event')} by {p.get('proposed_by')} at {p.get('proposed_at')}")
     if r["kind"] == "review":
         return (f"{head}: {p.get('action')} {p.get('event', '')} for human review "
                 f"({', '.join(p.get('rule_ids') or [])}) {p.get('review_id', '')}")

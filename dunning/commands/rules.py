@@ -246,7 +246,9 @@ def _facts_from_store(db: Path, invoice_id: str, as_of: date) -> dict[str, Any]:
 def explain(
     facts_file: Path = typer.Option(None, "--facts", help="JSON object of facts; may also "
                                     "carry as_of, action, due_date and invoice_date."),
-    invoice: str = typer.Option(None, "--invoice", help="Invoice id: facts from the store."),
+    invoice: str = typer.Option(None, "--invoice", help="Invoice id: facts from the store, "
+                                "decided with the store's rules in force (packaged + approved "
+                                "team files) unless --rules/--no-packaged."),
     action: str = typer.Option(None, "--action", "-a", help="email, letter, phone, "
                                "final_notice or agency (default: the file's action, else all)."),
     as_of: str = typer.Option(None, "--date", help="Decision date YYYY-MM-DD (default: the "
@@ -259,10 +261,16 @@ def explain(
     rules: list[Path] = typer.Option(None, "--rules", help=RULES_HELP),
     no_packaged: bool = typer.Option(False, "--no-packaged", help=NO_PACKAGED_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the decision(s) as JSON."),
+    lang: str = typer.Option("en", "--lang", help="Language of the explanation: en or de "
+                             "(rule titles and rationales stay in their file's language)."),
+    technical: bool = typer.Option(False, "--technical", help="The rule engineer's view "
+                                   "(rule ids, effects, conditions as written) instead of "
+                                   "prose."),
     show_all: bool = typer.Option(False, "--all", help="Also list rules of other "
-                                  "jurisdictions/scopes."),
+                                  "jurisdictions/scopes (with --technical)."),
 ) -> None:
-    """The decision, which rules fired and why, which did not and why not.
+    """The decision in plain words: each rule that applied (title, citation, rationale,
+    version), the limits on what may be claimed, the facts used (personal data marked).
 
     With --facts, weekend, bank holiday, days overdue and limitation are computed from the
     date (and due_date) when the file does not give them; a given value that contradicts the
@@ -271,9 +279,12 @@ def explain(
     from engine.contract import Action
     from legal_rules.decision import as_action, as_date
     from legal_rules.durable_eval import DurableEvaluator
+    from legal_rules.prose import LANGS, explain_text
 
     if (facts_file is None) == (invoice is None):
         raise InputError("explain: give exactly one of --facts FILE.json or --invoice ID")
+    if lang not in LANGS:
+        raise InputError(f"--lang {lang!r}: expected one of {', '.join(LANGS)}")
     if neutral and facts_file is None:
         raise InputError("explain: --neutral needs --facts (the store gives every fact)")
     day = as_date(as_of) if as_of else date.today()
@@ -293,13 +304,23 @@ def explain(
         facts, derived, filled = _prepare_facts(facts_file, facts, case, day, neutral)
     else:
         facts = _facts_from_store(db, invoice, day)
-    ruleset = _load(rules, packaged=not no_packaged)
+    if invoice is not None and not rules and not no_packaged:
+        from dunning.ops.rule_approval import rules_in_force
+
+        ruleset = rules_in_force(db)  # the rules the store's decisions are made with
+    else:
+        ruleset = _load(rules, packaged=not no_packaged)
     decisions = DurableEvaluator(ruleset).decide_all(facts, day, explain=True)
     actions = [as_action(action)] if action else [a for a in Action if a is not Action.WAIT]
     if as_json:
         out = [{**decisions[a].to_dict(), "facts_derived_from_date": derived,
                 "facts_neutral": filled} for a in actions]
         typer.echo(json.dumps(out if len(out) > 1 else out[0], indent=2, default=str))
+        return
+    if not technical:
+        texts = [explain_text(decisions[a], ruleset, facts, lang, derived, filled)
+                 for a in actions]
+        typer.echo("\n\n".join(texts))
         return
     console.print(f"decision date {day}; rules {ruleset.hash[:12]}; engine durable_rules")
     if derived:
@@ -348,6 +369,74 @@ def _print_decision(d: Any, show_all: bool = False) -> None:
     if other:
         console.print(f"  ({other} rules of other jurisdictions or scopes not applicable; "
                       "--all lists them)", style="dim")
+
+
+# --------------------------------------------------------------------------- four eyes
+@rules_app.command("propose")
+@user_errors
+def propose_cmd(
+    file: Path = typer.Argument(..., help="The changed or new rule file (a file named like a "
+                                "packaged one replaces it once approved)."),
+    by: str = typer.Option(..., "--by", help="Who proposes it (recorded in the audit log)."),
+    db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store the rules are for."),
+) -> None:
+    """Validate a rule file and put it up for approval; nothing changes until a second
+    person with the legal role approves it (`dunning rules approve`)."""
+    from dunning.commands.common import open_store
+    from dunning.ops.rule_approval import propose
+    from legal_rules.loader import RuleFileError
+
+    try:
+        prop, seq = propose(open_store(db), file, by)
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            err_console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]{len(exc.problems)} problem(s)[/]; not proposed")
+        raise typer.Exit(code=1) from None
+    console.print(f"proposed {prop.name} (sha256 {prop.sha256[:12]}) by {prop.proposed_by}; "
+                  f"rule set would be {prop.ruleset_hash[:12]} (audit record {seq}). A second "
+                  f"person with the legal role runs: dunning rules approve {prop.sha256[:12]} "
+                  "--by NAME --reason TEXT", highlight=False)
+
+
+@rules_app.command("pending")
+@user_errors
+def pending_cmd(db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store.")) -> None:
+    """Rule files proposed and not yet approved."""
+    from dunning.ops.rule_approval import pending
+
+    props = pending(db)
+    for p in props:
+        console.print(f"{p.sha256[:12]}  {p.name}  proposed by {p.proposed_by} at "
+                      f"{p.proposed_at}", highlight=False)
+    console.print(f"{len(props)} pending proposal(s)")
+
+
+@rules_app.command("approve")
+@user_errors
+def approve_cmd(
+    sha: str = typer.Argument(..., help="The proposal's sha256 (its first 12 characters do)."),
+    by: str = typer.Option(..., "--by", help="The approver's name: the name of the legal-role "
+                           "API token in $DUNNING_TOKEN; not the proposer."),
+    reason: str = typer.Option(..., "--reason", help="Why (recorded in the audit log)."),
+    tokens: Path = typer.Option(None, "--tokens", help="The API token file to check "
+                                "$DUNNING_TOKEN against (default: $DUNNING_API_TOKENS)."),
+    db: Path = typer.Option(DEFAULT_DB, "--db", help="DuckDB store the rules are for."),
+) -> None:
+    """Approve a proposed rule file: from now on `recommend`, letters and the API use it."""
+    import os
+
+    from dunning.api import load_tokens
+    from dunning.commands.common import open_store
+    from dunning.ops.gate import authenticate
+    from dunning.ops.rule_approval import LEGAL_ROLE, approve
+
+    who = authenticate(load_tokens(tokens), os.environ.get("DUNNING_TOKEN"), by.strip(),
+                       LEGAL_ROLE, "rules approve", "rule changes")
+    prop, ruleset_hash, seq = approve(open_store(db), sha, who, reason)
+    console.print(f"approved {prop.name} (sha256 {prop.sha256[:12]}, proposed by "
+                  f"{prop.proposed_by}) by {who.name}; rules in force {ruleset_hash[:12]} "
+                  f"(audit record {seq})", highlight=False)
 
 
 rates_app = typer.Typer(

@@ -58,7 +58,7 @@ from engine.files import atomic_write_text
 
 GENESIS_HASH = "0" * 64
 KINDS = ("decision", "review", "override", "action", "event", "master_data", "erasure", "run",
-         "migration")
+         "migration", "rules")
 KEY_ENV = "DUNNING_AUDIT_KEY"
 KEY_FILE_ENV = "DUNNING_AUDIT_KEY_FILE"
 MIN_KEY_CHARS = 32

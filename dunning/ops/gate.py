@@ -115,7 +115,7 @@ def legal_decisions(store: Store, actions: Mapping[str, Action], day: dt.date,
         what = "not open" if open_only else "not dated on or before that day"
         raise InputError(f"invoice {missing[0]}: {what} on {day}; no letter or action for it")
     facts = legal_facts(state, day)
-    evaluator = compiled_rules(ruleset)[2]
+    evaluator = compiled_rules(ruleset, store.path)[2]
     out = []
     for i, row in state.iterrows():
         row_facts = {k: (v[i].item() if hasattr(v[i], "item") else v[i])
@@ -250,21 +250,31 @@ def _raise_review(con: Any, store: Store, check: LegalCheck) -> str:
 def authenticate_reviewer(tokens: Mapping[str, Any], token: str | None, name: str) -> Any:
     """The principal of ``token`` among the API's ``tokens`` if it is a reviewer named
     ``name``; :class:`InputError` otherwise (compared in constant time, all tokens)."""
+    return authenticate(tokens, token, name, REVIEWER_ROLE, "--override-veto", "a veto")
+
+
+def authenticate(tokens: Mapping[str, Any], token: str | None, name: str, role: str,
+                 option: str, what: str) -> Any:
+    """The principal of ``token`` (``$DUNNING_TOKEN``) among the API's ``tokens`` if its role
+    is ``role`` and its name ``name``; :class:`InputError` naming ``option`` otherwise.
+    ``what``: what the role may do, for the message (e.g. ``"a veto"``)."""
     import hmac
 
     if not token:
-        raise InputError("--override-veto needs a reviewer's API token in $DUNNING_TOKEN "
-                         "(checked against --tokens FILE or $DUNNING_API_TOKENS)")
+        raise InputError(f"{option} needs a{'n' if role[0] in 'aeiou' else ''} {role}'s API "
+                         "token in $DUNNING_TOKEN (checked against --tokens FILE or "
+                         "$DUNNING_API_TOKENS)")
     found = None
     for known, who in tokens.items():
         if hmac.compare_digest(known.encode(), token.encode()):
             found = who
     if found is None:
-        raise InputError("--override-veto: $DUNNING_TOKEN is not a known API token")
-    if found.role != REVIEWER_ROLE:
-        raise InputError(f"--override-veto: the token's role is {found.role!r}; only the "
-                         f"{REVIEWER_ROLE!r} role may override a veto")
+        raise InputError(f"{option}: $DUNNING_TOKEN is not a known API token")
+    if found.role != role:
+        verb = "override" if role == REVIEWER_ROLE else "approve"
+        raise InputError(f"{option}: the token's role is {found.role!r}; only the "
+                         f"{role!r} role may {verb} {what}")
     if found.name != name:
-        raise InputError(f"--reviewer {name!r}: the token belongs to {found.name!r}; expected "
-                         "the reviewer's own name")
+        raise InputError(f"--{'reviewer' if role == REVIEWER_ROLE else 'by'} {name!r}: the "
+                         f"token belongs to {found.name!r}; expected the {role}'s own name")
     return found

@@ -627,7 +627,7 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     with store.connect() as con:  # all or nothing: every gate before any letter
         approvals = [review_gate(con, c.invoice_id, c.action, as_of, c.decision.needs_review)
                      if c.decision.allowed else None for c in checks]
-    rs, _, evaluator = compiled_rules(ruleset)
+    rs, _, evaluator = compiled_rules(ruleset, store.path)
     out, errors = [], []
     for c, approval in zip(checks, approvals, strict=True):
         r = c.state

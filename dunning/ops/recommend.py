@@ -266,10 +266,16 @@ def observations(state: pd.DataFrame, probs: np.ndarray, as_of: dt.date,
 _COMPILED: dict[Any, tuple[Any, Any, Any]] = {}
 
 
-def compiled_rules(ruleset: Any | None = None) -> tuple[Any, Any, Any]:
-    """``(ruleset, VectorEvaluator, DurableEvaluator)``; the packaged rules are loaded and
-    compiled once per process and again only when a rule file changes (name, size, mtime).
+def compiled_rules(ruleset: Any | None = None,
+                   store_path: Path | None = None) -> tuple[Any, Any, Any]:
+    """``(ruleset, VectorEvaluator, DurableEvaluator)``; compiled once per process and again
+    only when a rule file changes (name, size, mtime).
+
+    Without ``ruleset``: the packaged rules, and with ``store_path`` the team files approved
+    for that store on top (:func:`dunning.ops.rule_approval.rules_in_force`; a file changed
+    after its approval stops the decision). ``ruleset.hash`` is the one every decision records.
     """
+    from dunning.ops.rule_approval import MANIFEST, rules_area, rules_in_force
     from legal_rules.durable_eval import DurableEvaluator
     from legal_rules.loader import load_rules, rule_files
     from legal_rules.vector import VectorEvaluator
@@ -277,9 +283,19 @@ def compiled_rules(ruleset: Any | None = None) -> tuple[Any, Any, Any]:
     if ruleset is not None:
         key: Any = ("given", ruleset.hash)
     else:
-        key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in rule_files())
+        files = rule_files()
+        if store_path is not None:
+            area = rules_area(store_path)
+            files += [p for p in [area / MANIFEST, *sorted((area / "approved").glob("*"))]
+                      if p.is_file()]
+        key = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
     if key not in _COMPILED:
-        rs = ruleset if ruleset is not None else load_rules()
+        if ruleset is not None:
+            rs = ruleset
+        elif store_path is not None:
+            rs = rules_in_force(store_path)
+        else:
+            rs = load_rules()
         _COMPILED[key] = (rs, VectorEvaluator(rs), DurableEvaluator(rs))
     return _COMPILED[key]
 
@@ -316,7 +332,8 @@ class Recommender:
     store : engine.store.Store
     policy : LoadedPolicy, default the fixed schedule
     model : LoadedModel or None (no probabilities, uniform observation prior)
-    ruleset : legal_rules RuleSet, default the packaged rules
+    ruleset : legal_rules RuleSet, default the rules in force for the store (packaged +
+        approved team files, :mod:`dunning.ops.rule_approval`)
     anchor : audit anchor file, default ``<db folder>/audit.anchor``
     """
 
@@ -326,7 +343,7 @@ class Recommender:
         self.store = store
         self.policy = policy or load_policy(None)
         self.model = model
-        self.ruleset, self.vector, self.durable = compiled_rules(ruleset)
+        self.ruleset, self.vector, self.durable = compiled_rules(ruleset, store.path)
         self.anchor = anchor if anchor is not None else store.path.parent / "audit.anchor"
 
     @property

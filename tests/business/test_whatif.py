@@ -103,10 +103,43 @@ def test_rule_file_change_moves_the_kpis(tmp_path):
     # the schedule waits for the rule: the first email goes out on day 20, not 14
     assert r.difference["mean_days_to_pay"]["mean"] > 0
     assert r.changed["violations"]["mean"] == 0
+    # and it says, in words, how many actions the new rule blocked
+    [report] = r.rule_changes
+    n = report["refused_changed"]
+    # days 14..19 of every invoice still open then: up to 6 held-back days each
+    assert 0 < n <= 6 * SMALL["n_invoices"] * SMALL["seeds"]
+    assert report["status"] == "added" and report["refused_current"] == 0
+    assert report["text"].startswith(f"held back email reminders on {n} more invoice-days (")
+    per_1000 = n / (SMALL["n_invoices"] * SMALL["seeds"]) * 1000
+    assert f"({per_1000:.3g} per 1,000 invoices;" in report["text"]
+    assert r.changed["refused_attempts"]["mean"] == 0  # the counter changes no KPI
     broken = tmp_path / "broken.yaml"
     broken.write_text(NO_EMAIL_RULE.replace("effect: veto", "effect: explode"))
     with pytest.raises(InputError, match="broken.yaml"):
         run_whatif(f"rules={broken}", **SMALL)
+
+
+def test_rule_change_report_names_changed_rules_and_why_nothing_shows(tmp_path):
+    from dunning.business.whatif import rule_change_report
+    from legal_rules.loader import packaged_rules_dir
+
+    phone = tmp_path / "team.yaml"
+    phone.write_text(NO_EMAIL_RULE.replace("test.no_email_before_day_20", "test.no_phone_at")
+                     .replace("applies_to: [email]", "applies_to: [phone]"))
+    [row] = rule_change_report(phone, {}, {}, 1000)
+    assert row["status"] == "added" and row["text"].startswith(
+        "no effect visible here: the schedule never sends phone calls")
+    # a team's de.yaml: only the edited rule is reported; fewer refusals = allowed
+    de = tmp_path / "de.yaml"
+    old = "when: {fact: contacts_last_7_days, op: ge, value: 2}"
+    text = (packaged_rules_dir() / "de.yaml").read_text("utf-8")
+    de.write_text(text.replace(old, old.replace("value: 2", "value: 3")), "utf-8")
+    [row] = rule_change_report(de, {"de.proportionality": 30}, {"de.proportionality": 10},
+                               2000)
+    assert (row["rule_id"], row["status"]) == ("de.proportionality", "changed")
+    assert row["text"] == ("allowed email reminders or reminder letters or phone calls or "
+                           "final notices on 20 invoice-days on which they were held back "
+                           "before (10 per 1,000 invoices)")
 
 
 def test_harness_output_feeds_the_roi_calculator():

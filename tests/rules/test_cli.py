@@ -88,8 +88,12 @@ def test_explain_facts_file(tmp_path):
     res = runner.invoke(app, ["rules", "explain", "--facts", str(f), "--action", "phone",
                               "--date", "2026-03-02"], terminal_width=250)
     assert res.exit_code == 0, res.output
-    assert "VETOED" in res.output and "us.ma_call_frequency" in res.output
+    assert "NOT ALLOWED" in res.output and "(us.ma_call_frequency)" in res.output
     assert "940 CMR 7.04" in res.output
+    assert "(us.regf_call_frequency): does not apply" in res.output
+    res = runner.invoke(app, ["rules", "explain", "--facts", str(f), "--action", "phone",
+                              "--date", "2026-03-02", "--technical"], terminal_width=250)
+    assert "VETOED" in res.output and "us.ma_call_frequency" in res.output
     assert "not     us.regf_call_frequency: condition false" in res.output
     res = run("explain", "--facts", str(f), "--action", "email", "--date", "2026-03-02",
               "--json")
@@ -115,7 +119,7 @@ def test_explain_missing_fact_fails_closed(tmp_path):
                  "utf-8")
     res = runner.invoke(app, ["rules", "explain", "--facts", str(f), "-a", "email",
                               "--date", "2026-03-02"], terminal_width=250)
-    assert "BLOCKED" in res.output and "fact 'disputed' missing" in res.output
+    assert "NOT DECIDED" in res.output and "fact 'disputed' missing" in res.output
 
 
 @pytest.fixture()
