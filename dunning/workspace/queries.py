@@ -345,12 +345,17 @@ def timeline(con: Any, customer_id: str, until: dt.date,
         if closed is not None and closed <= until:
             events.append({"day": closed, "kind": "dispute", "invoice_id": inv,
                            "text": "dispute resolved"})
+    recorded = _has_table(con, "events")
     for inv, when, amount, currency in con.execute(
             "SELECT p.invoice_id, p.payment_date, p.amount, i.currency FROM payments p "
             "JOIN invoices i ON i.invoice_id = p.invoice_id WHERE i.customer_id = ? "
-            "AND p.payment_date <= ?", [customer_id, until]).fetchall():
+            "AND p.payment_date <= ?" + (" AND p.payment_id NOT IN (SELECT event_id FROM "
+                                         "events WHERE kind = 'payment')" if recorded else ""),
+            [customer_id, until]).fetchall():
         events.append({"day": when, "kind": "payment", "invoice_id": inv,
                        "text": f"paid {amount:,.2f} {currency}"})
+    if recorded:
+        events += _recorded_events(con, customer_id, until)
     if _has_table(con, "ops_audit_log"):
         for as_of, inv, payload in con.execute(
                 "SELECT as_of, invoice_id, payload FROM ops_audit_log WHERE customer_id = ? "
@@ -361,6 +366,32 @@ def timeline(con: Any, customer_id: str, until: dt.date,
                                    f"{p.get('reviewer', '?')}"})
     events.sort(key=lambda e: (e["day"], e["kind"]), reverse=True)
     return events[:limit]
+
+
+def _recorded_events(con: Any, customer_id: str, until: dt.date) -> list[dict[str, Any]]:
+    """What clerks recorded (``dunning record``, ``POST /events``, the customer page's form):
+    every event of the customer, also those effective after ``until`` (recorded since the
+    worklist's day, e.g. before tonight's run: ``after`` is then True), as timeline entries."""
+    out = []
+    for kind, when, inv, amount, promised, channel, by, currency in con.execute(
+            "SELECT e.kind, e.effective_date, e.invoice_id, e.amount, e.promised_date, "
+            "e.channel, e.recorded_by, i.currency FROM events e LEFT JOIN invoices i ON "
+            "i.invoice_id = e.invoice_id WHERE e.customer_id = ?", [customer_id]).fetchall():
+        text = kind.replace("_", " ")
+        if kind == "payment":
+            text = f"paid {amount:,.2f} {currency or ''}".rstrip()
+        elif kind == "promise_to_pay":
+            text += f" by {promised}" + (f": {amount:,.2f} {currency or ''}" if amount else "")
+        elif kind == "opt_out":
+            text += f" of {channel}"
+        elif amount is not None:
+            text += f": {amount:,.2f} {currency or ''}"
+        text += f" (recorded by {by})" if by else ""
+        group = {"payment": "payment", "dispute_opened": "dispute",
+                 "dispute_resolved": "dispute"}.get(kind, kind)
+        out.append({"day": when, "kind": group, "invoice_id": inv or "", "text": text,
+                    "after": when > until})
+    return out
 
 
 def _has_table(con: Any, name: str) -> bool:

@@ -441,3 +441,68 @@ def test_explain_prefilled_with_an_invoices_facts_from_the_store(site, as_of):
                         page.text).group(1)
         assert jur == facts["jurisdiction"][i]
         assert client.get("/ui/rules/explain", params={"invoice": "NOPE"}).status_code == 404
+
+
+def test_recording_an_event_from_the_customer_page(site, as_of):
+    """Reviewer only, CSRF, the form's errors named by its labels; recorded through
+    dunning.ops.events.record: on the timeline at once, one audit record under ``ui:alice``."""
+    from dunning.ops.audit import AuditLog
+    from engine.store import Store
+
+    url, db = site
+    recs = _stored(db)
+    mine = recs[recs["customer_id"] == HOSTILE_ID]
+    invoice = str(mine["invoice_id"].iloc[0])
+    other = str(recs[recs["customer_id"] != HOSTILE_ID]["invoice_id"].iloc[0])
+    path = f"/ui/customers/{HOSTILE_ID}/events"
+    promise = {"kind": "promise_to_pay", "invoice_id": invoice,
+               "effective_date": as_of.isoformat(),
+               "promised_date": (as_of + dt.timedelta(days=9)).isoformat(),
+               "amount": "120.50", "channel": "", "note": "called back, <b>friendly</b>"}
+    with login(url, READ) as reader:
+        page = reader.get(f"/ui/customers/{HOSTILE_ID}").text
+        assert 'id="event-form"' not in page  # no form for a read-only user ...
+        denied = reader.post(path, data={**promise, "csrf": csrf_of(page)})
+        assert denied.status_code == 403 and "needs &#39;reviewer&#39;" in denied.text
+    with login(url, REVIEW) as client:
+        page = client.get(f"/ui/customers/{HOSTILE_ID}").text
+        assert 'id="event-form"' in page and f'value="{as_of.isoformat()}"' in page
+        csrf = csrf_of(page)
+        assert client.post(path, data={**promise, "csrf": "forged"}).status_code == 403
+        bad = client.post(path, data={**promise, "kind": "payment", "amount": "lots",
+                                      "csrf": csrf})
+        assert bad.status_code == 422 and "amount: &#39;lots&#39; is not a number" in bad.text
+        assert 'value="lots"' in bad.text  # the form keeps what was typed
+        wrong = client.post(path, data={**promise, "invoice_id": other, "csrf": csrf})
+        said = re.search(r'id="event-error">([^<]*)<', wrong.text).group(1)
+        assert wrong.status_code == 422 and "belongs to customer" in said and "--" not in said
+        late = client.post(path, data={**promise, "promised_date": "2020-01-01", "csrf": csrf})
+        assert late.status_code == 422 and "promised date 2020-01-01: before the day" in late.text
+        ok = client.post(path, data={**promise, "csrf": csrf})
+        assert ok.status_code == 200 and 'id="event-done"' in ok.text, ok.text[-2000:]
+        day = (as_of + dt.timedelta(days=9)).isoformat()
+        assert f"promise to pay by {day}: 120.50" in ok.text  # on the timeline at once
+        again = client.post(path, data={**promise, "csrf": csrf})
+        assert "already recorded" in again.text
+        paid = client.post(path, data={"kind": "payment", "invoice_id": invoice, "amount": "10",
+                                       "effective_date": as_of.isoformat(), "csrf": csrf})
+        assert paid.status_code == 200 and "paid 10.00" in paid.text
+        assert paid.text.count("paid 10.00") == 1  # once, though it is also a payments row
+        assert "<b>friendly</b>" not in paid.text
+    events = Store(db).events()
+    assert sorted(events["kind"]) == ["payment", "promise_to_pay"]
+    assert set(events["recorded_by"]) == {"ui:alice"}
+    with Store(db).connect() as con:
+        audited = AuditLog(con, anchor=db.parent / "audit.anchor").records(kind="event")
+    assert sorted(r["payload"]["event"] for r in audited) == ["payment", "promise_to_pay"]
+
+
+def test_unknown_workspace_paths_get_an_html_page(site):
+    url, _ = site
+    with login(url, READ) as client:
+        r = client.get("/ui/no/such/page")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+        assert "dora (read)" in r.text and r.headers["content-security-policy"] == CSP
+    with httpx.Client(base_url=url, timeout=30) as anon:
+        assert anon.get("/ui/nothing").status_code == 404
+        assert anon.get("/no-such-api").headers["content-type"] == "application/json"
