@@ -5,6 +5,7 @@ path                   method  what
 =====================  ======  ==============================================================
 /ui/login              GET     login form (API token); POST checks it and sets the cookie
 /ui/logout             POST    ends the session
+/ui/language           POST    the session's UI language (en, de: ``dunning.workspace.i18n``)
 /ui/                   GET     worklist: today's recommendations, filters, sort, paging
 /ui/worklist.csv       GET     the same filters as CSV (every matching row)
 /ui/customers/{id}     GET     expected amounts, invoices, payment history, factors, timeline
@@ -44,6 +45,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dunning.workspace import queries
+from dunning.workspace.i18n import LANG_COOKIE, LANGUAGES, language, translator
 from dunning.workspace.session import LOGIN_COOKIE, SESSION_COOKIE, Session, Sessions
 from engine.errors import InputError
 
@@ -186,8 +188,10 @@ class Workspace:
     # -- responses --------------------------------------------------------------------------
     def render(self, request: Request, name: str, session: Session | None,
                http_status: int = 200, **ctx: Any) -> HTMLResponse:
+        lang = language(request.cookies.get(LANG_COOKIE))
         html = self.env.get_template(name).render(
-            session=session, threshold=self.threshold, path=request.url.path, **ctx)
+            session=session, threshold=self.threshold, path=request.url.path, lang=lang,
+            _=translator(lang), languages=LANGUAGES, **ctx)
         return HTMLResponse(html, status_code=http_status, headers=SECURITY_HEADERS)
 
     def error(self, request: Request, session: Session | None, status: int,
@@ -316,6 +320,22 @@ def make_router(ws: Workspace) -> APIRouter:
             return ws.error(request, session, 403, "The form expired; reload the page.")
         resp = ws.redirect(PREFIX + "/login")
         resp.delete_cookie(SESSION_COOKIE, path="/")
+        resp.delete_cookie(LANG_COOKIE, path="/")
+        return resp
+
+    @router.post(PREFIX + "/language")
+    async def switch_language(request: Request) -> Response:
+        """The session's UI language (``lang``: en or de), then back to the page (``next``)."""
+        posted = await ws.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
+        if form.get("lang") not in LANGUAGES:
+            return ws.error(request, session, 422, f"language {form.get('lang', '')[:20]!r}: "
+                            f"expected one of {', '.join(LANGUAGES)}")
+        resp = ws.redirect(_safe_next(form.get("next")))
+        resp.set_cookie(LANG_COOKIE, form["lang"], httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
         return resp
 
     # -- worklist ---------------------------------------------------------------------------

@@ -506,3 +506,34 @@ def test_unknown_workspace_paths_get_an_html_page(site):
     with httpx.Client(base_url=url, timeout=30) as anon:
         assert anon.get("/ui/nothing").status_code == 404
         assert anon.get("/no-such-api").headers["content-type"] == "application/json"
+
+
+def test_the_workspace_in_german_per_session(site):
+    """English by default; the switch (CSRF-checked) turns one session's pages German, fixed
+    strings from the catalogue, data untouched; another session stays English."""
+    from dunning.workspace.i18n import GERMAN, LANG_COOKIE
+
+    url, _ = site
+    with login(url, REVIEW) as client, login(url, READ) as other:
+        page = client.get("/ui/")
+        assert '<html lang="en">' in page.text and ">Worklist</a>" in page.text
+        csrf = csrf_of(page.text)
+        assert client.post("/ui/language", data={"lang": "de", "next": "/ui/",
+                                                 "csrf": "forged"}).status_code == 403
+        assert client.post("/ui/language", data={"lang": "xx", "next": "/ui/",
+                                                 "csrf": csrf}).status_code == 422
+        r = client.post("/ui/language", data={"lang": "de", "next": "/ui/review",
+                                              "csrf": csrf})
+        assert r.status_code == 303 and r.headers["location"] == "/ui/review"
+        german = client.get("/ui/").text
+        assert '<html lang="de">' in german
+        for english in ("Worklist", "Export these as CSV", "Days overdue", "Legal status"):
+            assert GERMAN[english] in german and f">{english}<" not in german
+        assert "offene Rechnungen" in german and "Tage überfällig" in german
+        customer = client.get(f"/ui/customers/{HOSTILE_ID}").text
+        assert "Erwartete Zahlung des offenen Saldos" in customer and "Ereignis erfassen" in \
+            customer and "&lt;script&gt;alert" in customer  # names stay as they are, escaped
+        assert "Freigeben" in client.get("/ui/review").text
+        assert ">Worklist</a>" in other.get("/ui/").text  # the other session: English
+        client.post("/ui/logout", data={"csrf": csrf})
+        assert LANG_COOKIE not in client.cookies

@@ -1,0 +1,176 @@
+"""The workspace's fixed UI strings in English (the default) and German.
+
+Templates write ``{{ _("Worklist") }}``: the English text is the key, :data:`GERMAN` its
+translation; a string without one stays English (a page never breaks for a missing entry).
+Data (names, rule ids, reasons from the rules engine, error messages of the engine) is not
+translated. The language is per browser session: ``POST /ui/language`` sets the cookie
+:data:`LANG_COOKIE` (``en`` or ``de``), logging out clears it.
+
+    t = translator("de"); t("Worklist")   # 'Arbeitsliste'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+LANG_COOKIE = "dunning_lang"
+LANGUAGES = {"en": "English", "de": "Deutsch"}
+DEFAULT = "en"
+
+GERMAN: dict[str, str] = {
+    # frame
+    "Skip to content": "Zum Inhalt springen",
+    "Workspace": "Arbeitsbereich",
+    "Worklist": "Arbeitsliste",
+    "Review queue": "Prüfliste",
+    "Rules": "Regeln",
+    "Explain": "Erklären",
+    "Model & policy": "Modell & Strategie",
+    "Log out": "Abmelden",
+    "Language": "Sprache",
+    "Switch": "Wechseln",
+    # login
+    "Log in": "Anmelden",
+    "Token": "Token",
+    "Use your API token (from the server's token file, <code>dunning serve --tokens</code>).":
+        "Melden Sie sich mit Ihrem API-Token an (aus der Token-Datei des Servers, "
+        "<code>dunning serve --tokens</code>).",
+    # errors
+    "Not allowed": "Nicht erlaubt",
+    "Not found": "Nicht gefunden",
+    "Cannot do that": "Nicht möglich",
+    "Back to the worklist": "Zurück zur Arbeitsliste",
+    # worklist
+    "recommendations of": "Empfehlungen vom",
+    "Search": "Suche",
+    "customer, invoice": "Kunde, Rechnung",
+    "Segment": "Segment",
+    "Jurisdiction": "Rechtsraum",
+    "Risk": "Risiko",
+    "all": "alle",
+    "no prediction": "keine Vorhersage",
+    "Action": "Maßnahme",
+    "Status": "Status",
+    "Amount from": "Betrag von",
+    "to": "bis",
+    "Filter": "Filtern",
+    "Reset": "Zurücksetzen",
+    "open invoices": "offene Rechnungen",
+    "open invoice": "offene Rechnung",
+    "page": "Seite",
+    "of": "von",
+    "Export these as CSV": "Als CSV exportieren",
+    "Customer": "Kunde",
+    "Invoice": "Rechnung",
+    "Amount": "Betrag",
+    "Due": "Fällig",
+    "Days overdue": "Tage überfällig",
+    "P(on time / late / very late)": "P(pünktlich / spät / sehr spät)",
+    "Legal status": "Rechtsstatus",
+    "Flags": "Hinweise",
+    "letter": "Brief",
+    "why?": "warum?",
+    "Nothing matches these filters.": "Nichts passt zu diesen Filtern.",
+    "Pages": "Seiten",
+    "← previous": "← zurück",
+    "next →": "weiter →",
+    "no model": "kein Modell",
+    "on time": "pünktlich",
+    "late": "spät",
+    "very late": "sehr spät",
+    "late risk": "Verspätungsrisiko",
+    "P(on time) under the threshold": "P(pünktlich) unter der Schwelle",
+    "No recommendations stored yet: run <code>dunning recommend</code> (or "
+    "<code>POST /recommendations/run</code>).":
+        "Noch keine Empfehlungen gespeichert: <code>dunning recommend</code> ausführen (oder "
+        "<code>POST /recommendations/run</code>).",
+    # customer
+    "Expected payment of the open balance": "Erwartete Zahlung des offenen Saldos",
+    "as of": "Stand",
+    "No open invoice with a prediction.": "Keine offene Rechnung mit Vorhersage.",
+    "Open": "Offen",
+    "On time": "Pünktlich",
+    "Late": "Spät",
+    "Very late": "Sehr spät",
+    "expected on time": "pünktlich erwartet",
+    "under": "unter",
+    "Why": "Warum",
+    "Payment history:": "Zahlungsverhalten:",
+    "No model factors stored for the open invoices (they are computed for invoices the run "
+    "acts on).": "Für die offenen Rechnungen sind keine Modellfaktoren gespeichert (sie werden "
+                 "für Rechnungen berechnet, für die der Lauf etwas tut).",
+    "Open invoices": "Offene Rechnungen",
+    "No open invoices.": "Keine offenen Rechnungen.",
+    "Payment history": "Zahlungsverhalten",
+    "days late over time": "Tage Verspätung im Zeitverlauf",
+    "No payment history.": "Kein Zahlungsverhalten bekannt.",
+    "earlier or paid invoice(s)": "frühere oder bezahlte Rechnung(en)",
+    "Paid": "Bezahlt",
+    "Days late": "Tage verspätet",
+    "Last P(on time / late / very late)": "Letzte P(pünktlich / spät / sehr spät)",
+    "open": "offen",
+    "Timeline": "Verlauf",
+    "reminders, letters, disputes, payments, reviews":
+        "Mahnungen, Briefe, Streitfälle, Zahlungen, Prüfungen",
+    "Nothing recorded yet.": "Noch nichts erfasst.",
+    "(after the worklist's day)": "(nach dem Tag der Arbeitsliste)",
+    "Record what happened": "Ereignis erfassen",
+    "Event": "Ereignis",
+    "(none: the whole customer, for an opt-out)": "(keine: der ganze Kunde, für einen Widerspruch)",
+    "Date": "Datum",
+    "payment; optional for a promise": "Zahlung; bei einer Zusage optional",
+    "Promised date": "Zugesagtes Datum",
+    "promise to pay": "Zahlungszusage",
+    "Channel": "Kanal",
+    "opt-out": "Widerspruch",
+    "Note": "Notiz",
+    "personal data: erasable, kept out of the audit chain":
+        "personenbezogen: löschbar, nicht in der Prüfkette",
+    "Record": "Erfassen",
+    # review
+    "actions with significant effect need a person (GDPR art. 22)":
+        "Maßnahmen mit erheblicher Wirkung braucht eine Person (DSGVO Art. 22)",
+    "Show": "Anzeigen",
+    "Raised": "Erstellt",
+    "P(on time)": "P(pünktlich)",
+    "Why review": "Grund der Prüfung",
+    "Decision": "Entscheidung",
+    "Reason (required)": "Begründung (Pflicht)",
+    "Approve": "Freigeben",
+    "Reject": "Ablehnen",
+    "pending": "offen",
+    "approved": "freigegeben",
+    "rejected": "abgelehnt",
+    "by": "von",
+    "No items.": "Keine Einträge.",
+    "You have the role": "Sie haben die Rolle",
+    "you can see the queue but not decide.": "Sie sehen die Liste, können aber nicht entscheiden.",
+    # actions and statuses (shown names of fixed values)
+    "wait": "warten",
+    "email": "E-Mail",
+    "phone": "Telefon",
+    "final notice": "letzte Mahnung",
+    "agency": "Inkasso",
+    "allowed": "erlaubt",
+    "needs review": "Prüfung nötig",
+    "vetoed": "untersagt",
+    # event kinds (the customer page's form)
+    "payment": "Zahlung",
+    "dispute opened": "Streitfall eröffnet",
+    "dispute resolved": "Streitfall beigelegt",
+    "conversation": "Gespräch",
+    "contact attempt": "Kontaktversuch",
+    "opt out": "Widerspruch",
+}
+
+
+def language(value: str | None) -> str:
+    """The language of a cookie value: a known code or :data:`DEFAULT`."""
+    return value if value in LANGUAGES else DEFAULT
+
+
+def translator(lang: str) -> Callable[[str], str]:
+    """``_(text)`` for ``lang``: the German text, or ``text`` itself (English, or no entry)."""
+    if lang == "de":
+        return lambda text: GERMAN.get(text, text)
+    return lambda text: text
