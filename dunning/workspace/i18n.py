@@ -70,6 +70,8 @@ GERMAN: dict[str, str] = {
     "Flags": "Hinweise",
     "letter": "Brief",
     "why?": "warum?",
+    "veto": "Veto",
+    "vetoes": "Vetos",
     "Nothing matches these filters.": "Nichts passt zu diesen Filtern.",
     "Pages": "Seiten",
     "← previous": "← zurück",
@@ -129,7 +131,7 @@ GERMAN: dict[str, str] = {
     "Record": "Erfassen",
     # review
     "actions with significant effect need a person (GDPR art. 22)":
-        "Maßnahmen mit erheblicher Wirkung braucht eine Person (DSGVO Art. 22)",
+        "Maßnahmen mit erheblicher Wirkung brauchen eine Person (DSGVO Art. 22)",
     "Show": "Anzeigen",
     "Raised": "Erstellt",
     "P(on time)": "P(pünktlich)",
