@@ -156,6 +156,94 @@ GERMAN: dict[str, str] = {
     "allowed": "erlaubt",
     "needs review": "Prüfung nötig",
     "vetoed": "untersagt",
+    # review item
+    "Review": "Prüfung",
+    "Decided": "Entschieden",
+    "at": "am",
+    "Audit trail": "Prüfpfad",
+    "audit trail": "Prüfpfad",
+    "audit record": "Prüfeintrag",
+    "Recorded": "Erfasst",
+    "Reviewer": "Prüfer",
+    "Reason": "Begründung",
+    "erased": "gelöscht",
+    "No decision yet.": "Noch keine Entscheidung.",
+    "Decide": "Entscheiden",
+    "Reason (required, recorded in the audit trail)":
+        "Begründung (Pflicht, wird im Prüfpfad festgehalten)",
+    "Back to the queue": "Zurück zur Prüfliste",
+    # rules browser
+    "Legal rules": "Rechtsregeln",
+    "rules in": "Regeln in",
+    "files": "Dateien",
+    "Inline tests:": "Eingebaute Tests:",
+    "passed": "bestanden",
+    "failed": "fehlgeschlagen",
+    "(each case through durable_rules and numpy).":
+        "(jeder Fall mit durable_rules und numpy).",
+    "Explain a decision": "Entscheidung erklären",
+    "Check a rule file": "Regeldatei prüfen",
+    "Rule files": "Regeldateien",
+    "rule": "Regel",
+    "rules": "Regeln",
+    "actions": "Maßnahmen",
+    "valid": "gültig",
+    "When:": "Wenn:",
+    "tests": "Tests",
+    "pass": "bestanden",
+    "no inline tests": "keine eingebauten Tests",
+    # explain
+    "what the rules decide for these facts, action and date":
+        "was die Regeln für diese Fakten, Maßnahme und Datum entscheiden",
+    "Cannot decide:": "Keine Entscheidung möglich:",
+    "on": "am",
+    "Rule": "Regel",
+    "Effect": "Wirkung",
+    "Citation": "Fundstelle",
+    "fired": "gegriffen",
+    "cannot evaluate: fail closed": "nicht auswertbar: gesperrt (fail closed)",
+    "No rule fired.": "Keine Regel hat gegriffen.",
+    "Caps": "Obergrenzen",
+    "rule(s) did not fire": "Regel(n) haben nicht gegriffen",
+    "of other jurisdictions or scopes hidden": "anderer Rechtsräume oder Bereiche ausgeblendet",
+    "Facts of invoice": "Fakten der Rechnung",
+    "as known on": "Stand",
+    "(from the store); change any of them to see what the rules would decide.":
+        "(aus dem Speicher); ändern Sie beliebige, um zu sehen, was die Regeln entscheiden.",
+    "list rules of other jurisdictions too": "auch Regeln anderer Rechtsräume zeigen",
+    "Facts": "Fakten",
+    "(empty = unknown: the decision fails closed)":
+        "(leer = unbekannt: die Entscheidung sperrt)",
+    "unknown": "unbekannt",
+    # rule-file check
+    "validated with the packaged rules and tested; nothing is saved":
+        "mit den mitgelieferten Regeln validiert und getestet; nichts wird gespeichert",
+    "problem": "Problem",
+    "problems": "Probleme",
+    "nothing loaded:": "nichts geladen:",
+    "File name": "Dateiname",
+    "Rule file (YAML, the format of <code>legal_rules/rules/*.yaml</code>)":
+        "Regeldatei (YAML, im Format von <code>legal_rules/rules/*.yaml</code>)",
+    "Check": "Prüfen",
+    # letters
+    "Letter": "Brief",
+    "dated": "datiert",
+    "What it claims": "Was er fordert",
+    "pay by": "zahlbar bis",
+    "interest rate": "Zinssatz",
+    "Mark %s as sent on %s": "%s am %s als versendet erfassen",
+    "the letter as it will be sent": "der Brief, wie er versendet wird",
+    "Letter recorded": "Brief erfasst",
+    # model
+    "Model and policy": "Modell und Strategie",
+    "model card, drift, the policies' evaluation and per-segment timing":
+        "Modellkarte, Drift, Bewertung der Strategien und Zeitplan je Segment",
+    "The report of the latest run, as <code>dunning report</code> draws it:":
+        "Der Bericht des letzten Laufs, wie <code>dunning report</code> ihn zeichnet:",
+    "evaluation report": "Bewertungsbericht",
+    "Not beside the store yet (<code>make demo</code> or <code>dunning demo</code> writes it):":
+        "Noch nicht neben dem Speicher (<code>make demo</code> oder <code>dunning demo</code> "
+        "schreibt ihn):",
     # event kinds (the customer page's form)
     "payment": "Zahlung",
     "dispute opened": "Streitfall eröffnet",

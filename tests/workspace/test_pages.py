@@ -534,6 +534,29 @@ def test_the_workspace_in_german_per_session(site):
         assert "Erwartete Zahlung des offenen Saldos" in customer and "Ereignis erfassen" in \
             customer and "&lt;script&gt;alert" in customer  # names stay as they are, escaped
         assert "Freigeben" in client.get("/ui/review").text
+        for path, german_text in (("/ui/rules/explain", "Entscheidung erklären"),
+                                  ("/ui/rules/check", "Regeldatei prüfen"),
+                                  ("/ui/model", "Modell und Strategie"),
+                                  ("/ui/nowhere", "Nicht gefunden")):
+            assert german_text in client.get(path).text, path
         assert ">Worklist</a>" in other.get("/ui/").text  # the other session: English
         client.post("/ui/logout", data={"csrf": csrf})
         assert LANG_COOKIE not in client.cookies
+
+
+def test_every_translated_template_string_has_its_german_entry():
+    """The catalogue is complete: each literal a template passes to ``_`` has an entry."""
+    from dunning.workspace.i18n import GERMAN
+    from dunning.workspace.routes import HERE
+
+    keys = set()
+    for path in (HERE / "templates").glob("*.j2"):
+        text = path.read_text(encoding="utf-8")
+        keys |= set(re.findall(r'_\("((?:[^"\\]|\\.)+)"\)', text))
+        keys |= set(re.findall(r"_\('([^']+)'", text))
+        keys |= set(re.findall(r"_\('[^']+' if [^)]* else '([^']+)'\)", text))
+        keys |= set(re.findall(r"th\('[a-z]+', '([^']+)'\)", text))
+    assert len(keys) > 100, sorted(keys)[:5]
+    missing = sorted(k.replace("\\'", "'") for k in keys
+                     if k.replace("\\'", "'") not in GERMAN)
+    assert not missing, missing
