@@ -489,12 +489,25 @@ def test_recording_an_event_from_the_customer_page(site, as_of):
         assert paid.status_code == 200 and "paid 10.00" in paid.text
         assert paid.text.count("paid 10.00") == 1  # once, though it is also a payments row
         assert "<b>friendly</b>" not in paid.text
+        dispute = {"invoice_id": invoice, "effective_date": as_of.isoformat(), "csrf": csrf}
+        opened = client.post(path, data={**dispute, "kind": "dispute_opened"})
+        assert opened.status_code == 200 and "dispute opened" in opened.text
+        same = client.post(path, data={**dispute, "kind": "dispute_opened", "note": "again"})
+        assert same.status_code == 200 and "already recorded dispute_opened" in same.text
+        later = (as_of + dt.timedelta(days=1)).isoformat()  # a second one while it is open
+        twice = client.post(path, data={**dispute, "kind": "dispute_opened",
+                                        "effective_date": later})
+        assert twice.status_code == 422 and "is already disputed on" in twice.text
+        opt_out = client.post(path, data={"kind": "opt_out", "channel": "phone", "csrf": csrf,
+                                          "effective_date": as_of.isoformat()})
+        assert opt_out.status_code == 200 and "opt out of phone" in opt_out.text
     events = Store(db).events()
-    assert sorted(events["kind"]) == ["payment", "promise_to_pay"]
+    assert sorted(events["kind"]) == ["dispute_opened", "opt_out", "payment", "promise_to_pay"]
     assert set(events["recorded_by"]) == {"ui:alice"}
     with Store(db).connect() as con:
         audited = AuditLog(con, anchor=db.parent / "audit.anchor").records(kind="event")
-    assert sorted(r["payload"]["event"] for r in audited) == ["payment", "promise_to_pay"]
+    assert sorted(r["payload"]["event"] for r in audited) == ["dispute_opened", "opt_out",
+                                                             "payment", "promise_to_pay"]
 
 
 def test_unknown_workspace_paths_get_an_html_page(site):
