@@ -221,7 +221,7 @@ def test_a_morning_in_the_workspace(site, browser, shots):
     d.get(url + "/ui/")
     Select(wait_for(d, "#lang")).select_by_value("de")
     d.find_element(By.ID, "lang-switch").click()
-    assert wait_for(d, "h1").text.startswith("Arbeitsliste")
+    wait_for(d, "h1", "Arbeitsliste")  # (waits for the new page: the old h1 goes stale)
     assert d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "de"
     shots(d, "worklist-de")
     log_out(d)
