@@ -122,6 +122,9 @@ def main() -> None:
     from engine.ingest import ingest
     from engine.store import Store
 
+    load_at_start = os.getloadavg()[0]  # other jobs on the machine (recorded with the result)
+    os.environ["DUNNING_AUDIT_KEY"] = secrets.token_hex(32)  # this run's audit key
+    os.environ.pop("DUNNING_AUDIT_KEY_FILE", None)
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         folder = Path(tmp)
         files = write_open_book(folder, args.invoices, args.seed)
@@ -204,6 +207,7 @@ def main() -> None:
         "per_page_p95_ms": {k: pct(v, 95) for k, v in by_page.items()},
         "meets_target": bool(pct(worklist, 95) < TARGET_MS
                              and pct(by_page["customer"], 95) < TARGET_MS and errors == 0),
+        "load_average_1min_at_start": round(load_at_start, 2),
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "note": "client-side latency of logged-in GETs (session cookie), one uvicorn process; "
                 "the clients share the 2 cores with the server and the machine with other "

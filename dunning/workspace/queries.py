@@ -144,9 +144,12 @@ r.action, r.policy_action, r.status, r.reason, r.vetoes, r.review_id
 def latest_day(con: Any) -> dt.date | None:
     """The latest day with stored recommendations (None before the first run). Reads only:
     a page view never writes (not even the schema)."""
-    if not _has_table(con, "ops_recommendations"):
+    import duckdb
+
+    try:  # (not information_schema: asking it costs more than this query)
+        return con.execute("SELECT max(as_of) FROM ops_recommendations").fetchone()[0]
+    except duckdb.CatalogException:
         return None
-    return con.execute("SELECT max(as_of) FROM ops_recommendations").fetchone()[0]
 
 
 def worklist(con: Any, day: dt.date, f: WorklistFilter, threshold: float,
@@ -160,27 +163,64 @@ def worklist(con: Any, day: dt.date, f: WorklistFilter, threshold: float,
     conds, args = f.where(threshold)
     where = " AND ".join(["r.as_of = ?", *conds])
     order = f"{WORKLIST_SORTS[f.sort]} {'DESC' if f.desc else 'ASC'} NULLS LAST, r.invoice_id"
-    # Count and page over the tables the filter and sort need (most filters need no join);
-    # then read the page's rows, with their JSON columns, by id.
-    joins = _joins(where + order)
-    total = con.execute(f"SELECT count(*) {joins} WHERE {where}", [day, *args]).fetchone()[0]
     if limit is None:
         cur = con.execute(f"SELECT {_WORKLIST_COLUMNS} {_WORKLIST_FROM} WHERE {where} "
                           f"ORDER BY {order}", [day, *args])
         names = [d[0] for d in cur.description]
-        return int(total), [_decorate(dict(zip(names, v, strict=True)), threshold)
-                            for v in cur.fetchall()]
+        rows = [_decorate(dict(zip(names, v, strict=True)), threshold) for v in cur.fetchall()]
+        return len(rows), rows
+    # Page over the tables the filter and sort need (most need no join), then read the page's
+    # rows by rowid. The count joins only what the filter needs; when that is a join, the
+    # page query counts in the same pass (a window) rather than joining twice (profiled at
+    # 100,000 rows: 10-15 ms per join on one core).
+    count_from = _joins(where)
     overdue = ", r.as_of - i.due_date AS days_overdue" if "days_overdue" in order else ""
-    ids = [r[0] for r in con.execute(
-        f"SELECT r.invoice_id{overdue} {joins} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-        [day, *args, limit, (f.page - 1) * limit]).fetchall()]
-    if not ids:
+    counted = ", count(*) OVER ()" if count_from != _joins("") else ""
+    page = con.execute(
+        f"SELECT r.rowid{counted}{overdue} {_joins(where + order)} WHERE {where} "
+        f"ORDER BY {order} LIMIT ? OFFSET ?", [day, *args, limit, (f.page - 1) * limit]
+    ).fetchall()
+    if counted and page:
+        total = page[0][1]
+    else:
+        total = con.execute(f"SELECT count(*) {count_from} WHERE {where}",
+                            [day, *args]).fetchone()[0]
+    if not page:
         return int(total), []
-    cur = con.execute(f"SELECT {_WORKLIST_COLUMNS} {_WORKLIST_FROM} WHERE r.as_of = ? AND "
-                      "r.invoice_id IN (SELECT unnest(?))", [day, ids])
+    return int(total), [_decorate(row, threshold) for row in _page_rows(con, [r[0] for r in page])]
+
+
+def _page_rows(con: Any, rowids: list[int]) -> list[dict[str, Any]]:
+    """The worklist columns of the recommendations at ``rowids`` (in that order): each table
+    read by key for the page's 50 rows, not joined over the whole day (profiled: the join of
+    the three tables for 50 ids scanned all 100,000 rows of each, ~2/3 of a page's time)."""
+    cur = con.execute("SELECT rowid, invoice_id, customer_id, as_of, p_on_time, p_late, "
+                      "p_very_late, action, policy_action, status, reason, vetoes, review_id "
+                      "FROM ops_recommendations WHERE rowid IN (SELECT unnest(?))", [rowids])
     names = [d[0] for d in cur.description]
-    by_id = {v[0]: dict(zip(names, v, strict=True)) for v in cur.fetchall()}
-    return int(total), [_decorate(by_id[i], threshold) for i in ids]
+    recs = {v[0]: dict(zip(names, v, strict=True)) for v in cur.fetchall()}
+    invoices = [recs[i]["invoice_id"] for i in rowids]
+    inv = {v[0]: v[1:] for v in con.execute(
+        "SELECT invoice_id, amount, currency, due_date FROM invoices WHERE invoice_id IN "
+        "(SELECT unnest(?))", [invoices]).fetchall()}
+    cust = {v[0]: v[1:] for v in con.execute(
+        "SELECT customer_id, name, segment, jurisdiction FROM customers WHERE customer_id IN "
+        "(SELECT unnest(?))", [sorted({recs[i]["customer_id"] for i in rowids})]).fetchall()}
+    out = []
+    for i in rowids:
+        r = recs[i]
+        if r["invoice_id"] not in inv:  # the join's semantics: no invoice row, no worklist row
+            continue
+        amount, currency, due = inv[r["invoice_id"]]
+        name, segment, jurisdiction = cust.get(r["customer_id"], (None, None, None))
+        out.append({"invoice_id": r["invoice_id"], "customer_id": r["customer_id"],
+                    "name": name, "segment": segment, "jurisdiction": jurisdiction,
+                    "amount": amount, "currency": currency, "due_date": due,
+                    "days_overdue": (r["as_of"] - due).days if due is not None else None,
+                    **{k: r[k] for k in ("p_on_time", "p_late", "p_very_late", "action",
+                                         "policy_action", "status", "reason", "vetoes",
+                                         "review_id")}})
+    return out
 
 
 def _joins(sql: str) -> str:
@@ -334,7 +374,7 @@ def timeline(con: Any, customer_id: str, until: dt.date,
         if complaint:
             events.append({"day": when, "kind": "complaint", "invoice_id": inv,
                            "text": f"complaint after the {channel.replace('_', ' ')}"})
-    cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+    cols = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() "
                                       "WHERE table_name = 'invoices'").fetchall()}
     resolved = "dispute_resolved" if "dispute_resolved" in cols else "NULL"
     for inv, opened, closed in con.execute(
@@ -345,12 +385,17 @@ def timeline(con: Any, customer_id: str, until: dt.date,
         if closed is not None and closed <= until:
             events.append({"day": closed, "kind": "dispute", "invoice_id": inv,
                            "text": "dispute resolved"})
+    recorded = _has_table(con, "events")
     for inv, when, amount, currency in con.execute(
             "SELECT p.invoice_id, p.payment_date, p.amount, i.currency FROM payments p "
             "JOIN invoices i ON i.invoice_id = p.invoice_id WHERE i.customer_id = ? "
-            "AND p.payment_date <= ?", [customer_id, until]).fetchall():
+            "AND p.payment_date <= ?" + (" AND p.payment_id NOT IN (SELECT event_id FROM "
+                                         "events WHERE kind = 'payment')" if recorded else ""),
+            [customer_id, until]).fetchall():
         events.append({"day": when, "kind": "payment", "invoice_id": inv,
                        "text": f"paid {amount:,.2f} {currency}"})
+    if recorded:
+        events += _recorded_events(con, customer_id, until)
     if _has_table(con, "ops_audit_log"):
         for as_of, inv, payload in con.execute(
                 "SELECT as_of, invoice_id, payload FROM ops_audit_log WHERE customer_id = ? "
@@ -363,9 +408,36 @@ def timeline(con: Any, customer_id: str, until: dt.date,
     return events[:limit]
 
 
+def _recorded_events(con: Any, customer_id: str, until: dt.date) -> list[dict[str, Any]]:
+    """What clerks recorded (``dunning record``, ``POST /events``, the customer page's form):
+    every event of the customer, also those effective after ``until`` (recorded since the
+    worklist's day, e.g. before tonight's run: ``after`` is then True), as timeline entries."""
+    out = []
+    for kind, when, inv, amount, promised, channel, by, currency in con.execute(
+            "SELECT e.kind, e.effective_date, e.invoice_id, e.amount, e.promised_date, "
+            "e.channel, e.recorded_by, i.currency FROM events e LEFT JOIN invoices i ON "
+            "i.invoice_id = e.invoice_id WHERE e.customer_id = ?", [customer_id]).fetchall():
+        text = kind.replace("_", " ")
+        if kind == "payment":
+            text = f"paid {amount:,.2f} {currency or ''}".rstrip()
+        elif kind == "promise_to_pay":
+            text += f" by {promised}" + (f": {amount:,.2f} {currency or ''}" if amount else "")
+        elif kind == "opt_out":
+            text += f" of {channel}"
+        elif amount is not None:
+            text += f": {amount:,.2f} {currency or ''}"
+        text += f" (recorded by {by})" if by else ""
+        group = {"payment": "payment", "dispute_opened": "dispute",
+                 "dispute_resolved": "dispute"}.get(kind, kind)
+        out.append({"day": when, "kind": group, "invoice_id": inv or "", "text": text,
+                    "after": when > until})
+    return out
+
+
 def _has_table(con: Any, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE "
-                            "table_name = ?", [name]).fetchone()[0])
+    # (duckdb_tables(): a third of information_schema's cost, asked on every page)
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                            [name]).fetchone()[0])
 
 
 # ------------------------------------------------------------------------------ review

@@ -5,6 +5,7 @@ path                   method  what
 =====================  ======  ==============================================================
 /ui/login              GET     login form (API token); POST checks it and sets the cookie
 /ui/logout             POST    ends the session
+/ui/language           POST    the session's UI language (en, de: ``dunning.workspace.i18n``)
 /ui/                   GET     worklist: today's recommendations, filters, sort, paging
 /ui/worklist.csv       GET     the same filters as CSV (every matching row)
 /ui/customers/{id}     GET     expected amounts, invoices, payment history, factors, timeline
@@ -44,6 +45,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from dunning.workspace import queries
+from dunning.workspace.i18n import LANG_COOKIE, LANGUAGES, language, translator
 from dunning.workspace.session import LOGIN_COOKIE, SESSION_COOKIE, Session, Sessions
 from engine.errors import InputError
 
@@ -65,6 +67,18 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
 MAX_FORM_FIELD = 4000
 CHANNELS = ("email", "letter", "phone", "final_notice", "agency")
 _TEST_CACHE: dict[str, Any] = {}
+# what a clerk records from the customer page (engine.events.KINDS less the bookkeeping ones)
+EVENT_KINDS = ("payment", "promise_to_pay", "dispute_opened", "dispute_resolved",
+               "conversation", "contact_attempt", "opt_out")
+OPT_OUT_CHANNELS = ("email", "letter", "phone")
+# form field -> its label in messages
+EVENT_FIELDS = {"kind": "kind", "invoice_id": "invoice", "effective_date": "date",
+                "amount": "amount", "promised_date": "promised date", "channel": "channel",
+                "note": "note"}
+# engine.events' CLI option names -> the form's labels
+EVENT_OPTIONS = {"date": "date", "invoice": "invoice", "customer": "customer",
+                 "amount": "amount", "promised-date": "promised date", "channel": "channel",
+                 "set": "changes"}
 
 
 def templates() -> Any:
@@ -174,8 +188,10 @@ class Workspace:
     # -- responses --------------------------------------------------------------------------
     def render(self, request: Request, name: str, session: Session | None,
                http_status: int = 200, **ctx: Any) -> HTMLResponse:
+        lang = language(request.cookies.get(LANG_COOKIE))
         html = self.env.get_template(name).render(
-            session=session, threshold=self.threshold, path=request.url.path, **ctx)
+            session=session, threshold=self.threshold, path=request.url.path, lang=lang,
+            _=translator(lang), languages=LANGUAGES, **ctx)
         return HTMLResponse(html, status_code=http_status, headers=SECURITY_HEADERS)
 
     def error(self, request: Request, session: Session | None, status: int,
@@ -208,6 +224,24 @@ class Workspace:
         body = (await request.body()).decode("utf-8", errors="replace")
         parsed = urllib.parse.parse_qs(body, keep_blank_values=True, max_num_fields=100)
         return {k: v[-1][:MAX_FORM_FIELD] for k, v in parsed.items()}
+
+    async def posted(self, request: Request, needs_reviewer: str = ""
+                     ) -> tuple[Session, dict[str, str]] | Response:
+        """``(session, form)`` of a state-changing POST, or the response refusing it: the
+        login page without a session; 403 when the form did not come from this server's pages
+        (:meth:`same_origin`) or lacks the session's CSRF token; 403 when ``needs_reviewer``
+        (what the POST does, for the message) is given and the session is not a reviewer."""
+        session = self.session(request)
+        if session is None:
+            return self.login_redirect(request)
+        form = await self.form(request)
+        if not self.same_origin(request) or not self.sessions.csrf_ok(session, form.get("csrf")):
+            return self.error(request, session, 403, "The form expired or did not come from "
+                              "this server; reload the page and try again.")
+        if needs_reviewer and not session.can_review:
+            return self.error(request, session, 403, f"{session.who.name} has the role "
+                              f"{session.who.role!r}; {needs_reviewer} needs 'reviewer'.")
+        return session, form
 
     def same_origin(self, request: Request) -> bool:
         """The browser says the POST comes from this server's own pages (defence beside the
@@ -286,6 +320,22 @@ def make_router(ws: Workspace) -> APIRouter:
             return ws.error(request, session, 403, "The form expired; reload the page.")
         resp = ws.redirect(PREFIX + "/login")
         resp.delete_cookie(SESSION_COOKIE, path="/")
+        resp.delete_cookie(LANG_COOKIE, path="/")
+        return resp
+
+    @router.post(PREFIX + "/language")
+    async def switch_language(request: Request) -> Response:
+        """The session's UI language (``lang``: en or de), then back to the page (``next``)."""
+        posted = await ws.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
+        if form.get("lang") not in LANGUAGES:
+            return ws.error(request, session, 422, f"language {form.get('lang', '')[:20]!r}: "
+                            f"expected one of {', '.join(LANGUAGES)}")
+        resp = ws.redirect(_safe_next(form.get("next")))
+        resp.set_cookie(LANG_COOKIE, form["lang"], httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
         return resp
 
     # -- worklist ---------------------------------------------------------------------------
@@ -335,19 +385,24 @@ def make_router(ws: Workspace) -> APIRouter:
     @router.get(PREFIX + "/customers/{customer_id}")
     @page
     def customer(request: Request, session: Session, customer_id: str) -> Response:
-        from dunning.workspace.charts import history_chart
+        return _customer_page(ws, request, session, customer_id[:100])
 
-        with ws.state.store.connect() as con:
-            day = queries.latest_day(con)
-            try:
-                data = queries.customer(con, customer_id[:100], day, ws.threshold)
-            except InputError as exc:
-                return ws.error(request, session, 404, str(exc))
-        factors = next((r["top_factors"] for r in sorted(
-            data["open"], key=lambda r: -(r["amount"] or 0)) if r["top_factors"]), [])
-        chart = history_chart(queries.payment_points(data["past"]))
-        return ws.render(request, "customer.html.j2", session, day=day, c=data, chart=chart,
-                         factors=factors)
+    @router.post(PREFIX + "/customers/{customer_id}/events")
+    async def record_event(request: Request, customer_id: str) -> Response:
+        posted = await ws.posted(request, needs_reviewer="recording an event")
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
+        values = {k: form.get(k, "").strip() for k in EVENT_FIELDS}
+        from fastapi.concurrency import run_in_threadpool
+
+        ok, message = await run_in_threadpool(_record_event, ws, customer_id[:100], values,
+                                              session.who.name)
+        if not ok:
+            return _customer_page(ws, request, session, customer_id[:100], http_status=422,
+                                  event=values, event_error=message)
+        ws.state.invalidate()
+        return _customer_page(ws, request, session, customer_id[:100], event_done=message)
 
     # -- review -----------------------------------------------------------------------------
     @router.get(PREFIX + "/review")
@@ -376,16 +431,10 @@ def make_router(ws: Workspace) -> APIRouter:
 
     @router.post(PREFIX + "/review/{rid}")
     async def decide(request: Request, rid: str) -> Response:
-        session = ws.session(request)
-        if session is None:
-            return ws.login_redirect(request)
-        form = await ws.form(request)
-        if not ws.same_origin(request) or not ws.sessions.csrf_ok(session, form.get("csrf")):
-            return ws.error(request, session, 403, "The form expired or did not come from "
-                            "this server; reload the page and decide again.")
-        if not session.can_review:
-            return ws.error(request, session, 403, f"{session.who.name} has the role "
-                            f"{session.who.role!r}; deciding a review item needs 'reviewer'.")
+        posted = await ws.posted(request, needs_reviewer="deciding a review item")
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
         decision, reason = form.get("decision", ""), form.get("reason", "").strip()
         if decision not in ("approve", "reject") or len(reason) < 3:
             return ws.error(request, session, 422, "A decision needs approve or reject and a "
@@ -436,12 +485,10 @@ def make_router(ws: Workspace) -> APIRouter:
 
     @router.post(PREFIX + "/rules/explain")
     async def explain(request: Request) -> Response:
-        session = ws.session(request)
-        if session is None:
-            return ws.login_redirect(request)
-        form = await ws.form(request)
-        if not ws.same_origin(request) or not ws.sessions.csrf_ok(session, form.get("csrf")):
-            return ws.error(request, session, 403, "The form expired; reload the page.")
+        posted = await ws.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
         from legal_rules.facts import FACTS
 
         values = {k: form.get(f"fact_{k}", "").strip() for k in FACTS}
@@ -468,12 +515,10 @@ def make_router(ws: Workspace) -> APIRouter:
 
     @router.post(PREFIX + "/rules/check")
     async def check(request: Request) -> Response:
-        session = ws.session(request)
-        if session is None:
-            return ws.login_redirect(request)
-        form = await ws.form(request)
-        if not ws.same_origin(request) or not ws.sessions.csrf_ok(session, form.get("csrf")):
-            return ws.error(request, session, 403, "The form expired; reload the page.")
+        posted = await ws.posted(request)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
         name = re.sub(r"[^a-z0-9_.-]", "_", form.get("name", "").strip().lower())[:60]
         name = name if name.endswith((".yaml", ".yml")) else (name or "upload") + ".yaml"
         text = form.get("yaml", "")
@@ -529,15 +574,10 @@ def make_router(ws: Workspace) -> APIRouter:
 
     @router.post(PREFIX + "/letters/{invoice_id}/sent")
     async def letter_sent(request: Request, invoice_id: str) -> Response:
-        session = ws.session(request)
-        if session is None:
-            return ws.login_redirect(request)
-        form = await ws.form(request)
-        if not ws.same_origin(request) or not ws.sessions.csrf_ok(session, form.get("csrf")):
-            return ws.error(request, session, 403, "The form expired; reload the page.")
-        if not session.can_review:
-            return ws.error(request, session, 403, f"{session.who.name} has the role "
-                            f"{session.who.role!r}; recording a sent letter needs 'reviewer'.")
+        posted = await ws.posted(request, needs_reviewer="recording a sent letter")
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
         channel = form.get("action", "")
         if channel not in LETTER_CHANNELS:
             return ws.error(request, session, 422, f"action {channel!r}: expected one of "
@@ -575,10 +615,95 @@ def make_router(ws: Workspace) -> APIRouter:
         return HTMLResponse(html, headers={**SECURITY_HEADERS, "Content-Security-Policy":
                                            LETTER_CSP, "X-Frame-Options": "SAMEORIGIN"})
 
+    # last: any other path under /ui is an HTML page "not found", not the API's JSON
+    @router.api_route(PREFIX + "/{rest:path}", methods=["GET", "POST"])
+    def not_found(request: Request, rest: str) -> Response:
+        return ws.error(request, ws.session(request), 404,
+                        f"No page {request.url.path[:200]!r} in the workspace.")
+
     return router
 
 
 # ---------------------------------------------------------------------------- helpers
+def _customer_page(ws: Workspace, request: Request, session: Session, customer_id: str,
+                   http_status: int = 200, event: dict[str, str] | None = None,
+                   event_error: str = "", event_done: str = "") -> Response:
+    """The customer page; ``event``/``event_error``/``event_done``: the event form's values
+    and the outcome of recording one (shown in the form)."""
+    from dunning.workspace.charts import history_chart
+
+    with ws.state.store.connect() as con:
+        day = queries.latest_day(con)
+        try:
+            data = queries.customer(con, customer_id, day, ws.threshold)
+        except InputError as exc:
+            return ws.error(request, session, 404, str(exc))
+    factors = next((r["top_factors"] for r in sorted(
+        data["open"], key=lambda r: -(r["amount"] or 0)) if r["top_factors"]), [])
+    chart = history_chart(queries.payment_points(data["past"]))
+    form = {k: "" for k in EVENT_FIELDS}
+    form.update(kind="payment", effective_date=(day or dt.date.today()).isoformat())
+    if event:
+        form.update(event)
+    invoices = [r["invoice_id"] for r in data["open"]] + [r["invoice_id"] for r in data["past"]]
+    return ws.render(request, "customer.html.j2", session, http_status=http_status, day=day,
+                     c=data, chart=chart, factors=factors, event=form, event_kinds=EVENT_KINDS,
+                     event_invoices=invoices, event_error=event_error, event_done=event_done,
+                     opt_out_channels=OPT_OUT_CHANNELS)
+
+
+def _record_event(ws: Workspace, customer_id: str, values: dict[str, str],
+                  who: str) -> tuple[bool, str]:
+    """Record the event form's ``values`` for ``customer_id`` through
+    :func:`dunning.ops.events.record` (validated, audited under ``ui:who``); returns
+    ``(True, summary)`` or ``(False, the error as the form names its fields)``."""
+    from dunning.ops.events import record
+    from engine.events import Event
+
+    problems = []
+    kind = values["kind"]
+    if kind not in EVENT_KINDS:
+        problems.append(f"kind: {kind[:40]!r} is not one of {', '.join(EVENT_KINDS)}")
+    dates: dict[str, dt.date | None] = {}
+    for name in ("effective_date", "promised_date"):
+        text = values[name]
+        try:
+            dates[name] = dt.date.fromisoformat(text) if text else None
+        except ValueError:
+            problems.append(f"{EVENT_FIELDS[name]}: {text[:40]!r} is not a date YYYY-MM-DD")
+    if not values["effective_date"]:
+        problems.append("date: give the day it happened (YYYY-MM-DD)")
+    amount = None
+    if values["amount"]:
+        try:
+            amount = float(values["amount"].replace(",", ""))
+        except ValueError:
+            problems.append(f"amount: {values['amount'][:40]!r} is not a number")
+    if problems:
+        return False, "; ".join(problems)
+    event = Event(kind=kind, effective_date=dates["effective_date"],  # type: ignore[arg-type]
+                  invoice_id=values["invoice_id"] or None, customer_id=customer_id,
+                  amount=amount, promised_date=dates["promised_date"],
+                  channel=values["channel"] or None, recorded_by=f"ui:{who}",
+                  note=values["note"] or None)
+    if kind != "opt_out" and not event.invoice_id:
+        return False, f"invoice: {kind.replace('_', ' ')} is about one invoice; choose it"
+    if kind != "opt_out":
+        event.channel = None if kind not in ("contact_attempt", "conversation") else "phone"
+    try:
+        with ws.rules_lock:  # the API's one writer lock of this process
+            done = record(ws.state.store, event, anchor=ws.state.anchor)
+    except InputError as exc:
+        return False, _form_words(str(exc))
+    return True, done.recorded.summary() + (f" (audit record #{done.audit_seq})"
+                                            if done.audit_seq else "")
+
+
+def _form_words(message: str) -> str:
+    """An error of :mod:`engine.events` (worded for the CLI's options) with the form's labels."""
+    return re.sub(r"--([a-z-]+)", lambda m: EVENT_OPTIONS.get(m.group(1), m.group(1)), message)
+
+
 def _check_rule_file(ws: Workspace, name: str, text: str
                      ) -> tuple[list[str], list[Any], dict[str, list[Any]]]:
     """Validate a rule file's text together with the packaged rules (as ``dunning rules

@@ -151,6 +151,17 @@ def test_a_morning_in_the_workspace(site, browser, shots):
     assert d.find_elements(By.CSS_SELECTOR, "#history-chart circle")
     assert d.find_elements(By.CSS_SELECTOR, "#timeline li")
     d.get(url + f"/ui/customers/{HOSTILE_ID}")
+    # record a promise to pay from the page: on the timeline at once
+    Select(wait_for(d, "#event-kind")).select_by_value("promise_to_pay")
+    Select(d.find_element(By.ID, "event-invoice")).select_by_index(1)
+    promised = d.execute_script(
+        "const f = document.getElementById('event-promised');"
+        "const day = new Date(document.getElementById('event-date').value);"
+        "day.setUTCDate(day.getUTCDate() + 10); f.value = day.toISOString().slice(0, 10);"
+        "return f.value")
+    d.find_element(By.ID, "event-submit").click()
+    assert "recorded promise_to_pay" in wait_for(d, "#event-done").text
+    assert f"promise to pay by {promised}" in d.find_element(By.ID, "timeline").text
     shots(d, "customer")
     # -- a letter as it will be sent, framed (sandboxed) in the page ------------------------
     d.get(letter_url)
@@ -206,6 +217,13 @@ def test_a_morning_in_the_workspace(site, browser, shots):
     d.find_element(By.ID, "check").click()
     assert "mine.yaml:10: rules[0]" in wait_for(d, "#check-problems").text
     shots(d, "rules-check")
+    # -- the same session in German ---------------------------------------------------------
+    d.get(url + "/ui/")
+    Select(wait_for(d, "#lang")).select_by_value("de")
+    d.find_element(By.ID, "lang-switch").click()
+    wait_for(d, "h1", "Arbeitsliste")  # (waits for the new page: the old h1 goes stale)
+    assert d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "de"
+    shots(d, "worklist-de")
     log_out(d)
     # -- a read-only user: no decision buttons, and a forced POST is refused -----------------
     log_in(d, url, READ)

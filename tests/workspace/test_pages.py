@@ -441,3 +441,135 @@ def test_explain_prefilled_with_an_invoices_facts_from_the_store(site, as_of):
                         page.text).group(1)
         assert jur == facts["jurisdiction"][i]
         assert client.get("/ui/rules/explain", params={"invoice": "NOPE"}).status_code == 404
+
+
+def test_recording_an_event_from_the_customer_page(site, as_of):
+    """Reviewer only, CSRF, the form's errors named by its labels; recorded through
+    dunning.ops.events.record: on the timeline at once, one audit record under ``ui:alice``."""
+    from dunning.ops.audit import AuditLog
+    from engine.store import Store
+
+    url, db = site
+    recs = _stored(db)
+    mine = recs[recs["customer_id"] == HOSTILE_ID]
+    invoice = str(mine["invoice_id"].iloc[0])
+    other = str(recs[recs["customer_id"] != HOSTILE_ID]["invoice_id"].iloc[0])
+    path = f"/ui/customers/{HOSTILE_ID}/events"
+    promise = {"kind": "promise_to_pay", "invoice_id": invoice,
+               "effective_date": as_of.isoformat(),
+               "promised_date": (as_of + dt.timedelta(days=9)).isoformat(),
+               "amount": "120.50", "channel": "", "note": "called back, <b>friendly</b>"}
+    with login(url, READ) as reader:
+        page = reader.get(f"/ui/customers/{HOSTILE_ID}").text
+        assert 'id="event-form"' not in page  # no form for a read-only user ...
+        denied = reader.post(path, data={**promise, "csrf": csrf_of(page)})
+        assert denied.status_code == 403 and "needs &#39;reviewer&#39;" in denied.text
+    with login(url, REVIEW) as client:
+        page = client.get(f"/ui/customers/{HOSTILE_ID}").text
+        assert 'id="event-form"' in page and f'value="{as_of.isoformat()}"' in page
+        csrf = csrf_of(page)
+        assert client.post(path, data={**promise, "csrf": "forged"}).status_code == 403
+        bad = client.post(path, data={**promise, "kind": "payment", "amount": "lots",
+                                      "csrf": csrf})
+        assert bad.status_code == 422 and "amount: &#39;lots&#39; is not a number" in bad.text
+        assert 'value="lots"' in bad.text  # the form keeps what was typed
+        wrong = client.post(path, data={**promise, "invoice_id": other, "csrf": csrf})
+        said = re.search(r'id="event-error">([^<]*)<', wrong.text).group(1)
+        assert wrong.status_code == 422 and "belongs to customer" in said and "--" not in said
+        late = client.post(path, data={**promise, "promised_date": "2020-01-01", "csrf": csrf})
+        assert late.status_code == 422 and "promised date 2020-01-01: before the day" in late.text
+        ok = client.post(path, data={**promise, "csrf": csrf})
+        assert ok.status_code == 200 and 'id="event-done"' in ok.text, ok.text[-2000:]
+        day = (as_of + dt.timedelta(days=9)).isoformat()
+        assert f"promise to pay by {day}: 120.50" in ok.text  # on the timeline at once
+        again = client.post(path, data={**promise, "csrf": csrf})
+        assert "already recorded" in again.text
+        paid = client.post(path, data={"kind": "payment", "invoice_id": invoice, "amount": "10",
+                                       "effective_date": as_of.isoformat(), "csrf": csrf})
+        assert paid.status_code == 200 and "paid 10.00" in paid.text
+        assert paid.text.count("paid 10.00") == 1  # once, though it is also a payments row
+        assert "<b>friendly</b>" not in paid.text
+        dispute = {"invoice_id": invoice, "effective_date": as_of.isoformat(), "csrf": csrf}
+        opened = client.post(path, data={**dispute, "kind": "dispute_opened"})
+        assert opened.status_code == 200 and "dispute opened" in opened.text
+        same = client.post(path, data={**dispute, "kind": "dispute_opened", "note": "again"})
+        assert same.status_code == 200 and "already recorded dispute_opened" in same.text
+        later = (as_of + dt.timedelta(days=1)).isoformat()  # a second one while it is open
+        twice = client.post(path, data={**dispute, "kind": "dispute_opened",
+                                        "effective_date": later})
+        assert twice.status_code == 422 and "is already disputed on" in twice.text
+        opt_out = client.post(path, data={"kind": "opt_out", "channel": "phone", "csrf": csrf,
+                                          "effective_date": as_of.isoformat()})
+        assert opt_out.status_code == 200 and "opt out of phone" in opt_out.text
+    events = Store(db).events()
+    assert sorted(events["kind"]) == ["dispute_opened", "opt_out", "payment", "promise_to_pay"]
+    assert set(events["recorded_by"]) == {"ui:alice"}
+    with Store(db).connect() as con:
+        audited = AuditLog(con, anchor=db.parent / "audit.anchor").records(kind="event")
+    assert sorted(r["payload"]["event"] for r in audited) == ["dispute_opened", "opt_out",
+                                                             "payment", "promise_to_pay"]
+
+
+def test_unknown_workspace_paths_get_an_html_page(site):
+    url, _ = site
+    with login(url, READ) as client:
+        r = client.get("/ui/no/such/page")
+        assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+        assert "dora (read)" in r.text and r.headers["content-security-policy"] == CSP
+    with httpx.Client(base_url=url, timeout=30) as anon:
+        assert anon.get("/ui/nothing").status_code == 404
+        assert anon.get("/no-such-api").headers["content-type"] == "application/json"
+
+
+def test_the_workspace_in_german_per_session(site):
+    """English by default; the switch (CSRF-checked) turns one session's pages German, fixed
+    strings from the catalogue, data untouched; another session stays English."""
+    from dunning.workspace.i18n import GERMAN, LANG_COOKIE
+
+    url, _ = site
+    with login(url, REVIEW) as client, login(url, READ) as other:
+        page = client.get("/ui/")
+        assert '<html lang="en">' in page.text and ">Worklist</a>" in page.text
+        csrf = csrf_of(page.text)
+        assert client.post("/ui/language", data={"lang": "de", "next": "/ui/",
+                                                 "csrf": "forged"}).status_code == 403
+        assert client.post("/ui/language", data={"lang": "xx", "next": "/ui/",
+                                                 "csrf": csrf}).status_code == 422
+        r = client.post("/ui/language", data={"lang": "de", "next": "/ui/review",
+                                              "csrf": csrf})
+        assert r.status_code == 303 and r.headers["location"] == "/ui/review"
+        german = client.get("/ui/").text
+        assert '<html lang="de">' in german
+        for english in ("Worklist", "Export these as CSV", "Days overdue", "Legal status"):
+            assert GERMAN[english] in german and f">{english}<" not in german
+        assert "offene Rechnungen" in german and "Tage überfällig" in german
+        customer = client.get(f"/ui/customers/{HOSTILE_ID}").text
+        assert "Erwartete Zahlung des offenen Saldos" in customer and "Ereignis erfassen" in \
+            customer and "&lt;script&gt;alert" in customer  # names stay as they are, escaped
+        assert "Freigeben" in client.get("/ui/review").text
+        for path, german_text in (("/ui/rules/explain", "Entscheidung erklären"),
+                                  ("/ui/rules/check", "Regeldatei prüfen"),
+                                  ("/ui/model", "Modell und Strategie"),
+                                  ("/ui/nowhere", "Nicht gefunden")):
+            assert german_text in client.get(path).text, path
+        assert ">Worklist</a>" in other.get("/ui/").text  # the other session: English
+        client.post("/ui/logout", data={"csrf": csrf})
+        assert LANG_COOKIE not in client.cookies
+
+
+def test_every_translated_template_string_has_its_german_entry():
+    """The catalogue is complete: each literal a template passes to ``_`` has an entry."""
+    from dunning.workspace.i18n import GERMAN
+    from dunning.workspace.routes import HERE
+
+    keys = set()
+    for path in (HERE / "templates").glob("*.j2"):
+        text = path.read_text(encoding="utf-8")
+        keys |= set(re.findall(r'_\("((?:[^"\\]|\\.)+)"\)', text))
+        keys |= set(re.findall(r"_\('([^']+)'", text))
+        keys |= set(re.findall(r"_\('[^']+' if [^)]* else '([^']+)'\)", text))
+        keys |= set(re.findall(r"th\('[a-z]+', '([^']+)'\)", text))
+    assert len(keys) > 100, sorted(keys)[:5]
+    missing = sorted(k.replace("\\'", "'") for k in keys
+                     if k.replace("\\'", "'") not in GERMAN)
+    assert not missing, missing
