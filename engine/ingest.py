@@ -777,7 +777,13 @@ class _TableValidator:
                 self.updates[p] = True
                 self.changed[p] = fields
 
-    def check_reference(self, column: str, parent: str, parent_key: str) -> None:
+    def check_reference(self, column: str, parent: str, parent_key: str,
+                        quarantined: Mapping[str, str] | None = None) -> None:
+        """Every ``column`` value must be a ``parent_key`` in the store or this ingest.
+
+        ``quarantined``: parent keys whose row this ingest quarantined -> where that row is
+        (``file line N``); a row referring to one names it, so the follow-on error points
+        at its cause instead of only saying "unknown"."""
         ok = self.ok() & self.rows[column].notna().to_numpy()
         refs = self.rows.loc[ok, [column]].drop_duplicates()
         if refs.empty:
@@ -789,7 +795,12 @@ class _TableValidator:
         ).df()[parent_key]
         self.con.unregister("_refs")
         unknown = ok & ~isin_strings(self.rows[column], known)
-        self.errors.add(unknown, column, _found(
+        where = self.rows[column].map(quarantined or {})
+        follow = unknown & where.notna().to_numpy()
+        self.errors.add(follow, column, _at(lambda pos: [
+            f"{column} '", self.rows[column].iloc[pos], f"' was not loaded: its {parent} row (",
+            where.iloc[pos], ") was quarantined by this ingest; fix that row first"]))
+        self.errors.add(unknown & ~follow, column, _found(
             f"unknown {column} (not in the store nor loaded by this ingest)", self.rows[column]))
 
     def check_against_invoice(self, date_col: str, present: np.ndarray) -> None:
@@ -987,6 +998,7 @@ def _load(store: Store, batches: dict[str, list[_Batch]], mapping: Mapping | Non
     read = mapping.read if mapping else ReadOptions()
     quarantines: list[tuple[Path, Path]] = []
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    quarantined_keys: dict[str, dict[str, str]] = {}  # table -> key -> where its row is
     with store.connect() as con:
         con.execute("BEGIN TRANSACTION")
         try:
@@ -1014,15 +1026,18 @@ def _load(store: Store, batches: dict[str, list[_Batch]], mapping: Mapping | Non
                 v.check_columns()
                 v.derive_ids()
                 if name == "invoices":
-                    v.check_reference("customer_id", "customers", "customer_id")
+                    v.check_reference("customer_id", "customers", "customer_id",
+                                      quarantined_keys.get("customers"))
                 if name in ("payments", "actions"):
-                    v.check_reference("invoice_id", "invoices", "invoice_id")
+                    v.check_reference("invoice_id", "invoices", "invoice_id",
+                                      quarantined_keys.get("invoices"))
                 v.check_duplicates()
                 present = v.check_store(effective)
                 if name in ("payments", "actions"):
                     v.check_against_invoice("payment_date" if name == "payments"
                                             else "action_date", present)
                 bad = v.errors.bad()
+                quarantined_keys[name] = _where_quarantined(rows, table.key, bad)
                 update = v.updates & ~bad
                 new = ~bad & ~present & ~update
                 t = report.tables[name]
@@ -1054,6 +1069,15 @@ def _load(store: Store, batches: dict[str, list[_Batch]], mapping: Mapping | Non
             raise
     for tmp, final in quarantines:
         os.replace(tmp, final)
+
+
+def _where_quarantined(rows: pd.DataFrame, key: str, bad: np.ndarray) -> dict[str, str]:
+    """Key -> ``file line N`` of the quarantined rows that have a key (the first such row
+    of a key), for the follow-on errors of the tables that refer to them."""
+    hit = rows.loc[bad & rows[key].notna().to_numpy(), [key, "_file", "_line"]]
+    hit = hit.drop_duplicates(subset=key)
+    return {str(k): f"{Path(str(f)).name} line {int(n)}"
+            for k, f, n in zip(hit[key], hit["_file"], hit["_line"], strict=True)}
 
 
 def top_reasons(errors: pd.DataFrame, n: int = 3) -> list[tuple[str, int]]:

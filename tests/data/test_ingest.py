@@ -302,3 +302,27 @@ def test_a_stored_value_against_a_missing_one_is_a_conflict(tmp_path, store,
     # row meets its stored twin and the missing propensity makes it a conflict
     assert report.tables["actions"].quarantined == 1
     assert "conflict" in quarantine(report, "actions")["reason"].iloc[0]
+
+
+def test_follow_on_errors_name_the_quarantined_parent_row(tmp_path, store) -> None:
+    """A row whose customer (or invoice) was quarantined in the same ingest names that row
+    as the cause; a reference to an id that exists nowhere stays plain "unknown"."""
+    (tmp_path / "customers.csv").write_text(
+        "customer_id,jurisdiction,customer_type\nC1,DE,b2b\nC2,DE,bzb\n")
+    (tmp_path / "invoices.csv").write_text(
+        "invoice_id,customer_id,invoice_date,due_date,amount,currency\n"
+        "I1,C1,2024-01-01,2024-01-31,100,EUR\nI2,C2,2024-01-01,2024-01-31,100,EUR\n"
+        "I3,C9,2024-01-01,2024-01-31,100,EUR\n")
+    (tmp_path / "payments.csv").write_text(
+        "invoice_id,payment_date,amount\nI2,2024-02-01,100\nI1,2024-02-01,100\n")
+    report = ingest([tmp_path / f"{t}.csv" for t in ("customers", "invoices", "payments")],
+                    db=store)
+    assert (report.tables["customers"].quarantined, report.tables["invoices"].quarantined,
+            report.tables["payments"].quarantined) == (1, 2, 1)
+    invoices = pd.read_csv(report.tables["invoices"].quarantine_file).set_index("invoice_id")
+    assert "its customers row (customers.csv line 3) was quarantined" in \
+        invoices.loc["I2", "reason"]
+    assert invoices.loc["I3", "reason"].startswith("unknown customer_id")
+    payments = pd.read_csv(report.tables["payments"].quarantine_file)
+    assert "its invoices row (invoices.csv line 3) was quarantined" in payments["reason"][0]
+    assert store.counts()["payments"] == 1
