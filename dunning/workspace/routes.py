@@ -830,7 +830,9 @@ def _approve(ws: Workspace, sha: str, who: Any, reason: str) -> tuple[Any, str, 
     except InputError as exc:
         return str(exc).replace(str(ws.state.store.path.parent), "<data folder>")
     if ws.state.ruleset.hash != done[1]:  # compiled_rules keys on the files: a new set
-        return f"approved, but the server still uses rules {ws.state.ruleset.hash[:12]}"
+        return (f"{done[0].name} was approved (audit record #{done[2]}, rules "
+                f"{done[1][:12]}), but this server still decides with rules "
+                f"{ws.state.ruleset.hash[:12]}; restart `dunning serve`")
     return done
 
 
