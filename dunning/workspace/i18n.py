@@ -225,6 +225,27 @@ GERMAN: dict[str, str] = {
     "Rule file (YAML, the format of <code>legal_rules/rules/*.yaml</code>)":
         "Regeldatei (YAML, im Format von <code>legal_rules/rules/*.yaml</code>)",
     "Check": "Prüfen",
+    # rule proposals and their approval (four eyes)
+    "Proposed:": "Vorgeschlagen:",
+    "A second person with the legal role approves it on the":
+        "Eine zweite Person mit der Rolle legal gibt sie frei auf der Seite",
+    "pending rule changes": "offene Regeländerungen",
+    "Pending rule changes": "Offene Regeländerungen",
+    "Propose this file": "Diese Datei vorschlagen",
+    "(a second person with the legal role must approve it before it is used)":
+        "(eine zweite Person mit der Rolle legal muss sie freigeben, bevor sie gilt)",
+    "rules in force": "geltende Regeln",
+    "Approved:": "Freigegeben:",
+    "proposed by": "vorgeschlagen von",
+    "rules in force now": "jetzt geltende Regeln",
+    "only the legal role proposes and approves rule changes.":
+        "nur die Rolle legal schlägt Regeländerungen vor und gibt sie frei.",
+    "No pending rule changes.": "Keine offenen Regeländerungen.",
+    "replaces the file in force": "ersetzt die geltende Datei",
+    "a new file": "eine neue Datei",
+    "Proposed by": "Vorgeschlagen von",
+    "rule set once approved": "Regelsatz nach Freigabe",
+    "Changes": "Änderungen",
     # letters
     "Letter": "Brief",
     "dated": "datiert",

@@ -15,6 +15,9 @@ path                   method  what
 /ui/rules/explain      GET     the explain form; POST shows the decision for facts/action/date
 /ui/rules/check        GET     paste a rule file; POST validates it with the packaged rules and
                                runs its inline tests (file:line: field: message); saves nothing
+/ui/rules/propose      POST    proposes a file that passes the check (legal role): pending
+/ui/rules/pending      GET     pending rule files with their diff; POST /ui/rules/pending/{sha}
+                               approves one (legal role, not the proposer, with a reason)
 /ui/model              GET     model card, drift, policies and timing: the report of the run
                                (``results.json`` beside the store), framed and sandboxed
 /ui/letters/{id}       GET     a letter's preview (HTML frame, PDF link, figures); POST .../sent
@@ -44,6 +47,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from dunning.ops.rule_approval import LEGAL_ROLE
 from dunning.workspace import queries
 from dunning.workspace.i18n import LANG_COOKIE, LANGUAGES, language, translator
 from dunning.workspace.session import LOGIN_COOKIE, SESSION_COOKIE, Session, Sessions
@@ -65,6 +69,7 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
                     "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
                     "Cache-Control": "no-store"}
 MAX_FORM_FIELD = 4000
+MAX_RULE_FILE = 200_000  # a pasted rule file (``yaml``): never cut short and then proposed
 CHANNELS = ("email", "letter", "phone", "final_notice", "agency")
 _TEST_CACHE: dict[str, Any] = {}
 # what a clerk records from the customer page (engine.events.KINDS less the bookkeeping ones)
@@ -223,14 +228,16 @@ class Workspace:
         """The url-encoded body of a POST (last value of each field, length-limited)."""
         body = (await request.body()).decode("utf-8", errors="replace")
         parsed = urllib.parse.parse_qs(body, keep_blank_values=True, max_num_fields=100)
-        return {k: v[-1][:MAX_FORM_FIELD] for k, v in parsed.items()}
+        return {k: v[-1][:MAX_RULE_FILE if k == "yaml" else MAX_FORM_FIELD]
+                for k, v in parsed.items()}
 
-    async def posted(self, request: Request, needs_reviewer: str = ""
+    async def posted(self, request: Request, needs_reviewer: str = "", role: str = "reviewer"
                      ) -> tuple[Session, dict[str, str]] | Response:
         """``(session, form)`` of a state-changing POST, or the response refusing it: the
         login page without a session; 403 when the form did not come from this server's pages
         (:meth:`same_origin`) or lacks the session's CSRF token; 403 when ``needs_reviewer``
-        (what the POST does, for the message) is given and the session is not a reviewer."""
+        (what the POST does, for the message) is given and the session's role is not
+        ``role`` (the reviewer, or ``legal`` for rule changes)."""
         session = self.session(request)
         if session is None:
             return self.login_redirect(request)
@@ -238,9 +245,9 @@ class Workspace:
         if not self.same_origin(request) or not self.sessions.csrf_ok(session, form.get("csrf")):
             return self.error(request, session, 403, "The form expired or did not come from "
                               "this server; reload the page and try again.")
-        if needs_reviewer and not session.can_review:
+        if needs_reviewer and session.who.role != role:
             return self.error(request, session, 403, f"{session.who.name} has the role "
-                              f"{session.who.role!r}; {needs_reviewer} needs 'reviewer'.")
+                              f"{session.who.role!r}; {needs_reviewer} needs {role!r}.")
         return session, form
 
     def same_origin(self, request: Request) -> bool:
@@ -511,7 +518,7 @@ def make_router(ws: Workspace) -> APIRouter:
     @page
     def check_form(request: Request, session: Session) -> Response:
         return ws.render(request, "rules_check.html.j2", session, file_name="upload.yaml", text="",
-                         problems=None, rules=[], results={})
+                         problems=None, rules=[], results={}, proposal=None)
 
     @router.post(PREFIX + "/rules/check")
     async def check(request: Request) -> Response:
@@ -519,15 +526,68 @@ def make_router(ws: Workspace) -> APIRouter:
         if isinstance(posted, Response):
             return posted
         session, form = posted
-        name = re.sub(r"[^a-z0-9_.-]", "_", form.get("name", "").strip().lower())[:60]
-        name = name if name.endswith((".yaml", ".yml")) else (name or "upload") + ".yaml"
+        name = _rule_file_name(form.get("name", ""))
         text = form.get("yaml", "")
         from fastapi.concurrency import run_in_threadpool
 
         problems, rules, results = await run_in_threadpool(_check_rule_file, ws, name, text)
         return ws.render(request, "rules_check.html.j2", session,
                          http_status=422 if problems else 200, file_name=name, text=text,
-                         problems=problems, rules=rules, results=results)
+                         problems=problems, rules=rules, results=results, proposal=None)
+
+    @router.post(PREFIX + "/rules/propose")
+    async def propose_rule_file(request: Request) -> Response:
+        """Propose a checked file (legal role): checked again, then
+        :func:`dunning.ops.rule_approval.propose` stores it as pending and audits it."""
+        posted = await ws.posted(request, needs_reviewer="proposing a rule file",
+                                 role=LEGAL_ROLE)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
+        name, text = _rule_file_name(form.get("name", "")), form.get("yaml", "")
+        from fastapi.concurrency import run_in_threadpool
+
+        problems, rules, results = await run_in_threadpool(_check_rule_file, ws, name, text)
+        failed = [f"{name}: inline test of {r.id} fails: {cs.label}" for r in rules
+                  for cs in results[r.id] if not cs.passed]
+        proposal = None
+        if not problems and not failed:
+            made = await run_in_threadpool(_propose, ws, name, text, session.who.name)
+            problems, proposal = (made, None) if isinstance(made, list) else ([], made)
+        return ws.render(request, "rules_check.html.j2", session,
+                         http_status=422 if problems or failed else 200, file_name=name,
+                         text=text, problems=problems or failed or [], rules=rules,
+                         results=results, proposal=proposal)
+
+    @router.get(PREFIX + "/rules/pending")
+    @page
+    def pending_rules(request: Request, session: Session) -> Response:
+        return _pending_page(ws, request, session)
+
+    @router.post(PREFIX + "/rules/pending/{sha}")
+    async def approve_rule_file(request: Request, sha: str) -> Response:
+        """Approve a pending file (legal role, not its proposer, a reason): through
+        :func:`dunning.ops.rule_approval.approve`; the decisions use it from now on."""
+        posted = await ws.posted(request, needs_reviewer="approving a rule change",
+                                 role=LEGAL_ROLE)
+        if isinstance(posted, Response):
+            return posted
+        session, form = posted
+        reason = form.get("reason", "").strip()
+        if not re.fullmatch(r"[0-9a-f]{6,64}", sha):
+            return ws.error(request, session, 404, f"{sha[:70]!r}: not a proposal's sha256")
+        if len(reason) < 3:
+            return ws.error(request, session, 422, "Approving a rule change needs a reason of "
+                            "at least 3 characters (it is recorded in the audit trail).")
+        from fastapi.concurrency import run_in_threadpool
+
+        done = await run_in_threadpool(_approve, ws, sha, session.who, reason)
+        if isinstance(done, str):
+            return ws.error(request, session, 409, done)
+        ws.state.invalidate()
+        prop, ruleset_hash, seq = done
+        return _pending_page(ws, request, session, approved=(
+            prop.name, prop.sha256, prop.proposed_by, ruleset_hash, seq))
 
     # -- letters ----------------------------------------------------------------------------
     @router.get(PREFIX + "/letters/{invoice_id}")
@@ -728,6 +788,74 @@ def _check_rule_file(ws: Workspace, name: str, text: str
             return [f"{name}:1: (file): no rules found; expected a list of rules"], [], {}
         results = _rule_tests(ws, ruleset)
     return [], mine, {r.id: results.get(r.id, []) for r in mine}
+
+
+def _rule_file_name(value: str) -> str:
+    """A form's file name as a safe ``*.yaml`` name (no path, at most 60 characters)."""
+    name = re.sub(r"[^a-z0-9_.-]", "_", value.strip().lower())[:60].lstrip(".")
+    return name if name.endswith((".yaml", ".yml")) else (name or "upload") + ".yaml"
+
+
+def _propose(ws: Workspace, name: str, text: str, who: str) -> Any:
+    """:func:`dunning.ops.rule_approval.propose` of the pasted file (validated again with
+    the rules in force); the ``Proposal``, or its problems as ``file:line: field: message``."""
+    import tempfile
+
+    from dunning.ops.rule_approval import propose
+    from legal_rules.loader import RuleFileError
+
+    with tempfile.TemporaryDirectory(prefix="dunning-rule-propose-") as tmp:
+        path = Path(tmp) / name
+        path.write_text(text, encoding="utf-8")
+        try:
+            with ws.rules_lock:  # the API's one writer lock of this process (audit record)
+                return propose(ws.state.store, path, who)[0]
+        except RuleFileError as exc:
+            return [str(p).replace(str(path), name) for p in exc.problems] or [str(exc)]
+        except InputError as exc:
+            return [str(exc).replace(str(path), name)]
+
+
+def _approve(ws: Workspace, sha: str, who: Any, reason: str) -> tuple[Any, str, int] | str:
+    """:func:`dunning.ops.rule_approval.approve` (its refusals, e.g. the proposer's own
+    file, as the message), then the rules in force compiled again for the server."""
+    from dunning.ops.rule_approval import approve
+    from legal_rules.loader import RuleFileError
+
+    try:
+        with ws.rules_lock:
+            done = approve(ws.state.store, sha, who, reason)
+    except RuleFileError as exc:
+        return "; ".join(str(p) for p in exc.problems) or str(exc)
+    except InputError as exc:
+        return str(exc).replace(str(ws.state.store.path.parent), "<data folder>")
+    if ws.state.ruleset.hash != done[1]:  # compiled_rules keys on the files: a new set
+        return (f"{done[0].name} was approved (audit record #{done[2]}, rules "
+                f"{done[1][:12]}), but this server still decides with rules "
+                f"{ws.state.ruleset.hash[:12]}; restart `dunning serve`")
+    return done
+
+
+def _pending_page(ws: Workspace, request: Request, session: Session,
+                  approved: tuple | None = None) -> Response:
+    """The pending proposals, each with a unified diff against the file of that name in
+    force (packaged or approved), or the whole file when it adds a new one."""
+    import difflib
+
+    from dunning.ops.rule_approval import pending
+
+    ruleset = ws.state.ruleset
+    in_force = {Path(r.source.file).name: Path(r.source.file) for r in ruleset.rules}
+    rows = []
+    for p in pending(ws.state.store.path):
+        new = p.path.read_text(encoding="utf-8").splitlines(keepends=True)
+        old_path = in_force.get(p.name)
+        old = old_path.read_text(encoding="utf-8").splitlines(keepends=True) if old_path else []
+        diff = "".join(difflib.unified_diff(old, new, f"{p.name} (in force)",
+                                            f"{p.name} (proposed)", n=2))
+        rows.append({"p": p, "replaces": old_path is not None, "diff": diff})
+    return ws.render(request, "rules_pending.html.j2", session, rows=rows, ruleset=ruleset,
+                     approved=approved)
 
 
 def _results_path(ws: Workspace) -> Path:

@@ -85,6 +85,13 @@ class Session:
     def can_review(self) -> bool:
         return self.who.role == "reviewer"
 
+    @property
+    def can_change_rules(self) -> bool:
+        """Proposes and approves rule files (``dunning.ops.rule_approval.LEGAL_ROLE``)."""
+        from dunning.ops.rule_approval import LEGAL_ROLE
+
+        return self.who.role == LEGAL_ROLE
+
 
 class Sessions:
     """Signs and checks session cookies and CSRF tokens for one server process.

@@ -1,6 +1,6 @@
 """Fixtures of the workspace tests: a small store (the ops tests' deterministic tables, one
 customer renamed to hostile HTML) with a payment model and one day of recommendations, the
-real API + workspace app served by uvicorn on 127.0.0.1, and tokens for two roles."""
+real API + workspace app served by uvicorn on 127.0.0.1, and tokens for three roles."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from ..ops.conftest import AS_OF, _plant_actions, make_tables, running_server
 
 READ = "rd-ws-Hq4tN8vBz1XkP6mW3yLc9RsD5jGf2uAe"
 REVIEW = "rv-ws-Mv7pK2xQw5ZnT9bL4cYh8DsF1jRg6uEa"
+LEGAL = "lg-ws-M3YuDG4KRvQ3dBz-ejfErDeGNCNLRlWY"  # lena: proposes rule files
+LEGAL2 = "lg-ws-WGzjX8jRUWOw1noAV7yiWHzUdWKLXJ3i"  # otto: the second pair of eyes
 HOSTILE = '<script>alert("x")</script> & <b>Co</b>'
 HOSTILE_ID = "C000038"
 
@@ -71,7 +73,8 @@ def make_workspace_app(db: Path, tmp_path: Path):  # noqa: ANN201
     from dunning.api import ApiConfig, create_app, load_tokens
 
     token_file = tmp_path / "tokens.txt"
-    token_file.write_text(f"{READ} read dora\n{REVIEW} reviewer alice\n")
+    token_file.write_text(f"{READ} read dora\n{REVIEW} reviewer alice\n"
+                          f"{LEGAL} legal lena\n{LEGAL2} legal otto\n")
     return create_app(ApiConfig(db=db, tokens=load_tokens(token_file)))
 
 

@@ -18,7 +18,15 @@ from dunning.workspace.routes import CSP, _cell
 from dunning.workspace.session import SESSION_COOKIE, Sessions, session_secret
 from engine.errors import InputError
 
-from .conftest import HOSTILE_ID, READ, REVIEW, decided_reviews, make_workspace_app
+from .conftest import (
+    HOSTILE_ID,
+    LEGAL,
+    LEGAL2,
+    READ,
+    REVIEW,
+    decided_reviews,
+    make_workspace_app,
+)
 
 
 @pytest.fixture
@@ -418,6 +426,90 @@ def test_checking_a_rule_file_shows_its_lines_and_tests_and_saves_nothing(site):
         assert good.status_code == 200 and 'id="check-ok"' in good.text
         assert "inline tests 2 of 3 pass" in good.text  # the third case is wrong on purpose
         assert "ws.no_calls_on_saturday" not in client.get("/ui/rules").text  # not saved
+
+
+def _explain_fires(client: httpx.Client, rule_id: str) -> bool:
+    """Whether ``rule_id`` fires for a B2C debtor called on a weekend (the explain form)."""
+    from legal_rules.testing import NEUTRAL_FACTS
+
+    form = client.get("/ui/rules/explain")
+    facts = {f"fact_{k}": ("true" if v is True else "false" if v is False else str(v))
+             for k, v in NEUTRAL_FACTS.items()}
+    facts.update(fact_customer_type="b2c", fact_is_weekend="true")
+    r = client.post("/ui/rules/explain", data={"csrf": csrf_of(form.text), "action": "phone",
+                                               "as_of": "2026-03-07", **facts})
+    assert r.status_code == 200, r.text
+    return f'href="/ui/rules#{rule_id}"' in r.text
+
+
+def test_proposing_and_approving_a_rule_file_four_eyes(site):
+    """Propose from the check page (legal), the pending page lists it with its diff, the
+    proposer cannot approve it, a reviewer gets 403, a second legal user approves: both
+    records in the audit trail and the server decides with the new rules at once."""
+    from dunning.ops.audit import AuditLog
+    from engine.store import Store
+
+    url, db = site
+    rule = GOOD_RULE.replace("      - {facts: {is_weekend: false}, action: phone, expect: "
+                             "fires}\n", "")
+    rid = "ws.no_calls_on_saturday"
+    with login(url, READ) as reader:  # no propose button for a reader, 403 if posted anyway
+        token = csrf_of(reader.get("/ui/rules/check").text)
+        checked = reader.post("/ui/rules/check", data={"csrf": token, "name": "mine.yaml",
+                                                       "yaml": rule})
+        assert 'id="check-ok"' in checked.text and 'id="propose"' not in checked.text
+        assert reader.post("/ui/rules/propose", data={"csrf": token, "name": "mine.yaml",
+                                                      "yaml": rule}).status_code == 403
+    with login(url, LEGAL) as lena:
+        before = lena.get("/ui/rules/pending").text
+        old_hash = re.search(r'id="ruleset-hash">([0-9a-f]+)<', before).group(1)
+        assert 'id="no-pending"' in before and not _explain_fires(lena, rid)
+        token = csrf_of(before)
+        failing = lena.post("/ui/rules/propose", data={"csrf": token, "name": "mine.yaml",
+                                                       "yaml": GOOD_RULE})
+        assert failing.status_code == 422 and "inline test of " + rid in failing.text
+        checked = lena.post("/ui/rules/check", data={"csrf": token, "name": "mine.yaml",
+                                                     "yaml": rule})
+        assert 'id="propose"' in checked.text
+        hidden = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"',
+                                 checked.text.split('id="propose-form"')[1]))
+        import html as html_lib
+
+        assert html_lib.unescape(hidden["yaml"]) == rule  # the button posts the checked file
+        made = lena.post("/ui/rules/propose", data={k: html_lib.unescape(v)
+                                                    for k, v in hidden.items()})
+        assert made.status_code == 200, made.text
+        sha = re.search(r'id="proposal-hash">([0-9a-f]{64})<', made.text).group(1)
+        pending = lena.get("/ui/rules/pending").text
+        assert f'id="proposal-{sha[:12]}"' in pending and "lena" in pending
+        assert "+  - id: " + rid in pending  # the diff shows the added rule
+        own = lena.post(f"/ui/rules/pending/{sha}", data={"csrf": token, "reason": "fine"})
+        assert own.status_code == 409 and "a second person must approve" in own.text
+    with login(url, REVIEW) as alice:
+        page = alice.get("/ui/rules/pending").text
+        assert f'id="proposal-{sha[:12]}"' in page and 'class="approve-rule"' not in page
+        assert alice.post(f"/ui/rules/pending/{sha}", data={
+            "csrf": csrf_of(page), "reason": "looks right"}).status_code == 403
+    with login(url, LEGAL2) as otto:
+        page = otto.get("/ui/rules/pending").text
+        token = csrf_of(page)
+        assert otto.post(f"/ui/rules/pending/{sha}", data={"csrf": token, "reason": " "}
+                         ).status_code == 422
+        ok = otto.post(f"/ui/rules/pending/{sha}", data={"csrf": token,
+                                                         "reason": "house rule agreed"})
+        assert ok.status_code == 200, ok.text
+        new_hash = re.search(r'id="new-ruleset-hash">([0-9a-f]+)<', ok.text).group(1)
+        assert not new_hash.startswith(old_hash) and 'id="no-pending"' in ok.text
+        rules_page = otto.get("/ui/rules").text
+        assert f'id="{rid}"' in rules_page and f"hash {new_hash[:12]}" in rules_page
+        assert _explain_fires(otto, rid)
+    with Store(db).connect() as con:
+        recs = [r for r in AuditLog(con).records(kind="rules") if r["payload"]["sha256"] == sha]
+    assert [r["payload"]["event"] for r in recs] == ["proposed", "approved"]
+    assert recs[0]["payload"]["proposed_by"] == "lena"
+    assert recs[1]["payload"]["approved_by"] == "otto"
+    assert recs[1]["payload"]["ruleset_hash"] == new_hash
+    assert recs[1]["personal"]["reason"] == "house rule agreed"
 
 
 def test_explain_prefilled_with_an_invoices_facts_from_the_store(site, as_of):
