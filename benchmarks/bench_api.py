@@ -18,7 +18,6 @@ import argparse
 import multiprocessing as mp
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 from benchmarks.bench_recommend import AS_OF, write_open_book  # noqa: E402
-from benchmarks.common import write_result  # noqa: E402
+from benchmarks.common import free_port, run_clients, write_result  # noqa: E402
 
 
 def _client(url: str, token: str, ids: list[str], out: mp.Queue) -> None:
@@ -51,18 +50,6 @@ def _client(url: str, token: str, ids: list[str], out: mp.Queue) -> None:
         errors += resp.status != 200
     conn.close()
     out.put((lat, errors))
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -89,7 +76,7 @@ def main() -> None:
         ids = Recommender(Store(db)).run(AS_OF).frame["invoice_id"].tolist()
 
         token = secrets.token_urlsafe(32)
-        port = _free_port()
+        port = free_port()
         root = str(Path(__file__).resolve().parents[1])
         env = {**os.environ, "DUNNING_API_TOKENS": f"{token}:read:bench",
                "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -110,18 +97,8 @@ def main() -> None:
             q.get()
             per = args.requests // args.clients
             parts = [rng.choice(ids, per).tolist() for _ in range(args.clients)]
-            out: mp.Queue = mp.Queue()
-            procs = [mp.Process(target=_client, args=(url, token, p, out)) for p in parts]
             load_start = round(os.getloadavg()[0], 2)
-            cpu0 = _cpu_seconds(server.pid)
-            t0 = time.perf_counter()
-            for p in procs:
-                p.start()
-            results = [out.get() for _ in procs]
-            elapsed = time.perf_counter() - t0
-            server_cpu = _cpu_seconds(server.pid) - cpu0
-            for p in procs:
-                p.join()
+            results, elapsed, server_cpu = run_clients(_client, url, token, parts, server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)

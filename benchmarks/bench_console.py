@@ -32,9 +32,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-from benchmarks.bench_api import _cpu_seconds, _free_port  # noqa: E402
 from benchmarks.bench_recommend import AS_OF, write_open_book  # noqa: E402
-from benchmarks.common import write_result  # noqa: E402
+from benchmarks.common import free_port, run_clients, write_result  # noqa: E402
 
 PAGES = {
     "first_page": "/ui/",
@@ -135,7 +134,7 @@ def main() -> None:
         customers = sorted(set(frame["customer_id"]))
 
         token = secrets.token_urlsafe(24)
-        port = _free_port()
+        port = free_port()
         env = {**os.environ, "DUNNING_API_TOKENS": f"{token}:read:bench"}
         # `dunning serve` of the code this script runs (not the installed console script's)
         cli = [sys.executable, "-c", "from dunning.cli import main; main()"]
@@ -158,17 +157,7 @@ def main() -> None:
                 plan += [("customer", f"/ui/customers/{c}")
                          for c in rng.choice(customers, args.customers).tolist()]
                 plans.append([plan[i] for i in rng.permutation(len(plan))])
-            out: mp.Queue = mp.Queue()
-            procs = [mp.Process(target=_client, args=(url, token, p, out)) for p in plans]
-            cpu0 = _cpu_seconds(server.pid)
-            t0 = time.perf_counter()
-            for p in procs:
-                p.start()
-            results = [out.get() for _ in procs]
-            elapsed = time.perf_counter() - t0
-            server_cpu = _cpu_seconds(server.pid) - cpu0
-            for p in procs:
-                p.join()
+            results, elapsed, server_cpu = run_clients(_client, url, token, plans, server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)

@@ -72,3 +72,40 @@ def finished_rl_run(run: Path) -> tuple[Any, Any, Any]:
         sys.exit(f"{config.model_dir}: no trained models; run benchmarks/bench_rl.py first")
     company = generate_step(config, scenario=config.scenario)
     return config, company, cut_date(config, company)
+
+
+# ------------------------------------------------------------------- HTTP load benchmarks
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_clients(client: Any, url: str, token: str, plans: list[Any], server_pid: int
+                ) -> tuple[list[Any], float, float]:
+    """Start one process per plan running ``client(url, token, plan, queue)`` at once;
+    returns what each put on the queue, the wall seconds until all had answered and the
+    server's CPU seconds meanwhile (bounded: each plan is a finite list of requests)."""
+    import multiprocessing as mp
+
+    out: Any = mp.Queue()
+    procs = [mp.Process(target=client, args=(url, token, plan, out)) for plan in plans]
+    cpu0 = cpu_seconds(server_pid)
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    elapsed = time.perf_counter() - t0
+    server_cpu = cpu_seconds(server_pid) - cpu0
+    for p in procs:
+        p.join()
+    return results, elapsed, server_cpu

@@ -515,7 +515,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host"),
     port: int = typer.Option(8000, "--port"),
     tokens: Path = typer.Option(None, "--tokens", help="Token file (one `token role [name]` "
-                                "per line; roles: read, reviewer). Default: env "
+                                "per line; roles: read, reviewer, legal). Default: env "
                                 "DUNNING_API_TOKENS (`token:role[:name],...`)."),
     db: Path = DB_OPT,
     model: Path = typer.Option(None, "--model", help="Payment model for /predictions."),
