@@ -4,7 +4,8 @@ with the ``legal`` role approved it.
 Layout next to the store (``<store folder>/rules/``)::
 
     pending/<sha256>/<name>.yaml   a proposed file, byte for byte
-    pending/<sha256>/proposal.json who proposed it, when, the file name and its sha256
+    pending/<sha256>/proposal.json who proposed it, when, the file name and its sha256, the
+                                   sha256 of the file it replaces
     approved/<name>.yaml           the team files in force (each replaces the packaged file
                                    of the same name, ``legal_rules.loader.layered_files``)
     approved.json                  manifest: name -> sha256, and who approved which, when, why
@@ -125,6 +126,7 @@ class Proposal:
     proposed_at: str
     ruleset_hash: str
     path: Path
+    replaces_sha256: str = ""  # the file of that name in force when proposed ("": a new one)
 
 
 def _audit(store: Any, payload: dict[str, Any], day: dt.date,
@@ -140,12 +142,31 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+def in_force_file(store_path: Path, name: str) -> Path | None:
+    """The rule file called ``name`` that decisions use now: the approved team file, else
+    the packaged one, else None (a proposal of that name adds a new file)."""
+    from legal_rules.loader import packaged_rules_dir
+
+    approved = rules_area(store_path) / "approved" / name
+    if name in _manifest(rules_area(store_path))["files"] and approved.is_file():
+        return approved
+    packaged = packaged_rules_dir() / name
+    return packaged if packaged.is_file() else None
+
+
 def propose(store: Any, file: Path, by: str) -> tuple[Proposal, int]:
     """Validate ``file`` with the rules in force, store it as pending, audit it.
 
+    All or nothing: the file and its ``proposal.json`` are written to a staging folder that
+    is renamed into ``pending/`` in one step, and removed again if the audit record cannot be
+    written; a file already pending (same bytes) is refused. The record names the file, who
+    and when, its sha256 and the sha256 of the file it replaces (``replaces_sha256``).
     Returns ``(proposal, audit seq)``. Raises ``RuleFileError`` when the file (together with
-    the rules in force) does not load.
+    the rules in force) does not load, ``InputError`` for the other refusals.
     """
+    import shutil
+    import tempfile
+
     file = Path(file)
     if not file.is_file() or file.suffix not in (".yaml", ".yml"):
         raise InputError(f"{file}: expected a rule file (*.yaml)")
@@ -154,15 +175,32 @@ def propose(store: Any, file: Path, by: str) -> tuple[Proposal, int]:
     ruleset = rules_in_force(store.path, extra=file)
     raw = file.read_bytes()
     sha = hashlib.sha256(raw).hexdigest()
-    folder = rules_area(store.path) / "pending" / sha
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / file.name).write_bytes(raw)
+    root = rules_area(store.path) / "pending"
+    if (root / sha / PROPOSAL).is_file():
+        held = json.loads((root / sha / PROPOSAL).read_text(encoding="utf-8"))
+        raise InputError(f"{file.name}: this exact file (sha256 {sha[:12]}) is already "
+                         f"pending, proposed by {held['proposed_by']} at {held['proposed_at']}")
+    old = in_force_file(store.path, file.name)
     when = _now()
     meta = {"sha256": sha, "name": file.name, "proposed_by": by.strip(),
-            "proposed_at": when.isoformat(), "ruleset_hash": ruleset.hash}
-    atomic_write_text(folder / PROPOSAL, json.dumps(meta, indent=2) + "\n")
-    seq = _audit(store, {"event": "proposed", **meta}, when.date())
-    return Proposal(**meta, path=folder / file.name), seq
+            "proposed_at": when.isoformat(), "ruleset_hash": ruleset.hash,
+            "replaces_sha256": file_sha256(old) if old is not None else ""}
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root.parent))
+    (staging / file.name).write_bytes(raw)
+    (staging / PROPOSAL).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    try:
+        staging.rename(root / sha)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise InputError(f"{file.name}: proposed at the same moment by someone else; "
+                         "reload the pending changes") from None
+    try:
+        seq = _audit(store, {"event": "proposed", **meta}, when.date())
+    except BaseException:
+        shutil.rmtree(root / sha, ignore_errors=True)  # no pending file without its record
+        raise
+    return Proposal(**meta, path=root / sha / file.name), seq
 
 
 def pending(store_path: Path) -> list[Proposal]:

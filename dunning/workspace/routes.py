@@ -766,22 +766,26 @@ def _form_words(message: str) -> str:
 
 def _check_rule_file(ws: Workspace, name: str, text: str
                      ) -> tuple[list[str], list[Any], dict[str, list[Any]]]:
-    """Validate a rule file's text together with the packaged rules (as ``dunning rules
-    check --with-packaged``) and run its inline tests; nothing is saved.
+    """Validate a rule file's text together with the rules in force, replacing the file of
+    the same name (:func:`dunning.ops.rule_approval.rules_in_force`, what proposing and
+    approving check), and run its inline tests; nothing is saved.
 
     Returns ``(problems as "file:line: field: message", its rules, test results per rule)``.
     """
     import tempfile
 
-    from legal_rules.loader import PACKAGED, RuleFileError, load_rules
+    from dunning.ops.rule_approval import rules_in_force
+    from legal_rules.loader import RuleFileError
 
     with tempfile.TemporaryDirectory(prefix="dunning-rule-check-") as tmp:
         path = Path(tmp) / name
         path.write_text(text, encoding="utf-8")
         try:
-            ruleset = load_rules([PACKAGED, path])
+            ruleset = rules_in_force(ws.state.store.path, extra=path)
         except RuleFileError as exc:
             return [str(p).replace(str(path), name) for p in exc.problems] or [str(exc)], [], {}
+        except InputError as exc:
+            return [str(exc).replace(str(path), name)], [], {}
         mine = [r for r in ruleset.rules if Path(r.source.file).name == name
                 and Path(r.source.file).parent == Path(tmp)]
         if not mine:
