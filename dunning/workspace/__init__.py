@@ -55,4 +55,5 @@ def mount_workspace(app: Any, state: Any, rules_lock: threading.Lock,
     ws = Workspace(state, rules_lock, secret if secret is not None else session_secret(),
                    threshold if threshold is not None else risk_threshold())
     app.include_router(make_router(ws))
+    app.state.workspace = ws  # (tests size its what-if: ``ws.whatif.invoices``)
     return ws

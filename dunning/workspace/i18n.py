@@ -272,6 +272,77 @@ GERMAN: dict[str, str] = {
     "conversation": "Gespräch",
     "contact attempt": "Kontaktversuch",
     "opt out": "Widerspruch",
+    # rule-file editor and what-if (dunning.workspace.rule_editor)
+    "Caveats": "Einschränkungen",
+    "Check result": "Prüfergebnis",
+    "Check validates with the rules in force and runs the inline tests; nothing is saved. "
+    "Propose saves the file as a pending change only if it passes; a second person with the "
+    "legal role approves it.":
+        "Prüfen validiert mit den geltenden Regeln und führt die eingebetteten Tests aus; "
+        "nichts wird gespeichert. Vorschlagen speichert die Datei nur dann als offene "
+        "Änderung, wenn sie besteht; eine zweite Person mit der Rolle legal gibt sie frei.",
+    "Current rules against the changed rules (mean over seeds; difference with its 95 % "
+    "interval)": "Geltende gegen geänderte Regeln (Mittel über Seeds; Differenz mit "
+                 "95-%-Intervall)",
+    "Edit": "Bearbeiten",
+    "Edit a rule file": "Regeldatei bearbeiten",
+    "KPI": "Kennzahl",
+    "New rule file": "Neue Regeldatei",
+    "No rule changes recorded yet.": "Noch keine Regeländerungen protokolliert.",
+    "Not checked yet.": "Noch nicht geprüft.",
+    "Numbered lines": "Nummerierte Zeilen",
+    "Other rules whose refusals moved:": "Andere Regeln, deren Ablehnungen sich änderten:",
+    "Propose": "Vorschlagen",
+    "Reload": "Neu laden",
+    "Rule changes in the audit trail": "Regeländerungen im Prüfpfad",
+    "Running": "Läuft",
+    "The KPIs of the simulated invoices under the rules in the file, against the current "
+    "rules, on the same invoices and random draws.":
+        "Die Kennzahlen der simulierten Rechnungen mit den Regeln der Datei, verglichen mit "
+        "den geltenden Regeln, auf denselben Rechnungen und Zufallsziehungen.",
+    "The file changes no rule that decides anything (same rules as in force).":
+        "Die Datei ändert keine Regel, die etwas entscheidet (dieselben Regeln wie geltend).",
+    "The what-if did not run:": "Die Was-wäre-wenn-Rechnung lief nicht:",
+    "What each changed rule did": "Was jede geänderte Regel bewirkte",
+    "What-if": "Was wäre wenn",
+    "What-if: KPIs with this change": "Was wäre wenn: Kennzahlen mit dieser Änderung",
+    "changed": "geändert",
+    "current": "geltend",
+    "difference (95 % interval)": "Differenz (95-%-Intervall)",
+    "event": "Ereignis",
+    "file": "Datei",
+    "in force now:": "jetzt geltend:",
+    "inline tests": "eingebettete Tests",
+    "invoices": "Rechnungen",
+    "lines added": "Zeilen hinzugefügt",
+    "lines removed": "Zeilen entfernt",
+    "nothing saved:": "nichts gespeichert:",
+    "old against proposed": "alt gegen vorgeschlagen",
+    "queued": "wartet",
+    "reason": "Begründung",
+    "seeds": "Seeds",
+    "verdict": "Bewertung",
+    "when": "wann",
+    "who": "wer",
+    "better": "besser",
+    "worse": "schlechter",
+    "no clear change": "keine klare Änderung",
+    "added": "hinzugefügt",
+    "removed": "entfernt",
+    "proposed": "vorgeschlagen",
+    "Money collected per invoice (NPV)": "Eingang je Rechnung (Barwert)",
+    "Days from invoice to payment": "Tage von Rechnung bis Zahlung",
+    "DSO (days sales outstanding)": "DSO (Forderungslaufzeit in Tagen)",
+    "Paid within 14 days of the first reminder": "Bezahlt binnen 14 Tagen nach der ersten "
+                                                 "Mahnung",
+    "Reminders per invoice": "Mahnungen je Rechnung",
+    "Complaints per 1,000 invoices": "Beschwerden je 1.000 Rechnungen",
+    "Agency handovers per 1,000 invoices": "Inkasso-Übergaben je 1.000 Rechnungen",
+    "Unpaid at the end (write-off rate)": "Am Ende unbezahlt (Abschreibungsquote)",
+    "Actions taken that the rules forbid (must be 0)": "Ausgeführte, von den Regeln verbotene "
+                                                       "Aktionen (muss 0 sein)",
+    "Actions asked for and refused by the rules": "Angefragte, von den Regeln abgelehnte "
+                                                  "Aktionen",
 }
 
 

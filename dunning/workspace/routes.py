@@ -16,8 +16,11 @@ path                   method  what
 /ui/rules/check        GET     paste a rule file; POST validates it with the packaged rules and
                                runs its inline tests (file:line: field: message); saves nothing
 /ui/rules/propose      POST    proposes a file that passes the check (legal role): pending
-/ui/rules/pending      GET     pending rule files with their diff; POST /ui/rules/pending/{sha}
-                               approves one (legal role, not the proposer, with a reason)
+/ui/rules/pending      GET     pending rule files with their diff and the rule changes of the
+                               audit trail; POST /ui/rules/pending/{sha} approves one (legal
+                               role, not the proposer, with a reason)
+/ui/rules/edit/...     GET     the rule-file editor and the what-if of a changed rule set:
+/ui/rules/whatif/...           :mod:`dunning.workspace.rule_editor`
 /ui/model              GET     model card, drift, policies and timing: the report of the run
                                (``results.json`` beside the store), framed and sandboxed
 /ui/letters/{id}       GET     a letter's preview (HTML frame, PDF link, figures); POST .../sent
@@ -274,8 +277,11 @@ def _safe_next(value: str | None) -> str:
 
 def make_router(ws: Workspace) -> APIRouter:
     """The workspace's routes over ``ws`` (see the module docstring)."""
+    from dunning.workspace.rule_editor import make_editor_router
+
     router = APIRouter(include_in_schema=False)
     page = _page_guard(ws)
+    router.include_router(make_editor_router(ws))  # before the catch-all at the end
 
     @router.get("/")
     def root() -> Response:
@@ -547,16 +553,11 @@ def make_router(ws: Workspace) -> APIRouter:
         name, text = _rule_file_name(form.get("name", "")), form.get("yaml", "")
         from fastapi.concurrency import run_in_threadpool
 
-        problems, rules, results = await run_in_threadpool(_check_rule_file, ws, name, text)
-        failed = [f"{name}: inline test of {r.id} fails: {cs.label}" for r in rules
-                  for cs in results[r.id] if not cs.passed]
-        proposal = None
-        if not problems and not failed:
-            made = await run_in_threadpool(_propose, ws, name, text, session.who.name)
-            problems, proposal = (made, None) if isinstance(made, list) else ([], made)
+        problems, rules, results, proposal = await run_in_threadpool(
+            checked_proposal, ws, name, text, session.who.name)
         return ws.render(request, "rules_check.html.j2", session,
-                         http_status=422 if problems or failed else 200, file_name=name,
-                         text=text, problems=problems or failed or [], rules=rules,
+                         http_status=422 if problems else 200, file_name=name,
+                         text=text, problems=problems, rules=rules,
                          results=results, proposal=proposal)
 
     @router.get(PREFIX + "/rules/pending")
@@ -794,6 +795,21 @@ def _check_rule_file(ws: Workspace, name: str, text: str
     return [], mine, {r.id: results.get(r.id, []) for r in mine}
 
 
+def checked_proposal(ws: Workspace, name: str, text: str, who: str
+                     ) -> tuple[list[str], list[Any], dict[str, list[Any]], Any]:
+    """Propose a rule file's text only if it validates and its inline tests pass
+    (:func:`_check_rule_file`, then :func:`_propose`: validated again, stored as pending and
+    audited all or nothing). Returns ``(problems, rules, test results, proposal or None)``;
+    nothing is saved when ``problems`` is not empty."""
+    problems, rules, results = _check_rule_file(ws, name, text)
+    problems = problems or [f"{name}: inline test of {r.id} fails: {cs.label}" for r in rules
+                            for cs in results[r.id] if not cs.passed]
+    if problems:
+        return problems, rules, results, None
+    made = _propose(ws, name, text, who)
+    return (made, rules, results, None) if isinstance(made, list) else ([], rules, results, made)
+
+
 def _rule_file_name(value: str) -> str:
     """A form's file name as a safe ``*.yaml`` name (no path, at most 60 characters)."""
     name = re.sub(r"[^a-z0-9_.-]", "_", value.strip().lower())[:60].lstrip(".")
@@ -846,20 +862,42 @@ def _pending_page(ws: Workspace, request: Request, session: Session,
     force (packaged or approved), or the whole file when it adds a new one."""
     import difflib
 
-    from dunning.ops.rule_approval import pending
+    from dunning.ops.rule_approval import file_sha256, in_force_file, pending
 
     ruleset = ws.state.ruleset
-    in_force = {Path(r.source.file).name: Path(r.source.file) for r in ruleset.rules}
     rows = []
     for p in pending(ws.state.store.path):
         new = p.path.read_text(encoding="utf-8").splitlines(keepends=True)
-        old_path = in_force.get(p.name)
+        old_path = in_force_file(ws.state.store.path, p.name)
         old = old_path.read_text(encoding="utf-8").splitlines(keepends=True) if old_path else []
-        diff = "".join(difflib.unified_diff(old, new, f"{p.name} (in force)",
-                                            f"{p.name} (proposed)", n=2))
-        rows.append({"p": p, "replaces": old_path is not None, "diff": diff})
+        diff = list(difflib.unified_diff(old, new, f"{p.name} (in force)",
+                                         f"{p.name} (proposed)", n=2))
+        rows.append({"p": p, "replaces": old_path is not None, "diff": "".join(diff),
+                     "diff_lines": [(_diff_class(d), d.rstrip("\n")) for d in diff],
+                     "old_sha256": file_sha256(old_path) if old_path else ""})
     return ws.render(request, "rules_pending.html.j2", session, rows=rows, ruleset=ruleset,
-                     approved=approved)
+                     approved=approved, trail=_rule_trail(ws))
+
+
+def _diff_class(line: str) -> str:
+    """The CSS class of a unified diff's line: added, removed, hunk header or context."""
+    if line.startswith(("+++", "---")):
+        return "d-file"
+    return {"+": "d-add", "-": "d-del", "@": "d-hunk"}.get(line[:1], "d-same")
+
+
+def _rule_trail(ws: Workspace, last: int = 20) -> list[dict[str, Any]]:
+    """The last ``last`` rule changes of the audit trail (proposed / approved), newest first."""
+    import duckdb
+
+    from dunning.ops.audit import AuditLog
+
+    try:
+        with ws.state.store.connect() as con:
+            records = AuditLog(con, anchor=ws.state.anchor).records(kind="rules")
+    except duckdb.CatalogException:  # no audit log yet
+        return []
+    return records[::-1][:last]
 
 
 def _results_path(ws: Workspace) -> Path:
