@@ -161,10 +161,28 @@ def kpi_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         verdict = ("no clear change" if not sure or good == 0 or diff["mean"] == 0 else
                    "better" if (diff["mean"] > 0) == (good > 0) else "worse")
         rows.append({"kpi": k, "label": label, "meaning": KPI_DOC.get(k, ""), "unit": unit,
-                     "current": result["current"][k]["mean"],
-                     "changed": result["changed"][k]["mean"], "diff": diff,
+                     "current": show(result["current"][k]["mean"], unit),
+                     "changed": show(result["changed"][k]["mean"], unit),
+                     "diff": f"{show(diff['mean'], unit, True)} [{show(diff['ci_low'], unit, True)}"
+                             f", {show(diff['ci_high'], unit, True)}]",
                      "verdict": verdict})
     return rows
+
+
+def show(value: float, unit: str, signed: bool = False) -> str:
+    """A KPI figure for a reader: money in whole units with thousands separators, days with
+    one decimal, shares in % (a difference of shares in percentage points), counts to 3
+    significant digits."""
+    sign = "+" if signed else ""
+    if value != value:
+        return "–"
+    if unit == "money":
+        return f"{value:{sign},.0f}"
+    if unit == "days":
+        return f"{value:{sign}.1f}"
+    if unit == "share":
+        return f"{value * 100:{sign}.1f} {'pp' if signed else '%'}"
+    return f"{value:{sign},.3g}" if abs(value) < 1000 else f"{value:{sign},.0f}"
 
 
 def other_rules_moved(result: dict[str, Any]) -> list[tuple[str, int, int]]:

@@ -1,6 +1,7 @@
 """The workspace in a real browser: Debian's headless Chromium driven by Selenium through
 /usr/bin/chromedriver (Selenium Manager never runs, nothing is downloaded), against the app
-served by uvicorn on 127.0.0.1. One browser session for the module.
+served by uvicorn on 127.0.0.1. One browser session for the module: a clerk's morning, then
+a lawyer changing a rule (editor, four eyes, what-if, audit trail).
 
 Set ``DUNNING_SCREENSHOTS=docs/workspace`` to write the pages' screenshots there (they are
 always written to the test's temporary folder)."""
@@ -13,8 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import HOSTILE, HOSTILE_ID, READ, REVIEW, decided_reviews, make_workspace_app
+from .conftest import (
+    HOSTILE,
+    HOSTILE_ID,
+    LEGAL,
+    LEGAL2,
+    READ,
+    REVIEW,
+    decided_reviews,
+    make_workspace_app,
+)
 from .test_pages import GOOD_RULE
+from .test_rule_editor import LETTER_RULE
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -244,3 +255,79 @@ def test_a_morning_in_the_workspace(site, browser, shots):
     with Store(db).connect() as con:
         assert len(decided_reviews(AuditLog(con))) == 1  # still only alice's decision
     log_out(d)
+
+
+def test_a_lawyer_edits_a_rule_file_and_a_second_one_approves_it(site, browser, shots):
+    """Edit de.yaml in the editor (a broken line is reported at its line, fixed, proposed),
+    then a second legal user reads the diff, runs the what-if and approves: the change is in
+    the audit trail and in force."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    from dunning.ops.audit import AuditLog
+    from engine.store import Store
+    from legal_rules.loader import packaged_rules_dir
+
+    url, db = site
+    d = browser
+    rid = "de.team_letter_after_40_days"
+    # -- lena edits de.yaml: types a rule at the end, with a wrong scope ----------------------
+    log_in(d, url, LEGAL)
+    d.get(url + "/ui/rules")
+    d.find_element(By.ID, "edit-de.yaml").click()
+    text = wait_for(d, "#rule-yaml")
+    text.click()
+    text.send_keys(Keys.CONTROL, Keys.END)
+    text.send_keys(LETTER_RULE.replace("scope: both", "scope: all"))
+    d.find_element(By.ID, "check").click()
+    packaged = (packaged_rules_dir() / "de.yaml").read_text(encoding="utf-8")
+    line = (packaged + LETTER_RULE).splitlines().index("    scope: both",
+                                                      packaged.count("\n")) + 1
+    problems = wait_for(d, "#check-problems").text
+    assert f"de.yaml:{line} rules[" in problems and ".scope" in problems, problems
+    d.find_element(By.CSS_SELECTOR, f"#check-problems a[href='#L{line}']").click()
+    assert d.current_url.endswith(f"#L{line}")
+    assert "scope: all" in d.find_element(By.ID, f"L{line}").text
+    assert d.find_element(By.ID, "rule-yaml").get_attribute("value").endswith(
+        LETTER_RULE.replace("scope: both", "scope: all"))  # the text as typed
+    shots(d, "rules-edit")
+    # fix the line, check again, propose
+    d.execute_script("const t = document.getElementById('rule-yaml');"
+                     "t.value = t.value.replace('scope: all', 'scope: both')")
+    d.find_element(By.ID, "check").click()
+    assert "valid" in wait_for(d, "#check-ok").text
+    d.find_element(By.ID, "propose").click()
+    sha = wait_for(d, "#proposal-hash").text
+    log_out(d)
+    # -- otto: the diff, the what-if, the approval ------------------------------------------
+    log_in(d, url, LEGAL2)
+    d.get(url + "/ui/rules/pending")
+    diff = wait_for(d, f"#diff-{sha[:12]}")
+    added = [e.text for e in diff.find_elements(By.CSS_SELECTOR, ".d-add")]
+    assert f"+  - id: {rid}" in added and not diff.find_elements(By.CSS_SELECTOR, ".d-del")
+    shots(d, "rules-pending")
+    d.find_element(By.ID, f"whatif-{sha[:12]}").click()
+    wait_for(d, "#whatif-progress, #whatif-result, #whatif-failed")
+    table = wait_for(d, "#whatif-table", timeout=120)  # htmx polls the job until it is done
+    kpis = [r.get_attribute("id") for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
+    assert "kpi-npv" in kpis and "kpi-dso" in kpis
+    effects = d.find_element(By.ID, "rule-effects").text
+    assert rid in effects and "held back reminder letters" in effects
+    shots(d, "rules-whatif")
+    d.get(url + "/ui/rules/pending")
+    form = wait_for(d, f"#proposal-{sha[:12]} form.approve-rule")
+    form.find_element(By.NAME, "reason").send_keys("letters after 40 days agreed with sales")
+    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    assert "de.yaml" in wait_for(d, "#approved").text
+    trail = d.find_element(By.ID, "rule-trail").text
+    assert "approved de.yaml otto" in trail and "proposed de.yaml lena" in trail
+    assert "letters after 40 days agreed with sales" in trail
+    shots(d, "rules-approved")
+    d.get(url + "/ui/rules")
+    assert wait_for(d, f"[id='{rid}']")  # in force now
+    log_out(d)
+    with Store(db).connect() as con:
+        recs = [r for r in AuditLog(con).records(kind="rules") if r["payload"]["sha256"] == sha]
+    assert [(r["payload"]["event"], r["payload"].get("approved_by") or
+             r["payload"]["proposed_by"]) for r in recs] == [("proposed", "lena"),
+                                                             ("approved", "otto")]

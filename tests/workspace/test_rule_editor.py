@@ -209,7 +209,7 @@ def _wait_for_job(client, location: str, timeout: float = 90) -> str:  # noqa: A
 
 def test_whatif_of_a_pending_change_runs_in_the_background_and_is_cached(app_site, tmp_path):
     from dunning.business.whatif import run_whatif
-    from dunning.workspace.whatif_jobs import KPI_WORDS
+    from dunning.workspace.whatif_jobs import KPI_WORDS, show
 
     url, db, app = app_site
     good = _packaged("de.yaml") + LETTER_RULE
@@ -248,10 +248,33 @@ def test_whatif_of_a_pending_change_runs_in_the_background_and_is_cached(app_sit
     for k in want.difference:
         row = re.search(rf'<tr id="kpi-{k}">(.*?)</tr>', body, re.S).group(1)
         assert KPI_WORDS[k][0] in row
-        d = want.difference[k]
-        assert f"{d['mean']:+.3g} [{d['ci_low']:+.3g}, {d['ci_high']:+.3g}]" in row
+        d, unit = want.difference[k], KPI_WORDS[k][2]
+        assert (f"{show(d['mean'], unit, True)} [{show(d['ci_low'], unit, True)}, "
+                f"{show(d['ci_high'], unit, True)}]") in row
+        assert show(want.current[k]["mean"], unit) in row
     (change,) = want.rule_changes
     effects = re.search(r'id="rule-effects">(.*?)</ul>', body, re.S).group(1)
     assert change["rule_id"] == "de.team_letter_after_40_days"
     assert html.escape(change["text"], quote=True) in effects
     assert change["refused_changed"] > 0  # the rule held letters back
+
+
+def test_kpi_rows_say_better_or_worse_only_when_the_interval_excludes_zero():
+    from dunning.workspace.whatif_jobs import kpi_rows
+
+    def result(diffs: dict[str, tuple[float, float, float]]) -> dict:
+        return {"current": {k: {"mean": 1.0} for k in diffs},
+                "changed": {k: {"mean": 1.0 + m} for k, (m, _, _) in diffs.items()},
+                "difference": {k: {"mean": m, "ci_low": lo, "ci_high": hi}
+                               for k, (m, lo, hi) in diffs.items()}}
+
+    rows = kpi_rows(result({"npv": (50.0, 10.0, 90.0), "dso": (2.0, 1.0, 3.0),
+                            "complaints_per_1000": (-1.0, -3.0, 1.0),
+                            "refused_attempts": (5.0, 4.0, 6.0),
+                            "write_off_rate": (-0.01, -0.02, -0.005)}))
+    got = {r["kpi"]: (r["verdict"], r["diff"]) for r in rows}
+    assert got == {"npv": ("better", "+50 [+10, +90]"),  # more money: better
+                   "dso": ("worse", "+2.0 [+1.0, +3.0]"),  # longer DSO: worse
+                   "complaints_per_1000": ("no clear change", "-1 [-3, +1]"),
+                   "refused_attempts": ("no clear change", "+5 [+4, +6]"),  # neither way
+                   "write_off_rate": ("better", "-1.0 pp [-2.0 pp, -0.5 pp]")}
