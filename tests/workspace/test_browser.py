@@ -77,8 +77,10 @@ def shots(tmp_path_factory):
 
     def shot(driver, name: str) -> None:  # noqa: ANN001
         path = out / f"{name}.png"
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(1400, max(700, min(int(height) + 20, 1800)))
+        height, chrome = driver.execute_script(
+            "return [document.documentElement.scrollHeight, "
+            "window.outerHeight - window.innerHeight]")  # (the window's own bars)
+        driver.set_window_size(1400, max(700, min(int(height) + 20 + int(chrome), 1800)))
         driver.save_screenshot(str(path))
         driver.set_window_size(1400, 1000)
         assert path.stat().st_size > 10_000  # a rendered page, not a blank one
