@@ -116,8 +116,9 @@ def make_editor_router(ws: Any) -> APIRouter:
     @router.post(PREFIX + "/rules/whatif")
     async def start_whatif(request: Request) -> Response:
         """Queue the what-if of pending proposal ``sha`` or of ``name``/``yaml`` (any role: it
-        changes nothing); 303 to its job page."""
-        from dunning.workspace.routes import _rule_file_name
+        changes nothing; the text is checked first); 303 to its job page, 503 when busy."""
+        from dunning.workspace.routes import _check_rule_file, _rule_file_name
+        from engine.errors import InputError
 
         posted = await ws.posted(request)
         if isinstance(posted, Response):
@@ -131,7 +132,14 @@ def make_editor_router(ws: Any) -> APIRouter:
             name, text = found
         else:
             name, text = _rule_file_name(form.get("name", "")), form.get("yaml", "")
-        job = ws.whatif.submit(name, text)
+            problems = (await run_in_threadpool(_check_rule_file, ws, name, text))[0]
+            if problems:
+                return ws.error(request, session, 422, "The what-if needs a rule file that "
+                                "loads; Check shows where it does not: " + "; ".join(problems))
+        try:
+            job = ws.whatif.submit(name, text)
+        except InputError as exc:
+            return ws.error(request, session, 503, str(exc))
         return ws.redirect(f"{PREFIX}/rules/whatif/{job.id}")
 
     @router.get(PREFIX + "/rules/whatif/{key}")

@@ -40,6 +40,7 @@ KPI_WORDS: dict[str, tuple[str, int, str]] = {
     "refused_attempts": ("Actions asked for and refused by the rules", 0, "number"),
 }
 MAX_JOBS = 64  # finished jobs kept (oldest dropped first)
+MAX_WAITING = 4  # queued or running; more are refused (each takes seconds of a core)
 
 
 @dataclass
@@ -84,13 +85,19 @@ class WhatIfJobs:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dunning-whatif")
 
     def submit(self, name: str, text: str) -> WhatIfJob:
-        """The job of ``name`` with ``text`` (a cached or running one, else a new one)."""
+        """The job of ``name`` with ``text`` (a cached or running one, else a new one).
+
+        Raises :class:`InputError` when :data:`MAX_WAITING` what-ifs are already waiting."""
         raw = text.encode("utf-8")
         key = job_id(name, raw, self.invoices, self.seeds)
         with self._lock:
             job = self._jobs.get(key)
             if job is not None and job.state != "failed":
                 return job
+            waiting = sum(not j.finished for j in self._jobs.values())
+            if waiting >= MAX_WAITING:
+                raise InputError(f"{waiting} what-ifs are running or waiting; try again in a "
+                                 "minute")
             job = WhatIfJob(key, name, hashlib.sha256(raw).hexdigest(), self.invoices,
                             self.seeds)
             self._jobs[key] = job

@@ -128,6 +128,9 @@ def test_editor_shows_each_problem_at_its_line_keeps_the_text_and_saves_all_or_n
                 assert f'<li id="L{line}" class="bad">' in r.text
             assert _textarea(r.text) == broken  # the user's text kept as typed ...
             assert "<script>alert" not in r.text and "&lt;script&gt;alert" in r.text  # escaped
+        r = lena.post("/ui/rules/whatif", data={"csrf": token, "name": "de.yaml",
+                                                "yaml": broken}, follow_redirects=False)
+        assert r.status_code == 422 and f"de.yaml:{expected[0][0]}: " in r.text  # no job
         assert _rule_records(db) == [] and pending(db) == []  # nothing saved, nothing audited
         ok = lena.post("/ui/rules/editor", data={"csrf": token, "do": "check",
                                                  "name": "de.yaml", "yaml": good})
@@ -240,6 +243,11 @@ def test_whatif_of_a_pending_change_runs_in_the_background_and_is_cached(app_sit
                           follow_redirects=False)
         assert again.headers["location"] == location  # the same rule set: the cached job
         assert 'id="whatif-table"' in dora.get(location).text
+    with login(url, LEGAL2) as otto:  # the editor's What-if of the same text: the same job
+        token = csrf_of(otto.get("/ui/rules/edit/de.yaml").text)
+        typed = otto.post("/ui/rules/whatif", data={"csrf": token, "name": "de.yaml",
+                                                    "yaml": good}, follow_redirects=False)
+        assert typed.status_code == 303 and typed.headers["location"] == location
     job = app.app.state.workspace.whatif.get(location.rsplit("/", 1)[1])
     assert answered < job.seconds  # the POST did not wait for the simulation
     file = tmp_path / "de.yaml"
