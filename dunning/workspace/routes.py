@@ -53,6 +53,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from dunning.ops.rule_approval import LEGAL_ROLE
 from dunning.workspace import queries
 from dunning.workspace.i18n import LANG_COOKIE, LANGUAGES, language, translator
+from dunning.workspace.rule_files import (
+    check_rule_file,
+    checked_proposal,
+    rule_file_name,
+    rule_tests,
+)
 from dunning.workspace.session import LOGIN_COOKIE, SESSION_COOKIE, Session, Sessions
 from engine.errors import InputError
 
@@ -74,7 +80,6 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
 MAX_FORM_FIELD = 4000
 MAX_RULE_FILE = 200_000  # a pasted rule file (``yaml``): never cut short and then proposed
 CHANNELS = ("email", "letter", "phone", "final_notice", "agency")
-_TEST_CACHE: dict[str, Any] = {}
 # what a clerk records from the customer page (engine.events.KINDS less the bookkeeping ones)
 EVENT_KINDS = ("payment", "promise_to_pay", "dispute_opened", "dispute_resolved",
                "conversation", "contact_attempt", "opt_out")
@@ -281,7 +286,7 @@ def make_router(ws: Workspace) -> APIRouter:
 
     router = APIRouter(include_in_schema=False)
     page = _page_guard(ws)
-    router.include_router(make_editor_router(ws))  # before the catch-all at the end
+    router.include_router(make_editor_router(ws, PREFIX))  # before the catch-all at the end
 
     @router.get("/")
     def root() -> Response:
@@ -469,7 +474,7 @@ def make_router(ws: Workspace) -> APIRouter:
     @page
     def rules(request: Request, session: Session) -> Response:
         ruleset = ws.state.ruleset
-        results = _rule_tests(ws, ruleset)
+        results = rule_tests(ws, ruleset)
         files: dict[str, list[Any]] = {}
         for r in ruleset.rules:
             files.setdefault(Path(r.source.file).name, []).append(r)
@@ -532,11 +537,11 @@ def make_router(ws: Workspace) -> APIRouter:
         if isinstance(posted, Response):
             return posted
         session, form = posted
-        name = _rule_file_name(form.get("name", ""))
+        name = rule_file_name(form.get("name", ""))
         text = form.get("yaml", "")
         from fastapi.concurrency import run_in_threadpool
 
-        problems, rules, results = await run_in_threadpool(_check_rule_file, ws, name, text)
+        problems, rules, results = await run_in_threadpool(check_rule_file, ws, name, text)
         return ws.render(request, "rules_check.html.j2", session,
                          http_status=422 if problems else 200, file_name=name, text=text,
                          problems=problems, rules=rules, results=results, proposal=None)
@@ -550,7 +555,7 @@ def make_router(ws: Workspace) -> APIRouter:
         if isinstance(posted, Response):
             return posted
         session, form = posted
-        name, text = _rule_file_name(form.get("name", "")), form.get("yaml", "")
+        name, text = rule_file_name(form.get("name", "")), form.get("yaml", "")
         from fastapi.concurrency import run_in_threadpool
 
         problems, rules, results, proposal = await run_in_threadpool(
@@ -765,77 +770,6 @@ def _form_words(message: str) -> str:
     return re.sub(r"--([a-z-]+)", lambda m: EVENT_OPTIONS.get(m.group(1), m.group(1)), message)
 
 
-def _check_rule_file(ws: Workspace, name: str, text: str
-                     ) -> tuple[list[str], list[Any], dict[str, list[Any]]]:
-    """Validate a rule file's text together with the rules in force, replacing the file of
-    the same name (:func:`dunning.ops.rule_approval.rules_in_force`, what proposing and
-    approving check), and run its inline tests; nothing is saved.
-
-    Returns ``(problems as "file:line: field: message", its rules, test results per rule)``.
-    """
-    import tempfile
-
-    from dunning.ops.rule_approval import rules_in_force
-    from legal_rules.loader import RuleFileError
-
-    with tempfile.TemporaryDirectory(prefix="dunning-rule-check-") as tmp:
-        path = Path(tmp) / name
-        path.write_text(text, encoding="utf-8")
-        try:
-            ruleset = rules_in_force(ws.state.store.path, extra=path)
-        except RuleFileError as exc:
-            return [str(p).replace(str(path), name) for p in exc.problems] or [str(exc)], [], {}
-        except InputError as exc:
-            return [str(exc).replace(str(path), name)], [], {}
-        mine = [r for r in ruleset.rules if Path(r.source.file).name == name
-                and Path(r.source.file).parent == Path(tmp)]
-        if not mine:
-            return [f"{name}:1: (file): no rules found; expected a list of rules"], [], {}
-        results = _rule_tests(ws, ruleset)
-    return [], mine, {r.id: results.get(r.id, []) for r in mine}
-
-
-def checked_proposal(ws: Workspace, name: str, text: str, who: str
-                     ) -> tuple[list[str], list[Any], dict[str, list[Any]], Any]:
-    """Propose a rule file's text only if it validates and its inline tests pass
-    (:func:`_check_rule_file`, then :func:`_propose`: validated again, stored as pending and
-    audited all or nothing). Returns ``(problems, rules, test results, proposal or None)``;
-    nothing is saved when ``problems`` is not empty."""
-    problems, rules, results = _check_rule_file(ws, name, text)
-    problems = problems or [f"{name}: inline test of {r.id} fails: {cs.label}" for r in rules
-                            for cs in results[r.id] if not cs.passed]
-    if problems:
-        return problems, rules, results, None
-    made = _propose(ws, name, text, who)
-    return (made, rules, results, None) if isinstance(made, list) else ([], rules, results, made)
-
-
-def _rule_file_name(value: str) -> str:
-    """A form's file name as a safe ``*.yaml`` name (no path, at most 60 characters)."""
-    name = re.sub(r"[^a-z0-9_.-]", "_", value.strip().lower())[:60].lstrip(".")
-    return name if name.endswith((".yaml", ".yml")) else (name or "upload") + ".yaml"
-
-
-def _propose(ws: Workspace, name: str, text: str, who: str) -> Any:
-    """:func:`dunning.ops.rule_approval.propose` of the pasted file (validated again with
-    the rules in force); the ``Proposal``, or its problems as ``file:line: field: message``."""
-    import tempfile
-
-    from dunning.ops.rule_approval import propose
-    from legal_rules.loader import RuleFileError
-
-    with tempfile.TemporaryDirectory(prefix="dunning-rule-propose-") as tmp:
-        path = Path(tmp) / name
-        path.write_text(text, encoding="utf-8")
-        try:
-            with ws.rules_lock:  # the API's one writer lock of this process (audit record)
-                return propose(ws.state.store, path, who)[0]
-        except RuleFileError as exc:
-            return [str(p).replace(str(path), name) for p in exc.problems] or [str(exc)]
-        except InputError as exc:
-            return [str(exc).replace(str(path), name)]
-
-
 def _approve(ws: Workspace, sha: str, who: Any, reason: str) -> tuple[Any, str, int] | str:
     """:func:`dunning.ops.rule_approval.approve` (its refusals, e.g. the proposer's own
     file, as the message), then the rules in force compiled again for the server."""
@@ -1026,20 +960,6 @@ def _decide(ws: Workspace, rid: str, approve: bool, reviewer: str,
             return 409, str(exc)
         item["decisions"] = queue.get(rid)["decisions"]
     return item
-
-
-def _rule_tests(ws: Workspace, ruleset: Any) -> dict[str, list[Any]]:
-    """Inline test results per rule id, computed once per rule-set hash."""
-    if ruleset.hash not in _TEST_CACHE:
-        from legal_rules.testing import run_rule_tests
-
-        with ws.rules_lock:
-            results = run_rule_tests(ruleset)
-        by_rule: dict[str, list[Any]] = {}
-        for res in results:
-            by_rule.setdefault(res.rule.id, []).append(res)
-        _TEST_CACHE[ruleset.hash] = by_rule
-    return _TEST_CACHE[ruleset.hash]
 
 
 def _invoice_facts(ws: Workspace, invoice_id: str) -> tuple[dt.date, dict[str, str]] | str:

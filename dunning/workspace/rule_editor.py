@@ -14,7 +14,7 @@ path                       method  what
 /ui/rules/whatif/{job}     GET     the job: progress (htmx polls it) or the KPI table
 =========================  ======  ==========================================================
 
-Checking and proposing go through :func:`dunning.workspace.routes.checked_proposal` (the
+Checking and proposing go through :func:`dunning.workspace.rule_files.checked_proposal` (the
 check page's and ``dunning rules propose``'s code); the what-if through
 :mod:`dunning.workspace.whatif_jobs` (``dunning what-if --rule-file`` in a worker thread).
 Every POST needs the session's CSRF token; the editor's need the legal role (403 otherwise).
@@ -56,10 +56,12 @@ _PROBLEM = re.compile(r"^(?P<file>[^:]+):(?P<line>\d+): (?P<field>[^:]+): (?P<me
 _FILE_NAME = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,55}\.ya?ml")
 
 
-def make_editor_router(ws: Any) -> APIRouter:
-    """The editor's and the what-if's routes over the ``Workspace`` ``ws``."""
-    from dunning.workspace.routes import PREFIX
+def make_editor_router(ws: Any, prefix: str) -> APIRouter:
+    """The editor's and the what-if's routes over the ``Workspace`` ``ws``, under ``prefix``
+    (``/ui``)."""
     from dunning.workspace.whatif_jobs import WhatIfJobs
+
+    PREFIX = prefix  # noqa: N806 - as in routes.py's paths
 
     router = APIRouter(include_in_schema=False)
     ws.whatif = getattr(ws, "whatif", None) or WhatIfJobs()
@@ -95,20 +97,20 @@ def make_editor_router(ws: Any) -> APIRouter:
     @router.post(PREFIX + "/rules/editor")
     async def editor(request: Request) -> Response:
         """``do=check`` or ``do=propose`` (legal role): the editor again with the verdict."""
-        from dunning.workspace.routes import _check_rule_file, _rule_file_name, checked_proposal
+        from dunning.workspace.rule_files import check_rule_file, checked_proposal, rule_file_name
 
         posted = await ws.posted(request, needs_reviewer="editing a rule file", role=LEGAL_ROLE)
         if isinstance(posted, Response):
             return posted
         session, form = posted
-        name, text = _rule_file_name(form.get("name", "")), form.get("yaml", "")
+        name, text = rule_file_name(form.get("name", "")), form.get("yaml", "")
         is_new = form.get("is_new") == "1"
         if form.get("do") == "propose":
             problems, rules, results, proposal = await run_in_threadpool(
                 checked_proposal, ws, name, text, session.who.name)
         else:
             (problems, rules, results), proposal = await run_in_threadpool(
-                _check_rule_file, ws, name, text), None
+                check_rule_file, ws, name, text), None
         return _editor_page(ws, request, session, name, text, is_new=is_new, checked=True,
                             problems=problems, rules=rules, results=results,
                             proposal=proposal)
@@ -117,7 +119,7 @@ def make_editor_router(ws: Any) -> APIRouter:
     async def start_whatif(request: Request) -> Response:
         """Queue the what-if of pending proposal ``sha`` or of ``name``/``yaml`` (any role: it
         changes nothing; the text is checked first); 303 to its job page, 503 when busy."""
-        from dunning.workspace.routes import _check_rule_file, _rule_file_name
+        from dunning.workspace.rule_files import check_rule_file, rule_file_name
         from engine.errors import InputError
 
         posted = await ws.posted(request)
@@ -131,8 +133,8 @@ def make_editor_router(ws: Any) -> APIRouter:
                                 "rule change with that sha256")
             name, text = found
         else:
-            name, text = _rule_file_name(form.get("name", "")), form.get("yaml", "")
-            problems = (await run_in_threadpool(_check_rule_file, ws, name, text))[0]
+            name, text = rule_file_name(form.get("name", "")), form.get("yaml", "")
+            problems = (await run_in_threadpool(check_rule_file, ws, name, text))[0]
             if problems:
                 return ws.error(request, session, 422, "The what-if needs a rule file that "
                                 "loads; Check shows where it does not: " + "; ".join(problems))
