@@ -216,8 +216,8 @@ GERMAN: dict[str, str] = {
         "(leer = unbekannt: die Entscheidung sperrt)",
     "unknown": "unbekannt",
     # rule-file check
-    "validated with the packaged rules and tested; nothing is saved":
-        "mit den mitgelieferten Regeln validiert und getestet; nichts wird gespeichert",
+    "validated with the rules in force and tested; nothing is saved":
+        "mit den geltenden Regeln validiert und getestet; nichts wird gespeichert",
     "problem": "Problem",
     "problems": "Probleme",
     "nothing loaded:": "nichts geladen:",

@@ -13,7 +13,7 @@ path                   method  what
 /ui/review/{id}        GET     one item with its decisions from the audit trail
 /ui/rules              GET     rule files, rules, citations, validity, inline tests
 /ui/rules/explain      GET     the explain form; POST shows the decision for facts/action/date
-/ui/rules/check        GET     paste a rule file; POST validates it with the packaged rules and
+/ui/rules/check        GET     paste a rule file; POST validates it with the rules in force and
                                runs its inline tests (file:line: field: message); saves nothing
 /ui/rules/propose      POST    proposes a file that passes the check (legal role): pending
 /ui/rules/pending      GET     pending rule files with their diff and the rule changes of the
