@@ -151,9 +151,6 @@ class WhatIfJobs:
         finally:
             job.seconds = time.monotonic() - start
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
 
 def kpi_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The KPI table of a what-if in business terms: per KPI its label, meaning, current and
