@@ -14,6 +14,7 @@ from typing import Any
 from engine.errors import InputError
 
 TEST_CACHE: dict[str, Any] = {}  # rule-set hash -> inline test results per rule id
+MAX_CACHED = 32
 
 
 def check_rule_file(ws: Any, name: str, text: str
@@ -88,7 +89,8 @@ def propose_text(ws: Any, name: str, text: str, who: str) -> Any:
 
 
 def rule_tests(ws: Any, ruleset: Any) -> dict[str, list[Any]]:
-    """Inline test results per rule id, computed once per rule-set hash."""
+    """Inline test results per rule id, computed once per rule-set hash (the last
+    :data:`MAX_CACHED` rule sets are kept: every edited text checked is one)."""
     if ruleset.hash not in TEST_CACHE:
         from legal_rules.testing import run_rule_tests
 
@@ -97,5 +99,8 @@ def rule_tests(ws: Any, ruleset: Any) -> dict[str, list[Any]]:
         by_rule: dict[str, list[Any]] = {}
         for res in results:
             by_rule.setdefault(res.rule.id, []).append(res)
+        while len(TEST_CACHE) >= MAX_CACHED:
+            TEST_CACHE.pop(next(iter(TEST_CACHE)))  # the oldest
         TEST_CACHE[ruleset.hash] = by_rule
+        return by_rule
     return TEST_CACHE[ruleset.hash]
