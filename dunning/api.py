@@ -57,6 +57,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dunning.ops.dates import AS_OF_MAX_DAYS_AHEAD, AS_OF_MIN, as_of_problem, today_utc
 from engine.errors import DunningError, InputError
+from engine.store import StoreBusy, lock_wait
 
 ROLES = ("read", "reviewer", "legal")  # legal: reads, and approves rule changes (CLI)
 # durable_rules keeps one engine state per ruleset: decide one case at a time per process.
@@ -165,6 +166,11 @@ class ApiConfig:
     auth_backoff_s: float = 0.05  # wait after the first failed authentication of a client
     auth_backoff_max_s: float = 30.0  # the wait doubles per failure up to this
     auth_queue_max_s: float = 60.0  # a client queued longer than this gets 429 at once
+    # While another process (a nightly `dunning ingest`/`recommend`) holds the store: a read
+    # waits this long, then gets 503 + Retry-After naming the job; a decision (review,
+    # event) waits longer (under a client's 30 s timeout) before it too gets 503.
+    store_wait_s: float = 5.0
+    decision_wait_s: float = 25.0
 
 
 # ---------------------------------------------------------------------------- request bodies
@@ -260,15 +266,23 @@ class EventBody(_Body):
 
 # ---------------------------------------------------------------------------- middleware
 class BodyLimit:
-    """Pure ASGI middleware: 413 for a body over ``limit`` bytes (declared or streamed)."""
+    """Pure ASGI middleware: 413 for a body over ``limit`` bytes (declared or streamed).
+    Also bounds how long the request waits for the store (``store_wait_s``,
+    ``engine.store.lock_wait``) while another process holds it."""
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limit: int, store_wait_s: float = 5.0) -> None:
+        self.app, self.limit, self.store_wait_s = app, limit, store_wait_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        from engine.store import lock_wait
+
+        with lock_wait(self.store_wait_s):  # seen by the handler's worker thread too
+            await self._limited(scope, receive, send)
+
+    async def _limited(self, scope: dict, receive: Any, send: Any) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _send_json(send, 413, {"error": "request body too large", "problems": [
@@ -378,6 +392,8 @@ class ApiState:
                 self._reload(as_of)
             else:
                 cache.loaded_at = time.monotonic()
+        except StoreBusy:  # a job holds the store: keep serving the cache, check again later
+            pass
         finally:
             self._refreshing.release()
 
@@ -729,7 +745,7 @@ def create_app(config: ApiConfig) -> Any:
 
     def _decide(review_id: str, approve: bool, body: ReviewDecisionBody,
                 who: Principal) -> dict:
-        with state.store.connect() as con:
+        with lock_wait(config.decision_wait_s), state.store.connect() as con:
             queue = _queue(con)
             try:
                 queue.get(review_id)
@@ -770,7 +786,7 @@ def create_app(config: ApiConfig) -> Any:
         override = None if body.override_veto is None else VetoOverride(
             who.name, who.role, body.override_veto.reason)
         try:
-            with _RULES_LOCK:
+            with _RULES_LOCK, lock_wait(config.decision_wait_s):
                 done = record_action(state.store, body.invoice_id, body.channel,
                                      body.action_date, decided_by=f"api:{who.name}",
                                      complaint=body.complaint, anchor=state.anchor,
@@ -798,7 +814,7 @@ def create_app(config: ApiConfig) -> Any:
                       amount=body.amount, promised_date=body.promised_date,
                       channel=body.channel, changes=dict(body.changes),
                       event_id=body.event_id, recorded_by=f"api:{who.name}", note=body.note)
-        with _RULES_LOCK:  # one writer at a time in this process
+        with _RULES_LOCK, lock_wait(config.decision_wait_s):  # one writer in this process
             done = record(state.store, event, anchor=state.anchor)
         state.invalidate()
         return done.as_dict()
@@ -869,8 +885,25 @@ def create_app(config: ApiConfig) -> Any:
 
     from dunning.workspace import mount_workspace  # the browser pages under /ui
 
-    mount_workspace(app, state, _RULES_LOCK)
-    return BodyLimit(app, config.max_body_bytes)
+    ws = mount_workspace(app, state, _RULES_LOCK)
+
+    @app.exception_handler(StoreBusy)
+    async def _busy(request: Request, exc: StoreBusy) -> Response:
+        """Another process (a nightly job) held the store for longer than this request
+        waits: 503 + Retry-After naming it, as HTML on the workspace's pages."""
+        log.info("store busy on %s %s: %s", request.method, request.url.path, exc.holder)
+        if request.url.path.startswith(ws.prefix):
+            return ws.busy(request, exc)
+        return JSONResponse({"error": busy_message(exc), "problems": []}, status_code=503,
+                            headers={"Retry-After": str(exc.retry_after_s)})
+
+    return BodyLimit(app, config.max_body_bytes, config.store_wait_s)
+
+
+def busy_message(exc: StoreBusy) -> str:
+    """What a client is told while a job holds the store (nothing was changed)."""
+    return (f"the store is busy: {exc.holder} is using it (for example the nightly run); "
+            f"nothing was changed; try again in {exc.retry_after_s} s")
 
 
 def bind_warning(host: str, tls: bool) -> str | None:

@@ -537,11 +537,15 @@ def serve(
     import uvicorn
 
     from dunning.api import ApiConfig, bind_warning, create_app, load_tokens
+    from engine.store import configure_lock
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise InputError("--ssl-certfile and --ssl-keyfile: give both or neither")
     config = ApiConfig(db=Path(db), tokens=load_tokens(tokens), model_dir=model,
                        policy_dir=policy)
+    # The server shares the store with CLI jobs: it gives the store up as soon as one waits
+    # and its requests wait a bounded time for it (503 + Retry-After after that).
+    configure_lock(label="dunning serve", yielding=True, wait_s=config.store_wait_s)
     app = create_app(config)  # checks the store and the audit key before listening
     warning = bind_warning(host, tls=ssl_certfile is not None or tls_proxy)
     if warning:

@@ -109,15 +109,19 @@ class KeepOpen:
 
     DuckDB keeps a database file loaded in a process only while a connection to it is open;
     opening it again costs tens of milliseconds (catalog load, checkpoint on close), more
-    than a page's queries. So the first request opens this connection and it is closed
-    again ``idle_s`` seconds after the last request: between bursts of page views the file
-    is free for other processes (the CLI, a nightly run), as before the workspace.
+    than a page's queries. So the first request opens this connection, holding a lease of
+    the store's cross-process lock (``engine.store.StoreLock``), and gives both back
+    ``idle_s`` seconds after the last request, or at once when another process (the CLI,
+    a nightly run) waits for the store: it never keeps a job waiting.
     """
 
-    def __init__(self, path: Path, idle_s: float = 5.0) -> None:
+    def __init__(self, path: Path, idle_s: float = 5.0, poll_s: float = 0.05) -> None:
         import atexit
 
-        self.path, self.idle_s = path, idle_s
+        from engine.store import store_lock
+
+        self.path, self.idle_s, self.poll_s = path, idle_s, poll_s
+        self.lock = store_lock(path)
         self._con: Any = None
         self._last = 0.0
         self._lock = threading.Lock()
@@ -131,35 +135,45 @@ class KeepOpen:
 
         import duckdb
 
+        from engine.store import StoreBusy
+
         with self._lock:
             self._last = time.monotonic()
-            if self._con is not None or self._stop.is_set():
+            if self._con is not None or self._stop.is_set() or self.lock.others_waiting():
+                return
+            try:
+                self.lock.acquire(wait_s=0, nested=False)  # never waits: only an optimisation
+            except StoreBusy:
                 return
             try:
                 self._con = duckdb.connect(str(self.path))
-            except duckdb.Error:  # another process holds the file: serve without it
+            except duckdb.Error:  # a process outside dunning holds the file: serve without
+                self.lock.release(nested=False)
                 return
             threading.Thread(target=self._close_when_idle, daemon=True).start()
 
     def _close_when_idle(self) -> None:
         import time
 
-        while not self._stop.wait(self.idle_s / 2):
+        while not self._stop.wait(self.poll_s):
             with self._lock:
                 if self._con is None:
                     return
-                if time.monotonic() - self._last >= self.idle_s:
-                    self._con.close()
-                    self._con = None
+                if time.monotonic() - self._last >= self.idle_s or self.lock.others_waiting():
+                    self._close_locked()
                     return
+
+    def _close_locked(self) -> None:
+        self._con.close()
+        self._con = None
+        self.lock.release(nested=False)
 
     def close(self) -> None:
         """Close the connection now and keep it closed."""
         self._stop.set()
         with self._lock:
             if self._con is not None:
-                self._con.close()
-                self._con = None
+                self._close_locked()
 
 
 class Workspace:
@@ -203,6 +217,30 @@ class Workspace:
               message: str) -> HTMLResponse:
         return self.render(request, "error.html.j2", session, http_status=status,
                            status_code=status, message=message)
+
+    prefix = PREFIX
+
+    def deciding(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` of a clerk's decision (review, event, letter sent): it waits longer
+        for the store than a page read (``config.decision_wait_s``) while a nightly job
+        holds it, so the decision is made rather than refused."""
+        from engine.store import lock_wait
+
+        with lock_wait(getattr(self.state.config, "decision_wait_s", 25.0)):
+            return fn(*args)
+
+    def busy(self, request: Request, exc: Any) -> HTMLResponse:
+        """503 page while another process (``exc``: ``engine.store.StoreBusy``, e.g. the
+        nightly run) holds the store longer than a request waits; names the job, asks the
+        browser to come back (``Retry-After``) and says that nothing was changed."""
+        session = self.sessions.session(request.cookies.get(SESSION_COOKIE))
+        message = (f"The store is busy: {exc.holder} is using it (for example the nightly "
+                   f"run). Nothing was changed. Try again in {exc.retry_after_s} seconds; "
+                   "your work is safe.")
+        resp = self.render(request, "error.html.j2", session, http_status=503,
+                           status_code=503, message=message)
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
 
     @staticmethod
     def redirect(url: str) -> RedirectResponse:
@@ -403,8 +441,8 @@ def make_router(ws: Workspace) -> APIRouter:
         values = {k: form.get(k, "").strip() for k in EVENT_FIELDS}
         from fastapi.concurrency import run_in_threadpool
 
-        ok, message = await run_in_threadpool(_record_event, ws, customer_id[:100], values,
-                                              session.who.name)
+        ok, message = await run_in_threadpool(ws.deciding, _record_event, ws,
+                                              customer_id[:100], values, session.who.name)
         if not ok:
             return _customer_page(ws, request, session, customer_id[:100], http_status=422,
                                   event=values, event_error=message)
@@ -449,8 +487,8 @@ def make_router(ws: Workspace) -> APIRouter:
                             "trail, GDPR art. 22(3)).")
         from fastapi.concurrency import run_in_threadpool
 
-        result = await run_in_threadpool(_decide, ws, rid[:40], decision == "approve",
-                                         session.who.name, reason)
+        result = await run_in_threadpool(ws.deciding, _decide, ws, rid[:40],
+                                         decision == "approve", session.who.name, reason)
         if isinstance(result, tuple):
             return ws.error(request, session, *result)
         ws.state.invalidate()
@@ -644,7 +682,7 @@ def make_router(ws: Workspace) -> APIRouter:
                             f"{', '.join(LETTER_CHANNELS)}")
         from fastapi.concurrency import run_in_threadpool
 
-        result = await run_in_threadpool(_mark_sent, ws, invoice_id[:100], channel,
+        result = await run_in_threadpool(ws.deciding, _mark_sent, ws, invoice_id[:100], channel,
                                          session.who.name)
         if isinstance(result, tuple):
             return ws.error(request, session, *result)
