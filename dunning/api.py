@@ -362,6 +362,55 @@ class ApiState:
         self._refreshing = threading.Lock()
         self._caches: dict[dt.date | None, _DayCache] = {}
         self._model: Any = None
+        from dunning.ops.journal import Journal, JournalRunner
+
+        # decisions made while a job holds the store longer than they wait (dunning.ops.journal)
+        self.journal = Journal(self.store.path)
+        self.journal_runner = JournalRunner(self.journal, {"review": self._apply_review,
+                                                           "event": self._apply_event})
+
+    # decisions journalled while a job held the store
+    def queue_decision(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Journal a decision durably (``dunning.ops.journal``) and start applying it as
+        soon as the store is free; returns the entry (``id``, ``queued_at``)."""
+        entry = self.journal.append(kind, data)
+        self.journal_runner.kick()
+        return entry
+
+    def _apply_review(self, entry: dict[str, Any]) -> str:
+        """Decide a journalled review item; the same decision found already made by the
+        same reviewer counts as applied (a second application after a crash adds nothing)."""
+        from dunning.ops.audit import AuditLog
+        from dunning.ops.review import ReviewQueue
+
+        rid, who, status = entry["review_id"], entry["by"], \
+            "approved" if entry["approve"] else "rejected"
+        with self.store.connect() as con:
+            queue = ReviewQueue(con, AuditLog(con, anchor=self.anchor))
+            item = queue.get(rid)
+            if item["status"] != "pending":
+                if (item["status"], item["reviewer"]) == (status, who):
+                    return f"{rid} was already {status} by {who}"
+                raise InputError(f"review item {rid} is already {item['status']} by "
+                                 f"{item['reviewer']} at {item['decided_at']}; the queued "
+                                 f"decision of {who} was not recorded")
+            queue.decide(rid, entry["approve"], who, entry["reason"])
+        self.invalidate()
+        return f"{rid} {status} by {who}"
+
+    def _apply_event(self, entry: dict[str, Any]) -> str:
+        """Record a journalled event (its id makes a second application a no-op)."""
+        from dunning.ops.events import record
+        from engine.events import Event
+
+        data = dict(entry["event"])
+        for key in ("effective_date", "promised_date"):
+            if data.get(key):
+                data[key] = dt.date.fromisoformat(data[key])
+        with _RULES_LOCK:
+            done = record(self.store, Event(**data), anchor=self.anchor)
+        self.invalidate()
+        return done.recorded.summary()
 
     # recommendations, cached per day
     def cached_recommendation(self, invoice_id: str,
@@ -744,7 +793,18 @@ def create_app(config: ApiConfig) -> Any:
                 raise HTTPException(404, str(exc)) from None
 
     def _decide(review_id: str, approve: bool, body: ReviewDecisionBody,
-                who: Principal) -> dict:
+                who: Principal) -> Any:
+        try:
+            return _decide_now(review_id, approve, body, who)
+        except StoreBusy as exc:  # a job holds the store: journal it, applied when free
+            entry = state.queue_decision("review", {
+                "review_id": review_id, "approve": approve, "by": who.name,
+                "reason": body.reason})
+            return JSONResponse(queued_body(entry, exc, f"{review_id}: "
+                                            f"{'approve' if approve else 'reject'}"), 202)
+
+    def _decide_now(review_id: str, approve: bool, body: ReviewDecisionBody,
+                    who: Principal) -> dict:
         with lock_wait(config.decision_wait_s), state.store.connect() as con:
             queue = _queue(con)
             try:
@@ -814,8 +874,13 @@ def create_app(config: ApiConfig) -> Any:
                       amount=body.amount, promised_date=body.promised_date,
                       channel=body.channel, changes=dict(body.changes),
                       event_id=body.event_id, recorded_by=f"api:{who.name}", note=body.note)
-        with _RULES_LOCK, lock_wait(config.decision_wait_s):  # one writer in this process
-            done = record(state.store, event, anchor=state.anchor)
+        try:
+            with _RULES_LOCK, lock_wait(config.decision_wait_s):  # one writer per process
+                done = record(state.store, event, anchor=state.anchor)
+        except StoreBusy as exc:  # a job holds the store: journal it, applied when free
+            entry = state.queue_decision("event", {"by": who.name,
+                                                   "event": event_dict(event)})
+            return JSONResponse(queued_body(entry, exc, f"{body.kind} event"), 202)
         state.invalidate()
         return done.as_dict()
 
@@ -886,6 +951,7 @@ def create_app(config: ApiConfig) -> Any:
     from dunning.workspace import mount_workspace  # the browser pages under /ui
 
     ws = mount_workspace(app, state, _RULES_LOCK)
+    state.journal_runner.kick()  # decisions journalled before a crash or restart
 
     @app.exception_handler(StoreBusy)
     async def _busy(request: Request, exc: StoreBusy) -> Response:
@@ -898,6 +964,21 @@ def create_app(config: ApiConfig) -> Any:
                             headers={"Retry-After": str(exc.retry_after_s)})
 
     return BodyLimit(app, config.max_body_bytes, config.store_wait_s)
+
+
+def queued_body(entry: dict[str, Any], exc: StoreBusy, what: str) -> dict[str, Any]:
+    """The 202 answer to a decision journalled while a job held the store."""
+    return {"queued": True, "journal_id": entry["id"], "queued_at": entry["queued_at"],
+            "message": f"{what} is queued: the store is busy ({exc.holder}); the decision "
+            "is saved and will be recorded in the audit trail as soon as that job is done"}
+
+
+def event_dict(event: Any) -> dict[str, Any]:
+    """An ``engine.events.Event`` as JSON-ready values (dates as ISO text) for the journal."""
+    import dataclasses
+
+    return {k: (v.isoformat() if isinstance(v, dt.date) else v)
+            for k, v in dataclasses.asdict(event).items()}
 
 
 def busy_message(exc: StoreBusy) -> str:

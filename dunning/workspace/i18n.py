@@ -39,6 +39,7 @@ GERMAN: dict[str, str] = {
     "Not allowed": "Nicht erlaubt",
     "Not found": "Nicht gefunden",
     "Busy for a moment": "Gerade beschäftigt",
+    "Queued": "Vorgemerkt",
     "Cannot do that": "Nicht möglich",
     "Back to the worklist": "Zurück zur Arbeitsliste",
     # worklist

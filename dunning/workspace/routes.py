@@ -443,6 +443,9 @@ def make_router(ws: Workspace) -> APIRouter:
 
         ok, message = await run_in_threadpool(ws.deciding, _record_event, ws,
                                               customer_id[:100], values, session.who.name)
+        if ok is None:  # journalled while a nightly job holds the store
+            return ws.render(request, "queued.html.j2", session, http_status=202,
+                             rid="", message=message)
         if not ok:
             return _customer_page(ws, request, session, customer_id[:100], http_status=422,
                                   event=values, event_error=message)
@@ -461,8 +464,12 @@ def make_router(ws: Workspace) -> APIRouter:
         desc = q.get("dir") == "desc"
         with ws.state.store.connect() as con:
             items = queries.review_items(con, status, sort, desc)
+        journal = ws.state.journal  # decisions queued while a job held the store
         return ws.render(request, "review.html.j2", session, items=items, status=status,
-                         sort=sort, desc=desc, message="")
+                         sort=sort, desc=desc, message="",
+                         queued=[e for e in journal.pending() if e["kind"] == "review"],
+                         refused=[d for d in journal.recent if d["outcome"] == "refused"
+                                  and d["kind"] == "review"][-20:])
 
     @router.get(PREFIX + "/review/{rid}")
     @page
@@ -487,8 +494,22 @@ def make_router(ws: Workspace) -> APIRouter:
                             "trail, GDPR art. 22(3)).")
         from fastapi.concurrency import run_in_threadpool
 
-        result = await run_in_threadpool(ws.deciding, _decide, ws, rid[:40],
-                                         decision == "approve", session.who.name, reason)
+        from engine.store import StoreBusy
+
+        try:
+            result = await run_in_threadpool(ws.deciding, _decide, ws, rid[:40],
+                                             decision == "approve", session.who.name, reason)
+        except StoreBusy as exc:  # a nightly job holds the store: journal it (applied later)
+            ws.state.queue_decision("review", {"review_id": rid[:40],
+                                               "approve": decision == "approve",
+                                               "by": session.who.name, "reason": reason})
+            message = (f"Queued: {decision} of {rid[:40]} by {session.who.name}. The store is "
+                       f"busy ({exc.holder}); your decision is saved and will be recorded "
+                       "in the audit trail as soon as that job is done.")
+            name = "review_queued.html.j2" if request.headers.get("hx-request") else \
+                "queued.html.j2"
+            return ws.render(request, name, session, http_status=202, rid=rid[:40],
+                             message=message)
         if isinstance(result, tuple):
             return ws.error(request, session, *result)
         ws.state.invalidate()
@@ -751,10 +772,12 @@ def _customer_page(ws: Workspace, request: Request, session: Session, customer_i
 
 
 def _record_event(ws: Workspace, customer_id: str, values: dict[str, str],
-                  who: str) -> tuple[bool, str]:
+                  who: str) -> tuple[bool | None, str]:
     """Record the event form's ``values`` for ``customer_id`` through
     :func:`dunning.ops.events.record` (validated, audited under ``ui:who``); returns
-    ``(True, summary)`` or ``(False, the error as the form names its fields)``."""
+    ``(True, summary)``, ``(False, the error as the form names its fields)`` or, when a
+    nightly job holds the store past the decision's wait, ``(None, "queued ...")`` after
+    journalling it (``dunning.ops.journal``)."""
     from dunning.ops.events import record
     from engine.events import Event
 
@@ -788,11 +811,22 @@ def _record_event(ws: Workspace, customer_id: str, values: dict[str, str],
         return False, f"invoice: {kind.replace('_', ' ')} is about one invoice; choose it"
     if kind != "opt_out":
         event.channel = None if kind not in ("contact_attempt", "conversation") else "phone"
+    from engine.store import StoreBusy
+
     try:
         with ws.rules_lock:  # the API's one writer lock of this process
             done = record(ws.state.store, event, anchor=ws.state.anchor)
     except InputError as exc:
         return False, _form_words(str(exc))
+    except StoreBusy as exc:  # a nightly job holds the store: journal it (applied later)
+        import dataclasses
+
+        data = {k: (v.isoformat() if isinstance(v, dt.date) else v)
+                for k, v in dataclasses.asdict(event).items()}
+        ws.state.queue_decision("event", {"by": who, "event": data})
+        return None, (f"Queued: {kind.replace('_', ' ')} for customer {customer_id}. The "
+                      f"store is busy ({exc.holder}); it is saved and will be recorded in "
+                      "the audit trail as soon as that job is done.")
     return True, done.recorded.summary() + (f" (audit record #{done.audit_seq})"
                                             if done.audit_seq else "")
 

@@ -8,6 +8,7 @@ once."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -137,3 +138,94 @@ def test_reviewers_and_the_nightly_cli_jobs_share_the_store(workspace_db, tmp_pa
         assert con.execute("SELECT count(*) FROM ops_review_queue WHERE review_id IN "
                            "(SELECT unnest(?)) AND status = 'approved'",
                            [rids]).fetchone()[0] == 24
+
+
+HOLDER = """
+import sys
+from engine.store import Store, configure_lock
+configure_lock(label="nightly-test-job")
+with Store(sys.argv[1]).connect():
+    print("ready", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_decisions_made_while_a_job_holds_the_store_are_queued_and_applied_once(
+        workspace_db, tmp_path, as_of, serve):
+    """A job holds the store longer than a decision waits: pages and the API answer 503
+    naming it, decisions are journalled (202 "queued") and recorded once when it ends; a
+    second application of the same entries (a crash before the journal's done line) adds
+    nothing."""
+    from dunning.api import ApiConfig, create_app, load_tokens
+    from dunning.ops.audit import AuditLog
+    from dunning.ops.journal import Journal
+    from dunning.ops.review import ReviewItem, ReviewQueue
+    from engine.store import Store
+
+    db = workspace_db
+    store = Store(db)
+    with store.connect() as con:
+        open_ids = [r[0] for r in con.execute(
+            "SELECT invoice_id FROM ops_recommendations ORDER BY invoice_id LIMIT 4").fetchall()]
+        custs = dict(con.execute("SELECT invoice_id, customer_id FROM invoices").fetchall())
+        rids = ReviewQueue(con, AuditLog(con, anchor=db.parent / "audit.anchor")).submit(
+            [ReviewItem(as_of, i, custs[i], "agency", ["test.journal"]) for i in open_ids])
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(f"{READ} read dora\n{REVIEW} reviewer alice\n")
+    app = create_app(ApiConfig(db=db, tokens=load_tokens(tokens), store_wait_s=0.2,
+                               decision_wait_s=0.2))
+    state = app.app.state.ops
+    bearer = {"Authorization": f"Bearer {REVIEW}"}
+    event = {"kind": "conversation", "invoice_id": open_ids[0], "channel": "phone",
+             "effective_date": as_of.isoformat(), "note": "promised to look into it"}
+    with serve(app) as url, login(url, REVIEW) as clerk, \
+            httpx.Client(base_url=url, timeout=30) as api:
+        csrf = csrf_of(clerk.get("/ui/review").text)
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], env=_env(),
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "ready"
+            page = clerk.get("/ui/review")
+            assert page.status_code == 503 and page.headers["retry-after"] == "5"
+            assert f"nightly-test-job, pid {holder.pid}" in page.text
+            assert "Nothing was changed" in page.text
+            r = api.get("/review", headers=bearer)
+            assert r.status_code == 503 and "nightly-test-job" in r.json()["error"]
+            for rid in rids[:3]:
+                r = clerk.post(f"/ui/review/{rid}", data={
+                    "csrf": csrf, "decision": "approve", "reason": f"fine {rid}"},
+                    headers={"HX-Request": "true"})
+                assert r.status_code == 202 and "Queued" in r.text, r.text
+                assert f'id="review-{rid}"' in r.text and "nightly-test-job" in r.text
+            r = api.post(f"/review/{rids[3]}/reject", json={"reason": "not yet"},
+                         headers=bearer)
+            assert r.status_code == 202 and r.json()["queued"], r.text
+            r = api.post("/events", json=event, headers=bearer)
+            assert r.status_code == 202 and r.json()["queued"], r.text
+            entries = Journal(db).pending()
+            assert [e["kind"] for e in entries] == ["review"] * 4 + ["event"]
+            assert Journal(db).path.stat().st_mode & 0o077 == 0
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+        _until(lambda: not Journal(db).pending(), timeout_s=60)  # applied once it is free
+        page = clerk.get("/ui/review", params={"status": "all"})
+        assert page.status_code == 200 and 'id="queued-decisions"' not in page.text
+    assert Journal(db).path.read_text() == ""  # emptied: no reason outlives its record
+    # a second application of the same entries (crash before the done line): nothing new
+    state.journal.path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    again = state.journal.apply({"review": state._apply_review, "event": state._apply_event})
+    assert [d["outcome"] for d in again] == ["applied"] * 5
+    with store.connect() as con:
+        log = AuditLog(con, anchor=db.parent / "audit.anchor")
+        decided = {r["payload"]["review_id"]: r["payload"]["decision"]
+                   for r in decided_reviews(log)}
+        assert len([r for r in decided_reviews(log) if r["payload"]["review_id"] in rids]) == 4
+        assert {rid: decided[rid] for rid in rids} == {
+            **{rid: "approved" for rid in rids[:3]}, rids[3]: "rejected"}
+        assert con.execute("SELECT count(*) FROM events WHERE kind = 'conversation' AND "
+                           "invoice_id = ? AND recorded_by = 'api:alice'",
+                           [open_ids[0]]).fetchone()[0] == 1
+        assert len([r for r in log.records(kind="event")
+                    if r["payload"]["recorded_by"] == "api:alice"]) == 1
+        assert log.verify().ok
