@@ -304,6 +304,7 @@ def workspace_step(config: PipelineConfig, db: Path, model_dir: Path) -> Workspa
     import os
     import secrets
     import shlex
+    import sys
 
     from dunning.ops.audit import KEY_ENV, KEY_FILE_ENV, write_key_file
     from dunning.ops.recommend import Recommender, load_payment_model
@@ -330,8 +331,9 @@ def workspace_step(config: PipelineConfig, db: Path, model_dir: Path) -> Workspa
         n_review = con.execute("SELECT count(*) FROM ops_review_queue WHERE as_of = ?",
                                [day]).fetchone()[0]
     key = os.environ.get(KEY_FILE_ENV, "").strip()
-    env = f"DUNNING_AUDIT_KEY_FILE={shlex.quote(key)} " if key else ""
-    command = (f"{env}.venv/bin/dunning serve --db {shlex.quote(str(db))} "
+    env = f"{KEY_FILE_ENV}={shlex.quote(key)} " if key else ""  # else $DUNNING_AUDIT_KEY
+    exe = sys.argv[0] if Path(sys.argv[0]).name == "dunning" else "dunning"
+    command = (f"{env}{shlex.quote(exe)} serve --db {shlex.quote(str(db))} "
                f"--tokens {shlex.quote(str(tokens))}")
     return WorkspaceReady(day, result.n_open, int(n_review), made_key, tokens, command)
 
@@ -802,7 +804,8 @@ def print_headline(result: PipelineResult, console: Console) -> None:
     ws = result.workspace
     if ws is not None:
         console.print(f"workspace: recommendations of {ws.as_of} for {ws.n_open:,} open "
-                      f"invoices, {ws.n_review:,} review items; open it with", highlight=False)
+                      f"invoices, {ws.n_review:,} review items; open it with:",
+                      highlight=False, soft_wrap=True)
         console.print(f"  {ws.command}", highlight=False, markup=False, soft_wrap=True)
         console.print(f"then http://127.0.0.1:8000/ui/ and log in with the token in "
                       f"{ws.tokens}", highlight=False, markup=False, soft_wrap=True)
