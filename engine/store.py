@@ -376,6 +376,21 @@ def store_lock(db: str | os.PathLike[str]) -> StoreLock:
         return lock
 
 
+def _forget_locks_in_child() -> None:
+    """After ``fork``: the child starts without leases. Its copies of the parent's lock
+    descriptors are closed (the parent's own stay open, so the parent keeps the lock); a
+    child that opens the store takes the lock as a process of its own."""
+    for lock in _LOCKS.values():
+        if lock._fd is not None:
+            os.close(lock._fd)
+        lock._fd, lock._users, lock._taking = None, 0, False
+        lock._cond = threading.Condition()
+        lock._mine = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
 def _process_label() -> str:
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
     return " ".join([name, *sys.argv[1:2]]) if name in ("dunning", "__main__.py") \
