@@ -3,6 +3,7 @@ last line, versioned master data, a damaged or locked store as one line."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import subprocess
 import sys
@@ -210,6 +211,37 @@ def test_a_cli_job_that_waits_too_long_names_the_holder_and_exits_2(tmp_path, co
         holder.wait(timeout=30)
     with Store(db).connect(read_only=True) as con:  # free again, read-only opens too
         assert con.execute("SELECT count(*) FROM invoices").fetchone()[0] == 0
+
+
+def _try_lock(db: str, out) -> None:  # noqa: ANN001 - a multiprocessing queue
+    from engine.store import StoreBusy, store_lock
+
+    try:
+        store_lock(db).acquire(wait_s=0.2)
+        out.put("got it")
+    except StoreBusy as exc:
+        out.put(f"busy: {exc.holder}")
+
+
+def test_a_forked_child_does_not_inherit_the_parents_lease(tmp_path) -> None:
+    import multiprocessing
+
+    from engine.store import configure_lock, store_lock
+
+    db = tmp_path / "s" / "d.duckdb"
+    Store(db)
+    ctx = multiprocessing.get_context("fork")
+    configure_lock(label="the parent")
+    try:
+        for held, expected in ((True, "busy: the parent, pid"), (False, "got it")):
+            out = ctx.Queue()
+            with store_lock(db).lease() if held else contextlib.nullcontext():
+                child = ctx.Process(target=_try_lock, args=(str(db), out))
+                child.start()
+                child.join(timeout=30)
+            assert out.get(timeout=5).startswith(expected)
+    finally:
+        configure_lock(label="")
 
 
 def test_top_reasons_count_rows_with_the_same_problem_together(store, tmp_path,
