@@ -298,7 +298,7 @@ class StoreLock:
         """Another process waits for this store (holds ``<store>.lock.wait`` shared)."""
         import fcntl
 
-        fd = os.open(self.wait_path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_lock_file(self.wait_path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -328,7 +328,7 @@ class StoreLock:
         marks itself as waiting (so a yielding holder lets go) and reports progress."""
         import fcntl
 
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = _open_lock_file(self.path)
         marker, told = None, 0.0
         try:
             while True:
@@ -338,7 +338,7 @@ class StoreLock:
                 except BlockingIOError:
                     pass
                 if marker is None and not LOCK.yielding:
-                    marker = os.open(self.wait_path, os.O_RDWR | os.O_CREAT, 0o600)
+                    marker = _open_lock_file(self.wait_path)
                     fcntl.flock(marker, fcntl.LOCK_SH)
                 now = time.monotonic()
                 if now >= deadline:
@@ -348,9 +348,10 @@ class StoreLock:
                     told = now
                 time.sleep(LOCK_POLL_S)
             since = datetime.now().astimezone().strftime("%H:%M:%S %Z")
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{LOCK.label or _process_label()}, pid {os.getpid()}, "
-                          f"since {since}\n".encode(), 0)
+            with contextlib.suppress(OSError):  # opened read-only (another user's file)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{LOCK.label or _process_label()}, pid {os.getpid()}, "
+                              f"since {since}\n".encode(), 0)
             return fd
         except BaseException:
             os.close(fd)
@@ -374,6 +375,25 @@ def store_lock(db: str | os.PathLike[str]) -> StoreLock:
         if lock is None:
             lock = _LOCKS[key] = StoreLock(key)
         return lock
+
+
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of a lock file beside the store (created, mode 0666 less the umask, so
+    that every user who may open the store may lock it); read-only when the file is another
+    user's (``flock`` works on it all the same). Raises :class:`StoreError` saying why not."""
+    store = path.with_name(path.name.rsplit(".lock", 1)[0])
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise StoreError(f"store {store}: cannot open its lock file {path} "
+                             f"({exc.strerror}); every process that opens the store needs "
+                             "to read it") from None
+    except OSError as exc:
+        raise StoreError(f"store {store}: cannot create its lock file {path} "
+                         f"({exc.strerror}); the store's folder must be writable") from None
 
 
 def _forget_locks_in_child() -> None:
