@@ -168,7 +168,8 @@ class ApiConfig:
     auth_queue_max_s: float = 60.0  # a client queued longer than this gets 429 at once
     # While another process (a nightly `dunning ingest`/`recommend`) holds the store: a read
     # waits this long, then gets 503 + Retry-After naming the job; a decision (review,
-    # event) waits longer (under a client's 30 s timeout) before it too gets 503.
+    # event) waits longer (under a client's 30 s timeout), then it is journalled (202) and
+    # applied once the store is free (dunning.ops.journal).
     store_wait_s: float = 5.0
     decision_wait_s: float = 25.0
 
@@ -277,8 +278,6 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        from engine.store import lock_wait
-
         with lock_wait(self.store_wait_s):  # seen by the handler's worker thread too
             await self._limited(scope, receive, send)
 
