@@ -94,17 +94,18 @@ def _client(url: str, token: str, paths: list[tuple[str, str]], out: mp.Queue) -
 
 def _fake_probabilities(db: Path, seed: int) -> None:
     """Seeded Dirichlet(2, 2, 2) probabilities for every stored row (see the docstring)."""
-    import duckdb
     import pandas as pd
 
-    con = duckdb.connect(str(db))
-    ids = [r[0] for r in con.execute("SELECT invoice_id FROM ops_recommendations").fetchall()]
-    p = np.random.default_rng(seed).dirichlet([2.0, 2.0, 2.0], len(ids))
-    frame = pd.DataFrame({"invoice_id": ids, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]})
-    con.register("_p", frame)
-    con.execute("UPDATE ops_recommendations r SET p_on_time = _p.a, p_late = _p.b, "
-                "p_very_late = _p.c FROM _p WHERE _p.invoice_id = r.invoice_id")
-    con.close()
+    from engine.store import Store
+
+    with Store(db).connect() as con:  # through the store's cross-process lock
+        ids = [r[0] for r in con.execute(
+            "SELECT invoice_id FROM ops_recommendations").fetchall()]
+        p = np.random.default_rng(seed).dirichlet([2.0, 2.0, 2.0], len(ids))
+        frame = pd.DataFrame({"invoice_id": ids, "a": p[:, 0], "b": p[:, 1], "c": p[:, 2]})
+        con.register("_p", frame)
+        con.execute("UPDATE ops_recommendations r SET p_on_time = _p.a, p_late = _p.b, "
+                    "p_very_late = _p.c FROM _p WHERE _p.invoice_id = r.invoice_id")
 
 
 def main() -> None:

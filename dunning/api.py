@@ -57,6 +57,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dunning.ops.dates import AS_OF_MAX_DAYS_AHEAD, AS_OF_MIN, as_of_problem, today_utc
 from engine.errors import DunningError, InputError
+from engine.store import StoreBusy, lock_wait
 
 ROLES = ("read", "reviewer", "legal")  # legal: reads, and approves rule changes (CLI)
 # durable_rules keeps one engine state per ruleset: decide one case at a time per process.
@@ -165,6 +166,12 @@ class ApiConfig:
     auth_backoff_s: float = 0.05  # wait after the first failed authentication of a client
     auth_backoff_max_s: float = 30.0  # the wait doubles per failure up to this
     auth_queue_max_s: float = 60.0  # a client queued longer than this gets 429 at once
+    # While another process (a nightly `dunning ingest`/`recommend`) holds the store: a read
+    # waits this long, then gets 503 + Retry-After naming the job; a decision (review,
+    # event) waits longer (under a client's 30 s timeout), then it is journalled (202) and
+    # applied once the store is free (dunning.ops.journal).
+    store_wait_s: float = 5.0
+    decision_wait_s: float = 25.0
 
 
 # ---------------------------------------------------------------------------- request bodies
@@ -260,15 +267,21 @@ class EventBody(_Body):
 
 # ---------------------------------------------------------------------------- middleware
 class BodyLimit:
-    """Pure ASGI middleware: 413 for a body over ``limit`` bytes (declared or streamed)."""
+    """Pure ASGI middleware: 413 for a body over ``limit`` bytes (declared or streamed).
+    Also bounds how long the request waits for the store (``store_wait_s``,
+    ``engine.store.lock_wait``) while another process holds it."""
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limit: int, store_wait_s: float = 5.0) -> None:
+        self.app, self.limit, self.store_wait_s = app, limit, store_wait_s
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        with lock_wait(self.store_wait_s):  # seen by the handler's worker thread too
+            await self._limited(scope, receive, send)
+
+    async def _limited(self, scope: dict, receive: Any, send: Any) -> None:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
             await _send_json(send, 413, {"error": "request body too large", "problems": [
@@ -348,6 +361,55 @@ class ApiState:
         self._refreshing = threading.Lock()
         self._caches: dict[dt.date | None, _DayCache] = {}
         self._model: Any = None
+        from dunning.ops.journal import Journal, JournalRunner
+
+        # decisions made while a job holds the store longer than they wait (dunning.ops.journal)
+        self.journal = Journal(self.store.path)
+        self.journal_runner = JournalRunner(self.journal, {"review": self._apply_review,
+                                                           "event": self._apply_event})
+
+    # decisions journalled while a job held the store
+    def queue_decision(self, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        """Journal a decision durably (``dunning.ops.journal``) and start applying it as
+        soon as the store is free; returns the entry (``id``, ``queued_at``)."""
+        entry = self.journal.append(kind, data)
+        self.journal_runner.kick()
+        return entry
+
+    def _apply_review(self, entry: dict[str, Any]) -> str:
+        """Decide a journalled review item; the same decision found already made by the
+        same reviewer counts as applied (a second application after a crash adds nothing)."""
+        from dunning.ops.audit import AuditLog
+        from dunning.ops.review import ReviewQueue
+
+        rid, who, status = entry["review_id"], entry["by"], \
+            "approved" if entry["approve"] else "rejected"
+        with self.store.connect() as con:
+            queue = ReviewQueue(con, AuditLog(con, anchor=self.anchor))
+            item = queue.get(rid)
+            if item["status"] != "pending":
+                if (item["status"], item["reviewer"]) == (status, who):
+                    return f"{rid} was already {status} by {who}"
+                raise InputError(f"review item {rid} is already {item['status']} by "
+                                 f"{item['reviewer']} at {item['decided_at']}; the queued "
+                                 f"decision of {who} was not recorded")
+            queue.decide(rid, entry["approve"], who, entry["reason"])
+        self.invalidate()
+        return f"{rid} {status} by {who}"
+
+    def _apply_event(self, entry: dict[str, Any]) -> str:
+        """Record a journalled event (its id makes a second application a no-op)."""
+        from dunning.ops.events import record
+        from engine.events import Event
+
+        data = dict(entry["event"])
+        for key in ("effective_date", "promised_date"):
+            if data.get(key):
+                data[key] = dt.date.fromisoformat(data[key])
+        with _RULES_LOCK:
+            done = record(self.store, Event(**data), anchor=self.anchor)
+        self.invalidate()
+        return done.recorded.summary()
 
     # recommendations, cached per day
     def cached_recommendation(self, invoice_id: str,
@@ -378,6 +440,8 @@ class ApiState:
                 self._reload(as_of)
             else:
                 cache.loaded_at = time.monotonic()
+        except StoreBusy:  # a job holds the store: keep serving the cache, check again later
+            pass
         finally:
             self._refreshing.release()
 
@@ -728,8 +792,19 @@ def create_app(config: ApiConfig) -> Any:
                 raise HTTPException(404, str(exc)) from None
 
     def _decide(review_id: str, approve: bool, body: ReviewDecisionBody,
-                who: Principal) -> dict:
-        with state.store.connect() as con:
+                who: Principal) -> Any:
+        try:
+            return _decide_now(review_id, approve, body, who)
+        except StoreBusy as exc:  # a job holds the store: journal it, applied when free
+            entry = state.queue_decision("review", {
+                "review_id": review_id, "approve": approve, "by": who.name,
+                "reason": body.reason})
+            return JSONResponse(queued_body(entry, exc, f"{review_id}: "
+                                            f"{'approve' if approve else 'reject'}"), 202)
+
+    def _decide_now(review_id: str, approve: bool, body: ReviewDecisionBody,
+                    who: Principal) -> dict:
+        with lock_wait(config.decision_wait_s), state.store.connect() as con:
             queue = _queue(con)
             try:
                 queue.get(review_id)
@@ -770,7 +845,7 @@ def create_app(config: ApiConfig) -> Any:
         override = None if body.override_veto is None else VetoOverride(
             who.name, who.role, body.override_veto.reason)
         try:
-            with _RULES_LOCK:
+            with _RULES_LOCK, lock_wait(config.decision_wait_s):
                 done = record_action(state.store, body.invoice_id, body.channel,
                                      body.action_date, decided_by=f"api:{who.name}",
                                      complaint=body.complaint, anchor=state.anchor,
@@ -798,8 +873,13 @@ def create_app(config: ApiConfig) -> Any:
                       amount=body.amount, promised_date=body.promised_date,
                       channel=body.channel, changes=dict(body.changes),
                       event_id=body.event_id, recorded_by=f"api:{who.name}", note=body.note)
-        with _RULES_LOCK:  # one writer at a time in this process
-            done = record(state.store, event, anchor=state.anchor)
+        try:
+            with _RULES_LOCK, lock_wait(config.decision_wait_s):  # one writer per process
+                done = record(state.store, event, anchor=state.anchor)
+        except StoreBusy as exc:  # a job holds the store: journal it, applied when free
+            entry = state.queue_decision("event", {"by": who.name,
+                                                   "event": event_dict(event)})
+            return JSONResponse(queued_body(entry, exc, f"{body.kind} event"), 202)
         state.invalidate()
         return done.as_dict()
 
@@ -869,8 +949,41 @@ def create_app(config: ApiConfig) -> Any:
 
     from dunning.workspace import mount_workspace  # the browser pages under /ui
 
-    mount_workspace(app, state, _RULES_LOCK)
-    return BodyLimit(app, config.max_body_bytes)
+    ws = mount_workspace(app, state, _RULES_LOCK)
+    state.journal_runner.kick()  # decisions journalled before a crash or restart
+
+    @app.exception_handler(StoreBusy)
+    async def _busy(request: Request, exc: StoreBusy) -> Response:
+        """Another process (a nightly job) held the store for longer than this request
+        waits: 503 + Retry-After naming it, as HTML on the workspace's pages."""
+        log.info("store busy on %s %s: %s", request.method, request.url.path, exc.holder)
+        if request.url.path.startswith(ws.prefix):
+            return ws.busy(request, exc)
+        return JSONResponse({"error": busy_message(exc), "problems": []}, status_code=503,
+                            headers={"Retry-After": str(exc.retry_after_s)})
+
+    return BodyLimit(app, config.max_body_bytes, config.store_wait_s)
+
+
+def queued_body(entry: dict[str, Any], exc: StoreBusy, what: str) -> dict[str, Any]:
+    """The 202 answer to a decision journalled while a job held the store."""
+    return {"queued": True, "journal_id": entry["id"], "queued_at": entry["queued_at"],
+            "message": f"{what} is queued: the store is busy ({exc.holder}); the decision "
+            "is saved and will be recorded in the audit trail as soon as that job is done"}
+
+
+def event_dict(event: Any) -> dict[str, Any]:
+    """An ``engine.events.Event`` as JSON-ready values (dates as ISO text) for the journal."""
+    import dataclasses
+
+    return {k: (v.isoformat() if isinstance(v, dt.date) else v)
+            for k, v in dataclasses.asdict(event).items()}
+
+
+def busy_message(exc: StoreBusy) -> str:
+    """What a client is told while a job holds the store (nothing was changed)."""
+    return (f"the store is busy: {exc.holder} is using it (for example the nightly run); "
+            f"nothing was changed; try again in {exc.retry_after_s} s")
 
 
 def bind_warning(host: str, tls: bool) -> str | None:

@@ -36,8 +36,15 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 @app.callback()
-def _root() -> None:
+def _root(ctx: typer.Context) -> None:
     """Decision engine for accounts-receivable collections."""
+    from dunning.commands.common import StoreWaitStatus
+    from engine.store import configure_lock
+
+    # Another process holding the store (`dunning serve`, a nightly job): wait for it with a
+    # status line naming it, instead of failing on DuckDB's lock (engine.store.StoreLock).
+    configure_lock(label=f"dunning {ctx.invoked_subcommand or ''}".strip(),
+                   on_wait=StoreWaitStatus())
 
 
 @app.command()

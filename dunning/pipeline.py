@@ -226,6 +226,21 @@ class PipelineResult:
     results_path: Path
     report_path: Path
     step_seconds: dict[str, float] = field(default_factory=dict)
+    workspace: WorkspaceReady | None = None
+
+
+@dataclass
+class WorkspaceReady:
+    """The store made ready for ``dunning serve`` by :func:`workspace_step`: the day of its
+    recommendations, how many open invoices and review items, the files the server needs
+    and the command that opens the workspace."""
+
+    as_of: dt.date
+    n_open: int
+    n_review: int
+    audit_key: Path | None  # the key file the demo made (None: one was configured)
+    tokens: Path
+    command: str
 
 
 # -- steps ---------------------------------------------------------------------------------
@@ -277,6 +292,50 @@ def ingest_step(config: PipelineConfig, company_dir: Path | None = None) -> Path
 
         audit_master_data(Store(db), report, by="pipeline")
     return db
+
+
+def workspace_step(config: PipelineConfig, db: Path, model_dir: Path) -> WorkspaceReady:
+    """Leave the store ready for the workspace (``dunning serve``): the daily recommendation
+    for the store's latest day (what ``dunning recommend --model MODEL --as-of DAY`` does:
+    worklist rows and review items, audited), with an audit key (``$DUNNING_AUDIT_KEY_FILE``
+    or ``$DUNNING_AUDIT_KEY`` when set, else ``OUT/audit.key``, made once, mode 0600) and a
+    token file ``OUT/tokens.txt`` (a reviewer, ``demo-reviewer``, made once, mode 0600).
+    Idempotent: a second run of the same day adds nothing."""
+    import os
+    import secrets
+    import shlex
+    import sys
+
+    from dunning.ops.audit import KEY_ENV, KEY_FILE_ENV, write_key_file
+    from dunning.ops.recommend import Recommender, load_payment_model
+    from engine.store import Store
+
+    out = Path(config.out_dir)
+    made_key = None
+    if not os.environ.get(KEY_FILE_ENV, "").strip() and not os.environ.get(KEY_ENV, "").strip():
+        made_key = out / "audit.key"
+        if not made_key.exists():
+            write_key_file(made_key)
+        os.environ[KEY_FILE_ENV] = str(made_key)  # for this run's audit records
+    tokens = out / "tokens.txt"
+    if not tokens.exists():
+        fd = os.open(tokens, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"{secrets.token_urlsafe(32)} reviewer demo-reviewer\n")
+    store = Store(db)
+    day = store.latest_date()
+    if day is None:
+        raise DunningError(f"{db}: no invoices, payments or actions; nothing to recommend")
+    result = Recommender(store, model=load_payment_model(model_dir)).run(day)
+    with store.connect() as con:
+        n_review = con.execute("SELECT count(*) FROM ops_review_queue WHERE as_of = ?",
+                               [day]).fetchone()[0]
+    key = os.environ.get(KEY_FILE_ENV, "").strip()
+    env = f"{KEY_FILE_ENV}={shlex.quote(key)} " if key else ""  # else $DUNNING_AUDIT_KEY
+    exe = sys.argv[0] if Path(sys.argv[0]).name == "dunning" else "dunning"
+    command = (f"{env}{shlex.quote(exe)} serve --db {shlex.quote(str(db))} "
+               f"--tokens {shlex.quote(str(tokens))}")
+    return WorkspaceReady(day, result.n_open, int(n_review), made_key, tokens, command)
 
 
 def demo_creditor_profile(directory: Path) -> Path:
@@ -710,7 +769,9 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
     results_path = write_results(results, out)
     with _step(progress, "write report", t):
         report = report_step(config, results)
-    return PipelineResult(config, results, results_path, report, t)
+    with _step(progress, "recommend for the workspace", t):
+        workspace = workspace_step(config, db, model_dir)
+    return PipelineResult(config, results, results_path, report, t, workspace)
 
 
 def print_headline(result: PipelineResult, console: Console) -> None:
@@ -740,3 +801,11 @@ def print_headline(result: PipelineResult, console: Console) -> None:
     console.print("gap = share of the oracle's NPV gain over the fixed 14/30/45 schedule")
     console.print(f"results: [bold]{result.results_path}[/]")
     console.print(f"report:  [bold]{result.report_path}[/]")
+    ws = result.workspace
+    if ws is not None:
+        console.print(f"workspace: recommendations of {ws.as_of} for {ws.n_open:,} open "
+                      f"invoices, {ws.n_review:,} review items; open it with:",
+                      highlight=False, soft_wrap=True)
+        console.print(f"  {ws.command}", highlight=False, markup=False, soft_wrap=True)
+        console.print(f"then http://127.0.0.1:8000/ui/ and log in with the token in "
+                      f"{ws.tokens}", highlight=False, markup=False, soft_wrap=True)

@@ -27,15 +27,30 @@ int       ``Int64`` (nullable)    ``<NA>``
 
 Rows are sorted by the table key. The store opens a DuckDB connection per call (DuckDB lets
 one process write a file at a time), so keep :meth:`connect` blocks short.
+
+Several processes, one file: every opener takes the store's cross-process lock first
+(``fcntl.flock`` on ``<store>.lock``, :class:`StoreLock`), shared by the threads of a
+process, and the DuckDB file is open only while it is held. A process that finds the lock
+taken waits (``$DUNNING_STORE_WAIT`` seconds, default 600; :func:`configure_lock`) and can
+say who holds it (the holder writes its command, pid and start time into the lock file),
+instead of failing on DuckDB's own lock; when the wait runs out it raises
+:class:`StoreBusy` naming the holder. A *yielding* process (``dunning serve``) gives the
+store up as soon as another process waits (a waiter holds a shared ``flock`` on
+``<store>.lock.wait``) and takes no new lease until that process has had its turn.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,6 +140,283 @@ class StoreError(DunningError):
     """The store file cannot be opened (locked by another process, corrupted, not DuckDB)."""
 
 
+class StoreBusy(StoreError):
+    """Another process held the store longer than this process was willing to wait.
+
+    ``holder``: who holds it (``"dunning recommend, pid 4242, since 04:10:03 UTC"``);
+    ``waited_s``: how long this opener waited; ``retry_after_s``: a polite pause before
+    trying again (whole seconds, for an HTTP ``Retry-After``).
+    """
+
+    def __init__(self, path: Path, holder: str, waited_s: float) -> None:
+        self.path, self.holder, self.waited_s = path, holder, waited_s
+        self.retry_after_s = 5
+        super().__init__(f"store {path}: in use by {holder}; waited {waited_s:.0f} s for it "
+                         f"(set ${LOCK_WAIT_ENV} to wait longer, or stop that process)")
+
+
+LOCK_WAIT_ENV = "DUNNING_STORE_WAIT"
+DEFAULT_LOCK_WAIT_S = 600.0
+LOCK_POLL_S = 0.02  # how often a waiter tries the lock again (seconds)
+
+
+@dataclass
+class LockSettings:
+    """How this process shares the store with others (one instance: :data:`LOCK`).
+
+    ``label``: who this process is, shown to waiters (``dunning ingest``); ``wait_s``: how
+    long an opener waits for another process before :class:`StoreBusy` (``None``:
+    ``$DUNNING_STORE_WAIT`` or :data:`DEFAULT_LOCK_WAIT_S`); ``yielding``: give the store
+    up as soon as another process waits (the server); ``on_wait(holder, waited_s)``: called
+    about every 0.2 s while waiting, and once with ``waited_s = -1`` when the wait ends.
+    """
+
+    label: str = ""
+    wait_s: float | None = None
+    yielding: bool = False
+    on_wait: Callable[[str, float], None] | None = None
+
+    def wait_seconds(self) -> float:
+        override = _WAIT_OVERRIDE.get()
+        if override is not None:
+            return override
+        if self.wait_s is not None:
+            return self.wait_s
+        raw = os.environ.get(LOCK_WAIT_ENV, "")
+        try:
+            return float(raw) if raw else DEFAULT_LOCK_WAIT_S
+        except ValueError:
+            raise InputError(f"${LOCK_WAIT_ENV}: {raw!r}; expected seconds, e.g. 600") from None
+
+
+LOCK = LockSettings()
+_WAIT_OVERRIDE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "dunning_store_wait", default=None)
+
+
+def configure_lock(*, label: str | None = None, wait_s: float | None = None,
+                   yielding: bool | None = None,
+                   on_wait: Callable[[str, float], None] | None = None) -> LockSettings:
+    """Set how this process shares stores with others (see :class:`LockSettings`)."""
+    if label is not None:
+        LOCK.label = label
+    if wait_s is not None:
+        LOCK.wait_s = wait_s
+    if yielding is not None:
+        LOCK.yielding = yielding
+    if on_wait is not None:
+        LOCK.on_wait = on_wait
+    return LOCK
+
+
+@contextlib.contextmanager
+def lock_wait(seconds: float) -> Iterator[None]:
+    """Inside the block (this thread or task), openers wait up to ``seconds`` for the store
+    (e.g. a page read 3 s, a clerk's decision 20 s)."""
+    token = _WAIT_OVERRIDE.set(seconds)
+    try:
+        yield
+    finally:
+        _WAIT_OVERRIDE.reset(token)
+
+
+class StoreLock:
+    """The cross-process lock of one store file, shared by the threads of this process.
+
+    The first lease of the process takes an exclusive ``flock`` on ``<store>.lock`` and
+    writes who holds it there; the last lease given back releases it. Get the one instance
+    per file with :func:`store_lock`. Leases nest within a thread (a lease held by the
+    calling thread is always extended, so nested :meth:`Store.connect` never waits on
+    itself).
+    """
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.path = db.with_name(db.name + ".lock")
+        self.wait_path = db.with_name(db.name + ".lock.wait")
+        self._cond = threading.Condition()
+        self._users = 0
+        self._fd: int | None = None
+        self._taking = False
+        self._mine = threading.local()
+
+    @property
+    def held(self) -> bool:
+        """This process holds the lock now."""
+        return self._fd is not None
+
+    def acquire(self, wait_s: float | None = None, nested: bool = True) -> None:
+        """Take a lease, waiting up to ``wait_s`` seconds (default: :data:`LOCK`) for other
+        processes; raises :class:`StoreBusy` naming the holder when the wait runs out.
+        ``nested=False``: a lease not tied to the calling thread (released by another)."""
+        wait_s = LOCK.wait_seconds() if wait_s is None else wait_s
+        start = time.monotonic()
+        deadline = start + wait_s
+        with self._cond:
+            while True:
+                depth = getattr(self._mine, "depth", 0) if nested else 0
+                if self._fd is not None and (depth or not self._give_way()):
+                    self._grant(nested)
+                    return
+                if self._fd is None and not self._taking and not self._give_way():
+                    self._taking = True
+                    break
+                if time.monotonic() >= deadline:
+                    raise StoreBusy(self.db, self.holder(), time.monotonic() - start)
+                self._cond.wait(LOCK_POLL_S)
+        fd = None
+        try:
+            fd = self._take(deadline, start)
+        finally:
+            with self._cond:
+                self._taking = False
+                if fd is not None:
+                    self._fd = fd
+                    self._grant(nested)
+                self._cond.notify_all()
+
+    def release(self, nested: bool = True) -> None:
+        """Give a lease back; the last one releases the file lock."""
+        with self._cond:
+            if nested:
+                self._mine.depth -= 1
+            self._users -= 1
+            if self._users == 0 and self._fd is not None:
+                os.close(self._fd)  # closing the descriptor releases the flock
+                self._fd = None
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def lease(self, wait_s: float | None = None) -> Iterator[None]:
+        self.acquire(wait_s)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def others_waiting(self) -> bool:
+        """Another process waits for this store (holds ``<store>.lock.wait`` shared)."""
+        import fcntl
+
+        fd = _open_lock_file(self.wait_path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # also releases the probe's lock
+        return False
+
+    def holder(self) -> str:
+        """Who holds the lock, as its holder wrote it (``"?"`` when unreadable)."""
+        try:
+            text = self.path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return "?"
+        return text[:200] or "another process"
+
+    def _give_way(self) -> bool:
+        return LOCK.yielding and self.others_waiting()
+
+    def _grant(self, nested: bool) -> None:
+        self._users += 1
+        if nested:
+            self._mine.depth = getattr(self._mine, "depth", 0) + 1
+
+    def _take(self, deadline: float, start: float) -> int:
+        """Poll the file lock until ``deadline``; while waiting, a non-yielding process
+        marks itself as waiting (so a yielding holder lets go) and reports progress."""
+        import fcntl
+
+        fd = _open_lock_file(self.path)
+        marker, told = None, 0.0
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    pass
+                if marker is None and not LOCK.yielding:
+                    marker = _open_lock_file(self.wait_path)
+                    fcntl.flock(marker, fcntl.LOCK_SH)
+                now = time.monotonic()
+                if now >= deadline:
+                    raise StoreBusy(self.db, self.holder(), now - start)
+                if LOCK.on_wait is not None and now - told >= 0.2:
+                    LOCK.on_wait(self.holder(), now - start)
+                    told = now
+                time.sleep(LOCK_POLL_S)
+            since = datetime.now().astimezone().strftime("%H:%M:%S %Z")
+            with contextlib.suppress(OSError):  # opened read-only (another user's file)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{LOCK.label or _process_label()}, pid {os.getpid()}, "
+                              f"since {since}\n".encode(), 0)
+            return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        finally:
+            if marker is not None:
+                os.close(marker)
+            if told and LOCK.on_wait is not None:
+                LOCK.on_wait("", -1.0)
+
+
+_LOCKS: dict[Path, StoreLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def store_lock(db: str | os.PathLike[str]) -> StoreLock:
+    """The one :class:`StoreLock` of this process for the store file ``db``."""
+    key = Path(os.path.abspath(db))
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(key)
+        if lock is None:
+            lock = _LOCKS[key] = StoreLock(key)
+        return lock
+
+
+def _open_lock_file(path: Path) -> int:
+    """A descriptor of a lock file beside the store (created, mode 0666 less the umask, so
+    that every user who may open the store may lock it); read-only when the file is another
+    user's (``flock`` works on it all the same). Raises :class:`StoreError` saying why not."""
+    store = path.with_name(path.name.rsplit(".lock", 1)[0])
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    except PermissionError:
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise StoreError(f"store {store}: cannot open its lock file {path} "
+                             f"({exc.strerror}); every process that opens the store needs "
+                             "to read it") from None
+    except OSError as exc:
+        raise StoreError(f"store {store}: cannot create its lock file {path} "
+                         f"({exc.strerror}); the store's folder must be writable") from None
+
+
+def _forget_locks_in_child() -> None:
+    """After ``fork``: the child starts without leases. Its copies of the parent's lock
+    descriptors are closed (the parent's own stay open, so the parent keeps the lock); a
+    child that opens the store takes the lock as a process of its own."""
+    for lock in _LOCKS.values():
+        if lock._fd is not None:
+            os.close(lock._fd)
+        lock._fd, lock._users, lock._taking = None, 0, False
+        lock._cond = threading.Condition()
+        lock._mine = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_locks_in_child)
+
+
+def _process_label() -> str:
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    return " ".join([name, *sys.argv[1:2]]) if name in ("dunning", "__main__.py") \
+        else name
+
+
 class Store:
     """An embedded DuckDB file with the four contract tables, the ``events`` table and the
     superseded versions of master data (``customers_versions``, ``invoices_versions``).
@@ -163,22 +455,27 @@ class Store:
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A DuckDB connection to the store file, closed when the block ends.
 
+        Holds a lease of the store's cross-process lock (:class:`StoreLock`) for the block:
+        it may wait for another process (see the module docstring) and raises
+        :class:`StoreBusy` when that takes longer than the configured wait.
+
         Other areas may keep their own tables in the same file (prefix their names with the
         area, e.g. ``ops_review_queue``) and must not write to the contract tables.
         """
         import duckdb
 
-        try:
-            con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.Error as exc:
-            raise StoreError(_open_problem(self.path, exc)) from None
-        try:
-            yield con
-        except (duckdb.IOException, duckdb.SerializationException,
-                duckdb.FatalException) as exc:  # a file damaged after it opened
-            raise StoreError(_open_problem(self.path, exc)) from None
-        finally:
-            con.close()
+        with store_lock(self.path).lease():  # other processes wait (or are told who holds it)
+            try:
+                con = duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.Error as exc:
+                raise StoreError(_open_problem(self.path, exc)) from None
+            try:
+                yield con
+            except (duckdb.IOException, duckdb.SerializationException,
+                    duckdb.FatalException) as exc:  # a file damaged after it opened
+                raise StoreError(_open_problem(self.path, exc)) from None
+            finally:
+                con.close()
 
     # ---------------------------------------------------------------- reading
     def extra_columns(self, table: str) -> dict[str, str]:

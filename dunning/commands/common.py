@@ -34,6 +34,37 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class StoreWaitStatus:
+    """``engine.store.LockSettings.on_wait`` of the CLI: while another process holds the
+    store, a status line on stderr naming it (one plain line when stderr is not a terminal,
+    e.g. in a cron log), and how long this command waited once it has the store."""
+
+    def __init__(self) -> None:
+        self._status: Any = None
+        self._shown = False
+
+    def __call__(self, holder: str, waited_s: float) -> None:
+        from engine.store import LOCK, LOCK_WAIT_ENV
+
+        if waited_s < 0:  # the wait is over (got the store, or gave up)
+            if self._status is not None:
+                self._status.stop()
+                self._status = None
+            self._shown = False
+            return
+        text = (f"waiting for the store: held by {holder} ({waited_s:.0f} s of at most "
+                f"{LOCK.wait_seconds():.0f} s, ${LOCK_WAIT_ENV})")
+        if self._status is not None:
+            self._status.update(text)
+        elif not self._shown:
+            self._shown = True
+            if err_console.is_terminal:
+                self._status = err_console.status(text)
+                self._status.start()
+            else:
+                err_console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def decision_date(value: str | None, option: str) -> dt.date:
     """A date option (default today UTC), inside the accepted range (dunning.ops.dates)."""
     from dunning.ops.dates import check_as_of

@@ -528,6 +528,13 @@ def serve(
                                    "proxy is in front: no clear-text warning, and its "
                                    "X-Forwarded-For names the client (for the per-client "
                                    "authentication backoff)."),
+    store_wait: float = typer.Option(5.0, "--store-wait", min=0.0, help="Seconds a page or "
+                                     "API read waits while a CLI job holds the store, then "
+                                     "503 + Retry-After naming the job."),
+    decision_wait: float = typer.Option(25.0, "--decision-wait", min=0.0, help="Seconds a "
+                                        "review decision or event waits for the store, then "
+                                        "it is journalled (202, applied once the job is "
+                                        "done)."),
 ) -> None:
     """REST API (OpenAPI at /docs): recommendations, predictions, rules, review, audit.
 
@@ -537,11 +544,16 @@ def serve(
     import uvicorn
 
     from dunning.api import ApiConfig, bind_warning, create_app, load_tokens
+    from engine.store import configure_lock
 
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise InputError("--ssl-certfile and --ssl-keyfile: give both or neither")
     config = ApiConfig(db=Path(db), tokens=load_tokens(tokens), model_dir=model,
-                       policy_dir=policy)
+                       policy_dir=policy, store_wait_s=store_wait,
+                       decision_wait_s=decision_wait)
+    # The server shares the store with CLI jobs: it gives the store up as soon as one waits
+    # and its requests wait a bounded time for it (503 + Retry-After after that).
+    configure_lock(label="dunning serve", yielding=True, wait_s=config.store_wait_s)
     app = create_app(config)  # checks the store and the audit key before listening
     warning = bind_warning(host, tls=ssl_certfile is not None or tls_proxy)
     if warning:

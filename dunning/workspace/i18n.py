@@ -38,6 +38,8 @@ GERMAN: dict[str, str] = {
     # errors
     "Not allowed": "Nicht erlaubt",
     "Not found": "Nicht gefunden",
+    "Busy for a moment": "Gerade beschäftigt",
+    "Queued": "Vorgemerkt",
     "Cannot do that": "Nicht möglich",
     "Back to the worklist": "Zurück zur Arbeitsliste",
     # worklist

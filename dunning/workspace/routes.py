@@ -117,15 +117,19 @@ class KeepOpen:
 
     DuckDB keeps a database file loaded in a process only while a connection to it is open;
     opening it again costs tens of milliseconds (catalog load, checkpoint on close), more
-    than a page's queries. So the first request opens this connection and it is closed
-    again ``idle_s`` seconds after the last request: between bursts of page views the file
-    is free for other processes (the CLI, a nightly run), as before the workspace.
+    than a page's queries. So the first request opens this connection, holding a lease of
+    the store's cross-process lock (``engine.store.StoreLock``), and gives both back
+    ``idle_s`` seconds after the last request, or at once when another process (the CLI,
+    a nightly run) waits for the store: it never keeps a job waiting.
     """
 
-    def __init__(self, path: Path, idle_s: float = 5.0) -> None:
+    def __init__(self, path: Path, idle_s: float = 5.0, poll_s: float = 0.05) -> None:
         import atexit
 
-        self.path, self.idle_s = path, idle_s
+        from engine.store import store_lock
+
+        self.path, self.idle_s, self.poll_s = path, idle_s, poll_s
+        self.lock = store_lock(path)
         self._con: Any = None
         self._last = 0.0
         self._lock = threading.Lock()
@@ -139,35 +143,45 @@ class KeepOpen:
 
         import duckdb
 
+        from engine.store import StoreBusy
+
         with self._lock:
             self._last = time.monotonic()
-            if self._con is not None or self._stop.is_set():
+            if self._con is not None or self._stop.is_set() or self.lock.others_waiting():
+                return
+            try:
+                self.lock.acquire(wait_s=0, nested=False)  # never waits: only an optimisation
+            except StoreBusy:
                 return
             try:
                 self._con = duckdb.connect(str(self.path))
-            except duckdb.Error:  # another process holds the file: serve without it
+            except duckdb.Error:  # a process outside dunning holds the file: serve without
+                self.lock.release(nested=False)
                 return
             threading.Thread(target=self._close_when_idle, daemon=True).start()
 
     def _close_when_idle(self) -> None:
         import time
 
-        while not self._stop.wait(self.idle_s / 2):
+        while not self._stop.wait(self.poll_s):
             with self._lock:
                 if self._con is None:
                     return
-                if time.monotonic() - self._last >= self.idle_s:
-                    self._con.close()
-                    self._con = None
+                if time.monotonic() - self._last >= self.idle_s or self.lock.others_waiting():
+                    self._close_locked()
                     return
+
+    def _close_locked(self) -> None:
+        self._con.close()
+        self._con = None
+        self.lock.release(nested=False)
 
     def close(self) -> None:
         """Close the connection now and keep it closed."""
         self._stop.set()
         with self._lock:
             if self._con is not None:
-                self._con.close()
-                self._con = None
+                self._close_locked()
 
 
 class Workspace:
@@ -211,6 +225,30 @@ class Workspace:
               message: str) -> HTMLResponse:
         return self.render(request, "error.html.j2", session, http_status=status,
                            status_code=status, message=message)
+
+    prefix = PREFIX
+
+    def deciding(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` of a clerk's decision (review, event, letter sent): it waits longer
+        for the store than a page read (``config.decision_wait_s``) while a nightly job
+        holds it, so the decision is made rather than refused."""
+        from engine.store import lock_wait
+
+        with lock_wait(getattr(self.state.config, "decision_wait_s", 25.0)):
+            return fn(*args)
+
+    def busy(self, request: Request, exc: Any) -> HTMLResponse:
+        """503 page while another process (``exc``: ``engine.store.StoreBusy``, e.g. the
+        nightly run) holds the store longer than a request waits; names the job, asks the
+        browser to come back (``Retry-After``) and says that nothing was changed."""
+        session = self.sessions.session(request.cookies.get(SESSION_COOKIE))
+        message = (f"The store is busy: {exc.holder} is using it (for example the nightly "
+                   f"run). Nothing was changed. Try again in {exc.retry_after_s} seconds; "
+                   "your work is safe.")
+        resp = self.render(request, "error.html.j2", session, http_status=503,
+                           status_code=503, message=message)
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
 
     @staticmethod
     def redirect(url: str) -> RedirectResponse:
@@ -414,8 +452,11 @@ def make_router(ws: Workspace) -> APIRouter:
         values = {k: form.get(k, "").strip() for k in EVENT_FIELDS}
         from fastapi.concurrency import run_in_threadpool
 
-        ok, message = await run_in_threadpool(_record_event, ws, customer_id[:100], values,
-                                              session.who.name)
+        ok, message = await run_in_threadpool(ws.deciding, _record_event, ws,
+                                              customer_id[:100], values, session.who.name)
+        if ok is None:  # journalled while a nightly job holds the store
+            return ws.render(request, "queued.html.j2", session, http_status=202,
+                             rid="", message=message)
         if not ok:
             return _customer_page(ws, request, session, customer_id[:100], http_status=422,
                                   event=values, event_error=message)
@@ -434,8 +475,12 @@ def make_router(ws: Workspace) -> APIRouter:
         desc = q.get("dir") == "desc"
         with ws.state.store.connect() as con:
             items = queries.review_items(con, status, sort, desc)
+        journal = ws.state.journal  # decisions queued while a job held the store
         return ws.render(request, "review.html.j2", session, items=items, status=status,
-                         sort=sort, desc=desc, message="")
+                         sort=sort, desc=desc, message="",
+                         queued=[e for e in journal.pending() if e["kind"] == "review"],
+                         refused=[d for d in journal.recent if d["outcome"] == "refused"
+                                  and d["kind"] == "review"][-20:])
 
     @router.get(PREFIX + "/review/{rid}")
     @page
@@ -460,8 +505,22 @@ def make_router(ws: Workspace) -> APIRouter:
                             "trail, GDPR art. 22(3)).")
         from fastapi.concurrency import run_in_threadpool
 
-        result = await run_in_threadpool(_decide, ws, rid[:40], decision == "approve",
-                                         session.who.name, reason)
+        from engine.store import StoreBusy
+
+        try:
+            result = await run_in_threadpool(ws.deciding, _decide, ws, rid[:40],
+                                             decision == "approve", session.who.name, reason)
+        except StoreBusy as exc:  # a nightly job holds the store: journal it (applied later)
+            ws.state.queue_decision("review", {"review_id": rid[:40],
+                                               "approve": decision == "approve",
+                                               "by": session.who.name, "reason": reason})
+            message = (f"Queued: {decision} of {rid[:40]} by {session.who.name}. The store is "
+                       f"busy ({exc.holder}); your decision is saved and will be recorded "
+                       "in the audit trail as soon as that job is done.")
+            name = "review_queued.html.j2" if request.headers.get("hx-request") else \
+                "queued.html.j2"
+            return ws.render(request, name, session, http_status=202, rid=rid[:40],
+                             message=message)
         if isinstance(result, tuple):
             return ws.error(request, session, *result)
         ws.state.invalidate()
@@ -650,7 +709,7 @@ def make_router(ws: Workspace) -> APIRouter:
                             f"{', '.join(LETTER_CHANNELS)}")
         from fastapi.concurrency import run_in_threadpool
 
-        result = await run_in_threadpool(_mark_sent, ws, invoice_id[:100], channel,
+        result = await run_in_threadpool(ws.deciding, _mark_sent, ws, invoice_id[:100], channel,
                                          session.who.name)
         if isinstance(result, tuple):
             return ws.error(request, session, *result)
@@ -719,10 +778,12 @@ def _customer_page(ws: Workspace, request: Request, session: Session, customer_i
 
 
 def _record_event(ws: Workspace, customer_id: str, values: dict[str, str],
-                  who: str) -> tuple[bool, str]:
+                  who: str) -> tuple[bool | None, str]:
     """Record the event form's ``values`` for ``customer_id`` through
     :func:`dunning.ops.events.record` (validated, audited under ``ui:who``); returns
-    ``(True, summary)`` or ``(False, the error as the form names its fields)``."""
+    ``(True, summary)``, ``(False, the error as the form names its fields)`` or, when a
+    nightly job holds the store past the decision's wait, ``(None, "queued ...")`` after
+    journalling it (``dunning.ops.journal``)."""
     from dunning.ops.events import record
     from engine.events import Event
 
@@ -756,11 +817,22 @@ def _record_event(ws: Workspace, customer_id: str, values: dict[str, str],
         return False, f"invoice: {kind.replace('_', ' ')} is about one invoice; choose it"
     if kind != "opt_out":
         event.channel = None if kind not in ("contact_attempt", "conversation") else "phone"
+    from engine.store import StoreBusy
+
     try:
         with ws.rules_lock:  # the API's one writer lock of this process
             done = record(ws.state.store, event, anchor=ws.state.anchor)
     except InputError as exc:
         return False, _form_words(str(exc))
+    except StoreBusy as exc:  # a nightly job holds the store: journal it (applied later)
+        import dataclasses
+
+        data = {k: (v.isoformat() if isinstance(v, dt.date) else v)
+                for k, v in dataclasses.asdict(event).items()}
+        ws.state.queue_decision("event", {"by": who, "event": data})
+        return None, (f"Queued: {kind.replace('_', ' ')} for customer {customer_id}. The "
+                      f"store is busy ({exc.holder}); it is saved and will be recorded in "
+                      "the audit trail as soon as that job is done.")
     return True, done.recorded.summary() + (f" (audit record #{done.audit_seq})"
                                             if done.audit_seq else "")
 

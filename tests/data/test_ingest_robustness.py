@@ -3,6 +3,7 @@ last line, versioned master data, a damaged or locked store as one line."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import subprocess
 import sys
@@ -142,6 +143,105 @@ def test_a_store_locked_by_another_process_is_one_clear_line(tmp_path, contract_
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+HOLDER = """
+import sys, time
+from engine.store import Store, configure_lock, store_lock
+configure_lock(label="nightly-test-job")
+store = Store(sys.argv[1])
+with store.connect():
+    print("ready", flush=True)
+    if sys.argv[2] == "until-someone-waits":
+        while not store_lock(store.path).others_waiting():
+            time.sleep(0.01)
+    else:
+        sys.stdin.read()
+"""
+
+
+def _hold(db, mode: str) -> subprocess.Popen:  # noqa: ANN001
+    """A process holding the store through dunning's own lock (``Store.connect``)."""
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[2])
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db), mode],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": root})
+    assert holder.stdout.readline().strip() == "ready"
+    return holder
+
+
+def test_a_cli_job_waits_for_the_store_and_says_who_holds_it(tmp_path,
+                                                             contract_files) -> None:
+    db = tmp_path / "s" / "d.duckdb"
+    Store(db)
+    holder = _hold(db, "until-someone-waits")  # lets go once the ingest below waits
+    try:
+        result = runner.invoke(app, ["ingest", *map(str, contract_files), "--db", str(db)])
+    finally:
+        holder.wait(timeout=30)
+    assert result.exit_code == 0, result.output
+    out = flat(result.output)
+    assert "waiting for the store: held by nightly-test-job, pid " \
+        f"{holder.pid}" in out and "Traceback" not in out
+    assert Store(db).counts()["invoices"] == 4
+
+
+def test_a_cli_job_that_waits_too_long_names_the_holder_and_exits_2(tmp_path, contract_files,
+                                                                   monkeypatch) -> None:
+    from engine.store import StoreBusy, store_lock
+
+    db = tmp_path / "s" / "d.duckdb"
+    Store(db)
+    holder = _hold(db, "until-stdin-closes")
+    monkeypatch.setenv("DUNNING_STORE_WAIT", "0.3")
+    try:
+        result = runner.invoke(app, ["ingest", *map(str, contract_files), "--db", str(db)])
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        out = flat(result.output)
+        assert f"in use by nightly-test-job, pid {holder.pid}" in out
+        assert "DUNNING_STORE_WAIT" in out and "Conflicting lock" not in out
+        with pytest.raises(StoreBusy, match="nightly-test-job") as busy:  # a bounded wait
+            store_lock(db).acquire(wait_s=0.1)
+        assert busy.value.retry_after_s > 0 and busy.value.waited_s >= 0.1
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    with Store(db).connect(read_only=True) as con:  # free again, read-only opens too
+        assert con.execute("SELECT count(*) FROM invoices").fetchone()[0] == 0
+
+
+def _try_lock(db: str, out) -> None:  # noqa: ANN001 - a multiprocessing queue
+    from engine.store import StoreBusy, store_lock
+
+    try:
+        store_lock(db).acquire(wait_s=0.2)
+        out.put("got it")
+    except StoreBusy as exc:
+        out.put(f"busy: {exc.holder}")
+
+
+def test_a_forked_child_does_not_inherit_the_parents_lease(tmp_path) -> None:
+    import multiprocessing
+
+    from engine.store import configure_lock, store_lock
+
+    db = tmp_path / "s" / "d.duckdb"
+    Store(db)
+    ctx = multiprocessing.get_context("fork")
+    configure_lock(label="the parent")
+    try:
+        for held, expected in ((True, "busy: the parent, pid"), (False, "got it")):
+            out = ctx.Queue()
+            with store_lock(db).lease() if held else contextlib.nullcontext():
+                child = ctx.Process(target=_try_lock, args=(str(db), out))
+                child.start()
+                child.join(timeout=30)
+            assert out.get(timeout=5).startswith(expected)
+    finally:
+        configure_lock(label="")
 
 
 def test_top_reasons_count_rows_with_the_same_problem_together(store, tmp_path,

@@ -38,6 +38,7 @@ def test_demo_end_to_end(tmp_path: Path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "report:" in proc.stdout and "oracle" in proc.stdout
     _check_results(out)
+    _check_workspace(out, proc.stdout)
     _check_rerender(out)
     _check_in_chromium(out, tmp_path)
 
@@ -63,6 +64,23 @@ def _check_results(demo_dir: Path) -> None:
     for f in ("dunning.duckdb", "policy/policy.zip", "policy/policy.json", "evaluation.json",
               "model/model_card.json", "company/invoices.csv"):
         assert (demo_dir / f).is_file(), f
+
+
+def _check_workspace(demo_dir: Path, stdout: str) -> None:
+    """The demo leaves the store ready for `dunning serve`: the day's recommendations
+    (worklist) for the store's latest day, a token file, and the exact command printed."""
+    from engine.store import Store
+
+    db = demo_dir / "dunning.duckdb"
+    command = f"serve --db {db} --tokens {demo_dir / 'tokens.txt'}"
+    assert command in " ".join(stdout.split()), stdout[-2000:]
+    store = Store(db)
+    with store.connect(read_only=True) as con:
+        day, n = con.execute("SELECT max(as_of), count(*) FROM ops_recommendations").fetchone()
+    assert day == store.latest_date() and n > 0
+    assert f"recommendations of {day} for {n:,} open invoices" in stdout
+    tokens = demo_dir / "tokens.txt"
+    assert tokens.stat().st_mode & 0o077 == 0 and " reviewer " in tokens.read_text()
 
 
 def _check_rerender(demo_dir: Path) -> None:
