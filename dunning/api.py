@@ -201,6 +201,8 @@ class ErrorBody(BaseModel):
 
 
 _ERROR_TEXT = {401: "Missing or unknown bearer token", 403: "The token's role may not do this",
+               503: "A job (ingest, recommend) holds the store longer than the request waits; "
+                    "nothing was changed; retry after the Retry-After header's seconds",
                404: "Unknown id or route", 409: "Conflicts with the current state",
                413: "Request body too large", 422: "Invalid input",
                429: "Too many failed authentications from this client; retry later"}
@@ -209,6 +211,19 @@ _ERROR_TEXT = {401: "Missing or unknown bearer token", 403: "The token's role ma
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for these error codes (all with :class:`ErrorBody`)."""
     return {c: {"model": ErrorBody, "description": _ERROR_TEXT[c]} for c in codes}
+
+
+class QueuedBody(BaseModel):
+    """A decision saved in the journal while a job held the store (``dunning.ops.journal``)."""
+
+    queued: bool = Field(description="Always true: the decision is saved, not yet recorded.")
+    journal_id: str = Field(description="The journal entry's id.")
+    queued_at: str = Field(description="When it was journalled (ISO timestamp, UTC).")
+    message: str = Field(description="Which job holds the store and what happens next.")
+
+
+QUEUED = {202: {"model": QueuedBody, "description": "Journalled while a job holds the store; "
+                "recorded in the audit trail exactly once as soon as the store is free"}}
 
 
 AUTH_ERRORS = (401, 422, 429)
@@ -818,14 +833,14 @@ def create_app(config: ApiConfig) -> Any:
         return item
 
     @app.post("/review/{review_id}/approve", tags=["review"],
-              responses=_errors(401, 403, 404, 409, 413, 422, 429))
+              responses={**_errors(401, 403, 404, 409, 413, 422, 429, 503), **QUEUED})
     def review_approve(review_id: ReviewId,
                        body: ReviewDecisionBody, who: Reviewer) -> dict:
         """Approve (reviewer role); recorded in the audit log under the token's name."""
         return _decide(review_id, True, body, who)
 
     @app.post("/review/{review_id}/reject", tags=["review"],
-              responses=_errors(401, 403, 404, 409, 413, 422, 429))
+              responses={**_errors(401, 403, 404, 409, 413, 422, 429, 503), **QUEUED})
     def review_reject(review_id: ReviewId,
                       body: ReviewDecisionBody, who: Reviewer) -> dict:
         """Reject (reviewer role); recorded in the audit log under the token's name."""
@@ -858,7 +873,8 @@ def create_app(config: ApiConfig) -> Any:
                 "audit_seq": done.audit_seq, "decided_by": done.decided_by}
 
     # -- events ------------------------------------------------------------------------
-    @app.post("/events", tags=["events"], responses=_errors(*AUTH_ERRORS, 403))
+    @app.post("/events", tags=["events"], responses={**_errors(*AUTH_ERRORS, 403, 503),
+                                                      **QUEUED})
     def record_event(body: EventBody, who: Reviewer) -> dict:
         """Record what happened after a recommendation (reviewer role); audited under the
         token's name. 422 with the reason for an unknown invoice/customer, a bad date or
