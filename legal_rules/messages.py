@@ -65,6 +65,23 @@ CATALOGUE: dict[str, dict[str, str]] = {
                                 "de": "Land {value} ist nicht {rule_jurisdiction}"},
     "rule.other_scope": {"en": "scope {scope} only (customer is {customer_type})",
                          "de": "nur für {scope} (Kunde ist {customer_type})"},
+    "rule.facts_unknown": {"en": "{problems}", "de": "{problems}"},
+    "rule.fact_unknown": {"en": "fact {name!r} {problem}", "de": "Angabe {name!r} {problem}"},
+    "rule.condition_false": {"en": "condition false: {condition} ({facts})",
+                             "de": "Bedingung nicht erfüllt: {condition} ({facts})"},
+    # ---- rates and claims (legal_rules.model, legal_rules.decision) ------------------------
+    "rate.missing": {
+        "en": "no {key} on {day}: {have}; interest is blocked until the period is added to "
+              "rates.yaml{publisher}",
+        "de": "kein Wert für {key} am {day}: {have}; Zinsen werden nicht gefordert, bis der "
+              "Zeitraum in rates.yaml ergänzt ist{publisher}"},
+    "rate.periods": {"en": "the rate table has {key} for {spans}",
+                     "de": "die Zinstabelle hat {key} für {spans}"},
+    "rate.none": {"en": "no period of {key} is recorded",
+                  "de": "für {key} ist kein Zeitraum erfasst"},
+    "rate.publisher": {"en": " (published by {publisher})",
+                       "de": " (veröffentlicht von {publisher})"},
+    "claim.blocked": {"en": "{name} [{rule}]: {note}", "de": "{name} [{rule}]: {note}"},
     # ---- what-if (dunning.business.whatif) -------------------------------------------------
     "whatif.held_back": {
         "en": "blocked {what} on {n} more invoice-days ({per_1000} per 1,000 invoices; a "
@@ -152,8 +169,17 @@ def _format(msg_id: str, params: dict[str, Any], lang: str) -> str:
     except KeyError:
         raise KeyError(f"message {msg_id!r} has no {lang!r} text in legal_rules.messages"
                        ) from None
-    shown = {k: render(v, lang) if isinstance(v, Message) else v for k, v in params.items()}
+    shown = {k: _param(v, lang) for k, v in params.items()}
     return template.format(**shown)
+
+
+def _param(value: Any, lang: str) -> Any:
+    """A parameter as shown in ``lang``: messages rendered, lists of them joined by "; "."""
+    if isinstance(value, Message):
+        return value.render(lang)
+    if isinstance(value, list | tuple) and any(isinstance(v, Message) for v in value):
+        return "; ".join(render(v, lang) for v in value)
+    return value
 
 
 class Message(str):
@@ -179,11 +205,38 @@ class Message(str):
 
     def to_dict(self) -> dict[str, Any]:
         """``{"id", "params", "text"}`` (params rendered as English text when messages)."""
-        return {"id": self.id, "params": {k: str(v) for k, v in self.params.items()},
+        return {"id": self.id, "params": {k: _neutral(v) for k, v in self.params.items()},
                 "text": str(self)}
 
     def __reduce__(self) -> tuple[Any, ...]:  # pickling (worker processes) keeps id/params
         return (_rebuild, (self.id, self.params))
+
+
+def _neutral(value: Any) -> Any:
+    """A parameter in JSON form: nested messages as their dicts, other values as text."""
+    if isinstance(value, Message):
+        return value.to_dict()
+    if isinstance(value, list | tuple):
+        return [_neutral(v) for v in value]
+    return value if isinstance(value, int | float | bool) or value is None else str(value)
+
+
+class FactName(Message):
+    """A fact's name as a parameter: ``days_overdue`` -> "days overdue" / "Tage seit
+    Fälligkeit" (the labels of :func:`legal_rules.prose.fact_label`)."""
+
+    def __new__(cls, name: str) -> FactName:  # type: ignore[misc]
+        obj = str.__new__(cls, name.replace("_", " "))
+        obj.id, obj.params = "fact_name", {"name": name}
+        return obj
+
+    def render(self, lang: str = "en") -> str:
+        from legal_rules.prose import fact_label  # prose renders whole decisions: lazy
+
+        return fact_label(self.params["name"], _lang(lang))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FactName, (self.params["name"],))
 
 
 def _rebuild(msg_id: str, params: dict[str, Any]) -> Message:
@@ -212,5 +265,5 @@ def check_catalogue() -> list[str]:
     return out
 
 
-__all__ = ["ACTION_WORDS", "CATALOGUE", "LANGS", "Message", "actions_text",
+__all__ = ["ACTION_WORDS", "CATALOGUE", "FactName", "LANGS", "Message", "actions_text",
            "check_catalogue", "render"]

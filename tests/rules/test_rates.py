@@ -14,6 +14,7 @@ from legal_rules.lint import margins_under_floor, rule_warnings
 from legal_rules.loader import layered_files, load_rules
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "legal-reference.md"
+RATES_DOC = REFERENCE.with_name("reference-rates.md")
 
 
 def test_every_rate_figure_comes_from_a_source_listed_in_the_repository(ruleset):
@@ -24,7 +25,7 @@ def test_every_rate_figure_comes_from_a_source_listed_in_the_repository(ruleset)
     from legal_rules.loader import packaged_rules_dir
 
     text = REFERENCE.read_text("utf-8")
-    table = text.split("## Published reference rates", 1)[1]
+    table = RATES_DOC.read_text("utf-8").split("# Published reference rates", 1)[1]
     rows = {tuple(c.strip() for c in line.strip("|").split("|")[:5])
             for line in table.splitlines() if line.startswith("| ") and "_rate" in line}
     notes = yaml.safe_load((packaged_rules_dir() / "rates.yaml").read_text("utf-8"))["rates"]
