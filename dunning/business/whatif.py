@@ -393,13 +393,16 @@ def _rule_key(rule: Any) -> tuple[Any, ...]:
             rule.cap, rule.valid_from, rule.valid_to)
 
 
-def changed_rules(path: Path) -> list[tuple[Any, str]]:
+def changed_rules(path: Path, rulesets: tuple[Any, Any] | None = None
+                  ) -> list[tuple[Any, str]]:
     """``(rule, "added" | "changed" | "removed")`` for every rule that ``path`` (layered on
-    the packaged rules) adds, changes or removes, sorted by rule id."""
+    the packaged rules) adds, changes or removes, sorted by rule id. ``rulesets``: the
+    packaged and the layered rule sets when already loaded (loading takes a second each)."""
     from legal_rules.loader import layered_files, load_rules
 
-    before = {r.id: r for r in load_rules().rules}
-    after = {r.id: r for r in load_rules(layered_files([path])).rules}
+    old, new = rulesets or (load_rules(), load_rules(layered_files([path])))
+    before = {r.id: r for r in old.rules}
+    after = {r.id: r for r in new.rules}
     out = [(after[i], "added") for i in after.keys() - before.keys()]
     out += [(before[i], "removed") for i in before.keys() - after.keys()]
     out += [(after[i], "changed") for i in after.keys() & before.keys()
@@ -423,7 +426,8 @@ def rule_change_report(path: Path, vetoes_current: dict[str, int],
                        vetoes_changed: dict[str, int], n_checked: int,
                        schedule: Schedule = DEFAULT_SCHEDULE,
                        setting: SimulatedSetting | None = None,
-                       lang: str = "en") -> list[dict[str, Any]]:
+                       lang: str = "en", rulesets: tuple[Any, Any] | None = None
+                       ) -> list[dict[str, Any]]:
     """For each rule ``path`` changes: how many actions it blocked or allowed, in words.
 
     ``vetoes_*``: per rule id, the invoice-days on which it blocked an action the policy
@@ -438,7 +442,7 @@ def rule_change_report(path: Path, vetoes_current: dict[str, int],
     st = setting or SimulatedSetting(channels={s.channel for s in schedule},
                                      start=date.today(), end=date.today())
     out = []
-    for rule, status in changed_rules(path):
+    for rule, status in changed_rules(path, rulesets):
         cur, chg = vetoes_current.get(rule.id, 0), vetoes_changed.get(rule.id, 0)  # days
         channels = [a.channel for a in rule.applies_to]
         delta = chg - cur
@@ -587,11 +591,16 @@ def run_whatif(
         shipped, policy_name = resolve_policy(policy, run_dir)
         if channels_sent(shipped) is None and payment_probs is None:
             notes.append(Message("whatif.uniform_probs"))
+        from legal_rules.loader import layered_files, load_rules
+        from simulations.env.masks import LegalMask
+
+        rulesets = (load_rules(), load_rules(layered_files([change.value])))
         counters = (HeldBackCounter(shipped), HeldBackCounter(shipped))
         base = evaluate_policies({"current": counters[0]}, sc, n_invoices, seeds,
-                                 source=source, reference=None, progress=progress)
+                                 source=source, mask=LegalMask(rulesets[0]), reference=None,
+                                 progress=progress)
         new = evaluate_policies({"changed": counters[1]}, sc, n_invoices, seeds,
-                                source=source, mask=rules_with(change.value), reference=None,
+                                source=source, mask=LegalMask(rulesets[1]), reference=None,
                                 progress=progress)
         cur, chg = base.overall["current"], new.overall["changed"]
         name = base.scenario
@@ -614,7 +623,7 @@ def run_whatif(
                                    tuple(j.code for j in sc.jurisdictions))
         report = rule_change_report(change.value, counters[0].held_back,
                                     counters[1].held_back, n_invoices * seeds,
-                                    setting=setting, lang=lang)
+                                    setting=setting, lang=lang, rulesets=rulesets)
     return WhatIfResult(
         change=change.text, scenario=name, n_invoices=n_invoices, seeds=list(range(seeds)),
         current={k: _summary(v) for k, v in per[0].items()},
