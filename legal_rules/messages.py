@@ -16,7 +16,7 @@ languages exist for every id and use the same parameter names.
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 LANGS: tuple[str, ...] = ("en", "de")
@@ -221,6 +221,11 @@ def _neutral(value: Any) -> Any:
     return value if isinstance(value, int | float | bool) or value is None else str(value)
 
 
+# ``fact_label(name, lang)``, registered by ``legal_rules.prose`` (which holds the German fact
+# names and imports this module; a registry, not an import, keeps the modules acyclic).
+FACT_LABEL: dict[str, Callable[[str, str], str]] = {}
+
+
 class FactName(Message):
     """A fact's name as a parameter: ``days_overdue`` -> "days overdue" / "Tage seit
     Fälligkeit" (the labels of :func:`legal_rules.prose.fact_label`)."""
@@ -231,9 +236,9 @@ class FactName(Message):
         return obj
 
     def render(self, lang: str = "en") -> str:
-        from legal_rules.prose import fact_label  # prose renders whole decisions: lazy
-
-        return fact_label(self.params["name"], _lang(lang))
+        label = FACT_LABEL.get("fact_label")
+        name = self.params["name"]
+        return label(name, _lang(lang)) if label else name.replace("_", " ")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (FactName, (self.params["name"],))

@@ -21,7 +21,7 @@ from typing import Any
 
 from legal_rules.decision import Decision
 from legal_rules.facts import FACTS
-from legal_rules.messages import render
+from legal_rules.messages import FACT_LABEL, render
 from legal_rules.model import All, Always, AnyOf, Compare, Condition, Not, Rule, RuleSet
 
 LANGS = ("en", "de")
@@ -156,6 +156,9 @@ def fact_label(name: str, lang: str = "en") -> str:
     if lang == "de" and name in _FACT_LABELS_DE:
         return _FACT_LABELS_DE[name]
     return name.replace("_", " ")
+
+
+FACT_LABEL["fact_label"] = fact_label  # engine messages name facts in words too
 
 
 def _value(value: Any, lang: str) -> str:

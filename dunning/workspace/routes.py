@@ -52,6 +52,7 @@ from dunning.workspace import queries
 from dunning.workspace.i18n import LANG_COOKIE, LANGUAGES, language, translator
 from dunning.workspace.session import LOGIN_COOKIE, SESSION_COOKIE, Session, Sessions
 from engine.errors import InputError
+from legal_rules import prose  # noqa: F401 - registers the German fact names for messages
 from legal_rules.messages import render as render_message
 
 PREFIX = "/ui"
