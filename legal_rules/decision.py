@@ -38,6 +38,7 @@ from engine.contract import Action
 from engine.errors import InputError
 from legal_rules.facts import FACTS, MAX_MAGNITUDE, fact_problem, native_value, with_defaults
 from legal_rules.known import META_KEYS, Vocabulary, closest, unknown_fact_message
+from legal_rules.messages import Message
 from legal_rules.model import CapValue, Rule, evaluate_kleene
 
 
@@ -121,11 +122,10 @@ def input_problems(facts: dict[str, Any], valid: dict[str, Any], problems: dict[
     out = [unknown_fact_message(k) for k in facts if k not in FACTS and k not in META_KEYS]
     for name, why in problems.items():
         if why != "missing":
-            hint = ""
+            hint: Message | str = ""
             if name in _VOCAB_FACTS and isinstance(facts.get(name), str):
-                hint = vocab.value_message(name, facts[name]).partition(";")[2]
-                hint = f";{hint}" if hint else ""
-            out.append(f"fact {name!r}: {why}{hint}")
+                hint = vocab.hint(name, facts[name])
+            out.append(Message("input.bad_fact", name=name, problem=why, hint=hint))
     for name in _VOCAB_FACTS:
         value = valid.get(name)
         if value is None:
@@ -143,15 +143,16 @@ def input_problems(facts: dict[str, Any], valid: dict[str, Any], problems: dict[
 def exclusion(rule: Rule, valid: dict[str, Any], day: date) -> str | None:
     """Why ``rule`` does not apply to this row on ``day`` (from valid facts only), or ``None``."""
     if not rule.valid_on(day):
-        until = rule.valid_to.isoformat() if rule.valid_to else "open end"
-        return f"not in force on {day} (valid {rule.valid_from} .. {until})"
+        until = rule.valid_to.isoformat() if rule.valid_to else Message("rule.open_end")
+        return Message("rule.not_in_force", day=str(day), valid_from=str(rule.valid_from),
+                       valid_to=until)
     countries = rule.countries
     jur = valid.get("jurisdiction")
     if countries is not None and jur is not None and jur not in countries:
-        return f"jurisdiction {jur} is not {rule.jurisdiction}"
+        return Message("rule.other_jurisdiction", value=jur, rule_jurisdiction=rule.jurisdiction)
     ctype = valid.get("customer_type")
     if rule.scope != "both" and ctype is not None and ctype != rule.scope:
-        return f"scope {rule.scope} only (customer is {ctype})"
+        return Message("rule.other_scope", scope=rule.scope, customer_type=ctype)
     return None
 
 
@@ -227,7 +228,8 @@ class Decision:
     def blocked_claims(self) -> tuple[str, ...]:
         """Caps that apply but have no value on the date (a rate period is missing): what
         they limit (interest) must not be claimed; each says which rate is missing."""
-        return tuple(f"{c.name} [{c.rule_id}]: {c.note}" for c in self.caps if c.blocked)
+        return tuple(Message("claim.blocked", name=c.name, rule=c.rule_id, note=c.note)
+                     for c in self.caps if c.blocked)
 
     def cap(self, name: str) -> float | None:
         """The tightest resolved value of cap ``name`` (min; max for ``min_`` caps).
@@ -250,4 +252,18 @@ class Decision:
         out["as_of"] = self.as_of.isoformat()
         out["status"] = self.status
         out["blocked_claims"] = list(self.blocked_claims)
+        # the same messages language-neutral (id + parameters), for a client rendering them
+        out["messages"] = {
+            "input_problems": [_neutral(m) for m in self.input_problems],
+            "unresolved": [{"rule_id": h.rule_id, "reason": _neutral(h.reason)}
+                           for h in self.unresolved],
+            "blocked_claims": [_neutral(m) for m in self.blocked_claims],
+        }
         return out
+
+
+def _neutral(message: object) -> dict[str, Any]:
+    """``{"id", "params", "text"}`` of an engine message (``id`` None for plain text)."""
+    if isinstance(message, Message):
+        return message.to_dict()
+    return {"id": None, "params": {}, "text": str(message)}

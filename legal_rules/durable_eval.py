@@ -39,6 +39,7 @@ from legal_rules.decision import (
     rule_truth,
     split_facts,
 )
+from legal_rules.messages import Message
 from legal_rules.model import (
     All,
     Always,
@@ -235,7 +236,8 @@ class DurableEvaluator:
                     continue
                 if rule_truth(self.ruleset.rules[i], valid, day) is None:
                     bad = sorted(needed.intersection(keys))
-                    unresolved[i] = "; ".join(f"fact {f!r} {problems[f]}" for f in bad)
+                    unresolved[i] = Message("rule.facts_unknown", problems=[
+                        Message("rule.fact_unknown", name=f, problem=problems[f]) for f in bad])
         return fired, unresolved, valid, blocking
 
     def decide_all(self, facts: dict[str, Any], as_of: date | str,
@@ -301,7 +303,8 @@ class DurableEvaluator:
             if reason is None:
                 names = dict.fromkeys(rule.when.facts())
                 facts_shown = ", ".join(f"{f}={valid.get(f, 'missing')!r}" for f in names)
-                reason = f"condition false: {rule.when} ({facts_shown})"
+                reason = Message("rule.condition_false", condition=str(rule.when),
+                                 facts=facts_shown)
             out.append((rule.id, reason))
         return out
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from legal_rules.messages import Message
+
 # "Never" for day counters (no contact yet, no final notice yet): large, so that a
 # "days since last contact < 7" condition is false without a missing value.
 NEVER_DAYS = 10_000
@@ -104,11 +106,13 @@ def with_defaults(facts: dict[str, object]) -> dict[str, object]:
 
 # Facts restricted to a fixed set of values; anything else counts as a wrong value (fail closed).
 FACT_CHOICES: dict[str, tuple[str, ...]] = {"customer_type": ("b2b", "b2c")}
+# A fact given as None/NaN: the reason ``fact_problem`` gives (equal to the text "missing").
+MISSING = Message("fact.missing")
 # Numbers beyond this are rejected: both engines then compare exactly (durable_rules uses doubles).
 MAX_MAGNITUDE = 1e15
 
 
-def fact_problem(name: str, value: object) -> str | None:
+def fact_problem(name: str, value: object) -> Message | None:
     """Why ``value`` is not a valid value of fact ``name``, or ``None`` if it is valid.
 
     Rules: ``int`` takes an integer (or a float with an integral value, e.g. 16.0; never a
@@ -123,45 +127,45 @@ def fact_problem(name: str, value: object) -> str | None:
     if vtype is int and kind in ("int", "float"):  # fast path for the common case
         return None if -MAX_MAGNITUDE <= value <= MAX_MAGNITUDE else _range_problem(value)
     if value is None:
-        return "missing"
+        return MISSING
     if kind == "bool":
         if vtype is bool or isinstance(value, np.bool_):
             return None
-        return f"expected true/false, found {vtype.__name__} {value!r}"
+        return Message("fact.expected_bool", type=vtype.__name__, value=value)
     if kind == "str":
         if isinstance(value, float) and math.isnan(value):
-            return "missing"  # pandas' missing text; the vectorised encoder reads it so too
+            return MISSING  # pandas' missing text; the vectorised encoder reads it so too
         if not isinstance(value, str):
-            return f"expected a string, found {vtype.__name__} {value!r}"
+            return Message("fact.expected_string", type=vtype.__name__, value=value)
         if not value.isascii():
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
-                return f"expected valid Unicode text, found {value!r}"
+                return Message("fact.expected_unicode", value=value)
         if name == "jurisdiction" and not (len(value) == 2 and value.isascii()
                                            and value.isalpha() and value.isupper()):
-            return f"expected a 2-letter upper-case ISO code, found {value!r}"
+            return Message("fact.expected_iso", value=value)
         choices = FACT_CHOICES.get(name)
         if choices is not None and value not in choices:
-            return f"expected one of {', '.join(choices)}, found {value!r}"
+            return Message("fact.expected_choice", choices=", ".join(choices), value=value)
         return None
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
                                                                      np.floating)):
-        return f"expected a number, found {vtype.__name__} {value!r}"
+        return Message("fact.expected_number", type=vtype.__name__, value=value)
     if isinstance(value, (float, np.floating)):
         if math.isnan(value):
-            return "missing"
+            return MISSING
         if not math.isfinite(value):
-            return f"expected a finite number, found {value!r}"
+            return Message("fact.expected_finite", value=value)
         if kind == "int" and not float(value).is_integer():
-            return f"expected a whole number, found {value!r}"
+            return Message("fact.expected_whole", value=value)
     if abs(value) > MAX_MAGNITUDE:  # type: ignore[arg-type]
         return _range_problem(value)
     return None
 
 
-def _range_problem(value: object) -> str:
-    return f"expected a number within +-{MAX_MAGNITUDE:.0e}, found {value!r}"
+def _range_problem(value: object) -> Message:
+    return Message("fact.expected_range", limit=f"{MAX_MAGNITUDE:.0e}", value=value)
 
 
 def native_value(name: str, value: object) -> int | float | bool | str:

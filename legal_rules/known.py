@@ -28,6 +28,7 @@ from functools import lru_cache
 
 from engine.calendar import regions_of
 from legal_rules.facts import FACT_CHOICES, FACTS
+from legal_rules.messages import FactName, Message
 
 # Industries a debtor may have. "other" is a deliberate answer ("none of the special
 # industries"), unlike "" or a misspelling, which are unknown and block.
@@ -74,18 +75,19 @@ def _closest(value: str, known: tuple[str, ...], name: str) -> str | None:
     return near[0] if near else None
 
 
-def suggestion(value: object, known: Iterable[str], name: str = "") -> str:
-    """``"; did you mean 'GB'?"`` or ``"; known: a, b, c, ..."`` (at most 12 listed)."""
+def suggestion(value: object, known: Iterable[str], name: str = "") -> Message | str:
+    """``"; did you mean 'GB'?"`` or ``"; known: a, b, c, ..."`` (at most 12 listed), as a
+    :class:`~legal_rules.messages.Message` (``""`` when nothing is known)."""
     known = sorted(set(known))
     hit = closest(value, known, name)
     if hit is not None:
-        return f"; did you mean {hit!r}?"
+        return Message("hint.did_you_mean", value=hit)
     shown = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-    return f"; known: {shown}" if known else ""
+    return Message("hint.known", values=shown) if known else ""
 
 
-def unknown_fact_message(key: str) -> str:
-    return f"unknown fact {key!r}{suggestion(key, FACTS)}"
+def unknown_fact_message(key: str) -> Message:
+    return Message("input.unknown_fact", name=key, hint=suggestion(key, FACTS))
 
 
 class Vocabulary:
@@ -130,16 +132,25 @@ class Vocabulary:
             return region in self.all_regions()
         return region in regions_of(jurisdiction)
 
-    def value_message(self, name: str, value: object, jurisdiction: str | None = None) -> str:
-        """``unknown jurisdiction 'UK'; did you mean 'GB'?`` for an unknown ``value``."""
+    def value_message(self, name: str, value: object,
+                      jurisdiction: str | None = None) -> Message:
+        """``unknown jurisdiction 'UK'; did you mean 'GB'?`` for an unknown ``value`` (a
+        :class:`~legal_rules.messages.Message`: English as text, German by ``render``)."""
+        hint = self.hint(name, value, jurisdiction)
+        if name == "region":
+            where = (Message("input.region_of", jurisdiction=jurisdiction)
+                     if jurisdiction in self.jurisdictions else "")
+            return Message("input.unknown_region", value=value, where=where, hint=hint)
+        if name == "jurisdiction" and isinstance(value, str) and len(value) == 2 \
+                and value.isupper() and value not in ALIASES["jurisdiction"]:
+            return Message("input.unknown_jurisdiction", value=value, hint=hint)
+        return Message("input.unknown_value", label=FactName(name), value=value, hint=hint)
+
+    def hint(self, name: str, value: object, jurisdiction: str | None = None
+             ) -> Message | str:
+        """The closest known value of fact ``name`` (or the known ones) as a hint."""
         if name == "region":
             pool = regions_of(jurisdiction) if jurisdiction in self.jurisdictions \
                 else self.all_regions()
-            where = f" of {jurisdiction}" if jurisdiction in self.jurisdictions else ""
-            return f"unknown region {value!r}{where}{suggestion(value, pool, name)}"
-        known = self.known(name) or ()
-        if name == "jurisdiction" and isinstance(value, str) and len(value) == 2 \
-                and value.isupper() and value not in ALIASES["jurisdiction"]:
-            return (f"unknown jurisdiction {value!r}: no rule covers it"
-                    f"{suggestion(value, known, name)}")
-        return f"unknown {name.replace('_', ' ')} {value!r}{suggestion(value, known, name)}"
+            return suggestion(value, pool, name)
+        return suggestion(value, self.known(name) or (), name)

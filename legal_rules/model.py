@@ -15,6 +15,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from engine.contract import Action
+from legal_rules.messages import Message
 
 # EU member states (ISO 3166-1 alpha-2). A rule with ``jurisdiction: EU`` applies to these.
 EU_MEMBERS: frozenset[str] = frozenset(
@@ -364,7 +365,7 @@ class RuleSet:
                  and r.valid_from <= day and (r.valid_to is None or day <= r.valid_to)]
         return max(found, key=lambda r: r.valid_from) if found else None
 
-    def missing_rate_note(self, name: str, jurisdiction: str, day: date) -> str:
+    def missing_rate_note(self, name: str, jurisdiction: str, day: date) -> Message:
         """Why no ``name(jurisdiction)`` applies on ``day``, and what to do about it."""
         periods = sorted((r for r in self.rates if (r.name, r.jurisdiction) == (name,
                                                                               jurisdiction)),
@@ -372,14 +373,14 @@ class RuleSet:
         key = f"{name}({jurisdiction})"
         if periods:
             spans = ", ".join(f"{r.valid_from}..{r.valid_to or 'open'}" for r in periods)
-            have = f"the rate table has {key} for {spans}"
+            have = Message("rate.periods", key=key, spans=spans)
         else:
-            have = f"no period of {key} is recorded"
+            have = Message("rate.none", key=key)
         series = next((s for s in self.series if (s.name, s.jurisdiction) == (name,
                                                                              jurisdiction)), None)
-        where = f" (published by {series.publisher})" if series else ""
-        return (f"no {key} on {day.isoformat()}: {have}; interest is blocked until the "
-                f"period is added to rates.yaml{where}")
+        where = Message("rate.publisher", publisher=series.publisher) if series else ""
+        return Message("rate.missing", key=key, day=day.isoformat(), have=have,
+                       publisher=where)
 
     def cap_value(self, rule: Rule, day: date, facts: dict[str, Any] | None = None) -> CapValue:
         """Resolve ``rule.cap`` on ``day`` (the BIK scale needs ``facts['amount']``)."""

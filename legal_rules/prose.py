@@ -6,8 +6,9 @@ caps with their basis, the rules checked that did not apply, and the facts used,
 those that are personal data (:attr:`legal_rules.facts.Fact.personal`). Conditions are
 written without operator names (``ge`` -> "at least", ``when: always`` -> "always").
 
-Only the fixed phrases are translated; a rule's title and rationale stay in the language of
-its file, and messages about unknown input come from the engine in English.
+The fixed phrases and the engine's messages (unknown input, why a rule could not be checked,
+a missing rate: :mod:`legal_rules.messages`) are translated; a rule's title and rationale stay
+in the language of its file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 
 from legal_rules.decision import Decision
 from legal_rules.facts import FACTS
+from legal_rules.messages import FACT_LABEL, render
 from legal_rules.model import All, Always, AnyOf, Compare, Condition, Not, Rule, RuleSet
 
 LANGS = ("en", "de")
@@ -156,6 +158,9 @@ def fact_label(name: str, lang: str = "en") -> str:
     return name.replace("_", " ")
 
 
+FACT_LABEL["fact_label"] = fact_label  # engine messages name facts in words too
+
+
 def _value(value: Any, lang: str) -> str:
     if isinstance(value, bool):
         return _TEXT[lang]["yes" if value else "no"]
@@ -239,10 +244,11 @@ def explain_text(decision: Decision, ruleset: RuleSet, facts: dict[str, Any],
            t["ruleset"].format(hash=ruleset.hash[:12], n=len(ruleset.files)), ""]
     if decision.input_problems or decision.unresolved:
         out.append(t["problems"])
-        out += [f"- {p}" for p in decision.input_problems]
+        out += [f"- {render(p, lang)}" for p in decision.input_problems]
         if not decision.input_problems:
             out += ["- " + t["unresolved"].format(title=h.title, rule=h.rule_id,
-                                                  reason=h.reason) for h in decision.unresolved]
+                                                  reason=render(h.reason, lang))
+                    for h in decision.unresolved]
         out.append("")
     out.append(t["applied"] if decision.fired else t["none_applied"])
     for h in decision.fired:
@@ -255,7 +261,8 @@ def explain_text(decision: Decision, ruleset: RuleSet, facts: dict[str, Any],
                   "value": t["unknown_value"] if c.value is None else f"{c.value:g}",
                   "note": f" ({c.note})" if c.note and not c.blocked else ""}
         if c.blocked:
-            out.append("- " + t["cap_blocked"].format(**{**fields, "note": c.note}))
+            note = render(c.note, lang)
+            out.append("- " + t["cap_blocked"].format(**{**fields, "note": note}))
         else:
             key = "cap_floor" if c.name in _FLOORS else "cap_line"
             out.append("- " + t[key].format(**fields))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -11,6 +12,9 @@ from dunning.business.roi import RoiInputs  # light: dataclasses only
 from dunning.commands.common import console, user_errors
 from engine.config import DEFAULT_DATA_DIR, DEFAULT_DB
 from engine.errors import InputError
+
+if TYPE_CHECKING:
+    from dunning.business.whatif import WhatIfResult
 
 _ROI = RoiInputs()  # the documented defaults, shown in --help
 
@@ -456,7 +460,18 @@ def what_if(
                                     "P(on time) below it follow the schedule, others 14 days "
                                     "later."),
     rule_file: Path = typer.Option(None, "--rule-file", help="Rule YAML added to (or "
-                                   "replacing the same-named file of) the packaged rules."),
+                                   "replacing the same-named file of) the packaged rules; "
+                                   "judged under the shipped policy on current dates."),
+    policy: str = typer.Option(None, "--policy", help="Policy a rule change is judged under: "
+                               "rl:DIR, tuned:FILE, fixed, a policy directory or a pipeline "
+                               "output directory. Default: the policy of --run, else the "
+                               "demo's tuned schedule (packaged)."),
+    run: Path = typer.Option(None, "--run", help="Pipeline output directory whose policy "
+                             "(policy/ RL artifact, else tuned_schedule.json) is the shipped "
+                             "one; default ./dunning-data when it holds one."),
+    start: str = typer.Option(None, "--from", help="First invoice date of the simulated "
+                              "period (YYYY-MM-DD; default today)."),
+    lang: str = typer.Option("en", "--lang", help="Language of the report: en or de."),
     scenario: str = typer.Option("default", "--scenario", help="Scenario name or YAML."),
     invoices: int = typer.Option(2000, "--invoices", help="Invoices per seed."),
     seeds: int = typer.Option(5, "--seeds", help="Seeds (the CI is over seeds)."),
@@ -467,16 +482,24 @@ def what_if(
 ) -> None:
     """Re-run the evaluation with one change and compare it with the current setting."""
     from rich.progress import Progress
-    from rich.table import Table
 
-    from dunning.business.whatif import WHATIF_KPIS, Change, run_whatif
+    from dunning.business.whatif import Change, run_whatif
     from engine.files import atomic_write_json
 
     given = [c for c in (change, None if threshold is None else f"threshold={threshold}",
                          None if rule_file is None else f"rules={rule_file}") if c]
     if len(given) != 1:
         raise InputError("give exactly one of --change, --threshold or --rule-file")
+    if lang not in ("en", "de"):
+        raise InputError(f"--lang {lang!r}: expected en or de")
     parsed = Change.parse(given[0])
+    if parsed.kind != "rules" and (policy or run):
+        raise InputError("--policy/--run: only used with --rule-file (the other changes "
+                         "compare with the fixed schedule)")
+    if run is None and policy is None and parsed.kind == "rules" and (
+            (Path(DEFAULT_DATA_DIR) / "policy" / "policy.json").exists()
+            or (Path(DEFAULT_DATA_DIR) / "tuned_schedule.json").exists()):
+        run = Path(DEFAULT_DATA_DIR)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task(f"evaluating {parsed.text}", total=None)
 
@@ -490,31 +513,53 @@ def what_if(
             raise InputError("--model: only used with --threshold (the other changes do not "
                              "look at payment probabilities)")
         result = run_whatif(parsed, scenario, invoices, seeds, progress=progress,
-                            model_dir=model)
-    t = Table(title=f"what if {result.change}? ({result.scenario}, {invoices} invoices x "
-                    f"{seeds} seeds; current: fixed 14/30/45, packaged rules)")
-    for col in ("KPI", "current", "changed", "difference (95 % CI)"):
-        t.add_column(col, justify="left" if col == "KPI" else "right")
-    for k in WHATIF_KPIS:
-        if k not in result.difference:
-            continue
+                            model_dir=model, policy=policy, run_dir=run, start=start,
+                            lang=lang)
+    print_whatif(result, invoices, seeds)
+    if json_out:
+        atomic_write_json(json_out, result.to_dict())
+
+
+_WHATIF_WORDS = {
+    "en": {"title": "what if {change}? ({scenario}, {n} invoices x {k} seeds)",
+           "kpi": "KPI", "current": "current", "changed": "changed",
+           "diff": "difference (95 % CI)", "policy": "policy that ran: {p}",
+           "rule": "{status} rule {id} ({title}): {text}",
+           "added": "added", "changed_rule": "changed", "removed": "removed"},
+    "de": {"title": "Was wäre, wenn {change}? ({scenario}, {n} Rechnungen x {k} Läufe)",
+           "kpi": "Kennzahl", "current": "heute", "changed": "geändert",
+           "diff": "Unterschied (95-%-KI)", "policy": "gerechnete Strategie: {p}",
+           "rule": "Regel {id} ({title}) {status}: {text}",
+           "added": "hinzugefügt", "changed_rule": "geändert", "removed": "entfernt"},
+}
+
+
+def print_whatif(result: WhatIfResult, invoices: int, seeds: int) -> None:
+    """The what-if result as a table with business names, then the policy, the dates and
+    what each changed rule did, in the result's language."""
+    from rich.table import Table
+
+    from legal_rules.messages import render
+
+    w = _WHATIF_WORDS[result.lang]
+    t = Table(title=w["title"].format(change=result.change, scenario=result.scenario,
+                                      n=invoices, k=seeds))
+    for col in ("kpi", "current", "changed", "diff"):
+        t.add_column(w[col], justify="left" if col == "kpi" else "right")
+    for k, label in result.labels().items():
         d = result.difference[k]
         sure = not (d["ci_low"] <= 0 <= d["ci_high"])
         diff = f"{d['mean']:+.4g} [{d['ci_low']:+.3g}, {d['ci_high']:+.3g}]"
-        t.add_row(k, f"{result.current[k]['mean']:.4g}", f"{result.changed[k]['mean']:.4g}",
+        t.add_row(label, f"{result.current[k]['mean']:.4g}", f"{result.changed[k]['mean']:.4g}",
                   f"[bold]{diff}[/]" if sure else diff)
     console.print(t)
-    changed = {c["rule_id"] for c in result.rule_changes}
+    console.print(w["policy"].format(p=render(result.policy, result.lang)), highlight=False)
+    for note in result.notes:
+        console.print(render(note, result.lang), highlight=False, soft_wrap=True)
     for c in result.rule_changes:
-        console.print(f"{c['status']} rule {c['rule_id']} ({c['title']}): {c['text']}",
-                      highlight=False, soft_wrap=True)
-    new_vetoes = {r: n for r, n in result.vetoes_changed.items()
-                  if n != result.vetoes_current.get(r, 0) and r not in changed}
-    for rule, n in sorted(new_vetoes.items()):
-        console.print(f"rule {rule}: {result.vetoes_current.get(rule, 0)} -> {n} refused "
-                      "attempts", highlight=False)
-    if json_out:
-        atomic_write_json(json_out, result.to_dict())
+        status = w["changed_rule" if c["status"] == "changed" else c["status"]]
+        console.print(w["rule"].format(status=status, id=c["rule_id"], title=c["title"],
+                                       text=c["text"]), highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -61,6 +61,8 @@ from dunning.workspace.rule_files import (
 )
 from dunning.workspace.session import LOGIN_COOKIE, SESSION_COOKIE, Session, Sessions
 from engine.errors import InputError
+from legal_rules import prose  # noqa: F401 - registers the German fact names for messages
+from legal_rules.messages import render as render_message
 
 PREFIX = "/ui"
 HERE = Path(__file__).resolve().parent
@@ -107,6 +109,7 @@ def templates() -> Any:
     env.filters["pct"] = lambda v: "–" if v is None or v != v else f"{float(v) * 100:.0f} %"
     env.filters["words"] = factor_words
     env.filters["label"] = lambda v: str(v or "").replace("_", " ")
+    env.filters["msg"] = render_message  # an engine message in the page's language
     env.filters["basename"] = lambda v: Path(str(v)).name
     env.globals["prefix"] = PREFIX
     return env

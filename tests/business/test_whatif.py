@@ -65,8 +65,8 @@ def test_schedule_change_is_a_paired_difference():
     r = run_whatif("schedule=7,21,35", **SMALL)
     for k, d in r.difference.items():
         assert d["mean"] == pytest.approx(r.changed[k]["mean"] - r.current[k]["mean"])
-    assert r.difference["reminders_per_invoice"]["mean"] != 0
-    assert r.changed["violations"]["mean"] == 0
+    assert r.difference["reminders"]["mean"] != 0
+    assert r.changed["actions_against_rules"]["mean"] == 0
 
 
 def test_threshold_extremes_match_the_schedules_they_stand_for():
@@ -89,30 +89,30 @@ def test_threshold_by_default_uses_model_probabilities_and_moves_kpis_as_expecte
     low = run_whatif("threshold=0.1", n_invoices=300, seeds=2, model_source=source)
     high = run_whatif("threshold=0.6", n_invoices=300, seeds=2, model_source=source)
     assert low.current == high.current  # same invoices and draws for the current setting
-    reminders = (low.difference["reminders_per_invoice"]["mean"],
-                 high.difference["reminders_per_invoice"]["mean"])
+    reminders = (low.difference["reminders"]["mean"], high.difference["reminders"]["mean"])
     assert reminders[0] < reminders[1] <= 0
-    assert low.difference["mean_days_to_pay"]["mean"] > 0
-    assert low.changed["violations"]["mean"] == 0
+    assert low.difference["days_to_pay"]["mean"] > 0
+    assert low.changed["actions_against_rules"]["mean"] == 0
 
 
 def test_rule_file_change_moves_the_kpis(tmp_path):
     rule = tmp_path / "extra.yaml"
     rule.write_text(NO_EMAIL_RULE)
-    r = run_whatif(f"rules={rule}", **SMALL)
+    r = run_whatif(f"rules={rule}", policy="fixed", start="2026-12-07", **SMALL)
     # the schedule waits for the rule: the first email goes out on day 20, not 14
-    assert r.difference["mean_days_to_pay"]["mean"] > 0
-    assert r.changed["violations"]["mean"] == 0
+    assert r.difference["days_to_pay"]["mean"] > 0
+    assert r.changed["actions_against_rules"]["mean"] == 0
+    assert r.difference["actions_blocked"]["mean"] > 0
     # and it says, in words, how many actions the new rule blocked
     [report] = r.rule_changes
     n = report["refused_changed"]
     # days 14..19 of every invoice still open then: up to 6 held-back days each
     assert 0 < n <= 6 * SMALL["n_invoices"] * SMALL["seeds"]
     assert report["status"] == "added" and report["refused_current"] == 0
-    assert report["text"].startswith(f"held back email reminders on {n} more invoice-days (")
+    assert report["text"].startswith(f"blocked email reminders on {n} more invoice-days (")
     per_1000 = n / (SMALL["n_invoices"] * SMALL["seeds"]) * 1000
     assert f"({per_1000:.3g} per 1,000 invoices;" in report["text"]
-    assert r.changed["refused_attempts"]["mean"] == 0  # the counter changes no KPI
+    assert report["blocked"] == n and report["allowed"] == 0
     broken = tmp_path / "broken.yaml"
     broken.write_text(NO_EMAIL_RULE.replace("effect: veto", "effect: explode"))
     with pytest.raises(InputError, match="broken.yaml"):
@@ -128,7 +128,8 @@ def test_rule_change_report_names_changed_rules_and_why_nothing_shows(tmp_path):
                      .replace("applies_to: [email]", "applies_to: [phone]"))
     [row] = rule_change_report(phone, {}, {}, 1000)
     assert row["status"] == "added" and row["text"].startswith(
-        "no effect visible here: the schedule never sends phone calls")
+        "no effect visible here: the policy that ran (fixed 14/30/45) never sends phone calls")
+    assert row["message"].id == "whatif.never_sent"
     # a team's de.yaml: only the edited rule is reported; fewer refusals = allowed
     de = tmp_path / "de.yaml"
     old = "when: {fact: contacts_last_7_days, op: ge, value: 2}"
@@ -138,7 +139,7 @@ def test_rule_change_report_names_changed_rules_and_why_nothing_shows(tmp_path):
                                2000)
     assert (row["rule_id"], row["status"]) == ("de.proportionality", "changed")
     assert row["text"] == ("allowed email reminders or reminder letters or phone calls or "
-                           "final notices on 20 invoice-days on which they were held back "
+                           "final notices on 20 invoice-days on which they were blocked "
                            "before (10 per 1,000 invoices)")
 
 
@@ -152,3 +153,114 @@ def test_harness_output_feeds_the_roi_calculator():
     assert kpis["fixed"].mean_days_to_pay == pytest.approx(res.kpi("fixed", "mean_days_to_pay"))
     assert kpis["never"].reminders_per_invoice == 0
     assert kpis["fixed"].agency_rate == pytest.approx(res.kpi("fixed", "agency_per_1000") / 1000)
+
+
+# ------------------------------------------------ the shipped policy on current dates (#23)
+AT_NO_PHONE = """\
+rules:
+  - id: team.at_no_phone_b2c
+    title: No phone calls to Austrian consumers
+    jurisdiction: AT
+    scope: b2c
+    applies_to: [phone]
+    effect: veto
+    kind: company_policy
+    citation: "company policy"
+    valid_from: {valid_from}
+    rationale: legal wants to see what it costs
+    tests:
+      - {{facts: {{}}, action: phone, expect: fires, decision: vetoed}}
+      - {{facts: {{customer_type: b2b}}, action: phone, expect: does_not_fire}}
+"""
+PHONING = "fixed:5:phone,19:letter,33:phone"  # a policy that phones every overdue invoice
+WHATIF_SMALL = {"n_invoices": 250, "seeds": 2}
+
+
+def _rule(tmp_path, valid_from="2020-01-01", jurisdiction="AT"):
+    path = tmp_path / "team.yaml"
+    path.write_text(AT_NO_PHONE.format(valid_from=valid_from)
+                    .replace("jurisdiction: AT", f"jurisdiction: {jurisdiction}"))
+    return path
+
+
+def test_austrian_consumer_no_phone_rule_shows_under_a_policy_that_phones(tmp_path):
+    rule = _rule(tmp_path)
+    r = run_whatif(f"rules={rule}", policy=PHONING, start="2026-12-07", **WHATIF_SMALL)
+    [row] = r.rule_changes
+    assert row["rule_id"] == "team.at_no_phone_b2c" and row["blocked"] > 0
+    assert row["message"].id == "whatif.held_back"
+    assert r.difference["actions_blocked"]["mean"] > 0
+    # paired: the same invoices and draws, so the interval is around the paired difference
+    d = r.difference["cash_collected"]
+    assert d["ci_low"] <= d["mean"] <= d["ci_high"]
+    assert r.start == "2026-12-07" and str(r.policy) == f"the policy given: {PHONING}"
+    # the fixed schedule never phones: zero, and it says why
+    fixed = run_whatif(f"rules={rule}", policy="fixed", start="2026-12-07", **WHATIF_SMALL)
+    [row] = fixed.rule_changes
+    assert row["blocked"] == 0 and row["message"].id == "whatif.never_sent"
+    assert all(d["mean"] == 0 for d in fixed.difference.values())
+
+
+def test_default_policy_is_the_demo_tuned_schedule_which_phones(tmp_path):
+    from dunning.business.whatif import channels_sent, resolve_policy
+
+    policy, name = resolve_policy()
+    assert name.id == "whatif.policy_packaged" and "phone" in channels_sent(policy)
+    # a pipeline output directory: its tuned schedule (no RL artifact there)
+    policy.save(tmp_path / "tuned_schedule.json")
+    again, name = resolve_policy(run_dir=tmp_path)
+    assert name.id == "whatif.policy_run_tuned" and again.to_dict() == policy.to_dict()
+    assert resolve_policy(str(tmp_path))[1].id == "whatif.policy_run_tuned"
+    with pytest.raises(InputError, match="no policy/policy.json"):
+        resolve_policy(run_dir=tmp_path / "missing")
+
+
+def test_rule_valid_from_next_year_shows_on_current_dates(tmp_path):
+    rule = _rule(tmp_path, valid_from="2027-01-01")
+    now = run_whatif(f"rules={rule}", policy=PHONING, start="2026-12-07", **WHATIF_SMALL)
+    assert now.rule_changes[0]["blocked"] > 0
+    past = run_whatif(f"rules={rule}", policy=PHONING, start="2024-01-01", **WHATIF_SMALL)
+    [row] = past.rule_changes
+    assert row["blocked"] == 0 and row["message"].id == "whatif.outside_period"
+    assert "outside the simulated dates 2024-01-01 .. " in row["text"]
+    assert all(d["mean"] == 0 for d in past.difference.values())
+
+
+def test_rule_that_changes_nothing_shows_zero_and_says_why_in_both_languages(tmp_path):
+    rule = _rule(tmp_path, jurisdiction="US")  # the simulated company has no US customers
+    r = run_whatif(f"rules={rule}", policy=PHONING, start="2026-12-07", lang="de",
+                   n_invoices=100, seeds=2)
+    [row] = r.rule_changes
+    assert row["blocked"] == row["allowed"] == 0
+    assert all(d["mean"] == 0 for d in r.difference.values())
+    assert row["message"].id == "whatif.no_jurisdiction"
+    assert str(row["message"]).startswith("no effect visible here: the simulated company has "
+                                          "no customers in US")
+    assert row["text"].startswith("hier keine Wirkung sichtbar: das simulierte Unternehmen "
+                                  "hat keine Kunden in US")
+    d = r.to_dict()
+    assert d["kpi_labels"]["cash_collected"].startswith("Geldeingang je Rechnung")
+    assert d["rule_changes"][0]["message"]["id"] == "whatif.no_jurisdiction"
+    assert "npv" not in d["current"] and "days_sales_outstanding" in d["current"]
+
+
+def test_what_if_cli_reports_in_business_terms(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from dunning.cli import app
+
+    rule = _rule(tmp_path)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["what-if", "--rule-file", str(rule), "--policy", PHONING,
+                                   "--from", "2026-12-07", "--invoices", "200", "--seeds", "2",
+                                   "--json", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "cash collected per invoice" in res.output and "npv" not in res.output
+    assert "days sales outstanding" in res.output
+    assert "added rule team.at_no_phone_b2c (No phone calls to Austrian consumers): " \
+           "blocked phone calls on" in res.output
+    assert json.loads(out.read_text())["policy"] == f"the policy given: {PHONING}"
+    bad = CliRunner().invoke(app, ["what-if", "--rule-file", str(rule), "--from", "31.12.2026"])
+    assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output

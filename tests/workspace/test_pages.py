@@ -617,6 +617,7 @@ def test_the_workspace_in_german_per_session(site):
     """English by default; the switch (CSRF-checked) turns one session's pages German, fixed
     strings from the catalogue, data untouched; another session stays English."""
     from dunning.workspace.i18n import GERMAN, LANG_COOKIE
+    from legal_rules.testing import NEUTRAL_FACTS
 
     url, _ = site
     with login(url, REVIEW) as client, login(url, READ) as other:
@@ -645,6 +646,17 @@ def test_the_workspace_in_german_per_session(site):
                                   ("/ui/nowhere", "Nicht gefunden")):
             assert german_text in client.get(path).text, path
         assert ">Worklist</a>" in other.get("/ui/").text  # the other session: English
+        # engine messages too (legal_rules.messages): a missing fact blocks, said in German
+        facts = {f"fact_{k}": ("true" if v is True else "false" if v is False else str(v))
+                 for k, v in NEUTRAL_FACTS.items()}
+        for session in (client, other):
+            form = session.get("/ui/rules/explain").text
+            body = {"csrf": csrf_of(form), "action": "letter", "as_of": "2026-03-02",
+                    **facts, "fact_days_overdue": ""}
+            page = session.post("/ui/rules/explain", data=body).text
+            german_reason = "Angabe &#39;days_overdue&#39; fehlt" in page
+            assert german_reason == (session is client), page[-2000:]
+            assert ("fact &#39;days_overdue&#39; missing" in page) == (session is other)
         client.post("/ui/logout", data={"csrf": csrf})
         assert LANG_COOKIE not in client.cookies
 
