@@ -80,6 +80,8 @@ def render_report(results: Mapping[str, Any]) -> str:
         "headline": _headline(policies),
         "kpi_columns": [{"key": k, "label": label} for k, label, _ in _present_kpis(policies)],
         "policy_rows": _policy_rows(policies),
+        "paired": paired_block(results.get("paired_vs_fixed"), "fixed", list(policies),
+                               results.get("npv_difference_vs_fixed")),
         "comparison_charts": [
             c for c in (
                 charts.policy_bar_chart(policies, "npv", "NPV per invoice"),
@@ -337,4 +339,83 @@ def _drift(block: Mapping[str, Any] | None) -> dict[str, Any]:
         "feature_rows": features,
         "calibration_rows": calibration,
         "ece_chart": charts.ece_over_time_chart(block.get("calibration") or [], ece_warning),
+    }
+
+
+# Which sign of a paired difference is an improvement (0: neither, e.g. reminders sent).
+BETTER_SIGN: dict[str, int] = {"npv": 1, "pay_rate": 1, "reminders_per_invoice": 0,
+                               "complaints_per_1000": -1, "agency_per_1000": -1,
+                               "write_off_rate": -1}
+
+
+def interval_method(stats: Mapping[str, Any], interval: Mapping[str, Any] | None) -> str:
+    """How a paired interval was computed, in words (from the stats or the run's config)."""
+    cfg = {**(interval or {}), **{k: stats[k] for k in ("method", "level") if k in stats}}
+    level = float(cfg.get("level", 0.95))
+    if cfg.get("method", "t") == "bootstrap":
+        boot = f", {cfg['n_boot']} resamples" if cfg.get("n_boot") else ""
+        seed = f", seed {cfg['seed']}" if cfg.get("seed") is not None else ""
+        return f"{level:.0%} percentile bootstrap (invoices resampled within seeds{boot}{seed})"
+    return f"{level:.0%} paired t-interval over all per-invoice differences"
+
+
+def paired_block(paired: Mapping[str, Any] | None, reference: str | None,
+                 order: list[str] | None = None,
+                 seed_intervals: Mapping[str, Any] | None = None,
+                 interval: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The paired-differences table and chart: every policy minus ``reference`` per invoice
+    on the same invoices and draws, mean and interval over invoices x seeds.
+
+    ``paired[policy][kpi]`` is ``{"mean", "ci_low", "ci_high", "n", "method", "level"}``
+    (``EvaluationResult.paired``, ``results.json``'s ``paired_vs_fixed``);
+    ``seed_intervals[policy]`` the NPV difference's interval over seeds
+    (``EvaluationResult.difference``: ``npv_minus_reference``, ``ci_low``, ``ci_high``),
+    drawn beside it for comparison. None when there is nothing to show.
+    """
+    from dunning.report import charts
+    from simulations.evaluation.tables import HEADLINE, PAIRED_FORMATS
+
+    if not paired or not reference:
+        return None
+    names = [p for p in (order or list(_ordered(paired))) if p in paired and p != reference]
+    kpis = [k for k in PAIRED_FORMATS if any(k in (paired[p] or {}) for p in names)]
+    if not names or not kpis:
+        return None
+    titles = {k: label for k, label, _ in KPI_COLUMNS}
+    titles.update({k: t for k, t, _ in HEADLINE if k not in titles})
+    titles.update({"pay_rate": "pay rate", "write_off_rate": "write-off rate"})
+    rows, first = [], None
+    for name in names:
+        cells = []
+        for k in kpis:
+            st = (paired[name] or {}).get(k)
+            if not st:
+                cells.append({"value": "–", "ci": "", "css": ""})
+                continue
+            first = first or st
+            fmt = PAIRED_FORMATS[k]
+            lo, hi = st.get("ci_low"), st.get("ci_high")
+            has_ci = lo is not None and hi is not None and lo == lo and hi == hi
+            sign = 1 if has_ci and lo > 0 else -1 if has_ci and hi < 0 else 0
+            good = BETTER_SIGN.get(k, 0) * sign
+            cells.append({"value": _fmt(st.get("mean"), fmt),
+                          "ci": f"[{_fmt(lo, fmt)}, {_fmt(hi, fmt)}]" if has_ci else "",
+                          "css": "better" if good > 0 else "worse" if good < 0 else ""})
+        rows.append({"name": name, "cells": cells})
+    chart_rows = []
+    for name in names:
+        st = (paired[name] or {}).get("npv")
+        if st:
+            seed = (seed_intervals or {}).get(name) or {}
+            chart_rows.append({"label": name, "policy": name, **st,
+                               "seed_low": seed.get("ci_low"), "seed_high": seed.get("ci_high")})
+    return {
+        "reference": reference,
+        "columns": [titles.get(k, k) for k in kpis],
+        "rows": rows,
+        "n": (first or {}).get("n"),
+        "method": interval_method(first or {}, interval),
+        "chart": charts.paired_interval_chart(
+            chart_rows, f"NPV per invoice minus {reference}'s (paired)",
+            "difference in NPV per invoice"),
     }
