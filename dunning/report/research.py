@@ -230,10 +230,8 @@ def _run_section(index: int, name: str, ev: Mapping[str, Any]) -> dict[str, Any]
         "n_seeds": len(ev.get("seeds") or []),
         "kpi_columns": [label for _, label, _ in _present_kpis(policies)],
         "policy_rows": _policy_rows(policies),
-        "charts": [c for c in (
-            charts.policy_bar_chart(policies, "npv", "NPV per invoice"),
-            charts.policy_bar_chart(policies, "mean_days_to_pay", "days from due to payment"),
-        ) if c],
+        "charts": [c for c in (charts.policy_bar_chart(policies, "npv", "NPV per invoice"),)
+                   if c],
         "paired": paired_block(ev.get("paired"), ev.get("reference"), names,
                                ev.get("difference"), config.get("interval")),
         **_segment_table(per_segment, segments),
