@@ -29,6 +29,18 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from dunning.report.render import (
+    fmt_any,
+    fmt_value,
+    load_results,
+    paired_block,
+    policy_rows,
+    present_kpis,
+    render_report,
+    segment_names,
+    segment_table,
+    timing_rows,
+)
 from engine.errors import InputError
 
 KIND_RESULTS, KIND_EVALUATION, KIND_EXPERIMENT = "results", "evaluation", "experiment"
@@ -43,7 +55,6 @@ def load_report_input(path: str | Path) -> tuple[str, dict[str, Any], Path]:
     (``dunning evaluate --out``), or one of those files, or an experiment's JSON. Raises
     :class:`InputError` naming the file (and field) when it is none of them.
     """
-    from dunning.report.render import load_results
     from simulations.evaluation.harness import EVALUATION_FILE
 
     p = Path(path)
@@ -56,7 +67,9 @@ def load_report_input(path: str | Path) -> tuple[str, dict[str, Any], Path]:
             raise InputError(f"{p}: holds neither results.json (`dunning demo`) nor "
                              f"{EVALUATION_FILE} (`dunning evaluate --out`)")
     if not p.is_file():
-        raise InputError(f"{p}: no such file or directory")
+        raise InputError(f"{p}: no results file there; expected a directory or file written "
+                         "by `dunning demo` (results.json), `dunning evaluate --out` "
+                         "(evaluation.json) or `dunning experiment run`")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
@@ -157,7 +170,6 @@ def write_html(html: str, out_dir: str | Path) -> Path:
 
 def render_any(kind: str, data: Mapping[str, Any]) -> str:
     """The report HTML of ``data`` of ``kind`` (see :func:`load_report_input`)."""
-    from dunning.report.render import render_report
 
     if kind == KIND_EXPERIMENT:
         return render_experiment_report(data)
@@ -189,30 +201,16 @@ def _render(*, kind: str, title: str, runs: Mapping[str, Mapping[str, Any]],
         "runs": sections,
         "summary": _summary(runs) if kind == KIND_EXPERIMENT else None,
         "training": _training(training),
-        "experiment_rows": [(k, _fmt_any(v)) for k, v in (experiment or {}).items()],
+        "experiment_rows": [(k, fmt_any(v)) for k, v in (experiment or {}).items()],
         "seconds": "" if seconds is None else f"{float(seconds):.1f} s",
     }
     return env.get_template(TEMPLATE_NAME).render(**context)
-
-
-def _fmt_any(value: Any) -> str:
-    from dunning.report.render import _fmt_any as fmt
-
-    return fmt(value)
 
 
 def _run_section(index: int, name: str, ev: Mapping[str, Any]) -> dict[str, Any]:
     """One scenario's tables and charts."""
     from dunning.pipeline import policies_block, timing_block
     from dunning.report import charts
-    from dunning.report.render import (
-        _policy_rows,
-        _present_kpis,
-        _segment_table,
-        _segments,
-        _timing_rows,
-        paired_block,
-    )
 
     names = [str(p) for p in ev["policies"]]
     view = SimpleNamespace(overall=ev["overall"], policies=names, timing=ev.get("timing") or {})
@@ -221,24 +219,24 @@ def _run_section(index: int, name: str, ev: Mapping[str, Any]) -> dict[str, Any]
                        for s, kp in segs.items()}
                    for p, segs in (ev.get("by_segment") or {}).items()}
     timing = timing_block(view)
-    segments = _segments({"timing": timing, "per_segment": per_segment})
+    segments = segment_names({"timing": timing, "per_segment": per_segment})
     config = ev.get("config") or {}
     return {
         "id": f"run-{index}",
         "name": name,
         "n_invoices": ev.get("n_invoices"),
         "n_seeds": len(ev.get("seeds") or []),
-        "kpi_columns": [label for _, label, _ in _present_kpis(policies)],
-        "policy_rows": _policy_rows(policies),
+        "kpi_columns": [label for _, label, _ in present_kpis(policies)],
+        "policy_rows": policy_rows(policies),
         "charts": [c for c in (charts.policy_bar_chart(policies, "npv", "NPV per invoice"),)
                    if c],
         "paired": paired_block(ev.get("paired"), ev.get("reference"), names,
                                ev.get("difference"), config.get("interval")),
-        **_segment_table(per_segment, segments),
+        **segment_table(per_segment, segments),
         "timing_chart": charts.timing_chart(timing, segments),
-        "timing_rows": _timing_rows(timing, segments),
+        "timing_rows": timing_rows(timing, segments),
         **_vetoes(ev.get("vetoes") or {}, names),
-        "config_rows": [(k, _fmt_any(v)) for k, v in config.items() if k != "training"],
+        "config_rows": [(k, fmt_any(v)) for k, v in config.items() if k != "training"],
     }
 
 
@@ -254,7 +252,6 @@ def _summary(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Across scenarios: NPV per policy (CI over seeds) and its paired difference to the
     reference (interval over invoices x seeds), plus one forest chart of those differences."""
     from dunning.report import charts
-    from dunning.report.render import _fmt
 
     names: list[str] = []
     for ev in runs.values():
@@ -266,14 +263,14 @@ def _summary(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
             npv = (ev["overall"].get(name) or {}).get("npv") or {}
             pr = ((ev.get("paired") or {}).get(name) or {}).get("npv") \
                 if name != ev.get("reference") else None
-            cell = {"npv": _fmt(npv.get("mean"), "{:,.0f}"),
-                    "npv_ci": (f"[{_fmt(npv.get('ci_low'), '{:,.0f}')}, "
-                               f"{_fmt(npv.get('ci_high'), '{:,.0f}')}]") if npv else "",
+            cell = {"npv": fmt_value(npv.get("mean"), "{:,.0f}"),
+                    "npv_ci": (f"[{fmt_value(npv.get('ci_low'), '{:,.0f}')}, "
+                               f"{fmt_value(npv.get('ci_high'), '{:,.0f}')}]") if npv else "",
                     "paired": "", "paired_ci": "", "css": ""}
             if pr:
                 lo, hi = pr.get("ci_low"), pr.get("ci_high")
-                cell["paired"] = _fmt(pr.get("mean"), "{:+,.0f}")
-                cell["paired_ci"] = f"[{_fmt(lo, '{:+,.0f}')}, {_fmt(hi, '{:+,.0f}')}]"
+                cell["paired"] = fmt_value(pr.get("mean"), "{:+,.0f}")
+                cell["paired_ci"] = f"[{fmt_value(lo, '{:+,.0f}')}, {fmt_value(hi, '{:+,.0f}')}]"
                 if lo is not None and hi is not None and lo == lo and hi == hi:
                     cell["css"] = "better" if lo > 0 else "worse" if hi < 0 else ""
                 chart_rows.append({"label": f"{sc} · {name}", "policy": name, **pr})
@@ -301,7 +298,7 @@ def _training(training: Mapping[str, Any]) -> list[dict[str, Any]]:
             "name": str(name),
             "chart": charts.training_curve_chart(
                 curve, f"{name}: mean episode reward during training"),
-            "facts": [(k, _fmt_any(v)) for k, v in info.items() if k != "curve"],
+            "facts": [(k, fmt_any(v)) for k, v in info.items() if k != "curve"],
             "points": len(curve.get("timesteps") or []),
         })
     return out

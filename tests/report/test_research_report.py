@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dunning.cli import app
-from dunning.report.render import _fmt
+from dunning.report.render import fmt_value
 from engine.serialization import jsonable
 
 from .test_report import EXTERNAL_REF
@@ -30,6 +30,11 @@ def _row(table: str, policy: str) -> str:
     found = re.search(rf'<tr data-policy="{re.escape(policy)}">(.*?)</tr>', table, re.S)
     assert found, f"no row {policy}"
     return found[1]
+
+
+def _ci(st: dict) -> str:
+    """A paired interval as the report prints an NPV difference."""
+    return f"[{fmt_value(st['ci_low'], '{:+,.0f}')}, {fmt_value(st['ci_high'], '{:+,.0f}')}]"
 
 
 def _assert_safe(html: str) -> None:
@@ -65,8 +70,8 @@ def test_evaluation_report_shows_the_paired_intervals(evaluation) -> None:
         st = res.paired[name]["npv"]
         row = _row(paired, name.replace("&", "&amp;").replace("<", "&lt;")
                    .replace(">", "&gt;").replace('"', "&#34;"))
-        assert _fmt(st["mean"], "{:+,.0f}") in row
-        assert f"[{_fmt(st['ci_low'], '{:+,.0f}')}, {_fmt(st['ci_high'], '{:+,.0f}')}]" in row
+        assert fmt_value(st["mean"], "{:+,.0f}") in row
+        assert _ci(st) in row
     assert 'data-policy="fixed"' not in paired  # the reference is not compared with itself
     assert "over 120" in html and "paired t-interval" in html  # 60 invoices x 2 seeds
     assert html.count("<svg") >= 3  # paired forest, NPV bars, timing
@@ -94,7 +99,7 @@ def test_report_recomputes_bootstrap_intervals_from_the_outcomes(evaluation, tmp
     t = res.paired["never"]["npv"]
     assert (boot["ci_low"], boot["ci_high"]) != (t["ci_low"], t["ci_high"])
     row = _row(_table(html, "run-0-paired"), "never")
-    assert f"[{_fmt(boot['ci_low'], '{:+,.0f}')}, {_fmt(boot['ci_high'], '{:+,.0f}')}]" in row
+    assert _ci(boot) in row
     assert "percentile bootstrap" in html and "300 resamples, seed 5" in html
     # without outcomes.npz the intervals cannot be recomputed: a clear error, exit 2
     lone = tmp_path / "lone"
@@ -158,11 +163,11 @@ def test_experiment_report_has_every_scenario_and_the_learning_curve(tmp_path,
         assert f'<section id="run-{i}" class="scenario" data-scenario="{sc}">' in html
         st = data["runs"][sc]["paired"]["rl"]["npv"]
         row = _row(_table(html, f"run-{i}-paired"), "rl")
-        assert f"[{_fmt(st['ci_low'], '{:+,.0f}')}, {_fmt(st['ci_high'], '{:+,.0f}')}]" in row
+        assert _ci(st) in row
     summary = _table(html, "summary-table")
     for sc in ("default", "shifted"):
         st = data["summary"][sc]["never"]["paired_npv_vs_reference"]
-        assert f"[{_fmt(st['ci_low'], '{:+,.0f}')}, {_fmt(st['ci_high'], '{:+,.0f}')}]" in \
+        assert _ci(st) in \
             _row(summary, "never")
     assert "&lt;script&gt;" in html
     _assert_safe(html)
