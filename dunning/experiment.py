@@ -4,6 +4,7 @@
 
     name: early-vs-late            # optional (default: the file's stem)
     policies: [never, fixed, "fixed[7:email;21:phone]", oracle]   # any --policies spec
+                                   # (rl:DIR, tuned:FILE relative to this file)
     scenarios: [default, shifted]  # packaged names or YAML paths (relative to this file)
     seeds: 3                       # a count (0..K-1) or a list of seeds
     invoices: 300                  # invoices per seed
@@ -111,8 +112,15 @@ def load_experiment(path: str | Path) -> Experiment:
         rel = p.parent / name
         return str(rel) if name.endswith((".yaml", ".yml")) and rel.is_file() else name
 
+    def policy(spec: str) -> str:  # rl:DIR and tuned:FILE relative to the experiment file
+        kind, sep, arg = spec.partition(":")
+        if sep and kind.lower() in ("rl", "tuned") and arg and not Path(arg).is_absolute() \
+                and (p.parent / arg).exists():
+            return f"{kind}:{p.parent / arg}"
+        return spec
+
     name = raw.get("name", p.stem)
-    return Experiment(name=str(name), policies=policies,
+    return Experiment(name=str(name), policies=[policy(s) for s in policies],
                       scenarios=[scenario(s) for s in strings("scenarios")],
                       seeds=list(range(seeds)) if isinstance(seeds, int) else list(seeds),
                       invoices=invoices, reference=reference, rules=rules,
