@@ -175,3 +175,16 @@ def test_experiment_report_has_every_scenario_and_the_learning_curve(tmp_path,
     again = runner.invoke(app, ["report", str(out)])
     assert again.exit_code == 0, again.output
     assert (tmp_path / "exp-report" / "index.html").read_text() == html
+
+
+def test_evaluate_report_option_writes_the_same_page_as_report(tmp_path) -> None:
+    out, rep = tmp_path / "ev", tmp_path / "rep"
+    result = runner.invoke(app, ["evaluate", "--policies", "never,fixed", "--invoices", "30",
+                                 "--seeds", "2", "--out", str(out), "--report", str(rep)])
+    assert result.exit_code == 0, result.output
+    html = (rep / "index.html").read_text()
+    st = json.loads((out / "evaluation.json").read_text())["paired"]["never"]["npv"]
+    assert _ci(st) in _row(_table(html, "run-0-paired"), "never")
+    assert "No trained policy" in html  # no rl: policy, no learning curve
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
+    assert (out / "report" / "index.html").read_text() == html
