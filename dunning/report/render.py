@@ -353,12 +353,12 @@ BETTER_SIGN: dict[str, int] = {"npv": 1, "pay_rate": 1, "reminders_per_invoice":
 def interval_method(stats: Mapping[str, Any], interval: Mapping[str, Any] | None) -> str:
     """How a paired interval was computed, in words (from the stats or the run's config)."""
     cfg = {**(interval or {}), **{k: stats[k] for k in ("method", "level") if k in stats}}
-    level = float(cfg.get("level", 0.95))
+    level = f"{100 * float(cfg.get('level', 0.95)):g} %"
     if cfg.get("method", "t") == "bootstrap":
         boot = f", {cfg['n_boot']} resamples" if cfg.get("n_boot") else ""
         seed = f", seed {cfg['seed']}" if cfg.get("seed") is not None else ""
-        return f"{level:.0%} percentile bootstrap (invoices resampled within seeds{boot}{seed})"
-    return f"{level:.0%} paired t-interval over all per-invoice differences"
+        return f"{level} percentile bootstrap (invoices resampled within seeds{boot}{seed})"
+    return f"{level} paired t-interval over all per-invoice differences"
 
 
 def paired_block(paired: Mapping[str, Any] | None, reference: str | None,
