@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import typer
@@ -15,7 +16,7 @@ def run(
     file: Path = typer.Argument(..., help="Experiment YAML (policies, scenarios, seeds, "
                                 "invoices; docs/experiments.md)."),
     out: Path = typer.Option(None, "--out", help="Result JSON (default: experiment-NAME.json "
-                             "next to the file)."),
+                             "next to the file, NAME reduced to letters, digits, . _ -)."),
     cluster: str = typer.Option(None, "--cluster", help="Run every (scenario, policy, seed) "
                                 "as a task on a Dask cluster: `local` or a scheduler address "
                                 "(see docs/scale-out.md); same results as without."),
@@ -32,7 +33,9 @@ def run(
     from engine.files import atomic_write_json
 
     exp = load_experiment(file)
-    target = out or file.parent / f"experiment-{exp.name}.json"
+    # the name comes from the file: only a safe slug of it goes into a path
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", exp.name).strip(".-") or "experiment"
+    target = out or file.parent / f"experiment-{slug}.json"
     if target.is_dir():
         raise InputError(f"--out {target}: is a directory (expected a JSON file path)")
     if report is not None and report.exists() and not report.is_dir():

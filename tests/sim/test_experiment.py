@@ -86,3 +86,16 @@ def test_the_docs_example_loads_and_policy_paths_are_relative_to_the_file(tmp_pa
     f.write_text(SWEEP + "interval: jackknife\n")
     with pytest.raises(InputError, match="'interval': expected t or bootstrap"):
         load_experiment(f)
+
+
+def test_a_hostile_name_cannot_steer_the_default_output_path(tmp_path) -> None:
+    (tmp_path / "sub").mkdir()
+    f = tmp_path / "sub" / "sweep.yaml"
+    f.write_text(SWEEP.replace("name: tiny", "name: '../../x/<b>'").replace(
+        "[default, shifted]", "[default]").replace("seeds: [3, 4]", "seeds: [3]").replace(
+        "invoices: 40", "invoices: 10"))
+    res = runner.invoke(app, ["experiment", "run", str(f)])
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in (tmp_path / "sub").glob("experiment-*.json")] == \
+        ["experiment-x-b.json"]
+    assert not list(tmp_path.glob("*.json"))
