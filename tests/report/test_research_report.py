@@ -188,3 +188,21 @@ def test_evaluate_report_option_writes_the_same_page_as_report(tmp_path) -> None
     assert "No trained policy" in html  # no rl: policy, no learning curve
     assert runner.invoke(app, ["report", str(out)]).exit_code == 0
     assert (out / "report" / "index.html").read_text() == html
+
+
+@pytest.mark.browser
+def test_evaluation_report_renders_in_headless_chromium(evaluation, tmp_path) -> None:
+    from dunning.report.research import render_evaluation_report, write_html
+
+    from .conftest import chromium_path, run_chromium
+
+    if chromium_path() is None:
+        pytest.skip("needs chromium (make chromium)")
+    res, _ = evaluation
+    index = write_html(render_evaluation_report(jsonable(res.to_dict())), tmp_path / "r")
+    dom = run_chromium(["--dump-dom", index.as_uri()], tmp_path)
+    paired = _table(dom, "run-0-paired")
+    assert len(re.findall(r"<tr data-policy=", paired)) == 2  # never and the hostile one
+    assert "<script" not in dom  # the hostile name stayed text
+    svgs = re.findall(r"<svg\b.*?</svg>", dom, re.DOTALL)
+    assert len(svgs) >= 3 and all("<path" in s for s in svgs)
