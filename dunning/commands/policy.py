@@ -26,8 +26,8 @@ def report(
         "demo`), used when PATH is not given."
     ),
     out: Path = typer.Option(
-        None, "--out", help="Report directory [default: DIR/report for a directory, "
-        "results.json or evaluation.json; NAME-report beside an experiment's NAME.json]."
+        None, "--out", help="Report directory (default: DIR/report for a directory, "
+        "results.json or evaluation.json; NAME-report beside an experiment's NAME.json)."
     ),
     interval: str = typer.Option(
         None, "--interval", help="Recompute the paired intervals of an evaluation saved with "
