@@ -59,7 +59,14 @@ def report(
                              "(it needs the per-invoice outcomes of `dunning evaluate --out`); "
                              "set `interval:` in the experiment file instead")
         data = recompute_paired(default_out.parent, interval, n_boot, seed)
-    index = write_html(render_any(kind, data), out or default_out)
+    source = path if path is not None else results
+    try:
+        html = render_any(kind, data)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # the files are ours, but read back from disk: a hand-edited one is a user error
+        raise InputError(f"{source}: not a well-formed {kind} file ({type(exc).__name__}: "
+                         f"{exc}); re-create it with the command that wrote it") from None
+    index = write_html(html, out or default_out)
     console.print(f"{kind} report written to [bold]{index}[/]")
 
 

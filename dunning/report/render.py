@@ -377,8 +377,15 @@ def paired_block(paired: Mapping[str, Any] | None, reference: str | None,
     from dunning.report import charts
     from simulations.evaluation.tables import HEADLINE, PAIRED_FORMATS
 
-    if not paired or not reference:
+    if not isinstance(paired, Mapping) or not paired or not reference:
         return None
+    # results.json is read back from disk: keep only well-formed intervals (a file edited by
+    # hand must not break the page), every figure a float
+    paired = {str(p): {str(k): s for k, v in kpis.items() if (s := _interval_stats(v))}
+              for p, kpis in paired.items() if isinstance(kpis, Mapping)}
+    paired = {p: kpis for p, kpis in paired.items() if kpis}
+    seed_intervals = seed_intervals if isinstance(seed_intervals, Mapping) else {}
+    interval = interval if isinstance(interval, Mapping) else None
     names = [p for p in (order or list(_ordered(paired))) if p in paired and p != reference]
     kpis = [k for k in PAIRED_FORMATS if any(k in (paired[p] or {}) for p in names)]
     if not names or not kpis:
@@ -408,9 +415,11 @@ def paired_block(paired: Mapping[str, Any] | None, reference: str | None,
     for name in names:
         st = (paired[name] or {}).get("npv")
         if st:
-            seed = (seed_intervals or {}).get(name) or {}
+            seed = seed_intervals.get(name)
+            seed = seed if isinstance(seed, Mapping) else {}
             chart_rows.append({"label": name, "policy": name, **st,
-                               "seed_low": seed.get("ci_low"), "seed_high": seed.get("ci_high")})
+                               "seed_low": _number(seed.get("ci_low")),
+                               "seed_high": _number(seed.get("ci_high"))})
     return {
         "reference": reference,
         "columns": [titles.get(k, k) for k in kpis],
@@ -421,3 +430,26 @@ def paired_block(paired: Mapping[str, Any] | None, reference: str | None,
             chart_rows, f"NPV per invoice minus {reference}'s (paired)",
             "difference in NPV per invoice"),
     }
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float, None when it is not a number (NaN stays NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _interval_stats(st: Any) -> dict[str, Any] | None:
+    """A paired interval ``{"mean", "ci_low", "ci_high", "n", "method", "level"}`` with float
+    figures, or None when ``st`` is not one (no numeric mean)."""
+    if not isinstance(st, Mapping) or _number(st.get("mean")) is None:
+        return None
+    n = st.get("n")
+    return {"mean": _number(st.get("mean")), "ci_low": _number(st.get("ci_low")),
+            "ci_high": _number(st.get("ci_high")),
+            "n": n if isinstance(n, int) and not isinstance(n, bool) else None,
+            "method": "bootstrap" if st.get("method") == "bootstrap" else "t",
+            "level": _number(st.get("level")) or 0.95}

@@ -188,3 +188,15 @@ def test_report_shows_the_paired_differences_to_fixed(sample_results):
     assert html.count("<svg") >= 9  # the forest chart of the paired NPV differences too
     del sample_results["paired_vs_fixed"]
     assert 'id="paired-table"' not in render_report(sample_results)
+
+
+def test_a_malformed_paired_block_is_skipped_not_fatal(sample_results):
+    sample_results["paired_vs_fixed"] = {
+        "rl": {"npv": {"mean": "12.5", "ci_low": [1], "ci_high": None, "n": "x"},
+               "pay_rate": "nonsense", "complaints_per_1000": {"mean": None}},
+        "never": ["not", "a", "mapping"], "tuned": {"npv": {"mean": True}}}
+    sample_results["npv_difference_vs_fixed"] = "nonsense"
+    html = render_report(sample_results)
+    table = re.search(r'<table id="paired-table"[^>]*>(.*?)</table>', html, re.S)[1]
+    assert re.findall(r'<tr data-policy="(\w+)"', table) == ["rl"]
+    assert "+12" in table and "over ?" in html

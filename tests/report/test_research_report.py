@@ -122,6 +122,12 @@ def test_report_input_errors_name_the_file(tmp_path) -> None:
         assert message in result.output.replace("\n", "")
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "neither results.json" in result.output
+    bad.write_text('{"scenario": "s", "n_invoices": 3, "seeds": [0], "policies": ["a"], '
+                   '"overall": {"a": {"npv": "oops"}}}')
+    result = runner.invoke(app, ["report", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert "not a well-formed evaluation file" in result.output.replace("\n", "")
+    assert "Traceback" not in result.output
 
 
 @pytest.fixture(scope="module")
