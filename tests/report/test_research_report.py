@@ -183,15 +183,20 @@ def test_experiment_report_has_every_scenario_and_the_learning_curve(tmp_path,
     assert (tmp_path / "exp-report" / "index.html").read_text() == html
 
 
-def test_evaluate_report_option_writes_the_same_page_as_report(tmp_path) -> None:
+def test_evaluate_report_option_writes_the_same_page_as_report(tmp_path, rl_artifact) -> None:
     out, rep = tmp_path / "ev", tmp_path / "rep"
-    result = runner.invoke(app, ["evaluate", "--policies", "never,fixed", "--invoices", "30",
-                                 "--seeds", "2", "--out", str(out), "--report", str(rep)])
+    result = runner.invoke(app, ["evaluate", "--policies", f"never,fixed,rl:{rl_artifact}",
+                                 "--invoices", "30", "--seeds", "2", "--out", str(out),
+                                 "--report", str(rep)])
     assert result.exit_code == 0, result.output
     html = (rep / "index.html").read_text()
-    st = json.loads((out / "evaluation.json").read_text())["paired"]["never"]["npv"]
-    assert _ci(st) in _row(_table(html, "run-0-paired"), "never")
-    assert "No trained policy" in html  # no rl: policy, no learning curve
+    saved = json.loads((out / "evaluation.json").read_text())
+    assert _ci(saved["paired"]["never"]["npv"]) in _row(_table(html, "run-0-paired"), "never")
+    # the rl: artifact's learning curve is kept in evaluation.json and drawn
+    curve = json.loads((rl_artifact / "training_curve.json").read_text())
+    assert saved["config"]["training"]["rl"]["curve"] == curve
+    training = re.search(r'id="training">(.*?)</section>', html, re.S)[1]
+    assert "<svg" in training and str(rl_artifact) not in html  # no paths of this machine
     assert runner.invoke(app, ["report", str(out)]).exit_code == 0
     assert (out / "report" / "index.html").read_text() == html
 
