@@ -4,22 +4,29 @@
 
     name: early-vs-late            # optional (default: the file's stem)
     policies: [never, fixed, "fixed[7:email;21:phone]", oracle]   # any --policies spec
+                                   # (rl:DIR, tuned:FILE relative to this file)
     scenarios: [default, shifted]  # packaged names or YAML paths (relative to this file)
     seeds: 3                       # a count (0..K-1) or a list of seeds
     invoices: 300                  # invoices per seed
     reference: fixed               # optional: paired differences against this policy
     rules: true                    # optional: false switches the legal rules off
+    interval: t                    # optional: paired intervals, t or bootstrap
+    bootstrap_resamples: 2000      # optional: resamples of interval: bootstrap
 
 Every scenario runs :func:`simulations.evaluation.harness.evaluate_policies` on the same
-invoices for every policy (common random numbers). The result JSON holds the experiment as
-read, per scenario the full evaluation (``EvaluationResult.to_dict()``: KPIs with intervals
-over seeds, paired per-invoice differences, segments, timing) and a short ``summary``.
+invoices for every policy (common random numbers), or, given a Dask client, every
+(scenario, policy, seed) cell is one task of :func:`simulations.evaluation.distributed.sweep`
+with the same result. The result JSON holds the experiment as read, per scenario the full
+evaluation (``EvaluationResult.to_dict()``: KPIs with intervals over seeds, paired
+per-invoice differences, segments, timing), a short ``summary`` and, for every policy loaded
+from an RL artifact, its ``training`` facts and learning curve.
 """
 
 from __future__ import annotations
 
 import difflib
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +34,7 @@ from typing import Any
 from engine.errors import InputError
 
 KEYS = {"name": False, "policies": True, "scenarios": True, "seeds": True, "invoices": True,
-        "reference": False, "rules": False}
+        "reference": False, "rules": False, "interval": False, "bootstrap_resamples": False}
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,8 @@ class Experiment:
     invoices: int
     reference: str | None = None
     rules: bool = True
+    interval: str = "t"
+    bootstrap_resamples: int = 2000
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -91,46 +100,105 @@ def load_experiment(path: str | Path) -> Experiment:
         raise InputError(f"{p}: 'reference': {reference!r} is not one of the policies")
     if len(set(policies)) < len(policies):
         raise InputError(f"{p}: 'policies': a policy is listed twice")
+    interval = raw.get("interval", "t")
+    if interval not in ("t", "bootstrap"):
+        raise InputError(f"{p}: 'interval': expected t or bootstrap, got {interval!r}")
+    n_boot = raw.get("bootstrap_resamples", 2000)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
+        raise InputError(f"{p}: 'bootstrap_resamples': expected an integer >= 100, got "
+                         f"{n_boot!r}")
 
     def scenario(name: str) -> str:  # a path relative to the experiment file
         rel = p.parent / name
         return str(rel) if name.endswith((".yaml", ".yml")) and rel.is_file() else name
 
+    def policy(spec: str) -> str:  # rl:DIR and tuned:FILE relative to the experiment file
+        kind, sep, arg = spec.partition(":")
+        if sep and kind.lower() in ("rl", "tuned") and arg and not Path(arg).is_absolute() \
+                and (p.parent / arg).exists():
+            return f"{kind}:{p.parent / arg}"
+        return spec
+
     name = raw.get("name", p.stem)
-    return Experiment(name=str(name), policies=policies,
+    return Experiment(name=str(name), policies=[policy(s) for s in policies],
                       scenarios=[scenario(s) for s in strings("scenarios")],
                       seeds=list(range(seeds)) if isinstance(seeds, int) else list(seeds),
-                      invoices=invoices, reference=reference, rules=rules)
+                      invoices=invoices, reference=reference, rules=rules,
+                      interval=interval, bootstrap_resamples=n_boot)
 
 
-def run_experiment(exp: Experiment, progress: Any = None) -> dict[str, Any]:
-    """Every scenario x policy x seed; returns the result JSON (see the module docstring)."""
+def run_experiment(exp: Experiment, progress: Any = None, client: Any = None
+                   ) -> dict[str, Any]:
+    """Every scenario x policy x seed; returns the result JSON (see the module docstring).
+
+    ``client`` (a ``distributed.Client``) runs every (scenario, policy, seed) as one Dask
+    task; the figures are those of the local run, only ``config.seconds`` and
+    ``config.cluster`` of each run (and the total ``seconds``) differ.
+    """
     from policies.baselines.factory import make_policy
     from simulations.env import AllowAll, GroundTruthSource, LegalMask
+    from simulations.evaluation.distributed import SweepItem, sweep
     from simulations.evaluation.harness import evaluate_policies
     from simulations.evaluation.learned_env import build_learned_source
     from simulations.world import load_scenario
 
     started = time.perf_counter()
-    runs: dict[str, Any] = {}
-    summary: dict[str, Any] = {}
+    interval = {"method": exp.interval, "n_boot": exp.bootstrap_resamples}
+    items: list[SweepItem] = []
+    training: dict[str, Any] = {}
     for sc_name in exp.scenarios:
         sc = load_scenario(sc_name)
-        if sc.name in runs:
+        if any(item.name == sc.name for item in items):
             raise InputError(f"scenario {sc.name!r} listed twice")
         policies = dict(make_policy(spec, learned_source=lambda sc=sc: build_learned_source(sc))
                         for spec in exp.policies)
-        result = evaluate_policies(
-            policies, sc, exp.invoices, exp.seeds, source=GroundTruthSource(sc),
-            mask=LegalMask() if exp.rules else AllowAll(),
+        training.update(policy_training(policies))
+        items.append(SweepItem(
+            name=sc.name, policies=policies, source=GroundTruthSource(sc),
+            mask=LegalMask() if exp.rules else AllowAll(), n_invoices=exp.invoices,
+            seeds=list(exp.seeds),
             reference=exp.reference or ("fixed" if "fixed" in policies else None),
-            progress=progress)
-        runs[sc.name] = result.to_dict()
-        summary[sc.name] = {
-            name: {"npv": {k: result.overall[name]["npv"][k]
-                           for k in ("mean", "ci_low", "ci_high")},
-                   "paired_npv_vs_reference": (result.paired.get(name, {}).get("npv")
-                                               if name != result.reference else None)}
-            for name in policies}
-    return {"experiment": asdict(exp), "summary": summary, "runs": runs,
-            "seconds": round(time.perf_counter() - started, 1)}
+            interval=interval))
+    if client is not None:
+        results = sweep(client, items, progress)
+    else:
+        results = {item.name: evaluate_policies(
+            item.policies, item.source.scenario, item.n_invoices, item.seeds,
+            source=item.source, mask=item.mask, reference=item.reference,
+            interval=item.interval, progress=progress) for item in items}
+    return {"experiment": asdict(exp), "summary": summarize(results),
+            "runs": {name: res.to_dict() for name, res in results.items()},
+            "training": training, "seconds": round(time.perf_counter() - started, 1)}
+
+
+def summarize(results: Mapping[str, Any]) -> dict[str, Any]:
+    """``{scenario: {policy: {"npv": mean and CI over seeds, "paired_npv_vs_reference":
+    the paired per-invoice interval (None for the reference)}}}`` of EvaluationResults."""
+    return {sc: {name: {"npv": {k: res.overall[name]["npv"][k]
+                                for k in ("mean", "ci_low", "ci_high")},
+                        "paired_npv_vs_reference": (res.paired.get(name, {}).get("npv")
+                                                    if name != res.reference else None)}
+                 for name in res.policies}
+            for sc, res in results.items()}
+
+
+def policy_training(policies: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{name: facts + "curve"}`` of every policy loaded from an RL artifact (``rl:DIR``;
+    also inside a veto counter): the learning curve the artifact stores
+    (``training_curve.json``: timesteps, mean_reward, episodes), its content hash, timesteps,
+    seed, training seconds and the environment and models it was trained on (no paths)."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, policy in policies.items():
+        artifact = getattr(policy, "artifact", None) or getattr(
+            getattr(policy, "policy", None), "artifact", None)
+        if artifact is None or not hasattr(artifact, "curve"):
+            continue
+        meta = dict(getattr(artifact, "metadata", {}) or {})
+        prov = {k: v for k, v in (meta.get("provenance") or {}).items()
+                if k not in ("db", "model_dir") and v is not None}
+        out[name] = {"content_hash": meta.get("content_hash"),
+                     "algorithm": meta.get("algorithm"), "timesteps": meta.get("timesteps"),
+                     "seed": meta.get("seed"), "train_seconds": meta.get("train_seconds"),
+                     "created_at": meta.get("created_at"), "provenance": prov,
+                     "curve": dict(artifact.curve or {})}
+    return out

@@ -17,20 +17,57 @@ from engine.config import DEFAULT_DATA_DIR, DEFAULT_DB
 
 @user_errors
 def report(
+    path: Path = typer.Argument(
+        None, help="What to render: a directory holding results.json (`dunning demo`) or "
+        "evaluation.json (`dunning evaluate --out`), one of those files, or an experiment's "
+        "result JSON (`dunning experiment run`). Default: --results."),
     results: Path = typer.Option(
-        DEFAULT_DATA_DIR, "--results", help="Directory holding results.json (from `dunning demo`)."
+        DEFAULT_DATA_DIR, "--results", help="Directory holding results.json (from `dunning "
+        "demo`), used when PATH is not given."
     ),
     out: Path = typer.Option(
-        None, "--out", help="Report directory [default: RESULTS/report]."
+        None, "--out", help="Report directory (default: DIR/report for a directory, "
+        "results.json or evaluation.json; NAME-report beside an experiment's NAME.json)."
     ),
+    interval: str = typer.Option(
+        None, "--interval", help="Recompute the paired intervals of an evaluation saved with "
+        "its outcomes.npz: t or bootstrap (percentile, invoices resampled within seeds)."),
+    n_boot: int = typer.Option(2000, "--bootstrap-resamples", help="Resamples for "
+                               "--interval bootstrap."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
 ) -> None:
-    """Re-render the self-contained HTML report from a results directory."""
-    from dunning.report import load_results, write_report
+    """Render the self-contained HTML report of a demo run, an evaluation or an experiment
+    (KPIs per policy, paired per-invoice differences to the reference, per scenario and
+    segment, reminder timing, learning curves of RL policies)."""
+    from dunning.report.research import (
+        KIND_EVALUATION,
+        load_report_input,
+        recompute_paired,
+        render_any,
+        write_html,
+    )
+    from engine.errors import InputError
 
-    data = load_results(results)
-    base = results if results.is_dir() else results.parent
-    index = write_report(data, out or base / "report")
-    console.print(f"report written to [bold]{index}[/]")
+    kind, data, default_out = load_report_input(path if path is not None else results)
+    if interval is not None:
+        if interval not in ("t", "bootstrap"):
+            raise InputError(f"--interval {interval!r}: expected t or bootstrap")
+        if n_boot < 100:
+            raise InputError(f"--bootstrap-resamples {n_boot}: expected at least 100")
+        if kind != KIND_EVALUATION:
+            raise InputError("--interval: only an evaluation's intervals can be recomputed "
+                             "(it needs the per-invoice outcomes of `dunning evaluate --out`); "
+                             "set `interval:` in the experiment file instead")
+        data = recompute_paired(default_out.parent, interval, n_boot, seed)
+    source = path if path is not None else results
+    try:
+        html = render_any(kind, data)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        # the files are ours, but read back from disk: a hand-edited one is a user error
+        raise InputError(f"{source}: not a well-formed {kind} file ({type(exc).__name__}: "
+                         f"{exc}); re-create it with the command that wrote it") from None
+    index = write_html(html, out or default_out)
+    console.print(f"{kind} report written to [bold]{index}[/]")
 
 
 @user_errors

@@ -46,7 +46,8 @@ def scored_source(scenario: object, model: Path, seed: int,
 def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out: Path | None,
          db: Path | None, model: Path | None, tuned: Path | None, tune_out: Path | None,
          no_rules: bool, seed_offset: int, cluster: str | None = None,
-         reference: str | None = None, interval: str = "t", n_boot: int = 2000) -> None:
+         reference: str | None = None, interval: str = "t", n_boot: int = 2000,
+         report: Path | None = None) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from policies.baselines.factory import make_policy
@@ -69,6 +70,8 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
         raise InputError(f"--interval {interval!r}: expected t or bootstrap")
     if n_boot < 100:
         raise InputError(f"--bootstrap-resamples {n_boot}: expected at least 100")
+    if report is not None and report.exists() and not report.is_dir():
+        raise InputError(f"--report {report}: exists and is not a directory")
     source = GroundTruthSource(scenario)
     if model is not None:  # the observation's payment probabilities from the model
         source = scored_source(source.scenario, model, seed_offset,
@@ -120,6 +123,11 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
 
             with connect(cluster) as client:
                 result = evaluate_policies_distributed(client, *args, **kwargs)
+    from dunning.experiment import policy_training
+
+    training = policy_training(policies)
+    if training:  # RL artifacts' learning curves, for the report
+        result.config["training"] = training
     console.print(overall_table(result))
     paired = paired_table(result)
     if paired is not None:
@@ -128,6 +136,12 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
     console.print(timing_table(result))
     if out is not None:
         console.print(f"results written to [bold]{result.save(out)}[/]")
+    if report is not None:
+        from dunning.report.research import render_evaluation_report, write_html
+        from engine.serialization import jsonable
+
+        index = write_html(render_evaluation_report(jsonable(result.to_dict())), report)
+        console.print(f"report written to [bold]{index}[/]")
 
 
 @user_errors
@@ -180,6 +194,10 @@ def evaluate(
                                  "seeded by --seed)."),
     n_boot: int = typer.Option(2000, "--bootstrap-resamples", help="Resamples for "
                                "--interval bootstrap."),
+    report: Path = typer.Option(None, "--report", help="Also write the HTML report (KPIs, "
+                                "paired intervals, segments, timing, learning curves of rl: "
+                                "policies) to REPORT/index.html; `dunning report OUT` renders "
+                                "it later from --out."),
 ) -> None:
     """Compare policies on the same invoices (common random numbers) in the ground truth:
     NPV, days to pay, DSO, pay rate after the first reminder, reminders, complaints, agency
@@ -193,7 +211,7 @@ def evaluate(
     if not specs:
         raise InputError("--policies: expected at least one policy, e.g. never,fixed")
     _run(specs, scenario, invoices, seeds, out, db, model, tuned, tune_out, no_rules, seed,
-         cluster, reference, interval, n_boot)
+         cluster, reference, interval, n_boot, report)
 
 
 scenarios_app = typer.Typer(help="Scenario files: check one, print the JSON Schema, sample a "

@@ -1,5 +1,8 @@
 """Self-contained HTML report of a pipeline run (``dunning-data/report/index.html``).
 
+(Evaluations and experiments have their own page in the same style:
+:mod:`dunning.report.research`.)
+
 The report is rendered from ``results.json`` alone (written by :mod:`dunning.pipeline`), so
 ``dunning report --results DIR`` can re-render it at any time. The page has no external
 references: CSS is inline and every chart is an inline SVG made with matplotlib.
@@ -22,6 +25,9 @@ references: CSS is inline and every chart is an inline SVG made with matplotlib.
       "robustness": {"scenario": "shifted", "policies": {<same as policies>}},
       "model_card": {...},                # the payment model's JSON card, as written
       "vetoes": [{"rule_id": str, "count": int, "title": str, "citation": str}],
+      "paired_vs_fixed": {"<policy>": {"<kpi>": {"mean", "ci_low", "ci_high", "n",
+                                                  "method", "level"}}},  # per invoice
+      "npv_difference_vs_fixed": {"<policy>": {"npv_minus_reference", "ci_low", "ci_high"}},
       "training": {"curve": {"timesteps": [...], "mean_reward": [...]}, ...facts},
       "config": {...}, "hashes": {...}, "step_seconds": {"<step>": float},
       "drift": {"available": true, "drifted": bool, "warnings": [str],

@@ -204,7 +204,8 @@ def importance_chart(importance: Any, top_k: int = 15) -> str:
     return figure_to_svg(fig)
 
 
-def training_curve_chart(curve: Mapping[str, Sequence[float]]) -> str:
+def training_curve_chart(curve: Mapping[str, Sequence[float]],
+                         title: str = "RL training curve (learned environment)") -> str:
     """Mean episode reward (per unit of amount) against environment timesteps."""
     xs = [float(x) for x in curve.get("timesteps", [])]
     ys = [float(y) for y in curve.get("mean_reward", [])]
@@ -216,7 +217,7 @@ def training_curve_chart(curve: Mapping[str, Sequence[float]]) -> str:
     ax.set_xlabel("timesteps (invoice-days)")
     ax.set_ylabel("mean episode reward / amount")
     ax.grid(alpha=0.3)
-    ax.set_title("RL training curve (learned environment)")
+    ax.set_title(title)
     return figure_to_svg(fig)
 
 
@@ -255,4 +256,41 @@ def ece_over_time_chart(calibration: Sequence[Mapping[str, Any]], ece_warning: f
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, frameon=False, ncols=2)
     ax.set_title("calibration error per month of invoice date")
+    return figure_to_svg(fig)
+
+
+def paired_interval_chart(rows: Sequence[Mapping[str, Any]], title: str, xlabel: str) -> str:
+    """Forest plot of paired differences to a reference: one line per row, the mean as a dot
+    and its interval as a bar, a vertical line at zero (no difference).
+
+    ``rows`` are ``{"label": str, "policy": str, "mean": float, "ci_low": float,
+    "ci_high": float}`` (policy picks the colour; a NaN interval draws the dot alone);
+    optional ``"seed_low"``/``"seed_high"`` add the interval over seeds, thin and grey, for
+    comparison.
+    """
+    rows = [r for r in rows if r.get("mean") is not None and r["mean"] == r["mean"]]
+    if not rows:
+        return ""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 0.9 + 0.38 * len(rows)))
+    ys = list(range(len(rows)))[::-1]
+    seen_seed = False
+    for y, r in zip(ys, rows, strict=True):
+        colour = POLICY_COLOURS.get(str(r.get("policy")), "#4c78a8")
+        lo, hi = r.get("seed_low"), r.get("seed_high")
+        if lo is not None and hi is not None and lo == lo and hi == hi:
+            ax.plot([lo, hi], [y - 0.18, y - 0.18], color="#bbbbbb", lw=1.2,
+                    label=None if seen_seed else "95 % CI over seeds")
+            seen_seed = True
+        lo, hi = r.get("ci_low"), r.get("ci_high")
+        if lo is not None and hi is not None and lo == lo and hi == hi:
+            ax.plot([lo, hi], [y, y], color=colour, lw=3, solid_capstyle="butt")
+        ax.plot([r["mean"]], [y], "o", color=colour, ms=5)
+    ax.axvline(0.0, color="#57606a", lw=0.8, ls="--")
+    ax.set_yticks(ys, [str(r["label"]) for r in rows])
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    if seen_seed:
+        ax.legend(fontsize=7, frameon=False, loc="best")
+    ax.set_title(title)
     return figure_to_svg(fig)

@@ -69,7 +69,7 @@ def render_report(results: Mapping[str, Any]) -> str:
         undefined=jinja2.StrictUndefined,
     )
     policies = _ordered(results["policies"])
-    segments = _segments(results)
+    segments = segment_names(results)
     card = results.get("model_card") or {}
     training = results.get("training") or {}
     context = {
@@ -78,8 +78,10 @@ def render_report(results: Mapping[str, Any]) -> str:
         "n_eval_invoices": results.get("n_eval_invoices", "?"),
         "n_seeds": results.get("n_seeds", "?"),
         "headline": _headline(policies),
-        "kpi_columns": [{"key": k, "label": label} for k, label, _ in _present_kpis(policies)],
-        "policy_rows": _policy_rows(policies),
+        "kpi_columns": [{"key": k, "label": label} for k, label, _ in present_kpis(policies)],
+        "policy_rows": policy_rows(policies),
+        "paired": paired_block(results.get("paired_vs_fixed"), "fixed", list(policies),
+                               results.get("npv_difference_vs_fixed")),
         "comparison_charts": [
             c for c in (
                 charts.policy_bar_chart(policies, "npv", "NPV per invoice"),
@@ -91,9 +93,9 @@ def render_report(results: Mapping[str, Any]) -> str:
         "roi": _roi(results),
         "drift": _drift(results.get("drift")),
         "timing_chart": charts.timing_chart(results.get("timing") or {}, segments),
-        "timing_rows": _timing_rows(results.get("timing") or {}, segments),
+        "timing_rows": timing_rows(results.get("timing") or {}, segments),
         "rl_timing_rules": training.get("timing_rules"),
-        **_segment_table(results.get("per_segment") or {}, segments),
+        **segment_table(results.get("per_segment") or {}, segments),
         **_model_card(card),
         "calibration_chart": charts.calibration_chart(_find(card, "calibration")),
         "importance_chart": charts.importance_chart(
@@ -101,7 +103,7 @@ def render_report(results: Mapping[str, Any]) -> str:
         ),
         "veto_rows": sorted(results.get("vetoes") or [], key=lambda r: -int(r.get("count", 0))),
         "training_chart": charts.training_curve_chart(training.get("curve") or {}),
-        "training_facts": [(k, _fmt_any(v)) for k, v in training.items() if k != "curve"],
+        "training_facts": [(k, fmt_any(v)) for k, v in training.items() if k != "curve"],
         "config_rows": _config_rows(results),
         "step_rows": [(k, f"{float(v):.1f} s")
                       for k, v in (results.get("step_seconds") or {}).items()],
@@ -114,7 +116,7 @@ def _ordered(policies: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {p: policies[p] for p in known + sorted(set(policies) - set(known))}
 
 
-def _segments(results: Mapping[str, Any]) -> list[str]:
+def segment_names(results: Mapping[str, Any]) -> list[str]:
     found: set[str] = set()
     for per_seg in (results.get("timing") or {}).values():
         found.update(per_seg)
@@ -123,11 +125,11 @@ def _segments(results: Mapping[str, Any]) -> list[str]:
     return [s for s in SEGMENTS if s in found] + sorted(found - set(SEGMENTS))
 
 
-def _present_kpis(policies: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str]]:
+def present_kpis(policies: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, str, str]]:
     return [c for c in KPI_COLUMNS if any(p.get(c[0]) is not None for p in policies.values())]
 
 
-def _fmt(value: Any, fmt: str) -> str:
+def fmt_value(value: Any, fmt: str) -> str:
     if value is None:
         return "–"
     try:
@@ -137,7 +139,7 @@ def _fmt(value: Any, fmt: str) -> str:
     return "–" if math.isnan(v) else fmt.format(v)
 
 
-def _fmt_any(value: Any) -> str:
+def fmt_any(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.4g}"
     if isinstance(value, dict | list):
@@ -145,15 +147,15 @@ def _fmt_any(value: Any) -> str:
     return str(value)
 
 
-def _policy_rows(policies: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    cols = _present_kpis(policies)
+def policy_rows(policies: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    cols = present_kpis(policies)
     rows = []
     for name, kpis in policies.items():
         cells = []
         for key, _, fmt in cols:
             ci = kpis.get(f"{key}_ci")
-            ci_txt = f"[{_fmt(ci[0], fmt)}, {_fmt(ci[1], fmt)}]" if ci else ""
-            cells.append({"value": _fmt(kpis.get(key), fmt), "ci": ci_txt})
+            ci_txt = f"[{fmt_value(ci[0], fmt)}, {fmt_value(ci[1], fmt)}]" if ci else ""
+            cells.append({"value": fmt_value(kpis.get(key), fmt), "ci": ci_txt})
         rows.append({"name": name, "cells": cells})
     return rows
 
@@ -194,12 +196,13 @@ def _robustness(
         b = base.get(name, {}).get("npv")
         s = k.get("npv")
         change = (f"{float(s) / float(b) - 1:+.2%}" if b and s is not None else "–")
-        rows.append({"name": name, "base": _fmt(b, "{:,.2f}"), "shifted": _fmt(s, "{:,.2f}"),
-                     "change": change, "gap": _fmt(k.get("oracle_gap_closed"), "{:.1%}")})
+        rows.append({"name": name, "base": fmt_value(b, "{:,.2f}"),
+                     "shifted": fmt_value(s, "{:,.2f}"), "change": change,
+                     "gap": fmt_value(k.get("oracle_gap_closed"), "{:.1%}")})
     return {"robustness_rows": rows, "robustness_scenario": rob.get("scenario", "shifted")}
 
 
-def _timing_rows(timing: Mapping[str, Any], segments: list[str]) -> list[dict[str, Any]]:
+def timing_rows(timing: Mapping[str, Any], segments: list[str]) -> list[dict[str, Any]]:
     rows = []
     for seg in segments:
         for pol in _ordered(timing):
@@ -217,11 +220,11 @@ def _timing_rows(timing: Mapping[str, Any], segments: list[str]) -> list[dict[st
     return rows
 
 
-def _segment_table(per_segment: Mapping[str, Any], segments: list[str]) -> dict[str, Any]:
+def segment_table(per_segment: Mapping[str, Any], segments: list[str]) -> dict[str, Any]:
     pols = list(_ordered(per_segment))
     rows = []
     for seg in segments:
-        cells = [_fmt((per_segment[p].get(seg) or {}).get("npv"), "{:,.2f}") for p in pols]
+        cells = [fmt_value((per_segment[p].get(seg) or {}).get("npv"), "{:,.2f}") for p in pols]
         rows.append({"segment": seg, "cells": cells})
     return {"segment_rows": rows if pols else [], "segment_policies": pols}
 
@@ -252,20 +255,20 @@ def _model_card(card: Mapping[str, Any]) -> dict[str, Any]:
             for m, v in ms.items():
                 if isinstance(v, int | float) and not isinstance(v, bool):
                     table.setdefault(str(m), {})[str(model)] = v
-    rows = [{"metric": m, "cells": [_fmt(vals.get(mod), "{:.4f}") for mod in models]}
+    rows = [{"metric": m, "cells": [fmt_value(vals.get(mod), "{:.4f}") for mod in models]}
             for m, vals in table.items()]
     facts = []
     for key in ("model_hash", "hash", "content_hash", "classes", "very_late_days",
                 "data_period", "train_period", "test_period", "n_train", "n_test"):
         v = card.get(key) if isinstance(card, Mapping) else None
         if v is not None:
-            facts.append((key, _fmt_any(v)))
+            facts.append((key, fmt_any(v)))
     return {"model_metrics": rows, "model_metric_models": models, "model_facts": facts}
 
 
 def _config_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     rows = [(f"hash: {k}", str(v)) for k, v in (results.get("hashes") or {}).items()]
-    rows += [(k, _fmt_any(v)) for k, v in (results.get("config") or {}).items()]
+    rows += [(k, fmt_any(v)) for k, v in (results.get("config") or {}).items()]
     return rows
 
 
@@ -312,15 +315,16 @@ def _drift(block: Mapping[str, Any] | None) -> dict[str, Any]:
         return {"available": False, "reason": str(block.get("reason") or DRIFT_MISSING)}
     ece_warning = float(block.get("ece_warning", 0.05))
     features = [
-        {"feature": r["feature"], "psi": _fmt(r.get("psi"), "{:.3f}"),
+        {"feature": r["feature"], "psi": fmt_value(r.get("psi"), "{:.3f}"),
          "status": str(r.get("status", ""))}
         for r in block.get("features") or []
     ]
     calibration = [
         {"month": str(r.get("window_start", ""))[:7], "n": r.get("n", ""),
-         "predicted": _fmt(r.get("mean_p"), "{:.2f}"), "observed": _fmt(r.get("observed"),
-                                                                        "{:.2f}"),
-         "ece": _fmt(r.get("ece"), "{:.3f}"), "threshold": _fmt(r.get("threshold"), "{:.3f}"),
+         "predicted": fmt_value(r.get("mean_p"), "{:.2f}"),
+         "observed": fmt_value(r.get("observed"), "{:.2f}"),
+         "ece": fmt_value(r.get("ece"), "{:.3f}"),
+         "threshold": fmt_value(r.get("threshold"), "{:.3f}"),
          "status": str(r.get("status", ""))}
         for r in block.get("calibration") or []
     ]
@@ -338,3 +342,114 @@ def _drift(block: Mapping[str, Any] | None) -> dict[str, Any]:
         "calibration_rows": calibration,
         "ece_chart": charts.ece_over_time_chart(block.get("calibration") or [], ece_warning),
     }
+
+
+# Which sign of a paired difference is an improvement (0: neither, e.g. reminders sent).
+BETTER_SIGN: dict[str, int] = {"npv": 1, "pay_rate": 1, "reminders_per_invoice": 0,
+                               "complaints_per_1000": -1, "agency_per_1000": -1,
+                               "write_off_rate": -1}
+
+
+def interval_method(stats: Mapping[str, Any], interval: Mapping[str, Any] | None) -> str:
+    """How a paired interval was computed, in words (from the stats or the run's config)."""
+    cfg = {**(interval or {}), **{k: stats[k] for k in ("method", "level") if k in stats}}
+    level = f"{100 * float(cfg.get('level', 0.95)):g} %"
+    if cfg.get("method", "t") == "bootstrap":
+        boot = f", {cfg['n_boot']} resamples" if cfg.get("n_boot") else ""
+        seed = f", seed {cfg['seed']}" if cfg.get("seed") is not None else ""
+        return f"{level} percentile bootstrap (invoices resampled within seeds{boot}{seed})"
+    return f"{level} paired t-interval over all per-invoice differences"
+
+
+def paired_block(paired: Mapping[str, Any] | None, reference: str | None,
+                 order: list[str] | None = None,
+                 seed_intervals: Mapping[str, Any] | None = None,
+                 interval: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The paired-differences table and chart: every policy minus ``reference`` per invoice
+    on the same invoices and draws, mean and interval over invoices x seeds.
+
+    ``paired[policy][kpi]`` is ``{"mean", "ci_low", "ci_high", "n", "method", "level"}``
+    (``EvaluationResult.paired``, ``results.json``'s ``paired_vs_fixed``);
+    ``seed_intervals[policy]`` the NPV difference's interval over seeds
+    (``EvaluationResult.difference``: ``npv_minus_reference``, ``ci_low``, ``ci_high``),
+    drawn beside it for comparison. None when there is nothing to show.
+    """
+    from dunning.report import charts
+    from simulations.evaluation.tables import HEADLINE, PAIRED_FORMATS
+
+    if not isinstance(paired, Mapping) or not paired or not reference:
+        return None
+    # results.json is read back from disk: keep only well-formed intervals (a file edited by
+    # hand must not break the page), every figure a float
+    paired = {str(p): {str(k): s for k, v in kpis.items() if (s := _interval_stats(v))}
+              for p, kpis in paired.items() if isinstance(kpis, Mapping)}
+    paired = {p: kpis for p, kpis in paired.items() if kpis}
+    seed_intervals = seed_intervals if isinstance(seed_intervals, Mapping) else {}
+    interval = interval if isinstance(interval, Mapping) else None
+    names = [p for p in (order or list(_ordered(paired))) if p in paired and p != reference]
+    kpis = [k for k in PAIRED_FORMATS if any(k in (paired[p] or {}) for p in names)]
+    if not names or not kpis:
+        return None
+    titles = {k: label for k, label, _ in KPI_COLUMNS}
+    titles.update({k: t for k, t, _ in HEADLINE if k not in titles})
+    titles.update({"pay_rate": "pay rate", "write_off_rate": "write-off rate"})
+    rows, first = [], None
+    for name in names:
+        cells = []
+        for k in kpis:
+            st = (paired[name] or {}).get(k)
+            if not st:
+                cells.append({"value": "–", "ci": "", "css": ""})
+                continue
+            first = first or st
+            fmt = PAIRED_FORMATS[k]
+            lo, hi = st.get("ci_low"), st.get("ci_high")
+            has_ci = lo is not None and hi is not None and lo == lo and hi == hi
+            sign = 1 if has_ci and lo > 0 else -1 if has_ci and hi < 0 else 0
+            good = BETTER_SIGN.get(k, 0) * sign
+            cells.append({"value": fmt_value(st.get("mean"), fmt),
+                          "ci": f"[{fmt_value(lo, fmt)}, {fmt_value(hi, fmt)}]" if has_ci else "",
+                          "css": "better" if good > 0 else "worse" if good < 0 else ""})
+        rows.append({"name": name, "cells": cells})
+    chart_rows = []
+    for name in names:
+        st = (paired[name] or {}).get("npv")
+        if st:
+            seed = seed_intervals.get(name)
+            seed = seed if isinstance(seed, Mapping) else {}
+            chart_rows.append({"label": name, "policy": name, **st,
+                               "seed_low": _number(seed.get("ci_low")),
+                               "seed_high": _number(seed.get("ci_high"))})
+    return {
+        "reference": reference,
+        "columns": [titles.get(k, k) for k in kpis],
+        "rows": rows,
+        "n": (first or {}).get("n"),
+        "method": interval_method(first or {}, interval),
+        "chart": charts.paired_interval_chart(
+            chart_rows, f"NPV per invoice minus {reference}'s (paired)",
+            "difference in NPV per invoice"),
+    }
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float, None when it is not a number (NaN stays NaN)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _interval_stats(st: Any) -> dict[str, Any] | None:
+    """A paired interval ``{"mean", "ci_low", "ci_high", "n", "method", "level"}`` with float
+    figures, or None when ``st`` is not one (no numeric mean)."""
+    if not isinstance(st, Mapping) or _number(st.get("mean")) is None:
+        return None
+    n = st.get("n")
+    return {"mean": _number(st.get("mean")), "ci_low": _number(st.get("ci_low")),
+            "ci_high": _number(st.get("ci_high")),
+            "n": n if isinstance(n, int) and not isinstance(n, bool) else None,
+            "method": "bootstrap" if st.get("method") == "bootstrap" else "t",
+            "level": _number(st.get("level")) or 0.95}

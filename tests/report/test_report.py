@@ -155,3 +155,48 @@ def test_drift_section_missing_inputs_gives_the_reason(sample_results):
     sample_results["drift"] = {"available": False, "reason": "no store at /x/dunning.duckdb"}
     section = _section(render_report(sample_results), "drift")
     assert "no store at /x/dunning.duckdb" in section
+
+
+def _paired(mean: float, half: float, n: int = 5000) -> dict:
+    return {"mean": mean, "ci_low": mean - half, "ci_high": mean + half, "n": n,
+            "method": "t", "level": 0.95}
+
+
+def test_report_shows_the_paired_differences_to_fixed(sample_results):
+    sample_results["paired_vs_fixed"] = {
+        p: {"npv": _paired(d, 4.0), "pay_rate": _paired(d / 1000, 0.01),
+            "complaints_per_1000": _paired(-d / 10, 0.5)}
+        for p, d in (("never", -50.0), ("fixed", 0.0), ("tuned", 10.0), ("rl", 18.0),
+                     ("oracle", 1.0))}
+    sample_results["npv_difference_vs_fixed"] = {
+        p: {"npv_minus_reference": d, "ci_low": d - 30, "ci_high": d + 30}
+        for p, d in (("never", -50.0), ("tuned", 10.0), ("rl", 18.0), ("oracle", 1.0))}
+    html = render_report(sample_results)
+    table = re.search(r'<table id="paired-table"[^>]*>(.*?)</table>', html, re.S)[1]
+    assert 'data-policy="fixed"' not in table  # the reference is not compared with itself
+    rl = re.search(r'<tr data-policy="rl">(.*?)</tr>', table, re.S)[1]
+    assert "+18" in rl and "[+14, +22]" in rl and "[+0.008, +0.028]" in rl
+    # the better direction is green for NPV (up) and for complaints (down); 'oracle' +1 ± 4
+    # is not significant
+    assert re.search(r'<td class="better">\+18<br>', rl)
+    assert re.search(r'<td class="better">-1.8<br>', rl)
+    never = re.search(r'<tr data-policy="never">(.*?)</tr>', table, re.S)[1]
+    assert re.search(r'<td class="worse">-50<br>', never)
+    oracle = re.search(r'<tr data-policy="oracle">(.*?)</tr>', table, re.S)[1]
+    assert re.search(r'<td class="">\+1<br>', oracle)
+    assert "over 5000" in html and "paired t-interval" in html
+    assert html.count("<svg") >= 9  # the forest chart of the paired NPV differences too
+    del sample_results["paired_vs_fixed"]
+    assert 'id="paired-table"' not in render_report(sample_results)
+
+
+def test_a_malformed_paired_block_is_skipped_not_fatal(sample_results):
+    sample_results["paired_vs_fixed"] = {
+        "rl": {"npv": {"mean": "12.5", "ci_low": [1], "ci_high": None, "n": "x"},
+               "pay_rate": "nonsense", "complaints_per_1000": {"mean": None}},
+        "never": ["not", "a", "mapping"], "tuned": {"npv": {"mean": True}}}
+    sample_results["npv_difference_vs_fixed"] = "nonsense"
+    html = render_report(sample_results)
+    table = re.search(r'<table id="paired-table"[^>]*>(.*?)</table>', html, re.S)[1]
+    assert re.findall(r'<tr data-policy="(\w+)"', table) == ["rl"]
+    assert "+12" in table and "over ?" in html

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from dunning.cli import app
+from engine.errors import InputError
 from policies.baselines.factory import make_policy
 from simulations.env import GroundTruthSource, LegalMask
 from simulations.evaluation.harness import evaluate_policies
@@ -62,3 +64,38 @@ def test_experiment_file_errors_name_the_file_and_key(tmp_path) -> None:
     f.write_text(SWEEP.replace("[default, shifted]", "[nope]"))
     res = runner.invoke(app, ["experiment", "run", str(f)])
     assert res.exit_code == 2 and "nope" in res.output
+
+
+def test_the_docs_example_loads_and_policy_paths_are_relative_to_the_file(tmp_path) -> None:
+    from pathlib import Path
+
+    from dunning.experiment import load_experiment
+
+    docs = Path(__file__).resolve().parents[2] / "docs" / "experiment-example.yaml"
+    exp = load_experiment(docs)
+    assert exp.name == "early-vs-late" and exp.scenarios == ["default", "shifted"]
+    assert "rl:runs/demo/policy" in exp.policies  # not beside the file: as written (cwd)
+    (tmp_path / "runs" / "policy").mkdir(parents=True)
+    f = tmp_path / "sweep.yaml"
+    f.write_text(SWEEP.replace("oracle", "x").replace(
+        '"fixed[7:email;21:phone]"]', '"fixed[7:email;21:phone]", "rl:runs/policy", '
+        '"rl:elsewhere"]') + "interval: bootstrap\n")
+    exp = load_experiment(f)
+    assert f"rl:{tmp_path / 'runs' / 'policy'}" in exp.policies and "rl:elsewhere" in exp.policies
+    assert exp.interval == "bootstrap" and exp.bootstrap_resamples == 2000
+    f.write_text(SWEEP + "interval: jackknife\n")
+    with pytest.raises(InputError, match="'interval': expected t or bootstrap"):
+        load_experiment(f)
+
+
+def test_a_hostile_name_cannot_steer_the_default_output_path(tmp_path) -> None:
+    (tmp_path / "sub").mkdir()
+    f = tmp_path / "sub" / "sweep.yaml"
+    f.write_text(SWEEP.replace("name: tiny", "name: '../../x/<b>'").replace(
+        "[default, shifted]", "[default]").replace("seeds: [3, 4]", "seeds: [3]").replace(
+        "invoices: 40", "invoices: 10"))
+    res = runner.invoke(app, ["experiment", "run", str(f)])
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in (tmp_path / "sub").glob("experiment-*.json")] == \
+        ["experiment-x-b.json"]
+    assert not list(tmp_path.glob("*.json"))
