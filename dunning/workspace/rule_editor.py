@@ -31,6 +31,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from dunning.ops.rule_approval import LEGAL_ROLE
+from dunning.workspace.i18n import LANG_COOKIE, language
 
 NEW_FILE = """description: >
   Our team's rules (company policy). One rule per list item; each needs at least two
@@ -154,7 +155,7 @@ def make_editor_router(ws: Any, prefix: str) -> APIRouter:
         if job is None:
             return ws.error(request, session, 404, "no such what-if (the server keeps them "
                             "until it restarts); start it again from the rule change")
-        ctx = _whatif_context(ws, job)
+        ctx = _whatif_context(ws, job, language(request.cookies.get(LANG_COOKIE)))
         if request.headers.get("hx-request"):
             return ws.render(request, "rules_whatif_body.html.j2", session, **ctx)
         return ws.render(request, "rules_whatif.html.j2", session, **ctx)
@@ -212,27 +213,33 @@ def _editor_page(ws: Any, request: Request, session: Any, name: str, text: str, 
                      proposal=proposal)
 
 
-def _whatif_context(ws: Any, job: Any) -> dict[str, Any]:
+def _whatif_context(ws: Any, job: Any, lang: str) -> dict[str, Any]:
     from dunning.ops.rule_approval import approved_files
     from dunning.workspace.whatif_jobs import kpi_rows, other_rules_moved
+    from legal_rules.messages import render
 
-    ctx: dict[str, Any] = {"job": job, "rows": [], "others": [], "caveats": []}
+    ctx: dict[str, Any] = {"job": job, "rows": [], "others": [], "caveats": [], "effects": []}
     if job.result is None:
         return ctx
     try:
         team = [p.name for p in approved_files(ws.state.store.path)]
     except Exception:  # noqa: BLE001 - the rules page says why; here only a caveat
         team = ["(unreadable)"]
-    caveats = list(job.result.get("caveats") or [])  # whatever run_whatif reports
+
+    def said(message: Any) -> str:  # a what-if message in the session's language
+        return render(message, lang)
+
+    # what the what-if itself says (which policy ran, on which dates, what "blocked" means)
+    out = job.outcome
+    caveats = [said(out.policy)] + [said(n) for n in out.notes]
     caveats.append(f"A small run for the browser: {job.invoices} simulated invoices x "
                    f"{job.seeds} seeds of the {job.result['scenario']} scenario; the intervals "
                    "are wide. For a decision run `dunning what-if --rule-file "
                    f"{job.name}` (2,000 invoices x 5 seeds).")
-    caveats.append("Both sides follow the fixed schedule (email day 14, letter day 30, final "
-                   "notice day 45): a rule about actions it never takes shows no effect.")
     if team:
         caveats.append("Compared with the packaged rules only: the approved team files ("
                        + ", ".join(team) + ") are in neither side.")
-    ctx.update(rows=kpi_rows(job.result), others=other_rules_moved(job.result),
-               caveats=caveats)
+    effects = [{**c, "text": said(c["message"])} for c in out.rule_changes]
+    ctx.update(rows=kpi_rows(job.result, lang), others=other_rules_moved(job.result),
+               caveats=[c for c in caveats if c], effects=effects)
     return ctx

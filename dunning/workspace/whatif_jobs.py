@@ -26,19 +26,9 @@ from engine.errors import InputError
 
 log = logging.getLogger(__name__)
 
-# KPI -> (label in business terms, +1 when higher is better, -1 lower, 0 neither, unit)
-KPI_WORDS: dict[str, tuple[str, int, str]] = {
-    "npv": ("Money collected per invoice (NPV)", 1, "money"),
-    "mean_days_to_pay": ("Days from invoice to payment", -1, "days"),
-    "dso": ("DSO (days sales outstanding)", -1, "days"),
-    "first_reminder_pay_rate": ("Paid within 14 days of the first reminder", 1, "share"),
-    "reminders_per_invoice": ("Reminders per invoice", -1, "number"),
-    "complaints_per_1000": ("Complaints per 1,000 invoices", -1, "number"),
-    "agency_per_1000": ("Agency handovers per 1,000 invoices", -1, "number"),
-    "write_off_rate": ("Unpaid at the end (write-off rate)", -1, "share"),
-    "violations": ("Actions taken that the rules forbid (must be 0)", -1, "number"),
-    "refused_attempts": ("Actions asked for and refused by the rules", 0, "number"),
-}
+# KPI id of dunning.business.whatif.BUSINESS_KPIS -> how its figures are shown
+KPI_UNITS: dict[str, str] = {"cash_collected": "money", "days_sales_outstanding": "days",
+                             "days_to_pay": "days", "paid_after_first_reminder": "percent"}
 MAX_JOBS = 64  # finished jobs kept (oldest dropped first)
 MAX_WAITING = 4  # queued or running; more are refused (each takes seconds of a core)
 
@@ -60,6 +50,7 @@ class WhatIfJob:
     steps: int = 0
     problems: list[str] = field(default_factory=list)
     result: dict[str, Any] | None = None
+    outcome: Any = None  # the WhatIfResult itself: its messages render in any language
     seconds: float = 0.0
     submitted: float = field(default_factory=time.monotonic)
 
@@ -141,8 +132,7 @@ class WhatIfJobs:
                     job.problems = [str(exc).replace(str(path), job.name)]
                     job.state = "failed"
                     return
-            job.result = result.to_dict()
-            job.result.setdefault("caveats", [str(c) for c in getattr(result, "caveats", [])])
+            job.result, job.outcome = result.to_dict(), result
             job.state = "done"
         except Exception:  # a bug: logged with its trace for the operator, not shown
             log.exception("what-if of %s failed", job.name)
@@ -152,19 +142,23 @@ class WhatIfJobs:
             job.seconds = time.monotonic() - start
 
 
-def kpi_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The KPI table of a what-if in business terms: per KPI its label, meaning, current and
-    changed mean, the paired difference with its 95 % interval, and a verdict (better /
-    worse / no clear change: the interval contains 0)."""
-    from simulations.evaluation.metrics import KPI_DOC
+def kpi_rows(result: dict[str, Any], lang: str = "en") -> list[dict[str, Any]]:
+    """The KPI table of a what-if in business terms: per KPI its label in ``lang`` (the
+    what-if's own :data:`~dunning.business.whatif.BUSINESS_KPIS`), current and changed
+    mean, the paired difference with its 95 % interval, and a verdict (better / worse / no
+    clear change: the interval contains 0)."""
+    from dunning.business.whatif import BUSINESS_KPIS
 
     rows = []
     for k, diff in result["difference"].items():
-        label, good, unit = KPI_WORDS.get(k, (k.replace("_", " "), 0, "number"))
+        kpi = BUSINESS_KPIS.get(k)
+        label = kpi.label.get(lang, kpi.label["en"]) if kpi else k.replace("_", " ")
+        good = result.get("better", {}).get(k, 0)
+        unit = KPI_UNITS.get(k, "number")
         sure = not diff["ci_low"] <= 0 <= diff["ci_high"]
         verdict = ("no clear change" if not sure or good == 0 or diff["mean"] == 0 else
                    "better" if (diff["mean"] > 0) == (good > 0) else "worse")
-        rows.append({"kpi": k, "label": label, "meaning": KPI_DOC.get(k, ""), "unit": unit,
+        rows.append({"kpi": k, "label": label, "unit": unit,
                      "current": show(result["current"][k]["mean"], unit),
                      "changed": show(result["changed"][k]["mean"], unit),
                      "diff": f"{show(diff['mean'], unit, True)} [{show(diff['ci_low'], unit, True)}"
@@ -175,8 +169,8 @@ def kpi_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def show(value: float, unit: str, signed: bool = False) -> str:
     """A KPI figure for a reader: money in whole units with thousands separators, days with
-    one decimal, shares in % (a difference of shares in percentage points), counts to 3
-    significant digits."""
+    one decimal, shares in % (a difference of shares in percentage points), percentages as
+    they are, counts to 3 significant digits."""
     sign = "+" if signed else ""
     if value != value:
         return "–"
@@ -184,8 +178,9 @@ def show(value: float, unit: str, signed: bool = False) -> str:
         return f"{value:{sign},.0f}"
     if unit == "days":
         return f"{value:{sign}.1f}"
-    if unit == "share":
-        return f"{value * 100:{sign}.1f} {'pp' if signed else '%'}"
+    if unit in ("share", "percent"):
+        pct = value * 100 if unit == "share" else value
+        return f"{pct:{sign}.1f} {'pp' if signed else '%'}"
     return f"{value:{sign},.3g}" if abs(value) < 1000 else f"{value:{sign},.0f}"
 
 

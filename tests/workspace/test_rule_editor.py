@@ -211,8 +211,8 @@ def _wait_for_job(client, location: str, timeout: float = 90) -> str:  # noqa: A
 
 
 def test_whatif_of_a_pending_change_runs_in_the_background_and_is_cached(app_site, tmp_path):
-    from dunning.business.whatif import run_whatif
-    from dunning.workspace.whatif_jobs import KPI_WORDS, show
+    from dunning.business.whatif import BUSINESS_KPIS, run_whatif
+    from dunning.workspace.whatif_jobs import KPI_UNITS, show
 
     url, db, app = app_site
     good = _packaged("de.yaml") + LETTER_RULE
@@ -255,15 +255,15 @@ def test_whatif_of_a_pending_change_runs_in_the_background_and_is_cached(app_sit
     want = run_whatif(f"rules={file}", n_invoices=60, seeds=2)
     for k in want.difference:
         row = re.search(rf'<tr id="kpi-{k}">(.*?)</tr>', body, re.S).group(1)
-        assert KPI_WORDS[k][0] in row
-        d, unit = want.difference[k], KPI_WORDS[k][2]
+        assert html.escape(BUSINESS_KPIS[k].label["en"], quote=True) in row
+        d, unit = want.difference[k], KPI_UNITS.get(k, "number")
         assert (f"{show(d['mean'], unit, True)} [{show(d['ci_low'], unit, True)}, "
                 f"{show(d['ci_high'], unit, True)}]") in row
         assert show(want.current[k]["mean"], unit) in row
     (change,) = want.rule_changes
     effects = re.search(r'id="rule-effects">(.*?)</ul>', body, re.S).group(1)
     assert change["rule_id"] == "de.team_letter_after_40_days"
-    assert html.escape(change["text"], quote=True) in effects
+    assert change["text"] in html.unescape(effects)
     assert change["refused_changed"] > 0  # the rule held letters back
 
 
@@ -274,15 +274,19 @@ def test_kpi_rows_say_better_or_worse_only_when_the_interval_excludes_zero():
         return {"current": {k: {"mean": 1.0} for k in diffs},
                 "changed": {k: {"mean": 1.0 + m} for k, (m, _, _) in diffs.items()},
                 "difference": {k: {"mean": m, "ci_low": lo, "ci_high": hi}
-                               for k, (m, lo, hi) in diffs.items()}}
+                               for k, (m, lo, hi) in diffs.items()},
+                "better": {"cash_collected": 1, "days_sales_outstanding": -1,
+                           "complaints": -1, "paid_after_first_reminder": 1}}
 
-    rows = kpi_rows(result({"npv": (50.0, 10.0, 90.0), "dso": (2.0, 1.0, 3.0),
-                            "complaints_per_1000": (-1.0, -3.0, 1.0),
-                            "refused_attempts": (5.0, 4.0, 6.0),
-                            "write_off_rate": (-0.01, -0.02, -0.005)}))
+    rows = kpi_rows(result({"cash_collected": (50.0, 10.0, 90.0),
+                            "days_sales_outstanding": (2.0, 1.0, 3.0),
+                            "complaints": (-1.0, -3.0, 1.0),
+                            "actions_blocked": (5.0, 4.0, 6.0),  # no direction given
+                            "paid_after_first_reminder": (-1.0, -2.0, -0.5)}), lang="de")
     got = {r["kpi"]: (r["verdict"], r["diff"]) for r in rows}
-    assert got == {"npv": ("better", "+50 [+10, +90]"),  # more money: better
-                   "dso": ("worse", "+2.0 [+1.0, +3.0]"),  # longer DSO: worse
-                   "complaints_per_1000": ("no clear change", "-1 [-3, +1]"),
-                   "refused_attempts": ("no clear change", "+5 [+4, +6]"),  # neither way
-                   "write_off_rate": ("better", "-1.0 pp [-2.0 pp, -0.5 pp]")}
+    assert got == {"cash_collected": ("better", "+50 [+10, +90]"),  # more money: better
+                   "days_sales_outstanding": ("worse", "+2.0 [+1.0, +3.0]"),  # longer: worse
+                   "complaints": ("no clear change", "-1 [-3, +1]"),
+                   "actions_blocked": ("no clear change", "+5 [+4, +6]"),  # neither way
+                   "paid_after_first_reminder": ("worse", "-1.0 pp [-2.0 pp, -0.5 pp]")}
+    assert rows[0]["label"].startswith("Geldeingang")  # the what-if's own German label
