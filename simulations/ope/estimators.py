@@ -48,6 +48,8 @@ class _PerInvoice:
 
     name: str = "estimator"
     needs_values: ClassVar[bool] = False  # model values from simulations.ope.direct
+    needs_propensities: ClassVar[bool] = True  # the logging policy's probabilities
+    model_based: ClassVar[bool] = False  # kept (with a warning) where support is missing
 
     def per_invoice(self, data: LoggedDataset, pi: np.ndarray,
                     values: np.ndarray | None) -> np.ndarray:
@@ -83,6 +85,8 @@ class DirectMethod(_PerInvoice):
 
     name: str = "dm"
     needs_values: ClassVar[bool] = True
+    needs_propensities: ClassVar[bool] = False
+    model_based: ClassVar[bool] = True
 
     def per_invoice(self, data: LoggedDataset, pi: np.ndarray,
                     values: np.ndarray | None = None) -> np.ndarray:
@@ -97,6 +101,7 @@ class DoublyRobust(_PerInvoice):
 
     name: str = "dr"
     needs_values: ClassVar[bool] = True
+    model_based: ClassVar[bool] = True
 
     def per_invoice(self, data: LoggedDataset, pi: np.ndarray,
                     values: np.ndarray | None = None) -> np.ndarray:
@@ -113,6 +118,8 @@ class SelfNormalizedIPS:
 
     name: str = "snips"
     needs_values: ClassVar[bool] = False
+    needs_propensities: ClassVar[bool] = True
+    model_based: ClassVar[bool] = False
 
     @staticmethod
     def _from_sums(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -151,6 +158,8 @@ class WeightedDoublyRobust:
 
     name: str = "wdr"
     needs_values: ClassVar[bool] = True
+    needs_propensities: ClassVar[bool] = True
+    model_based: ClassVar[bool] = True
 
     @staticmethod
     def _terms(data: LoggedDataset, pi: np.ndarray,
@@ -179,8 +188,6 @@ class WeightedDoublyRobust:
         return float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2))
 
 
-ESTIMATORS: tuple[Any, ...] = (InverseProbabilityWeighting(), SelfNormalizedIPS(),
-                               DoublyRobust(), WeightedDoublyRobust(), DirectMethod())
 
 
 def target_actions(policy: Any, data: LoggedDataset) -> np.ndarray:
