@@ -266,6 +266,16 @@ def _fingerprint(data: LoggedDataset, pi: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def convergence_warning(fit: FQEFit, config: FQEConfig) -> str | None:
+    """A warning when the fit stopped at ``max_iter`` with the estimate still moving."""
+    if fit.converged:
+        return None
+    last = np.array(fit.estimates[-config.window:])
+    moving = float(np.ptp(last) / max(abs(last.mean()), 1e-12))
+    return (f"FQE did not converge in {fit.iterations} iterations: its estimate still moves "
+            f"by {moving:.1%} over the last {len(last)}")
+
+
 def fqe_values(data: LoggedDataset, pi: np.ndarray, config: FQEConfig | None = None) -> FQEFit:
     """:func:`fit_fqe` on all episodes, memoised on the data, target and config (``estimate``
     and ``estimate_interval`` of both FQE estimators share one fit)."""
@@ -302,6 +312,9 @@ class FittedQEvaluation(_PerInvoice):
                     values: np.ndarray | None = None) -> np.ndarray:
         return fqe_values(data, pi, self.config).values[:, 0]
 
+    def fit_warning(self, data: LoggedDataset, pi: np.ndarray) -> str | None:
+        return convergence_warning(fqe_values(data, pi, self.config), self.config)
+
     def estimate_interval(self, data: LoggedDataset, pi: np.ndarray,
                           values: np.ndarray | None = None, alpha: float = 0.05,
                           n_boot: int = 500, seed: int = 0) -> tuple[float, float]:
@@ -331,6 +344,9 @@ class DoublyRobustFQE(_PerInvoice):
         fit = fqe_values(data, pi, self.config)
         return DoublyRobust().per_invoice(data, pi, fit.values)
 
+    def fit_warning(self, data: LoggedDataset, pi: np.ndarray) -> str | None:
+        return convergence_warning(fqe_values(data, pi, self.config), self.config)
 
-__all__ = ["DoublyRobustFQE", "FQEConfig", "FQEFit", "FittedQEvaluation", "fit_fqe",
-           "fqe_values"]
+
+__all__ = ["DoublyRobustFQE", "FQEConfig", "FQEFit", "FittedQEvaluation", "convergence_warning",
+           "fit_fqe", "fqe_values"]

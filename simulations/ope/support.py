@@ -136,7 +136,8 @@ def estimate_all(data: LoggedDataset, pi: np.ndarray, values: np.ndarray | None 
     "ci", "warning"}}}``: ``value`` and ``ci`` are ``None`` for an importance-sampling
     estimator (ips, snips) when support is missing or the effective sample size is below
     the threshold, with the reason in ``warning``; model-based ones (dr, wdr, dm, fqe,
-    dr-fqe) keep their number with a warning saying how much of it is the model's. DR, WDR
+    dr-fqe) keep their number with a warning saying how much of it is the model's (and, for
+    FQE / DR-FQE, when the fit did not converge). DR, WDR
     and DM need ``values`` (skipped with a warning without them); FQE and DR-FQE fit their
     own model. Where a logging propensity is not known (an ingested history that did not log
     every decision's) only the estimators that need none (dm, fqe) are given, the others
@@ -174,8 +175,10 @@ def estimate_all(data: LoggedDataset, pi: np.ndarray, values: np.ndarray | None 
             out[name] = {"value": None, "ci": None, "warning": "; ".join(diag.warnings)}
             continue
         lo, hi = est.estimate_interval(data, pi, values, alpha=alpha, n_boot=n_boot, seed=seed)
+        warnings = [_model_warning(est, diag, no_support, few),
+                    est.fit_warning(data, pi) if hasattr(est, "fit_warning") else None]
         out[name] = {"value": est.estimate(data, pi, values), "ci": [lo, hi],
-                     "warning": _model_warning(est, diag, no_support, few)}
+                     "warning": "; ".join(w for w in warnings if w) or None}
     return {"diagnostics": diag.to_dict(), "estimates": out}
 
 

@@ -180,3 +180,16 @@ def test_fqe_bootstrap_refits_are_seeded_and_cover_the_truth() -> None:
     assert a == est.estimate_interval(data, pi, seed=1)
     assert a[0] < true_value(TARGET) < a[1]
     assert a[1] - a[0] < 0.15
+
+
+def test_a_fit_that_did_not_converge_says_so(logged) -> None:
+    pi = target(logged)
+    short = FQEConfig(model="ridge", scale_by_amount=False, init="zero", trace=0.0, max_iter=3)
+    fit = fit_fqe(logged, pi, short)
+    assert not fit.converged and fit.iterations == 3 and len(fit.estimates) == 3
+    res = estimate_all(logged, pi, n_boot=20, estimators=(FittedQEvaluation(config=short),))
+    assert "did not converge in 3 iterations" in res["estimates"]["fqe"]["warning"]
+    converged = estimate_all(logged, pi, n_boot=20, estimators=(FittedQEvaluation(config=RIDGE),))
+    assert converged["estimates"]["fqe"]["warning"] is None
+    with pytest.raises(ValueError, match="FQEConfig.model"):
+        FQEConfig(model="xgboost")
