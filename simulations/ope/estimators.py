@@ -43,7 +43,7 @@ def bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _PerInvoice:
+class PerInvoiceEstimator:
     """Estimators that are a mean of one number per invoice."""
 
     name: str = "estimator"
@@ -68,7 +68,7 @@ class _PerInvoice:
 
 
 @dataclass(frozen=True)
-class InverseProbabilityWeighting(_PerInvoice):
+class InverseProbabilityWeighting(PerInvoiceEstimator):
     """Per-decision IPS: unbiased, high variance for targets far from the logging policy."""
 
     name: str = "ips"
@@ -80,7 +80,7 @@ class InverseProbabilityWeighting(_PerInvoice):
 
 
 @dataclass(frozen=True)
-class DirectMethod(_PerInvoice):
+class DirectMethod(PerInvoiceEstimator):
     """The model's value of each invoice at its due date (``values[:, 0]``)."""
 
     name: str = "dm"
@@ -96,7 +96,7 @@ class DirectMethod(_PerInvoice):
 
 
 @dataclass(frozen=True)
-class DoublyRobust(_PerInvoice):
+class DoublyRobust(PerInvoiceEstimator):
     """Per-decision doubly robust: IPS corrected by the direct method's values."""
 
     name: str = "dr"

@@ -43,7 +43,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from simulations.ope.dataset import LoggedDataset
-from simulations.ope.estimators import DoublyRobust, _PerInvoice
+from simulations.ope.estimators import DoublyRobust, PerInvoiceEstimator
 
 N_ACTIONS = 6
 
@@ -292,7 +292,7 @@ def fqe_values(data: LoggedDataset, pi: np.ndarray, config: FQEConfig | None = N
 
 
 @dataclass(frozen=True)
-class FittedQEvaluation(_PerInvoice):
+class FittedQEvaluation(PerInvoiceEstimator):
     """FQE: ``mean_i Q(x_0, pi(x_0))`` of the fitted Q model; no propensities needed.
 
     ``estimate_interval`` refits the model on ``n_refits`` bootstrap resamples of the
@@ -327,7 +327,7 @@ class FittedQEvaluation(_PerInvoice):
 
 
 @dataclass(frozen=True)
-class DoublyRobustFQE(_PerInvoice):
+class DoublyRobustFQE(PerInvoiceEstimator):
     """Per-decision doubly robust with the FQE values as its model (DR-FQE).
 
     The interval resamples the per-invoice DR terms (the FQE model held fixed).
