@@ -10,6 +10,8 @@ Dataset / policy / estimator kept apart::
     values = direct_values(policy, data, learned_source) # model values for DR / DM
     DoublyRobust().estimate(data, pi, values)            # value estimate
     DoublyRobust().estimate_interval(data, pi, values)   # bootstrap 95 % CI
+    FittedQEvaluation().estimate(data, pi)               # FQE: Q fitted on the logs alone
+    DoublyRobustFQE().estimate(data, pi)                 # DR with the FQE model
     estimate_all(data, pi, values)                       # all of them + support diagnostics,
                                                          # a warning instead of a number
                                                          # where support is missing
@@ -23,7 +25,6 @@ from simulations.ope.dataset import (
 )
 from simulations.ope.direct import direct_values
 from simulations.ope.estimators import (
-    ESTIMATORS,
     DirectMethod,
     DoublyRobust,
     InverseProbabilityWeighting,
@@ -33,7 +34,16 @@ from simulations.ope.estimators import (
     match_rate,
     target_actions,
 )
+from simulations.ope.fqe import (
+    DoublyRobustFQE,
+    FittedQEvaluation,
+    FQEConfig,
+    FQEFit,
+    fit_fqe,
+    fqe_values,
+)
 from simulations.ope.support import (
+    ESTIMATORS,
     SupportDiagnostics,
     SupportThresholds,
     estimate_all,
@@ -41,7 +51,8 @@ from simulations.ope.support import (
 )
 
 __all__ = [
-    "ESTIMATORS", "DirectMethod", "DoublyRobust", "InverseProbabilityWeighting",
+    "ESTIMATORS", "DirectMethod", "DoublyRobust", "DoublyRobustFQE", "FQEConfig", "FQEFit",
+    "FittedQEvaluation", "InverseProbabilityWeighting", "fit_fqe", "fqe_values",
     "LoggedDataset", "ReplaySource", "SelfNormalizedIPS", "SupportDiagnostics",
     "SupportThresholds", "WeightedDoublyRobust", "build_logged_dataset", "direct_values",
     "estimate_all", "importance_weights", "logged_dataset_from_tables", "match_rate",

@@ -43,11 +43,13 @@ def bootstrap_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _PerInvoice:
+class PerInvoiceEstimator:
     """Estimators that are a mean of one number per invoice."""
 
     name: str = "estimator"
     needs_values: ClassVar[bool] = False  # model values from simulations.ope.direct
+    needs_propensities: ClassVar[bool] = True  # the logging policy's probabilities
+    model_based: ClassVar[bool] = False  # kept (with a warning) where support is missing
 
     def per_invoice(self, data: LoggedDataset, pi: np.ndarray,
                     values: np.ndarray | None) -> np.ndarray:
@@ -66,7 +68,7 @@ class _PerInvoice:
 
 
 @dataclass(frozen=True)
-class InverseProbabilityWeighting(_PerInvoice):
+class InverseProbabilityWeighting(PerInvoiceEstimator):
     """Per-decision IPS: unbiased, high variance for targets far from the logging policy."""
 
     name: str = "ips"
@@ -78,11 +80,13 @@ class InverseProbabilityWeighting(_PerInvoice):
 
 
 @dataclass(frozen=True)
-class DirectMethod(_PerInvoice):
+class DirectMethod(PerInvoiceEstimator):
     """The model's value of each invoice at its due date (``values[:, 0]``)."""
 
     name: str = "dm"
     needs_values: ClassVar[bool] = True
+    needs_propensities: ClassVar[bool] = False
+    model_based: ClassVar[bool] = True
 
     def per_invoice(self, data: LoggedDataset, pi: np.ndarray,
                     values: np.ndarray | None = None) -> np.ndarray:
@@ -92,11 +96,12 @@ class DirectMethod(_PerInvoice):
 
 
 @dataclass(frozen=True)
-class DoublyRobust(_PerInvoice):
+class DoublyRobust(PerInvoiceEstimator):
     """Per-decision doubly robust: IPS corrected by the direct method's values."""
 
     name: str = "dr"
     needs_values: ClassVar[bool] = True
+    model_based: ClassVar[bool] = True
 
     def per_invoice(self, data: LoggedDataset, pi: np.ndarray,
                     values: np.ndarray | None = None) -> np.ndarray:
@@ -113,6 +118,8 @@ class SelfNormalizedIPS:
 
     name: str = "snips"
     needs_values: ClassVar[bool] = False
+    needs_propensities: ClassVar[bool] = True
+    model_based: ClassVar[bool] = False
 
     @staticmethod
     def _from_sums(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -151,6 +158,8 @@ class WeightedDoublyRobust:
 
     name: str = "wdr"
     needs_values: ClassVar[bool] = True
+    needs_propensities: ClassVar[bool] = True
+    model_based: ClassVar[bool] = True
 
     @staticmethod
     def _terms(data: LoggedDataset, pi: np.ndarray,
@@ -179,8 +188,6 @@ class WeightedDoublyRobust:
         return float(np.quantile(boot, alpha / 2)), float(np.quantile(boot, 1 - alpha / 2))
 
 
-ESTIMATORS: tuple[Any, ...] = (InverseProbabilityWeighting(), SelfNormalizedIPS(),
-                               DoublyRobust(), WeightedDoublyRobust(), DirectMethod())
 
 
 def target_actions(policy: Any, data: LoggedDataset) -> np.ndarray:

@@ -28,7 +28,21 @@ from typing import Any
 import numpy as np
 
 from simulations.ope.dataset import LoggedDataset
-from simulations.ope.estimators import ESTIMATORS, importance_weights
+from simulations.ope.estimators import (
+    DirectMethod,
+    DoublyRobust,
+    InverseProbabilityWeighting,
+    SelfNormalizedIPS,
+    WeightedDoublyRobust,
+    importance_weights,
+)
+from simulations.ope.fqe import DoublyRobustFQE, FittedQEvaluation
+
+# Every estimator, in report order: importance sampling, DR / WDR and DM on the hazard
+# model's values (``direct_values``), then FQE and DR-FQE (fitted from the logs alone).
+ESTIMATORS: tuple[Any, ...] = (InverseProbabilityWeighting(), SelfNormalizedIPS(),
+                               DoublyRobust(), WeightedDoublyRobust(), DirectMethod(),
+                               FittedQEvaluation(), DoublyRobustFQE())
 
 
 @dataclass(frozen=True)
@@ -121,18 +135,23 @@ def estimate_all(data: LoggedDataset, pi: np.ndarray, values: np.ndarray | None 
     Returns ``{"diagnostics": SupportDiagnostics.to_dict(), "estimates": {name: {"value",
     "ci", "warning"}}}``: ``value`` and ``ci`` are ``None`` for an importance-sampling
     estimator (ips, snips) when support is missing or the effective sample size is below
-    the threshold, with the reason in ``warning``; DR, WDR and DM need ``values`` (skipped
-    with a warning without them). Where a logging propensity is not known (an ingested
-    history that did not log every decision's) only DM is given, the others say why.
+    the threshold, with the reason in ``warning``; model-based ones (dr, wdr, dm, fqe,
+    dr-fqe) keep their number with a warning saying how much of it is the model's (and, for
+    FQE / DR-FQE, when the fit did not converge). DR, WDR
+    and DM need ``values`` (skipped with a warning without them); FQE and DR-FQE fit their
+    own model. Where a logging propensity is not known (an ingested history that did not log
+    every decision's) only the estimators that need none (dm, fqe) are given, the others
+    say why.
     """
     missing = float(np.isnan(data.pscore[data.active]).mean()) if data.active.any() else 0.0
     if missing > 0 or data.logging_probs is None:  # a history that did not log them all
         why = (f"the logging propensity is not known on {missing:.1%} of the logged decisions "
                "(not logged: an ingested history logs none for 'wait' days); only the "
-               "direct method can be given")
+               "estimators that need none (direct method, FQE) can be given")
         est_out = {}
         for est in estimators:
-            ok = est.name == "dm" and values is not None
+            ok = (not getattr(est, "needs_propensities", True)
+                  and (values is not None or not getattr(est, "needs_values", False)))
             lo_hi = est.estimate_interval(data, pi, values, alpha=alpha, n_boot=n_boot,
                                           seed=seed) if ok else None
             est_out[est.name] = {"value": est.estimate(data, pi, values) if ok else None,
@@ -147,19 +166,31 @@ def estimate_all(data: LoggedDataset, pi: np.ndarray, values: np.ndarray | None 
     out: dict[str, Any] = {}
     for est in estimators:
         name = est.name
-        model_based = getattr(est, "needs_values", False)
-        if model_based and values is None:
+        if getattr(est, "needs_values", False) and values is None:
             out[name] = {"value": None, "ci": None,
                          "warning": "needs model values (simulations.ope.direct)"}
             continue
+        model_based = getattr(est, "model_based", False)
         if not model_based and (no_support or few):
             out[name] = {"value": None, "ci": None, "warning": "; ".join(diag.warnings)}
             continue
-        warning = None
-        if name in ("dr", "wdr") and (no_support or few):
-            warning = (f"mostly the model's value: {diag.unsupported_episodes:.0%} of episodes "
-                       f"lack support, effective sample size {diag.ess:.1f}")
         lo, hi = est.estimate_interval(data, pi, values, alpha=alpha, n_boot=n_boot, seed=seed)
+        warnings = [_model_warning(est, diag, no_support, few),
+                    est.fit_warning(data, pi) if hasattr(est, "fit_warning") else None]
         out[name] = {"value": est.estimate(data, pi, values), "ci": [lo, hi],
-                     "warning": warning}
+                     "warning": "; ".join(w for w in warnings if w) or None}
     return {"diagnostics": diag.to_dict(), "estimates": out}
+
+
+def _model_warning(est: Any, diag: SupportDiagnostics, no_support: bool,
+                   few: bool) -> str | None:
+    """What a model-based estimate rests on where importance sampling has no support."""
+    if not getattr(est, "model_based", False):
+        return None
+    if getattr(est, "needs_propensities", True) and (no_support or few):
+        return (f"mostly the model's value: {diag.unsupported_episodes:.0%} of episodes "
+                f"lack support, effective sample size {diag.ess:.1f}")
+    if est.name != "dm" and diag.unsupported_decisions > 0:  # a model fitted on the logs
+        return (f"extrapolated where the target's action was never logged: it has logging "
+                f"probability 0 on {diag.unsupported_decisions:.1%} of the logged decisions")
+    return None

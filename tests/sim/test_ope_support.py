@@ -14,6 +14,11 @@ from policies.baselines import FixedSchedulePolicy, NeverPolicy
 from simulations import world
 from simulations.ope import (
     DirectMethod,
+    DoublyRobust,
+    DoublyRobustFQE,
+    FittedQEvaluation,
+    FQEConfig,
+    InverseProbabilityWeighting,
     SelfNormalizedIPS,
     WeightedDoublyRobust,
     build_logged_dataset,
@@ -26,6 +31,9 @@ from simulations.ope.support import SupportThresholds, target_logging_probabilit
 from simulations.world.scenario import SCENARIO_DIR, scenario_from_dict
 
 EPS = 0.2
+# the estimators on propensities and given model values (FQE's own tests: test_ope_fqe.py)
+CLASSIC = (InverseProbabilityWeighting(), SelfNormalizedIPS(), DoublyRobust(),
+           WeightedDoublyRobust(), DirectMethod())
 
 
 def _scenario(epsilon: float | None):
@@ -80,7 +88,8 @@ def test_support_diagnostics_of_a_target_without_support(logs) -> None:
     assert diag.ess == pytest.approx(w.sum() ** 2 / (w ** 2).sum())
     assert diag.match_rate == pytest.approx((w > 0).mean())
     assert any(m.startswith("no support") for m in diag.warnings)
-    res = estimate_all(data, pi, values=np.zeros((data.n, data.action.shape[1] + 1)))
+    res = estimate_all(data, pi, values=np.zeros((data.n, data.action.shape[1] + 1)),
+                       estimators=CLASSIC)
     for name in ("ips", "snips"):  # a warning instead of a number
         assert res["estimates"][name]["value"] is None
         assert "no support" in res["estimates"][name]["warning"]
@@ -97,11 +106,12 @@ def test_exploration_gives_support_and_numbers_come_back(logs) -> None:
         assert diag.unsupported_episodes == 0 and diag.unsupported_decisions == 0
         assert diag.ess > 0
         loose = SupportThresholds(min_ess=min(diag.ess, 1.0))
-        res = estimate_all(data, pi, thresholds=loose)
+        res = estimate_all(data, pi, thresholds=loose, estimators=CLASSIC)
         ips = res["estimates"]["ips"]
         assert ips["value"] is not None and ips["warning"] is None
         assert ips["ci"][0] <= ips["value"] <= ips["ci"][1]
-        strict = estimate_all(data, pi, thresholds=SupportThresholds(min_ess=diag.ess + 1))
+        strict = estimate_all(data, pi, thresholds=SupportThresholds(min_ess=diag.ess + 1),
+                              estimators=CLASSIC)
         assert strict["estimates"]["snips"]["value"] is None
         assert "effective sample size" in strict["estimates"]["snips"]["warning"]
 
@@ -125,20 +135,24 @@ def test_weighted_doubly_robust_reduces_to_snips_dm_and_the_logged_value(logs) -
     assert wdr.estimate(certain, data.action, values) == pytest.approx(data.logged_value)
     lo, hi = wdr.estimate_interval(data, pi, values, n_boot=200)
     assert lo <= wdr.estimate(data, pi, values) <= hi and lo < hi
-    res = estimate_all(data, pi, values, thresholds=SupportThresholds(min_ess=1e9))
+    res = estimate_all(data, pi, values, thresholds=SupportThresholds(min_ess=1e9),
+                       estimators=CLASSIC)
     assert res["estimates"]["wdr"]["value"] is not None
     assert "mostly the model's value" in res["estimates"]["wdr"]["warning"]
 
 
-def test_missing_propensities_leave_only_the_direct_method(logs) -> None:
+def test_missing_propensities_leave_only_the_direct_method_and_fqe(logs) -> None:
     data = logs[0.0]
     pscore = np.where(data.action > 0, data.pscore, np.nan)  # as an ingested history logs
     unlogged = dataclasses.replace(data, pscore=pscore, logging_probs=None)
     pi = target_actions(FixedSchedulePolicy(), unlogged)
     values = np.ones((data.n, data.action.shape[1] + 1))
-    res = estimate_all(unlogged, pi, values, n_boot=100)
+    quick = FQEConfig(max_iter=3, n_estimators=10)
+    res = estimate_all(unlogged, pi, values, n_boot=100, estimators=(
+        *CLASSIC, FittedQEvaluation(config=quick), DoublyRobustFQE(config=quick)))
     assert res["estimates"]["dm"]["value"] == pytest.approx(1.0)
-    for name in ("ips", "snips", "dr", "wdr"):
+    assert res["estimates"]["fqe"]["value"] > 0  # FQE needs no propensities
+    for name in ("ips", "snips", "dr", "wdr", "dr-fqe"):
         assert res["estimates"][name]["value"] is None
         assert "not known" in res["estimates"][name]["warning"]
     assert 0 < res["diagnostics"]["propensity_missing"] < 1
