@@ -8,7 +8,10 @@ Every figure a letter claims comes from the legal decision of record for that le
   simple interest on the open principal from the day after the due date, act/365, one
   period per half-year at that half-year's rate (:func:`interest_periods`; the UK rate is
   fixed at the half-year the debt fell due), shown period by period in the letter's annex;
-  a period without a known rate -> no letter (:class:`InterestRateUnknown`, fail closed);
+  a period without a known rate -> no figure: the letter goes to the human review queue
+  (``rates.missing_period``, :func:`interest_problem`); approved, it is sent without the
+  interest claim and says so (the claim is reserved, never waived, never guessed);
+  without an approval no letter (:class:`InterestRateUnknown` / ``ReviewRequired``);
 - reminder fee: ``min(creditor's fee, max_reminder_fee cap)``, less what a claimed fixed
   compensation already covers (BGB § 288 (5) sentence 3; Directive 2011/7/EU art. 6(3));
   no cap fired -> no fee (none for a German first reminder, SEK 60 only if agreed);
@@ -113,6 +116,7 @@ class Letter:
     interest_periods: list[InterestPeriod] = field(default_factory=list)
     legal_basis: list[str] = field(default_factory=list)
     payment_reference: str = ""
+    interest_withheld: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -257,9 +261,31 @@ def _binding(decision: Decision, name: str) -> tuple[float | None, list[Any]]:
     return value, [c for c in decision.caps if c.name == name and c.value == value]
 
 
+def interest_problem(principal: float, due_date: dt.date, letter_date: dt.date,
+                     decision: Decision, ruleset: Any | None, invoice_id: str = "",
+                     claims: Decision | None = None) -> str | None:
+    """Why the interest of this letter cannot be computed (a rate missing for a period, a
+    rate cap unknown on the letter date), or ``None`` when it can (or none is claimed).
+
+    The daily run calls it for every letter it recommends: such a letter goes to the review
+    queue (:data:`legal_rules.decision.RATES_MISSING_PERIOD`) instead of being printed.
+    """
+    try:
+        rate_caps = _interest_expression(claims or decision, ruleset)
+        if rate_caps:
+            interest_periods(principal, due_date, letter_date, rate_caps[0].expression,
+                             ruleset, invoice_id)
+    except InterestRateUnknown as exc:
+        msg = str(exc)
+        prefix = f"invoice {invoice_id}: "
+        return msg if msg.startswith(prefix) or not invoice_id else prefix + msg
+    return None
+
+
 def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
                     letter_date: dt.date, ruleset: Any | None = None,
-                    claims: Decision | None = None) -> dict[str, Any]:
+                    claims: Decision | None = None,
+                    withhold_interest: bool = False) -> dict[str, Any]:
     """Principal, interest, fee, compensation, announced costs and pay-by date from the caps.
 
     ``claims``: the decision whose interest and compensation caps the letter claims (the
@@ -270,6 +296,8 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
     already covers (it is credited against the costs of pursuing the claim: BGB § 288 (5)
     sentence 3; Directive 2011/7/EU art. 6(3)). ``basis`` lists ``(item, rule_id)`` of
     every cap behind an amount claimed or a term stated (for the legal-basis line).
+    ``withhold_interest``: a reviewer approved sending the letter without its interest
+    (whose rate is unknown for a period): no interest, ``interest_withheld`` True.
     """
     claims = claims or decision
     principal = round(invoice.open_amount, 2)
@@ -281,7 +309,7 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
         used.extend(caps)
         basis.extend((item, c.rule_id) for c in caps)
 
-    rate_caps = _interest_expression(claims, ruleset)
+    rate_caps = [] if withhold_interest else _interest_expression(claims, ruleset)
     periods = (interest_periods(principal, invoice.due_date, letter_date,
                                 rate_caps[0].expression, ruleset, invoice.invoice_id)
                if rate_caps else [])
@@ -317,7 +345,7 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
         "interest_periods": periods,
         "interest_rate_pct": periods[-1].rate_pct if periods else None,
         "interest_days": sum(p.days for p in periods),
-        "fee_credited": credited,
+        "fee_credited": credited, "interest_withheld": withhold_interest,
         "announced_costs": round(announced, 2), "days_to_pay": days,
         "pay_by": letter_date + dt.timedelta(days=days),
         "basis": basis,
@@ -469,8 +497,10 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
 
     Refused (an :class:`InputError`, nothing rendered): a creditor profile without the fields
     its jurisdiction requires (:class:`~dunning.ops.creditor.CreditorProfileError`), an
-    interest period without a known rate (:class:`InterestRateUnknown`), a claim without a
-    legal-basis text in the letter's language.
+    interest period without a known rate (:class:`InterestRateUnknown`) unless ``approval``
+    is an approved review item (then the letter claims no interest, states that it is
+    reserved, and ``Letter.interest_withheld`` is True), a claim without a legal-basis text
+    in the letter's language.
     """
     action = Action(int(action))
     if action not in LETTER_KINDS:
@@ -494,7 +524,17 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
     except InterestRateUnknown as exc:
         msg = str(exc)
         prefix = f"invoice {invoice.invoice_id}: "
-        raise InterestRateUnknown(msg if msg.startswith(prefix) else prefix + msg) from None
+        msg = msg if msg.startswith(prefix) else prefix + msg
+        from legal_rules.decision import RATES_MISSING_PERIOD
+
+        if ((approval or {}).get("status") != "approved"
+                or RATES_MISSING_PERIOD not in (approval or {}).get("rule_ids", ())):
+            raise InterestRateUnknown(msg + "; it goes to the review queue "
+                                      f"({RATES_MISSING_PERIOD})") from None
+        # a reviewer approved this letter knowing its interest cannot be computed: it goes
+        # out without the interest claim, and says that the claim is reserved
+        figures = compute_amounts(invoice, decision, creditor, letter_date, ruleset, claims,
+                                  withhold_interest=True)
     kind = LETTER_KINDS[action]
     basis = legal_basis(figures["basis"], lang, invoice, figures["fee_credited"], ruleset)
     reference = creditor.reference_for(invoice.invoice_id, invoice.customer_id)
@@ -516,7 +556,8 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
                   announced_costs=figures["announced_costs"], citations=figures["citations"],
                   text=text, html=html, creditor=creditor.name,
                   interest_periods=figures["interest_periods"],
-                  legal_basis=[line for _, line in basis], payment_reference=reference)
+                  legal_basis=[line for _, line in basis], payment_reference=reference,
+                  interest_withheld=figures["interest_withheld"])
 
 
 def refusing_fetcher() -> Any:
@@ -604,12 +645,15 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     (:func:`dunning.ops.gate.review_gate`: :class:`~dunning.ops.gate.ReviewRequired`
     otherwise); a vetoed or blocked action gets none (InputError).
 
-    A letter whose interest has a period without a known rate is not rendered
-    (:class:`InterestRateUnknown`, fail closed): with ``refused=None`` one such letter stops
-    them all (the error names each); with a list (the daily batch), the others are rendered
-    and each refused letter's reason is appended to ``refused`` for the caller to report.
+    A letter whose interest has a period without a known rate (:func:`interest_problem`)
+    needs an approved review item raised for it (rule ``rates.missing_period``; the daily run
+    raises it): approved, it is rendered without the interest claim, which it says is
+    reserved; otherwise it is not rendered (fail closed): with ``refused=None`` such a
+    letter stops them all (:class:`~dunning.ops.gate.ReviewRequired` naming the missing rate
+    and the review item); with a list (the daily batch), the others are rendered and each
+    letter left out is appended to ``refused`` for the caller to report.
     """
-    from dunning.ops.gate import legal_decisions, review_gate
+    from dunning.ops.gate import ReviewRequired, legal_decisions, review_gate
     from dunning.ops.recommend import compiled_rules, stored_recommendations
 
     if actions is None:
@@ -624,26 +668,39 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
         return []
     creditor.check_for_letters()  # before anything: no letter without the company details
     checks = legal_decisions(store, actions, as_of, ruleset)
-    with store.connect() as con:  # all or nothing: every gate before any letter
-        approvals = [review_gate(con, c.invoice_id, c.action, as_of, c.decision.needs_review)
-                     if c.decision.allowed else None for c in checks]
     rs, _, evaluator = compiled_rules(ruleset, store.path)
+    refs = [_invoice_ref(c.state) for c in checks]
+    claims = [carried_claims(evaluator, c.facts, c.action, as_of, ref.invoice_id)
+              if c.decision.allowed else None for c, ref in zip(checks, refs, strict=True)]
+    # a letter whose interest cannot be computed needs an approved review like an escalation
+    blocked = [interest_problem(ref.open_amount, ref.due_date, as_of, c.decision, rs,
+                                ref.invoice_id, cl) if c.decision.allowed else None
+               for c, ref, cl in zip(checks, refs, claims, strict=True)]
     out, errors = [], []
-    for c, approval in zip(checks, approvals, strict=True):
-        r = c.state
-        ref = InvoiceRef(
-            invoice_id=r["invoice_id"], customer_id=r["customer_id"],
-            customer_name=r["name"] if isinstance(r["name"], str) else r["customer_id"],
-            jurisdiction=str(r["jurisdiction"]).upper(), customer_type=str(r["customer_type"]),
-            language=r["language"] if isinstance(r["language"], str) else None,
-            invoice_date=r["invoice_date"].date(), due_date=r["due_date"].date(),
-            amount=float(r["amount"]), open_amount=float(r["open_amount"]),
-            currency=str(r["currency"]).upper())
-        claims = carried_claims(evaluator, c.facts, c.action, as_of, ref.invoice_id)
+    with store.connect() as con:  # all or nothing: every gate before any letter
+        approvals = []
+        for c, why in zip(checks, blocked, strict=True):
+            if not c.decision.allowed:
+                approvals.append(None)
+                continue
+            try:
+                approvals.append(review_gate(con, c.invoice_id, c.action, as_of,
+                                             c.decision.needs_review or why is not None))
+            except ReviewRequired as exc:
+                if why is None:
+                    raise
+                if refused is None:
+                    raise ReviewRequired(f"{why}; {exc}", exc.invoice_id, exc.action,
+                                         exc.review_id, exc.status) from None
+                errors.append(f"{why}; {exc}")
+                approvals.append(False)
+    for c, ref, cl, approval in zip(checks, refs, claims, approvals, strict=True):
+        if approval is False:
+            continue  # waits for its review (reported in ``refused``)
         try:
             out.append(render_letter(ref, c.action, c.decision, creditor, as_of,
                                      reminders_sent=int(c.facts["reminders_sent"]), ruleset=rs,
-                                     approval=approval, claims=claims))
+                                     approval=approval, claims=cl))
         except InterestRateUnknown as exc:  # every such invoice named, then nothing written
             errors.append(str(exc))
     if errors and refused is None:
@@ -652,6 +709,18 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     if refused is not None:
         refused.extend(errors)
     return out
+
+
+def _invoice_ref(r: Any) -> InvoiceRef:
+    """The :class:`InvoiceRef` of a row of ``legal_rules.from_tables.invoice_states``."""
+    return InvoiceRef(
+        invoice_id=r["invoice_id"], customer_id=r["customer_id"],
+        customer_name=r["name"] if isinstance(r["name"], str) else r["customer_id"],
+        jurisdiction=str(r["jurisdiction"]).upper(), customer_type=str(r["customer_type"]),
+        language=r["language"] if isinstance(r["language"], str) else None,
+        invoice_date=r["invoice_date"].date(), due_date=r["due_date"].date(),
+        amount=float(r["amount"]), open_amount=float(r["open_amount"]),
+        currency=str(r["currency"]).upper())
 
 
 def carried_claims(evaluator: Any, facts: dict[str, Any], action: Action, day: dt.date,

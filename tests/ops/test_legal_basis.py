@@ -24,6 +24,7 @@ from dunning.ops.letters import (
     InvoiceRef,
     half_years,
     interest_periods,
+    interest_problem,
     legal_basis_texts,
     render_letter,
 )
@@ -240,6 +241,45 @@ def test_a_period_without_a_rate_refuses_the_letter(letter_ruleset):
     # a fixed rate (AT consumers: 4 %) needs no table
     assert [p.rate_pct for p in interest_periods(1_000.0, dt.date(2023, 3, 1), DAY, "4",
                                                  None)] == [4.0] * 7
+
+
+WITHHELD = {"de": "Verzugszinsen sind in diesem Schreiben nicht enthalten",
+            "en": "Default interest is not included in this letter",
+            "fr": "Les intérêts de retard ne sont pas inclus",
+            "nl": "De wettelijke rente is niet in deze brief opgenomen",
+            "sv": "Dröjsmålsränta ingår inte i detta brev"}
+
+
+@pytest.mark.parametrize("lang", sorted(WITHHELD))
+def test_an_approved_letter_without_a_rate_claims_no_interest_and_reserves_it(
+        letter_ruleset, lang):
+    """Due in 2023, before any (test) rate. Approved for ``rates.missing_period``: no interest
+    figure, no annex, a total without interest, the reservation in the letter's language.
+    Pending, or approved for another rule only: refused, never a figure."""
+    d = _rate_decision("base_rate(DE) + 9", 10.27, "de.interest_b2b")
+    inv = invoice("DE", "b2b", lang, dt.date(2023, 3, 1))
+    why = interest_problem(inv.open_amount, inv.due_date, DAY, d, letter_ruleset,
+                           inv.invoice_id)
+    assert why is not None and "INV-2026-0042" in why and "base_rate(DE)" in why
+    approved = {"status": "approved", "review_id": "R-1", "rule_ids": ["rates.missing_period"]}
+    letter = render_letter(inv, Action.FINAL_NOTICE, d, CREDITOR, DAY, 2, letter_ruleset,
+                           approval=approved)
+    assert letter.interest_withheld and letter.amounts["interest"] == 0.0
+    assert not letter.interest_periods and letter.interest_rate_pct is None
+    assert WITHHELD[lang] in letter.text and WITHHELD[lang] in letter.html.replace("&#39;", "'")
+    a = letter.amounts
+    assert a["total"] == pytest.approx(a["principal"] + a["fees"] + a["compensation"])
+    for other in ({**approved, "status": "pending"},
+                  {**approved, "rule_ids": ["gdpr.art22_agency_review"]}, None):
+        with pytest.raises(InterestRateUnknown, match="rates.missing_period"):
+            render_letter(inv, Action.FINAL_NOTICE, d, CREDITOR, DAY, 2, letter_ruleset,
+                          approval=other)
+    # with a known rate the same approval changes nothing: the interest is claimed
+    ok = invoice("DE", "b2b", lang)
+    assert interest_problem(ok.open_amount, ok.due_date, DAY, d, letter_ruleset) is None
+    full = render_letter(ok, Action.FINAL_NOTICE, d, CREDITOR, DAY, 2, letter_ruleset,
+                         approval=approved)
+    assert full.amounts["interest"] > 0 and not full.interest_withheld
 
 
 # ------------------------------------------------------------------ § 288 (5) sentence 3
