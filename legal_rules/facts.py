@@ -24,6 +24,9 @@ import numpy as np
 # "Never" for day counters (no contact yet, no final notice yet): large, so that a
 # "days since last contact < 7" condition is false without a missing value.
 NEVER_DAYS = 10_000
+# ``local_hour`` for producers that have no time of day (the simulation: its collector acts
+# during the debtor's business hours): 10:00, inside every call-hours rule.
+CONVENIENT_LOCAL_HOUR = 10.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,12 @@ FACTS: dict[str, Fact] = {
         Fact("days_since_conversation", "int",
              "Days since the last phone call that reached the debtor (a conversation, "
              f"US Regulation F; 0: today; {NEVER_DAYS} if none).", default=NEVER_DAYS,
+             personal=True),
+        Fact("local_hour", "float",
+             "Time of day at the debtor's location when the action is taken, in hours "
+             "(20.5 = 20:30): the action time in the debtor's time zone (US: from the state "
+             "in region; a state with several zones gives the least convenient of them). "
+             "Missing when the time zone is unknown (fails closed where a rule needs it).",
              personal=True),
         Fact("promise_to_pay_pending", "bool",
              "The debtor promised to pay by a date on or after the decision date (the "

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -133,6 +133,104 @@ def _parse_periods(text: str, file: str) -> dict[str, LimitationPeriod]:
 
 def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+# --------------------------------------------------------------------------- time of day
+# When a recommended action is taken, if the caller does not say: the decision day at 17:00
+# UTC (12:00 / 13:00 in New York, 9:00 / 10:00 in Los Angeles, 8:00 / 9:00 in Alaska; 7:00 in
+# Hawaii, where Regulation F's call-hours rule then vetoes a call: pass the real call time).
+DEFAULT_ACTION_TIME = time(17, 0, tzinfo=UTC)
+# IANA time zones with part of each US state or territory (region codes as in the store).
+US_TIME_ZONES: dict[str, tuple[str, ...]] = {
+    **{s: ("America/New_York",) for s in (
+        "CT", "DC", "DE", "GA", "MA", "MD", "ME", "NC", "NH", "NJ", "NY", "OH", "PA", "RI",
+        "SC", "VA", "VT", "WV")},
+    **{s: ("America/Chicago",) for s in (
+        "AL", "AR", "IA", "IL", "LA", "MN", "MO", "MS", "OK", "WI")},
+    **{s: ("America/Denver",) for s in ("CO", "MT", "NM", "UT", "WY")},
+    "CA": ("America/Los_Angeles",), "WA": ("America/Los_Angeles",),
+    "AK": ("America/Anchorage", "America/Adak"), "AZ": ("America/Phoenix", "America/Denver"),
+    "FL": ("America/New_York", "America/Chicago"), "HI": ("Pacific/Honolulu",),
+    "ID": ("America/Boise", "America/Los_Angeles"),
+    "IN": ("America/Indiana/Indianapolis", "America/Chicago"),
+    "KS": ("America/Chicago", "America/Denver"),
+    "KY": ("America/Kentucky/Louisville", "America/Chicago"),
+    "MI": ("America/Detroit", "America/Menominee"), "ND": ("America/Chicago", "America/Denver"),
+    "NE": ("America/Chicago", "America/Denver"), "NV": ("America/Los_Angeles", "America/Denver"),
+    "OR": ("America/Los_Angeles", "America/Boise"), "SD": ("America/Chicago", "America/Denver"),
+    "TN": ("America/Chicago", "America/New_York"), "TX": ("America/Chicago", "America/Denver"),
+    "PR": ("America/Puerto_Rico",), "VI": ("America/St_Thomas",), "GU": ("Pacific/Guam",),
+    "AS": ("Pacific/Pago_Pago",), "MP": ("Pacific/Saipan",),
+}
+# Countries (besides the US) whose time zones are known, for the same fact elsewhere.
+COUNTRY_TIME_ZONES: dict[str, tuple[str, ...]] = {
+    "AT": ("Europe/Vienna",), "BE": ("Europe/Brussels",), "BG": ("Europe/Sofia",),
+    "CH": ("Europe/Zurich",), "CY": ("Asia/Nicosia",), "CZ": ("Europe/Prague",),
+    "DE": ("Europe/Berlin",), "DK": ("Europe/Copenhagen",), "EE": ("Europe/Tallinn",),
+    "ES": ("Europe/Madrid", "Atlantic/Canary"), "FI": ("Europe/Helsinki",),
+    "FR": ("Europe/Paris",), "GB": ("Europe/London",), "GR": ("Europe/Athens",),
+    "HR": ("Europe/Zagreb",), "HU": ("Europe/Budapest",), "IE": ("Europe/Dublin",),
+    "IT": ("Europe/Rome",), "LT": ("Europe/Vilnius",), "LU": ("Europe/Luxembourg",),
+    "LV": ("Europe/Riga",), "MT": ("Europe/Malta",), "NL": ("Europe/Amsterdam",),
+    "NO": ("Europe/Oslo",), "PL": ("Europe/Warsaw",),
+    "PT": ("Europe/Lisbon", "Atlantic/Azores"), "RO": ("Europe/Bucharest",),
+    "SE": ("Europe/Stockholm",), "SI": ("Europe/Ljubljana",), "SK": ("Europe/Bratislava",),
+}
+CALL_HOURS = (8.0, 21.0)  # Regulation F's convenient time; "least convenient" is measured to it
+
+
+def time_zones(jurisdiction: object, region: object) -> tuple[str, ...]:
+    """The IANA time zones the debtor may be in (empty: unknown). US: from the state in
+    ``region`` (no state, or an unknown one: unknown); elsewhere from the country."""
+    if not isinstance(jurisdiction, str):
+        return ()
+    if jurisdiction == "US":
+        return US_TIME_ZONES.get(region, ()) if isinstance(region, str) else ()
+    return COUNTRY_TIME_ZONES.get(jurisdiction, ())
+
+
+def local_hour(action_time: datetime, zones: tuple[str, ...]) -> float | None:
+    """Hours since local midnight (20.5 = 20:30) of ``action_time`` (timezone-aware) in the
+    least convenient of ``zones``: the one nearest to or furthest outside
+    :data:`CALL_HOURS` (a debtor who may be in several zones is called only at a time that
+    is convenient in all of them, Regulation F comment 6(b)(1)(i)). ``None`` if no zone."""
+    from zoneinfo import ZoneInfo
+
+    hours = []
+    for zone in zones:
+        t = action_time.astimezone(ZoneInfo(zone))
+        hours.append(t.hour + t.minute / 60 + t.second / 3600)
+    if not hours:
+        return None
+    lo, hi = CALL_HOURS
+    return round(min(hours, key=lambda h: min(h - lo, hi - h)), 6)
+
+
+def action_datetime(as_of: date, action_time: datetime | time | None) -> datetime:
+    """When an action on ``as_of`` is taken: ``action_time`` (a datetime, or a time on
+    ``as_of``; timezone-aware) or :data:`DEFAULT_ACTION_TIME` on ``as_of``."""
+    if isinstance(action_time, datetime):
+        when = action_time
+    else:
+        when = datetime.combine(as_of, action_time or DEFAULT_ACTION_TIME)
+    if when.tzinfo is None:
+        from engine.errors import InputError
+
+        raise InputError(f"action time {when.isoformat()}: expected a time with its UTC "
+                         "offset, e.g. 2026-03-02T14:30+01:00")
+    return when
+
+
+def local_hours(jurisdictions: np.ndarray, regions: np.ndarray,
+                when: datetime) -> np.ndarray:
+    """(n,) object: :func:`local_hour` per row (``None`` where the time zone is unknown),
+    computed once per distinct (jurisdiction, region)."""
+    n = len(jurisdictions)
+    keys = list(zip(jurisdictions.tolist(), regions.tolist(), strict=True))
+    memo = {k: local_hour(when, time_zones(*k)) for k in set(keys)}
+    out = np.empty(n, dtype=object)
+    out[:] = [memo[k] for k in keys]
+    return out
 
 
 # --------------------------------------------------------------------------- column helpers
@@ -435,9 +533,13 @@ def _add_promises(inv: pd.DataFrame, ev: pd.DataFrame, day: pd.Timestamp) -> Non
     inv["promise_to_pay_pending"] = pending
 
 
-def facts_from_state(state: pd.DataFrame, as_of: date) -> dict[str, np.ndarray]:
+def facts_from_state(state: pd.DataFrame, as_of: date,
+                     action_time: datetime | time | None = None) -> dict[str, np.ndarray]:
     """Every fact of :data:`~legal_rules.facts.FACTS` per row of :func:`invoice_states`
-    (any subset of its rows, e.g. the open ones), plus ``invoice_id``: dict name -> (n,)."""
+    (any subset of its rows, e.g. the open ones), plus ``invoice_id``: dict name -> (n,).
+
+    ``action_time``: when the action is taken (:func:`action_datetime`; default
+    :data:`DEFAULT_ACTION_TIME` on ``as_of``), for ``local_hour``."""
     n = len(state)
     jurisdiction = _text(_optional(state, "jurisdiction"), "upper")
     region = _text(_optional(state, "region"), "upper", empty="")
@@ -479,12 +581,14 @@ def facts_from_state(state: pd.DataFrame, as_of: date) -> dict[str, np.ndarray]:
         "milestone_reached": (milestone.isna() | (milestone <= pd.Timestamp(as_of)))
         .to_numpy(dtype=bool),
         "days_since_conversation": ints("days_since_conversation"),
+        "local_hour": local_hours(jurisdiction, region, action_datetime(as_of, action_time)),
         "promise_to_pay_pending": state["promise_to_pay_pending"].to_numpy(dtype=bool),
     }
 
 
 def facts_for_invoices(tables: dict[str, pd.DataFrame], as_of: date,
-                       state: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+                       state: pd.DataFrame | None = None,
+                       action_time: datetime | time | None = None) -> dict[str, np.ndarray]:
     """Every fact of every invoice dated on or before ``as_of`` (one array entry per invoice).
 
     Parameters
@@ -502,24 +606,27 @@ def facts_for_invoices(tables: dict[str, pd.DataFrame], as_of: date,
     """
     if state is None:
         state = invoice_states(tables, as_of)
-    return facts_from_state(state, as_of)
+    return facts_from_state(state, as_of, action_time)
 
 
 # --------------------------------------------------------------------------- one case by hand
-DATE_FACTS = ("is_weekend", "is_bank_holiday", "days_overdue", "limitation_passed")
+DATE_FACTS = ("is_weekend", "is_bank_holiday", "days_overdue", "limitation_passed",
+              "local_hour")
 
 
-def date_facts(facts: dict[str, Any], as_of: date,
-               due_date: date | None = None) -> tuple[dict[str, Any], list[str]]:
+def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
+               action_time: datetime | None = None) -> tuple[dict[str, Any], list[str]]:
     """The facts that follow from the decision date, computed as :func:`facts_from_state` does.
 
     ``is_weekend`` from ``as_of``; ``is_bank_holiday`` from ``as_of``, ``jurisdiction`` and
     ``region`` (``holidays``); ``days_overdue`` from ``due_date``; ``limitation_passed``
     from the due date (given, or ``as_of - days_overdue``), jurisdiction and customer type
-    (``limitation.json``). A fact that cannot be computed (no jurisdiction, no due date) is
-    left out. Returns ``(computed, contradictions)``: each contradiction is a message for a
-    fact in ``facts`` whose value differs from the computed one (``is_weekend`` false on a
-    Sunday), which the caller must refuse.
+    (``limitation.json``); ``local_hour`` from ``action_time`` (timezone-aware), jurisdiction
+    and region (:func:`local_hour`). A fact that cannot be computed (no jurisdiction, no due
+    date, no action time, an unknown time zone) is left out. Returns ``(computed,
+    contradictions)``: each contradiction is a message for a fact in ``facts`` whose value
+    differs from the computed one (``is_weekend`` false on a Sunday), which the caller must
+    refuse.
     """
     out: dict[str, Any] = {"is_weekend": as_of.weekday() >= 5}
     jur, region = facts.get("jurisdiction"), facts.get("region")
@@ -541,6 +648,10 @@ def date_facts(facts: dict[str, Any], as_of: date,
                                 as_of)[0]
         if flag is not None:
             out["limitation_passed"] = bool(flag)
+    if action_time is not None:
+        hour = local_hour(action_time, time_zones(jur, region if region is not None else ""))
+        if hour is not None:
+            out["local_hour"] = hour
     problems = []
     weekday = as_of.strftime("%A")
     why = {"is_weekend": f"{as_of} is a {weekday}",
@@ -548,9 +659,13 @@ def date_facts(facts: dict[str, Any], as_of: date,
                               "holiday calendar",
            "days_overdue": f"due {due_date}, decided {as_of}",
            "limitation_passed": f"due {due_date}, limitation period of {jur} "
-                                f"(legal_rules/{LIMITATION_FILE})"}
+                                f"(legal_rules/{LIMITATION_FILE})",
+           "local_hour": f"the action time {action_time} in "
+                         f"{', '.join(time_zones(jur, region or ''))}"}
     for name, value in out.items():
         given = facts.get(name)
+        if name == "local_hour" and type(given) is int:
+            given = float(given)
         if type(given) is type(value) and given != value:  # a wrong type is the rules' error
             problems.append(f"{name} is {json.dumps(given)}, but {why[name]}, which gives "
                             f"{json.dumps(value)}")
