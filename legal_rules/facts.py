@@ -87,6 +87,13 @@ FACTS: dict[str, Fact] = {
              "Days since the last phone call that reached the debtor (a conversation, "
              f"US Regulation F; 0: today; {NEVER_DAYS} if none).", default=NEVER_DAYS,
              personal=True),
+        Fact("days_in_default", "int",
+             "Days the debtor has been in default on the decision date, counting the first "
+             "day (1: default began today; 0: not in default). German debtors: BGB § 286 "
+             "(after a reminder following the due date; 30 days after due date and receipt "
+             "of the invoice, for a consumer only if the invoice said so; a business from the "
+             "day after the agreed due date); elsewhere from the day after the due date. "
+             "Missing where it depends on an unknown fact (fails closed)."),
         Fact("local_hour", "float",
              "Time of day at the debtor's location when the action is taken, in hours "
              "(20.5 = 20:30): the action time in the debtor's time zone (US: from the state "

@@ -233,6 +233,47 @@ def local_hours(jurisdictions: np.ndarray, regions: np.ndarray,
     return out
 
 
+# --------------------------------------------------------------------------- default (Verzug)
+DEFAULT_NOTICE_DAYS = 30  # BGB § 286 (3): default 30 days after due date and receipt
+
+
+def default_days(jurisdictions: np.ndarray, customer_types: np.ndarray,
+                 days_overdue: np.ndarray, days_since_invoice: np.ndarray,
+                 days_since_first_reminder: np.ndarray, notice: np.ndarray) -> np.ndarray:
+    """(n,) object: ``days_in_default`` per row (int; ``None`` where it cannot be known).
+
+    Days in default on the decision day counting the first day of default (1 = default began
+    today; 0 = not in default). ``days_since_first_reminder``: the first reminder dated after
+    the due date (-1: none); ``notice``: the invoice told the consumer of § 286 (3) BGB
+    (True / False / None unknown). Receipt of the invoice is taken as its date.
+
+    * German debtors (BGB § 286): default begins the day after a reminder following the due
+      date (§ 286 (1)), or on day 31 after the due date and receipt of the invoice (§ 286
+      (3)) -- for a consumer only if the invoice said so -- and for a business the day after
+      the due date (a payment date fixed by the contract, § 286 (2) no. 1), whichever is
+      first. A consumer whose notice flag is unknown: known where the reminder came first
+      or neither has happened yet, else ``None`` (fails closed).
+    * Everywhere else: the day after the due date (Directive 2011/7/EU art. 3 (3); national
+      consumer rules are caps of their own).
+    """
+    overdue = np.maximum(days_overdue.astype(np.int64), 0)
+    since_receipt = np.minimum(days_overdue, days_since_invoice).astype(np.int64)
+    thirty = np.maximum(since_receipt - DEFAULT_NOTICE_DAYS, 0)
+    reminded = np.maximum(days_since_first_reminder.astype(np.int64), 0)
+    out = overdue.astype(object)
+    de = np.asarray(jurisdictions == "DE", dtype=bool)
+    b2c = de & np.asarray(customer_types == "b2c", dtype=bool)
+    b2b = de & ~b2c
+    out[b2b] = np.maximum(overdue, np.maximum(reminded, thirty))[b2b]
+    told = np.array([v is True or v is np.True_ for v in notice], dtype=bool)
+    untold = np.array([v is False or v is np.False_ for v in notice], dtype=bool)
+    consumer = np.where(told, np.maximum(reminded, thirty), reminded).astype(object)
+    unknown = ~told & ~untold & (thirty > reminded)  # the notice would decide: unknown
+    consumer[unknown] = None
+    out[b2c] = consumer[b2c]
+    return out
+
+
 # --------------------------------------------------------------------------- column helpers
 def _dates(s: pd.Series) -> pd.Series:
     return pd.to_datetime(s, errors="coerce").dt.normalize()
@@ -257,6 +298,26 @@ def _flag(s: pd.Series) -> np.ndarray:
     out = b.fillna(False).to_numpy(dtype=bool).astype(object)
     out[b.isna().to_numpy(dtype=bool)] = None
     return out
+
+
+def _yes_no(s: pd.Series) -> np.ndarray:
+    """(n,) object: True for ``yes``, False for ``no`` (a bool is taken as it is), else None."""
+    def one(v: Any) -> bool | None:
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        text = str(v).strip().lower() if isinstance(v, str) else ""
+        return {"yes": True, "no": False}.get(text)
+
+    out = np.empty(len(s), dtype=object)
+    out[:] = [one(v) for v in s.tolist()]
+    return out
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """An object array of ints as int64 when none is missing (the fast path of the rules)."""
+    if all(v is not None for v in values):
+        return values.astype(np.int64)
+    return values
 
 
 def _optional(frame: pd.DataFrame, col: str) -> pd.Series:
@@ -330,6 +391,7 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     ``n_phone``, ``n_final_notice`` (reminders per channel), ``reminders_sent`` (their sum),
     ``days_since_last_contact``, ``contacts_last_7_days``, ``calls_last_7_days``,
     ``final_notice_sent``, ``days_since_final_notice`` (int days; ``NEVER_DAYS`` if none),
+    ``days_since_first_reminder`` (the first reminder dated after the due date; -1 if none),
     ``disputed_now``, ``handed_to_agency`` (bool) and ``is_open`` (open amount above half a
     cent and not handed to an agency); from the optional ``tables["events"]``
     (``Store.tables(as_of, names=(..., "events"))``, kinds in ``engine.events``):
@@ -388,6 +450,11 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     for ch in REMINDER_CHANNELS:  # per channel, for the policy's observations
         inv[f"n_{ch}"] = count(channel == ch)
     inv["days_overdue"] = (day - inv["due_date"]).dt.days.astype(np.int64)
+    # the first reminder dated after the due date (one before it creates no default)
+    after_due = reminder & (days_ago < inv["days_overdue"].to_numpy()[pos])
+    first = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(first, pos[after_due], days_ago[after_due])
+    inv["days_since_first_reminder"] = first
     inv["reminders_sent"] = count(reminder)
     inv["days_since_last_contact"] = days_since(reminder)
     inv["contacts_last_7_days"] = count(recent)
@@ -582,6 +649,11 @@ def facts_from_state(state: pd.DataFrame, as_of: date,
         .to_numpy(dtype=bool),
         "days_since_conversation": ints("days_since_conversation"),
         "local_hour": local_hours(jurisdiction, region, action_datetime(as_of, action_time)),
+        "days_in_default": _compact(default_days(
+            jurisdiction, customer_type, ints("days_overdue"),
+            (pd.Timestamp(as_of) - state["invoice_date"]).dt.days.to_numpy(dtype=np.int64),
+            ints("days_since_first_reminder"),
+            _yes_no(_optional(state, "consumer_notice_on_invoice")))),
         "promise_to_pay_pending": state["promise_to_pay_pending"].to_numpy(dtype=bool),
     }
 
@@ -611,22 +683,26 @@ def facts_for_invoices(tables: dict[str, pd.DataFrame], as_of: date,
 
 # --------------------------------------------------------------------------- one case by hand
 DATE_FACTS = ("is_weekend", "is_bank_holiday", "days_overdue", "limitation_passed",
-              "local_hour")
+              "local_hour", "days_in_default")
 
 
 def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
-               action_time: datetime | None = None) -> tuple[dict[str, Any], list[str]]:
+               action_time: datetime | None = None, invoice_date: date | None = None,
+               first_reminder: date | None = None,
+               notice: bool | None = None) -> tuple[dict[str, Any], list[str]]:
     """The facts that follow from the decision date, computed as :func:`facts_from_state` does.
 
     ``is_weekend`` from ``as_of``; ``is_bank_holiday`` from ``as_of``, ``jurisdiction`` and
     ``region`` (``holidays``); ``days_overdue`` from ``due_date``; ``limitation_passed``
     from the due date (given, or ``as_of - days_overdue``), jurisdiction and customer type
     (``limitation.json``); ``local_hour`` from ``action_time`` (timezone-aware), jurisdiction
-    and region (:func:`local_hour`). A fact that cannot be computed (no jurisdiction, no due
-    date, no action time, an unknown time zone) is left out. Returns ``(computed,
-    contradictions)``: each contradiction is a message for a fact in ``facts`` whose value
-    differs from the computed one (``is_weekend`` false on a Sunday), which the caller must
-    refuse.
+    and region (:func:`local_hour`); ``days_in_default`` from the due date, ``invoice_date``
+    (default: the due date), the ``first_reminder`` after the due date and the consumer's
+    § 286 (3) ``notice`` (:func:`default_days`). A fact that cannot be computed (no
+    jurisdiction, no due date, no action time, an unknown time zone) is left out. Returns
+    ``(computed, contradictions)``: each contradiction is a message for a fact in ``facts``
+    whose value differs from the computed one (``is_weekend`` false on a Sunday), which the
+    caller must refuse.
     """
     out: dict[str, Any] = {"is_weekend": as_of.weekday() >= 5}
     jur, region = facts.get("jurisdiction"), facts.get("region")
@@ -637,6 +713,7 @@ def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
         if flag is not None:
             out["is_bank_holiday"] = bool(flag)
     overdue = facts.get("days_overdue")
+    due_given = due_date is not None
     if due_date is not None:
         out["days_overdue"] = (as_of - due_date).days
     elif isinstance(overdue, int) and not isinstance(overdue, bool):
@@ -648,6 +725,22 @@ def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
                                 as_of)[0]
         if flag is not None:
             out["limitation_passed"] = bool(flag)
+    # a German consumer's default needs the first reminder (or that there was none) and
+    # the § 286 (3) notice: derived only when the case says them, never guessed
+    consumer_de = jur == "DE" and ctype == "b2c"
+    knows_reminders = (first_reminder is not None or notice is not None
+                       or facts.get("reminders_sent") == 0)
+    if due_given and isinstance(jur, str) and isinstance(ctype, str) and (
+            not consumer_de or knows_reminders):
+        since_invoice = (as_of - (invoice_date or due_date)).days
+        reminded = (as_of - first_reminder).days if first_reminder is not None else -1
+        if first_reminder is not None and not due_date < first_reminder <= as_of:
+            reminded = -1  # a reminder before the due date creates no default
+        days = default_days(np.array([jur], dtype=object), np.array([ctype], dtype=object),
+                            np.array([(as_of - due_date).days]), np.array([since_invoice]),
+                            np.array([reminded]), np.array([notice], dtype=object))[0]
+        if days is not None:
+            out["days_in_default"] = int(days)
     if action_time is not None:
         hour = local_hour(action_time, time_zones(jur, region if region is not None else ""))
         if hour is not None:
@@ -660,6 +753,9 @@ def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
            "days_overdue": f"due {due_date}, decided {as_of}",
            "limitation_passed": f"due {due_date}, limitation period of {jur} "
                                 f"(legal_rules/{LIMITATION_FILE})",
+           "days_in_default": f"due {due_date}, first reminder {first_reminder}, § 286 (3) "
+                              f"notice {notice} (BGB § 286 for DE; else from the day after "
+                              "the due date)",
            "local_hour": f"the action time {action_time} in "
                          f"{', '.join(time_zones(jur, region or ''))}"}
     for name, value in out.items():

@@ -149,7 +149,8 @@ def list_rules(
 
 
 # keys of a facts file that describe the case rather than being facts
-CASE_KEYS = ("as_of", "action", "invoice_id", "due_date", "invoice_date", "action_time")
+CASE_KEYS = ("as_of", "action", "invoice_id", "due_date", "invoice_date", "action_time",
+             "first_reminder_date", "consumer_notice_on_invoice")
 
 
 def _read_facts_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -216,7 +217,13 @@ def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day:
         if when is None or when.tzinfo is None:
             raise InputError(f"{path}: action_time: write the time with its UTC offset, e.g. "
                              f"2026-03-02T14:30-05:00, found {case['action_time']!r}")
-    computed, contradictions = date_facts(facts, day, due, when)
+    notice = case.get("consumer_notice_on_invoice")
+    if notice is not None and not isinstance(notice, bool):
+        raise InputError(f"{path}: consumer_notice_on_invoice: expected true or false, found "
+                         f"{notice!r}")
+    computed, contradictions = date_facts(
+        facts, day, due, when, invoice_date,
+        _case_date(path, case, "first_reminder_date"), notice)
     if contradictions:
         raise InputError(f"{path}: facts contradict the decision date {day}: "
                          + "; ".join(contradictions))

@@ -5,7 +5,9 @@ Every figure a letter claims comes from the legal decision of record for that le
 
 - interest: the tightest ``max_interest_rate`` cap (a rate expression such as
   ``base_rate(DE) + 9``) or an EU ``interest_rate_pp_over_base`` cap plus the ECB rate;
-  simple interest on the open principal from the day after the due date, act/365, one
+  simple interest on the open principal from the first day of default (the fact
+  ``days_in_default``: BGB § 286 for German debtors, elsewhere the day after the due date;
+  :attr:`InvoiceRef.first_interest_day`), act/365, one
   period per half-year at that half-year's rate (:func:`interest_periods`; the UK rate is
   fixed at the half-year the debt fell due), shown period by period in the letter's annex;
   a period without a known rate -> no figure: the letter goes to the human review queue
@@ -89,6 +91,21 @@ class InvoiceRef:
     amount: float
     open_amount: float
     currency: str
+    interest_from: dt.date | None = None  # first day of default; None: the day after due
+
+    @property
+    def first_interest_day(self) -> dt.date:
+        """The first day interest runs: the first day of default (BGB § 286 for German
+        debtors, fact ``days_in_default``), else the day after the due date."""
+        return self.interest_from or self.due_date + dt.timedelta(days=1)
+
+
+def default_start(letter_date: dt.date, days_in_default: Any) -> dt.date | None:
+    """The first day of default from the fact ``days_in_default`` on ``letter_date``
+    (1 = default began that day); ``None`` when not in default or unknown."""
+    if not isinstance(days_in_default, int) or days_in_default < 1:
+        return None
+    return letter_date - dt.timedelta(days=days_in_default - 1)
 
 
 @dataclass
@@ -194,8 +211,9 @@ def half_years(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
 
 def interest_periods(principal: float, due_date: dt.date, letter_date: dt.date,
                      expression: str, ruleset: Any | None,
-                     invoice_id: str = "") -> list[InterestPeriod]:
-    """Simple interest on ``principal`` from the day after ``due_date`` to ``letter_date``.
+                     invoice_id: str = "", first: dt.date | None = None) -> list[InterestPeriod]:
+    """Simple interest on ``principal`` from ``first`` (the first day of default; default
+    the day after ``due_date``) to ``letter_date``.
 
     ``expression`` is a cap's rate expression (``"base_rate(DE) + 9"`` or a fixed ``"4"``).
     One period per half-year, each at its own rate (see :data:`RATE_FIXED_AT_DUE_DATE`),
@@ -204,7 +222,7 @@ def interest_periods(principal: float, due_date: dt.date, letter_date: dt.date,
     """
     from legal_rules.model import parse_cap_expression
 
-    first = due_date + dt.timedelta(days=1)
+    first = first or due_date + dt.timedelta(days=1)
     if letter_date < first or principal <= 0:
         return []
     name, jur, margin = parse_cap_expression(expression)
@@ -263,7 +281,8 @@ def _binding(decision: Decision, name: str) -> tuple[float | None, list[Any]]:
 
 def interest_problem(principal: float, due_date: dt.date, letter_date: dt.date,
                      decision: Decision, ruleset: Any | None, invoice_id: str = "",
-                     claims: Decision | None = None) -> str | None:
+                     claims: Decision | None = None,
+                     first: dt.date | None = None) -> str | None:
     """Why the interest of this letter cannot be computed (a rate missing for a period, a
     rate cap unknown on the letter date), or ``None`` when it can (or none is claimed).
 
@@ -274,7 +293,7 @@ def interest_problem(principal: float, due_date: dt.date, letter_date: dt.date,
         rate_caps = _interest_expression(claims or decision, ruleset)
         if rate_caps:
             interest_periods(principal, due_date, letter_date, rate_caps[0].expression,
-                             ruleset, invoice_id)
+                             ruleset, invoice_id, first)
     except InterestRateUnknown as exc:
         msg = str(exc)
         prefix = f"invoice {invoice_id}: "
@@ -311,7 +330,8 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
 
     rate_caps = [] if withhold_interest else _interest_expression(claims, ruleset)
     periods = (interest_periods(principal, invoice.due_date, letter_date,
-                                rate_caps[0].expression, ruleset, invoice.invoice_id)
+                                rate_caps[0].expression, ruleset, invoice.invoice_id,
+                                invoice.first_interest_day)
                if rate_caps else [])
     interest = round(sum(p.amount for p in periods), 2)
     if periods:
@@ -546,7 +566,9 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
            "payment_reference": reference, "annex": annex,
            "rate_fixed": any(p.base and p.base.split("(")[0] in RATE_FIXED_AT_DUE_DATE
                              for p in figures["interest_periods"]),
-           "company": creditor.company_lines(), "carried": claims is not None, **figures}
+           "company": creditor.company_lines(), "carried": claims is not None,
+           "default_later": invoice.first_interest_day > invoice.due_date + dt.timedelta(days=1),
+           **figures}
     text = _env(False).get_template("letter.txt.j2").render(**ctx)
     html = _env(True).get_template("letter.html.j2").render(**ctx)
     return Letter(kind=kind, language=lang, jurisdiction=invoice.jurisdiction,
@@ -669,12 +691,14 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     creditor.check_for_letters()  # before anything: no letter without the company details
     checks = legal_decisions(store, actions, as_of, ruleset)
     rs, _, evaluator = compiled_rules(ruleset, store.path)
-    refs = [_invoice_ref(c.state) for c in checks]
+    refs = [_invoice_ref(c.state, default_start(as_of, c.facts.get("days_in_default")))
+            for c in checks]
     claims = [carried_claims(evaluator, c.facts, c.action, as_of, ref.invoice_id)
               if c.decision.allowed else None for c, ref in zip(checks, refs, strict=True)]
     # a letter whose interest cannot be computed needs an approved review like an escalation
     blocked = [interest_problem(ref.open_amount, ref.due_date, as_of, c.decision, rs,
-                                ref.invoice_id, cl) if c.decision.allowed else None
+                                ref.invoice_id, cl, ref.first_interest_day)
+               if c.decision.allowed else None
                for c, ref, cl in zip(checks, refs, claims, strict=True)]
     out, errors = [], []
     with store.connect() as con:  # all or nothing: every gate before any letter
@@ -711,7 +735,7 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     return out
 
 
-def _invoice_ref(r: Any) -> InvoiceRef:
+def _invoice_ref(r: Any, interest_from: dt.date | None = None) -> InvoiceRef:
     """The :class:`InvoiceRef` of a row of ``legal_rules.from_tables.invoice_states``."""
     return InvoiceRef(
         invoice_id=r["invoice_id"], customer_id=r["customer_id"],
@@ -720,7 +744,7 @@ def _invoice_ref(r: Any) -> InvoiceRef:
         language=r["language"] if isinstance(r["language"], str) else None,
         invoice_date=r["invoice_date"].date(), due_date=r["due_date"].date(),
         amount=float(r["amount"]), open_amount=float(r["open_amount"]),
-        currency=str(r["currency"]).upper())
+        currency=str(r["currency"]).upper(), interest_from=interest_from)
 
 
 def carried_claims(evaluator: Any, facts: dict[str, Any], action: Action, day: dt.date,

@@ -570,7 +570,12 @@ class Recommender:
                        due_date: dt.date | None, decision: Any) -> str | None:
         """Why the letter of ``action`` cannot state its interest, or None (see
         :func:`dunning.ops.letters.interest_problem`; no letter or no due date: None)."""
-        from dunning.ops.letters import LETTER_KINDS, carried_claims, interest_problem
+        from dunning.ops.letters import (
+            LETTER_KINDS,
+            carried_claims,
+            default_start,
+            interest_problem,
+        )
 
         if action not in LETTER_KINDS or due_date is None:
             return None
@@ -580,7 +585,8 @@ class Recommender:
         except InputError:
             return None  # the letter is refused anyway (its claims cannot be evaluated)
         return interest_problem(float(row["facts"]["amount"]), due_date, as_of, decision,
-                                self.ruleset, row["invoice_id"], claims)
+                                self.ruleset, row["invoice_id"], claims,
+                                default_start(as_of, row["facts"].get("days_in_default")))
 
     def _probabilities(self, state: pd.DataFrame, tables: dict[str, pd.DataFrame],
                        as_of: dt.date) -> tuple[np.ndarray, Callable[[np.ndarray], dict]]:

@@ -162,6 +162,10 @@ def legal_facts(batch: InvoiceBatch, state: EnvState, cal: CalendarDay,
         "days_since_conversation": np.full(len(day), NEVER_DAYS, dtype=np.int64),
         # the simulated collector phones at a convenient hour of the debtor's day
         "local_hour": np.full(len(day), CONVENIENT_LOCAL_HOUR),
+        # default from the day after the due date: the simulation does not model BGB § 286's
+        # reminder/notice timing; the fact only decides whether an interest cap applies,
+        # which never changes the mask
+        "days_in_default": np.maximum(day, 0).astype(np.int64),
         "promise_to_pay_pending": np.zeros(len(day), dtype=bool),
     }
     if strings is None:
