@@ -146,6 +146,7 @@ _FACT_LABELS_DE = {
     "Mahngebühr vereinbart", "milestone_reached": "Projektmeilenstein erreicht",
     "days_since_conversation": "Tage seit dem letzten Telefongespräch",
     "local_hour": "Uhrzeit beim Schuldner (Stunden)",
+    "days_in_default": "Tage im Verzug (§ 286 BGB)",
     "promise_to_pay_pending": "offenes Zahlungsversprechen",
 }
 

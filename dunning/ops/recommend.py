@@ -570,14 +570,12 @@ class Recommender:
                        due_date: dt.date | None, decision: Any) -> str | None:
         """Why the letter of ``action`` cannot state its interest, or None (see
         :func:`dunning.ops.letters.interest_problem`; no letter or no due date: None)."""
-        from dunning.ops.letters import (
-            LETTER_KINDS,
-            carried_claims,
-            default_start,
-            interest_problem,
-        )
+        from dunning.ops.interest import carried_claims, default_start, interest_problem
 
-        if action not in LETTER_KINDS or due_date is None:
+        if action not in (Action.EMAIL, Action.LETTER, Action.FINAL_NOTICE, Action.AGENCY):
+            return None  # no letter (dunning.ops.letters.LETTER_KINDS)
+
+        if due_date is None:
             return None
         try:
             claims = carried_claims(self.durable, row["facts"], action, as_of,

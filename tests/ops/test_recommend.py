@@ -112,7 +112,9 @@ def test_facts_are_complete_and_typed(db):
         assert len(values) == len(state)
         for v in values:
             if v is None:  # missing stays missing (fails closed), only where data is absent
-                assert name in ("limitation_passed", "agency_consent", "reminder_fee_agreed")
+                assert name in ("limitation_passed", "agency_consent", "reminder_fee_agreed",
+                                "local_hour",  # a US customer without a (known) state
+                                "days_in_default")  # a German consumer, notice unknown
             else:
                 assert fact_problem(name, v.item() if hasattr(v, "item") else v) is None, name
     assert NEVER_DAYS in set(facts["days_since_last_contact"])
