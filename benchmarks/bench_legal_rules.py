@@ -134,6 +134,7 @@ def bench_differential(ruleset, n_rows: int) -> dict:
                     and bool(decisions[Action.EMAIL].input_problems) == batch.invalid[i]
                     and all(d.allowed == batch.allowed[i, a]
                             and d.needs_review == batch.needs_review[i, a]
+                            and d.blocked_by == batch.blocked_by(i, a)  # incl. input.*
                             for a, d in decisions.items()))
             cases += 1
             disagreements += not same

@@ -125,6 +125,11 @@ INVOICES = Table(
         Column("dispute_resolved", "date", False, "Date the dispute was resolved, if it was."),
         Column("milestone_date", "date", False, "Project milestone the payment depends on "
                "(construction)."),
+        Column("consumer_notice_on_invoice", "str", False, "`yes` if the invoice told a "
+               "consumer that they are in default 30 days after due date and receipt without a "
+               "reminder (BGB § 286 (3)), `no` if not; empty: unknown, and a German consumer's "
+               "default date then fails closed where it depends on it.",
+               choices=("yes", "no")),
     ),
 )
 

@@ -41,6 +41,23 @@ from legal_rules.known import META_KEYS, Vocabulary, closest, unknown_fact_messa
 from legal_rules.messages import Message
 from legal_rules.model import CapValue, Rule, evaluate_kleene
 
+# Pseudo-rule ids: blocks that no rule file holds, named like rules wherever "blocked by" is
+# shown (Decision.blocked_by, the daily run's reason, the review queue, the audit trail).
+INPUT_UNKNOWN_FACT = "input.unknown_fact"  # a key that is not a fact
+INPUT_WRONG_TYPE = "input.wrong_type"  # a fact of the wrong type (or out of range)
+INPUT_UNKNOWN_VALUE = "input.unknown_value"  # a string value the rules do not know
+INPUT_MISSING_FACT = "input.missing_fact"  # a rule that applies needs a fact not supplied
+RATES_MISSING_PERIOD = "rates.missing_period"  # a claim needs a rate the table lacks
+PSEUDO_RULES: dict[str, str] = {
+    INPUT_UNKNOWN_FACT: "the input names a fact the rules do not know",
+    INPUT_WRONG_TYPE: "a fact has a value of the wrong type or out of range",
+    INPUT_UNKNOWN_VALUE: "a fact has a value the rules do not know (jurisdiction, region, "
+                         "industry, currency, customer type)",
+    INPUT_MISSING_FACT: "a rule that applies needs a fact that was not supplied",
+    RATES_MISSING_PERIOD: "a claim (interest) needs a reference rate for a period that the "
+                          "rate table does not hold",
+}
+
 
 def as_date(value: date | datetime | str | np.datetime64) -> date:
     """A decision date from a ``date``, ``datetime``, ISO string or ``numpy.datetime64``."""
@@ -112,16 +129,21 @@ _VOCAB_FACTS = ("jurisdiction", "region", "industry", "currency", "customer_type
 
 
 def input_problems(facts: dict[str, Any], valid: dict[str, Any], problems: dict[str, str],
-                   vocab: Vocabulary) -> list[str]:
+                   vocab: Vocabulary, codes: set[str] | None = None) -> list[str]:
     """Why the whole decision is blocked (empty: it is not), and drops unknown values.
 
     ``valid``/``problems`` come from :func:`split_facts`; a valid string outside its
     vocabulary is moved from ``valid`` to ``problems`` (it then counts as missing for the
-    rules). Messages name the value and the closest known one.
+    rules). Messages name the value and the closest known one. ``codes``, when given,
+    receives the pseudo-rule id of each kind of problem (:func:`problem_code`).
     """
+    codes = set() if codes is None else codes
     out = [unknown_fact_message(k) for k in facts if k not in FACTS and k not in META_KEYS]
+    if out:
+        codes.add(INPUT_UNKNOWN_FACT)
     for name, why in problems.items():
         if why != "missing":
+            codes.add(problem_code(name, facts.get(name)))
             hint: Message | str = ""
             if name in _VOCAB_FACTS and isinstance(facts.get(name), str):
                 hint = vocab.hint(name, facts[name])
@@ -135,9 +157,22 @@ def input_problems(facts: dict[str, Any], valid: dict[str, Any], problems: dict[
         if not ok:
             jur = valid.get("jurisdiction") if name == "region" else None
             out.append(vocab.value_message(name, value, jur))
+            codes.add(INPUT_UNKNOWN_VALUE)
             problems[name] = "unknown value"
             del valid[name]
     return out
+
+
+def problem_code(name: str, value: object) -> str:
+    """The pseudo-rule id of an invalid (not missing) value of fact ``name``: a string given
+    for a text fact is an unknown value (``'uk'``, ``'B2C'``), anything else a wrong type.
+    Both evaluators classify by this rule."""
+    return INPUT_UNKNOWN_VALUE if FACTS[name].type == "str" and isinstance(value, str) \
+        else INPUT_WRONG_TYPE
+
+
+# order in which pseudo-rule ids are listed after the rules in ``blocked_by``
+INPUT_CODES = (INPUT_UNKNOWN_FACT, INPUT_WRONG_TYPE, INPUT_UNKNOWN_VALUE, INPUT_MISSING_FACT)
 
 
 def exclusion(rule: Rule, valid: dict[str, Any], day: date) -> str | None:
@@ -207,6 +242,7 @@ class Decision:
     engine: str = "durable_rules"
     input_problems: tuple[str, ...] = ()
     not_fired: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+    blocked_inputs: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:
@@ -223,6 +259,16 @@ class Decision:
     @property
     def vetoed_by(self) -> tuple[str, ...]:
         return tuple(h.rule_id for h in self.fired if h.effect == "veto")
+
+    @property
+    def blocked_by(self) -> tuple[str, ...]:
+        """Every reason this action is not allowed, as rule ids: the vetoes that fired, the
+        rules that could not be evaluated, then the pseudo-rules of the input
+        (:data:`INPUT_CODES`: ``input.unknown_fact``, ``input.wrong_type``,
+        ``input.unknown_value``, ``input.missing_fact``). Empty when allowed."""
+        if self.allowed:
+            return ()
+        return (*self.vetoed_by, *(h.rule_id for h in self.unresolved), *self.blocked_inputs)
 
     @property
     def blocked_claims(self) -> tuple[str, ...]:
@@ -251,6 +297,7 @@ class Decision:
         out["action"] = self.action.channel
         out["as_of"] = self.as_of.isoformat()
         out["status"] = self.status
+        out["blocked_by"] = list(self.blocked_by)
         out["blocked_claims"] = list(self.blocked_claims)
         # the same messages language-neutral (id + parameters), for a client rendering them
         out["messages"] = {

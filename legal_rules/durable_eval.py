@@ -30,6 +30,8 @@ from durable import engine as durable_engine
 from engine.calendar import day_number
 from engine.contract import Action
 from legal_rules.decision import (
+    INPUT_CODES,
+    INPUT_MISSING_FACT,
     Decision,
     RuleHit,
     as_action,
@@ -218,17 +220,23 @@ class DurableEvaluator:
                                       if a in r.applies_to) for a in Action}
 
     def fired_and_unresolved(self, facts: dict[str, Any], as_of: date | str,
-                             ) -> tuple[list[int], dict[int, str], dict, tuple[str, ...]]:
-        """Rule indices that fired, unresolved rule index -> reason, the valid facts, and the
-        input problems that block the whole decision (:func:`~legal_rules.decision.input_problems`).
+                             ) -> tuple[list[int], dict[int, str], dict, tuple[str, ...],
+                                        tuple[str, ...], frozenset[int]]:
+        """Rule indices that fired, unresolved rule index -> reason, the valid facts, the
+        input problems that block the whole decision (:func:`~legal_rules.decision.input_problems`),
+        their pseudo-rule ids, and the unresolved rules that need a missing fact.
         """
         day = as_date(as_of)
         valid, problems = split_facts(facts)
-        blocking = tuple(input_problems(facts, valid, problems, self.ruleset.vocabulary))
+        codes: set[str] = set()
+        blocking = tuple(input_problems(facts, valid, problems, self.ruleset.vocabulary,
+                                        codes))
+        input_codes = tuple(c for c in INPUT_CODES if c in codes)
         # durable_rules never matches a condition on an absent field, so its matches are
         # exactly the rules that are true whatever the invalid facts (Kleene true).
         fired = self._durable.fire(valid, day)
         unresolved: dict[int, str] = {}
+        missing: set[int] = set()
         if problems:
             fired_set, keys = set(fired), problems.keys()
             for i, needed in self._needed:
@@ -238,7 +246,9 @@ class DurableEvaluator:
                     bad = sorted(needed.intersection(keys))
                     unresolved[i] = Message("rule.facts_unknown", problems=[
                         Message("rule.fact_unknown", name=f, problem=problems[f]) for f in bad])
-        return fired, unresolved, valid, blocking
+                    if any(problems[f] == "missing" for f in bad):
+                        missing.add(i)
+        return fired, unresolved, valid, blocking, input_codes, frozenset(missing)
 
     def decide_all(self, facts: dict[str, Any], as_of: date | str,
                    explain: bool = False) -> dict[Action, Decision]:
@@ -247,18 +257,21 @@ class DurableEvaluator:
         ``explain=True`` also fills ``Decision.not_fired`` (why each other rule did not fire).
         """
         day = as_date(as_of)
-        fired, unresolved, valid, blocking = self.fired_and_unresolved(facts, day)
+        fired, unresolved, valid, blocking, codes, missing = self.fired_and_unresolved(
+            facts, day)
         caps = self._caps(fired, day, valid)
-        return {a: self._decision(a, day, fired, unresolved, valid, explain, caps, blocking)
+        return {a: self._decision(a, day, fired, unresolved, valid, explain, caps, blocking,
+                                  codes, missing)
                 for a in _ACTIONS}
 
     def decide(self, facts: dict[str, Any], action: Action | int | str,
                as_of: date | str, explain: bool = False) -> Decision:
         """The :class:`Decision` for one action (see :meth:`decide_all` for ``explain``)."""
         day = as_date(as_of)
-        fired, unresolved, valid, blocking = self.fired_and_unresolved(facts, day)
+        fired, unresolved, valid, blocking, codes, missing = self.fired_and_unresolved(
+            facts, day)
         return self._decision(as_action(action), day, fired, unresolved, valid, explain,
-                              None, blocking)
+                              None, blocking, codes, missing)
 
     def _caps(self, fired: list[int], day: date, valid: dict[str, Any]) -> dict[int, CapValue]:
         rules = self.ruleset.rules
@@ -268,7 +281,8 @@ class DurableEvaluator:
     def _decision(self, action: Action, day: date, fired: list[int],
                   unresolved: dict[int, str], valid: dict[str, Any],
                   explain: bool = False, cap_values: dict[int, CapValue] | None = None,
-                  blocking: tuple[str, ...] = ()) -> Decision:
+                  blocking: tuple[str, ...] = (), codes: tuple[str, ...] = (),
+                  missing: frozenset[int] = frozenset()) -> Decision:
         if cap_values is None:
             cap_values = self._caps(fired, day, valid)
         applies = self._applies[action]
@@ -281,13 +295,15 @@ class DurableEvaluator:
         effects = {h.effect for h in hits}
         vetoed = "veto" in effects
         if action is Action.WAIT:
-            blocking = ()  # waiting is always allowed
+            blocking, codes = (), ()  # waiting is always allowed
+        elif missing and not missing.isdisjoint(applies):
+            codes = (*codes, INPUT_MISSING_FACT)
         return Decision(
             action=action, as_of=day, allowed=not vetoed and not blocked and not blocking,
             vetoed=vetoed, input_problems=blocking,
             needs_review="require_human_review" in effects,
             fired=hits, unresolved=blocked, caps=caps,
-            ruleset_hash=self.ruleset.hash,
+            ruleset_hash=self.ruleset.hash, blocked_inputs=codes,
             not_fired=tuple(self._why_not(action, day, set(fired), unresolved, valid))
             if explain else (),
         )

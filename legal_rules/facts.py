@@ -26,6 +26,9 @@ from legal_rules.messages import Message
 # "Never" for day counters (no contact yet, no final notice yet): large, so that a
 # "days since last contact < 7" condition is false without a missing value.
 NEVER_DAYS = 10_000
+# ``local_hour`` for producers that have no time of day (the simulation: its collector acts
+# during the debtor's business hours): 10:00, inside every call-hours rule.
+CONVENIENT_LOCAL_HOUR = 10.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,19 @@ FACTS: dict[str, Fact] = {
         Fact("days_since_conversation", "int",
              "Days since the last phone call that reached the debtor (a conversation, "
              f"US Regulation F; 0: today; {NEVER_DAYS} if none).", default=NEVER_DAYS,
+             personal=True),
+        Fact("days_in_default", "int",
+             "Days the debtor has been in default on the decision date, counting the first "
+             "day (1: default began today; 0: not in default). German debtors: BGB § 286 "
+             "(after a reminder following the due date; 30 days after due date and receipt "
+             "of the invoice, for a consumer only if the invoice said so; a business from the "
+             "day after the agreed due date); elsewhere from the day after the due date. "
+             "Missing where it depends on an unknown fact (fails closed)."),
+        Fact("local_hour", "float",
+             "Time of day at the debtor's location when the action is taken, in hours "
+             "(20.5 = 20:30): the action time in the debtor's time zone (US: from the state "
+             "in region; a state with several zones gives the least convenient of them). "
+             "Missing when the time zone is unknown (fails closed where a rule needs it).",
              personal=True),
         Fact("promise_to_pay_pending", "bool",
              "The debtor promised to pay by a date on or after the decision date (the "

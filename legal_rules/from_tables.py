@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -135,6 +135,145 @@ def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
 
+# --------------------------------------------------------------------------- time of day
+# When a recommended action is taken, if the caller does not say: the decision day at 17:00
+# UTC (12:00 / 13:00 in New York, 9:00 / 10:00 in Los Angeles, 8:00 / 9:00 in Alaska; 7:00 in
+# Hawaii, where Regulation F's call-hours rule then vetoes a call: pass the real call time).
+DEFAULT_ACTION_TIME = time(17, 0, tzinfo=UTC)
+# IANA time zones with part of each US state or territory (region codes as in the store).
+US_TIME_ZONES: dict[str, tuple[str, ...]] = {
+    **{s: ("America/New_York",) for s in (
+        "CT", "DC", "DE", "GA", "MA", "MD", "ME", "NC", "NH", "NJ", "NY", "OH", "PA", "RI",
+        "SC", "VA", "VT", "WV")},
+    **{s: ("America/Chicago",) for s in (
+        "AL", "AR", "IA", "IL", "LA", "MN", "MO", "MS", "OK", "WI")},
+    **{s: ("America/Denver",) for s in ("CO", "MT", "NM", "UT", "WY")},
+    "CA": ("America/Los_Angeles",), "WA": ("America/Los_Angeles",),
+    "AK": ("America/Anchorage", "America/Adak"), "AZ": ("America/Phoenix", "America/Denver"),
+    "FL": ("America/New_York", "America/Chicago"), "HI": ("Pacific/Honolulu",),
+    "ID": ("America/Boise", "America/Los_Angeles"),
+    "IN": ("America/Indiana/Indianapolis", "America/Chicago"),
+    "KS": ("America/Chicago", "America/Denver"),
+    "KY": ("America/Kentucky/Louisville", "America/Chicago"),
+    "MI": ("America/Detroit", "America/Menominee"), "ND": ("America/Chicago", "America/Denver"),
+    "NE": ("America/Chicago", "America/Denver"), "NV": ("America/Los_Angeles", "America/Denver"),
+    "OR": ("America/Los_Angeles", "America/Boise"), "SD": ("America/Chicago", "America/Denver"),
+    "TN": ("America/Chicago", "America/New_York"), "TX": ("America/Chicago", "America/Denver"),
+    "PR": ("America/Puerto_Rico",), "VI": ("America/St_Thomas",), "GU": ("Pacific/Guam",),
+    "AS": ("Pacific/Pago_Pago",), "MP": ("Pacific/Saipan",),
+}
+# Countries (besides the US) whose time zones are known, for the same fact elsewhere.
+COUNTRY_TIME_ZONES: dict[str, tuple[str, ...]] = {
+    "AT": ("Europe/Vienna",), "BE": ("Europe/Brussels",), "BG": ("Europe/Sofia",),
+    "CH": ("Europe/Zurich",), "CY": ("Asia/Nicosia",), "CZ": ("Europe/Prague",),
+    "DE": ("Europe/Berlin",), "DK": ("Europe/Copenhagen",), "EE": ("Europe/Tallinn",),
+    "ES": ("Europe/Madrid", "Atlantic/Canary"), "FI": ("Europe/Helsinki",),
+    "FR": ("Europe/Paris",), "GB": ("Europe/London",), "GR": ("Europe/Athens",),
+    "HR": ("Europe/Zagreb",), "HU": ("Europe/Budapest",), "IE": ("Europe/Dublin",),
+    "IT": ("Europe/Rome",), "LT": ("Europe/Vilnius",), "LU": ("Europe/Luxembourg",),
+    "LV": ("Europe/Riga",), "MT": ("Europe/Malta",), "NL": ("Europe/Amsterdam",),
+    "NO": ("Europe/Oslo",), "PL": ("Europe/Warsaw",),
+    "PT": ("Europe/Lisbon", "Atlantic/Azores"), "RO": ("Europe/Bucharest",),
+    "SE": ("Europe/Stockholm",), "SI": ("Europe/Ljubljana",), "SK": ("Europe/Bratislava",),
+}
+CALL_HOURS = (8.0, 21.0)  # Regulation F's convenient time; "least convenient" is measured to it
+
+
+def time_zones(jurisdiction: object, region: object) -> tuple[str, ...]:
+    """The IANA time zones the debtor may be in (empty: unknown). US: from the state in
+    ``region`` (no state, or an unknown one: unknown); elsewhere from the country."""
+    if not isinstance(jurisdiction, str):
+        return ()
+    if jurisdiction == "US":
+        return US_TIME_ZONES.get(region, ()) if isinstance(region, str) else ()
+    return COUNTRY_TIME_ZONES.get(jurisdiction, ())
+
+
+def local_hour(action_time: datetime, zones: tuple[str, ...]) -> float | None:
+    """Hours since local midnight (20.5 = 20:30) of ``action_time`` (timezone-aware) in the
+    least convenient of ``zones``: the one nearest to or furthest outside
+    :data:`CALL_HOURS` (a debtor who may be in several zones is called only at a time that
+    is convenient in all of them, Regulation F comment 6(b)(1)(i)). ``None`` if no zone."""
+    from zoneinfo import ZoneInfo
+
+    hours = []
+    for zone in zones:
+        t = action_time.astimezone(ZoneInfo(zone))
+        hours.append(t.hour + t.minute / 60 + t.second / 3600)
+    if not hours:
+        return None
+    lo, hi = CALL_HOURS
+    return round(min(hours, key=lambda h: min(h - lo, hi - h)), 6)
+
+
+def action_datetime(as_of: date, action_time: datetime | time | None) -> datetime:
+    """When an action on ``as_of`` is taken: ``action_time`` (a datetime, or a time on
+    ``as_of``; timezone-aware) or :data:`DEFAULT_ACTION_TIME` on ``as_of``."""
+    if isinstance(action_time, datetime):
+        when = action_time
+    else:
+        when = datetime.combine(as_of, action_time or DEFAULT_ACTION_TIME)
+    if when.tzinfo is None:
+        from engine.errors import InputError
+
+        raise InputError(f"action time {when.isoformat()}: expected a time with its UTC "
+                         "offset, e.g. 2026-03-02T14:30+01:00")
+    return when
+
+
+def local_hours(jurisdictions: np.ndarray, regions: np.ndarray,
+                when: datetime) -> np.ndarray:
+    """(n,) object: :func:`local_hour` per row (``None`` where the time zone is unknown),
+    computed once per distinct (jurisdiction, region)."""
+    n = len(jurisdictions)
+    keys = list(zip(jurisdictions.tolist(), regions.tolist(), strict=True))
+    memo = {k: local_hour(when, time_zones(*k)) for k in set(keys)}
+    out = np.empty(n, dtype=object)
+    out[:] = [memo[k] for k in keys]
+    return out
+
+
+# --------------------------------------------------------------------------- default (Verzug)
+DEFAULT_NOTICE_DAYS = 30  # BGB § 286 (3): default 30 days after due date and receipt
+
+
+def default_days(jurisdictions: np.ndarray, customer_types: np.ndarray,
+                 days_overdue: np.ndarray, days_since_invoice: np.ndarray,
+                 days_since_first_reminder: np.ndarray, notice: np.ndarray) -> np.ndarray:
+    """(n,) object: ``days_in_default`` per row (int; ``None`` where it cannot be known).
+
+    Days in default on the decision day counting the first day of default (1 = default began
+    today; 0 = not in default). ``days_since_first_reminder``: the first reminder dated after
+    the due date (-1: none); ``notice``: the invoice told the consumer of § 286 (3) BGB
+    (True / False / None unknown). Receipt of the invoice is taken as its date.
+
+    * German debtors (BGB § 286): default begins the day after a reminder following the due
+      date (§ 286 (1)), or on day 31 after the due date and receipt of the invoice (§ 286
+      (3)) -- for a consumer only if the invoice said so -- and for a business the day after
+      the due date (a payment date fixed by the contract, § 286 (2) no. 1), whichever is
+      first. A consumer whose notice flag is unknown: known where the reminder came first
+      or neither has happened yet, else ``None`` (fails closed).
+    * Everywhere else: the day after the due date (Directive 2011/7/EU art. 3 (3); national
+      consumer rules are caps of their own).
+    """
+    overdue = np.maximum(days_overdue.astype(np.int64), 0)
+    since_receipt = np.minimum(days_overdue, days_since_invoice).astype(np.int64)
+    thirty = np.maximum(since_receipt - DEFAULT_NOTICE_DAYS, 0)
+    reminded = np.maximum(days_since_first_reminder.astype(np.int64), 0)
+    out = overdue.astype(object)
+    de = np.asarray(jurisdictions == "DE", dtype=bool)
+    b2c = de & np.asarray(customer_types == "b2c", dtype=bool)
+    b2b = de & ~b2c
+    out[b2b] = np.maximum(overdue, np.maximum(reminded, thirty))[b2b]
+    told = np.array([v is True or v is np.True_ for v in notice], dtype=bool)
+    untold = np.array([v is False or v is np.False_ for v in notice], dtype=bool)
+    consumer = np.where(told, np.maximum(reminded, thirty), reminded).astype(object)
+    unknown = ~told & ~untold & (thirty > reminded)  # the notice would decide: unknown
+    consumer[unknown] = None
+    out[b2c] = consumer[b2c]
+    return out
+
+
 # --------------------------------------------------------------------------- column helpers
 def _dates(s: pd.Series) -> pd.Series:
     return pd.to_datetime(s, errors="coerce").dt.normalize()
@@ -159,6 +298,26 @@ def _flag(s: pd.Series) -> np.ndarray:
     out = b.fillna(False).to_numpy(dtype=bool).astype(object)
     out[b.isna().to_numpy(dtype=bool)] = None
     return out
+
+
+def _yes_no(s: pd.Series) -> np.ndarray:
+    """(n,) object: True for ``yes``, False for ``no`` (a bool is taken as it is), else None."""
+    def one(v: Any) -> bool | None:
+        if isinstance(v, (bool, np.bool_)):
+            return bool(v)
+        text = str(v).strip().lower() if isinstance(v, str) else ""
+        return {"yes": True, "no": False}.get(text)
+
+    out = np.empty(len(s), dtype=object)
+    out[:] = [one(v) for v in s.tolist()]
+    return out
+
+
+def _compact(values: np.ndarray) -> np.ndarray:
+    """An object array of ints as int64 when none is missing (the fast path of the rules)."""
+    if all(v is not None for v in values):
+        return values.astype(np.int64)
+    return values
 
 
 def _optional(frame: pd.DataFrame, col: str) -> pd.Series:
@@ -232,6 +391,7 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     ``n_phone``, ``n_final_notice`` (reminders per channel), ``reminders_sent`` (their sum),
     ``days_since_last_contact``, ``contacts_last_7_days``, ``calls_last_7_days``,
     ``final_notice_sent``, ``days_since_final_notice`` (int days; ``NEVER_DAYS`` if none),
+    ``days_since_first_reminder`` (the first reminder dated after the due date; -1 if none),
     ``disputed_now``, ``handed_to_agency`` (bool) and ``is_open`` (open amount above half a
     cent and not handed to an agency); from the optional ``tables["events"]``
     (``Store.tables(as_of, names=(..., "events"))``, kinds in ``engine.events``):
@@ -290,6 +450,11 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     for ch in REMINDER_CHANNELS:  # per channel, for the policy's observations
         inv[f"n_{ch}"] = count(channel == ch)
     inv["days_overdue"] = (day - inv["due_date"]).dt.days.astype(np.int64)
+    # the first reminder dated after the due date (one before it creates no default)
+    after_due = reminder & (days_ago < inv["days_overdue"].to_numpy()[pos])
+    first = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(first, pos[after_due], days_ago[after_due])
+    inv["days_since_first_reminder"] = first
     inv["reminders_sent"] = count(reminder)
     inv["days_since_last_contact"] = days_since(reminder)
     inv["contacts_last_7_days"] = count(recent)
@@ -435,9 +600,13 @@ def _add_promises(inv: pd.DataFrame, ev: pd.DataFrame, day: pd.Timestamp) -> Non
     inv["promise_to_pay_pending"] = pending
 
 
-def facts_from_state(state: pd.DataFrame, as_of: date) -> dict[str, np.ndarray]:
+def facts_from_state(state: pd.DataFrame, as_of: date,
+                     action_time: datetime | time | None = None) -> dict[str, np.ndarray]:
     """Every fact of :data:`~legal_rules.facts.FACTS` per row of :func:`invoice_states`
-    (any subset of its rows, e.g. the open ones), plus ``invoice_id``: dict name -> (n,)."""
+    (any subset of its rows, e.g. the open ones), plus ``invoice_id``: dict name -> (n,).
+
+    ``action_time``: when the action is taken (:func:`action_datetime`; default
+    :data:`DEFAULT_ACTION_TIME` on ``as_of``), for ``local_hour``."""
     n = len(state)
     jurisdiction = _text(_optional(state, "jurisdiction"), "upper")
     region = _text(_optional(state, "region"), "upper", empty="")
@@ -479,12 +648,19 @@ def facts_from_state(state: pd.DataFrame, as_of: date) -> dict[str, np.ndarray]:
         "milestone_reached": (milestone.isna() | (milestone <= pd.Timestamp(as_of)))
         .to_numpy(dtype=bool),
         "days_since_conversation": ints("days_since_conversation"),
+        "local_hour": local_hours(jurisdiction, region, action_datetime(as_of, action_time)),
+        "days_in_default": _compact(default_days(
+            jurisdiction, customer_type, ints("days_overdue"),
+            (pd.Timestamp(as_of) - state["invoice_date"]).dt.days.to_numpy(dtype=np.int64),
+            ints("days_since_first_reminder"),
+            _yes_no(_optional(state, "consumer_notice_on_invoice")))),
         "promise_to_pay_pending": state["promise_to_pay_pending"].to_numpy(dtype=bool),
     }
 
 
 def facts_for_invoices(tables: dict[str, pd.DataFrame], as_of: date,
-                       state: pd.DataFrame | None = None) -> dict[str, np.ndarray]:
+                       state: pd.DataFrame | None = None,
+                       action_time: datetime | time | None = None) -> dict[str, np.ndarray]:
     """Every fact of every invoice dated on or before ``as_of`` (one array entry per invoice).
 
     Parameters
@@ -502,24 +678,31 @@ def facts_for_invoices(tables: dict[str, pd.DataFrame], as_of: date,
     """
     if state is None:
         state = invoice_states(tables, as_of)
-    return facts_from_state(state, as_of)
+    return facts_from_state(state, as_of, action_time)
 
 
 # --------------------------------------------------------------------------- one case by hand
-DATE_FACTS = ("is_weekend", "is_bank_holiday", "days_overdue", "limitation_passed")
+DATE_FACTS = ("is_weekend", "is_bank_holiday", "days_overdue", "limitation_passed",
+              "local_hour", "days_in_default")
 
 
-def date_facts(facts: dict[str, Any], as_of: date,
-               due_date: date | None = None) -> tuple[dict[str, Any], list[str]]:
+def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
+               action_time: datetime | None = None, invoice_date: date | None = None,
+               first_reminder: date | None = None,
+               notice: bool | None = None) -> tuple[dict[str, Any], list[str]]:
     """The facts that follow from the decision date, computed as :func:`facts_from_state` does.
 
     ``is_weekend`` from ``as_of``; ``is_bank_holiday`` from ``as_of``, ``jurisdiction`` and
     ``region`` (``holidays``); ``days_overdue`` from ``due_date``; ``limitation_passed``
     from the due date (given, or ``as_of - days_overdue``), jurisdiction and customer type
-    (``limitation.json``). A fact that cannot be computed (no jurisdiction, no due date) is
-    left out. Returns ``(computed, contradictions)``: each contradiction is a message for a
-    fact in ``facts`` whose value differs from the computed one (``is_weekend`` false on a
-    Sunday), which the caller must refuse.
+    (``limitation.json``); ``local_hour`` from ``action_time`` (timezone-aware), jurisdiction
+    and region (:func:`local_hour`); ``days_in_default`` from the due date, ``invoice_date``
+    (default: the due date), the ``first_reminder`` after the due date and the consumer's
+    § 286 (3) ``notice`` (:func:`default_days`). A fact that cannot be computed (no
+    jurisdiction, no due date, no action time, an unknown time zone) is left out. Returns
+    ``(computed, contradictions)``: each contradiction is a message for a fact in ``facts``
+    whose value differs from the computed one (``is_weekend`` false on a Sunday), which the
+    caller must refuse.
     """
     out: dict[str, Any] = {"is_weekend": as_of.weekday() >= 5}
     jur, region = facts.get("jurisdiction"), facts.get("region")
@@ -530,6 +713,7 @@ def date_facts(facts: dict[str, Any], as_of: date,
         if flag is not None:
             out["is_bank_holiday"] = bool(flag)
     overdue = facts.get("days_overdue")
+    due_given = due_date is not None
     if due_date is not None:
         out["days_overdue"] = (as_of - due_date).days
     elif isinstance(overdue, int) and not isinstance(overdue, bool):
@@ -541,6 +725,26 @@ def date_facts(facts: dict[str, Any], as_of: date,
                                 as_of)[0]
         if flag is not None:
             out["limitation_passed"] = bool(flag)
+    # a German consumer's default needs the first reminder (or that there was none) and
+    # the § 286 (3) notice: derived only when the case says them, never guessed
+    consumer_de = jur == "DE" and ctype == "b2c"
+    knows_reminders = (first_reminder is not None or notice is not None
+                       or facts.get("reminders_sent") == 0)
+    if due_given and isinstance(jur, str) and isinstance(ctype, str) and (
+            not consumer_de or knows_reminders):
+        since_invoice = (as_of - (invoice_date or due_date)).days
+        reminded = (as_of - first_reminder).days if first_reminder is not None else -1
+        if first_reminder is not None and not due_date < first_reminder <= as_of:
+            reminded = -1  # a reminder before the due date creates no default
+        days = default_days(np.array([jur], dtype=object), np.array([ctype], dtype=object),
+                            np.array([(as_of - due_date).days]), np.array([since_invoice]),
+                            np.array([reminded]), np.array([notice], dtype=object))[0]
+        if days is not None:
+            out["days_in_default"] = int(days)
+    if action_time is not None:
+        hour = local_hour(action_time, time_zones(jur, region if region is not None else ""))
+        if hour is not None:
+            out["local_hour"] = hour
     problems = []
     weekday = as_of.strftime("%A")
     why = {"is_weekend": f"{as_of} is a {weekday}",
@@ -548,9 +752,16 @@ def date_facts(facts: dict[str, Any], as_of: date,
                               "holiday calendar",
            "days_overdue": f"due {due_date}, decided {as_of}",
            "limitation_passed": f"due {due_date}, limitation period of {jur} "
-                                f"(legal_rules/{LIMITATION_FILE})"}
+                                f"(legal_rules/{LIMITATION_FILE})",
+           "days_in_default": f"due {due_date}, first reminder {first_reminder}, § 286 (3) "
+                              f"notice {notice} (BGB § 286 for DE; else from the day after "
+                              "the due date)",
+           "local_hour": f"the action time {action_time} in "
+                         f"{', '.join(time_zones(jur, region or ''))}"}
     for name, value in out.items():
         given = facts.get(name)
+        if name == "local_hour" and type(given) is int:
+            given = float(given)
         if type(given) is type(value) and given != value:  # a wrong type is the rules' error
             problems.append(f"{name} is {json.dumps(given)}, but {why[name]}, which gives "
                             f"{json.dumps(value)}")

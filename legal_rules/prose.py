@@ -147,6 +147,8 @@ _FACT_LABELS_DE = {
     "Einwilligung in die Übergabe an ein Inkassobüro", "reminder_fee_agreed":
     "Mahngebühr vereinbart", "milestone_reached": "Projektmeilenstein erreicht",
     "days_since_conversation": "Tage seit dem letzten Telefongespräch",
+    "local_hour": "Uhrzeit beim Schuldner (Stunden)",
+    "days_in_default": "Tage im Verzug (§ 286 BGB)",
     "promise_to_pay_pending": "offenes Zahlungsversprechen",
 }
 

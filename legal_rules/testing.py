@@ -48,6 +48,8 @@ NEUTRAL_FACTS: dict[str, Any] = {
     "reminder_fee_agreed": False,
     "milestone_reached": True,
     "days_since_conversation": NEVER_DAYS,
+    "local_hour": 12.0,
+    "days_in_default": 20,
     "promise_to_pay_pending": False,
 }
 CURRENCY = {"SE": "SEK", "GB": "GBP", "PL": "PLN", "US": "USD"}

@@ -19,7 +19,11 @@ import numpy as np
 
 from engine.calendar import EPOCH, day_number
 from engine.contract import N_ACTIONS, Action
-from legal_rules.decision import as_date
+from legal_rules.decision import (
+    INPUT_CODES,
+    INPUT_MISSING_FACT,
+    as_date,
+)
 from legal_rules.facts import FACT_DEFAULTS, FACTS, fact_problem, native_value
 from legal_rules.known import META_KEYS, Vocabulary
 from legal_rules.model import All, Always, AnyOf, Compare, Condition, Not, Rule, RuleSet
@@ -67,13 +71,19 @@ class _Column:
     Numeric/bool facts: ``values`` is int64/float64/bool (invalid rows hold 0). String facts:
     ``values`` are codes into ``uniques`` (-1 = invalid row). ``wrong``: rows where the fact
     is present but of the wrong type or unknown (they block the whole row); missing rows are
-    invalid but not wrong.
+    invalid but not wrong. ``unknown``: the rows of ``wrong`` that hold a string the rules do
+    not know (``input.unknown_value``; the others are ``input.wrong_type``).
     """
 
     values: np.ndarray
     valid: _Mask
     uniques: list[Any] | None = None
     wrong: _Mask = False
+    unknown: _Mask = False
+
+    def missing(self) -> _Mask:
+        """Rows where the fact is absent (not given, None, NaN): invalid but not wrong."""
+        return _and(_not(self.valid), _not(self.wrong))
 
 
 def _day_numbers(as_of: Any, n: int) -> int | _Days:
@@ -113,7 +123,8 @@ class _Encoded:
             self.columns[name] = _encode(name, raw, self.n, vocab)
         _check_regions(self.columns, vocab)
         # rows with input the rules do not know: every action but WAIT is blocked
-        invalid: _Mask = any(k not in FACTS and k not in META_KEYS for k in facts)
+        self.unknown_key = any(k not in FACTS and k not in META_KEYS for k in facts)
+        invalid: _Mask = self.unknown_key
         for col in self.columns.values():
             invalid = _or(invalid, col.wrong)
         self.invalid = invalid
@@ -275,13 +286,18 @@ def _encode_str(name: str, raw: Any, n: int, vocab: Vocabulary) -> _Column:
     unique_ok = np.array([w is None and vocab.value_ok(name, u) for w, u in zip(
         why, uniques, strict=True)] + [False], dtype=bool)
     wrong: _Mask = False
+    unknown: _Mask = False
     if not unique_ok[:-1].all():  # invalid distinct values behave like missing rows
         is_wrong = np.array([w != "missing" for w in why] + [False], dtype=bool) & ~unique_ok
         wrong = is_wrong[codes] if is_wrong.any() else False
+        # a string is an unknown value, anything else a wrong type (decision.problem_code)
+        is_unknown = is_wrong & np.array([isinstance(u, str) for u in uniques] + [False],
+                                         dtype=bool)
+        unknown = is_unknown[codes] if is_unknown.any() else False
         codes = np.where(unique_ok[codes], codes, -1)
     valid: _Mask = True if (codes >= 0).all() else codes >= 0
     kept = [u if ok else None for u, ok in zip(uniques, unique_ok[:-1], strict=True)]
-    return _Column(codes, valid, kept, wrong)
+    return _Column(codes, valid, kept, wrong, unknown)
 
 
 def _check_regions(columns: dict[str, _Column], vocab: Vocabulary) -> None:
@@ -302,6 +318,7 @@ def _check_regions(columns: dict[str, _Column], vocab: Vocabulary) -> None:
         return
     bad = ~ok
     reg.wrong = _or(reg.wrong, bad)
+    reg.unknown = _or(reg.unknown, bad)
     reg.values = np.where(bad, -1, reg.values)
     reg.valid = _and(reg.valid, ok)
 
@@ -325,6 +342,12 @@ class BatchDecision:
     invalid : (n,) bool
         Row i holds input the rules do not know (a non-fact key, a wrong type, an unknown
         value): every action but WAIT is blocked; ``durable_eval`` gives the messages.
+    input_codes : (n, 3) bool
+        Which kinds of input problem row i has, columns in the order of
+        ``legal_rules.decision.INPUT_CODES[:3]`` (unknown fact, wrong type, unknown value).
+    missing_blocked : (n, 6) bool
+        Action a of row i is blocked by a rule that needs a fact row i does not supply
+        (``input.missing_fact``).
     """
 
     allowed: np.ndarray
@@ -335,6 +358,24 @@ class BatchDecision:
     ruleset: RuleSet
     action_matrix: np.ndarray  # (R, 6) bool: rule r applies to action a
     invalid: np.ndarray | None = None  # (n,) bool: input the rules do not know (all blocked)
+    input_codes: np.ndarray | None = None  # (n, 3) bool
+    missing_blocked: np.ndarray | None = None  # (n, 6) bool
+
+    def blocked_by(self, row: int, action: Action | int) -> tuple[str, ...]:
+        """Rule ids (then pseudo-rule ids) that keep ``action`` of ``row`` from being allowed,
+        in the order of :attr:`legal_rules.decision.Decision.blocked_by`."""
+        a = int(action)
+        if self.allowed[row, a]:
+            return ()
+        rules = self.ruleset.rules
+        out = [rules[k].id for k in self.vetoing_rules(row, a)]
+        out += [rules[k].id for k in self.unresolved_rules(row, a)]
+        if self.input_codes is not None:
+            out += [c for c, hit in zip(INPUT_CODES[:3], self.input_codes[row], strict=True)
+                    if hit]
+        if self.missing_blocked is not None and self.missing_blocked[row, a]:
+            out.append(INPUT_MISSING_FACT)
+        return tuple(out)
 
     def _rules_for(self, matrix: np.ndarray, row: int, action: Action | int,
                    effect: str | None = None) -> list[int]:
@@ -505,4 +546,33 @@ class VectorEvaluator:
         invalid = np.broadcast_to(np.asarray(enc.invalid, dtype=bool), (n,)).copy()
         return BatchDecision(allowed=allowed, needs_review=needs_review, vetoed_by=vetoed_by,
                              fired=fired, unresolved=unresolved, ruleset=self.ruleset,
-                             action_matrix=self.action_matrix, invalid=invalid)
+                             action_matrix=self.action_matrix, invalid=invalid,
+                             input_codes=self._input_codes(enc),
+                             missing_blocked=self._missing_blocked(enc, unresolved))
+
+    @staticmethod
+    def _input_codes(enc: _Encoded) -> np.ndarray:
+        """(n, 3) bool: unknown fact key, wrong type, unknown value per row."""
+        wrong_type: _Mask = False
+        unknown: _Mask = False
+        for col in enc.columns.values():
+            if col.wrong is not False:
+                wrong_type = _or(wrong_type, _and(col.wrong, _not(col.unknown)))
+                unknown = _or(unknown, col.unknown)
+        return np.column_stack([np.broadcast_to(np.asarray(m, dtype=bool), (enc.n,))
+                                for m in (enc.unknown_key, wrong_type, unknown)])
+
+    def _missing_blocked(self, enc: _Encoded, unresolved: np.ndarray) -> np.ndarray:
+        """(n, 6) bool: an unresolved rule of the action needs a fact the row lacks."""
+        hit = np.zeros_like(unresolved)
+        cols = np.flatnonzero(unresolved.any(axis=0))
+        for k in cols.tolist():
+            miss: _Mask = False
+            for name in self._compiled[k].needed:
+                miss = _or(miss, enc.columns[name].missing())
+            if miss is not False:
+                hit[:, k] = unresolved[:, k] & miss
+        blocked = (hit @ self.action_matrix) if cols.size else np.zeros(
+            (enc.n, N_ACTIONS), dtype=bool)
+        blocked[:, int(Action.WAIT)] = False
+        return blocked

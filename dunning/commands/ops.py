@@ -97,6 +97,14 @@ def recommend(
         if refused:
             console.print(f"[red]{len(refused)} letters not rendered (no rate for a period "
                           "of their interest); see docs/operations.md, Letters[/red]")
+        waiting = [r for r in frame.itertuples() if r.status == "needs_review"
+                   and isinstance(r.reason, dict) and r.reason.get("blocked_claims")]
+        for r in waiting:  # no figure printed: a reviewer decides (docs/operations.md)
+            console.print(f"[yellow]letter in review {r.review_id}: "
+                          f"{r.reason['blocked_claims'][0]}[/yellow]", highlight=False)
+        if waiting:
+            console.print(f"[yellow]{len(waiting)} letters wait in the review queue (rule "
+                          "rates.missing_period): `dunning review list`[/yellow]")
 
 
 def _write_frame(frame, out: Path) -> None:  # noqa: ANN001

@@ -149,7 +149,8 @@ def list_rules(
 
 
 # keys of a facts file that describe the case rather than being facts
-CASE_KEYS = ("as_of", "action", "invoice_id", "due_date", "invoice_date")
+CASE_KEYS = ("as_of", "action", "invoice_id", "due_date", "invoice_date", "action_time",
+             "first_reminder_date", "consumer_notice_on_invoice")
 
 
 def _read_facts_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -205,7 +206,24 @@ def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day:
     invoice_date = _case_date(path, case, "invoice_date")
     if invoice_date is not None and due is not None and due < invoice_date:
         raise InputError(f"{path}: due_date {due} is before invoice_date {invoice_date}")
-    computed, contradictions = date_facts(facts, day, due)
+    when = None
+    if case.get("action_time") is not None:
+        from datetime import datetime
+
+        try:
+            when = datetime.fromisoformat(str(case["action_time"]))
+        except ValueError:
+            when = None
+        if when is None or when.tzinfo is None:
+            raise InputError(f"{path}: action_time: write the time with its UTC offset, e.g. "
+                             f"2026-03-02T14:30-05:00, found {case['action_time']!r}")
+    notice = case.get("consumer_notice_on_invoice")
+    if notice is not None and not isinstance(notice, bool):
+        raise InputError(f"{path}: consumer_notice_on_invoice: expected true or false, found "
+                         f"{notice!r}")
+    computed, contradictions = date_facts(
+        facts, day, due, when, invoice_date,
+        _case_date(path, case, "first_reminder_date"), notice)
     if contradictions:
         raise InputError(f"{path}: facts contradict the decision date {day}: "
                          + "; ".join(contradictions))
@@ -273,8 +291,9 @@ def explain(
     version), the limits on what may be claimed, the facts used (personal data marked).
 
     With --facts, weekend, bank holiday, days overdue and limitation are computed from the
-    date (and due_date) when the file does not give them; a given value that contradicts the
-    date is refused.
+    date (and due_date) when the file does not give them, the local hour at the debtor from
+    action_time (with its UTC offset) and the jurisdiction/region; a given value that
+    contradicts them is refused.
     """
     from engine.contract import Action
     from legal_rules.decision import as_action, as_date

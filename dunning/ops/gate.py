@@ -144,15 +144,19 @@ def latest_review(con: Any, invoice_id: str, action: str, day: dt.date) -> dict[
     from dunning.ops.review import ensure_schema
 
     ensure_schema(con)
+    import json
+
     row = con.execute(
-        "SELECT review_id, as_of, status, reviewer, decided_at FROM ops_review_queue "
+        "SELECT review_id, as_of, status, reviewer, decided_at, rule_ids FROM ops_review_queue "
         "WHERE invoice_id = ? AND action = ? AND as_of <= ? "
         "ORDER BY as_of DESC, created_at DESC, review_id DESC LIMIT 1",
         [invoice_id, action, day]).fetchone()
     if row is None:
         return None
-    return dict(zip(("review_id", "as_of", "status", "reviewer", "decided_at"), row,
-                    strict=True))
+    item = dict(zip(("review_id", "as_of", "status", "reviewer", "decided_at", "rule_ids"),
+                    row, strict=True))
+    item["rule_ids"] = json.loads(item["rule_ids"])
+    return item
 
 
 def review_gate(con: Any, invoice_id: str, action: Action | str, day: dt.date,

@@ -5,10 +5,15 @@ Every figure a letter claims comes from the legal decision of record for that le
 
 - interest: the tightest ``max_interest_rate`` cap (a rate expression such as
   ``base_rate(DE) + 9``) or an EU ``interest_rate_pp_over_base`` cap plus the ECB rate;
-  simple interest on the open principal from the day after the due date, act/365, one
+  simple interest on the open principal from the first day of default (the fact
+  ``days_in_default``: BGB § 286 for German debtors, elsewhere the day after the due date;
+  :attr:`InvoiceRef.first_interest_day`), act/365, one
   period per half-year at that half-year's rate (:func:`interest_periods`; the UK rate is
   fixed at the half-year the debt fell due), shown period by period in the letter's annex;
-  a period without a known rate -> no letter (:class:`InterestRateUnknown`, fail closed);
+  a period without a known rate -> no figure: the letter goes to the human review queue
+  (``rates.missing_period``, :func:`interest_problem`); approved, it is sent without the
+  interest claim and says so (the claim is reserved, never waived, never guessed);
+  without an approval no letter (:class:`InterestRateUnknown` / ``ReviewRequired``);
 - reminder fee: ``min(creditor's fee, max_reminder_fee cap)``, less what a claimed fixed
   compensation already covers (BGB § 288 (5) sentence 3; Directive 2011/7/EU art. 6(3));
   no cap fired -> no fee (none for a German first reminder, SEK 60 only if agreed);
@@ -47,12 +52,24 @@ import datetime as dt
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dunning.ops.creditor import Creditor
+from dunning.ops.interest import (  # noqa: F401 - re-exported: the letters' interest API
+    RATE_FIXED_AT_DUE_DATE,
+    InterestPeriod,
+    InterestRateUnknown,
+    carried_claims,
+    default_start,
+    half_year_start,
+    half_years,
+    interest_expression,
+    interest_periods,
+    interest_problem,
+)
 from engine.contract import Action
 from engine.errors import InputError
 from engine.files import atomic_write_text
@@ -86,6 +103,13 @@ class InvoiceRef:
     amount: float
     open_amount: float
     currency: str
+    interest_from: dt.date | None = None  # first day of default; None: the day after due
+
+    @property
+    def first_interest_day(self) -> dt.date:
+        """The first day interest runs: the first day of default (BGB § 286 for German
+        debtors, fact ``days_in_default``), else the day after the due date."""
+        return self.interest_from or self.due_date + dt.timedelta(days=1)
 
 
 @dataclass
@@ -113,6 +137,7 @@ class Letter:
     interest_periods: list[InterestPeriod] = field(default_factory=list)
     legal_basis: list[str] = field(default_factory=list)
     payment_reference: str = ""
+    interest_withheld: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -130,125 +155,8 @@ def letter_language(invoice: InvoiceRef) -> str:
     return DEFAULT_LANGUAGE.get(invoice.jurisdiction, "en")
 
 
-class InterestRateUnknown(InputError):
-    """A period of the interest claim has no known rate: the letter is not rendered (fail
-    closed) rather than printed with a wrong figure."""
-
-
-# Rates fixed once per debt: the UK statutory rate uses the reference rate of the half-year
-# in which the debt fell due, for the life of the debt (Late Payment of Commercial Debts (Rate
-# of Interest) (No. 3) Order 2002). Every other rate series is looked up per half-year, on its
-# first day (DE: BGB § 247, the base rate changes each 1 January and 1 July; EU: Directive
-# 2011/7/EU art. 2(7)-(8), the ECB rate on the first day of the half-year; SE: Räntelag § 9).
-RATE_FIXED_AT_DUE_DATE = frozenset({"boe_rate"})
 # Caps whose amount a letter claims or whose requirement it states, with the basis item.
 _BASIS_ITEMS = ("interest", "fees", "compensation", "costs", "payment_term")
-
-
-@dataclass(frozen=True)
-class InterestPeriod:
-    """One period of an interest claim: ``start``..``end`` inclusive, ``days`` of them.
-
-    ``rate_pct`` = ``base_pct`` (the reference rate ``base`` looked up on ``rate_day``;
-    ``None`` for a fixed rate) + ``margin_pp``; ``amount`` = principal x rate / 100 x days /
-    365, rounded to cents (the claim is the sum of the rounded periods).
-    """
-
-    start: dt.date
-    end: dt.date
-    days: int
-    rate_pct: float
-    base: str | None
-    base_pct: float | None
-    rate_day: dt.date | None
-    margin_pp: float
-    amount: float
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        for key in ("start", "end", "rate_day"):
-            out[key] = out[key].isoformat() if out[key] else None
-        return out
-
-
-def half_year_start(day: dt.date) -> dt.date:
-    """1 January or 1 July of ``day``'s half-year."""
-    return dt.date(day.year, 1 if day.month <= 6 else 7, 1)
-
-
-def half_years(first: dt.date, last: dt.date) -> list[tuple[dt.date, dt.date]]:
-    """``[first, last]`` split at each 1 January and 1 July: ``[(start, end)]`` inclusive."""
-    out = []
-    start = first
-    while start <= last:
-        nxt = dt.date(start.year, 7, 1) if start.month <= 6 else dt.date(start.year + 1, 1, 1)
-        end = min(last, nxt - dt.timedelta(days=1))
-        out.append((start, end))
-        start = nxt
-    return out
-
-
-def interest_periods(principal: float, due_date: dt.date, letter_date: dt.date,
-                     expression: str, ruleset: Any | None,
-                     invoice_id: str = "") -> list[InterestPeriod]:
-    """Simple interest on ``principal`` from the day after ``due_date`` to ``letter_date``.
-
-    ``expression`` is a cap's rate expression (``"base_rate(DE) + 9"`` or a fixed ``"4"``).
-    One period per half-year, each at its own rate (see :data:`RATE_FIXED_AT_DUE_DATE`),
-    act/365. A period without a known rate raises :class:`InterestRateUnknown` naming every
-    such period (no letter with a wrong figure).
-    """
-    from legal_rules.model import parse_cap_expression
-
-    first = due_date + dt.timedelta(days=1)
-    if letter_date < first or principal <= 0:
-        return []
-    name, jur, margin = parse_cap_expression(expression)
-    base = f"{name}({jur})" if name else None
-    out, missing = [], []
-    for start, end in half_years(first, letter_date):
-        days = (end - start).days + 1
-        base_pct, rate_day = None, None
-        if name is not None:
-            rate_day = half_year_start(due_date if name in RATE_FIXED_AT_DUE_DATE else start)
-            rate = ruleset.rate(name, jur or "", rate_day) if ruleset is not None else None
-            if rate is None:
-                missing.append(f"{start.isoformat()}..{end.isoformat()} (no {base} on "
-                               f"{rate_day.isoformat()})")
-                continue
-            base_pct = rate.value
-        pct = round((base_pct or 0.0) + margin, 6)
-        out.append(InterestPeriod(start, end, days, pct, base, base_pct, rate_day, margin,
-                                  round(principal * pct / 100 * days / 365, 2)))
-    if missing:
-        raise InterestRateUnknown(
-            f"invoice {invoice_id}: interest ({expression}) has no known rate for "
-            f"{'; '.join(missing)}; the letter is not rendered with a wrong figure. Add the "
-            "rate period to rates.yaml (docs/legal-rules.md) and render it again")
-    return out
-
-
-def _interest_expression(decision: Decision, ruleset: Any | None) -> list[Any]:
-    """The cap(s) interest is claimed under: the tightest ``max_interest_rate``, or an EU
-    ``interest_rate_pp_over_base`` + the ECB rate. [] = no interest. A rate cap whose value
-    is unknown on the letter date raises :class:`InterestRateUnknown` (fail closed)."""
-    rate_caps = [c for c in decision.caps if c.name == "max_interest_rate"]
-    if rate_caps:
-        unknown = [c for c in rate_caps if c.value is None]
-        if unknown:
-            raise InterestRateUnknown(
-                f"interest cap {unknown[0].rule_id} ({unknown[0].expression}) is unknown on "
-                f"{decision.as_of}: {unknown[0].note or 'no rate'}; the letter is not rendered "
-                "with a wrong figure. Add the rate period to rates.yaml (docs/legal-rules.md)")
-        best = min(c.value for c in rate_caps)
-        return [c for c in rate_caps if c.value == best]
-    if ruleset is None:
-        return []
-    for c in decision.caps:
-        if (c.name == "interest_rate_pp_over_base" and c.value is not None
-                and ruleset.rule(c.rule_id).jurisdiction == "EU"):
-            return [replace(c, expression=f"ecb_rate(EU) + {c.value:g}")]
-    return []
 
 
 def _binding(decision: Decision, name: str) -> tuple[float | None, list[Any]]:
@@ -259,7 +167,8 @@ def _binding(decision: Decision, name: str) -> tuple[float | None, list[Any]]:
 
 def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
                     letter_date: dt.date, ruleset: Any | None = None,
-                    claims: Decision | None = None) -> dict[str, Any]:
+                    claims: Decision | None = None,
+                    withhold_interest: bool = False) -> dict[str, Any]:
     """Principal, interest, fee, compensation, announced costs and pay-by date from the caps.
 
     ``claims``: the decision whose interest and compensation caps the letter claims (the
@@ -270,6 +179,8 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
     already covers (it is credited against the costs of pursuing the claim: BGB § 288 (5)
     sentence 3; Directive 2011/7/EU art. 6(3)). ``basis`` lists ``(item, rule_id)`` of
     every cap behind an amount claimed or a term stated (for the legal-basis line).
+    ``withhold_interest``: a reviewer approved sending the letter without its interest
+    (whose rate is unknown for a period): no interest, ``interest_withheld`` True.
     """
     claims = claims or decision
     principal = round(invoice.open_amount, 2)
@@ -281,9 +192,10 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
         used.extend(caps)
         basis.extend((item, c.rule_id) for c in caps)
 
-    rate_caps = _interest_expression(claims, ruleset)
+    rate_caps = [] if withhold_interest else interest_expression(claims, ruleset)
     periods = (interest_periods(principal, invoice.due_date, letter_date,
-                                rate_caps[0].expression, ruleset, invoice.invoice_id)
+                                rate_caps[0].expression, ruleset, invoice.invoice_id,
+                                invoice.first_interest_day)
                if rate_caps else [])
     interest = round(sum(p.amount for p in periods), 2)
     if periods:
@@ -317,7 +229,7 @@ def compute_amounts(invoice: InvoiceRef, decision: Decision, creditor: Creditor,
         "interest_periods": periods,
         "interest_rate_pct": periods[-1].rate_pct if periods else None,
         "interest_days": sum(p.days for p in periods),
-        "fee_credited": credited,
+        "fee_credited": credited, "interest_withheld": withhold_interest,
         "announced_costs": round(announced, 2), "days_to_pay": days,
         "pay_by": letter_date + dt.timedelta(days=days),
         "basis": basis,
@@ -469,8 +381,10 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
 
     Refused (an :class:`InputError`, nothing rendered): a creditor profile without the fields
     its jurisdiction requires (:class:`~dunning.ops.creditor.CreditorProfileError`), an
-    interest period without a known rate (:class:`InterestRateUnknown`), a claim without a
-    legal-basis text in the letter's language.
+    interest period without a known rate (:class:`InterestRateUnknown`) unless ``approval``
+    is an approved review item (then the letter claims no interest, states that it is
+    reserved, and ``Letter.interest_withheld`` is True), a claim without a legal-basis text
+    in the letter's language.
     """
     action = Action(int(action))
     if action not in LETTER_KINDS:
@@ -494,7 +408,17 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
     except InterestRateUnknown as exc:
         msg = str(exc)
         prefix = f"invoice {invoice.invoice_id}: "
-        raise InterestRateUnknown(msg if msg.startswith(prefix) else prefix + msg) from None
+        msg = msg if msg.startswith(prefix) else prefix + msg
+        from legal_rules.decision import RATES_MISSING_PERIOD
+
+        if ((approval or {}).get("status") != "approved"
+                or RATES_MISSING_PERIOD not in (approval or {}).get("rule_ids", ())):
+            raise InterestRateUnknown(msg + "; it goes to the review queue "
+                                      f"({RATES_MISSING_PERIOD})") from None
+        # a reviewer approved this letter knowing its interest cannot be computed: it goes
+        # out without the interest claim, and says that the claim is reserved
+        figures = compute_amounts(invoice, decision, creditor, letter_date, ruleset, claims,
+                                  withhold_interest=True)
     kind = LETTER_KINDS[action]
     basis = legal_basis(figures["basis"], lang, invoice, figures["fee_credited"], ruleset)
     reference = creditor.reference_for(invoice.invoice_id, invoice.customer_id)
@@ -506,7 +430,9 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
            "payment_reference": reference, "annex": annex,
            "rate_fixed": any(p.base and p.base.split("(")[0] in RATE_FIXED_AT_DUE_DATE
                              for p in figures["interest_periods"]),
-           "company": creditor.company_lines(), "carried": claims is not None, **figures}
+           "company": creditor.company_lines(), "carried": claims is not None,
+           "default_later": invoice.first_interest_day > invoice.due_date + dt.timedelta(days=1),
+           **figures}
     text = _env(False).get_template("letter.txt.j2").render(**ctx)
     html = _env(True).get_template("letter.html.j2").render(**ctx)
     return Letter(kind=kind, language=lang, jurisdiction=invoice.jurisdiction,
@@ -516,7 +442,8 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
                   announced_costs=figures["announced_costs"], citations=figures["citations"],
                   text=text, html=html, creditor=creditor.name,
                   interest_periods=figures["interest_periods"],
-                  legal_basis=[line for _, line in basis], payment_reference=reference)
+                  legal_basis=[line for _, line in basis], payment_reference=reference,
+                  interest_withheld=figures["interest_withheld"])
 
 
 def refusing_fetcher() -> Any:
@@ -604,12 +531,15 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     (:func:`dunning.ops.gate.review_gate`: :class:`~dunning.ops.gate.ReviewRequired`
     otherwise); a vetoed or blocked action gets none (InputError).
 
-    A letter whose interest has a period without a known rate is not rendered
-    (:class:`InterestRateUnknown`, fail closed): with ``refused=None`` one such letter stops
-    them all (the error names each); with a list (the daily batch), the others are rendered
-    and each refused letter's reason is appended to ``refused`` for the caller to report.
+    A letter whose interest has a period without a known rate (:func:`interest_problem`)
+    needs an approved review item raised for it (rule ``rates.missing_period``; the daily run
+    raises it): approved, it is rendered without the interest claim, which it says is
+    reserved; otherwise it is not rendered (fail closed): with ``refused=None`` such a
+    letter stops them all (:class:`~dunning.ops.gate.ReviewRequired` naming the missing rate
+    and the review item); with a list (the daily batch), the others are rendered and each
+    letter left out is appended to ``refused`` for the caller to report.
     """
-    from dunning.ops.gate import legal_decisions, review_gate
+    from dunning.ops.gate import ReviewRequired, legal_decisions, review_gate
     from dunning.ops.recommend import compiled_rules, stored_recommendations
 
     if actions is None:
@@ -624,26 +554,41 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
         return []
     creditor.check_for_letters()  # before anything: no letter without the company details
     checks = legal_decisions(store, actions, as_of, ruleset)
-    with store.connect() as con:  # all or nothing: every gate before any letter
-        approvals = [review_gate(con, c.invoice_id, c.action, as_of, c.decision.needs_review)
-                     if c.decision.allowed else None for c in checks]
     rs, _, evaluator = compiled_rules(ruleset, store.path)
+    refs = [_invoice_ref(c.state, default_start(as_of, c.facts.get("days_in_default")))
+            for c in checks]
+    claims = [carried_claims(evaluator, c.facts, c.action, as_of, ref.invoice_id)
+              if c.decision.allowed else None for c, ref in zip(checks, refs, strict=True)]
+    # a letter whose interest cannot be computed needs an approved review like an escalation
+    blocked = [interest_problem(ref.open_amount, ref.due_date, as_of, c.decision, rs,
+                                ref.invoice_id, cl, ref.first_interest_day)
+               if c.decision.allowed else None
+               for c, ref, cl in zip(checks, refs, claims, strict=True)]
     out, errors = [], []
-    for c, approval in zip(checks, approvals, strict=True):
-        r = c.state
-        ref = InvoiceRef(
-            invoice_id=r["invoice_id"], customer_id=r["customer_id"],
-            customer_name=r["name"] if isinstance(r["name"], str) else r["customer_id"],
-            jurisdiction=str(r["jurisdiction"]).upper(), customer_type=str(r["customer_type"]),
-            language=r["language"] if isinstance(r["language"], str) else None,
-            invoice_date=r["invoice_date"].date(), due_date=r["due_date"].date(),
-            amount=float(r["amount"]), open_amount=float(r["open_amount"]),
-            currency=str(r["currency"]).upper())
-        claims = carried_claims(evaluator, c.facts, c.action, as_of, ref.invoice_id)
+    with store.connect() as con:  # all or nothing: every gate before any letter
+        approvals = []
+        for c, why in zip(checks, blocked, strict=True):
+            if not c.decision.allowed:
+                approvals.append(None)
+                continue
+            try:
+                approvals.append(review_gate(con, c.invoice_id, c.action, as_of,
+                                             c.decision.needs_review or why is not None))
+            except ReviewRequired as exc:
+                if why is None:
+                    raise
+                if refused is None:
+                    raise ReviewRequired(f"{why}; {exc}", exc.invoice_id, exc.action,
+                                         exc.review_id, exc.status) from None
+                errors.append(f"{why}; {exc}")
+                approvals.append(False)
+    for c, ref, cl, approval in zip(checks, refs, claims, approvals, strict=True):
+        if approval is False:
+            continue  # waits for its review (reported in ``refused``)
         try:
             out.append(render_letter(ref, c.action, c.decision, creditor, as_of,
                                      reminders_sent=int(c.facts["reminders_sent"]), ruleset=rs,
-                                     approval=approval, claims=claims))
+                                     approval=approval, claims=cl))
         except InterestRateUnknown as exc:  # every such invoice named, then nothing written
             errors.append(str(exc))
     if errors and refused is None:
@@ -654,20 +599,13 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
     return out
 
 
-def carried_claims(evaluator: Any, facts: dict[str, Any], action: Action, day: dt.date,
-                   invoice_id: str = "") -> Decision | None:
-    """The decision whose claims a letter carries forward, or None (the letter's own).
-
-    The pre-agency notice restates what the final notice claimed: interest (per period, up
-    to the new letter's date) and the fixed compensation, as the rules give them for a final
-    notice on ``day`` with the same facts. A final-notice decision the rules cannot evaluate
-    (blocked) is refused: the claims would be unknown.
-    """
-    if action != Action.AGENCY:
-        return None
-    claims = evaluator.decide(facts, Action.FINAL_NOTICE, day)
-    if claims.unresolved:
-        raise InputError(f"invoice {invoice_id}: the claims of the final notice cannot be "
-                         "restated in the pre-agency letter: rules "
-                         f"{', '.join(h.rule_id for h in claims.unresolved)} are unresolved")
-    return claims
+def _invoice_ref(r: Any, interest_from: dt.date | None = None) -> InvoiceRef:
+    """The :class:`InvoiceRef` of a row of ``legal_rules.from_tables.invoice_states``."""
+    return InvoiceRef(
+        invoice_id=r["invoice_id"], customer_id=r["customer_id"],
+        customer_name=r["name"] if isinstance(r["name"], str) else r["customer_id"],
+        jurisdiction=str(r["jurisdiction"]).upper(), customer_type=str(r["customer_type"]),
+        language=r["language"] if isinstance(r["language"], str) else None,
+        invoice_date=r["invoice_date"].date(), due_date=r["due_date"].date(),
+        amount=float(r["amount"]), open_amount=float(r["open_amount"]),
+        currency=str(r["currency"]).upper(), interest_from=interest_from)

@@ -442,6 +442,8 @@ class Recommender:
                      zip(*(np.asarray(facts[k]).tolist() for k in keys), strict=True)]
         ids = state["invoice_id"].astype(object).tolist()
         custs = state["customer_id"].astype(object).tolist()
+        due = [d.date() if hasattr(d, "date") and d == d else None  # NaT != NaT
+               for d in state["due_date"].tolist()]
         p_list = np.where(np.isnan(probs), None, probs).tolist() if self.model else None
         channels = [Action(a).channel for a in range(N_ACTIONS)]
         common = {"as_of": as_of, "decision_engine": "vector", "caps": [], "review_id": None,
@@ -458,7 +460,7 @@ class Recommender:
                    "facts": fact_rows[i]}
             reason: dict[str, Any] = {"policy": self.policy.name, "policy_choice": ch}
             if a != Action.WAIT:
-                self._decide_of_record(row, reason, Action(a), as_of)
+                self._decide_of_record(row, reason, Action(a), as_of, due[i])
             if i in factors:
                 reason["top_factors"] = factors[i]
             if p3[0] is not None:
@@ -530,8 +532,14 @@ class Recommender:
         return {str(k): float(v) for k, v in got}
 
     def _decide_of_record(self, row: dict[str, Any], reason: dict[str, Any], action: Action,
-                          as_of: dt.date) -> None:
-        """The durable_rules decision for the chosen action: caps, review, fail closed."""
+                          as_of: dt.date, due_date: dt.date | None = None) -> None:
+        """The durable_rules decision for the chosen action: caps, review, fail closed.
+
+        A letter whose interest cannot be computed (a rate missing for a period:
+        :func:`dunning.ops.letters.interest_problem`) is not recommended for printing: it
+        goes to the review queue with rule ``rates.missing_period`` and the reason under
+        ``reason["blocked_claims"]``.
+        """
         decision = self.durable.decide(row["facts"], action, as_of)
         row["decision_engine"] = "durable_rules"
         row["caps"] = [_cap_dict(c) for c in decision.caps]
@@ -540,17 +548,43 @@ class Recommender:
         if not decision.allowed:
             # The engines disagree; the engine of record wins and the invoice waits.
             row.update(action="wait", status="blocked")
-            reason["blocked_by"] = [h.rule_id for h in (*decision.fired, *decision.unresolved)
-                                    if h.effect == "veto" or h in decision.unresolved]
-        elif decision.needs_review:
+            reason["blocked_by"] = list(decision.blocked_by)
+            return
+        claim = self._claim_problem(row, action, as_of, due_date, decision)
+        if claim is not None:
+            reason["blocked_claims"] = [claim]
+        if decision.needs_review or claim is not None:
+            from dunning.ops.review import review_id
+            from legal_rules.decision import RATES_MISSING_PERIOD
+
             row["status"] = "needs_review"
             row["review_rules"] = [h.rule_id for h in decision.fired
                                    if h.effect == "require_human_review"]
-            from dunning.ops.review import review_id
-
+            if claim is not None:
+                row["review_rules"].append(RATES_MISSING_PERIOD)
             row["review_id"] = review_id(as_of, row["invoice_id"], action.channel)
         else:
             row["status"] = "recommended"
+
+    def _claim_problem(self, row: dict[str, Any], action: Action, as_of: dt.date,
+                       due_date: dt.date | None, decision: Any) -> str | None:
+        """Why the letter of ``action`` cannot state its interest, or None (see
+        :func:`dunning.ops.letters.interest_problem`; no letter or no due date: None)."""
+        from dunning.ops.interest import carried_claims, default_start, interest_problem
+
+        if action not in (Action.EMAIL, Action.LETTER, Action.FINAL_NOTICE, Action.AGENCY):
+            return None  # no letter (dunning.ops.letters.LETTER_KINDS)
+
+        if due_date is None:
+            return None
+        try:
+            claims = carried_claims(self.durable, row["facts"], action, as_of,
+                                    row["invoice_id"])
+        except InputError:
+            return None  # the letter is refused anyway (its claims cannot be evaluated)
+        return interest_problem(float(row["facts"]["amount"]), due_date, as_of, decision,
+                                self.ruleset, row["invoice_id"], claims,
+                                default_start(as_of, row["facts"].get("days_in_default")))
 
     def _probabilities(self, state: pd.DataFrame, tables: dict[str, pd.DataFrame],
                        as_of: dt.date) -> tuple[np.ndarray, Callable[[np.ndarray], dict]]:
@@ -575,26 +609,36 @@ class Recommender:
         return p, explain
 
     def _vetoes(self, batch: Any) -> list[list[dict[str, Any]]]:
-        """Per row: every rule that vetoed (or blocked) an alternative, with its actions.
+        """Per row: every rule that vetoed (or blocked) an alternative, with its actions, then
+        the input pseudo-rules (``input.unknown_fact`` / ``wrong_type`` / ``unknown_value``,
+        :data:`legal_rules.decision.PSEUDO_RULES`) that block every action of the row.
 
         Rows with the same pattern of fired/blocking rules share one (read-only) list.
         """
         import numpy as np
+
+        from legal_rules.decision import INPUT_CODES, PSEUDO_RULES
 
         rules = self.ruleset.rules
         info = [{"rule_id": r.id, "title": r.title, "citation": r.citation} for r in rules]
         is_veto = np.array([r.effect == "veto" for r in rules], dtype=bool)
         acts = [[Action(a).channel for a in range(1, N_ACTIONS) if batch.action_matrix[k, a]]
                 for k in range(len(rules))]
-        pattern = np.concatenate([batch.fired & is_veto, batch.unresolved], axis=1)
+        every = [Action(a).channel for a in range(1, N_ACTIONS)]
+        pseudo = [{"rule_id": c, "title": PSEUDO_RULES[c], "citation": "",
+                   "effect": "blocked", "actions": every} for c in INPUT_CODES[:3]]
+        codes = batch.input_codes if batch.input_codes is not None else np.zeros(
+            (batch.fired.shape[0], 3), dtype=bool)
+        pattern = np.concatenate([batch.fired & is_veto, batch.unresolved, codes], axis=1)
         uniq, inverse = np.unique(np.packbits(pattern, axis=1), axis=0, return_inverse=True)
         n_rules = len(rules)
         lists = []
-        for u in np.unpackbits(uniq, axis=1, count=2 * n_rules).astype(bool):
+        for u in np.unpackbits(uniq, axis=1, count=2 * n_rules + 3).astype(bool):
             lists.append([{**info[k], "effect": "veto", "actions": acts[k]}
                           for k in np.flatnonzero(u[:n_rules])]
                          + [{**info[k], "effect": "blocked", "actions": acts[k]}
-                            for k in np.flatnonzero(u[n_rules:])])
+                            for k in np.flatnonzero(u[n_rules:2 * n_rules])]
+                         + [pseudo[k] for k in np.flatnonzero(u[2 * n_rules:])])
         return [lists[j] for j in np.asarray(inverse).reshape(-1).tolist()]
 
     def _audit_record(self, row: dict[str, Any], as_of: dt.date, digest: str) -> AuditRecord:

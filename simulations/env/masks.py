@@ -16,7 +16,7 @@ import numpy as np
 
 from engine.calendar import CalendarDay
 from engine.contract import N_ACTIONS, Action
-from legal_rules.facts import NEVER_DAYS
+from legal_rules.facts import CONVENIENT_LOCAL_HOUR, NEVER_DAYS
 from simulations.env.types import EnvState, InvoiceBatch
 
 
@@ -158,8 +158,14 @@ def legal_facts(batch: InvoiceBatch, state: EnvState, cal: CalendarDay,
         "agency_consent": batch.agency_consent,
         "reminder_fee_agreed": batch.reminder_fee_agreed,
         "milestone_reached": day >= batch.milestone_day,
-        # the simulated debtor neither promises nor talks on the phone: neutral values
+        # the simulated debtor neither promises nor talks on the phone: neutral values;
         "days_since_conversation": np.full(len(day), NEVER_DAYS, dtype=np.int64),
+        # the simulated collector phones at a convenient hour of the debtor's day
+        "local_hour": np.full(len(day), CONVENIENT_LOCAL_HOUR),
+        # default from the day after the due date: the simulation does not model BGB § 286's
+        # reminder/notice timing; the fact only decides whether an interest cap applies,
+        # which never changes the mask
+        "days_in_default": np.maximum(day, 0).astype(np.int64),
         "promise_to_pay_pending": np.zeros(len(day), dtype=bool),
     }
     if strings is None:

@@ -43,7 +43,7 @@ import numpy as np
 
 from engine.calendar import to_days
 from engine.contract import CUSTOMER_TYPES, N_ACTIONS, Action
-from legal_rules.facts import NEVER_DAYS
+from legal_rules.facts import CONVENIENT_LOCAL_HOUR, NEVER_DAYS
 from simulations.world.params import InvoiceParams
 from simulations.world.scenario import Scenario
 
@@ -387,8 +387,14 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
         "agency_consent": params.agency_consent.copy(),
         "reminder_fee_agreed": params.reminder_fee_agreed.copy(),
         "milestone_reached": days_overdue >= params.milestone_offset,
-        # the simulated debtor neither promises nor talks on the phone: neutral values
+        # the simulated debtor neither promises nor talks on the phone: neutral values;
         "days_since_conversation": np.full(len(day), NEVER_DAYS, dtype=np.int64),
+        # the simulated collector phones at a convenient hour of the debtor's day
+        "local_hour": np.full(len(day), CONVENIENT_LOCAL_HOUR),
+        # default from the day after the due date: the simulation does not model BGB § 286's
+        # reminder/notice timing; the fact only decides whether an interest cap applies,
+        # which never changes the mask
+        "days_in_default": np.maximum(days_overdue, 0).astype(np.int64),
         "promise_to_pay_pending": np.zeros(len(day), dtype=bool),
     }
 

@@ -369,6 +369,8 @@ def _invoices_table(params: InvoiceParams, inv_cust: np.ndarray,
         "dispute_opened": _iso_or_empty(sim["dispute_opened"]),
         "dispute_resolved": _iso_or_empty(sim["dispute_resolved"]),
         "milestone_date": _iso_or_empty(milestone),
+        # the synthetic company prints the BGB § 286 (3) notice on every invoice
+        "consumer_notice_on_invoice": "yes",
     })
     return df[list(INVOICES.column_names)]
 

@@ -121,7 +121,7 @@ def test_rule_explanations(api):
              "industry": "software", "is_weekend": True, "is_bank_holiday": False,
              "limitation_passed": False, "opted_out_email": False, "opted_out_phone": False,
              "opted_out_letter": False, "agency_consent": True, "reminder_fee_agreed": False,
-             "milestone_reached": True}
+             "milestone_reached": True, "days_in_default": 20}
     r = api.post("/rules/explain", json={"facts": facts, "action": "email",
                                          "as_of": "2026-03-07"}, headers=auth(READ)).json()
     assert r["status"] == "vetoed" and rid in [h["rule_id"] for h in r["fired"]]

@@ -186,21 +186,55 @@ def test_letters_for_needs_the_approval_too(gate):
     assert [m.kind for m in made] == ["pre_agency"]
 
 
-def test_pre_agency_letter_without_a_rate_for_its_interest_is_not_rendered(gate):
-    """Approved, but the final notice's interest it carries needs the German base rate of
-    2024, which the packaged rate table does not have: refused, never a wrong figure."""
+def test_letter_without_a_rate_for_its_interest_goes_to_review(gate):
+    """C's pre-agency letter carries the final notice's interest, which needs the German
+    base rate of 2024 (not in the packaged table). The daily run put it in the review queue
+    with ``rates.missing_period`` and the reason; unapproved it is not rendered (the error
+    names the missing rate and the review item); approved, it goes out without the interest
+    claim and says the claim is reserved: never a wrong figure."""
     db, p = gate
     creditor = Creditor.from_yaml(EXAMPLE_PROFILE)
-    _decide(db, p["C"], approve=True)
+    with Store(db).connect() as con:
+        queue = ReviewQueue(con, AuditLog(con, anchor=db.parent / "audit.anchor"))
+        items = {i["invoice_id"]: i for i in queue.list()}
+    assert "rates.missing_period" in items[p["C"]]["rule_ids"]
+    assert "gdpr.art22_agency_review" in items[p["C"]]["rule_ids"]
+    why = items[p["C"]]["explanation"]["reason"]["blocked_claims"]
+    assert len(why) == 1 and "base_rate(DE)" in why[0] and "2024-" in why[0]
+    assert "rates.missing_period" not in items[p["B"]]["rule_ids"]  # B claims a fixed rate
     _decide(db, p["B"], approve=True)
-    with pytest.raises(InterestRateUnknown, match=r"base_rate\(DE\).*not rendered"):
+    with pytest.raises(ReviewRequired, match=r"base_rate\(DE\).*review R-\w+ .*pending"):
         letters_for(Store(db), AS_OF, creditor, actions={p["C"]: Action.AGENCY})
     refused: list[str] = []
     made = letters_for(Store(db), AS_OF, creditor, actions={p["C"]: Action.AGENCY,
                                                             p["B"]: Action.AGENCY},
                        refused=refused)
     assert [m.invoice_id for m in made] == [p["B"]]  # the other letter is rendered
-    assert len(refused) == 1 and p["C"] in refused[0]
+    assert len(refused) == 1 and p["C"] in refused[0] and "pending" in refused[0]
+    _decide(db, p["C"], approve=True)
+    made = letters_for(Store(db), AS_OF, creditor, actions={p["C"]: Action.AGENCY})
+    letter = made[0]
+    assert letter.interest_withheld and letter.amounts["interest"] == 0.0
+    assert letter.interest_periods == [] and "Zinsberechnung" not in letter.text
+    assert "Verzugszinsen sind in diesem Schreiben nicht enthalten" in letter.text
+    assert "vorbehalten" in letter.html
+    a = letter.amounts
+    assert a["total"] == pytest.approx(a["principal"] + a["fees"] + a["compensation"])
+
+
+def test_an_approval_for_another_reason_does_not_drop_the_interest(gate):
+    """Rejected: no letter at all; and an approved item whose rules do not include
+    ``rates.missing_period`` never lets a letter go out without its interest."""
+    db, p = gate
+    creditor = Creditor.from_yaml(EXAMPLE_PROFILE)
+    _decide(db, p["C"], approve=False)
+    with pytest.raises(ReviewRequired, match="rejected"):
+        letters_for(Store(db), AS_OF, creditor, actions={p["C"]: Action.AGENCY})
+    with Store(db).connect() as con:  # an approval raised only for the handover itself
+        con.execute("UPDATE ops_review_queue SET status = 'approved', rule_ids = ? "
+                    "WHERE invoice_id = ?", ['["gdpr.art22_agency_review"]', p["C"]])
+    with pytest.raises(InterestRateUnknown, match=r"base_rate\(DE\).*rates.missing_period"):
+        letters_for(Store(db), AS_OF, creditor, actions={p["C"]: Action.AGENCY})
 
 
 # ------------------------------------------------------------------ ERP export

@@ -22,8 +22,10 @@ from dunning.ops.letters import (
     LANGUAGES,
     InterestRateUnknown,
     InvoiceRef,
+    default_start,
     half_years,
     interest_periods,
+    interest_problem,
     legal_basis_texts,
     render_letter,
 )
@@ -59,7 +61,7 @@ def facts(jur: str, ctype: str, reminders: int, amount: float = 3_456.78) -> dic
         "jurisdiction": jur, "region": "", "industry": "manufacturing", "is_weekend": False,
         "is_bank_holiday": False, "limitation_passed": False, "opted_out_email": False,
         "opted_out_phone": False, "opted_out_letter": False, "agency_consent": True,
-        "reminder_fee_agreed": True, "milestone_reached": True,
+        "reminder_fee_agreed": True, "milestone_reached": True, "days_in_default": 30,
     }
 
 
@@ -240,6 +242,69 @@ def test_a_period_without_a_rate_refuses_the_letter(letter_ruleset):
     # a fixed rate (AT consumers: 4 %) needs no table
     assert [p.rate_pct for p in interest_periods(1_000.0, dt.date(2023, 3, 1), DAY, "4",
                                                  None)] == [4.0] * 7
+
+
+WITHHELD = {"de": "Verzugszinsen sind in diesem Schreiben nicht enthalten",
+            "en": "Default interest is not included in this letter",
+            "fr": "Les intérêts de retard ne sont pas inclus",
+            "nl": "De wettelijke rente is niet in deze brief opgenomen",
+            "sv": "Dröjsmålsränta ingår inte i detta brev"}
+
+
+@pytest.mark.parametrize("lang", sorted(WITHHELD))
+def test_an_approved_letter_without_a_rate_claims_no_interest_and_reserves_it(
+        letter_ruleset, lang):
+    """Due in 2023, before any (test) rate. Approved for ``rates.missing_period``: no interest
+    figure, no annex, a total without interest, the reservation in the letter's language.
+    Pending, or approved for another rule only: refused, never a figure."""
+    d = _rate_decision("base_rate(DE) + 9", 10.27, "de.interest_b2b")
+    inv = invoice("DE", "b2b", lang, dt.date(2023, 3, 1))
+    why = interest_problem(inv.open_amount, inv.due_date, DAY, d, letter_ruleset,
+                           inv.invoice_id)
+    assert why is not None and "INV-2026-0042" in why and "base_rate(DE)" in why
+    approved = {"status": "approved", "review_id": "R-1", "rule_ids": ["rates.missing_period"]}
+    letter = render_letter(inv, Action.FINAL_NOTICE, d, CREDITOR, DAY, 2, letter_ruleset,
+                           approval=approved)
+    assert letter.interest_withheld and letter.amounts["interest"] == 0.0
+    assert not letter.interest_periods and letter.interest_rate_pct is None
+    assert WITHHELD[lang] in letter.text and WITHHELD[lang] in letter.html.replace("&#39;", "'")
+    a = letter.amounts
+    assert a["total"] == pytest.approx(a["principal"] + a["fees"] + a["compensation"])
+    for other in ({**approved, "status": "pending"},
+                  {**approved, "rule_ids": ["gdpr.art22_agency_review"]}, None):
+        with pytest.raises(InterestRateUnknown, match="rates.missing_period"):
+            render_letter(inv, Action.FINAL_NOTICE, d, CREDITOR, DAY, 2, letter_ruleset,
+                          approval=other)
+    # with a known rate the same approval changes nothing: the interest is claimed
+    ok = invoice("DE", "b2b", lang)
+    assert interest_problem(ok.open_amount, ok.due_date, DAY, d, letter_ruleset) is None
+    full = render_letter(ok, Action.FINAL_NOTICE, d, CREDITOR, DAY, 2, letter_ruleset,
+                         approval=approved)
+    assert full.amounts["interest"] > 0 and not full.interest_withheld
+
+
+def test_german_consumer_interest_runs_from_the_start_of_default(letter_ruleset):
+    """BGB § 286: a consumer without the § 286 (3) notice is in default only after a
+    reminder; interest runs from the first day of default (``days_in_default``), not from
+    the day after the due date, and the annex says so."""
+    assert default_start(DAY, 10) == dt.date(2026, 2, 21)  # 21 Feb .. 2 Mar = 10 days
+    assert default_start(DAY, 1) == DAY and default_start(DAY, 0) is None
+    assert default_start(DAY, None) is None
+    d = _rate_decision("base_rate(DE) + 5", 6.27, "de.interest_b2c")
+    inv = replace(invoice("DE", "b2c", "de"), interest_from=default_start(DAY, 10))
+    letter = render_letter(inv, Action.LETTER, d, CREDITOR, DAY, 1, letter_ruleset)
+    assert [(p.start, p.end, p.days) for p in letter.interest_periods] == [
+        (dt.date(2026, 2, 21), DAY, 10)]
+    assert letter.amounts["interest"] == pytest.approx(round(3_456.78 * 6.27 / 100 * 10 / 365,
+                                                             2))
+    assert "ab dem Eintritt des Verzugs am 21.02.2026 (§ 286 BGB)" in letter.text
+    plain = render_letter(invoice("DE", "b2c", "de"), Action.LETTER, d, CREDITOR, DAY, 1,
+                          letter_ruleset)
+    assert plain.interest_periods[0].start == dt.date(2026, 2, 1)  # the day after due
+    assert "ab dem Tag nach Fälligkeit" in plain.text
+    en = render_letter(replace(inv, language="en"), Action.LETTER, d, CREDITOR, DAY, 1,
+                       letter_ruleset)
+    assert "from the start of default on 21/02/2026" in en.text
 
 
 # ------------------------------------------------------------------ § 288 (5) sentence 3

@@ -54,7 +54,7 @@ def facts(jur: str, ctype: str, reminders: int, amount: float, **over) -> dict:
         "jurisdiction": jur, "region": "", "industry": "manufacturing", "is_weekend": False,
         "is_bank_holiday": False, "limitation_passed": False, "opted_out_email": False,
         "opted_out_phone": False, "opted_out_letter": False, "agency_consent": True,
-        "reminder_fee_agreed": False, "milestone_reached": True,
+        "reminder_fee_agreed": False, "milestone_reached": True, "days_in_default": 30,
     }
     return base | over
 

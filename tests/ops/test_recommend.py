@@ -112,7 +112,9 @@ def test_facts_are_complete_and_typed(db):
         assert len(values) == len(state)
         for v in values:
             if v is None:  # missing stays missing (fails closed), only where data is absent
-                assert name in ("limitation_passed", "agency_consent", "reminder_fee_agreed")
+                assert name in ("limitation_passed", "agency_consent", "reminder_fee_agreed",
+                                "local_hour",  # a US customer without a (known) state
+                                "days_in_default")  # a German consumer, notice unknown
             else:
                 assert fact_problem(name, v.item() if hasattr(v, "item") else v) is None, name
     assert NEVER_DAYS in set(facts["days_since_last_contact"])
@@ -292,3 +294,25 @@ def test_limitation(due, jur, ctype, day, expected):
     state = pd.DataFrame({"due_date": pd.to_datetime([due]), "jurisdiction": [jur],
                           "customer_type": [ctype]})
     assert limitation_passed(state, dt.date.fromisoformat(day))[0] is expected
+
+
+def test_vetoes_name_input_problems_as_pseudo_rules():
+    """A row blocked by input the rules do not know lists the pseudo-rule in its vetoes
+    (effect blocked, every action), so the worklist's "blocked by" names the reason."""
+    from types import SimpleNamespace
+
+    from legal_rules.loader import load_rules
+    from legal_rules.testing import NEUTRAL_FACTS, rows_to_arrays
+    from legal_rules.vector import VectorEvaluator
+
+    rs = load_rules()
+    rows = [dict(NEUTRAL_FACTS), dict(NEUTRAL_FACTS, jurisdiction="UK"),
+            dict(NEUTRAL_FACTS, days_overdue="16")]
+    batch = VectorEvaluator(rs).evaluate(rows_to_arrays(rows), AS_OF)
+    vetoes = Recommender._vetoes(SimpleNamespace(ruleset=rs), batch)
+    ids = [{v["rule_id"] for v in row} for row in vetoes]
+    assert not ids[0] & {"input.unknown_value", "input.wrong_type"}
+    assert "input.unknown_value" in ids[1] and "input.wrong_type" in ids[2]
+    pseudo = next(v for v in vetoes[1] if v["rule_id"] == "input.unknown_value")
+    assert pseudo["effect"] == "blocked" and "wait" not in pseudo["actions"]
+    assert len(pseudo["actions"]) == 5

@@ -3,7 +3,9 @@
 More than 100,000 fact vectors in total: numpy-random batches of edge values (at and next to
 every threshold in the rules, every validity boundary), with missing facts and wrong types,
 plus hypothesis-generated rows. Compared per (row, rule): fired and unresolved (fail-closed),
-hence per (row, action): allowed, needs review and the vetoing rules.
+hence per (row, action): allowed, needs review, the vetoing rules and ``blocked_by`` (rules,
+then the input pseudo-rules ``input.unknown_fact`` / ``wrong_type`` / ``unknown_value`` /
+``missing_fact``).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ def disagreements(durable, vector, rows: list[dict[str, Any]], days: list[date],
             if (d.allowed != bool(batch.allowed[i, a])
                     or d.needs_review != bool(batch.needs_review[i, a])):
                 out.append(f"row {row} on {day}: action {a.channel} differs")
+            elif d.blocked_by != batch.blocked_by(i, a):  # rules, then input pseudo-rules
+                out.append(f"row {row} on {day}: action {a.channel} blocked by "
+                           f"{d.blocked_by} (durable), {batch.blocked_by(i, a)} (numpy)")
     return out
 
 

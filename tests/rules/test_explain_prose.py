@@ -115,4 +115,4 @@ def test_personal_facts_are_the_minimal_justified_set():
     assert {n for n, f in FACTS.items() if f.personal} == {
         "customer_type", "jurisdiction", "region", "disputed", "opted_out_email",
         "opted_out_phone", "opted_out_letter", "agency_consent", "days_since_conversation",
-        "promise_to_pay_pending"}
+        "promise_to_pay_pending", "local_hour"}

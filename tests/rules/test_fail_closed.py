@@ -11,7 +11,7 @@ import pytest
 
 from engine.contract import Action
 from engine.errors import InputError
-from legal_rules.decision import as_action
+from legal_rules.decision import INPUT_CODES, as_action
 from legal_rules.facts import FACTS
 from legal_rules.known import CURRENCIES, INDUSTRIES
 from legal_rules.testing import NEUTRAL_FACTS, case_facts, rows_to_arrays
@@ -71,6 +71,9 @@ def test_every_packaged_rule_file_blocks_random_unknown_values(ruleset, durable,
                     assert not d.allowed and d.status == "blocked", (rule.id, name, value, a)
                     assert d.input_problems, (rule.id, name, value)
                     assert not batch.allowed[0, a] and not mask[0, a], (rule.id, name, value)
+                    # "blocked by" names the input problem as a pseudo-rule, in both engines
+                    assert set(d.blocked_by) & set(INPUT_CODES[:3]), (rule.id, name, value)
+                    assert d.blocked_by == batch.blocked_by(0, a), (rule.id, name, value, a)
                 assert batch.invalid[0]
                 by_file[rule.source.file] = by_file.get(rule.source.file, 0) + 1
     rule_files = {r.source.file for r in ruleset.rules}
@@ -156,3 +159,33 @@ def test_the_simulated_worlds_hold_only_known_values(ruleset, vector, facts):
                                                   customer_type=ctype)])
                     assert not vector.evaluate(arrays, DAY).invalid[0], (name, j.code,
                                                                          industry)
+
+
+@pytest.mark.parametrize(("change", "code"), [
+    ({"jurisdiction": "UK"}, "input.unknown_value"),
+    ({"customer_type": "B2C"}, "input.unknown_value"),
+    ({"region": "ZZ"}, "input.unknown_value"),
+    ({"days_overdue": "16"}, "input.wrong_type"),
+    ({"disputed": "no"}, "input.wrong_type"),
+    ({"jurisdiction": 7}, "input.wrong_type"),
+    ({"promise_to_pay": True}, "input.unknown_fact"),
+    ({"is_weekend": None}, "input.missing_fact"),
+])
+def test_blocked_by_names_the_input_problem(durable, vector, facts, change, code):
+    """A block caused by the input has a pseudo-rule id in ``blocked_by`` (both engines), so
+    every "blocked by" column names a reason; waiting stays allowed with none."""
+    row = {**facts(), **change}
+    decisions = durable.decide_all(row, DAY)
+    arrays = rows_to_arrays([{k: v for k, v in row.items() if k in FACTS}]) | {
+        k: np.array([v], dtype=object) for k, v in row.items() if k not in FACTS}
+    batch = vector.evaluate(arrays, DAY)
+    for a in Action:
+        d = decisions[a]
+        if a is Action.WAIT:
+            assert d.blocked_by == () and batch.blocked_by(0, a) == ()
+            continue
+        assert code in d.blocked_by, (a, d.blocked_by)
+        assert d.blocked_by == batch.blocked_by(0, a)
+        assert d.to_dict()["blocked_by"] == list(d.blocked_by)
+    assert not set(decisions[Action.EMAIL].blocked_by) - {
+        *INPUT_CODES, *(r.id for r in durable.ruleset.rules)}

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import UTC, date
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from dunning.cli import app
@@ -129,3 +130,131 @@ def test_explain_invoice_from_store(tmp_path):
                                                      "practice.no_reminder_disputed"}
     res = CliRunner().invoke(app, ["rules", "explain", "--invoice", "nope", "--db", str(db)])
     assert res.exit_code == 2 and "no such invoice" in res.output
+
+
+def test_local_hour_comes_from_the_action_time_and_the_debtors_time_zone(durable):
+    """US consumers: the call-hours rule decides on the local time of the planned call at
+    the consumer (state in ``region``); an unknown state blocks the call (fail closed); a
+    state with two zones gives the less convenient one."""
+    from datetime import datetime, time
+
+    from legal_rules.from_tables import DEFAULT_ACTION_TIME, local_hour, time_zones
+
+    t = tables()
+    facts = facts_for_invoices(t, AS_OF)
+    hours = dict(zip(facts["invoice_id"], facts["local_hour"], strict=True))
+    # default action time 17:00 UTC on Monday 2 March 2026 (EST, UTC-5): 12:00 in Boston
+    assert DEFAULT_ACTION_TIME == time(17, 0, tzinfo=UTC)
+    assert hours["i2"] == 12.0 and hours["i1"] == 18.0  # MA; Berlin (CET, UTC+1)
+    assert hours["i3"] is None  # XX: no known time zone
+    early = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)  # 7:30 in Boston
+    f = facts_for_invoices(t, AS_OF, action_time=early)
+    assert dict(zip(f["invoice_id"], f["local_hour"], strict=True))["i2"] == 7.5
+    # a summer evening: 01:05 UTC on 1 July is 21:05 EDT (too late) and 19:05 MDT
+    late = datetime(2026, 7, 2, 1, 5, tzinfo=UTC)
+    assert local_hour(late, time_zones("US", "NY")) == pytest.approx(21 + 5 / 60)
+    assert local_hour(late, time_zones("US", "CO")) == pytest.approx(19 + 5 / 60)
+    # Texas spans Central and Mountain time: 13:30 UTC in March is 7:30 CST / 6:30 MST
+    tx = local_hour(datetime(2026, 3, 2, 13, 30, tzinfo=UTC), time_zones("US", "TX"))
+    assert tx == 6.5  # the less convenient of the two
+    assert time_zones("US", "") == () and time_zones("US", None) == ()
+    base = {k: (v[1].item() if hasattr(v[1], "item") else v[1]) for k, v in f.items()
+            if k != "invoice_id"}
+    base.update(disputed=False, opted_out_phone=False, days_since_last_contact=14,
+                reminders_sent=1, contacts_last_7_days=0)
+    d = durable.decide(base, Action.PHONE, AS_OF)  # 7:30 in Boston
+    assert "us.regf_call_hours" in d.vetoed_by
+    ok = durable.decide({**base, "local_hour": 12.0}, Action.PHONE, AS_OF)
+    assert "us.regf_call_hours" not in ok.blocked_by
+    unknown = durable.decide({**base, "local_hour": None}, Action.PHONE, AS_OF)
+    assert not unknown.allowed and "us.regf_call_hours" in unknown.blocked_by
+    assert "input.missing_fact" in unknown.blocked_by
+
+
+def test_explain_derives_local_hour_from_action_time(tmp_path):
+    case = {"jurisdiction": "US", "region": "NY", "customer_type": "b2c", "action": "phone",
+            "due_date": "2026-02-01", "action_time": "2026-03-02T07:15-05:00"}
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(case))
+    out = CliRunner().invoke(app, ["rules", "explain", "--facts", str(path), "--neutral",
+                                   "--date", "2026-03-02", "--technical"])
+    assert out.exit_code == 0, out.output
+    assert "local_hour=7.25" in out.output.replace(" ", "")
+    assert "us.regf_call_hours" in out.output and "VETOED" in out.output.upper()
+    path.write_text(json.dumps({**case, "local_hour": 12.0}))
+    out = CliRunner().invoke(app, ["rules", "explain", "--facts", str(path), "--neutral",
+                                   "--date", "2026-03-02"])
+    assert out.exit_code == 2 and "local_hour is 12.0" in out.output
+    path.write_text(json.dumps({**case, "action_time": "2026-03-02T07:15"}))
+    out = CliRunner().invoke(app, ["rules", "explain", "--facts", str(path), "--neutral",
+                                   "--date", "2026-03-02"])
+    assert out.exit_code == 2 and "UTC offset" in out.output
+
+
+@pytest.mark.parametrize(("jur", "ctype", "overdue", "since_invoice", "reminded", "notice",
+                          "expected"), [
+    # German consumer, BGB § 286: default the day after a reminder following the due date
+    ("DE", "b2c", 40, 70, 10, False, 10),
+    ("DE", "b2c", 40, 70, 0, False, 0),     # reminded today: default begins tomorrow
+    ("DE", "b2c", 40, 70, -1, False, 0),    # no reminder, no notice: not in default
+    # ... or 30 days after due date and receipt, only if the invoice said so (§ 286 (3))
+    ("DE", "b2c", 40, 70, -1, True, 10),
+    ("DE", "b2c", 40, 70, 5, True, 10),     # the earlier of the two
+    ("DE", "b2c", 25, 55, -1, True, 0),     # the 30 days are not over yet
+    ("DE", "b2c", 40, 35, -1, True, 5),     # receipt after the due date counts from receipt
+    # notice unknown: known where it does not matter, else unknown (fails closed)
+    ("DE", "b2c", 40, 70, 15, None, 15),    # the reminder came first
+    ("DE", "b2c", 20, 50, -1, None, 0),     # neither has happened yet
+    ("DE", "b2c", 40, 70, 5, None, None),   # with the notice default began 5 days earlier
+    ("DE", "b2c", 40, 70, -1, None, None),
+    # German business: from the day after the agreed due date (§ 286 (2) no. 1)
+    ("DE", "b2b", 40, 70, -1, None, 40),
+    ("DE", "b2b", -3, 27, -1, None, 0),
+    # elsewhere: the day after the due date
+    ("FR", "b2c", 40, 70, -1, None, 40),
+    ("AT", "b2b", 12, 42, 3, False, 12),
+])
+def test_default_days_follow_bgb_286(jur, ctype, overdue, since_invoice, reminded, notice,
+                                     expected):
+    from legal_rules.from_tables import default_days
+
+    got = default_days(np.array([jur], dtype=object), np.array([ctype], dtype=object),
+                       np.array([overdue]), np.array([since_invoice]), np.array([reminded]),
+                       np.array([notice], dtype=object))[0]
+    assert got == expected
+
+
+def test_days_in_default_from_the_store_and_in_explain(tmp_path):
+    """The store's actions give the first reminder after the due date (one before it does not
+    count); explain derives the fact from first_reminder_date and the notice flag and refuses
+    a contradicting value."""
+    t = tables()
+    t["customers"].loc[0, "customer_type"] = "b2c"  # c1: a German consumer
+    t["invoices"]["consumer_notice_on_invoice"] = ["no", None, None, None]
+    facts = facts_for_invoices(t, AS_OF)
+    got = dict(zip(facts["invoice_id"], facts["days_in_default"], strict=True))
+    state_actions = t["actions"][t["actions"]["invoice_id"] == "i1"]
+    after_due = pd.to_datetime(state_actions["action_date"]) > pd.Timestamp("2026-01-31")
+    first = pd.to_datetime(state_actions.loc[after_due, "action_date"]).min()
+    expected = (pd.Timestamp(AS_OF) - first).days if pd.notna(first) else 0
+    assert got["i1"] == expected
+    assert got["i2"] == (AS_OF - date(2026, 2, 14)).days  # US: the day after due
+    case = {"jurisdiction": "DE", "customer_type": "b2c", "action": "letter",
+            "due_date": "2026-01-31", "first_reminder_date": "2026-02-20",
+            "consumer_notice_on_invoice": False}
+    path = tmp_path / "case.json"
+    path.write_text(json.dumps(case))
+    out = CliRunner().invoke(app, ["rules", "explain", "--facts", str(path), "--neutral",
+                                   "--date", "2026-03-02", "--technical"])
+    assert out.exit_code == 0 and "days_in_default=10" in out.output, out.output
+    assert "de.interest_b2c" in out.output
+    path.write_text(json.dumps({**case, "days_in_default": 30}))
+    out = CliRunner().invoke(app, ["rules", "explain", "--facts", str(path), "--neutral",
+                                   "--date", "2026-03-02"])
+    assert out.exit_code == 2 and "days_in_default is 30" in out.output
+    # no reminder and no notice: not in default, so no interest cap at all
+    path.write_text(json.dumps({**case, "first_reminder_date": None}))
+    out = CliRunner().invoke(app, ["rules", "explain", "--facts", str(path), "--neutral",
+                                   "--date", "2026-03-02", "--technical"])
+    assert out.exit_code == 0 and "days_in_default=0" in out.output
+    assert "max_interest_rate" not in out.output
