@@ -85,8 +85,109 @@ def export(
                   f"propensity) -> {', '.join(str(p) for p in paths.values())}")
 
 
+_VALUES_WHY = ("needs the learned environment's model values, which an offline "
+               "dataset does not carry (Python: simulations.ope.direct_values)")
+
+
+@user_errors
+def estimate(
+    data: Path = typer.Argument(..., help="An exported dataset: a `dunning dataset export` "
+                                "directory, transitions.npz or transitions.parquet."),
+    policies: str = typer.Option(None, "--policies", help="Comma-separated target "
+                                 "policies, as in `dunning evaluate` (a schedule inside it is "
+                                 "fixed[14:email;30:letter]); not oracle (it needs the "
+                                 "world's state) nor a tuned search (tuned:FILE works)."),
+    policy: list[str] = typer.Option(None, "--policy", help="One more target policy, the "
+                                     "whole value one spec; repeat the option."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write every figure "
+                                         "(diagnostics, estimates, warnings) to this file."),
+    n_boot: int = typer.Option(500, "--bootstrap-resamples", min=100,
+                               help="Bootstrap resamples of the 95 % intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+) -> None:
+    """Estimate target policies' value from a logged dataset, off-policy, with the support
+    diagnostics that say when not to trust a number (docs/offline-rl.md).
+
+    Per policy: every estimator's value (mean NPV per invoice at the due date) with its
+    bootstrap interval, or "withheld" and the reason; the effective sample size, the share
+    of episodes following the target all the way, and the share of logged decisions where
+    the target's action had logging probability 0 (no support).
+    """
+    from policies.baselines.factory import make_policy
+    from policies.plugins import split_policy_specs
+    from simulations.ope import estimate_all, target_actions
+    from simulations.ope.export import Transitions
+
+    specs = split_policy_specs(policies or "") + [p.strip() for p in policy or [] if p.strip()]
+    if not specs:
+        raise InputError("--policies: expected at least one target policy, e.g. "
+                         "fixed,mypolicies:EmailThenCall")
+    if json_out is not None and json_out.is_dir():
+        raise InputError(f"--json {json_out}: is a directory (expected a file)")
+    logged = Transitions.load(data).to_logged_dataset(str(data))
+    targets = {}
+    for spec in specs:
+        name, pol = make_policy(spec)
+        if getattr(pol, "sees_world_state", False):
+            raise InputError(f"policy {spec!r}: the oracle acts on the world's true state, "
+                             "which a logged dataset does not hold (it can only be "
+                             "evaluated in the simulator: dunning evaluate)")
+        if name in targets:
+            raise InputError(f"--policies: {name!r} given twice")
+        targets[name] = pol
+    console.print(f"[dim]{logged.n} logged episodes, {int(logged.active.sum())} decisions, "
+                  f"logging policy's own value {logged.logged_value:,.0f}[/]")
+    results = {}
+    for name, pol in targets.items():
+        res = estimate_all(logged, target_actions(pol, logged), None, n_boot=n_boot, seed=seed)
+        for est in res["estimates"].values():
+            if est["warning"] == "needs model values (simulations.ope.direct)":
+                est["warning"] = _VALUES_WHY
+        results[name] = res
+        console.print(_estimate_table(name, res))
+    if json_out is not None:
+        from engine.files import atomic_write_json
+        from engine.serialization import jsonable
+
+        atomic_write_json(json_out, jsonable({
+            "dataset": str(data), "episodes": logged.n,
+            "decisions": int(logged.active.sum()), "logging_policy_value": logged.logged_value,
+            "bootstrap_resamples": n_boot, "seed": seed, "policies": results}))
+        console.print(f"estimates written to [bold]{json_out}[/]")
+
+
+def _estimate_table(name: str, res: dict):  # noqa: ANN202 - rich.table.Table
+    """One policy's estimates: a number only with its interval, else "withheld" + why."""
+    from rich.table import Table
+
+    d = res["diagnostics"]
+    if "ess" in d:
+        caption = (f"effective sample size {d['ess']:.1f} of {d['n_episodes']} episodes; "
+                   f"{d['match_rate']:.1%} follow the target all the way; target's action "
+                   f"with logging probability 0 on {d['unsupported_decisions']:.1%} of the "
+                   f"decisions ({d['unsupported_episodes']:.0%} of the episodes reach one)")
+    else:
+        caption = (f"logging propensity not known on {d['propensity_missing']:.1%} of the "
+                   "decisions: no support diagnostics")
+    for w in d["warnings"]:
+        caption += f"\n[bold red]do not trust importance sampling:[/] {w}"
+    t = Table(title=f"off-policy value of {name}", caption=caption, caption_justify="left")
+    for col in ("estimator", "value", "95 % interval", "warning"):
+        t.add_column(col, justify="right" if col in ("value", "95 % interval") else "left",
+                     overflow="fold")
+    for est, r in res["estimates"].items():
+        if r["value"] is None:
+            t.add_row(est, "[yellow]withheld[/]", "", r["warning"] or "")
+            continue
+        lo, hi = r["ci"]
+        warn = f"[red]do not trust: {r['warning']}[/]" if r["warning"] else ""
+        t.add_row(est, f"{r['value']:,.0f}", f"[{lo:,.0f}, {hi:,.0f}]", warn)
+    return t
+
+
 def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Offline-RL datasets from the logged history.",
                         no_args_is_help=True)
     group.command("export")(export)
+    group.command("estimate")(estimate)
     app.add_typer(group, name="dataset")
