@@ -311,6 +311,8 @@ class Transitions:
                 infos={"propensity": np.r_[self.propensities[rows], np.nan].tolist(),
                        "mask": np.concatenate([self.masks[rows], np.ones((1, 6), bool)]),
                        "day": np.r_[self.days[rows], self.days[rows[-1]] + 1].tolist()}))
+        # absolute: minari 0.5.4 joins a relative root onto itself (ds/.minari-x/.../ds/...)
+        directory = directory.resolve()
         tmp = Path(tempfile.mkdtemp(prefix=".minari-", dir=directory.parent))
         try:
             with _minari_root(tmp), warnings.catch_warnings():
