@@ -161,13 +161,13 @@ def dataset(lab) -> Path:
 
 def test_c_export_the_logged_history_and_read_it_back(dataset, in_lab, monkeypatch) -> None:
     meta = json.loads((dataset / "dataset.json").read_text())
-    assert meta["episodes"] == 80 and meta["propensity_missing_share"] == 0
+    assert 30 <= meta["episodes"] <= 80 and meta["propensity_missing_share"] == 0
     code = doc_block("offline-rl.md", "python", "Transitions.load")
     monkeypatch.setenv("MINARI_DATASETS_PATH", "unset-by-the-docs-code")  # restored after
     ns: dict = {}
     exec(compile(code, "docs/offline-rl.md", "exec"), ns)  # the docs' own reading code
     tr, ep = ns["tr"], ns["ep"]
-    assert tr.n == meta["transitions"] and len(list(tr.episodes())) == 80
+    assert tr.n == meta["transitions"] and len(list(tr.episodes())) == meta["episodes"]
     assert tr.logging_probs.shape == (tr.n, 6)
     np.testing.assert_allclose(tr.logging_probs.sum(axis=1), 1.0, atol=1e-5)
     logged = tr.logging_probs[np.arange(tr.n), tr.actions]
@@ -179,16 +179,18 @@ def test_c_export_the_logged_history_and_read_it_back(dataset, in_lab, monkeypat
 
 def test_d_estimate_my_policy_off_policy_with_diagnostics(dataset, in_lab) -> None:
     args = doc_command("offline-rl.md", "dataset estimate")
-    assert any(a.startswith("mypolicies:EmailThenCall") for a in args)
+    assert any("mypolicies:EmailThenCall" in a for a in args)
     res = runner.invoke(app, args, env=WIDE)
     assert res.exit_code == 0, res.output
     out = json.loads(Path(args[args.index("--json") + 1]).read_text())
+    n = json.loads((dataset / "dataset.json").read_text())["episodes"]
+    assert out["episodes"] == n
     mine = next(p for p in out["policies"] if p.startswith("mypolicies:EmailThenCall"))
     assert set(out["policies"]) == {"fixed", mine}
     for name, r in out["policies"].items():
         d = r["diagnostics"]
-        assert d["n_episodes"] == 80 and 0 <= d["unsupported_decisions"] <= 1
-        assert f"effective sample size {d['ess']:.1f} of 80 episodes" in res.output
+        assert d["n_episodes"] == n and 0 <= d["unsupported_decisions"] <= 1
+        assert f"effective sample size {d['ess']:.1f} of {n} episodes" in res.output
         assert f"off-policy value of {name}" in res.output
         for est, e in r["estimates"].items():
             if e["value"] is None:  # withheld, and why: never a bare number
