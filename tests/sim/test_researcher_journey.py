@@ -264,3 +264,30 @@ def test_d_the_printed_figures_are_estimate_all_on_the_replay(dataset, in_lab) -
         assert got["estimates"][name]["value"] == (  # log_amount column: ~1e-7 apart
             None if e["value"] is None else pytest.approx(e["value"], rel=1e-6))
         assert got["estimates"][name]["warning"] == e["warning"] or e["value"] is None
+
+
+def test_d_from_the_history_itself_the_model_based_estimators_are_given(dataset,
+                                                                         in_lab) -> None:
+    """Without DATASET the command replays the history as `export` does (same options), and
+    the direct method's values come from a hazard model fitted on it: dr / wdr / dm get
+    numbers, and the log-only estimators equal those on the exported files."""
+    spec = 'mypolicies:EmailThenCall:{"email_day": 5, "call_day": 20}'
+    res = runner.invoke(app, ["dataset", "estimate", "--customers", TINY["--customers"],
+                              "--months", TINY["--months"], "--max-invoices", "80",
+                              "--policies", spec, "--json", "hist.json"], env=WIDE)
+    assert res.exit_code == 0, res.output
+    hist = json.loads(Path("hist.json").read_text())["policies"][spec]
+    res = runner.invoke(app, ["dataset", "estimate", "ds/", "--policies", spec, "--json",
+                              "files.json"], env=WIDE)
+    assert res.exit_code == 0, res.output
+    files = json.loads(Path("files.json").read_text())["policies"][spec]
+    for name in ("dr", "wdr", "dm"):
+        e = hist["estimates"][name]
+        assert e["value"] is not None and e["ci"][0] <= e["value"] <= e["ci"][1]
+        assert files["estimates"][name]["value"] is None
+    assert hist["estimates"]["fqe"]["value"] == pytest.approx(
+        files["estimates"]["fqe"]["value"], rel=1e-6)
+    assert hist["diagnostics"]["ess"] == pytest.approx(files["diagnostics"]["ess"], rel=1e-9)
+    res = runner.invoke(app, ["dataset", "estimate", "ds/", "--model", "m/", "--policies",
+                              "fixed"])
+    assert res.exit_code == 2 and "only without DATASET" in res.output
