@@ -218,6 +218,18 @@ def test_d_a_bad_dataset_is_a_clean_error(dataset, in_lab, tmp_path) -> None:
     np.savez(tmp_path / "transitions.npz", **z)
     res = runner.invoke(app, ["dataset", "estimate", str(tmp_path), "--policies", "fixed"])
     assert res.exit_code == 2 and "field 'propensities', row 0" in " ".join(res.output.split())
+    import pandas as pd
+
+    bad = tmp_path / "pq"
+    bad.mkdir()
+    pd.read_parquet(dataset / "transitions.parquet").drop(columns="mask.letter").to_parquet(
+        bad / "transitions.parquet")
+    res = runner.invoke(app, ["dataset", "estimate", str(bad), "--policies", "fixed"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "transitions.parquet: column 'mask.letter' missing" in " ".join(res.output.split())
+    (bad / "transitions.parquet").write_text("not parquet")
+    res = runner.invoke(app, ["dataset", "estimate", str(bad), "--policies", "fixed"])
+    assert res.exit_code == 2 and "cannot read it as a dataset" in res.output
     res = runner.invoke(app, ["dataset", "estimate", str(dataset), "--policies", "oracle"])
     assert res.exit_code == 2 and "world's true state" in " ".join(res.output.split())
 
