@@ -161,6 +161,8 @@ def estimate(
     dr / wdr / dm are withheld (they need the history's tables for the hazard model's
     values); from a replayed history they are given.
     """
+    import numpy as np
+
     from policies.baselines.factory import make_policy
     from policies.plugins import split_policy_specs
     from simulations.ope import direct_values, estimate_all, target_actions
@@ -174,11 +176,15 @@ def estimate(
         raise InputError(f"--json {json_out}: is a directory (expected a file)")
     learned = None
     if data is not None:
-        given = [o for o, v in (("--db", db), ("--model", model)) if v is not None]
+        given = [o for o, v in (("--db", db), ("--model", model), ("--as-of", as_of),
+                                ("--max-invoices", max_invoices)) if v is not None]
         if given:
             raise InputError(f"{given[0]}: only without DATASET (an exported dataset carries "
                              "no tables to replay or to value with a hazard model)")
         logged = Transitions.load(data).to_logged_dataset(str(data))
+        if logged.logging_probs is None and not np.isnan(logged.pscore).any():
+            raise InputError(f"{data}: no field 'logging_probs' (exported by an earlier "
+                             "version): the support diagnostics need it; export it again")
     else:
         from simulations import world
 
