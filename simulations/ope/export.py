@@ -20,6 +20,8 @@ field                  shape, dtype    meaning
                                        action; NaN where it is not known (a real history
                                        logs none for "wait" days; never invented)
 ``masks``              (N, 6) bool     the legal mask of today's rules that day
+``logging_probs``      (N, 6) f32      the logging policy's probability of every action
+                                       that day (support diagnostics); NaN where not known
 ``episode_ids``        (N,) str        invoice id
 ``days``               (N,) int64      days after the due date (0 = the due date)
 =====================  ==============  ====================================================
@@ -41,6 +43,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -70,6 +73,9 @@ class Transitions:
     episode_ids: np.ndarray
     days: np.ndarray
     obs_columns: list[str]
+    # (N, 6) the logging policy's probability of every action that day (NaN = not known);
+    # None for a dataset exported before it was written
+    logging_probs: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -95,7 +101,10 @@ class Transitions:
                    propensities=data.pscore[i, t].astype(np.float64),
                    masks=data.masks[i, t].astype(bool),
                    episode_ids=np.asarray(data.invoice_ids, dtype=str)[i],
-                   days=t.astype(np.int64), obs_columns=LAYOUT.column_names())
+                   days=t.astype(np.int64), obs_columns=LAYOUT.column_names(),
+                   logging_probs=(data.logging_probs[i, t].astype(np.float32)
+                                  if data.logging_probs is not None
+                                  else np.full((len(i), 6), np.nan, np.float32)))
 
     # -- tables ---------------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
@@ -106,6 +115,9 @@ class Transitions:
                                 "propensity": self.propensities}
         for k, name in enumerate(ACTION_NAMES):
             cols[f"mask.{name}"] = self.masks[:, k]
+        if self.logging_probs is not None:
+            for k, name in enumerate(ACTION_NAMES):
+                cols[f"logging_prob.{name}"] = self.logging_probs[:, k]
         for k, name in enumerate(self.obs_columns):
             cols[f"obs.{name}"] = self.observations[:, k]
         for k, name in enumerate(self.obs_columns):
@@ -123,7 +135,9 @@ class Transitions:
             propensities=df["propensity"].to_numpy(np.float64),
             masks=df[[f"mask.{a}" for a in ACTION_NAMES]].to_numpy(bool),
             episode_ids=df["episode_id"].to_numpy(str), days=df["day"].to_numpy(np.int64),
-            obs_columns=obs_cols)
+            obs_columns=obs_cols,
+            logging_probs=(df[[f"logging_prob.{a}" for a in ACTION_NAMES]].to_numpy(np.float32)
+                           if f"logging_prob.{ACTION_NAMES[0]}" in df else None))
 
     # -- files ----------------------------------------------------------------------------
     def save(self, directory: str | os.PathLike[str],
@@ -140,7 +154,8 @@ class Transitions:
             paths["parquet"] = _atomic(out / "transitions.parquet",
                                        lambda p: self.to_frame().to_parquet(p, index=False))
         if "npz" in formats:
-            arrays = {f.name: getattr(self, f.name) for f in fields(self)}
+            arrays = {f.name: getattr(self, f.name) for f in fields(self)
+                      if getattr(self, f.name) is not None}
             arrays["obs_columns"] = np.asarray(self.obs_columns, dtype=str)
             arrays["action_names"] = np.asarray(ACTION_NAMES, dtype=str)
             paths["npz"] = _atomic(out / "transitions.npz",
@@ -151,18 +166,126 @@ class Transitions:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Transitions:
-        """From ``transitions.npz`` or ``transitions.parquet`` (or a directory holding one)."""
+        """From ``transitions.npz`` or ``transitions.parquet`` (or a directory holding one).
+
+        Raises:
+            InputError: naming the file and the field when one is missing or unreadable.
+        """
         p = Path(path)
         if p.is_dir():
             p = next((p / f for f in ("transitions.npz", "transitions.parquet")
                       if (p / f).is_file()), p / "transitions.npz")
         if not p.is_file():
             raise InputError(f"{path}: no transitions.npz or transitions.parquet there")
-        if p.suffix == ".parquet":
-            return cls.from_frame(pd.read_parquet(p))
-        with np.load(p, allow_pickle=False) as z:
-            kw = {f.name: z[f.name] for f in fields(cls) if f.name != "obs_columns"}
-            return cls(obs_columns=[str(c) for c in z["obs_columns"]], **kw)
+        try:
+            if p.suffix == ".parquet":
+                df = pd.read_parquet(p)
+                need = ["episode_id", "day", "action", "reward", "terminal", "truncated",
+                        "propensity", *(f"mask.{a}" for a in ACTION_NAMES)]
+                gone = [c for c in need if c not in df.columns]
+                if gone or not any(c.startswith("obs.") for c in df.columns):
+                    raise InputError(f"{p}: column {(gone or ['obs.*'])[0]!r} missing "
+                                     "(not a `dunning dataset export` file?)")
+                return cls.from_frame(df)
+            with np.load(p, allow_pickle=False) as z:
+                gone = [f.name for f in fields(cls) if f.name not in z.files
+                        and f.name != "logging_probs"]
+                if gone:
+                    raise InputError(f"{p}: field {gone[0]!r} missing (not a `dunning "
+                                     "dataset export` file?)")
+                kw = {f.name: z[f.name] for f in fields(cls)
+                      if f.name not in ("obs_columns", "logging_probs")}
+                probs = z["logging_probs"] if "logging_probs" in z.files else None
+                return cls(obs_columns=[str(c) for c in z["obs_columns"]],
+                           logging_probs=probs, **kw)
+        except InputError:
+            raise
+        except (OSError, ValueError, KeyError) as exc:  # not an npz / parquet, bad dtype
+            raise InputError(f"{p}: cannot read it as a dataset ({exc})") from None
+
+    def to_logged_dataset(self, source: str = "the dataset") -> LoggedDataset:
+        """The episodes as a :class:`LoggedDataset` (the inverse of :meth:`from_dataset`),
+        for the off-policy estimators (``estimate_all``): arrays (n, H) with ``H`` the
+        longest episode, days after an episode's end inactive (its last observation and an
+        all-allowed mask, as a finished invoice's stale row). No world state (the oracle
+        cannot be a target) and no invoice parameters; the amount (FQE's scale) comes from
+        the ``log_amount`` column. ``logging_probs`` is ``None`` where not known.
+
+        Raises:
+            InputError: naming ``source`` and the field when the arrays do not fit together.
+        """
+        from simulations.env.layout import LAYOUT
+
+        self._check(source, LAYOUT)
+        episodes = list(self.episodes())
+        n, H = len(episodes), int(self.days.max()) + 1
+        first = np.array([rows[0] for rows in episodes])
+        ep = np.repeat(np.arange(n), [len(r) for r in episodes])
+        t = self.days
+        obs = np.repeat(self.next_observations[[r[-1] for r in episodes]][:, None], H, axis=1)
+        obs[ep, t] = self.observations
+        masks = np.ones((n, H, 6), dtype=bool)
+        masks[ep, t] = self.masks
+        action = np.zeros((n, H), dtype=np.int64)
+        action[ep, t] = self.actions
+        pscore, reward = np.ones((n, H)), np.zeros((n, H))
+        pscore[ep, t], reward[ep, t] = self.propensities, self.rewards
+        active = np.zeros((n, H), dtype=bool)
+        active[ep, t] = True
+        terminated = np.zeros((n, H), dtype=bool)
+        terminated[ep, t] = self.terminals
+        probs = None
+        if self.logging_probs is not None and not np.isnan(self.logging_probs).all():
+            probs = np.zeros((n, H, 6), dtype=np.float32)
+            probs[ep, t] = self.logging_probs
+        amount = 10.0 ** self.observations[first, LAYOUT["log_amount"]].astype(np.float64) - 1
+        return LoggedDataset(
+            obs=obs, masks=masks, action=action, pscore=pscore, reward=reward, active=active,
+            batch=SimpleNamespace(amount=amount), invoice_ids=self.episode_ids[first],
+            params=None, propensity_mismatch=0.0, refused_logged_actions=int(
+                (~self.masks[np.arange(self.n), self.actions]).sum()),
+            world_states=None, logging_probs=probs, terminated=terminated,
+            final_obs=self.next_observations[[r[-1] for r in episodes]])
+
+    def _check(self, source: str, layout: Any) -> None:
+        """Shapes, ranges and episode structure, each problem naming the field."""
+        N = self.n
+        if N == 0:
+            raise InputError(f"{source}: no transitions")
+        if list(self.obs_columns) != layout.column_names():
+            raise InputError(f"{source}: field 'obs_columns' does not match this version's "
+                             f"observation ({len(self.obs_columns)} columns, expected "
+                             f"{layout.dim}: docs/policies.md)")
+        shapes = {"observations": (N, layout.dim), "next_observations": (N, layout.dim),
+                  "masks": (N, 6), "rewards": (N,), "terminals": (N,), "propensities": (N,),
+                  "episode_ids": (N,), "days": (N,)}
+        if self.logging_probs is not None:
+            shapes["logging_probs"] = (N, 6)
+        for name, shape in shapes.items():
+            if getattr(self, name).shape != shape:
+                raise InputError(f"{source}: field {name!r} has shape "
+                                 f"{getattr(self, name).shape}, expected {shape}")
+        checks = {"actions": (self.actions < 0) | (self.actions >= 6),
+                  "rewards": ~np.isfinite(self.rewards),
+                  "propensities": (self.propensities <= 0) | (self.propensities > 1),
+                  "observations": ~np.isfinite(self.observations).all(axis=1)}
+        if self.logging_probs is not None:
+            lp = self.logging_probs
+            checks["logging_probs"] = ((lp < 0) | (lp > 1 + 1e-5)).any(axis=1)
+        for name, bad in checks.items():
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise InputError(f"{source}: field {name!r}, row {k} (episode "
+                                 f"{self.episode_ids[k]}, day {self.days[k]}): out of range "
+                                 f"({np.asarray(getattr(self, name))[k]})")
+        for rows in self.episodes():
+            if not np.array_equal(self.days[rows], np.arange(len(rows))):
+                raise InputError(f"{source}: field 'days', episode {self.episode_ids[rows[0]]}:"
+                                 " expected the days 0, 1, 2, ... in order (rows of an "
+                                 "episode contiguous)")
+        if len(set(self.episode_ids.tolist())) != len(list(self.episodes())):
+            raise InputError(f"{source}: field 'episode_ids': an episode's rows are not "
+                             "contiguous")
 
     def episodes(self) -> Iterator[np.ndarray]:
         """Row indices of each episode, in order (rows of an episode are contiguous)."""
@@ -188,6 +311,8 @@ class Transitions:
                 infos={"propensity": np.r_[self.propensities[rows], np.nan].tolist(),
                        "mask": np.concatenate([self.masks[rows], np.ones((1, 6), bool)]),
                        "day": np.r_[self.days[rows], self.days[rows[-1]] + 1].tolist()}))
+        # absolute: minari 0.5.4 joins a relative root onto itself (ds/.minari-x/.../ds/...)
+        directory = directory.resolve()
         tmp = Path(tempfile.mkdtemp(prefix=".minari-", dir=directory.parent))
         try:
             with _minari_root(tmp), warnings.catch_warnings():
