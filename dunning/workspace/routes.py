@@ -869,8 +869,6 @@ def _pending_page(ws: Workspace, request: Request, session: Session,
                   approved: tuple | None = None) -> Response:
     """The pending proposals, each with a unified diff against the file of that name in
     force (packaged or approved), or the whole file when it adds a new one."""
-    import difflib
-
     from dunning.ops.rule_approval import file_sha256, in_force_file, pending
 
     ruleset = ws.state.ruleset
@@ -879,13 +877,34 @@ def _pending_page(ws: Workspace, request: Request, session: Session,
         new = p.path.read_text(encoding="utf-8").splitlines(keepends=True)
         old_path = in_force_file(ws.state.store.path, p.name)
         old = old_path.read_text(encoding="utf-8").splitlines(keepends=True) if old_path else []
-        diff = list(difflib.unified_diff(old, new, f"{p.name} (in force)",
-                                         f"{p.name} (proposed)", n=2))
+        diff = unified_diff(old, new, f"{p.name} (in force)", f"{p.name} (proposed)")
         rows.append({"p": p, "replaces": old_path is not None, "diff": "".join(diff),
                      "diff_lines": [(_diff_class(d), d.rstrip("\n")) for d in diff],
                      "old_sha256": file_sha256(old_path) if old_path else ""})
     return ws.render(request, "rules_pending.html.j2", session, rows=rows, ruleset=ruleset,
                      approved=approved, trail=_rule_trail(ws))
+
+
+def unified_diff(old: list[str], new: list[str], old_name: str, new_name: str,
+                 context: int = 2) -> list[str]:
+    """The unified diff of two files' lines (with their line ends), like
+    :func:`difflib.unified_diff` but without its "autojunk" heuristic: in a file of over
+    200 lines that heuristic ignores frequent lines (blank lines, ``tests:``) when aligning,
+    and an appended rule then shows as a changed last line."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    out = [f"--- {old_name}\n", f"+++ {new_name}\n"]
+    for group in matcher.get_grouped_opcodes(context):
+        (_, i1, _, j1, _), (_, _, i2, _, j2) = group[0], group[-1]
+        out.append(f"@@ -{i1 + 1},{i2 - i1} +{j1 + 1},{j2 - j1} @@\n")
+        for tag, a1, a2, b1, b2 in group:
+            if tag == "equal":
+                out += [" " + line for line in old[a1:a2]]
+                continue
+            out += ["-" + line for line in old[a1:a2]]
+            out += ["+" + line for line in new[b1:b2]]
+    return [line if line.endswith("\n") else line + "\n" for line in out]
 
 
 def _diff_class(line: str) -> str:

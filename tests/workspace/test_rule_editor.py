@@ -19,7 +19,7 @@ from .test_pages import csrf_of, login
 # sees it: the schedule sends it on day 30)
 LETTER_RULE = """
   - id: de.team_letter_after_40_days
-    title: The reminder letter after an email waits until day 40
+    title: For claims of EUR 1,000 or more the reminder letter after an email waits until day 40
     jurisdiction: DE
     scope: both
     applies_to: [letter]
@@ -27,14 +27,15 @@ LETTER_RULE = """
       all:
         - {fact: reminders_sent, op: ge, value: 1}
         - {fact: days_overdue, op: lt, value: 40}
+        - {fact: amount, op: ge, value: 1000}
     effect: veto
     kind: company_policy
     citation: "Company policy: letters only after 40 days"
     valid_from: 2020-01-01
     rationale: Test rule.
     tests:
-      - {facts: {days_overdue: 30}, action: letter, expect: fires, decision: vetoed}
-      - {facts: {days_overdue: 40}, action: letter, expect: does_not_fire}
+      - {facts: {days_overdue: 30, amount: 2000}, action: letter, expect: fires, decision: vetoed}
+      - {facts: {days_overdue: 40, amount: 2000}, action: letter, expect: does_not_fire}
 """
 
 
@@ -290,3 +291,18 @@ def test_kpi_rows_say_better_or_worse_only_when_the_interval_excludes_zero():
                    "actions_blocked": ("no clear change", "+5 [+4, +6]"),  # neither way
                    "paid_after_first_reminder": ("worse", "-1.0 pp [-2.0 pp, -0.5 pp]")}
     assert rows[0]["label"].startswith("Geldeingang")  # the what-if's own German label
+
+
+def test_the_approvers_diff_of_a_long_file_shows_an_inserted_rule_as_added_lines_only():
+    """A rule inserted in the middle of a file of over 200 lines: the diff has exactly its
+    lines as added, nothing removed, and hunk headers with the right line numbers."""
+    from dunning.workspace.routes import unified_diff
+
+    old = ["rules:\n"] + [line for i in range(60) for line in
+                          (f"  - id: x.r{i}\n", "    tests:\n", "      - {facts: {}}\n", "\n")]
+    inserted = LETTER_RULE.lstrip("\n").splitlines(keepends=True) + ["\n"]
+    new = old[:121] + inserted + old[121:]
+    diff = unified_diff(old, new, "a", "b")
+    assert [d[1:] for d in diff if d.startswith("+") and not d.startswith("+++")] == inserted
+    assert not [d for d in diff if d.startswith("-") and not d.startswith("---")]
+    assert diff[2] == f"@@ -120,4 +120,{4 + len(inserted)} @@\n"
