@@ -312,9 +312,9 @@ def test_a_lawyer_edits_a_rule_file_and_a_second_one_approves_it(site, browser, 
     wait_for(d, "#whatif-progress, #whatif-result, #whatif-failed")
     table = wait_for(d, "#whatif-table", timeout=120)  # htmx polls the job until it is done
     kpis = [r.get_attribute("id") for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
-    assert "kpi-npv" in kpis and "kpi-dso" in kpis
+    assert "kpi-cash_collected" in kpis and "kpi-days_sales_outstanding" in kpis
     effects = d.find_element(By.ID, "rule-effects").text
-    assert rid in effects and "held back reminder letters" in effects
+    assert rid in effects and "blocked reminder letters on" in effects
     shots(d, "rules-whatif")
     d.get(url + "/ui/rules/pending")
     form = wait_for(d, f"#proposal-{sha[:12]} form.approve-rule")
