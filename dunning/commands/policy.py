@@ -13,6 +13,7 @@ import typer
 
 from dunning.commands.common import console, user_errors
 from engine.config import DEFAULT_DATA_DIR, DEFAULT_DB
+from engine.errors import DunningError
 
 
 @user_errors
@@ -23,11 +24,26 @@ def report(
     out: Path = typer.Option(
         None, "--out", help="Report directory [default: RESULTS/report]."
     ),
+    evaluation: Path = typer.Option(
+        None, "--evaluation", help="Add the time-split evaluation section from FILE.json "
+        "(`dunning evaluate-model --out FILE.json`)."
+    ),
 ) -> None:
     """Re-render the self-contained HTML report from a results directory."""
+    import json
+
     from dunning.report import load_results, write_report
 
     data = load_results(results)
+    if evaluation is not None:
+        try:
+            data["evaluation"] = json.loads(evaluation.read_text())
+        except FileNotFoundError:
+            raise DunningError(f"--evaluation {evaluation}: no such file; write it with "
+                               "`dunning evaluate-model --out FILE.json`") from None
+        except json.JSONDecodeError as exc:
+            raise DunningError(f"--evaluation {evaluation}, line {exc.lineno}: not valid "
+                               f"JSON ({exc.msg})") from None
     base = results if results.is_dir() else results.parent
     index = write_report(data, out or base / "report")
     console.print(f"report written to [bold]{index}[/]")
