@@ -575,7 +575,9 @@ def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as
         parts_snap.append(np.full(int(ok.sum()), k))
     # one seeded random day strictly between issue and due: the model also sees invoices
     # that are partway through their payment terms (as open invoices at a prediction date are)
-    pre = np.random.default_rng(seed).random(len(known))
+    # drawn per invoice position, so an invoice gets the same day whatever the as-of date
+    # (a frame at a later date restricted to an earlier one: :func:`frame_known_at`)
+    pre = np.random.default_rng(seed).random(len(p.invoice_id))[known]
     r = p.invoice_day[known] + 1 + (pre * (p.due_day[known] - p.invoice_day[known] - 1)
                                     ).astype(np.int64)
     ok = (r < p.due_day[known]) & (r <= end) & (r < day)
@@ -590,12 +592,35 @@ def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as
     order = np.lexsort((rows, ref))
     rows, ref, snap = rows[order], ref[order], snap[order]
     dl = p.days_late[rows].copy()
-    censored = np.isnan(dl)
+    # not settled before as_of (never, or later in the data): the class is known, the days
+    # late only as a lower bound; the exact figure would be an outcome from after as_of
+    censored = ~settled[rows]
     dl[censored] = (day - 1 - p.due_day[rows][censored]).astype(float)
     X = features_at(p, rows, ref)
     X = X.reset_index()
     return TrainingFrame(X=X.drop(columns="invoice_id"), days_late=dl, censored=censored,
                          ref_day=ref, invoice_day=p.invoice_day[rows], snapshot=snap,
+                         invoice_pos=rows)
+
+
+def frame_known_at(p: PreparedTables, frame: TrainingFrame, as_of: object,
+                   very_late_days: int) -> TrainingFrame:
+    """The rows ``build_training_frame(p, as_of, very_late_days, seed=s)`` returns, cut
+    out of ``frame`` = ``build_training_frame(p, later, very_late_days, seed=s)`` for a
+    ``later`` date, without computing a feature again: features are as of each row's own
+    date, so a row's features do not depend on the frame's date; only which rows exist
+    (class known at ``as_of``, dated before it) and the lower bound of the censored labels
+    do. Same rows, order and values (tested)."""
+    day = to_day(as_of)
+    pos = frame.invoice_pos
+    keep = np.flatnonzero(class_known(p, day, very_late_days)[pos] & (frame.ref_day < day))
+    rows = pos[keep]
+    dl = p.days_late[rows].copy()
+    censored = ~(p.settle_day[rows] < day)
+    dl[censored] = (day - 1 - p.due_day[rows][censored]).astype(float)
+    return TrainingFrame(X=frame.X.iloc[keep].reset_index(drop=True), days_late=dl,
+                         censored=censored, ref_day=frame.ref_day[keep],
+                         invoice_day=frame.invoice_day[keep], snapshot=frame.snapshot[keep],
                          invoice_pos=rows)
 
 
