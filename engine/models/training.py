@@ -203,6 +203,9 @@ def select_champion(p: PreparedTables, as_day: int, cfg: TrainConfig,
     sel["cv_rows"] = int(len(cv))
     for fold in sel["folds"]:
         fold["cut_date"] = str(from_day(fold.pop("cut_day")))
+    if progress:
+        progress(f"refitting {sel['champion']} on {len(rows.X):,} rows with the day "
+                 "regressors")
     model = candidate_models(cfg, features, len(rows.X), final=True)[sel["champion"]]()
     model.fit(rows.X, rows.days_late, rows.ref_day, rows.weight, rows.censored)
     model.threshold_ = sel["threshold"]
