@@ -548,7 +548,8 @@ class TrainingFrame:
 def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_of: object,
                          very_late_days: int = 30,
                          snapshot_days: Sequence[int] = DEFAULT_SNAPSHOT_DAYS,
-                         since: object | None = None, seed: int = 0) -> TrainingFrame:
+                         since: object | None = None, seed: int = 0,
+                         stable_draw: bool = False) -> TrainingFrame:
     """Point-in-time training rows of every invoice whose class is known at ``as_of``.
 
     Only invoices due more than ``very_late_days`` + 1 days before ``as_of`` are used: their
@@ -559,6 +560,9 @@ def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as
     invoice date, one at a random day (``seed``) between invoice and due date, and one per
     ``due + k`` (k in ``snapshot_days``), each only if the invoice was still unpaid then and
     the day lies before ``as_of`` and after ``since`` (optional earliest snapshot).
+    ``stable_draw``: that random day is drawn per invoice position, the same whatever
+    ``as_of`` (what :func:`frame_known_at` needs), instead of per invoice known at
+    ``as_of`` (the pipeline's draw, kept so its models keep their bytes and hashes).
     """
     p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
     day = to_day(as_of)
@@ -575,9 +579,8 @@ def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as
         parts_snap.append(np.full(int(ok.sum()), k))
     # one seeded random day strictly between issue and due: the model also sees invoices
     # that are partway through their payment terms (as open invoices at a prediction date are)
-    # drawn per invoice position, so an invoice gets the same day whatever the as-of date
-    # (a frame at a later date restricted to an earlier one: :func:`frame_known_at`)
-    pre = np.random.default_rng(seed).random(len(p.invoice_id))[known]
+    rng = np.random.default_rng(seed)
+    pre = rng.random(len(p.invoice_id))[known] if stable_draw else rng.random(len(known))
     r = p.invoice_day[known] + 1 + (pre * (p.due_day[known] - p.invoice_day[known] - 1)
                                     ).astype(np.int64)
     ok = (r < p.due_day[known]) & (r <= end) & (r < day)
@@ -605,9 +608,9 @@ def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as
 
 def frame_known_at(p: PreparedTables, frame: TrainingFrame, as_of: object,
                    very_late_days: int) -> TrainingFrame:
-    """The rows ``build_training_frame(p, as_of, very_late_days, seed=s)`` returns, cut
-    out of ``frame`` = ``build_training_frame(p, later, very_late_days, seed=s)`` for a
-    ``later`` date, without computing a feature again: features are as of each row's own
+    """The rows ``build_training_frame(p, as_of, very_late_days, seed=s,
+    stable_draw=True)`` returns, cut out of ``frame`` = the same call at a ``later`` date,
+    without computing a feature again: features are as of each row's own
     date, so a row's features do not depend on the frame's date; only which rows exist
     (class known at ``as_of``, dated before it) and the lower bound of the censored labels
     do. Same rows, order and values (tested)."""

@@ -136,10 +136,11 @@ def training_rows(p: PreparedTables, as_day: int, cfg: TrainConfig,
 
 def as_of_frame(p: PreparedTables, as_day: int, cfg: TrainConfig,
                 frame: TrainingFrame | None = None) -> TrainingFrame:
-    """``build_training_frame`` at ``as_day`` with ``cfg``'s seed, cut out of ``frame`` (built
-    at ``as_day`` or later with that seed) when given."""
+    """``build_training_frame`` at ``as_day`` with ``cfg``'s seed (``stable_draw``), cut out
+    of ``frame`` (built so at ``as_day`` or later) when given."""
     if frame is None:
-        return build_training_frame(p, from_day(as_day), cfg.very_late_days, seed=cfg.seed)
+        return build_training_frame(p, from_day(as_day), cfg.very_late_days, seed=cfg.seed,
+                                    stable_draw=True)
     return frame_known_at(p, frame, from_day(as_day), cfg.very_late_days)
 
 
@@ -239,8 +240,10 @@ def evaluate_payment(p: PreparedTables, as_day: int, cfg: TrainConfig,
     rows are cut out of it.
     """
     split = time_split_day(p, as_day, cfg.very_late_days, cfg.test_fraction)
-    test = frame if frame is not None and cfg.champion else build_training_frame(
-        p, from_day(as_day), cfg.very_late_days, since=None)
+    if cfg.champion:
+        test = frame if frame is not None else as_of_frame(p, as_day, cfg)
+    else:
+        test = build_training_frame(p, from_day(as_day), cfg.very_late_days, since=None)
     sel = test.invoice_day >= split
     Xte, dl_te, snap = test.X[sel], test.days_late[sel], test.snapshot[sel]
     if cfg.champion:
