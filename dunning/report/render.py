@@ -107,7 +107,7 @@ def render_report(results: Mapping[str, Any]) -> str:
         "training_chart": charts.training_curve_chart(training.get("curve") or {}),
         "training_facts": [(k, _fmt_any(v)) for k, v in training.items() if k != "curve"],
         "evaluation": evaluation_context(results["evaluation"])
-        if results.get("evaluation") else None,
+        if results.get("evaluation") is not None else None,
         "config_rows": _config_rows(results),
         "step_rows": [(k, f"{float(v):.1f} s")
                       for k, v in (results.get("step_seconds") or {}).items()],
@@ -367,7 +367,7 @@ def evaluation_context(ev: Mapping[str, Any]) -> dict[str, Any]:
     days late, and the later horizons of the shipped model."""
     from dunning.report import charts
 
-    models = ev.get("models") or {}
+    models = ev.get("models") if isinstance(ev, Mapping) else None
     if not isinstance(models, Mapping) or not models:
         raise InputError("evaluation: field 'models' missing; expected the JSON written by "
                          "`dunning evaluate-model --out FILE.json`")
