@@ -107,8 +107,10 @@ def run(tables: dict, include_disputed: bool, rows: str, seed: int = 0) -> dict:
     features = [c for c in train.X.columns if c in set(champion.features_)
                 | set(champion.dropped_features_)] or champion.features_
     for name, make in candidate_models(cfg, features, len(train.X), final=True).items():
+        # as train-model fits it: censored rows (unpaid at the split) train the classes,
+        # not the day regressors
         model = champion if name == selection["champion"] else make().fit(
-            train.X, train.days_late, train.ref_day, train.weight)
+            train.X, train.days_late, train.ref_day, train.weight, train.censored)
         out["models"][name] = _scores(model.predict_proba(Xte), y_te,
                                       selection["models"][name]["threshold"])
         if name == "lightgbm":

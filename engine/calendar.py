@@ -236,17 +236,34 @@ def count_holidays(country: np.ndarray, region: np.ndarray, start: np.ndarray,
     start = np.asarray(start, dtype=np.int64)
     end = np.asarray(end, dtype=np.int64)
     out = np.zeros(len(start), dtype=np.float64)
-    codes, uniq = pd.factorize(pd.MultiIndex.from_arrays(
-        [pd.Series(np.asarray(country, dtype=object)).map(_norm),
-         pd.Series(np.asarray(region, dtype=object)).map(_norm)]))
+    codes, uniq = _place_codes(country, region)
     for k, key in enumerate(uniq):
-        days = table.get(tuple(key))
+        days = table.get(key)
         if days is None or not days.size:
             continue
         sel = codes == k
         out[sel] = (np.searchsorted(days, end[sel], side="right")
                     - np.searchsorted(days, start[sel], side="left"))
     return out
+
+
+def _place_codes(country: np.ndarray, region: np.ndarray
+                 ) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """(n,) int64 code of each row's normalised ``(country, region)`` and the list of the
+    distinct normalised places. :func:`_norm` runs on the distinct raw values only (a few
+    per ledger), not per row: millions of rows in well under a second."""
+    c_codes, c_uniq = pd.factorize(np.asarray(country, dtype=object), use_na_sentinel=False)
+    r_codes, r_uniq = pd.factorize(np.asarray(region, dtype=object), use_na_sentinel=False)
+    c_norm = [_norm(v) for v in c_uniq]
+    r_norm = [_norm(v) for v in r_uniq]
+    # distinct raw pairs first, then the distinct normalised places ("de" and "DE " alike)
+    pair = c_codes.astype(np.int64) * max(len(r_uniq), 1) + r_codes
+    pairs, pair_code = np.unique(pair, return_inverse=True)
+    places = [(c_norm[p // max(len(r_uniq), 1)], r_norm[p % max(len(r_uniq), 1)])
+              for p in pairs.tolist()]
+    place_code, uniq = pd.factorize(pd.Index([f"{c}\x1f{r}" for c, r in places]))
+    keys = [tuple(str(u).split("\x1f")) for u in uniq]
+    return place_code[pair_code].astype(np.int64), keys  # type: ignore[return-value]
 
 
 # ---------------------------------------------------------------------------- batch lookup
@@ -304,13 +321,8 @@ class BusinessCalendar:
         if not len(country):
             return np.zeros(0, dtype=np.int64)
         region = np.full(len(country), "") if region is None else np.asarray(region)
-        if country.dtype.kind == "U" and region.dtype.kind == "U":  # no missing values
-            pairs = np.char.add(np.char.add(country, "|"), region)
-        else:
-            pairs = np.array([f"{_norm(c)}|{_norm(r)}"
-                              for c, r in zip(country, region, strict=True)])
-        inv, uniq = pd.factorize(pairs)  # then one place() per distinct pair
-        lut = np.array([self.place(*str(u).split("|", 1)) for u in uniq], dtype=np.int64)
+        inv, uniq = _place_codes(country, region)  # then one place() per distinct pair
+        lut = np.array([self.place(*key) for key in uniq], dtype=np.int64)
         return lut[inv]
 
     def lookup(self, place: np.ndarray, day: np.ndarray) -> CalendarDay:

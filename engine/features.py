@@ -548,7 +548,8 @@ class TrainingFrame:
 def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_of: object,
                          very_late_days: int = 30,
                          snapshot_days: Sequence[int] = DEFAULT_SNAPSHOT_DAYS,
-                         since: object | None = None, seed: int = 0) -> TrainingFrame:
+                         since: object | None = None, seed: int = 0,
+                         stable_draw: bool = False) -> TrainingFrame:
     """Point-in-time training rows of every invoice whose class is known at ``as_of``.
 
     Only invoices due more than ``very_late_days`` + 1 days before ``as_of`` are used: their
@@ -559,6 +560,9 @@ def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as
     invoice date, one at a random day (``seed``) between invoice and due date, and one per
     ``due + k`` (k in ``snapshot_days``), each only if the invoice was still unpaid then and
     the day lies before ``as_of`` and after ``since`` (optional earliest snapshot).
+    ``stable_draw``: that random day is drawn per invoice position, the same whatever
+    ``as_of`` (what :func:`frame_known_at` needs), instead of per invoice known at
+    ``as_of`` (the pipeline's draw, kept so its models keep their bytes and hashes).
     """
     p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
     day = to_day(as_of)
@@ -575,7 +579,8 @@ def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as
         parts_snap.append(np.full(int(ok.sum()), k))
     # one seeded random day strictly between issue and due: the model also sees invoices
     # that are partway through their payment terms (as open invoices at a prediction date are)
-    pre = np.random.default_rng(seed).random(len(known))
+    rng = np.random.default_rng(seed)
+    pre = rng.random(len(p.invoice_id))[known] if stable_draw else rng.random(len(known))
     r = p.invoice_day[known] + 1 + (pre * (p.due_day[known] - p.invoice_day[known] - 1)
                                     ).astype(np.int64)
     ok = (r < p.due_day[known]) & (r <= end) & (r < day)
@@ -590,12 +595,35 @@ def build_training_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as
     order = np.lexsort((rows, ref))
     rows, ref, snap = rows[order], ref[order], snap[order]
     dl = p.days_late[rows].copy()
-    censored = np.isnan(dl)
+    # not settled before as_of (never, or later in the data): the class is known, the days
+    # late only as a lower bound; the exact figure would be an outcome from after as_of
+    censored = ~settled[rows]
     dl[censored] = (day - 1 - p.due_day[rows][censored]).astype(float)
     X = features_at(p, rows, ref)
     X = X.reset_index()
     return TrainingFrame(X=X.drop(columns="invoice_id"), days_late=dl, censored=censored,
                          ref_day=ref, invoice_day=p.invoice_day[rows], snapshot=snap,
+                         invoice_pos=rows)
+
+
+def frame_known_at(p: PreparedTables, frame: TrainingFrame, as_of: object,
+                   very_late_days: int) -> TrainingFrame:
+    """The rows ``build_training_frame(p, as_of, very_late_days, seed=s,
+    stable_draw=True)`` returns, cut out of ``frame`` = the same call at a ``later`` date,
+    without computing a feature again: features are as of each row's own
+    date, so a row's features do not depend on the frame's date; only which rows exist
+    (class known at ``as_of``, dated before it) and the lower bound of the censored labels
+    do. Same rows, order and values (tested)."""
+    day = to_day(as_of)
+    pos = frame.invoice_pos
+    keep = np.flatnonzero(class_known(p, day, very_late_days)[pos] & (frame.ref_day < day))
+    rows = pos[keep]
+    dl = p.days_late[rows].copy()
+    censored = ~(p.settle_day[rows] < day)
+    dl[censored] = (day - 1 - p.due_day[rows][censored]).astype(float)
+    return TrainingFrame(X=frame.X.iloc[keep].reset_index(drop=True), days_late=dl,
+                         censored=censored, ref_day=frame.ref_day[keep],
+                         invoice_day=frame.invoice_day[keep], snapshot=frame.snapshot[keep],
                          invoice_pos=rows)
 
 

@@ -127,6 +127,9 @@ def evaluate_model(
                                        help="Comma-separated opt-in features."),
     rows: str = typer.Option("weighted", "--rows", help="Training rows, as train-model."),
     out: Path = typer.Option(None, "--out", help="Write the evaluation to FILE.json."),
+    report: Path = typer.Option(None, "--report", help="Write the evaluation as a "
+                                "self-contained HTML page to DIR/index.html (metrics next to "
+                                "the baselines, calibration, MAE of days)."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
     """Time-split evaluation on the ingested ledger: the shipped model next to global-mean,
@@ -135,14 +138,15 @@ def evaluate_model(
 
     from engine.models.evaluation import evaluate_cut
 
+    if out is not None and out.suffix != ".json":
+        raise DunningError(f"--out {out}: expected a .json file")
+
     tables, _ = load_tables(db, None)
     cfg = _config(very_late_days, include_fields, exclude_fields, seed, True, rows,
                   hazard=False)
     with console.status("training before the cut and scoring after it"):
         ev = evaluate_cut(tables, cut.date(), cfg)
     if out is not None:
-        if out.suffix != ".json":
-            raise DunningError(f"--out {out}: expected a .json file")
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_text(json.dumps(ev, indent=2, default=str))
@@ -150,6 +154,12 @@ def evaluate_model(
     _print_evaluation(ev)
     if out is not None:
         console.print(f"wrote {out}", highlight=False)
+    if report is not None:
+        from dunning.report import write_evaluation_report
+
+        # the page is rendered from the JSON form, as `dunning report` reads it back
+        index = write_evaluation_report(json.loads(json.dumps(ev, default=str)), report)
+        console.print(f"report written to {index}", highlight=False)
 
 
 def _print_evaluation(ev: dict[str, Any]) -> None:

@@ -13,6 +13,21 @@ import typer
 
 from dunning.commands.common import console, user_errors
 from engine.config import DEFAULT_DATA_DIR, DEFAULT_DB
+from engine.errors import DunningError
+
+
+def read_evaluation(path: Path) -> dict:
+    """``dunning evaluate-model --out`` JSON, with a user error naming the file and line."""
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DunningError(f"--evaluation {path}: no such file; write it with "
+                           "`dunning evaluate-model --out FILE.json`") from None
+    except json.JSONDecodeError as exc:
+        raise DunningError(f"--evaluation {path}, line {exc.lineno}: not valid JSON "
+                           f"({exc.msg})") from None
 
 
 @user_errors
@@ -35,12 +50,17 @@ def report(
     n_boot: int = typer.Option(2000, "--bootstrap-resamples", help="Resamples for "
                                "--interval bootstrap."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap resampling."),
+    evaluation: Path = typer.Option(
+        None, "--evaluation", help="Add the time-split evaluation section from FILE.json "
+        "(`dunning evaluate-model --out FILE.json`) to a demo run's report."
+    ),
 ) -> None:
     """Render the self-contained HTML report of a demo run, an evaluation or an experiment
     (KPIs per policy, paired per-invoice differences to the reference, per scenario and
     segment, reminder timing, learning curves of RL policies)."""
     from dunning.report.research import (
         KIND_EVALUATION,
+        KIND_RESULTS,
         load_report_input,
         recompute_paired,
         render_any,
@@ -59,6 +79,11 @@ def report(
                              "(it needs the per-invoice outcomes of `dunning evaluate --out`); "
                              "set `interval:` in the experiment file instead")
         data = recompute_paired(default_out.parent, interval, n_boot, seed)
+    if evaluation is not None:
+        if kind != KIND_RESULTS:
+            raise InputError("--evaluation: only a demo run's report (results.json) takes the "
+                             "payment model's evaluation section")
+        data["evaluation"] = read_evaluation(evaluation)
     source = path if path is not None else results
     try:
         html = render_any(kind, data)

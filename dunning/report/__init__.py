@@ -30,6 +30,7 @@ references: CSS is inline and every chart is an inline SVG made with matplotlib.
       "npv_difference_vs_fixed": {"<policy>": {"npv_minus_reference", "ci_low", "ci_high"}},
       "training": {"curve": {"timesteps": [...], "mean_reward": [...]}, ...facts},
       "config": {...}, "hashes": {...}, "step_seconds": {"<step>": float},
+      "evaluation": {...},                # optional: `dunning evaluate-model --out` JSON
       "drift": {"available": true, "drifted": bool, "warnings": [str],
                 "reference_period": [start, end], "recent_period": [start, end],
                 "features": [{"feature", "psi", "status"}],
@@ -40,6 +41,13 @@ references: CSS is inline and every chart is an inline SVG made with matplotlib.
     }
 """
 
-from dunning.report.render import load_results, render_report, write_report
+from dunning.report.render import (
+    load_results,
+    render_evaluation,
+    render_report,
+    write_evaluation_report,
+    write_report,
+)
 
-__all__ = ["load_results", "render_report", "write_report"]
+__all__ = ["load_results", "render_evaluation", "render_report", "write_evaluation_report",
+           "write_report"]

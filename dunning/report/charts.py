@@ -171,11 +171,24 @@ def _calibration_curves(cal: Any) -> list[tuple[str, list[float], list[float]]]:
         for name, d in cal.items():
             if isinstance(d, Mapping) and (p := pair(d)):
                 out.append((str(name), *p))
+            elif _is_bin_list(d) and (p := pair(_columns(d))):
+                out.append((str(name), *p))  # engine.models.metrics.calibration_curve
     elif isinstance(cal, Sequence) and not isinstance(cal, str):
         for i, d in enumerate(cal):
             if isinstance(d, Mapping) and (p := pair(d)):
                 out.append((str(d.get("class", d.get("name", i))), *p))
     return out
+
+
+def _is_bin_list(d: Any) -> bool:
+    return (isinstance(d, Sequence) and not isinstance(d, str) and len(d) > 0
+            and all(isinstance(b, Mapping) for b in d))
+
+
+def _columns(bins: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """[{"mean_predicted": .., "observed": ..}, ...] (one dict per bin) -> column lists."""
+    return {k: [b.get(k) for b in bins] for k in ("mean_predicted", "observed")
+            if all(k in b for b in bins)}
 
 
 def importance_chart(importance: Any, top_k: int = 15) -> str:

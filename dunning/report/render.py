@@ -57,17 +57,21 @@ def write_report(results: Mapping[str, Any], out_dir: str | Path) -> Path:
     return target
 
 
-def render_report(results: Mapping[str, Any]) -> str:
-    """Return the report HTML for ``results`` (the ``results.json`` layout)."""
+def _environment() -> Any:
     import jinja2
 
-    from dunning.report import charts
-
-    env = jinja2.Environment(
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(Path(__file__).parent)),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
         undefined=jinja2.StrictUndefined,
     )
+
+
+def render_report(results: Mapping[str, Any]) -> str:
+    """Return the report HTML for ``results`` (the ``results.json`` layout)."""
+    from dunning.report import charts
+
+    env = _environment()
     policies = _ordered(results["policies"])
     segments = segment_names(results)
     card = results.get("model_card") or {}
@@ -104,6 +108,8 @@ def render_report(results: Mapping[str, Any]) -> str:
         "veto_rows": sorted(results.get("vetoes") or [], key=lambda r: -int(r.get("count", 0))),
         "training_chart": charts.training_curve_chart(training.get("curve") or {}),
         "training_facts": [(k, fmt_any(v)) for k, v in training.items() if k != "curve"],
+        "evaluation": evaluation_context(results["evaluation"])
+        if results.get("evaluation") is not None else None,
         "config_rows": _config_rows(results),
         "step_rows": [(k, f"{float(v):.1f} s")
                       for k, v in (results.get("step_seconds") or {}).items()],
@@ -453,3 +459,83 @@ def _interval_stats(st: Any) -> dict[str, Any] | None:
             "n": n if isinstance(n, int) and not isinstance(n, bool) else None,
             "method": "bootstrap" if st.get("method") == "bootstrap" else "t",
             "level": _number(st.get("level")) or 0.95}
+
+
+# --------------------------------------------------------------- evaluate-model section
+BASELINES: tuple[str, ...] = ("global_mean", "customer_mean")
+# (key in the evaluation's per-model metrics, column label, formatter)
+EVALUATION_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("accuracy", "accuracy", "{:.3f}"),
+    ("late_f1", "late F1 (0.5)", "{:.3f}"),
+    ("auc_late", "AUC late", "{:.3f}"),
+    ("log_loss", "log loss", "{:.4f}"),
+    ("brier", "Brier", "{:.4f}"),
+    ("mae_days_to_pay", "MAE days to pay", "{:.2f}"),
+    ("mae_days_late", "MAE days late", "{:.2f}"),
+)
+
+
+def evaluation_context(ev: Mapping[str, Any]) -> dict[str, Any]:
+    """Template context of the evaluation section from ``dunning evaluate-model``'s JSON
+    (:func:`engine.models.evaluation.evaluate_cut`): the metrics table with the baselines
+    first and the shipped model marked, a calibration plot, MAE bars of days to pay and
+    days late, and the later horizons of the shipped model."""
+    from dunning.report import charts
+
+    models = ev.get("models") if isinstance(ev, Mapping) else None
+    if not isinstance(models, Mapping) or not models:
+        raise InputError("evaluation: field 'models' missing; expected the JSON written by "
+                         "`dunning evaluate-model --out FILE.json`")
+    shipped = str(ev.get("shipped", ""))
+    order = [n for n in BASELINES if n in models] + [n for n in models if n not in BASELINES]
+    rows = []
+    for name in order:
+        m = models[name]
+        kind = "baseline" if name in BASELINES else "shipped" if name == shipped else \
+            "candidate"
+        rows.append({"name": name, "label": f"{name} ({kind})", "shipped": name == shipped,
+                     "cells": [fmt_value(m.get(k), fmt) for k, _, fmt in EVALUATION_COLUMNS]})
+    mae_charts = [c for c in (
+        charts.policy_bar_chart({n: models[n] for n in order}, key, label)
+        for key, label in (("mae_days_to_pay", "MAE of days to pay (days)"),
+                           ("mae_days_late", "MAE of days late, late invoices (days)"))) if c]
+    horizons = []
+    for h, r in (ev.get("horizons") or {}).items():
+        m = (r.get("models") or {}).get(shipped) or {}
+        horizons.append({"horizon": str(h), "n": r.get("n", ""),
+                         "late_share": fmt_value(r.get("late_share"), "{:.0%}"),
+                         "accuracy": fmt_value(m.get("accuracy"), "{:.3f}"),
+                         "log_loss": fmt_value(m.get("log_loss"), "{:.4f}"),
+                         "auc": fmt_value(m.get("auc_late"), "{:.3f}")})
+    f1 = (models.get(shipped) or {}).get("late_f1_at_threshold")
+    return {
+        "cut": str(ev.get("cut", "?")), "data_end": str(ev.get("data_end", "?")),
+        "train_invoices": fmt_value(ev.get("train_invoices"), "{:,.0f}"),
+        "test_invoices": fmt_value(ev.get("test_invoices"), "{:,.0f}"),
+        "test_late_share": fmt_value(ev.get("test_late_share"), "{:.0%}"),
+        "shipped": shipped, "threshold": fmt_value(ev.get("threshold"), "{:.2f}"),
+        "columns": [label for _, label, _ in EVALUATION_COLUMNS], "rows": rows,
+        "shipped_f1": None if f1 is None else (
+            f"{shipped}'s late F1 at its cross-validated threshold "
+            f"{fmt_value(ev.get('threshold'), '{:.2f}')}: {fmt_value(f1, '{:.3f}')}"),
+        "calibration_chart": charts.calibration_chart(ev.get("calibration")),
+        "mae_charts": mae_charts, "horizon_rows": horizons,
+        "note": str(ev.get("note", "")),
+    }
+
+
+def render_evaluation(ev: Mapping[str, Any]) -> str:
+    """A self-contained HTML page holding only the evaluation section."""
+    return _environment().get_template("evaluation.html.j2").render(
+        evaluation=evaluation_context(ev))
+
+
+def write_evaluation_report(ev: Mapping[str, Any], out_dir: str | Path) -> Path:
+    """Render :func:`render_evaluation` into ``out_dir/index.html`` atomically."""
+    from engine.files import atomic_write_text
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "index.html"
+    atomic_write_text(target, render_evaluation(ev))
+    return target

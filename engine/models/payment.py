@@ -53,6 +53,11 @@ QUANTILES: tuple[float, ...] = (0.1, 0.5, 0.9)  # an 80 % interval around the me
 # of the training rows carries no usable signal: ``drop_constant`` leaves it out.
 NEAR_CONSTANT_SHARE = 0.999
 LINEAR_MAX_ROWS = 100_000  # the logistic estimator fits on a seeded sample above this
+# The day regressors (days late if late, the 10 / 50 / 90 % quantiles) fit on a seeded
+# sample of at most this many rows: LightGBM's L1 and quantile objectives re-sort every
+# leaf's residuals each round, so they cost several times a classifier round, and a median
+# or a decile is estimated to a fraction of a day long before a million rows.
+REGRESSOR_MAX_ROWS = 100_000
 
 
 def near_constant_features(X: pd.DataFrame, features: Sequence[str],
@@ -378,7 +383,12 @@ class PaymentModel:
 
     def _fit_regressors(self, M: np.ndarray, days_late: np.ndarray, w: np.ndarray,
                         tr: np.ndarray, cal: np.ndarray) -> None:
-        """Days late if late (L1 on the late rows) and the signed days-late quantiles."""
+        """Days late if late (L1 on the late rows) and the signed days-late quantiles, each
+        on at most :data:`REGRESSOR_MAX_ROWS` rows (a seeded sample, in the same proportion
+        from the earlier rows ``tr`` and the later ``cal``; the selection recipe's models
+        only: the pipeline's keep their regressor, bytes and hash)."""
+        if self.refit or self.payment_dates:
+            tr, cal = _cap_rows(tr, cal, REGRESSOR_MAX_ROWS, self.random_state)
         if self.fit_days_late:
             late_tr, late_cal = tr[days_late[tr] > 0], cal[days_late[cal] > 0]
             if len(late_tr) + len(late_cal) >= 20:
@@ -673,6 +683,17 @@ class PaymentModel:
             m.hash_ = json.loads(art.read_text()).get("hash", m.hash_)
         m.meta_ = meta
         return m
+
+
+def _cap_rows(tr: np.ndarray, cal: np.ndarray, max_rows: int, seed: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``tr`` and ``cal`` (sorted row positions) thinned by one seeded Bernoulli sample to
+    about ``max_rows`` together, each kept sorted; unchanged when they are fewer."""
+    n = len(tr) + len(cal)
+    if n <= max_rows:
+        return tr, cal
+    keep = np.random.default_rng(seed + 1).random(n) < max_rows / n
+    return tr[keep[: len(tr)]], cal[keep[len(tr):]]
 
 
 def _quantile_file(q: float) -> str:

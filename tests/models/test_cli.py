@@ -195,9 +195,11 @@ def test_evaluate_model_on_a_time_split(small_store, tmp_path):
     out = tmp_path / "ev.json"
     res = runner.invoke(app, ["evaluate-model", "--db", str(small_store), "--cut",
                               "2024-10-01", "--very-late-days", "0", "--rows", "invoice",
-                              "--out", str(out)], terminal_width=200)
+                              "--out", str(out), "--report", str(tmp_path / "page")],
+                        terminal_width=200)
     assert res.exit_code == 0, res.output
     ev = json.loads(out.read_text())
+    _check_evaluation_report((tmp_path / "page" / "index.html").read_text(), ev)
     assert ev["cut"] == "2024-10-01" and ev["test_invoices"] > 100
     assert {"global_mean", "customer_mean", "logistic_regression", "lightgbm",
             "history_rule"} <= set(ev["models"])
@@ -215,6 +217,35 @@ def test_evaluate_model_on_a_time_split(small_store, tmp_path):
     ns = [h[k]["n"] for k in h]
     assert ns == sorted(ns, reverse=True)
     assert set(h["due+0"]["models"]) == {"lightgbm", "logistic_regression", "history_rule"}
+
+
+def _check_evaluation_report(html: str, ev: dict) -> None:
+    """The evaluation section of the HTML report: one table row per model with its figures
+    (baselines first, the shipped model marked), a calibration plot and the MAE bars."""
+    import re
+
+    from dunning.report import render_report
+
+    section = re.search(r'<section id="evaluation">(.*?)</section>', html, re.S)[1]
+    rows = re.findall(r'<tr data-model="([^"]+)"( class="highlight")?><td>[^<]*</td>(.*?)</tr>',
+                      section, re.S)
+    assert [r[0] for r in rows][:2] == ["global_mean", "customer_mean"]
+    assert {r[0] for r in rows} == set(ev["models"])
+    assert [r[0] for r in rows if r[1]] == [ev["shipped"]]
+    cells = {r[0]: re.findall(r"<td>([^<]*)</td>", r[2]) for r in rows}
+    shipped = ev["models"][ev["shipped"]]
+    # accuracy, late F1, AUC, log loss, Brier, MAE days to pay, MAE days late
+    assert cells[ev["shipped"]][0] == f"{shipped['accuracy']:.3f}"
+    assert cells[ev["shipped"]][3] == f"{shipped['log_loss']:.4f}"
+    assert cells[ev["shipped"]][6] == f"{shipped['mae_days_late']:.2f}"
+    assert cells["global_mean"][6] == f"{ev['models']['global_mean']['mae_days_late']:.2f}"
+    assert cells["lightgbm"][5] == "–" or ev["shipped"] == "lightgbm"  # no regressors there
+    assert section.count("<svg") == 3  # calibration, MAE days to pay, MAE days late
+    assert "calibration" in section and "MAE of days late" in section
+    assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
+    # the pipeline's report shows the same section when results.json carries it
+    full = render_report({"policies": {"fixed": {"npv": 1.0}}, "evaluation": ev})
+    assert re.search(r'<section id="evaluation">(.*?)</section>', full, re.S)[1] == section
 
 
 def test_evaluate_model_cut_after_the_data_is_a_clear_error(small_store):

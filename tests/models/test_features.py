@@ -19,6 +19,7 @@ from engine.features import (
     ALL_FEATURES,
     build_invoice_features,
     build_training_frame,
+    frame_known_at,
     holiday_table,
     label_classes,
     open_balance,
@@ -87,6 +88,23 @@ def test_training_rows_equal_features_recomputed_as_of_their_date(tables):
         inv_id = ids[frame.invoice_pos[i]]
         fresh = build_invoice_features(_truncate(tables, pd.Timestamp(ref)), ref, [inv_id])
         _assert_same(frame.X.iloc[[i]], fresh)
+
+
+@pytest.mark.parametrize("very_late_days", [0, 30])
+def test_a_later_frame_cut_at_an_earlier_date_equals_that_frame(prepared, very_late_days):
+    """``frame_known_at`` (what training builds once and cuts for the held-out split and the
+    final fit) gives exactly the rows, order, labels and features of a frame built at the
+    earlier date; the seeded day between issue and due is the same at both dates."""
+    later = build_training_frame(prepared, "2025-06-01", very_late_days, seed=3,
+                                 stable_draw=True)
+    for day in ("2024-09-15", "2025-02-01"):
+        built = build_training_frame(prepared, day, very_late_days, seed=3, stable_draw=True)
+        cut = frame_known_at(prepared, later, day, very_late_days)
+        assert len(built.X) > 100 and (built.snapshot == -2).sum() > 10
+        for name in ("days_late", "censored", "ref_day", "invoice_day", "snapshot",
+                     "invoice_pos"):
+            np.testing.assert_array_equal(getattr(cut, name), getattr(built, name), name)
+        pd.testing.assert_frame_equal(cut.X, built.X)
 
 
 def test_history_features_match_a_plain_loop(prepared, tables):

@@ -83,6 +83,14 @@ def test_report_cli_rerenders(sample_results, tmp_path: Path):
     res = CliRunner().invoke(app, ["report", "--results", str(tmp_path / "missing")])
     assert res.exit_code == 2
     assert "no results file" in res.output
+    assert 'id="evaluation"' not in (tmp_path / "report" / "index.html").read_text()
+    for bad, msg in (("nope.json", "no such file"), ("bad.json", "not valid JSON"),
+                     ("empty.json", "field 'models' missing")):
+        if bad != "nope.json":
+            (tmp_path / bad).write_text("{" if bad == "bad.json" else "{}")
+        res = CliRunner().invoke(app, ["report", "--results", str(tmp_path), "--evaluation",
+                                       str(tmp_path / bad)])
+        assert res.exit_code == 2 and msg in res.output and "Traceback" not in res.output
 
 
 @pytest.mark.browser

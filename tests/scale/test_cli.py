@@ -30,13 +30,19 @@ def test_train_and_predict_on_cluster(store_dir, tmp_path):
     assert json.loads((model / "artifact.json").read_text())["hazard_hash"] is None
     assert (db.parent / "dunning.duckdb.parquet" / "invoices").is_dir()
     local_csv, dist_csv = tmp_path / "local.csv", tmp_path / "dist.csv"
-    res = runner.invoke(app, ["predict", "--db", str(db), "--model", str(model), "--top", "5",
-                              "--out", str(dist_csv), "--cluster", "local"])
-    assert res.exit_code == 0, res.output
-    res = runner.invoke(app, ["predict", "--db", str(db), "--model", str(model), "--top", "5",
-                              "--out", str(local_csv)])
-    assert res.exit_code == 0, res.output
+    dist = runner.invoke(app, ["predict", "--db", str(db), "--model", str(model), "--top",
+                               "5", "--out", str(dist_csv), "--cluster", "local"],
+                         terminal_width=250)
+    assert dist.exit_code == 0, dist.output
+    local = runner.invoke(app, ["predict", "--db", str(db), "--model", str(model), "--top",
+                                "5", "--out", str(local_csv)], terminal_width=250)
+    assert local.exit_code == 0, local.output
     pd.testing.assert_frame_equal(pd.read_csv(dist_csv), pd.read_csv(local_csv))
+    # the printed tables too, the needs-attention list included (only the output file's
+    # path differs)
+    assert "needs attention" in local.output
+    strip = lambda out, path: out.replace(str(path), "OUT")  # noqa: E731
+    assert strip(dist.output, dist_csv) == strip(local.output, local_csv)
 
 
 def test_simulate_on_cluster_writes_the_same_json(tmp_path):
