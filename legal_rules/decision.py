@@ -175,6 +175,16 @@ def problem_code(name: str, value: object) -> str:
 INPUT_CODES = (INPUT_UNKNOWN_FACT, INPUT_WRONG_TYPE, INPUT_UNKNOWN_VALUE, INPUT_MISSING_FACT)
 
 
+def excluded(rule: Rule, valid: dict[str, Any], day: date) -> bool:
+    """Whether :func:`exclusion` has a reason, without building its message (the hot path
+    of every decision: an engine message renders its English text when made)."""
+    if not rule.valid_on(day):
+        return True
+    jur, ctype = valid.get("jurisdiction"), valid.get("customer_type")
+    return (rule.countries is not None and jur is not None and jur not in rule.countries) or (
+        rule.scope != "both" and ctype is not None and ctype != rule.scope)
+
+
 def exclusion(rule: Rule, valid: dict[str, Any], day: date) -> str | None:
     """Why ``rule`` does not apply to this row on ``day`` (from valid facts only), or ``None``."""
     if not rule.valid_on(day):
@@ -193,7 +203,7 @@ def exclusion(rule: Rule, valid: dict[str, Any], day: date) -> str | None:
 
 def rule_truth(rule: Rule, valid: dict[str, Any], day: date) -> bool | None:
     """Kleene truth of "``rule`` applies on ``day`` and its ``when`` holds" (None: unknown)."""
-    if exclusion(rule, valid, day) is not None:
+    if excluded(rule, valid, day):
         return False
     when = evaluate_kleene(rule.when, valid)
     if when is False:

@@ -18,6 +18,7 @@ applies to is mapped in Python (one assert decides all actions of an invoice).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import threading
@@ -244,8 +245,7 @@ class DurableEvaluator:
                     continue
                 if rule_truth(self.ruleset.rules[i], valid, day) is None:
                     bad = sorted(needed.intersection(keys))
-                    unresolved[i] = Message("rule.facts_unknown", problems=[
-                        Message("rule.fact_unknown", name=f, problem=problems[f]) for f in bad])
+                    unresolved[i] = unknown_facts_reason(tuple((f, problems[f]) for f in bad))
                     if any(problems[f] == "missing" for f in bad):
                         missing.add(i)
         return fired, unresolved, valid, blocking, input_codes, frozenset(missing)
@@ -323,6 +323,14 @@ class DurableEvaluator:
                                  facts=facts_shown)
             out.append((rule.id, reason))
         return out
+
+
+@functools.lru_cache(maxsize=4096)
+def unknown_facts_reason(problems: tuple[tuple[str, str], ...]) -> Message:
+    """Why a rule could not be evaluated: its ``(fact, problem)`` pairs. Cached: the same few
+    pairs recur on every row, and a message renders its English text when it is made."""
+    return Message("rule.facts_unknown", problems=[
+        Message("rule.fact_unknown", name=f, problem=why) for f, why in problems])
 
 
 # Default evaluator on the packaged rules, created on first use.
