@@ -187,7 +187,7 @@ class PipelineConfig:
         return cls(out_dir=Path(out_dir), seed=seed, n_customers=100, months=10,
                    holdout_months=3, n_eval_invoices=80, n_seeds=2, tune_invoices=150,
                    tune_iterations=1, tune_population=6, rl=rl, robustness_scenario="shifted",
-                   robustness_seeds=1)
+                   robustness_seeds=1, ope_invoices=40)
 
     @property
     def rl_config(self) -> RLTrainingConfig:

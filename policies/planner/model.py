@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.calendar import BusinessCalendar, CalendarDay, from_day, from_days
 from engine.contract import N_ACTIONS, Action
+from engine.errors import InputError
 from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
 from legal_rules.facts import NEVER_DAYS
 from policies.common.dp import (
@@ -88,7 +89,7 @@ class LearnedModel(TransitionModel):
     def __init__(self, dynamics: LearnedDynamics, batch: InvoiceBatch,
                  mask: ActionMask | None, calendar: BusinessCalendar | None = None) -> None:
         if batch.hazard_static is None:
-            raise ValueError("the planner needs each invoice's hazard-model inputs "
+            raise InputError("the planner needs each invoice's hazard-model inputs "
                              "(InvoiceBatch.hazard_static)")
         self.dyn, self.batch, self.mask_fn = dynamics, batch, mask
         costs, rates = dynamics.costs, dynamics.rates

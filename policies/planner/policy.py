@@ -76,6 +76,7 @@ class PlannerPolicy(Policy):
         the learned model's expected NPV at the due date (currency). Solutions are cached
         by the model's inputs (up to ``cache_size`` invoices): an invoice met again (the
         next evaluation seed) is not solved again."""
+        self._check_inputs(batch)
         mask = mask if mask is not None else self._mask()
         keys, key_rows, row_of = _unique_invoices(batch)
         todo = [i for i, key in enumerate(keys) if key not in self._cache]
@@ -98,6 +99,19 @@ class PlannerPolicy(Policy):
         self._last = np.zeros(len(row_of), dtype=np.int64)
         self._counts = np.zeros((len(row_of), 4))
         return self.values
+
+    def _check_inputs(self, batch: InvoiceBatch) -> None:
+        """Fail closed on invoices without (or with other) hazard-model inputs."""
+        k = len(self.dynamics.hazard.static_features_)
+        if batch.hazard_static is None:
+            raise InputError("the planner needs each invoice's hazard-model inputs as of its "
+                             "due date (InvoiceBatch.hazard_static): evaluate on held-out "
+                             "invoices scored with the model directory (e.g. `dunning "
+                             "evaluate --model DIR`)")
+        if batch.hazard_static.shape[1] != k:
+            raise InputError(f"the invoices carry {batch.hazard_static.shape[1]} hazard-model "
+                             f"inputs, the planner's hazard model reads {k}: score them with "
+                             "the model the planner was built from")
 
     def _evict(self, keep: set[bytes]) -> None:
         """Drop the oldest cached solutions beyond ``cache_size`` (not those in ``keep``)."""
