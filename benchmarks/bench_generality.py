@@ -60,6 +60,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="work folder: scenario files and one pipeline run per company")
     ap.add_argument("--tiny", action="store_true",
                     help="PipelineConfig.tiny (smoke run; writes rl_generality_tiny.json)")
+    ap.add_argument("--scenario", action="append", default=None,
+                    help="run this scenario (name or file; repeatable) instead of the sampled "
+                         "family, e.g. --scenario default for the home company; writes "
+                         "rl_generality_scenarios.json")
     ap.add_argument("--ppo", action="store_true",
                     help="also train and evaluate PPO (about 4 minutes per company)")
     ap.add_argument("--eval-invoices", type=int, default=None,
@@ -218,7 +222,9 @@ def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
     """Sample the family, run ``run_fn`` on each company, write the result file."""
     from simulations.world.family import FAMILY_VERSION, RANGES, write_family
 
-    paths = write_family(args.n, args.seed, Path(args.out) / "scenarios")
+    named = getattr(args, "scenario", None)
+    paths = ([Path(s) for s in named] if named
+             else write_family(args.n, args.seed, Path(args.out) / "scenarios"))
     companies: dict[str, dict[str, Any]] = {}
     config_dict: dict[str, Any] = {}
     for path in paths:
@@ -250,7 +256,11 @@ def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
         "companies": companies,
         **summary(companies),
     }
-    return write_result("rl_generality_tiny" if args.tiny else "rl_generality", figures)
+    if named:
+        figures["data"].update(scenarios=[str(p) for p in named], sampler_seed=None,
+                               companies=len(named))
+    name = "rl_generality" + ("_scenarios" if named else "") + ("_tiny" if args.tiny else "")
+    return write_result(name, figures)
 
 
 def _pct(x: float | None) -> str:
