@@ -64,6 +64,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="run this scenario (name or file; repeatable) instead of the sampled "
                          "family, e.g. --scenario default for the home company; writes "
                          "rl_generality_scenarios.json")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse a company's results.json already in --out (a run cut short)")
     ap.add_argument("--ppo", action="store_true",
                     help="also train and evaluate PPO (about 4 minutes per company)")
     ap.add_argument("--eval-invoices", type=int, default=None,
@@ -220,7 +222,7 @@ def _pipeline(config: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
         say: Callable[[str], None] = print) -> Path:
     """Sample the family, run ``run_fn`` on each company, write the result file."""
-    from simulations.world.family import FAMILY_VERSION, RANGES, write_family
+    from simulations.world.family import write_family
 
     named = getattr(args, "scenario", None)
     paths = ([Path(s) for s in named] if named
@@ -233,24 +235,43 @@ def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
                                 getattr(args, "seeds", None))
         say(f"{path.stem}: running the pipeline ({'tiny' if args.tiny else 'default'})")
         t0 = time.perf_counter()
-        results = run_fn(config)
+        done = Path(config.out_dir) / "results.json"
+        if getattr(args, "resume", False) and done.is_file():
+            import json
+
+            results, seconds = json.loads(done.read_text()), None
+            say(f"{path.stem}: reusing {done}")
+        else:
+            results = run_fn(config)
+            seconds = round(time.perf_counter() - t0, 1)
         figures = company_figures(results)
-        figures["seconds"] = round(time.perf_counter() - t0, 1)
+        figures["seconds"] = seconds
         companies[path.stem] = figures
         gaps = ", ".join(f"{n} {_pct(p['gap'])}" for n, p in figures["policies"].items()
                          if n not in NOT_LEARNED)
         say(f"{path.stem}: shipped ({figures['shipped']}) closes "
             f"{_pct(figures['shipped_gap'])} of the oracle gap ({gaps}; "
-            f"{figures['seconds']:.0f} s)")
+            f"{figures['seconds'] or 0:.0f} s)")
         config_dict = {k: v for k, v in config.to_dict().items()
                        if k not in ("out_dir", "db", "scenario")}
+        out = _write(args, companies, config_dict, named, len(paths))
+    return out
+
+
+def _write(args: argparse.Namespace, companies: dict[str, dict[str, Any]],
+           config_dict: dict[str, Any], named: list[str] | None, planned: int) -> Path:
+    """Write the result file for the companies done so far (after every company, so a run
+    cut short still leaves its figures; ``data.companies_done`` says how many)."""
+    from simulations.world.family import FAMILY_VERSION, RANGES
+
     figures = {
         "what": (f"PipelineConfig.{'tiny (smoke run, meaningless)' if args.tiny else 'default'}"
                  f" unchanged on each sampled company "
                  f"({'with PPO' if getattr(args, 'ppo', False) else 'without PPO'}; evaluation "
                  "size as in data.pipeline_config); gap = share of the oracle's NPV gain over "
                  "the fixed 14/30/45 schedule"),
-        "data": {"sampler_seed": args.seed, "companies": args.n,
+        "data": {"sampler_seed": args.seed, "companies": planned,
+                 "companies_done": len(companies),
                  "family_version": FAMILY_VERSION, "ranges": dataclasses.asdict(RANGES),
                  "pipeline_config": config_dict, **_commit()},
         "companies": companies,

@@ -32,14 +32,12 @@ from engine.contract import Action
 from engine.errors import InputError
 from engine.files import atomic_write_text
 from policies.common.dp import StateSpace, backward_induction
+from policies.planner.files import PLANNER_FILE, PLANNER_SCHEMA
 from policies.planner.model import LearnedDynamics, LearnedModel
 from simulations.env.arrays import take_rows
 from simulations.env.layout import CONTACT_CAP, LAYOUT
 from simulations.env.types import InvoiceBatch
 from simulations.policy import Policy
-
-PLANNER_FILE = "planner.json"
-PLANNER_SCHEMA = "dunning.planner/1"
 
 
 class PlannerPolicy(Policy):
@@ -67,6 +65,7 @@ class PlannerPolicy(Policy):
         self.values = np.zeros(0)  # (n,) planned value at the due date, learned model
         self.row_of = np.zeros(0, dtype=np.int64)  # (n,) planned invoice row -> table row
         self._sim: Any = None
+        self.content_hash = ""  # of the saved planner.json (set by save / load)
         self._last = np.zeros(0, dtype=np.int64)  # tracked last channel per row
         self._counts = np.zeros((0, 4))
 
@@ -154,8 +153,12 @@ class PlannerPolicy(Policy):
         c = np.where(sent > 0, last, 0)
         s = self.space.lookup_arrays(k, sent, c, f, comp, disp)
         H = self.table.shape[1]  # noqa: N806
-        a = self.table[self.row_of, np.clip(t, 0, H - 1), np.maximum(s, 0)].astype(np.int64)
-        a = np.where((t >= H) | (s < 0), Action.WAIT, a)
+        if len(self.table) == 0:  # nothing planned (every row outside the horizon)
+            return np.zeros(n, dtype=np.int64)
+        a = self.table[np.maximum(self.row_of, 0), np.clip(t, 0, H - 1),
+                       np.maximum(s, 0)].astype(np.int64)
+        # not planned (outside the horizon), not yet due, past the horizon: wait
+        a = np.where((self.row_of < 0) | (t < 0) | (t >= H) | (s < 0), Action.WAIT, a)
         if masks is not None:  # fail closed: a vetoed action is never chosen
             masks = np.asarray(masks, dtype=bool)
             a = np.where(masks[np.arange(n), a], a, Action.WAIT)
@@ -192,6 +195,7 @@ class PlannerPolicy(Policy):
                 **dynamics_to_dict(self.dynamics)}
         meta["hash"] = hashlib.sha256(json.dumps(meta, sort_keys=True).encode()).hexdigest()[:16]
         atomic_write_text(d / PLANNER_FILE, json.dumps(meta, indent=2))
+        self.content_hash = meta["hash"]
         return meta["hash"]
 
     @classmethod
@@ -208,7 +212,42 @@ class PlannerPolicy(Policy):
         if meta.get("schema") != PLANNER_SCHEMA:
             raise InputError(f"{path}: schema {meta.get('schema')!r}, expected "
                              f"{PLANNER_SCHEMA!r}")
-        return cls(dynamics_from_dict(meta, HazardModel.load(d)), mask=mask)
+        planner = cls(dynamics_from_dict(meta, HazardModel.load(d)), mask=mask)
+        planner.content_hash = str(meta.get("hash", ""))
+        return planner
+
+    def plan_invoices(self, tables: dict[str, Any], invoice_ids: Any,
+                      days_overdue: Any = None) -> np.ndarray:
+        """Plan the invoices ``invoice_ids`` (n,) of contract ``tables`` (e.g. the open ones
+        of ``dunning recommend``), rows in that order; each invoice's hazard-model inputs
+        are its features as of its due date. Rows whose ``days_overdue`` (n,) is outside
+        the planning horizon (not yet due, or past it) are not solved: they WAIT. Returns
+        the planned values (n,), NaN for those rows."""
+        from simulations.env.learned import batch_from_tables
+
+        ids = np.asarray(invoice_ids, dtype=str)
+        n = len(ids)
+        keep = np.ones(n, dtype=bool)
+        if days_overdue is not None:
+            d = np.asarray(days_overdue, dtype=np.int64)
+            keep = (d >= 0) & (d < self.dynamics.horizon)
+        rows = np.flatnonzero(keep)
+        static = self.dynamics.hazard.static_for_invoices(tables, ids[rows])
+        batch = batch_from_tables(tables, ids[rows], static,
+                                  np.full((len(rows), 3), 1.0 / 3.0))
+        if len(rows):
+            planned = self.plan(batch)
+        else:
+            planned, self.row_of = np.zeros(0), np.zeros(0, dtype=np.int64)
+            self.table = self.table[:0]
+        row_of = np.full(n, -1, dtype=np.int64)
+        row_of[rows] = self.row_of
+        values = np.full(n, np.nan)
+        values[rows] = planned
+        self.row_of, self.values = row_of, values
+        self._last = np.zeros(n, dtype=np.int64)
+        self._counts = np.zeros((n, 4))
+        return values
 
 
 def _unique_invoices(batch: InvoiceBatch) -> tuple[list[bytes], np.ndarray, np.ndarray]:

@@ -116,3 +116,26 @@ def test_equal_invoices_are_solved_once(small_run, planner):
     values = planner.plan(twice)
     assert len(planner.table) == len(np.unique(batch.params.pool_row))
     np.testing.assert_array_equal(values[:4], values[4:])
+
+
+def test_recommend_serves_a_saved_planner(small_run, planner, tmp_path: Path):
+    """`dunning recommend --policy dunning-data/planner`: the daily run loads the planner,
+    plans the open invoices and records lawful actions under the planner's hash."""
+    import shutil
+
+    from dunning.ops.recommend import Recommender, load_policy
+    from engine.store import Store
+    from policies.planner import PlannerPolicy
+
+    db = tmp_path / "store.duckdb"
+    shutil.copyfile(small_run.db, db)
+    # a 20-day planning horizon keeps the test cheap: invoices further overdue wait
+    short = PlannerPolicy(dataclasses.replace(planner.dynamics, horizon=20))
+    short.save(tmp_path / "planner")
+    loaded = load_policy(tmp_path / "planner")
+    assert loaded.name == "planner" and loaded.hash == short.content_hash
+    as_of = small_run.company.as_of
+    result = Recommender(Store(db), policy=loaded).run(as_of)
+    frame = result.frame
+    assert len(frame) > 0 and set(frame["policy_hash"]) == {short.content_hash}
+    assert frame["status"].isin(["recommended", "needs_review", "wait", "blocked"]).all()
