@@ -139,3 +139,16 @@ def test_recommend_serves_a_saved_planner(small_run, planner, tmp_path: Path):
     frame = result.frame
     assert len(frame) > 0 and set(frame["policy_hash"]) == {short.content_hash}
     assert frame["status"].isin(["recommended", "needs_review", "wait", "blocked"]).all()
+
+
+def test_planner_by_name_for_dunning_evaluate(small_run, planner, tmp_path: Path):
+    from policies.baselines.factory import make_policy
+    from policies.planner import PlannerPolicy
+
+    name, built = make_policy("planner", learned_source=lambda: small_run.learned)
+    assert name == "planner" and isinstance(built, PlannerPolicy)
+    with pytest.raises(InputError, match="planner:DIR"):
+        make_policy("planner")
+    planner.save(tmp_path / "p")
+    name, loaded = make_policy(f"planner:{tmp_path / 'p'}")
+    assert name == "planner" and loaded.content_hash == planner.content_hash
