@@ -4,18 +4,22 @@ Draws ``--n`` companies (default 8) of sampler seed ``--seed`` (default
 ``simulations.world.family.EVALUATION_SAMPLER_SEED`` = 2500, the evaluation family: nothing
 may be tuned on it; tune on ``TUNING_SAMPLER_SEEDS``) with ``dunning scenarios sample``'s
 code, runs ``dunning.pipeline.run_pipeline`` with ``PipelineConfig.default`` on each (the
-configuration of ``dunning demo``; only ``scenario`` is set, and the robustness scenario is
-skipped because it is a second company the figures here do not use) into
-``--out/<company>/`` (not committed) and writes ``benchmarks/results/rl_generality.json``:
-per company the share of the oracle's NPV gain over the fixed 14/30/45 schedule closed by
-the shipped scheduler and by every other learned policy (RL, tuned schedule, ...), and
-complaints, agency handovers and legal violations per 1,000 invoices next to the oracle's;
-then the median and minimum over companies against the targets of issue 25.
+configuration of ``dunning demo``; only ``scenario`` is set, the robustness scenario is
+skipped because it is a second company the figures here do not use, and PPO is skipped
+unless ``--ppo``: it takes about 4 minutes per company) into ``--out/<company>/`` (not
+committed) and writes ``benchmarks/results/rl_generality.json``: per company the share of
+the oracle's NPV gain over the fixed 14/30/45 schedule closed by the shipped scheduler and
+by every other learned policy (tuned schedule, planner, RL with ``--ppo``), complaints,
+agency handovers and legal violations per 1,000 invoices next to the oracle's, and which
+scheduler the pipeline chose without the truth (learned-environment value + doubly robust
+estimate) against the one the truth ranks first; then the median and minimum over
+companies against the targets of issue 25. Nothing is tuned per company.
 
-``python benchmarks/bench_generality.py [--n 8] [--seed 2500] [--tiny]`` (about 10 minutes
-per company on 2 cores at full size). ``--tiny`` runs ``PipelineConfig.tiny`` (seconds-scale,
-figures meaningless) and writes ``rl_generality_tiny.json`` so a smoke run never replaces
-the real figures.
+``python benchmarks/bench_generality.py [--n 8] [--seed 2500] [--ppo] [--eval-invoices N]
+[--seeds S] [--tiny]``. ``--eval-invoices``/``--seeds`` shrink the ground-truth evaluation
+(the same for every company; recorded in the result) when the machine is shared.
+``--tiny`` runs ``PipelineConfig.tiny`` (seconds-scale, figures meaningless) and writes
+``rl_generality_tiny.json`` so a smoke run never replaces the real figures.
 """
 
 from __future__ import annotations
@@ -56,19 +60,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="work folder: scenario files and one pipeline run per company")
     ap.add_argument("--tiny", action="store_true",
                     help="PipelineConfig.tiny (smoke run; writes rl_generality_tiny.json)")
+    ap.add_argument("--scenario", action="append", default=None,
+                    help="run this scenario (name or file; repeatable) instead of the sampled "
+                         "family, e.g. --scenario default for the home company; writes "
+                         "rl_generality_scenarios.json")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse a company's results.json already in --out (a run cut short)")
+    ap.add_argument("--ppo", action="store_true",
+                    help="also train and evaluate PPO (about 4 minutes per company)")
+    ap.add_argument("--eval-invoices", type=int, default=None,
+                    help="held-out invoices per evaluation seed (default: the config's)")
+    ap.add_argument("--seeds", type=int, default=None,
+                    help="evaluation seeds (default: the config's)")
     args = ap.parse_args(argv)
     if args.n < 1:
         ap.error("--n must be >= 1")
     return args
 
 
-def company_config(path: Path, out_dir: Path, tiny: bool) -> Any:
+def company_config(path: Path, out_dir: Path, tiny: bool, ppo: bool = False,
+                   eval_invoices: int | None = None, seeds: int | None = None) -> Any:
     """The pipeline's configuration for one sampled company: the default (or tiny) one with
-    only the scenario set; the robustness company is skipped (not part of these figures)."""
+    only the scenario set; the robustness company is skipped (not part of these figures);
+    PPO only with ``ppo``; the evaluation's size when given (the same for every company)."""
     from dunning.pipeline import PipelineConfig
 
     base = PipelineConfig.tiny(out_dir) if tiny else PipelineConfig.default(out_dir=out_dir)
-    return dataclasses.replace(base, scenario=str(path), robustness_scenario=None)
+    sizes = {k: v for k, v in (("n_eval_invoices", eval_invoices), ("n_seeds", seeds))
+             if v is not None}
+    return dataclasses.replace(base, scenario=str(path), robustness_scenario=None,
+                               train_rl=ppo, **sizes)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -112,6 +133,20 @@ def company_figures(results: dict[str, Any]) -> dict[str, Any]:
                                             oracle.get("agency_per_1000")),
         }
     out["shipped_gap"] = out["policies"].get(shipped, {}).get("gap")
+    sel = results.get("selection") or {}
+    learned = {n: p["gap"] for n, p in out["policies"].items()
+               if n not in NOT_LEARNED and p["gap"] is not None}
+    truth_best = max(learned, key=lambda n: learned[n]) if learned else None
+    out["selection"] = {
+        "chosen": sel.get("chosen", shipped), "reason": sel.get("reason"),
+        "truth_best": truth_best, "chose_truth_best": truth_best == shipped,
+        # what picking wrong cost: the truth-best's gap minus the chosen one's
+        "gap_lost": (learned[truth_best] - learned[shipped]
+                     if truth_best and shipped in learned else None),
+        "estimates": {n: {"learned_value": c.get("learned_value"), "dr": c.get("dr"),
+                          "truth_npv": c.get("truth_npv")}
+                      for n, c in (sel.get("candidates") or {}).items()},
+    }
     out["eval_invoices_per_seed"] = results.get("n_eval_invoices")
     out["eval_seeds"] = results.get("seeds")
     out["company_invoices"] = (results.get("holdout") or {}).get("company_invoices")
@@ -137,11 +172,18 @@ def summary(companies: dict[str, dict[str, Any]]) -> dict[str, Any]:
     def over(key: str) -> int:
         return sum(p[key] is False for p in ship)
 
+    picks = [c["selection"] for c in companies.values() if "selection" in c]
+    lost = [p["gap_lost"] for p in picks if p.get("gap_lost") is not None]
+    selection = {"companies": len(picks),
+                 "chose_truth_best": sum(bool(p.get("chose_truth_best")) for p in picks),
+                 "mean_gap_lost": statistics.fmean(lost) if lost else None,
+                 "max_gap_lost": max(lost) if lost else None}
     med = statistics.median(shipped) if shipped else None
     low = min(shipped) if shipped else None
     ratio_target = f"<= {TARGETS['max_ratio_to_oracle']} x the oracle's in every company"
     return {
         "per_policy": per_policy,
+        "selection": selection,
         "targets": {
             "shipped_median_gap": {"measured": med, "target": f">= {TARGETS['median_gap']}",
                                    "met": med is not None and med >= TARGETS["median_gap"]},
@@ -180,34 +222,66 @@ def _pipeline(config: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
         say: Callable[[str], None] = print) -> Path:
     """Sample the family, run ``run_fn`` on each company, write the result file."""
-    from simulations.world.family import FAMILY_VERSION, RANGES, write_family
+    from simulations.world.family import write_family
 
-    paths = write_family(args.n, args.seed, Path(args.out) / "scenarios")
+    named = getattr(args, "scenario", None)
+    paths = ([Path(s) for s in named] if named
+             else write_family(args.n, args.seed, Path(args.out) / "scenarios"))
     companies: dict[str, dict[str, Any]] = {}
     config_dict: dict[str, Any] = {}
     for path in paths:
-        config = company_config(path, Path(args.out) / path.stem, args.tiny)
+        config = company_config(path, Path(args.out) / path.stem, args.tiny,
+                                getattr(args, "ppo", False), getattr(args, "eval_invoices", None),
+                                getattr(args, "seeds", None))
         say(f"{path.stem}: running the pipeline ({'tiny' if args.tiny else 'default'})")
         t0 = time.perf_counter()
-        results = run_fn(config)
+        done = Path(config.out_dir) / "results.json"
+        if getattr(args, "resume", False) and done.is_file():
+            import json
+
+            results, seconds = json.loads(done.read_text()), None
+            say(f"{path.stem}: reusing {done}")
+        else:
+            results = run_fn(config)
+            seconds = round(time.perf_counter() - t0, 1)
         figures = company_figures(results)
-        figures["seconds"] = round(time.perf_counter() - t0, 1)
+        figures["seconds"] = seconds
         companies[path.stem] = figures
+        gaps = ", ".join(f"{n} {_pct(p['gap'])}" for n, p in figures["policies"].items()
+                         if n not in NOT_LEARNED)
         say(f"{path.stem}: shipped ({figures['shipped']}) closes "
-            f"{_pct(figures['shipped_gap'])} of the oracle gap")
+            f"{_pct(figures['shipped_gap'])} of the oracle gap ({gaps}; "
+            f"{figures['seconds'] or 0:.0f} s)")
         config_dict = {k: v for k, v in config.to_dict().items()
                        if k not in ("out_dir", "db", "scenario")}
+        out = _write(args, companies, config_dict, named, len(paths))
+    return out
+
+
+def _write(args: argparse.Namespace, companies: dict[str, dict[str, Any]],
+           config_dict: dict[str, Any], named: list[str] | None, planned: int) -> Path:
+    """Write the result file for the companies done so far (after every company, so a run
+    cut short still leaves its figures; ``data.companies_done`` says how many)."""
+    from simulations.world.family import FAMILY_VERSION, RANGES
+
     figures = {
-        "what": "PipelineConfig.%s unchanged on each sampled company; gap = share of the "
-                "oracle's NPV gain over the fixed 14/30/45 schedule" % (
-                    "tiny (smoke run, figures meaningless)" if args.tiny else "default"),
-        "data": {"sampler_seed": args.seed, "companies": args.n,
+        "what": (f"PipelineConfig.{'tiny (smoke run, meaningless)' if args.tiny else 'default'}"
+                 f" unchanged on each sampled company "
+                 f"({'with PPO' if getattr(args, 'ppo', False) else 'without PPO'}; evaluation "
+                 "size as in data.pipeline_config); gap = share of the oracle's NPV gain over "
+                 "the fixed 14/30/45 schedule"),
+        "data": {"sampler_seed": args.seed, "companies": planned,
+                 "companies_done": len(companies),
                  "family_version": FAMILY_VERSION, "ranges": dataclasses.asdict(RANGES),
                  "pipeline_config": config_dict, **_commit()},
         "companies": companies,
         **summary(companies),
     }
-    return write_result("rl_generality_tiny" if args.tiny else "rl_generality", figures)
+    if named:
+        figures["data"].update(scenarios=[str(p) for p in named], sampler_seed=None,
+                               companies=len(named))
+    name = "rl_generality" + ("_scenarios" if named else "") + ("_tiny" if args.tiny else "")
+    return write_result(name, figures)
 
 
 def _pct(x: float | None) -> str:

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from policies.rl import RLArtifact, RLTrainingConfig
 
 RESULTS_SCHEMA = "dunning.results/1"
-POLICY_ORDER = ("never", "fixed", "tuned", "rl", "oracle")  # results, report and tables
+POLICY_ORDER = ("never", "fixed", "tuned", "rl", "planner", "oracle")  # results, report and tables
 KPI_KEYS: tuple[str, ...] = (
     "npv", "mean_days_to_pay", "first_reminder_pay_rate", "reminders_per_invoice",
     "complaints_per_1000", "agency_per_1000", "violations",
@@ -140,7 +140,10 @@ class PipelineConfig:
     them per seed, for ``n_seeds`` seeds, in the ground-truth world. ``rl`` is a
     ``policies.rl.RLTrainingConfig`` (``None``: its defaults with ``seed``). On
     ``robustness_scenario`` (``None`` to skip) a company is generated the same way and its
-    held-out invoices are run with the same trained models and policies.
+    held-out invoices are run with the same trained models and policies. ``train_rl=False``
+    skips PPO (the planner and the tuned schedule are still built and evaluated);
+    ``ope_invoices`` held-out logged episodes choose the shipped scheduler
+    (:mod:`dunning.selection`).
     """
 
     out_dir: Path = Path("dunning-data")
@@ -157,6 +160,8 @@ class PipelineConfig:
     tune_iterations: int = 3
     tune_population: int = 16
     rl: RLTrainingConfig | None = None
+    train_rl: bool = True  # False: no PPO (tuned schedule and planner only)
+    ope_invoices: int = 200  # held-out logged episodes for choosing the shipped scheduler
     db: Path | None = None  # default out_dir / "dunning.duckdb"
     fresh_db: bool = True  # the demo owns its store: re-create it
 
@@ -182,7 +187,7 @@ class PipelineConfig:
         return cls(out_dir=Path(out_dir), seed=seed, n_customers=100, months=10,
                    holdout_months=3, n_eval_invoices=80, n_seeds=2, tune_invoices=150,
                    tune_iterations=1, tune_population=6, rl=rl, robustness_scenario="shifted",
-                   robustness_seeds=1)
+                   robustness_seeds=1, ope_invoices=40)
 
     @property
     def rl_config(self) -> RLTrainingConfig:
@@ -205,6 +210,10 @@ class PipelineConfig:
     @property
     def policy_dir(self) -> Path:
         return Path(self.out_dir) / "policy"
+
+    @property
+    def planner_dir(self) -> Path:
+        return Path(self.out_dir) / "planner"
 
     @property
     def report_dir(self) -> Path:
@@ -452,8 +461,10 @@ def evaluation_source(config: PipelineConfig, company: Any, model_dir: Path, cut
                           model_dir, tables=tables)
 
 
-def build_policies(tuned: Any, policy_dir: Path | None) -> dict[str, Any]:
-    """never / fixed / tuned / rl / oracle, in that order (RL wrapped to count vetoes)."""
+def build_policies(tuned: Any, policy_dir: Path | None, planner: Any = None
+                   ) -> dict[str, Any]:
+    """never / fixed / tuned / rl / planner / oracle, in that order (RL wrapped to count
+    vetoes)."""
     from policies.baselines.factory import make_policy
     from policies.rl import RLPolicy
     from policies.rl.vetoes import VetoCounter
@@ -463,6 +474,8 @@ def build_policies(tuned: Any, policy_dir: Path | None) -> dict[str, Any]:
         policies["tuned"] = tuned
     if policy_dir is not None:
         policies["rl"] = VetoCounter(RLPolicy.load(policy_dir))
+    if planner is not None:
+        policies["planner"] = planner
     policies["oracle"] = make_policy("oracle")[1]
     return policies
 
@@ -510,7 +523,7 @@ def gap_closed(evaluation: Any, policy: str, base: str = "fixed",
 def policies_block(evaluation: Any) -> dict[str, dict[str, Any]]:
     """The ``policies`` section of results.json from an ``EvaluationResult``."""
     block = {name: _kpi_block(evaluation.overall[name]) for name in evaluation.policies}
-    for name in ("tuned", "rl"):
+    for name in ("tuned", "rl", "planner"):
         g = gap_closed(evaluation, name)
         if g is not None:
             block[name]["oracle_gap_closed"] = g["mean"]
@@ -672,28 +685,66 @@ def robustness_step(config: PipelineConfig, model_dir: Path, cut: dt.date,
 
 @dataclass
 class BaselineRun:
-    """What the worker beside the RL training returns: the tuned schedule and the
-    ground-truth evaluations of every policy but RL (``robustness``: on
-    ``config.robustness_scenario``, None when it is not set)."""
+    """What the worker beside the RL training returns: the tuned schedule, the planner's
+    directory, the ground-truth evaluations of every policy but RL (``robustness``: on
+    ``config.robustness_scenario``, None when it is not set; without the planner) and the
+    truth-free estimates of the tuned schedule and the planner (``estimates``, see
+    :mod:`dunning.selection`; empty when the history has too few held-out episodes)."""
 
     tuned: Any
     evaluation: Any
     robustness: Any
+    planner_dir: Path | None = None
+    estimates: dict[str, Any] = field(default_factory=dict)
+    ope_info: dict[str, Any] = field(default_factory=dict)
+
+
+def planner_step(config: PipelineConfig, learned: Any) -> Any:
+    """The planner on the learned environment ``learned`` (no training: exact planning at
+    decision time), saved to ``config.planner_dir``."""
+    from policies.planner import LearnedDynamics, PlannerPolicy
+
+    planner = PlannerPolicy(LearnedDynamics.from_source(learned))
+    planner.save(config.planner_dir)
+    return planner
+
+
+def selection_estimates(config: PipelineConfig, company: Any, cut: dt.date, learned: Any,
+                        policies: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Learned-environment value and DR estimate of each of ``policies`` on the held-out
+    logged episodes (:mod:`dunning.selection`); ``({}, {skipped: reason})`` when there are
+    too few of them."""
+    from dunning.selection import estimates, logged_holdout
+    from simulations.env import LegalMask
+
+    mask = LegalMask()
+    try:
+        data, info = logged_holdout(company, cut, mask, config.ope_invoices, config.seed)
+    except DunningError as err:
+        return {}, {"skipped": str(err)}
+    return {name: estimates(p, data, learned, mask, config.seed)
+            for name, p in policies.items()}, info
 
 
 def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_dir: Path,
                         cut: dt.date) -> BaselineRun:
-    """Tune the schedule (:func:`tune_in_worker`), then evaluate never / fixed / tuned /
-    oracle in the ground truth on ``company``'s held-out invoices and on the robustness
-    scenario: everything of the evaluation that does not need the RL policy (the oracle's
-    exact solve is most of the evaluation's time)."""
-    tuned = tune_in_worker(config, db, model_dir, cut)
-    policies = build_policies(tuned, None)  # the oracle re-solves each evaluation it joins
+    """Tune the schedule, set up the planner, then evaluate never / fixed / tuned /
+    planner / oracle in the ground truth on ``company``'s held-out invoices and (without
+    the planner, to keep the demo short) on the robustness scenario, and estimate tuned
+    and planner without the truth: everything that does not need the RL policy."""
+    learned = learned_source(config, db, model_dir, as_of=cut)
+    tuned = tune_step(config, learned)
+    planner = planner_step(config, learned)
+    policies = build_policies(tuned, None, planner)  # the oracle re-solves each evaluation
     source = evaluation_source(config, company, model_dir, cut, db=db)
     evaluation = evaluate_step(config, policies, source)
-    robustness = (robustness_step(config, model_dir, cut, policies)
-                  if config.robustness_scenario else None)
-    return BaselineRun(tuned, evaluation, robustness)
+    robustness = None
+    if config.robustness_scenario:
+        others = {k: v for k, v in policies.items() if k != "planner"}
+        robustness = robustness_step(config, model_dir, cut, others)
+    est, info = selection_estimates(config, company, cut, learned,
+                                    {"tuned": tuned, "planner": planner})
+    return BaselineRun(tuned, evaluation, robustness, config.planner_dir, est, info)
 
 
 def with_policy(base: Any, extra: Any) -> Any:
@@ -722,8 +773,10 @@ def _parallel(fn: Any, *args: Any) -> Iterator[Any]:
 # -- the whole run -------------------------------------------------------------------------
 def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> PipelineResult:
     """generate -> ingest -> train models -> train RL (learned env) while a worker tunes the
-    schedule and evaluates the other policies in the ground truth on the held-out invoices
-    (+ the robustness scenario) -> evaluate RL there too -> results + report."""
+    schedule, sets up the planner and evaluates the other policies in the ground truth on
+    the held-out invoices (+ the robustness scenario) -> evaluate RL there too -> choose the
+    shipped scheduler without the truth -> results + report. ``config.train_rl=False``
+    skips PPO (the worker's part then runs in this process)."""
     from policies.rl import RLPolicy
     from policies.rl.vetoes import VetoCounter
 
@@ -739,32 +792,41 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
         model_dir = train_models_step(config, db, as_of=cut, progress=p)
     with _step(progress, "build learned environment", t):
         learned = learned_source(config, db, model_dir, as_of=cut)
-    # RL training is single-threaded: the tuning and every evaluation that does not need
-    # the RL policy run beside it on the second core
-    with _parallel(baselines_in_worker, config, company, db, model_dir, cut) as base_job:
-        with _step(progress, "train RL policy", t,
-                   total=config.rl_config.total_timesteps) as p:
-            artifact = train_policy_step(config, db, model_dir, config.policy_dir,
-                                         as_of=cut, progress=p, source=learned)
-        with _step(progress, "tune + evaluate the other policies (in parallel)", t):
-            base = base_job.result()
-    rl_policy = RLPolicy.load(artifact.path)
-    rl = {"rl": VetoCounter(rl_policy)}
-    with _step(progress, "evaluate RL in the ground truth", t, total=config.n_seeds) as p:
-        source = evaluation_source(config, company, model_dir, cut, db=db)
-        evaluation = with_policy(base.evaluation, evaluate_step(config, rl, source, p))
-        evaluation.save(out)
-    robustness = None
-    if base.robustness is not None:
+    artifact, rl_policy = None, None
+    if config.train_rl:
+        # RL training is single-threaded: the tuning, the planner and every evaluation that
+        # does not need the RL policy run beside it on the second core
+        with _parallel(baselines_in_worker, config, company, db, model_dir, cut) as base_job:
+            with _step(progress, "train RL policy", t,
+                       total=config.rl_config.total_timesteps) as p:
+                artifact = train_policy_step(config, db, model_dir, config.policy_dir,
+                                             as_of=cut, progress=p, source=learned)
+            with _step(progress, "tune + plan + evaluate the other policies (in parallel)", t):
+                base = base_job.result()
+        rl_policy = RLPolicy.load(artifact.path)
+    else:
+        with _step(progress, "tune + plan + evaluate the policies", t):
+            base = baselines_in_worker(config, company, db, model_dir, cut)
+    rl = {"rl": VetoCounter(rl_policy)} if rl_policy is not None else {}
+    source = evaluation_source(config, company, model_dir, cut, db=db)
+    evaluation = base.evaluation
+    if rl:
+        with _step(progress, "evaluate RL in the ground truth", t, total=config.n_seeds) as p:
+            evaluation = with_policy(base.evaluation, evaluate_step(config, rl, source, p))
+    evaluation.save(out)
+    robustness = base.robustness
+    if base.robustness is not None and rl_policy is not None:
         with _step(progress, f"evaluate RL on {config.robustness_scenario}", t):
             robustness = with_policy(base.robustness, robustness_step(
                 config, model_dir, cut, {"rl": VetoCounter(rl_policy)}))
+    with _step(progress, "choose the shipped scheduler (learned env + DR)", t):
+        selection = selection_step(config, company, cut, learned, base, rl_policy, evaluation)
     results = assemble_results(
         config, evaluation, model_dir=model_dir, artifact=artifact, robustness=robustness,
-        veto_counts=rl["rl"].counts, tuned=base.tuned, step_seconds=t,
+        veto_counts=rl["rl"].counts if rl else {}, tuned=base.tuned, step_seconds=t,
         extra={"holdout": {"cut_date": str(cut), "invoices": len(source),
                            "company_invoices": int(len(company.invoices))},
-               "company_summary": company.summary},
+               "company_summary": company.summary, **selection},
     )
     results_path = write_results(results, out)
     with _step(progress, "write report", t):
@@ -772,6 +834,31 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
     with _step(progress, "recommend for the workspace", t):
         workspace = workspace_step(config, db, model_dir)
     return PipelineResult(config, results, results_path, report, t, workspace)
+
+
+def selection_step(config: PipelineConfig, company: Any, cut: dt.date, learned: Any,
+                   base: BaselineRun, rl_policy: Any, evaluation: Any) -> dict[str, Any]:
+    """``{"selection": ..., "shipped_policy": name}`` for results.json: the scheduler
+    chosen by the learned-environment value and the DR estimate (never by the truth), with
+    the truth beside them; without estimates (too little held-out history) the planner
+    ships when it was evaluated, else RL, else the tuned schedule, and the reason says so."""
+    from dunning.selection import selection_block
+
+    estimates = dict(base.estimates)
+    info = dict(base.ope_info)
+    if rl_policy is not None and estimates:
+        rl_est, _ = selection_estimates(config, company, cut, learned, {"rl": rl_policy})
+        estimates.update(rl_est)
+    truth = policies_block(evaluation)
+    if not estimates:
+        shipped = next(n for n in ("planner", "rl", "tuned") if n in truth)
+        return {"shipped_policy": shipped,
+                "selection": {"chosen": shipped, "candidates": {}, "held_out_episodes": info,
+                              "reason": "no held-out logged episodes to estimate with "
+                                        f"({info.get('skipped', 'none')}); {shipped} by "
+                                        "default"}}
+    block = selection_block(estimates, truth, info, config.seed)
+    return {"shipped_policy": block["chosen"], "selection": block}
 
 
 def print_headline(result: PipelineResult, console: Console) -> None:
@@ -799,6 +886,10 @@ def print_headline(result: PipelineResult, console: Console) -> None:
                       f(k.get("oracle_gap_closed"), "{:.1%}"))
     console.print(table)
     console.print("gap = share of the oracle's NPV gain over the fixed 14/30/45 schedule")
+    sel = res.get("selection") or {}
+    if sel.get("chosen"):
+        console.print(f"shipped scheduler: [bold]{sel['chosen']}[/] "
+                      f"(chosen without the truth: {sel.get('reason', '')})", markup=True)
     console.print(f"results: [bold]{result.results_path}[/]")
     console.print(f"report:  [bold]{result.report_path}[/]")
     ws = result.workspace

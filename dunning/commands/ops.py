@@ -40,8 +40,10 @@ def recommend(
     db: Path = DB_OPT,
     as_of: str = typer.Option(None, "--as-of", help="Decision date YYYY-MM-DD (default: today "
                               "UTC). Facts dated before it are used."),
-    policy: str = typer.Option(None, "--policy", help="RL policy directory, or `fixed` "
-                               "(default: the fixed 14/30/45 schedule)."),
+    policy: str = typer.Option(None, "--policy", help="RL policy directory, planner "
+                               "directory (dunning-data/planner: plans the open invoices "
+                               "each run), or `fixed` (default: the fixed 14/30/45 "
+                               "schedule)."),
     model: Path = typer.Option(None, "--model", help="Payment model directory (probabilities "
                                "and top factors); without it no probabilities are given."),
     out: Path = typer.Option(None, "--out", help="Write the recommendations to FILE (.csv, "

@@ -88,6 +88,12 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
                         console=console, transient=True)
 
     def build(spec: str) -> tuple[str, object]:
+        if spec.strip().lower() == "planner":
+            if model is None:
+                raise InputError("policy 'planner' needs --model (and --db): it plans in the "
+                                 "learned model and reads each evaluation invoice's "
+                                 "hazard-model inputs from it; or give planner:DIR")
+            return make_policy(spec, learned_source=learned)
         if spec.strip().lower() != "tuned" or tuned is not None:
             return make_policy(spec, tuned_path=tuned)
         with bar() as tune_bar:  # searching the tuned schedule takes minutes: show it

@@ -113,7 +113,9 @@ def load_policy(policy_dir: str | os.PathLike[str] | None = None) -> LoadedPolic
 
     ``None`` or ``"fixed"``: the fixed schedule (email day 14, letter 30, final notice 45).
     A directory with ``policy.json`` of format ``dunning.rl_policy/1``: the RL policy saved
-    by ``dunning train-policy`` (its content hash is recorded).
+    by ``dunning train-policy`` (its content hash is recorded). A directory with
+    ``planner.json``: the planner saved by the pipeline (``dunning-data/planner``); it plans
+    each day's open invoices before acting (``PlannerPolicy.plan_invoices``).
     """
     if policy_dir is None or str(policy_dir) == "fixed":
         from policies.baselines.schedule import FixedSchedulePolicy
@@ -125,6 +127,13 @@ def load_policy(policy_dir: str | os.PathLike[str] | None = None) -> LoadedPolic
     if not path.is_dir():
         raise InputError(f"--policy {path}: not a directory; expected an RL policy directory "
                          "(policy.json + policy.zip) or `fixed`")
+    from policies.planner.files import PLANNER_FILE
+
+    if (path / PLANNER_FILE).is_file():
+        from policies.planner import PlannerPolicy
+
+        planner = PlannerPolicy.load(path)
+        return LoadedPolicy(planner, "planner", planner.content_hash)
     from policies.rl.policy import RLPolicy
 
     rl = RLPolicy.load(path)
@@ -427,6 +436,10 @@ class Recommender:
         probs, factors_fn = self._probabilities(state, tables, as_of)
         step("model")
         obs = observations(state, probs, as_of, calendar)
+        plan = getattr(self.policy.policy, "plan_invoices", None)
+        if plan is not None:  # the planner solves today's open invoices first
+            plan(tables, state["invoice_id"].astype(str).to_numpy(),
+                 state["days_overdue"].to_numpy())
         chosen = np.asarray(self.policy.policy.act(obs, batch.allowed), dtype=np.int64)
         illegal = ~batch.allowed[np.arange(len(chosen)), chosen]
         if illegal.any():  # a policy must respect the mask; never pass an illegal action on

@@ -12,7 +12,7 @@ from engine.contract import SEGMENTS
 from engine.errors import InputError
 
 TEMPLATE_NAME = "index.html.j2"
-POLICY_ORDER: tuple[str, ...] = ("never", "fixed", "tuned", "rl", "oracle")
+POLICY_ORDER: tuple[str, ...] = ("never", "fixed", "tuned", "rl", "planner", "oracle")
 
 # (key in the policy dict, column label, formatter)
 KPI_COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -81,7 +81,9 @@ def render_report(results: Mapping[str, Any]) -> str:
         "created_at": results.get("created_at", "?"),
         "n_eval_invoices": results.get("n_eval_invoices", "?"),
         "n_seeds": results.get("n_seeds", "?"),
-        "headline": _headline(policies),
+        "headline": _shipped(results, policies) + _headline(policies),
+        "selection_rows": _selection_rows(results.get("selection") or {}),
+        "selection": results.get("selection") or {},
         "kpi_columns": [{"key": k, "label": label} for k, label, _ in present_kpis(policies)],
         "policy_rows": policy_rows(policies),
         "paired": paired_block(results.get("paired_vs_fixed"), "fixed", list(policies),
@@ -189,6 +191,37 @@ def _headline(policies: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]
         out.append({"value": str(v), "css": "ok" if v == 0 else "miss",
                     "label": "legal violations (RL)"})
     return out
+
+
+def _shipped(results: Mapping[str, Any], policies: Mapping[str, Mapping[str, Any]]
+             ) -> list[dict[str, str]]:
+    """Headline: the shipped scheduler, how it was chosen, and its gap in the truth."""
+    sel = results.get("selection") or {}
+    chosen = sel.get("chosen")
+    if not chosen:
+        return []
+    out = [{"value": str(chosen), "css": "",
+            "label": f"shipped scheduler, chosen without the ground truth: {sel.get('reason')}"}]
+    gap = (policies.get(chosen) or {}).get("oracle_gap_closed")
+    if gap is not None:
+        out.append({"value": f"{float(gap):.1%}", "css": "ok" if gap >= 0.9 else "miss",
+                    "label": f"of the oracle's NPV gain over fixed 14/30/45 reached by the "
+                             f"shipped {chosen} in the ground truth (target ≥ 90 %)"})
+    return out
+
+
+def _selection_rows(sel: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One row per candidate: both truth-free estimates and the truth beside them."""
+    rows = []
+    for name, c in (sel.get("candidates") or {}).items():
+        ci = c.get("dr_ci") or [None, None]
+        rows.append({"name": name, "learned": fmt_value(c.get("learned_value"), "{:,.0f}"),
+                     "dr": fmt_value(c.get("dr"), "{:,.0f}"),
+                     "dr_ci": f"[{fmt_value(ci[0], '{:,.0f}')}, {fmt_value(ci[1], '{:,.0f}')}]",
+                     "truth": fmt_value(c.get("truth_npv"), "{:,.0f}"),
+                     "gap": fmt_value(c.get("truth_oracle_gap_closed"), "{:.1%}"),
+                     "chosen": "yes" if name == sel.get("chosen") else ""})
+    return rows
 
 
 def _robustness(

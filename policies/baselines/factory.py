@@ -14,6 +14,9 @@ spec                   policy
                        tuned now in the learned environment ``learned_source``
 ``tuned:FILE``         a saved tuned schedule (JSON)
 ``oracle``             exact optimum of the ground truth (evaluation only)
+``planner``            exact DP on the learned model (``policies.planner``), set up from
+                       the learned environment ``learned_source`` (no training)
+``planner:DIR``        a saved planner (``PlannerPolicy.save``, e.g. dunning-data/planner)
 ``rl:DIR``             a trained RL policy artifact (``policies.rl``)
 ``module:Class[:json]`` a policy class of your own (``policies.plugins``), or the name
                        of an installed one (entry-point group ``dunning.policies``)
@@ -30,11 +33,11 @@ from typing import Any
 from engine.errors import InputError
 from simulations.policy import Policy
 
-POLICY_NAMES: tuple[str, ...] = ("never", "fixed", "tuned", "oracle", "rl")
+POLICY_NAMES: tuple[str, ...] = ("never", "fixed", "tuned", "oracle", "rl", "planner")
 _BRACKETED = re.compile(r"^(\w+)\[(.*)\]$", re.DOTALL)
 _STEP = re.compile(r"^\d+(:\w*)?$")
 SPEC_HELP = ("never, fixed, fixed[14:email;30:letter], tuned, tuned:FILE, oracle, rl:DIR, "
-             "module:Class[:json-args] or an installed policy's name")
+             "planner, planner:DIR, module:Class[:json-args] or an installed policy's name")
 
 
 def make_policy(spec: str, *, tuned_path: Path | None = None,
@@ -83,6 +86,15 @@ def make_policy(spec: str, *, tuned_path: Path | None = None,
         from policies.baselines.oracle import GroundTruthOracle
 
         return "oracle", GroundTruthOracle()
+    if name == "planner":
+        from policies.planner import LearnedDynamics, PlannerPolicy
+
+        if arg:
+            return "planner", PlannerPolicy.load(arg)
+        if learned_source is None:
+            raise InputError("policy 'planner' needs a saved planner (planner:DIR) or a "
+                             "learned environment to plan in")
+        return "planner", PlannerPolicy(LearnedDynamics.from_source(learned_source()))
     if name == "rl":
         if not arg:
             raise InputError("policy 'rl' needs the artifact directory: rl:DIR")

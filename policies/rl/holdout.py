@@ -41,6 +41,8 @@ class HeldOutGroundTruth(GroundTruthSource):
         rows: rows of ``company.invoices`` to evaluate on (e.g. due on or after the cut).
         payment_probs: ``(len(rows), 3)`` payment-model probabilities of those rows.
         scenario: the company's ``Scenario``.
+        hazard_static: ``(len(rows), k)`` the hazard model's static inputs of those rows as of
+            their due dates (for the planner), or None.
 
     ``fresh_invoices(n, rng)`` and ``sample_invoices(n, rng)`` draw from these rows only
     (without replacement while there are enough of them).
@@ -49,7 +51,7 @@ class HeldOutGroundTruth(GroundTruthSource):
     name = "ground_truth_holdout"
 
     def __init__(self, company: Any, rows: np.ndarray, payment_probs: np.ndarray,
-                 scenario: Any) -> None:
+                 scenario: Any, hazard_static: np.ndarray | None = None) -> None:
         super().__init__(scenario, pool_size=len(rows))
         rows = np.asarray(rows, dtype=np.int64)
         if len(rows) == 0:
@@ -58,6 +60,8 @@ class HeldOutGroundTruth(GroundTruthSource):
         self._holdout = InvoicePool(company.params.take(rows))
         self._pool = self._holdout
         self._probs = np.asarray(payment_probs, dtype=np.float32).reshape(len(rows), 3)
+        self._static = (None if hazard_static is None
+                        else np.asarray(hazard_static, dtype=np.float64).reshape(len(rows), -1))
         self.invoice_ids = company.invoices["invoice_id"].to_numpy()[rows]
         due = self._holdout.params.due_day
         self._dates = (from_day(int(due.min())), from_day(int(due.max())))
@@ -79,6 +83,8 @@ class HeldOutGroundTruth(GroundTruthSource):
     def batch_of(self, pool: InvoicePool, rows: np.ndarray) -> InvoiceBatch:
         batch = super().batch_of(pool, rows)
         batch.payment_probs = self._probs[rows]
+        if self._static is not None:
+            batch.hazard_static = self._static[rows]
         return batch
 
     def date_range(self) -> tuple[dt.date, dt.date]:
@@ -95,7 +101,8 @@ def holdout_source(company: Any, scenario: Any, cut: dt.date, model_dir: str | P
     for the ceiling diagnostic of ``benchmarks/bench_rl.py`` (how far the same optimiser
     gets when trained in the truth itself); a deployable policy never trains on it.
     """
-    from engine.models import PaymentModel
+    from engine.models import HazardModel, PaymentModel
+    from engine.models.hazard import HAZARD_FILE
     from engine.models.payment import payment_probs_at_due
 
     inv = company.invoices
@@ -106,4 +113,7 @@ def holdout_source(company: Any, scenario: Any, cut: dt.date, model_dir: str | P
                   "payments": company.payments, "actions": company.actions}
     ids = inv["invoice_id"].to_numpy()[rows]
     probs = payment_probs_at_due(PaymentModel.load(model_dir), tables, ids)
-    return HeldOutGroundTruth(company, rows, probs, scenario)
+    static = None
+    if (Path(model_dir) / HAZARD_FILE).exists():  # the planner's inputs, as of due
+        static = HazardModel.load(model_dir).static_for_invoices(tables, ids)
+    return HeldOutGroundTruth(company, rows, probs, scenario, hazard_static=static)

@@ -541,4 +541,5 @@ def batch_from_tables(tables: Mapping[str, pd.DataFrame], ids: np.ndarray, stati
         reminder_fee_agreed=_flag(cust, "reminder_fee_agreed", False),
         params=LearnedParams(static=np.asarray(static, dtype=np.float64),
                              pool_row=np.arange(n, dtype=np.int64)),
+        hazard_static=np.asarray(static, dtype=np.float64),
     )

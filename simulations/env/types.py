@@ -41,6 +41,9 @@ class InvoiceBatch:
     agency_consent: np.ndarray  # bool
     reminder_fee_agreed: np.ndarray  # bool
     params: Any = None
+    # (n, k) float: the hazard model's static inputs of each invoice as of its due date (what
+    # the company knew then; read by the planner), or None when no hazard model is at hand
+    hazard_static: np.ndarray | None = None
 
 
 @dataclass

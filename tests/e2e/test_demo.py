@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-POLICIES = ("never", "fixed", "tuned", "rl", "oracle")
+POLICIES = ("never", "fixed", "tuned", "rl", "planner", "oracle")
 KPIS = ("npv", "mean_days_to_pay", "first_reminder_pay_rate", "reminders_per_invoice",
         "complaints_per_1000", "violations")
 EXTERNAL_REF = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNORECASE)
@@ -57,11 +57,19 @@ def _check_results(demo_dir: Path) -> None:
     for h in ("rl_policy", "ruleset", "payment_model", "hazard_model"):
         assert results["hashes"][h], h
     assert results["training"]["curve"]["timesteps"]
-    assert set(results["robustness"]["policies"]) == set(POLICIES)
+    # the planner is not run on the robustness company (it would double the demo's planning)
+    assert set(results["robustness"]["policies"]) == set(POLICIES) - {"planner"}
+    sel = results["selection"]
+    assert results["shipped_policy"] == sel["chosen"] in ("tuned", "rl", "planner")
+    assert set(sel["candidates"]) == {"tuned", "rl", "planner"}
+    for c in sel["candidates"].values():  # both truth-free estimates, the truth beside them
+        assert c["dr_ci"][0] <= c["dr"] <= c["dr_ci"][1]
+        assert c["learned_value"] is not None and c["truth_npv"] is not None
     assert results["timing"]["rl"]  # per-segment timing of the learned policy
     assert results["vetoes"] and all(v["citation"] for v in results["vetoes"])
     assert results["holdout"]["invoices"] > 0
-    for f in ("dunning.duckdb", "policy/policy.zip", "policy/policy.json", "evaluation.json",
+    for f in ("dunning.duckdb", "policy/policy.zip", "policy/policy.json", "planner/planner.json",
+              "evaluation.json",
               "model/model_card.json", "company/invoices.csv"):
         assert (demo_dir / f).is_file(), f
 

@@ -222,9 +222,10 @@ def _same_evaluation(a: Any, b: Any) -> None:
 
 def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_run,
                                                                  tmp_path: Path):
-    """The pipeline tunes and evaluates never / fixed / tuned / oracle (main and robustness
-    scenario) in a spawned process while the RL policy trains, then evaluates RL alone and
-    combines: exactly what evaluating all five at once here gives."""
+    """The pipeline tunes and evaluates never / fixed / tuned / planner / oracle (main and,
+    without the planner, robustness scenario) in a spawned process while the RL policy
+    trains, then evaluates RL alone and combines: exactly what evaluating all six at once
+    here gives (the planner saved by the worker and loaded here plays the same)."""
     from dataclasses import replace
 
     from dunning.pipeline import (
@@ -237,6 +238,7 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
         robustness_step,
         with_policy,
     )
+    from policies.planner import PlannerPolicy
     from policies.rl import RLPolicy
     from policies.rl.vetoes import VetoCounter
 
@@ -244,8 +246,8 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
     with _parallel(baselines_in_worker, config, small_run.company, small_run.db,
                    small_run.model_dir, small_run.cut) as job:
         base = job.result()
-    assert base.evaluation.policies == ["never", "fixed", "tuned", "oracle"]
-    everything = build_policies(base.tuned, trained.path)
+    assert base.evaluation.policies == ["never", "fixed", "tuned", "planner", "oracle"]
+    everything = build_policies(base.tuned, trained.path, PlannerPolicy.load(base.planner_dir))
     source = evaluation_source(config, small_run.company, small_run.model_dir, small_run.cut,
                                db=small_run.db)
     rl = {"rl": VetoCounter(RLPolicy.load(trained.path))}

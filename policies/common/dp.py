@@ -1,0 +1,294 @@
+"""Exact backward induction over the collections MDP of one invoice, for any transition model.
+
+The oracle (``policies.oracle``) solves it on the ground-truth world, the planner
+(``policies.planner``) on the company's learned model: one solver, two
+:class:`TransitionModel` implementations.
+
+For each invoice the decision state is ``(k, n, c, final_notice, complaint, disputed)`` at
+each day ``t`` (:class:`StateSpace`: ``k`` days since the last reminder capped at K, ``n``
+reminders capped at N, ``c`` the last channel). For ``t = H-1 .. 0``::
+
+    Q_t(s, a) = r(s, a) + E[ gamma * V_{t+1}(s') ]     (paid / agency / horizon: terminal)
+    V_t(s)    = max over legally allowed a of Q_t(s, a),    V_H = 0
+
+Values are money valued on day ``t`` (the invoice currency); ``V_0`` of the initial state is
+the maximal expected NPV at the due date. Vectorised over ``B`` invoices of one batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.contract import N_ACTIONS, Action
+from simulations.world.dynamics import WorldState
+
+FINAL_NOTICE = int(Action.FINAL_NOTICE)
+AGENCY = int(Action.AGENCY)
+
+
+@dataclass(frozen=True)
+class StateSpace:
+    """The reachable decision states, flat index ``s`` in ``0..S-1``.
+
+    Arrays (S,): ``k, n, c, final_notice, complaint, disputed``. States with ``complaint``
+    are the second half: ``s + half`` is ``s`` with a complaint. ``index`` is a dense lookup
+    ``index[k, n, c, f, complaint, disputed] -> s`` (-1 if unreachable). ``next_state[a]``
+    (a = 0..4) has shape (S, 2, 2): the state after action ``a`` on day t, for the
+    complaint flag and dispute flag of the next day.
+    """
+
+    k: np.ndarray
+    n: np.ndarray
+    c: np.ndarray
+    final_notice: np.ndarray
+    complaint: np.ndarray
+    disputed: np.ndarray
+    index: np.ndarray
+    next_state: np.ndarray  # (5, S, 2, 2)
+
+    @property
+    def size(self) -> int:
+        return len(self.k)
+
+    @property
+    def half(self) -> int:
+        return self.size // 2
+
+    @property
+    def K(self) -> int:  # noqa: N802 - the paper's name
+        return int(self.index.shape[0] - 1)
+
+    @property
+    def N(self) -> int:  # noqa: N802
+        return int(self.index.shape[1] - 1)
+
+    @property
+    def start(self) -> int:
+        """Flat index of the state at the due date (nothing sent, no complaint or dispute)."""
+        return int(self.index[self.K, 0, 0, 0, 0, 0])
+
+    @classmethod
+    def build(cls, K: int, N: int) -> StateSpace:  # noqa: N803
+        base = [(K, 0, 0, 0, d) for d in (0, 1)]
+        for n in range(1, N + 1):
+            for c in range(1, FINAL_NOTICE + 1):
+                for f in (0, 1):
+                    if c == FINAL_NOTICE and f == 0:
+                        continue
+                    base += [(k, n, c, f, d) for k in range(1, K + 1) for d in (0, 1)]
+        rows = [(k, n, c, f, comp, d) for comp in (0, 1) for (k, n, c, f, d) in base]
+        arr = np.array(rows, dtype=np.int64)
+        index = np.full((K + 1, N + 1, FINAL_NOTICE + 1, 2, 2, 2), -1, dtype=np.int64)
+        index[tuple(arr.T)] = np.arange(len(arr))
+        k, n, c, f, comp, _ = arr.T
+        nxt = np.zeros((FINAL_NOTICE + 1, len(arr), 2, 2), dtype=np.int64)
+        for a in range(FINAL_NOTICE + 1):
+            if a == 0:
+                k2 = np.where(n > 0, np.minimum(k + 1, K), K)
+                n2, c2, f2 = n, c, f
+            else:
+                k2 = np.ones_like(k)
+                n2, c2 = np.minimum(n + 1, N), np.full_like(c, a)
+                f2 = f | (a == FINAL_NOTICE)
+            for cp in (0, 1):
+                for d in (0, 1):
+                    nxt[a, :, cp, d] = index[k2, n2, c2, f2, comp | cp, d]
+        assert (nxt >= 0).all()
+        return cls(k=k, n=n, c=c, final_notice=f.astype(bool), complaint=comp.astype(bool),
+                   disputed=arr[:, 5].astype(bool), index=index, next_state=nxt)
+
+    def lookup(self, state: WorldState) -> np.ndarray:
+        """Flat state index of each row of a :class:`WorldState` (or anything with its
+        ``k, n, c, final_notice, complaint, disputed`` arrays), shape (n,)."""
+        return self.lookup_arrays(state.k, state.n, state.c, state.final_notice,
+                                  state.complaint, state.disputed)
+
+    def world_state(self, t: int, rows: np.ndarray) -> WorldState:
+        """The :class:`WorldState` of flat states ``rows`` on day ``t``."""
+        return WorldState(t=np.full(len(rows), t, dtype=np.int64), k=self.k[rows],
+                          n=self.n[rows], c=self.c[rows],
+                          final_notice=self.final_notice[rows], complaint=self.complaint[rows],
+                          disputed=self.disputed[rows], done=np.zeros(len(rows), dtype=bool))
+
+    def lookup_arrays(self, k: np.ndarray, n: np.ndarray, c: np.ndarray, f: np.ndarray,
+                      complaint: np.ndarray, disputed: np.ndarray) -> np.ndarray:
+        """Flat index (m,) of states given as arrays (m,); ``k``/``n`` are capped here."""
+        k = np.minimum(np.asarray(k, np.int64), self.K)
+        n = np.minimum(np.asarray(n, np.int64), self.N)
+        return self.index[k, n, np.asarray(c, np.int64), np.asarray(f).astype(np.int64),
+                          np.asarray(complaint).astype(np.int64),
+                          np.asarray(disputed).astype(np.int64)]
+
+
+@dataclass(frozen=True)
+class ReminderGrid:
+    """After a reminder the future depends on the state only through (n, f, disputed) and
+    the complaint flags: Q of reminders is computed on this small grid (G = 4 (N+1)).
+
+    ``key`` (S,): grid row of each state; ``n_post, final_notice, disputed`` (G,);
+    ``next_state[a]`` (G, 2, 2): next flat state by next complaint flag and next dispute
+    flag (row 0 unused)."""
+
+    key: np.ndarray
+    n_post: np.ndarray
+    final_notice: np.ndarray
+    disputed: np.ndarray
+    next_state: np.ndarray  # (5, G, 2, 2)
+
+    @property
+    def size(self) -> int:
+        return len(self.n_post)
+
+    @classmethod
+    def build(cls, space: StateSpace) -> ReminderGrid:
+        N = space.N  # noqa: N806
+        n = np.repeat(np.arange(N + 1), 4)
+        f = np.tile(np.repeat([0, 1], 2), N + 1)
+        d = np.tile([0, 1], 2 * (N + 1))
+        key = space.n * 4 + space.final_notice.astype(np.int64) * 2 + space.disputed
+        n_post = np.minimum(n + 1, N)
+        nxt = np.zeros((FINAL_NOTICE + 1, len(n), 2, 2), dtype=np.int64)
+        for a in range(1, FINAL_NOTICE + 1):
+            f2 = f | (a == FINAL_NOTICE)
+            for cp in (0, 1):
+                for d2 in (0, 1):
+                    nxt[a, :, cp, d2] = space.index[1, n_post, a, f2, cp, d2]
+        assert (nxt[1:] >= 0).all()
+        return cls(key=key, n_post=n_post, final_notice=f.astype(bool),
+                   disputed=d.astype(bool), next_state=nxt)
+
+
+@dataclass(frozen=True)
+class ComplaintRows:
+    """Where a reminder's complaint probability is computed: R rows, each a grid row
+    ``g`` (R,), a current complaint flag ``complaint`` (R,) and whatever else the model's
+    complaint probability depends on; ``of_state`` (B, S) (or (1, S)) maps each state to
+    its row."""
+
+    g: np.ndarray
+    complaint: np.ndarray
+    of_state: np.ndarray
+
+
+class TransitionModel(ABC):
+    """The day-``t`` probabilities and money of ``B`` invoices on a :class:`StateSpace`.
+
+    Attributes set by implementations: ``amount`` (B,) currency, ``gamma`` daily discount
+    factor, ``action_cost`` (6,) currency per action, ``complaint_cost`` currency per
+    complaint, ``agency_value`` (B,) net value of a handover on the day of the handover
+    (currency), ``dispute_start`` (B,) P(a dispute opens) per undisputed day,
+    ``dispute_resolve`` (B,) P(it ends) per disputed day.
+
+    Semantics of one day (both the world and the learned environment): a dispute opening
+    today blocks today's payment; a disputed invoice does not pay; otherwise the invoice
+    pays with the hazard of the state after today's action.
+    """
+
+    amount: np.ndarray
+    gamma: float
+    action_cost: np.ndarray
+    complaint_cost: float
+    agency_value: np.ndarray
+    dispute_start: np.ndarray
+    dispute_resolve: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.amount)
+
+    def setup(self, space: StateSpace, grid: ReminderGrid) -> None:  # noqa: B027
+        """Called once before the backward pass (precompute what does not depend on t)."""
+
+    @abstractmethod
+    def mask(self, t: int) -> np.ndarray | None:
+        """(B, S, 6) bool legal mask on day ``t`` (None: everything allowed)."""
+
+    @abstractmethod
+    def wait_hazard(self, t: int) -> np.ndarray:
+        """(B, S) P(paid on day t | no dispute) when waiting in each state."""
+
+    @abstractmethod
+    def reminder_hazard(self, t: int, a: int) -> np.ndarray:
+        """P(paid on day t | no dispute) after reminder ``a`` from each grid row, shape
+        broadcastable to (B, G, 2, 2): [current complaint flag, next complaint flag]."""
+
+    @abstractmethod
+    def complaint_rows(self) -> ComplaintRows:
+        """The rows the complaint probability is computed on (see :class:`ComplaintRows`)."""
+
+    @abstractmethod
+    def complaint_probability(self, t: int, a: int) -> np.ndarray:
+        """(B, R) P(complaint) of sending reminder ``a`` on day ``t`` from each row."""
+
+
+def continuation(v_next: np.ndarray, nxt: np.ndarray, h: np.ndarray, p_start: np.ndarray,
+                 p_end: np.ndarray, disputed: np.ndarray, amount: np.ndarray,
+                 gamma: float) -> np.ndarray:
+    """E[payment today + gamma * V(next state)] for a fixed next complaint flag.
+
+    ``v_next`` (B, S); ``nxt`` (..., 2): next flat state for next-day dispute flag 0/1;
+    ``h`` P(pay | no dispute); ``disputed`` the dispute flag today. Shapes broadcast to
+    (B, ...)."""
+    v0 = v_next[:, nxt[..., 0]]
+    v1 = v_next[:, nxt[..., 1]]
+    free = (1 - p_start) * (h * amount + gamma * (1 - h) * v0) + p_start * gamma * v1
+    blocked = gamma * (p_end * v0 + (1 - p_end) * v1)
+    return np.where(disputed, blocked, free)
+
+
+def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
+                       keep_policy: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Solve ``model``'s B invoices exactly.
+
+    Returns ``(V_0, policy)``: V_0 (B, S) optimal values on day 0 (currency at the due
+    date) and ``policy`` (B, H, S) int8 optimal action per day and state (None unless
+    ``keep_policy``). A vetoed action is never optimal; WAIT is always allowed.
+    """
+    grid = ReminderGrid.build(space)
+    model.setup(space, grid)
+    B, S = model.n, space.size  # noqa: N806
+    rows = model.complaint_rows()
+    of_state = np.broadcast_to(rows.of_state, (B, S))
+    col_same = (rows.g * 2 + rows.complaint) * 2 + rows.complaint  # no new complaint
+    col_comp = (rows.g * 2 + rows.complaint) * 2 + 1  # a new complaint
+    amount = np.asarray(model.amount, np.float64)[:, None]
+    p_start = np.asarray(model.dispute_start, np.float64)[:, None]
+    p_end = np.asarray(model.dispute_resolve, np.float64)[:, None]
+    agency_q = np.broadcast_to(np.asarray(model.agency_value, np.float64)[:, None], (B, S))
+    disp = space.disputed[None]
+    x4 = (slice(None), slice(None), None, None)  # (B, 1) -> (B, 1, 1, 1)
+    nxt_grid = grid.next_state[:, :, None]  # (5, G, 1, 2, 2): [now] broadcast
+    d_grid = grid.disputed[None, :, None, None]
+    v_next = np.zeros((B, S))
+    policy = np.zeros((B, horizon, S), dtype=np.int8) if keep_policy else None
+    for t in range(horizon - 1, -1, -1):
+        mask = model.mask(t)
+        value = continuation(v_next, space.next_state[0, :, 0], model.wait_hazard(t),
+                             p_start, p_end, disp, amount, model.gamma)
+        best = np.zeros((B, S), dtype=np.int8)
+        for a in range(1, N_ACTIONS):
+            if a == AGENCY:
+                q = agency_q
+            else:
+                h_post = model.reminder_hazard(t, a)
+                w = continuation(v_next, nxt_grid[a], h_post, p_start[x4], p_end[x4],
+                                 d_grid, amount[x4], model.gamma)
+                w = np.broadcast_to(w, (B, grid.size, 2, 2)).reshape(B, -1)
+                same = w[:, col_same]
+                p_c = model.complaint_probability(t, a)
+                # The complaint cost is paid per complaint, also after an earlier one.
+                q_small = (same + p_c * (w[:, col_comp] - same - model.complaint_cost)
+                           - model.action_cost[a])
+                q = np.take_along_axis(q_small, of_state, axis=1)
+            better = q > value
+            if mask is not None:
+                better &= mask[:, :, a]
+            value = np.where(better, q, value)
+            best[better] = a
+        v_next = value
+        if policy is not None:
+            policy[:, t] = best
+    return v_next, policy

@@ -1,0 +1,274 @@
+"""The learned transition model as a :class:`~policies.common.dp.TransitionModel`.
+
+The same probabilities :class:`simulations.env.learned.LearnedSource` draws from (the
+company's hazard model with its reminder lift, the complaint model, dispute rates and the
+complaint hazard multiplier, no payment on weekends and bank holidays), evaluated on the
+DP's decision states so that the exact solver can plan in them (certainty equivalence).
+
+One approximation: the DP state keeps the number of reminders ``n``, the last channel ``c``
+and whether a final notice was sent, not the count per channel the hazard model reads. The
+counts are reconstructed as one final notice if one was sent and the other ``n - f``
+reminders in the last channel (in e-mail when the last one was the final notice).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engine.calendar import BusinessCalendar, CalendarDay, from_day, from_days
+from engine.contract import N_ACTIONS, Action
+from engine.errors import InputError
+from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
+from legal_rules.facts import NEVER_DAYS
+from policies.common.dp import (
+    ComplaintRows,
+    ReminderGrid,
+    StateSpace,
+    TransitionModel,
+)
+from simulations.env.arrays import take_rows
+from simulations.env.learned import SINCE_EDGES, BehaviourRates
+from simulations.env.masks import ActionMask, CategoricalFacts, legal_facts
+from simulations.env.types import CostModel, EnvState, InvoiceBatch
+
+FINAL = int(Action.FINAL_NOTICE)
+
+
+@dataclass
+class LearnedDynamics:
+    """What the planner plans with: the fitted models of :class:`LearnedSource`.
+
+    ``hazard`` a fitted ``engine.models.HazardModel``; ``rates`` complaint and dispute
+    rates; ``costs`` the company's costs and discount rate; ``horizon`` days after due
+    with a decision; ``K`` cap of days since the last reminder in the DP state (15: the
+    legal rules' longest waiting period is "14 days", the complaint model's last bucket
+    starts at 14; the hazard model sees at most 15 days since a reminder), ``N`` cap of
+    reminders.
+    """
+
+    hazard: Any
+    rates: BehaviourRates
+    costs: CostModel
+    horizon: int = 120
+    K: int = 15  # noqa: N815
+    N: int = 4  # noqa: N815
+
+    @classmethod
+    def from_source(cls, source: Any, K: int = 15, N: int = 4) -> LearnedDynamics:  # noqa: N803
+        """From a :class:`simulations.env.learned.LearnedSource`."""
+        return cls(source.hazard, source.rates, source.costs, int(source.horizon), K, N)
+
+
+def state_counts(n: np.ndarray, c: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """(m, 4) reminders per channel (email, letter, phone, final notice) of DP states with
+    ``n`` reminders, last channel ``c`` and final-notice flag ``f`` (arrays (m,))."""
+    n, c, f = (np.asarray(x, np.int64) for x in (n, c, f))
+    counts = np.zeros((len(n), 4), dtype=np.float64)
+    counts[:, FINAL - 1] = f
+    other = np.maximum(n - f, 0)
+    chan = np.where((c >= 1) & (c < FINAL), c, int(Action.EMAIL))
+    counts[np.arange(len(n)), chan - 1] += other
+    return counts
+
+
+class LearnedModel(TransitionModel):
+    """The learned dynamics of the ``B`` invoices of ``batch`` on a :class:`StateSpace`.
+
+    Args:
+        dynamics: the fitted models.
+        batch: the invoices (B rows); ``batch.hazard_static`` (B, k) must hold the hazard
+            model's static row of each invoice as of its due date.
+        mask: legal mask ``mask(facts, as_of) -> (m, 6) bool`` (None: allow all).
+        calendar: a calendar covering the invoices' due dates + horizon (built if None).
+    """
+
+    def __init__(self, dynamics: LearnedDynamics, batch: InvoiceBatch,
+                 mask: ActionMask | None, calendar: BusinessCalendar | None = None) -> None:
+        if batch.hazard_static is None:
+            raise InputError("the planner needs each invoice's hazard-model inputs "
+                             "(InvoiceBatch.hazard_static)")
+        self.dyn, self.batch, self.mask_fn = dynamics, batch, mask
+        costs, rates = dynamics.costs, dynamics.rates
+        self.seg = batch.segment.astype(np.int64)
+        self.amount = np.asarray(batch.amount, np.float64)
+        self.gamma = float((1.0 + costs.annual_discount_rate) ** (-1.0 / 365.0))
+        self.action_cost = np.asarray(costs.action_cost, np.float64)
+        self.complaint_cost = float(costs.complaint_cost)
+        share = (costs.agency_recovery_prob * (1.0 - costs.agency_fee_share)
+                 * (1.0 + costs.annual_discount_rate) ** (-costs.agency_delay_days / 365.0))
+        self.agency_value = self.amount * share - self.action_cost[Action.AGENCY]
+        self.dispute_start = rates.dispute_start[self.seg]
+        self.dispute_resolve = rates.dispute_resolve[self.seg]
+        mult = (np.ones(len(self.seg)) if rates.complaint_hazard is None
+                else rates.complaint_hazard[self.seg])
+        self._comp_mult = mult  # (B,) hazard multiplier once the customer complained
+        if calendar is None:
+            lo, hi = int(batch.due_day.min()), int(batch.due_day.max())
+            calendar = BusinessCalendar(from_day(lo), from_day(hi + dynamics.horizon + 31))
+        self.calendar = calendar
+        self._place = calendar.places(batch.jurisdiction_iso, batch.region)
+
+    # -- setup ---------------------------------------------------------------------------
+    def setup(self, space: StateSpace, grid: ReminderGrid) -> None:
+        self.space, self.grid = space, grid
+        self._hazard_day = -1
+        B = self.n  # noqa: N806
+        # The hazard depends on (k, n, c, f): the states without complaint or dispute.
+        self._base = np.flatnonzero(~space.complaint & ~space.disputed)
+        base_of = np.full(space.size, -1, dtype=np.int64)
+        plain = space.index[space.k, space.n, space.c, space.final_notice.astype(np.int64),
+                            0, 0]
+        base_of[:] = np.searchsorted(self._base, plain)
+        self._base_of = base_of  # (S,) column of each state in the base hazard table
+        b = self._base
+        self._b_counts = state_counts(space.n[b], space.c[b], space.final_notice[b])
+        self._b_since = np.where(space.n[b] > 0, space.k[b], NO_REMINDER_DAYS)
+        self._b_last = space.c[b]
+        # post-reminder grid rows (n, f) with d = 0: counts after reminder a
+        self._g_rows = np.flatnonzero(~grid.disputed)
+        # complaint rows: (grid row, complaint flag, since bucket)
+        n_since = len(SINCE_EDGES)
+        G = grid.size  # noqa: N806
+        self._rows = ComplaintRows(
+            g=np.repeat(np.arange(G), 2 * n_since),
+            complaint=np.tile(np.repeat([0, 1], n_since), G),
+            of_state=((grid.key * 2 + space.complaint) * n_since
+                      + self._since_bucket(space))[None])
+        # reminders sent before this one: the grid row's n (rows ordered by n, 4 per n)
+        self._r_n = np.repeat(np.arange(space.N + 1), 4 * 2 * n_since)
+        self._r_since = np.tile(np.arange(n_since), 2 * G)
+        if self.mask_fn is not None:
+            half = space.half
+            self._rep = np.repeat(np.arange(B), half)
+            slim = dataclasses.replace(self.batch, params=None, hazard_static=None)
+            self._rep_batch = take_rows(slim, self._rep)
+            strings = CategoricalFacts(len(self._rep))
+            strings.set_rows(np.arange(len(self._rep)), self._rep_batch)
+            self._strings = strings.facts()  # string facts as categoricals, once
+            self._rep_state = np.tile(np.arange(half), B)
+
+    @staticmethod
+    def _since_bucket(space: StateSpace) -> np.ndarray:
+        since = np.where(space.n > 0, space.k, NEVER_DAYS)
+        return np.clip(np.searchsorted(SINCE_EDGES, since, side="right") - 1, 0,
+                       len(SINCE_EDGES) - 1)
+
+    def _calendar(self, t: int, place: np.ndarray, due: np.ndarray) -> CalendarDay:
+        return self.calendar.lookup(place, due + t)
+
+    # -- TransitionModel -----------------------------------------------------------------
+    def mask(self, t: int) -> np.ndarray | None:
+        if self.mask_fn is None:
+            return None
+        sp = self.space
+        reach = self._reachable(t, np.arange(sp.half))  # (half,)
+        pick = np.flatnonzero(np.tile(reach, self.n))  # rows of the repeated states
+        rows = self._rep_state[pick]
+        m = len(rows)
+        k, n, c, f = sp.k[rows], sp.n[rows], sp.c[rows], sp.final_notice[rows]
+        sent = n > 0
+        last = np.where(sent, t - k, -NEVER_DAYS)
+        recent = np.zeros((m, 7), dtype=np.int8)
+        within = sent & (k < 7)
+        recent[np.flatnonzero(within), (t - k[within]) % 7] = c[within]
+        fn_day = np.where(~f, -NEVER_DAYS, np.where(c == FINAL, t - k, t - k - 1))
+        state = EnvState(day=np.full(m, t, np.int32),
+                         reminders=state_counts(n, c, f).astype(np.int16),
+                         last_contact_day=last.astype(np.int32),
+                         final_notice_day=fn_day.astype(np.int32), recent=recent,
+                         disputed=sp.disputed[rows], complained=np.zeros(m, bool),
+                         last_channel=c.astype(np.int8))
+        batch = take_rows(self._rep_batch, pick)
+        cal = self._calendar(t, self._place[self._rep[pick]], batch.due_day)
+        facts = legal_facts(batch, state, cal)
+        facts.update({name: values[pick] for name, values in self._strings.items()})
+        allowed = np.ones((len(self._rep), N_ACTIONS), dtype=bool)  # unreachable: unused
+        allowed[pick] = np.asarray(self.mask_fn(facts, from_days(batch.due_day + t)),
+                                   dtype=bool)
+        allowed = allowed.reshape(self.n, sp.half, N_ACTIONS)
+        return np.concatenate([allowed, allowed], axis=1)  # complaint: same facts
+
+    def _predict(self, t: int, counts: np.ndarray, since: np.ndarray, last: np.ndarray
+                 ) -> np.ndarray:
+        """(B, m) hazard on day ``t`` of every invoice in ``m`` dynamic situations (0 on a
+        weekend or bank holiday)."""
+        B, m = self.n, len(since)  # noqa: N806
+        out = np.zeros((B, m))
+        cal = self._calendar(t, self._place, self.batch.due_day)
+        open_day = np.flatnonzero(~cal.is_weekend & ~cal.is_holiday)
+        if len(open_day) == 0:
+            return out
+        rows = np.repeat(open_day, m)
+        cols = np.tile(np.arange(m), len(open_day))
+        calendar = {"weekday": cal.weekday[rows], "days_to_month_end":
+                    cal.days_to_month_end[rows], "days_to_quarter_end":
+                    cal.days_to_quarter_end[rows], "is_holiday": cal.is_holiday[rows],
+                    "month_phase": cal.month_phase[rows], "quarter_phase": cal.quarter_phase[rows]}
+        dyn = reminder_dynamics(np.full(len(rows), t), {f"n_{ch}": counts[cols, j] for j, ch in
+                                                         enumerate(REMINDER_CHANNELS)},
+                                since[cols], last[cols], calendar)
+        h = self.dyn.hazard.predict_hazard(self.batch.hazard_static[rows], dyn)
+        out[open_day] = h.reshape(len(open_day), m)
+        return out
+
+    def _reachable(self, t: int, rows: np.ndarray) -> np.ndarray:
+        """(len(rows),) bool: the states ``rows`` can occur on day ``t`` (the last reminder
+        sent on day t - k >= 0, at most one reminder a day). The others are never visited
+        (the reachable set is closed under transitions), so their numbers do not matter."""
+        k, n = self.space.k[rows], self.space.n[rows]
+        return (n == 0) | ((k <= t) & (n <= t - k + 1))
+
+    def _hazards(self, t: int) -> None:
+        """Day ``t``'s hazards of every reachable waiting state and of every reminder from
+        every grid row, in one call of the hazard model (``_wait_base`` (B, base states),
+        ``_post`` (B, 4 reminders, grid rows without dispute))."""
+        cols = np.flatnonzero(self._reachable(t, self._base))
+        g, rows = self.grid, self._g_rows
+        post = [(state_counts(g.n_post[rows], np.full(len(rows), a),
+                              g.final_notice[rows] | (a == FINAL)), a)
+                for a in range(1, FINAL + 1)]
+        counts = np.concatenate([self._b_counts[cols], *[c for c, _ in post]])
+        since = np.concatenate([self._b_since[cols], np.zeros(len(rows) * len(post))])
+        last = np.concatenate([self._b_last[cols],
+                               *[np.full(len(rows), a) for _, a in post]])
+        h = self._predict(t, counts, since, last)
+        self._wait_base = np.zeros((self.n, len(self._base)))
+        self._wait_base[:, cols] = h[:, :len(cols)]
+        self._post = h[:, len(cols):].reshape(self.n, len(post), len(rows))
+        self._hazard_day = t
+
+    def wait_hazard(self, t: int) -> np.ndarray:
+        self._hazards(t)
+        h = self._wait_base[:, self._base_of]  # (B, S)
+        comp = self.space.complaint[None]
+        h = np.where(comp, np.minimum(h * self._comp_mult[:, None], 1.0), h)
+        return np.where(self.space.disputed[None], 0.0, h)
+
+    def reminder_hazard(self, t: int, a: int) -> np.ndarray:
+        g, rows = self.grid, self._g_rows
+        if self._hazard_day != t:
+            self._hazards(t)
+        h_rows = self._post[:, a - 1]
+        h = np.zeros((self.n, g.size))
+        h[:, rows] = h_rows
+        h[:, rows + 1] = h_rows  # the disputed twin (its hazard is not used)
+        # the complaint flag of TODAY scales today's hazard (as LearnedSource.step does)
+        now = np.stack([h, np.minimum(h * self._comp_mult[:, None], 1.0)], axis=2)
+        return now[:, :, :, None]  # (B, G, 2 now, 1 next)
+
+    def complaint_rows(self) -> ComplaintRows:
+        return self._rows
+
+    def complaint_probability(self, t: int, a: int) -> np.ndarray:
+        rates = self.dyn.rates
+        seg = self.seg[:, None]
+        model = rates.complaint_model
+        if model is None:
+            return np.broadcast_to(rates.complaint[seg, a], (self.n, len(self._r_n)))
+        # each since bucket's left edge stands for the bucket (the last edge is "never")
+        return model.predict(seg, np.int64(a), np.full((1, 1), t), self._r_n[None],
+                             SINCE_EDGES[self._r_since][None])

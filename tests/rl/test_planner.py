@@ -1,0 +1,154 @@
+"""The planner: the exact DP solved on the learned model of a small real company (the RL
+tests' shared run): lawful, better than the fixed schedule in the model it plans in, the
+same from a saved copy, the same whether it reads the simulator or the observations, and
+fail-closed on invoices it has no inputs for."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.contract import N_ACTIONS, Action
+from engine.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def planner(small_run):
+    from policies.planner import LearnedDynamics, PlannerPolicy
+
+    return PlannerPolicy(LearnedDynamics.from_source(small_run.learned))
+
+
+def _batch(small_run, n: int = 12, seed: int = 4):
+    return small_run.learned.sample_invoices(n, np.random.default_rng(seed))
+
+
+def test_planner_beats_the_fixed_schedule_in_the_learned_model_lawfully(small_run, planner):
+    from policies.baselines.factory import make_policy
+    from simulations import world
+    from simulations.evaluation.harness import evaluate_policies
+
+    policies = {"fixed": make_policy("fixed")[1], "planner": planner}
+    ev = evaluate_policies(policies, world.load_scenario("default"), n_invoices=24,
+                           seeds=[0], source=small_run.learned, reference="fixed")
+    npv = {p: ev.overall[p]["npv"]["mean"] for p in policies}
+    assert npv["planner"] > npv["fixed"]
+    assert ev.overall["planner"]["violations"]["mean"] == 0
+    assert ev.overall["planner"]["reminders_per_invoice"]["mean"] > 0  # it does act
+
+
+def test_planner_never_chooses_a_vetoed_action(small_run, planner):
+    from simulations.env import CollectionsSimulator, LegalMask
+
+    sim = CollectionsSimulator(small_run.learned, LegalMask())
+    sim.load(_batch(small_run, n=8))
+    planner.bind_simulator(sim)
+    obs = sim.observations()
+    only_wait = np.zeros((sim.n, N_ACTIONS), dtype=bool)
+    only_wait[:, Action.WAIT] = True
+    assert (planner.act(obs, only_wait) == Action.WAIT).all()
+    rng = np.random.default_rng(1)
+    for _ in range(30):  # some days in, under random masks: only allowed actions
+        masks = rng.random((sim.n, N_ACTIONS)) < 0.5
+        masks[:, Action.WAIT] = True
+        a = planner.act(sim.observations(), masks)
+        assert masks[np.arange(sim.n), a].all()
+        sim.step(planner.act(sim.observations(), sim.action_masks()), rng)
+
+
+def test_observation_decoding_gives_the_simulator_state_actions(small_run, planner):
+    """Off-policy estimators call act(obs, masks) without a simulator: the state read from
+    the observations (last channel tracked between calls) must give the same actions."""
+    from simulations.env import CollectionsSimulator, LegalMask
+
+    sim = CollectionsSimulator(small_run.learned, LegalMask())
+    batch = _batch(small_run, n=10, seed=7)
+    sim.load(batch)
+    planner.bind_simulator(sim)
+    from policies.planner import PlannerPolicy
+
+    blind = PlannerPolicy(planner.dynamics, mask=LegalMask())
+    blind._cache = planner._cache  # the same solutions: only the state reading differs
+    blind.plan(batch)
+    rng = np.random.default_rng(2)
+    sent = 0
+    for _ in range(50):
+        obs, masks = sim.observations(), sim.action_masks()
+        a = planner.act(obs, masks)
+        np.testing.assert_array_equal(blind.act(obs, masks)[sim.active], a[sim.active])
+        sent += int((a[sim.active] > 0).sum())
+        sim.step(a, rng)
+    assert sent > 0
+
+
+def test_saved_planner_plans_the_same(small_run, planner, tmp_path: Path):
+    from policies.planner import PlannerPolicy
+
+    batch = _batch(small_run, n=6, seed=9)
+    values = planner.plan(batch).copy()
+    table = planner.table[planner.row_of].copy()
+    planner.save(tmp_path / "planner")
+    loaded = PlannerPolicy.load(tmp_path / "planner")
+    np.testing.assert_allclose(loaded.plan(batch), values)
+    np.testing.assert_array_equal(loaded.table[loaded.row_of], table)
+    with pytest.raises(InputError, match="planner.json"):
+        PlannerPolicy.load(tmp_path)
+
+
+def test_invoices_without_hazard_inputs_are_refused(small_run, planner):
+    batch = dataclasses.replace(_batch(small_run, n=3), hazard_static=None)
+    with pytest.raises(InputError, match="hazard-model inputs"):
+        planner.plan(batch)
+    wrong = dataclasses.replace(_batch(small_run, n=3),
+                                hazard_static=np.zeros((3, 2)))
+    with pytest.raises(InputError, match="reads"):
+        planner.plan(wrong)
+
+
+def test_equal_invoices_are_solved_once(small_run, planner):
+    from simulations.env.arrays import take_rows
+
+    batch = _batch(small_run, n=4, seed=11)
+    twice = take_rows(batch, np.array([0, 1, 2, 3, 0, 1, 2, 3]))
+    values = planner.plan(twice)
+    assert len(planner.table) == len(np.unique(batch.params.pool_row))
+    np.testing.assert_array_equal(values[:4], values[4:])
+
+
+def test_recommend_serves_a_saved_planner(small_run, planner, tmp_path: Path):
+    """`dunning recommend --policy dunning-data/planner`: the daily run loads the planner,
+    plans the open invoices and records lawful actions under the planner's hash."""
+    import shutil
+
+    from dunning.ops.recommend import Recommender, load_policy
+    from engine.store import Store
+    from policies.planner import PlannerPolicy
+
+    db = tmp_path / "store.duckdb"
+    shutil.copyfile(small_run.db, db)
+    # a 20-day planning horizon keeps the test cheap: invoices further overdue wait
+    short = PlannerPolicy(dataclasses.replace(planner.dynamics, horizon=20))
+    short.save(tmp_path / "planner")
+    loaded = load_policy(tmp_path / "planner")
+    assert loaded.name == "planner" and loaded.hash == short.content_hash
+    as_of = small_run.company.as_of
+    result = Recommender(Store(db), policy=loaded).run(as_of)
+    frame = result.frame
+    assert len(frame) > 0 and set(frame["policy_hash"]) == {short.content_hash}
+    assert frame["status"].isin(["recommended", "needs_review", "wait", "blocked"]).all()
+
+
+def test_planner_by_name_for_dunning_evaluate(small_run, planner, tmp_path: Path):
+    from policies.baselines.factory import make_policy
+    from policies.planner import PlannerPolicy
+
+    name, built = make_policy("planner", learned_source=lambda: small_run.learned)
+    assert name == "planner" and isinstance(built, PlannerPolicy)
+    with pytest.raises(InputError, match="planner:DIR"):
+        make_policy("planner")
+    planner.save(tmp_path / "p")
+    name, loaded = make_policy(f"planner:{tmp_path / 'p'}")
+    assert name == "planner" and loaded.content_hash == planner.content_hash
