@@ -29,3 +29,16 @@ def gt_source() -> Any:
     from simulations.env import GroundTruthSource
 
     return GroundTruthSource("default", pool_size=4000, seed=0)
+
+
+@pytest.fixture()
+def wide_console(monkeypatch) -> int:
+    """The CLI's rich consoles at 400 columns for a test that looks for figures or paths in
+    the printed tables: a console's width is fixed once something sized it (``COLUMNS`` at
+    import, or the 80-column fallback), so ``CliRunner``'s ``env``/``terminal_width`` alone
+    do not reach it, and a long path or a table row would wrap at a run-dependent place."""
+    from dunning.commands.common import console, err_console
+
+    for c in (console, err_console):
+        monkeypatch.setattr(c, "_width", 400)
+    return 400

@@ -12,7 +12,7 @@ from dunning.cli import app
 runner = CliRunner()
 
 
-def test_train_and_predict_on_cluster(store_dir, tmp_path):
+def test_train_and_predict_on_cluster(store_dir, tmp_path, wide_console):
     db = store_dir / "dunning.duckdb"
     model = tmp_path / "model"
     res = runner.invoke(app, ["train-model", "--db", str(db), "--out", str(model),

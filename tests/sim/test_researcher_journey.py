@@ -119,7 +119,7 @@ def in_lab(lab, monkeypatch):
     sys.modules.pop("mypolicies", None)
 
 
-def test_b_evaluate_my_policy_against_fixed_tuned_rl_and_oracle(in_lab) -> None:
+def test_b_evaluate_my_policy_against_fixed_tuned_rl_and_oracle(in_lab, wide_console) -> None:
     args = doc_command("policies.md", "mypolicies:EmailThenCall")
     assert "--policies" in args and "--model" in args
     args = tiny(args, model=None) + ["--tuned", "runs/demo/tuned_schedule.json"]
