@@ -226,12 +226,10 @@ def _whatif_context(ws: Any, job: Any, lang: str) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - the rules page says why; here only a caveat
         team = ["(unreadable)"]
 
-    def said(message: Any) -> str:  # a what-if message in the session's language
-        return render(message, lang)
-
-    # what the what-if itself says (which policy ran, on which dates, what "blocked" means)
+    # what the what-if itself says (which policy ran, on which dates, what "blocked" means),
+    # in the session's language
     out = job.outcome
-    caveats = [said(out.policy)] + [said(n) for n in out.notes]
+    caveats = [render(m, lang) for m in (out.policy, *out.notes)]
     caveats.append(f"A small run for the browser: {job.invoices} simulated invoices x "
                    f"{job.seeds} seeds of the {job.result['scenario']} scenario; the intervals "
                    "are wide. For a decision run `dunning what-if --rule-file "
@@ -239,7 +237,7 @@ def _whatif_context(ws: Any, job: Any, lang: str) -> dict[str, Any]:
     if team:
         caveats.append("Compared with the packaged rules only: the approved team files ("
                        + ", ".join(team) + ") are in neither side.")
-    effects = [{**c, "text": said(c["message"])} for c in out.rule_changes]
+    effects = [{**c, "text": render(c["message"], lang)} for c in out.rule_changes]
     ctx.update(rows=kpi_rows(job.result, lang), others=other_rules_moved(job.result),
                caveats=[c for c in caveats if c], effects=effects)
     return ctx

@@ -169,8 +169,8 @@ def kpi_rows(result: dict[str, Any], lang: str = "en") -> list[dict[str, Any]]:
 
 def show(value: float, unit: str, signed: bool = False) -> str:
     """A KPI figure for a reader: money in whole units with thousands separators, days with
-    one decimal, shares in % (a difference of shares in percentage points), percentages as
-    they are, counts to 3 significant digits."""
+    one decimal, percentages with one (a difference of them in percentage points), counts to
+    3 significant digits."""
     sign = "+" if signed else ""
     if value != value:
         return "–"
@@ -178,9 +178,8 @@ def show(value: float, unit: str, signed: bool = False) -> str:
         return f"{value:{sign},.0f}"
     if unit == "days":
         return f"{value:{sign}.1f}"
-    if unit in ("share", "percent"):
-        pct = value * 100 if unit == "share" else value
-        return f"{pct:{sign}.1f} {'pp' if signed else '%'}"
+    if unit == "percent":
+        return f"{value:{sign}.1f} {'pp' if signed else '%'}"
     return f"{value:{sign},.3g}" if abs(value) < 1000 else f"{value:{sign},.0f}"
 
 
