@@ -185,7 +185,7 @@ class PipelineConfig:
                               batch_size=1024, n_epochs=2, net_arch=(32, 32),
                               timing_invoices=150)
         return cls(out_dir=Path(out_dir), seed=seed, n_customers=100, months=10,
-                   holdout_months=3, n_eval_invoices=80, n_seeds=2, tune_invoices=150,
+                   holdout_months=3, n_eval_invoices=40, n_seeds=2, tune_invoices=150,
                    tune_iterations=1, tune_population=6, rl=rl, robustness_scenario="shifted",
                    robustness_seeds=1, ope_invoices=40)
 
