@@ -41,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -116,8 +117,17 @@ class Recorded:
         return ("recorded " if self.loaded else "already recorded ") + what
 
 
-def record_event(store: Store, event: Event, now: datetime | None = None) -> Recorded:
-    """Validate ``event`` against the store and append it (see the module docstring)."""
+def record_event(store: Store, event: Event, now: datetime | None = None,
+                 transaction: Callable[[Recorded, Callable[[], None], Any], None] | None = None
+                 ) -> Recorded:
+    """Validate ``event`` against the store and append it (see the module docstring).
+
+    ``transaction(recorded, insert, con)``, if given, owns the write: it must call
+    ``insert()`` (the event's rows, no transaction of its own) inside a transaction it opens
+    and commits on ``con``, so that what it writes beside the event (an audit record)
+    commits with it or not at all. It is not called for an event recorded before
+    (``loaded`` False).
+    """
     ev = normalise_event(event)
     with store.connect() as con:
         inv = _invoice(con, ev) if ev.invoice_id is not None else None
@@ -148,21 +158,30 @@ def record_event(store: Store, event: Event, now: datetime | None = None) -> Rec
            "interest_fees": booked.get("interest_fees"), "promised_date": ev.promised_date,
            "channel": ev.channel, "changed_fields": ";".join(changed) or None,
            "recorded_by": ev.recorded_by, "note": ev.note}
+    done = Recorded(event_id, ev.kind, ev.effective_date, str(ev.customer_id), ev.invoice_id,
+                    True, row["amount"], row["principal"], row["interest_fees"], changed, at)
     with store.connect() as con:
+        if transaction is not None:
+            transaction(done, lambda: _insert_event(con, row), con)
+            return done
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute(f"INSERT INTO events ({', '.join(row)}) VALUES "
-                        f"({', '.join('?' * len(row))})", list(row.values()))
-            if ev.kind == "payment":
-                con.execute("INSERT INTO payments (payment_id, invoice_id, payment_date, "
-                            "amount) VALUES (?, ?, ?, ?)",
-                            [event_id, ev.invoice_id, ev.effective_date, row["amount"]])
+            _insert_event(con, row)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
-    return Recorded(event_id, ev.kind, ev.effective_date, str(ev.customer_id), ev.invoice_id,
-                    True, row["amount"], row["principal"], row["interest_fees"], changed, at)
+    return done
+
+
+def _insert_event(con: Any, row: dict[str, Any]) -> None:
+    """The event's row (and a payment's ``payments`` row), inside the caller's transaction."""
+    con.execute(f"INSERT INTO events ({', '.join(row)}) VALUES "
+                f"({', '.join('?' * len(row))})", list(row.values()))
+    if row["kind"] == "payment":
+        con.execute("INSERT INTO payments (payment_id, invoice_id, payment_date, amount) "
+                    "VALUES (?, ?, ?, ?)",
+                    [row["event_id"], row["invoice_id"], row["effective_date"], row["amount"]])
 
 
 # --------------------------------------------------------------------------- validation

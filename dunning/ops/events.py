@@ -16,6 +16,7 @@ note, new values of customer fields) goes into the record's personal part, erasa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,8 +51,9 @@ class RecordedEvent:
 
 
 def record(store: Store, event: Event, anchor: Path | None = None) -> RecordedEvent:
-    """Validate and store ``event`` (:func:`engine.events.record_event`), then append its
-    audit record; an event recorded before is not audited again (``audit_seq`` None).
+    """Validate and store ``event`` (:func:`engine.events.record_event`) and its audit
+    record in one transaction (no event without its record, e.g. without an audit key); an
+    event recorded before is not audited again (``audit_seq`` None).
 
     A dispute may be opened only when none is open on its day, resolved only when one is
     (``disputed_now`` of :func:`legal_rules.from_tables.invoice_states`, the fact builder).
@@ -59,9 +61,21 @@ def record(store: Store, event: Event, anchor: Path | None = None) -> RecordedEv
     event = normalise_event(event)
     if event.kind in ("dispute_opened", "dispute_resolved"):
         _check_dispute(store, event)
-    done = record_event(store, event)
-    if not done.loaded:
-        return RecordedEvent(done, None)
+    seqs: list[int] = []
+
+    def with_audit(done: Recorded, insert: Callable[[], None], con: Any) -> None:
+        # the event and its audit record commit together: a crash leaves both or neither
+        log = AuditLog(con, anchor=anchor or store.path.parent / "audit.anchor")
+        seqs.extend(log.append([_audit_record(done, event)], then=lambda _: insert()))
+
+    done = record_event(store, event, transaction=with_audit)
+    seq = seqs[0] if seqs else None
+    return RecordedEvent(done, seq)
+
+
+def _audit_record(done: Recorded, event: Event) -> AuditRecord:
+    """The ``event`` audit record of ``done``; the note and new master-data values are
+    personal data (kept out of the hash chain, erasable)."""
     payload = {"event_id": done.event_id, "event": done.kind,
                "effective_date": done.effective_date.isoformat(), "amount": done.amount,
                "principal": done.principal, "interest_fees": done.interest_fees,
@@ -74,13 +88,8 @@ def record(store: Store, event: Event, anchor: Path | None = None) -> RecordedEv
         personal["note"] = event.note
     if event.changes:
         personal["new_values"] = {k: v for k, v in event.changes.items()}
-    with store.connect() as con:
-        log = AuditLog(con, anchor=anchor or store.path.parent / "audit.anchor")
-        seq = log.append([AuditRecord("event", payload, as_of=done.effective_date,
-                                      invoice_id=done.invoice_id,
-                                      customer_id=done.customer_id,
-                                      personal=personal or None)])[0]
-    return RecordedEvent(done, seq)
+    return AuditRecord("event", payload, as_of=done.effective_date, invoice_id=done.invoice_id,
+                       customer_id=done.customer_id, personal=personal or None)
 
 
 def _check_dispute(store: Store, event: Event) -> None:

@@ -269,3 +269,25 @@ def test_known_at_reads_the_store_as_it_was_known_then(store) -> None:
     assert after["payments"]["amount"].tolist() == [400.0]
     assert after["events"]["kind"].tolist() == ["payment"]
     assert state(store, D).loc["I1", "open_amount"] == 600
+
+
+def test_an_event_is_stored_with_its_audit_record_or_not_at_all(store, monkeypatch) -> None:
+    """The event and its audit record commit in one transaction: when the audit append
+    fails (here: no audit key), the event is not stored either, and recording it again
+    once the key is back stores both."""
+    from dunning.ops.audit import AuditKeyError
+
+    promise = Event("promise_to_pay", D, invoice_id="I1", promised_date=D + dt.timedelta(days=9))
+    monkeypatch.delenv("DUNNING_AUDIT_KEY")
+    with pytest.raises(AuditKeyError):
+        record(store, promise)
+    with store.connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    monkeypatch.undo()
+    done = record(store, promise)
+    assert done.recorded.loaded and done.audit_seq is not None
+    with store.connect() as con:
+        assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+        log = AuditLog(con)
+        assert [r["payload"]["event_id"] for r in log.records(kind="event")] == [
+            done.recorded.event_id]
