@@ -39,6 +39,17 @@ def is_reminder(actions: Any) -> Any:
     """True where the action is a reminder to the debtor (email .. final notice), not
     wait or an agency handover; an int or an int array in, a bool or bool array out."""
     return (actions >= Action.EMAIL) & (actions <= Action.FINAL_NOTICE)
+
+
+# Reminders the debtor receives in writing: the company rules count these (minimum gap,
+# at most three, a final notice after two); call attempts are counted apart.
+WRITTEN_REMINDERS: tuple[Action, ...] = (Action.EMAIL, Action.LETTER, Action.FINAL_NOTICE)
+
+
+def is_written_reminder(actions: Any) -> Any:
+    """True where the action is a written reminder (email, letter, final notice), not a
+    call attempt; an int or an int array in, a bool or bool array out."""
+    return is_reminder(actions) & (actions != Action.PHONE)
 CHANNELS: tuple[str, ...] = tuple(a.channel for a in Action if a is not Action.WAIT)
 SEGMENTS: tuple[str, ...] = ("corporate", "family_business", "startup", "construction", "saas")
 CUSTOMER_TYPES: tuple[str, ...] = ("b2b", "b2c")

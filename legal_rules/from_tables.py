@@ -51,9 +51,11 @@ import numpy as np
 import pandas as pd
 
 from engine.calendar import day_number, holiday_days
+from engine.contract import WRITTEN_REMINDERS
 from legal_rules.facts import NEVER_DAYS
 
 REMINDER_CHANNELS = ("email", "letter", "phone", "final_notice")
+WRITTEN_CHANNELS = tuple(a.channel for a in WRITTEN_REMINDERS)  # not phone
 CONTACT_WINDOW_DAYS = 7  # "last 7 days" = the decision day and the 6 days before it
 OPEN_EPSILON = 0.005  # an open amount at or below this (half a cent) is settled
 LIMITATION_FILE = "limitation.json"
@@ -390,6 +392,8 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     ``open_amount`` (float, invoice currency), ``days_overdue``, ``n_email``, ``n_letter``,
     ``n_phone``, ``n_final_notice`` (reminders per channel), ``reminders_sent`` (their sum),
     ``days_since_last_contact``, ``contacts_last_7_days``, ``calls_last_7_days``,
+    ``written_reminders_sent``, ``days_since_last_written_reminder`` (email, letter, final
+    notice: not calls),
     ``final_notice_sent``, ``days_since_final_notice`` (int days; ``NEVER_DAYS`` if none),
     ``days_since_first_reminder`` (the first reminder dated after the due date; -1 if none),
     ``disputed_now``, ``handed_to_agency`` (bool) and ``is_open`` (open amount above half a
@@ -457,6 +461,9 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     inv["days_since_first_reminder"] = first
     inv["reminders_sent"] = count(reminder)
     inv["days_since_last_contact"] = days_since(reminder)
+    written = np.isin(channel, WRITTEN_CHANNELS)
+    inv["written_reminders_sent"] = count(written)
+    inv["days_since_last_written_reminder"] = days_since(written)
     inv["contacts_last_7_days"] = count(recent)
     inv["calls_last_7_days"] = count(recent & (channel == "phone"))
     inv["days_since_final_notice"] = days_since(channel == "final_notice")
@@ -626,6 +633,8 @@ def facts_from_state(state: pd.DataFrame, as_of: date,
         "contacts_last_7_days": ints("contacts_last_7_days"),
         "calls_last_7_days": ints("calls_last_7_days"),
         "reminders_sent": ints("reminders_sent"),
+        "written_reminders_sent": ints("written_reminders_sent"),
+        "days_since_last_written_reminder": ints("days_since_last_written_reminder"),
         "final_notice_sent": state["final_notice_sent"].to_numpy(dtype=bool),
         "days_since_final_notice": ints("days_since_final_notice"),
         "disputed": state["disputed_now"].to_numpy(dtype=bool),

@@ -199,6 +199,7 @@ def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day:
     Returns ``(facts, derived, neutral_filled)``. A given fact that contradicts the date is
     refused (exit 2) with every contradiction listed.
     """
+    from legal_rules.facts import history_contradictions
     from legal_rules.from_tables import date_facts
     from legal_rules.testing import neutral_facts
 
@@ -239,6 +240,11 @@ def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day:
             if name not in out:
                 out[name] = value
                 filled.append(name)
+    history = history_contradictions(out)
+    if history:
+        raise InputError(f"{path}: the reminder history does not add up"
+                         f"{' (with the --neutral values)' if filled else ''}: "
+                         + "; ".join(history) + "; give the written reminders in the file")
     return out, derived, filled
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from engine.contract import N_ACTIONS, Action
 from legal_rules.decision import Decision
+from legal_rules.facts import NEVER_DAYS
 from legal_rules.durable_eval import decide, decide_all
 from legal_rules.testing import rows_to_arrays
 
@@ -36,7 +37,7 @@ def test_neutral_invoice_allows_reminders(durable, vector, facts):
 
 
 def test_disputed_vetoes_every_reminder(durable, vector, facts):
-    d, batch = both(durable, vector, facts(disputed=True, reminders_sent=2,
+    d, batch = both(durable, vector, facts(disputed=True, reminders_sent=2, written_reminders_sent=2,
                                            final_notice_sent=True, days_since_final_notice=30))
     for a in REMINDERS:
         assert not d[a].allowed and "practice.no_reminder_disputed" in d[a].vetoed_by
@@ -57,7 +58,7 @@ def test_us_call_frequency(durable, vector, facts, region, calls, phone_allowed)
 
 
 def test_us_time_barred(durable, vector, facts):
-    row = facts(jurisdiction="US", customer_type="b2c", currency="USD", reminders_sent=2,
+    row = facts(jurisdiction="US", customer_type="b2c", currency="USD", reminders_sent=2, written_reminders_sent=2,
                 limitation_passed=True)
     d, _ = both(durable, vector, row)
     assert d[Action.FINAL_NOTICE].vetoed_by == ("us.time_barred_no_threat",)
@@ -87,7 +88,7 @@ def test_nl_consumer_fourteen_day_letter(durable, vector, facts):
     assert "nl.fourteen_day_letter" in d[Action.AGENCY].vetoed_by
     d, _ = both(durable, vector, facts(days_since_final_notice=15, **base))
     assert d[Action.AGENCY].allowed
-    d, _ = both(durable, vector, facts(jurisdiction="NL", customer_type="b2c", reminders_sent=2,
+    d, _ = both(durable, vector, facts(jurisdiction="NL", customer_type="b2c", reminders_sent=2, written_reminders_sent=2,
                                        amount=3000.0))
     assert d[Action.FINAL_NOTICE].cap("min_days_to_pay_in_letter") == 14
     assert d[Action.FINAL_NOTICE].cap("collection_cost_scale") == pytest.approx(425.0)
@@ -102,11 +103,11 @@ def test_se_reminder_fee_only_if_agreed(durable, facts):
 
 
 def test_de_caps_on_a_date(durable, facts):
-    letter = durable.decide(facts(reminders_sent=0), Action.LETTER, DAY)
+    letter = durable.decide(facts(reminders_sent=0, written_reminders_sent=0, days_since_last_written_reminder=NEVER_DAYS), Action.LETTER, DAY)
     assert letter.cap("max_reminder_fee") == 0  # first reminder is free
     assert letter.cap("max_interest_rate") == pytest.approx(1.27 + 9)
     assert letter.cap("fixed_compensation") == 40
-    b2c = durable.decide(facts(customer_type="b2c", reminders_sent=2), "letter", DAY)
+    b2c = durable.decide(facts(customer_type="b2c", reminders_sent=2, written_reminders_sent=2), "letter", DAY)
     assert b2c.cap("max_interest_rate") == pytest.approx(1.27 + 5)
     assert b2c.cap("fixed_compensation") == 0
     assert b2c.cap("max_reminder_fee") == 2.5
