@@ -141,6 +141,12 @@ INVOICES = Table(
                "reminder (BGB § 286 (3)), `no` if not; empty: unknown, and a German consumer's "
                "default date then fails closed where it depends on it.",
                choices=("yes", "no")),
+        Column("due_date_agreed_by_calendar", "str", False, "`yes` if the contract fixed "
+               "`due_date` by the calendar (BGB § 286 (2) no. 1: a German debtor is in default "
+               "from the day after it, without a reminder), `no` if it is only the payment term "
+               "printed on the invoice; empty: unknown, read as `no` (default then begins with "
+               "a reminder or after the 30 days of § 286 (3): the later date, the smaller "
+               "claim).", choices=("yes", "no")),
     ),
 )
 

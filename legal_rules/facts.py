@@ -98,8 +98,9 @@ FACTS: dict[str, Fact] = {
              "Days the debtor has been in default on the decision date, counting the first "
              "day (1: default began today; 0: not in default). German debtors: BGB § 286 "
              "(after a reminder following the due date; 30 days after due date and receipt "
-             "of the invoice, for a consumer only if the invoice said so; a business from the "
-             "day after the agreed due date); elsewhere from the day after the due date. "
+             "of the invoice, for a consumer only if the invoice said so; any debtor from the "
+             "day after a due date the contract fixed by the calendar, § 286 (2) no. 1); "
+             "elsewhere from the day after the due date. "
              "Missing where it depends on an unknown fact (fails closed)."),
         Fact("local_hour", "float",
              "Time of day at the debtor's location when the action is taken, in hours "
