@@ -135,3 +135,28 @@ def test_history_contradictions(facts, change, needle):
     assert history_contradictions(facts()) == []
     (problem,) = history_contradictions(facts(**change))
     assert needle in problem
+
+
+def test_explain_refuses_a_history_that_does_not_add_up(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from dunning.cli import app
+
+    path = tmp_path / "case.json"
+    case = {**US_B2C, "action": "phone", "reminders_sent": 0,
+            "days_since_last_contact": NEVER_DAYS}
+    path.write_text(json.dumps(case), "utf-8")
+    res = CliRunner().invoke(app, ["rules", "explain", "--facts", str(path), "--date",
+                                   DAY.isoformat(), "--neutral"])
+    assert res.exit_code == 2
+    assert "written_reminders_sent is 1, more than reminders_sent 0" in res.output
+    path.write_text(json.dumps({**case, "written_reminders_sent": 0,
+                                "days_since_last_written_reminder": NEVER_DAYS}), "utf-8")
+    res = CliRunner().invoke(app, ["rules", "explain", "--facts", str(path), "--date",
+                                   DAY.isoformat(), "--neutral", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    out = out[0] if isinstance(out, list) else out
+    assert out["status"] == "allowed"
