@@ -39,6 +39,17 @@ def is_reminder(actions: Any) -> Any:
     """True where the action is a reminder to the debtor (email .. final notice), not
     wait or an agency handover; an int or an int array in, a bool or bool array out."""
     return (actions >= Action.EMAIL) & (actions <= Action.FINAL_NOTICE)
+
+
+# Reminders the debtor receives in writing: the company rules count these (minimum gap,
+# at most three, a final notice after two); call attempts are counted apart.
+WRITTEN_REMINDERS: tuple[Action, ...] = (Action.EMAIL, Action.LETTER, Action.FINAL_NOTICE)
+
+
+def is_written_reminder(actions: Any) -> Any:
+    """True where the action is a written reminder (email, letter, final notice), not a
+    call attempt; an int or an int array in, a bool or bool array out."""
+    return is_reminder(actions) & (actions != Action.PHONE)
 CHANNELS: tuple[str, ...] = tuple(a.channel for a in Action if a is not Action.WAIT)
 SEGMENTS: tuple[str, ...] = ("corporate", "family_business", "startup", "construction", "saas")
 CUSTOMER_TYPES: tuple[str, ...] = ("b2b", "b2c")
@@ -130,6 +141,12 @@ INVOICES = Table(
                "reminder (BGB § 286 (3)), `no` if not; empty: unknown, and a German consumer's "
                "default date then fails closed where it depends on it.",
                choices=("yes", "no")),
+        Column("due_date_agreed_by_calendar", "str", False, "`yes` if the contract fixed "
+               "`due_date` by the calendar (BGB § 286 (2) no. 1: a German debtor is in default "
+               "from the day after it, without a reminder), `no` if it is only the payment term "
+               "printed on the invoice; empty: unknown, read as `no` (default then begins with "
+               "a reminder or after the 30 days of § 286 (3): the later date, the smaller "
+               "claim).", choices=("yes", "no")),
     ),
 )
 

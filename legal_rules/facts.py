@@ -60,6 +60,11 @@ FACTS: dict[str, Fact] = {
              "Reminders of any channel on the decision date and the 6 days before."),
         Fact("calls_last_7_days", "int", "Phone calls on the decision date and the 6 days before."),
         Fact("reminders_sent", "int", "Reminders so far (email, letter, phone, final notice)."),
+        Fact("written_reminders_sent", "int",
+             "Written reminders so far: email, letter and final notice (not call attempts)."),
+        Fact("days_since_last_written_reminder", "int",
+             "Days since the last written reminder (email, letter or final notice; 0: sent "
+             f"on the decision date; {NEVER_DAYS} if none). Call attempts do not count."),
         Fact("final_notice_sent", "bool", "A final notice was sent for this invoice."),
         Fact("days_since_final_notice", "int",
              f"Days since the final notice ({NEVER_DAYS} if none)."),
@@ -93,8 +98,9 @@ FACTS: dict[str, Fact] = {
              "Days the debtor has been in default on the decision date, counting the first "
              "day (1: default began today; 0: not in default). German debtors: BGB § 286 "
              "(after a reminder following the due date; 30 days after due date and receipt "
-             "of the invoice, for a consumer only if the invoice said so; a business from the "
-             "day after the agreed due date); elsewhere from the day after the due date. "
+             "of the invoice, for a consumer only if the invoice said so; any debtor from the "
+             "day after a due date the contract fixed by the calendar, § 286 (2) no. 1); "
+             "elsewhere from the day after the due date. "
              "Missing where it depends on an unknown fact (fails closed)."),
         Fact("local_hour", "float",
              "Time of day at the debtor's location when the action is taken, in hours "
@@ -116,6 +122,33 @@ def with_defaults(facts: dict[str, object]) -> dict[str, object]:
     """``facts`` plus the neutral default of every defaulted fact it does not name."""
     missing = {n: v for n, v in FACT_DEFAULTS.items() if n not in facts}
     return {**facts, **missing} if missing else facts
+
+
+def history_contradictions(facts: dict[str, object]) -> list[str]:
+    """What in ``facts`` cannot be one invoice's history: more written reminders than
+    reminders, a written reminder more recent than the last contact of any channel, or a
+    written reminder counted without a day (or a day without one). Facts that are missing
+    or not plain ints are left to the type checks. For hand-written cases (``rules
+    explain --facts``); the producers compute these facts from one history."""
+    def whole(name: str) -> int | None:
+        v = facts.get(name)
+        return v if type(v) is int else None
+
+    sent, written = whole("reminders_sent"), whole("written_reminders_sent")
+    since, since_written = (whole("days_since_last_contact"),
+                            whole("days_since_last_written_reminder"))
+    out = []
+    if sent is not None and written is not None and written > sent:
+        out.append(f"written_reminders_sent is {written}, more than reminders_sent {sent} "
+                   "(which counts every reminder, calls included)")
+    if since is not None and since_written is not None and since_written < since:
+        out.append(f"days_since_last_written_reminder is {since_written}, less than "
+                   f"days_since_last_contact {since} (the last contact of any channel)")
+    if written is not None and since_written is not None \
+            and (written == 0) != (since_written == NEVER_DAYS):
+        out.append(f"written_reminders_sent is {written} but days_since_last_written_reminder "
+                   f"is {since_written} ({NEVER_DAYS} means none was sent)")
+    return out
 
 # --------------------------------------------------------------------------------------------
 # Strict value checks, shared by every evaluator so that they agree on what "valid" means.

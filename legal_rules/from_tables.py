@@ -51,9 +51,11 @@ import numpy as np
 import pandas as pd
 
 from engine.calendar import day_number, holiday_days
+from engine.contract import WRITTEN_REMINDERS
 from legal_rules.facts import NEVER_DAYS
 
 REMINDER_CHANNELS = ("email", "letter", "phone", "final_notice")
+WRITTEN_CHANNELS = tuple(a.channel for a in WRITTEN_REMINDERS)  # not phone
 CONTACT_WINDOW_DAYS = 7  # "last 7 days" = the decision day and the 6 days before it
 OPEN_EPSILON = 0.005  # an open amount at or below this (half a cent) is settled
 LIMITATION_FILE = "limitation.json"
@@ -239,20 +241,25 @@ DEFAULT_NOTICE_DAYS = 30  # BGB § 286 (3): default 30 days after due date and r
 
 def default_days(jurisdictions: np.ndarray, customer_types: np.ndarray,
                  days_overdue: np.ndarray, days_since_invoice: np.ndarray,
-                 days_since_first_reminder: np.ndarray, notice: np.ndarray) -> np.ndarray:
+                 days_since_first_reminder: np.ndarray, notice: np.ndarray,
+                 agreed: np.ndarray | None = None) -> np.ndarray:
     """(n,) object: ``days_in_default`` per row (int; ``None`` where it cannot be known).
 
     Days in default on the decision day counting the first day of default (1 = default began
     today; 0 = not in default). ``days_since_first_reminder``: the first reminder dated after
     the due date (-1: none); ``notice``: the invoice told the consumer of § 286 (3) BGB
-    (True / False / None unknown). Receipt of the invoice is taken as its date.
+    (True / False / None unknown); ``agreed``: the contract fixed the due date by the
+    calendar (True / False / None unknown, read as False; ``None`` for the whole array: all
+    unknown). Receipt of the invoice is taken as its date.
 
-    * German debtors (BGB § 286): default begins the day after a reminder following the due
-      date (§ 286 (1)), or on day 31 after the due date and receipt of the invoice (§ 286
-      (3)) -- for a consumer only if the invoice said so -- and for a business the day after
-      the due date (a payment date fixed by the contract, § 286 (2) no. 1), whichever is
-      first. A consumer whose notice flag is unknown: known where the reminder came first
-      or neither has happened yet, else ``None`` (fails closed).
+    * German debtors (BGB § 286): default begins the day after the due date when the parties
+      agreed that date by the calendar (§ 286 (2) no. 1, no reminder needed; a payment term
+      the creditor only printed on the invoice is no such agreement), else the day after a
+      reminder following the due date (§ 286 (1)) or on day 31 after the due date and
+      receipt of the invoice (§ 286 (3)) -- for a consumer only if the invoice said so --
+      whichever is first. An unknown agreement counts as none (the later default, the
+      smaller claim). A consumer whose notice flag is unknown: known where the reminder came
+      first or neither has happened yet, else ``None`` (fails closed).
     * Everywhere else: the day after the due date (Directive 2011/7/EU art. 3 (3); national
       consumer rules are caps of their own).
     """
@@ -264,13 +271,17 @@ def default_days(jurisdictions: np.ndarray, customer_types: np.ndarray,
     de = np.asarray(jurisdictions == "DE", dtype=bool)
     b2c = de & np.asarray(customer_types == "b2c", dtype=bool)
     b2b = de & ~b2c
-    out[b2b] = np.maximum(overdue, np.maximum(reminded, thirty))[b2b]
+    by_calendar = np.zeros(len(out), dtype=bool) if agreed is None else np.array(
+        [v is True or v is np.True_ for v in agreed], dtype=bool)
+    out[b2b] = np.maximum(reminded, thirty)[b2b]
     told = np.array([v is True or v is np.True_ for v in notice], dtype=bool)
     untold = np.array([v is False or v is np.False_ for v in notice], dtype=bool)
     consumer = np.where(told, np.maximum(reminded, thirty), reminded).astype(object)
     unknown = ~told & ~untold & (thirty > reminded)  # the notice would decide: unknown
     consumer[unknown] = None
     out[b2c] = consumer[b2c]
+    # a date agreed by the calendar: default from the day after it, for every debtor
+    out[de & by_calendar] = overdue[de & by_calendar]
     return out
 
 
@@ -390,6 +401,8 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     ``open_amount`` (float, invoice currency), ``days_overdue``, ``n_email``, ``n_letter``,
     ``n_phone``, ``n_final_notice`` (reminders per channel), ``reminders_sent`` (their sum),
     ``days_since_last_contact``, ``contacts_last_7_days``, ``calls_last_7_days``,
+    ``written_reminders_sent``, ``days_since_last_written_reminder`` (email, letter, final
+    notice: not calls),
     ``final_notice_sent``, ``days_since_final_notice`` (int days; ``NEVER_DAYS`` if none),
     ``days_since_first_reminder`` (the first reminder dated after the due date; -1 if none),
     ``disputed_now``, ``handed_to_agency`` (bool) and ``is_open`` (open amount above half a
@@ -457,6 +470,9 @@ def invoice_states(tables: dict[str, pd.DataFrame], as_of: date) -> pd.DataFrame
     inv["days_since_first_reminder"] = first
     inv["reminders_sent"] = count(reminder)
     inv["days_since_last_contact"] = days_since(reminder)
+    written = np.isin(channel, WRITTEN_CHANNELS)
+    inv["written_reminders_sent"] = count(written)
+    inv["days_since_last_written_reminder"] = days_since(written)
     inv["contacts_last_7_days"] = count(recent)
     inv["calls_last_7_days"] = count(recent & (channel == "phone"))
     inv["days_since_final_notice"] = days_since(channel == "final_notice")
@@ -626,6 +642,8 @@ def facts_from_state(state: pd.DataFrame, as_of: date,
         "contacts_last_7_days": ints("contacts_last_7_days"),
         "calls_last_7_days": ints("calls_last_7_days"),
         "reminders_sent": ints("reminders_sent"),
+        "written_reminders_sent": ints("written_reminders_sent"),
+        "days_since_last_written_reminder": ints("days_since_last_written_reminder"),
         "final_notice_sent": state["final_notice_sent"].to_numpy(dtype=bool),
         "days_since_final_notice": ints("days_since_final_notice"),
         "disputed": state["disputed_now"].to_numpy(dtype=bool),
@@ -653,7 +671,8 @@ def facts_from_state(state: pd.DataFrame, as_of: date,
             jurisdiction, customer_type, ints("days_overdue"),
             (pd.Timestamp(as_of) - state["invoice_date"]).dt.days.to_numpy(dtype=np.int64),
             ints("days_since_first_reminder"),
-            _yes_no(_optional(state, "consumer_notice_on_invoice")))),
+            _yes_no(_optional(state, "consumer_notice_on_invoice")),
+            _yes_no(_optional(state, "due_date_agreed_by_calendar")))),
         "promise_to_pay_pending": state["promise_to_pay_pending"].to_numpy(dtype=bool),
     }
 
@@ -688,8 +707,8 @@ DATE_FACTS = ("is_weekend", "is_bank_holiday", "days_overdue", "limitation_passe
 
 def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
                action_time: datetime | None = None, invoice_date: date | None = None,
-               first_reminder: date | None = None,
-               notice: bool | None = None) -> tuple[dict[str, Any], list[str]]:
+               first_reminder: date | None = None, notice: bool | None = None,
+               agreed: bool | None = None) -> tuple[dict[str, Any], list[str]]:
     """The facts that follow from the decision date, computed as :func:`facts_from_state` does.
 
     ``is_weekend`` from ``as_of``; ``is_bank_holiday`` from ``as_of``, ``jurisdiction`` and
@@ -697,8 +716,9 @@ def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
     from the due date (given, or ``as_of - days_overdue``), jurisdiction and customer type
     (``limitation.json``); ``local_hour`` from ``action_time`` (timezone-aware), jurisdiction
     and region (:func:`local_hour`); ``days_in_default`` from the due date, ``invoice_date``
-    (default: the due date), the ``first_reminder`` after the due date and the consumer's
-    § 286 (3) ``notice`` (:func:`default_days`). A fact that cannot be computed (no
+    (default: the due date), the ``first_reminder`` after the due date, the consumer's
+    § 286 (3) ``notice`` and whether the due date was ``agreed`` by the calendar (§ 286 (2)
+    no. 1; :func:`default_days`). A fact that cannot be computed (no
     jurisdiction, no due date, no action time, an unknown time zone) is left out. Returns
     ``(computed, contradictions)``: each contradiction is a message for a fact in ``facts``
     whose value differs from the computed one (``is_weekend`` false on a Sunday), which the
@@ -725,20 +745,23 @@ def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
                                 as_of)[0]
         if flag is not None:
             out["limitation_passed"] = bool(flag)
-    # a German consumer's default needs the first reminder (or that there was none) and
-    # the § 286 (3) notice: derived only when the case says them, never guessed
-    consumer_de = jur == "DE" and ctype == "b2c"
-    knows_reminders = (first_reminder is not None or notice is not None
+    # a German debtor's default needs the first reminder (or that there was none), unless
+    # the due date was agreed by the calendar (§ 286 (2) no. 1); a consumer's also the
+    # § 286 (3) notice: derived only when the case says them, never guessed
+    needs_reminders = jur == "DE" and agreed is not True
+    knows_reminders = (first_reminder is not None
+                       or (notice is not None and ctype == "b2c")
                        or facts.get("reminders_sent") == 0)
     if due_given and isinstance(jur, str) and isinstance(ctype, str) and (
-            not consumer_de or knows_reminders):
+            not needs_reminders or knows_reminders):
         since_invoice = (as_of - (invoice_date or due_date)).days
         reminded = (as_of - first_reminder).days if first_reminder is not None else -1
         if first_reminder is not None and not due_date < first_reminder <= as_of:
             reminded = -1  # a reminder before the due date creates no default
         days = default_days(np.array([jur], dtype=object), np.array([ctype], dtype=object),
                             np.array([(as_of - due_date).days]), np.array([since_invoice]),
-                            np.array([reminded]), np.array([notice], dtype=object))[0]
+                            np.array([reminded]), np.array([notice], dtype=object),
+                            np.array([agreed], dtype=object))[0]
         if days is not None:
             out["days_in_default"] = int(days)
     if action_time is not None:

@@ -136,7 +136,10 @@ _FACT_LABELS_DE = {
     "days_overdue": "Tage seit Fälligkeit", "days_since_last_contact":
     "Tage seit der letzten Erinnerung", "contacts_last_7_days":
     "Erinnerungen in den letzten 7 Tagen", "calls_last_7_days": "Anrufe in den letzten 7 Tagen",
-    "reminders_sent": "bisherige Erinnerungen", "final_notice_sent": "letzte Mahnung versandt",
+    "reminders_sent": "bisherige Erinnerungen",
+    "written_reminders_sent": "bisherige schriftliche Erinnerungen",
+    "days_since_last_written_reminder": "Tage seit der letzten schriftlichen Erinnerung",
+    "final_notice_sent": "letzte Mahnung versandt",
     "days_since_final_notice": "Tage seit der letzten Mahnung", "disputed":
     "Rechnung bestritten", "amount": "offener Betrag", "currency": "Währung",
     "customer_type": "Kundengruppe (b2b Unternehmen, b2c Verbraucher)", "jurisdiction":

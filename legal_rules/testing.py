@@ -29,6 +29,9 @@ NEUTRAL_FACTS: dict[str, Any] = {
     "contacts_last_7_days": 0,
     "calls_last_7_days": 0,
     "reminders_sent": 1,
+    # the one reminder so far was written, 14 days ago (no call attempt)
+    "written_reminders_sent": 1,
+    "days_since_last_written_reminder": 14,
     "final_notice_sent": False,
     "days_since_final_notice": NEVER_DAYS,
     "disputed": False,

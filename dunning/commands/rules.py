@@ -150,7 +150,7 @@ def list_rules(
 
 # keys of a facts file that describe the case rather than being facts
 CASE_KEYS = ("as_of", "action", "invoice_id", "due_date", "invoice_date", "action_time",
-             "first_reminder_date", "consumer_notice_on_invoice")
+             "first_reminder_date", "consumer_notice_on_invoice", "due_date_agreed_by_calendar")
 
 
 def _read_facts_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -199,6 +199,7 @@ def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day:
     Returns ``(facts, derived, neutral_filled)``. A given fact that contradicts the date is
     refused (exit 2) with every contradiction listed.
     """
+    from legal_rules.facts import history_contradictions
     from legal_rules.from_tables import date_facts
     from legal_rules.testing import neutral_facts
 
@@ -217,13 +218,15 @@ def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day:
         if when is None or when.tzinfo is None:
             raise InputError(f"{path}: action_time: write the time with its UTC offset, e.g. "
                              f"2026-03-02T14:30-05:00, found {case['action_time']!r}")
-    notice = case.get("consumer_notice_on_invoice")
-    if notice is not None and not isinstance(notice, bool):
-        raise InputError(f"{path}: consumer_notice_on_invoice: expected true or false, found "
-                         f"{notice!r}")
+    notice, agreed = (case.get(k) for k in ("consumer_notice_on_invoice",
+                                            "due_date_agreed_by_calendar"))
+    for key, flag in (("consumer_notice_on_invoice", notice),
+                      ("due_date_agreed_by_calendar", agreed)):
+        if flag is not None and not isinstance(flag, bool):
+            raise InputError(f"{path}: {key}: expected true or false, found {flag!r}")
     computed, contradictions = date_facts(
         facts, day, due, when, invoice_date,
-        _case_date(path, case, "first_reminder_date"), notice)
+        _case_date(path, case, "first_reminder_date"), notice, agreed)
     if contradictions:
         raise InputError(f"{path}: facts contradict the decision date {day}: "
                          + "; ".join(contradictions))
@@ -239,6 +242,11 @@ def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day:
             if name not in out:
                 out[name] = value
                 filled.append(name)
+    history = history_contradictions(out)
+    if history:
+        raise InputError(f"{path}: the reminder history does not add up"
+                         f"{' (with the --neutral values)' if filled else ''}: "
+                         + "; ".join(history) + "; give the written reminders in the file")
     return out, derived, filled
 
 

@@ -372,7 +372,9 @@ def render_letter(invoice: InvoiceRef, action: Action | int, decision: Decision,
 
     ``decision`` must be the legal decision of this action for this invoice on
     ``letter_date`` (default ``decision.as_of``); a vetoed or blocked action gets no letter.
-    ``reminders_sent`` counts the reminders before this one (0: this is the first).
+    ``reminders_sent`` counts the written reminders before this one (email, letter, final
+    notice: the fact ``written_reminders_sent``; 0: this is the first). Call attempts do not
+    count: "2. Mahnung" after one letter and three unanswered calls would misstate the record.
     A decision that needs human review needs ``approval``, the approved review item
     :func:`dunning.ops.gate.review_gate` returned (:class:`~dunning.ops.gate.ReviewRequired`
     otherwise): the pre-agency notice says that a person reviewed the account.
@@ -587,7 +589,8 @@ def letters_for(store: Any, as_of: dt.date, creditor: Creditor,
             continue  # waits for its review (reported in ``refused``)
         try:
             out.append(render_letter(ref, c.action, c.decision, creditor, as_of,
-                                     reminders_sent=int(c.facts["reminders_sent"]), ruleset=rs,
+                                     reminders_sent=int(c.facts["written_reminders_sent"]),
+                                     ruleset=rs,
                                      approval=approval, claims=cl))
         except InterestRateUnknown as exc:  # every such invoice named, then nothing written
             errors.append(str(exc))

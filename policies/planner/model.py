@@ -176,9 +176,12 @@ class LearnedModel(TransitionModel):
         within = sent & (k < 7)
         recent[np.flatnonzero(within), (t - k[within]) % 7] = c[within]
         fn_day = np.where(~f, -NEVER_DAYS, np.where(c == FINAL, t - k, t - k - 1))
+        # as state_counts: after a call the only written reminder known is the final notice
+        written_day = np.where(sent & (c != int(Action.PHONE)), last, fn_day)
         state = EnvState(day=np.full(m, t, np.int32),
                          reminders=state_counts(n, c, f).astype(np.int16),
                          last_contact_day=last.astype(np.int32),
+                         last_written_day=written_day.astype(np.int32),
                          final_notice_day=fn_day.astype(np.int32), recent=recent,
                          disputed=sp.disputed[rows], complained=np.zeros(m, bool),
                          last_channel=c.astype(np.int8))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from engine.calendar import BusinessCalendar, CalendarDay, from_days
-from engine.contract import N_ACTIONS, Action, is_reminder
+from engine.contract import N_ACTIONS, Action, is_reminder, is_written_reminder
 from simulations.env.arrays import put_rows, take_rows, where_rows
 from simulations.env.layout import LAYOUT
 from simulations.env.masks import ActionMask, CategoricalFacts, legal_facts
@@ -207,6 +207,8 @@ class CollectionsSimulator:
             day=st.day + 1,
             reminders=reminders,
             last_contact_day=np.where(is_rem, st.day, st.last_contact_day),
+            last_written_day=np.where(is_written_reminder(executed), st.day,
+                                      st.last_written_day),
             final_notice_day=np.where(executed == Action.FINAL_NOTICE, st.day,
                                       st.final_notice_day),
             recent=recent,

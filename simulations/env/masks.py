@@ -134,14 +134,20 @@ def legal_facts(batch: InvoiceBatch, state: EnvState, cal: CalendarDay,
     String facts are numpy str arrays, or the categoricals of ``strings`` when given.
     """
     day = state.day
-    recent_contacts = (state.recent != Action.WAIT) & (state.recent != Action.AGENCY)
+    # "last 7 days" is the decision day and the 6 days before (legal_rules.facts); nothing
+    # is taken yet today, and today's slot still holds the action of 7 days ago: not counted
+    window = state.recent.copy()
+    window[np.arange(len(day)), day % 7] = Action.WAIT
+    recent_contacts = (window != Action.WAIT) & (window != Action.AGENCY)
     fn_sent = state.final_notice_day >= 0
     facts: dict[str, Any] = {
         "days_overdue": day.astype(np.int64),
         "days_since_last_contact": state.days_since_contact().astype(np.int64),
         "contacts_last_7_days": recent_contacts.sum(axis=1).astype(np.int64),
-        "calls_last_7_days": (state.recent == Action.PHONE).sum(axis=1).astype(np.int64),
+        "calls_last_7_days": (window == Action.PHONE).sum(axis=1).astype(np.int64),
         "reminders_sent": state.reminders.sum(axis=1).astype(np.int64),
+        "written_reminders_sent": state.written_sent(),
+        "days_since_last_written_reminder": state.days_since_written().astype(np.int64),
         "final_notice_sent": fn_sent,
         "days_since_final_notice": np.where(fn_sent, day - state.final_notice_day,
                                             NEVER_DAYS).astype(np.int64),

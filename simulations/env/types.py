@@ -53,6 +53,7 @@ class EnvState:
     day: np.ndarray  # int32 days overdue
     reminders: np.ndarray  # int16 (n, 4): email, letter, phone, final notice
     last_contact_day: np.ndarray  # int32 day of the last reminder (-NEVER_DAYS: none)
+    last_written_day: np.ndarray  # int32 day of the last email/letter/final notice (same)
     final_notice_day: np.ndarray  # int32 (-NEVER_DAYS: none)
     recent: np.ndarray  # int8 (n, 7): action of day d in slot d % 7 (last 7 days)
     disputed: np.ndarray  # bool, open dispute today
@@ -65,6 +66,7 @@ class EnvState:
             day=np.zeros(n, np.int32),
             reminders=np.zeros((n, len(REMINDER_ACTIONS)), np.int16),
             last_contact_day=np.full(n, -NEVER_DAYS, np.int32),
+            last_written_day=np.full(n, -NEVER_DAYS, np.int32),
             final_notice_day=np.full(n, -NEVER_DAYS, np.int32),
             recent=np.zeros((n, 7), np.int8),
             disputed=np.zeros(n, bool) if disputed is None else disputed.astype(bool),
@@ -73,7 +75,19 @@ class EnvState:
         )
 
     def days_since_contact(self) -> np.ndarray:
-        return np.where(self.last_contact_day < 0, NEVER_DAYS, self.day - self.last_contact_day)
+        return self._since(self.last_contact_day)
+
+    def days_since_written(self) -> np.ndarray:
+        """Days since the last written reminder (NEVER_DAYS: none)."""
+        return self._since(self.last_written_day)
+
+    def written_sent(self) -> np.ndarray:
+        """Written reminders so far (email, letter, final notice; not calls)."""
+        r = self.reminders.astype(np.int64)
+        return r.sum(axis=1) - r[:, int(Action.PHONE) - 1]
+
+    def _since(self, last_day: np.ndarray) -> np.ndarray:
+        return np.where(last_day < 0, NEVER_DAYS, self.day - last_day)
 
 
 @dataclass

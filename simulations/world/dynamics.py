@@ -344,6 +344,10 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
     ``contacts_last_7_days``/``calls_last_7_days`` count only the last reminder (0 or 1);
     ``reminders_sent`` is capped at N; ``days_since_final_notice`` is ``k`` when the last
     reminder was the final notice and ``k + 1`` (a lower bound) when a later one followed.
+    The state keeps the last channel only, so the written reminders are read as the
+    planner's ``state_counts`` reads them: after a call, the final notice (if any) is the only
+    written reminder (``days_since_last_written_reminder`` ``k + 1``, a lower bound);
+    otherwise all ``n`` were written, the last ``k`` days ago.
     """
     sc = params.scenario
     cal = params.calendar
@@ -357,6 +361,8 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
     d = cal.index(day)
     sent = state.n > 0
     recent = sent & (state.k < 7)
+    after_call = state.c == PHONE
+    written_last = sent & ~after_call
     codes = np.array([j.code for j in sc.jurisdictions])
     currencies = np.array([j.currency for j in sc.jurisdictions])
     days_overdue = (day - params.due_day).astype(np.int64)
@@ -366,6 +372,11 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
         "contacts_last_7_days": recent.astype(np.int64),
         "calls_last_7_days": (recent & (state.c == PHONE)).astype(np.int64),
         "reminders_sent": state.n.astype(np.int64),
+        "written_reminders_sent": np.where(after_call, state.final_notice.astype(np.int64),
+                                           state.n).astype(np.int64),
+        "days_since_last_written_reminder": np.where(
+            written_last, state.k,
+            np.where(after_call & state.final_notice, state.k + 1, NEVER_DAYS)).astype(np.int64),
         "final_notice_sent": state.final_notice.copy(),
         "days_since_final_notice": np.where(
             ~state.final_notice, NEVER_DAYS,

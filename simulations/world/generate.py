@@ -369,8 +369,11 @@ def _invoices_table(params: InvoiceParams, inv_cust: np.ndarray,
         "dispute_opened": _iso_or_empty(sim["dispute_opened"]),
         "dispute_resolved": _iso_or_empty(sim["dispute_resolved"]),
         "milestone_date": _iso_or_empty(milestone),
-        # the synthetic company prints the BGB § 286 (3) notice on every invoice
+        # the synthetic company prints the BGB § 286 (3) notice on every invoice, and its
+        # business customers' contracts fix the payment date (BGB § 286 (2) no. 1)
         "consumer_notice_on_invoice": "yes",
+        "due_date_agreed_by_calendar": np.where(
+            np.array(CUSTOMER_TYPES)[params.customer_type] == "b2b", "yes", "no"),
     })
     return df[list(INVOICES.column_names)]
 

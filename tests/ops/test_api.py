@@ -115,7 +115,8 @@ def test_rule_explanations(api):
     assert "citation" in api.get(f"/rules/{rid}", headers=auth(READ)).json()
     assert api.get("/rules/no.such.rule", headers=auth(READ)).status_code == 404
     facts = {"days_overdue": 20, "days_since_last_contact": 10_000, "contacts_last_7_days": 0,
-             "calls_last_7_days": 0, "reminders_sent": 0, "final_notice_sent": False,
+             "calls_last_7_days": 0, "reminders_sent": 0, "written_reminders_sent": 0,
+             "days_since_last_written_reminder": 10_000, "final_notice_sent": False,
              "days_since_final_notice": 10_000, "disputed": False, "amount": 500.0,
              "currency": "EUR", "customer_type": "b2b", "jurisdiction": "DE", "region": "",
              "industry": "software", "is_weekend": True, "is_bank_holiday": False,

@@ -55,6 +55,8 @@ def facts(jur: str, ctype: str, reminders: int, amount: float = 3_456.78) -> dic
     return {
         "days_overdue": 30, "days_since_last_contact": 14 if reminders else 10_000,
         "contacts_last_7_days": 0, "calls_last_7_days": 0, "reminders_sent": reminders,
+        "written_reminders_sent": reminders,
+        "days_since_last_written_reminder": 14 if reminders else 10_000,
         "final_notice_sent": reminders >= 3, "days_since_final_notice":
             20 if reminders >= 3 else 10_000, "disputed": False,
         "amount": amount, "currency": CURRENCY[jur], "customer_type": ctype,

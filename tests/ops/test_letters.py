@@ -49,6 +49,8 @@ def facts(jur: str, ctype: str, reminders: int, amount: float, **over) -> dict:
     base = {
         "days_overdue": 30, "days_since_last_contact": 14 if reminders else 10_000,
         "contacts_last_7_days": 0, "calls_last_7_days": 0, "reminders_sent": reminders,
+        "written_reminders_sent": reminders,
+        "days_since_last_written_reminder": 14 if reminders else 10_000,
         "final_notice_sent": False, "days_since_final_notice": 10_000, "disputed": False,
         "amount": amount, "currency": CURRENCY[jur], "customer_type": ctype,
         "jurisdiction": jur, "region": "", "industry": "manufacturing", "is_weekend": False,
@@ -211,3 +213,30 @@ def test_pdf_output(evaluator, tmp_path):
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF") and len(data) > 1000
     assert not list(tmp_path.glob("*.tmp"))  # atomic
+
+
+def test_letter_numbers_written_reminders_not_calls(db, tmp_path, plant_actions,
+                                                    letter_ruleset):
+    """One letter and three call attempts before: the next letter is the 2nd reminder."""
+    import datetime as dt
+
+    from dunning.ops.creditor import EXAMPLE_PROFILE
+    from dunning.ops.letters import letters_for
+    from dunning.ops.recommend import invoice_state
+    from engine.store import Store
+
+    day = dt.date(2024, 12, 3)  # a Tuesday
+    state = invoice_state(Store(db).tables(as_of=day), day)
+    pick = state[(state["days_overdue"] > 30) & ~state["disputed_now"]
+                 & state["reminders_sent"].eq(0) & state["jurisdiction"].ne("DE")
+                 & state["jurisdiction"].isin(["GB", "FR", "AT", "NL", "SE"])]
+    inv = str(pick["invoice_id"].iloc[0])
+    plant_actions(db, [(inv, "letter", day - dt.timedelta(days=20))]
+                  + [(inv, "phone", day - dt.timedelta(days=k)) for k in (1, 2, 3)], tmp_path)
+    (letter,) = letters_for(Store(db), day, Creditor.from_yaml(EXAMPLE_PROFILE),
+                            actions={inv: Action.LETTER}, ruleset=letter_ruleset)
+    subject = {"de": "{n}. Mahnung", "en": "Payment reminder ({n})",
+               "fr": "Relance de paiement ({n})", "nl": "Betalingsherinnering ({n})",
+               "sv": "Betalningspåminnelse ({n})"}[letter.language]
+    assert subject.format(n=2) in letter.text, letter.text[:300]
+    assert subject.format(n=5) not in letter.text

@@ -12,6 +12,7 @@ import pytest
 from engine.contract import N_ACTIONS, Action
 from legal_rules.decision import Decision
 from legal_rules.durable_eval import decide, decide_all
+from legal_rules.facts import NEVER_DAYS
 from legal_rules.testing import rows_to_arrays
 
 DAY = date(2026, 3, 2)
@@ -37,6 +38,7 @@ def test_neutral_invoice_allows_reminders(durable, vector, facts):
 
 def test_disputed_vetoes_every_reminder(durable, vector, facts):
     d, batch = both(durable, vector, facts(disputed=True, reminders_sent=2,
+                                           written_reminders_sent=2,
                                            final_notice_sent=True, days_since_final_notice=30))
     for a in REMINDERS:
         assert not d[a].allowed and "practice.no_reminder_disputed" in d[a].vetoed_by
@@ -58,7 +60,7 @@ def test_us_call_frequency(durable, vector, facts, region, calls, phone_allowed)
 
 def test_us_time_barred(durable, vector, facts):
     row = facts(jurisdiction="US", customer_type="b2c", currency="USD", reminders_sent=2,
-                limitation_passed=True)
+                written_reminders_sent=2, limitation_passed=True)
     d, _ = both(durable, vector, row)
     assert d[Action.FINAL_NOTICE].vetoed_by == ("us.time_barred_no_threat",)
 
@@ -88,7 +90,7 @@ def test_nl_consumer_fourteen_day_letter(durable, vector, facts):
     d, _ = both(durable, vector, facts(days_since_final_notice=15, **base))
     assert d[Action.AGENCY].allowed
     d, _ = both(durable, vector, facts(jurisdiction="NL", customer_type="b2c", reminders_sent=2,
-                                       amount=3000.0))
+                                       written_reminders_sent=2, amount=3000.0))
     assert d[Action.FINAL_NOTICE].cap("min_days_to_pay_in_letter") == 14
     assert d[Action.FINAL_NOTICE].cap("collection_cost_scale") == pytest.approx(425.0)
 
@@ -102,11 +104,14 @@ def test_se_reminder_fee_only_if_agreed(durable, facts):
 
 
 def test_de_caps_on_a_date(durable, facts):
-    letter = durable.decide(facts(reminders_sent=0), Action.LETTER, DAY)
+    first = facts(reminders_sent=0, written_reminders_sent=0,
+                  days_since_last_written_reminder=NEVER_DAYS)
+    letter = durable.decide(first, Action.LETTER, DAY)
     assert letter.cap("max_reminder_fee") == 0  # first reminder is free
     assert letter.cap("max_interest_rate") == pytest.approx(1.27 + 9)
     assert letter.cap("fixed_compensation") == 40
-    b2c = durable.decide(facts(customer_type="b2c", reminders_sent=2), "letter", DAY)
+    b2c = durable.decide(facts(customer_type="b2c", reminders_sent=2, written_reminders_sent=2),
+                         "letter", DAY)
     assert b2c.cap("max_interest_rate") == pytest.approx(1.27 + 5)
     assert b2c.cap("fixed_compensation") == 0
     assert b2c.cap("max_reminder_fee") == 2.5
@@ -175,6 +180,7 @@ def test_vector_shapes_and_broadcasting(vector, facts):
     cols = {k: np.full(n, v, dtype=object) if isinstance(v, str) else np.full(n, v)
             for k, v in facts().items()}
     cols["days_since_last_contact"] = np.array([0, 6, 7, 8, 100])
+    cols["days_since_last_written_reminder"] = cols["days_since_last_contact"]
     cols["is_weekend"] = False  # 0-d: applies to every row
     allowed = vector.mask(cols, DAY)
     assert allowed.shape == (n, N_ACTIONS) and allowed.dtype == bool

@@ -207,8 +207,11 @@ def test_explain_derives_local_hour_from_action_time(tmp_path):
     ("DE", "b2c", 20, 50, -1, None, 0),     # neither has happened yet
     ("DE", "b2c", 40, 70, 5, None, None),   # with the notice default began 5 days earlier
     ("DE", "b2c", 40, 70, -1, None, None),
-    # German business: from the day after the agreed due date (§ 286 (2) no. 1)
-    ("DE", "b2b", 40, 70, -1, None, 40),
+    # German business without a date agreed by the calendar: a reminder after the due date
+    # or the 30 days of § 286 (3) (no notice needed), whichever is first
+    ("DE", "b2b", 40, 70, -1, None, 10),
+    ("DE", "b2b", 40, 70, 25, None, 25),
+    ("DE", "b2b", 20, 50, -1, None, 0),
     ("DE", "b2b", -3, 27, -1, None, 0),
     # elsewhere: the day after the due date
     ("FR", "b2c", 40, 70, -1, None, 40),
@@ -222,6 +225,59 @@ def test_default_days_follow_bgb_286(jur, ctype, overdue, since_invoice, reminde
                        np.array([overdue]), np.array([since_invoice]), np.array([reminded]),
                        np.array([notice], dtype=object))[0]
     assert got == expected
+
+
+@pytest.mark.parametrize(("ctype", "overdue", "reminded", "agreed", "expected"), [
+    ("b2b", 40, -1, True, 40),   # § 286 (2) no. 1: from the day after the agreed date
+    ("b2b", 40, -1, False, 10),  # only printed on the invoice: the 30 days of § 286 (3)
+    ("b2b", 40, -1, None, 10),   # unknown: read as not agreed (the smaller claim)
+    ("b2b", 20, -1, True, 20),
+    ("b2b", -3, -1, True, 0),    # not due yet
+    ("b2c", 20, -1, True, 20),   # (2) no. 1 holds for consumers too, no notice needed
+    ("b2c", 20, -1, False, 0),
+])
+def test_default_from_a_due_date_agreed_by_the_calendar(ctype, overdue, reminded, agreed,
+                                                        expected):
+    from legal_rules.from_tables import default_days
+
+    got = default_days(np.array(["DE"], dtype=object), np.array([ctype], dtype=object),
+                       np.array([overdue]), np.array([overdue + 30]), np.array([reminded]),
+                       np.array([False], dtype=object), np.array([agreed], dtype=object))[0]
+    assert got == expected
+    # elsewhere the agreement changes nothing: the day after the due date
+    assert default_days(np.array(["FR"], dtype=object), np.array([ctype], dtype=object),
+                        np.array([overdue]), np.array([overdue + 30]), np.array([reminded]),
+                        np.array([False], dtype=object),
+                        np.array([agreed], dtype=object))[0] == max(overdue, 0)
+
+
+def test_agreed_due_date_from_the_store_and_in_explain(tmp_path):
+    """A German business invoice 29 days overdue, no reminder: in default only if the
+    contract fixed the date; the store column and the explain case key say so."""
+    t = tables()
+    t["actions"] = t["actions"][t["actions"]["invoice_id"] != "i1"]
+    day = date(2026, 3, 1)  # i1 due 2026-01-31: 29 days overdue
+    for flag, expected in (("yes", 29), ("no", 0), (None, 0)):
+        t["invoices"]["due_date_agreed_by_calendar"] = [flag, None, None, None]
+        f = facts_for_invoices(t, day)
+        assert dict(zip(f["invoice_id"], f["days_in_default"], strict=True))["i1"] == expected
+    case = {"jurisdiction": "DE", "customer_type": "b2b", "action": "letter",
+            "due_date": "2026-01-31", "invoice_date": "2026-01-01"}
+    path = tmp_path / "case.json"
+    for agreed, expected in ((True, 29), (False, None)):
+        path.write_text(json.dumps(dict(case, due_date_agreed_by_calendar=agreed)), "utf-8")
+        res = CliRunner().invoke(app, ["rules", "explain", "--facts", str(path), "--date",
+                                       day.isoformat(), "--neutral", "--json"])
+        assert res.exit_code == 0, res.output
+        out = json.loads(res.output)
+        out = out[0] if isinstance(out, list) else out
+        # not agreed and no word on reminders: not derived (the neutral value fills it)
+        assert out["facts_derived_from_date"].get("days_in_default") == expected
+    path.write_text(json.dumps(dict(case, due_date_agreed_by_calendar="yes")), "utf-8")
+    res = CliRunner().invoke(app, ["rules", "explain", "--facts", str(path), "--date",
+                                   day.isoformat(), "--neutral"])
+    assert res.exit_code == 2 and "due_date_agreed_by_calendar: expected true or false" \
+        in res.output
 
 
 def test_days_in_default_from_the_store_and_in_explain(tmp_path):
