@@ -124,7 +124,7 @@ def with_defaults(facts: dict[str, object]) -> dict[str, object]:
     return {**facts, **missing} if missing else facts
 
 
-def history_contradictions(facts: dict[str, object]) -> list[str]:
+def history_contradictions(facts: dict[str, object]) -> list[Message]:
     """What in ``facts`` cannot be one invoice's history: more written reminders than
     reminders, a written reminder more recent than the last contact of any channel, or a
     written reminder counted without a day (or a day without one). Facts that are missing
@@ -139,15 +139,13 @@ def history_contradictions(facts: dict[str, object]) -> list[str]:
                             whole("days_since_last_written_reminder"))
     out = []
     if sent is not None and written is not None and written > sent:
-        out.append(f"written_reminders_sent is {written}, more than reminders_sent {sent} "
-                   "(which counts every reminder, calls included)")
+        out.append(Message("case.more_written", written=written, sent=sent))
     if since is not None and since_written is not None and since_written < since:
-        out.append(f"days_since_last_written_reminder is {since_written}, less than "
-                   f"days_since_last_contact {since} (the last contact of any channel)")
+        out.append(Message("case.written_later", since_written=since_written, since=since))
     if written is not None and since_written is not None \
             and (written == 0) != (since_written == NEVER_DAYS):
-        out.append(f"written_reminders_sent is {written} but days_since_last_written_reminder "
-                   f"is {since_written} ({NEVER_DAYS} means none was sent)")
+        out.append(Message("case.written_without_day", written=written,
+                           since_written=since_written, never=NEVER_DAYS))
     return out
 
 # --------------------------------------------------------------------------------------------

@@ -53,6 +53,7 @@ import pandas as pd
 from engine.calendar import day_number, holiday_days
 from engine.contract import WRITTEN_REMINDERS
 from legal_rules.facts import NEVER_DAYS
+from legal_rules.messages import Message
 
 REMINDER_CHANNELS = ("email", "letter", "phone", "final_notice")
 WRITTEN_CHANNELS = tuple(a.channel for a in WRITTEN_REMINDERS)  # not phone
@@ -708,7 +709,7 @@ DATE_FACTS = ("is_weekend", "is_bank_holiday", "days_overdue", "limitation_passe
 def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
                action_time: datetime | None = None, invoice_date: date | None = None,
                first_reminder: date | None = None, notice: bool | None = None,
-               agreed: bool | None = None) -> tuple[dict[str, Any], list[str]]:
+               agreed: bool | None = None) -> tuple[dict[str, Any], list[Message]]:
     """The facts that follow from the decision date, computed as :func:`facts_from_state` does.
 
     ``is_weekend`` from ``as_of``; ``is_bank_holiday`` from ``as_of``, ``jurisdiction`` and
@@ -769,23 +770,22 @@ def date_facts(facts: dict[str, Any], as_of: date, due_date: date | None = None,
         if hour is not None:
             out["local_hour"] = hour
     problems = []
-    weekday = as_of.strftime("%A")
-    why = {"is_weekend": f"{as_of} is a {weekday}",
-           "is_bank_holiday": f"{as_of} in the {jur}{'-' + region if region else ''} "
-                              "holiday calendar",
-           "days_overdue": f"due {due_date}, decided {as_of}",
-           "limitation_passed": f"due {due_date}, limitation period of {jur} "
-                                f"(legal_rules/{LIMITATION_FILE})",
-           "days_in_default": f"due {due_date}, first reminder {first_reminder}, § 286 (3) "
-                              f"notice {notice} (BGB § 286 for DE; else from the day after "
-                              "the due date)",
-           "local_hour": f"the action time {action_time} in "
-                         f"{', '.join(time_zones(jur, region or ''))}"}
+    why = {"is_weekend": Message("case.why_weekend", day=str(as_of),
+                                 weekday=Message(f"weekday.{as_of.weekday()}")),
+           "is_bank_holiday": Message("case.why_holiday", day=str(as_of),
+                                      calendar=f"{jur}{'-' + region if region else ''}"),
+           "days_overdue": Message("case.why_overdue", due=str(due_date), day=str(as_of)),
+           "limitation_passed": Message("case.why_limitation", due=str(due_date),
+                                        jurisdiction=jur, file=LIMITATION_FILE),
+           "days_in_default": Message("case.why_default", due=str(due_date),
+                                      first_reminder=str(first_reminder), notice=str(notice)),
+           "local_hour": Message("case.why_local_hour", time=str(action_time),
+                                 zones=", ".join(time_zones(jur, region or "")))}
     for name, value in out.items():
         given = facts.get(name)
         if name == "local_hour" and type(given) is int:
             given = float(given)
         if type(given) is type(value) and given != value:  # a wrong type is the rules' error
-            problems.append(f"{name} is {json.dumps(given)}, but {why[name]}, which gives "
-                            f"{json.dumps(value)}")
+            problems.append(Message("case.contradiction", name=name, given=json.dumps(given),
+                                    why=why[name], value=json.dumps(value)))
     return out, problems

@@ -57,6 +57,94 @@ CATALOGUE: dict[str, dict[str, str]] = {
                             "de": "erwartet eine ganze Zahl, gefunden {value!r}"},
     "fact.expected_range": {"en": "expected a number within +-{limit}, found {value!r}",
                             "de": "erwartet eine Zahl innerhalb ±{limit}, gefunden {value!r}"},
+    # ---- a hand-written case (`dunning rules explain --facts`) ------------------------------
+    "case.one_source": {"en": "explain: give exactly one of --facts FILE.json or --invoice ID",
+                        "de": "explain: genau eines angeben, --facts DATEI.json oder "
+                              "--invoice ID"},
+    "case.neutral_without_file": {
+        "en": "explain: --neutral needs --facts (the store gives every fact)",
+        "de": "explain: --neutral geht nur mit --facts (der Datenbestand liefert jede Angabe)"},
+    "case.action_differs": {
+        "en": "explain: --action {given} differs from the action {action!r} in {path}",
+        "de": "explain: --action {given} weicht von der Maßnahme {action!r} in {path} ab"},
+    "case.cannot_read": {"en": "{path}: cannot read facts file: {reason}",
+                         "de": "{path}: Datei mit den Angaben nicht lesbar: {reason}"},
+    "case.invalid_json": {
+        "en": "{path}:{line}: invalid JSON: {reason}; expected an object of facts, e.g. "
+              '{{"days_overdue": 20, ...}}',
+        "de": "{path}:{line}: kein gültiges JSON: {reason}; erwartet ein Objekt mit Angaben, "
+              'z. B. {{"days_overdue": 20, ...}}'},
+    "case.not_object": {"en": "{path}:1: expected a JSON object of facts, found {found}",
+                        "de": "{path}:1: erwartet ein JSON-Objekt mit Angaben, gefunden {found}"},
+    "case.unknown_facts": {
+        "en": "{path}: unknown fact(s) {names} ({hints}); expected names from "
+              "legal_rules/facts.py or {case_keys}",
+        "de": "{path}: unbekannte Angabe(n) {names} ({hints}); erlaubt sind die Namen aus "
+              "legal_rules/facts.py oder {case_keys}"},
+    "case.bad_date": {"en": "{path}: {key}: dates are written 2026-12-31, found {value!r}",
+                      "de": "{path}: {key}: ein Datum wird 2026-12-31 geschrieben, gefunden "
+                            "{value!r}"},
+    "case.due_before_invoice": {
+        "en": "{path}: due_date {due} is before invoice_date {invoice_date}",
+        "de": "{path}: due_date {due} liegt vor invoice_date {invoice_date}"},
+    "case.action_time": {
+        "en": "{path}: action_time: write the time with its UTC offset, e.g. "
+              "2026-03-02T14:30-05:00, found {value!r}",
+        "de": "{path}: action_time: die Uhrzeit mit UTC-Versatz angeben, z. B. "
+              "2026-03-02T14:30-05:00, gefunden {value!r}"},
+    "case.expected_bool": {"en": "{path}: {key}: expected true or false, found {value!r}",
+                           "de": "{path}: {key}: erwartet true oder false, gefunden {value!r}"},
+    "case.contradicts_date": {
+        "en": "{path}: facts contradict the decision date {day}: {problems}",
+        "de": "{path}: Angaben widersprechen dem Entscheidungsdatum {day}: {problems}"},
+    "case.contradiction": {"en": "{name} is {given}, but {why}, which gives {value}",
+                           "de": "{name} ist {given}, aber {why}, daraus folgt {value}"},
+    "case.why_weekend": {"en": "{day} is a {weekday}", "de": "der {day} ist ein {weekday}"},
+    "case.why_holiday": {"en": "{day} in the {calendar} holiday calendar",
+                         "de": "der {day} im Feiertagskalender {calendar}"},
+    "case.why_overdue": {"en": "due {due}, decided {day}",
+                         "de": "fällig am {due}, entschieden am {day}"},
+    "case.why_limitation": {
+        "en": "due {due}, limitation period of {jurisdiction} (legal_rules/{file})",
+        "de": "fällig am {due}, Verjährungsfrist in {jurisdiction} (legal_rules/{file})"},
+    "case.why_default": {
+        "en": "due {due}, first reminder {first_reminder}, § 286 (3) notice {notice} (BGB "
+              "§ 286 for DE; else from the day after the due date)",
+        "de": "fällig am {due}, erste Mahnung {first_reminder}, Hinweis nach § 286 (3) "
+              "{notice} (BGB § 286 für DE; sonst ab dem Tag nach Fälligkeit)"},
+    "case.why_local_hour": {"en": "the action time {time} in {zones}",
+                            "de": "die Uhrzeit {time} in {zones}"},
+    "case.neutral_needs": {
+        "en": "{path}: --neutral fills facts that do not change the decision, not {missing}: "
+              "give them in the file",
+        "de": "{path}: --neutral ergänzt nur Angaben, die die Entscheidung nicht ändern, "
+              "nicht {missing}: bitte in der Datei angeben"},
+    "case.history": {
+        "en": "{path}: the reminder history does not add up{neutral}: {problems}; give the "
+              "written reminders in the file",
+        "de": "{path}: die Mahnhistorie ist nicht stimmig{neutral}: {problems}; bitte die "
+              "schriftlichen Mahnungen in der Datei angeben"},
+    "case.with_neutral": {"en": " (with the --neutral values)",
+                          "de": " (mit den --neutral-Werten)"},
+    "case.more_written": {
+        "en": "written_reminders_sent is {written}, more than reminders_sent {sent} (which "
+              "counts every reminder, calls included)",
+        "de": "written_reminders_sent ist {written}, mehr als reminders_sent {sent} (das "
+              "jede Mahnung zählt, auch Anrufe)"},
+    "case.written_later": {
+        "en": "days_since_last_written_reminder is {since_written}, less than "
+              "days_since_last_contact {since} (the last contact of any channel)",
+        "de": "days_since_last_written_reminder ist {since_written}, weniger als "
+              "days_since_last_contact {since} (der letzte Kontakt auf jedem Weg)"},
+    "case.written_without_day": {
+        "en": "written_reminders_sent is {written} but days_since_last_written_reminder is "
+              "{since_written} ({never} means none was sent)",
+        "de": "written_reminders_sent ist {written}, aber days_since_last_written_reminder "
+              "ist {since_written} ({never} heißt: keine gesendet)"},
+    **{f"weekday.{i}": {"en": en, "de": de} for i, (en, de) in enumerate(zip(
+        ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+        ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
+        strict=True))},
     # ---- why a rule did not apply or could not be checked (legal_rules.decision) -----------
     "rule.not_in_force": {"en": "not in force on {day} (valid {valid_from} .. {valid_to})",
                           "de": "am {day} nicht in Kraft (gültig {valid_from} .. {valid_to})"},

@@ -153,34 +153,42 @@ CASE_KEYS = ("as_of", "action", "invoice_id", "due_date", "invoice_date", "actio
              "first_reminder_date", "consumer_notice_on_invoice", "due_date_agreed_by_calendar")
 
 
-def _read_facts_file(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _case_error(lang: str, msg_id: str, **params: Any) -> InputError:
+    """A mistake in a hand-written case, in the language the user asked for (``--lang``)."""
+    from legal_rules.messages import Message
+
+    return InputError(Message(msg_id, **params).render(lang))
+
+
+def _read_facts_file(path: Path, lang: str = "en") -> tuple[dict[str, Any], dict[str, Any]]:
     """``(facts, case)`` from a JSON file: the facts, and the case keys (:data:`CASE_KEYS`)."""
     from legal_rules.facts import FACTS
     from legal_rules.known import suggestion
+    from legal_rules.messages import render
 
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise InputError(f"{path}: cannot read facts file: {exc.strerror}") from None
+        raise _case_error(lang, "case.cannot_read", path=str(path),
+                          reason=exc.strerror) from None
     except json.JSONDecodeError as exc:
-        raise InputError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}; expected an object "
-                         "of facts, e.g. {\"days_overdue\": 20, ...}") from None
+        raise _case_error(lang, "case.invalid_json", path=str(path), line=exc.lineno,
+                          reason=exc.msg) from None
     if not isinstance(data, dict):
-        raise InputError(f"{path}:1: expected a JSON object of facts, found "
-                         f"{type(data).__name__}")
+        raise _case_error(lang, "case.not_object", path=str(path), found=type(data).__name__)
     facts = dict(data["facts"]) if isinstance(data.get("facts"), dict) else dict(data)
     case = {k: facts.pop(k) for k in CASE_KEYS if k in facts}
     case.update({k: data[k] for k in CASE_KEYS if k in data and k not in case})
     unknown = sorted(k for k in facts if k not in FACTS)
     if unknown:
-        hints = "; ".join(f"{k!r}{suggestion(k, [*FACTS, *CASE_KEYS]).lstrip(';')}"
+        hints = "; ".join(f"{k!r}{render(suggestion(k, [*FACTS, *CASE_KEYS]), lang)[1:]}"
                           for k in unknown)
-        raise InputError(f"{path}: unknown fact(s) {', '.join(unknown)} ({hints}); expected "
-                         f"names from legal_rules/facts.py or {', '.join(CASE_KEYS)}")
+        raise _case_error(lang, "case.unknown_facts", path=str(path), names=", ".join(unknown),
+                          hints=hints, case_keys=", ".join(CASE_KEYS))
     return facts, case
 
 
-def _case_date(path: Path, case: dict[str, Any], key: str) -> date | None:
+def _case_date(path: Path, case: dict[str, Any], key: str, lang: str = "en") -> date | None:
     from legal_rules.decision import as_date
 
     if case.get(key) is None:
@@ -188,12 +196,13 @@ def _case_date(path: Path, case: dict[str, Any], key: str) -> date | None:
     try:
         return as_date(case[key])
     except InputError:
-        raise InputError(f"{path}: {key}: dates are written 2026-12-31, found "
-                         f"{case[key]!r}") from None
+        raise _case_error(lang, "case.bad_date", path=str(path), key=key,
+                          value=case[key]) from None
 
 
 def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day: date,
-                   neutral: bool) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+                   neutral: bool, lang: str = "en"
+                   ) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
     """Facts for ``rules explain --facts``: date facts derived, neutral values filled.
 
     Returns ``(facts, derived, neutral_filled)``. A given fact that contradicts the date is
@@ -201,12 +210,14 @@ def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day:
     """
     from legal_rules.facts import history_contradictions
     from legal_rules.from_tables import date_facts
+    from legal_rules.messages import OR, Message
     from legal_rules.testing import neutral_facts
 
-    due = _case_date(path, case, "due_date")
-    invoice_date = _case_date(path, case, "invoice_date")
+    due = _case_date(path, case, "due_date", lang)
+    invoice_date = _case_date(path, case, "invoice_date", lang)
     if invoice_date is not None and due is not None and due < invoice_date:
-        raise InputError(f"{path}: due_date {due} is before invoice_date {invoice_date}")
+        raise _case_error(lang, "case.due_before_invoice", path=str(path), due=str(due),
+                          invoice_date=str(invoice_date))
     when = None
     if case.get("action_time") is not None:
         from datetime import datetime
@@ -216,37 +227,36 @@ def _prepare_facts(path: Path, facts: dict[str, Any], case: dict[str, Any], day:
         except ValueError:
             when = None
         if when is None or when.tzinfo is None:
-            raise InputError(f"{path}: action_time: write the time with its UTC offset, e.g. "
-                             f"2026-03-02T14:30-05:00, found {case['action_time']!r}")
+            raise _case_error(lang, "case.action_time", path=str(path),
+                              value=case["action_time"])
     notice, agreed = (case.get(k) for k in ("consumer_notice_on_invoice",
                                             "due_date_agreed_by_calendar"))
     for key, flag in (("consumer_notice_on_invoice", notice),
                       ("due_date_agreed_by_calendar", agreed)):
         if flag is not None and not isinstance(flag, bool):
-            raise InputError(f"{path}: {key}: expected true or false, found {flag!r}")
+            raise _case_error(lang, "case.expected_bool", path=str(path), key=key, value=flag)
     computed, contradictions = date_facts(
         facts, day, due, when, invoice_date,
-        _case_date(path, case, "first_reminder_date"), notice, agreed)
+        _case_date(path, case, "first_reminder_date", lang), notice, agreed)
     if contradictions:
-        raise InputError(f"{path}: facts contradict the decision date {day}: "
-                         + "; ".join(contradictions))
+        raise _case_error(lang, "case.contradicts_date", path=str(path), day=str(day),
+                          problems=contradictions)
     derived = {k: v for k, v in computed.items() if k not in facts}
     out = {**facts, **derived}
     filled: list[str] = []
     if neutral:
         missing = [k for k in ("jurisdiction", "customer_type") if out.get(k) is None]
         if missing:
-            raise InputError(f"{path}: --neutral fills facts that do not change the decision, "
-                             f"not {' or '.join(missing)}: give them in the file")
+            raise _case_error(lang, "case.neutral_needs", path=str(path),
+                              missing=OR[lang].join(missing))
         for name, value in neutral_facts(out["jurisdiction"], out["customer_type"]).items():
             if name not in out:
                 out[name] = value
                 filled.append(name)
     history = history_contradictions(out)
     if history:
-        raise InputError(f"{path}: the reminder history does not add up"
-                         f"{' (with the --neutral values)' if filled else ''}: "
-                         + "; ".join(history) + "; give the written reminders in the file")
+        raise _case_error(lang, "case.history", path=str(path), problems=history,
+                          neutral=Message("case.with_neutral") if filled else "")
     return out, derived, filled
 
 
@@ -308,27 +318,27 @@ def explain(
     from legal_rules.durable_eval import DurableEvaluator
     from legal_rules.prose import LANGS, explain_text
 
-    if (facts_file is None) == (invoice is None):
-        raise InputError("explain: give exactly one of --facts FILE.json or --invoice ID")
     if lang not in LANGS:
         raise InputError(f"--lang {lang!r}: expected one of {', '.join(LANGS)}")
+    if (facts_file is None) == (invoice is None):
+        raise _case_error(lang, "case.one_source")
     if neutral and facts_file is None:
-        raise InputError("explain: --neutral needs --facts (the store gives every fact)")
+        raise _case_error(lang, "case.neutral_without_file")
     day = as_date(as_of) if as_of else date.today()
     derived: dict[str, Any] = {}
     filled: list[str] = []
     if facts_file is not None:
-        facts, case = _read_facts_file(facts_file)
+        facts, case = _read_facts_file(facts_file, lang)
         if as_of is None and case.get("as_of") is not None:
-            day = _case_date(facts_file, case, "as_of") or day
+            day = _case_date(facts_file, case, "as_of", lang) or day
         file_action = case.get("action")
         if file_action is not None:
             file_action = as_action(file_action)
             if action is not None and as_action(action) is not file_action:
-                raise InputError(f"explain: --action {action} differs from the action "
-                                 f"{file_action.channel!r} in {facts_file}")
+                raise _case_error(lang, "case.action_differs", given=action,
+                                  action=file_action.channel, path=str(facts_file))
             action = action or file_action.channel
-        facts, derived, filled = _prepare_facts(facts_file, facts, case, day, neutral)
+        facts, derived, filled = _prepare_facts(facts_file, facts, case, day, neutral, lang)
     else:
         facts = _facts_from_store(db, invoice, day)
     if invoice is not None and not rules and not no_packaged:

@@ -106,3 +106,28 @@ def test_neutral_values_are_those_of_the_inline_tests():
     gb = ruleset.rule("uk.time_barred")
     assert neutral_facts("GB", "b2b") == case_facts(gb, TestCase(facts={}, expect="fires"))
     assert set(neutral_facts("DE", "b2c")) == set(NEUTRAL_FACTS)
+
+
+def test_mistakes_in_a_case_file_are_explained_in_the_language_asked_for(tmp_path):
+    """`--lang de` gives a German reader German errors for the case file too (exit 2, no
+    trace): a misspelt fact, a contradicting weekday, a date written another way, a reminder
+    history that cannot be; the English texts are the same messages."""
+    case = {"jurisdiction": "DE", "customer_type": "b2b", "action": "letter"}
+    res = explain(tmp_path, dict(case, amout=5), "--date", "2026-03-09", "--lang", "de")
+    assert res.exit_code == 2 and "unbekannte Angabe(n) amout" in res.output
+    assert "gemeint ist wohl 'amount'" in res.output and "Traceback" not in res.output
+    res = explain(tmp_path, dict(case, is_weekend=False), "--date", "2026-03-08", "--neutral",
+                  "--lang", "de")
+    assert res.exit_code == 2
+    assert ("is_weekend ist false, aber der 2026-03-08 ist ein Sonntag, daraus folgt true"
+            in res.output)
+    res = explain(tmp_path, dict(case, due_date="08.03.2026"), "--date", "2026-03-09",
+                  "--lang", "de")
+    assert res.exit_code == 2 and "ein Datum wird 2026-12-31 geschrieben" in res.output
+    res = explain(tmp_path, dict(case, reminders_sent=1, written_reminders_sent=2),
+                  "--date", "2026-03-09", "--neutral", "--lang", "de")
+    assert res.exit_code == 2 and "die Mahnhistorie ist nicht stimmig" in res.output
+    assert "mehr als reminders_sent 1" in res.output
+    res = explain(tmp_path, dict(case, reminders_sent=1, written_reminders_sent=2),
+                  "--date", "2026-03-09", "--neutral")
+    assert res.exit_code == 2 and "the reminder history does not add up" in res.output
