@@ -49,6 +49,8 @@ def encode(X: pd.DataFrame, features: Sequence[str],
                 vals = col.astype(str).astype(object).where(col.notna(), None)
                 codes = vocab.get_indexer(vals.to_numpy(dtype=object))
             cols.append(np.where(codes < 0, np.nan, codes))
+        elif X[c].dtype == np.float64:  # the features' own columns: no conversion
+            cols.append(X[c].to_numpy())
         else:
             cols.append(pd.to_numeric(X[c], errors="coerce").to_numpy(np.float64))
     out = np.empty((len(X), len(features)), dtype=np.float64)
