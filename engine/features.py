@@ -483,7 +483,7 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
     # one float64 column per feature, taken as they are (no copy into one 2-D block: at a
     # million rows that copy cost more than half the features themselves)
     df = pd.DataFrame({name: np.asarray(f[name], dtype=np.float64) for name in numeric},
-                      copy=False, index=pd.Index(p.invoice_id[rows], name="invoice_id"))
+                      copy=False, index=_invoice_index(p, rows))
     # categoricals as pandas Categorical built from integer codes: no per-row Python objects
     for col, (codes, cats) in p.customer_categories.items():
         df[col] = pd.Categorical.from_codes(codes[cust], categories=cats)
@@ -497,6 +497,18 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
             v = np.where((v == NEVER) | (v >= ref), np.nan, (ref - v).astype(float))
         df[name] = v
     return df
+
+
+def _invoice_index(p: PreparedTables, rows: np.ndarray) -> pd.Index:
+    """``pd.Index(p.invoice_id[rows], name="invoice_id")``; when that is an Arrow text index
+    (pandas' default), taken from the Arrow ids directly: no million Python strings."""
+    plain = pd.Index(p.invoice_id[rows[:1]], name="invoice_id")
+    dtype = plain.dtype
+    if (p.invoice_text is None or not isinstance(dtype, pd.StringDtype)
+            or dtype.storage != "pyarrow"):
+        return pd.Index(p.invoice_id[rows], name="invoice_id")
+    return pd.Index(pd.array(p.invoice_text.take(pa.array(rows)), dtype=dtype),
+                    name="invoice_id")
 
 
 def _customer_positions(p: PreparedTables, cust: np.ndarray, ref: np.ndarray

@@ -52,6 +52,9 @@ def test_one_as_of_day_for_all_rows_equals_the_per_row_path(prepared):
     step = n_cust // 2
     slow = pd.concat([features_at(p, rows[i:i + step], day) for i in range(0, len(rows), step)])
     pd.testing.assert_frame_equal(fast, slow, check_exact=True)
+    # the index is taken from the Arrow ids: the one pandas makes of the Python strings
+    pd.testing.assert_index_equal(fast.index, pd.Index(p.invoice_id, name="invoice_id"),
+                                  exact=True)
 
 
 @pytest.mark.parametrize("values", [
