@@ -241,15 +241,19 @@ def _cumsum0(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def settlement(invoice_ids: object, amount: np.ndarray, payments: pd.DataFrame
+def settlement(invoice_ids: object, amount: np.ndarray, payments: pd.DataFrame,
+               inv_pos: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Settle day of each invoice and its payments sorted for lookups.
 
-    Returns ``settle_day`` (n_inv,) (NEVER if the payments never reach the amount, with a
-    0.5 % / 0.01 tolerance for rounding), ``pay_keys`` (sorted), ``pay_cum`` (cumulative
-    amounts with a leading 0) and ``pay_inv`` (invoice index of each sorted payment).
+    ``inv_pos`` (n_pay,): ``lookup(invoice_ids, payments["invoice_id"])`` if the caller has
+    it already. Returns ``settle_day`` (n_inv,) (NEVER if the payments never reach the
+    amount, with a 0.5 % / 0.01 tolerance for rounding), ``pay_keys`` (sorted),
+    ``pay_cum`` (cumulative amounts with a leading 0) and ``pay_inv`` (invoice index of
+    each sorted payment).
     """
-    inv_pos = lookup(invoice_ids, payments["invoice_id"])
+    if inv_pos is None:
+        inv_pos = lookup(invoice_ids, payments["invoice_id"])
     keep = inv_pos >= 0  # payments of unknown invoices cannot settle anything
     inv_pos = inv_pos[keep]
     pday = to_days(payments["payment_date"].to_numpy()[keep])
@@ -294,7 +298,16 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
     amount = pd.to_numeric(inv["amount"], errors="coerce").to_numpy(np.float64)
     invoice_day = to_days(inv["invoice_date"].to_numpy())
     due_day = to_days(inv["due_date"].to_numpy())
-    settle_day, pay_keys, pay_cum, _ = settlement(invoice_text, amount, tables["payments"])
+    acts = tables.get("actions")
+    if acts is None or len(acts) == 0:
+        acts = pd.DataFrame({"invoice_id": pd.Series([], dtype=str), "action_date": [],
+                             "channel": pd.Series([], dtype=str)})
+    # the invoices of payments and actions in one hash lookup (one table of a million ids)
+    n_pay = len(tables["payments"])
+    both = lookup(invoice_text, pa.concat_arrays([_text(tables["payments"]["invoice_id"]),
+                                                  _text(acts["invoice_id"])]))
+    settle_day, pay_keys, pay_cum, _ = settlement(invoice_text, amount, tables["payments"],
+                                                  inv_pos=both[:n_pay])
     days_late = np.where(settle_day == NEVER, np.nan, (settle_day - due_day).astype(float))
     disputed_flag = np.zeros(len(inv))
     if "disputed" in inv.columns:
@@ -324,11 +337,7 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
     cust_start_set = np.searchsorted(set_keys, _keys(np.arange(n_cust), np.zeros(n_cust)))
     cust_start_iss = np.searchsorted(iss_keys, _keys(np.arange(n_cust), np.zeros(n_cust)))
 
-    acts = tables.get("actions")
-    if acts is None or len(acts) == 0:
-        acts = pd.DataFrame({"invoice_id": pd.Series([], dtype=str), "action_date": [],
-                             "channel": pd.Series([], dtype=str)})
-    a_inv = lookup(invoice_text, acts["invoice_id"])
+    a_inv = both[n_pay:]
     ch_map = {c: i + 1 for i, c in enumerate(CHANNELS)}
     a_ch = _per_value(acts["channel"], lambda c: c.astype(str).str.strip().str.lower()
                       .map(ch_map).to_numpy())
@@ -365,7 +374,9 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
         cust_start_set=cust_start_set, cust_start_iss=cust_start_iss,
         pay_keys=pay_keys, pay_cum=pay_cum,
         act_keys=act_keys, act_cum=_cumsum0(onehot), act_day=a_day, act_channel=a_ch,
-        holidays=holiday_table(zip(jur, region, strict=True), int(valid_days.min()),
+        # distinct places only (first-seen order): the table normalises each one in Python
+        holidays=holiday_table(pd.DataFrame({"j": jur, "r": region}).drop_duplicates()
+                               .itertuples(index=False, name=None), int(valid_days.min()),
                                int(valid_days.max()) + 400),
         invoice_text=invoice_text,
         # due dates lie in the future of the export: the last known day is the latest
