@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from engine.calendar import from_day, to_day
+from engine.calendar import from_days, to_day
 from engine.features import (
     PreparedTables,
     build_invoice_features,
@@ -47,7 +47,7 @@ def score_open_invoices(tables: Mapping[str, pd.DataFrame] | PreparedTables,
     out = pd.DataFrame({
         "invoice_id": X.index.to_numpy(),
         "customer_id": p.customers["customer_id"].astype(str).to_numpy()[p.cust[pos]],
-        "due_date": [from_day(int(d)) for d in p.due_day[pos]],
+        "due_date": from_days(p.due_day[pos]).astype(object),  # datetime.date each
         "days_overdue": (day - p.due_day[pos]).astype(int),
         "balance": np.round(open_balance_at(p, pos, as_of), 2),
         **{c: full[:, j] for j, c in enumerate(PROBA_COLUMNS)},
