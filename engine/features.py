@@ -181,7 +181,8 @@ def lookup(keys: object, queries: object) -> np.ndarray:
     compared as text; for a duplicated key the first occurrence wins.
 
     One Arrow hash lookup (``pyarrow.compute.index_in``) over text arrays: no per-row Python
-    objects, ~3x faster than ``Index.get_indexer`` on a million object strings.
+    objects; about twice as fast as ``Index.get_indexer`` on a million object strings, and
+    a pandas text column needs no conversion at all.
     """
     pos = pc.index_in(_text(queries), value_set=_text(keys), skip_nulls=True)
     return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -491,8 +492,8 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
         f["tenure_days"] = np.where(since == NEVER, np.nan, (ref - since).astype(float))
 
     numeric = [name for name in ALL_FEATURES if name not in CATEGORICAL_FEATURES]
-    # one float64 column per feature, taken as they are (no copy into one 2-D block: at a
-    # million rows that copy cost more than half the features themselves)
+    # one float64 column per feature, taken as they are: no copy into one 2-D block (a
+    # fifth of this function's time at a million rows; encode makes the model's matrix)
     df = pd.DataFrame({name: np.asarray(f[name], dtype=np.float64) for name in numeric},
                       copy=False, index=_invoice_index(p, rows))
     # categoricals as pandas Categorical built from integer codes: no per-row Python objects
