@@ -182,9 +182,10 @@ def recipe(tables: dict, as_of: str, threads: int) -> dict:
     def score(outlook: bool) -> int:
         q = prepare_tables(tables)
         X = build_invoice_features(q, as_of, invoice_ids=ids)
-        model.predict_proba(X)
+        M = model.encode(X)  # one matrix for the classifier and the quantile regressors
+        model.predict_proba(M)
         if outlook:
-            model.predict_payment(X)
+            model.predict_payment(M)
         return len(X)
 
     n, t2 = timed(score, False, label="recipe_score_2_threads")

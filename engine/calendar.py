@@ -233,22 +233,30 @@ def count_holidays(country: np.ndarray, region: np.ndarray, start: np.ndarray,
     """(n,) float64 number of bank holidays in ``[start, end]`` (day numbers, inclusive) at
     each row's ``(country, region)``; rows whose place is not in ``table`` or has an
     unknown country count 0. ``table`` from :func:`holiday_table`."""
+    return count_holidays_at(*place_codes(country, region), start, end, table)
+
+
+def count_holidays_at(place: np.ndarray, places: list[tuple[str, str]], start: np.ndarray,
+                      end: np.ndarray, table: dict[tuple[str, str], np.ndarray | None]
+                      ) -> np.ndarray:
+    """:func:`count_holidays` with the places already coded by :func:`place_codes`
+    (``place`` (n,) int64 into ``places``): code a few thousand customers once, then index
+    by customer, instead of hashing a million per-row place strings."""
     start = np.asarray(start, dtype=np.int64)
     end = np.asarray(end, dtype=np.int64)
     out = np.zeros(len(start), dtype=np.float64)
-    codes, uniq = _place_codes(country, region)
-    for k, key in enumerate(uniq):
+    for k, key in enumerate(places):
         days = table.get(key)
         if days is None or not days.size:
             continue
-        sel = codes == k
+        sel = place == k
         out[sel] = (np.searchsorted(days, end[sel], side="right")
                     - np.searchsorted(days, start[sel], side="left"))
     return out
 
 
-def _place_codes(country: np.ndarray, region: np.ndarray
-                 ) -> tuple[np.ndarray, list[tuple[str, str]]]:
+def place_codes(country: np.ndarray, region: np.ndarray
+                ) -> tuple[np.ndarray, list[tuple[str, str]]]:
     """(n,) int64 code of each row's normalised ``(country, region)`` and the list of the
     distinct normalised places. :func:`_norm` runs on the distinct raw values only (a few
     per ledger), not per row: millions of rows in well under a second."""
@@ -321,7 +329,7 @@ class BusinessCalendar:
         if not len(country):
             return np.zeros(0, dtype=np.int64)
         region = np.full(len(country), "") if region is None else np.asarray(region)
-        inv, uniq = _place_codes(country, region)  # then one place() per distinct pair
+        inv, uniq = place_codes(country, region)  # then one place() per distinct pair
         lut = np.array([self.place(*key) for key in uniq], dtype=np.int64)
         return lut[inv]
 

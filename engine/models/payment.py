@@ -452,7 +452,8 @@ class PaymentModel:
         return encode(X, self.features_, self.categories_)
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """(n, n_classes) calibrated probabilities, columns in ``classes_`` order."""
+        """(n, n_classes) calibrated probabilities, columns in ``classes_`` order. ``X``:
+        features, or the matrix :meth:`encode` made of them."""
         M = X if isinstance(X, np.ndarray) else self.encode(X)
         return softmax(self.temperature_ * self._raw(M) + self.bias_, axis=1)
 
@@ -460,23 +461,25 @@ class PaymentModel:
         """(n,) most likely class name."""
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
-    def predict_days_late(self, X: pd.DataFrame) -> np.ndarray:
-        """(n,) predicted days late IF the invoice is late (median regression, days)."""
+    def predict_days_late(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """(n,) predicted days late IF the invoice is late (median regression, days).
+        ``X``: features, or the matrix :meth:`encode` made of them (shared by the models)."""
         self._check_fitted()
         if self.regressor_ is None:
             raise DunningError("this model was trained without the days-late regressor")
-        M = self.encode(X)
+        M = X if isinstance(X, np.ndarray) else self.encode(X)
         return self.regressor_.predict(M, num_threads=self._threads(len(M)))
 
-    def predict_payment(self, X: pd.DataFrame) -> np.ndarray:
+    def predict_payment(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         """(n, 3) signed days late (settle - due; negative = early) at the 10 / 50 / 90 %
         quantiles: the median payment day and an 80 % interval (sorted per row, since
-        separately fitted quantiles may cross)."""
+        separately fitted quantiles may cross). ``X``: features, or the matrix
+        :meth:`encode` made of them (encode once, then :meth:`predict_proba` and this)."""
         self._check_fitted()
         if not getattr(self, "quantile_models_", None):
             raise DunningError("this model was trained without payment dates; retrain with "
                                "`dunning train-model` (payment dates are on by default)")
-        M = self.encode(X)
+        M = X if isinstance(X, np.ndarray) else self.encode(X)
         q = np.column_stack([self.quantile_models_[a].predict(
             M, num_threads=self._threads(len(M))) for a in QUANTILES])
         return np.sort(q, axis=1)

@@ -7,12 +7,12 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from engine.calendar import from_day, to_day
+from engine.calendar import from_days, to_day
 from engine.features import (
     PreparedTables,
     build_invoice_features,
-    lookup,
-    open_balance,
+    open_balance_at,
+    open_invoices,
     prepare_tables,
 )
 from engine.models.payment import PaymentModel
@@ -38,17 +38,18 @@ def score_open_invoices(tables: Mapping[str, pd.DataFrame] | PreparedTables,
     """
     p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
     X = build_invoice_features(p, as_of)
-    proba = model.predict_proba(X) if len(X) else np.zeros((0, len(model.classes_)))
+    day = to_day(as_of)
+    pos = open_invoices(p, day)  # the rows of X, in its order
+    M = model.encode(X)  # one matrix for the classifier and the payment-date regressors
+    proba = model.predict_proba(M) if len(X) else np.zeros((0, len(model.classes_)))
     full = np.zeros((len(X), 3))
     full[:, : proba.shape[1]] = proba
-    day = to_day(as_of)
-    pos = lookup(p.invoice_id, X.index.to_numpy())
     out = pd.DataFrame({
         "invoice_id": X.index.to_numpy(),
         "customer_id": p.customers["customer_id"].astype(str).to_numpy()[p.cust[pos]],
-        "due_date": [from_day(int(d)) for d in p.due_day[pos]],
+        "due_date": from_days(p.due_day[pos]).astype(object),  # datetime.date each
         "days_overdue": (day - p.due_day[pos]).astype(int),
-        "balance": np.round(open_balance(p, X.index.to_numpy(), as_of), 2),
+        "balance": np.round(open_balance_at(p, pos, as_of), 2),
         **{c: full[:, j] for j, c in enumerate(PROBA_COLUMNS)},
         "predicted_class": model.classes_[proba.argmax(axis=1)] if len(X) else [],
         "at_risk": full[:, 0] < at_risk_threshold,
@@ -61,14 +62,15 @@ def score_open_invoices(tables: Mapping[str, pd.DataFrame] | PreparedTables,
     if n_exp:
         out.loc[: n_exp - 1, "factors"] = model.explain(X.iloc[:n_exp], top_k)["factors"].to_numpy()
     if outlook:
-        out = payment_outlook(out, X, model)
+        out = payment_outlook(out, M[order], model)
     out["model_hash"] = getattr(model, "hash_", None)
     return out
 
 
-def payment_outlook(scored: pd.DataFrame, X: pd.DataFrame, model: PaymentModel
+def payment_outlook(scored: pd.DataFrame, X: pd.DataFrame | np.ndarray, model: PaymentModel
                     ) -> pd.DataFrame:
-    """Add to ``scored`` (rows aligned with the features ``X``):
+    """Add to ``scored`` (rows aligned with the features ``X``, or with the matrix
+    ``model.encode`` made of them):
 
     - ``predicted_days_late`` and its 80 % interval ``days_late_low`` / ``days_late_high``
       (signed days after due: the median and the 10 / 90 % quantiles, LightGBM quantile

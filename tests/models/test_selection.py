@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.features import build_invoice_features, build_training_frame
+from engine.features import build_invoice_features, build_training_frame, open_balance
 from engine.models import PaymentModel
 from engine.models.payment import describe_factor, horizon_weights, readable_number
+from engine.models.predict import score_open_invoices
 from engine.models.selection import cross_validate, time_series_folds
 from engine.models.training import (
     CANDIDATES,
@@ -134,12 +135,20 @@ def test_refit_trains_on_every_row(frame, open_X):
     assert not np.allclose(es.predict_proba(open_X), full.predict_proba(open_X))
 
 
-def test_payment_quantiles_bracket_the_median(frame, open_X):
+def test_payment_quantiles_bracket_the_median(frame, open_X, prepared):
     m = PaymentModel(30, payment_dates=True, refit=True, n_estimators=40, learning_rate=0.1,
                      min_child_samples=50, fit_days_late=False)
     m.fit(frame.X, frame.days_late, frame.ref_day)
     q = m.predict_payment(open_X)
     assert q.shape == (len(open_X), 3) and (np.diff(q, axis=1) >= 0).all()
+    np.testing.assert_array_equal(m.predict_payment(m.encode(open_X)), q)  # one shared matrix
+    # the predict path encodes once and re-orders the matrix with its rows: same figures
+    scored = score_open_invoices(prepared, m, "2025-06-01", explain_top=0, outlook=True)
+    direct = pd.Series(np.round(q[:, 1], 1), index=open_X.index)
+    np.testing.assert_array_equal(scored["predicted_days_late"].to_numpy(),
+                                  direct.loc[scored["invoice_id"]].to_numpy())
+    np.testing.assert_array_equal(scored["balance"].to_numpy(), np.round(open_balance(
+        prepared, scored["invoice_id"].to_numpy(), "2025-06-01"), 2))
     # the 80 % interval covers about 80 % of the training outcomes
     qt = m.predict_payment(frame.X)
     inside = (frame.days_late >= qt[:, 0]) & (frame.days_late <= qt[:, 2])
