@@ -164,6 +164,9 @@ class PipelineConfig:
     ope_invoices: int = 200  # held-out logged episodes for choosing the shipped scheduler
     db: Path | None = None  # default out_dir / "dunning.duckdb"
     fresh_db: bool = True  # the demo owns its store: re-create it
+    # each customer's own reminder response, shrunk toward its segment, in the hazard model
+    # (engine.models.customer_response; docs/rl.md "Individual timing")
+    customer_response: bool = False
 
     @classmethod
     def default(cls, out_dir: str | Path = "dunning-data", seed: int = 0,
@@ -373,7 +376,10 @@ def train_models_step(config: PipelineConfig, db: Path | None = None,
 
     p = progress or Progress()
     tables = Store(db or config.db_path).tables(as_of)
-    train_artifact(tables, config.model_dir, as_of=as_of, cfg=TrainConfig(seed=config.seed),
+    cfg = TrainConfig(seed=config.seed,
+                      hazard_params={"customer_response": True} if config.customer_response
+                      else {})
+    train_artifact(tables, config.model_dir, as_of=as_of, cfg=cfg,
                    progress=lambda msg: p.update(0, msg))
     return config.model_dir
 
