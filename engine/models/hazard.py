@@ -245,7 +245,9 @@ class HazardModel:
         X = features_at(p, rows, p.due_day[rows])
         if getattr(self, "response_", None) is not None:
             cust = p.cust[rows]
-            hist = self._response_history(p, p.last_day + 1, np.unique(cust))
+            # each estimate reads the window days before its own due date only
+            as_day = int(p.due_day[rows].max(initial=0))
+            hist = self._response_history(p, as_day, np.unique(cust))
             est = self.response_.estimate(*hist.totals(cust, p.due_day[rows]))
             X = X.assign(**{name: est[:, j] for j, name in enumerate(RESPONSE_FEATURES)})
         return X
