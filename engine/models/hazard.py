@@ -120,7 +120,7 @@ class HazardModel:
         frame = build_hazard_frame(p, as_of, horizon_days=self.horizon_days,
                                    max_rows=self.max_rows, max_invoices=self.max_invoices,
                                    seed=self.random_state)
-        self.fit(frame)
+        self._fit(frame)
         if self.customer_response:
             hist = self._response_history(p, to_day(as_of))
             cust = np.unique(p.cust)
@@ -131,6 +131,13 @@ class HazardModel:
 
     def fit(self, frame: HazardFrame) -> HazardModel:
         """Fit on a :class:`engine.features.HazardFrame` (weighted binary log loss)."""
+        if self.customer_response:  # fail closed: the estimates need the whole history
+            raise DunningError("HazardModel(customer_response=True) estimates each "
+                               "customer's response from the history tables: fit it with "
+                               "fit_tables(tables, as_of), not fit(frame)")
+        return self._fit(frame)
+
+    def _fit(self, frame: HazardFrame) -> HazardModel:
         # both lift options are checked before any work: a bad value fails before training
         for option in ("calendar_lift_smoothing", "reminder_lift_smoothing"):
             _check_smoothing(option, getattr(self, option))

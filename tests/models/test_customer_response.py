@@ -186,3 +186,22 @@ def test_saved_model_keeps_the_customer_response(model, history, tmp_path: Path)
     neutral[:, len(model.tree_features_):] = 1.0
     ratio = model.predict_hazard(static, dyn) / model.predict_hazard(neutral, dyn)
     assert ratio[0] > 1.0 > ratio[1]
+
+
+def test_training_episodes_and_serving_read_the_same_estimates(model, history):
+    """The learned environment's invoices (training, planning) and the serving path
+    (``static_for_invoices``, what ``dunning recommend``'s planner calls on the store's
+    tables) build the same static rows; a model that would need the history but is fitted
+    on a bare frame is refused."""
+    from engine.errors import DunningError
+    from engine.features import build_hazard_frame
+    from engine.models.hazard import HazardModel
+    from simulations.env.learned import LearnedSource
+
+    tables, as_of = history
+    source = LearnedSource.from_tables(tables, model, as_of=as_of, max_invoices=300)
+    served = model.static_for_invoices(tables, source.invoice_ids)
+    np.testing.assert_array_equal(source.pool.params.static, served)
+    assert (served[:, len(model.tree_features_):] != 1.0).any()
+    with pytest.raises(DunningError, match="fit_tables"):
+        HazardModel(customer_response=True).fit(build_hazard_frame(tables, as_of))
