@@ -1,37 +1,39 @@
-"""Customer-level reminder response: how THIS customer answered past reminders, empirical Bayes.
+"""Customer-level payment response: how THIS customer paid, with and after reminders.
 
-Why: the hazard trees see a customer's usual lateness (``hist_mean_days_late`` and the other
-``hist_*`` features) and the segment's reminder lift (:mod:`engine.models.reminder_lift`),
-not how this customer responded to reminders. Two customers of one segment with the same
-usual lateness may differ exactly there: one pays a few days after any reminder, the other
-pays when it pays. Timing reminders per customer needs that difference (issue #25).
+Why: the hazard trees see a customer's usual lateness through the ``hist_*`` features and
+the segment's reminder lift (:mod:`engine.models.reminder_lift`), not how this customer
+responded to reminders. Two customers of one segment with the same usual lateness may
+differ exactly there: one pays a few days after any reminder, the other pays when it pays.
+Timing reminders per customer needs that difference (issue #25).
 
 The estimate is an observed-over-expected ratio with a gamma prior (Poisson-gamma empirical
-Bayes). For every day of the history on which an invoice was overdue, unpaid and within
-:data:`WINDOW_DAYS` of its last reminder (the *window days*), the model's hazard without
-this correction (trees x segment reminder lift) is the expected payment; the invoice being
-paid that day is the observed one. Per customer, reminder channel c and bucket b of days
-since the reminder (:data:`SINCE_EDGES`: how SOON after a reminder the customer pays),
-summed over the window days strictly before the as-of date D::
+Bayes). On every overdue day of the history on which an invoice was unpaid (the hazard
+model's risk set, :func:`engine.features.risk_days`) the model's hazard without this
+correction (trees x segment reminder lift) is the expected payment; the invoice being paid
+that day is the observed one. The days fall in cells: *baseline* (no reminder in the last
+:data:`WINDOW_DAYS` days) and, within that window, per reminder channel c and bucket b of
+days since the reminder (:data:`SINCE_EDGES`: how SOON after a reminder the customer
+pays). Per customer, summed over the days strictly before the as-of date D::
 
-    O_cb, E_cb                         observed, expected payments (counts)
-    theta    = (O + k1) / (E + k1)                     all days, toward 1 (= the segment)
-    theta_b  = (O_b + k2 * theta) / (E_b + k2)         per since bucket, toward theta
-    theta_cb = (O_cb + k3 * theta_b) / (E_cb + k3)     per channel, toward theta_b
+    O, E                                    observed, expected payments (counts)
+    theta    = (O + k1) / (E + k1)                       all days, toward 1 (= the segment)
+    theta_0  = (O_0 + k2 * theta) / (E_0 + k2)           baseline days, toward theta
+    theta_b  = (O_b + k2 * theta) / (E_b + k2)           window days b after a reminder
+    theta_cb = (O_cb + k3 * theta_b) / (E_cb + k3)       of channel c, toward theta_b
 
 ``k1``, ``k2``, ``k3`` (prior strengths, in expected payments) come from the variance
 between customers beyond Poisson noise at each level (method of moments on the training
 history): a history in which customers do not differ gets a large k (no
-individualisation), one in which they do a small one. The factor theta_cb multiplies the
-hazard on the window days after a reminder of channel c, b days after it (1 elsewhere, like
-the segment lift), so it is 1 for a customer never reminded.
+individualisation), one in which they do a small one. The hazard is multiplied by
+theta_0 on baseline days and by theta_cb on the window days of a channel-c reminder sent b
+days before. A customer who is just faster overall (the world's latent reliability) gets
+theta_0 ~ theta_cb, so the relative worth of a reminder stays the segment's; a customer who
+pays right after reminders gets theta_cb above theta_0, one who ignores them below. A
+customer without history gets 1 everywhere.
 
-Leakage: the estimate as of D reads only window days < D (a day's payment is known at its
-end) of invoices whose model inputs are themselves as of their due dates, so it does not
-change when anything dated D or later is added or removed (tested).
-
-The customer's usual days late is not re-estimated here: it is the trees' ``hist_*``
-features (shrinkage is implicit in the trees' splits on ``hist_n_paid``).
+Leakage: the estimate as of D reads only days < D (a day's payment is known at its end) of
+invoices whose model inputs are themselves as of their due dates, so it does not change
+when anything dated D or later is added or removed (tested).
 """
 
 from __future__ import annotations
@@ -42,39 +44,54 @@ from typing import Any
 
 import numpy as np
 
-from engine.calendar import DAY_BITS, NEVER
-from engine.contract import CHANNELS
-from engine.features import REMINDER_CHANNELS, PreparedTables, dynamic_features_at
+from engine.calendar import DAY_BITS
+from engine.features import (
+    REMINDER_CHANNELS,
+    PreparedTables,
+    dynamic_features_at,
+    risk_days,
+)
 from engine.models.reminder_lift import WINDOW_DAYS
 
 SINCE_EDGES = np.array([0, 4, 10])  # left-closed buckets of days since the reminder
 N_CHANNELS = len(REMINDER_CHANNELS)
 N_BUCKETS = len(SINCE_EDGES)
-N_CELLS = N_CHANNELS * N_BUCKETS  # estimate columns: channel-major, bucket-minor
+N_CELLS = 1 + N_CHANNELS * N_BUCKETS  # baseline, then channel-major, bucket-minor
 _BUCKET_NAMES = [f"{lo}_{hi - 1}" for lo, hi in
                  zip(SINCE_EDGES, [*SINCE_EDGES[1:], WINDOW_DAYS], strict=True)]
-RESPONSE_FEATURES: tuple[str, ...] = tuple(f"resp_{c}_{b}" for c in REMINDER_CHANNELS
-                                           for b in _BUCKET_NAMES)
+RESPONSE_FEATURES: tuple[str, ...] = ("resp_baseline", *(
+    f"resp_{c}_{b}" for c in REMINDER_CHANNELS for b in _BUCKET_NAMES))
 _K_BOUNDS = (1.0, 1e4)  # prior strength: at least one pseudo-payment, at most "no effect"
 _FACTOR_BOUNDS = (0.05, 20.0)
-AGENCY = len(CHANNELS)  # Action value of the agency handover (the last channel)
+
+ExpectedFn = Callable[[np.ndarray, np.ndarray, Mapping[str, np.ndarray]], np.ndarray]
+
+
+def cells(dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(m,) estimate column of each day: 0 baseline, else 1 + (channel - 1) * B + bucket
+    for a day within :data:`WINDOW_DAYS` of a reminder of that channel."""
+    since = np.asarray(dynamic["days_since_last_reminder"], dtype=np.float64)
+    ch = np.asarray(dynamic["last_channel"], dtype=np.int64)
+    window = (since < WINDOW_DAYS) & (ch >= 1) & (ch <= N_CHANNELS)
+    b = np.clip(np.searchsorted(SINCE_EDGES, since, side="right") - 1, 0, N_BUCKETS - 1)
+    return np.where(window, 1 + (np.clip(ch, 1, N_CHANNELS) - 1) * N_BUCKETS + b, 0)
 
 
 @dataclass
 class ResponseHistory:
-    """Window days of a history, accumulated per customer for as-of queries.
+    """Days at risk of a history, accumulated per customer for as-of queries.
 
     ``keys`` (m,) sorted ``customer << DAY_BITS | day``; ``cum`` (m + 1, 2 * K) cumulative
-    observed (first K columns) and expected (last K) payments per (reminder channel, since
-    bucket) cell, with a leading zero row (K = :data:`N_CELLS`, channel-major).
+    observed (first K columns) and expected (last K) payments per cell (K =
+    :data:`N_CELLS`, order of :data:`RESPONSE_FEATURES`), with a leading zero row.
     """
 
     keys: np.ndarray
     cum: np.ndarray
 
     def totals(self, cust: np.ndarray, day: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(observed, expected)`` (n, K) each: window days of customers ``cust`` (n,)
-        strictly before days ``day`` (n,)."""
+        """``(observed, expected)`` (n, K) each: days of customers ``cust`` (n,) strictly
+        before days ``day`` (n,)."""
         cust = np.asarray(cust, dtype=np.int64)
         hi = np.searchsorted(self.keys, (cust << DAY_BITS) + np.asarray(day, np.int64), "left")
         lo = np.searchsorted(self.keys, cust << DAY_BITS, "left")
@@ -82,48 +99,24 @@ class ResponseHistory:
         return s[:, :N_CELLS], s[:, N_CELLS:]
 
 
-def window_days(p: PreparedTables, as_day: int, horizon_days: int,
-                customers: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(invoice rows (m,), days (m,), channel 1..C (m,))`` of the window days before
-    ``as_day``: days on or after the due date, at most ``horizon_days`` after it, within
-    :data:`WINDOW_DAYS` of a reminder that is still the invoice's last action, before the
-    invoice was settled (the settle day included: it is the observed payment) or handed to
-    the agency. ``customers`` (customer positions) limits the rows to those customers."""
-    a_inv = (p.act_keys >> DAY_BITS).astype(np.int64)
-    day, ch = p.act_day.astype(np.int64), p.act_channel.astype(np.int64)
-    nxt = np.full(len(a_inv), NEVER, dtype=np.int64)  # the invoice's next action day
-    same = a_inv[1:] == a_inv[:-1]
-    nxt[:-1] = np.where(same, day[1:], NEVER)
-    agency = np.full(len(p.invoice_id), NEVER, dtype=np.int64)
-    np.minimum.at(agency, a_inv[ch == AGENCY], day[ch == AGENCY])
-    keep = (ch >= 1) & (ch <= N_CHANNELS)
-    if customers is not None:
-        keep &= np.isin(p.cust[a_inv], customers)
-    a_inv, day, ch, nxt = a_inv[keep], day[keep], ch[keep], nxt[keep]
-    due = p.due_day[a_inv]
-    start = np.maximum(day, due)
-    end = np.minimum.reduce([day + WINDOW_DAYS - 1, nxt - 1, p.settle_day[a_inv],
-                             agency[a_inv] - 1, np.full_like(day, as_day - 1),
-                             due + horizon_days])
-    length = np.maximum(end - start + 1, 0)
-    rows = np.repeat(a_inv, length)
-    offset = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
-    return rows, np.repeat(start, length) + offset, np.repeat(ch, length)
-
-
 def response_history(p: PreparedTables, as_day: int, horizon_days: int,
-                     expected: Callable[[np.ndarray, np.ndarray, Mapping[str, np.ndarray]],
-                                        np.ndarray],
-                     customers: np.ndarray | None = None) -> ResponseHistory:
-    """Accumulate the window days before ``as_day`` (see :func:`window_days`).
-    ``expected(invoices (u,), static index (m,) into them, dynamic inputs)`` returns the
-    (m,) hazard of the window days without the customer correction."""
-    rows, day, ch = window_days(p, as_day, horizon_days, customers)
-    inv, index = np.unique(rows, return_inverse=True)
+                     expected: ExpectedFn, customers: np.ndarray | None = None
+                     ) -> ResponseHistory:
+    """Accumulate the overdue days at risk before ``as_day`` (of ``customers``, customer
+    positions, when given). ``expected(invoices (u,), static index (m,) into them, dynamic
+    inputs)`` returns the (m,) hazard of the days without the customer correction."""
+    inv, stop = risk_days(p, as_day, horizon_days)
+    if customers is not None:
+        inv = inv[np.isin(p.cust[inv], customers)]
+    length = stop[inv] - p.due_day[inv] + 1
+    rows = np.repeat(inv, length)
+    offset = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
+    day = p.due_day[rows] + offset
     dynamic = dynamic_features_at(p, rows, day)
-    exp = expected(inv, index, dynamic) if len(rows) else np.zeros(0)
-    cell = _cells(dynamic)
+    exp = (expected(inv, np.repeat(np.arange(len(inv)), length), dynamic) if len(rows)
+           else np.zeros(0))
     obs = (day == p.settle_day[rows]).astype(np.float64)
+    cell = cells(dynamic)
     keys = (p.cust[rows].astype(np.int64) << DAY_BITS) + day
     order = np.argsort(keys, kind="stable")
     vals = np.zeros((len(rows), 2 * N_CELLS))
@@ -145,21 +138,17 @@ def _strength(obs: np.ndarray, exp: np.ndarray) -> float:
     return float(np.clip(1.0 / tau2, *_K_BOUNDS)) if tau2 > 0 else _K_BOUNDS[1]
 
 
-def _cells(dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
-    """(m,) estimate column of each row (channel-major, since-bucket minor), -1 outside
-    the window of a reminder."""
-    since = np.asarray(dynamic["days_since_last_reminder"], dtype=np.float64)
-    ch = np.asarray(dynamic["last_channel"], dtype=np.int64)
-    window = (since < WINDOW_DAYS) & (ch >= 1) & (ch <= N_CHANNELS)
-    b = np.clip(np.searchsorted(SINCE_EDGES, since, side="right") - 1, 0, N_BUCKETS - 1)
-    return np.where(window, (np.clip(ch, 1, N_CHANNELS) - 1) * N_BUCKETS + b, -1)
+def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, K) cells -> baseline (n,), window cells (n, C, B)."""
+    x = np.asarray(x, dtype=np.float64)
+    return x[:, 0], x[:, 1:].reshape(len(x), N_CHANNELS, N_BUCKETS)
 
 
 @dataclass
 class CustomerResponse:
-    """The fitted prior strengths (expected payments): ``k_customer`` (all window days
-    toward the segment), ``k_since`` (a since bucket toward the customer's all-day factor),
-    ``k_channel`` (a channel toward the customer's factor of that since bucket)."""
+    """The fitted prior strengths (expected payments): ``k_customer`` (all days toward the
+    segment), ``k_since`` (baseline and each since bucket toward the customer's all-day
+    factor), ``k_channel`` (a channel toward the customer's factor of that since bucket)."""
 
     k_customer: float
     k_since: float
@@ -168,33 +157,37 @@ class CustomerResponse:
     @classmethod
     def fit(cls, obs: np.ndarray, exp: np.ndarray) -> CustomerResponse:
         """From the training history's totals per customer, ``obs`` and ``exp`` (n, K)."""
-        o3, e3 = _by_level(obs), _by_level(exp)  # (n, C, B)
-        k1 = _strength(o3.sum(axis=(1, 2)), e3.sum(axis=(1, 2)))
-        theta = (o3.sum(axis=(1, 2)) + k1) / (e3.sum(axis=(1, 2)) + k1)
-        ob, eb = o3.sum(axis=1), e3.sum(axis=1)  # (n, B)
+        (o0, o3), (e0, e3) = _split(obs), _split(exp)
+        o_all, e_all = o0 + o3.sum(axis=(1, 2)), e0 + e3.sum(axis=(1, 2))
+        k1 = _strength(o_all, e_all)
+        theta = (o_all + k1) / (e_all + k1)
+        ob = np.column_stack([o0, o3.sum(axis=1)])  # (n, 1 + B): baseline, buckets
+        eb = np.column_stack([e0, e3.sum(axis=1)])
         k2 = _strength(ob.ravel(), (eb * theta[:, None]).ravel())
-        theta_b = (ob + k2 * theta[:, None]) / (eb + k2)
+        theta_b = (ob[:, 1:] + k2 * theta[:, None]) / (eb[:, 1:] + k2)
         k3 = _strength(o3.ravel(), (e3 * theta_b[:, None, :]).ravel())
         return cls(k1, k2, k3)
 
     def estimate(self, obs: np.ndarray, exp: np.ndarray) -> np.ndarray:
-        """(n, K) posterior-mean factor per customer and (channel, since bucket) cell from
-        the totals (n, K) of :meth:`ResponseHistory.totals`."""
-        o3, e3 = _by_level(obs), _by_level(exp)
-        theta = (o3.sum(axis=(1, 2)) + self.k_customer) / (e3.sum(axis=(1, 2))
-                                                           + self.k_customer)
-        theta_b = ((o3.sum(axis=1) + self.k_since * theta[:, None])
-                   / (e3.sum(axis=1) + self.k_since))
-        out = (o3 + self.k_channel * theta_b[:, None, :]) / (e3 + self.k_channel)
-        return np.clip(out, *_FACTOR_BOUNDS).reshape(len(obs), N_CELLS)
+        """(n, K) posterior-mean factors per customer (columns of
+        :data:`RESPONSE_FEATURES`) from the totals (n, K) of
+        :meth:`ResponseHistory.totals`."""
+        (o0, o3), (e0, e3) = _split(obs), _split(exp)
+        k1, k2, k3 = self.k_customer, self.k_since, self.k_channel
+        theta = (o0 + o3.sum(axis=(1, 2)) + k1) / (e0 + e3.sum(axis=(1, 2)) + k1)
+        theta_0 = (o0 + k2 * theta) / (e0 + k2)
+        theta_b = (o3.sum(axis=1) + k2 * theta[:, None]) / (e3.sum(axis=1) + k2)
+        theta_cb = (o3 + k3 * theta_b[:, None, :]) / (e3 + k3)
+        out = np.column_stack([theta_0, theta_cb.reshape(len(obs), -1)])
+        return np.clip(out, *_FACTOR_BOUNDS)
 
     @staticmethod
     def factor(estimates: np.ndarray, dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
-        """(m,) multiplier of the hazard: the row's estimate (m, K) of its last reminder's
-        channel and days since it within :data:`WINDOW_DAYS`, else 1 (NaN counts as 1)."""
-        cell = _cells(dynamic)
-        f = np.asarray(estimates, dtype=np.float64)[np.arange(len(cell)), np.maximum(cell, 0)]
-        return np.where((cell >= 0) & np.isfinite(f), f, 1.0)
+        """(m,) multiplier of the hazard: the row's estimate (m, K) of its day's cell
+        (baseline, or its last reminder's channel and days since it); NaN counts as 1."""
+        f = np.asarray(estimates, dtype=np.float64)[np.arange(len(estimates)),
+                                                    cells(dynamic)]
+        return np.where(np.isfinite(f), f, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"k_customer": self.k_customer, "k_since": self.k_since,
@@ -204,8 +197,3 @@ class CustomerResponse:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CustomerResponse:
         return cls(float(d["k_customer"]), float(d["k_since"]), float(d["k_channel"]))
-
-
-def _by_level(x: np.ndarray) -> np.ndarray:
-    """(n, K) cells -> (n, C, B)."""
-    return np.asarray(x, dtype=np.float64).reshape(len(x), N_CHANNELS, N_BUCKETS)
