@@ -283,7 +283,8 @@ def _write(args: argparse.Namespace, companies: dict[str, dict[str, Any]],
         **summary(companies),
     }
     if named:
-        figures["data"].update(scenarios=[str(p) for p in named], sampler_seed=None,
+        # a scenario file by its name only: no path of this machine in a result file
+        figures["data"].update(scenarios=[Path(p).name for p in named], sampler_seed=None,
                                companies=len(named))
     name = "rl_generality" + ("_scenarios" if named else "") + ("_tiny" if args.tiny else "")
     if _switch(args) is not None:
