@@ -5,8 +5,9 @@ A small LightGBM binary classifier on invoice-day rows (see
 the due date plus the :data:`engine.features.DYNAMIC_FEATURES` of day t, plus the
 customer group's calendar lift of day t (:mod:`engine.models.calendar_lift`), optionally
 times the group's reminder lift in the three weeks after a reminder
-(:mod:`engine.models.reminder_lift`). The simulation uses it as its learned transition model
-through the vectorised :meth:`predict_hazard`.
+(:mod:`engine.models.reminder_lift`), optionally times the customer's own response
+estimated from its history (:mod:`engine.models.customer_response`). The simulation uses it
+as its learned transition model through the vectorised :meth:`predict_hazard`.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from engine.models.calendar_lift import LIFT_FEATURES, PHASE_INPUTS, CalendarLif
 from engine.models.customer_response import (
     RESPONSE_FEATURES,
     CustomerResponse,
+    ResponseHistory,
     response_history,
 )
 from engine.models.encoding import encode, learn_categories
@@ -75,11 +77,12 @@ class HazardModel:
         (10) by default: the learned environment then values corporates' call timing like
         the history does, which the RL policy's timing rules need (docs/payment-model.md,
         docs/rl.md).
-    customer_response : estimate each customer's own reminder response from the history
-        known at each invoice's due date, shrunk toward the segment
-        (:mod:`engine.models.customer_response`), as the static inputs
-        :data:`~engine.models.customer_response.RESPONSE_FEATURES` (after the trees'
-        columns) that multiply the hazard after a reminder. Needs :meth:`fit_tables`.
+    customer_response : estimate each customer's own payment response (baseline and
+        per reminder channel x days since it) from the history known at each invoice's due
+        date, shrunk toward the segment (:mod:`engine.models.customer_response`), as the
+        static inputs :data:`~engine.models.customer_response.RESPONSE_FEATURES` (after
+        the trees' columns, which do not read them) that multiply the hazard. Needs
+        :meth:`fit_tables`. Off by default (docs/rl.md, Individual timing).
 
     Fitted attributes: ``static_features_`` (k_static names, the column order of the
     ``static`` array: the trees' ``tree_features_`` then, with the customer response,
@@ -114,8 +117,8 @@ class HazardModel:
     def fit_tables(self, tables: Mapping[str, pd.DataFrame] | PreparedTables, as_of: object
                    ) -> HazardModel:
         """Build the invoice-day rows of ``tables`` known at ``as_of`` and fit on them (and,
-        with ``customer_response``, the customer response's prior strengths on the window
-        days of the whole history known at ``as_of``)."""
+        with ``customer_response``, the customer response's prior strengths on every
+        overdue day at risk of the history known at ``as_of``)."""
         p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
         frame = build_hazard_frame(p, as_of, horizon_days=self.horizon_days,
                                    max_rows=self.max_rows, max_invoices=self.max_invoices,
@@ -245,14 +248,14 @@ class HazardModel:
     def static_frame(self, p: PreparedTables, rows: np.ndarray) -> pd.DataFrame:
         """Features of invoice positions ``rows`` (n,) as of their due dates (n, features),
         with the customer response estimates :data:`RESPONSE_FEATURES` (factors, 1 = the
-        segment's response) from the window days before each due date when the model has
+        segment's response) from the overdue days before each due date when the model has
         a customer response: THE static inputs for training episodes, evaluation and
         serving alike."""
         rows = np.asarray(rows, dtype=np.int64)
         X = features_at(p, rows, p.due_day[rows])
         if getattr(self, "response_", None) is not None:
             cust = p.cust[rows]
-            # each estimate reads the window days before its own due date only
+            # each estimate reads the days before its own due date only
             as_day = int(p.due_day[rows].max(initial=0))
             hist = self._response_history(p, as_day, np.unique(cust))
             est = self.response_.estimate(*hist.totals(cust, p.due_day[rows]))
@@ -260,9 +263,10 @@ class HazardModel:
         return X
 
     def _response_history(self, p: PreparedTables, as_day: int,
-                          customers: np.ndarray | None = None) -> Any:
-        """The window days before ``as_day`` with the hazard the model expects on them
-        without the customer correction (trees x reminder lift)."""
+                          customers: np.ndarray | None = None) -> ResponseHistory:
+        """The overdue days at risk before ``as_day`` (of ``customers``) with the hazard
+        the model expects on them without the customer correction (trees x reminder
+        lift)."""
         def expected(inv: np.ndarray, index: np.ndarray, dynamic: Mapping[str, np.ndarray]
                      ) -> np.ndarray:
             X = features_at(p, inv, p.due_day[inv])
@@ -274,7 +278,8 @@ class HazardModel:
     def predict_hazard(self, static: np.ndarray, dynamic: Mapping[str, np.ndarray]
                        ) -> np.ndarray:
         """(n,) P(fully paid on day t | unpaid at the start of day t): the trees' value,
-        times the reminder lift when the model has one.
+        times the reminder lift when the model has one, times the customer's response
+        factor of the day (``static``'s last columns) when it has a customer response.
 
         Parameters
         ----------
