@@ -210,3 +210,16 @@ def test_training_episodes_and_serving_read_the_same_estimates(model, history):
     assert (served[:, len(model.tree_features_):] != 1.0).any()
     with pytest.raises(DunningError, match="fit_tables"):
         HazardModel(customer_response=True).fit(build_hazard_frame(tables, as_of))
+
+
+def test_train_model_refuses_the_customer_response_on_a_cluster(tmp_path: Path):
+    """Not silently dropped: the distributed trainer has no customer response yet."""
+    from typer.testing import CliRunner
+
+    from dunning.cli import app
+
+    res = CliRunner().invoke(app, ["train-model", "--db", str(tmp_path / "none.duckdb"),
+                                   "--out", str(tmp_path / "m"), "--customer-response",
+                                   "--cluster", "local"])
+    assert res.exit_code == 2, res.output
+    assert "--customer-response" in res.output and "--cluster" in res.output
