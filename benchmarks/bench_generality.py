@@ -68,6 +68,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="reuse a company's results.json already in --out (a run cut short)")
     ap.add_argument("--ppo", action="store_true",
                     help="also train and evaluate PPO (about 4 minutes per company)")
+    ap.add_argument("--customer-response", choices=("on", "off"), default=None,
+                    help="PipelineConfig.customer_response (default: the config's); the "
+                         "result file's name then ends in _customer_response_on/off")
     ap.add_argument("--eval-invoices", type=int, default=None,
                     help="held-out invoices per evaluation seed (default: the config's)")
     ap.add_argument("--seeds", type=int, default=None,
@@ -79,15 +82,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def company_config(path: Path, out_dir: Path, tiny: bool, ppo: bool = False,
-                   eval_invoices: int | None = None, seeds: int | None = None) -> Any:
+                   eval_invoices: int | None = None, seeds: int | None = None,
+                   customer_response: bool | None = None) -> Any:
     """The pipeline's configuration for one sampled company: the default (or tiny) one with
     only the scenario set; the robustness company is skipped (not part of these figures);
-    PPO only with ``ppo``; the evaluation's size when given (the same for every company)."""
+    PPO only with ``ppo``; the evaluation's size when given (the same for every company);
+    the customer response switch when given."""
     from dunning.pipeline import PipelineConfig
 
     base = PipelineConfig.tiny(out_dir) if tiny else PipelineConfig.default(out_dir=out_dir)
-    sizes = {k: v for k, v in (("n_eval_invoices", eval_invoices), ("n_seeds", seeds))
-             if v is not None}
+    sizes = {k: v for k, v in (("n_eval_invoices", eval_invoices), ("n_seeds", seeds),
+                               ("customer_response", customer_response)) if v is not None}
     return dataclasses.replace(base, scenario=str(path), robustness_scenario=None,
                                train_rl=ppo, **sizes)
 
@@ -232,7 +237,7 @@ def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
     for path in paths:
         config = company_config(path, Path(args.out) / path.stem, args.tiny,
                                 getattr(args, "ppo", False), getattr(args, "eval_invoices", None),
-                                getattr(args, "seeds", None))
+                                getattr(args, "seeds", None), _switch(args))
         say(f"{path.stem}: running the pipeline ({'tiny' if args.tiny else 'default'})")
         t0 = time.perf_counter()
         done = Path(config.out_dir) / "results.json"
@@ -278,10 +283,19 @@ def _write(args: argparse.Namespace, companies: dict[str, dict[str, Any]],
         **summary(companies),
     }
     if named:
-        figures["data"].update(scenarios=[str(p) for p in named], sampler_seed=None,
+        # a scenario file by its name only: no path of this machine in a result file
+        figures["data"].update(scenarios=[Path(p).name for p in named], sampler_seed=None,
                                companies=len(named))
     name = "rl_generality" + ("_scenarios" if named else "") + ("_tiny" if args.tiny else "")
+    if _switch(args) is not None:
+        name += f"_customer_response_{args.customer_response}"
     return write_result(name, figures)
+
+
+def _switch(args: argparse.Namespace) -> bool | None:
+    """``--customer-response`` as a bool (None: the config's default)."""
+    value = getattr(args, "customer_response", None)
+    return None if value is None else value == "on"
 
 
 def _pct(x: float | None) -> str:

@@ -164,6 +164,9 @@ class PipelineConfig:
     ope_invoices: int = 200  # held-out logged episodes for choosing the shipped scheduler
     db: Path | None = None  # default out_dir / "dunning.duckdb"
     fresh_db: bool = True  # the demo owns its store: re-create it
+    # each customer's own reminder response, shrunk toward its segment, in the hazard model
+    # (engine.models.customer_response; docs/rl.md "Individual timing")
+    customer_response: bool = False
 
     @classmethod
     def default(cls, out_dir: str | Path = "dunning-data", seed: int = 0,
@@ -364,16 +367,25 @@ def demo_creditor_profile(directory: Path) -> Path:
     return path
 
 
+def train_config(config: PipelineConfig) -> Any:
+    """The models' :class:`engine.models.training.TrainConfig` of a run: its seed, and the
+    hazard model's customer response when ``config.customer_response``."""
+    from engine.models.training import TrainConfig
+
+    return TrainConfig(seed=config.seed, hazard_params=(
+        {"customer_response": True} if config.customer_response else {}))
+
+
 def train_models_step(config: PipelineConfig, db: Path | None = None,
                       as_of: dt.date | None = None, progress: Progress | None = None) -> Path:
     """Train the payment and hazard models on the store as known at ``as_of`` (default:
     everything); artifact in ``config.model_dir``."""
-    from engine.models.training import TrainConfig, train_artifact
+    from engine.models.training import train_artifact
     from engine.store import Store
 
     p = progress or Progress()
     tables = Store(db or config.db_path).tables(as_of)
-    train_artifact(tables, config.model_dir, as_of=as_of, cfg=TrainConfig(seed=config.seed),
+    train_artifact(tables, config.model_dir, as_of=as_of, cfg=train_config(config),
                    progress=lambda msg: p.update(0, msg))
     return config.model_dir
 

@@ -867,6 +867,25 @@ class HazardFrame:
     dynamic: dict[str, np.ndarray]
 
 
+def risk_days(p: PreparedTables, as_day: int, horizon_days: int
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``(invoice positions (k,), last day at risk (n_inv,))``: the invoices with at least
+    one overdue day at risk before ``as_day`` and, per invoice, the last such day (from the
+    due date until payment - the settle day included -, the day before an agency handover,
+    ``as_day - 1`` or ``horizon_days`` after due). The hazard model's risk set."""
+    # first agency handover per invoice ends its dunning episode
+    agency = np.full(len(p.invoice_id), NEVER, dtype=np.int64)
+    a_inv = (p.act_keys >> DAY_BITS).astype(np.int64)
+    sel = p.act_channel == len(CHANNELS)  # agency is the last channel
+    np.minimum.at(agency, a_inv[sel], p.act_day[sel])
+    due = p.due_day
+    # the day of an agency handover is not at risk any more (the world pays nothing then)
+    stop = np.minimum.reduce([p.settle_day, np.where(agency < NEVER, agency - 1, NEVER),
+                              np.full_like(due, as_day - 1), due + horizon_days])
+    inv = np.flatnonzero((due < as_day) & (p.settle_day >= due) & (stop >= due))
+    return inv, stop
+
+
 def build_hazard_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_of: object,
                        horizon_days: int = 120, max_rows: int = 1_500_000,
                        max_invoices: int = 200_000, seed: int = 0) -> HazardFrame:
@@ -881,16 +900,8 @@ def build_hazard_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_o
     p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
     as_day = to_day(as_of)
     rng = np.random.default_rng(seed)
-    # first agency handover per invoice ends its dunning episode
-    agency = np.full(len(p.invoice_id), NEVER, dtype=np.int64)
-    a_inv = (p.act_keys >> DAY_BITS).astype(np.int64)
-    sel = p.act_channel == len(CHANNELS)  # agency is the last channel
-    np.minimum.at(agency, a_inv[sel], p.act_day[sel])
     due = p.due_day
-    # the day of an agency handover is not at risk any more (the world pays nothing then)
-    stop = np.minimum.reduce([p.settle_day, np.where(agency < NEVER, agency - 1, NEVER),
-                              np.full_like(due, as_day - 1), due + horizon_days])
-    inv = np.flatnonzero((due < as_day) & (p.settle_day >= due) & (stop >= due))
+    inv, stop = risk_days(p, as_day, horizon_days)
     if len(inv) > max_invoices:
         inv = np.sort(rng.choice(inv, max_invoices, replace=False))
     length = stop[inv] - due[inv] + 1

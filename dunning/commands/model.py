@@ -60,6 +60,11 @@ def train_model(
                                        "disputed_flag."),
     hazard: bool = typer.Option(True, "--hazard/--no-hazard",
                                 help="Also train the daily hazard model (same directory)."),
+    customer_response: bool = typer.Option(
+        False, "--customer-response/--no-customer-response",
+        help="The hazard model also estimates each customer's own reminder response from "
+        "its history, shrunk toward its segment, so the planner times customers "
+        "individually (docs/rl.md, Individual timing)."),
     seed: int = typer.Option(0, help="Random seed."),
     cluster: str = typer.Option(None, "--cluster", help="Train on a Dask cluster: `local` "
                                 "or a scheduler address (see docs/scale-out.md)."),
@@ -74,6 +79,9 @@ def train_model(
 ) -> None:
     """Train the payment model (and the daily hazard model), evaluate on a time split and
     save a versioned artifact with a model card."""
+    if cluster is not None and customer_response:
+        raise DunningError("--customer-response is not available with --cluster yet; "
+                           "train without --cluster")
     if cluster is not None:  # scale-out: lightgbm.dask on the store's Parquet export
         from dunning.commands.cluster import train_on_cluster
 
@@ -86,7 +94,8 @@ def train_model(
 
     tables, day = load_tables(db, as_of)
     cfg = _config(very_late_days, include_fields, exclude_fields, seed, select, rows,
-                  hazard=hazard)
+                  hazard=hazard, hazard_params=({"customer_response": True}
+                                                if customer_response else {}))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("preparing", total=None)

@@ -5,8 +5,9 @@ A small LightGBM binary classifier on invoice-day rows (see
 the due date plus the :data:`engine.features.DYNAMIC_FEATURES` of day t, plus the
 customer group's calendar lift of day t (:mod:`engine.models.calendar_lift`), optionally
 times the group's reminder lift in the three weeks after a reminder
-(:mod:`engine.models.reminder_lift`). The simulation uses it as its learned transition model
-through the vectorised :meth:`predict_hazard`.
+(:mod:`engine.models.reminder_lift`), optionally times the customer's own response
+estimated from its history (:mod:`engine.models.customer_response`). The simulation uses it
+as its learned transition model through the vectorised :meth:`predict_hazard`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from engine.calendar import to_day
 from engine.errors import DunningError
 from engine.features import (
     DYNAMIC_FEATURES,
@@ -37,6 +39,12 @@ from engine.features import (
 )
 from engine.files import atomic_write_text
 from engine.models.calendar_lift import LIFT_FEATURES, PHASE_INPUTS, CalendarLift
+from engine.models.customer_response import (
+    RESPONSE_FEATURES,
+    CustomerResponse,
+    ResponseHistory,
+    response_history,
+)
 from engine.models.encoding import encode, learn_categories
 from engine.models.payment import select_features
 from engine.models.reminder_lift import ReminderLift
@@ -68,11 +76,19 @@ class HazardModel:
         (10) by default: the learned environment then values corporates' call timing like
         the history does, which the RL policy's timing rules need (docs/payment-model.md,
         docs/rl.md).
+    customer_response : estimate each customer's own payment response (baseline and
+        per reminder channel x days since it) from the history known at each invoice's due
+        date, shrunk toward the segment (:mod:`engine.models.customer_response`), as the
+        static inputs :data:`~engine.models.customer_response.RESPONSE_FEATURES` (after
+        the trees' columns, which do not read them) that multiply the hazard. Needs
+        :meth:`fit_tables`. Off by default (docs/rl.md, Individual timing).
 
     Fitted attributes: ``static_features_`` (k_static names, the column order of the
-    ``static`` array), ``dynamic_features_`` (= DYNAMIC_FEATURES), ``categories_``,
+    ``static`` array: the trees' ``tree_features_`` then, with the customer response,
+    :data:`RESPONSE_FEATURES`), ``dynamic_features_`` (= DYNAMIC_FEATURES), ``categories_``,
     ``calendar_lift_`` (CalendarLift or None), ``booster_``, ``reminder_lift_``
-    (ReminderLift or None), ``n_rows_``, ``n_events_``, ``base_rate_``.
+    (ReminderLift or None), ``response_`` (CustomerResponse or None), ``n_rows_``,
+    ``n_events_``, ``base_rate_``.
     """
 
     def __init__(self, horizon_days: int = 120, n_estimators: int = 80, num_leaves: int = 15,
@@ -80,7 +96,8 @@ class HazardModel:
                  max_rows: int = 1_500_000, max_invoices: int = 200_000,
                  features: Sequence[str] | None = None,
                  calendar_lift_smoothing: float | None = None,
-                 reminder_lift_smoothing: float | None = 10.0, random_state: int = 0,
+                 reminder_lift_smoothing: float | None = 10.0,
+                 customer_response: bool = False, random_state: int = 0,
                  n_jobs: int | None = None) -> None:
         self.horizon_days = horizon_days
         self.n_estimators = n_estimators
@@ -92,19 +109,37 @@ class HazardModel:
         self.features = features
         self.calendar_lift_smoothing = calendar_lift_smoothing
         self.reminder_lift_smoothing = reminder_lift_smoothing
+        self.customer_response = customer_response
         self.random_state = random_state
         self.n_jobs = n_jobs
 
     def fit_tables(self, tables: Mapping[str, pd.DataFrame] | PreparedTables, as_of: object
                    ) -> HazardModel:
-        """Build the invoice-day rows of ``tables`` known at ``as_of`` and fit on them."""
-        frame = build_hazard_frame(tables, as_of, horizon_days=self.horizon_days,
+        """Build the invoice-day rows of ``tables`` known at ``as_of`` and fit on them (and,
+        with ``customer_response``, the customer response's prior strengths on every
+        overdue day at risk of the history known at ``as_of``)."""
+        p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
+        frame = build_hazard_frame(p, as_of, horizon_days=self.horizon_days,
                                    max_rows=self.max_rows, max_invoices=self.max_invoices,
                                    seed=self.random_state)
-        return self.fit(frame)
+        self._fit(frame)
+        if self.customer_response:
+            hist = self._response_history(p, to_day(as_of))
+            cust = np.unique(p.cust)
+            obs, exp = hist.totals(cust, np.full(len(cust), to_day(as_of)))
+            self.response_ = CustomerResponse.fit(obs, exp)
+            self.static_features_ = [*self.tree_features_, *RESPONSE_FEATURES]
+        return self
 
     def fit(self, frame: HazardFrame) -> HazardModel:
         """Fit on a :class:`engine.features.HazardFrame` (weighted binary log loss)."""
+        if self.customer_response:  # fail closed: the estimates need the whole history
+            raise DunningError("HazardModel(customer_response=True) estimates each "
+                               "customer's response from the history tables: fit it with "
+                               "fit_tables(tables, as_of), not fit(frame)")
+        return self._fit(frame)
+
+    def _fit(self, frame: HazardFrame) -> HazardModel:
         # both lift options are checked before any work: a bad value fails before training
         for option in ("calendar_lift_smoothing", "reminder_lift_smoothing"):
             _check_smoothing(option, getattr(self, option))
@@ -114,6 +149,8 @@ class HazardModel:
         chosen = self.features if self.features is not None else select_features(
             frame.static.columns)
         self.static_features_ = [c for c in chosen if c not in STATE_FEATURES]
+        self.tree_features_ = list(self.static_features_)
+        self.response_: CustomerResponse | None = None
         self.dynamic_features_ = list(DYNAMIC_FEATURES)
         self.categories_ = learn_categories(frame.static, self.static_features_)
         S = self.static_matrix(frame.static)[frame.static_index]
@@ -174,7 +211,8 @@ class HazardModel:
         return [c for c in self.dynamic_features_ if c not in PHASE_INPUTS]
 
     def _matrix(self, static: np.ndarray, dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The booster's input: static columns, dynamic inputs, calendar lifts."""
+        """The booster's input: the trees' static columns, dynamic inputs, calendar lifts."""
+        static = static[:, :len(self.tree_features_)]
         n = static.shape[0]
         for name in self.dynamic_features_:
             if name not in dynamic:
@@ -204,12 +242,43 @@ class HazardModel:
                 p.rows_of(invoice_ids))
         if (rows < 0).any():
             raise DunningError(f"unknown invoice id {np.asarray(invoice_ids)[rows < 0][0]!r}")
-        return self.static_matrix(features_at(p, rows, p.due_day[rows]))
+        return self.static_matrix(self.static_frame(p, rows))
+
+    def static_frame(self, p: PreparedTables, rows: np.ndarray) -> pd.DataFrame:
+        """Features of invoice positions ``rows`` (n,) as of their due dates (n, features),
+        with the customer response estimates :data:`RESPONSE_FEATURES` (factors, 1 = the
+        segment's response) from the overdue days before each due date when the model has
+        a customer response: THE static inputs for training episodes, evaluation and
+        serving alike."""
+        rows = np.asarray(rows, dtype=np.int64)
+        X = features_at(p, rows, p.due_day[rows])
+        if getattr(self, "response_", None) is not None:
+            cust = p.cust[rows]
+            # each estimate reads the days before its own due date only
+            as_day = int(p.due_day[rows].max(initial=0))
+            hist = self._response_history(p, as_day, np.unique(cust))
+            est = self.response_.estimate(*hist.totals(cust, p.due_day[rows]))
+            X = X.assign(**{name: est[:, j] for j, name in enumerate(RESPONSE_FEATURES)})
+        return X
+
+    def _response_history(self, p: PreparedTables, as_day: int,
+                          customers: np.ndarray | None = None) -> ResponseHistory:
+        """The overdue days at risk before ``as_day`` (of ``customers``) with the hazard
+        the model expects on them without the customer correction (trees x reminder
+        lift)."""
+        def expected(inv: np.ndarray, index: np.ndarray, dynamic: Mapping[str, np.ndarray]
+                     ) -> np.ndarray:
+            X = features_at(p, inv, p.due_day[inv])
+            static = encode(X, self.tree_features_, self.categories_)[index]
+            return self._base_hazard(static, dynamic)
+
+        return response_history(p, as_day, self.horizon_days, expected, customers)
 
     def predict_hazard(self, static: np.ndarray, dynamic: Mapping[str, np.ndarray]
                        ) -> np.ndarray:
         """(n,) P(fully paid on day t | unpaid at the start of day t): the trees' value,
-        times the reminder lift when the model has one.
+        times the reminder lift when the model has one, times the customer's response
+        factor of the day (``static``'s last columns) when it has a customer response.
 
         Parameters
         ----------
@@ -233,6 +302,15 @@ class HazardModel:
             - ``month_phase``, ``quarter_phase``: signed days to the nearest month /
               quarter boundary (0 = first day, -1 = last day; engine.calendar.month_phase)
         """
+        hazard = self._base_hazard(static, dynamic)
+        if self.response_ is not None:
+            est = static[:, len(self.tree_features_):]
+            hazard = np.minimum(hazard * self.response_.factor(est, dynamic), 1.0)
+        return hazard
+
+    def _base_hazard(self, static: np.ndarray, dynamic: Mapping[str, np.ndarray]
+                     ) -> np.ndarray:
+        """(n,) the trees' hazard times the segment's reminder lift (no customer factor)."""
         hazard = self.booster_.predict(self._matrix(static, dynamic), num_threads=1)
         lift = self.reminder_lift_
         if lift is not None:
@@ -285,6 +363,9 @@ class HazardModel:
         if self.reminder_lift_ is not None:  # absent otherwise: older models keep their hash
             meta["reminder_lift"] = self.reminder_lift_.to_dict()
             meta["params"]["reminder_lift_smoothing"] = self.reminder_lift_smoothing
+        if self.response_ is not None:  # absent otherwise: older models keep their hash
+            meta["customer_response"] = self.response_.to_dict()
+            meta["tree_features"] = self.tree_features_
         h = hashlib.sha256(text.encode())
         h.update(json.dumps(meta, sort_keys=True).encode())
         meta["hash"] = h.hexdigest()[:16]
@@ -318,6 +399,10 @@ class HazardModel:
         m.calendar_lift_ = CalendarLift.from_dict(lift) if lift else None
         rem = meta.get("reminder_lift")
         m.reminder_lift_ = ReminderLift.from_dict(rem) if rem else None
+        resp = meta.get("customer_response")
+        m.response_ = CustomerResponse.from_dict(resp) if resp else None
+        m.customer_response = m.response_ is not None
+        m.tree_features_ = list(meta.get("tree_features", m.static_features_))
         m.booster_ = lgb.Booster(model_file=str(d / HAZARD_FILE))
         m.hash_ = meta["hash"]
         return m

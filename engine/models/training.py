@@ -329,7 +329,11 @@ def evaluate_hazard(p: PreparedTables, as_day: int, cfg: TrainConfig, split: int
                               max_invoices=50_000, seed=cfg.seed)
     due = p.due_day[test.rows]
     keep = due >= split
-    h = model.predict_hazard(model.static_matrix(test.static)[test.static_index[keep]],
+    # with the customer response the static rows need the history: the test frame keeps
+    # every row (max_rows 10**9), so its invoices are the rows' unique ones
+    static = model.static_matrix(test.static if model.response_ is None else
+                                 model.static_frame(p, np.unique(test.rows)))
+    h = model.predict_hazard(static[test.static_index[keep]],
                              {k: v[keep] for k, v in test.dynamic.items()})
     rows, d_over, ev = test.rows[keep], (test.day - due)[keep], test.event[keep]
     if len(rows) == 0:

@@ -331,7 +331,7 @@ class LearnedSource(TransitionSource):
         invoices due before ``as_of`` (default: the latest date in the tables) are replayed,
         at most ``max_invoices`` of the most recent ones.
         """
-        from engine.features import features_at, prepare_tables
+        from engine.features import prepare_tables
 
         costs, scen_horizon = _costs_of(scenario)
         p = prepare_tables(tables)
@@ -340,7 +340,7 @@ class LearnedSource(TransitionSource):
         rows = np.flatnonzero(p.due_day < as_of_day)
         if len(rows) > max_invoices:
             rows = rows[np.argsort(p.due_day[rows], kind="stable")[-max_invoices:]]
-        static_df = features_at(p, rows, p.due_day[rows])
+        static_df = hazard.static_frame(p, rows)  # as of each due date, as when serving
         static = hazard.static_matrix(static_df)
         if payment_model is not None:
             probs = three_class_proba(payment_model.predict_proba(static_df))

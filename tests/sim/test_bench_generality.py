@@ -5,6 +5,7 @@ too slow for the suite.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -89,3 +90,30 @@ def test_no_complaints_of_the_oracle_means_none_allowed() -> None:
     assert fig["policies"]["rl"]["complaints_within_target"] is False
     target = bg.summary({"a": fig})["targets"]["complaints_vs_oracle"]
     assert target["companies_over"] == 1 and not target["met"]
+
+
+def test_the_customer_response_switch_reaches_every_company_and_names_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--customer-response on|off`` sets PipelineConfig.customer_response for every
+    company and keeps the two measurements in separate files (default: the config's)."""
+    monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path / "results")
+    for value, flag in (("on", True), ("off", False)):
+        seen: list[Any] = []
+
+        def fake_run(config: Any, seen: list[Any] = seen) -> dict[str, Any]:
+            seen.append(config)
+            return _results(1)
+
+        args = bg.parse_args(["--tiny", "--n", "2", "--seed", "4", "--out",
+                              str(tmp_path / value), "--customer-response", value])
+        path = bg.run(args, fake_run, say=lambda _m: None)
+        assert path.name == f"rl_generality_tiny_customer_response_{value}.json"
+        assert [c.customer_response for c in seen] == [flag, flag]
+        data = json.loads(path.read_text())
+        assert data["data"]["pipeline_config"]["customer_response"] is flag
+    assert bg.parse_args([]).customer_response is None
+    from dunning.pipeline import PipelineConfig, train_config
+
+    on = dataclasses.replace(PipelineConfig.tiny(tmp_path), customer_response=True)
+    assert train_config(on).hazard_params == {"customer_response": True}
+    assert train_config(PipelineConfig.tiny(tmp_path)).hazard_params == {}
