@@ -173,7 +173,10 @@ def _text(values: object) -> pa.Array:
         s = values
     else:
         s = pd.Series(np.asarray(values, dtype=object)).astype(str)
-    return pa.array(s).cast(pa.large_string())
+    out = pa.array(s)
+    if isinstance(out, pa.ChunkedArray):  # an Arrow-backed pandas column comes chunked
+        out = out.combine_chunks()
+    return out.cast(pa.large_string())
 
 
 def lookup(keys: object, queries: object) -> np.ndarray:
