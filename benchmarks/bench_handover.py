@@ -1,0 +1,223 @@
+"""Why does the planner hand over to the agency more than the oracle? (issue 25)
+
+On one company of a finished ``bench_generality.py`` run (``--run <out>/<company>`` and its
+``--scenario`` file), on the held-out invoices (due on or after the hold-out cut):
+
+* ``survival``: P(still unpaid) at days 30/60/90/119 after due, the learned model (the
+  planner's ``LearnedModel``) against the ground truth (the oracle's ``WorldModel``), (a)
+  never reminded, (b) from day 40 on in the state "final notice sent, nothing since"
+  (where handovers are decided), and the daily hazard late in the horizon;
+* ``value_of_waiting``: the learned and the true expected collections of waiting from day
+  ``d`` in that final-notice state (no more actions, discounted to day d, share of the
+  amount) next to the agency's net value (share of the amount, the same in both);
+* ``policies``: the planner and the oracle in the ground truth, and the planner and the
+  fixed schedule in the learned model on the same held-out invoices (LearnedSource on
+  them): agency / complaints per 1,000, handover day quartiles.
+
+Writes ``benchmarks/results/handover_diagnostic.json`` (``--out`` to change).
+``python benchmarks/bench_handover.py --run DIR --scenario FILE [--invoices 200] [--seeds 2]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import write_result  # noqa: E402
+
+DAYS = (30, 60, 90, 119)
+FN_FROM = 40  # the final-notice state is entered on this day in (b)
+
+
+def _models(config: Any, company: Any, cut: Any, n: int) -> tuple[Any, Any, Any, Any]:
+    """``(learned LearnedModel, truth WorldModel, space, learned source)`` on ``n`` held-out
+    invoices (seeded)."""
+    from dunning.pipeline import evaluation_source, learned_source
+    from policies.common.dp import ReminderGrid, StateSpace
+    from policies.oracle.solver import WorldModel
+    from policies.planner import LearnedDynamics
+    from policies.planner.model import LearnedModel
+
+    truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
+    learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
+    batch = truth.fresh_invoices(n, np.random.default_rng([0, 0]))
+    dyn = LearnedDynamics.from_source(learned)
+    space = StateSpace.build(dyn.K, dyn.N)
+    grid = ReminderGrid.build(space)
+    lm = LearnedModel(dyn, batch, None)
+    wm = WorldModel(truth.params_of(batch), None)
+    lm.setup(space, grid)
+    wm.setup(space, grid)
+    return lm, wm, space, (learned, truth, batch)
+
+
+def hazard_tables(lm: Any, wm: Any, space: Any, horizon: int) -> dict[str, np.ndarray]:
+    """(B, H) daily hazards of the two models in the start state and the final-notice
+    state (k = K, n = N, last channel final notice, f, no complaint, no dispute)."""
+    from engine.contract import Action
+
+    fin = int(Action.FINAL_NOTICE)
+    s0 = space.start
+    sf = int(space.index[space.K, space.N, fin, 1, 0, 0])
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("l0", "w0", "lf", "wf")}
+    for t in range(horizon):
+        hl, hw = lm.wait_hazard(t), wm.wait_hazard(t)
+        out["l0"].append(hl[:, s0])
+        out["w0"].append(hw[:, s0])
+        out["lf"].append(hl[:, sf])
+        out["wf"].append(hw[:, sf])
+    return {k: np.stack(v, axis=1) for k, v in out.items()}
+
+
+def _survival(h: np.ndarray, start: int = 0) -> np.ndarray:
+    """(B, H + 1) P(unpaid at the start of day d) from day ``start`` on (1 before)."""
+    s = np.ones((h.shape[0], h.shape[1] + 1))
+    s[:, start + 1:] = np.cumprod(1 - h[:, start:], axis=1)
+    return s
+
+
+def waiting_value(h: np.ndarray, gamma: float, d: int) -> np.ndarray:
+    """(B,) expected share of the amount collected by waiting from day ``d`` to the horizon
+    (discounted to day d), hazards ``h`` (B, H), disputes ignored."""
+    hh = h[:, d:]
+    surv = np.cumprod(np.concatenate([np.ones((len(h), 1)), 1 - hh[:, :-1]], axis=1), axis=1)
+    disc = gamma ** np.arange(hh.shape[1])
+    return (hh * surv * disc).sum(axis=1)
+
+
+def diagnose(config: Any, company: Any, cut: Any, n: int, seeds: int,
+             partial: Any = None) -> dict[str, Any]:
+
+    lm, wm, space, (learned, truth, batch) = _models(config, company, cut, n)
+    H = learned.horizon  # noqa: N806
+    h = hazard_tables(lm, wm, space, H)
+    out: dict[str, Any] = {"invoices": n}
+    s_l0, s_w0 = _survival(h["l0"]), _survival(h["w0"])
+    s_lf, s_wf = _survival(h["lf"], FN_FROM), _survival(h["wf"], FN_FROM)
+    out["survival_never_reminded"] = {
+        str(d): {"learned": float(s_l0[:, d].mean()), "truth": float(s_w0[:, d].mean())}
+        for d in DAYS}
+    out[f"survival_final_notice_from_day_{FN_FROM}"] = {
+        str(d): {"learned": float(s_lf[:, d].mean() / 1.0), "truth": float(s_wf[:, d].mean())}
+        for d in DAYS if d > FN_FROM}
+    out["mean_hazard_final_notice_state"] = {
+        f"{a}-{b}": {"learned": float(h["lf"][:, a:b].mean()),
+                     "truth": float(h["wf"][:, a:b].mean())}
+        for a, b in ((20, 40), (40, 60), (60, 80), (80, 100), (100, H))}
+    agency_share = float(np.mean(lm.agency_value / lm.amount))
+    out["agency_net_value_share"] = agency_share
+    out["value_of_waiting_final_notice_state"] = {
+        str(d): {"learned": float(waiting_value(h["lf"], lm.gamma, d).mean()),
+                 "truth": float(waiting_value(h["wf"], wm.gamma, d).mean()),
+                 "share_learned_below_agency": float(
+                     (waiting_value(h["lf"], lm.gamma, d) < lm.agency_value / lm.amount).mean()),
+                 "share_truth_below_agency": float(
+                     (waiting_value(h["wf"], wm.gamma, d) < wm.agency_value / wm.amount).mean())}
+        for d in (40, 60, 80, 100)}
+    if partial is not None:
+        partial(out)
+    # the policies, exactly (no simulation noise): the planner's and the oracle's action
+    # tables evaluated in the truth, the planner's also in the learned model
+    out["exact"] = exact_comparison(config, learned, truth, batch)
+    return out
+
+
+def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[str, Any]:
+    """Expected payments, handovers, complaints per 1,000 and NPV per invoice of the
+    planner's and the oracle's tables (:func:`policies.common.dp.evaluate_policy`)."""
+    from policies.oracle import solve
+    from policies.oracle.solver import WorldModel
+    from policies.planner import LearnedDynamics, PlannerPolicy
+    from policies.planner.model import LearnedModel
+    from simulations.env.masks import default_mask
+
+    mask = default_mask()
+    params = truth.params_of(batch)
+    as_of = np.datetime64(params.scenario.start_date, "D")
+
+    def mask_fn(facts: dict[str, np.ndarray]) -> np.ndarray:
+        return mask(facts, np.full(len(facts["days_overdue"]), as_of))
+
+    dyn = LearnedDynamics.from_source(learned)
+    planner = PlannerPolicy(dyn)
+    planner.plan(batch, mask=mask)
+    p_table = planner.table[planner.row_of]  # (B, H, S15)
+    sol = solve(params, mask_fn=mask_fn)
+    w_space, l_space = sol.space, planner.space
+    # the planner's table on the truth's state space (days since a reminder capped at its K)
+    to_l = l_space.lookup_arrays(np.minimum(w_space.k, l_space.K), w_space.n, w_space.c,
+                                 w_space.final_notice, w_space.complaint, w_space.disputed)
+    H = min(p_table.shape[1], sol.policy.shape[1])  # noqa: N806
+    tables = {"planner": p_table[:, :H][:, :, to_l], "oracle": sol.policy[:, :H]}
+    out: dict[str, Any] = {}
+    for name, table in tables.items():
+        out[f"{name}_truth"] = _exact(lambda: WorldModel(params, None), w_space, table)
+    out["planner_learned"] = _exact(lambda: LearnedModel(dyn, batch, None), l_space,
+                                    p_table[:, :H])
+    return out
+
+
+def _exact(make: Any, space: Any, table: np.ndarray) -> dict[str, float]:
+    from policies.common.dp import evaluate_policy
+
+    s0 = space.start
+    res = {"npv": float(evaluate_policy(make(), space, table)[:, s0].mean())}
+    for what in ("paid", "agency", "complaints"):
+        res[f"{what}_per_1000"] = 1000 * float(
+            evaluate_policy(make(), space, table, count=what)[:, s0].mean())
+    return res
+
+
+def batch_for_learned(truth: Any, params_cls: Any) -> Any:
+    """All held-out invoices as a learned-source pool (hazard inputs as its params)."""
+    import dataclasses
+
+    rows = np.arange(len(truth))
+    b = truth.batch_of(truth._holdout, rows)
+    return dataclasses.replace(b, params=params_cls(static=b.hazard_static,
+                                                    pool_row=np.arange(len(rows))))
+
+
+def _kpis(ev: Any, name: str) -> dict[str, Any]:
+    o = ev.overall[name]
+    keep = ("npv", "complaints_per_1000", "agency_per_1000", "pay_rate")
+    res = {k: round(float(v["mean"]), 3) for k, v in o.items() if k in keep}
+    out = ev.outcomes.get(name) if hasattr(ev, "outcomes") else None
+    if out is not None and "agency" in out:
+        ag = np.asarray(out["agency"]).astype(bool)
+        if ag.any():
+            res["handover_day_quartiles"] = [float(x) for x in
+                                             np.percentile(out["end_day"][ag], [25, 50, 75])]
+    return res
+
+
+def main(argv: list[str] | None = None) -> None:
+    from benchmarks.bench_generality import company_config
+    from dunning.pipeline import cut_date, generate_step
+
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--scenario", type=Path, required=True)
+    ap.add_argument("--invoices", type=int, default=200)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--out", default="handover_diagnostic")
+    args = ap.parse_args(argv)
+    config = company_config(args.scenario, args.run, tiny=False)
+    company = generate_step(config, scenario=config.scenario)
+    cut = cut_date(config, company)
+    head = {"company": args.scenario.stem, "cut_date": str(cut)}
+    figures = diagnose(config, company, cut, args.invoices, args.seeds,
+                       partial=lambda f: write_result(args.out, {**head, **f}))
+    figures.update(head)
+    print(write_result(args.out, figures))
+
+
+if __name__ == "__main__":
+    main()
