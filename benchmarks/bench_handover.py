@@ -155,22 +155,34 @@ def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[
                                  w_space.final_notice, w_space.complaint, w_space.disputed)
     H = min(p_table.shape[1], sol.policy.shape[1])  # noqa: N806
     tables = {"planner": p_table[:, :H][:, :, to_l], "oracle": sol.policy[:, :H]}
+    # the oracle's table on the planner's state space ("15 or more days" read as day 15)
+    to_w = w_space.lookup_arrays(l_space.k, l_space.n, l_space.c, l_space.final_notice,
+                                 l_space.complaint, l_space.disputed)
+    seg = np.asarray(batch.segment)
     out: dict[str, Any] = {}
     for name, table in tables.items():
-        out[f"{name}_truth"] = _exact(lambda: WorldModel(params, None), w_space, table)
+        out[f"{name}_truth"] = _exact(lambda: WorldModel(params, None), w_space, table, seg)
     out["planner_learned"] = _exact(lambda: LearnedModel(dyn, batch, None), l_space,
-                                    p_table[:, :H])
+                                    p_table[:, :H], seg)
+    out["oracle_learned"] = _exact(lambda: LearnedModel(dyn, batch, None), l_space,
+                                   sol.policy[:, :H][:, :, to_w], seg)
     return out
 
 
-def _exact(make: Any, space: Any, table: np.ndarray) -> dict[str, float]:
+def _exact(make: Any, space: Any, table: np.ndarray, seg: np.ndarray) -> dict[str, Any]:
+    """Means over the invoices (and per segment) from the due date."""
     from policies.common.dp import evaluate_policy
+    from simulations.env.layout import SEGMENT_NAMES
 
     s0 = space.start
-    res = {"npv": float(evaluate_policy(make(), space, table)[:, s0].mean())}
+    per = {"npv": evaluate_policy(make(), space, table)[:, s0]}
     for what in ("paid", "agency", "complaints"):
-        res[f"{what}_per_1000"] = 1000 * float(
-            evaluate_policy(make(), space, table, count=what)[:, s0].mean())
+        per[f"{what}_per_1000"] = 1000 * evaluate_policy(make(), space, table,
+                                                         count=what)[:, s0]
+    res: dict[str, Any] = {k: float(v.mean()) for k, v in per.items()}
+    res["by_segment"] = {SEGMENT_NAMES[s]: {k: round(float(v[seg == s].mean()), 2)
+                                            for k, v in per.items()}
+                         for s in np.unique(seg)}
     return res
 
 
