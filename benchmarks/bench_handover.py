@@ -156,8 +156,9 @@ def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[
     H = min(p_table.shape[1], sol.policy.shape[1])  # noqa: N806
     tables = {"planner": p_table[:, :H][:, :, to_l], "oracle": sol.policy[:, :H]}
     # the oracle's table on the planner's state space ("15 or more days" read as day 15)
-    to_w = w_space.lookup_arrays(l_space.k, l_space.n, l_space.c, l_space.final_notice,
-                                 l_space.complaint, l_space.disputed)
+    to_w = w_space.lookup_arrays(np.where(l_space.n > 0, l_space.k, w_space.K), l_space.n,
+                                 l_space.c, l_space.final_notice, l_space.complaint,
+                                 l_space.disputed)
     seg = np.asarray(batch.segment)
     out: dict[str, Any] = {}
     for name, table in tables.items():
