@@ -10,12 +10,16 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
 * ``value_of_waiting``: the learned and the true expected collections of waiting from day
   ``d`` in that final-notice state (no more actions, discounted to day d, share of the
   amount) next to the agency's net value (share of the amount, the same in both);
-* ``policies``: the planner and the oracle in the ground truth, and the planner and the
-  fixed schedule in the learned model on the same held-out invoices (LearnedSource on
-  them): agency / complaints per 1,000, handover day quartiles.
+* ``exact``: the planner's and the oracle's action tables evaluated exactly
+  (:func:`policies.common.dp.evaluate_policy`) in the truth, and in the learned model:
+  expected payments, handovers and complaints per 1,000 and NPV per invoice, overall and
+  per segment;
+* ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
+  quartiles of the handover day.
 
 Writes ``benchmarks/results/handover_diagnostic.json`` (``--out`` to change).
-``python benchmarks/bench_handover.py --run DIR --scenario FILE [--invoices 200] [--seeds 2]``
+``python benchmarks/bench_handover.py --run DIR --scenario FILE [--invoices 200] [--seeds 2]
+[--simulate]``
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ def waiting_value(h: np.ndarray, gamma: float, d: int) -> np.ndarray:
 
 
 def diagnose(config: Any, company: Any, cut: Any, n: int, seeds: int,
-             partial: Any = None) -> dict[str, Any]:
+             partial: Any = None, simulate: bool = False) -> dict[str, Any]:
 
     lm, wm, space, (learned, truth, batch) = _models(config, company, cut, n)
     H = learned.horizon  # noqa: N806
@@ -125,6 +129,35 @@ def diagnose(config: Any, company: Any, cut: Any, n: int, seeds: int,
     # the policies, exactly (no simulation noise): the planner's and the oracle's action
     # tables evaluated in the truth, the planner's also in the learned model
     out["exact"] = exact_comparison(config, learned, truth, batch)
+    if simulate:
+        if partial is not None:
+            partial(out)
+        out["simulated"] = simulated_handover_days(config, learned, truth, n, seeds)
+    return out
+
+
+def simulated_handover_days(config: Any, learned: Any, truth: Any, n: int, seeds: int
+                            ) -> dict[str, Any]:
+    """Planner and oracle simulated in the truth (the harness, ``seeds`` x ``n`` invoices):
+    KPIs and the quartiles of the day of each handover."""
+    from policies.baselines.factory import make_policy
+    from policies.planner import LearnedDynamics, PlannerPolicy
+    from simulations.evaluation.harness import evaluate_policies
+
+    planner = PlannerPolicy(LearnedDynamics.from_source(learned))
+    ev = evaluate_policies({"planner": planner, "oracle": make_policy("oracle")[1]},
+                           config.scenario, n_invoices=n, seeds=seeds, source=truth,
+                           reference=None)
+    out: dict[str, Any] = {}
+    for name in ev.overall:
+        o = ev.overall[name]
+        res: dict[str, Any] = {k: round(float(o[k]["mean"]), 3) for k in
+                               ("npv", "pay_rate", "complaints_per_1000", "agency_per_1000")}
+        ag = np.asarray(ev.outcomes[name]["agency"]).astype(bool)
+        days = np.asarray(ev.outcomes[name]["end_day"])[ag]
+        res["handover_day_quartiles"] = ([float(x) for x in np.percentile(days, [25, 50, 75])]
+                                         if len(days) else None)
+        out[name] = res
     return out
 
 
@@ -187,29 +220,6 @@ def _exact(make: Any, space: Any, table: np.ndarray, seg: np.ndarray) -> dict[st
     return res
 
 
-def batch_for_learned(truth: Any, params_cls: Any) -> Any:
-    """All held-out invoices as a learned-source pool (hazard inputs as its params)."""
-    import dataclasses
-
-    rows = np.arange(len(truth))
-    b = truth.batch_of(truth._holdout, rows)
-    return dataclasses.replace(b, params=params_cls(static=b.hazard_static,
-                                                    pool_row=np.arange(len(rows))))
-
-
-def _kpis(ev: Any, name: str) -> dict[str, Any]:
-    o = ev.overall[name]
-    keep = ("npv", "complaints_per_1000", "agency_per_1000", "pay_rate")
-    res = {k: round(float(v["mean"]), 3) for k, v in o.items() if k in keep}
-    out = ev.outcomes.get(name) if hasattr(ev, "outcomes") else None
-    if out is not None and "agency" in out:
-        ag = np.asarray(out["agency"]).astype(bool)
-        if ag.any():
-            res["handover_day_quartiles"] = [float(x) for x in
-                                             np.percentile(out["end_day"][ag], [25, 50, 75])]
-    return res
-
-
 def main(argv: list[str] | None = None) -> None:
     from benchmarks.bench_generality import company_config
     from dunning.pipeline import cut_date, generate_step
@@ -221,13 +231,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--invoices", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--out", default="handover_diagnostic")
+    ap.add_argument("--simulate", action="store_true",
+                    help="also simulate planner and oracle in the truth (handover days)")
     args = ap.parse_args(argv)
     config = company_config(args.scenario, args.run, tiny=False)
     company = generate_step(config, scenario=config.scenario)
     cut = cut_date(config, company)
-    head = {"company": args.scenario.stem, "cut_date": str(cut)}
+    from benchmarks.bench_generality import _commit
+
+    head = {"company": args.scenario.stem, "cut_date": str(cut),
+            "invoices": args.invoices, "seeds": args.seeds, **_commit()}
     figures = diagnose(config, company, cut, args.invoices, args.seeds,
-                       partial=lambda f: write_result(args.out, {**head, **f}))
+                       partial=lambda f: write_result(args.out, {**head, **f}),
+                       simulate=args.simulate)
     figures.update(head)
     print(write_result(args.out, figures))
 
