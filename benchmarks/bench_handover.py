@@ -14,6 +14,8 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
   (:func:`policies.common.dp.evaluate_policy`) in the truth, and in the learned model:
   expected payments, handovers and complaints per 1,000 and NPV per invoice, overall and
   per segment;
+* ``calibration`` (``--calibration-only``, alone): the hazard model's observed over
+  predicted payments on its training rows by 20-day band of days overdue;
 * ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
   quartiles of the handover day.
 
@@ -220,6 +222,33 @@ def _exact(make: Any, space: Any, table: np.ndarray, seg: np.ndarray) -> dict[st
     return res
 
 
+def calibration(config: Any, cut: Any) -> dict[str, Any]:
+    """Observed over predicted payments of the hazard model on its own training rows (the
+    history before ``cut``), per 20-day band of days overdue, all rows and those after a
+    final notice: ``{"all"|"final_notice": {"0-20": {"rows", "ratio"}, ...}}``."""
+    from engine.features import build_hazard_frame
+    from engine.models.hazard import HazardModel
+    from engine.store import Store
+
+    hz = HazardModel.load(config.model_dir)
+    fr = build_hazard_frame(Store(config.db_path).tables(cut), cut,
+                            horizon_days=hz.horizon_days, seed=0)
+    pred = hz.predict_hazard(hz.static_matrix(fr.static)[fr.static_index], fr.dynamic)
+    day = np.asarray(fr.dynamic["days_overdue"])
+    final = np.asarray(fr.dynamic["n_final_notice"]) > 0
+    out: dict[str, Any] = {}
+    for name, sel in (("all", np.ones(len(day), bool)), ("final_notice", final)):
+        bands = {}
+        for lo in range(0, hz.horizon_days, 20):
+            m = sel & (day >= lo) & (day < lo + 20)
+            if m.any():
+                obs = float((fr.event[m] * fr.weight[m]).sum())
+                exp = float((pred[m] * fr.weight[m]).sum())
+                bands[f"{lo}-{lo + 20}"] = {"rows": int(m.sum()), "ratio": obs / exp}
+        out[name] = bands
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     from benchmarks.bench_generality import company_config
     from dunning.pipeline import cut_date, generate_step
@@ -231,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--invoices", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--out", default="handover_diagnostic")
+    ap.add_argument("--calibration-only", action="store_true",
+                    help="only the hazard model's calibration on its training rows")
     ap.add_argument("--simulate", action="store_true",
                     help="also simulate planner and oracle in the truth (handover days)")
     args = ap.parse_args(argv)
@@ -241,6 +272,9 @@ def main(argv: list[str] | None = None) -> None:
 
     head = {"company": args.scenario.stem, "cut_date": str(cut),
             "invoices": args.invoices, "seeds": args.seeds, **_commit()}
+    if args.calibration_only:
+        print(write_result(args.out, {**head, "calibration": calibration(config, cut)}))
+        return
     figures = diagnose(config, company, cut, args.invoices, args.seeds,
                        partial=lambda f: write_result(args.out, {**head, **f}),
                        simulate=args.simulate)
