@@ -16,6 +16,8 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
   per segment;
 * ``calibration`` (``--calibration-only``, alone): the hazard model's observed over
   predicted payments on its training rows by 20-day band of days overdue;
+* ``planner_hazard_variant`` (``--planner-hazard JSON``, alone): the planner's table in
+  the truth when it plans on a hazard model with other settings, against the default;
 * ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
   quartiles of the handover day.
 
@@ -249,6 +251,40 @@ def calibration(config: Any, cut: Any) -> dict[str, Any]:
     return out
 
 
+def planner_variant(config: Any, company: Any, cut: Any, n: int,
+                    hazard_params: dict[str, Any], model_dir: Path) -> dict[str, Any]:
+    """The planner's table in the truth (exact, the same ``n`` held-out invoices) when it
+    plans on the company's default hazard model and on one fitted with ``hazard_params``
+    (into ``model_dir``) on the same history: what a different learned model would change."""
+    from dunning.pipeline import evaluation_source, learned_source
+    from engine.models.training import TrainConfig, train_artifact
+    from engine.store import Store
+    from policies.common.dp import StateSpace
+    from policies.oracle.solver import WorldModel
+    from policies.planner import LearnedDynamics, PlannerPolicy
+    from simulations.env.masks import default_mask
+
+    train_artifact(Store(config.db_path).tables(cut), model_dir, as_of=cut,
+                   cfg=TrainConfig(seed=config.seed, hazard_params=hazard_params))
+    out: dict[str, Any] = {"hazard_params": hazard_params}
+    for name, mdir in (("default", config.model_dir), ("variant", model_dir)):
+        truth = evaluation_source(config, company, mdir, cut, db=config.db_path)
+        learned = learned_source(config, config.db_path, mdir, as_of=cut)
+        batch = truth.fresh_invoices(n, np.random.default_rng([0, 0]))
+        params = truth.params_of(batch)
+        planner = PlannerPolicy(LearnedDynamics.from_source(learned))
+        planner.plan(batch, mask=default_mask())
+        w_space = StateSpace.build(params.scenario.max_days_since_reminder,
+                                   params.scenario.max_reminders)
+        ls = planner.space
+        to_l = ls.lookup_arrays(np.minimum(w_space.k, ls.K), w_space.n, w_space.c,
+                                w_space.final_notice, w_space.complaint, w_space.disputed)
+        table = planner.table[planner.row_of][:, :, to_l]
+        out[f"planner_{name}_truth"] = _exact(lambda p=params: WorldModel(p, None), w_space,
+                                              table, np.asarray(batch.segment))
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     from benchmarks.bench_generality import company_config
     from dunning.pipeline import cut_date, generate_step
@@ -262,6 +298,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="handover_diagnostic")
     ap.add_argument("--calibration-only", action="store_true",
                     help="only the hazard model's calibration on its training rows")
+    ap.add_argument("--planner-hazard", default=None,
+                    help='only: the planner on a hazard model with these HazardModel '
+                         'settings (JSON, e.g. \'{"calendar_lift_smoothing": 30}\') against '
+                         'the default one, exactly in the truth')
     ap.add_argument("--simulate", action="store_true",
                     help="also simulate planner and oracle in the truth (handover days)")
     args = ap.parse_args(argv)
@@ -272,6 +312,13 @@ def main(argv: list[str] | None = None) -> None:
 
     head = {"company": args.scenario.stem, "cut_date": str(cut),
             "invoices": args.invoices, "seeds": args.seeds, **_commit()}
+    if args.planner_hazard:
+        import json
+
+        res = planner_variant(config, company, cut, args.invoices,
+                              json.loads(args.planner_hazard), args.run / "model_variant")
+        print(write_result(args.out, {**head, "planner_hazard_variant": res}))
+        return
     if args.calibration_only:
         print(write_result(args.out, {**head, "calibration": calibration(config, cut)}))
         return
