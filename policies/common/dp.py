@@ -239,6 +239,59 @@ def continuation(v_next: np.ndarray, nxt: np.ndarray, h: np.ndarray, p_start: np
     return np.where(disputed, blocked, free)
 
 
+@dataclass(frozen=True)
+class Payoffs:
+    """The money of the MDP: ``amount`` (B, 1) paid on payment, ``action_cost`` (6,),
+    ``complaint_cost``, ``agency_q`` (B, S) value of a handover, ``gamma`` daily discount.
+    :func:`evaluate_policy` swaps them to count events instead of money (e.g. agency 1,
+    everything else 0, gamma 1: the probability of a handover)."""
+
+    amount: np.ndarray
+    action_cost: np.ndarray
+    complaint_cost: float
+    agency_q: np.ndarray
+    gamma: float
+
+    @classmethod
+    def of(cls, model: TransitionModel, S: int) -> Payoffs:  # noqa: N803
+        amount = np.asarray(model.amount, np.float64)[:, None]
+        agency = np.broadcast_to(np.asarray(model.agency_value, np.float64)[:, None],
+                                 (len(amount), S))
+        return cls(amount, np.asarray(model.action_cost, np.float64),
+                   float(model.complaint_cost), agency, float(model.gamma))
+
+
+def _day_q(model: TransitionModel, space: StateSpace, grid: ReminderGrid, t: int,
+           v_next: np.ndarray, pay: Payoffs):
+    """Yield ``(a, Q_t(., a))`` (B, S) for a = WAIT, 1..5 given tomorrow's values."""
+    B, S = model.n, space.size  # noqa: N806
+    rows = model.complaint_rows()
+    of_state = np.broadcast_to(rows.of_state, (B, S))
+    col_same = (rows.g * 2 + rows.complaint) * 2 + rows.complaint  # no new complaint
+    col_comp = (rows.g * 2 + rows.complaint) * 2 + 1  # a new complaint
+    p_start = np.asarray(model.dispute_start, np.float64)[:, None]
+    p_end = np.asarray(model.dispute_resolve, np.float64)[:, None]
+    x4 = (slice(None), slice(None), None, None)  # (B, 1) -> (B, 1, 1, 1)
+    nxt_grid = grid.next_state[:, :, None]  # (5, G, 1, 2, 2): [now] broadcast
+    d_grid = grid.disputed[None, :, None, None]
+    yield 0, continuation(v_next, space.next_state[0, :, 0], model.wait_hazard(t), p_start,
+                          p_end, space.disputed[None], pay.amount, pay.gamma)
+    for a in range(1, N_ACTIONS):
+        if a == AGENCY:
+            yield a, pay.agency_q
+            continue
+        h_post = model.reminder_hazard(t, a)
+        w = continuation(v_next, nxt_grid[a], h_post, p_start[x4], p_end[x4], d_grid,
+                         pay.amount[x4], pay.gamma)
+        w = np.broadcast_to(w, (B, grid.size, 2, 2)).reshape(B, -1)
+        same = w[:, col_same]
+        p_c = model.complaint_probability(t, a)
+        # The complaint cost is paid per complaint, also after an earlier one.
+        q_small = (same + p_c * (w[:, col_comp] - same - pay.complaint_cost)
+                   - pay.action_cost[a])
+        yield a, np.take_along_axis(q_small, of_state, axis=1)
+
+
 def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
                        keep_policy: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
     """Solve ``model``'s B invoices exactly.
@@ -250,39 +303,17 @@ def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
     grid = ReminderGrid.build(space)
     model.setup(space, grid)
     B, S = model.n, space.size  # noqa: N806
-    rows = model.complaint_rows()
-    of_state = np.broadcast_to(rows.of_state, (B, S))
-    col_same = (rows.g * 2 + rows.complaint) * 2 + rows.complaint  # no new complaint
-    col_comp = (rows.g * 2 + rows.complaint) * 2 + 1  # a new complaint
-    amount = np.asarray(model.amount, np.float64)[:, None]
-    p_start = np.asarray(model.dispute_start, np.float64)[:, None]
-    p_end = np.asarray(model.dispute_resolve, np.float64)[:, None]
-    agency_q = np.broadcast_to(np.asarray(model.agency_value, np.float64)[:, None], (B, S))
-    disp = space.disputed[None]
-    x4 = (slice(None), slice(None), None, None)  # (B, 1) -> (B, 1, 1, 1)
-    nxt_grid = grid.next_state[:, :, None]  # (5, G, 1, 2, 2): [now] broadcast
-    d_grid = grid.disputed[None, :, None, None]
+    pay = Payoffs.of(model, S)
     v_next = np.zeros((B, S))
     policy = np.zeros((B, horizon, S), dtype=np.int8) if keep_policy else None
     for t in range(horizon - 1, -1, -1):
         mask = model.mask(t)
-        value = continuation(v_next, space.next_state[0, :, 0], model.wait_hazard(t),
-                             p_start, p_end, disp, amount, model.gamma)
+        value = np.zeros((B, S))
         best = np.zeros((B, S), dtype=np.int8)
-        for a in range(1, N_ACTIONS):
-            if a == AGENCY:
-                q = agency_q
-            else:
-                h_post = model.reminder_hazard(t, a)
-                w = continuation(v_next, nxt_grid[a], h_post, p_start[x4], p_end[x4],
-                                 d_grid, amount[x4], model.gamma)
-                w = np.broadcast_to(w, (B, grid.size, 2, 2)).reshape(B, -1)
-                same = w[:, col_same]
-                p_c = model.complaint_probability(t, a)
-                # The complaint cost is paid per complaint, also after an earlier one.
-                q_small = (same + p_c * (w[:, col_comp] - same - model.complaint_cost)
-                           - model.action_cost[a])
-                q = np.take_along_axis(q_small, of_state, axis=1)
+        for a, q in _day_q(model, space, grid, t, v_next, pay):
+            if a == 0:
+                value = q
+                continue
             better = q > value
             if mask is not None:
                 better &= mask[:, :, a]
@@ -292,3 +323,29 @@ def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
         if policy is not None:
             policy[:, t] = best
     return v_next, policy
+
+
+def evaluate_policy(model: TransitionModel, space: StateSpace, policy: np.ndarray,
+                    count: str | None = None) -> np.ndarray:
+    """Exact expected value (B, S) on day 0 of following ``policy`` (B, H, S) int8 (actions
+    per day and state, e.g. another model's optimal table) in ``model``: money (currency at
+    the due date), or with ``count`` the expected number of events, undiscounted:
+    ``"agency"`` handovers, ``"complaints"``, ``"paid"`` payments."""
+    grid = ReminderGrid.build(space)
+    model.setup(space, grid)
+    B, S = model.n, space.size  # noqa: N806
+    pay = Payoffs.of(model, S)
+    if count is not None:
+        zero_b = np.zeros((B, 1))
+        pay = Payoffs(amount=np.ones((B, 1)) if count == "paid" else zero_b,
+                      action_cost=np.zeros(N_ACTIONS),
+                      complaint_cost=-1.0 if count == "complaints" else 0.0,
+                      agency_q=np.full((B, S), 1.0 if count == "agency" else 0.0),
+                      gamma=1.0)
+    v_next = np.zeros((B, S))
+    for t in range(policy.shape[1] - 1, -1, -1):
+        value = np.zeros((B, S))
+        for a, q in _day_q(model, space, grid, t, v_next, pay):
+            value = np.where(policy[:, t] == a, q, value)
+        v_next = value
+    return v_next

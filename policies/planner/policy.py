@@ -299,12 +299,17 @@ def dynamics_from_dict(meta: dict[str, Any], hazard: Any) -> LearnedDynamics:
     from simulations.env.types import CostModel
 
     r, c = meta["rates"], meta["costs"]
+    table = None if r["complaint_table"] is None else np.asarray(r["complaint_table"], float)
+    if table is not None and table.shape[2:] != ComplaintModel.grid_shape():
+        raise InputError(f"the saved planner's complaint table has the timing grid "
+                         f"{table.shape[2:]}, this version's complaint model uses "
+                         f"{ComplaintModel.grid_shape()}: set the planner up again (`dunning "
+                         "demo`, or PlannerPolicy(...).save) from the same store and model")
     rates = BehaviourRates(
         complaint=np.asarray(r["complaint"], float),
         dispute_start=np.asarray(r["dispute_start"], float),
         dispute_resolve=np.asarray(r["dispute_resolve"], float),
-        complaint_model=(None if r["complaint_table"] is None
-                         else ComplaintModel(np.asarray(r["complaint_table"], float))),
+        complaint_model=None if table is None else ComplaintModel(table),
         complaint_hazard=(None if r["complaint_hazard"] is None
                           else np.asarray(r["complaint_hazard"], float)))
     costs = CostModel(annual_discount_rate=c["annual_discount_rate"],

@@ -203,3 +203,25 @@ def test_oracle_respects_the_packaged_legal_rules() -> None:
         vetoed += int((~allowed[np.arange(len(a)), a] & ~state.done).sum())
         state, _ = world.step(p, state, a, rng)
     assert vetoed == 0
+
+
+def test_evaluating_the_optimal_table_gives_the_optimal_value_and_counts_add_up():
+    """``evaluate_policy`` (exact policy evaluation, the planner-vs-oracle diagnostic of
+    benchmarks/bench_handover.py) reproduces backward induction's value for its own table;
+    paid + handed over <= 1 per invoice; a table that never acts collects less."""
+    from policies.common.dp import evaluate_policy
+    from policies.oracle.solver import WorldModel
+
+    p = _tiny_params(30, 5)
+    sol = solve(p, mask_fn=simple_mask)
+    s0 = sol.space.start
+    value = evaluate_policy(WorldModel(p, None), sol.space, sol.policy)[:, s0]
+    np.testing.assert_allclose(value, sol.value, rtol=1e-9, atol=1e-9)
+    paid = evaluate_policy(WorldModel(p, None), sol.space, sol.policy, count="paid")[:, s0]
+    agency = evaluate_policy(WorldModel(p, None), sol.space, sol.policy, count="agency")[:, s0]
+    assert ((paid > 0) & (paid + agency <= 1 + 1e-9)).all()
+    wait = np.zeros_like(sol.policy)
+    never = evaluate_policy(WorldModel(p, None), sol.space, wait)[:, s0]
+    assert (never <= sol.value + 1e-9).all() and (never < sol.value - 1e-6).any()
+    assert (evaluate_policy(WorldModel(p, None), sol.space, wait,
+                            count="complaints")[:, s0] == 0).all()

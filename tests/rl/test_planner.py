@@ -152,3 +152,26 @@ def test_planner_by_name_for_dunning_evaluate(small_run, planner, tmp_path: Path
     planner.save(tmp_path / "p")
     name, loaded = make_policy(f"planner:{tmp_path / 'p'}")
     assert name == "planner" and loaded.content_hash == planner.content_hash
+
+
+def test_a_planner_saved_with_the_old_complaint_grid_is_refused_clearly():
+    """The complaint model's timing grid changed (issue 25): a planner.json with the old
+    5-bucket table must fail closed with a message, not index a wrong cell."""
+    from policies.planner.policy import dynamics_from_dict
+    from simulations.env.learned import ComplaintModel
+
+    def meta(overdue_buckets: int) -> dict:
+        _, r, s = ComplaintModel.grid_shape()
+        z = np.zeros((6, N_ACTIONS, overdue_buckets, r, s)).tolist()
+        return {"horizon": 120, "K": 15, "N": 4,
+                "costs": {"annual_discount_rate": 0.08, "action_cost": [0.0] * N_ACTIONS,
+                          "complaint_cost": 50.0, "agency_fee_share": 0.25,
+                          "agency_recovery_prob": 0.6, "agency_delay_days": 60},
+                "rates": {"complaint": np.zeros((6, N_ACTIONS)).tolist(),
+                          "dispute_start": [0.0] * 6, "dispute_resolve": [0.0] * 6,
+                          "complaint_table": z, "complaint_hazard": None}}
+
+    with pytest.raises(InputError, match="complaint table"):
+        dynamics_from_dict(meta(5), hazard=None)
+    dyn = dynamics_from_dict(meta(ComplaintModel.grid_shape()[0]), hazard=None)
+    assert dyn.rates.complaint_model.table.shape[2:] == ComplaintModel.grid_shape()

@@ -107,3 +107,28 @@ def test_learned_source_uses_the_state_for_complaints():
     actions = np.array([Action.EMAIL, Action.EMAIL])
     p = src._complaint_probability(seg, state, actions, np.array([True, True]))
     assert p[0] > 3 * p[1]
+
+
+def test_a_multiplicative_world_is_recovered_with_its_day_17_step():
+    """The world's complaint law is multiplicative: x5 before the segment's early day (17
+    here; the sampled companies draw it from 15-35), x3 when the previous reminder is under
+    7 days old. Reminders on every day 0-59, first ones and repeats: the model recovers
+    each cell within 35 %, the step between day 15 and day 21 included (the old grid put
+    both in one 14-25 bucket), and a rare cell (a quick repeat before day 17) from the
+    product of its effects."""
+    rng = np.random.default_rng(0)
+    m = 30_000
+    overdue = rng.integers(0, 60, m)
+    before = rng.integers(0, 3, m)
+    before[overdue < 17] = 0  # repeats before day 17 are rare: only a few
+    before[rng.random(m) < 0.01] = 1
+    since = np.where(before > 0, np.where(rng.random(m) < 0.5, 4, 20), 10_000)
+    truth = lambda o, s: 0.01 * np.where(o < 17, 5.0, 1.0) * np.where(s < 7, 3.0, 1.0)  # noqa: E731
+    y = rng.random(m) < truth(overdue, since)
+    model = ComplaintModel.fit(np.zeros(m, np.int64), np.full(m, int(Action.EMAIL)), overdue,
+                               before, since, y, 6)
+    cells = [(15, 0, 10_000), (21, 0, 10_000), (35, 1, 20), (35, 1, 4), (10, 1, 4)]
+    for o, r, s in cells:
+        p = model.predict(np.array([0]), np.array([int(Action.EMAIL)]), np.array([o]),
+                          np.array([r]), np.array([s]))[0]
+        assert abs(p / truth(o, s) - 1) < 0.35, (o, r, s, p, truth(o, s))

@@ -1,0 +1,333 @@
+"""Why does the planner hand over to the agency more than the oracle? (issue 25)
+
+On one company of a finished ``bench_generality.py`` run (``--run <out>/<company>`` and its
+``--scenario`` file), on the held-out invoices (due on or after the hold-out cut):
+
+* ``survival``: P(still unpaid) at days 30/60/90/119 after due, the learned model (the
+  planner's ``LearnedModel``) against the ground truth (the oracle's ``WorldModel``), (a)
+  never reminded, (b) from day 40 on in the state "final notice sent, nothing since"
+  (where handovers are decided), and the daily hazard late in the horizon;
+* ``value_of_waiting``: the learned and the true expected collections of waiting from day
+  ``d`` in that final-notice state (no more actions, discounted to day d, share of the
+  amount) next to the agency's net value (share of the amount, the same in both);
+* ``exact``: the planner's and the oracle's action tables evaluated exactly
+  (:func:`policies.common.dp.evaluate_policy`) in the truth, and in the learned model:
+  expected payments, handovers and complaints per 1,000 and NPV per invoice, overall and
+  per segment;
+* ``calibration`` (``--calibration-only``, alone): the hazard model's observed over
+  predicted payments on its training rows by 20-day band of days overdue;
+* ``planner_hazard_variant`` (``--planner-hazard JSON``, alone): the planner's table in
+  the truth when it plans on a hazard model with other settings, against the default;
+* ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
+  quartiles of the handover day.
+
+Writes ``benchmarks/results/handover_diagnostic.json`` (``--out`` to change).
+``python benchmarks/bench_handover.py --run DIR --scenario FILE [--invoices 200] [--seeds 2]
+[--simulate]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import write_result  # noqa: E402
+
+DAYS = (30, 60, 90, 119)
+FN_FROM = 40  # the final-notice state is entered on this day in (b)
+
+
+def _models(config: Any, company: Any, cut: Any, n: int) -> tuple[Any, Any, Any, Any]:
+    """``(learned LearnedModel, truth WorldModel, space, learned source)`` on ``n`` held-out
+    invoices (seeded)."""
+    from dunning.pipeline import evaluation_source, learned_source
+    from policies.common.dp import ReminderGrid, StateSpace
+    from policies.oracle.solver import WorldModel
+    from policies.planner import LearnedDynamics
+    from policies.planner.model import LearnedModel
+
+    truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
+    learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
+    batch = truth.fresh_invoices(n, np.random.default_rng([0, 0]))
+    dyn = LearnedDynamics.from_source(learned)
+    space = StateSpace.build(dyn.K, dyn.N)
+    grid = ReminderGrid.build(space)
+    lm = LearnedModel(dyn, batch, None)
+    wm = WorldModel(truth.params_of(batch), None)
+    lm.setup(space, grid)
+    wm.setup(space, grid)
+    return lm, wm, space, (learned, truth, batch)
+
+
+def hazard_tables(lm: Any, wm: Any, space: Any, horizon: int) -> dict[str, np.ndarray]:
+    """(B, H) daily hazards of the two models in the start state and the final-notice
+    state (k = K, n = N, last channel final notice, f, no complaint, no dispute)."""
+    from engine.contract import Action
+
+    fin = int(Action.FINAL_NOTICE)
+    s0 = space.start
+    sf = int(space.index[space.K, space.N, fin, 1, 0, 0])
+    out: dict[str, list[np.ndarray]] = {k: [] for k in ("l0", "w0", "lf", "wf")}
+    for t in range(horizon):
+        hl, hw = lm.wait_hazard(t), wm.wait_hazard(t)
+        out["l0"].append(hl[:, s0])
+        out["w0"].append(hw[:, s0])
+        out["lf"].append(hl[:, sf])
+        out["wf"].append(hw[:, sf])
+    return {k: np.stack(v, axis=1) for k, v in out.items()}
+
+
+def _survival(h: np.ndarray, start: int = 0) -> np.ndarray:
+    """(B, H + 1) P(unpaid at the start of day d) from day ``start`` on (1 before)."""
+    s = np.ones((h.shape[0], h.shape[1] + 1))
+    s[:, start + 1:] = np.cumprod(1 - h[:, start:], axis=1)
+    return s
+
+
+def waiting_value(h: np.ndarray, gamma: float, d: int) -> np.ndarray:
+    """(B,) expected share of the amount collected by waiting from day ``d`` to the horizon
+    (discounted to day d), hazards ``h`` (B, H), disputes ignored."""
+    hh = h[:, d:]
+    surv = np.cumprod(np.concatenate([np.ones((len(h), 1)), 1 - hh[:, :-1]], axis=1), axis=1)
+    disc = gamma ** np.arange(hh.shape[1])
+    return (hh * surv * disc).sum(axis=1)
+
+
+def diagnose(config: Any, company: Any, cut: Any, n: int, seeds: int,
+             partial: Any = None, simulate: bool = False) -> dict[str, Any]:
+
+    lm, wm, space, (learned, truth, batch) = _models(config, company, cut, n)
+    H = learned.horizon  # noqa: N806
+    h = hazard_tables(lm, wm, space, H)
+    out: dict[str, Any] = {"invoices": n}
+    s_l0, s_w0 = _survival(h["l0"]), _survival(h["w0"])
+    s_lf, s_wf = _survival(h["lf"], FN_FROM), _survival(h["wf"], FN_FROM)
+    out["survival_never_reminded"] = {
+        str(d): {"learned": float(s_l0[:, d].mean()), "truth": float(s_w0[:, d].mean())}
+        for d in DAYS}
+    out[f"survival_final_notice_from_day_{FN_FROM}"] = {
+        str(d): {"learned": float(s_lf[:, d].mean() / 1.0), "truth": float(s_wf[:, d].mean())}
+        for d in DAYS if d > FN_FROM}
+    out["mean_hazard_final_notice_state"] = {
+        f"{a}-{b}": {"learned": float(h["lf"][:, a:b].mean()),
+                     "truth": float(h["wf"][:, a:b].mean())}
+        for a, b in ((20, 40), (40, 60), (60, 80), (80, 100), (100, H))}
+    agency_share = float(np.mean(lm.agency_value / lm.amount))
+    out["agency_net_value_share"] = agency_share
+    out["value_of_waiting_final_notice_state"] = {
+        str(d): {"learned": float(waiting_value(h["lf"], lm.gamma, d).mean()),
+                 "truth": float(waiting_value(h["wf"], wm.gamma, d).mean()),
+                 "share_learned_below_agency": float(
+                     (waiting_value(h["lf"], lm.gamma, d) < lm.agency_value / lm.amount).mean()),
+                 "share_truth_below_agency": float(
+                     (waiting_value(h["wf"], wm.gamma, d) < wm.agency_value / wm.amount).mean())}
+        for d in (40, 60, 80, 100)}
+    if partial is not None:
+        partial(out)
+    # the policies, exactly (no simulation noise): the planner's and the oracle's action
+    # tables evaluated in the truth, the planner's also in the learned model
+    out["exact"] = exact_comparison(config, learned, truth, batch)
+    if simulate:
+        if partial is not None:
+            partial(out)
+        out["simulated"] = simulated_handover_days(config, learned, truth, n, seeds)
+    return out
+
+
+def simulated_handover_days(config: Any, learned: Any, truth: Any, n: int, seeds: int
+                            ) -> dict[str, Any]:
+    """Planner and oracle simulated in the truth (the harness, ``seeds`` x ``n`` invoices):
+    KPIs and the quartiles of the day of each handover."""
+    from policies.baselines.factory import make_policy
+    from policies.planner import LearnedDynamics, PlannerPolicy
+    from simulations.evaluation.harness import evaluate_policies
+
+    planner = PlannerPolicy(LearnedDynamics.from_source(learned))
+    ev = evaluate_policies({"planner": planner, "oracle": make_policy("oracle")[1]},
+                           config.scenario, n_invoices=n, seeds=seeds, source=truth,
+                           reference=None)
+    out: dict[str, Any] = {}
+    for name in ev.overall:
+        o = ev.overall[name]
+        res: dict[str, Any] = {k: round(float(o[k]["mean"]), 3) for k in
+                               ("npv", "pay_rate", "complaints_per_1000", "agency_per_1000")}
+        ag = np.asarray(ev.outcomes[name]["agency"]).astype(bool)
+        days = np.asarray(ev.outcomes[name]["end_day"])[ag]
+        res["handover_day_quartiles"] = ([float(x) for x in np.percentile(days, [25, 50, 75])]
+                                         if len(days) else None)
+        out[name] = res
+    return out
+
+
+def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[str, Any]:
+    """Expected payments, handovers, complaints per 1,000 and NPV per invoice of the
+    planner's and the oracle's tables (:func:`policies.common.dp.evaluate_policy`)."""
+    from policies.oracle import solve
+    from policies.oracle.solver import WorldModel
+    from policies.planner import LearnedDynamics, PlannerPolicy
+    from policies.planner.model import LearnedModel
+    from simulations.env.masks import default_mask
+
+    mask = default_mask()
+    params = truth.params_of(batch)
+    as_of = np.datetime64(params.scenario.start_date, "D")
+
+    def mask_fn(facts: dict[str, np.ndarray]) -> np.ndarray:
+        return mask(facts, np.full(len(facts["days_overdue"]), as_of))
+
+    dyn = LearnedDynamics.from_source(learned)
+    planner = PlannerPolicy(dyn)
+    planner.plan(batch, mask=mask)
+    p_table = planner.table[planner.row_of]  # (B, H, S15)
+    sol = solve(params, mask_fn=mask_fn)
+    w_space, l_space = sol.space, planner.space
+    # the planner's table on the truth's state space (days since a reminder capped at its K)
+    to_l = l_space.lookup_arrays(np.minimum(w_space.k, l_space.K), w_space.n, w_space.c,
+                                 w_space.final_notice, w_space.complaint, w_space.disputed)
+    H = min(p_table.shape[1], sol.policy.shape[1])  # noqa: N806
+    tables = {"planner": p_table[:, :H][:, :, to_l], "oracle": sol.policy[:, :H]}
+    # the oracle's table on the planner's state space ("15 or more days" read as day 15)
+    to_w = w_space.lookup_arrays(np.where(l_space.n > 0, l_space.k, w_space.K), l_space.n,
+                                 l_space.c, l_space.final_notice, l_space.complaint,
+                                 l_space.disputed)
+    seg = np.asarray(batch.segment)
+    out: dict[str, Any] = {}
+    for name, table in tables.items():
+        out[f"{name}_truth"] = _exact(lambda: WorldModel(params, None), w_space, table, seg)
+    out["planner_learned"] = _exact(lambda: LearnedModel(dyn, batch, None), l_space,
+                                    p_table[:, :H], seg)
+    out["oracle_learned"] = _exact(lambda: LearnedModel(dyn, batch, None), l_space,
+                                   sol.policy[:, :H][:, :, to_w], seg)
+    return out
+
+
+def _exact(make: Any, space: Any, table: np.ndarray, seg: np.ndarray) -> dict[str, Any]:
+    """Means over the invoices (and per segment) from the due date."""
+    from policies.common.dp import evaluate_policy
+    from simulations.env.layout import SEGMENT_NAMES
+
+    s0 = space.start
+    per = {"npv": evaluate_policy(make(), space, table)[:, s0]}
+    for what in ("paid", "agency", "complaints"):
+        per[f"{what}_per_1000"] = 1000 * evaluate_policy(make(), space, table,
+                                                         count=what)[:, s0]
+    res: dict[str, Any] = {k: float(v.mean()) for k, v in per.items()}
+    res["by_segment"] = {SEGMENT_NAMES[s]: {k: round(float(v[seg == s].mean()), 2)
+                                            for k, v in per.items()}
+                         for s in np.unique(seg)}
+    return res
+
+
+def calibration(config: Any, cut: Any) -> dict[str, Any]:
+    """Observed over predicted payments of the hazard model on its own training rows (the
+    history before ``cut``), per 20-day band of days overdue, all rows and those after a
+    final notice: ``{"all"|"final_notice": {"0-20": {"rows", "ratio"}, ...}}``."""
+    from engine.features import build_hazard_frame
+    from engine.models.hazard import HazardModel
+    from engine.store import Store
+
+    hz = HazardModel.load(config.model_dir)
+    fr = build_hazard_frame(Store(config.db_path).tables(cut), cut,
+                            horizon_days=hz.horizon_days, seed=0)
+    pred = hz.predict_hazard(hz.static_matrix(fr.static)[fr.static_index], fr.dynamic)
+    day = np.asarray(fr.dynamic["days_overdue"])
+    final = np.asarray(fr.dynamic["n_final_notice"]) > 0
+    out: dict[str, Any] = {}
+    for name, sel in (("all", np.ones(len(day), bool)), ("final_notice", final)):
+        bands = {}
+        for lo in range(0, hz.horizon_days, 20):
+            m = sel & (day >= lo) & (day < lo + 20)
+            if m.any():
+                obs = float((fr.event[m] * fr.weight[m]).sum())
+                exp = float((pred[m] * fr.weight[m]).sum())
+                bands[f"{lo}-{lo + 20}"] = {"rows": int(m.sum()), "ratio": obs / exp}
+        out[name] = bands
+    return out
+
+
+def planner_variant(config: Any, company: Any, cut: Any, n: int,
+                    hazard_params: dict[str, Any], model_dir: Path) -> dict[str, Any]:
+    """The planner's table in the truth (exact, the same ``n`` held-out invoices) when it
+    plans on the company's default hazard model and on one fitted with ``hazard_params``
+    (into ``model_dir``) on the same history: what a different learned model would change."""
+    from dunning.pipeline import evaluation_source, learned_source
+    from engine.models.training import TrainConfig, train_artifact
+    from engine.store import Store
+    from policies.common.dp import StateSpace
+    from policies.oracle.solver import WorldModel
+    from policies.planner import LearnedDynamics, PlannerPolicy
+    from simulations.env.masks import default_mask
+
+    train_artifact(Store(config.db_path).tables(cut), model_dir, as_of=cut,
+                   cfg=TrainConfig(seed=config.seed, hazard_params=hazard_params))
+    out: dict[str, Any] = {"hazard_params": hazard_params}
+    for name, mdir in (("default", config.model_dir), ("variant", model_dir)):
+        truth = evaluation_source(config, company, mdir, cut, db=config.db_path)
+        learned = learned_source(config, config.db_path, mdir, as_of=cut)
+        batch = truth.fresh_invoices(n, np.random.default_rng([0, 0]))
+        params = truth.params_of(batch)
+        planner = PlannerPolicy(LearnedDynamics.from_source(learned))
+        planner.plan(batch, mask=default_mask())
+        w_space = StateSpace.build(params.scenario.max_days_since_reminder,
+                                   params.scenario.max_reminders)
+        ls = planner.space
+        to_l = ls.lookup_arrays(np.minimum(w_space.k, ls.K), w_space.n, w_space.c,
+                                w_space.final_notice, w_space.complaint, w_space.disputed)
+        table = planner.table[planner.row_of][:, :, to_l]
+        out[f"planner_{name}_truth"] = _exact(lambda p=params: WorldModel(p, None), w_space,
+                                              table, np.asarray(batch.segment))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    from benchmarks.bench_generality import company_config
+    from dunning.pipeline import cut_date, generate_step
+
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--scenario", type=Path, required=True)
+    ap.add_argument("--invoices", type=int, default=200)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--out", default="handover_diagnostic")
+    ap.add_argument("--calibration-only", action="store_true",
+                    help="only the hazard model's calibration on its training rows")
+    ap.add_argument("--planner-hazard", default=None,
+                    help='only: the planner on a hazard model with these HazardModel '
+                         'settings (JSON, e.g. \'{"calendar_lift_smoothing": 30}\') against '
+                         'the default one, exactly in the truth')
+    ap.add_argument("--simulate", action="store_true",
+                    help="also simulate planner and oracle in the truth (handover days)")
+    args = ap.parse_args(argv)
+    config = company_config(args.scenario, args.run, tiny=False)
+    company = generate_step(config, scenario=config.scenario)
+    cut = cut_date(config, company)
+    from benchmarks.bench_generality import _commit
+
+    head = {"company": args.scenario.stem, "cut_date": str(cut),
+            "invoices": args.invoices, "seeds": args.seeds, **_commit()}
+    if args.planner_hazard:
+        import json
+
+        res = planner_variant(config, company, cut, args.invoices,
+                              json.loads(args.planner_hazard), args.run / "model_variant")
+        print(write_result(args.out, {**head, "planner_hazard_variant": res}))
+        return
+    if args.calibration_only:
+        print(write_result(args.out, {**head, "calibration": calibration(config, cut)}))
+        return
+    figures = diagnose(config, company, cut, args.invoices, args.seeds,
+                       partial=lambda f: write_result(args.out, {**head, **f}),
+                       simulate=args.simulate)
+    figures.update(head)
+    print(write_result(args.out, figures))
+
+
+if __name__ == "__main__":
+    main()
