@@ -2,9 +2,11 @@
 
 The solver is :func:`policies.common.dp.backward_induction`; this module gives it the
 world's transition model (:class:`WorldModel`). For each invoice the dynamic state is
-``(k, n, c, final_notice, complaint, disputed)`` at
-each day ``t`` (see the dynamics module); the reachable states are enumerated once per
-scenario (``S`` of them: about 2,400 with K = 21, N = 4). For ``t = H-1 .. 0``::
+``(k, n, w, c, final_notice, complaint, disputed)`` at each day ``t`` (see the dynamics
+module; ``w`` the emails and letters sent, so that the written reminders the company rules
+count are exact); the reachable states are enumerated once per scenario (``S`` of them).
+With a legal mask the DP sends no reminder within 7 days of the last one (its own
+restriction, see ``policies.common.dp``). For ``t = H-1 .. 0``::
 
     Q_t(s, a) = r(s, a) + E[ gamma * V_{t+1}(s') ]     (paid / agency / horizon: terminal)
     V_t(s)    = max over legally allowed a of Q_t(s, a),    V_H = 0
@@ -126,7 +128,7 @@ class WorldModel(TransitionModel):
         G = grid.size  # noqa: N806
         r_g = np.repeat(np.arange(G), 4)
         r_comp, r_recent = np.tile([0, 0, 1, 1], G), np.tile([0, 1, 0, 1], G).astype(bool)
-        r_n = r_g // 4  # grid rows are ordered by n first (4 per n)
+        r_n = grid.n[r_g]  # reminders sent before this one
         recent_k = tb.c_frequent_days[seg] - 1  # complaint_state_factor: recent if k < frequent
         r_state = complaint_state_factor(tb, seg, np.where(r_recent, 0, tb.K + 1)[None],
                                          np.where(r_recent, np.maximum(r_n, 1), r_n)[None])
