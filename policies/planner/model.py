@@ -27,6 +27,7 @@ from engine.errors import InputError
 from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
 from legal_rules.facts import NEVER_DAYS
 from policies.common.dp import (
+    MIN_SPACING_DAYS,
     ComplaintRows,
     ReminderGrid,
     StateSpace,
@@ -78,6 +79,36 @@ def state_counts(n: np.ndarray, w: np.ndarray, c: np.ndarray, f: np.ndarray) -> 
     chan = np.where((c == int(Action.EMAIL)) | (c == int(Action.LETTER)), c, int(Action.EMAIL))
     counts[np.arange(len(n)), chan - 1] += w
     return counts
+
+
+def dp_env_state(space: StateSpace, t: int, rows: np.ndarray) -> EnvState:
+    """The simulator's :class:`EnvState` on day ``t`` of the DP states ``rows`` (m,), for
+    the legal facts: per-channel counts from :func:`state_counts` (the written reminders
+    ``w + f`` and the calls are exact), the last reminder ``k`` days ago in channel ``c``.
+    The DP keeps reminders 7+ days apart when it has a legal mask
+    (``policies.common.dp.MIN_SPACING_DAYS``): the 7-day window holds only the last
+    reminder, and after a call the last written reminder (or final notice) came at least 7
+    days before it (day ``t - k - 7``, a lower bound of the days since)."""
+    sp = space
+    m = len(rows)
+    k, n, w, c = sp.k[rows], sp.n[rows], sp.w[rows], sp.c[rows]
+    f = sp.final_notice[rows]
+    sent = n > 0
+    last = np.where(sent, t - k, -NEVER_DAYS)
+    recent = np.zeros((m, 7), dtype=np.int8)
+    within = sent & (k < 7)
+    recent[np.flatnonzero(within), (t - k[within]) % 7] = c[within]
+    fn_day = np.where(~f, -NEVER_DAYS, np.where(c == FINAL, t - k, t - k - MIN_SPACING_DAYS))
+    written = w + f.astype(np.int64)
+    written_day = np.where(sent & (c != int(Action.PHONE)), last,
+                           np.where(written > 0, t - k - MIN_SPACING_DAYS, -NEVER_DAYS))
+    return EnvState(day=np.full(m, t, np.int32),
+                    reminders=state_counts(n, w, c, f).astype(np.int16),
+                    last_contact_day=last.astype(np.int32),
+                    last_written_day=written_day.astype(np.int32),
+                    final_notice_day=fn_day.astype(np.int32), recent=recent,
+                    disputed=sp.disputed[rows], complained=np.zeros(m, bool),
+                    last_channel=c.astype(np.int8))
 
 
 class LearnedModel(TransitionModel):
@@ -173,28 +204,7 @@ class LearnedModel(TransitionModel):
         sp = self.space
         reach = self._reachable(t, np.arange(sp.half))  # (half,)
         pick = np.flatnonzero(np.tile(reach, self.n))  # rows of the repeated states
-        rows = self._rep_state[pick]
-        m = len(rows)
-        k, n, w, c = sp.k[rows], sp.n[rows], sp.w[rows], sp.c[rows]
-        f = sp.final_notice[rows]
-        sent = n > 0
-        last = np.where(sent, t - k, -NEVER_DAYS)
-        recent = np.zeros((m, 7), dtype=np.int8)
-        within = sent & (k < 7)
-        recent[np.flatnonzero(within), (t - k[within]) % 7] = c[within]
-        # The DP keeps reminders 7+ days apart (policies.common.dp): after a call, the last
-        # written reminder (or final notice) came at least 7 days before it.
-        fn_day = np.where(~f, -NEVER_DAYS, np.where(c == FINAL, t - k, t - k - 7))
-        written = w + f.astype(np.int64)
-        written_day = np.where(sent & (c != int(Action.PHONE)), last,
-                               np.where(written > 0, t - k - 7, -NEVER_DAYS))
-        state = EnvState(day=np.full(m, t, np.int32),
-                         reminders=state_counts(n, w, c, f).astype(np.int16),
-                         last_contact_day=last.astype(np.int32),
-                         last_written_day=written_day.astype(np.int32),
-                         final_notice_day=fn_day.astype(np.int32), recent=recent,
-                         disputed=sp.disputed[rows], complained=np.zeros(m, bool),
-                         last_channel=c.astype(np.int8))
+        state = dp_env_state(sp, t, self._rep_state[pick])
         batch = take_rows(self._rep_batch, pick)
         cal = self._calendar(t, self._place[self._rep[pick]], batch.due_day)
         facts = legal_facts(batch, state, cal)
@@ -230,10 +240,12 @@ class LearnedModel(TransitionModel):
 
     def _reachable(self, t: int, rows: np.ndarray) -> np.ndarray:
         """(len(rows),) bool: the states ``rows`` can occur on day ``t`` (the last reminder
-        sent on day t - k >= 0, at most one reminder a day). The others are never visited
-        (the reachable set is closed under transitions), so their numbers do not matter."""
+        sent on day t - k >= 0, at most one reminder a day; with a legal mask the DP keeps
+        reminders ``MIN_SPACING_DAYS`` apart). The others are never visited (the reachable
+        set is closed under transitions), so their numbers do not matter."""
         k, n = self.space.k[rows], self.space.n[rows]
-        return (n == 0) | ((k <= t) & (n <= t - k + 1))
+        gap = MIN_SPACING_DAYS if self.mask_fn is not None else 1
+        return (n == 0) | ((k <= t) & (gap * (n - 1) <= t - k))
 
     def _hazards(self, t: int) -> None:
         """Day ``t``'s hazards of every reachable waiting state and of every reminder from
