@@ -190,7 +190,8 @@ def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[
     w_space, l_space = sol.space, planner.space
     # the planner's table on the truth's state space (days since a reminder capped at its K)
     to_l = l_space.lookup_arrays(np.minimum(w_space.k, l_space.K), w_space.n, w_space.w,
-                                 w_space.c, w_space.final_notice, w_space.complaint, w_space.disputed)
+                                 w_space.c, w_space.final_notice, w_space.complaint,
+                                 w_space.disputed)
     H = min(p_table.shape[1], sol.policy.shape[1])  # noqa: N806
     tables = {"planner": p_table[:, :H][:, :, to_l], "oracle": sol.policy[:, :H]}
     # the oracle's table on the planner's state space ("15 or more days" read as day 15)
@@ -279,7 +280,8 @@ def planner_variant(config: Any, company: Any, cut: Any, n: int,
                                    params.scenario.max_reminders)
         ls = planner.space
         to_l = ls.lookup_arrays(np.minimum(w_space.k, ls.K), w_space.n, w_space.w,
-                                w_space.c, w_space.final_notice, w_space.complaint, w_space.disputed)
+                                w_space.c, w_space.final_notice, w_space.complaint,
+                                w_space.disputed)
         table = planner.table[planner.row_of][:, :, to_l]
         out[f"planner_{name}_truth"] = _exact(lambda p=params: WorldModel(p, None), w_space,
                                               table, np.asarray(batch.segment))

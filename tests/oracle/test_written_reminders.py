@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
 from engine.calendar import from_days
 from engine.contract import Action
 from policies.common.dp import MIN_SPACING_DAYS, StateSpace
