@@ -16,14 +16,15 @@ Values are money valued on day ``t`` (the invoice currency); ``V_0`` of the init
 the maximal expected NPV at the due date. Vectorised over ``B`` invoices of one batch.
 
 The DP's own restriction (not a legal rule): whenever a legal mask is given, no reminder of
-any channel is sent within ``MIN_SPACING_DAYS`` (7) days of the last one (``k < 7``: WAIT or
-AGENCY only). The legal rules count contacts in 7-day windows (calls, contacts, Regulation
-F, DE proportionality) and days since the last WRITTEN reminder, which ``(k, c)`` alone do
-not give; with the restriction each window holds at most the last reminder, and after a
-call the last written reminder was at least ``k + 7`` days ago, so the facts of a state
-(``simulations.world.facts_from_state``, the planner's mask) are exact or a lower bound that
-decides every "at least 7 days" rule exactly. The optimum is the best policy among the
-ones that keep this spacing; RL and the other policies are not restricted by it.
+any channel is sent within ``MIN_SPACING_DAYS`` (7) days of the last one (``k < 7``: WAIT
+only, no handover either). The legal rules count contacts in 7-day windows (calls,
+contacts, Regulation F, DE proportionality) and days since the last WRITTEN reminder, which
+``(k, c)`` alone do not give; with the restriction each window holds at most the last
+reminder, and after a call the last written reminder was at least ``k + 7`` days ago, so
+the facts of a state (``simulations.world.facts_from_state``, the planner's mask) are exact
+or a lower bound that decides every "at least 7 days" rule exactly. The optimum is the best
+policy among the ones that keep this spacing; RL and the other policies are not restricted
+by it (nor is the DP without a legal mask).
 """
 
 from __future__ import annotations
@@ -161,8 +162,9 @@ class StateSpace:
                           np.asarray(disputed).astype(np.int64)]
 
     def spacing_block(self) -> np.ndarray:
-        """(S,) bool: states where the DP allows no reminder (any channel) today, the last
-        one being less than :data:`MIN_SPACING_DAYS` days ago (see the module docstring)."""
+        """(S,) bool: states where the DP allows only WAIT today (no reminder of any
+        channel, no handover), the last reminder being less than :data:`MIN_SPACING_DAYS`
+        days ago (see the module docstring)."""
         return (self.n > 0) & (self.k < MIN_SPACING_DAYS)
 
 
@@ -382,7 +384,7 @@ def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
     return v_next, policy
 
 
-_REMINDER_COLS = np.isin(np.arange(N_ACTIONS), [EMAIL, LETTER, PHONE, FINAL_NOTICE])
+_REMINDER_COLS = np.arange(N_ACTIONS) != 0  # every action but WAIT
 
 
 def evaluate_policy(model: TransitionModel, space: StateSpace, policy: np.ndarray,

@@ -117,7 +117,7 @@ class WorldModel(TransitionModel):
 
     def setup(self, space: StateSpace, grid: ReminderGrid) -> None:
         tb, seg, params = self.tb, self._seg, self.params
-        B, half = len(params), space.half  # noqa: N806
+        B = len(params)  # noqa: N806
         self.space, self.grid = space, grid
         k, n, c = space.k[None], space.n[None], space.c[None]
         self._k, self._comp = k, space.complaint[None]
@@ -137,8 +137,9 @@ class WorldModel(TransitionModel):
         of_state = (grid.key[None] * 2 + self._comp) * 2 + recent  # (B, S)
         self._rows = ComplaintRows(g=r_g, complaint=r_comp, of_state=of_state)
         if self.mask_fn is not None:  # facts do not depend on the complaint flag: first half
-            self._params_rep = params.take(np.repeat(np.arange(B), half))
-            self._state_rep = space.world_state(0, np.tile(np.arange(half), B))
+            uniq, self._of_state = _distinct_facts(params, space)
+            self._params_rep = params.take(np.repeat(np.arange(B), len(uniq)))
+            self._state_rep = space.world_state(0, np.tile(uniq, B))
             self._with_dates = _wants_dates(self.mask_fn)
             # String facts are the same every day: encode them once as categoricals.
             self._strings = {name: pd.Categorical(values) for name, values in
@@ -152,7 +153,7 @@ class WorldModel(TransitionModel):
     def mask(self, t: int) -> np.ndarray | None:
         if self.mask_fn is None:
             return None
-        B, half = len(self.params), self.space.half  # noqa: N806
+        B = len(self.params)  # noqa: N806
         self._state_rep.t[:] = t
         facts = facts_from_state(self._params_rep, self._state_rep) | self._strings
         if self._with_dates:
@@ -160,7 +161,8 @@ class WorldModel(TransitionModel):
             mask = np.asarray(self.mask_fn(facts, dates), dtype=bool)
         else:
             mask = np.asarray(self.mask_fn(facts), dtype=bool)
-        return np.tile(mask.reshape(B, half, N_ACTIONS), (1, 2, 1))
+        mask = mask.reshape(B, -1, N_ACTIONS)[:, self._of_state]  # (B, half, 6)
+        return np.tile(mask, (1, 2, 1))
 
     def wait_hazard(self, t: int) -> np.ndarray:
         return pay_hazard_from_effect(self.tb, self._seg, self._rel, self._cal(t), self._ms, t,
@@ -180,6 +182,28 @@ class WorldModel(TransitionModel):
         return np.minimum(self._r_state * complaint_day_factor(self.tb, self._seg, t,
                                                                np.int64(a)),
                           MAX_COMPLAINT_PROBABILITY)
+
+
+def _distinct_facts(params: InvoiceParams, space: StateSpace) -> tuple[np.ndarray, np.ndarray]:
+    """``(uniq (U,), of_state (half,))``: states of the first half (no complaint) whose legal
+    facts differ, and the one standing for each state. The facts of a state depend on the
+    state alone (the invoice's and the day's facts are the same for all its states), so
+    one invoice on one day finds them; e-mail and letter as the last channel, or ``w`` and
+    ``f`` with the same written count, often give the same facts: the mask is evaluated
+    once for them. States where the DP allows only WAIT (its 7-day spacing) stand for
+    themselves nowhere: they point at the first row, whose mask is never read for them."""
+    half = space.half
+    # where the DP's spacing allows only WAIT the mask is not read: not evaluated
+    free = np.flatnonzero(~space.spacing_block()[:half])
+    probe = facts_from_state(params.take(np.zeros(len(free), dtype=np.int64)),
+                             space.world_state(0, free))
+    cols = [np.asarray(v, dtype=np.float64) for name, v in probe.items()
+            if name not in STRING_FACTS]
+    _, first, inverse = np.unique(np.stack(cols, axis=1), axis=0, return_index=True,
+                                  return_inverse=True)
+    of_state = np.zeros(half, dtype=np.int64)
+    of_state[free] = inverse.reshape(-1)
+    return free[first], of_state
 
 
 def solve(params: InvoiceParams, scenario: Scenario | None = None,

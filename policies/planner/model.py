@@ -202,7 +202,8 @@ class LearnedModel(TransitionModel):
         if self.mask_fn is None:
             return None
         sp = self.space
-        reach = self._reachable(t, np.arange(sp.half))  # (half,)
+        # reachable states where the DP may act (its 7-day spacing: the others only wait)
+        reach = self._reachable(t, np.arange(sp.half)) & ~sp.spacing_block()[:sp.half]
         pick = np.flatnonzero(np.tile(reach, self.n))  # rows of the repeated states
         state = dp_env_state(sp, t, self._rep_state[pick])
         batch = take_rows(self._rep_batch, pick)
