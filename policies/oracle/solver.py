@@ -14,7 +14,7 @@ restriction, see ``policies.common.dp``). For ``t = H-1 .. 0``::
 with exactly the probabilities of :func:`simulations.world.transition_probs` (the same
 formulas: ``pay_hazard`` and ``complaint_probability``). ``V_0`` of the initial state is the
 maximal expected NPV at the due date (currency). Vectorised over invoices in batches.
-Memory: the argmax policy is kept as int8, ``H * S`` bytes per invoice (about 0.3 MB).
+Memory: the argmax policy is kept as int8, ``H * S`` bytes per invoice (about 0.65 MB).
 """
 
 from __future__ import annotations
