@@ -174,13 +174,15 @@ class ReminderGrid:
     the complaint flags: Q of reminders is computed on this small grid
     (G = 4 (N+1)^2 rows, ordered by n, then w, then f, then disputed).
 
-    ``key`` (S,): grid row of each state; ``n, w`` (G,) the counts before the reminder;
+    ``key`` (S,): grid row of each state; ``used`` (G,) some state maps to the row;
+    ``n, w`` (G,) the counts before the reminder;
     ``n_post, final_notice, disputed`` (G,); ``next_state[a]`` (G, 2, 2): next flat state
     by next complaint flag and next dispute flag (row 0 unused; rows no state maps to
     point at state 0).
     """
 
     key: np.ndarray
+    used: np.ndarray
     n: np.ndarray
     w: np.ndarray
     n_post: np.ndarray
@@ -213,7 +215,7 @@ class ReminderGrid:
                     nxt[a, :, cp, d2] = space.index[1, n_post, w2, a, f2, cp, d2]
         assert (nxt[1:][:, used] >= 0).all()
         nxt = np.maximum(nxt, 0)  # rows of no state: never read
-        return cls(key=key, n=n, w=w, n_post=n_post, final_notice=f.astype(bool),
+        return cls(key=key, used=used, n=n, w=w, n_post=n_post, final_notice=f.astype(bool),
                    disputed=d.astype(bool), next_state=nxt)
 
 

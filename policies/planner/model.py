@@ -166,7 +166,7 @@ class LearnedModel(TransitionModel):
         self._b_since = np.where(space.n[b] > 0, space.k[b], NO_REMINDER_DAYS)
         self._b_last = space.c[b]
         # post-reminder grid rows (n, f) with d = 0: counts after reminder a
-        self._g_rows = np.flatnonzero(~grid.disputed)
+        self._g_rows = np.flatnonzero(~grid.disputed & grid.used)
         # complaint rows: (grid row, complaint flag, since bucket)
         n_since = len(SINCE_EDGES)
         G = grid.size  # noqa: N806
