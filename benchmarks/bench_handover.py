@@ -67,12 +67,13 @@ def _models(config: Any, company: Any, cut: Any, n: int) -> tuple[Any, Any, Any,
 
 def hazard_tables(lm: Any, wm: Any, space: Any, horizon: int) -> dict[str, np.ndarray]:
     """(B, H) daily hazards of the two models in the start state and the final-notice
-    state (k = K, n = N, last channel final notice, f, no complaint, no dispute)."""
+    state (k = K, n = N, two emails/letters, last channel final notice, f, no complaint,
+    no dispute)."""
     from engine.contract import Action
 
     fin = int(Action.FINAL_NOTICE)
     s0 = space.start
-    sf = int(space.index[space.K, space.N, fin, 1, 0, 0])
+    sf = int(space.index[space.K, space.N, 2, fin, 1, 0, 0])
     out: dict[str, list[np.ndarray]] = {k: [] for k in ("l0", "w0", "lf", "wf")}
     for t in range(horizon):
         hl, hw = lm.wait_hazard(t), wm.wait_hazard(t)
@@ -188,13 +189,14 @@ def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[
     sol = solve(params, mask_fn=mask_fn)
     w_space, l_space = sol.space, planner.space
     # the planner's table on the truth's state space (days since a reminder capped at its K)
-    to_l = l_space.lookup_arrays(np.minimum(w_space.k, l_space.K), w_space.n, w_space.c,
-                                 w_space.final_notice, w_space.complaint, w_space.disputed)
+    to_l = l_space.lookup_arrays(np.minimum(w_space.k, l_space.K), w_space.n, w_space.w,
+                                 w_space.c, w_space.final_notice, w_space.complaint,
+                                 w_space.disputed)
     H = min(p_table.shape[1], sol.policy.shape[1])  # noqa: N806
     tables = {"planner": p_table[:, :H][:, :, to_l], "oracle": sol.policy[:, :H]}
     # the oracle's table on the planner's state space ("15 or more days" read as day 15)
     to_w = w_space.lookup_arrays(np.where(l_space.n > 0, l_space.k, w_space.K), l_space.n,
-                                 l_space.c, l_space.final_notice, l_space.complaint,
+                                 l_space.w, l_space.c, l_space.final_notice, l_space.complaint,
                                  l_space.disputed)
     seg = np.asarray(batch.segment)
     out: dict[str, Any] = {}
@@ -277,8 +279,9 @@ def planner_variant(config: Any, company: Any, cut: Any, n: int,
         w_space = StateSpace.build(params.scenario.max_days_since_reminder,
                                    params.scenario.max_reminders)
         ls = planner.space
-        to_l = ls.lookup_arrays(np.minimum(w_space.k, ls.K), w_space.n, w_space.c,
-                                w_space.final_notice, w_space.complaint, w_space.disputed)
+        to_l = ls.lookup_arrays(np.minimum(w_space.k, ls.K), w_space.n, w_space.w,
+                                w_space.c, w_space.final_notice, w_space.complaint,
+                                w_space.disputed)
         table = planner.table[planner.row_of][:, :, to_l]
         out[f"planner_{name}_truth"] = _exact(lambda p=params: WorldModel(p, None), w_space,
                                               table, np.asarray(batch.segment))

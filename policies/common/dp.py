@@ -4,15 +4,27 @@ The oracle (``policies.oracle``) solves it on the ground-truth world, the planne
 (``policies.planner``) on the company's learned model: one solver, two
 :class:`TransitionModel` implementations.
 
-For each invoice the decision state is ``(k, n, c, final_notice, complaint, disputed)`` at
-each day ``t`` (:class:`StateSpace`: ``k`` days since the last reminder capped at K, ``n``
-reminders capped at N, ``c`` the last channel). For ``t = H-1 .. 0``::
+For each invoice the decision state is ``(k, n, w, c, final_notice, complaint, disputed)``
+at each day ``t`` (:class:`StateSpace`: ``k`` days since the last reminder capped at K, ``n``
+reminders capped at N, ``w`` of them emails and letters, ``c`` the last channel). For
+``t = H-1 .. 0``::
 
     Q_t(s, a) = r(s, a) + E[ gamma * V_{t+1}(s') ]     (paid / agency / horizon: terminal)
     V_t(s)    = max over legally allowed a of Q_t(s, a),    V_H = 0
 
 Values are money valued on day ``t`` (the invoice currency); ``V_0`` of the initial state is
 the maximal expected NPV at the due date. Vectorised over ``B`` invoices of one batch.
+
+The DP's own restriction (not a legal rule): whenever a legal mask is given, no reminder of
+any channel is sent within ``MIN_SPACING_DAYS`` (7) days of the last one (``k < 7``: WAIT
+only, no handover either). The legal rules count contacts in 7-day windows (calls,
+contacts, Regulation F, DE proportionality) and days since the last WRITTEN reminder, which
+``(k, c)`` alone do not give; with the restriction each window holds at most the last
+reminder, and after a call the last written reminder was at least ``k + 7`` days ago, so
+the facts of a state (``simulations.world.facts_from_state``, the planner's mask) are exact
+or a lower bound that decides every "at least 7 days" rule exactly. The optimum is the best
+policy among the ones that keep this spacing; RL and the other policies are not restricted
+by it (nor is the DP without a legal mask).
 """
 
 from __future__ import annotations
@@ -27,21 +39,32 @@ from simulations.world.dynamics import WorldState
 
 FINAL_NOTICE = int(Action.FINAL_NOTICE)
 AGENCY = int(Action.AGENCY)
+EMAIL, LETTER, PHONE = int(Action.EMAIL), int(Action.LETTER), int(Action.PHONE)
+# The DP's own restriction (not a legal rule): no reminder within this many days of the last.
+MIN_SPACING_DAYS = 7
 
 
 @dataclass(frozen=True)
 class StateSpace:
     """The reachable decision states, flat index ``s`` in ``0..S-1``.
 
-    Arrays (S,): ``k, n, c, final_notice, complaint, disputed``. States with ``complaint``
-    are the second half: ``s + half`` is ``s`` with a complaint. ``index`` is a dense lookup
-    ``index[k, n, c, f, complaint, disputed] -> s`` (-1 if unreachable). ``next_state[a]``
+    Arrays (S,): ``k, n, w, c, final_notice, complaint, disputed`` (``w``: written reminders
+    other than the final notice, i.e. emails and letters, capped at N like ``n``; the
+    written reminders the company rules count are ``w + final_notice``, the calls
+    ``n - w - final_notice``). States with ``complaint`` are the second half: ``s + half``
+    is ``s`` with a complaint. ``index`` is a dense lookup
+    ``index[k, n, w, c, f, complaint, disputed] -> s`` (-1 if unreachable). ``next_state[a]``
     (a = 0..4) has shape (S, 2, 2): the state after action ``a`` on day t, for the
-    complaint flag and dispute flag of the next day.
+    complaint flag and dispute flag of the next day (email/letter: ``w + 1``, phone: ``w``,
+    final notice: ``final_notice``).
+
+    Reachable: ``w + f <= n`` below the cap N (at the cap any ``w``), ``w >= 1`` after an
+    email or letter, ``w + f < n`` after a call, ``f`` after a final notice.
     """
 
     k: np.ndarray
     n: np.ndarray
+    w: np.ndarray
     c: np.ndarray
     final_notice: np.ndarray
     complaint: np.ndarray
@@ -68,71 +91,100 @@ class StateSpace:
     @property
     def start(self) -> int:
         """Flat index of the state at the due date (nothing sent, no complaint or dispute)."""
-        return int(self.index[self.K, 0, 0, 0, 0, 0])
+        return int(self.index[self.K, 0, 0, 0, 0, 0, 0])
+
+    @staticmethod
+    def _valid(n: int, w: int, c: int, f: int, N: int) -> bool:  # noqa: N803
+        if c == FINAL_NOTICE and not f:
+            return False
+        if c in (EMAIL, LETTER) and w == 0:
+            return False
+        if n == N:  # "N or more": the counts below the cap do not bound w
+            return True
+        calls = n - w - f
+        return calls >= (1 if c == PHONE else 0)
 
     @classmethod
     def build(cls, K: int, N: int) -> StateSpace:  # noqa: N803
-        base = [(K, 0, 0, 0, d) for d in (0, 1)]
+        base = [(K, 0, 0, 0, 0, d) for d in (0, 1)]
         for n in range(1, N + 1):
             for c in range(1, FINAL_NOTICE + 1):
-                for f in (0, 1):
-                    if c == FINAL_NOTICE and f == 0:
-                        continue
-                    base += [(k, n, c, f, d) for k in range(1, K + 1) for d in (0, 1)]
-        rows = [(k, n, c, f, comp, d) for comp in (0, 1) for (k, n, c, f, d) in base]
+                for w in range(N + 1):
+                    for f in (0, 1):
+                        if cls._valid(n, w, c, f, N):
+                            base += [(k, n, w, c, f, d) for k in range(1, K + 1)
+                                     for d in (0, 1)]
+        rows = [(k, n, w, c, f, comp, d) for comp in (0, 1) for (k, n, w, c, f, d) in base]
         arr = np.array(rows, dtype=np.int64)
-        index = np.full((K + 1, N + 1, FINAL_NOTICE + 1, 2, 2, 2), -1, dtype=np.int64)
+        index = np.full((K + 1, N + 1, N + 1, FINAL_NOTICE + 1, 2, 2, 2), -1, dtype=np.int64)
         index[tuple(arr.T)] = np.arange(len(arr))
-        k, n, c, f, comp, _ = arr.T
+        k, n, w, c, f, comp, _ = arr.T
         nxt = np.zeros((FINAL_NOTICE + 1, len(arr), 2, 2), dtype=np.int64)
         for a in range(FINAL_NOTICE + 1):
             if a == 0:
                 k2 = np.where(n > 0, np.minimum(k + 1, K), K)
-                n2, c2, f2 = n, c, f
+                n2, c2, w2, f2 = n, c, w, f
             else:
                 k2 = np.ones_like(k)
                 n2, c2 = np.minimum(n + 1, N), np.full_like(c, a)
+                w2 = np.minimum(w + (a in (EMAIL, LETTER)), N)
                 f2 = f | (a == FINAL_NOTICE)
             for cp in (0, 1):
                 for d in (0, 1):
-                    nxt[a, :, cp, d] = index[k2, n2, c2, f2, comp | cp, d]
+                    nxt[a, :, cp, d] = index[k2, n2, w2, c2, f2, comp | cp, d]
         assert (nxt >= 0).all()
-        return cls(k=k, n=n, c=c, final_notice=f.astype(bool), complaint=comp.astype(bool),
-                   disputed=arr[:, 5].astype(bool), index=index, next_state=nxt)
+        return cls(k=k, n=n, w=w, c=c, final_notice=f.astype(bool),
+                   complaint=comp.astype(bool), disputed=arr[:, 6].astype(bool), index=index,
+                   next_state=nxt)
 
     def lookup(self, state: WorldState) -> np.ndarray:
         """Flat state index of each row of a :class:`WorldState` (or anything with its
-        ``k, n, c, final_notice, complaint, disputed`` arrays), shape (n,)."""
-        return self.lookup_arrays(state.k, state.n, state.c, state.final_notice,
+        ``k, n, w, c, final_notice, complaint, disputed`` arrays), shape (n,)."""
+        return self.lookup_arrays(state.k, state.n, state.w, state.c, state.final_notice,
                                   state.complaint, state.disputed)
 
     def world_state(self, t: int, rows: np.ndarray) -> WorldState:
         """The :class:`WorldState` of flat states ``rows`` on day ``t``."""
         return WorldState(t=np.full(len(rows), t, dtype=np.int64), k=self.k[rows],
-                          n=self.n[rows], c=self.c[rows],
+                          n=self.n[rows], w=self.w[rows], c=self.c[rows],
                           final_notice=self.final_notice[rows], complaint=self.complaint[rows],
                           disputed=self.disputed[rows], done=np.zeros(len(rows), dtype=bool))
 
-    def lookup_arrays(self, k: np.ndarray, n: np.ndarray, c: np.ndarray, f: np.ndarray,
-                      complaint: np.ndarray, disputed: np.ndarray) -> np.ndarray:
-        """Flat index (m,) of states given as arrays (m,); ``k``/``n`` are capped here."""
+    def lookup_arrays(self, k: np.ndarray, n: np.ndarray, w: np.ndarray, c: np.ndarray,
+                      f: np.ndarray, complaint: np.ndarray, disputed: np.ndarray) -> np.ndarray:
+        """Flat index (m,) of states given as arrays (m,); ``k``/``n``/``w`` are capped here
+        (``w``: emails and letters sent)."""
         k = np.minimum(np.asarray(k, np.int64), self.K)
         n = np.minimum(np.asarray(n, np.int64), self.N)
-        return self.index[k, n, np.asarray(c, np.int64), np.asarray(f).astype(np.int64),
+        w = np.minimum(np.asarray(w, np.int64), self.N)
+        return self.index[k, n, w, np.asarray(c, np.int64), np.asarray(f).astype(np.int64),
                           np.asarray(complaint).astype(np.int64),
                           np.asarray(disputed).astype(np.int64)]
+
+    def spacing_block(self) -> np.ndarray:
+        """(S,) bool: states where the DP allows only WAIT today (no reminder of any
+        channel, no handover), the last reminder being less than :data:`MIN_SPACING_DAYS`
+        days ago (see the module docstring)."""
+        return (self.n > 0) & (self.k < MIN_SPACING_DAYS)
 
 
 @dataclass(frozen=True)
 class ReminderGrid:
-    """After a reminder the future depends on the state only through (n, f, disputed) and
-    the complaint flags: Q of reminders is computed on this small grid (G = 4 (N+1)).
+    """After a reminder the future depends on the state only through (n, w, f, disputed) and
+    the complaint flags: Q of reminders is computed on this small grid
+    (G = 4 (N+1)^2 rows, ordered by n, then w, then f, then disputed).
 
-    ``key`` (S,): grid row of each state; ``n_post, final_notice, disputed`` (G,);
-    ``next_state[a]`` (G, 2, 2): next flat state by next complaint flag and next dispute
-    flag (row 0 unused)."""
+    ``key`` (S,): grid row of each state; ``used`` (G,) some state maps to the row;
+    ``n, w`` (G,) the counts before the reminder;
+    ``n_post, final_notice, disputed`` (G,); ``next_state[a]`` (G, 2, 2): next flat state
+    by next complaint flag and next dispute flag (row 0 unused; rows no state maps to
+    point at state 0).
+    """
 
     key: np.ndarray
+    used: np.ndarray
+    n: np.ndarray
+    w: np.ndarray
     n_post: np.ndarray
     final_notice: np.ndarray
     disputed: np.ndarray
@@ -145,19 +197,25 @@ class ReminderGrid:
     @classmethod
     def build(cls, space: StateSpace) -> ReminderGrid:
         N = space.N  # noqa: N806
-        n = np.repeat(np.arange(N + 1), 4)
-        f = np.tile(np.repeat([0, 1], 2), N + 1)
-        d = np.tile([0, 1], 2 * (N + 1))
-        key = space.n * 4 + space.final_notice.astype(np.int64) * 2 + space.disputed
+        n = np.repeat(np.arange(N + 1), 4 * (N + 1))
+        w = np.tile(np.repeat(np.arange(N + 1), 4), N + 1)
+        f = np.tile(np.repeat([0, 1], 2), (N + 1) ** 2)
+        d = np.tile([0, 1], 2 * (N + 1) ** 2)
+        key = ((space.n * (N + 1) + space.w) * 2 + space.final_notice.astype(np.int64)) * 2 \
+            + space.disputed
+        used = np.zeros(len(n), dtype=bool)
+        used[key] = True
         n_post = np.minimum(n + 1, N)
         nxt = np.zeros((FINAL_NOTICE + 1, len(n), 2, 2), dtype=np.int64)
         for a in range(1, FINAL_NOTICE + 1):
             f2 = f | (a == FINAL_NOTICE)
+            w2 = np.minimum(w + (a in (EMAIL, LETTER)), N)
             for cp in (0, 1):
                 for d2 in (0, 1):
-                    nxt[a, :, cp, d2] = space.index[1, n_post, a, f2, cp, d2]
-        assert (nxt[1:] >= 0).all()
-        return cls(key=key, n_post=n_post, final_notice=f.astype(bool),
+                    nxt[a, :, cp, d2] = space.index[1, n_post, w2, a, f2, cp, d2]
+        assert (nxt[1:][:, used] >= 0).all()
+        nxt = np.maximum(nxt, 0)  # rows of no state: never read
+        return cls(key=key, used=used, n=n, w=w, n_post=n_post, final_notice=f.astype(bool),
                    disputed=d.astype(bool), next_state=nxt)
 
 
@@ -306,8 +364,11 @@ def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
     pay = Payoffs.of(model, S)
     v_next = np.zeros((B, S))
     policy = np.zeros((B, horizon, S), dtype=np.int8) if keep_policy else None
+    block = space.spacing_block()[None, :, None] & _REMINDER_COLS  # (1, S, 6)
     for t in range(horizon - 1, -1, -1):
         mask = model.mask(t)
+        if mask is not None:
+            mask = mask & ~block
         value = np.zeros((B, S))
         best = np.zeros((B, S), dtype=np.int8)
         for a, q in _day_q(model, space, grid, t, v_next, pay):
@@ -323,6 +384,9 @@ def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
         if policy is not None:
             policy[:, t] = best
     return v_next, policy
+
+
+_REMINDER_COLS = np.arange(N_ACTIONS) != 0  # every action but WAIT
 
 
 def evaluate_policy(model: TransitionModel, space: StateSpace, policy: np.ndarray,

@@ -2,9 +2,11 @@
 
 The solver is :func:`policies.common.dp.backward_induction`; this module gives it the
 world's transition model (:class:`WorldModel`). For each invoice the dynamic state is
-``(k, n, c, final_notice, complaint, disputed)`` at
-each day ``t`` (see the dynamics module); the reachable states are enumerated once per
-scenario (``S`` of them: about 2,400 with K = 21, N = 4). For ``t = H-1 .. 0``::
+``(k, n, w, c, final_notice, complaint, disputed)`` at each day ``t`` (see the dynamics
+module; ``w`` the emails and letters sent, so that the written reminders the company rules
+count are exact); the reachable states are enumerated once per scenario (``S`` of them).
+With a legal mask the DP sends no reminder within 7 days of the last one (its own
+restriction, see ``policies.common.dp``). For ``t = H-1 .. 0``::
 
     Q_t(s, a) = r(s, a) + E[ gamma * V_{t+1}(s') ]     (paid / agency / horizon: terminal)
     V_t(s)    = max over legally allowed a of Q_t(s, a),    V_H = 0
@@ -12,7 +14,7 @@ scenario (``S`` of them: about 2,400 with K = 21, N = 4). For ``t = H-1 .. 0``::
 with exactly the probabilities of :func:`simulations.world.transition_probs` (the same
 formulas: ``pay_hazard`` and ``complaint_probability``). ``V_0`` of the initial state is the
 maximal expected NPV at the due date (currency). Vectorised over invoices in batches.
-Memory: the argmax policy is kept as int8, ``H * S`` bytes per invoice (about 0.3 MB).
+Memory: the argmax policy is kept as int8, ``H * S`` bytes per invoice (about 0.65 MB).
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ class WorldModel(TransitionModel):
 
     def setup(self, space: StateSpace, grid: ReminderGrid) -> None:
         tb, seg, params = self.tb, self._seg, self.params
-        B, half = len(params), space.half  # noqa: N806
+        B = len(params)  # noqa: N806
         self.space, self.grid = space, grid
         k, n, c = space.k[None], space.n[None], space.c[None]
         self._k, self._comp = k, space.complaint[None]
@@ -126,7 +128,7 @@ class WorldModel(TransitionModel):
         G = grid.size  # noqa: N806
         r_g = np.repeat(np.arange(G), 4)
         r_comp, r_recent = np.tile([0, 0, 1, 1], G), np.tile([0, 1, 0, 1], G).astype(bool)
-        r_n = r_g // 4  # grid rows are ordered by n first (4 per n)
+        r_n = grid.n[r_g]  # reminders sent before this one
         recent_k = tb.c_frequent_days[seg] - 1  # complaint_state_factor: recent if k < frequent
         r_state = complaint_state_factor(tb, seg, np.where(r_recent, 0, tb.K + 1)[None],
                                          np.where(r_recent, np.maximum(r_n, 1), r_n)[None])
@@ -135,8 +137,9 @@ class WorldModel(TransitionModel):
         of_state = (grid.key[None] * 2 + self._comp) * 2 + recent  # (B, S)
         self._rows = ComplaintRows(g=r_g, complaint=r_comp, of_state=of_state)
         if self.mask_fn is not None:  # facts do not depend on the complaint flag: first half
-            self._params_rep = params.take(np.repeat(np.arange(B), half))
-            self._state_rep = space.world_state(0, np.tile(np.arange(half), B))
+            uniq, self._of_state = _distinct_facts(params, space)
+            self._params_rep = params.take(np.repeat(np.arange(B), len(uniq)))
+            self._state_rep = space.world_state(0, np.tile(uniq, B))
             self._with_dates = _wants_dates(self.mask_fn)
             # String facts are the same every day: encode them once as categoricals.
             self._strings = {name: pd.Categorical(values) for name, values in
@@ -150,7 +153,7 @@ class WorldModel(TransitionModel):
     def mask(self, t: int) -> np.ndarray | None:
         if self.mask_fn is None:
             return None
-        B, half = len(self.params), self.space.half  # noqa: N806
+        B = len(self.params)  # noqa: N806
         self._state_rep.t[:] = t
         facts = facts_from_state(self._params_rep, self._state_rep) | self._strings
         if self._with_dates:
@@ -158,7 +161,8 @@ class WorldModel(TransitionModel):
             mask = np.asarray(self.mask_fn(facts, dates), dtype=bool)
         else:
             mask = np.asarray(self.mask_fn(facts), dtype=bool)
-        return np.tile(mask.reshape(B, half, N_ACTIONS), (1, 2, 1))
+        mask = mask.reshape(B, -1, N_ACTIONS)[:, self._of_state]  # (B, half, 6)
+        return np.tile(mask, (1, 2, 1))
 
     def wait_hazard(self, t: int) -> np.ndarray:
         return pay_hazard_from_effect(self.tb, self._seg, self._rel, self._cal(t), self._ms, t,
@@ -178,6 +182,28 @@ class WorldModel(TransitionModel):
         return np.minimum(self._r_state * complaint_day_factor(self.tb, self._seg, t,
                                                                np.int64(a)),
                           MAX_COMPLAINT_PROBABILITY)
+
+
+def _distinct_facts(params: InvoiceParams, space: StateSpace) -> tuple[np.ndarray, np.ndarray]:
+    """``(uniq (U,), of_state (half,))``: states of the first half (no complaint) whose legal
+    facts differ, and the one standing for each state. The facts of a state depend on the
+    state alone (the invoice's and the day's facts are the same for all its states), so
+    one invoice on one day finds them; e-mail and letter as the last channel, or ``w`` and
+    ``f`` with the same written count, often give the same facts: the mask is evaluated
+    once for them. States where the DP allows only WAIT (its 7-day spacing) stand for
+    themselves nowhere: they point at the first row, whose mask is never read for them."""
+    half = space.half
+    # where the DP's spacing allows only WAIT the mask is not read: not evaluated
+    free = np.flatnonzero(~space.spacing_block()[:half])
+    probe = facts_from_state(params.take(np.zeros(len(free), dtype=np.int64)),
+                             space.world_state(0, free))
+    cols = [np.asarray(v, dtype=np.float64) for name, v in probe.items()
+            if name not in STRING_FACTS]
+    _, first, inverse = np.unique(np.stack(cols, axis=1), axis=0, return_index=True,
+                                  return_inverse=True)
+    of_state = np.zeros(half, dtype=np.int64)
+    of_state[free] = inverse.reshape(-1)
+    return free[first], of_state
 
 
 def solve(params: InvoiceParams, scenario: Scenario | None = None,

@@ -5,10 +5,12 @@ company's hazard model with its reminder lift, the complaint model, dispute rate
 complaint hazard multiplier, no payment on weekends and bank holidays), evaluated on the
 DP's decision states so that the exact solver can plan in them (certainty equivalence).
 
-One approximation: the DP state keeps the number of reminders ``n``, the last channel ``c``
-and whether a final notice was sent, not the count per channel the hazard model reads. The
-counts are reconstructed as one final notice if one was sent and the other ``n - f``
-reminders in the last channel (in e-mail when the last one was the final notice).
+One approximation: the DP state keeps the number of reminders ``n``, the number ``w`` of
+emails and letters, the last channel ``c`` and whether a final notice was sent, not the
+count per channel the hazard model reads. The counts are reconstructed
+(:func:`state_counts`) as one final notice if one was sent, ``n - w - f`` calls and the
+``w`` emails and letters in the last channel when it was one of them (else as emails). The
+written reminders the legal rules count (``w + f``) and the calls are exact.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from engine.errors import InputError
 from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
 from legal_rules.facts import NEVER_DAYS
 from policies.common.dp import (
+    MIN_SPACING_DAYS,
     ComplaintRows,
     ReminderGrid,
     StateSpace,
@@ -63,16 +66,49 @@ class LearnedDynamics:
         return cls(source.hazard, source.rates, source.costs, int(source.horizon), K, N)
 
 
-def state_counts(n: np.ndarray, c: np.ndarray, f: np.ndarray) -> np.ndarray:
+def state_counts(n: np.ndarray, w: np.ndarray, c: np.ndarray, f: np.ndarray) -> np.ndarray:
     """(m, 4) reminders per channel (email, letter, phone, final notice) of DP states with
-    ``n`` reminders, last channel ``c`` and final-notice flag ``f`` (arrays (m,))."""
-    n, c, f = (np.asarray(x, np.int64) for x in (n, c, f))
+    ``n`` reminders, ``w`` of them emails and letters, last channel ``c`` and final-notice
+    flag ``f`` (arrays (m,)): ``f`` final notices, ``n - w - f`` calls (at least 0: ``n``
+    and ``w`` are capped), the ``w`` in the last channel if it is email or letter, else in
+    email."""
+    n, w, c, f = (np.asarray(x, np.int64) for x in (n, w, c, f))
     counts = np.zeros((len(n), 4), dtype=np.float64)
     counts[:, FINAL - 1] = f
-    other = np.maximum(n - f, 0)
-    chan = np.where((c >= 1) & (c < FINAL), c, int(Action.EMAIL))
-    counts[np.arange(len(n)), chan - 1] += other
+    counts[:, int(Action.PHONE) - 1] = np.maximum(n - w - f, 0)
+    chan = np.where((c == int(Action.EMAIL)) | (c == int(Action.LETTER)), c, int(Action.EMAIL))
+    counts[np.arange(len(n)), chan - 1] += w
     return counts
+
+
+def dp_env_state(space: StateSpace, t: int, rows: np.ndarray) -> EnvState:
+    """The simulator's :class:`EnvState` on day ``t`` of the DP states ``rows`` (m,), for
+    the legal facts: per-channel counts from :func:`state_counts` (the written reminders
+    ``w + f`` and the calls are exact), the last reminder ``k`` days ago in channel ``c``.
+    The DP keeps reminders 7+ days apart when it has a legal mask
+    (``policies.common.dp.MIN_SPACING_DAYS``): the 7-day window holds only the last
+    reminder, and after a call the last written reminder (or final notice) came at least 7
+    days before it (day ``t - k - 7``, a lower bound of the days since)."""
+    sp = space
+    m = len(rows)
+    k, n, w, c = sp.k[rows], sp.n[rows], sp.w[rows], sp.c[rows]
+    f = sp.final_notice[rows]
+    sent = n > 0
+    last = np.where(sent, t - k, -NEVER_DAYS)
+    recent = np.zeros((m, 7), dtype=np.int8)
+    within = sent & (k < 7)
+    recent[np.flatnonzero(within), (t - k[within]) % 7] = c[within]
+    fn_day = np.where(~f, -NEVER_DAYS, np.where(c == FINAL, t - k, t - k - MIN_SPACING_DAYS))
+    written = w + f.astype(np.int64)
+    written_day = np.where(sent & (c != int(Action.PHONE)), last,
+                           np.where(written > 0, t - k - MIN_SPACING_DAYS, -NEVER_DAYS))
+    return EnvState(day=np.full(m, t, np.int32),
+                    reminders=state_counts(n, w, c, f).astype(np.int16),
+                    last_contact_day=last.astype(np.int32),
+                    last_written_day=written_day.astype(np.int32),
+                    final_notice_day=fn_day.astype(np.int32), recent=recent,
+                    disputed=sp.disputed[rows], complained=np.zeros(m, bool),
+                    last_channel=c.astype(np.int8))
 
 
 class LearnedModel(TransitionModel):
@@ -120,16 +156,17 @@ class LearnedModel(TransitionModel):
         # The hazard depends on (k, n, c, f): the states without complaint or dispute.
         self._base = np.flatnonzero(~space.complaint & ~space.disputed)
         base_of = np.full(space.size, -1, dtype=np.int64)
-        plain = space.index[space.k, space.n, space.c, space.final_notice.astype(np.int64),
-                            0, 0]
+        plain = space.index[space.k, space.n, space.w, space.c,
+                            space.final_notice.astype(np.int64), 0, 0]
         base_of[:] = np.searchsorted(self._base, plain)
         self._base_of = base_of  # (S,) column of each state in the base hazard table
         b = self._base
-        self._b_counts = state_counts(space.n[b], space.c[b], space.final_notice[b])
+        self._b_counts = state_counts(space.n[b], space.w[b], space.c[b],
+                                      space.final_notice[b])
         self._b_since = np.where(space.n[b] > 0, space.k[b], NO_REMINDER_DAYS)
         self._b_last = space.c[b]
         # post-reminder grid rows (n, f) with d = 0: counts after reminder a
-        self._g_rows = np.flatnonzero(~grid.disputed)
+        self._g_rows = np.flatnonzero(~grid.disputed & grid.used)
         # complaint rows: (grid row, complaint flag, since bucket)
         n_since = len(SINCE_EDGES)
         G = grid.size  # noqa: N806
@@ -138,8 +175,8 @@ class LearnedModel(TransitionModel):
             complaint=np.tile(np.repeat([0, 1], n_since), G),
             of_state=((grid.key * 2 + space.complaint) * n_since
                       + self._since_bucket(space))[None])
-        # reminders sent before this one: the grid row's n (rows ordered by n, 4 per n)
-        self._r_n = np.repeat(np.arange(space.N + 1), 4 * 2 * n_since)
+        # reminders sent before this one: the grid row's n
+        self._r_n = np.repeat(grid.n, 2 * n_since)
         self._r_since = np.tile(np.arange(n_since), 2 * G)
         if self.mask_fn is not None:
             half = space.half
@@ -165,26 +202,10 @@ class LearnedModel(TransitionModel):
         if self.mask_fn is None:
             return None
         sp = self.space
-        reach = self._reachable(t, np.arange(sp.half))  # (half,)
+        # reachable states where the DP may act (its 7-day spacing: the others only wait)
+        reach = self._reachable(t, np.arange(sp.half)) & ~sp.spacing_block()[:sp.half]
         pick = np.flatnonzero(np.tile(reach, self.n))  # rows of the repeated states
-        rows = self._rep_state[pick]
-        m = len(rows)
-        k, n, c, f = sp.k[rows], sp.n[rows], sp.c[rows], sp.final_notice[rows]
-        sent = n > 0
-        last = np.where(sent, t - k, -NEVER_DAYS)
-        recent = np.zeros((m, 7), dtype=np.int8)
-        within = sent & (k < 7)
-        recent[np.flatnonzero(within), (t - k[within]) % 7] = c[within]
-        fn_day = np.where(~f, -NEVER_DAYS, np.where(c == FINAL, t - k, t - k - 1))
-        # as state_counts: after a call the only written reminder known is the final notice
-        written_day = np.where(sent & (c != int(Action.PHONE)), last, fn_day)
-        state = EnvState(day=np.full(m, t, np.int32),
-                         reminders=state_counts(n, c, f).astype(np.int16),
-                         last_contact_day=last.astype(np.int32),
-                         last_written_day=written_day.astype(np.int32),
-                         final_notice_day=fn_day.astype(np.int32), recent=recent,
-                         disputed=sp.disputed[rows], complained=np.zeros(m, bool),
-                         last_channel=c.astype(np.int8))
+        state = dp_env_state(sp, t, self._rep_state[pick])
         batch = take_rows(self._rep_batch, pick)
         cal = self._calendar(t, self._place[self._rep[pick]], batch.due_day)
         facts = legal_facts(batch, state, cal)
@@ -220,10 +241,12 @@ class LearnedModel(TransitionModel):
 
     def _reachable(self, t: int, rows: np.ndarray) -> np.ndarray:
         """(len(rows),) bool: the states ``rows`` can occur on day ``t`` (the last reminder
-        sent on day t - k >= 0, at most one reminder a day). The others are never visited
-        (the reachable set is closed under transitions), so their numbers do not matter."""
+        sent on day t - k >= 0, at most one reminder a day; with a legal mask the DP keeps
+        reminders ``MIN_SPACING_DAYS`` apart). The others are never visited (the reachable
+        set is closed under transitions), so their numbers do not matter."""
         k, n = self.space.k[rows], self.space.n[rows]
-        return (n == 0) | ((k <= t) & (n <= t - k + 1))
+        gap = MIN_SPACING_DAYS if self.mask_fn is not None else 1
+        return (n == 0) | ((k <= t) & (gap * (n - 1) <= t - k))
 
     def _hazards(self, t: int) -> None:
         """Day ``t``'s hazards of every reachable waiting state and of every reminder from
@@ -231,8 +254,10 @@ class LearnedModel(TransitionModel):
         ``_post`` (B, 4 reminders, grid rows without dispute))."""
         cols = np.flatnonzero(self._reachable(t, self._base))
         g, rows = self.grid, self._g_rows
-        post = [(state_counts(g.n_post[rows], np.full(len(rows), a),
-                              g.final_notice[rows] | (a == FINAL)), a)
+        post = [(state_counts(g.n_post[rows],
+                              np.minimum(g.w[rows] + (a in (Action.EMAIL, Action.LETTER)),
+                                         self.space.N),
+                              np.full(len(rows), a), g.final_notice[rows] | (a == FINAL)), a)
                 for a in range(1, FINAL + 1)]
         counts = np.concatenate([self._b_counts[cols], *[c for c, _ in post]])
         since = np.concatenate([self._b_since[cols], np.zeros(len(rows) * len(post))])

@@ -151,7 +151,8 @@ class PlannerPolicy(Policy):
         sent = counts.sum(axis=1)
         k = np.where(sent > 0, np.minimum(since, self.space.K), self.space.K)
         c = np.where(sent > 0, last, 0)
-        s = self.space.lookup_arrays(k, sent, c, f, comp, disp)
+        written = counts[:, int(Action.EMAIL) - 1] + counts[:, int(Action.LETTER) - 1]
+        s = self.space.lookup_arrays(k, sent, written, c, f, comp, disp)
         H = self.table.shape[1]  # noqa: N806
         if len(self.table) == 0:  # nothing planned (every row outside the horizon)
             return np.zeros(n, dtype=np.int64)

@@ -129,6 +129,7 @@ def world_state(state: EnvState, scenario: Any) -> Any:
         t=state.day.astype(np.int64),
         k=np.where(sent > 0, np.minimum(since, K), K).astype(np.int64),
         n=np.minimum(sent, N).astype(np.int64),
+        w=np.minimum(state.reminders[:, 0] + state.reminders[:, 1], N).astype(np.int64),
         c=state.last_channel.astype(np.int64),
         final_notice=state.final_notice_day >= 0,
         complaint=state.complained.copy(),

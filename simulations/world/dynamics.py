@@ -6,6 +6,9 @@ State of an open invoice on day ``t`` after due, before today's decision (:class
 - ``k``  days since the last reminder, 1 .. K (K = ``max_days_since_reminder``: "K or more";
   ``k = K`` also when no reminder was sent)
 - ``n``  reminders sent so far, 0 .. N (N = ``max_reminders``: "N or more")
+- ``w``  written reminders other than the final notice (email, letter) sent so far, 0 .. N
+  ("N or more"); with ``final_notice`` it gives the written reminders the company rules count
+  (``w + final_notice``), the calls being ``n - w - final_notice``
 - ``c``  channel of the last reminder, 0 = none, 1 email, 2 letter, 3 phone, 4 final notice
 - ``final_notice`` a final notice was sent; ``complaint`` the customer complained (pays
   slower from then on); ``disputed`` an open dispute (blocks payment); ``done`` the episode
@@ -112,6 +115,7 @@ class WorldState:
     t: np.ndarray  # int64
     k: np.ndarray  # int64
     n: np.ndarray  # int64
+    w: np.ndarray  # int64, written reminders except the final notice (email, letter)
     c: np.ndarray  # int64
     final_notice: np.ndarray  # bool
     complaint: np.ndarray  # bool
@@ -134,7 +138,8 @@ def initial_state(params: InvoiceParams) -> WorldState:
     K = params.scenario.max_days_since_reminder
     z = np.zeros(n, dtype=np.int64)
     f = np.zeros(n, dtype=bool)
-    return WorldState(t=z.copy(), k=np.full(n, K, dtype=np.int64), n=z.copy(), c=z.copy(),
+    return WorldState(t=z.copy(), k=np.full(n, K, dtype=np.int64), n=z.copy(), w=z.copy(),
+                      c=z.copy(),
                       final_notice=f.copy(), complaint=f.copy(), disputed=f.copy(), done=f.copy())
 
 
@@ -223,6 +228,13 @@ class TransitionProbs:
     agency: np.ndarray
 
 
+def written_ordinary(actions: np.ndarray) -> np.ndarray:
+    """True where the action is a written reminder other than the final notice (email,
+    letter): the ones ``WorldState.w`` counts."""
+    actions = np.asarray(actions)
+    return (actions == int(Action.EMAIL)) | (actions == int(Action.LETTER))
+
+
 def _post_action(tb: ModelTables, state: WorldState, actions: np.ndarray):
     remind = (actions >= 1) & (actions <= FINAL_NOTICE)
     k = np.where(remind, 0, state.k)
@@ -308,7 +320,7 @@ def advance(params: InvoiceParams, state: WorldState, actions: np.ndarray,
     new = WorldState(
         t=t_next,
         k=np.where(active & (n > 0), np.minimum(k + 1, tb.K), state.k),
-        n=n, c=c,
+        n=n, w=np.where(written_ordinary(actions), np.minimum(state.w + 1, tb.N), state.w), c=c,
         final_notice=state.final_notice | (actions == FINAL_NOTICE),
         complaint=comp,
         disputed=(state.disputed & ~ended) | started,
@@ -338,16 +350,17 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
 
     ``dates`` (datetime64[D] or ``engine.calendar`` day numbers, shape (n,)) defaults to due
     date + ``state.t``.
-    Facts derived from the Markov state are exact when reminders are at least 7 days apart
-    and fewer than K:
+    Facts derived from the Markov state are exact when reminders of any channel are at least
+    7 days apart (the exact DP's own restriction, see ``policies.common.dp``) and fewer than K:
     ``days_since_last_contact`` is K for "K or more" and ``NEVER_DAYS`` when none was sent;
     ``contacts_last_7_days``/``calls_last_7_days`` count only the last reminder (0 or 1);
-    ``reminders_sent`` is capped at N; ``days_since_final_notice`` is ``k`` when the last
-    reminder was the final notice and ``k + 1`` (a lower bound) when a later one followed.
-    The state keeps the last channel only, so the written reminders are read as the
-    planner's ``state_counts`` reads them: after a call, the final notice (if any) is the only
-    written reminder (``days_since_last_written_reminder`` ``k + 1``, a lower bound);
-    otherwise all ``n`` were written, the last ``k`` days ago.
+    ``reminders_sent`` is capped at N; ``written_reminders_sent`` is ``w + final_notice``
+    (exact up to the cap N of ``w``). When the last reminder was written (email, letter, final
+    notice) it is the last written one, ``k`` days ago; after a call the last written
+    reminder (if any) came at least 7 days before that call: ``k + 7``, a lower bound that
+    passes every "at least 7 days" rule exactly as the true value does.
+    ``days_since_final_notice`` is ``k`` when the last reminder was the final notice and
+    ``k + 7`` (the same lower bound) when a later one followed.
     """
     sc = params.scenario
     cal = params.calendar
@@ -361,8 +374,8 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
     d = cal.index(day)
     sent = state.n > 0
     recent = sent & (state.k < 7)
-    after_call = state.c == PHONE
-    written_last = sent & ~after_call
+    written_last = sent & (state.c != PHONE)
+    written = state.w + state.final_notice.astype(np.int64)
     codes = np.array([j.code for j in sc.jurisdictions])
     currencies = np.array([j.currency for j in sc.jurisdictions])
     days_overdue = (day - params.due_day).astype(np.int64)
@@ -372,15 +385,14 @@ def facts_from_state(params: InvoiceParams, state: WorldState,
         "contacts_last_7_days": recent.astype(np.int64),
         "calls_last_7_days": (recent & (state.c == PHONE)).astype(np.int64),
         "reminders_sent": state.n.astype(np.int64),
-        "written_reminders_sent": np.where(after_call, state.final_notice.astype(np.int64),
-                                           state.n).astype(np.int64),
+        "written_reminders_sent": written.astype(np.int64),
         "days_since_last_written_reminder": np.where(
-            written_last, state.k,
-            np.where(after_call & state.final_notice, state.k + 1, NEVER_DAYS)).astype(np.int64),
+            written_last, state.k, np.where(written > 0, state.k + 7, NEVER_DAYS)
+        ).astype(np.int64),
         "final_notice_sent": state.final_notice.copy(),
         "days_since_final_notice": np.where(
             ~state.final_notice, NEVER_DAYS,
-            np.where(state.c == FINAL_NOTICE, state.k, state.k + 1)).astype(np.int64),
+            np.where(state.c == FINAL_NOTICE, state.k, state.k + 7)).astype(np.int64),
         "disputed": state.disputed.copy(),
         "amount": params.amount.astype(float),
         "currency": currencies[params.jurisdiction],

@@ -79,15 +79,16 @@ NEW = np.array(["C000-new", "C001-new"])
 def _schedule(planner, row: int, horizon: int) -> list[tuple[int, int]]:
     """(day after due, action) of the planned reminders while the invoice stays unpaid."""
     sp = planner.space
-    k, n, c, f = sp.K, 0, 0, 0
+    k, n, w, c, f = sp.K, 0, 0, 0, 0
     out = []
     for t in range(horizon):
-        s = sp.lookup_arrays(*(np.array([x]) for x in (k, n, c, f, 0, 0)))[0]
+        s = sp.lookup_arrays(*(np.array([x]) for x in (k, n, w, c, f, 0, 0)))[0]
         a = int(planner.table[planner.row_of[row], t, s])
         if a:
             out.append((t, a))
         if 1 <= a <= 4:
             k, n, c, f = 1, min(n + 1, sp.N), a, f or int(a == 4)
+            w = min(w + int(a in (1, 2)), sp.N)
         else:
             k = min(k + 1, sp.K)
     return out

@@ -22,7 +22,7 @@ K_NONE = 21
 def _state(size: int, **kw) -> world.WorldState:
     z = np.zeros(size, np.int64)
     f = np.zeros(size, bool)
-    base = dict(t=z, k=np.full(size, K_NONE, np.int64), n=z, c=z, final_notice=f,
+    base = dict(t=z, k=np.full(size, K_NONE, np.int64), n=z, w=z, c=z, final_notice=f,
                 complaint=f, disputed=f, done=f)
     for key, value in kw.items():
         base[key] = np.asarray(value, dtype=base[key].dtype)
@@ -241,6 +241,8 @@ def test_any_state_steps_to_a_valid_state(t, k, n, c, complaint, disputed, actio
     live = ~new.done
     assert ((new.k[live] >= 1) & (new.k[live] <= sc.max_days_since_reminder)).all()
     assert (new.n <= sc.max_reminders).all() and (new.n >= state.n).all()
+    written = action in (int(Action.EMAIL), int(Action.LETTER))
+    np.testing.assert_array_equal(new.w, np.minimum(state.w + written, sc.max_reminders))
     assert (new.t == t + 1).all()
     assert not (out.paid & state.disputed).any()
     assert (new.done == (out.paid | out.agency | out.truncated)).all()
