@@ -20,6 +20,21 @@ from engine.models.payment import PaymentModel
 PROBA_COLUMNS: tuple[str, ...] = ("p_on_time", "p_late", "p_very_late")
 
 
+def open_invoice_meta(p: PreparedTables, pos: np.ndarray, invoice_ids: np.ndarray,
+                      as_of: object) -> dict[str, np.ndarray]:
+    """The descriptive columns of scored open invoices: ``invoice_id``, ``customer_id``,
+    ``due_date`` (datetime.date each), ``days_overdue`` and ``balance`` (rounded to cents)
+    at the start of ``as_of``, for the prepared rows ``pos`` (n,) whose ids are
+    ``invoice_ids`` (n,)."""
+    return {
+        "invoice_id": invoice_ids,
+        "customer_id": p.customers["customer_id"].astype(str).to_numpy()[p.cust[pos]],
+        "due_date": from_days(p.due_day[pos]).astype(object),
+        "days_overdue": (to_day(as_of) - p.due_day[pos]).astype(int),
+        "balance": np.round(open_balance_at(p, pos, as_of), 2),
+    }
+
+
 def score_open_invoices(tables: Mapping[str, pd.DataFrame] | PreparedTables,
                         model: PaymentModel, as_of: object, explain_top: int = 20,
                         top_k: int = 3, at_risk_threshold: float = 0.5,
@@ -45,11 +60,7 @@ def score_open_invoices(tables: Mapping[str, pd.DataFrame] | PreparedTables,
     full = np.zeros((len(X), 3))
     full[:, : proba.shape[1]] = proba
     out = pd.DataFrame({
-        "invoice_id": X.index.to_numpy(),
-        "customer_id": p.customers["customer_id"].astype(str).to_numpy()[p.cust[pos]],
-        "due_date": from_days(p.due_day[pos]).astype(object),  # datetime.date each
-        "days_overdue": (day - p.due_day[pos]).astype(int),
-        "balance": np.round(open_balance_at(p, pos, as_of), 2),
+        **open_invoice_meta(p, pos, X.index.to_numpy(), as_of),
         **{c: full[:, j] for j, c in enumerate(PROBA_COLUMNS)},
         "predicted_class": model.classes_[proba.argmax(axis=1)] if len(X) else [],
         "at_risk": full[:, 0] < at_risk_threshold,

@@ -16,10 +16,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from engine.calendar import from_day, to_day
-from engine.features import build_invoice_features, open_balance, prepare_tables
+from engine.features import build_invoice_features, prepare_tables
 from engine.models.payment import PaymentModel
-from engine.models.predict import PROBA_COLUMNS, attention_ranks, payment_outlook
+from engine.models.predict import (
+    PROBA_COLUMNS,
+    attention_ranks,
+    open_invoice_meta,
+    payment_outlook,
+)
 from engine.scale.shards import ParquetExport, build_shard_layout, read_shard
 
 if TYPE_CHECKING:
@@ -41,15 +45,8 @@ def shard_open_features(shard: int, export: ParquetExport, n_shards: int, known_
         return pd.DataFrame()
     p = prepare_tables(tables)
     X = build_invoice_features(p, as_of)
-    pos = pd.Index(p.invoice_id).get_indexer(X.index.to_numpy())
-    day = to_day(as_of)
-    meta = pd.DataFrame({
-        "invoice_id": X.index.to_numpy(),
-        "customer_id": p.customers["customer_id"].astype(str).to_numpy()[p.cust[pos]],
-        "due_date": [from_day(int(d)) for d in p.due_day[pos]],
-        "days_overdue": (day - p.due_day[pos]).astype(int),
-        "balance": np.round(open_balance(p, X.index.to_numpy(), as_of), 2),
-    })
+    ids = X.index.to_numpy()
+    meta = pd.DataFrame(open_invoice_meta(p, p.rows_of(ids), ids, as_of))
     meta.columns = [_META_PREFIX + c for c in meta.columns]  # features may share names
     return pd.concat([meta, X.reset_index(drop=True)], axis=1)
 
