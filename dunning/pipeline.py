@@ -488,8 +488,15 @@ def build_policies(tuned: Any, policy_dir: Path | None, planner: Any = None
         policies["rl"] = VetoCounter(RLPolicy.load(policy_dir))
     if planner is not None:
         policies["planner"] = planner
-    policies["oracle"] = make_policy("oracle")[1]
+    policies["oracle"] = oracle_policy()
     return policies
+
+
+def oracle_policy() -> Any:
+    """The ground-truth oracle of the evaluations (it re-solves each evaluation batch)."""
+    from policies.baselines.factory import make_policy
+
+    return make_policy("oracle")[1]
 
 
 def evaluate_step(config: PipelineConfig, policies: dict[str, Any], source: Any,
@@ -741,15 +748,18 @@ def selection_estimates(config: PipelineConfig, company: Any, cut: dt.date, lear
 def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_dir: Path,
                         cut: dt.date) -> BaselineRun:
     """Tune the schedule, set up the planner, then evaluate never / fixed / tuned /
-    planner / oracle in the ground truth on ``company``'s held-out invoices and (without
-    the planner, to keep the demo short) on the robustness scenario, and estimate tuned
-    and planner without the truth: everything that does not need the RL policy."""
+    planner in the ground truth on ``company``'s held-out invoices and never / fixed /
+    tuned / oracle (not the planner, to keep the demo short) on the robustness scenario,
+    and estimate tuned and planner without the truth: everything that needs neither the
+    RL policy nor the oracle on the held-out invoices, which the main process evaluates
+    once the RL training is done (:func:`oracle_and_rl_step`: it balances the two cores)."""
     learned = learned_source(config, db, model_dir, as_of=cut)
     tuned = tune_step(config, learned)
     planner = planner_step(config, learned)
-    policies = build_policies(tuned, None, planner)  # the oracle re-solves each evaluation
+    policies = build_policies(tuned, None, planner)
     source = evaluation_source(config, company, model_dir, cut, db=db)
-    evaluation = evaluate_step(config, policies, source)
+    evaluation = evaluate_step(config, {k: v for k, v in policies.items() if k != "oracle"},
+                               source)
     robustness = None
     if config.robustness_scenario:
         others = {k: v for k, v in policies.items() if k != "planner"}
@@ -786,9 +796,10 @@ def _parallel(fn: Any, *args: Any) -> Iterator[Any]:
 def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> PipelineResult:
     """generate -> ingest -> train models -> train RL (learned env) while a worker tunes the
     schedule, sets up the planner and evaluates the other policies in the ground truth on
-    the held-out invoices (+ the robustness scenario) -> evaluate RL there too -> choose the
+    the held-out invoices (+ the robustness scenario) -> evaluate the oracle and RL there
+    too (in this process, beside the worker) -> choose the
     shipped scheduler without the truth -> results + report. ``config.train_rl=False``
-    skips PPO (the worker's part then runs in this process)."""
+    skips PPO (the oracle's evaluation then runs beside the worker's part at once)."""
     from policies.rl import RLPolicy
     from policies.rl.vetoes import VetoCounter
 
@@ -805,32 +816,34 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
     with _step(progress, "build learned environment", t):
         learned = learned_source(config, db, model_dir, as_of=cut)
     artifact, rl_policy = None, None
-    if config.train_rl:
-        # RL training is single-threaded: the tuning, the planner and every evaluation that
-        # does not need the RL policy run beside it on the second core
-        with _parallel(baselines_in_worker, config, company, db, model_dir, cut) as base_job:
+    source = evaluation_source(config, company, model_dir, cut, db=db)
+    # The worker tunes, plans and evaluates everything but the oracle and RL on the held-out
+    # invoices on the second core; this process trains RL (single-threaded), then evaluates
+    # the oracle and RL there, so that both cores stay busy until the end.
+    with _parallel(baselines_in_worker, config, company, db, model_dir, cut) as base_job:
+        if config.train_rl:
             with _step(progress, "train RL policy", t,
                        total=config.rl_config.total_timesteps) as p:
                 artifact = train_policy_step(config, db, model_dir, config.policy_dir,
                                              as_of=cut, progress=p, source=learned)
-            with _step(progress, "tune + plan + evaluate the other policies (in parallel)", t):
-                base = base_job.result()
-        rl_policy = RLPolicy.load(artifact.path)
-    else:
-        with _step(progress, "tune + plan + evaluate the policies", t):
-            base = baselines_in_worker(config, company, db, model_dir, cut)
-    rl = {"rl": VetoCounter(rl_policy)} if rl_policy is not None else {}
-    source = evaluation_source(config, company, model_dir, cut, db=db)
-    evaluation = base.evaluation
-    if rl:
-        with _step(progress, "evaluate RL in the ground truth", t, total=config.n_seeds) as p:
-            evaluation = with_policy(base.evaluation, evaluate_step(config, rl, source, p))
+            rl_policy = RLPolicy.load(artifact.path)
+        rl = {"rl": VetoCounter(rl_policy)} if rl_policy is not None else {}
+        label = "evaluate the oracle and RL" if rl else "evaluate the oracle"
+        with _step(progress, f"{label} in the ground truth", t,
+                   total=config.n_seeds * (1 + len(rl))) as p:
+            top = evaluate_step(config, {**rl, "oracle": oracle_policy()}, source, p)
+        rl_shifted = None
+        if config.robustness_scenario and rl_policy is not None:
+            with _step(progress, f"evaluate RL on {config.robustness_scenario}", t):
+                rl_shifted = robustness_step(config, model_dir, cut,
+                                             {"rl": VetoCounter(rl_policy)})
+        with _step(progress, "tune + plan + evaluate the other policies (in parallel)", t):
+            base = base_job.result()
+    evaluation = with_policy(base.evaluation, top)
     evaluation.save(out)
     robustness = base.robustness
-    if base.robustness is not None and rl_policy is not None:
-        with _step(progress, f"evaluate RL on {config.robustness_scenario}", t):
-            robustness = with_policy(base.robustness, robustness_step(
-                config, model_dir, cut, {"rl": VetoCounter(rl_policy)}))
+    if robustness is not None and rl_shifted is not None:
+        robustness = with_policy(robustness, rl_shifted)
     with _step(progress, "choose the shipped scheduler (learned env + DR)", t):
         selection = selection_step(config, company, cut, learned, base, rl_policy, evaluation)
     results = assemble_results(

@@ -222,10 +222,11 @@ def _same_evaluation(a: Any, b: Any) -> None:
 
 def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_run,
                                                                  tmp_path: Path):
-    """The pipeline tunes and evaluates never / fixed / tuned / planner / oracle (main and,
-    without the planner, robustness scenario) in a spawned process while the RL policy
-    trains, then evaluates RL alone and combines: exactly what evaluating all six at once
-    here gives (the planner saved by the worker and loaded here plays the same)."""
+    """The pipeline tunes and evaluates never / fixed / tuned / planner (and never / fixed /
+    tuned / oracle on the robustness scenario) in a spawned process while the RL policy
+    trains, then evaluates RL and the oracle here and combines: exactly what evaluating
+    all six at once here gives (the planner saved by the worker and loaded here plays the
+    same)."""
     from dataclasses import replace
 
     from dunning.pipeline import (
@@ -235,6 +236,7 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
         build_policies,
         evaluate_step,
         evaluation_source,
+        oracle_policy,
         robustness_step,
         with_policy,
     )
@@ -246,12 +248,13 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
     with _parallel(baselines_in_worker, config, small_run.company, small_run.db,
                    small_run.model_dir, small_run.cut) as job:
         base = job.result()
-    assert base.evaluation.policies == ["never", "fixed", "tuned", "planner", "oracle"]
+    assert base.evaluation.policies == ["never", "fixed", "tuned", "planner"]
     everything = build_policies(base.tuned, trained.path, PlannerPolicy.load(base.planner_dir))
     source = evaluation_source(config, small_run.company, small_run.model_dir, small_run.cut,
                                db=small_run.db)
     rl = {"rl": VetoCounter(RLPolicy.load(trained.path))}
-    combined = with_policy(base.evaluation, evaluate_step(config, rl, source))
+    combined = with_policy(base.evaluation, evaluate_step(
+        config, {**rl, "oracle": oracle_policy()}, source))
     assert combined.policies == list(POLICY_ORDER)
     _same_evaluation(combined, evaluate_step(config, everything, source))
     assert sum(rl["rl"].counts.values()) > 0  # the RL policy's vetoes are still counted
