@@ -226,17 +226,17 @@ class LearnedModel(TransitionModel):
         open_day = np.flatnonzero(~cal.is_weekend & ~cal.is_holiday)
         if len(open_day) == 0:
             return out
-        rows = np.repeat(open_day, m)
-        cols = np.tile(np.arange(m), len(open_day))
-        calendar = {"weekday": cal.weekday[rows], "days_to_month_end":
-                    cal.days_to_month_end[rows], "days_to_quarter_end":
-                    cal.days_to_quarter_end[rows], "is_holiday": cal.is_holiday[rows],
-                    "month_phase": cal.month_phase[rows], "quarter_phase": cal.quarter_phase[rows]}
-        dyn = reminder_dynamics(np.full(len(rows), t), {f"n_{ch}": counts[cols, j] for j, ch in
-                                                         enumerate(REMINDER_CHANNELS)},
-                                since[cols], last[cols], calendar)
-        h = self.dyn.hazard.predict_hazard(self.batch.hazard_static[rows], dyn)
-        out[open_day] = h.reshape(len(open_day), m)
+        calendar = {"weekday": cal.weekday, "days_to_month_end": cal.days_to_month_end,
+                    "days_to_quarter_end": cal.days_to_quarter_end,
+                    "is_holiday": cal.is_holiday, "month_phase": cal.month_phase,
+                    "quarter_phase": cal.quarter_phase}
+        per_invoice = {name: np.asarray(v[open_day], dtype=np.float64)
+                       for name, v in calendar.items()}
+        situations = reminder_dynamics(np.full(m, t), {f"n_{ch}": counts[:, j] for j, ch in
+                                                       enumerate(REMINDER_CHANNELS)},
+                                       since, last, {})
+        out[open_day] = self.dyn.hazard.predict_hazard_grid(
+            self.batch.hazard_static[open_day], situations, per_invoice)
         return out
 
     def _reachable(self, t: int, rows: np.ndarray) -> np.ndarray:
