@@ -32,10 +32,11 @@ from policies.common.dp import (
     ReminderGrid,
     StateSpace,
     TransitionModel,
+    distinct_fact_rows,
 )
 from simulations.env.arrays import take_rows
 from simulations.env.learned import SINCE_EDGES, BehaviourRates
-from simulations.env.masks import ActionMask, CategoricalFacts, legal_facts
+from simulations.env.masks import STRING_FACTS, ActionMask, CategoricalFacts, legal_facts
 from simulations.env.types import CostModel, EnvState, InvoiceBatch
 
 FINAL = int(Action.FINAL_NOTICE)
@@ -179,14 +180,10 @@ class LearnedModel(TransitionModel):
         self._r_n = np.repeat(grid.n, 2 * n_since)
         self._r_since = np.tile(np.arange(n_since), 2 * G)
         if self.mask_fn is not None:
-            half = space.half
-            self._rep = np.repeat(np.arange(B), half)
-            slim = dataclasses.replace(self.batch, params=None, hazard_static=None)
-            self._rep_batch = take_rows(slim, self._rep)
-            strings = CategoricalFacts(len(self._rep))
-            strings.set_rows(np.arange(len(self._rep)), self._rep_batch)
+            self._slim = dataclasses.replace(self.batch, params=None, hazard_static=None)
+            strings = CategoricalFacts(B)
+            strings.set_rows(np.arange(B), self._slim)
             self._strings = strings.facts()  # string facts as categoricals, once
-            self._rep_state = np.tile(np.arange(half), B)
 
     @staticmethod
     def _since_bucket(space: StateSpace) -> np.ndarray:
@@ -203,18 +200,27 @@ class LearnedModel(TransitionModel):
             return None
         sp = self.space
         # reachable states where the DP may act (its 7-day spacing: the others only wait)
-        reach = self._reachable(t, np.arange(sp.half)) & ~sp.spacing_block()[:sp.half]
-        pick = np.flatnonzero(np.tile(reach, self.n))  # rows of the repeated states
-        state = dp_env_state(sp, t, self._rep_state[pick])
-        batch = take_rows(self._rep_batch, pick)
-        cal = self._calendar(t, self._place[self._rep[pick]], batch.due_day)
-        facts = legal_facts(batch, state, cal)
-        facts.update({name: values[pick] for name, values in self._strings.items()})
-        allowed = np.ones((len(self._rep), N_ACTIONS), dtype=bool)  # unreachable: unused
-        allowed[pick] = np.asarray(self.mask_fn(facts, from_days(batch.due_day + t)),
-                                   dtype=bool)
-        allowed = allowed.reshape(self.n, sp.half, N_ACTIONS)
+        free = np.flatnonzero(self._reachable(t, np.arange(sp.half))
+                              & ~sp.spacing_block()[:sp.half])
+        # states with equal facts (those of invoice 0 tell) share one evaluation per invoice
+        first, of_free = distinct_fact_rows(self._facts(t, np.zeros(len(free), np.int64),
+                                                        free), STRING_FACTS)
+        u = len(first)
+        inv = np.repeat(np.arange(self.n), u)
+        facts = self._facts(t, inv, np.tile(free[first], self.n))
+        facts.update({name: values[inv] for name, values in self._strings.items()})
+        judged = np.asarray(self.mask_fn(facts, from_days(self.batch.due_day[inv] + t)),
+                            dtype=bool).reshape(self.n, u, N_ACTIONS)
+        allowed = np.ones((self.n, sp.half, N_ACTIONS), dtype=bool)  # unreachable: unused
+        allowed[:, free] = judged[:, of_free]
         return np.concatenate([allowed, allowed], axis=1)  # complaint: same facts
+
+    def _facts(self, t: int, inv: np.ndarray, states: np.ndarray) -> dict[str, Any]:
+        """The legal facts (string facts as numpy strings) of invoices ``inv`` (r,) in the
+        first-half DP states ``states`` (r,) on day ``t``."""
+        batch = take_rows(self._slim, inv)
+        cal = self._calendar(t, self._place[inv], batch.due_day)
+        return legal_facts(batch, dp_env_state(self.space, t, states), cal)
 
     def _predict(self, t: int, counts: np.ndarray, since: np.ndarray, last: np.ndarray
                  ) -> np.ndarray:
