@@ -202,13 +202,15 @@ class LearnedModel(TransitionModel):
         # reachable states where the DP may act (its 7-day spacing: the others only wait)
         free = np.flatnonzero(self._reachable(t, np.arange(sp.half))
                               & ~sp.spacing_block()[:sp.half])
-        # states with equal facts (those of invoice 0 tell) share one evaluation per invoice
-        first, of_free = distinct_fact_rows(self._facts(t, np.zeros(len(free), np.int64),
-                                                        free), STRING_FACTS)
+        # states with equal facts (those of invoice 0 tell; for the legal rules equal
+        # classes, LegalMask.fact_classes) share one evaluation per invoice
+        probe = self._facts(t, np.zeros(len(free), np.int64), free)
+        classes = getattr(self.mask_fn, "fact_classes", None)
+        first, of_free = distinct_fact_rows(probe if classes is None else classes(probe),
+                                            STRING_FACTS)
         u = len(first)
         inv = np.repeat(np.arange(self.n), u)
         facts = self._facts(t, inv, np.tile(free[first], self.n))
-        facts.update({name: values[inv] for name, values in self._strings.items()})
         judged = np.asarray(self.mask_fn(facts, from_days(self.batch.due_day[inv] + t)),
                             dtype=bool).reshape(self.n, u, N_ACTIONS)
         allowed = np.ones((self.n, sp.half, N_ACTIONS), dtype=bool)  # unreachable: unused
@@ -216,11 +218,13 @@ class LearnedModel(TransitionModel):
         return np.concatenate([allowed, allowed], axis=1)  # complaint: same facts
 
     def _facts(self, t: int, inv: np.ndarray, states: np.ndarray) -> dict[str, Any]:
-        """The legal facts (string facts as numpy strings) of invoices ``inv`` (r,) in the
+        """The legal facts (string facts as categoricals) of invoices ``inv`` (r,) in the
         first-half DP states ``states`` (r,) on day ``t``."""
         batch = take_rows(self._slim, inv)
         cal = self._calendar(t, self._place[inv], batch.due_day)
-        return legal_facts(batch, dp_env_state(self.space, t, states), cal)
+        facts = legal_facts(batch, dp_env_state(self.space, t, states), cal)
+        facts.update({name: values[inv] for name, values in self._strings.items()})
+        return facts
 
     def _predict(self, t: int, counts: np.ndarray, since: np.ndarray, last: np.ndarray
                  ) -> np.ndarray:
