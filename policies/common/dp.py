@@ -366,7 +366,10 @@ def _day_q(model: TransitionModel, space: StateSpace, grid: ReminderGrid, t: int
         # The complaint cost is paid per complaint, also after an earlier one.
         q_small = (same + p_c * (w[:, col_comp] - same - pay.complaint_cost)
                    - pay.action_cost[a])
-        yield a, np.take_along_axis(q_small, of_state, axis=1)
+        if rows.of_state.shape[0] == 1:  # one map for every invoice: a plain gather
+            yield a, q_small[:, rows.of_state[0]]
+        else:
+            yield a, np.take_along_axis(q_small, of_state, axis=1)
 
 
 def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
