@@ -397,6 +397,26 @@ class BatchDecision:
         return self._rules_for(self.unresolved, row, action)
 
 
+def _bit_code(bits: list[np.ndarray]) -> np.ndarray:
+    """(n,) int64, equal exactly where every one of the (n,) bool ``bits`` is equal."""
+    chunks = [sum(b.astype(np.int64) << j for j, b in enumerate(bits[i:i + 62]))
+              for i in range(0, len(bits), 62)]
+    if len(chunks) == 1:
+        return np.asarray(chunks[0], dtype=np.int64)
+    return np.unique(np.column_stack(chunks), axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def _comparisons(cond: Condition) -> list[Compare]:
+    """Every :class:`Compare` of a condition tree."""
+    if isinstance(cond, Compare):
+        return [cond]
+    if isinstance(cond, (All, AnyOf)):
+        return [c for item in cond.items for c in _comparisons(item)]
+    if isinstance(cond, Not):
+        return _comparisons(cond.item)
+    return []
+
+
 def _block_rows(allowed: np.ndarray, invalid: _Mask) -> None:
     """Block every action of the ``invalid`` rows (in place; WAIT is reset by the caller)."""
     if invalid is True:
@@ -445,6 +465,11 @@ class VectorEvaluator:
         self._is_veto = np.array([r.effect == "veto" for r in ruleset.rules], dtype=bool)
         self._is_review = np.array([r.effect == "require_human_review" for r in ruleset.rules],
                                    dtype=bool)
+        self._compares: dict[str, list[Compare]] = {}  # every comparison the rules make
+        for r in ruleset.rules:
+            for cond in _comparisons(r.when):
+                if cond not in self._compares.setdefault(cond.fact, []):
+                    self._compares[cond.fact].append(cond)
 
     # -- per rule ---------------------------------------------------------------------------
 
@@ -491,6 +516,26 @@ class VectorEvaluator:
         return fired, _and(_not(fired), _not(_or(app_false, when_false)))
 
     # -- public -----------------------------------------------------------------------------
+
+    def fact_classes(self, facts: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``{fact: (n,) int64 class}`` for every number and bool fact of the rules: rows
+        whose facts are equal apart from these, with equal classes, get the same
+        :meth:`mask` and :meth:`evaluate` on the same day. A fact's class is its validity
+        (missing, wrong) and the truth of every comparison the rules make on it, the only
+        things the evaluation reads of a number or bool (e.g. ``days_since_last_contact``
+        20 and 30 share a class when every rule compares it with 14 or less). Lets a caller
+        with many similar rows (the planner's DP states) evaluate one row per class."""
+        enc = _Encoded(facts, self.vocabulary)
+        out: dict[str, np.ndarray] = {}
+        for name, spec in FACTS.items():
+            if spec.type not in ("int", "float", "bool"):
+                continue
+            col = enc.columns[name]
+            bits = [col.valid, col.wrong, col.unknown,
+                    *(enc.atom(c) for c in self._compares.get(name, ()))]
+            out[name] = _bit_code([np.broadcast_to(np.asarray(b, dtype=bool), (enc.n,))
+                                   for b in bits])
+        return out
 
     def mask(self, facts: Mapping[str, Any], as_of: date | str | np.ndarray) -> np.ndarray:
         """``(n, 6)`` bool: which actions are allowed (vetoes and fail-closed applied).

@@ -189,6 +189,13 @@ class CustomerResponse:
                                                     cells(dynamic)]
         return np.where(np.isfinite(f), f, 1.0)
 
+    @staticmethod
+    def factor_grid(estimates: np.ndarray, dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(B, m) :meth:`factor` of every row (invoice b, day j): the estimates (B, K) of B
+        invoices on the m days of ``dynamic`` ((m,) each)."""
+        f = np.asarray(estimates, dtype=np.float64)[:, cells(dynamic)]
+        return np.where(np.isfinite(f), f, 1.0)
+
     def to_dict(self) -> dict[str, Any]:
         return {"k_customer": self.k_customer, "k_since": self.k_since,
                 "k_channel": self.k_channel, "window_days": WINDOW_DAYS,

@@ -51,6 +51,17 @@ from engine.models.reminder_lift import ReminderLift
 
 HAZARD_FILE = "hazard_model.txt"
 HAZARD_META = "hazard_model.json"
+# The dynamic inputs that come from an invoice's reminders (a planner's state) and its day,
+# as opposed to the calendar inputs of its day: :meth:`HazardModel.predict_hazard_grid`
+# takes these per situation, the others per invoice. The reminder lift and the customer
+# response read only these.
+SITUATION_INPUTS: tuple[str, ...] = (
+    "days_overdue", *(f"n_{c}" for c in REMINDER_CHANNELS), "days_since_last_reminder",
+    "last_reminder_overdue", "last_channel",
+)
+# LightGBM's kZeroThreshold (1e-35f): a dense input row drops |v| <= it, the trees read 0.0
+_LGB_ZERO = float(np.float32(1e-35))
+_NO_SPLITS = np.empty(0)  # thresholds of an input no tree splits on
 
 
 class HazardModel:
@@ -308,6 +319,110 @@ class HazardModel:
             hazard = np.minimum(hazard * self.response_.factor(est, dynamic), 1.0)
         return hazard
 
+    def predict_hazard_grid(self, static: np.ndarray, situations: Mapping[str, np.ndarray],
+                            per_invoice: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(B, m) hazard of every invoice in every situation: exactly (bit for bit)
+        :meth:`predict_hazard` on the B * m rows (invoice b, situation j), b-major, whose
+        static row is ``static[b]`` and whose dynamic inputs are ``situations[.][j]`` and
+        ``per_invoice[.][b]``.
+
+        A tree compares each input only with its split thresholds: situations whose inputs
+        fall between the same thresholds of every tree (:meth:`_distinct_situations`) get
+        the same trees' value, so the booster runs on B x (distinct situations) rows only;
+        the reminder lift and the customer response are applied on the whole grid.
+
+        Parameters
+        ----------
+        static : (B, k_static) as for :meth:`predict_hazard`.
+        situations : dict of (m,) arrays, the keys :data:`SITUATION_INPUTS` (a planner's
+            states on one day: reminders so far and the day overdue).
+        per_invoice : dict of (B,) arrays, the other keys of ``dynamic_features_`` (the
+            calendar inputs of each invoice's day).
+        """
+        self._check_grid_inputs(situations, per_invoice)
+        B, m = static.shape[0], len(situations["days_overdue"])  # noqa: N806
+        if B == 0 or m == 0:
+            return np.zeros((B, m))
+        first, inverse = self._distinct_situations(situations)
+        u = len(first)
+        dyn = {name: np.repeat(np.asarray(v), u) for name, v in per_invoice.items()}
+        dyn.update({name: np.tile(np.asarray(v)[first], B) for name, v in situations.items()})
+        trees = self.booster_.predict(self._matrix(np.repeat(static, u, axis=0), dyn),
+                                      num_threads=1)
+        hazard = trees.reshape(B, u)[:, inverse]
+        lift = self.reminder_lift_
+        if lift is not None:  # the lift of a row depends on its group and situation only
+            group, of_invoice = np.unique(self._groups(static, lift.group_feature),
+                                          return_inverse=True)
+            factor = lift.factor(np.repeat(group, m), {name: np.tile(np.asarray(v), len(group))
+                                                       for name, v in situations.items()})
+            hazard = np.minimum(hazard * factor.reshape(len(group), m)[of_invoice.reshape(-1)],
+                                1.0)
+        if self.response_ is not None:
+            est = static[:, len(self.tree_features_):]
+            hazard = np.minimum(hazard * self.response_.factor_grid(est, situations), 1.0)
+        return hazard
+
+    def _check_grid_inputs(self, situations: Mapping[str, np.ndarray],
+                           per_invoice: Mapping[str, np.ndarray]) -> None:
+        for name in SITUATION_INPUTS:
+            if name not in situations:
+                raise DunningError(f"predict_hazard_grid: situation input {name!r} is "
+                                   f"missing; expected all of {list(SITUATION_INPUTS)}")
+        for name in self.dynamic_features_:
+            if name not in situations and name not in per_invoice:
+                raise DunningError(f"predict_hazard_grid: dynamic input {name!r} is missing; "
+                                   f"expected all of {self.dynamic_features_}")
+        both = set(situations) & set(per_invoice)
+        if both:
+            raise DunningError(f"predict_hazard_grid: {sorted(both)} given both per situation "
+                               "and per invoice")
+
+    def _distinct_situations(self, situations: Mapping[str, np.ndarray]
+                             ) -> tuple[np.ndarray, np.ndarray]:
+        """``(first (u,), inverse (m,))``: one situation standing for each class of
+        situations the trees cannot tell apart (the same side of every split threshold of
+        each input, see :func:`_split_codes`), and the class of each situation."""
+        splits = self._split_points()
+        offset = len(self.tree_features_)
+        tree_dynamic = self._tree_dynamic()
+        codes = [_split_codes(np.asarray(situations[name], dtype=np.float64),
+                              splits.get(offset + tree_dynamic.index(name), _NO_SPLITS))
+                 for name in situations if name in tree_dynamic]
+        m = len(situations["days_overdue"])
+        if not codes:  # no situation input reaches the trees
+            return np.zeros(min(m, 1), dtype=np.int64), np.zeros(m, dtype=np.int64)
+        _, first, inverse = np.unique(_row_keys(codes), axis=0, return_index=True,
+                                      return_inverse=True)
+        return first, inverse.reshape(-1)
+
+    def _split_points(self) -> dict[int, np.ndarray | None]:
+        """{booster input column: its sorted numeric split thresholds over all trees, or
+        None when the trees split on it as a category}; columns never split on are absent.
+        Read once per booster (a fitted or a loaded one; kept on the model, not saved)."""
+        cached = getattr(self, "_split_cache", None)
+        if cached is not None and cached[0] is self.booster_:
+            return cached[1]
+        numeric: dict[int, list[float]] = {}
+        categorical: set[int] = set()
+        for tree in self.booster_.dump_model()["tree_info"]:
+            stack = [tree["tree_structure"]]
+            while stack:
+                node = stack.pop()
+                if "split_feature" not in node:
+                    continue
+                j = int(node["split_feature"])
+                if node["decision_type"] == "==":
+                    categorical.add(j)
+                else:
+                    numeric.setdefault(j, []).append(float(node["threshold"]))
+                stack += [node["left_child"], node["right_child"]]
+        out: dict[int, np.ndarray | None] = {j: np.unique(np.asarray(v, dtype=np.float64))
+                                             for j, v in numeric.items()}
+        out.update(dict.fromkeys(categorical))
+        self._split_cache = (self.booster_, out)
+        return out
+
     def _base_hazard(self, static: np.ndarray, dynamic: Mapping[str, np.ndarray]
                      ) -> np.ndarray:
         """(n,) the trees' hazard times the segment's reminder lift (no customer factor)."""
@@ -406,6 +521,33 @@ class HazardModel:
         m.booster_ = lgb.Booster(model_file=str(d / HAZARD_FILE))
         m.hash_ = meta["hash"]
         return m
+
+
+def _split_codes(values: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    """(m,) int64 codes of one booster input: equal codes, equal decisions at every split
+    on it. Numeric splits (``thresholds`` sorted, empty for an input never split on) go
+    left when v <= threshold, so the code is the number of thresholds below v, with 0
+    (LightGBM reads |v| <= 1e-35 as 0, a "zero" missing value) and NaN (missing) apart; a
+    categorical input's (``thresholds`` None) code is its value."""
+    if thresholds is None:
+        return np.unique(values, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    v = np.where(np.abs(values) <= _LGB_ZERO, 0.0, values)
+    below = np.searchsorted(thresholds, v, side="left").astype(np.int64)
+    return np.where(np.isnan(v), -1, 2 * below + (v == 0))
+
+
+def _row_keys(codes: list[np.ndarray]) -> np.ndarray:
+    """Rows of the columns ``codes`` (m,) int64 each, as one int64 key per row (m,) when
+    their ranges fit (mixed radix: equal keys, equal rows), else the (m, p) code matrix."""
+    key = np.zeros(len(codes[0]), dtype=np.int64)
+    span = 1
+    for c in codes:
+        lo, hi = int(c.min()), int(c.max())
+        span *= hi - lo + 1
+        if span >= 2**62:
+            return np.stack(codes, axis=1)
+        key = key * (hi - lo + 1) + (c - lo)
+    return key
 
 
 def _check_smoothing(option: str, smoothing: float | None) -> None:

@@ -30,7 +30,9 @@ by it (nor is the DP without a legal mask).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -282,6 +284,23 @@ class TransitionModel(ABC):
         """(B, R) P(complaint) of sending reminder ``a`` on day ``t`` from each row."""
 
 
+def distinct_fact_rows(facts: Mapping[str, Any], skip: Collection[str] = ()
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``(first (U,), inverse (m,))``: the legal facts ``facts`` ((m,) arrays) of m DP
+    states of ONE invoice on one day, grouped by equal values (the ``skip`` facts apart,
+    e.g. the string facts, the same for all of them); ``first`` the first state of each
+    group, ``inverse`` the group of each state. The facts of a state on a day are the
+    invoice's and the day's facts (the same for all its states) and the state's own, so
+    another invoice's states group alike: a row-wise legal mask needs one evaluation per
+    group and invoice (the oracle's and the planner's masks)."""
+    cols = [np.asarray(v, dtype=np.float64) for name, v in facts.items() if name not in skip]
+    # a fact with one value neither splits a group nor orders the groups: left out (speed)
+    varying = [c for c in cols if not (c == c[:1]).all()] or cols[:1]
+    _, first, inverse = np.unique(np.stack(varying, axis=1), axis=0, return_index=True,
+                                  return_inverse=True)
+    return first, inverse.reshape(-1)
+
+
 def continuation(v_next: np.ndarray, nxt: np.ndarray, h: np.ndarray, p_start: np.ndarray,
                  p_end: np.ndarray, disputed: np.ndarray, amount: np.ndarray,
                  gamma: float) -> np.ndarray:
@@ -347,7 +366,10 @@ def _day_q(model: TransitionModel, space: StateSpace, grid: ReminderGrid, t: int
         # The complaint cost is paid per complaint, also after an earlier one.
         q_small = (same + p_c * (w[:, col_comp] - same - pay.complaint_cost)
                    - pay.action_cost[a])
-        yield a, np.take_along_axis(q_small, of_state, axis=1)
+        if rows.of_state.shape[0] == 1:  # one map for every invoice: a plain gather
+            yield a, q_small[:, rows.of_state[0]]
+        else:
+            yield a, np.take_along_axis(q_small, of_state, axis=1)
 
 
 def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,

@@ -35,6 +35,7 @@ from policies.common.dp import (
     StateSpace,
     TransitionModel,
     backward_induction,
+    distinct_fact_rows,
 )
 from simulations.world.dynamics import (
     MAX_COMPLAINT_PROBABILITY,
@@ -197,12 +198,9 @@ def _distinct_facts(params: InvoiceParams, space: StateSpace) -> tuple[np.ndarra
     free = np.flatnonzero(~space.spacing_block()[:half])
     probe = facts_from_state(params.take(np.zeros(len(free), dtype=np.int64)),
                              space.world_state(0, free))
-    cols = [np.asarray(v, dtype=np.float64) for name, v in probe.items()
-            if name not in STRING_FACTS]
-    _, first, inverse = np.unique(np.stack(cols, axis=1), axis=0, return_index=True,
-                                  return_inverse=True)
+    first, inverse = distinct_fact_rows(probe, STRING_FACTS)
     of_state = np.zeros(half, dtype=np.int64)
-    of_state[free] = inverse.reshape(-1)
+    of_state[free] = inverse
     return free[first], of_state
 
 

@@ -32,10 +32,11 @@ from policies.common.dp import (
     ReminderGrid,
     StateSpace,
     TransitionModel,
+    distinct_fact_rows,
 )
 from simulations.env.arrays import take_rows
 from simulations.env.learned import SINCE_EDGES, BehaviourRates
-from simulations.env.masks import ActionMask, CategoricalFacts, legal_facts
+from simulations.env.masks import STRING_FACTS, ActionMask, CategoricalFacts, legal_facts
 from simulations.env.types import CostModel, EnvState, InvoiceBatch
 
 FINAL = int(Action.FINAL_NOTICE)
@@ -179,14 +180,11 @@ class LearnedModel(TransitionModel):
         self._r_n = np.repeat(grid.n, 2 * n_since)
         self._r_since = np.tile(np.arange(n_since), 2 * G)
         if self.mask_fn is not None:
-            half = space.half
-            self._rep = np.repeat(np.arange(B), half)
-            slim = dataclasses.replace(self.batch, params=None, hazard_static=None)
-            self._rep_batch = take_rows(slim, self._rep)
-            strings = CategoricalFacts(len(self._rep))
-            strings.set_rows(np.arange(len(self._rep)), self._rep_batch)
+            self._slim = dataclasses.replace(self.batch, params=None, hazard_static=None)
+            strings = CategoricalFacts(B)
+            strings.set_rows(np.arange(B), self._slim)
             self._strings = strings.facts()  # string facts as categoricals, once
-            self._rep_state = np.tile(np.arange(half), B)
+            self._groups: dict[tuple[tuple[str, bytes], ...], tuple[np.ndarray, np.ndarray]] = {}
 
     @staticmethod
     def _since_bucket(space: StateSpace) -> np.ndarray:
@@ -203,18 +201,45 @@ class LearnedModel(TransitionModel):
             return None
         sp = self.space
         # reachable states where the DP may act (its 7-day spacing: the others only wait)
-        reach = self._reachable(t, np.arange(sp.half)) & ~sp.spacing_block()[:sp.half]
-        pick = np.flatnonzero(np.tile(reach, self.n))  # rows of the repeated states
-        state = dp_env_state(sp, t, self._rep_state[pick])
-        batch = take_rows(self._rep_batch, pick)
-        cal = self._calendar(t, self._place[self._rep[pick]], batch.due_day)
-        facts = legal_facts(batch, state, cal)
-        facts.update({name: values[pick] for name, values in self._strings.items()})
-        allowed = np.ones((len(self._rep), N_ACTIONS), dtype=bool)  # unreachable: unused
-        allowed[pick] = np.asarray(self.mask_fn(facts, from_days(batch.due_day + t)),
-                                   dtype=bool)
-        allowed = allowed.reshape(self.n, sp.half, N_ACTIONS)
+        free = np.flatnonzero(self._reachable(t, np.arange(sp.half))
+                              & ~sp.spacing_block()[:sp.half])
+        first, of_free = self._fact_groups(t, free)
+        u = len(first)
+        inv = np.repeat(np.arange(self.n), u)
+        facts = self._facts(t, inv, np.tile(free[first], self.n))
+        judged = np.asarray(self.mask_fn(facts, from_days(self.batch.due_day[inv] + t)),
+                            dtype=bool).reshape(self.n, u, N_ACTIONS)
+        allowed = np.ones((self.n, sp.half, N_ACTIONS), dtype=bool)  # unreachable: unused
+        allowed[:, free] = judged[:, of_free]
         return np.concatenate([allowed, allowed], axis=1)  # complaint: same facts
+
+    def _fact_groups(self, t: int, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(first (u,), of_free (len(free),))`` positions in ``free``: its states grouped
+        by equal facts (those of invoice 0 tell: a state's facts are the invoice's and the
+        day's, the same for all its states, and its own), for the legal rules by equal
+        classes (``LegalMask.fact_classes``); one evaluation per group and invoice. The
+        groups follow from the facts that differ between the states: days with the same
+        ones (most days once every state is reachable) reuse them."""
+        probe = self._facts(t, np.zeros(len(free), np.int64), free)
+        varying = tuple((name, v.tobytes()) for name, v in (
+            (name, np.asarray(values)) for name, values in probe.items()
+            if name not in STRING_FACTS) if not (v == v[:1]).all())
+        groups = self._groups.get(varying)
+        if groups is None:
+            classes = getattr(self.mask_fn, "fact_classes", None)
+            groups = distinct_fact_rows(probe if classes is None else classes(probe),
+                                        STRING_FACTS)
+            self._groups[varying] = groups
+        return groups
+
+    def _facts(self, t: int, inv: np.ndarray, states: np.ndarray) -> dict[str, Any]:
+        """The legal facts (string facts as categoricals) of invoices ``inv`` (r,) in the
+        first-half DP states ``states`` (r,) on day ``t``."""
+        batch = take_rows(self._slim, inv)
+        cal = self._calendar(t, self._place[inv], batch.due_day)
+        facts = legal_facts(batch, dp_env_state(self.space, t, states), cal)
+        facts.update({name: values[inv] for name, values in self._strings.items()})
+        return facts
 
     def _predict(self, t: int, counts: np.ndarray, since: np.ndarray, last: np.ndarray
                  ) -> np.ndarray:
@@ -226,17 +251,17 @@ class LearnedModel(TransitionModel):
         open_day = np.flatnonzero(~cal.is_weekend & ~cal.is_holiday)
         if len(open_day) == 0:
             return out
-        rows = np.repeat(open_day, m)
-        cols = np.tile(np.arange(m), len(open_day))
-        calendar = {"weekday": cal.weekday[rows], "days_to_month_end":
-                    cal.days_to_month_end[rows], "days_to_quarter_end":
-                    cal.days_to_quarter_end[rows], "is_holiday": cal.is_holiday[rows],
-                    "month_phase": cal.month_phase[rows], "quarter_phase": cal.quarter_phase[rows]}
-        dyn = reminder_dynamics(np.full(len(rows), t), {f"n_{ch}": counts[cols, j] for j, ch in
-                                                         enumerate(REMINDER_CHANNELS)},
-                                since[cols], last[cols], calendar)
-        h = self.dyn.hazard.predict_hazard(self.batch.hazard_static[rows], dyn)
-        out[open_day] = h.reshape(len(open_day), m)
+        calendar = {"weekday": cal.weekday, "days_to_month_end": cal.days_to_month_end,
+                    "days_to_quarter_end": cal.days_to_quarter_end,
+                    "is_holiday": cal.is_holiday, "month_phase": cal.month_phase,
+                    "quarter_phase": cal.quarter_phase}
+        per_invoice = {name: np.asarray(v[open_day], dtype=np.float64)
+                       for name, v in calendar.items()}
+        situations = reminder_dynamics(np.full(m, t), {f"n_{ch}": counts[:, j] for j, ch in
+                                                       enumerate(REMINDER_CHANNELS)},
+                                       since, last, {})
+        out[open_day] = self.dyn.hazard.predict_hazard_grid(
+            self.batch.hazard_static[open_day], situations, per_invoice)
         return out
 
     def _reachable(self, t: int, rows: np.ndarray) -> np.ndarray:

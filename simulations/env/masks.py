@@ -60,6 +60,11 @@ class LegalMask:
     def __call__(self, facts: dict[str, np.ndarray], as_of: np.ndarray) -> np.ndarray:
         return self.evaluator.mask(facts, as_of)
 
+    def fact_classes(self, facts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Rows equal in their other facts and these classes get the same mask
+        (``legal_rules.vector.VectorEvaluator.fact_classes``)."""
+        return self.evaluator.fact_classes(facts)
+
     def vetoed_by(self, facts: dict[str, np.ndarray], as_of: np.ndarray) -> np.ndarray:
         decision = self.evaluator.evaluate(facts, as_of)
         out = np.asarray(decision.vetoed_by).copy()

@@ -175,3 +175,77 @@ def test_a_planner_saved_with_the_old_complaint_grid_is_refused_clearly():
         dynamics_from_dict(meta(5), hazard=None)
     dyn = dynamics_from_dict(meta(ComplaintModel.grid_shape()[0]), hazard=None)
     assert dyn.rates.complaint_model.table.shape[2:] == ComplaintModel.grid_shape()
+
+
+def _reference_model(dynamics, batch, mask):
+    """The planner's transition model as it was before the grid prediction and the mask by
+    distinct facts (commit a7a8463): the hazard model on every (invoice, situation) row and
+    the legal mask on every (invoice, state) row. Slow; the reference of the fast path."""
+    from engine.calendar import from_days
+    from engine.features import REMINDER_CHANNELS, reminder_dynamics
+    from policies.planner.model import LearnedModel, dp_env_state
+    from simulations.env.arrays import take_rows
+    from simulations.env.masks import CategoricalFacts, legal_facts
+
+    class Reference(LearnedModel):
+        def setup(self, space, grid):
+            super().setup(space, grid)
+            B, half = self.n, space.half  # noqa: N806
+            self._rep = np.repeat(np.arange(B), half)
+            self._rep_batch = take_rows(self._slim, self._rep)
+            strings = CategoricalFacts(len(self._rep))
+            strings.set_rows(np.arange(len(self._rep)), self._rep_batch)
+            self._rep_strings = strings.facts()
+            self._rep_state = np.tile(np.arange(half), B)
+
+        def mask(self, t):
+            sp = self.space
+            reach = self._reachable(t, np.arange(sp.half)) & ~sp.spacing_block()[:sp.half]
+            pick = np.flatnonzero(np.tile(reach, self.n))
+            state = dp_env_state(sp, t, self._rep_state[pick])
+            rows = take_rows(self._rep_batch, pick)
+            cal = self._calendar(t, self._place[self._rep[pick]], rows.due_day)
+            facts = legal_facts(rows, state, cal)
+            facts.update({k: v[pick] for k, v in self._rep_strings.items()})
+            allowed = np.ones((len(self._rep), N_ACTIONS), dtype=bool)
+            allowed[pick] = np.asarray(self.mask_fn(facts, from_days(rows.due_day + t)),
+                                       dtype=bool)
+            allowed = allowed.reshape(self.n, sp.half, N_ACTIONS)
+            return np.concatenate([allowed, allowed], axis=1)
+
+        def _predict(self, t, counts, since, last):
+            B, m = self.n, len(since)  # noqa: N806
+            out = np.zeros((B, m))
+            cal = self._calendar(t, self._place, self.batch.due_day)
+            open_day = np.flatnonzero(~cal.is_weekend & ~cal.is_holiday)
+            rows, cols = np.repeat(open_day, m), np.tile(np.arange(m), len(open_day))
+            calendar = {k: getattr(cal, k)[rows] for k in (
+                "weekday", "days_to_month_end", "days_to_quarter_end", "is_holiday",
+                "month_phase", "quarter_phase")}
+            dyn = reminder_dynamics(np.full(len(rows), t),
+                                    {f"n_{ch}": counts[cols, j]
+                                     for j, ch in enumerate(REMINDER_CHANNELS)},
+                                    since[cols], last[cols], calendar)
+            h = self.dyn.hazard.predict_hazard(self.batch.hazard_static[rows], dyn)
+            out[open_day] = h.reshape(len(open_day), m)
+            return out
+
+    return Reference(dynamics, batch, mask)
+
+
+def test_planner_solves_exactly_as_the_reference(small_run, planner):
+    """The booster on distinct situations only and the legal mask once per distinct fact
+    row give bit for bit the values and the table of the full computation."""
+    from policies.common.dp import backward_induction
+    from policies.planner.model import LearnedModel
+    from simulations.env import LegalMask
+
+    batch = _batch(small_run, n=4, seed=13)
+    mask = LegalMask()
+    H = 50  # noqa: N806 - every state reachable from day 36 on
+    fast = backward_induction(LearnedModel(planner.dynamics, batch, mask), planner.space, H)
+    slow = backward_induction(_reference_model(planner.dynamics, batch, mask),
+                              planner.space, H)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    assert (fast[1] > 0).any()  # it does act

@@ -1,0 +1,94 @@
+"""HazardModel.predict_hazard_grid: the booster runs on distinct situations only, and the
+result is bit for bit predict_hazard on the expanded (invoice x situation) rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.errors import DunningError
+from engine.features import build_hazard_frame
+from engine.models.hazard import SITUATION_INPUTS, HazardModel
+
+AS_OF = "2025-06-01"
+SMALL = {"n_estimators": 30, "learning_rate": 0.2, "min_child_samples": 50,
+         "max_invoices": 400}  # a fit in about a second
+
+
+def _situations(model: HazardModel, frame, m: int, seed: int) -> dict[str, np.ndarray]:
+    """``m`` situations of the training rows, plus every split threshold of each
+    situation input, the float next to it on both sides, 0, -0.0 and 1e-40 (LightGBM's
+    zero) in one input at a time (the others from a training row), plus duplicates."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, len(frame.event), m)
+    sit = {name: frame.dynamic[name][rows].astype(np.float64) for name in SITUATION_INPUTS}
+    splits = model._split_points()
+    offset = len(model.tree_features_)
+    extra: list[dict[str, np.ndarray]] = []
+    for name in SITUATION_INPUTS:
+        thr = splits.get(offset + model._tree_dynamic().index(name))
+        if thr is None or len(thr) == 0:
+            continue
+        probe = np.concatenate([thr, np.nextafter(thr, np.inf), np.nextafter(thr, -np.inf),
+                                [0.0, -0.0, 1e-40]])
+        base = rng.integers(0, m, len(probe))
+        extra.append({k: (probe if k == name else v[base]) for k, v in sit.items()})
+    assert extra, "the fixture model should split on some situation input"
+    return {k: np.concatenate([v, *(e[k] for e in extra), v[:20]]) for k, v in sit.items()}
+
+
+def _expanded(model: HazardModel, static, situations, per_invoice) -> np.ndarray:
+    """The reference: predict_hazard on every (invoice, situation) row, (B, m)."""
+    B, m = len(static), len(situations["days_overdue"])  # noqa: N806
+    dyn = {k: np.repeat(v, m) for k, v in per_invoice.items()}
+    dyn.update({k: np.tile(v, B) for k, v in situations.items()})
+    return model.predict_hazard(np.repeat(static, m, axis=0), dyn).reshape(B, m)
+
+
+def _check(model: HazardModel, static, frame, seed: int = 0) -> None:
+    sit = _situations(model, frame, 300, seed)
+    rows = np.random.default_rng(seed + 1).integers(0, len(frame.event), len(static))
+    per_invoice = {k: v[rows] for k, v in frame.dynamic.items() if k not in SITUATION_INPUTS}
+    grid = model.predict_hazard_grid(static, sit, per_invoice)
+    np.testing.assert_array_equal(grid, _expanded(model, static, sit, per_invoice))
+    first, _ = model._distinct_situations(sit)
+    assert len(first) < len(sit["days_overdue"])  # the booster ran on fewer rows
+
+
+@pytest.fixture(scope="module")
+def frame(prepared):
+    return build_hazard_frame(prepared, AS_OF, horizon_days=120, max_invoices=400)
+
+
+@pytest.fixture(scope="module")
+def model(frame):
+    return HazardModel(**SMALL).fit(frame)
+
+
+def test_grid_equals_predict_hazard_with_the_reminder_lift(frame, model, tmp_path):
+    assert model.reminder_lift_ is not None
+    static_rows = frame.static.iloc[:7]
+    _check(model, model.static_matrix(static_rows), frame)
+    model.save(tmp_path)  # a loaded model reads its thresholds from its own booster
+    loaded = HazardModel.load(tmp_path)
+    _check(loaded, loaded.static_matrix(static_rows), frame, seed=5)
+
+
+def test_grid_equals_predict_hazard_with_the_calendar_lift(frame):
+    model = HazardModel(calendar_lift_smoothing=30.0, **SMALL).fit(frame)
+    assert model.calendar_lift_ is not None
+    _check(model, model.static_matrix(frame.static.iloc[:7]), frame, seed=2)
+
+
+def test_grid_equals_predict_hazard_with_the_customer_response(prepared, frame):
+    model = HazardModel(customer_response=True, **SMALL).fit_tables(prepared, AS_OF)
+    ids = prepared.invoice_id[np.unique(frame.rows)[:7]]
+    static = model.static_for_invoices(prepared, ids)
+    assert np.isfinite(static[:, len(model.tree_features_):]).any()
+    _check(model, static, frame, seed=3)
+
+
+def test_grid_names_a_missing_input(frame, model):
+    sit = {k: np.zeros(2) for k in SITUATION_INPUTS if k != "last_channel"}
+    with pytest.raises(DunningError, match="last_channel"):
+        model.predict_hazard_grid(model.static_matrix(frame.static.iloc[:1]), sit, {})
