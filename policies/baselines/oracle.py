@@ -41,17 +41,13 @@ class GroundTruthOracle(Policy):
     def bind_simulator(self, sim: Any) -> None:
         from policies.oracle import OraclePolicy, solve
         from simulations.env.ground_truth import GroundTruthSource
+        from simulations.env.masks import FixedDateMask
 
         source = sim.source
         if not isinstance(source, GroundTruthSource):
             raise InputError("the oracle needs the ground-truth world (GroundTruthSource); "
                              f"got {type(source).__name__}")
-        as_of = self.as_of or source.scenario.start_date
-        mask = sim.mask
-
-        def mask_fn(facts: dict[str, np.ndarray]) -> np.ndarray:
-            return mask(facts, np.full(len(facts["days_overdue"]), np.datetime64(as_of, "D")))
-
+        mask_fn = FixedDateMask(sim.mask, self.as_of or source.scenario.start_date)
         if not self._given:
             params = self.solved_params(source.params_of(sim.batch))
             self.solution = solve(params, source.scenario, mask_fn, horizon=sim.horizon,

@@ -138,13 +138,14 @@ class WorldModel(TransitionModel):
         of_state = (grid.key[None] * 2 + self._comp) * 2 + recent  # (B, S)
         self._rows = ComplaintRows(g=r_g, complaint=r_comp, of_state=of_state)
         if self.mask_fn is not None:  # facts do not depend on the complaint flag: first half
-            uniq, self._of_state = _distinct_facts(params, space)
-            self._params_rep = params.take(np.repeat(np.arange(B), len(uniq)))
-            self._state_rep = space.world_state(0, np.tile(uniq, B))
+            # where the DP's spacing allows only WAIT the mask is not read: not evaluated
+            self._free = np.flatnonzero(~space.spacing_block()[:space.half])
             self._with_dates = _wants_dates(self.mask_fn)
+            self._groups: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
             # String facts are the same every day: encode them once as categoricals.
             self._strings = {name: pd.Categorical(values) for name, values in
-                             facts_from_state(self._params_rep, self._state_rep).items()
+                             facts_from_state(params, space.world_state(
+                                 0, np.zeros(B, dtype=np.int64))).items()
                              if name in STRING_FACTS}
 
     def _cal(self, t: int) -> np.ndarray:
@@ -154,16 +155,36 @@ class WorldModel(TransitionModel):
     def mask(self, t: int) -> np.ndarray | None:
         if self.mask_fn is None:
             return None
-        B = len(self.params)  # noqa: N806
-        self._state_rep.t[:] = t
-        facts = facts_from_state(self._params_rep, self._state_rep) | self._strings
+        B, free = len(self.params), self._free  # noqa: N806
+        first, of_free = self._fact_groups(t)
+        inv = np.repeat(np.arange(B), len(first))
+        params = self.params.take(inv)
+        facts = facts_from_state(params, self.space.world_state(t, np.tile(free[first], B)))
+        facts |= {name: values[inv] for name, values in self._strings.items()}
         if self._with_dates:
-            dates = from_days(self._params_rep.due_day + t)
-            mask = np.asarray(self.mask_fn(facts, dates), dtype=bool)
+            judged = self.mask_fn(facts, from_days(params.due_day + t))
         else:
-            mask = np.asarray(self.mask_fn(facts), dtype=bool)
-        mask = mask.reshape(B, -1, N_ACTIONS)[:, self._of_state]  # (B, half, 6)
-        return np.tile(mask, (1, 2, 1))
+            judged = self.mask_fn(facts)
+        judged = np.asarray(judged, dtype=bool).reshape(B, len(first), N_ACTIONS)
+        allowed = np.ones((B, self.space.half, N_ACTIONS), dtype=bool)  # WAIT-only: unused
+        allowed[:, free] = judged[:, of_free]
+        return np.concatenate([allowed, allowed], axis=1)  # complaint: same facts
+
+    def _fact_groups(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(first (u,), of_free (F,))`` positions in the states where the DP may act:
+        those states grouped by equal facts on day ``t`` (for the legal rules by equal
+        classes when the mask has ``fact_classes``), see
+        :func:`policies.common.dp.distinct_fact_rows`; one evaluation per group and
+        invoice. Days whose states differ in the same facts reuse the groups."""
+        probe = facts_from_state(self.params.take(np.zeros(len(self._free), dtype=np.int64)),
+                                 self.space.world_state(t, self._free))
+        key = tuple((name, v.tobytes()) for name, v in probe.items()
+                    if name not in STRING_FACTS and not (v == v[:1]).all())
+        if key not in self._groups:
+            classes = getattr(self.mask_fn, "fact_classes", None)
+            self._groups[key] = distinct_fact_rows(
+                probe if classes is None else classes(probe), STRING_FACTS)
+        return self._groups[key]
 
     def wait_hazard(self, t: int) -> np.ndarray:
         return pay_hazard_from_effect(self.tb, self._seg, self._rel, self._cal(t), self._ms, t,
@@ -183,25 +204,6 @@ class WorldModel(TransitionModel):
         return np.minimum(self._r_state * complaint_day_factor(self.tb, self._seg, t,
                                                                np.int64(a)),
                           MAX_COMPLAINT_PROBABILITY)
-
-
-def _distinct_facts(params: InvoiceParams, space: StateSpace) -> tuple[np.ndarray, np.ndarray]:
-    """``(uniq (U,), of_state (half,))``: states of the first half (no complaint) whose legal
-    facts differ, and the one standing for each state. The facts of a state depend on the
-    state alone (the invoice's and the day's facts are the same for all its states), so
-    one invoice on one day finds them; e-mail and letter as the last channel, or ``w`` and
-    ``f`` with the same written count, often give the same facts: the mask is evaluated
-    once for them. States where the DP allows only WAIT (its 7-day spacing) stand for
-    themselves nowhere: they point at the first row, whose mask is never read for them."""
-    half = space.half
-    # where the DP's spacing allows only WAIT the mask is not read: not evaluated
-    free = np.flatnonzero(~space.spacing_block()[:half])
-    probe = facts_from_state(params.take(np.zeros(len(free), dtype=np.int64)),
-                             space.world_state(0, free))
-    first, inverse = distinct_fact_rows(probe, STRING_FACTS)
-    of_state = np.zeros(half, dtype=np.int64)
-    of_state[free] = inverse
-    return free[first], of_state
 
 
 def solve(params: InvoiceParams, scenario: Scenario | None = None,

@@ -76,6 +76,20 @@ class LegalMask:
         return out
 
 
+class FixedDateMask:
+    """``mask`` with every row decided at one date ``as_of``: ``facts -> (m, 6) bool`` (the
+    form the oracle's solver takes), with the mask's ``fact_classes`` when it has them."""
+
+    def __init__(self, mask: ActionMask, as_of: Any) -> None:
+        self.mask = mask
+        self.as_of = np.datetime64(as_of, "D")
+        if hasattr(mask, "fact_classes"):
+            self.fact_classes = mask.fact_classes
+
+    def __call__(self, facts: dict[str, np.ndarray]) -> np.ndarray:
+        return self.mask(facts, np.full(len(facts["days_overdue"]), self.as_of))
+
+
 def default_mask() -> ActionMask:
     """The packaged legal rules."""
     return LegalMask()

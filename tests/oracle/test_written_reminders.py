@@ -156,3 +156,23 @@ def test_oracle_is_not_beaten_under_the_packaged_rules(legal_mask) -> None:
     wait = evaluate_policy(WorldModel(p, None), space, np.zeros_like(sol.policy))[:, s0]
     assert (sol.value >= fixed - 1e-9).all() and (sol.value >= wait - 1e-9).all()
     assert (sol.value > wait + 1.0).any()
+
+
+def test_oracle_with_fact_classes_solves_as_with_every_state_judged(legal_mask) -> None:
+    """The oracle judges one DP state per class of legal facts (the mask's
+    ``fact_classes``, via ``FixedDateMask``); a mask without classes is asked for every
+    state with distinct facts. Same values and tables, bit for bit."""
+    from policies.oracle import solve
+    from simulations.env.masks import FixedDateMask
+
+    sc = dataclasses.replace(world.load_scenario("default"), horizon_days=45)
+    p = world.sample_invoices(sc, 12, np.random.default_rng(21))
+    classes = FixedDateMask(legal_mask, sc.start_date)
+    assert hasattr(classes, "fact_classes")
+
+    def every_state(facts):
+        return classes(facts)
+
+    a, b = solve(p, mask_fn=classes), solve(p, mask_fn=every_state)
+    assert np.array_equal(a.value, b.value) and np.array_equal(a.policy, b.policy)
+    assert (a.policy != 0).any()
