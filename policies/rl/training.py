@@ -136,12 +136,13 @@ def build_model(venv: VecEnv, config: RLTrainingConfig) -> Any:
     """A fresh, seeded MaskablePPO on ``venv`` (already wrapped as it should be)."""
     import torch
     from sb3_contrib import MaskablePPO
+    from stable_baselines3.common.logger import Logger
 
     from policies.rl.features import ScaledObservation
 
     torch.set_num_threads(config.torch_threads)
     arch = list(config.net_arch)
-    return MaskablePPO(
+    model = MaskablePPO(
         "MlpPolicy",
         venv,
         n_steps=config.n_steps,
@@ -161,6 +162,10 @@ def build_model(venv: VecEnv, config: RLTrainingConfig) -> Any:
         device="cpu",
         verbose=0,
     )
+    # SB3's default logger makes a directory under the temp dir on every learn(); the
+    # training curve is ours (CurveCallback): keep the metrics in memory only
+    model.set_logger(Logger(folder=None, output_formats=[]))
+    return model
 
 
 def train_maskable_ppo(

@@ -46,12 +46,18 @@ def test_artifact_records_provenance_and_curve(trained, small_run):
     assert len(meta["content_hash"]) == 64
 
 
-def test_same_seed_same_policy(trained, small_run, tmp_path: Path):
+def test_same_seed_same_policy(trained, small_run, tmp_path: Path, monkeypatch):
+    import tempfile
+
     from dunning.pipeline import train_policy_step
 
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     again = train_policy_step(small_run.config, small_run.db, small_run.model_dir,
                               tmp_path / "again", as_of=small_run.cut, source=small_run.learned)
     assert again.content_hash == trained.content_hash
+    assert list(temp.iterdir()) == []  # SB3's default logger would leave SB3-<time> here
     small_run.config.rl = tiny_rl_config(seed=6)
     other = train_policy_step(small_run.config, small_run.db, small_run.model_dir,
                               tmp_path / "other", as_of=small_run.cut, source=small_run.learned)
