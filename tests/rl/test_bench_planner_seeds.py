@@ -47,7 +47,11 @@ def test_the_share_is_paired_per_evaluation_seed_not_a_ratio_of_means() -> None:
     # seed 0: (190-100)/(200-100) = 0.9; seed 1: (200-100)/(300-100) = 0.5
     share = bench_rl.planner_share([190.0, 200.0], run_with([0.0, 0.0]))
     assert share["per_seed"] == pytest.approx([0.9, 0.5])
-    assert share["mean"] == pytest.approx(0.7)  # the ratio of means would be 0.633
+    assert share["mean"] == pytest.approx(0.7)
+    # demo.json's figure, the gap of the mean NPVs, is beside it: (195-100)/(250-100)
+    seed = figures({0: judged([190.0, 200.0])}, [190.0, 200.0])["planner_by_model_seed"]["0"]
+    assert seed["oracle_gap_closed"] == pytest.approx(0.7)
+    assert seed["gap_of_mean_npvs"] == pytest.approx(95 / 150)
 
 
 def test_the_target_needs_five_seeds_a_mean_of_90_and_none_under_85() -> None:
