@@ -244,15 +244,16 @@ def _judge_planner(config: object, seed_cfg: object, company: object, cut: objec
     )
 
     t0 = time.perf_counter()
+    cached = Path(seed_cfg.out_dir) / "judged.json"
+    reused = _judged_before(cached, seed_cfg, run)
+    if reused is not None:
+        print(f"model seed {seed_cfg.seed}: re-using {cached}", flush=True)
+        return reused
     model_dir = train_models_step(seed_cfg, config.db_path, as_of=cut)
     learned = learned_source(config, config.db_path, model_dir, as_of=cut)
     planner = planner_step(seed_cfg, learned)
     key = {"planner_hash": planner.content_hash, "eval_seeds": list(run.seeds),
            "n_invoices": run.n_invoices}
-    cached = Path(seed_cfg.out_dir) / "judged.json"
-    if cached.is_file() and json.loads(cached.read_text()).get("key") == key:
-        print(f"model seed {seed_cfg.seed}: re-using {cached}", flush=True)
-        return json.loads(cached.read_text())["judged"]
     # the invoices' hazard inputs as of due come from this seed's model (the planner's)
     truth = evaluation_source(config, company, model_dir, cut, db=config.db_path)
     ev = evaluate_step(config, {"planner": planner}, truth)
@@ -271,6 +272,25 @@ def _judge_planner(config: object, seed_cfg: object, company: object, cut: objec
     print(f"model seed {seed_cfg.seed}: NPV {judged['npv']:,.1f} in "
           f"{judged['seconds']:.0f} s", flush=True)
     return judged
+
+
+def _judged_before(cached: Path, seed_cfg: object, run: object) -> dict | None:
+    """The judgment in ``cached`` when it was made on the planner now saved in
+    ``seed_cfg.planner_dir``, the models in ``seed_cfg.model_dir`` and the run's evaluation
+    seeds and size (so parallel ``--planner-seeds`` runs share their seeds); else None.
+    Delete ``planner_seed<k>/`` to measure seed k again."""
+    from policies.planner.files import PLANNER_FILE
+
+    planner, models = seed_cfg.planner_dir / PLANNER_FILE, seed_cfg.model_dir / "artifact.json"
+    if not (cached.is_file() and planner.is_file() and models.is_file()):
+        return None
+    saved = json.loads(cached.read_text())
+    key = {"planner_hash": json.loads(planner.read_text()).get("hash"),
+           "eval_seeds": list(run.seeds), "n_invoices": run.n_invoices}
+    if (saved.get("key") != key
+            or saved["judged"]["model_hash"] != json.loads(models.read_text()).get("hash")):
+        return None
+    return saved["judged"]
 
 
 def planner_share(npv_per_seed: list[float], run: object) -> dict:
