@@ -11,7 +11,11 @@ On a finished run: ``--training-seeds 1,2,3,4`` re-trains RL with other seeds
 (``rl_training_seeds.json``; a seed already trained on the run's models is re-used, so two
 runs with ``1,2`` and ``3,4`` side by side, then one with ``1,2,3,4``, use both cores);
 ``--model-seeds 1,2`` re-fits the payment and hazard models
-with other seeds and trains RL in each (``rl_model_seeds.json``).
+with other seeds and trains RL in each (``rl_model_seeds.json``); ``--planner-seeds 0,1,2,3,4``
+re-fits them with each seed and judges only the planner (no PPO: a run made with
+``train_rl=False`` will do) against the run's own fixed and oracle (``planner_seeds.json``,
+written after each seed; a seed judged before on the same planner is re-used, so two runs
+side by side then one with every seed use both cores).
 """
 
 from __future__ import annotations
@@ -190,6 +194,193 @@ def model_seed_spread(out: Path, seeds: list[int]) -> dict:
             **_spread(judged, "model_seed")}
 
 
+PLANNER_TARGET = {"mean": 0.90, "aim": 0.95, "min": 0.85, "n_seeds": 5,
+                  "text": "default company, mean over 5 seeds >= 0.90 of the oracle gap "
+                          "(aim 0.95), no seed under 0.85 (issue #25)"}
+SIDE_KPIS = ("complaints_per_1000", "agency_per_1000", "violations")
+
+
+def planner_seed_spread(out: Path, seeds: list[int], config: object = None) -> dict:
+    """Re-fit the payment and hazard models of a finished run in ``out`` (PPO not needed)
+    with each model seed, set the planner up on that learned environment and judge ONLY
+    the planner in the ground truth, on the run's held-out invoices and evaluation seeds;
+    its share of the oracle gap is paired per evaluation seed against the run's own fixed
+    and oracle NPVs (``out/evaluation.json``). Writes ``planner_seeds.json`` after each seed.
+    ``config``: the run's PipelineConfig (default: the default pipeline's, as
+    :func:`finished_rl_run` builds it)."""
+    from dataclasses import replace
+
+    from dunning.pipeline import cut_date, generate_step
+    from simulations.evaluation.harness import EvaluationResult
+
+    if config is None:
+        config, company, cut = finished_rl_run(out)
+    else:
+        company = generate_step(config, scenario=config.scenario)
+        cut = cut_date(config, company)
+    run = EvaluationResult.load(out)
+    results = json.loads((out / "results.json").read_text())
+    judged: dict[int, dict] = {}
+    for seed in seeds:
+        seed_cfg = replace(config, out_dir=out / f"planner_seed{seed}", seed=seed)
+        judged[seed] = _judge_planner(config, seed_cfg, company, cut, run)
+        figures = planner_seed_figures(judged, run, results, config)
+        write_result("planner_seeds", figures)
+    return figures
+
+
+def _judge_planner(config: object, seed_cfg: object, company: object, cut: object,
+                   run: object) -> dict:
+    """Fit the models with ``seed_cfg.seed`` into ``seed_cfg.model_dir``, save the planner
+    on that learned environment to ``seed_cfg.planner_dir`` and evaluate it in the truth
+    with the run's evaluation config (``config``: its n_eval_invoices, evaluation seeds);
+    a ``judged.json`` there with the same planner hash and evaluation is re-used."""
+    from dunning.pipeline import (
+        evaluate_step,
+        evaluation_source,
+        learned_source,
+        planner_step,
+        train_models_step,
+    )
+
+    t0 = time.perf_counter()
+    cached = Path(seed_cfg.out_dir) / "judged.json"
+    reused = _judged_before(cached, seed_cfg, run)
+    if reused is not None:
+        print(f"model seed {seed_cfg.seed}: re-using {cached}", flush=True)
+        return reused
+    model_dir = train_models_step(seed_cfg, config.db_path, as_of=cut)
+    learned = learned_source(config, config.db_path, model_dir, as_of=cut)
+    planner = planner_step(seed_cfg, learned)
+    key = {"planner_hash": planner.content_hash, "eval_seeds": list(run.seeds),
+           "n_invoices": run.n_invoices}
+    # the invoices' hazard inputs as of due come from this seed's model (the planner's)
+    truth = evaluation_source(config, company, model_dir, cut, db=config.db_path)
+    ev = evaluate_step(config, {"planner": planner}, truth)
+    if ev.seeds != run.seeds or ev.n_invoices != run.n_invoices:
+        raise RuntimeError(f"evaluation seeds {ev.seeds} x {ev.n_invoices} invoices differ "
+                           f"from the run's {run.seeds} x {run.n_invoices}: not paired")
+    kpis = ev.overall["planner"]
+    judged = {"model_hash": json.loads((Path(model_dir) / "artifact.json").read_text())["hash"],
+              "planner_hash": planner.content_hash,
+              "npv_per_eval_seed": list(kpis["npv"]["per_seed"]),
+              **{k: kpis[k]["mean"] for k in ("npv", *SIDE_KPIS)},
+              "seconds": round(time.perf_counter() - t0, 1)}
+    atomic = cached.with_suffix(".json.tmp")
+    atomic.write_text(json.dumps({"key": key, "judged": judged}, indent=2))
+    atomic.replace(cached)
+    print(f"model seed {seed_cfg.seed}: NPV {judged['npv']:,.1f} in "
+          f"{judged['seconds']:.0f} s", flush=True)
+    return judged
+
+
+def _judged_before(cached: Path, seed_cfg: object, run: object) -> dict | None:
+    """The judgment in ``cached`` when it was made on the planner now saved in
+    ``seed_cfg.planner_dir``, the models in ``seed_cfg.model_dir`` and the run's evaluation
+    seeds and size (so parallel ``--planner-seeds`` runs share their seeds); else None.
+    Delete ``planner_seed<k>/`` to measure seed k again."""
+    from policies.planner.files import PLANNER_FILE
+
+    planner, models = seed_cfg.planner_dir / PLANNER_FILE, seed_cfg.model_dir / "artifact.json"
+    if not (cached.is_file() and planner.is_file() and models.is_file()):
+        return None
+    saved = json.loads(cached.read_text())
+    key = {"planner_hash": json.loads(planner.read_text()).get("hash"),
+           "eval_seeds": list(run.seeds), "n_invoices": run.n_invoices}
+    if (saved.get("key") != key
+            or saved["judged"]["model_hash"] != json.loads(models.read_text()).get("hash")):
+        return None
+    return saved["judged"]
+
+
+def planner_share(npv_per_seed: list[float], run: object) -> dict:
+    """The planner's share of the oracle's NPV gain over fixed, paired per evaluation seed
+    with the run's fixed and oracle (same invoices and draws): ``pipeline.gap_closed`` on
+    the run's evaluation with this planner's per-seed NPVs."""
+    from types import SimpleNamespace
+
+    from dunning.pipeline import gap_closed
+
+    overall = {"planner": {"npv": {"per_seed": npv_per_seed}},
+               "fixed": run.overall["fixed"], "oracle": run.overall["oracle"]}
+    return gap_closed(SimpleNamespace(overall=overall), "planner")
+
+
+def planner_seed_figures(judged: dict[int, dict], run: object, results: dict,
+                         config: object) -> dict:
+    """``planner_seeds.json``: per model seed the planner's share of the oracle gap (mean
+    and 95 % t-interval over evaluation seeds; ``gap_of_mean_npvs``: the share of the
+    mean NPVs, as demo.json states it), NPV, complaints and agency handovers per
+    1,000 and violations next to the oracle's; their mean, std, min, max over model seeds;
+    the issue #25 target and whether it is met; seed 0 against the run's own planner."""
+    root = Path(__file__).resolve().parent.parent
+    per_seed = {}
+    for seed, j in judged.items():
+        share = planner_share(j["npv_per_eval_seed"], run)
+        per_seed[str(seed)] = {"oracle_gap_closed": share["mean"], "ci": share["ci"],
+                               "per_eval_seed": share["per_seed"],
+                               **{k: v for k, v in j.items() if k != "npv_per_eval_seed"}}
+    shares = np.array([v["oracle_gap_closed"] for v in per_seed.values()])
+    oracle = {k: run.overall["oracle"][k]["mean"] for k in ("npv", *SIDE_KPIS)}
+    fixed = {k: run.overall["fixed"][k]["mean"] for k in ("npv", *SIDE_KPIS)}
+    for v in per_seed.values():  # demo.json's figure: the gap of the mean NPVs
+        v["gap_of_mean_npvs"] = (v["npv"] - fixed["npv"]) / (oracle["npv"] - fixed["npv"])
+    t = PLANNER_TARGET
+    summary = {"n_seeds": len(shares), "mean": float(shares.mean()),
+               "std": float(shares.std(ddof=1)) if len(shares) > 1 else None,
+               "min": float(shares.min()), "max": float(shares.max()),
+               "mean_gap_of_mean_npvs": float(np.mean([v["gap_of_mean_npvs"]
+                                                       for v in per_seed.values()]))}
+    within = {k: {"max": max(v[k] for v in per_seed.values()),
+                  "limit": 1.1 * oracle[k],
+                  "met": all(v[k] <= 1.1 * oracle[k] for v in per_seed.values())}
+              for k in ("complaints_per_1000", "agency_per_1000")}
+    figures = {
+        "what": "payment + hazard models re-fitted with each model seed on the same history "
+                "(as of the cut), the planner set up on each learned environment and judged "
+                "alone in the ground truth on the run's held-out invoices and evaluation "
+                "seeds; share of the oracle gap paired per evaluation seed with the run's "
+                "own fixed and oracle",
+        "data": {"scenario": config.scenario, "n_customers": config.n_customers,
+                 "months": config.months, "holdout_months": config.holdout_months,
+                 "company_invoices": results["holdout"]["company_invoices"],
+                 "holdout_invoices": results["holdout"]["invoices"],
+                 "cut_date": results["holdout"]["cut_date"],
+                 "eval_invoices_per_seed": run.n_invoices, "evaluation_seeds": run.seeds},
+        "commit": _git(root, "rev-parse", "HEAD"),
+        "work_tree_dirty": bool(_git(root, "status", "--porcelain", "--untracked-files=no",
+                                     "--", ".", ":!benchmarks/results")),
+        "oracle": oracle, "fixed": fixed,
+        "planner_by_model_seed": per_seed,
+        "summary": summary,
+        "target": {**t, "measured_mean": summary["mean"], "measured_min": summary["min"],
+                   "met": (len(shares) >= t["n_seeds"] and summary["mean"] >= t["mean"]
+                           and summary["min"] >= t["min"])},
+        "side_targets": {**within, "violations": {
+            "max": max(v["violations"] for v in per_seed.values()), "target": 0,
+            "met": all(v["violations"] == 0 for v in per_seed.values())},
+            "text": "complaints and agency handovers per 1,000 no more than 10 % above the "
+                    "oracle's; zero violations (issue #25)"},
+    }
+    if 0 in judged and "planner" in run.overall:
+        mine = np.asarray(judged[0]["npv_per_eval_seed"], float)
+        theirs = np.asarray(run.overall["planner"]["npv"]["per_seed"], float)
+        run_hash = (results.get("hashes") or {}).get("model")
+        figures["seed0_vs_run"] = {
+            "run_planner_npv": float(theirs.mean()), "seed0_npv": float(mine.mean()),
+            "max_abs_npv_difference": float(np.abs(mine - theirs).max()),
+            "same_model_hash": judged[0]["model_hash"] == run_hash,
+            "reproduces": bool(np.array_equal(mine, theirs))}
+    return figures
+
+
+def _git(root: Path, *args: str) -> str:
+    import subprocess
+
+    done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def _judge(out: Path, config: object, policy_path: Path, truth: object, learned: object,
            label: str) -> tuple[float, float, float]:
     """``(oracle gap closed in the truth, NPV share in the learned environment, complaints
@@ -238,6 +429,10 @@ def main() -> None:
     ap.add_argument("--model-seeds", type=str, default=None,
                     help="only re-fit the finished run's payment + hazard models with these "
                          "seeds (e.g. 1,2), train RL in each and write rl_model_seeds.json")
+    ap.add_argument("--planner-seeds", type=str, default=None,
+                    help="only re-fit the finished run's payment + hazard models with these "
+                         "seeds (e.g. 0,1,2,3,4), judge the planner in each (no PPO) and "
+                         "write planner_seeds.json")
     ap.add_argument("--no-ceiling", action="store_true",
                     help="skip the ground-truth-trained ceiling diagnostic (~2-5 min)")
     args = ap.parse_args()
@@ -248,6 +443,10 @@ def main() -> None:
     if args.model_seeds:
         seeds = [int(x) for x in args.model_seeds.split(",")]
         print(write_result("rl_model_seeds", model_seed_spread(args.out, seeds)))
+        return
+    if args.planner_seeds:
+        seeds = [int(x) for x in args.planner_seeds.split(",")]
+        print(json.dumps(planner_seed_spread(args.out, seeds)["summary"]))
         return
     overrides = {"n_seeds": args.seeds} if args.seeds else {}
     config = PipelineConfig.default(out_dir=args.out, rl_timesteps=args.timesteps, **overrides)
