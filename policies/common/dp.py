@@ -284,21 +284,51 @@ class TransitionModel(ABC):
         """(B, R) P(complaint) of sending reminder ``a`` on day ``t`` from each row."""
 
 
-def distinct_fact_rows(facts: Mapping[str, Any], skip: Collection[str] = ()
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """``(first (U,), inverse (m,))``: the legal facts ``facts`` ((m,) arrays) of m DP
-    states of ONE invoice on one day, grouped by equal values (the ``skip`` facts apart,
-    e.g. the string facts, the same for all of them); ``first`` the first state of each
-    group, ``inverse`` the group of each state. The facts of a state on a day are the
-    invoice's and the day's facts (the same for all its states) and the state's own, so
-    another invoice's states group alike: a row-wise legal mask needs one evaluation per
-    group and invoice (the oracle's and the planner's masks)."""
-    cols = [np.asarray(v, dtype=np.float64) for name, v in facts.items() if name not in skip]
-    # a fact with one value neither splits a group nor orders the groups: left out (speed)
-    varying = [c for c in cols if not (c == c[:1]).all()] or cols[:1]
-    _, first, inverse = np.unique(np.stack(varying, axis=1), axis=0, return_index=True,
-                                  return_inverse=True)
-    return first, inverse.reshape(-1)
+class FactGroups:
+    """The DP states of ONE invoice on one day grouped by equal legal facts, for a row-wise
+    legal mask ``mask_fn``: one evaluation per group and invoice (the oracle's and the
+    planner's masks).
+
+    The facts of a state on a day are the invoice's and the day's (the same for all its
+    states) and the state's own, so another invoice's states group alike. "Equal" is equal
+    values, or for a mask with ``fact_classes`` (``simulations.env.LegalMask``) equal
+    classes: a fact's validity and the truth of every comparison the rules make on it. The
+    groups follow from the facts that differ between the states, so a day whose states
+    differ in the same facts (most days once every state is reachable) reuses them.
+
+    Args:
+        mask_fn: the mask the groups are for (its ``fact_classes``, if any, are used).
+        skip: facts left out (e.g. the string facts, the same for all states of an invoice).
+    """
+
+    def __init__(self, mask_fn: Any, skip: Collection[str] = ()) -> None:
+        self._classes = getattr(mask_fn, "fact_classes", None)
+        self._skip = frozenset(skip)
+        self._cache: dict[tuple[tuple[str, bytes], ...], tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, facts: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """``(first (U,), inverse (m,))`` of the facts ``facts`` ((m,) arrays) of m states:
+        the first state of each group and the group of each state."""
+        varying = {name: v for name, v in ((name, np.asarray(v)) for name, v in facts.items()
+                                           if name not in self._skip)
+                   if not (v == v[:1]).all()}
+        key = tuple((name, v.tobytes()) for name, v in varying.items())
+        if key not in self._cache:
+            self._cache[key] = self._group(facts, len(next(iter(facts.values()))))
+        return self._cache[key]
+
+    def _group(self, facts: Mapping[str, Any], m: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._classes is not None:
+            facts = self._classes(facts)
+        cols = [np.asarray(v, dtype=np.float64) for name, v in facts.items()
+                if name not in self._skip]
+        # a fact with one value neither splits a group nor orders the groups: left out
+        varying = [c for c in cols if not (c == c[:1]).all()]
+        if not varying:
+            return np.zeros(min(m, 1), dtype=np.int64), np.zeros(m, dtype=np.int64)
+        _, first, inverse = np.unique(np.stack(varying, axis=1), axis=0, return_index=True,
+                                      return_inverse=True)
+        return first, inverse.reshape(-1)
 
 
 def continuation(v_next: np.ndarray, nxt: np.ndarray, h: np.ndarray, p_start: np.ndarray,

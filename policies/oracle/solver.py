@@ -31,11 +31,11 @@ from engine.contract import N_ACTIONS
 from policies.common.dp import (
     AGENCY,
     ComplaintRows,
+    FactGroups,
     ReminderGrid,
     StateSpace,
     TransitionModel,
     backward_induction,
-    distinct_fact_rows,
 )
 from simulations.world.dynamics import (
     MAX_COMPLAINT_PROBABILITY,
@@ -141,7 +141,7 @@ class WorldModel(TransitionModel):
             # where the DP's spacing allows only WAIT the mask is not read: not evaluated
             self._free = np.flatnonzero(~space.spacing_block()[:space.half])
             self._with_dates = _wants_dates(self.mask_fn)
-            self._groups: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+            self._fact_groups = FactGroups(self.mask_fn, STRING_FACTS)
             # String facts are the same every day: encode them once as categoricals.
             self._strings = {name: pd.Categorical(values) for name, values in
                              facts_from_state(params, space.world_state(
@@ -156,7 +156,10 @@ class WorldModel(TransitionModel):
         if self.mask_fn is None:
             return None
         B, free = len(self.params), self._free  # noqa: N806
-        first, of_free = self._fact_groups(t)
+        # the states where the DP may act, grouped by their facts (those of invoice 0 tell)
+        first, of_free = self._fact_groups(facts_from_state(
+            self.params.take(np.zeros(len(free), dtype=np.int64)),
+            self.space.world_state(t, free)))
         inv = np.repeat(np.arange(B), len(first))
         params = self.params.take(inv)
         facts = facts_from_state(params, self.space.world_state(t, np.tile(free[first], B)))
@@ -169,22 +172,6 @@ class WorldModel(TransitionModel):
         allowed = np.ones((B, self.space.half, N_ACTIONS), dtype=bool)  # WAIT-only: unused
         allowed[:, free] = judged[:, of_free]
         return np.concatenate([allowed, allowed], axis=1)  # complaint: same facts
-
-    def _fact_groups(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(first (u,), of_free (F,))`` positions in the states where the DP may act:
-        those states grouped by equal facts on day ``t`` (for the legal rules by equal
-        classes when the mask has ``fact_classes``), see
-        :func:`policies.common.dp.distinct_fact_rows`; one evaluation per group and
-        invoice. Days whose states differ in the same facts reuse the groups."""
-        probe = facts_from_state(self.params.take(np.zeros(len(self._free), dtype=np.int64)),
-                                 self.space.world_state(t, self._free))
-        key = tuple((name, v.tobytes()) for name, v in probe.items()
-                    if name not in STRING_FACTS and not (v == v[:1]).all())
-        if key not in self._groups:
-            classes = getattr(self.mask_fn, "fact_classes", None)
-            self._groups[key] = distinct_fact_rows(
-                probe if classes is None else classes(probe), STRING_FACTS)
-        return self._groups[key]
 
     def wait_hazard(self, t: int) -> np.ndarray:
         return pay_hazard_from_effect(self.tb, self._seg, self._rel, self._cal(t), self._ms, t,

@@ -29,10 +29,10 @@ from legal_rules.facts import NEVER_DAYS
 from policies.common.dp import (
     MIN_SPACING_DAYS,
     ComplaintRows,
+    FactGroups,
     ReminderGrid,
     StateSpace,
     TransitionModel,
-    distinct_fact_rows,
 )
 from simulations.env.arrays import take_rows
 from simulations.env.learned import SINCE_EDGES, BehaviourRates
@@ -184,7 +184,7 @@ class LearnedModel(TransitionModel):
             strings = CategoricalFacts(B)
             strings.set_rows(np.arange(B), self._slim)
             self._strings = strings.facts()  # string facts as categoricals, once
-            self._groups: dict[tuple[tuple[str, bytes], ...], tuple[np.ndarray, np.ndarray]] = {}
+            self._fact_groups = FactGroups(self.mask_fn, STRING_FACTS)
 
     @staticmethod
     def _since_bucket(space: StateSpace) -> np.ndarray:
@@ -203,7 +203,8 @@ class LearnedModel(TransitionModel):
         # reachable states where the DP may act (its 7-day spacing: the others only wait)
         free = np.flatnonzero(self._reachable(t, np.arange(sp.half))
                               & ~sp.spacing_block()[:sp.half])
-        first, of_free = self._fact_groups(t, free)
+        # grouped by their facts (those of invoice 0 tell, see FactGroups)
+        first, of_free = self._fact_groups(self._facts(t, np.zeros(len(free), np.int64), free))
         u = len(first)
         inv = np.repeat(np.arange(self.n), u)
         facts = self._facts(t, inv, np.tile(free[first], self.n))
@@ -212,25 +213,6 @@ class LearnedModel(TransitionModel):
         allowed = np.ones((self.n, sp.half, N_ACTIONS), dtype=bool)  # unreachable: unused
         allowed[:, free] = judged[:, of_free]
         return np.concatenate([allowed, allowed], axis=1)  # complaint: same facts
-
-    def _fact_groups(self, t: int, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(first (u,), of_free (len(free),))`` positions in ``free``: its states grouped
-        by equal facts (those of invoice 0 tell: a state's facts are the invoice's and the
-        day's, the same for all its states, and its own), for the legal rules by equal
-        classes (``LegalMask.fact_classes``); one evaluation per group and invoice. The
-        groups follow from the facts that differ between the states: days with the same
-        ones (most days once every state is reachable) reuse them."""
-        probe = self._facts(t, np.zeros(len(free), np.int64), free)
-        varying = tuple((name, v.tobytes()) for name, v in (
-            (name, np.asarray(values)) for name, values in probe.items()
-            if name not in STRING_FACTS) if not (v == v[:1]).all())
-        groups = self._groups.get(varying)
-        if groups is None:
-            classes = getattr(self.mask_fn, "fact_classes", None)
-            groups = distinct_fact_rows(probe if classes is None else classes(probe),
-                                        STRING_FACTS)
-            self._groups[varying] = groups
-        return groups
 
     def _facts(self, t: int, inv: np.ndarray, states: np.ndarray) -> dict[str, Any]:
         """The legal facts (string facts as categoricals) of invoices ``inv`` (r,) in the
