@@ -52,6 +52,9 @@ class Compare:
     def facts(self) -> Iterator[str]:
         yield self.fact
 
+    def comparisons(self) -> Iterator[Compare]:
+        yield self
+
     def __str__(self) -> str:
         value = list(self.value) if isinstance(self.value, tuple) else self.value
         return f"{self.fact} {self.op} {value!r}"
@@ -65,6 +68,10 @@ class All:
         for item in self.items:
             yield from item.facts()
 
+    def comparisons(self) -> Iterator[Compare]:
+        for item in self.items:
+            yield from item.comparisons()
+
     def __str__(self) -> str:
         return "(" + " and ".join(str(i) for i in self.items) + ")"
 
@@ -77,6 +84,10 @@ class AnyOf:
         for item in self.items:
             yield from item.facts()
 
+    def comparisons(self) -> Iterator[Compare]:
+        for item in self.items:
+            yield from item.comparisons()
+
     def __str__(self) -> str:
         return "(" + " or ".join(str(i) for i in self.items) + ")"
 
@@ -88,6 +99,9 @@ class Not:
     def facts(self) -> Iterator[str]:
         yield from self.item.facts()
 
+    def comparisons(self) -> Iterator[Compare]:
+        yield from self.item.comparisons()
+
     def __str__(self) -> str:
         return f"not {self.item}"
 
@@ -97,6 +111,9 @@ class Always:
     """A rule without ``when``: it fires whenever it applies."""
 
     def facts(self) -> Iterator[str]:
+        return iter(())
+
+    def comparisons(self) -> Iterator[Compare]:
         return iter(())
 
     def __str__(self) -> str:

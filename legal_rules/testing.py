@@ -162,17 +162,10 @@ UNKNOWN_VALUES: dict[str, tuple[str, ...]] = {
 def edge_values(ruleset: RuleSet) -> dict[str, list[Any]]:
     """Per fact, valid values at and next to every threshold the rules test (plus extremes)."""
     from legal_rules.facts import FACTS
-    from legal_rules.model import All, AnyOf, Compare, Not
 
     out: dict[str, set[Any]] = {name: set() for name in FACTS}
-
-    def walk(cond: Any) -> None:
-        if isinstance(cond, (All, AnyOf)):
-            for item in cond.items:
-                walk(item)
-        elif isinstance(cond, Not):
-            walk(cond.item)
-        elif isinstance(cond, Compare):
+    for rule in ruleset.rules:
+        for cond in rule.when.comparisons():
             values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
             kind = FACTS[cond.fact].type
             for v in values:
@@ -182,9 +175,6 @@ def edge_values(ruleset: RuleSet) -> dict[str, list[Any]]:
                     out[cond.fact].update({v - 0.01, v, v + 0.01})
                 else:
                     out[cond.fact].add(v)
-
-    for rule in ruleset.rules:
-        walk(rule.when)
     for name, fact in FACTS.items():
         if fact.type == "int":
             out[name].update({-30, 0, 1, 7, 14, 30, 60, NEVER_DAYS})

@@ -406,17 +406,6 @@ def _bit_code(bits: list[np.ndarray]) -> np.ndarray:
     return np.unique(np.column_stack(chunks), axis=0, return_inverse=True)[1].reshape(-1)
 
 
-def _comparisons(cond: Condition) -> list[Compare]:
-    """Every :class:`Compare` of a condition tree."""
-    if isinstance(cond, Compare):
-        return [cond]
-    if isinstance(cond, (All, AnyOf)):
-        return [c for item in cond.items for c in _comparisons(item)]
-    if isinstance(cond, Not):
-        return _comparisons(cond.item)
-    return []
-
-
 def _block_rows(allowed: np.ndarray, invalid: _Mask) -> None:
     """Block every action of the ``invalid`` rows (in place; WAIT is reset by the caller)."""
     if invalid is True:
@@ -467,7 +456,7 @@ class VectorEvaluator:
                                    dtype=bool)
         self._compares: dict[str, list[Compare]] = {}  # every comparison the rules make
         for r in ruleset.rules:
-            for cond in _comparisons(r.when):
+            for cond in r.when.comparisons():
                 if cond not in self._compares.setdefault(cond.fact, []):
                     self._compares[cond.fact].append(cond)
 
