@@ -64,7 +64,7 @@ def policy_bar_chart(
     """Bars of ``metric`` per policy with their 95 % CI as error bars.
 
     ``policies[name][metric]`` is the mean; ``policies[name][metric + "_ci"]`` an optional
-    ``[low, high]`` pair.
+    ``[low, high]`` pair (no bar when absent or null: one evaluation seed has no CI).
     """
     names = [n for n, p in policies.items() if p.get(metric) is not None]
     if not names:
@@ -74,8 +74,9 @@ def policy_bar_chart(
     lows, highs = [], []
     for n, m in zip(names, means, strict=True):
         ci = policies[n].get(f"{metric}_ci")
-        lows.append(max(m - float(ci[0]), 0.0) if ci else 0.0)
-        highs.append(max(float(ci[1]) - m, 0.0) if ci else 0.0)
+        known = bool(ci) and None not in ci
+        lows.append(max(m - float(ci[0]), 0.0) if known else 0.0)
+        highs.append(max(float(ci[1]) - m, 0.0) if known else 0.0)
     fig, ax = plt.subplots(figsize=(5.2, 2.8))
     colours = [POLICY_COLOURS.get(n, "#888888") for n in names]
     ax.bar(names, means, yerr=[lows, highs], capsize=4, color=colours)

@@ -208,3 +208,14 @@ def test_a_malformed_paired_block_is_skipped_not_fatal(sample_results):
     table = re.search(r'<table id="paired-table"[^>]*>(.*?)</table>', html, re.S)[1]
     assert re.findall(r'<tr data-policy="(\w+)"', table) == ["rl"]
     assert "+12" in table and "over ?" in html
+
+
+def test_report_renders_a_run_with_one_evaluation_seed(sample_results):
+    """One seed has no confidence interval: results.json holds [null, null] for it, and
+    the charts draw the bars without error bars instead of failing."""
+    one_seed = json.loads(json.dumps(sample_results))
+    for policy in one_seed["policies"].values():
+        for key in [k for k in policy if k.endswith("_ci")]:
+            policy[key] = [None, None]
+    html = render_report(one_seed)
+    assert "NPV per invoice" in html
