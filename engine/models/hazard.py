@@ -50,6 +50,10 @@ from engine.models.payment import select_features
 from engine.models.reminder_lift import ReminderLift
 
 HAZARD_FILE = "hazard_model.txt"
+MILESTONE_FEATURE = "days_due_to_milestone"  # static: days from due to the project milestone
+# the trees' inputs derived from it: days_overdue - it, and the last reminder's send day
+# (last_reminder_overdue) - it (NaN without a reminder)
+MILESTONE_INPUTS = ("days_past_milestone", "reminder_past_milestone")
 HAZARD_META = "hazard_model.json"
 # The dynamic inputs that come from an invoice's reminders (a planner's state) and its day,
 # as opposed to the calendar inputs of its day: :meth:`HazardModel.predict_hazard_grid`
@@ -87,6 +91,16 @@ class HazardModel:
         (10) by default: the learned environment then values corporates' call timing like
         the history does, which the RL policy's timing rules need (docs/payment-model.md,
         docs/rl.md).
+    milestone_inputs : when the static features have ``days_due_to_milestone`` (the
+        project milestone a craftsman's invoice waits for), give the trees the day's
+        ``days_past_milestone`` (days overdue minus it; one split finds "the project is
+        done", which otherwise takes an interaction of two inputs) and the reminder lift a
+        factor for whether the milestone was reached on the send day
+        (:func:`engine.models.reminder_lift.milestone_level`). Both are derived inside the
+        model from inputs every caller already gives. Off by default: it fixes the
+        learned value of a reminder before the milestone (5.8x the hazard of waiting -> 0.85,
+        truth 1.0, on the test company) but did not make the planner collect more
+        (docs/planner.md, ``handover_planner_milestone_*.json``).
     customer_response : estimate each customer's own payment response (baseline and
         per reminder channel x days since it) from the history known at each invoice's due
         date, shrunk toward the segment (:mod:`engine.models.customer_response`), as the
@@ -108,6 +122,7 @@ class HazardModel:
                  features: Sequence[str] | None = None,
                  calendar_lift_smoothing: float | None = None,
                  reminder_lift_smoothing: float | None = 10.0,
+                 milestone_inputs: bool = False,
                  customer_response: bool = False, random_state: int = 0,
                  n_jobs: int | None = None) -> None:
         self.horizon_days = horizon_days
@@ -120,6 +135,7 @@ class HazardModel:
         self.features = features
         self.calendar_lift_smoothing = calendar_lift_smoothing
         self.reminder_lift_smoothing = reminder_lift_smoothing
+        self.milestone_inputs = milestone_inputs
         self.customer_response = customer_response
         self.random_state = random_state
         self.n_jobs = n_jobs
@@ -168,6 +184,7 @@ class HazardModel:
         self.calendar_lift_ = self._fit_calendar_lift(S, frame)
         M = self._matrix(S, frame.dynamic)
         names = [*self.static_features_, *self._tree_dynamic(),
+                 *(MILESTONE_INPUTS if self._uses_milestone() else ()),
                  *(LIFT_FEATURES if self.calendar_lift_ is not None else ())]
         cats = [j for j, c in enumerate(names) if c in self.categories_]
         n_jobs = self.n_jobs or 1
@@ -202,7 +219,8 @@ class HazardModel:
         groups, n_groups, by = self._lift_groups(S)
         trees = self.booster_.predict(M, num_threads=self.n_jobs or 1)
         return ReminderLift.fit(groups, frame.dynamic, frame.event, frame.weight, trees,
-                                n_groups, self.reminder_lift_smoothing, by)
+                                n_groups, self.reminder_lift_smoothing, by,
+                                milestone=self._milestone(S))
 
     def _lift_groups(self, S: np.ndarray) -> tuple[np.ndarray, int, str | None]:
         """``(group (m,), n_groups, feature)`` of training rows for a lift: the segment
@@ -216,6 +234,16 @@ class HazardModel:
             return np.zeros(len(S), dtype=np.int64)
         code = S[:, self.static_features_.index(by)]
         return np.where(np.isnan(code), 0, code + 1).astype(np.int64)
+
+    def _uses_milestone(self) -> bool:
+        return self.milestone_inputs and MILESTONE_FEATURE in self.tree_features_
+
+    def _milestone(self, static: np.ndarray) -> np.ndarray | None:
+        """(n,) days from due to each row's milestone (NaN = none), or None when the model
+        does not use milestones."""
+        if not self._uses_milestone():
+            return None
+        return static[:, self.tree_features_.index(MILESTONE_FEATURE)]
 
     def _tree_dynamic(self) -> list[str]:
         """The dynamic inputs the trees see: the phases only through the calendar lift."""
@@ -232,6 +260,12 @@ class HazardModel:
         cols = [static]
         for name in self._tree_dynamic():
             cols.append(np.asarray(dynamic[name], dtype=np.float64).reshape(n, 1))
+        milestone = self._milestone(static)
+        if milestone is not None:
+            sent = np.asarray(dynamic["last_reminder_overdue"], dtype=np.float64)
+            cols.append((np.asarray(dynamic["days_overdue"], dtype=np.float64)
+                         - milestone).reshape(n, 1))
+            cols.append(np.where(sent >= 0, sent - milestone, np.nan).reshape(n, 1))
         lift = self.calendar_lift_
         if lift is not None:
             extra = lift.transform(self._groups(static, lift.group_feature), dynamic)
@@ -343,15 +377,24 @@ class HazardModel:
         B, m = static.shape[0], len(situations["days_overdue"])  # noqa: N806
         if B == 0 or m == 0:
             return np.zeros((B, m))
-        first, inverse = self._distinct_situations(situations)
-        u = len(first)
-        dyn = {name: np.repeat(np.asarray(v), u) for name, v in per_invoice.items()}
-        dyn.update({name: np.tile(np.asarray(v)[first], B) for name, v in situations.items()})
-        trees = self.booster_.predict(self._matrix(np.repeat(static, u, axis=0), dyn),
-                                      num_threads=1)
-        hazard = trees.reshape(B, u)[:, inverse]
+        milestone = self._milestone(static)
+        if milestone is None or not np.isfinite(milestone).any():
+            hazard = self._tree_grid(static, situations, per_invoice, by_value=False)
+        else:  # only invoices with a milestone need the situations told apart by value
+            hazard = np.empty((B, m))
+            for rows in (~np.isfinite(milestone), np.isfinite(milestone)):
+                if rows.any():
+                    hazard[rows] = self._tree_grid(
+                        static[rows], situations,
+                        {name: np.asarray(v)[rows] for name, v in per_invoice.items()},
+                        by_value=bool(np.isfinite(milestone[rows]).all()))
         lift = self.reminder_lift_
-        if lift is not None:  # the lift of a row depends on its group and situation only
+        if lift is not None and lift.uses_milestone:  # the lift depends on the invoice too
+            rows = {name: np.tile(np.asarray(v), B) for name, v in situations.items()}
+            factor = lift.factor(np.repeat(self._groups(static, lift.group_feature), m), rows,
+                                 np.repeat(self._milestone(static), m))
+            hazard = np.minimum(hazard * factor.reshape(B, m), 1.0)
+        elif lift is not None:  # the lift of a row depends on its group and situation only
             group, of_invoice = np.unique(self._groups(static, lift.group_feature),
                                           return_inverse=True)
             factor = lift.factor(np.repeat(group, m), {name: np.tile(np.asarray(v), len(group))
@@ -362,6 +405,17 @@ class HazardModel:
             est = static[:, len(self.tree_features_):]
             hazard = np.minimum(hazard * self.response_.factor_grid(est, situations), 1.0)
         return hazard
+
+    def _tree_grid(self, static: np.ndarray, situations: Mapping[str, np.ndarray],
+                   per_invoice: Mapping[str, np.ndarray], by_value: bool) -> np.ndarray:
+        """(B, m) the trees' hazard of the grid, the booster run on distinct situations."""
+        first, inverse = self._distinct_situations(situations, by_value)
+        B, u = static.shape[0], len(first)  # noqa: N806
+        dyn = {name: np.repeat(np.asarray(v), u) for name, v in per_invoice.items()}
+        dyn.update({name: np.tile(np.asarray(v)[first], B) for name, v in situations.items()})
+        trees = self.booster_.predict(self._matrix(np.repeat(static, u, axis=0), dyn),
+                                      num_threads=1)
+        return trees.reshape(B, u)[:, inverse]
 
     def _check_grid_inputs(self, situations: Mapping[str, np.ndarray],
                            per_invoice: Mapping[str, np.ndarray]) -> None:
@@ -378,17 +432,22 @@ class HazardModel:
             raise DunningError(f"predict_hazard_grid: {sorted(both)} given both per situation "
                                "and per invoice")
 
-    def _distinct_situations(self, situations: Mapping[str, np.ndarray]
-                             ) -> tuple[np.ndarray, np.ndarray]:
+    def _distinct_situations(self, situations: Mapping[str, np.ndarray],
+                             by_value: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``(first (u,), inverse (m,))``: one situation standing for each class of
         situations the trees cannot tell apart (the same side of every split threshold of
-        each input, see :func:`_split_codes`), and the class of each situation."""
+        each input, see :func:`_split_codes`), and the class of each situation.
+        ``by_value``: also tell apart different days and last reminders' send days (the
+        milestone inputs derived from them have thresholds that differ per invoice)."""
         splits = self._split_points()
         offset = len(self.tree_features_)
         tree_dynamic = self._tree_dynamic()
         codes = [_split_codes(np.asarray(situations[name], dtype=np.float64),
                               splits.get(offset + tree_dynamic.index(name), _NO_SPLITS))
                  for name in situations if name in tree_dynamic]
+        if by_value:
+            codes += [np.unique(np.asarray(situations[name]), return_inverse=True)[1].reshape(-1)
+                      for name in ("days_overdue", "last_reminder_overdue")]
         m = len(situations["days_overdue"])
         if not codes:  # no situation input reaches the trees
             return np.zeros(min(m, 1), dtype=np.int64), np.zeros(m, dtype=np.int64)
@@ -430,7 +489,7 @@ class HazardModel:
         lift = self.reminder_lift_
         if lift is not None:
             hazard = np.minimum(hazard * lift.factor(self._groups(static, lift.group_feature),
-                                                     dynamic), 1.0)
+                                                     dynamic, self._milestone(static)), 1.0)
         return hazard
 
     def predict_hazard_frame(self, p: PreparedTables, rows: np.ndarray, day: np.ndarray,
@@ -478,6 +537,8 @@ class HazardModel:
         if self.reminder_lift_ is not None:  # absent otherwise: older models keep their hash
             meta["reminder_lift"] = self.reminder_lift_.to_dict()
             meta["params"]["reminder_lift_smoothing"] = self.reminder_lift_smoothing
+        if self._uses_milestone():  # absent otherwise: older models keep their hash
+            meta["params"]["milestone_inputs"] = True
         if self.response_ is not None:  # absent otherwise: older models keep their hash
             meta["customer_response"] = self.response_.to_dict()
             meta["tree_features"] = self.tree_features_
@@ -503,6 +564,7 @@ class HazardModel:
                 min_child_samples=p["min_child_samples"],
                 calendar_lift_smoothing=p.get("calendar_lift_smoothing"),
                 reminder_lift_smoothing=p.get("reminder_lift_smoothing"),
+                milestone_inputs=p.get("milestone_inputs", False),
                 random_state=p["random_state"])
         m.static_features_ = list(meta["static_features"])
         m.dynamic_features_ = list(meta["dynamic_features"])

@@ -16,7 +16,15 @@ RL policy's timing rules, searched in this environment, move it: docs/rl.md.)
 The lift is a multiplicative table on the trees' hazard for days within
 :data:`WINDOW_DAYS` of a reminder, one per group, a product of four main effects::
 
-    lift = channel[c] * send_day[b] * number[r] * since[s]
+    lift = channel[c] * send_day[b] * number[r] * since[s]  (* milestone[m])
+
+and, when the fit is given the invoices' project milestones, a fifth: whether the milestone
+was reached on the day the reminder was sent, and if not, whether it is reached by the day
+of the row (:data:`MILESTONE_LEVELS`). A craftsman pays when the project is done; a
+reminder sent before that has nothing to act on, and one factor per segment cannot tell
+these apart (measured on the default company: the learned
+lift of a first reminder before the milestone 2.1-6.1x the hazard of waiting, the truth
+1.0; benchmarks/results/handover_reminder_lift_default.json).
 
 fitted by iterative proportional fitting (a Poisson log-linear model with the trees'
 prediction as offset) of the payments observed on the training rows against the payments
@@ -42,6 +50,11 @@ CHANNEL_LEVELS = 5  # last_channel 0..4 (0 = none, unused)
 SEND_DAY_EDGES = np.array([0, 2, 4, 6, 8, 10, 14, 21, 30, 45, 60, 90])
 NUMBER_EDGES = np.array([1, 2, 3, 4])  # 1st, 2nd, 3rd, 4th or later reminder
 SINCE_EDGES = np.array([0, 1, 2, 3, 5, 8, 14])  # days since the reminder, < WINDOW_DAYS
+# milestone level of a day after a reminder: the invoice has no milestone (or it is
+# unknown); the reminder was sent before it and the day is still before it; sent before it
+# and the day is on or after it; sent on or after it
+MILESTONE_NONE, MILESTONE_BEFORE, MILESTONE_SINCE_REACHED, MILESTONE_REACHED = 0, 1, 2, 3
+MILESTONE_LEVELS = 4
 _ITERATIONS = 25
 _FACTOR_BOUNDS = (0.05, 20.0)
 
@@ -50,8 +63,25 @@ def _bucket(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 1)
 
 
-def _levels(dynamic: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """``(in_window (m,) bool, [channel, send-day, number, since] level codes (m,) each)``."""
+def milestone_level(send_day: np.ndarray, day: np.ndarray, due_to_milestone: np.ndarray
+                    ) -> np.ndarray:
+    """(m,) milestone level (``MILESTONE_*``) of day ``day`` after due, the last reminder
+    sent ``send_day`` days after due, on an invoice whose milestone is ``due_to_milestone``
+    days after due (NaN = none)."""
+    ms = np.asarray(due_to_milestone, dtype=np.float64)
+    sent_after = np.asarray(send_day, dtype=np.float64) >= ms
+    reached = np.asarray(day, dtype=np.float64) >= ms
+    level = np.select([np.isnan(ms), sent_after, reached],
+                      [MILESTONE_NONE, MILESTONE_REACHED, MILESTONE_SINCE_REACHED],
+                      MILESTONE_BEFORE)
+    return level.astype(np.int64)
+
+
+def _levels(dynamic: Mapping[str, np.ndarray], milestone: np.ndarray | None = None
+            ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """``(in_window (m,) bool, [channel, send-day, number, since(, milestone)] level codes
+    (m,) each)``; the milestone level only when ``milestone`` (days from due to each row's
+    milestone, NaN = none) is given."""
     since = np.asarray(dynamic["days_since_last_reminder"], dtype=np.float64)
     channel = np.asarray(dynamic["last_channel"], dtype=np.int64)
     number = np.sum([np.asarray(dynamic[f"n_{c}"], dtype=np.float64)
@@ -60,6 +90,9 @@ def _levels(dynamic: Mapping[str, np.ndarray]) -> tuple[np.ndarray, list[np.ndar
     codes = [np.clip(channel, 0, CHANNEL_LEVELS - 1),
              _bucket(np.asarray(dynamic["last_reminder_overdue"]), SEND_DAY_EDGES),
              _bucket(number, NUMBER_EDGES), _bucket(since, SINCE_EDGES)]
+    if milestone is not None:
+        codes.append(milestone_level(dynamic["last_reminder_overdue"],
+                                     dynamic["days_overdue"], milestone))
     return window, codes
 
 
@@ -68,8 +101,9 @@ class ReminderLift:
     """Per-group reminder factors (see module doc).
 
     ``factors``: four arrays, (n_groups, levels) each, for channel, send-day bucket,
-    reminder-number bucket and days-since bucket; 1.0 = the trees' own value. ``group`` 0 =
-    unknown, 1 + the group feature's category code (as in
+    reminder-number bucket and days-since bucket, and a fifth, (n_groups,
+    :data:`MILESTONE_LEVELS`), when fitted with milestones; 1.0 = the trees' own value.
+    ``group`` 0 = unknown, 1 + the group feature's category code (as in
     :class:`engine.models.calendar_lift.CalendarLift`).
     """
 
@@ -79,12 +113,14 @@ class ReminderLift:
     @classmethod
     def fit(cls, group: np.ndarray, dynamic: Mapping[str, np.ndarray], event: np.ndarray,
             weight: np.ndarray, predicted: np.ndarray, n_groups: int, smoothing: float,
-            group_feature: str | None) -> ReminderLift:
+            group_feature: str | None, milestone: np.ndarray | None = None) -> ReminderLift:
         """From training rows (m,): ``group`` codes < ``n_groups``, the dynamic inputs,
         ``event`` 0/1 paid that day, ``weight`` row weights and ``predicted`` the trees'
-        hazard; ``smoothing`` pseudo-payments per level."""
-        window, codes = _levels(dynamic)
-        sizes = (CHANNEL_LEVELS, len(SEND_DAY_EDGES), len(NUMBER_EDGES), len(SINCE_EDGES))
+        hazard; ``smoothing`` pseudo-payments per level; ``milestone`` (m,) days from due to
+        the row's project milestone (NaN = none) adds the milestone factor."""
+        window, codes = _levels(dynamic, milestone)
+        sizes = (CHANNEL_LEVELS, len(SEND_DAY_EDGES), len(NUMBER_EDGES), len(SINCE_EDGES),
+                 *((MILESTONE_LEVELS,) if milestone is not None else ()))
         factors = [np.ones((n_groups, s)) for s in sizes]
         paid = np.asarray(event, dtype=np.float64) * weight
         expected = np.asarray(predicted, dtype=np.float64) * weight
@@ -104,10 +140,21 @@ class ReminderLift:
                                             *_FACTOR_BOUNDS)
         return cls(group_feature, factors)
 
-    def factor(self, group: np.ndarray, dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
+    @property
+    def uses_milestone(self) -> bool:
+        """Whether the lift has the milestone factor (and :meth:`factor` needs milestones)."""
+        return len(self.factors) > 4
+
+    def factor(self, group: np.ndarray, dynamic: Mapping[str, np.ndarray],
+               milestone: np.ndarray | None = None) -> np.ndarray:
         """(m,) multiplier of the trees' hazard on the days of ``dynamic`` (1 outside the
-        window of a reminder; unseen group codes count as unknown, group 0)."""
-        window, codes = _levels(dynamic)
+        window of a reminder; unseen group codes count as unknown, group 0); ``milestone``
+        (m,) days from due to each row's milestone (NaN = none), needed when
+        :attr:`uses_milestone`."""
+        if self.uses_milestone and milestone is None:
+            raise ValueError("this reminder lift has a milestone factor: pass each row's "
+                             "days from due to its milestone (NaN = none)")
+        window, codes = _levels(dynamic, milestone if self.uses_milestone else None)
         g = np.where((group >= 0) & (group < len(self.factors[0])), group, 0)
         out = np.prod([f[g, c] for f, c in zip(self.factors, codes, strict=True)], axis=0)
         return np.where(window, out, 1.0)

@@ -92,3 +92,14 @@ def test_grid_names_a_missing_input(frame, model):
     sit = {k: np.zeros(2) for k in SITUATION_INPUTS if k != "last_channel"}
     with pytest.raises(DunningError, match="last_channel"):
         model.predict_hazard_grid(model.static_matrix(frame.static.iloc[:1]), sit, {})
+
+
+def test_grid_equals_predict_hazard_with_the_milestone_inputs(frame):
+    """The milestone inputs are derived per invoice from the situation's day and last
+    reminder: the grid stays exact for invoices with and without a milestone."""
+    model = HazardModel(milestone_inputs=True, **SMALL).fit(frame)
+    assert model.reminder_lift_.uses_milestone
+    ms = frame.static["days_due_to_milestone"].to_numpy()
+    rows = np.concatenate([np.where(np.isfinite(ms))[0][:5], np.where(np.isnan(ms))[0][:3]])
+    assert len(rows) == 8
+    _check(model, model.static_matrix(frame.static.iloc[rows]), frame, seed=4)
