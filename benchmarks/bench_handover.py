@@ -21,6 +21,8 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
   predicted payments on its training rows by 20-day band of days overdue;
 * ``planner_hazard_variant`` (``--planner-hazard JSON``, alone): the planner's table in
   the truth when it plans on a hazard model with other settings, against the default;
+* ``planner_members`` (``--planner-members N``, alone): the same when it plans on the mean
+  of N hazard models of other seeds (the pipeline's planner), against the one model;
 * ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
   quartiles of the handover day.
 
@@ -32,7 +34,9 @@ Writes ``benchmarks/results/handover_diagnostic.json`` (``--out`` to change).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -264,10 +268,7 @@ def planner_variant(config: Any, company: Any, cut: Any, n: int,
     from dunning.pipeline import evaluation_source, learned_source
     from engine.models.training import TrainConfig, train_artifact
     from engine.store import Store
-    from policies.common.dp import StateSpace
-    from policies.oracle.solver import WorldModel
     from policies.planner import LearnedDynamics, PlannerPolicy
-    from simulations.env.masks import default_mask
 
     train_artifact(Store(config.db_path).tables(cut), model_dir, as_of=cut,
                    cfg=TrainConfig(seed=config.seed, hazard_params=hazard_params))
@@ -277,18 +278,55 @@ def planner_variant(config: Any, company: Any, cut: Any, n: int,
         learned = learned_source(config, config.db_path, mdir, as_of=cut)
         batch = truth.fresh_invoices(n, np.random.default_rng([0, 0]))
         params = truth.params_of(batch)
-        planner = PlannerPolicy(LearnedDynamics.from_source(learned))
-        planner.plan(batch, mask=default_mask())
-        w_space = StateSpace.build(params.scenario.max_days_since_reminder,
-                                   params.scenario.max_reminders)
-        ls = planner.space
-        to_l = ls.lookup_arrays(np.minimum(w_space.k, ls.K), w_space.n, w_space.w,
-                                w_space.c, w_space.final_notice, w_space.complaint,
-                                w_space.disputed)
-        table = planner.table[planner.row_of][:, :, to_l]
-        out[f"planner_{name}_truth"] = _exact(lambda p=params: WorldModel(p, None), w_space,
-                                              table, np.asarray(batch.segment))
+        out[f"planner_{name}_truth"] = planner_in_truth(
+            PlannerPolicy(LearnedDynamics.from_source(learned)), batch, params)
     return out
+
+
+def planner_in_truth(planner: Any, batch: Any, params: Any) -> dict[str, Any]:
+    """The planner's table for ``batch`` evaluated exactly in the truth (``params``), with
+    the seconds it took to plan."""
+    from policies.common.dp import StateSpace
+    from policies.oracle.solver import WorldModel
+    from simulations.env.masks import default_mask
+
+    t0 = time.perf_counter()
+    planner.plan(batch, mask=default_mask())
+    seconds = time.perf_counter() - t0
+    w_space = StateSpace.build(params.scenario.max_days_since_reminder,
+                               params.scenario.max_reminders)
+    ls = planner.space
+    to_l = ls.lookup_arrays(np.minimum(w_space.k, ls.K), w_space.n, w_space.w, w_space.c,
+                            w_space.final_notice, w_space.complaint, w_space.disputed)
+    table = planner.table[planner.row_of][:, :, to_l]
+    res = _exact(lambda: WorldModel(params, None), w_space, table, np.asarray(batch.segment))
+    return {**res, "plan_seconds": seconds}
+
+
+def planner_members(config: Any, company: Any, cut: Any, n: int, members: int
+                    ) -> dict[str, Any]:
+    """The planner's table in the truth (exact, ``n`` held-out invoices) when it plans on
+    the company's hazard model alone and on the mean of it and ``members - 1`` more
+    fitted with other seeds (:class:`engine.models.ensemble.HazardEnsemble`, as the
+    pipeline's planner does)."""
+    from dunning.pipeline import evaluation_source, learned_source, train_config
+    from engine.models.ensemble import HazardEnsemble
+    from engine.store import Store
+    from policies.planner import LearnedDynamics, PlannerPolicy
+
+    truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
+    learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
+    batch = truth.fresh_invoices(n, np.random.default_rng([0, 0]))
+    params = truth.params_of(batch)
+    single = LearnedDynamics.from_source(learned)
+    t0 = time.perf_counter()
+    ensemble = HazardEnsemble.grown_from(learned.hazard, Store(config.db_path).tables(cut),
+                                         cut, members, train_config(config).hazard_params)
+    fit_seconds = time.perf_counter() - t0
+    return {"members": members, "fit_seconds": fit_seconds,
+            "planner_single_truth": planner_in_truth(PlannerPolicy(single), batch, params),
+            "planner_ensemble_truth": planner_in_truth(
+                PlannerPolicy(dataclasses.replace(single, hazard=ensemble)), batch, params)}
 
 
 LIFT_DAYS = (2, 5, 10, 15, 20, 30, 45)
@@ -348,6 +386,9 @@ def main(argv: list[str] | None = None) -> None:
                     help='only: the planner on a hazard model with these HazardModel '
                          'settings (JSON, e.g. \'{"calendar_lift_smoothing": 30}\') against '
                          'the default one, exactly in the truth')
+    ap.add_argument("--planner-members", type=int, default=None,
+                    help="only: the planner on the mean of this many hazard models of other "
+                         "seeds against the company's one model, exactly in the truth")
     ap.add_argument("--simulate", action="store_true",
                     help="also simulate planner and oracle in the truth (handover days)")
     args = ap.parse_args(argv)
@@ -364,6 +405,10 @@ def main(argv: list[str] | None = None) -> None:
         res = planner_variant(config, company, cut, args.invoices,
                               json.loads(args.planner_hazard), args.run / "model_variant")
         print(write_result(args.out, {**head, "planner_hazard_variant": res}))
+        return
+    if args.planner_members:
+        res = planner_members(config, company, cut, args.invoices, args.planner_members)
+        print(write_result(args.out, {**head, "planner_members": res}))
         return
     if args.reminder_lift_only:
         res = reminder_lift(config, company, cut, args.invoices)

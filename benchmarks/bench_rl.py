@@ -251,7 +251,7 @@ def _judge_planner(config: object, seed_cfg: object, company: object, cut: objec
         return reused
     model_dir = train_models_step(seed_cfg, config.db_path, as_of=cut)
     learned = learned_source(config, config.db_path, model_dir, as_of=cut)
-    planner = planner_step(seed_cfg, learned)
+    planner = planner_step(seed_cfg, learned, config.db_path, cut)
     key = {"planner_hash": planner.content_hash, "eval_seeds": list(run.seeds),
            "n_invoices": run.n_invoices}
     # the invoices' hazard inputs as of due come from this seed's model (the planner's)

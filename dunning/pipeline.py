@@ -167,6 +167,9 @@ class PipelineConfig:
     # each customer's own reminder response, shrunk toward its segment, in the hazard model
     # (engine.models.customer_response; docs/rl.md "Individual timing")
     customer_response: bool = False
+    # the planner plans on the mean hazard of the run's hazard model and this many - 1 more
+    # fitted with other seeds on the same history (engine.models.ensemble; 1 = the model)
+    planner_hazard_members: int = 5
 
     @classmethod
     def default(cls, out_dir: str | Path = "dunning-data", seed: int = 0,
@@ -718,12 +721,23 @@ class BaselineRun:
     ope_info: dict[str, Any] = field(default_factory=dict)
 
 
-def planner_step(config: PipelineConfig, learned: Any) -> Any:
+def planner_step(config: PipelineConfig, learned: Any, db: Path, cut: dt.date) -> Any:
     """The planner on the learned environment ``learned`` (no training: exact planning at
-    decision time), saved to ``config.planner_dir``."""
+    decision time), saved to ``config.planner_dir``. Its hazard is the mean of the run's
+    hazard model and ``config.planner_hazard_members - 1`` more fitted alike with other
+    seeds on the store ``db`` as known at ``cut`` (:mod:`engine.models.ensemble`: less of
+    the learned model's error for the planner to exploit; docs/planner.md)."""
+    from engine.models.ensemble import HazardEnsemble
+    from engine.store import Store
     from policies.planner import LearnedDynamics, PlannerPolicy
 
-    planner = PlannerPolicy(LearnedDynamics.from_source(learned))
+    dynamics = LearnedDynamics.from_source(learned)
+    if config.planner_hazard_members > 1:
+        hazard = HazardEnsemble.grown_from(
+            learned.hazard, Store(db).tables(cut), cut, config.planner_hazard_members,
+            train_config(config).hazard_params)
+        dynamics = replace(dynamics, hazard=hazard)
+    planner = PlannerPolicy(dynamics)
     planner.save(config.planner_dir)
     return planner
 
@@ -755,7 +769,7 @@ def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_di
     once the RL training is done (:func:`oracle_and_rl_step`: it balances the two cores)."""
     learned = learned_source(config, db, model_dir, as_of=cut)
     tuned = tune_step(config, learned)
-    planner = planner_step(config, learned)
+    planner = planner_step(config, learned, db, cut)
     policies = build_policies(tuned, None, planner)
     source = evaluation_source(config, company, model_dir, cut, db=db)
     evaluation = evaluate_step(config, {k: v for k, v in policies.items() if k != "oracle"},

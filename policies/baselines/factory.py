@@ -15,8 +15,11 @@ spec                   policy
 ``tuned:FILE``         a saved tuned schedule (JSON)
 ``oracle``             exact optimum of the ground truth (evaluation only)
 ``planner``            exact DP on the learned model (``policies.planner``), set up from
-                       the learned environment ``learned_source`` (no training)
-``planner:DIR``        a saved planner (``PlannerPolicy.save``, e.g. dunning-data/planner)
+                       the learned environment ``learned_source`` (no training) on its one
+                       hazard model
+``planner:DIR``        a saved planner (``PlannerPolicy.save``, e.g. dunning-data/planner:
+                       the pipeline's plans on the mean of five hazard models of other
+                       seeds, ``engine.models.ensemble``)
 ``rl:DIR``             a trained RL policy artifact (``policies.rl``)
 ``module:Class[:json]`` a policy class of your own (``policies.plugins``), or the name
                        of an installed one (entry-point group ``dunning.policies``)

@@ -202,7 +202,7 @@ class PlannerPolicy(Policy):
     @classmethod
     def load(cls, directory: str | Path, mask: Any = None) -> PlannerPolicy:
         """A planner saved by :meth:`save` (clear error if ``directory`` holds none)."""
-        from engine.models.hazard import HazardModel
+        from engine.models.ensemble import load_hazard
 
         d = Path(directory)
         path = d / PLANNER_FILE
@@ -213,7 +213,7 @@ class PlannerPolicy(Policy):
         if meta.get("schema") != PLANNER_SCHEMA:
             raise InputError(f"{path}: schema {meta.get('schema')!r}, expected "
                              f"{PLANNER_SCHEMA!r}")
-        planner = cls(dynamics_from_dict(meta, HazardModel.load(d)), mask=mask)
+        planner = cls(dynamics_from_dict(meta, load_hazard(d)), mask=mask)
         planner.content_hash = str(meta.get("hash", ""))
         return planner
 

@@ -255,7 +255,10 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
                    small_run.model_dir, small_run.cut) as job:
         base = job.result()
     assert base.evaluation.policies == ["never", "fixed", "tuned", "planner"]
-    everything = build_policies(base.tuned, trained.path, PlannerPolicy.load(base.planner_dir))
+    planner = PlannerPolicy.load(base.planner_dir)
+    # it plans on the mean of the run's hazard model and models of other seeds
+    assert len(planner.dynamics.hazard.members) == config.planner_hazard_members > 1
+    everything = build_policies(base.tuned, trained.path, planner)
     source = evaluation_source(config, small_run.company, small_run.model_dir, small_run.cut,
                                db=small_run.db)
     rl = {"rl": VetoCounter(RLPolicy.load(trained.path))}
