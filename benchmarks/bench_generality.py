@@ -71,6 +71,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--customer-response", choices=("on", "off"), default=None,
                     help="PipelineConfig.customer_response (default: the config's); the "
                          "result file's name then ends in _customer_response_on/off")
+    ap.add_argument("--planner-members", type=int, default=None,
+                    help="PipelineConfig.planner_hazard_members (default: the config's); the "
+                         "result file's name then ends in _planner_members_N")
     ap.add_argument("--eval-invoices", type=int, default=None,
                     help="held-out invoices per evaluation seed (default: the config's)")
     ap.add_argument("--seeds", type=int, default=None,
@@ -83,16 +86,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def company_config(path: Path, out_dir: Path, tiny: bool, ppo: bool = False,
                    eval_invoices: int | None = None, seeds: int | None = None,
-                   customer_response: bool | None = None) -> Any:
+                   customer_response: bool | None = None,
+                   planner_members: int | None = None) -> Any:
     """The pipeline's configuration for one sampled company: the default (or tiny) one with
     only the scenario set; the robustness company is skipped (not part of these figures);
     PPO only with ``ppo``; the evaluation's size when given (the same for every company);
-    the customer response switch when given."""
+    the customer response switch and the planner's hazard members when given."""
     from dunning.pipeline import PipelineConfig
 
     base = PipelineConfig.tiny(out_dir) if tiny else PipelineConfig.default(out_dir=out_dir)
     sizes = {k: v for k, v in (("n_eval_invoices", eval_invoices), ("n_seeds", seeds),
-                               ("customer_response", customer_response)) if v is not None}
+                               ("customer_response", customer_response),
+                               ("planner_hazard_members", planner_members)) if v is not None}
     return dataclasses.replace(base, scenario=str(path), robustness_scenario=None,
                                train_rl=ppo, **sizes)
 
@@ -237,7 +242,8 @@ def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
     for path in paths:
         config = company_config(path, Path(args.out) / path.stem, args.tiny,
                                 getattr(args, "ppo", False), getattr(args, "eval_invoices", None),
-                                getattr(args, "seeds", None), _switch(args))
+                                getattr(args, "seeds", None), _switch(args),
+                                getattr(args, "planner_members", None))
         say(f"{path.stem}: running the pipeline ({'tiny' if args.tiny else 'default'})")
         t0 = time.perf_counter()
         done = Path(config.out_dir) / "results.json"
@@ -289,6 +295,8 @@ def _write(args: argparse.Namespace, companies: dict[str, dict[str, Any]],
     name = "rl_generality" + ("_scenarios" if named else "") + ("_tiny" if args.tiny else "")
     if _switch(args) is not None:
         name += f"_customer_response_{args.customer_response}"
+    if getattr(args, "planner_members", None) is not None:
+        name += f"_planner_members_{args.planner_members}"
     return write_result(name, figures)
 
 

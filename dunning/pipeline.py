@@ -168,8 +168,10 @@ class PipelineConfig:
     # (engine.models.customer_response; docs/rl.md "Individual timing")
     customer_response: bool = False
     # the planner plans on the mean hazard of the run's hazard model and this many - 1 more
-    # fitted with other seeds on the same history (engine.models.ensemble; 1 = the model)
-    planner_hazard_members: int = 5
+    # fitted with other seeds on the same history (engine.models.ensemble; 1 = the model
+    # alone). 5 collected more on the tuning companies but doubles the planner's time: the
+    # demo took 1,020 s with it (docs/planner.md)
+    planner_hazard_members: int = 1
 
     @classmethod
     def default(cls, out_dir: str | Path = "dunning-data", seed: int = 0,

@@ -117,3 +117,27 @@ def test_the_customer_response_switch_reaches_every_company_and_names_the_file(
     on = dataclasses.replace(PipelineConfig.tiny(tmp_path), customer_response=True)
     assert train_config(on).hazard_params == {"customer_response": True}
     assert train_config(PipelineConfig.tiny(tmp_path)).hazard_params == {}
+
+
+def test_the_planner_members_option_reaches_every_company_and_names_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--planner-members N`` sets PipelineConfig.planner_hazard_members for every company
+    and writes its own file; without it the config's default (one model) is used."""
+    monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path / "results")
+    seen: list[Any] = []
+
+    def fake_run(config: Any) -> dict[str, Any]:
+        seen.append(config)
+        return _results(1)
+
+    args = bg.parse_args(["--tiny", "--n", "2", "--seed", "4", "--out", str(tmp_path / "m"),
+                          "--planner-members", "5"])
+    path = bg.run(args, fake_run, say=lambda _m: None)
+    assert path.name == "rl_generality_tiny_planner_members_5.json"
+    assert [c.planner_hazard_members for c in seen] == [5, 5]
+    assert json.loads(path.read_text())["data"]["pipeline_config"][
+        "planner_hazard_members"] == 5
+    assert bg.parse_args([]).planner_members is None
+    from dunning.pipeline import PipelineConfig
+
+    assert PipelineConfig.default().planner_hazard_members == 1
