@@ -734,7 +734,7 @@ def planner_step(config: PipelineConfig, learned: Any, db: Path, cut: dt.date) -
     from policies.planner import LearnedDynamics, PlannerPolicy
 
     dynamics = LearnedDynamics.from_source(learned)
-    if config.planner_hazard_members > 1:
+    if config.planner_hazard_members != 1:  # < 1 is refused by grown_from
         hazard = HazardEnsemble.grown_from(
             learned.hazard, Store(db).tables(cut), cut, config.planner_hazard_members,
             train_config(config).hazard_params)

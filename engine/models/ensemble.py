@@ -1,14 +1,14 @@
 """A bagged hazard model: the mean hazard of models fitted alike with different seeds.
 
-Why the planner plans on it (docs/planner.md): planning exactly in a learned model picks
-the actions whose value that model overestimates most, the optimiser's curse of
-certainty-equivalent planning. Measured on a tuning company, the planner's own table was
-worth 786 payments per 1,000 in its learned model and 698 in the truth, where the oracle's
-table was judged about right (724 against 736). Each seed's fit has its own errors where the
-history is thin (LightGBM's row bagging and feature fractions, the hazard frame's
-subsampling); in their mean they partly cancel, so there is less for the planner to exploit.
-The members share the static inputs (the same history, features and categories), so one
-static row serves them all.
+Why a planner may plan on it (``PipelineConfig.planner_hazard_members``, docs/planner.md):
+planning exactly in a learned model picks the actions whose value that model overestimates
+most, the optimiser's curse of certainty-equivalent planning. Measured on a tuning company,
+the planner's own table was worth 786 payments per 1,000 in its learned model and 698 in the
+truth, where the oracle's table was judged about right (724 against 736). Each seed's fit
+has its own errors where the history is thin (LightGBM's row bagging and feature fractions,
+the hazard frame's subsampling); in their mean they partly cancel, so there is less for the
+planner to exploit. The members share the static inputs (the same history, features and
+categories), so one static row serves them all.
 """
 
 from __future__ import annotations

@@ -50,11 +50,11 @@ from engine.models.payment import select_features
 from engine.models.reminder_lift import ReminderLift
 
 HAZARD_FILE = "hazard_model.txt"
+HAZARD_META = "hazard_model.json"
 MILESTONE_FEATURE = "days_due_to_milestone"  # static: days from due to the project milestone
 # the trees' inputs derived from it: days_overdue - it, and the last reminder's send day
 # (last_reminder_overdue) - it (NaN without a reminder)
 MILESTONE_INPUTS = ("days_past_milestone", "reminder_past_milestone")
-HAZARD_META = "hazard_model.json"
 # The dynamic inputs that come from an invoice's reminders (a planner's state) and its day,
 # as opposed to the calendar inputs of its day: :meth:`HazardModel.predict_hazard_grid`
 # takes these per situation, the others per invoice. The reminder lift and the customer
@@ -92,11 +92,12 @@ class HazardModel:
         the history does, which the RL policy's timing rules need (docs/payment-model.md,
         docs/rl.md).
     milestone_inputs : when the static features have ``days_due_to_milestone`` (the
-        project milestone a craftsman's invoice waits for), give the trees the day's
-        ``days_past_milestone`` (days overdue minus it; one split finds "the project is
-        done", which otherwise takes an interaction of two inputs) and the reminder lift a
-        factor for whether the milestone was reached on the send day
-        (:func:`engine.models.reminder_lift.milestone_level`). Both are derived inside the
+        project milestone a craftsman's invoice waits for), give the trees
+        :data:`MILESTONE_INPUTS`, the day's and the last reminder's send day's days past it
+        (one split finds "the project is done", which otherwise takes an interaction of two
+        inputs), and the reminder lift a milestone factor (sent before the milestone and
+        still before it / reached since / sent after it;
+        :func:`engine.models.reminder_lift.milestone_level`). Both are derived inside the
         model from inputs every caller already gives. Off by default: it fixes the
         learned value of a reminder before the milestone (5.8x the hazard of waiting -> 0.85,
         truth 1.0, on the test company) but did not make the planner collect more
@@ -378,21 +379,19 @@ class HazardModel:
         if B == 0 or m == 0:
             return np.zeros((B, m))
         milestone = self._milestone(static)
-        if milestone is None or not np.isfinite(milestone).any():
-            hazard = self._tree_grid(static, situations, per_invoice, by_value=False)
-        else:  # only invoices with a milestone need the situations told apart by value
-            hazard = np.empty((B, m))
-            for rows in (~np.isfinite(milestone), np.isfinite(milestone)):
-                if rows.any():
-                    hazard[rows] = self._tree_grid(
-                        static[rows], situations,
-                        {name: np.asarray(v)[rows] for name, v in per_invoice.items()},
-                        by_value=bool(np.isfinite(milestone[rows]).all()))
+        has = np.zeros(B, dtype=bool) if milestone is None else np.isfinite(milestone)
+        hazard = np.empty((B, m))
+        # only invoices with a milestone need the situations told apart by value
+        for rows, by_value in ((~has, False), (has, True)):
+            if rows.any():
+                hazard[rows] = self._tree_grid(
+                    static[rows], situations,
+                    {name: np.asarray(v)[rows] for name, v in per_invoice.items()}, by_value)
         lift = self.reminder_lift_
         if lift is not None and lift.uses_milestone:  # the lift depends on the invoice too
             rows = {name: np.tile(np.asarray(v), B) for name, v in situations.items()}
             factor = lift.factor(np.repeat(self._groups(static, lift.group_feature), m), rows,
-                                 np.repeat(self._milestone(static), m))
+                                 np.repeat(milestone, m))
             hazard = np.minimum(hazard * factor.reshape(B, m), 1.0)
         elif lift is not None:  # the lift of a row depends on its group and situation only
             group, of_invoice = np.unique(self._groups(static, lift.group_feature),

@@ -17,9 +17,9 @@ spec                   policy
 ``planner``            exact DP on the learned model (``policies.planner``), set up from
                        the learned environment ``learned_source`` (no training) on its one
                        hazard model
-``planner:DIR``        a saved planner (``PlannerPolicy.save``, e.g. dunning-data/planner:
-                       the pipeline's plans on the mean of five hazard models of other
-                       seeds, ``engine.models.ensemble``)
+``planner:DIR``        a saved planner (``PlannerPolicy.save``, e.g. dunning-data/planner;
+                       with ``PipelineConfig.planner_hazard_members > 1`` it plans on the
+                       mean of hazard models of other seeds, ``engine.models.ensemble``)
 ``rl:DIR``             a trained RL policy artifact (``policies.rl``)
 ``module:Class[:json]`` a policy class of your own (``policies.plugins``), or the name
                        of an installed one (entry-point group ``dunning.policies``)

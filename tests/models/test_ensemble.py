@@ -68,3 +68,5 @@ def test_members_must_read_the_same_static_inputs(prepared, ensemble):
         HazardEnsemble([ensemble.members[0], other])
     with pytest.raises(DunningError, match="at least one member"):
         HazardEnsemble([])
+    with pytest.raises(DunningError, match="n_members >= 1"):  # PipelineConfig value 0
+        HazardEnsemble.grown_from(ensemble.members[0], prepared, AS_OF, 0, SMALL)
