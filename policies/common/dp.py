@@ -441,23 +441,37 @@ def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
 _REMINDER_COLS = np.arange(N_ACTIONS) != 0  # every action but WAIT
 
 
+COUNTS = ("paid", "agency", "complaints", "reminders",
+          *(Action(a).channel for a in range(Action.EMAIL, Action.AGENCY)))
+
+
+def _counting_payoffs(count: str, B: int, S: int) -> Payoffs:  # noqa: N803
+    """Payoffs whose undiscounted value is the expected number of ``count`` events (an
+    action "costs" -1 to count its sends)."""
+    if count not in COUNTS:
+        raise ValueError(f"evaluate_policy: count {count!r} is not one of {list(COUNTS)}")
+    sends = np.zeros(N_ACTIONS)
+    if count == "reminders":
+        sends[Action.EMAIL:Action.AGENCY] = -1.0
+    elif count not in ("paid", "agency", "complaints"):
+        sends[Action.from_channel(count)] = -1.0
+    return Payoffs(amount=np.full((B, 1), 1.0 if count == "paid" else 0.0),
+                   action_cost=sends, complaint_cost=-1.0 if count == "complaints" else 0.0,
+                   agency_q=np.full((B, S), 1.0 if count == "agency" else 0.0), gamma=1.0)
+
+
 def evaluate_policy(model: TransitionModel, space: StateSpace, policy: np.ndarray,
                     count: str | None = None) -> np.ndarray:
     """Exact expected value (B, S) on day 0 of following ``policy`` (B, H, S) int8 (actions
     per day and state, e.g. another model's optimal table) in ``model``: money (currency at
     the due date), or with ``count`` the expected number of events, undiscounted:
-    ``"agency"`` handovers, ``"complaints"``, ``"paid"`` payments."""
+    ``"agency"`` handovers, ``"complaints"``, ``"paid"`` payments, ``"reminders"`` sent
+    (e-mail to final notice) or those of one channel (``"email"``, ``"letter"``,
+    ``"phone"``, ``"final_notice"``)."""
     grid = ReminderGrid.build(space)
     model.setup(space, grid)
     B, S = model.n, space.size  # noqa: N806
-    pay = Payoffs.of(model, S)
-    if count is not None:
-        zero_b = np.zeros((B, 1))
-        pay = Payoffs(amount=np.ones((B, 1)) if count == "paid" else zero_b,
-                      action_cost=np.zeros(N_ACTIONS),
-                      complaint_cost=-1.0 if count == "complaints" else 0.0,
-                      agency_q=np.full((B, S), 1.0 if count == "agency" else 0.0),
-                      gamma=1.0)
+    pay = Payoffs.of(model, S) if count is None else _counting_payoffs(count, B, S)
     v_next = np.zeros((B, S))
     for t in range(policy.shape[1] - 1, -1, -1):
         value = np.zeros((B, S))

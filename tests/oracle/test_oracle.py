@@ -225,3 +225,31 @@ def test_evaluating_the_optimal_table_gives_the_optimal_value_and_counts_add_up(
     assert (never <= sol.value + 1e-9).all() and (never < sol.value - 1e-6).any()
     assert (evaluate_policy(WorldModel(p, None), sol.space, wait,
                             count="complaints")[:, s0] == 0).all()
+
+
+def test_evaluate_policy_counts_reminders_per_channel():
+    """``count="reminders"``: one e-mail on the due date, then waiting, is exactly one
+    reminder (an e-mail) per invoice; the optimal table's reminders are the sum of its
+    channels'; an unknown count is refused."""
+    from engine.contract import Action
+    from policies.common.dp import evaluate_policy
+    from policies.oracle.solver import WorldModel
+
+    p = _tiny_params(30, 5)
+    sol = solve(p, mask_fn=simple_mask)
+    s0 = sol.space.start
+    once = np.zeros_like(sol.policy)
+    once[:, 0] = Action.EMAIL
+
+    def count(table: np.ndarray, what: str) -> np.ndarray:
+        return evaluate_policy(WorldModel(p, None), sol.space, table, count=what)[:, s0]
+
+    np.testing.assert_allclose(count(once, "reminders"), 1.0, atol=1e-12)
+    np.testing.assert_allclose(count(once, "email"), 1.0, atol=1e-12)
+    assert (count(once, "letter") == 0).all()
+    channels = sum(count(sol.policy, ch) for ch in ("email", "letter", "phone", "final_notice"))
+    total = count(sol.policy, "reminders")
+    np.testing.assert_allclose(total, channels, rtol=1e-9)
+    assert (total > 0).any()
+    with pytest.raises(ValueError, match="not one of"):
+        count(once, "sms")
