@@ -9,6 +9,7 @@
     seeds: 3                       # a count (0..K-1) or a list of seeds
     invoices: 300                  # invoices per seed
     reference: fixed               # optional: paired differences against this policy
+                                   # (as listed, or its name in the results: rl for rl:DIR)
     rules: true                    # optional: false switches the legal rules off
     interval: t                    # optional: paired intervals, t or bootstrap
     bootstrap_resamples: 2000      # optional: resamples of interval: bootstrap
@@ -95,11 +96,16 @@ def load_experiment(path: str | Path) -> Experiment:
     if not isinstance(rules, bool):
         raise InputError(f"{p}: 'rules': expected true or false, got {rules!r}")
     policies = strings("policies")
-    reference = raw.get("reference")
-    if reference is not None and reference not in policies:
-        raise InputError(f"{p}: 'reference': {reference!r} is not one of the policies")
     if len(set(policies)) < len(policies):
         raise InputError(f"{p}: 'policies': a policy is listed twice")
+    names = _result_names(p, policies)
+    reference = raw.get("reference")
+    if reference is not None:
+        if not isinstance(reference, str) or (reference not in policies
+                                              and reference not in names):
+            raise InputError(f"{p}: 'reference': {reference!r} is not one of the policies "
+                             f"({', '.join(names)})")
+        reference = names[policies.index(reference)] if reference in policies else reference
     interval = raw.get("interval", "t")
     if interval not in ("t", "bootstrap"):
         raise InputError(f"{p}: 'interval': expected t or bootstrap, got {interval!r}")
@@ -125,6 +131,20 @@ def load_experiment(path: str | Path) -> Experiment:
                       seeds=list(range(seeds)) if isinstance(seeds, int) else list(seeds),
                       invoices=invoices, reference=reference, rules=rules,
                       interval=interval, bootstrap_resamples=n_boot)
+
+
+def _result_names(p: Path, policies: list[str]) -> list[str]:
+    """The name each policy spec gets in the results (``rl:runs/a`` is ``rl``); two specs
+    with one name would overwrite each other, so that is refused."""
+    from policies.baselines.factory import policy_name
+
+    names = [policy_name(spec) for spec in policies]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            first = policies[names.index(name)]
+            raise InputError(f"{p}: 'policies': {first!r} and {policies[i]!r} are both named "
+                             f"{name!r} in the results; evaluate them in separate experiments")
+    return names
 
 
 def run_experiment(exp: Experiment, progress: Any = None, client: Any = None

@@ -43,16 +43,38 @@ SPEC_HELP = ("never, fixed, fixed[14:email;30:letter], tuned, tuned:FILE, oracle
              "planner, planner:DIR, module:Class[:json-args] or an installed policy's name")
 
 
+def policy_name(spec: str) -> str:
+    """The display name of ``spec`` (what :func:`make_policy` returns), read without
+    loading anything: the kind for never, fixed, tuned, oracle, planner and rl whatever
+    file they name (``rl:runs/a`` is ``rl``), the schedule for one written out
+    (``fixed[...]``, ``fixed:...``), the spec itself for a plugin."""
+    s = spec.strip()
+    if _BRACKETED.match(s):
+        return s
+    kind, _, arg = s.partition(":")
+    kind = kind.lower()
+    if kind == "fixed" and arg:
+        return f"fixed:{arg}"
+    return kind if kind in POLICY_NAMES else spec
+
+
 def make_policy(spec: str, *, tuned_path: Path | None = None,
                 learned_source: Callable[[], Any] | None = None,
                 tuning: Any = None,
                 progress: Callable[[str, int, int], None] | None = None
                 ) -> tuple[str, Policy]:
-    """``(display name, policy)`` for a spec (see the module table).
+    """``(display name, policy)`` for a spec (see the module table; the name is
+    :func:`policy_name`).
 
     ``learned_source`` is called (lazily) only when a tuned policy must be searched;
     ``progress(message, done, total)`` follows that search.
     """
+    return policy_name(spec), _build_policy(spec, tuned_path, learned_source, tuning, progress)
+
+
+def _build_policy(spec: str, tuned_path: Path | None,
+                  learned_source: Callable[[], Any] | None, tuning: Any,
+                  progress: Callable[[str, int, int], None] | None) -> Policy:
     bracketed = _BRACKETED.match(spec.strip())
     if bracketed:
         name, arg = bracketed.group(1).lower(), bracketed.group(2).replace(";", ",")
@@ -61,43 +83,42 @@ def make_policy(spec: str, *, tuned_path: Path | None = None,
                              "e.g. fixed[14:email;30:letter]")
         from policies.baselines.schedule import FixedSchedulePolicy, parse_schedule
 
-        return spec.strip(), FixedSchedulePolicy(parse_schedule(arg))
+        return FixedSchedulePolicy(parse_schedule(arg))
     name, _, arg = spec.strip().partition(":")
     name = name.lower()
     if name == "never":
         from policies.baselines.schedule import NeverPolicy
 
-        return "never", NeverPolicy()
+        return NeverPolicy()
     if name == "fixed":
         from policies.baselines.schedule import FixedSchedulePolicy, parse_schedule
 
         if arg:
-            return f"fixed:{arg}", FixedSchedulePolicy(parse_schedule(arg))
-        return "fixed", FixedSchedulePolicy()
+            return FixedSchedulePolicy(parse_schedule(arg))
+        return FixedSchedulePolicy()
     if name == "tuned":
         from policies.tuned import TunedSchedulePolicy, TuningConfig, tune_schedules
 
         path = Path(arg) if arg else tuned_path
         if path is not None:
-            return "tuned", TunedSchedulePolicy.load(path)
+            return TunedSchedulePolicy.load(path)
         if learned_source is None:
             raise InputError("policy 'tuned' needs a saved schedule (tuned:FILE) or a learned "
                              "environment to tune in")
-        return "tuned", tune_schedules(learned_source(), tuning or TuningConfig(),
-                                       progress=progress)
+        return tune_schedules(learned_source(), tuning or TuningConfig(), progress=progress)
     if name == "oracle":
         from policies.baselines.oracle import GroundTruthOracle
 
-        return "oracle", GroundTruthOracle()
+        return GroundTruthOracle()
     if name == "planner":
         from policies.planner import LearnedDynamics, PlannerPolicy
 
         if arg:
-            return "planner", PlannerPolicy.load(arg)
+            return PlannerPolicy.load(arg)
         if learned_source is None:
             raise InputError("policy 'planner' needs a saved planner (planner:DIR) or a "
                              "learned environment to plan in")
-        return "planner", PlannerPolicy(LearnedDynamics.from_source(learned_source()))
+        return PlannerPolicy(LearnedDynamics.from_source(learned_source()))
     if name == "rl":
         if not arg:
             raise InputError("policy 'rl' needs the artifact directory: rl:DIR")
@@ -105,11 +126,11 @@ def make_policy(spec: str, *, tuned_path: Path | None = None,
             from policies.rl import RLPolicy  # type: ignore[attr-defined]
         except ImportError as exc:
             raise InputError(f"policy 'rl' is not available ({exc})") from None
-        return "rl", RLPolicy.load(arg)
+        return RLPolicy.load(arg)
     from policies.plugins import is_plugin_spec, load_plugin_policy
 
     if is_plugin_spec(spec):
-        return load_plugin_policy(spec)
+        return load_plugin_policy(spec)[1]
     if _STEP.match(spec.strip()):
         raise InputError(f"policy {spec!r} looks like a step of a fixed schedule cut off by "
                          "the comma between policies: inside --policies write the schedule "

@@ -77,11 +77,13 @@ def test_the_docs_example_loads_and_policy_paths_are_relative_to_the_file(tmp_pa
     assert "rl:runs/demo/policy" in exp.policies  # not beside the file: as written (cwd)
     (tmp_path / "runs" / "policy").mkdir(parents=True)
     f = tmp_path / "sweep.yaml"
-    f.write_text(SWEEP.replace("oracle", "x").replace(
-        '"fixed[7:email;21:phone]"]', '"fixed[7:email;21:phone]", "rl:runs/policy", '
-        '"rl:elsewhere"]') + "interval: bootstrap\n")
-    exp = load_experiment(f)
-    assert f"rl:{tmp_path / 'runs' / 'policy'}" in exp.policies and "rl:elsewhere" in exp.policies
+    for spec, read in (("rl:runs/policy", f"rl:{tmp_path / 'runs' / 'policy'}"),
+                       ("rl:elsewhere", "rl:elsewhere")):
+        f.write_text(SWEEP.replace('"fixed[7:email;21:phone]"]',
+                                   f'"fixed[7:email;21:phone]", "{spec}"]')
+                     + "interval: bootstrap\n")
+        exp = load_experiment(f)
+        assert read in exp.policies
     assert exp.interval == "bootstrap" and exp.bootstrap_resamples == 2000
     f.write_text(SWEEP + "interval: jackknife\n")
     with pytest.raises(InputError, match="'interval': expected t or bootstrap"):
@@ -99,3 +101,30 @@ def test_a_hostile_name_cannot_steer_the_default_output_path(tmp_path) -> None:
     assert [p.name for p in (tmp_path / "sub").glob("experiment-*.json")] == \
         ["experiment-x-b.json"]
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_the_reference_is_a_policy_as_named_in_the_results(tmp_path) -> None:
+    """``rl:DIR`` is named ``rl`` in the results: ``reference: rl`` and ``reference: rl:DIR``
+    both mean it; two specs with one result name (two RL artifacts) are refused instead of
+    one silently replacing the other."""
+    from dunning.experiment import load_experiment
+    from policies.baselines.factory import policy_name
+
+    f = tmp_path / "sweep.yaml"
+    with_rl = SWEEP.replace('"fixed[7:email;21:phone]"]', '"fixed[7:email;21:phone]", "rl:runs/a"]')
+    for reference in ("rl", "rl:runs/a", "RL:runs/a"):
+        f.write_text(with_rl + f"reference: {reference}\n")
+        if reference.startswith("RL"):  # not a listed spec, not a result name
+            with pytest.raises(InputError, match="'reference': 'RL:runs/a' is not one of the "
+                                                 "policies \\(never, fixed, fixed\\[7"):
+                load_experiment(f)
+        else:
+            assert load_experiment(f).reference == "rl"
+    f.write_text(with_rl + "reference: fixed[7:email;21:phone]\n")
+    assert load_experiment(f).reference == "fixed[7:email;21:phone]"
+    f.write_text(with_rl.replace('"rl:runs/a"]', '"rl:runs/a", "rl:runs/b"]'))
+    with pytest.raises(InputError, match="'rl:runs/a' and 'rl:runs/b' are both named 'rl'"):
+        load_experiment(f)
+    for spec in ("never", "Fixed", "fixed:7:email", "fixed[7:email]", "oracle"):  # no files
+        assert policy_name(spec) == make_policy(spec)[0]
+    assert policy_name("Planner:dir") == "planner" and policy_name("rl:a") == "rl"
