@@ -50,7 +50,7 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
          report: Path | None = None) -> None:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from policies.baselines.factory import make_policy
+    from policies.baselines.factory import make_policy, policy_name
     from policies.tuned import TuningConfig
     from simulations.env import AllowAll, GroundTruthSource, LegalMask
     from simulations.evaluation.harness import evaluate_policies
@@ -113,6 +113,8 @@ def _run(policy_specs: list[str], scenario: str, invoices: int, seeds: int, out:
             console.print(f"tuned schedule saved to {policy.save(tune_out)}")
     with bar() as sim_bar:
         task = sim_bar.add_task("simulating", total=len(policies) * seeds)
+        if reference is not None and reference not in policies:  # a spec: its name
+            reference = policy_name(reference)
         if reference is not None and reference not in policies:
             raise InputError(f"--reference {reference!r}: not among the policies "
                              f"({', '.join(policies)})")
@@ -192,8 +194,8 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="First seed; seeds are SEED..SEED+K-1."),
     cluster: str = typer.Option(None, "--cluster", help=_CLUSTER_HELP),
     reference: str = typer.Option(None, "--reference", help="Policy the paired differences "
-                                  "are taken against (its name as listed; default: fixed "
-                                  "when evaluated)."),
+                                  "are taken against (as listed, or its name: rl for "
+                                  "rl:DIR; default: fixed when evaluated)."),
     interval: str = typer.Option("t", "--interval", help="Paired intervals over invoices x "
                                  "seeds: t (Student t on the per-invoice differences) or "
                                  "bootstrap (percentile, invoices resampled within seeds, "

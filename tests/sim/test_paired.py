@@ -157,6 +157,11 @@ def test_cli_evaluate_shows_paired_intervals_and_saves_outcomes(tmp_path) -> Non
     res = CliRunner().invoke(app, ["evaluate", "--policies", "never,fixed", "--invoices",
                                    "20", "--seeds", "1", "--reference", "oracle"])
     assert res.exit_code == 2 and "--reference 'oracle'" in res.output
+    res = CliRunner().invoke(app, ["evaluate", "--policies", "never,fixed", "--invoices",
+                                   "20", "--seeds", "1", "--reference", "Fixed", "--out",
+                                   str(tmp_path / "ref")])  # the spec, not the name
+    assert res.exit_code == 0, res.output
+    assert EvaluationResult.load(tmp_path / "ref").reference == "fixed"
 
 
 def test_results_json_gets_the_paired_block_beside_the_old_fields(result, tmp_path) -> None:
