@@ -24,6 +24,8 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
   the truth when it plans on a hazard model with other settings, against the default;
 * ``planner_members`` (``--planner-members N``, alone): the same when it plans on the mean
   of N hazard models of other seeds (the pipeline's planner), against the one model;
+* ``planner_truth`` (``--planner-only``, alone): the pipeline's planner (one model) in the
+  truth, exact: the figure to compare across commits (e.g. a change to the learned rates);
 * ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
   quartiles of the handover day.
 
@@ -51,18 +53,26 @@ DAYS = (30, 60, 90, 119)
 FN_FROM = 40  # the final-notice state is entered on this day in (b)
 
 
+def held_out(config: Any, company: Any, cut: Any, n: int) -> tuple[Any, Any, Any]:
+    """``(truth source, learned source, batch)``: the company's ground truth and learned
+    environment as of ``cut`` and ``n`` of its held-out invoices (seeded: the same for
+    every mode and commit)."""
+    from dunning.pipeline import evaluation_source, learned_source
+
+    truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
+    learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
+    return truth, learned, truth.fresh_invoices(n, np.random.default_rng([0, 0]))
+
+
 def _models(config: Any, company: Any, cut: Any, n: int) -> tuple[Any, Any, Any, Any]:
     """``(learned LearnedModel, truth WorldModel, space, learned source)`` on ``n`` held-out
     invoices (seeded)."""
-    from dunning.pipeline import evaluation_source, learned_source
     from policies.common.dp import ReminderGrid, StateSpace
     from policies.oracle.solver import WorldModel
     from policies.planner import LearnedDynamics
     from policies.planner.model import LearnedModel
 
-    truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
-    learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
-    batch = truth.fresh_invoices(n, np.random.default_rng([0, 0]))
+    truth, learned, batch = held_out(config, company, cut, n)
     dyn = LearnedDynamics.from_source(learned)
     space = StateSpace.build(dyn.K, dyn.N)
     grid = ReminderGrid.build(space)
@@ -311,14 +321,12 @@ def planner_members(config: Any, company: Any, cut: Any, n: int, members: int
     the company's hazard model alone and on the mean of it and ``members - 1`` more
     fitted with other seeds (:class:`engine.models.ensemble.HazardEnsemble`, as the
     pipeline's planner does)."""
-    from dunning.pipeline import evaluation_source, learned_source, train_config
+    from dunning.pipeline import train_config
     from engine.models.ensemble import HazardEnsemble
     from engine.store import Store
     from policies.planner import LearnedDynamics, PlannerPolicy
 
-    truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
-    learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
-    batch = truth.fresh_invoices(n, np.random.default_rng([0, 0]))
+    truth, learned, batch = held_out(config, company, cut, n)
     params = truth.params_of(batch)
     single = LearnedDynamics.from_source(learned)
     t0 = time.perf_counter()
@@ -329,6 +337,16 @@ def planner_members(config: Any, company: Any, cut: Any, n: int, members: int
             "planner_single_truth": planner_in_truth(PlannerPolicy(single), batch, params),
             "planner_ensemble_truth": planner_in_truth(
                 PlannerPolicy(dataclasses.replace(single, hazard=ensemble)), batch, params)}
+
+
+def planner_alone(config: Any, company: Any, cut: Any, n: int) -> dict[str, Any]:
+    """The planner's table on the company's learned model (its hazard model and the rates
+    estimated from the store now) in the truth, exact, ``n`` held-out invoices."""
+    from policies.planner import LearnedDynamics, PlannerPolicy
+
+    truth, learned, batch = held_out(config, company, cut, n)
+    return planner_in_truth(PlannerPolicy(LearnedDynamics.from_source(learned)), batch,
+                            truth.params_of(batch))
 
 
 LIFT_DAYS = (2, 5, 10, 15, 20, 30, 45)
@@ -391,6 +409,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--planner-members", type=int, default=None,
                     help="only: the planner on the mean of this many hazard models of other "
                          "seeds against the company's one model, exactly in the truth")
+    ap.add_argument("--planner-only", action="store_true",
+                    help="only: the planner on the company's learned model, exactly in the "
+                         "truth")
     ap.add_argument("--simulate", action="store_true",
                     help="also simulate planner and oracle in the truth (handover days)")
     args = ap.parse_args(argv)
@@ -411,6 +432,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.planner_members:
         res = planner_members(config, company, cut, args.invoices, args.planner_members)
         print(write_result(args.out, {**head, "planner_members": res}))
+        return
+    if args.planner_only:
+        print(write_result(args.out, {**head, "planner_truth": planner_alone(
+            config, company, cut, args.invoices)}))
         return
     if args.reminder_lift_only:
         res = reminder_lift(config, company, cut, args.invoices)

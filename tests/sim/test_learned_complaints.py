@@ -132,3 +132,49 @@ def test_a_multiplicative_world_is_recovered_with_its_day_17_step():
         p = model.predict(np.array([0]), np.array([int(Action.EMAIL)]), np.array([o]),
                           np.array([r]), np.array([s]))[0]
         assert abs(p / truth(o, s) - 1) < 0.35, (o, r, s, p, truth(o, s))
+
+
+def _slowdown_history(n_inv: int, slowdown: float, seed: int) -> dict[str, pd.DataFrame]:
+    """Family businesses reminded on days 10, 20, 30, 40 after due while unpaid; each
+    reminder draws a complaint with probability 0.3; the daily payment rate 0.03 falls to
+    ``slowdown`` x 0.03 for good once the customer has complained."""
+    rng = np.random.default_rng(seed)
+    due = pd.Timestamp("2025-01-31")
+    customers = pd.DataFrame({"customer_id": ["C1"], "segment": ["family_business"]})
+    invoices = pd.DataFrame({"invoice_id": [f"I{i}" for i in range(n_inv)],
+                             "customer_id": "C1", "invoice_date": due - pd.Timedelta(days=30),
+                             "due_date": due, "amount": 100.0})
+    actions, payments = [], []
+    for i in range(n_inv):
+        complained = False
+        for day in range(1, 121):
+            if day in (10, 20, 30, 40):
+                drew = bool(rng.random() < 0.3)
+                actions.append({"invoice_id": f"I{i}", "action_date": due + pd.Timedelta(days=day),
+                                "channel": "email", "complaint": drew})
+                complained |= drew
+            if rng.random() < 0.03 * (slowdown if complained else 1.0):
+                payments.append({"invoice_id": f"I{i}", "amount": 100.0,
+                                 "payment_date": due + pd.Timedelta(days=day)})
+                break
+    return {"customers": customers, "invoices": invoices, "actions": pd.DataFrame(actions),
+            "payments": pd.DataFrame(payments)}
+
+
+def test_the_complaint_slowdown_is_not_diluted_by_reminders_after_a_complaint():
+    """Reminders sent after the customer complained, and the days after a later complaint,
+    are not the no-complaint rate: counted as such they pulled a planted 0.4 to about 0.6."""
+    rates = estimate_rates(_slowdown_history(3000, 0.4, seed=0), dt.date(2025, 12, 31))
+    assert abs(rates.complaint_hazard[FAM] - 0.4) < 0.08
+
+
+def test_complaint_history_marks_earlier_complaints_and_the_first_complaint_day():
+    from simulations.env.learned import _complaint_history
+
+    inv = np.array(["a", "a", "a", "b", "b", "c"])
+    day = np.array([10, 20, 30, 5, 9, 7])
+    comp = np.array([False, True, False, False, False, True])
+    earlier, first = _complaint_history(inv, day, comp)
+    assert earlier.tolist() == [False, False, True, False, False, False]
+    never = np.iinfo(np.int64).max
+    assert first.tolist() == [20, 20, 20, never, never, 7]
