@@ -259,9 +259,12 @@ def _reminder_rows(actions: pd.DataFrame, invoices: pd.DataFrame, seg_of_inv: di
     prev_day = np.r_[-1, day[:-1]]
     since = np.where(first, NEVER_DAYS, day - prev_day)
     seg = np.array([seg_of_inv.get(i, n_seg - 1) for i in inv_id], dtype=np.int64)
+    comp = comp.astype(bool)
+    earlier, first_complaint = _complaint_history(start, day, comp)
     return {"invoice_id": inv_id, "seg": seg, "channel": chan, "day": day, "due": due,
             "overdue": day - due, "before": before, "since": since,
-            "complaint": comp.astype(bool)}
+            "complaint": comp, "complained_before": earlier,
+            "first_complaint_day": first_complaint}
 
 
 def _complaint_hazard(rem: dict[str, np.ndarray], tables: Mapping[str, pd.DataFrame],
@@ -295,8 +298,7 @@ def _complaint_hazard(rem: dict[str, np.ndarray], tables: Mapping[str, pd.DataFr
     ag = actions[actions["channel"].astype(str).str.lower() == "agency"]
     ag_of = dict(zip(ag["invoice_id"].astype(str), _days(ag["action_date"]), strict=True))
     agency = np.array([ag_of.get(i, -1) for i in rem["invoice_id"]], dtype=np.int64)
-    earlier, first_complaint = _complaint_history(rem["invoice_id"], rem["day"],
-                                                  rem["complaint"])
+    earlier, first_complaint = rem["complained_before"], rem["first_complaint_day"]
     c = rem["complaint"] & ~earlier  # the invoice's first complaint
     ref = ~rem["complaint"] & ~earlier  # no complaint yet, nor from this reminder
     end = np.minimum(rem["day"] + window, as_of_day)
@@ -318,21 +320,18 @@ def _complaint_hazard(rem: dict[str, np.ndarray], tables: Mapping[str, pd.DataFr
     return np.clip((observed + prior) / (expected + prior), 0.0, 1.5)
 
 
-def _complaint_history(invoice_id: np.ndarray, day: np.ndarray, complaint: np.ndarray
+def _complaint_history(start: np.ndarray, day: np.ndarray, complaint: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """``(earlier (m,) bool, first (m,) int64)`` for reminder rows sorted by invoice, then
-    day: whether an earlier reminder of the row's invoice drew a complaint, and the day of
-    the invoice's first complaint (int64 max when none)."""
+    """``(earlier (m,) bool, first (m,) int64)`` for reminder rows grouped by invoice
+    (``start`` (m,): the index of the invoice's first row, rows in day order within it):
+    whether an earlier reminder of the row's invoice drew a complaint, and the day of the
+    invoice's first complaint (int64 max when none)."""
     c = np.asarray(complaint, dtype=bool)
-    if len(c) == 0:
-        return c.copy(), np.zeros(0, dtype=np.int64)
-    starts = np.r_[True, invoice_id[1:] != invoice_id[:-1]]
-    group = np.cumsum(starts) - 1
     counted = np.cumsum(c) - c  # complaints on rows before this one, all invoices
-    earlier = (counted - counted[np.flatnonzero(starts)][group]) > 0
-    first = np.full(int(group[-1]) + 1, np.iinfo(np.int64).max)
-    np.minimum.at(first, group[c], np.asarray(day, dtype=np.int64)[c])
-    return earlier, first[group]
+    earlier = (counted - counted[start]) > 0
+    first = np.full(len(c), np.iinfo(np.int64).max)
+    np.minimum.at(first, start[c], np.asarray(day, dtype=np.int64)[c])
+    return earlier, first[start]
 
 
 class LearnedSource(TransitionSource):

@@ -171,10 +171,10 @@ def test_the_complaint_slowdown_is_not_diluted_by_reminders_after_a_complaint():
 def test_complaint_history_marks_earlier_complaints_and_the_first_complaint_day():
     from simulations.env.learned import _complaint_history
 
-    inv = np.array(["a", "a", "a", "b", "b", "c"])
+    start = np.array([0, 0, 0, 3, 3, 5])  # invoices a (rows 0-2), b (3-4), c (5)
     day = np.array([10, 20, 30, 5, 9, 7])
     comp = np.array([False, True, False, False, False, True])
-    earlier, first = _complaint_history(inv, day, comp)
+    earlier, first = _complaint_history(start, day, comp)
     assert earlier.tolist() == [False, False, True, False, False, False]
     never = np.iinfo(np.int64).max
     assert first.tolist() == [20, 20, 20, never, never, 7]
