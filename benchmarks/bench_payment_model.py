@@ -203,7 +203,8 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     after due and per segment, the predicted survival with the world's TRUE survival
     (``transition_probs``): (a) no reminders at all (WAIT every day; off the data's policy,
     so the model extrapolates), (b) the data's logging policy on one simulated path (true
-    and predicted daily hazards averaged over the invoices still open, chained), (c) on that
+    and predicted daily hazards averaged over the invoices still open and not disputed,
+    chained; the true one is the world's hazard of an undisputed day), (c) on that
     path, per segment with a payment peak, the mean hazard on the world's peak days over
     the other business days, true and predicted, without (default) and with the calendar
     lift inputs.
@@ -270,12 +271,15 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
                                 {f"n_{c}": counts[:, j] for j, c in enumerate(REMINDER_CHANNELS)},
                                 np.where(last_day < 0, NO_REMINDER_DAYS, d - last_day), last_ch,
                                 calendar_dynamics(day, jur, region, p.holidays))
-        h_true[:, d] = world.transition_probs(params, state, a).pay
+        # the hazard model is the payment hazard of an undisputed day (disputed days are
+        # not in its training rows: engine.features.risk_rows), so it is compared with the
+        # world's on the undisputed days
+        h_true[:, d] = world.transition_probs(params, state, a).pay_hazard
         h_pred[:, d] = hazard.predict_hazard(S, dyn)
         h_lift[:, d] = with_lift.predict_hazard(S, dyn)
         calendar[:, d] = np.where(weekday(day) == 0, np.nan,
                                   world.dynamics.calendar_multiplier(params, state.t))
-        at_risk[:, d] = open_
+        at_risk[:, d] = open_ & ~state.disputed
         state, _ = world.step(params, state, a, rng)
 
     def chained(h: np.ndarray, m: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ Timing reminders per customer needs that difference (issue #25).
 
 The estimate is an observed-over-expected ratio with a gamma prior (Poisson-gamma empirical
 Bayes). On every overdue day of the history on which an invoice was unpaid (the hazard
-model's risk set, :func:`engine.features.risk_days`) the model's hazard without this
+model's risk set, :func:`engine.features.risk_rows`) the model's hazard without this
 correction (trees x segment reminder lift) is the expected payment; the invoice being paid
 that day is the observed one. The days fall in cells: *baseline* (no reminder in the last
 :data:`WINDOW_DAYS` days) and, within that window, per reminder channel c and bucket b of
@@ -50,6 +50,7 @@ from engine.features import (
     PreparedTables,
     dynamic_features_at,
     risk_days,
+    risk_rows,
 )
 from engine.models.reminder_lift import WINDOW_DAYS
 
@@ -108,12 +109,10 @@ def response_history(p: PreparedTables, as_day: int, horizon_days: int,
     inv, stop = risk_days(p, as_day, horizon_days)
     if customers is not None:
         inv = inv[np.isin(p.cust[inv], customers)]
-    length = stop[inv] - p.due_day[inv] + 1
-    rows = np.repeat(inv, length)
-    offset = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
-    day = p.due_day[rows] + offset
+    rows, day, undisputed = risk_rows(p, inv, stop)
+    rows, day = rows[undisputed], day[undisputed]
     dynamic = dynamic_features_at(p, rows, day)
-    exp = (expected(inv, np.repeat(np.arange(len(inv)), length), dynamic) if len(rows)
+    exp = (expected(inv, np.searchsorted(inv, rows), dynamic) if len(rows)
            else np.zeros(0))
     obs = (day == p.settle_day[rows]).astype(np.float64)
     cell = cells(dynamic)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.calendar import DAY_BITS
+from engine.calendar import DAY_BITS, NEVER, to_day
 from engine.contract import Action
 from engine.errors import DunningError
-from engine.features import DYNAMIC_FEATURES, build_hazard_frame
+from engine.features import DYNAMIC_FEATURES, build_hazard_frame, risk_days
 from engine.models.hazard import HazardModel
 
 
@@ -33,6 +33,38 @@ def test_frame_has_one_event_per_invoice_paid_after_due(prepared, frame):
     # nothing on or after the as-of date is used
     assert frame.day.max() < (np.datetime64("2025-06-01") - np.datetime64("1900-01-01")
                               ).astype(int)
+
+
+def test_frame_leaves_out_the_days_of_an_open_dispute(prepared, frame):
+    """A disputed invoice is not at risk from ``dispute_opened`` to the day before
+    ``dispute_resolved`` (the learned environment draws disputes itself); its other days
+    stay, so an invoice whose dispute was resolved is at risk again from that day."""
+    opened, resolved = prepared.dispute_opened, prepared.dispute_resolved
+    in_dispute = (frame.day >= opened[frame.rows]) & (frame.day < resolved[frame.rows])
+    assert not in_dispute.any()
+    disputed = np.unique(frame.rows[opened[frame.rows] < NEVER])
+    assert len(disputed) >= 5  # the fixture's company has disputes: the check can fail
+    # resolved disputes: the invoice is back at risk on the day of the resolution
+    last = {i: frame.day[frame.rows == i].max() for i in disputed}
+    back = [i for i in disputed if prepared.due_day[i] <= opened[i] < resolved[i] <= last[i]]
+    assert back, "no resolved dispute inside the frame"
+    for i in back:
+        assert resolved[i] in set(frame.day[frame.rows == i].tolist())
+    # every undisputed day of a disputed invoice is there (the fixture keeps every row)
+    inv, stop = risk_days(prepared, to_day("2025-06-01"), 120)
+    assert len(frame.event) == sum(stop[inv] - prepared.due_day[inv] + 1) - _open_days(
+        prepared, inv, stop)
+    for i in disputed[:20]:
+        every = np.arange(prepared.due_day[i], stop[i] + 1)
+        undisputed = every[(every < opened[i]) | (every >= resolved[i])]
+        np.testing.assert_array_equal(np.sort(frame.day[frame.rows == i]), undisputed)
+
+
+def _open_days(p, inv, stop) -> int:
+    """Days of an open dispute between each invoice's due date and ``stop``."""
+    lo = np.maximum(p.dispute_opened[inv], p.due_day[inv])
+    hi = np.minimum(p.dispute_resolved[inv], stop[inv] + 1)
+    return int(np.maximum(hi - lo, 0).sum())
 
 
 def test_subsampling_keeps_the_weighted_rate(prepared, frame):
