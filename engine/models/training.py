@@ -307,15 +307,15 @@ def evaluate_payment(p: PreparedTables, as_day: int, cfg: TrainConfig,
     return out
 
 
-def empirical_survival(days_to_event: np.ndarray, observed: np.ndarray, days: int
-                       ) -> np.ndarray:
-    """Kaplan-Meier S(d) for d = 0..days: P(unpaid at the start of day d after due)."""
-    s = np.ones(days + 1)
-    for d in range(days):
-        at_risk = (days_to_event >= d).sum()
-        events = ((days_to_event == d) & observed).sum()
-        s[d + 1] = s[d] * (1.0 - events / at_risk) if at_risk else s[d]
-    return s
+def empirical_survival(d_over: np.ndarray, event: np.ndarray, days: int) -> np.ndarray:
+    """Kaplan-Meier S(d) for d = 0..days, P(unpaid at the start of day d after due), from
+    invoice-day rows at risk (days overdue and paid-that-day, (m,) each, every row kept):
+    the risk set of day d is the rows of day d, so a day left out of the rows (an open
+    dispute, :func:`engine.features.risk_rows`) is left out of both estimates alike."""
+    at_risk = np.bincount(d_over.astype(np.int64), minlength=days + 1)[:days]
+    events = np.bincount(d_over.astype(np.int64), weights=event, minlength=days + 1)[:days]
+    rate = np.divide(events, at_risk, out=np.zeros(days), where=at_risk > 0)
+    return np.concatenate([[1.0], np.cumprod(1.0 - rate)])
 
 
 def evaluate_hazard(p: PreparedTables, as_day: int, cfg: TrainConfig, split: int,
@@ -354,9 +354,7 @@ def evaluate_hazard(p: PreparedTables, as_day: int, cfg: TrainConfig, split: int
         # predicted survival per invoice: cumulative product of (1 - h) over its days
         pred = _mean_predicted_survival(rows[m], d_over[m], h[m], days)
         r_inv = np.unique(rows[m])
-        last = pd.Series(d_over[m]).groupby(rows[m]).max().reindex(r_inv).to_numpy()
-        paid = pd.Series(ev[m]).groupby(rows[m]).max().reindex(r_inv).to_numpy() > 0
-        km = empirical_survival(last, paid, days)
+        km = empirical_survival(d_over[m], ev[m], days)
         pts = [0, 7, 14, 30, 45, 60, 90]
         out["survival"][name] = {
             "invoices": int(len(r_inv)),
