@@ -574,7 +574,10 @@ class HazardModel:
         lift = meta.get("calendar_lift")
         m.calendar_lift_ = CalendarLift.from_dict(lift) if lift else None
         rem = meta.get("reminder_lift")
-        m.reminder_lift_ = ReminderLift.from_dict(rem) if rem else None
+        try:
+            m.reminder_lift_ = ReminderLift.from_dict(rem) if rem else None
+        except ValueError as e:  # a damaged or hand-edited file: say which
+            raise DunningError(f"{d / HAZARD_META}: {e}") from None
         resp = meta.get("customer_response")
         m.response_ = CustomerResponse.from_dict(resp) if resp else None
         m.customer_response = m.response_ is not None

@@ -37,7 +37,7 @@ reminder is learned from all channels together and applies to a second call too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,8 +46,14 @@ from engine.features import REMINDER_CHANNELS
 
 WINDOW_DAYS = 21  # days after a reminder in which the lift applies (older: factor 1)
 CHANNEL_LEVELS = 5  # last_channel 0..4 (0 = none, unused)
-# left-closed bucket edges: finer in the first days after due, where timing is decided
-SEND_DAY_EDGES = np.array([0, 2, 4, 6, 8, 10, 14, 21, 30, 45, 60, 90])
+# left-closed bucket edges of the day after due a reminder was sent: 2 days wide in the first
+# two weeks, 3 days to day 45 (the complaint model's grid there), so that a customer group's
+# best days to be reminded, a window of 4 days or more anywhere from day 3 to 40 in the
+# scenario family (simulations.world.family), is not averaged with the days around it
+SEND_DAY_EDGES = np.array([0, 2, 4, 6, 8, 10, 12, 14, 17, 20, 23, 26, 29, 32, 35, 38, 41, 45,
+                           60, 90])
+# the grid of lifts saved before the grid was kept with them (older model directories)
+_SEND_DAY_EDGES_UNSAVED = np.array([0, 2, 4, 6, 8, 10, 14, 21, 30, 45, 60, 90])
 NUMBER_EDGES = np.array([1, 2, 3, 4])  # 1st, 2nd, 3rd, 4th or later reminder
 SINCE_EDGES = np.array([0, 1, 2, 3, 5, 8, 14])  # days since the reminder, < WINDOW_DAYS
 # milestone level of a day after a reminder: the invoice has no milestone (or it is
@@ -77,18 +83,18 @@ def milestone_level(send_day: np.ndarray, day: np.ndarray, due_to_milestone: np.
     return level.astype(np.int64)
 
 
-def _levels(dynamic: Mapping[str, np.ndarray], milestone: np.ndarray | None = None
-            ) -> tuple[np.ndarray, list[np.ndarray]]:
+def _levels(dynamic: Mapping[str, np.ndarray], send_day_edges: np.ndarray,
+            milestone: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """``(in_window (m,) bool, [channel, send-day, number, since(, milestone)] level codes
-    (m,) each)``; the milestone level only when ``milestone`` (days from due to each row's
-    milestone, NaN = none) is given."""
+    (m,) each)``, send days bucketed by ``send_day_edges``; the milestone level only when
+    ``milestone`` (days from due to each row's milestone, NaN = none) is given."""
     since = np.asarray(dynamic["days_since_last_reminder"], dtype=np.float64)
     channel = np.asarray(dynamic["last_channel"], dtype=np.int64)
     number = np.sum([np.asarray(dynamic[f"n_{c}"], dtype=np.float64)
                      for c in REMINDER_CHANNELS], axis=0)
     window = (since < WINDOW_DAYS) & (channel > 0) & (number > 0)
     codes = [np.clip(channel, 0, CHANNEL_LEVELS - 1),
-             _bucket(np.asarray(dynamic["last_reminder_overdue"]), SEND_DAY_EDGES),
+             _bucket(np.asarray(dynamic["last_reminder_overdue"]), send_day_edges),
              _bucket(number, NUMBER_EDGES), _bucket(since, SINCE_EDGES)]
     if milestone is not None:
         codes.append(milestone_level(dynamic["last_reminder_overdue"],
@@ -104,11 +110,13 @@ class ReminderLift:
     reminder-number bucket and days-since bucket, and a fifth, (n_groups,
     :data:`MILESTONE_LEVELS`), when fitted with milestones; 1.0 = the trees' own value.
     ``group`` 0 = unknown, 1 + the group feature's category code (as in
-    :class:`engine.models.calendar_lift.CalendarLift`).
+    :class:`engine.models.calendar_lift.CalendarLift`). ``send_day_edges`` the send-day
+    buckets' left edges (days after due) the factors were fitted on.
     """
 
     group_feature: str | None
     factors: list[np.ndarray]
+    send_day_edges: np.ndarray = field(default_factory=lambda: SEND_DAY_EDGES.copy())
 
     @classmethod
     def fit(cls, group: np.ndarray, dynamic: Mapping[str, np.ndarray], event: np.ndarray,
@@ -118,7 +126,7 @@ class ReminderLift:
         ``event`` 0/1 paid that day, ``weight`` row weights and ``predicted`` the trees'
         hazard; ``smoothing`` pseudo-payments per level; ``milestone`` (m,) days from due to
         the row's project milestone (NaN = none) adds the milestone factor."""
-        window, codes = _levels(dynamic, milestone)
+        window, codes = _levels(dynamic, SEND_DAY_EDGES, milestone)
         sizes = (CHANNEL_LEVELS, len(SEND_DAY_EDGES), len(NUMBER_EDGES), len(SINCE_EDGES),
                  *((MILESTONE_LEVELS,) if milestone is not None else ()))
         factors = [np.ones((n_groups, s)) for s in sizes]
@@ -138,7 +146,7 @@ class ReminderLift:
                     exp = np.bincount(level[j], weights=rest, minlength=size)
                     factors[j][g] = np.clip((obs[j] + smoothing) / (exp + smoothing),
                                             *_FACTOR_BOUNDS)
-        return cls(group_feature, factors)
+        return cls(group_feature, factors, SEND_DAY_EDGES.copy())
 
     @property
     def uses_milestone(self) -> bool:
@@ -154,15 +162,24 @@ class ReminderLift:
         if self.uses_milestone and milestone is None:
             raise ValueError("this reminder lift has a milestone factor: pass each row's "
                              "days from due to its milestone (NaN = none)")
-        window, codes = _levels(dynamic, milestone if self.uses_milestone else None)
+        window, codes = _levels(dynamic, self.send_day_edges,
+                                milestone if self.uses_milestone else None)
         g = np.where((group >= 0) & (group < len(self.factors[0])), group, 0)
         out = np.prod([f[g, c] for f, c in zip(self.factors, codes, strict=True)], axis=0)
         return np.where(window, out, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"group_feature": self.group_feature,
-                "factors": [f.tolist() for f in self.factors]}
+                "factors": [f.tolist() for f in self.factors],
+                "send_day_edges": self.send_day_edges.tolist()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReminderLift:
-        return cls(d["group_feature"], [np.asarray(f, dtype=np.float64) for f in d["factors"]])
+        """Back from :meth:`to_dict` (a lift saved without its grid used the earlier one);
+        a grid that does not match the send-day factors fails."""
+        factors = [np.asarray(f, dtype=np.float64) for f in d["factors"]]
+        edges = np.asarray(d.get("send_day_edges", _SEND_DAY_EDGES_UNSAVED), dtype=np.float64)
+        if factors[1].shape[1] != len(edges):
+            raise ValueError(f"reminder lift: {factors[1].shape[1]} send-day factors for "
+                             f"{len(edges)} send-day buckets")
+        return cls(d["group_feature"], factors, edges)

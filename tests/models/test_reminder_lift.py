@@ -92,6 +92,48 @@ def test_lift_round_trip():
     np.testing.assert_array_equal(back.factor(group, dyn), lift.factor(group, dyn))
 
 
+def test_lift_resolves_a_window_of_best_send_days_after_the_second_week():
+    """A group that pays twice as well after reminders sent on days 29-34 (a peak of 6 days,
+    the scenario family draws 4-12 anywhere from day 3 to 40): the lift of a reminder sent
+    on day 30 is twice that of one sent on day 38 or 24 (the earlier grid's buckets
+    [21, 30) and [30, 45) averaged the peak with the days around it: 1.4x)."""
+    rng = np.random.default_rng(5)
+    n = 400_000
+    send = rng.integers(0, 46, n)
+    since = rng.integers(0, 21, n)
+    dyn = _rows(np.full(n, EMAIL), send, np.ones(n, dtype=np.int64), since)
+    truth = 0.02 * np.where((send >= 29) & (send <= 34), 2.0, 1.0)
+    event = (rng.random(n) < truth).astype(float)
+    lift = ReminderLift.fit(np.ones(n, dtype=np.int64), dyn, event, np.ones(n),
+                            np.full(n, 0.02), 2, 10.0, "segment")
+    probe = _rows(np.full(4, EMAIL), np.array([30, 33, 38, 24]), np.ones(4, dtype=np.int64),
+                  np.full(4, 2))
+    f = lift.factor(np.ones(4, dtype=np.int64), probe)
+    assert f[0] / f[2] == pytest.approx(2.0, abs=0.25)
+    assert f[1] / f[3] == pytest.approx(2.0, abs=0.25)
+
+
+def test_a_lift_saved_without_its_grid_reads_with_the_earlier_grid():
+    group, dyn, event, trees = _planted(50_000)
+    lift = ReminderLift.fit(group, dyn, event, np.ones(len(event)), trees, 2, 10.0, "segment")
+    saved = lift.to_dict()
+    assert saved["send_day_edges"] == SEND_DAY_EDGES.tolist()
+    old = {k: v for k, v in saved.items() if k != "send_day_edges"}
+    with pytest.raises(ValueError, match="send-day factors"):  # this lift has the new grid
+        ReminderLift.from_dict(old)
+    # a lift of the earlier grid (12 send-day levels) reads as one, codes by that grid
+    factors = [np.asarray(f) for f in saved["factors"]]
+    factors[1] = np.linspace(0.5, 2.0, 12)[None].repeat(len(factors[1]), axis=0)
+    earlier = ReminderLift.from_dict({**old, "factors": [f.tolist() for f in factors]})
+    assert len(earlier.send_day_edges) == 12
+    day_25 = _rows(np.array([EMAIL]), np.array([25]), np.array([1]), np.array([2]))
+    alone = lift.factor(np.array([1]), day_25) / lift.factors[1][1, np.searchsorted(
+        SEND_DAY_EDGES, 25, side="right") - 1]
+    # day 25 is bucket [21, 30) of the earlier grid, level 7
+    assert earlier.factor(np.array([1]), day_25) == pytest.approx(
+        alone * factors[1][1, 7])
+
+
 def _second_call_ratio(model: HazardModel, static: np.ndarray) -> tuple[float, float]:
     """Mean hazard of the week after a call on day 9 that is the 2nd reminder, over the same
     call as the 1st; and a call on day 1 over a call on day 6 (first reminders)."""
