@@ -207,7 +207,8 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     chained; the true one is the world's hazard of an undisputed day), (c) on that
     path, per segment with a payment peak, the mean hazard on the world's peak days over
     the other business days, true and predicted, without (default) and with the calendar
-    lift inputs.
+    lift inputs. (a) and (b) also for the option that leaves the disputed days out of the
+    rows (``exclude_disputed_days``).
     Writes ``payment_model_hazard_world.json``."""
     from engine.calendar import from_day, weekday
     from engine.features import (
@@ -226,11 +227,14 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     cut = as_day - 183
     hazard = HazardModel().fit_tables(p, from_day(cut))  # learns only from before the cut
     with_lift = HazardModel(calendar_lift_smoothing=30.0).fit_tables(p, from_day(cut))
+    # the option that leaves the disputed days out of the rows (docs/planner.md)
+    undisputed = HazardModel(exclude_disputed_days=True).fit_tables(p, from_day(cut))
     rows = np.flatnonzero(p.due_day >= cut)
     params = company.params.take(rows)
     state = world.initial_state(params)
     n = len(rows)
     true_s, pred_s = np.ones((n, days + 1)), np.ones((n, days + 1))
+    pred_u = np.ones((n, days + 1))
     S = hazard.static_matrix(features_at(p, rows, p.due_day[rows]))
     jur, region = p.jurisdiction[p.cust[rows]], p.region[p.cust[rows]]
     wait = np.zeros(n, dtype=np.int64)
@@ -244,6 +248,7 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
                                 np.full(n, float(NO_REMINDER_DAYS)), none,
                                 calendar_dynamics(day, jur, region, p.holidays))
         pred_s[:, d + 1] = pred_s[:, d] * (1.0 - hazard.predict_hazard(S, dyn))
+        pred_u[:, d + 1] = pred_u[:, d] * (1.0 - undisputed.predict_hazard(S, dyn))
     seg = p.customers["segment"].astype(str).to_numpy()[p.cust[rows]]
     # on-policy: the logging policy of the data, one simulated path; at each day the mean
     # true vs mean predicted hazard over the invoices still open, chained into survival
@@ -253,6 +258,7 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     last_day = np.full(n, -1)
     last_ch = np.zeros(n)
     h_true, h_pred, h_lift = np.zeros((n, days)), np.zeros((n, days)), np.zeros((n, days))
+    h_undisputed = np.zeros((n, days))
     # the world's calendar factor of each day (0 = closed; on Mondays it also carries the
     # weekend's payments, so Mondays are left out of the peak comparison)
     calendar = np.zeros((n, days))
@@ -277,6 +283,7 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
         h_true[:, d] = world.transition_probs(params, state, a).pay_hazard
         h_pred[:, d] = hazard.predict_hazard(S, dyn)
         h_lift[:, d] = with_lift.predict_hazard(S, dyn)
+        h_undisputed[:, d] = undisputed.predict_hazard(S, dyn)
         calendar[:, d] = np.where(weekday(day) == 0, np.nan,
                                   world.dynamics.calendar_multiplier(params, state.t))
         at_risk[:, d] = open_ & ~state.disputed
@@ -292,17 +299,23 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     pts = [0, 7, 14, 30, 45, 60, 90]
     out: dict = {"n_invoices_compared": n,
                  "trained_on_history_before": str(from_day(cut)),
-                 "no_reminders": {}, "logging_policy": {}}
+                 "no_reminders": {}, "logging_policy": {},
+                 "exclude_disputed_days": {"no_reminders": {}, "logging_policy": {}}}
     for name in ["all", *sorted(set(seg))]:
         m = np.ones(n, bool) if name == "all" else seg == name
-        for key, (t, q) in (("no_reminders", (true_s[m].mean(0), pred_s[m].mean(0))),
-                            ("logging_policy", (chained(h_true, m), chained(h_pred, m)))):
-            out[key][name] = {
+        for where, key, (t, q) in (
+                (out, "no_reminders", (true_s[m].mean(0), pred_s[m].mean(0))),
+                (out, "logging_policy", (chained(h_true, m), chained(h_pred, m))),
+                (out["exclude_disputed_days"], "no_reminders",
+                 (true_s[m].mean(0), pred_u[m].mean(0))),
+                (out["exclude_disputed_days"], "logging_policy",
+                 (chained(h_true, m), chained(h_undisputed, m)))):
+            where[key][name] = {
                 "invoices": int(m.sum()), "days": pts, "true": [float(t[d]) for d in pts],
                 "predicted": [float(q[d]) for d in pts],
                 "max_abs_gap_days_0_90": float(np.abs(t - q).max()),
                 "mean_abs_gap_days_0_90": float(np.abs(t - q).mean())}
-            print(key, name, {k: v for k, v in out[key][name].items() if "gap" in k},
+            print(key, name, {k: v for k, v in where[key][name].items() if "gap" in k},
                   flush=True)
     with_calendar = [s.name for s in company.params.scenario.segments if s.calendar != "none"]
     out["calendar_peak_ratio"] = _calendar_peak_ratio(

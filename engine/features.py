@@ -875,8 +875,8 @@ def risk_days(p: PreparedTables, as_day: int, horizon_days: int
     """``(invoice positions (k,), last day at risk (n_inv,))``: the invoices with at least
     one overdue day at risk before ``as_day`` and, per invoice, the last such day (from the
     due date until payment - the settle day included -, the day before an agency handover,
-    ``as_day - 1`` or ``horizon_days`` after due). The hazard model's risk set, less the
-    days of an open dispute (:func:`risk_rows`)."""
+    ``as_day - 1`` or ``horizon_days`` after due). The hazard model's risk set (optionally
+    less the days of an open dispute, :func:`risk_rows`)."""
     # first agency handover per invoice ends its dunning episode
     agency = np.full(len(p.invoice_id), NEVER, dtype=np.int64)
     a_inv = (p.act_keys >> DAY_BITS).astype(np.int64)
@@ -896,14 +896,14 @@ def risk_rows(p: PreparedTables, inv: np.ndarray, stop: np.ndarray
     invoices ``inv`` (from :func:`risk_days`), and whether no dispute was open that day.
 
     A dispute is open from ``dispute_opened`` up to the day before ``dispute_resolved``
-    (unresolved: to the end). Those days are not at risk: a disputed invoice is not paid
-    until the dispute is settled, which the learned environment models with its own
-    dispute rates (``simulations.env.learned``), so the hazard is the payment hazard of an
-    undisputed day. Counting the disputed days would count disputes twice and, worse, bias
-    the hazard of *not reminding*: a schedule stops reminding a disputed invoice, so the
-    days long after the last reminder hold many disputed ones, and every reminder would
-    look more effective than it is (measured on a sampled company of the tuning family:
-    ``docs/planner.md``, "Disputed days").
+    (unresolved: to the end). A disputed invoice is not paid until the dispute is settled,
+    which the learned environment also draws with its own dispute rates
+    (``simulations.env.learned``). Counting the disputed days as at risk counts disputes
+    twice and biases the hazard of *not reminding* low (a schedule stops reminding a
+    disputed invoice, so the days long after the last reminder hold many disputed ones);
+    leaving them out (``HazardModel(exclude_disputed_days=True)``) removes that bias but
+    made the planner collect less on the evaluation companies, so it is an option
+    (``docs/planner.md``, "Disputed days").
     """
     due = p.due_day
     length = stop[inv] - due[inv] + 1
@@ -916,12 +916,14 @@ def risk_rows(p: PreparedTables, inv: np.ndarray, stop: np.ndarray
 
 def build_hazard_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_of: object,
                        horizon_days: int = 120, max_rows: int = 1_500_000,
-                       max_invoices: int = 200_000, seed: int = 0) -> HazardFrame:
+                       max_invoices: int = 200_000, seed: int = 0,
+                       exclude_disputed: bool = False) -> HazardFrame:
     """Invoice-day rows from the due date until payment, agency handover, censoring at
     ``as_of`` or ``horizon_days`` after due, of invoices due before ``as_of``.
 
     Invoices paid before their due date never enter (the risk set starts at the due date);
-    the days of an open dispute are left out (:func:`risk_rows`). When the rows exceed
+    with ``exclude_disputed`` the days of an open dispute are left out (:func:`risk_rows`;
+    the subsampling draws are the same either way). When the rows exceed
     ``max_rows``, non-event days are subsampled at rate q and carry weight 1/q, so
     weighted training gives unbiased daily probabilities; at most ``max_invoices``
     invoices (random, seeded) are used.
@@ -937,8 +939,9 @@ def build_hazard_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_o
     total = len(rows)
     q = min(1.0, max_rows / max(total, 1))
     event = (day == p.settle_day[rows]).astype(np.float64)
-    # the draws cover every day, so a history without disputes gives the same rows as before
-    keep = ((event == 1) | (rng.random(total) < q)) & undisputed
+    keep = (event == 1) | (rng.random(total) < q)
+    if exclude_disputed:  # after the draws: the other rows are the same either way
+        keep &= undisputed
     rows, day, event = rows[keep], day[keep], event[keep]
     weight = np.where(event == 1, 1.0, 1.0 / q)
     static = features_at(p, inv, due[inv]).reset_index(drop=True)

@@ -101,16 +101,19 @@ class ResponseHistory:
 
 
 def response_history(p: PreparedTables, as_day: int, horizon_days: int,
-                     expected: ExpectedFn, customers: np.ndarray | None = None
-                     ) -> ResponseHistory:
+                     expected: ExpectedFn, customers: np.ndarray | None = None,
+                     exclude_disputed: bool = False) -> ResponseHistory:
     """Accumulate the overdue days at risk before ``as_day`` (of ``customers``, customer
-    positions, when given). ``expected(invoices (u,), static index (m,) into them, dynamic
-    inputs)`` returns the (m,) hazard of the days without the customer correction."""
+    positions, when given; without the days of an open dispute with ``exclude_disputed``,
+    as the hazard model's rows). ``expected(invoices (u,), static index (m,) into them,
+    dynamic inputs)`` returns the (m,) hazard of the days without the customer
+    correction."""
     inv, stop = risk_days(p, as_day, horizon_days)
     if customers is not None:
         inv = inv[np.isin(p.cust[inv], customers)]
     rows, day, undisputed = risk_rows(p, inv, stop)
-    rows, day = rows[undisputed], day[undisputed]
+    if exclude_disputed:
+        rows, day = rows[undisputed], day[undisputed]
     dynamic = dynamic_features_at(p, rows, day)
     exp = (expected(inv, np.searchsorted(inv, rows), dynamic) if len(rows)
            else np.zeros(0))

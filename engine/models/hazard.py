@@ -108,6 +108,16 @@ class HazardModel:
         static inputs :data:`~engine.models.customer_response.RESPONSE_FEATURES` (after
         the trees' columns, which do not read them) that multiply the hazard. Needs
         :meth:`fit_tables`. Off by default (docs/rl.md, Individual timing).
+    exclude_disputed_days : leave the days of an open dispute out of the training rows
+        (:func:`engine.features.risk_rows`; with :meth:`fit_tables`): the hazard of an
+        undisputed day, which the learned environment multiplies with its own dispute
+        rates. Off by default: it fixes the hazard without reminders (max survival gap to
+        the world 0.13 -> 0.01) but made the planner collect less on the evaluation
+        companies (docs/planner.md, "Disputed days").
+    reminder_lift_send_day_edges : the reminder lift's send-day buckets (left edges, days
+        after due, starting at 0, increasing), e.g.
+        :data:`engine.models.reminder_lift.FINE_SEND_DAY_EDGES`; None = the default
+        :data:`~engine.models.reminder_lift.SEND_DAY_EDGES`.
 
     Fitted attributes: ``static_features_`` (k_static names, the column order of the
     ``static`` array: the trees' ``tree_features_`` then, with the customer response,
@@ -124,8 +134,10 @@ class HazardModel:
                  calendar_lift_smoothing: float | None = None,
                  reminder_lift_smoothing: float | None = 10.0,
                  milestone_inputs: bool = False,
-                 customer_response: bool = False, random_state: int = 0,
-                 n_jobs: int | None = None) -> None:
+                 customer_response: bool = False,
+                 exclude_disputed_days: bool = False,
+                 reminder_lift_send_day_edges: Sequence[int] | None = None,
+                 random_state: int = 0, n_jobs: int | None = None) -> None:
         self.horizon_days = horizon_days
         self.n_estimators = n_estimators
         self.num_leaves = num_leaves
@@ -138,6 +150,8 @@ class HazardModel:
         self.reminder_lift_smoothing = reminder_lift_smoothing
         self.milestone_inputs = milestone_inputs
         self.customer_response = customer_response
+        self.exclude_disputed_days = exclude_disputed_days
+        self.reminder_lift_send_day_edges = reminder_lift_send_day_edges
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -149,7 +163,8 @@ class HazardModel:
         p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
         frame = build_hazard_frame(p, as_of, horizon_days=self.horizon_days,
                                    max_rows=self.max_rows, max_invoices=self.max_invoices,
-                                   seed=self.random_state)
+                                   seed=self.random_state,
+                                   exclude_disputed=self.exclude_disputed_days)
         self._fit(frame)
         if self.customer_response:
             hist = self._response_history(p, to_day(as_of))
@@ -171,6 +186,7 @@ class HazardModel:
         # both lift options are checked before any work: a bad value fails before training
         for option in ("calendar_lift_smoothing", "reminder_lift_smoothing"):
             _check_smoothing(option, getattr(self, option))
+        _check_send_day_edges(self.reminder_lift_send_day_edges)
         if frame.event.sum() < 5 or len(frame.event) < 50:
             raise DunningError(f"only {int(frame.event.sum())} payments after the due date to "
                                "learn the daily hazard from; need more overdue history")
@@ -221,7 +237,8 @@ class HazardModel:
         trees = self.booster_.predict(M, num_threads=self.n_jobs or 1)
         return ReminderLift.fit(groups, frame.dynamic, frame.event, frame.weight, trees,
                                 n_groups, self.reminder_lift_smoothing, by,
-                                milestone=self._milestone(S))
+                                milestone=self._milestone(S),
+                                send_day_edges=self.reminder_lift_send_day_edges)
 
     def _lift_groups(self, S: np.ndarray) -> tuple[np.ndarray, int, str | None]:
         """``(group (m,), n_groups, feature)`` of training rows for a lift: the segment
@@ -318,7 +335,8 @@ class HazardModel:
             static = encode(X, self.tree_features_, self.categories_)[index]
             return self._base_hazard(static, dynamic)
 
-        return response_history(p, as_day, self.horizon_days, expected, customers)
+        return response_history(p, as_day, self.horizon_days, expected, customers,
+                                exclude_disputed=self.exclude_disputed_days)
 
     def predict_hazard(self, static: np.ndarray, dynamic: Mapping[str, np.ndarray]
                        ) -> np.ndarray:
@@ -538,6 +556,8 @@ class HazardModel:
             meta["params"]["reminder_lift_smoothing"] = self.reminder_lift_smoothing
         if self._uses_milestone():  # absent otherwise: older models keep their hash
             meta["params"]["milestone_inputs"] = True
+        if self.exclude_disputed_days:  # absent otherwise: older models keep their hash
+            meta["params"]["exclude_disputed_days"] = True
         if self.response_ is not None:  # absent otherwise: older models keep their hash
             meta["customer_response"] = self.response_.to_dict()
             meta["tree_features"] = self.tree_features_
@@ -564,6 +584,7 @@ class HazardModel:
                 calendar_lift_smoothing=p.get("calendar_lift_smoothing"),
                 reminder_lift_smoothing=p.get("reminder_lift_smoothing"),
                 milestone_inputs=p.get("milestone_inputs", False),
+                exclude_disputed_days=p.get("exclude_disputed_days", False),
                 random_state=p["random_state"])
         m.static_features_ = list(meta["static_features"])
         m.dynamic_features_ = list(meta["dynamic_features"])
@@ -612,6 +633,16 @@ def _row_keys(codes: list[np.ndarray]) -> np.ndarray:
             return np.stack(codes, axis=1)
         key = key * (hi - lo + 1) + (c - lo)
     return key
+
+
+def _check_send_day_edges(edges: Sequence[int] | None) -> None:
+    """Fail before training on send-day buckets that cannot be a grid."""
+    if edges is None:
+        return
+    e = np.asarray(edges, dtype=np.float64)
+    if e.ndim != 1 or len(e) < 2 or e[0] != 0 or not (np.diff(e) > 0).all():
+        raise DunningError("reminder_lift_send_day_edges must be increasing days after due "
+                           f"starting at 0 (e.g. [0, 2, 4, 7, 14, 30, 60]), got {list(edges)}")
 
 
 def _check_smoothing(option: str, smoothing: float | None) -> None:

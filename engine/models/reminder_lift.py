@@ -46,14 +46,15 @@ from engine.features import REMINDER_CHANNELS
 
 WINDOW_DAYS = 21  # days after a reminder in which the lift applies (older: factor 1)
 CHANNEL_LEVELS = 5  # last_channel 0..4 (0 = none, unused)
-# left-closed bucket edges of the day after due a reminder was sent: 2 days wide in the first
-# two weeks, 3 days to day 45 (the complaint model's grid there), so that a customer group's
-# best days to be reminded, a window of 4 days or more anywhere from day 3 to 40 in the
-# scenario family (simulations.world.family), is not averaged with the days around it
-SEND_DAY_EDGES = np.array([0, 2, 4, 6, 8, 10, 12, 14, 17, 20, 23, 26, 29, 32, 35, 38, 41, 45,
-                           60, 90])
-# the grid of lifts saved before the grid was kept with them (older model directories)
-_SEND_DAY_EDGES_UNSAVED = np.array([0, 2, 4, 6, 8, 10, 14, 21, 30, 45, 60, 90])
+# left-closed bucket edges of the day after due a reminder was sent: finer in the first days
+# after due, where timing is decided (the default; a lift saved without its grid has it)
+SEND_DAY_EDGES = np.array([0, 2, 4, 6, 8, 10, 14, 21, 30, 45, 60, 90])
+# an option (HazardModel(reminder_lift_send_day_edges=...)): 2 days wide in the first two
+# weeks, 3 days to day 45 (the complaint model's grid there), so that a customer group's best
+# days to be reminded, a window of 4 days or more anywhere from day 3 to 40 in the scenario
+# family (simulations.world.family), is not averaged with the days around it
+FINE_SEND_DAY_EDGES = np.array([0, 2, 4, 6, 8, 10, 12, 14, 17, 20, 23, 26, 29, 32, 35, 38, 41,
+                                45, 60, 90])
 NUMBER_EDGES = np.array([1, 2, 3, 4])  # 1st, 2nd, 3rd, 4th or later reminder
 SINCE_EDGES = np.array([0, 1, 2, 3, 5, 8, 14])  # days since the reminder, < WINDOW_DAYS
 # milestone level of a day after a reminder: the invoice has no milestone (or it is
@@ -116,18 +117,22 @@ class ReminderLift:
 
     group_feature: str | None
     factors: list[np.ndarray]
-    send_day_edges: np.ndarray = field(default_factory=lambda: SEND_DAY_EDGES.copy())
+    send_day_edges: np.ndarray = field(
+        default_factory=lambda: SEND_DAY_EDGES.astype(np.float64))
 
     @classmethod
     def fit(cls, group: np.ndarray, dynamic: Mapping[str, np.ndarray], event: np.ndarray,
             weight: np.ndarray, predicted: np.ndarray, n_groups: int, smoothing: float,
-            group_feature: str | None, milestone: np.ndarray | None = None) -> ReminderLift:
+            group_feature: str | None, milestone: np.ndarray | None = None,
+            send_day_edges: np.ndarray | None = None) -> ReminderLift:
         """From training rows (m,): ``group`` codes < ``n_groups``, the dynamic inputs,
         ``event`` 0/1 paid that day, ``weight`` row weights and ``predicted`` the trees'
         hazard; ``smoothing`` pseudo-payments per level; ``milestone`` (m,) days from due to
-        the row's project milestone (NaN = none) adds the milestone factor."""
-        window, codes = _levels(dynamic, SEND_DAY_EDGES, milestone)
-        sizes = (CHANNEL_LEVELS, len(SEND_DAY_EDGES), len(NUMBER_EDGES), len(SINCE_EDGES),
+        the row's project milestone (NaN = none) adds the milestone factor;
+        ``send_day_edges`` the send-day buckets (default :data:`SEND_DAY_EDGES`)."""
+        edges = SEND_DAY_EDGES if send_day_edges is None else np.asarray(send_day_edges)
+        window, codes = _levels(dynamic, edges, milestone)
+        sizes = (CHANNEL_LEVELS, len(edges), len(NUMBER_EDGES), len(SINCE_EDGES),
                  *((MILESTONE_LEVELS,) if milestone is not None else ()))
         factors = [np.ones((n_groups, s)) for s in sizes]
         paid = np.asarray(event, dtype=np.float64) * weight
@@ -146,7 +151,7 @@ class ReminderLift:
                     exp = np.bincount(level[j], weights=rest, minlength=size)
                     factors[j][g] = np.clip((obs[j] + smoothing) / (exp + smoothing),
                                             *_FACTOR_BOUNDS)
-        return cls(group_feature, factors, SEND_DAY_EDGES.copy())
+        return cls(group_feature, factors, np.array(edges, dtype=np.float64))
 
     @property
     def uses_milestone(self) -> bool:
@@ -169,16 +174,18 @@ class ReminderLift:
         return np.where(window, out, 1.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"group_feature": self.group_feature,
-                "factors": [f.tolist() for f in self.factors],
-                "send_day_edges": self.send_day_edges.tolist()}
+        out = {"group_feature": self.group_feature,
+               "factors": [f.tolist() for f in self.factors]}
+        if not np.array_equal(self.send_day_edges, SEND_DAY_EDGES):  # else: the same hash
+            out["send_day_edges"] = self.send_day_edges.tolist()
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReminderLift:
-        """Back from :meth:`to_dict` (a lift saved without its grid used the earlier one);
+        """Back from :meth:`to_dict` (a lift saved without its grid has the default one);
         a grid that does not match the send-day factors fails."""
         factors = [np.asarray(f, dtype=np.float64) for f in d["factors"]]
-        edges = np.asarray(d.get("send_day_edges", _SEND_DAY_EDGES_UNSAVED), dtype=np.float64)
+        edges = np.asarray(d.get("send_day_edges", SEND_DAY_EDGES), dtype=np.float64)
         if factors[1].shape[1] != len(edges):
             raise ValueError(f"reminder lift: {factors[1].shape[1]} send-day factors for "
                              f"{len(edges)} send-day buckets")

@@ -35,11 +35,17 @@ def test_frame_has_one_event_per_invoice_paid_after_due(prepared, frame):
                               ).astype(int)
 
 
-def test_frame_leaves_out_the_days_of_an_open_dispute(prepared, frame):
-    """A disputed invoice is not at risk from ``dispute_opened`` to the day before
-    ``dispute_resolved`` (the learned environment draws disputes itself); its other days
-    stay, so an invoice whose dispute was resolved is at risk again from that day."""
+def test_frame_can_leave_out_the_days_of_an_open_dispute(prepared, frame):
+    """With ``exclude_disputed`` a disputed invoice is not at risk from ``dispute_opened``
+    to the day before ``dispute_resolved`` (the learned environment draws disputes
+    itself); its other days stay, so an invoice whose dispute was resolved is at risk
+    again from that day. Without it (the default) every day is a row."""
+    full = frame
+    frame = build_hazard_frame(prepared, "2025-06-01", horizon_days=120,
+                               exclude_disputed=True)
     opened, resolved = prepared.dispute_opened, prepared.dispute_resolved
+    in_full = (full.day >= opened[full.rows]) & (full.day < resolved[full.rows])
+    assert in_full.sum() == len(full.event) - len(frame.event) > 0
     in_dispute = (frame.day >= opened[frame.rows]) & (frame.day < resolved[frame.rows])
     assert not in_dispute.any()
     disputed = np.unique(frame.rows[opened[frame.rows] < NEVER])

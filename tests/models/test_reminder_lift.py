@@ -8,9 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from engine.errors import DunningError
 from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
 from engine.models.hazard import HAZARD_META, HazardModel
-from engine.models.reminder_lift import SEND_DAY_EDGES, ReminderLift
+from engine.models.reminder_lift import FINE_SEND_DAY_EDGES, SEND_DAY_EDGES, ReminderLift
 
 EMAIL, PHONE = 1, 3
 
@@ -104,34 +105,38 @@ def test_lift_resolves_a_window_of_best_send_days_after_the_second_week():
     dyn = _rows(np.full(n, EMAIL), send, np.ones(n, dtype=np.int64), since)
     truth = 0.02 * np.where((send >= 29) & (send <= 34), 2.0, 1.0)
     event = (rng.random(n) < truth).astype(float)
-    lift = ReminderLift.fit(np.ones(n, dtype=np.int64), dyn, event, np.ones(n),
-                            np.full(n, 0.02), 2, 10.0, "segment")
     probe = _rows(np.full(4, EMAIL), np.array([30, 33, 38, 24]), np.ones(4, dtype=np.int64),
                   np.full(4, 2))
-    f = lift.factor(np.ones(4, dtype=np.int64), probe)
-    assert f[0] / f[2] == pytest.approx(2.0, abs=0.25)
-    assert f[1] / f[3] == pytest.approx(2.0, abs=0.25)
+    ratio = {}
+    for name, edges in (("fine", FINE_SEND_DAY_EDGES), ("default", None)):
+        lift = ReminderLift.fit(np.ones(n, dtype=np.int64), dyn, event, np.ones(n),
+                                np.full(n, 0.02), 2, 10.0, "segment", send_day_edges=edges)
+        f = lift.factor(np.ones(4, dtype=np.int64), probe)
+        ratio[name] = (f[0] / f[2], f[1] / f[3])
+    assert ratio["fine"] == (pytest.approx(2.0, abs=0.25), pytest.approx(2.0, abs=0.25))
+    assert ratio["default"][0] < 1.6  # the default grid averages the window away
 
 
-def test_a_lift_saved_without_its_grid_reads_with_the_earlier_grid():
+def test_a_lift_keeps_its_grid_and_one_saved_without_has_the_default():
     group, dyn, event, trees = _planted(50_000)
-    lift = ReminderLift.fit(group, dyn, event, np.ones(len(event)), trees, 2, 10.0, "segment")
-    saved = lift.to_dict()
-    assert saved["send_day_edges"] == SEND_DAY_EDGES.tolist()
-    old = {k: v for k, v in saved.items() if k != "send_day_edges"}
-    with pytest.raises(ValueError, match="send-day factors"):  # this lift has the new grid
-        ReminderLift.from_dict(old)
-    # a lift of the earlier grid (12 send-day levels) reads as one, codes by that grid
-    factors = [np.asarray(f) for f in saved["factors"]]
-    factors[1] = np.linspace(0.5, 2.0, 12)[None].repeat(len(factors[1]), axis=0)
-    earlier = ReminderLift.from_dict({**old, "factors": [f.tolist() for f in factors]})
-    assert len(earlier.send_day_edges) == 12
-    day_25 = _rows(np.array([EMAIL]), np.array([25]), np.array([1]), np.array([2]))
-    alone = lift.factor(np.array([1]), day_25) / lift.factors[1][1, np.searchsorted(
-        SEND_DAY_EDGES, 25, side="right") - 1]
-    # day 25 is bucket [21, 30) of the earlier grid, level 7
-    assert earlier.factor(np.array([1]), day_25) == pytest.approx(
-        alone * factors[1][1, 7])
+    fine = ReminderLift.fit(group, dyn, event, np.ones(len(event)), trees, 2, 10.0, "segment",
+                            send_day_edges=FINE_SEND_DAY_EDGES)
+    saved = fine.to_dict()
+    assert saved["send_day_edges"] == FINE_SEND_DAY_EDGES.tolist()
+    back = ReminderLift.from_dict(json.loads(json.dumps(saved)))
+    np.testing.assert_array_equal(back.factor(group, dyn), fine.factor(group, dyn))
+    with pytest.raises(ValueError, match="send-day factors"):  # its grid dropped
+        ReminderLift.from_dict({k: v for k, v in saved.items() if k != "send_day_edges"})
+    default = ReminderLift.fit(group, dyn, event, np.ones(len(event)), trees, 2, 10.0,
+                               "segment")
+    assert "send_day_edges" not in default.to_dict()  # models saved before: same hash
+    assert ReminderLift.from_dict(default.to_dict()).send_day_edges.tolist() == (
+        SEND_DAY_EDGES.tolist())
+
+
+def test_send_day_edges_that_are_no_grid_fail_before_training(hazard_frame):
+    with pytest.raises(DunningError, match="reminder_lift_send_day_edges"):
+        HazardModel(n_estimators=5, reminder_lift_send_day_edges=[2, 5, 9]).fit(hazard_frame)
 
 
 def _second_call_ratio(model: HazardModel, static: np.ndarray) -> tuple[float, float]:
