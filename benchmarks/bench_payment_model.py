@@ -277,9 +277,9 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
                                 {f"n_{c}": counts[:, j] for j, c in enumerate(REMINDER_CHANNELS)},
                                 np.where(last_day < 0, NO_REMINDER_DAYS, d - last_day), last_ch,
                                 calendar_dynamics(day, jur, region, p.holidays))
-        # the hazard model is the payment hazard of an undisputed day (disputed days are
-        # not in its training rows: engine.features.risk_rows), so it is compared with the
-        # world's on the undisputed days
+        # compared with the world's payment hazard of an undisputed day, on the undisputed
+        # days: the day a dispute blocks payment is the dispute process's, not the hazard's
+        # (the option leaves those days out of its rows: engine.features.in_dispute)
         h_true[:, d] = world.transition_probs(params, state, a).pay_hazard
         h_pred[:, d] = hazard.predict_hazard(S, dyn)
         h_lift[:, d] = with_lift.predict_hazard(S, dyn)

@@ -876,7 +876,7 @@ def risk_days(p: PreparedTables, as_day: int, horizon_days: int
     one overdue day at risk before ``as_day`` and, per invoice, the last such day (from the
     due date until payment - the settle day included -, the day before an agency handover,
     ``as_day - 1`` or ``horizon_days`` after due). The hazard model's risk set (optionally
-    less the days of an open dispute, :func:`risk_rows`)."""
+    less the days of an open dispute, :func:`in_dispute`)."""
     # first agency handover per invoice ends its dunning episode
     agency = np.full(len(p.invoice_id), NEVER, dtype=np.int64)
     a_inv = (p.act_keys >> DAY_BITS).astype(np.int64)
@@ -891,27 +891,30 @@ def risk_days(p: PreparedTables, as_day: int, horizon_days: int
 
 
 def risk_rows(p: PreparedTables, inv: np.ndarray, stop: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(rows, day, undisputed)`` (m,) each: every day from the due date to ``stop`` of the
-    invoices ``inv`` (from :func:`risk_days`), and whether no dispute was open that day.
-
-    A dispute is open from ``dispute_opened`` up to the day before ``dispute_resolved``
-    (unresolved: to the end). A disputed invoice is not paid until the dispute is settled,
-    which the learned environment also draws with its own dispute rates
-    (``simulations.env.learned``). Counting the disputed days as at risk counts disputes
-    twice and biases the hazard of *not reminding* low (a schedule stops reminding a
-    disputed invoice, so the days long after the last reminder hold many disputed ones);
-    leaving them out (``HazardModel(exclude_disputed_days=True)``) removes that bias but
-    made the planner collect less on the evaluation companies, so it is an option
-    (``docs/planner.md``, "Disputed days").
-    """
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, day)`` (m,) each: every day from the due date to ``stop`` of the invoices
+    ``inv`` (from :func:`risk_days`)."""
     due = p.due_day
     length = stop[inv] - due[inv] + 1
     rows = np.repeat(inv, length)
     offset = np.arange(int(length.sum())) - np.repeat(np.cumsum(length) - length, length)
-    day = due[rows] + offset
-    undisputed = ~((day >= p.dispute_opened[rows]) & (day < p.dispute_resolved[rows]))
-    return rows, day, undisputed
+    return rows, due[rows] + offset
+
+
+def in_dispute(p: PreparedTables, rows: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """(m,) whether a dispute was open on day ``day`` of invoice ``rows``: from
+    ``dispute_opened`` up to the day before ``dispute_resolved`` (unresolved: to the end).
+
+    A disputed invoice is not paid until the dispute is settled, which the learned
+    environment also draws with its own dispute rates (``simulations.env.learned``).
+    Counting the disputed days as at risk counts disputes twice and biases the hazard of
+    *not reminding* low (a schedule stops reminding a disputed invoice, so the days long
+    after the last reminder hold many disputed ones); leaving them out
+    (``HazardModel(exclude_disputed_days=True)``) removes that bias but made the planner
+    collect less on the evaluation companies, so it is an option (``docs/planner.md``,
+    "Disputed days").
+    """
+    return (day >= p.dispute_opened[rows]) & (day < p.dispute_resolved[rows])
 
 
 def build_hazard_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_of: object,
@@ -922,7 +925,7 @@ def build_hazard_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_o
     ``as_of`` or ``horizon_days`` after due, of invoices due before ``as_of``.
 
     Invoices paid before their due date never enter (the risk set starts at the due date);
-    with ``exclude_disputed`` the days of an open dispute are left out (:func:`risk_rows`;
+    with ``exclude_disputed`` the days of an open dispute are left out (:func:`in_dispute`;
     the subsampling draws are the same either way). When the rows exceed
     ``max_rows``, non-event days are subsampled at rate q and carry weight 1/q, so
     weighted training gives unbiased daily probabilities; at most ``max_invoices``
@@ -935,13 +938,13 @@ def build_hazard_frame(tables: Mapping[str, pd.DataFrame] | PreparedTables, as_o
     inv, stop = risk_days(p, as_day, horizon_days)
     if len(inv) > max_invoices:
         inv = np.sort(rng.choice(inv, max_invoices, replace=False))
-    rows, day, undisputed = risk_rows(p, inv, stop)
+    rows, day = risk_rows(p, inv, stop)
     total = len(rows)
     q = min(1.0, max_rows / max(total, 1))
     event = (day == p.settle_day[rows]).astype(np.float64)
     keep = (event == 1) | (rng.random(total) < q)
     if exclude_disputed:  # after the draws: the other rows are the same either way
-        keep &= undisputed
+        keep &= ~in_dispute(p, rows, day)
     rows, day, event = rows[keep], day[keep], event[keep]
     weight = np.where(event == 1, 1.0, 1.0 / q)
     static = features_at(p, inv, due[inv]).reset_index(drop=True)

@@ -49,6 +49,7 @@ from engine.features import (
     REMINDER_CHANNELS,
     PreparedTables,
     dynamic_features_at,
+    in_dispute,
     risk_days,
     risk_rows,
 )
@@ -111,9 +112,10 @@ def response_history(p: PreparedTables, as_day: int, horizon_days: int,
     inv, stop = risk_days(p, as_day, horizon_days)
     if customers is not None:
         inv = inv[np.isin(p.cust[inv], customers)]
-    rows, day, undisputed = risk_rows(p, inv, stop)
+    rows, day = risk_rows(p, inv, stop)
     if exclude_disputed:
-        rows, day = rows[undisputed], day[undisputed]
+        open_ = ~in_dispute(p, rows, day)
+        rows, day = rows[open_], day[open_]
     dynamic = dynamic_features_at(p, rows, day)
     exp = (expected(inv, np.searchsorted(inv, rows), dynamic) if len(rows)
            else np.zeros(0))

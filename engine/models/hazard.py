@@ -109,7 +109,7 @@ class HazardModel:
         the trees' columns, which do not read them) that multiply the hazard. Needs
         :meth:`fit_tables`. Off by default (docs/rl.md, Individual timing).
     exclude_disputed_days : leave the days of an open dispute out of the training rows
-        (:func:`engine.features.risk_rows`; with :meth:`fit_tables`): the hazard of an
+        (:func:`engine.features.in_dispute`; with :meth:`fit_tables`): the hazard of an
         undisputed day, which the learned environment multiplies with its own dispute
         rates. Off by default: it fixes the hazard without reminders (max survival gap to
         the world 0.13 -> 0.01) but made the planner collect less on the evaluation
@@ -599,6 +599,8 @@ class HazardModel:
             m.reminder_lift_ = ReminderLift.from_dict(rem) if rem else None
         except ValueError as e:  # a damaged or hand-edited file: say which
             raise DunningError(f"{d / HAZARD_META}: {e}") from None
+        if rem and "send_day_edges" in rem:  # the option it was fitted with, for a refit
+            m.reminder_lift_send_day_edges = [int(x) for x in rem["send_day_edges"]]
         resp = meta.get("customer_response")
         m.response_ = CustomerResponse.from_dict(resp) if resp else None
         m.customer_response = m.response_ is not None

@@ -311,7 +311,7 @@ def empirical_survival(d_over: np.ndarray, event: np.ndarray, days: int) -> np.n
     """Kaplan-Meier S(d) for d = 0..days, P(unpaid at the start of day d after due), from
     invoice-day rows at risk (days overdue and paid-that-day, (m,) each, every row kept):
     the risk set of day d is the rows of day d, so a day left out of the rows (an open
-    dispute, :func:`engine.features.risk_rows`) is left out of both estimates alike."""
+    dispute, :func:`engine.features.in_dispute`) is left out of both estimates alike."""
     at_risk = np.bincount(d_over.astype(np.int64), minlength=days + 1)[:days]
     events = np.bincount(d_over.astype(np.int64), weights=event, minlength=days + 1)[:days]
     rate = np.divide(events, at_risk, out=np.zeros(days), where=at_risk > 0)

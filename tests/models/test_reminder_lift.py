@@ -134,6 +134,16 @@ def test_a_lift_keeps_its_grid_and_one_saved_without_has_the_default():
         SEND_DAY_EDGES.tolist())
 
 
+def test_a_saved_hazard_model_keeps_its_send_day_grid(hazard_frame, tmp_path):
+    fine = HazardModel(n_estimators=5, reminder_lift_send_day_edges=FINE_SEND_DAY_EDGES)
+    fine.fit(hazard_frame).save(tmp_path / "fine")
+    back = HazardModel.load(tmp_path / "fine")
+    assert back.reminder_lift_.send_day_edges.tolist() == FINE_SEND_DAY_EDGES.tolist()
+    assert back.reminder_lift_send_day_edges == FINE_SEND_DAY_EDGES.tolist()
+    HazardModel(n_estimators=5).fit(hazard_frame).save(tmp_path / "default")
+    assert HazardModel.load(tmp_path / "default").reminder_lift_send_day_edges is None
+
+
 def test_send_day_edges_that_are_no_grid_fail_before_training(hazard_frame):
     with pytest.raises(DunningError, match="reminder_lift_send_day_edges"):
         HazardModel(n_estimators=5, reminder_lift_send_day_edges=[2, 5, 9]).fit(hazard_frame)
