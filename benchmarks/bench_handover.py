@@ -24,6 +24,8 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
   the truth when it plans on a hazard model with other settings, against the default;
 * ``planner_members`` (``--planner-members N``, alone): the same when it plans on the mean
   of N hazard models of other seeds (the pipeline's planner), against the one model;
+* ``planner_dynamics_variant`` (``--planner-dynamics JSON``, alone): the same with other
+  ``LearnedDynamics`` settings (logged support: ``min_support``, ``reminder_prior``);
 * ``planner_truth`` (``--planner-only``, alone): the pipeline's planner (one model) in the
   truth, exact: the figure to compare across commits (e.g. a change to the learned rates);
 * ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
@@ -339,6 +341,23 @@ def planner_members(config: Any, company: Any, cut: Any, n: int, members: int
                 PlannerPolicy(dataclasses.replace(single, hazard=ensemble)), batch, params)}
 
 
+def planner_dynamics(config: Any, company: Any, cut: Any, n: int, settings: dict[str, Any]
+                     ) -> dict[str, Any]:
+    """The planner's table in the truth (exact, ``n`` held-out invoices) with the default
+    :class:`~policies.planner.LearnedDynamics` and with ``settings`` (e.g.
+    ``{"min_support": 10}``: reminders only where the history logged that many of the
+    cell; ``{"reminder_prior": 20}``: a reminder's effect shrunk by its logged support)."""
+    from policies.planner import LearnedDynamics, PlannerPolicy
+
+    truth, learned, batch = held_out(config, company, cut, n)
+    params = truth.params_of(batch)
+    plain = LearnedDynamics.from_source(learned)
+    return {"settings": settings,
+            "planner_default_truth": planner_in_truth(PlannerPolicy(plain), batch, params),
+            "planner_variant_truth": planner_in_truth(
+                PlannerPolicy(dataclasses.replace(plain, **settings)), batch, params)}
+
+
 def planner_alone(config: Any, company: Any, cut: Any, n: int) -> dict[str, Any]:
     """The planner's table on the company's learned model (its hazard model and the rates
     estimated from the store now) in the truth, exact, ``n`` held-out invoices."""
@@ -409,6 +428,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--planner-members", type=int, default=None,
                     help="only: the planner on the mean of this many hazard models of other "
                          "seeds against the company's one model, exactly in the truth")
+    ap.add_argument("--planner-dynamics", default=None,
+                    help='only: the planner with these LearnedDynamics settings (JSON, e.g. '
+                         '\'{"reminder_prior": 20}\') against the default ones, exactly in '
+                         'the truth')
     ap.add_argument("--planner-only", action="store_true",
                     help="only: the planner on the company's learned model, exactly in the "
                          "truth")
@@ -432,6 +455,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.planner_members:
         res = planner_members(config, company, cut, args.invoices, args.planner_members)
         print(write_result(args.out, {**head, "planner_members": res}))
+        return
+    if args.planner_dynamics:
+        import json
+
+        res = planner_dynamics(config, company, cut, args.invoices,
+                               json.loads(args.planner_dynamics))
+        print(write_result(args.out, {**head, "planner_dynamics_variant": res}))
         return
     if args.planner_only:
         print(write_result(args.out, {**head, "planner_truth": planner_alone(

@@ -26,6 +26,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -208,7 +209,10 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
     path, per segment with a payment peak, the mean hazard on the world's peak days over
     the other business days, true and predicted, without (default) and with the calendar
     lift inputs. (a) and (b) also for the option that leaves the disputed days out of the
-    rows (``exclude_disputed_days``).
+    rows (``exclude_disputed_days``). (d) A schedule the history never ran
+    (:func:`_repeated_calls`): a call every 7 days from day 7 to 70, per segment the mean
+    predicted over the mean true hazard after the k-th call, for the default model and the
+    option ``reminder_count_input``.
     Writes ``payment_model_hazard_world.json``."""
     from engine.calendar import from_day, weekday
     from engine.features import (
@@ -322,7 +326,64 @@ def hazard_vs_world(n_customers: int = 1500, months: int = 24, days: int = 90) -
         seg, at_risk, calendar, with_calendar,
         {"true": h_true, "predicted": h_pred, "predicted_with_calendar_lift": h_lift})
     print("calendar peak / off-peak hazard", out["calendar_peak_ratio"])
+    counted = HazardModel(reminder_count_input=True).fit_tables(p, from_day(cut))
+    out["repeated_calls"] = _repeated_calls(
+        params, seg, S, {"default": hazard, "reminder_count_input": counted},
+        lambda d: calendar_dynamics(p.due_day[rows] + d, jur, region, p.holidays),
+        days)
+    print("repeated calls, predicted / true hazard", out["repeated_calls"])
     print(write_result("payment_model_hazard_world", out))
+    return out
+
+
+def _repeated_calls(params: Any, seg: np.ndarray, static: np.ndarray,
+                    models: dict[str, Any], calendar: Any, days: int) -> dict[str, Any]:
+    """A schedule the history never ran: a call every 7 days from day 7 to day 70 (the
+    planner's kind of schedule: many calls). One simulated path in the world; per segment
+    and number of calls so far k (0..4, "4" = 4 or more, as the planner's states count),
+    the mean predicted over the mean true hazard on the days at risk (open, undisputed, no
+    complaint yet: the learned environment applies disputes and the complaint slowdown
+    itself), with the invoice-days behind each figure."""
+    from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
+    from simulations import world
+
+    n = len(seg)
+    rng = np.random.default_rng(2)
+    state = world.initial_state(params)
+    calls = np.zeros(n)
+    last_day = np.full(n, -1)
+    names = sorted(set(seg))
+    sums = {m: np.zeros((len(names), 5)) for m in ["true", *models]}
+    at_risk_days = np.zeros((len(names), 5), dtype=np.int64)
+    code = np.searchsorted(names, seg)
+    none = np.zeros(n)
+    for d in range(days):
+        call = 3 if (7 <= d <= 70 and d % 7 == 0) else 0
+        a = np.full(n, call)
+        open_ = ~state.done
+        if call:
+            calls += open_
+            last_day = np.where(open_, d, last_day)
+        dyn = reminder_dynamics(
+            np.full(n, float(d)),
+            {f"n_{c}": (calls if c == "phone" else none) for c in REMINDER_CHANNELS},
+            np.where(last_day < 0, NO_REMINDER_DAYS, d - last_day),
+            np.where(last_day < 0, 0.0, 3.0), calendar(d))
+        r = open_ & ~state.disputed & ~state.complaint
+        k = np.minimum(calls, 4).astype(np.int64)
+        np.add.at(at_risk_days, (code[r], k[r]), 1)
+        np.add.at(sums["true"], (code[r], k[r]),
+                  world.transition_probs(params, state, a).pay_hazard[r])
+        for name, model in models.items():
+            np.add.at(sums[name], (code[r], k[r]), model.predict_hazard(static, dyn)[r])
+        state, _ = world.step(params, state, a, rng)
+    out: dict[str, Any] = {"calls": "every 7 days from day 7 to day 70 (phone)",
+                           "calls_so_far": [0, 1, 2, 3, "4+"]}
+    for i, name in enumerate(names):
+        true = np.maximum(sums["true"][i], 1e-12)
+        out[name] = {"invoice_days": at_risk_days[i].tolist(),
+                     **{f"{m}_over_true": [round(float(x), 3) for x in sums[m][i] / true]
+                        for m in models}}
     return out
 
 

@@ -172,6 +172,10 @@ class PipelineConfig:
     # alone). 5 collected more on the tuning companies but doubles the planner's time: the
     # demo took 1,020 s with it (docs/planner.md)
     planner_hazard_members: int = 1
+    # > 0: the planner reminds only where the history logged at least this many reminders
+    # of the invoice's segment, channel, day overdue and number (LearnedDynamics.min_support;
+    # docs/planner.md, "Logged support"); 0 = everywhere the law allows
+    planner_min_support: int = 0
 
     @classmethod
     def default(cls, out_dir: str | Path = "dunning-data", seed: int = 0,
@@ -733,7 +737,7 @@ def planner_step(config: PipelineConfig, learned: Any, db: Path, cut: dt.date) -
     from engine.store import Store
     from policies.planner import LearnedDynamics, PlannerPolicy
 
-    dynamics = LearnedDynamics.from_source(learned)
+    dynamics = LearnedDynamics.from_source(learned, min_support=config.planner_min_support)
     if config.planner_hazard_members != 1:  # < 1 is refused by grown_from
         hazard = HazardEnsemble.grown_from(
             learned.hazard, Store(db).tables(cut), cut, config.planner_hazard_members,

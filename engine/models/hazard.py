@@ -55,6 +55,8 @@ MILESTONE_FEATURE = "days_due_to_milestone"  # static: days from due to the proj
 # the trees' inputs derived from it: days_overdue - it, and the last reminder's send day
 # (last_reminder_overdue) - it (NaN without a reminder)
 MILESTONE_INPUTS = ("days_past_milestone", "reminder_past_milestone")
+# option reminder_count_input: the trees also read the reminders sent so far, all channels
+COUNT_INPUT = "n_reminders"
 # The dynamic inputs that come from an invoice's reminders (a planner's state) and its day,
 # as opposed to the calendar inputs of its day: :meth:`HazardModel.predict_hazard_grid`
 # takes these per situation, the others per invoice. The reminder lift and the customer
@@ -118,6 +120,10 @@ class HazardModel:
         after due, starting at 0, increasing), e.g.
         :data:`engine.models.reminder_lift.FINE_SEND_DAY_EDGES`; None = the default
         :data:`~engine.models.reminder_lift.SEND_DAY_EDGES`.
+    reminder_count_input : also give the trees the reminders sent so far, all channels
+        (:data:`COUNT_INPUT`, derived from the four counts): a schedule the history never
+        ran (many calls) has per-channel counts the trees never saw, but a total they did.
+        Off by default (docs/planner.md, "Logged support").
 
     Fitted attributes: ``static_features_`` (k_static names, the column order of the
     ``static`` array: the trees' ``tree_features_`` then, with the customer response,
@@ -137,6 +143,7 @@ class HazardModel:
                  customer_response: bool = False,
                  exclude_disputed_days: bool = False,
                  reminder_lift_send_day_edges: Sequence[int] | None = None,
+                 reminder_count_input: bool = False,
                  random_state: int = 0, n_jobs: int | None = None) -> None:
         self.horizon_days = horizon_days
         self.n_estimators = n_estimators
@@ -152,6 +159,7 @@ class HazardModel:
         self.customer_response = customer_response
         self.exclude_disputed_days = exclude_disputed_days
         self.reminder_lift_send_day_edges = reminder_lift_send_day_edges
+        self.reminder_count_input = reminder_count_input
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -201,6 +209,7 @@ class HazardModel:
         self.calendar_lift_ = self._fit_calendar_lift(S, frame)
         M = self._matrix(S, frame.dynamic)
         names = [*self.static_features_, *self._tree_dynamic(),
+                 *((COUNT_INPUT,) if self.reminder_count_input else ()),
                  *(MILESTONE_INPUTS if self._uses_milestone() else ()),
                  *(LIFT_FEATURES if self.calendar_lift_ is not None else ())]
         cats = [j for j, c in enumerate(names) if c in self.categories_]
@@ -278,6 +287,8 @@ class HazardModel:
         cols = [static]
         for name in self._tree_dynamic():
             cols.append(np.asarray(dynamic[name], dtype=np.float64).reshape(n, 1))
+        if self.reminder_count_input:
+            cols.append(_reminder_count(dynamic).reshape(n, 1))
         milestone = self._milestone(static)
         if milestone is not None:
             sent = np.asarray(dynamic["last_reminder_overdue"], dtype=np.float64)
@@ -462,6 +473,9 @@ class HazardModel:
         codes = [_split_codes(np.asarray(situations[name], dtype=np.float64),
                               splits.get(offset + tree_dynamic.index(name), _NO_SPLITS))
                  for name in situations if name in tree_dynamic]
+        if self.reminder_count_input:  # the derived input's column follows the dynamic ones
+            codes.append(_split_codes(_reminder_count(situations),
+                                      splits.get(offset + len(tree_dynamic), _NO_SPLITS)))
         if by_value:
             codes += [np.unique(np.asarray(situations[name]), return_inverse=True)[1].reshape(-1)
                       for name in ("days_overdue", "last_reminder_overdue")]
@@ -558,6 +572,8 @@ class HazardModel:
             meta["params"]["milestone_inputs"] = True
         if self.exclude_disputed_days:  # absent otherwise: older models keep their hash
             meta["params"]["exclude_disputed_days"] = True
+        if self.reminder_count_input:  # absent otherwise: older models keep their hash
+            meta["params"]["reminder_count_input"] = True
         if self.response_ is not None:  # absent otherwise: older models keep their hash
             meta["customer_response"] = self.response_.to_dict()
             meta["tree_features"] = self.tree_features_
@@ -585,6 +601,7 @@ class HazardModel:
                 reminder_lift_smoothing=p.get("reminder_lift_smoothing"),
                 milestone_inputs=p.get("milestone_inputs", False),
                 exclude_disputed_days=p.get("exclude_disputed_days", False),
+                reminder_count_input=p.get("reminder_count_input", False),
                 random_state=p["random_state"])
         m.static_features_ = list(meta["static_features"])
         m.dynamic_features_ = list(meta["dynamic_features"])
@@ -608,6 +625,12 @@ class HazardModel:
         m.booster_ = lgb.Booster(model_file=str(d / HAZARD_FILE))
         m.hash_ = meta["hash"]
         return m
+
+
+def _reminder_count(dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(n,) reminders sent so far, all channels (the option's :data:`COUNT_INPUT`)."""
+    return np.sum([np.asarray(dynamic[f"n_{c}"], dtype=np.float64)
+                   for c in REMINDER_CHANNELS], axis=0)
 
 
 def _split_codes(values: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:

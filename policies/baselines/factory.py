@@ -19,7 +19,9 @@ spec                   policy
                        hazard model
 ``planner:DIR``        a saved planner (``PlannerPolicy.save``, e.g. dunning-data/planner;
                        with ``PipelineConfig.planner_hazard_members > 1`` it plans on the
-                       mean of hazard models of other seeds, ``engine.models.ensemble``)
+                       mean of hazard models of other seeds, ``engine.models.ensemble``;
+                       with ``PipelineConfig.planner_min_support > 0`` it reminds only
+                       where the history logged that many reminders of the cell)
 ``rl:DIR``             a trained RL policy artifact (``policies.rl``)
 ``module:Class[:json]`` a policy class of your own (``policies.plugins``), or the name
                        of an installed one (entry-point group ``dunning.policies``)

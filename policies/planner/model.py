@@ -35,11 +35,20 @@ from policies.common.dp import (
     TransitionModel,
 )
 from simulations.env.arrays import take_rows
-from simulations.env.learned import SINCE_EDGES, BehaviourRates
+from simulations.env.learned import (
+    COMPLAINT_OVERDUE_EDGES,
+    REMINDER_EDGES,
+    SINCE_EDGES,
+    BehaviourRates,
+    _bucket,
+)
 from simulations.env.masks import STRING_FACTS, ActionMask, CategoricalFacts, legal_facts
 from simulations.env.types import CostModel, EnvState, InvoiceBatch
 
 FINAL = int(Action.FINAL_NOTICE)
+# days since the last reminder standing for "long ago": past the reminder lift's window
+# (engine.models.reminder_lift.WINDOW_DAYS), the reminders' counts kept
+DECAYED_DAYS = 30
 
 
 @dataclass
@@ -51,7 +60,13 @@ class LearnedDynamics:
     with a decision; ``K`` cap of days since the last reminder in the DP state (15: the
     legal rules' longest waiting period is "14 days", the complaint model's last bucket
     starts at 14; the hazard model sees at most 15 days since a reminder), ``N`` cap of
-    reminders.
+    reminders; ``min_support`` > 0: a reminder is allowed only where the history logged at
+    least that many of its segment, channel, day overdue and number
+    (:class:`simulations.env.learned.ReminderSupport`, ``rates.support``): the planner
+    does not act on the learned model's value of reminders it has (almost) never seen;
+    ``reminder_prior`` > 0: the effect of a reminder within ``K`` days of it is shrunk
+    toward none with that many pseudo-reminders against the logged ones of its cell
+    (:meth:`LearnedModel._shrunk`): pessimism where the history is thin.
     """
 
     hazard: Any
@@ -60,11 +75,26 @@ class LearnedDynamics:
     horizon: int = 120
     K: int = 15  # noqa: N815
     N: int = 4  # noqa: N815
+    min_support: int = 0
+    reminder_prior: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.min_support < 0:
+            raise InputError(f"min_support must be >= 0 logged reminders, got "
+                             f"{self.min_support}")
+        if self.reminder_prior < 0:
+            raise InputError(f"reminder_prior must be >= 0 pseudo-reminders, got "
+                             f"{self.reminder_prior}")
+        if (self.min_support > 0 or self.reminder_prior > 0) and self.rates.support is None:
+            raise InputError("min_support and reminder_prior need the logged reminders per cell "
+                             "(BehaviourRates.support); the rates have none")
 
     @classmethod
-    def from_source(cls, source: Any, K: int = 15, N: int = 4) -> LearnedDynamics:  # noqa: N803
+    def from_source(cls, source: Any, K: int = 15, N: int = 4,  # noqa: N803
+                    min_support: int = 0, reminder_prior: float = 0.0) -> LearnedDynamics:
         """From a :class:`simulations.env.learned.LearnedSource`."""
-        return cls(source.hazard, source.rates, source.costs, int(source.horizon), K, N)
+        return cls(source.hazard, source.rates, source.costs, int(source.horizon), K, N,
+                   int(min_support), float(reminder_prior))
 
 
 def state_counts(n: np.ndarray, w: np.ndarray, c: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -197,6 +227,22 @@ class LearnedModel(TransitionModel):
 
     # -- TransitionModel -----------------------------------------------------------------
     def mask(self, t: int) -> np.ndarray | None:
+        legal, support = self._legal_mask(t), self._support_mask(t)
+        if legal is None or support is None:
+            return legal if support is None else support
+        return legal & support
+
+    def _support_mask(self, t: int) -> np.ndarray | None:
+        """(B, S, 6) the actions with logged support on day ``t`` (wait and agency always),
+        or None without ``min_support``."""
+        if self.dyn.min_support <= 0:
+            return None
+        allowed = self.dyn.rates.support.at(self.seg, t, self.space.n) >= self.dyn.min_support
+        allowed[:, :, Action.WAIT] = True
+        allowed[:, :, Action.AGENCY] = True
+        return allowed
+
+    def _legal_mask(self, t: int) -> np.ndarray | None:
         if self.mask_fn is None:
             return None
         sp = self.space
@@ -271,10 +317,34 @@ class LearnedModel(TransitionModel):
         last = np.concatenate([self._b_last[cols],
                                *[np.full(len(rows), a) for _, a in post]])
         h = self._predict(t, counts, since, last)
+        if self.dyn.reminder_prior > 0:
+            h = self._shrunk(t, h, counts, since, last)
         self._wait_base = np.zeros((self.n, len(self._base)))
         self._wait_base[:, cols] = h[:, :len(cols)]
         self._post = h[:, len(cols):].reshape(self.n, len(post), len(rows))
         self._hazard_day = t
+
+    def _shrunk(self, t: int, h: np.ndarray, counts: np.ndarray, since: np.ndarray,
+                last: np.ndarray) -> np.ndarray:
+        """(B, m) hazards ``h`` with the effect of the last reminder (within ``K`` days of
+        it) shrunk toward none by its logged support: ``h_old + s / (s + prior) * (h -
+        h_old)``, ``h_old`` the hazard with the same reminders sent long ago
+        (:data:`DECAYED_DAYS`), ``s`` the reminders the history logged of the invoice's
+        segment, that channel, send day and number (``rates.support``)."""
+        recent = (since < self.dyn.K) & (counts.sum(axis=1) > 0)
+        if not recent.any():
+            return h
+        old = self._predict(t, counts[recent], np.full(int(recent.sum()), DECAYED_DAYS),
+                            last[recent])
+        sent = np.maximum(t - since[recent], 0)
+        before = counts[recent].sum(axis=1) - 1
+        cells = self.dyn.rates.support.count[
+            self.seg[:, None], last[recent].astype(np.int64)[None],
+            _bucket(sent, COMPLAINT_OVERDUE_EDGES)[None], _bucket(before, REMINDER_EDGES)[None]]
+        trust = cells / (cells + self.dyn.reminder_prior)
+        out = h.copy()
+        out[:, recent] = old + trust * (h[:, recent] - old)
+        return out
 
     def wait_hazard(self, t: int) -> np.ndarray:
         self._hazards(t)

@@ -280,8 +280,12 @@ def dynamics_to_dict(dyn: LearnedDynamics) -> dict[str, Any]:
     """JSON of the planner's rates, costs and state caps (the hazard model is saved apart)."""
     r, c = dyn.rates, dyn.costs
     model = r.complaint_model
+    # the logged support only when the planner uses it: older planners keep their hash
+    support = ({"min_support": dyn.min_support, "reminder_prior": dyn.reminder_prior,
+                "support": r.support.count.tolist()}
+               if dyn.min_support > 0 or dyn.reminder_prior > 0 else {})
     return {
-        "horizon": dyn.horizon, "K": dyn.K, "N": dyn.N,
+        "horizon": dyn.horizon, "K": dyn.K, "N": dyn.N, **support,
         "costs": {"annual_discount_rate": c.annual_discount_rate,
                   "action_cost": list(c.action_cost), "complaint_cost": c.complaint_cost,
                   "agency_fee_share": c.agency_fee_share,
@@ -312,11 +316,29 @@ def dynamics_from_dict(meta: dict[str, Any], hazard: Any) -> LearnedDynamics:
         dispute_resolve=np.asarray(r["dispute_resolve"], float),
         complaint_model=None if table is None else ComplaintModel(table),
         complaint_hazard=(None if r["complaint_hazard"] is None
-                          else np.asarray(r["complaint_hazard"], float)))
+                          else np.asarray(r["complaint_hazard"], float)),
+        support=_support_from(meta))
     costs = CostModel(annual_discount_rate=c["annual_discount_rate"],
                       action_cost=tuple(c["action_cost"]), complaint_cost=c["complaint_cost"],
                       agency_fee_share=c["agency_fee_share"],
                       agency_recovery_prob=c["agency_recovery_prob"],
                       agency_delay_days=int(c["agency_delay_days"]))
     return LearnedDynamics(hazard, rates, costs, int(meta["horizon"]), int(meta["K"]),
-                           int(meta["N"]))
+                           int(meta["N"]), int(meta.get("min_support", 0)),
+                           float(meta.get("reminder_prior", 0.0)))
+
+
+def _support_from(meta: dict[str, Any]) -> Any:
+    """The saved planner's logged support (None when it plans without it); a grid other
+    than this version's fails, naming what to do."""
+    from simulations.env.learned import ComplaintModel, ReminderSupport
+
+    if "support" not in meta:
+        return None
+    count = np.asarray(meta["support"], dtype=np.int64)
+    expected = ComplaintModel.grid_shape()[:2]
+    if count.ndim != 4 or count.shape[2:] != expected:
+        raise InputError(f"the saved planner's logged support has the grid "
+                         f"{count.shape[2:]}, this version's uses {expected}: set the planner "
+                         "up again (`dunning demo`, or PlannerPolicy(...).save)")
+    return ReminderSupport(count)

@@ -148,6 +148,37 @@ class ComplaintModel:
 
 
 @dataclass(frozen=True)
+class ReminderSupport:
+    """How many reminders the history logged per (segment, channel, day overdue when sent,
+    reminders sent before) cell, on the complaint model's grid
+    (:data:`COMPLAINT_OVERDUE_EDGES`, :data:`REMINDER_EDGES`): where a planner may trust
+    the learned model's value of a reminder (docs/planner.md, "Logged support").
+
+    ``count``: (segments, 6, n_overdue, n_reminders) int; 0 for wait and agency.
+    """
+
+    count: np.ndarray
+
+    @classmethod
+    def fit(cls, seg: np.ndarray, channel: np.ndarray, overdue: np.ndarray,
+            reminders: np.ndarray, n_segments: int) -> ReminderSupport:
+        """From one row per reminder sent (arrays (m,))."""
+        shape = (n_segments, N_ACTIONS, len(COMPLAINT_OVERDUE_EDGES), len(REMINDER_EDGES))
+        flat = np.ravel_multi_index(
+            (np.asarray(seg, np.int64), np.asarray(channel, np.int64),
+             _bucket(overdue, COMPLAINT_OVERDUE_EDGES), _bucket(reminders, REMINDER_EDGES)),
+            shape)
+        return cls(np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape))
+
+    def at(self, seg: np.ndarray, overdue: int, reminders: np.ndarray) -> np.ndarray:
+        """(B, m, 6) logged reminders of each action for invoices of segments ``seg`` (B,)
+        on day ``overdue`` after due in states with ``reminders`` (m,) sent before."""
+        day = self.count[:, :, int(_bucket(np.array([overdue]), COMPLAINT_OVERDUE_EDGES)[0])]
+        return day[np.asarray(seg, np.int64)][:, :, _bucket(reminders, REMINDER_EDGES)
+                                              ].transpose(0, 2, 1)
+
+
+@dataclass(frozen=True)
 class BehaviourRates:
     """Rates estimated from the history tables (index: layout.SEGMENT_NAMES, Action)."""
 
@@ -156,6 +187,7 @@ class BehaviourRates:
     dispute_resolve: np.ndarray  # (segments,) per disputed day
     complaint_model: ComplaintModel | None = None  # timing-aware; None: use ``complaint``
     complaint_hazard: np.ndarray | None = None  # (segments,) hazard multiplier after one
+    support: ReminderSupport | None = None  # logged reminders per cell (None: not counted)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -197,6 +229,7 @@ def estimate_rates(tables: Mapping[str, pd.DataFrame], as_of: dt.date) -> Behavi
     rem = _reminder_rows(actions, invoices, seg_of_inv, n_seg)
     model = None
     comp_hazard = None
+    support = None
     if rem is not None:
         for a in range(Action.EMAIL, Action.AGENCY):
             sent = rem["channel"] == a
@@ -207,6 +240,8 @@ def estimate_rates(tables: Mapping[str, pd.DataFrame], as_of: dt.date) -> Behavi
         model = ComplaintModel.fit(rem["seg"], rem["channel"], rem["overdue"],
                                    rem["before"], rem["since"], rem["complaint"], n_seg)
         comp_hazard = _complaint_hazard(rem, tables, invoices, as_of_day, n_seg)
+        support = ReminderSupport.fit(rem["seg"], rem["channel"], rem["overdue"],
+                                      rem["before"], n_seg)
 
     as_of_ts = pd.Timestamp(as_of)
     due = pd.to_datetime(invoices["due_date"])
@@ -231,7 +266,8 @@ def estimate_rates(tables: Mapping[str, pd.DataFrame], as_of: dt.date) -> Behavi
     if not known.any():
         d_res = np.full(n_seg, 1.0 / 30.0)  # no dispute seen: assume a month to resolve
     return BehaviourRates(complaint=complaint, dispute_start=d_start, dispute_resolve=d_res,
-                          complaint_model=model, complaint_hazard=comp_hazard)
+                          complaint_model=model, complaint_hazard=comp_hazard,
+                          support=support)
 
 
 def _reminder_rows(actions: pd.DataFrame, invoices: pd.DataFrame, seg_of_inv: dict,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engine.errors import DunningError
-from engine.features import build_hazard_frame
+from engine.features import REMINDER_CHANNELS, build_hazard_frame
 from engine.models.hazard import SITUATION_INPUTS, HazardModel
 
 AS_OF = "2025-06-01"
@@ -103,3 +103,40 @@ def test_grid_equals_predict_hazard_with_the_milestone_inputs(frame):
     rows = np.concatenate([np.where(np.isfinite(ms))[0][:5], np.where(np.isnan(ms))[0][:3]])
     assert len(rows) == 8
     _check(model, model.static_matrix(frame.static.iloc[rows]), frame, seed=4)
+
+
+def test_grid_equals_predict_hazard_with_the_reminder_count_input(frame, tmp_path):
+    """The reminders sent so far, all channels, are derived from the four counts: the grid
+    tells situations apart by the derived input's own thresholds too (two situations that
+    differ only in one channel's count, on the same side of that channel's thresholds but
+    not of the total's), and a loaded model keeps the option."""
+    model = HazardModel(reminder_count_input=True, **{**SMALL, "n_estimators": 80}).fit(frame)
+    splits, offset = model._split_points(), len(model.tree_features_)
+    column = offset + len(model._tree_dynamic())
+    assert model.booster_.feature_name()[column] == "n_reminders"
+    total = splits.get(column)
+    assert total is not None and len(total) > 0  # the trees use it
+    static = model.static_matrix(frame.static.iloc[:7])
+    _check(model, static, frame, seed=6)
+    pair = None
+    for name in (f"n_{c}" for c in REMINDER_CHANNELS):
+        own = splits.get(offset + model._tree_dynamic().index(name), np.array([]))
+        for thr in total:
+            lo, hi = np.floor(thr), np.floor(thr) + 1  # totals on both sides of thr
+            if not ((own >= lo) & (own < hi)).any():  # the channel's own code is the same
+                pair = (name, lo, hi)
+    assert pair is not None, "the fixture model should allow such a pair"
+    name, lo, hi = pair
+    sit = {k: np.zeros(2) for k in SITUATION_INPUTS}
+    sit.update(days_overdue=np.full(2, 20.0), days_since_last_reminder=np.full(2, 3.0),
+               last_reminder_overdue=np.full(2, 17.0), last_channel=np.full(2, 3.0))
+    sit[name] = np.array([lo, hi])
+    first, _ = model._distinct_situations(sit)
+    assert len(first) == 2
+    per_invoice = {k: v[:7] for k, v in frame.dynamic.items() if k not in SITUATION_INPUTS}
+    np.testing.assert_array_equal(model.predict_hazard_grid(static, sit, per_invoice),
+                                  _expanded(model, static, sit, per_invoice))
+    model.save(tmp_path)
+    loaded = HazardModel.load(tmp_path)
+    assert loaded.reminder_count_input
+    _check(loaded, loaded.static_matrix(frame.static.iloc[:7]), frame, seed=7)

@@ -98,6 +98,68 @@ def test_saved_planner_plans_the_same(small_run, planner, tmp_path: Path):
         PlannerPolicy.load(tmp_path)
 
 
+def _support_of_reminders_sent(small_run, policy, support) -> np.ndarray:
+    """The logged support of the cell of every reminder ``policy`` sends to 16 invoices of
+    the learned model in 90 days (simulated, legal mask on)."""
+    from simulations.env import CollectionsSimulator, LegalMask
+    from simulations.env.learned import COMPLAINT_OVERDUE_EDGES, REMINDER_EDGES, _bucket
+
+    sim = CollectionsSimulator(small_run.learned, LegalMask())
+    sim.load(_batch(small_run, n=16, seed=13))
+    policy.bind_simulator(sim)
+    rng = np.random.default_rng(3)
+    seen: list[np.ndarray] = []
+    for _ in range(90):
+        a = policy.act(sim.observations(), sim.action_masks())
+        r = np.flatnonzero(sim.active & (a >= Action.EMAIL) & (a <= Action.FINAL_NOTICE))
+        st = sim.state
+        seen.append(support.count[sim.batch.segment[r].astype(np.int64), a[r],
+                                  _bucket(st.day[r], COMPLAINT_OVERDUE_EDGES),
+                                  _bucket(st.reminders[r].sum(axis=1), REMINDER_EDGES)])
+        sim.step(a, rng)
+    return np.concatenate(seen)
+
+
+def test_planner_with_logged_support_reminds_only_where_the_history_did(small_run, planner,
+                                                                        tmp_path: Path):
+    """min_support: no reminder in a (segment, channel, day overdue, number) cell where the
+    history logged fewer; the plain planner sends some there; a saved copy keeps it."""
+    from policies.planner import LearnedDynamics, PlannerPolicy
+
+    support = small_run.learned.rates.support
+    plain = _support_of_reminders_sent(small_run, planner, support)
+    least = int(np.percentile(plain, 25)) + 1  # above a quarter of the plain reminders'
+    assert (plain < least).any()
+    careful = PlannerPolicy(dataclasses.replace(planner.dynamics, min_support=least))
+    sent = _support_of_reminders_sent(small_run, careful, support)
+    assert len(sent) > 0 and (sent >= least).all()
+    careful.save(tmp_path / "planner")
+    loaded = PlannerPolicy.load(tmp_path / "planner")
+    assert loaded.dynamics.min_support == least
+    np.testing.assert_array_equal(loaded.dynamics.rates.support.count, support.count)
+    with pytest.raises(InputError, match="min_support"):
+        LearnedDynamics.from_source(small_run.learned, min_support=-1)
+
+
+def test_planner_shrinks_the_effect_of_reminders_by_their_logged_support(small_run, planner):
+    """reminder_prior: a reminder's effect is trusted in proportion to the reminders the
+    history logged of its cell (none where it logged none). The more pseudo-reminders, the
+    less the model expects of reminders and the less it values the invoices; an
+    overwhelming prior leaves them no short-term effect, and the planner sends fewer."""
+    from policies.planner import PlannerPolicy
+
+    batch = _batch(small_run, n=8, seed=15)
+    support = small_run.learned.rates.support
+    values = [planner.plan(batch).copy()]
+    for prior in (1e-9, 20.0, 1e12):
+        careful = PlannerPolicy(dataclasses.replace(planner.dynamics, reminder_prior=prior))
+        values.append(careful.plan(batch))
+    for more, less in zip(values, values[1:], strict=False):
+        assert (less <= more + 1e-6).all() and (less < more - 1e-6).any()
+    sent = len(_support_of_reminders_sent(small_run, careful, support))  # prior 1e12
+    assert sent < len(_support_of_reminders_sent(small_run, planner, support))
+
+
 def test_invoices_without_hazard_inputs_are_refused(small_run, planner):
     batch = dataclasses.replace(_batch(small_run, n=3), hazard_static=None)
     with pytest.raises(InputError, match="hazard-model inputs"):

@@ -250,14 +250,17 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
     from policies.rl import RLPolicy
     from policies.rl.vetoes import VetoCounter
 
-    # the planner on the mean of the run's hazard model and one of another seed
-    config = replace(small_run.config, out_dir=tmp_path, planner_hazard_members=2)
+    # the planner on the mean of the run's hazard model and one of another seed, reminding
+    # only where the history logged one at least
+    config = replace(small_run.config, out_dir=tmp_path, planner_hazard_members=2,
+                     planner_min_support=1)
     with _parallel(baselines_in_worker, config, small_run.company, small_run.db,
                    small_run.model_dir, small_run.cut) as job:
         base = job.result()
     assert base.evaluation.policies == ["never", "fixed", "tuned", "planner"]
     planner = PlannerPolicy.load(base.planner_dir)
     assert len(planner.dynamics.hazard.members) == 2  # saved and loaded as an ensemble
+    assert planner.dynamics.min_support == 1
     everything = build_policies(base.tuned, trained.path, planner)
     source = evaluation_source(config, small_run.company, small_run.model_dir, small_run.cut,
                                db=small_run.db)

@@ -178,3 +178,25 @@ def test_complaint_history_marks_earlier_complaints_and_the_first_complaint_day(
     assert earlier.tolist() == [False, False, True, False, False, False]
     never = np.iinfo(np.int64).max
     assert first.tolist() == [20, 20, 20, never, never, 7]
+
+
+def test_logged_support_counts_each_reminder_in_its_cell():
+    """ReminderSupport: one count per logged reminder, by segment, channel, day-overdue
+    bucket (the complaint model's) and reminders sent before; ``at`` reads a day's cells."""
+    from simulations.env.learned import COMPLAINT_OVERDUE_EDGES, ReminderSupport
+
+    tables = _tables(600, 2)
+    rates = estimate_rates(tables, dt.date(2025, 6, 30))
+    count = rates.support.count
+    assert count.sum() == len(tables["actions"])  # one email per invoice, all counted
+    assert count[:, [Action.WAIT, Action.LETTER, Action.AGENCY]].sum() == 0
+    days = (tables["actions"]["action_date"] - pd.Timestamp("2025-01-31")).dt.days
+    fam = tables["actions"]["invoice_id"].str[1:].astype(int) % 2 == 0
+    on_day_20 = ((days >= 20) & (days < 23) & fam).sum()  # the bucket [20, 23)
+    assert count[FAM, Action.EMAIL, list(COMPLAINT_OVERDUE_EDGES).index(20), 0] == on_day_20
+    at = rates.support.at(np.array([FAM, CORP]), 21, np.array([0, 1, 5]))
+    assert at.shape == (2, 3, 6)
+    assert at[0, 0, Action.EMAIL] == on_day_20 and at[0, 1:].sum() == 0  # none was a 2nd
+    direct = ReminderSupport.fit(np.array([FAM, FAM]), np.array([1, 1]), np.array([21, 21]),
+                                 np.array([0, 7]), len(SEGMENT_NAMES))
+    assert direct.at(np.array([FAM]), 20, np.array([0, 3]))[0, :, 1].tolist() == [1, 1]
