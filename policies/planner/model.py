@@ -66,7 +66,10 @@ class LearnedDynamics:
     does not act on the learned model's value of reminders it has (almost) never seen;
     ``reminder_prior`` > 0: the effect of a reminder within ``K`` days of it is shrunk
     toward none with that many pseudo-reminders against the logged ones of its cell
-    (:meth:`LearnedModel._shrunk`): pessimism where the history is thin.
+    (:meth:`LearnedModel._shrunk`): pessimism where the history is thin;
+    ``support_by_day`` False: both count a cell over every day overdue (support for how
+    many reminders of a channel, not for when;
+    :meth:`simulations.env.learned.ReminderSupport.over_days`).
     """
 
     hazard: Any
@@ -77,6 +80,7 @@ class LearnedDynamics:
     N: int = 4  # noqa: N815
     min_support: int = 0
     reminder_prior: float = 0.0
+    support_by_day: bool = True
 
     def __post_init__(self) -> None:
         if self.min_support < 0:
@@ -173,6 +177,10 @@ class LearnedModel(TransitionModel):
         mult = (np.ones(len(self.seg)) if rates.complaint_hazard is None
                 else rates.complaint_hazard[self.seg])
         self._comp_mult = mult  # (B,) hazard multiplier once the customer complained
+        support = rates.support
+        if support is not None and not dynamics.support_by_day:
+            support = support.over_days()
+        self._support = support  # logged reminders per cell, as the options count them
         if calendar is None:
             lo, hi = int(batch.due_day.min()), int(batch.due_day.max())
             calendar = BusinessCalendar(from_day(lo), from_day(hi + dynamics.horizon + 31))
@@ -237,7 +245,7 @@ class LearnedModel(TransitionModel):
         or None without ``min_support``."""
         if self.dyn.min_support <= 0:
             return None
-        allowed = self.dyn.rates.support.at(self.seg, t, self.space.n) >= self.dyn.min_support
+        allowed = self._support.at(self.seg, t, self.space.n) >= self.dyn.min_support
         allowed[:, :, Action.WAIT] = True
         allowed[:, :, Action.AGENCY] = True
         return allowed
@@ -338,7 +346,7 @@ class LearnedModel(TransitionModel):
                             last[recent])
         sent = np.maximum(t - since[recent], 0)
         before = counts[recent].sum(axis=1) - 1
-        cells = self.dyn.rates.support.count[
+        cells = self._support.count[
             self.seg[:, None], last[recent].astype(np.int64)[None],
             _bucket(sent, COMPLAINT_OVERDUE_EDGES)[None], _bucket(before, REMINDER_EDGES)[None]]
         trust = cells / (cells + self.dyn.reminder_prior)

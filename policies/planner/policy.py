@@ -282,7 +282,7 @@ def dynamics_to_dict(dyn: LearnedDynamics) -> dict[str, Any]:
     model = r.complaint_model
     # the logged support only when the planner uses it: older planners keep their hash
     support = ({"min_support": dyn.min_support, "reminder_prior": dyn.reminder_prior,
-                "support": r.support.count.tolist()}
+                "support_by_day": dyn.support_by_day, "support": r.support.count.tolist()}
                if dyn.min_support > 0 or dyn.reminder_prior > 0 else {})
     return {
         "horizon": dyn.horizon, "K": dyn.K, "N": dyn.N, **support,
@@ -325,7 +325,8 @@ def dynamics_from_dict(meta: dict[str, Any], hazard: Any) -> LearnedDynamics:
                       agency_delay_days=int(c["agency_delay_days"]))
     return LearnedDynamics(hazard, rates, costs, int(meta["horizon"]), int(meta["K"]),
                            int(meta["N"]), int(meta.get("min_support", 0)),
-                           float(meta.get("reminder_prior", 0.0)))
+                           float(meta.get("reminder_prior", 0.0)),
+                           bool(meta.get("support_by_day", True)))
 
 
 def _support_from(meta: dict[str, Any]) -> Any:

@@ -170,6 +170,12 @@ class ReminderSupport:
             shape)
         return cls(np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape))
 
+    def over_days(self) -> ReminderSupport:
+        """The same counted over every day overdue (each day's cell holds the total of its
+        segment, channel and number): support for how many reminders, not for when."""
+        return ReminderSupport(np.broadcast_to(self.count.sum(axis=2, keepdims=True),
+                                               self.count.shape).copy())
+
     def at(self, seg: np.ndarray, overdue: int, reminders: np.ndarray) -> np.ndarray:
         """(B, m, 6) logged reminders of each action for invoices of segments ``seg`` (B,)
         on day ``overdue`` after due in states with ``reminders`` (m,) sent before."""

@@ -135,7 +135,7 @@ def test_planner_with_logged_support_reminds_only_where_the_history_did(small_ru
     assert len(sent) > 0 and (sent >= least).all()
     careful.save(tmp_path / "planner")
     loaded = PlannerPolicy.load(tmp_path / "planner")
-    assert loaded.dynamics.min_support == least
+    assert loaded.dynamics.min_support == least and loaded.dynamics.support_by_day
     np.testing.assert_array_equal(loaded.dynamics.rates.support.count, support.count)
     with pytest.raises(InputError, match="min_support"):
         LearnedDynamics.from_source(small_run.learned, min_support=-1)
@@ -156,6 +156,11 @@ def test_planner_shrinks_the_effect_of_reminders_by_their_logged_support(small_r
         values.append(careful.plan(batch))
     for more, less in zip(values, values[1:], strict=False):
         assert (less <= more + 1e-6).all() and (less < more - 1e-6).any()
+    # counted over every day, a cell has at least the support of its day: less shrunk
+    by_number = PlannerPolicy(dataclasses.replace(planner.dynamics, reminder_prior=20.0,
+                                                  support_by_day=False)).plan(batch)
+    assert (by_number >= values[2] - 1e-6).all() and (by_number <= values[0] + 1e-6).all()
+    assert (by_number > values[2] + 1e-6).any()
     sent = len(_support_of_reminders_sent(small_run, careful, support))  # prior 1e12
     assert sent < len(_support_of_reminders_sent(small_run, planner, support))
 

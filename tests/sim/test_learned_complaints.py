@@ -197,6 +197,9 @@ def test_logged_support_counts_each_reminder_in_its_cell():
     at = rates.support.at(np.array([FAM, CORP]), 21, np.array([0, 1, 5]))
     assert at.shape == (2, 3, 6)
     assert at[0, 0, Action.EMAIL] == on_day_20 and at[0, 1:].sum() == 0  # none was a 2nd
+    first_emails = count[FAM, Action.EMAIL, :, 0].sum()  # counted over every day
+    assert rates.support.over_days().at(np.array([FAM]), 3, np.array([0]))[
+        0, 0, Action.EMAIL] == first_emails > on_day_20
     direct = ReminderSupport.fit(np.array([FAM, FAM]), np.array([1, 1]), np.array([21, 21]),
                                  np.array([0, 7]), len(SEGMENT_NAMES))
     assert direct.at(np.array([FAM]), 20, np.array([0, 3]))[0, :, 1].tolist() == [1, 1]
