@@ -203,3 +203,46 @@ def test_logged_support_counts_each_reminder_in_its_cell():
     direct = ReminderSupport.fit(np.array([FAM, FAM]), np.array([1, 1]), np.array([21, 21]),
                                  np.array([0, 7]), len(SEGMENT_NAMES))
     assert direct.at(np.array([FAM]), 20, np.array([0, 3]))[0, :, 1].tolist() == [1, 1]
+
+
+def _spaced_history(seed: int) -> dict[str, pd.DataFrame]:
+    """Corporates reminded three times, never within 7 days of the last reminder: the second
+    reminder draws complaints at 10 % when 7-13 days after the first, at 2 % later; the
+    third at 1 % (fewer than the second, as a confounded history may show)."""
+    rng = np.random.default_rng(seed)
+    due = pd.Timestamp("2025-01-31")
+    n_inv = 3000
+    customers = pd.DataFrame({"customer_id": ["C1"], "segment": ["corporate"]})
+    invoices = pd.DataFrame({"invoice_id": [f"I{i}" for i in range(n_inv)],
+                             "customer_id": "C1", "invoice_date": due - pd.Timedelta(days=30),
+                             "due_date": due, "amount": 100.0})
+    rows = []
+    for i in range(n_inv):
+        first = int(rng.integers(1, 10))
+        gap = int(rng.integers(7, 30))
+        days = (first, first + gap, first + gap + 20)
+        rates = (0.03, 0.10 if gap < 14 else 0.02, 0.01)
+        rows += [{"invoice_id": f"I{i}", "action_date": due + pd.Timedelta(days=d),
+                  "channel": "email", "complaint": bool(rng.random() < p)}
+                 for d, p in zip(days, rates, strict=True)]
+    empty = pd.DataFrame({"invoice_id": pd.Series([], dtype=str),
+                          "payment_date": pd.Series([], dtype="datetime64[ns]"),
+                          "amount": pd.Series([], dtype=float)})
+    return {"customers": customers, "invoices": invoices, "actions": pd.DataFrame(rows),
+            "payments": empty}
+
+
+def test_a_reminder_sooner_or_after_more_is_never_taken_as_less_annoying():
+    """Levels the history barely covers do not fall back below their neighbours: a reminder
+    3 days after the last (never logged) is at least as complaint-prone as one 10 days
+    after it, and a third reminder at least as much as a second."""
+    model = estimate_rates(_spaced_history(3), dt.date(2025, 6, 30)).complaint_model
+    one = np.array([1])
+
+    def p(day: int, before: int, since: int) -> float:
+        return float(model.predict(one * CORP, one * Action.EMAIL, one * day, one * before,
+                                   one * since)[0])
+
+    assert p(20, 1, 10) > 1.5 * p(20, 1, 20)  # what the history shows
+    assert p(20, 1, 3) >= p(20, 1, 10)
+    assert p(40, 2, 20) >= p(40, 1, 20)
