@@ -35,13 +35,7 @@ from policies.common.dp import (
     TransitionModel,
 )
 from simulations.env.arrays import take_rows
-from simulations.env.learned import (
-    COMPLAINT_OVERDUE_EDGES,
-    REMINDER_EDGES,
-    SINCE_EDGES,
-    BehaviourRates,
-    _bucket,
-)
+from simulations.env.learned import SINCE_EDGES, BehaviourRates
 from simulations.env.masks import STRING_FACTS, ActionMask, CategoricalFacts, legal_facts
 from simulations.env.types import CostModel, EnvState, InvoiceBatch
 
@@ -346,9 +340,8 @@ class LearnedModel(TransitionModel):
                             last[recent])
         sent = np.maximum(t - since[recent], 0)
         before = counts[recent].sum(axis=1) - 1
-        cells = self._support.count[
-            self.seg[:, None], last[recent].astype(np.int64)[None],
-            _bucket(sent, COMPLAINT_OVERDUE_EDGES)[None], _bucket(before, REMINDER_EDGES)[None]]
+        cells = self._support.cell(self.seg[:, None], last[recent].astype(np.int64)[None],
+                                   sent[None], before[None])
         trust = cells / (cells + self.dyn.reminder_prior)
         out = h.copy()
         out[:, recent] = old + trust * (h[:, recent] - old)

@@ -198,6 +198,14 @@ class ReminderSupport:
         return ReminderSupport(np.broadcast_to(self.count.sum(axis=2, keepdims=True),
                                                self.count.shape).copy())
 
+    def cell(self, seg: np.ndarray, action: np.ndarray, overdue: np.ndarray,
+             reminders: np.ndarray) -> np.ndarray:
+        """Logged reminders of the cell of each (segment, action, day overdue when sent,
+        reminders sent before); the arrays broadcast together."""
+        return self.count[np.asarray(seg, np.int64), np.asarray(action, np.int64),
+                          _bucket(overdue, COMPLAINT_OVERDUE_EDGES),
+                          _bucket(reminders, REMINDER_EDGES)]
+
     def at(self, seg: np.ndarray, overdue: int, reminders: np.ndarray) -> np.ndarray:
         """(B, m, 6) logged reminders of each action for invoices of segments ``seg`` (B,)
         on day ``overdue`` after due in states with ``reminders`` (m,) sent before."""

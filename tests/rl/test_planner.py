@@ -102,7 +102,6 @@ def _support_of_reminders_sent(small_run, policy, support) -> np.ndarray:
     """The logged support of the cell of every reminder ``policy`` sends to 16 invoices of
     the learned model in 90 days (simulated, legal mask on)."""
     from simulations.env import CollectionsSimulator, LegalMask
-    from simulations.env.learned import COMPLAINT_OVERDUE_EDGES, REMINDER_EDGES, _bucket
 
     sim = CollectionsSimulator(small_run.learned, LegalMask())
     sim.load(_batch(small_run, n=16, seed=13))
@@ -113,9 +112,8 @@ def _support_of_reminders_sent(small_run, policy, support) -> np.ndarray:
         a = policy.act(sim.observations(), sim.action_masks())
         r = np.flatnonzero(sim.active & (a >= Action.EMAIL) & (a <= Action.FINAL_NOTICE))
         st = sim.state
-        seen.append(support.count[sim.batch.segment[r].astype(np.int64), a[r],
-                                  _bucket(st.day[r], COMPLAINT_OVERDUE_EDGES),
-                                  _bucket(st.reminders[r].sum(axis=1), REMINDER_EDGES)])
+        seen.append(support.cell(sim.batch.segment[r], a[r], st.day[r],
+                                 st.reminders[r].sum(axis=1)))
         sim.step(a, rng)
     return np.concatenate(seen)
 
