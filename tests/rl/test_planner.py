@@ -118,16 +118,22 @@ def _support_of_reminders_sent(small_run, policy, support) -> np.ndarray:
     return np.concatenate(seen)
 
 
+@pytest.fixture(scope="module")
+def plain_sent(small_run, planner) -> np.ndarray:
+    """The logged support of every reminder the plain planner sends (simulated once)."""
+    return _support_of_reminders_sent(small_run, planner, small_run.learned.rates.support)
+
+
 def test_planner_with_logged_support_reminds_only_where_the_history_did(small_run, planner,
+                                                                        plain_sent,
                                                                         tmp_path: Path):
     """min_support: no reminder in a (segment, channel, day overdue, number) cell where the
     history logged fewer; the plain planner sends some there; a saved copy keeps it."""
     from policies.planner import LearnedDynamics, PlannerPolicy
 
     support = small_run.learned.rates.support
-    plain = _support_of_reminders_sent(small_run, planner, support)
-    least = int(np.percentile(plain, 25)) + 1  # above a quarter of the plain reminders'
-    assert (plain < least).any()
+    least = int(np.percentile(plain_sent, 25)) + 1  # above a quarter of the plain reminders'
+    assert (plain_sent < least).any()
     careful = PlannerPolicy(dataclasses.replace(planner.dynamics, min_support=least))
     sent = _support_of_reminders_sent(small_run, careful, support)
     assert len(sent) > 0 and (sent >= least).all()
@@ -139,17 +145,18 @@ def test_planner_with_logged_support_reminds_only_where_the_history_did(small_ru
         LearnedDynamics.from_source(small_run.learned, min_support=-1)
 
 
-def test_planner_shrinks_the_effect_of_reminders_by_their_logged_support(small_run, planner):
+def test_planner_shrinks_the_effect_of_reminders_by_their_logged_support(small_run, planner,
+                                                                         plain_sent):
     """reminder_prior: a reminder's effect is trusted in proportion to the reminders the
-    history logged of its cell (none where it logged none). The more pseudo-reminders, the
+    history logged of its cell. The more pseudo-reminders, the
     less the model expects of reminders and the less it values the invoices; an
     overwhelming prior leaves them no short-term effect, and the planner sends fewer."""
     from policies.planner import PlannerPolicy
 
-    batch = _batch(small_run, n=8, seed=15)
+    batch = _batch(small_run, n=5, seed=15)
     support = small_run.learned.rates.support
     values = [planner.plan(batch).copy()]
-    for prior in (1e-9, 20.0, 1e12):
+    for prior in (20.0, 1e12):
         careful = PlannerPolicy(dataclasses.replace(planner.dynamics, reminder_prior=prior))
         values.append(careful.plan(batch))
     for more, less in zip(values, values[1:], strict=False):
@@ -157,10 +164,10 @@ def test_planner_shrinks_the_effect_of_reminders_by_their_logged_support(small_r
     # counted over every day, a cell has at least the support of its day: less shrunk
     by_number = PlannerPolicy(dataclasses.replace(planner.dynamics, reminder_prior=20.0,
                                                   support_by_day=False)).plan(batch)
-    assert (by_number >= values[2] - 1e-6).all() and (by_number <= values[0] + 1e-6).all()
-    assert (by_number > values[2] + 1e-6).any()
+    assert (by_number >= values[1] - 1e-6).all() and (by_number <= values[0] + 1e-6).all()
+    assert (by_number > values[1] + 1e-6).any()
     sent = len(_support_of_reminders_sent(small_run, careful, support))  # prior 1e12
-    assert sent < len(_support_of_reminders_sent(small_run, planner, support))
+    assert sent < len(plain_sent)
 
 
 def test_invoices_without_hazard_inputs_are_refused(small_run, planner):
