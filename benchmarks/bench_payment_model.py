@@ -344,6 +344,7 @@ def _repeated_calls(params: Any, seg: np.ndarray, static: np.ndarray,
     the mean predicted over the mean true hazard on the days at risk (open, undisputed, no
     complaint yet: the learned environment applies disputes and the complaint slowdown
     itself), with the invoice-days behind each figure."""
+    from engine.contract import Action
     from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
     from simulations import world
 
@@ -358,7 +359,7 @@ def _repeated_calls(params: Any, seg: np.ndarray, static: np.ndarray,
     code = np.searchsorted(names, seg)
     none = np.zeros(n)
     for d in range(days):
-        call = 3 if (7 <= d <= 70 and d % 7 == 0) else 0
+        call = int(Action.PHONE) if (7 <= d <= 70 and d % 7 == 0) else int(Action.WAIT)
         a = np.full(n, call)
         open_ = ~state.done
         if call:
@@ -368,7 +369,7 @@ def _repeated_calls(params: Any, seg: np.ndarray, static: np.ndarray,
             np.full(n, float(d)),
             {f"n_{c}": (calls if c == "phone" else none) for c in REMINDER_CHANNELS},
             np.where(last_day < 0, NO_REMINDER_DAYS, d - last_day),
-            np.where(last_day < 0, 0.0, 3.0), calendar(d))
+            np.where(last_day < 0, 0.0, float(Action.PHONE)), calendar(d))
         r = open_ & ~state.disputed & ~state.complaint
         k = np.minimum(calls, 4).astype(np.int64)
         np.add.at(at_risk_days, (code[r], k[r]), 1)

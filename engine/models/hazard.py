@@ -47,7 +47,7 @@ from engine.models.customer_response import (
 )
 from engine.models.encoding import encode, learn_categories
 from engine.models.payment import select_features
-from engine.models.reminder_lift import ReminderLift
+from engine.models.reminder_lift import ReminderLift, reminders_sent
 
 HAZARD_FILE = "hazard_model.txt"
 HAZARD_META = "hazard_model.json"
@@ -288,7 +288,7 @@ class HazardModel:
         for name in self._tree_dynamic():
             cols.append(np.asarray(dynamic[name], dtype=np.float64).reshape(n, 1))
         if self.reminder_count_input:
-            cols.append(_reminder_count(dynamic).reshape(n, 1))
+            cols.append(reminders_sent(dynamic).reshape(n, 1))
         milestone = self._milestone(static)
         if milestone is not None:
             sent = np.asarray(dynamic["last_reminder_overdue"], dtype=np.float64)
@@ -474,7 +474,7 @@ class HazardModel:
                               splits.get(offset + tree_dynamic.index(name), _NO_SPLITS))
                  for name in situations if name in tree_dynamic]
         if self.reminder_count_input:  # the derived input's column follows the dynamic ones
-            codes.append(_split_codes(_reminder_count(situations),
+            codes.append(_split_codes(reminders_sent(situations),
                                       splits.get(offset + len(tree_dynamic), _NO_SPLITS)))
         if by_value:
             codes += [np.unique(np.asarray(situations[name]), return_inverse=True)[1].reshape(-1)
@@ -625,12 +625,6 @@ class HazardModel:
         m.booster_ = lgb.Booster(model_file=str(d / HAZARD_FILE))
         m.hash_ = meta["hash"]
         return m
-
-
-def _reminder_count(dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
-    """(n,) reminders sent so far, all channels (the option's :data:`COUNT_INPUT`)."""
-    return np.sum([np.asarray(dynamic[f"n_{c}"], dtype=np.float64)
-                   for c in REMINDER_CHANNELS], axis=0)
 
 
 def _split_codes(values: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:

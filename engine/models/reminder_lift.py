@@ -84,6 +84,12 @@ def milestone_level(send_day: np.ndarray, day: np.ndarray, due_to_milestone: np.
     return level.astype(np.int64)
 
 
+def reminders_sent(dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(m,) reminders sent so far, all channels, of the dynamic inputs ``n_<channel>``."""
+    return np.sum([np.asarray(dynamic[f"n_{c}"], dtype=np.float64)
+                   for c in REMINDER_CHANNELS], axis=0)
+
+
 def _levels(dynamic: Mapping[str, np.ndarray], send_day_edges: np.ndarray,
             milestone: np.ndarray | None = None) -> tuple[np.ndarray, list[np.ndarray]]:
     """``(in_window (m,) bool, [channel, send-day, number, since(, milestone)] level codes
@@ -91,8 +97,7 @@ def _levels(dynamic: Mapping[str, np.ndarray], send_day_edges: np.ndarray,
     ``milestone`` (days from due to each row's milestone, NaN = none) is given."""
     since = np.asarray(dynamic["days_since_last_reminder"], dtype=np.float64)
     channel = np.asarray(dynamic["last_channel"], dtype=np.int64)
-    number = np.sum([np.asarray(dynamic[f"n_{c}"], dtype=np.float64)
-                     for c in REMINDER_CHANNELS], axis=0)
+    number = reminders_sent(dynamic)
     window = (since < WINDOW_DAYS) & (channel > 0) & (number > 0)
     codes = [np.clip(channel, 0, CHANNEL_LEVELS - 1),
              _bucket(np.asarray(dynamic["last_reminder_overdue"]), send_day_edges),

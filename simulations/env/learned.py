@@ -209,9 +209,8 @@ class ReminderSupport:
     def at(self, seg: np.ndarray, overdue: int, reminders: np.ndarray) -> np.ndarray:
         """(B, m, 6) logged reminders of each action for invoices of segments ``seg`` (B,)
         on day ``overdue`` after due in states with ``reminders`` (m,) sent before."""
-        day = self.count[:, :, int(_bucket(np.array([overdue]), COMPLAINT_OVERDUE_EDGES)[0])]
-        return day[np.asarray(seg, np.int64)][:, :, _bucket(reminders, REMINDER_EDGES)
-                                              ].transpose(0, 2, 1)
+        return self.cell(np.asarray(seg)[:, None, None], np.arange(N_ACTIONS)[None, None],
+                         np.asarray(overdue), np.asarray(reminders)[None, :, None])
 
 
 @dataclass(frozen=True)
