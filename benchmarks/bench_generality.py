@@ -10,7 +10,8 @@ unless ``--ppo``: it takes about 4 minutes per company) into ``--out/<company>/`
 committed) and writes ``benchmarks/results/rl_generality.json``: per company the share of
 the oracle's NPV gain over the fixed 14/30/45 schedule closed by the shipped scheduler and
 by every other learned policy (tuned schedule, planner, RL with ``--ppo``), complaints,
-agency handovers and legal violations per 1,000 invoices next to the oracle's, and which
+agency handovers and legal violations per 1,000 invoices next to the oracle's (and, paired
+on the same invoices, each policy's excess over 1.10 x the oracle's with its interval), which
 scheduler the pipeline chose without the truth (learned-environment value + doubly robust
 estimate) against the one the truth ranks first; then the median and minimum over
 companies against the targets of issue 25. Nothing is tuned per company.
@@ -170,6 +171,33 @@ def company_figures(results: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def paired_excess(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """``{policy: {kpi: interval}}`` for complaints and agency handovers per 1,000: the mean
+    per-invoice difference of each learned policy to 1.10 x the oracle's on the same
+    held-out invoices and draws, with its 95 % paired t interval
+    (``simulations.evaluation.metrics.paired_interval``); ``ci_low`` above 0: the policy is
+    over the target by more than the evaluation's noise, ``ci_high`` below 0: within it.
+    Empty when ``run_dir`` has no per-invoice outcomes."""
+    from simulations.evaluation.harness import OUTCOMES_FILE, EvaluationResult
+    from simulations.evaluation.metrics import paired_interval, per_invoice_kpi
+
+    path = Path(run_dir) / "evaluation.json"
+    if not (path.is_file() and (Path(run_dir) / OUTCOMES_FILE).is_file()):
+        return {}
+    outcomes = EvaluationResult.load(path).outcomes
+    if BEST not in outcomes:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name in outcomes:
+        if name in NOT_LEARNED:
+            continue
+        out[name] = {kpi: paired_interval(
+            per_invoice_kpi(outcomes[name], kpi)
+            - TARGETS["max_ratio_to_oracle"] * per_invoice_kpi(outcomes[BEST], kpi))
+            for kpi in ("complaints_per_1000", "agency_per_1000")}
+    return out
+
+
 def summary(companies: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Median / minimum over companies of each learned policy's gap, and the targets."""
     names = sorted({p for c in companies.values() for p in c["policies"]
@@ -188,6 +216,12 @@ def summary(companies: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
     def over(key: str) -> int:
         return sum(p[key] is False for p in ship)
+
+    def clearly_over(kpi: str) -> int:
+        """Companies where the shipped scheduler is over 1.10 x the oracle's ``kpi`` by more
+        than the evaluation's noise (the paired interval's low end above 0)."""
+        return sum(bool(c.get("paired_excess", {}).get(c["shipped"], {}).get(kpi, {})
+                        .get("ci_low", 0) > 0) for c in companies.values())
 
     picks = [c["selection"] for c in companies.values() if "selection" in c]
     lost = [p["gap_lost"] for p in picks if p.get("gap_lost") is not None]
@@ -209,10 +243,12 @@ def summary(companies: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "complaints_vs_oracle": {
                 "worst_ratio": worst("complaints_vs_oracle"), "target": ratio_target,
                 "companies_over": over("complaints_within_target"),
+                "companies_clearly_over": clearly_over("complaints_per_1000"),
                 "met": bool(ship) and over("complaints_within_target") == 0},
             "agency_vs_oracle": {
                 "worst_ratio": worst("agency_vs_oracle"), "target": ratio_target,
                 "companies_over": over("agency_within_target"),
+                "companies_clearly_over": clearly_over("agency_per_1000"),
                 "met": bool(ship) and over("agency_within_target") == 0},
             "violations_worst": {"measured": worst("violations"), "target": 0,
                                  "met": bool(ship) and worst("violations") == 0},
@@ -264,6 +300,7 @@ def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
             results = run_fn(config)
             seconds = round(time.perf_counter() - t0, 1)
         figures = company_figures(results)
+        figures["paired_excess"] = paired_excess(Path(config.out_dir))
         figures["seconds"] = seconds
         companies[path.stem] = figures
         gaps = ", ".join(f"{n} {_pct(p['gap'])}" for n, p in figures["policies"].items()

@@ -440,7 +440,8 @@ def train_policy_step(config: PipelineConfig, db: Path, model_dir: Path, out_dir
     timing, timing_report = None, None
     if cfg.timing_search:
         timing, timing_report = search_timing_rules(
-            RLPolicy(model), src, cfg.timing_search_config(), mask=mask,
+            RLPolicy(model, timing=cfg.spacing_rules()), src, cfg.timing_search_config(),
+            mask=mask,
             progress=lambda msg, done, total: p.update(cfg.total_timesteps,
                                                        f"{msg} {done}/{total}"))
     return save_artifact(model, out_dir, cfg, curve, seconds,

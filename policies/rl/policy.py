@@ -94,7 +94,8 @@ def save_artifact(
     """Write the artifact atomically (temp dir in the same parent, then rename).
 
     ``timing`` are the rules the policy applies to its masks (``timing_report``: what the
-    search compared, written to ``timing_search.json``).
+    search compared, written to ``timing_search.json``), each segment's shortest gap raised
+    to the config's ``min_days_between``.
     """
     from simulations.env.layout import LAYOUT
 
@@ -104,7 +105,8 @@ def save_artifact(
     try:
         model.save(tmp / MODEL_FILE)
         cfg = config.to_dict()
-        rules = (timing or TimingRules()).to_dict()
+        # the spacing it was trained with holds whenever it acts (RLTrainingConfig)
+        rules = (timing or TimingRules()).with_min_gap(config.min_days_between).to_dict()
         meta = {
             "format": FORMAT,
             "algorithm": "MaskablePPO",

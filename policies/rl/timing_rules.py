@@ -65,6 +65,16 @@ class TimingRules:
         too_soon = (sent > 0) & (obs[:, LAYOUT["days_since_contact"]] < gap)
         return too_early | too_soon
 
+    def with_min_gap(self, days: int) -> TimingRules:
+        """These rules with every segment's shortest gap between reminders raised to at least
+        ``days`` (``days`` <= 0: unchanged)."""
+        if days <= 0:
+            return self
+        return TimingRules({s: TimingRule(self.rules.get(s, TimingRule()).first_reminder_day,
+                                          max(days, self.rules.get(s, TimingRule())
+                                              .min_days_between))
+                            for s in SEGMENT_NAMES})
+
     def apply(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """A copy of ``masks`` (n, 6) with WAIT the only choice on held rows."""
         out = np.array(masks, dtype=bool, copy=True)

@@ -210,7 +210,10 @@ def test_train_policy_cli(small_run, tmp_path: Path):
     policy = RLPolicy.load(out)
     assert policy.artifact.metadata["seed"] == 2
     assert policy.artifact.metadata["training_config"]["timing_search"] is False
-    assert not (out / "timing_search.json").exists() and policy.timing.rules == {}
+    assert not (out / "timing_search.json").exists()
+    # no searched rules: only the spacing it was trained with (RLTrainingConfig)
+    assert {r.first_reminder_day for r in policy.timing.rules.values()} == {0}
+    assert {r.min_days_between for r in policy.timing.rules.values()} == {7}
     assert policy.artifact.metadata["provenance"]["db"] == str(small_run.db)
     res = CliRunner().invoke(app, ["train-policy", "--db", str(tmp_path / "none.duckdb"),
                                    "--model", str(small_run.model_dir), "--out", str(out)])

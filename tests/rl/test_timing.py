@@ -138,7 +138,14 @@ def test_artifact_carries_its_rules_into_the_hash_and_the_policy(small_run, tmp_
     assert set(report["validation"]) == set(SEGMENT_NAMES)
     assert report["seconds"] >= 0
     kept = {s for s, v in report["validation"].items() if v["kept"]}
-    assert set(trained.metadata.get("timing_rules", {})) == kept
+    saved = trained.metadata["timing_rules"]
+    gap = small_run.config.rl.min_days_between
+    assert gap == 7 and set(saved) == set(SEGMENT_NAMES)  # every segment keeps the spacing
+    for seg, rule in saved.items():
+        searched = report["validation"][seg]["rule"]
+        want = searched if seg in kept else {"first_reminder_day": 0, "min_days_between": 0}
+        assert rule == {"first_reminder_day": want["first_reminder_day"],
+                        "min_days_between": max(gap, want["min_days_between"])}
 
     policy = RLPolicy.load(trained.path)
     rules = TimingRules({"corporate": TimingRule(first_reminder_day=9)})
@@ -151,10 +158,11 @@ def test_artifact_carries_its_rules_into_the_hash_and_the_policy(small_run, tmp_
                           meta["train_seconds"], meta["provenance"])
     timed = save_artifact(policy.model, tmp_path / "timed", cfg, TrainingCurve(**curve),
                           meta["train_seconds"], meta["provenance"], timing=rules)
-    assert "timing_rules" not in plain.metadata
+    assert RLPolicy.load(plain.path).timing == cfg.spacing_rules()
     assert timed.content_hash != plain.content_hash
     loaded = RLPolicy.load(timed.path)
-    assert loaded.timing == rules
+    assert loaded.timing == rules.with_min_gap(gap)
+    assert loaded.timing.rules["corporate"] == TimingRule(9, gap)
     obs = _observations([("corporate", 2, 0, 60), ("corporate", 2, 0, 60)])
     obs[:, LAYOUT.slice("payment_probs")] = (0.2, 0.3, 0.5)
     assert (loaded.act(obs, np.ones((2, N_ACTIONS), bool)) == int(Action.WAIT)).all()

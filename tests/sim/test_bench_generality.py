@@ -141,3 +141,45 @@ def test_the_planner_members_option_reaches_every_company_and_names_the_file(
     from dunning.pipeline import PipelineConfig
 
     assert PipelineConfig.default().planner_hazard_members == 1
+
+
+def _saved_evaluation(run_dir: Path, complaints: dict[str, list[int]]) -> None:
+    """An evaluation.json + outcomes.npz with one seed: ``complaints[policy]`` per invoice
+    (agency handovers: none)."""
+    import numpy as np
+
+    from simulations.evaluation.harness import EvaluationResult
+    from simulations.evaluation.metrics import OUTCOME_FIELDS
+
+    n = len(next(iter(complaints.values())))
+    outcomes = {p: {f: np.zeros((1, n)) for f in OUTCOME_FIELDS} for p in complaints}
+    for p, c in complaints.items():
+        outcomes[p]["complaints"] = np.array([c], dtype=float)
+    EvaluationResult(scenario="x", n_invoices=n, seeds=[0], policies=list(complaints),
+                     overall={}, by_segment={}, timing={}, difference={}, vetoes={},
+                     reference="fixed", outcomes=outcomes,
+                     invoices={"segment": np.zeros((1, n)), "amount": np.ones((1, n))}
+                     ).save(run_dir)
+
+
+def test_paired_excess_is_the_per_invoice_difference_to_the_target(tmp_path: Path) -> None:
+    """On the same invoices: a planner complaining on 120 of 400 where the oracle does on 40
+    is clearly over 1.10 x; one complaining on the oracle's 40 invoices plus 2 is not."""
+    oracle = [1] * 40 + [0] * 360
+    _saved_evaluation(tmp_path / "a", {"fixed": [0] * 400, "oracle": oracle,
+                                       "planner": [1] * 120 + [0] * 280,
+                                       "rl": [1] * 42 + [0] * 358})
+    excess = bg.paired_excess(tmp_path / "a")
+    assert set(excess) == {"planner", "rl"}  # not the fixed schedule nor the oracle
+    planner = excess["planner"]["complaints_per_1000"]
+    assert planner["mean"] == pytest.approx(1000 * (120 - 1.1 * 40) / 400)
+    assert planner["ci_low"] > 0
+    rl = excess["rl"]["complaints_per_1000"]
+    assert rl["mean"] == pytest.approx(1000 * (42 - 44) / 400)
+    assert rl["ci_low"] < 0 < rl["ci_high"]
+    assert excess["rl"]["agency_per_1000"]["mean"] == 0.0
+    assert bg.paired_excess(tmp_path / "missing") == {}
+    companies = {c: {"shipped": shipped, "shipped_gap": None, "policies": {},
+                     "paired_excess": excess} for c, shipped in (("c", "planner"), ("d", "rl"))}
+    over = bg.summary(companies)["targets"]["complaints_vs_oracle"]
+    assert over["companies_clearly_over"] == 1
