@@ -78,6 +78,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--planner-min-support", type=int, default=None,
                     help="PipelineConfig.planner_min_support (default: the config's); the "
                          "result file's name then ends in _planner_min_support_M")
+    ap.add_argument("--hazard-counts-decreasing", action="store_true",
+                    help="PipelineConfig.hazard_counts_decreasing (the hazard never rises with "
+                         "a count of reminders sent); the result file's name then ends in "
+                         "_hazard_counts_decreasing")
     ap.add_argument("--eval-invoices", type=int, default=None,
                     help="held-out invoices per evaluation seed (default: the config's)")
     ap.add_argument("--seeds", type=int, default=None,
@@ -92,19 +96,21 @@ def company_config(path: Path, out_dir: Path, tiny: bool, ppo: bool = False,
                    eval_invoices: int | None = None, seeds: int | None = None,
                    customer_response: bool | None = None,
                    planner_members: int | None = None,
-                   planner_min_support: int | None = None) -> Any:
+                   planner_min_support: int | None = None,
+                   hazard_counts_decreasing: bool = False) -> Any:
     """The pipeline's configuration for one sampled company: the default (or tiny) one with
     only the scenario set; the robustness company is skipped (not part of these figures);
     PPO only with ``ppo``; the evaluation's size when given (the same for every company);
-    the customer response switch, the planner's hazard members and its minimum logged
-    support when given."""
+    the customer response switch, the planner's hazard members, its minimum logged
+    support and the hazard's decreasing counts when given."""
     from dunning.pipeline import PipelineConfig
 
     base = PipelineConfig.tiny(out_dir) if tiny else PipelineConfig.default(out_dir=out_dir)
     sizes = {k: v for k, v in (("n_eval_invoices", eval_invoices), ("n_seeds", seeds),
                                ("customer_response", customer_response),
                                ("planner_hazard_members", planner_members),
-                               ("planner_min_support", planner_min_support))
+                               ("planner_min_support", planner_min_support),
+                               ("hazard_counts_decreasing", hazard_counts_decreasing or None))
              if v is not None}
     return dataclasses.replace(base, scenario=str(path), robustness_scenario=None,
                                train_rl=ppo, **sizes)
@@ -287,7 +293,8 @@ def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
                                 getattr(args, "ppo", False), getattr(args, "eval_invoices", None),
                                 getattr(args, "seeds", None), _switch(args),
                                 getattr(args, "planner_members", None),
-                                getattr(args, "planner_min_support", None))
+                                getattr(args, "planner_min_support", None),
+                                getattr(args, "hazard_counts_decreasing", False))
         say(f"{path.stem}: running the pipeline ({'tiny' if args.tiny else 'default'})")
         t0 = time.perf_counter()
         done = Path(config.out_dir) / "results.json"
@@ -344,6 +351,8 @@ def _write(args: argparse.Namespace, companies: dict[str, dict[str, Any]],
         name += f"_planner_members_{args.planner_members}"
     if getattr(args, "planner_min_support", None) is not None:
         name += f"_planner_min_support_{args.planner_min_support}"
+    if getattr(args, "hazard_counts_decreasing", False):
+        name += "_hazard_counts_decreasing"
     return write_result(name, figures)
 
 

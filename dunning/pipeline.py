@@ -176,6 +176,9 @@ class PipelineConfig:
     # of the invoice's segment, channel, day overdue and number (LearnedDynamics.min_support;
     # docs/planner.md, "Logged support"); 0 = everywhere the law allows
     planner_min_support: int = 0
+    # the hazard never rises with a count of reminders sent, the other inputs the same
+    # (HazardModel.reminder_counts_decreasing; docs/planner.md, "Logged support"); off
+    hazard_counts_decreasing: bool = False
 
     @classmethod
     def default(cls, out_dir: str | Path = "dunning-data", seed: int = 0,
@@ -377,12 +380,15 @@ def demo_creditor_profile(directory: Path) -> Path:
 
 
 def train_config(config: PipelineConfig) -> Any:
-    """The models' :class:`engine.models.training.TrainConfig` of a run: its seed, and the
-    hazard model's customer response when ``config.customer_response``."""
+    """The models' :class:`engine.models.training.TrainConfig` of a run: its seed, the
+    hazard model's customer response when ``config.customer_response`` and its decreasing
+    counts when ``config.hazard_counts_decreasing``."""
     from engine.models.training import TrainConfig
 
-    return TrainConfig(seed=config.seed, hazard_params=(
-        {"customer_response": True} if config.customer_response else {}))
+    options = {"customer_response": config.customer_response,
+               "reminder_counts_decreasing": config.hazard_counts_decreasing}
+    return TrainConfig(seed=config.seed,
+                       hazard_params={k: True for k, on in options.items() if on})
 
 
 def train_models_step(config: PipelineConfig, db: Path | None = None,

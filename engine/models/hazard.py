@@ -124,6 +124,15 @@ class HazardModel:
         (:data:`COUNT_INPUT`, derived from the four counts): a schedule the history never
         ran (many calls) has per-channel counts the trees never saw, but a total they did.
         Off by default (docs/planner.md, "Logged support").
+    reminder_counts_decreasing : the hazard never rises with a count of reminders sent, the
+        other inputs (days since the last reminder, its channel and send day, the calendar)
+        the same: a LightGBM monotone constraint (-1) on the per-channel counts (and the
+        total of ``reminder_count_input``), and the reminder lift's number factor made
+        non-increasing. Why: diminishing returns and adverse selection both say that a
+        customer who has had more reminders pays no more readily after the next one, and
+        where the history has few long schedules the trees extrapolate a 4th call like the
+        1st (measured: ``payment_model_hazard_world.json`` part (d)). Off by default
+        (docs/planner.md, "Logged support").
 
     Fitted attributes: ``static_features_`` (k_static names, the column order of the
     ``static`` array: the trees' ``tree_features_`` then, with the customer response,
@@ -144,6 +153,7 @@ class HazardModel:
                  exclude_disputed_days: bool = False,
                  reminder_lift_send_day_edges: Sequence[int] | None = None,
                  reminder_count_input: bool = False,
+                 reminder_counts_decreasing: bool = False,
                  random_state: int = 0, n_jobs: int | None = None) -> None:
         self.horizon_days = horizon_days
         self.n_estimators = n_estimators
@@ -160,6 +170,7 @@ class HazardModel:
         self.exclude_disputed_days = exclude_disputed_days
         self.reminder_lift_send_day_edges = reminder_lift_send_day_edges
         self.reminder_count_input = reminder_count_input
+        self.reminder_counts_decreasing = reminder_counts_decreasing
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -222,6 +233,9 @@ class HazardModel:
             "verbosity": -1, "deterministic": True, "force_row_wise": True,
             "max_cat_to_onehot": 8,
         }
+        if self.reminder_counts_decreasing:
+            counts = {*(f"n_{c}" for c in REMINDER_CHANNELS), COUNT_INPUT}
+            params["monotone_constraints"] = [-1 if c in counts else 0 for c in names]
         data = lgb.Dataset(M, frame.event, weight=frame.weight, feature_name=names,
                            categorical_feature=cats)
         self.booster_ = lgb.train(params, data, num_boost_round=self.n_estimators)
@@ -247,7 +261,8 @@ class HazardModel:
         return ReminderLift.fit(groups, frame.dynamic, frame.event, frame.weight, trees,
                                 n_groups, self.reminder_lift_smoothing, by,
                                 milestone=self._milestone(S),
-                                send_day_edges=self.reminder_lift_send_day_edges)
+                                send_day_edges=self.reminder_lift_send_day_edges,
+                                number_non_increasing=self.reminder_counts_decreasing)
 
     def _lift_groups(self, S: np.ndarray) -> tuple[np.ndarray, int, str | None]:
         """``(group (m,), n_groups, feature)`` of training rows for a lift: the segment
@@ -574,6 +589,8 @@ class HazardModel:
             meta["params"]["exclude_disputed_days"] = True
         if self.reminder_count_input:  # absent otherwise: older models keep their hash
             meta["params"]["reminder_count_input"] = True
+        if self.reminder_counts_decreasing:  # absent otherwise: older models keep their hash
+            meta["params"]["reminder_counts_decreasing"] = True
         if self.response_ is not None:  # absent otherwise: older models keep their hash
             meta["customer_response"] = self.response_.to_dict()
             meta["tree_features"] = self.tree_features_
@@ -602,6 +619,7 @@ class HazardModel:
                 milestone_inputs=p.get("milestone_inputs", False),
                 exclude_disputed_days=p.get("exclude_disputed_days", False),
                 reminder_count_input=p.get("reminder_count_input", False),
+                reminder_counts_decreasing=p.get("reminder_counts_decreasing", False),
                 random_state=p["random_state"])
         m.static_features_ = list(meta["static_features"])
         m.dynamic_features_ = list(meta["dynamic_features"])

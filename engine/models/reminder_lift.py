@@ -129,12 +129,16 @@ class ReminderLift:
     def fit(cls, group: np.ndarray, dynamic: Mapping[str, np.ndarray], event: np.ndarray,
             weight: np.ndarray, predicted: np.ndarray, n_groups: int, smoothing: float,
             group_feature: str | None, milestone: np.ndarray | None = None,
-            send_day_edges: np.ndarray | None = None) -> ReminderLift:
+            send_day_edges: np.ndarray | None = None,
+            number_non_increasing: bool = False) -> ReminderLift:
         """From training rows (m,): ``group`` codes < ``n_groups``, the dynamic inputs,
         ``event`` 0/1 paid that day, ``weight`` row weights and ``predicted`` the trees'
         hazard; ``smoothing`` pseudo-payments per level; ``milestone`` (m,) days from due to
         the row's project milestone (NaN = none) adds the milestone factor;
-        ``send_day_edges`` the send-day buckets (default :data:`SEND_DAY_EDGES`)."""
+        ``send_day_edges`` the send-day buckets (default :data:`SEND_DAY_EDGES`);
+        ``number_non_increasing``: each group's reminder-number factor is made
+        non-increasing (a later reminder never lifts more than an earlier one of the same
+        channel, send day and age), a level above an earlier one lowered to it."""
         edges = SEND_DAY_EDGES if send_day_edges is None else np.asarray(send_day_edges)
         window, codes = _levels(dynamic, edges, milestone)
         sizes = (CHANNEL_LEVELS, len(edges), len(NUMBER_EDGES), len(SINCE_EDGES),
@@ -156,6 +160,8 @@ class ReminderLift:
                     exp = np.bincount(level[j], weights=rest, minlength=size)
                     factors[j][g] = np.clip((obs[j] + smoothing) / (exp + smoothing),
                                             *_FACTOR_BOUNDS)
+                    if j == 2 and number_non_increasing:
+                        factors[j][g] = np.minimum.accumulate(factors[j][g])
         return cls(group_feature, factors, np.array(edges, dtype=np.float64))
 
     @property

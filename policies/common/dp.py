@@ -23,8 +23,9 @@ contacts, Regulation F, DE proportionality) and days since the last WRITTEN remi
 reminder, and after a call the last written reminder was at least ``k + 7`` days ago, so
 the facts of a state (``simulations.world.facts_from_state``, the planner's mask) are exact
 or a lower bound that decides every "at least 7 days" rule exactly. The optimum is the best
-policy among the ones that keep this spacing; RL and the other policies are not restricted
-by it (nor is the DP without a legal mask).
+policy among the ones that keep this spacing; PPO is held to it too, by its own config
+(``policies.rl.training.RLTrainingConfig.min_days_between``), the fixed and tuned schedules
+are not (nor is the DP without a legal mask).
 """
 
 from __future__ import annotations

@@ -140,3 +140,42 @@ def test_grid_equals_predict_hazard_with_the_reminder_count_input(frame, tmp_pat
     loaded = HazardModel.load(tmp_path)
     assert loaded.reminder_count_input
     _check(loaded, loaded.static_matrix(frame.static.iloc[:7]), frame, seed=7)
+
+
+def _count_steps(model: HazardModel, frame, channel: str) -> np.ndarray:
+    """(rows, 5) hazard of training rows with ``n_<channel>`` set to 0..4 (1..5 for
+    calls), the last reminder a call 3 days ago (so at least one call), the other counts
+    as logged: how the count moves the hazard."""
+    rows = np.arange(0, len(frame.event), max(1, len(frame.event) // 300))
+    static = model.static_matrix(frame.static)[frame.static_index[rows]]
+    out = []
+    for n in range(5):
+        dyn = {k: v[rows].astype(np.float64) for k, v in frame.dynamic.items()}
+        dyn.update(days_since_last_reminder=np.full(len(rows), 3.0),
+                   last_reminder_overdue=dyn["days_overdue"] - 3.0,
+                   last_channel=np.full(len(rows), 3.0))
+        dyn["n_phone"] = np.maximum(dyn["n_phone"], 1.0)
+        dyn[f"n_{channel}"] = np.full(len(rows), float(n + (channel == "phone")))
+        out.append(model.predict_hazard(static, dyn))
+    return np.stack(out, axis=1)
+
+
+def test_reminder_counts_decreasing_never_raise_the_hazard_with_a_count(frame, tmp_path):
+    """With the option the hazard of the same row never rises with a count of reminders
+    sent (trees constrained, the lift's number factor non-increasing); the plain model's
+    does somewhere, and a loaded model keeps the option and its grid stays exact."""
+    plain = HazardModel(**{**SMALL, "n_estimators": 80}).fit(frame)
+    model = HazardModel(reminder_counts_decreasing=True,
+                        **{**SMALL, "n_estimators": 80}).fit(frame)
+    rises = 0.0
+    for c in REMINDER_CHANNELS:
+        steps = _count_steps(model, frame, c)
+        assert (np.diff(steps, axis=1) <= 1e-12).all(), c
+        rises = max(rises, float(np.diff(_count_steps(plain, frame, c), axis=1).max()))
+    assert rises > 0  # the constraint is not idle on this history
+    lift = model.reminder_lift_.factors[2]
+    assert (np.diff(lift, axis=1) <= 0).all()
+    model.save(tmp_path)
+    loaded = HazardModel.load(tmp_path)
+    assert loaded.reminder_counts_decreasing
+    _check(loaded, loaded.static_matrix(frame.static.iloc[:7]), frame, seed=8)

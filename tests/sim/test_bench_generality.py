@@ -143,6 +143,31 @@ def test_the_planner_members_option_reaches_every_company_and_names_the_file(
     assert PipelineConfig.default().planner_hazard_members == 1
 
 
+def test_the_decreasing_counts_option_reaches_every_company_and_the_hazard_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--hazard-counts-decreasing`` sets PipelineConfig.hazard_counts_decreasing for every
+    company, writes its own file, and the run's hazard model gets the option."""
+    monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path / "results")
+    seen: list[Any] = []
+
+    def fake_run(config: Any) -> dict[str, Any]:
+        seen.append(config)
+        return _results(1)
+
+    args = bg.parse_args(["--tiny", "--n", "2", "--seed", "4", "--out", str(tmp_path / "h"),
+                          "--hazard-counts-decreasing"])
+    path = bg.run(args, fake_run, say=lambda _m: None)
+    assert path.name == "rl_generality_tiny_hazard_counts_decreasing.json"
+    assert [c.hazard_counts_decreasing for c in seen] == [True, True]
+    assert bg.parse_args([]).hazard_counts_decreasing is False
+    from dunning.pipeline import PipelineConfig, train_config
+
+    both = dataclasses.replace(seen[0], customer_response=True)
+    assert train_config(both).hazard_params == {"customer_response": True,
+                                                "reminder_counts_decreasing": True}
+    assert PipelineConfig.default().hazard_counts_decreasing is False
+
+
 def _saved_evaluation(run_dir: Path, complaints: dict[str, list[int]]) -> None:
     """An evaluation.json + outcomes.npz with one seed: ``complaints[policy]`` per invoice
     (agency handovers: none)."""
