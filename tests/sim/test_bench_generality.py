@@ -119,10 +119,10 @@ def test_the_customer_response_switch_reaches_every_company_and_names_the_file(
     assert train_config(PipelineConfig.tiny(tmp_path)).hazard_params == {}
 
 
-def test_the_planner_members_option_reaches_every_company_and_names_the_file(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--planner-members N`` sets PipelineConfig.planner_hazard_members for every company
-    and writes its own file; without it the config's default (one model) is used."""
+def _fake_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags: str
+                 ) -> tuple[Path, list[Any]]:
+    """A tiny run of 2 sampled companies with ``flags`` on a fake pipeline: the result
+    file's path and the configuration each company got."""
     monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path / "results")
     seen: list[Any] = []
 
@@ -130,9 +130,16 @@ def test_the_planner_members_option_reaches_every_company_and_names_the_file(
         seen.append(config)
         return _results(1)
 
-    args = bg.parse_args(["--tiny", "--n", "2", "--seed", "4", "--out", str(tmp_path / "m"),
-                          "--planner-members", "5"])
-    path = bg.run(args, fake_run, say=lambda _m: None)
+    args = bg.parse_args(["--tiny", "--n", "2", "--seed", "4", "--out", str(tmp_path / "w"),
+                          *flags])
+    return bg.run(args, fake_run, say=lambda _m: None), seen
+
+
+def test_the_planner_members_option_reaches_every_company_and_names_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--planner-members N`` sets PipelineConfig.planner_hazard_members for every company
+    and writes its own file; without it the config's default (one model) is used."""
+    path, seen = _fake_family(tmp_path, monkeypatch, "--planner-members", "5")
     assert path.name == "rl_generality_tiny_planner_members_5.json"
     assert [c.planner_hazard_members for c in seen] == [5, 5]
     assert json.loads(path.read_text())["data"]["pipeline_config"][
@@ -147,16 +154,7 @@ def test_the_decreasing_counts_option_reaches_every_company_and_the_hazard_model
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--hazard-counts-decreasing`` sets PipelineConfig.hazard_counts_decreasing for every
     company, writes its own file, and the run's hazard model gets the option."""
-    monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path / "results")
-    seen: list[Any] = []
-
-    def fake_run(config: Any) -> dict[str, Any]:
-        seen.append(config)
-        return _results(1)
-
-    args = bg.parse_args(["--tiny", "--n", "2", "--seed", "4", "--out", str(tmp_path / "h"),
-                          "--hazard-counts-decreasing"])
-    path = bg.run(args, fake_run, say=lambda _m: None)
+    path, seen = _fake_family(tmp_path, monkeypatch, "--hazard-counts-decreasing")
     assert path.name == "rl_generality_tiny_hazard_counts_decreasing.json"
     assert [c.hazard_counts_decreasing for c in seen] == [True, True]
     assert bg.parse_args([]).hazard_counts_decreasing is False
