@@ -31,7 +31,24 @@ from engine.contract import Action
 from simulations.env.layout import LAYOUT
 
 
-class WaitHoldExploration(VecEnvWrapper):
+class MaskingVecEnvWrapper(VecEnvWrapper):
+    """A training VecEnv wrapper that changes the action masks: ``env_method(
+    "action_masks")``, which MaskablePPO calls every step, answers with the subclass's
+    :meth:`action_masks` (built from ``self.venv``'s); every other method goes through."""
+
+    def action_masks(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
+                   **method_kwargs: Any) -> list[Any]:
+        if method_name == "action_masks":
+            idx = list(self._get_indices(indices))
+            return self.action_masks()[idx]  # type: ignore[return-value]
+        return self.venv.env_method(method_name, *method_args, indices=indices,
+                                    **method_kwargs)
+
+
+class WaitHoldExploration(MaskingVecEnvWrapper):
     """Training-only WAIT holds at episode start and after each reminder (see module doc).
 
     Args:
@@ -96,11 +113,3 @@ class WaitHoldExploration(VecEnvWrapper):
         masks[held] = False
         masks[held, int(Action.WAIT)] = True
         return masks
-
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
-                   **method_kwargs: Any) -> list[Any]:
-        if method_name == "action_masks":
-            idx = list(self._get_indices(indices))
-            return self.action_masks()[idx]  # type: ignore[return-value]
-        return self.venv.env_method(method_name, *method_args, indices=indices,
-                                    **method_kwargs)

@@ -9,7 +9,7 @@ module; the search that finds the rules (``policies.rl.timing``) needs the simul
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -70,10 +70,9 @@ class TimingRules:
         ``days`` (``days`` <= 0: unchanged)."""
         if days <= 0:
             return self
-        return TimingRules({s: TimingRule(self.rules.get(s, TimingRule()).first_reminder_day,
-                                          max(days, self.rules.get(s, TimingRule())
-                                              .min_days_between))
-                            for s in SEGMENT_NAMES})
+        own = {s: self.rules.get(s, TimingRule()) for s in SEGMENT_NAMES}
+        return TimingRules({s: replace(r, min_days_between=max(days, r.min_days_between))
+                            for s, r in own.items()})
 
     def apply(self, observations: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """A copy of ``masks`` (n, 6) with WAIT the only choice on held rows."""

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor
-from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from policies.common.dp import MIN_SPACING_DAYS
+from policies.rl.exploration import MaskingVecEnvWrapper
 from policies.rl.timing import TimingSearchConfig
 from policies.rl.timing_rules import TimingRules
 
@@ -151,7 +151,7 @@ class CurveCallback(BaseCallback):
             self.progress(int(self.num_timesteps), self.total, mean)
 
 
-class SpacedMasks(VecEnvWrapper):
+class SpacedMasks(MaskingVecEnvWrapper):
     """The training env's masks with timing ``rules`` applied: WAIT the only choice on the
     rows they hold (:meth:`TimingRules.apply`, from each env's current observation), so
     that PPO learns within the class of policies it will be held to when it acts."""
@@ -175,14 +175,6 @@ class SpacedMasks(VecEnvWrapper):
         if self._obs is None:
             raise RuntimeError("SpacedMasks: reset() the env before asking for masks")
         return self.rules.apply(self._obs, masks)
-
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
-                   **method_kwargs: Any) -> list[Any]:
-        if method_name == "action_masks":
-            idx = list(self._get_indices(indices))
-            return self.action_masks()[idx]  # type: ignore[return-value]
-        return self.venv.env_method(method_name, *method_args, indices=indices,
-                                    **method_kwargs)
 
 
 def build_model(venv: VecEnv, config: RLTrainingConfig) -> Any:
