@@ -78,10 +78,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--planner-min-support", type=int, default=None,
                     help="PipelineConfig.planner_min_support (default: the config's); the "
                          "result file's name then ends in _planner_min_support_M")
+    ap.add_argument("--planner-complaint-weight", type=float, default=None,
+                    help="PipelineConfig.planner_complaint_weight (default: the config's); "
+                         "the result file's name then ends in _planner_complaint_weight_W")
     ap.add_argument("--hazard-counts-decreasing", action="store_true",
                     help="PipelineConfig.hazard_counts_decreasing (the hazard never rises with "
                          "a count of reminders sent); the result file's name then ends in "
                          "_hazard_counts_decreasing")
+    ap.add_argument("--hazard-milestone-inputs", action="store_true",
+                    help="PipelineConfig.hazard_milestone_inputs (the hazard model reads the "
+                         "days past the project milestone); the result file's name then ends "
+                         "in _hazard_milestone_inputs")
     ap.add_argument("--eval-invoices", type=int, default=None,
                     help="held-out invoices per evaluation seed (default: the config's)")
     ap.add_argument("--seeds", type=int, default=None,
@@ -97,12 +104,15 @@ def company_config(path: Path, out_dir: Path, tiny: bool, ppo: bool = False,
                    customer_response: bool | None = None,
                    planner_members: int | None = None,
                    planner_min_support: int | None = None,
-                   hazard_counts_decreasing: bool = False) -> Any:
+                   planner_complaint_weight: float | None = None,
+                   hazard_counts_decreasing: bool = False,
+                   hazard_milestone_inputs: bool = False) -> Any:
     """The pipeline's configuration for one sampled company: the default (or tiny) one with
     only the scenario set; the robustness company is skipped (not part of these figures);
     PPO only with ``ppo``; the evaluation's size when given (the same for every company);
     the customer response switch, the planner's hazard members, its minimum logged
-    support and the hazard's decreasing counts when given."""
+    support and complaint weight, the hazard's decreasing counts and its milestone inputs
+    when given."""
     from dunning.pipeline import PipelineConfig
 
     base = PipelineConfig.tiny(out_dir) if tiny else PipelineConfig.default(out_dir=out_dir)
@@ -110,7 +120,9 @@ def company_config(path: Path, out_dir: Path, tiny: bool, ppo: bool = False,
                                ("customer_response", customer_response),
                                ("planner_hazard_members", planner_members),
                                ("planner_min_support", planner_min_support),
-                               ("hazard_counts_decreasing", hazard_counts_decreasing or None))
+                               ("planner_complaint_weight", planner_complaint_weight),
+                               ("hazard_counts_decreasing", hazard_counts_decreasing or None),
+                               ("hazard_milestone_inputs", hazard_milestone_inputs or None))
              if v is not None}
     return dataclasses.replace(base, scenario=str(path), robustness_scenario=None,
                                train_rl=ppo, **sizes)
@@ -289,12 +301,15 @@ def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
     companies: dict[str, dict[str, Any]] = {}
     config_dict: dict[str, Any] = {}
     for path in paths:
-        config = company_config(path, Path(args.out) / path.stem, args.tiny,
-                                getattr(args, "ppo", False), getattr(args, "eval_invoices", None),
-                                getattr(args, "seeds", None), _switch(args),
-                                getattr(args, "planner_members", None),
-                                getattr(args, "planner_min_support", None),
-                                getattr(args, "hazard_counts_decreasing", False))
+        config = company_config(
+            path, Path(args.out) / path.stem, args.tiny, ppo=getattr(args, "ppo", False),
+            eval_invoices=getattr(args, "eval_invoices", None),
+            seeds=getattr(args, "seeds", None), customer_response=_switch(args),
+            planner_members=getattr(args, "planner_members", None),
+            planner_min_support=getattr(args, "planner_min_support", None),
+            planner_complaint_weight=getattr(args, "planner_complaint_weight", None),
+            hazard_counts_decreasing=getattr(args, "hazard_counts_decreasing", False),
+            hazard_milestone_inputs=getattr(args, "hazard_milestone_inputs", False))
         say(f"{path.stem}: running the pipeline ({'tiny' if args.tiny else 'default'})")
         t0 = time.perf_counter()
         done = Path(config.out_dir) / "results.json"
@@ -351,8 +366,12 @@ def _write(args: argparse.Namespace, companies: dict[str, dict[str, Any]],
         name += f"_planner_members_{args.planner_members}"
     if getattr(args, "planner_min_support", None) is not None:
         name += f"_planner_min_support_{args.planner_min_support}"
+    if getattr(args, "planner_complaint_weight", None) is not None:
+        name += f"_planner_complaint_weight_{args.planner_complaint_weight:g}"
     if getattr(args, "hazard_counts_decreasing", False):
         name += "_hazard_counts_decreasing"
+    if getattr(args, "hazard_milestone_inputs", False):
+        name += "_hazard_milestone_inputs"
     return write_result(name, figures)
 
 

@@ -26,6 +26,8 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
   of N hazard models of other seeds (the pipeline's planner), against the one model;
 * ``planner_dynamics_variant`` (``--planner-dynamics JSON``, alone): the same with other
   ``LearnedDynamics`` settings (logged support: ``min_support``, ``reminder_prior``);
+* ``complaint_weights`` (``--complaint-weights 1,8,16``, alone): the oracle and the
+  planner with each complaint weight, exactly in the truth;
 * ``planner_truth`` (``--planner-only``, alone): the pipeline's planner (one model) in the
   truth, exact: the figure to compare across commits (e.g. a change to the learned rates);
 * ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
@@ -55,6 +57,14 @@ DAYS = (30, 60, 90, 119)
 FN_FROM = 40  # the final-notice state is entered on this day in (b)
 
 
+def pipeline_dynamics(config: Any, learned: Any) -> Any:
+    """What the pipeline's planner plans with on ``learned`` (its complaint weight and
+    logged-support minimum: :func:`dunning.pipeline.planner_dynamics`)."""
+    from dunning.pipeline import planner_dynamics
+
+    return planner_dynamics(config, learned)
+
+
 def held_out(config: Any, company: Any, cut: Any, n: int) -> tuple[Any, Any, Any]:
     """``(truth source, learned source, batch)``: the company's ground truth and learned
     environment as of ``cut`` and ``n`` of its held-out invoices (seeded: the same for
@@ -71,11 +81,10 @@ def _models(config: Any, company: Any, cut: Any, n: int) -> tuple[Any, Any, Any,
     invoices (seeded)."""
     from policies.common.dp import ReminderGrid, StateSpace
     from policies.oracle.solver import WorldModel
-    from policies.planner import LearnedDynamics
     from policies.planner.model import LearnedModel
 
     truth, learned, batch = held_out(config, company, cut, n)
-    dyn = LearnedDynamics.from_source(learned)
+    dyn = pipeline_dynamics(config, learned)
     space = StateSpace.build(dyn.K, dyn.N)
     grid = ReminderGrid.build(space)
     lm = LearnedModel(dyn, batch, None)
@@ -166,10 +175,10 @@ def simulated_handover_days(config: Any, learned: Any, truth: Any, n: int, seeds
     """Planner and oracle simulated in the truth (the harness, ``seeds`` x ``n`` invoices):
     KPIs and the quartiles of the day of each handover."""
     from policies.baselines.factory import make_policy
-    from policies.planner import LearnedDynamics, PlannerPolicy
+    from policies.planner import PlannerPolicy
     from simulations.evaluation.harness import evaluate_policies
 
-    planner = PlannerPolicy(LearnedDynamics.from_source(learned))
+    planner = PlannerPolicy(pipeline_dynamics(config, learned))
     ev = evaluate_policies({"planner": planner, "oracle": make_policy("oracle")[1]},
                            config.scenario, n_invoices=n, seeds=seeds, source=truth,
                            reference=None)
@@ -186,27 +195,32 @@ def simulated_handover_days(config: Any, learned: Any, truth: Any, n: int, seeds
     return out
 
 
-def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[str, Any]:
-    """Expected payments, handovers, complaints per 1,000 and NPV per invoice of the
-    planner's and the oracle's tables (:func:`policies.common.dp.evaluate_policy`)."""
+def oracle_solution(params: Any) -> Any:
+    """The oracle's exact solution for the invoices of ``params`` (the truth), under the
+    packaged legal rules as of the scenario's start."""
     from policies.oracle import solve
-    from policies.oracle.solver import WorldModel
-    from policies.planner import LearnedDynamics, PlannerPolicy
-    from policies.planner.model import LearnedModel
     from simulations.env.masks import default_mask
 
     mask = default_mask()
-    params = truth.params_of(batch)
     as_of = np.datetime64(params.scenario.start_date, "D")
+    return solve(params, mask_fn=lambda facts: mask(
+        facts, np.full(len(facts["days_overdue"]), as_of)))
 
-    def mask_fn(facts: dict[str, np.ndarray]) -> np.ndarray:
-        return mask(facts, np.full(len(facts["days_overdue"]), as_of))
 
-    dyn = LearnedDynamics.from_source(learned)
+def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[str, Any]:
+    """Expected payments, handovers, complaints per 1,000 and NPV per invoice of the
+    planner's and the oracle's tables (:func:`policies.common.dp.evaluate_policy`)."""
+    from policies.oracle.solver import WorldModel
+    from policies.planner import PlannerPolicy
+    from policies.planner.model import LearnedModel
+    from simulations.env.masks import default_mask
+
+    params = truth.params_of(batch)
+    dyn = pipeline_dynamics(config, learned)
     planner = PlannerPolicy(dyn)
-    planner.plan(batch, mask=mask)
+    planner.plan(batch, mask=default_mask())
     p_table = planner.table[planner.row_of]  # (B, H, S15)
-    sol = solve(params, mask_fn=mask_fn)
+    sol = oracle_solution(params)
     w_space, l_space = sol.space, planner.space
     # the planner's table on the truth's state space (days since a reminder capped at its K)
     to_l = l_space.lookup_arrays(np.minimum(w_space.k, l_space.K), w_space.n, w_space.w,
@@ -282,7 +296,7 @@ def planner_variant(config: Any, company: Any, cut: Any, n: int,
     from dunning.pipeline import evaluation_source, learned_source
     from engine.models.training import TrainConfig, train_artifact
     from engine.store import Store
-    from policies.planner import LearnedDynamics, PlannerPolicy
+    from policies.planner import PlannerPolicy
 
     train_artifact(Store(config.db_path).tables(cut), model_dir, as_of=cut,
                    cfg=TrainConfig(seed=config.seed, hazard_params=hazard_params))
@@ -293,7 +307,7 @@ def planner_variant(config: Any, company: Any, cut: Any, n: int,
         batch = truth.fresh_invoices(n, np.random.default_rng([0, 0]))
         params = truth.params_of(batch)
         out[f"planner_{name}_truth"] = planner_in_truth(
-            PlannerPolicy(LearnedDynamics.from_source(learned)), batch, params)
+            PlannerPolicy(pipeline_dynamics(config, learned)), batch, params)
     return out
 
 
@@ -326,11 +340,11 @@ def planner_members(config: Any, company: Any, cut: Any, n: int, members: int
     from dunning.pipeline import train_config
     from engine.models.ensemble import HazardEnsemble
     from engine.store import Store
-    from policies.planner import LearnedDynamics, PlannerPolicy
+    from policies.planner import PlannerPolicy
 
     truth, learned, batch = held_out(config, company, cut, n)
     params = truth.params_of(batch)
-    single = LearnedDynamics.from_source(learned)
+    single = pipeline_dynamics(config, learned)
     t0 = time.perf_counter()
     ensemble = HazardEnsemble.grown_from(learned.hazard, Store(config.db_path).tables(cut),
                                          cut, members, train_config(config).hazard_params)
@@ -347,24 +361,47 @@ def planner_dynamics(config: Any, company: Any, cut: Any, n: int, settings: dict
     :class:`~policies.planner.LearnedDynamics` and with ``settings`` (e.g.
     ``{"min_support": 10}``: reminders only where the history logged that many of the
     cell; ``{"reminder_prior": 20}``: a reminder's effect shrunk by its logged support)."""
-    from policies.planner import LearnedDynamics, PlannerPolicy
+    from policies.planner import PlannerPolicy
 
     truth, learned, batch = held_out(config, company, cut, n)
     params = truth.params_of(batch)
-    plain = LearnedDynamics.from_source(learned)
+    plain = pipeline_dynamics(config, learned)
     return {"settings": settings,
             "planner_default_truth": planner_in_truth(PlannerPolicy(plain), batch, params),
             "planner_variant_truth": planner_in_truth(
                 PlannerPolicy(dataclasses.replace(plain, **settings)), batch, params)}
 
 
+def complaint_weights(config: Any, company: Any, cut: Any, n: int,
+                      weights: list[float]) -> dict[str, Any]:
+    """The oracle and the planner with each complaint weight
+    (``LearnedDynamics.complaint_weight``) on ``n`` held-out invoices, exactly in the truth
+    (NPV at the complaint cost itself): how many complaints each weight saves and what it
+    costs."""
+    from policies.oracle.solver import WorldModel
+    from policies.planner import PlannerPolicy
+
+    truth, learned, batch = held_out(config, company, cut, n)
+    params = truth.params_of(batch)
+    sol = oracle_solution(params)
+    plain = pipeline_dynamics(config, learned)
+    out: dict[str, Any] = {
+        "complaint_cost": plain.costs.complaint_cost,
+        "oracle_truth": _exact(lambda: WorldModel(params, None), sol.space, sol.policy,
+                               np.asarray(batch.segment))}
+    for w in weights:
+        out[f"planner_weight_{w:g}_truth"] = planner_in_truth(
+            PlannerPolicy(dataclasses.replace(plain, complaint_weight=w)), batch, params)
+    return out
+
+
 def planner_alone(config: Any, company: Any, cut: Any, n: int) -> dict[str, Any]:
     """The planner's table on the company's learned model (its hazard model and the rates
     estimated from the store now) in the truth, exact, ``n`` held-out invoices."""
-    from policies.planner import LearnedDynamics, PlannerPolicy
+    from policies.planner import PlannerPolicy
 
     truth, learned, batch = held_out(config, company, cut, n)
-    return planner_in_truth(PlannerPolicy(LearnedDynamics.from_source(learned)), batch,
+    return planner_in_truth(PlannerPolicy(pipeline_dynamics(config, learned)), batch,
                             truth.params_of(batch))
 
 
@@ -432,6 +469,9 @@ def main(argv: list[str] | None = None) -> None:
                     help='only: the planner with these LearnedDynamics settings (JSON, e.g. '
                          '\'{"reminder_prior": 20}\') against the default ones, exactly in '
                          'the truth')
+    ap.add_argument("--complaint-weights", default=None,
+                    help="only: the oracle and the planner with each of these complaint "
+                         "weights (comma-separated, e.g. 1,4,8,16,32), exactly in the truth")
     ap.add_argument("--planner-only", action="store_true",
                     help="only: the planner on the company's learned model, exactly in the "
                          "truth")
@@ -462,6 +502,11 @@ def main(argv: list[str] | None = None) -> None:
         res = planner_dynamics(config, company, cut, args.invoices,
                                json.loads(args.planner_dynamics))
         print(write_result(args.out, {**head, "planner_dynamics_variant": res}))
+        return
+    if args.complaint_weights:
+        weights = [float(w) for w in args.complaint_weights.split(",")]
+        print(write_result(args.out, {**head, "complaint_weights": complaint_weights(
+            config, company, cut, args.invoices, weights)}))
         return
     if args.planner_only:
         print(write_result(args.out, {**head, "planner_truth": planner_alone(

@@ -176,9 +176,18 @@ class PipelineConfig:
     # of the invoice's segment, channel, day overdue and number (LearnedDynamics.min_support;
     # docs/planner.md, "Logged support"); 0 = everywhere the law allows
     planner_min_support: int = 0
+    # the planner counts each complaint it risks at this many times the complaint cost
+    # (LearnedDynamics.complaint_weight: the multiplier of a complaint budget against the
+    # learned model's optimism about added reminders). 16 was chosen on the tuning
+    # companies (sampler seed 7): complaints -26 to -41 %, NPV -0.7 to -25 per invoice
+    # (docs/planner.md, "Complaint weight"); 1 = the complaint cost alone
+    planner_complaint_weight: float = 16.0
     # the hazard never rises with a count of reminders sent, the other inputs the same
     # (HazardModel.reminder_counts_decreasing; docs/planner.md, "Logged support"); off
     hazard_counts_decreasing: bool = False
+    # the hazard trees and the reminder lift read the days past the project milestone
+    # (HazardModel.milestone_inputs; docs/planner.md, "Hazard-model variants"); off
+    hazard_milestone_inputs: bool = False
 
     @classmethod
     def default(cls, out_dir: str | Path = "dunning-data", seed: int = 0,
@@ -381,12 +390,14 @@ def demo_creditor_profile(directory: Path) -> Path:
 
 def train_config(config: PipelineConfig) -> Any:
     """The models' :class:`engine.models.training.TrainConfig` of a run: its seed, the
-    hazard model's customer response when ``config.customer_response`` and its decreasing
-    counts when ``config.hazard_counts_decreasing``."""
+    hazard model's customer response when ``config.customer_response``, its decreasing
+    counts when ``config.hazard_counts_decreasing`` and its milestone inputs when
+    ``config.hazard_milestone_inputs``."""
     from engine.models.training import TrainConfig
 
     options = {"customer_response": config.customer_response,
-               "reminder_counts_decreasing": config.hazard_counts_decreasing}
+               "reminder_counts_decreasing": config.hazard_counts_decreasing,
+               "milestone_inputs": config.hazard_milestone_inputs}
     return TrainConfig(seed=config.seed,
                        hazard_params={k: True for k, on in options.items() if on})
 
@@ -734,6 +745,15 @@ class BaselineRun:
     ope_info: dict[str, Any] = field(default_factory=dict)
 
 
+def planner_dynamics(config: PipelineConfig, learned: Any) -> Any:
+    """The :class:`policies.planner.LearnedDynamics` the run's planner plans with on the
+    learned environment ``learned``: its logged-support minimum and complaint weight."""
+    from policies.planner import LearnedDynamics
+
+    return LearnedDynamics.from_source(learned, min_support=config.planner_min_support,
+                                       complaint_weight=config.planner_complaint_weight)
+
+
 def planner_step(config: PipelineConfig, learned: Any, db: Path, cut: dt.date) -> Any:
     """The planner on the learned environment ``learned`` (no training: exact planning at
     decision time), saved to ``config.planner_dir``. Its hazard is the mean of the run's
@@ -742,9 +762,9 @@ def planner_step(config: PipelineConfig, learned: Any, db: Path, cut: dt.date) -
     the learned model's error for the planner to exploit; docs/planner.md)."""
     from engine.models.ensemble import HazardEnsemble
     from engine.store import Store
-    from policies.planner import LearnedDynamics, PlannerPolicy
+    from policies.planner import PlannerPolicy
 
-    dynamics = LearnedDynamics.from_source(learned, min_support=config.planner_min_support)
+    dynamics = planner_dynamics(config, learned)
     if config.planner_hazard_members != 1:  # < 1 is refused by grown_from
         hazard = HazardEnsemble.grown_from(
             learned.hazard, Store(db).tables(cut), cut, config.planner_hazard_members,

@@ -63,7 +63,13 @@ class LearnedDynamics:
     (:meth:`LearnedModel._shrunk`): pessimism where the history is thin;
     ``support_by_day`` False: both count a cell over every day overdue (support for how
     many reminders of a channel, not for when;
-    :meth:`simulations.env.learned.ReminderSupport.over_days`).
+    :meth:`simulations.env.learned.ReminderSupport.over_days`); ``complaint_weight``: the
+    planner counts each complaint it risks at this many times the company's complaint
+    cost (>= 1; 1 = the cost alone). Why: the learned model overrates the reminders the
+    planner adds beyond the history's, and a reminder's complaint risk is what those have
+    in common (calls, repeated reminders); the weight is the Lagrange multiplier of a
+    complaint budget (docs/planner.md, "Complaint weight"). Evaluations and the reported
+    NPV always use the cost itself.
     """
 
     hazard: Any
@@ -75,8 +81,12 @@ class LearnedDynamics:
     min_support: int = 0
     reminder_prior: float = 0.0
     support_by_day: bool = True
+    complaint_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.complaint_weight) and self.complaint_weight >= 1.0):
+            raise InputError(f"complaint_weight must be a number >= 1 (times the complaint "
+                             f"cost), got {self.complaint_weight}")
         if self.min_support < 0:
             raise InputError(f"min_support must be >= 0 logged reminders, got "
                              f"{self.min_support}")
@@ -89,10 +99,12 @@ class LearnedDynamics:
 
     @classmethod
     def from_source(cls, source: Any, K: int = 15, N: int = 4,  # noqa: N803
-                    min_support: int = 0, reminder_prior: float = 0.0) -> LearnedDynamics:
+                    min_support: int = 0, reminder_prior: float = 0.0,
+                    complaint_weight: float = 1.0) -> LearnedDynamics:
         """From a :class:`simulations.env.learned.LearnedSource`."""
         return cls(source.hazard, source.rates, source.costs, int(source.horizon), K, N,
-                   int(min_support), float(reminder_prior))
+                   int(min_support), float(reminder_prior),
+                   complaint_weight=float(complaint_weight))
 
 
 def state_counts(n: np.ndarray, w: np.ndarray, c: np.ndarray, f: np.ndarray) -> np.ndarray:
@@ -162,7 +174,8 @@ class LearnedModel(TransitionModel):
         self.amount = np.asarray(batch.amount, np.float64)
         self.gamma = float((1.0 + costs.annual_discount_rate) ** (-1.0 / 365.0))
         self.action_cost = np.asarray(costs.action_cost, np.float64)
-        self.complaint_cost = float(costs.complaint_cost)
+        # what the DP charges per complaint: the cost, weighted (LearnedDynamics docstring)
+        self.complaint_cost = float(costs.complaint_cost) * dynamics.complaint_weight
         share = (costs.agency_recovery_prob * (1.0 - costs.agency_fee_share)
                  * (1.0 + costs.annual_discount_rate) ** (-costs.agency_delay_days / 365.0))
         self.agency_value = self.amount * share - self.action_cost[Action.AGENCY]

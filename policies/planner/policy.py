@@ -284,8 +284,10 @@ def dynamics_to_dict(dyn: LearnedDynamics) -> dict[str, Any]:
     support = ({"min_support": dyn.min_support, "reminder_prior": dyn.reminder_prior,
                 "support_by_day": dyn.support_by_day, "support": r.support.count.tolist()}
                if dyn.min_support > 0 or dyn.reminder_prior > 0 else {})
+    # the complaint weight only when it is not 1: planners saved before it keep their hash
+    weight = {"complaint_weight": dyn.complaint_weight} if dyn.complaint_weight != 1.0 else {}
     return {
-        "horizon": dyn.horizon, "K": dyn.K, "N": dyn.N, **support,
+        "horizon": dyn.horizon, "K": dyn.K, "N": dyn.N, **support, **weight,
         "costs": {"annual_discount_rate": c.annual_discount_rate,
                   "action_cost": list(c.action_cost), "complaint_cost": c.complaint_cost,
                   "agency_fee_share": c.agency_fee_share,
@@ -326,7 +328,8 @@ def dynamics_from_dict(meta: dict[str, Any], hazard: Any) -> LearnedDynamics:
     return LearnedDynamics(hazard, rates, costs, int(meta["horizon"]), int(meta["K"]),
                            int(meta["N"]), int(meta.get("min_support", 0)),
                            float(meta.get("reminder_prior", 0.0)),
-                           bool(meta.get("support_by_day", True)))
+                           bool(meta.get("support_by_day", True)),
+                           float(meta.get("complaint_weight", 1.0)))
 
 
 def _support_from(meta: dict[str, Any]) -> Any:

@@ -170,6 +170,49 @@ def test_planner_shrinks_the_effect_of_reminders_by_their_logged_support(small_r
     assert sent < len(plain_sent)
 
 
+def _planned_outcomes(small_run, planner, batch) -> tuple[np.ndarray, np.ndarray]:
+    """(money, complaints) per invoice of ``planner``'s table for ``batch``, evaluated
+    exactly in the learned model at the complaint cost itself (weight 1)."""
+    from policies.common.dp import evaluate_policy
+    from policies.planner import LearnedDynamics
+    from policies.planner.model import LearnedModel
+
+    planner.plan(batch)
+    table, space = planner.table[planner.row_of], planner.space
+    plain = LearnedDynamics.from_source(small_run.learned)
+    money = evaluate_policy(LearnedModel(plain, batch, None), space, table)[:, space.start]
+    complaints = evaluate_policy(LearnedModel(plain, batch, None), space, table,
+                                 count="complaints")[:, space.start]
+    return money, complaints
+
+
+def test_a_heavier_complaint_weight_never_plans_more_complaints(small_run, planner,
+                                                                tmp_path: Path):
+    """complaint_weight w: the DP charges w x the complaint cost. Each invoice's plan is
+    exact, so (Lagrangian duality) a heavier weight never expects more complaints, nor more
+    money at the cost itself; a heavy one expects fewer complaints. The weight is saved
+    (only when not 1: older planners keep their hash) and refused below 1."""
+    from policies.planner import LearnedDynamics, PlannerPolicy
+    from policies.planner.policy import dynamics_to_dict
+
+    batch = _batch(small_run, n=6, seed=21)
+    outcomes = [_planned_outcomes(small_run, PlannerPolicy(
+        dataclasses.replace(planner.dynamics, complaint_weight=w)), batch)
+        for w in (1.0, 4.0, 64.0)]
+    for (money, complaints), (money_w, complaints_w) in zip(outcomes, outcomes[1:],
+                                                           strict=False):
+        assert (complaints_w <= complaints + 1e-9).all()
+        assert (money_w <= money + 1e-6).all()
+    assert outcomes[2][1].sum() < outcomes[0][1].sum() - 1e-3
+    heavy = PlannerPolicy(dataclasses.replace(planner.dynamics, complaint_weight=4.0))
+    heavy.save(tmp_path / "planner")
+    assert PlannerPolicy.load(tmp_path / "planner").dynamics.complaint_weight == 4.0
+    assert "complaint_weight" not in dynamics_to_dict(planner.dynamics)
+    for bad in (0.5, float("nan")):
+        with pytest.raises(InputError, match="complaint_weight"):
+            LearnedDynamics.from_source(small_run.learned, complaint_weight=bad)
+
+
 def test_invoices_without_hazard_inputs_are_refused(small_run, planner):
     batch = dataclasses.replace(_batch(small_run, n=3), hazard_static=None)
     with pytest.raises(InputError, match="hazard-model inputs"):

@@ -150,6 +150,16 @@ def test_the_planner_members_option_reaches_every_company_and_names_the_file(
     assert PipelineConfig.default().planner_hazard_members == 1
 
 
+def test_the_complaint_weight_reaches_every_company_and_names_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--planner-complaint-weight W`` sets PipelineConfig.planner_complaint_weight for
+    every company and writes its own file."""
+    path, seen = _fake_family(tmp_path, monkeypatch, "--planner-complaint-weight", "8")
+    assert path.name == "rl_generality_tiny_planner_complaint_weight_8.json"
+    assert [c.planner_complaint_weight for c in seen] == [8.0, 8.0]
+    assert bg.parse_args([]).planner_complaint_weight is None
+
+
 def test_the_decreasing_counts_option_reaches_every_company_and_the_hazard_model(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--hazard-counts-decreasing`` sets PipelineConfig.hazard_counts_decreasing for every
@@ -164,6 +174,23 @@ def test_the_decreasing_counts_option_reaches_every_company_and_the_hazard_model
     assert train_config(both).hazard_params == {"customer_response": True,
                                                 "reminder_counts_decreasing": True}
     assert PipelineConfig.default().hazard_counts_decreasing is False
+
+
+def test_the_milestone_option_reaches_every_company_and_the_hazard_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--hazard-milestone-inputs`` with ``--hazard-counts-decreasing``: both reach every
+    company and the hazard model, and the file's name says both."""
+    path, seen = _fake_family(tmp_path, monkeypatch, "--hazard-counts-decreasing",
+                              "--hazard-milestone-inputs")
+    assert path.name == ("rl_generality_tiny_hazard_counts_decreasing"
+                         "_hazard_milestone_inputs.json")
+    assert [c.hazard_milestone_inputs for c in seen] == [True, True]
+    assert bg.parse_args([]).hazard_milestone_inputs is False
+    from dunning.pipeline import PipelineConfig, train_config
+
+    assert train_config(seen[0]).hazard_params == {"reminder_counts_decreasing": True,
+                                                   "milestone_inputs": True}
+    assert PipelineConfig.default().hazard_milestone_inputs is False
 
 
 def _saved_evaluation(run_dir: Path, complaints: dict[str, list[int]]) -> None:
