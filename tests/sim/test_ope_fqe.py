@@ -153,7 +153,11 @@ def test_diagnostics_warn_where_support_is_missing() -> None:
     assert est["fqe"]["value"] is not None and "extrapolated" in est["fqe"]["warning"]
     assert est["dr-fqe"]["value"] is not None and "model's value" in est["dr-fqe"]["warning"]
     lo, hi = est["fqe"]["ci"]
-    assert lo <= est["fqe"]["value"] <= hi
+    # without support the bootstrap barely moves the extrapolated value: the interval can
+    # collapse onto it, and the ridge solves' summation order (BLAS threads) moves its ends
+    # by a few ulps (seen in CI: lo above the value by 1.4e-15)
+    tol = 1e-9 * abs(est["fqe"]["value"])
+    assert lo - tol <= est["fqe"]["value"] <= hi + tol
     # with full support the model-based ones carry no warning
     full = estimate_all(simulate(1500, seed=4), target(simulate(1500, seed=4)), n_boot=50,
                         estimators=(FittedQEvaluation(config=RIDGE),))
