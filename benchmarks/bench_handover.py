@@ -236,9 +236,12 @@ def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[
     out: dict[str, Any] = {}
     for name, table in tables.items():
         out[f"{name}_truth"] = _exact(lambda: WorldModel(params, None), w_space, table, seg)
-    out["planner_learned"] = _exact(lambda: LearnedModel(dyn, batch, None), l_space,
+    # valued in the learned model at the complaint cost itself, as in the truth (the
+    # planner's complaint weight shapes its plan, not the money it reports)
+    at_cost = dataclasses.replace(dyn, complaint_weight=1.0)
+    out["planner_learned"] = _exact(lambda: LearnedModel(at_cost, batch, None), l_space,
                                     p_table[:, :H], seg)
-    out["oracle_learned"] = _exact(lambda: LearnedModel(dyn, batch, None), l_space,
+    out["oracle_learned"] = _exact(lambda: LearnedModel(at_cost, batch, None), l_space,
                                    sol.policy[:, :H][:, :, to_w], seg)
     return out
 
