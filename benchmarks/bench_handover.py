@@ -52,17 +52,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import write_result  # noqa: E402
+from dunning.pipeline import planner_dynamics  # noqa: E402
 
 DAYS = (30, 60, 90, 119)
 FN_FROM = 40  # the final-notice state is entered on this day in (b)
-
-
-def pipeline_dynamics(config: Any, learned: Any) -> Any:
-    """What the pipeline's planner plans with on ``learned`` (its complaint weight and
-    logged-support minimum: :func:`dunning.pipeline.planner_dynamics`)."""
-    from dunning.pipeline import planner_dynamics
-
-    return planner_dynamics(config, learned)
 
 
 def held_out(config: Any, company: Any, cut: Any, n: int) -> tuple[Any, Any, Any]:
@@ -84,7 +77,7 @@ def _models(config: Any, company: Any, cut: Any, n: int) -> tuple[Any, Any, Any,
     from policies.planner.model import LearnedModel
 
     truth, learned, batch = held_out(config, company, cut, n)
-    dyn = pipeline_dynamics(config, learned)
+    dyn = planner_dynamics(config, learned)
     space = StateSpace.build(dyn.K, dyn.N)
     grid = ReminderGrid.build(space)
     lm = LearnedModel(dyn, batch, None)
@@ -178,7 +171,7 @@ def simulated_handover_days(config: Any, learned: Any, truth: Any, n: int, seeds
     from policies.planner import PlannerPolicy
     from simulations.evaluation.harness import evaluate_policies
 
-    planner = PlannerPolicy(pipeline_dynamics(config, learned))
+    planner = PlannerPolicy(planner_dynamics(config, learned))
     ev = evaluate_policies({"planner": planner, "oracle": make_policy("oracle")[1]},
                            config.scenario, n_invoices=n, seeds=seeds, source=truth,
                            reference=None)
@@ -216,7 +209,7 @@ def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[
     from simulations.env.masks import default_mask
 
     params = truth.params_of(batch)
-    dyn = pipeline_dynamics(config, learned)
+    dyn = planner_dynamics(config, learned)
     planner = PlannerPolicy(dyn)
     planner.plan(batch, mask=default_mask())
     p_table = planner.table[planner.row_of]  # (B, H, S15)
@@ -310,7 +303,7 @@ def planner_variant(config: Any, company: Any, cut: Any, n: int,
         batch = truth.fresh_invoices(n, np.random.default_rng([0, 0]))
         params = truth.params_of(batch)
         out[f"planner_{name}_truth"] = planner_in_truth(
-            PlannerPolicy(pipeline_dynamics(config, learned)), batch, params)
+            PlannerPolicy(planner_dynamics(config, learned)), batch, params)
     return out
 
 
@@ -347,7 +340,7 @@ def planner_members(config: Any, company: Any, cut: Any, n: int, members: int
 
     truth, learned, batch = held_out(config, company, cut, n)
     params = truth.params_of(batch)
-    single = pipeline_dynamics(config, learned)
+    single = planner_dynamics(config, learned)
     t0 = time.perf_counter()
     ensemble = HazardEnsemble.grown_from(learned.hazard, Store(config.db_path).tables(cut),
                                          cut, members, train_config(config).hazard_params)
@@ -358,8 +351,8 @@ def planner_members(config: Any, company: Any, cut: Any, n: int, members: int
                 PlannerPolicy(dataclasses.replace(single, hazard=ensemble)), batch, params)}
 
 
-def planner_dynamics(config: Any, company: Any, cut: Any, n: int, settings: dict[str, Any]
-                     ) -> dict[str, Any]:
+def planner_dynamics_variant(config: Any, company: Any, cut: Any, n: int,
+                             settings: dict[str, Any]) -> dict[str, Any]:
     """The planner's table in the truth (exact, ``n`` held-out invoices) with the default
     :class:`~policies.planner.LearnedDynamics` and with ``settings`` (e.g.
     ``{"min_support": 10}``: reminders only where the history logged that many of the
@@ -368,7 +361,7 @@ def planner_dynamics(config: Any, company: Any, cut: Any, n: int, settings: dict
 
     truth, learned, batch = held_out(config, company, cut, n)
     params = truth.params_of(batch)
-    plain = pipeline_dynamics(config, learned)
+    plain = planner_dynamics(config, learned)
     return {"settings": settings,
             "planner_default_truth": planner_in_truth(PlannerPolicy(plain), batch, params),
             "planner_variant_truth": planner_in_truth(
@@ -387,7 +380,7 @@ def complaint_weights(config: Any, company: Any, cut: Any, n: int,
     truth, learned, batch = held_out(config, company, cut, n)
     params = truth.params_of(batch)
     sol = oracle_solution(params)
-    plain = pipeline_dynamics(config, learned)
+    plain = planner_dynamics(config, learned)
     out: dict[str, Any] = {
         "complaint_cost": plain.costs.complaint_cost,
         "oracle_truth": _exact(lambda: WorldModel(params, None), sol.space, sol.policy,
@@ -404,7 +397,7 @@ def planner_alone(config: Any, company: Any, cut: Any, n: int) -> dict[str, Any]
     from policies.planner import PlannerPolicy
 
     truth, learned, batch = held_out(config, company, cut, n)
-    return planner_in_truth(PlannerPolicy(pipeline_dynamics(config, learned)), batch,
+    return planner_in_truth(PlannerPolicy(planner_dynamics(config, learned)), batch,
                             truth.params_of(batch))
 
 
@@ -502,8 +495,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.planner_dynamics:
         import json
 
-        res = planner_dynamics(config, company, cut, args.invoices,
-                               json.loads(args.planner_dynamics))
+        res = planner_dynamics_variant(config, company, cut, args.invoices,
+                                       json.loads(args.planner_dynamics))
         print(write_result(args.out, {**head, "planner_dynamics_variant": res}))
         return
     if args.complaint_weights:
