@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import subprocess
 import sys
@@ -45,6 +46,8 @@ NOT_LEARNED = ("never", BASE, BEST)
 SHIPPED_DEFAULT = "rl"  # what the pipeline ships today (results.json may name another)
 TARGETS = {"median_gap": 0.85, "min_gap": 0.75, "max_ratio_to_oracle": 1.10}
 
+# a company run's wall seconds beside its results.json, so --resume can still report them
+SECONDS_FILE = "bench_seconds.json"
 RunFn = Callable[[Any], dict[str, Any]]  # PipelineConfig -> results.json mapping
 
 
@@ -313,14 +316,16 @@ def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
         say(f"{path.stem}: running the pipeline ({'tiny' if args.tiny else 'default'})")
         t0 = time.perf_counter()
         done = Path(config.out_dir) / "results.json"
+        timed = Path(config.out_dir) / SECONDS_FILE
         if getattr(args, "resume", False) and done.is_file():
-            import json
-
-            results, seconds = json.loads(done.read_text()), None
+            results = json.loads(done.read_text())
+            seconds = json.loads(timed.read_text()) if timed.is_file() else None
             say(f"{path.stem}: reusing {done}")
         else:
             results = run_fn(config)
             seconds = round(time.perf_counter() - t0, 1)
+            timed.parent.mkdir(parents=True, exist_ok=True)
+            timed.write_text(json.dumps(seconds))
         figures = company_figures(results)
         figures["paired_excess"] = paired_excess(Path(config.out_dir))
         figures["seconds"] = seconds

@@ -80,6 +80,36 @@ def test_a_fake_run_writes_per_company_figures_and_the_summary(
     assert "machine" in data and "commit" in data["data"]
 
 
+def test_resume_reuses_each_finished_company_with_its_seconds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(benchmarks.common, "RESULTS_DIR", tmp_path / "results")
+    argv = ["--tiny", "--n", "2", "--seed", "4", "--out", str(tmp_path / "w")]
+
+    def pipeline(config: Any, k: int = 1) -> dict[str, Any]:
+        """Like run_pipeline: writes results.json into the company's folder."""
+        Path(config.out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(config.out_dir) / "results.json").write_text(json.dumps(_results(k)))
+        return _results(k)
+
+    first = json.loads(bg.run(bg.parse_args(argv), pipeline, say=lambda _m: None).read_text())
+
+    def must_not_run(_config: Any) -> dict[str, Any]:
+        raise AssertionError("a finished company was run again")
+
+    again = json.loads(bg.run(bg.parse_args([*argv, "--resume"]), must_not_run,
+                              say=lambda _m: None).read_text())
+    for name, figures in first["companies"].items():
+        assert isinstance(figures["seconds"], float)
+        assert again["companies"][name]["seconds"] == figures["seconds"]
+        assert again["companies"][name]["policies"] == figures["policies"]
+    # a company whose results.json is gone is run again
+    (tmp_path / "w" / "sampled-4-001" / "results.json").unlink()
+    seen: list[Any] = []
+    bg.run(bg.parse_args([*argv, "--resume"]), lambda c: seen.append(c) or pipeline(c, 2),
+           say=lambda _m: None)
+    assert [Path(c.out_dir).name for c in seen] == ["sampled-4-001"]
+
+
 def test_no_complaints_of_the_oracle_means_none_allowed() -> None:
     """1.10 x 0 = 0: a policy with complaints where the oracle has none misses the target,
     even though the ratio is undefined."""
