@@ -207,7 +207,8 @@ class PipelineConfig:
 
         rl = RLTrainingConfig(seed=seed, total_timesteps=4096, n_envs=128, n_steps=16,
                               batch_size=1024, n_epochs=2, net_arch=(32, 32),
-                              timing_invoices=150)
+                              timing_invoices=150, timing_first_reminder_days=(0, 9, 30),
+                              timing_min_days_between=(0, 14))
         return cls(out_dir=Path(out_dir), seed=seed, n_customers=100, months=10,
                    holdout_months=3, n_eval_invoices=40, n_seeds=2, tune_invoices=150,
                    tune_iterations=1, tune_population=6, rl=rl, robustness_scenario="shifted",

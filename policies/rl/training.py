@@ -56,7 +56,9 @@ class RLTrainingConfig:
 
     ``timing_search`` searches per-segment timing rules for the trained policy in the same
     (learned) environment after training (:mod:`policies.rl.timing`), saved with the policy;
-    ``timing_invoices`` invoices are drawn for the search and as many for its validation.
+    ``timing_invoices`` invoices are drawn for the search and as many for its validation;
+    ``timing_first_reminder_days`` / ``timing_min_days_between`` are its grid (None: the
+    search's own, :class:`policies.rl.timing.TimingSearchConfig`; smaller in smoke runs).
 
     Chosen by training in the learned environment and judging in the held-out ground truth
     (oracle gap closed, 5 evaluation seeds, see docs/rl.md): 64-64, n_steps 32, 4 epochs,
@@ -87,12 +89,18 @@ class RLTrainingConfig:
     min_days_between: int = MIN_SPACING_DAYS
     timing_search: bool = True
     timing_invoices: int = 2000
+    timing_first_reminder_days: tuple[int, ...] | None = None
+    timing_min_days_between: tuple[int, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def timing_search_config(self) -> TimingSearchConfig:
         """How :func:`policies.rl.timing.search_timing_rules` is run for this config."""
+        grid = {name: tuple(days) for name, days in (
+            ("first_reminder_days", self.timing_first_reminder_days),
+            ("min_days_between", self.timing_min_days_between)) if days is not None}
         return TimingSearchConfig(n_invoices=self.timing_invoices,
-                                  validation_invoices=self.timing_invoices, seed=self.seed)
+                                  validation_invoices=self.timing_invoices, seed=self.seed,
+                                  **grid)
 
     def spacing_rules(self) -> TimingRules:
         """The timing rules every use of the policy keeps (``min_days_between``)."""
@@ -107,6 +115,9 @@ class RLTrainingConfig:
     def from_dict(cls, d: dict[str, Any]) -> RLTrainingConfig:
         d = dict(d)
         d["net_arch"] = tuple(d.get("net_arch", (64, 64)))
+        for name in ("timing_first_reminder_days", "timing_min_days_between"):
+            if d.get(name) is not None:  # JSON lists back to tuples
+                d[name] = tuple(d[name])
         d.setdefault("hold_probability", 0.0)  # artifacts from before the holds had none
         d.setdefault("timing_search", False)  # nor timing rules
         d.setdefault("min_days_between", 0)  # nor a spacing

@@ -47,4 +47,5 @@ def tiny_rl_config(seed: int = 0, timesteps: int = 2048) -> Any:
     from policies.rl import RLTrainingConfig
 
     return RLTrainingConfig(seed=seed, total_timesteps=timesteps, n_envs=64, n_steps=16,
-                            batch_size=512, n_epochs=2, net_arch=(16, 16), timing_invoices=150)
+                            batch_size=512, n_epochs=2, net_arch=(16, 16), timing_invoices=150,
+                            timing_first_reminder_days=(0, 9, 30), timing_min_days_between=(0, 14))

@@ -137,6 +137,11 @@ def test_artifact_carries_its_rules_into_the_hash_and_the_policy(small_run, tmp_
     report = json.loads((trained.path / "timing_search.json").read_text())
     assert set(report["validation"]) == set(SEGMENT_NAMES)
     assert report["seconds"] >= 0
+    # the config's grid is the one searched, and it comes back from the artifact as it was
+    assert report["config"]["first_reminder_days"] == [0, 9, 30]
+    assert report["config"]["min_days_between"] == [0, 14]
+    assert {s: set(c) for s, c in report["candidates"].items()} == {
+        s: {"0/0", "0/14", "9/0", "9/14", "30/0", "30/14"} for s in SEGMENT_NAMES}
     kept = {s for s, v in report["validation"].items() if v["kept"]}
     saved = trained.metadata["timing_rules"]
     gap = small_run.config.rl.min_days_between
@@ -154,6 +159,7 @@ def test_artifact_carries_its_rules_into_the_hash_and_the_policy(small_run, tmp_
     from policies.rl.training import TrainingCurve
 
     cfg = RLTrainingConfig.from_dict(meta["training_config"])
+    assert cfg == small_run.config.rl
     plain = save_artifact(policy.model, tmp_path / "plain", cfg, TrainingCurve(**curve),
                           meta["train_seconds"], meta["provenance"])
     timed = save_artifact(policy.model, tmp_path / "timed", cfg, TrainingCurve(**curve),

@@ -129,6 +129,25 @@ def test_yaml_mistakes_in_plain_language(tmp_path, old, new, words):
     assert problems[0].line >= 3 and words in problems[0].message, problems
 
 
+def test_a_control_character_names_its_line(tmp_path):
+    """YAML refuses control characters before parsing (no mark, a position): still a
+    problem with its line, never a traceback."""
+    problems = problems_of(tmp_path, GOOD.replace("title: No calls", "title: No\x01calls"))
+    assert problems[0].line == 3 and "U+0001" in problems[0].message, problems
+
+
+def test_a_file_edited_in_place_is_read_again(tmp_path):
+    """Parsed files are cached by name and bytes: the same name with new text is new."""
+    f = tmp_path / "x.yaml"
+    f.write_text(GOOD, encoding="utf-8")
+    assert [r.title for r in load_rules(f).rules] == ["No calls"]
+    f.write_text(GOOD.replace("title: No calls", "title: No phone calls"), encoding="utf-8")
+    assert [r.title for r in load_rules(f).rules] == ["No phone calls"]
+    f.write_text(GOOD.replace("    scope: both\n", "    scope: [both\n"), encoding="utf-8")
+    with pytest.raises(RuleFileError):
+        load_rules(f)
+
+
 def test_duplicate_key_is_an_error(tmp_path):
     problems = problems_of(tmp_path, GOOD.replace("    scope: both\n",
                                                   "    scope: both\n    scope: b2b\n"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from dunning.cli import app
@@ -12,6 +13,7 @@ from dunning.cli import app
 runner = CliRunner()
 
 
+@pytest.mark.slow
 def test_train_and_predict_on_cluster(store_dir, tmp_path, wide_console):
     db = store_dir / "dunning.duckdb"
     model = tmp_path / "model"
