@@ -122,10 +122,12 @@ def ground_truth_ceiling(result: object) -> dict:
             "agency_per_1000": ev.overall["rl_trained_in_truth"]["agency_per_1000"]["mean"]}
 
 
-def training_seed_spread(out: Path, seeds: list[int]) -> dict:
+def training_seed_spread(out: Path, seeds: list[int], complaint_weight: float = 1.0) -> dict:
     """Re-train the default RL configuration with other training ``seeds`` in the learned
     environment of a finished benchmark run in ``out`` and judge each on the same held-out
-    invoices and evaluation seeds: how much of the gap depends on the training seed."""
+    invoices and evaluation seeds: how much of the gap depends on the training seed.
+    ``complaint_weight`` != 1 trains every seed (0 included) with that
+    ``RLTrainingConfig.complaint_weight`` instead of the run's."""
     from dataclasses import replace
 
     from dunning.pipeline import evaluation_source, learned_source, train_policy_step
@@ -133,17 +135,21 @@ def training_seed_spread(out: Path, seeds: list[int]) -> dict:
     config, company, cut = finished_rl_run(out)
     learned = learned_source(config, config.db_path, config.model_dir, as_of=cut)
     truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
+    weighted = complaint_weight != config.rl_config.complaint_weight
+    suffix = f"_complaint_weight_{complaint_weight:g}" if weighted else ""
     judged = {}
-    for seed in [0, *seeds]:
-        path = out / "policy" if seed == 0 else out / f"policy_seed{seed}"
-        cfg = replace(config, rl=replace(config.rl_config, seed=seed))
-        if seed != 0 and not _trained_on(path, config.model_dir, cfg.rl_config):
+    for seed in [0, *seeds] if not weighted else seeds:
+        own = seed == 0 and not weighted  # the run's own policy
+        path = out / "policy" if own else out / f"policy_seed{seed}{suffix}"
+        cfg = replace(config, rl=replace(config.rl_config, seed=seed,
+                                         complaint_weight=complaint_weight))
+        if not own and not _trained_on(path, config.model_dir, cfg.rl_config):
             train_policy_step(cfg, config.db_path, config.model_dir, path, as_of=cut,
                               source=learned)
         judged[seed] = _judge(out, config, path, truth, learned, f"training seed {seed}")
     return {"what": "default RL config, learned environment, trained with each seed; "
                     "oracle gap closed on the same held-out invoices and evaluation seeds",
-            **_spread(judged, "training_seed")}
+            "complaint_weight": complaint_weight, **_spread(judged, "training_seed")}
 
 
 def _trained_on(policy_dir: Path, model_dir: Path, rl_config: object) -> bool:
@@ -426,6 +432,10 @@ def main() -> None:
     ap.add_argument("--training-seeds", type=str, default=None,
                     help="only re-train the finished run in --out with these extra training "
                          "seeds (e.g. 1,2) and write rl_training_seeds.json")
+    ap.add_argument("--complaint-weight", type=float, default=1.0,
+                    help="with --training-seeds: train each seed with this "
+                         "RLTrainingConfig.complaint_weight (rl_training_seeds_complaint_"
+                         "weight_W.json)")
     ap.add_argument("--model-seeds", type=str, default=None,
                     help="only re-fit the finished run's payment + hazard models with these "
                          "seeds (e.g. 1,2), train RL in each and write rl_model_seeds.json")
@@ -438,7 +448,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.training_seeds:
         seeds = [int(x) for x in args.training_seeds.split(",")]
-        print(write_result("rl_training_seeds", training_seed_spread(args.out, seeds)))
+        name = "rl_training_seeds" + (f"_complaint_weight_{args.complaint_weight:g}"
+                                      if args.complaint_weight != 1.0 else "")
+        print(write_result(name, training_seed_spread(args.out, seeds, args.complaint_weight)))
         return
     if args.model_seeds:
         seeds = [int(x) for x in args.model_seeds.split(",")]

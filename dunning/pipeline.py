@@ -447,6 +447,8 @@ def train_policy_step(config: PipelineConfig, db: Path, model_dir: Path, out_dir
     cfg = config.rl_config
     p = progress or Progress()
     src = source if source is not None else learned_source(config, db, model_dir, as_of)
+    if cfg.complaint_weight != 1.0:  # trained and its timing searched with weighted complaints
+        src = src.with_costs(cfg.training_costs(src.costs))
     mask = LegalMask()
     venv = BatchCollectionsVecEnv(src, num_envs=cfg.n_envs, mask=mask, seed=cfg.seed,
                                   reward_per_amount=True)

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
+from engine.errors import InputError
 from policies.common.dp import MIN_SPACING_DAYS
 from policies.rl.exploration import MaskingVecEnvWrapper
 from policies.rl.timing import TimingSearchConfig
 from policies.rl.timing_rules import TimingRules
+from simulations.env.types import CostModel
 
 # progress(done_timesteps, total_timesteps, mean_scaled_episode_reward_or_nan)
 ProgressFn = Callable[[int, int, float], None]
@@ -53,6 +55,11 @@ class RLTrainingConfig:
     oracle's 3.2, 263 complaints per 1,000 against 55; demo.json at 2eb751f), a region
     where the learned model's lift and complaint rates are extrapolated
     (docs/planner.md, "Logged support").
+
+    ``complaint_weight`` (>= 1) multiplies the complaint cost of the environment the policy
+    is trained and its timing rules searched in, like the planner's
+    (``policies.planner.LearnedDynamics.complaint_weight``): a complaint is worth more than
+    its cost in money (a lost customer, a regulator's letter); evaluations keep the cost.
 
     ``timing_search`` searches per-segment timing rules for the trained policy in the same
     (learned) environment after training (:mod:`policies.rl.timing`), saved with the policy;
@@ -91,7 +98,17 @@ class RLTrainingConfig:
     timing_invoices: int = 2000
     timing_first_reminder_days: tuple[int, ...] | None = None
     timing_min_days_between: tuple[int, ...] | None = None
+    complaint_weight: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.complaint_weight) and self.complaint_weight >= 1.0):
+            raise InputError(f"RLTrainingConfig.complaint_weight must be a number >= 1 (times "
+                             f"the complaint cost), got {self.complaint_weight}")
+
+    def training_costs(self, costs: CostModel) -> CostModel:
+        """``costs`` as the policy is trained with them (complaints times the weight)."""
+        return replace(costs, complaint_cost=costs.complaint_cost * self.complaint_weight)
 
     def timing_search_config(self) -> TimingSearchConfig:
         """How :func:`policies.rl.timing.search_timing_rules` is run for this config."""

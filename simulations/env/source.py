@@ -9,6 +9,7 @@ and tune policies.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from abc import ABC, abstractmethod
 from typing import Any
@@ -32,6 +33,13 @@ class TransitionSource(ABC):
     @abstractmethod
     def sample_invoices(self, n: int, rng: np.random.Generator) -> InvoiceBatch:
         """``n`` new invoices at their due date (their ``params`` included)."""
+
+    def with_costs(self, costs: CostModel) -> TransitionSource:
+        """The same transitions with other ``costs`` (a shallow copy: caches are shared,
+        the draws and outcomes are the same, only the reward differs)."""
+        other = copy.copy(self)
+        other.costs = costs
+        return other
 
     def fresh_invoices(self, n: int, rng: np.random.Generator) -> InvoiceBatch:
         """``n`` new invoices for an evaluation run (default: :meth:`sample_invoices`)."""

@@ -65,6 +65,67 @@ def test_same_seed_same_policy(trained, small_run, tmp_path: Path, monkeypatch):
     assert other.content_hash != trained.content_hash
 
 
+def test_a_complaint_weight_changes_the_reward_and_nothing_else(small_run):
+    """``with_costs``: the same draws and outcomes, complaints cost ``weight`` times more;
+    the source it was made from keeps its costs."""
+    from dataclasses import replace
+
+    from policies.rl import RLTrainingConfig
+    from simulations.env import CollectionsSimulator, LegalMask
+
+    learned, mask = small_run.learned, LegalMask()
+    costs = learned.costs
+    weighted = learned.with_costs(RLTrainingConfig(complaint_weight=16.0).training_costs(costs))
+    assert weighted.costs == replace(costs, complaint_cost=16.0 * costs.complaint_cost)
+    assert learned.costs is costs
+    sims = [CollectionsSimulator(src, mask) for src in (learned, weighted)]
+    batch = learned.fresh_invoices(400, np.random.default_rng(3))
+    for sim in sims:
+        sim.load(batch)
+    complaints = 0
+    for day in range(60):  # an e-mail whenever one is allowed
+        act = np.where(sims[0].masks[:, Action.EMAIL], int(Action.EMAIL), int(Action.WAIT))
+        plain, heavy = (sim.step(act, np.random.default_rng([3, day])) for sim in sims)
+        assert np.array_equal(plain.outcome.paid, heavy.outcome.paid)
+        assert np.array_equal(plain.outcome.complaint, heavy.outcome.complaint)
+        extra = 15.0 * costs.complaint_cost * costs.discount(np.full(len(act), day))
+        np.testing.assert_allclose(plain.reward - heavy.reward,
+                                   np.where(plain.outcome.complaint, extra, 0.0))
+        complaints += int(plain.outcome.complaint.sum())
+    assert complaints > 0
+
+
+def test_policy_is_trained_with_its_complaint_weight(small_run, tmp_path: Path, monkeypatch):
+    from dataclasses import replace
+
+    import simulations.env as env
+    from dunning.pipeline import train_policy_step
+    from policies.rl import RLTrainingConfig
+
+    seen = []
+
+    class Recording(env.BatchCollectionsVecEnv):
+        def __init__(self, source: Any, *args: Any, **kwargs: Any) -> None:
+            seen.append(source.costs)
+            super().__init__(source, *args, **kwargs)
+
+    monkeypatch.setattr(env, "BatchCollectionsVecEnv", Recording)
+    rl = replace(tiny_rl_config(seed=5), complaint_weight=16.0, timing_search=False,
+                 total_timesteps=1024)
+    art = train_policy_step(replace(small_run.config, rl=rl), small_run.db,
+                            small_run.model_dir, tmp_path / "weighted", as_of=small_run.cut,
+                            source=small_run.learned)
+    costs = small_run.learned.costs
+    assert seen == [replace(costs, complaint_cost=16.0 * costs.complaint_cost)]
+    saved = RLTrainingConfig.from_dict(art.metadata["training_config"])
+    assert saved.complaint_weight == 16.0
+    older = {k: v for k, v in saved.to_dict().items() if k != "complaint_weight"}
+    assert RLTrainingConfig.from_dict(older).complaint_weight == 1.0  # artifacts before it
+    for bad in (0.5, float("nan")):
+        with pytest.raises(InputError, match="complaint_weight"):
+            RLTrainingConfig(complaint_weight=bad)
+
+
 def _env_batch(small_run, n: int = 256):
     from simulations.env import BatchCollectionsVecEnv
 
