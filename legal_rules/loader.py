@@ -448,14 +448,11 @@ def parse_file(path: Path) -> tuple[list[Rule], list[Rate | RateSeries], list[Pr
         raw = path.read_bytes()
     except OSError as exc:
         return [], [], [Problem(file, 0, "", f"cannot read: {exc.strerror}")], b""
-    rules, rates, problems = _parse_bytes(file, raw)
+    parse = _parse_cached if len(raw) <= _CACHED_FILE_BYTES else _parse_bytes
+    rules, rates, problems = parse(file, raw)
     return list(rules), list(rates), list(problems), raw
 
 
-# Why a cache: a process loads the same files many times (every simulator, evaluator and
-# request builds its rule set); the key is the file's name and exact bytes, and what comes
-# back is frozen, so an edited file is parsed again and nothing parsed is shared mutably.
-@lru_cache(maxsize=256)
 def _parse_bytes(file: str, raw: bytes) -> tuple[tuple[Rule, ...], tuple[Rate | RateSeries, ...],
                                                  tuple[Problem, ...]]:
     try:
@@ -484,6 +481,14 @@ def _parse_bytes(file: str, raw: bytes) -> tuple[tuple[Rule, ...], tuple[Rate | 
                                       for i, r in enumerate(doc.get("rates", []))]
     rates += [parser.series(i, r) for i, r in enumerate(doc.get("rate_series", []))]
     return tuple(rules), tuple(rates), tuple(parser.problems)
+
+
+# Why a cache: a process loads the same files many times (every simulator, evaluator and
+# request builds its rule set); the key is the file's name and exact bytes, and what comes
+# back is frozen, so an edited file is parsed again and nothing parsed is shared mutably.
+# Bounded in bytes too (files are untrusted): at most 128 files of up to 256 KB are kept.
+_CACHED_FILE_BYTES = 256_000
+_parse_cached = lru_cache(maxsize=128)(_parse_bytes)
 
 
 def rule_files(paths: str | Path | Sequence[str | Path] | None = None) -> list[Path]:

@@ -148,6 +148,22 @@ def test_a_file_edited_in_place_is_read_again(tmp_path):
         load_rules(f)
 
 
+def test_a_large_file_is_parsed_but_not_kept(tmp_path):
+    """The parse cache holds small files only (rule files are untrusted: a pasted 200 KB
+    file must not stay in memory 128 times over)."""
+    from legal_rules import loader
+
+    f = tmp_path / "big.yaml"
+    f.write_text(GOOD.replace("rationale: test", "rationale: " + "x" * 300_000),
+                 encoding="utf-8")
+    before = loader._parse_cached.cache_info()
+    assert len(load_rules(f).rules[0].rationale) == 300_000
+    assert loader._parse_cached.cache_info() == before  # not looked up, not stored
+    (tmp_path / "small.yaml").write_text(GOOD, encoding="utf-8")
+    load_rules(tmp_path / "small.yaml")
+    assert loader._parse_cached.cache_info().misses == before.misses + 1
+
+
 def test_duplicate_key_is_an_error(tmp_path):
     problems = problems_of(tmp_path, GOOD.replace("    scope: both\n",
                                                   "    scope: both\n    scope: b2b\n"))

@@ -14,11 +14,14 @@ runner = CliRunner()
 
 
 @pytest.mark.slow
-def test_train_and_predict_on_cluster(store_dir, tmp_path, wide_console):
+def test_train_and_predict_on_cluster(client, store_dir, tmp_path, wide_console):
+    """On the session's running cluster by its scheduler address (``--cluster local``
+    starting one of its own: test_simulate_on_cluster_writes_the_same_json)."""
     db = store_dir / "dunning.duckdb"
     model = tmp_path / "model"
+    address = client.scheduler.address
     res = runner.invoke(app, ["train-model", "--db", str(db), "--out", str(model),
-                              "--cluster", "local", "--no-hazard"])
+                              "--cluster", address, "--no-hazard"])
     assert res.exit_code == 0, res.output
     card = json.loads((model / "model_card.json").read_text())
     assert card["trained_on"]["workers"] == 2
@@ -33,7 +36,7 @@ def test_train_and_predict_on_cluster(store_dir, tmp_path, wide_console):
     assert (db.parent / "dunning.duckdb.parquet" / "invoices").is_dir()
     local_csv, dist_csv = tmp_path / "local.csv", tmp_path / "dist.csv"
     dist = runner.invoke(app, ["predict", "--db", str(db), "--model", str(model), "--top",
-                               "5", "--out", str(dist_csv), "--cluster", "local"],
+                               "5", "--out", str(dist_csv), "--cluster", address],
                          terminal_width=250)
     assert dist.exit_code == 0, dist.output
     local = runner.invoke(app, ["predict", "--db", str(db), "--model", str(model), "--top",
