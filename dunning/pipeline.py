@@ -746,6 +746,7 @@ class BaselineRun:
     planner_dir: Path | None = None
     estimates: dict[str, Any] = field(default_factory=dict)
     ope_info: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # the worker's own steps
 
 
 def planner_dynamics(config: PipelineConfig, learned: Any) -> Any:
@@ -803,20 +804,34 @@ def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_di
     and estimate tuned and planner without the truth: everything that needs neither the
     RL policy nor the oracle on the held-out invoices, which the main process evaluates
     once the RL training is done (:func:`oracle_and_rl_step`: it balances the two cores)."""
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 2)
+        clock = now
+
     learned = learned_source(config, db, model_dir, as_of=cut)
     tuned = tune_step(config, learned)
+    lap("tune")
     planner = planner_step(config, learned, db, cut)
+    lap("set up the planner")
     policies = build_policies(tuned, None, planner)
     source = evaluation_source(config, company, model_dir, cut, db=db)
     evaluation = evaluate_step(config, {k: v for k, v in policies.items() if k != "oracle"},
                                source)
+    lap("evaluate never / fixed / tuned / planner")
     robustness = None
     if config.robustness_scenario:
         others = {k: v for k, v in policies.items() if k != "planner"}
         robustness = robustness_step(config, model_dir, cut, others)
+        lap(f"evaluate on {config.robustness_scenario}")
     est, info = selection_estimates(config, company, cut, learned,
                                     {"tuned": tuned, "planner": planner})
-    return BaselineRun(tuned, evaluation, robustness, config.planner_dir, est, info)
+    lap("truth-free estimates")
+    return BaselineRun(tuned, evaluation, robustness, config.planner_dir, est, info, seconds)
 
 
 def with_policy(base: Any, extra: Any) -> Any:
@@ -901,7 +916,9 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
         veto_counts=rl["rl"].counts if rl else {}, tuned=base.tuned, step_seconds=t,
         extra={"holdout": {"cut_date": str(cut), "invoices": len(source),
                            "company_invoices": int(len(company.invoices))},
-               "company_summary": company.summary, **selection},
+               "company_summary": company.summary, **selection,
+               # the worker's steps beside the RL training: how much of it is slack
+               "worker_seconds": base.seconds},
     )
     results_path = write_results(results, out)
     with _step(progress, "write report", t):

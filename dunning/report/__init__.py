@@ -30,6 +30,7 @@ references: CSS is inline and every chart is an inline SVG made with matplotlib.
       "npv_difference_vs_fixed": {"<policy>": {"npv_minus_reference", "ci_low", "ci_high"}},
       "training": {"curve": {"timesteps": [...], "mean_reward": [...]}, ...facts},
       "config": {...}, "hashes": {...}, "step_seconds": {"<step>": float},
+      "worker_seconds": {"<step of the worker beside the RL training>": float},
       "evaluation": {...},                # optional: `dunning evaluate-model --out` JSON
       "drift": {"available": true, "drifted": bool, "warnings": [str],
                 "reference_period": [start, end], "recent_period": [start, end],

@@ -114,7 +114,9 @@ def render_report(results: Mapping[str, Any]) -> str:
         if results.get("evaluation") is not None else None,
         "config_rows": _config_rows(results),
         "step_rows": [(k, f"{float(v):.1f} s")
-                      for k, v in (results.get("step_seconds") or {}).items()],
+                      for k, v in (results.get("step_seconds") or {}).items()]
+        + [(f"worker beside the RL training: {k}", f"{float(v):.1f} s")
+           for k, v in (results.get("worker_seconds") or {}).items()],
     }
     return env.get_template(TEMPLATE_NAME).render(**context)
 

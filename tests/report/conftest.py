@@ -101,6 +101,7 @@ def sample_results() -> dict[str, Any]:
         "config": {"customers": 100, "rl_timesteps": 3000},
         "hashes": {"ruleset": "r1", "payment_model": "abc123", "rl_policy": "p1"},
         "step_seconds": {"generate": 1.0, "train_policy": 30.0},
+        "worker_seconds": {"tune": 12.5, "set up the planner": 4.0},
         "drift": drift_block(),
     }
 

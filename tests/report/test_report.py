@@ -26,6 +26,9 @@ def test_report_has_every_section_and_policy(sample_results):
     assert "practice.weekend" in html and "BGB § 286" in html
     # 3 comparison bars, timing, calibration, importance, curve, ROI tornado, ECE over time
     assert html.count("<svg") >= 8
+    # the steps' seconds, the worker's beside the RL training among them
+    assert "train_policy" in html and "30.0 s" in html
+    assert "worker beside the RL training: tune" in html and "12.5 s" in html
 
 
 def test_report_names_the_rl_timing_rules(sample_results):
