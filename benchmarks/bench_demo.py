@@ -74,6 +74,8 @@ def main() -> None:
             "pipeline_seconds": round(demo, 1),
             "make_demo_seconds": {"measured": round(install + demo, 1), "target": "< 600"},
             "step_seconds": results["step_seconds"],
+            # the worker's own steps beside the RL training (absent before 6e283d1)
+            "worker_seconds": results.get("worker_seconds"),
             "results": headline(results),
         }
         print(write_result("demo", figures))
