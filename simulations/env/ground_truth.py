@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.errors import DunningError
 from simulations.env.layout import jurisdiction_codes
 from simulations.env.source import TransitionSource
 from simulations.env.types import NO_MILESTONE, CostModel, EnvState, InvoiceBatch, Outcome
@@ -78,6 +79,13 @@ class GroundTruthSource(TransitionSource):
         self._jur_code = jurisdiction_codes(np.array(jur, dtype=str))
         self._jur_iso = np.array(jur)
         self._currency = np.array([j.currency for j in scenario.jurisdictions])
+
+    def with_costs(self, costs: CostModel) -> TransitionSource:
+        """Refused: the truth's reward is the world's own (its scenario's costs), so other
+        costs would be silently ignored."""
+        raise DunningError("the ground truth's reward is its scenario's costs and cannot be "
+                           "re-weighted; train or search with other costs in the learned "
+                           "environment (LearnedSource), or edit the scenario's costs")
 
     # -- invoices ------------------------------------------------------------------------
     def _draw_pool(self, n: int, rng: np.random.Generator) -> InvoicePool:

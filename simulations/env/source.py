@@ -36,7 +36,9 @@ class TransitionSource(ABC):
 
     def with_costs(self, costs: CostModel) -> TransitionSource:
         """The same transitions with other ``costs`` (a shallow copy: caches are shared,
-        the draws and outcomes are the same, only the reward differs)."""
+        the draws and outcomes are the same, only the reward differs), for a source whose
+        reward is computed from ``costs`` (the ground truth refuses: its reward is the
+        world's)."""
         other = copy.copy(self)
         other.costs = costs
         return other

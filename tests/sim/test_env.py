@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium
 import numpy as np
+import pytest
 from gymnasium.utils.env_checker import check_env
 
 from engine.calendar import BusinessCalendar, to_days
@@ -153,3 +154,13 @@ def test_vec_env_reports_refused_actions_and_scaled_rewards(gt_source, legal_mas
             refused += 1
             assert infos[i]["refused"] and infos[i]["vetoed_by"] in legal_mask.rule_ids
     assert refused > 0 and env.refused_attempts == refused
+
+
+def test_the_ground_truth_refuses_other_costs(gt_source):
+    """Its reward is the world's own: other costs would be silently ignored."""
+    from dataclasses import replace
+
+    from engine.errors import DunningError
+
+    with pytest.raises(DunningError, match="cannot be re-weighted"):
+        gt_source.with_costs(replace(gt_source.costs, complaint_cost=800.0))
