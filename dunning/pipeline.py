@@ -804,33 +804,25 @@ def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_di
     and estimate tuned and planner without the truth: everything that needs neither the
     RL policy nor the oracle on the held-out invoices, which the main process evaluates
     once the RL training is done (:func:`oracle_and_rl_step`: it balances the two cores)."""
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = round(now - clock, 2)
-        clock = now
-
-    learned = learned_source(config, db, model_dir, as_of=cut)
-    tuned = tune_step(config, learned)
-    lap("tune")
-    planner = planner_step(config, learned, db, cut)
-    lap("set up the planner")
+    seconds: dict[str, float] = {}  # the worker's own steps (no progress display here)
+    with _step(None, "tune", seconds):
+        learned = learned_source(config, db, model_dir, as_of=cut)
+        tuned = tune_step(config, learned)
+    with _step(None, "set up the planner", seconds):
+        planner = planner_step(config, learned, db, cut)
     policies = build_policies(tuned, None, planner)
-    source = evaluation_source(config, company, model_dir, cut, db=db)
-    evaluation = evaluate_step(config, {k: v for k, v in policies.items() if k != "oracle"},
-                               source)
-    lap("evaluate never / fixed / tuned / planner")
+    with _step(None, "evaluate never / fixed / tuned / planner", seconds):
+        source = evaluation_source(config, company, model_dir, cut, db=db)
+        evaluation = evaluate_step(
+            config, {k: v for k, v in policies.items() if k != "oracle"}, source)
     robustness = None
     if config.robustness_scenario:
         others = {k: v for k, v in policies.items() if k != "planner"}
-        robustness = robustness_step(config, model_dir, cut, others)
-        lap(f"evaluate on {config.robustness_scenario}")
-    est, info = selection_estimates(config, company, cut, learned,
-                                    {"tuned": tuned, "planner": planner})
-    lap("truth-free estimates")
+        with _step(None, f"evaluate on {config.robustness_scenario}", seconds):
+            robustness = robustness_step(config, model_dir, cut, others)
+    with _step(None, "truth-free estimates", seconds):
+        est, info = selection_estimates(config, company, cut, learned,
+                                        {"tuned": tuned, "planner": planner})
     return BaselineRun(tuned, evaluation, robustness, config.planner_dir, est, info, seconds)
 
 

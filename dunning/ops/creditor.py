@@ -151,7 +151,7 @@ class Creditor:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> Creditor:
         """Load and validate a creditor file (:class:`CreditorFileError` on any problem)."""
-        from legal_rules.loader import LineLoader, Problem
+        from legal_rules.loader import Problem, load_lined_yaml
 
         path = Path(path)
         try:
@@ -163,7 +163,7 @@ class Creditor:
         import yaml
 
         try:
-            doc = yaml.load(text, Loader=LineLoader)  # noqa: S506 (a SafeLoader subclass)
+            doc = load_lined_yaml(text)
         except yaml.MarkedYAMLError as exc:
             line = exc.problem_mark.line + 1 if exc.problem_mark else 1
             raise CreditorFileError([Problem(str(path), line, "", _yaml_message(exc))]) from None
