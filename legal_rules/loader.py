@@ -136,7 +136,7 @@ LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _con
 
 
 class _FastLineLoader(getattr(yaml, "CSafeLoader", LineLoader)):  # type: ignore[misc]
-    """:class:`LineLoader` on libyaml's parser (about 9x faster; the same documents, lines
+    """:class:`LineLoader` on libyaml's C parser (faster; the same documents, lines
     and duplicate-key check). Only for documents that parse: on any error the file is parsed
     again with :class:`LineLoader`, so a message never depends on libyaml's wording."""
 
