@@ -55,7 +55,8 @@ class StateSpace:
     other than the final notice, i.e. emails and letters, capped at N like ``n``; the
     written reminders the company rules count are ``w + final_notice``, the calls
     ``n - w - final_notice``). States with ``complaint`` are the second half: ``s + half``
-    is ``s`` with a complaint. ``index`` is a dense lookup
+    is ``s`` with a complaint; the disputed states are the odd ones (``s + 1`` is ``s``
+    disputed, for even ``s``). ``index`` is a dense lookup
     ``index[k, n, w, c, f, complaint, disputed] -> s`` (-1 if unreachable). ``next_state[a]``
     (a = 0..4) has shape (S, 2, 2): the state after action ``a`` on day t, for the
     complaint flag and dispute flag of the next day (email/letter: ``w + 1``, phone: ``w``,
@@ -136,6 +137,7 @@ class StateSpace:
                 for d in (0, 1):
                     nxt[a, :, cp, d] = index[k2, n2, w2, c2, f2, comp | cp, d]
         assert (nxt >= 0).all()
+        assert (arr[:, 6] == np.arange(len(arr)) % 2).all()  # disputed: the odd states
         return cls(k=k, n=n, w=w, c=c, final_notice=f.astype(bool),
                    complaint=comp.astype(bool), disputed=arr[:, 6].astype(bool), index=index,
                    next_state=nxt)
@@ -265,7 +267,9 @@ class TransitionModel(ABC):
 
     @abstractmethod
     def mask(self, t: int) -> np.ndarray | None:
-        """(B, S, 6) bool legal mask on day ``t`` (None: everything allowed)."""
+        """(B, 6, S) bool legal mask on day ``t``, ``[invoice, action, state]`` (None:
+        everything allowed). The states where the DP's spacing allows only WAIT
+        (:meth:`StateSpace.spacing_block`) are not read."""
 
     @abstractmethod
     def wait_hazard(self, t: int) -> np.ndarray:
@@ -338,11 +342,15 @@ def continuation(v_next: np.ndarray, nxt: np.ndarray, h: np.ndarray, p_start: np
     """E[payment today + gamma * V(next state)] for a fixed next complaint flag.
 
     ``v_next`` (B, S); ``nxt`` (..., 2): next flat state for next-day dispute flag 0/1;
-    ``h`` P(pay | no dispute); ``disputed`` the dispute flag today. Shapes broadcast to
-    (B, ...)."""
+    ``h`` P(pay | no dispute); ``disputed`` the dispute flag today (an array, or ``True`` /
+    ``False`` for all). Shapes broadcast to (B, ...)."""
     v0 = v_next[:, nxt[..., 0]]
     v1 = v_next[:, nxt[..., 1]]
+    if disputed is True:  # every state disputed: no payment today
+        return gamma * (p_end * v0 + (1 - p_end) * v1)
     free = (1 - p_start) * (h * amount + gamma * (1 - h) * v0) + p_start * gamma * v1
+    if disputed is False:
+        return free
     blocked = gamma * (p_end * v0 + (1 - p_end) * v1)
     return np.where(disputed, blocked, free)
 
@@ -369,12 +377,36 @@ class Payoffs:
                    float(model.complaint_cost), agency, float(model.gamma))
 
 
-def _day_q(model: TransitionModel, space: StateSpace, grid: ReminderGrid, t: int,
-           v_next: np.ndarray, pay: Payoffs):
-    """Yield ``(a, Q_t(., a))`` (B, S) for a = WAIT, 1..5 given tomorrow's values."""
-    B, S = model.n, space.size  # noqa: N806
+def _state_gather(model: TransitionModel, space: StateSpace) -> np.ndarray:
+    """(B, S) or (1, S) flat index into a (B, R) complaint-row array (``ravel``): where each
+    state of each invoice reads its reminder's Q (one ``take`` per day and action instead
+    of ``take_along_axis``, which rebuilds its index every call)."""
     rows = model.complaint_rows()
-    of_state = np.broadcast_to(rows.of_state, (B, S))
+    if rows.of_state.shape[0] == 1:  # one map for every invoice
+        return rows.of_state
+    of_state = np.broadcast_to(rows.of_state, (model.n, space.size))
+    return of_state + (np.arange(model.n) * len(rows.g))[:, None]
+
+
+def _wait_q(model: TransitionModel, space: StateSpace, t: int, v_next: np.ndarray,
+            pay: Payoffs, p_start: np.ndarray, p_end: np.ndarray) -> np.ndarray:
+    """Q_t(., WAIT) (B, S): the undisputed states (even ``s``, see :class:`StateSpace`) and
+    the disputed ones (odd) apart, each with only its own branch of :func:`continuation`."""
+    nxt = space.next_state[0, :, 0]
+    h = model.wait_hazard(t)
+    q = np.empty_like(v_next)
+    for disputed, states in ((False, slice(0, None, 2)), (True, slice(1, None, 2))):
+        q[:, states] = continuation(v_next, nxt[states], h[:, states], p_start, p_end,
+                                    disputed, pay.amount, pay.gamma)
+    return q
+
+
+def _day_q(model: TransitionModel, space: StateSpace, grid: ReminderGrid, t: int,
+           v_next: np.ndarray, pay: Payoffs, gather: np.ndarray):
+    """Yield ``(a, Q_t(., a))`` (B, S) for a = WAIT, 1..5 given tomorrow's values
+    (``gather``: :func:`_state_gather`)."""
+    B = model.n  # noqa: N806
+    rows = model.complaint_rows()
     col_same = (rows.g * 2 + rows.complaint) * 2 + rows.complaint  # no new complaint
     col_comp = (rows.g * 2 + rows.complaint) * 2 + 1  # a new complaint
     p_start = np.asarray(model.dispute_start, np.float64)[:, None]
@@ -382,8 +414,7 @@ def _day_q(model: TransitionModel, space: StateSpace, grid: ReminderGrid, t: int
     x4 = (slice(None), slice(None), None, None)  # (B, 1) -> (B, 1, 1, 1)
     nxt_grid = grid.next_state[:, :, None]  # (5, G, 1, 2, 2): [now] broadcast
     d_grid = grid.disputed[None, :, None, None]
-    yield 0, continuation(v_next, space.next_state[0, :, 0], model.wait_hazard(t), p_start,
-                          p_end, space.disputed[None], pay.amount, pay.gamma)
+    yield 0, _wait_q(model, space, t, v_next, pay, p_start, p_end)
     for a in range(1, N_ACTIONS):
         if a == AGENCY:
             yield a, pay.agency_q
@@ -397,10 +428,10 @@ def _day_q(model: TransitionModel, space: StateSpace, grid: ReminderGrid, t: int
         # The complaint cost is paid per complaint, also after an earlier one.
         q_small = (same + p_c * (w[:, col_comp] - same - pay.complaint_cost)
                    - pay.action_cost[a])
-        if rows.of_state.shape[0] == 1:  # one map for every invoice: a plain gather
-            yield a, q_small[:, rows.of_state[0]]
+        if gather.shape[0] == 1:  # one map for every invoice: a plain gather
+            yield a, q_small[:, gather[0]]
         else:
-            yield a, np.take_along_axis(q_small, of_state, axis=1)
+            yield a, np.take(q_small.reshape(-1), gather)
 
 
 def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
@@ -415,31 +446,29 @@ def backward_induction(model: TransitionModel, space: StateSpace, horizon: int,
     model.setup(space, grid)
     B, S = model.n, space.size  # noqa: N806
     pay = Payoffs.of(model, S)
+    gather = _state_gather(model, space)
     v_next = np.zeros((B, S))
     policy = np.zeros((B, horizon, S), dtype=np.int8) if keep_policy else None
-    block = space.spacing_block()[None, :, None] & _REMINDER_COLS  # (1, S, 6)
+    spaced = ~space.spacing_block()  # (S,) where the DP may act beyond WAIT
+    better = np.empty((B, S), dtype=bool)
     for t in range(horizon - 1, -1, -1):
-        mask = model.mask(t)
-        if mask is not None:
-            mask = mask & ~block
-        value = np.zeros((B, S))
-        best = np.zeros((B, S), dtype=np.int8)
-        for a, q in _day_q(model, space, grid, t, v_next, pay):
-            if a == 0:
-                value = q
+        allowed = model.mask(t)
+        value, best = None, np.zeros((B, S), dtype=np.int8)
+        for a, q in _day_q(model, space, grid, t, v_next, pay, gather):
+            if value is None:  # WAIT: always allowed
+                value = np.asarray(q, dtype=np.float64)  # a new array: updated in place
                 continue
-            better = q > value
-            if mask is not None:
-                better &= mask[:, :, a]
-            value = np.where(better, q, value)
-            best[better] = a
+            np.greater(q, value, out=better)
+            if allowed is not None:
+                better &= allowed[:, a]
+                better &= spaced
+            np.copyto(value, q, where=better)
+            np.copyto(best, a, where=better)
         v_next = value
         if policy is not None:
             policy[:, t] = best
     return v_next, policy
 
-
-_REMINDER_COLS = np.arange(N_ACTIONS) != 0  # every action but WAIT
 
 
 COUNTS = ("paid", "agency", "complaints", "reminders",
@@ -473,10 +502,11 @@ def evaluate_policy(model: TransitionModel, space: StateSpace, policy: np.ndarra
     model.setup(space, grid)
     B, S = model.n, space.size  # noqa: N806
     pay = Payoffs.of(model, S) if count is None else _counting_payoffs(count, B, S)
+    gather = _state_gather(model, space)
     v_next = np.zeros((B, S))
     for t in range(policy.shape[1] - 1, -1, -1):
         value = np.zeros((B, S))
-        for a, q in _day_q(model, space, grid, t, v_next, pay):
+        for a, q in _day_q(model, space, grid, t, v_next, pay, gather):
             value = np.where(policy[:, t] == a, q, value)
         v_next = value
     return v_next

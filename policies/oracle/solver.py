@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -120,9 +121,17 @@ class WorldModel(TransitionModel):
         tb, seg, params = self.tb, self._seg, self.params
         B = len(params)  # noqa: N806
         self.space, self.grid = space, grid
-        k, n, c = space.k[None], space.n[None], space.c[None]
-        self._k, self._comp = k, space.complaint[None]
-        self._wait_effect = effect_static(tb, seg, k, n, c)  # (B, S), the same every day
+        self._comp = space.complaint[None]
+        # Waiting, the hazard depends on the state only through (k, n, c, complaint): it is
+        # computed on one column per distinct tuple (U of them, about S / 8), then spread.
+        keys = np.stack([space.k, space.n, space.c, space.complaint])
+        _, first, self._wait_of = np.unique(keys, axis=1, return_index=True,
+                                            return_inverse=True)
+        self._wait_of = self._wait_of.reshape(-1)
+        self._wait_k, self._wait_comp = space.k[None, first], space.complaint[None, first]
+        self._wait_effect = effect_static(tb, seg, self._wait_k, space.n[None, first],
+                                          space.c[None, first])  # (B, U), every day
+        k, n = space.k[None], space.n[None]
         # A reminder's complaint probability depends on the state only through (grid row g,
         # complaint flag, "previous reminder recent" flag of the complaint model): rows
         # r = (g * 2 + complaint) * 2 + recent.
@@ -137,11 +146,13 @@ class WorldModel(TransitionModel):
         recent = (n > 0) & (k <= recent_k)
         of_state = (grid.key[None] * 2 + self._comp) * 2 + recent  # (B, S)
         self._rows = ComplaintRows(g=r_g, complaint=r_comp, of_state=of_state)
+        self._reminded_day, self._reminded = -1, np.zeros(0)
         if self.mask_fn is not None:  # facts do not depend on the complaint flag: first half
             # where the DP's spacing allows only WAIT the mask is not read: not evaluated
             self._free = np.flatnonzero(~space.spacing_block()[:space.half])
             self._with_dates = _wants_dates(self.mask_fn)
             self._fact_groups = FactGroups(self.mask_fn, STRING_FACTS)
+            self._days: JudgedDays | None = None
             # String facts are the same every day: encode them once as categoricals.
             self._strings = {name: pd.Categorical(values) for name, values in
                              facts_from_state(params, space.world_state(
@@ -155,34 +166,78 @@ class WorldModel(TransitionModel):
     def mask(self, t: int) -> np.ndarray | None:
         if self.mask_fn is None:
             return None
-        B, free = len(self.params), self._free  # noqa: N806
+        if self._days is None or t >= len(self._days.day_mask):
+            self._days = self._judge_days(t + 1)  # the DP asks for its last day first
+        days = self._days
+        return days.masks[np.arange(len(self.params)), days.day_mask[t]]
+
+    def _judge_days(self, n_days: int) -> JudgedDays:
+        """Every legal judgement of days ``0..n_days-1``, in a few calls of the mask: per
+        day, invoice and group of equal facts (:class:`FactGroups`) one row."""
+        B, free, half = len(self.params), self._free, self.space.half  # noqa: N806
+        probe = self.params.take(np.zeros(len(free), dtype=np.int64))
         # the states where the DP may act, grouped by their facts (those of invoice 0 tell)
-        first, of_free = self._fact_groups(facts_from_state(
-            self.params.take(np.zeros(len(free), dtype=np.int64)),
-            self.space.world_state(t, free)))
-        inv = np.repeat(np.arange(B), len(first))
-        params = self.params.take(inv)
-        facts = facts_from_state(params, self.space.world_state(t, np.tile(free[first], B)))
-        facts |= {name: values[inv] for name, values in self._strings.items()}
+        groups = [self._fact_groups(facts_from_state(probe, self.space.world_state(t, free)))
+                  for t in range(n_days)]
+        days = JudgedDays(B, self.space.size)
+        chunk: list[int] = []
+        rows = 0
+        for t in range(n_days):
+            chunk.append(t)
+            rows += B * len(groups[t][0])
+            if rows < _MASK_ROWS and t < n_days - 1:
+                continue
+            for d, judged in zip(chunk, self._judge(chunk, groups), strict=True):
+                of_free = groups[d][1]
+                for b in range(B):
+                    # the same groups (FactGroups hands back its tuple) and the same verdicts
+                    days.add(d, b, (id(groups[d]), judged[b].tobytes()),
+                             lambda b=b, judged=judged, of_free=of_free:
+                             _action_plane(judged[b], of_free, free, half))
+            chunk, rows = [], 0
+        return days.done(n_days)
+
+    def _judge(self, days: list[int], groups: list[tuple[np.ndarray, np.ndarray]]
+               ) -> list[np.ndarray]:
+        """The judged masks (B, U_d, 6) of ``days``, from one call of the mask."""
+        B = len(self.params)  # noqa: N806
+        facts, inv, dates = [], [], []
+        for d in days:
+            first = groups[d][0]
+            rows = np.repeat(np.arange(B), len(first))
+            params = self.params.take(rows)
+            facts.append(facts_from_state(params, self.space.world_state(
+                d, np.tile(self._free[first], B))))
+            inv.append(rows)
+            dates.append(params.due_day + d)
+        every = {name: np.concatenate([f[name] for f in facts]) for name in facts[0]}
+        every |= {name: values[np.concatenate(inv)] for name, values in self._strings.items()}
         if self._with_dates:
-            judged = self.mask_fn(facts, from_days(params.due_day + t))
+            judged = self.mask_fn(every, from_days(np.concatenate(dates)))
         else:
-            judged = self.mask_fn(facts)
-        judged = np.asarray(judged, dtype=bool).reshape(B, len(first), N_ACTIONS)
-        allowed = np.ones((B, self.space.half, N_ACTIONS), dtype=bool)  # WAIT-only: unused
-        allowed[:, free] = judged[:, of_free]
-        return np.concatenate([allowed, allowed], axis=1)  # complaint: same facts
+            judged = self.mask_fn(every)
+        judged = np.asarray(judged, dtype=bool)
+        sizes = [B * len(groups[d][0]) for d in days]
+        return [j.reshape(B, -1, N_ACTIONS)
+                for j in np.split(judged, np.cumsum(sizes)[:-1])]
 
     def wait_hazard(self, t: int) -> np.ndarray:
-        return pay_hazard_from_effect(self.tb, self._seg, self._rel, self._cal(t), self._ms, t,
-                                      self._k, self._wait_effect, self._comp)
+        h = pay_hazard_from_effect(self.tb, self._seg, self._rel, self._cal(t), self._ms, t,
+                                   self._wait_k, self._wait_effect, self._wait_comp)
+        return h[:, self._wait_of]
 
     def reminder_hazard(self, t: int, a: int) -> np.ndarray:
-        # In the world a complaint today lowers today's payment: by the next complaint flag.
-        x = (slice(None), slice(None), None, None)
-        return pay_hazard(self.tb, self._seg[x], self._rel[x], self._cal(t)[x], self._ms[x],
-                          t, 0, self.grid.n_post[None, :, None, None], a,
-                          np.array([False, True])[None, None, None, :])
+        if self._reminded_day != t:  # the four reminders of day t in one evaluation
+            # In the world a complaint today lowers today's payment: by the next complaint
+            # flag. Axes (B, reminder, G, current complaint, next complaint).
+            x = (slice(None), slice(None), None, None, None)
+            reminders = np.arange(1, AGENCY)[None, :, None, None, None]
+            self._reminded = pay_hazard(
+                self.tb, self._seg[x], self._rel[x], self._cal(t)[x], self._ms[x], t, 0,
+                self.grid.n_post[None, None, :, None, None], reminders,
+                np.array([False, True])[None, None, None, None, :])
+            self._reminded_day = t
+        return self._reminded[:, a - 1]
 
     def complaint_rows(self) -> ComplaintRows:
         return self._rows
@@ -191,6 +246,48 @@ class WorldModel(TransitionModel):
         return np.minimum(self._r_state * complaint_day_factor(self.tb, self._seg, t,
                                                                np.int64(a)),
                           MAX_COMPLAINT_PROBABILITY)
+
+
+# Rows of legal facts judged per call of the mask (memory: ~30 facts of 8 bytes a row).
+_MASK_ROWS = 200_000
+
+
+def _action_plane(judged: np.ndarray, of_free: np.ndarray, free: np.ndarray, half: int
+                  ) -> np.ndarray:
+    """(6, S) allowed actions of one invoice's states from its judged groups (U, 6)."""
+    plane = np.ones((N_ACTIONS, half), dtype=bool)  # states where the DP only waits: unused
+    plane[:, free] = judged[of_free].T
+    return np.concatenate([plane, plane], axis=1)  # with a complaint: the same facts
+
+
+class JudgedDays:
+    """The distinct legal masks of each of ``B`` invoices over the days: ``masks`` (B, M, 6,
+    S) bool and ``day_mask`` (days, B) which of them holds on each day (most invoices have a
+    handful: working days, weekends, holidays, before and after a deadline)."""
+
+    def __init__(self, B: int, S: int) -> None:  # noqa: N803
+        self._B, self._S = B, S
+        self._ids: list[dict[Any, int]] = [{} for _ in range(B)]
+        self._planes: list[list[np.ndarray]] = [[] for _ in range(B)]
+        self._day: dict[int, np.ndarray] = {}
+        self.masks = np.zeros((B, 0, N_ACTIONS, S), dtype=bool)
+        self.day_mask = np.zeros((0, B), dtype=np.int64)
+
+    def add(self, day: int, b: int, key: Any, plane: Callable[[], np.ndarray]) -> None:
+        """Invoice ``b`` on ``day`` has the mask ``key`` (``plane()`` builds it, once)."""
+        ids = self._ids[b]
+        if key not in ids:
+            ids[key] = len(self._planes[b])
+            self._planes[b].append(plane())
+        self._day.setdefault(day, np.zeros(self._B, dtype=np.int64))[b] = ids[key]
+
+    def done(self, n_days: int) -> JudgedDays:
+        m = max(len(p) for p in self._planes)
+        self.masks = np.ones((self._B, m, N_ACTIONS, self._S), dtype=bool)
+        for b, planes in enumerate(self._planes):
+            self.masks[b, :len(planes)] = planes
+        self.day_mask = np.stack([self._day[d] for d in range(n_days)])
+        return self
 
 
 def solve(params: InvoiceParams, scenario: Scenario | None = None,
@@ -223,8 +320,13 @@ def solve(params: InvoiceParams, scenario: Scenario | None = None,
     start = space.start
     value = np.zeros(n)
     policy = np.zeros((n, horizon, space.size), dtype=np.int8) if keep_policy else None
+    # Invoices with the same weekday of the due date and the same jurisdiction share their
+    # weekends and holidays: batched together, their legal facts change on the same days,
+    # so most days reuse the day before's mask (DayMasks). Each invoice's solution is its
+    # own: the order changes no number.
+    order = np.lexsort((np.asarray(params.jurisdiction), np.asarray(params.due_day) % 7))
     for lo in range(0, n, batch_size):
-        rows = np.arange(lo, min(lo + batch_size, n))
+        rows = order[lo:lo + batch_size]
         v, pol = backward_induction(WorldModel(params.take(rows), mask_fn), space, horizon,
                                     keep_policy)
         value[rows] = v[:, start]

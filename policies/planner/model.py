@@ -243,9 +243,10 @@ class LearnedModel(TransitionModel):
     # -- TransitionModel -----------------------------------------------------------------
     def mask(self, t: int) -> np.ndarray | None:
         legal, support = self._legal_mask(t), self._support_mask(t)
-        if legal is None or support is None:
-            return legal if support is None else support
-        return legal & support
+        if legal is None and support is None:
+            return None
+        allowed = legal if support is None else support if legal is None else legal & support
+        return np.ascontiguousarray(allowed.transpose(0, 2, 1))  # (B, 6, S): the DP's layout
 
     def _support_mask(self, t: int) -> np.ndarray | None:
         """(B, S, 6) the actions with logged support on day ``t`` (wait and agency always),

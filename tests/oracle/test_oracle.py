@@ -253,3 +253,39 @@ def test_evaluate_policy_counts_reminders_per_channel():
     assert (total > 0).any()
     with pytest.raises(ValueError, match="not one of"):
         count(once, "sms")
+
+
+@pytest.mark.parametrize("rows_per_call", [200_000, 500])
+def test_the_days_judged_at_once_are_each_days_own_judgement(monkeypatch, rows_per_call):
+    """The oracle's mask judges every day of a batch in a few calls and keeps each
+    invoice's distinct masks: on every day it equals judging that day's facts of every
+    state directly (with the date of each row, and in chunks of days)."""
+    import policies.oracle.solver as solver
+    from legal_rules import VectorEvaluator, load_rules
+    from policies.common.dp import ReminderGrid
+    from simulations.env.masks import FixedDateMask, LegalMask
+
+    monkeypatch.setattr(solver, "_MASK_ROWS", rows_per_call)
+    sc = dataclasses.replace(world.load_scenario("default"), horizon_days=30)
+    p = world.sample_invoices(sc, 12, np.random.default_rng(11))
+    dated = VectorEvaluator(load_rules()).mask  # (facts, as_of): each row's own date
+    fixed = FixedDateMask(LegalMask(), sc.start_date)  # one date, with fact classes
+    space = StateSpace.build(sc.max_days_since_reminder, sc.max_reminders)
+    acting = ~space.spacing_block()  # the DP reads the mask only here
+    every = np.arange(space.size)
+    changes = 0
+    for mask_fn in (dated, fixed):
+        model = solver.WorldModel(p, mask_fn)
+        model.setup(space, ReminderGrid.build(space))
+        before = None
+        for t in range(sc.horizon_days - 1, -1, -1):
+            got = model.mask(t)  # (B, 6, S)
+            for b in range(len(p)):
+                facts = world.facts_from_state(p.take(np.full(space.size, b)),
+                                               space.world_state(t, every))
+                want = (dated(facts, from_days(p.due_day[b] + np.full(space.size, t)))
+                        if mask_fn is dated else fixed(facts))
+                assert (got[b][:, acting] == want[acting].T).all(), (t, b)
+            changes += before is not None and not np.array_equal(got, before)
+            before = got
+    assert changes > 0  # weekends and deadlines: the masks do change over the days

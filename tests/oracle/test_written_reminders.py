@@ -150,7 +150,7 @@ def test_oracle_is_not_beaten_under_the_packaged_rules(legal_mask) -> None:
     want = np.array([E, P, L, FN, 0])[np.minimum(space.n, 4)]
     table = np.zeros_like(sol.policy)
     for t in range(sol.horizon):
-        ok = model.mask(t)[:, np.arange(space.size), want] & ~block[None]
+        ok = model.mask(t)[:, want, np.arange(space.size)] & ~block[None]
         table[:, t] = np.where(ok, want[None], 0)
     fixed = evaluate_policy(WorldModel(p, None), space, table)[:, s0]
     wait = evaluate_policy(WorldModel(p, None), space, np.zeros_like(sol.policy))[:, s0]

@@ -326,7 +326,8 @@ def _reference_model(dynamics, batch, mask):
             allowed[pick] = np.asarray(self.mask_fn(facts, from_days(rows.due_day + t)),
                                        dtype=bool)
             allowed = allowed.reshape(self.n, sp.half, N_ACTIONS)
-            return np.concatenate([allowed, allowed], axis=1)
+            # (B, 6, S): the DP's layout
+            return np.concatenate([allowed, allowed], axis=1).transpose(0, 2, 1)
 
         def _predict(self, t, counts, since, last):
             B, m = self.n, len(since)  # noqa: N806
