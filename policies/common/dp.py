@@ -31,7 +31,7 @@ are not (nor is the DP without a legal mask).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -334,6 +334,104 @@ class FactGroups:
         _, first, inverse = np.unique(np.stack(varying, axis=1), axis=0, return_index=True,
                                       return_inverse=True)
         return first, inverse.reshape(-1)
+
+
+# Rows of legal facts judged per call of a mask (memory: ~30 facts of 8 bytes a row).
+MASK_ROWS = 200_000
+
+
+class DayMasks:
+    """The legal masks of ``B`` invoices on days ``0..n_days-1``, judged in a few calls of
+    the mask instead of one a day (the oracle's and the planner's; a DP asks for its last
+    day first): per day, invoice and group of states with equal facts (:class:`FactGroups`)
+    one row, all days' rows in one call (chunks of :data:`MASK_ROWS`). Each invoice keeps
+    its few distinct masks (working day, weekend, holiday, before and after a deadline):
+    ``masks`` (B, M, 6, S) bool, ``day_mask`` (days, B) which one holds on each day.
+
+    Args:
+        facts: ``(t, inv (r,), states (r,)) -> facts``: the legal facts of invoices ``inv``
+            in first-half DP states ``states`` on day ``t`` (the complaint flag changes no
+            fact: the second half gets the same mask).
+        judge: ``(facts, t (r,), inv (r,)) -> (r, 6)`` the mask of those rows.
+        free: ``t -> (m,)`` the first-half states where the DP may act on day ``t`` (the
+            mask is judged there only; elsewhere it is True and not read).
+        groups: the :class:`FactGroups` of the mask.
+    """
+
+    def __init__(self, n_invoices: int, space: StateSpace, n_days: int,
+                 facts: Callable[[int, np.ndarray, np.ndarray], dict[str, Any]],
+                 judge: Callable[[dict[str, Any], np.ndarray, np.ndarray], np.ndarray],
+                 free: Callable[[int], np.ndarray], groups: FactGroups) -> None:
+        B, self._half = n_invoices, space.half  # noqa: N806
+        ids: list[dict[Any, int]] = [{} for _ in range(B)]
+        planes: list[list[np.ndarray]] = [[] for _ in range(B)]
+        self.day_mask = np.zeros((n_days, B), dtype=np.int64)
+        layouts: dict[Any, int] = {}
+        days: list[tuple[int, np.ndarray, tuple[np.ndarray, np.ndarray]]] = []
+        rows = 0
+        for t in range(n_days):
+            on = free(t)
+            grouped = groups(facts(t, np.zeros(len(on), dtype=np.int64), on))
+            days.append((t, on, grouped))
+            rows += B * len(grouped[0])
+            if rows < MASK_ROWS and t < n_days - 1:
+                continue
+            for (d, on_d, (_, of_free)), judged in zip(
+                    days, self._judge(B, days, facts, judge), strict=True):
+                # the same free states and groups (FactGroups hands back its tuple)
+                layout = layouts.setdefault((on_d.tobytes(), id(of_free)), len(layouts))
+                for b in range(B):
+                    key = (layout, judged[b].tobytes())
+                    if key not in ids[b]:
+                        ids[b][key] = len(planes[b])
+                        planes[b].append(self._plane(judged[b], of_free, on_d))
+                    self.day_mask[d, b] = ids[b][key]
+            days, rows = [], 0
+        self.masks = np.ones((B, max(len(p) for p in planes), N_ACTIONS, space.size),
+                             dtype=bool)
+        for b, own in enumerate(planes):
+            self.masks[b, :len(own)] = own
+
+    def __len__(self) -> int:
+        return len(self.day_mask)
+
+    def __call__(self, t: int) -> np.ndarray:
+        """(B, 6, S) the mask of day ``t`` (:meth:`TransitionModel.mask`)."""
+        return self.masks[np.arange(self.masks.shape[0]), self.day_mask[t]]
+
+    @staticmethod
+    def _judge(B: int, days: list[tuple[int, np.ndarray, tuple[np.ndarray, np.ndarray]]],  # noqa: N803
+               facts: Callable[..., dict[str, Any]], judge: Callable[..., np.ndarray]
+               ) -> list[np.ndarray]:
+        """The judged masks (B, U_d, 6) of ``days``, from one call of ``judge``."""
+        parts, ts, invs = [], [], []
+        for t, on, (first, _) in days:
+            inv = np.repeat(np.arange(B), len(first))
+            parts.append(facts(t, inv, np.tile(on[first], B)))
+            ts.append(np.full(len(inv), t))
+            invs.append(inv)
+        every = {name: _concat([f[name] for f in parts]) for name in parts[0]}
+        judged = np.asarray(judge(every, np.concatenate(ts), np.concatenate(invs)),
+                            dtype=bool)
+        sizes = [B * len(first) for _, _, (first, _) in days]
+        return [j.reshape(B, -1, N_ACTIONS)
+                for j in np.split(judged, np.cumsum(sizes)[:-1])]
+
+    def _plane(self, judged: np.ndarray, of_free: np.ndarray, free: np.ndarray
+               ) -> np.ndarray:
+        """(6, S) allowed actions of one invoice's states from its judged groups (U, 6)."""
+        plane = np.ones((N_ACTIONS, self._half), dtype=bool)  # where the DP only waits
+        plane[:, free] = judged[of_free].T
+        return np.concatenate([plane, plane], axis=1)  # with a complaint: the same facts
+
+
+def _concat(values: list[Any]) -> Any:
+    """Concatenate fact arrays (``pandas.Categorical`` too, whose categories may differ)."""
+    if hasattr(values[0], "codes"):
+        import pandas as pd
+
+        return pd.api.types.union_categoricals(values)
+    return np.concatenate(values)
 
 
 def continuation(v_next: np.ndarray, nxt: np.ndarray, h: np.ndarray, p_start: np.ndarray,

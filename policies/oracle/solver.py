@@ -32,6 +32,7 @@ from engine.contract import N_ACTIONS
 from policies.common.dp import (
     AGENCY,
     ComplaintRows,
+    DayMasks,
     FactGroups,
     ReminderGrid,
     StateSpace,
@@ -152,7 +153,7 @@ class WorldModel(TransitionModel):
             self._free = np.flatnonzero(~space.spacing_block()[:space.half])
             self._with_dates = _wants_dates(self.mask_fn)
             self._fact_groups = FactGroups(self.mask_fn, STRING_FACTS)
-            self._days: JudgedDays | None = None
+            self._days: DayMasks | None = None
             # String facts are the same every day: encode them once as categoricals.
             self._strings = {name: pd.Categorical(values) for name, values in
                              facts_from_state(params, space.world_state(
@@ -166,60 +167,20 @@ class WorldModel(TransitionModel):
     def mask(self, t: int) -> np.ndarray | None:
         if self.mask_fn is None:
             return None
-        if self._days is None or t >= len(self._days.day_mask):
-            self._days = self._judge_days(t + 1)  # the DP asks for its last day first
-        days = self._days
-        return days.masks[np.arange(len(self.params)), days.day_mask[t]]
+        if self._days is None or t >= len(self._days):  # the DP asks for its last day first
+            self._days = DayMasks(len(self.params), self.space, t + 1, self._facts,
+                                  self._judge, lambda _t: self._free, self._fact_groups)
+        return self._days(t)
 
-    def _judge_days(self, n_days: int) -> JudgedDays:
-        """Every legal judgement of days ``0..n_days-1``, in a few calls of the mask: per
-        day, invoice and group of equal facts (:class:`FactGroups`) one row."""
-        B, free, half = len(self.params), self._free, self.space.half  # noqa: N806
-        probe = self.params.take(np.zeros(len(free), dtype=np.int64))
-        # the states where the DP may act, grouped by their facts (those of invoice 0 tell)
-        groups = [self._fact_groups(facts_from_state(probe, self.space.world_state(t, free)))
-                  for t in range(n_days)]
-        days = JudgedDays(B, self.space.size)
-        chunk: list[int] = []
-        rows = 0
-        for t in range(n_days):
-            chunk.append(t)
-            rows += B * len(groups[t][0])
-            if rows < _MASK_ROWS and t < n_days - 1:
-                continue
-            for d, judged in zip(chunk, self._judge(chunk, groups), strict=True):
-                of_free = groups[d][1]
-                for b in range(B):
-                    # the same groups (FactGroups hands back its tuple) and the same verdicts
-                    days.add(d, b, (id(groups[d]), judged[b].tobytes()),
-                             lambda b=b, judged=judged, of_free=of_free:
-                             _action_plane(judged[b], of_free, free, half))
-            chunk, rows = [], 0
-        return days.done(n_days)
+    def _facts(self, t: int, inv: np.ndarray, states: np.ndarray) -> dict[str, Any]:
+        """The legal facts of invoices ``inv`` in first-half states ``states`` on day ``t``."""
+        facts = facts_from_state(self.params.take(inv), self.space.world_state(t, states))
+        return facts | {name: values[inv] for name, values in self._strings.items()}
 
-    def _judge(self, days: list[int], groups: list[tuple[np.ndarray, np.ndarray]]
-               ) -> list[np.ndarray]:
-        """The judged masks (B, U_d, 6) of ``days``, from one call of the mask."""
-        B = len(self.params)  # noqa: N806
-        facts, inv, dates = [], [], []
-        for d in days:
-            first = groups[d][0]
-            rows = np.repeat(np.arange(B), len(first))
-            params = self.params.take(rows)
-            facts.append(facts_from_state(params, self.space.world_state(
-                d, np.tile(self._free[first], B))))
-            inv.append(rows)
-            dates.append(params.due_day + d)
-        every = {name: np.concatenate([f[name] for f in facts]) for name in facts[0]}
-        every |= {name: values[np.concatenate(inv)] for name, values in self._strings.items()}
+    def _judge(self, facts: dict[str, Any], t: np.ndarray, inv: np.ndarray) -> np.ndarray:
         if self._with_dates:
-            judged = self.mask_fn(every, from_days(np.concatenate(dates)))
-        else:
-            judged = self.mask_fn(every)
-        judged = np.asarray(judged, dtype=bool)
-        sizes = [B * len(groups[d][0]) for d in days]
-        return [j.reshape(B, -1, N_ACTIONS)
-                for j in np.split(judged, np.cumsum(sizes)[:-1])]
+            return self.mask_fn(facts, from_days(self.params.due_day[inv] + t))
+        return self.mask_fn(facts)
 
     def wait_hazard(self, t: int) -> np.ndarray:
         h = pay_hazard_from_effect(self.tb, self._seg, self._rel, self._cal(t), self._ms, t,
@@ -246,48 +207,6 @@ class WorldModel(TransitionModel):
         return np.minimum(self._r_state * complaint_day_factor(self.tb, self._seg, t,
                                                                np.int64(a)),
                           MAX_COMPLAINT_PROBABILITY)
-
-
-# Rows of legal facts judged per call of the mask (memory: ~30 facts of 8 bytes a row).
-_MASK_ROWS = 200_000
-
-
-def _action_plane(judged: np.ndarray, of_free: np.ndarray, free: np.ndarray, half: int
-                  ) -> np.ndarray:
-    """(6, S) allowed actions of one invoice's states from its judged groups (U, 6)."""
-    plane = np.ones((N_ACTIONS, half), dtype=bool)  # states where the DP only waits: unused
-    plane[:, free] = judged[of_free].T
-    return np.concatenate([plane, plane], axis=1)  # with a complaint: the same facts
-
-
-class JudgedDays:
-    """The distinct legal masks of each of ``B`` invoices over the days: ``masks`` (B, M, 6,
-    S) bool and ``day_mask`` (days, B) which of them holds on each day (most invoices have a
-    handful: working days, weekends, holidays, before and after a deadline)."""
-
-    def __init__(self, B: int, S: int) -> None:  # noqa: N803
-        self._B, self._S = B, S
-        self._ids: list[dict[Any, int]] = [{} for _ in range(B)]
-        self._planes: list[list[np.ndarray]] = [[] for _ in range(B)]
-        self._day: dict[int, np.ndarray] = {}
-        self.masks = np.zeros((B, 0, N_ACTIONS, S), dtype=bool)
-        self.day_mask = np.zeros((0, B), dtype=np.int64)
-
-    def add(self, day: int, b: int, key: Any, plane: Callable[[], np.ndarray]) -> None:
-        """Invoice ``b`` on ``day`` has the mask ``key`` (``plane()`` builds it, once)."""
-        ids = self._ids[b]
-        if key not in ids:
-            ids[key] = len(self._planes[b])
-            self._planes[b].append(plane())
-        self._day.setdefault(day, np.zeros(self._B, dtype=np.int64))[b] = ids[key]
-
-    def done(self, n_days: int) -> JudgedDays:
-        m = max(len(p) for p in self._planes)
-        self.masks = np.ones((self._B, m, N_ACTIONS, self._S), dtype=bool)
-        for b, planes in enumerate(self._planes):
-            self.masks[b, :len(planes)] = planes
-        self.day_mask = np.stack([self._day[d] for d in range(n_days)])
-        return self
 
 
 def solve(params: InvoiceParams, scenario: Scenario | None = None,

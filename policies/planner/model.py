@@ -22,13 +22,14 @@ from typing import Any
 import numpy as np
 
 from engine.calendar import BusinessCalendar, CalendarDay, from_day, from_days
-from engine.contract import N_ACTIONS, Action
+from engine.contract import Action
 from engine.errors import InputError
 from engine.features import NO_REMINDER_DAYS, REMINDER_CHANNELS, reminder_dynamics
 from legal_rules.facts import NEVER_DAYS
 from policies.common.dp import (
     MIN_SPACING_DAYS,
     ComplaintRows,
+    DayMasks,
     FactGroups,
     ReminderGrid,
     StateSpace,
@@ -230,6 +231,7 @@ class LearnedModel(TransitionModel):
             strings.set_rows(np.arange(B), self._slim)
             self._strings = strings.facts()  # string facts as categoricals, once
             self._fact_groups = FactGroups(self.mask_fn, STRING_FACTS)
+            self._days: DayMasks | None = None
 
     @staticmethod
     def _since_bucket(space: StateSpace) -> np.ndarray:
@@ -243,38 +245,37 @@ class LearnedModel(TransitionModel):
     # -- TransitionModel -----------------------------------------------------------------
     def mask(self, t: int) -> np.ndarray | None:
         legal, support = self._legal_mask(t), self._support_mask(t)
-        if legal is None and support is None:
-            return None
-        allowed = legal if support is None else support if legal is None else legal & support
-        return np.ascontiguousarray(allowed.transpose(0, 2, 1))  # (B, 6, S): the DP's layout
+        if legal is None or support is None:
+            return legal if support is None else support
+        return legal & support
 
     def _support_mask(self, t: int) -> np.ndarray | None:
-        """(B, S, 6) the actions with logged support on day ``t`` (wait and agency always),
+        """(B, 6, S) the actions with logged support on day ``t`` (wait and agency always),
         or None without ``min_support``."""
         if self.dyn.min_support <= 0:
             return None
         allowed = self._support.at(self.seg, t, self.space.n) >= self.dyn.min_support
         allowed[:, :, Action.WAIT] = True
         allowed[:, :, Action.AGENCY] = True
-        return allowed
+        return np.ascontiguousarray(allowed.transpose(0, 2, 1))  # (B, 6, S): the DP's layout
 
     def _legal_mask(self, t: int) -> np.ndarray | None:
         if self.mask_fn is None:
             return None
+        if self._days is None or t >= len(self._days):  # the DP asks for its last day first
+            self._days = DayMasks(self.n, self.space, t + 1, self._facts, self._judge,
+                                  self._free, self._fact_groups)
+        return self._days(t)
+
+    def _free(self, t: int) -> np.ndarray:
+        """The reachable first-half states where the DP may act on day ``t`` (its 7-day
+        spacing: the others only wait)."""
         sp = self.space
-        # reachable states where the DP may act (its 7-day spacing: the others only wait)
-        free = np.flatnonzero(self._reachable(t, np.arange(sp.half))
+        return np.flatnonzero(self._reachable(t, np.arange(sp.half))
                               & ~sp.spacing_block()[:sp.half])
-        # grouped by their facts (those of invoice 0 tell, see FactGroups)
-        first, of_free = self._fact_groups(self._facts(t, np.zeros(len(free), np.int64), free))
-        u = len(first)
-        inv = np.repeat(np.arange(self.n), u)
-        facts = self._facts(t, inv, np.tile(free[first], self.n))
-        judged = np.asarray(self.mask_fn(facts, from_days(self.batch.due_day[inv] + t)),
-                            dtype=bool).reshape(self.n, u, N_ACTIONS)
-        allowed = np.ones((self.n, sp.half, N_ACTIONS), dtype=bool)  # unreachable: unused
-        allowed[:, free] = judged[:, of_free]
-        return np.concatenate([allowed, allowed], axis=1)  # complaint: same facts
+
+    def _judge(self, facts: dict[str, Any], t: np.ndarray, inv: np.ndarray) -> np.ndarray:
+        return self.mask_fn(facts, from_days(self.batch.due_day[inv] + t))
 
     def _facts(self, t: int, inv: np.ndarray, states: np.ndarray) -> dict[str, Any]:
         """The legal facts (string facts as categoricals) of invoices ``inv`` (r,) in the

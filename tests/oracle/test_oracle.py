@@ -258,14 +258,16 @@ def test_evaluate_policy_counts_reminders_per_channel():
 @pytest.mark.parametrize("rows_per_call", [200_000, 500])
 def test_the_days_judged_at_once_are_each_days_own_judgement(monkeypatch, rows_per_call):
     """The oracle's mask judges every day of a batch in a few calls and keeps each
-    invoice's distinct masks: on every day it equals judging that day's facts of every
-    state directly (with the date of each row, and in chunks of days)."""
+    invoice's distinct masks (``policies.common.dp.DayMasks``): on every day it equals
+    judging that day's facts of every state directly (with the date of each row, and in
+    chunks of days)."""
+    import policies.common.dp as dp
     import policies.oracle.solver as solver
     from legal_rules import VectorEvaluator, load_rules
     from policies.common.dp import ReminderGrid
     from simulations.env.masks import FixedDateMask, LegalMask
 
-    monkeypatch.setattr(solver, "_MASK_ROWS", rows_per_call)
+    monkeypatch.setattr(dp, "MASK_ROWS", rows_per_call)
     sc = dataclasses.replace(world.load_scenario("default"), horizon_days=30)
     p = world.sample_invoices(sc, 12, np.random.default_rng(11))
     dated = VectorEvaluator(load_rules()).mask  # (facts, as_of): each row's own date
