@@ -239,13 +239,8 @@ def solve(params: InvoiceParams, scenario: Scenario | None = None,
     start = space.start
     value = np.zeros(n)
     policy = np.zeros((n, horizon, space.size), dtype=np.int8) if keep_policy else None
-    # Invoices with the same weekday of the due date and the same jurisdiction share their
-    # weekends and holidays: batched together, their legal facts change on the same days,
-    # so most days reuse the day before's mask (DayMasks). Each invoice's solution is its
-    # own: the order changes no number.
-    order = np.lexsort((np.asarray(params.jurisdiction), np.asarray(params.due_day) % 7))
     for lo in range(0, n, batch_size):
-        rows = order[lo:lo + batch_size]
+        rows = np.arange(lo, min(lo + batch_size, n))
         v, pol = backward_induction(WorldModel(params.take(rows), mask_fn), space, horizon,
                                     keep_policy)
         value[rows] = v[:, start]
