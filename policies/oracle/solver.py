@@ -117,6 +117,7 @@ class WorldModel(TransitionModel):
         self._seg = seg
         self._rel = np.asarray(params.reliability)[:, None]
         self._ms = np.asarray(params.milestone_offset)[:, None]
+        self._resp = np.asarray(params.response, np.float64)[:, None]
 
     def setup(self, space: StateSpace, grid: ReminderGrid) -> None:
         tb, seg, params = self.tb, self._seg, self.params
@@ -131,7 +132,7 @@ class WorldModel(TransitionModel):
         self._wait_of = self._wait_of.reshape(-1)
         self._wait_k, self._wait_comp = space.k[None, first], space.complaint[None, first]
         self._wait_effect = effect_static(tb, seg, self._wait_k, space.n[None, first],
-                                          space.c[None, first])  # (B, U), every day
+                                          space.c[None, first], self._resp)  # (B, U)
         k, n = space.k[None], space.n[None]
         # A reminder's complaint probability depends on the state only through (grid row g,
         # complaint flag, "previous reminder recent" flag of the complaint model): rows
@@ -196,7 +197,7 @@ class WorldModel(TransitionModel):
             self._reminded = pay_hazard(
                 self.tb, self._seg[x], self._rel[x], self._cal(t)[x], self._ms[x], t, 0,
                 self.grid.n_post[None, None, :, None, None], reminders,
-                np.array([False, True])[None, None, None, None, :])
+                np.array([False, True])[None, None, None, None, :], response=self._resp[x])
             self._reminded_day = t
         return self._reminded[:, a - 1]
 

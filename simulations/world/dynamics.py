@@ -149,16 +149,18 @@ def initial_state(params: InvoiceParams) -> WorldState:
 
 
 def effect_static(tb: ModelTables, seg: np.ndarray, k: np.ndarray, n: np.ndarray,
-                  c: np.ndarray) -> np.ndarray:
-    """The day-independent part of the reminder effect: effect * strength * decay**k *
-    diminishing**(n-1) (0 when no reminder was sent)."""
-    return tb.effect[seg] * tb.strength[c] * tb.decay_pow[seg, k] * tb.dimin_pow[seg, n]
+                  c: np.ndarray, response: np.ndarray) -> np.ndarray:
+    """The day-independent part of the reminder effect: effect * response * strength *
+    decay**k * diminishing**(n-1) (0 when no reminder was sent; ``response`` the
+    customer's own, ``InvoiceParams.response``)."""
+    return (tb.effect[seg] * tb.strength[c] * tb.decay_pow[seg, k] * tb.dimin_pow[seg, n]
+            * response)
 
 
 def pay_hazard_from_effect(tb: ModelTables, seg: np.ndarray, rel: np.ndarray, cal: np.ndarray,
                            ms_off: np.ndarray, t: np.ndarray, k: np.ndarray,
                            static_effect: np.ndarray, complaint: np.ndarray) -> np.ndarray:
-    """:func:`pay_hazard` with ``effect_static(tb, seg, k, n, c)`` precomputed."""
+    """:func:`pay_hazard` with ``effect_static(tb, seg, k, n, c, response)`` precomputed."""
     send_day = np.clip(t - k, 0, tb.H)
     # Reminders sent before the milestone are wasted.
     effect = np.where(send_day >= ms_off, static_effect * tb.timing[seg, send_day], 0.0)
@@ -170,14 +172,15 @@ def pay_hazard_from_effect(tb: ModelTables, seg: np.ndarray, rel: np.ndarray, ca
 
 def pay_hazard(tb: ModelTables, seg: np.ndarray, rel: np.ndarray, cal: np.ndarray,
                ms_off: np.ndarray, t: np.ndarray, k: np.ndarray, n: np.ndarray, c: np.ndarray,
-               complaint: np.ndarray) -> np.ndarray:
+               complaint: np.ndarray, *, response: np.ndarray) -> np.ndarray:
     """P(paid today | not disputed, no dispute starts), after today's action.
 
     ``k, n, c`` are the post-action values (``k = 0`` if reminded today), ``cal`` the
-    calendar multiplier of today (0 on non-business days).
+    calendar multiplier of today (0 on non-business days), ``response`` the customer's
+    own reminder response (``InvoiceParams.response``).
     """
     return pay_hazard_from_effect(tb, seg, rel, cal, ms_off, t, k,
-                                  effect_static(tb, seg, k, n, c), complaint)
+                                  effect_static(tb, seg, k, n, c, response), complaint)
 
 
 def complaint_state_factor(tb: ModelTables, seg: np.ndarray, k: np.ndarray,
@@ -255,8 +258,8 @@ def transition_probs(params: InvoiceParams, state: WorldState,
                       complaint_probability(tb, seg, state.t, state.k, state.n, actions), 0.0)
     cal = calendar_multiplier(params, state.t)
     args = (tb, seg, params.reliability, cal, params.milestone_offset, state.t, k, n, c)
-    h_same = pay_hazard(*args, state.complaint)
-    h_comp = pay_hazard(*args, np.ones_like(state.complaint))
+    h_same = pay_hazard(*args, state.complaint, response=params.response)
+    h_comp = pay_hazard(*args, np.ones_like(state.complaint), response=params.response)
     h = np.where(state.complaint, h_same, (1 - p_comp) * h_same + p_comp * h_comp)
     open_ = active & (actions != AGENCY)
     p_start = np.where(open_ & ~state.disputed, tb.dispute_start[seg], 0.0)
@@ -306,7 +309,7 @@ def advance(params: InvoiceParams, state: WorldState, actions: np.ndarray,
     open_ = active & ~agency
     cal = calendar_multiplier(params, state.t)
     h = pay_hazard(tb, seg, params.reliability, cal, params.milestone_offset, state.t, k, n, c,
-                   comp)
+                   comp, response=params.response)
     ended = open_ & state.disputed & (u_disp < tb.dispute_resolve[seg])
     started = open_ & ~state.disputed & (u_disp < tb.dispute_start[seg])
     paid = open_ & ~state.disputed & ~started & (u_pay < h)

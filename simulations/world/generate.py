@@ -44,6 +44,7 @@ from simulations.world.params import (
     calendar_for,
     draw_customer_attributes,
     draw_invoice_attributes,
+    draw_response,
 )
 from simulations.world.scenario import Scenario
 
@@ -152,6 +153,7 @@ def generate_company(scenario: Scenario, n_customers: int, months: int, seed: in
     due_day = inv_day + attrs["terms"]
     years = (inv_day - start_day) / 365.25
     reliability = c_rel[inv_cust] * np.exp(c_drift[inv_cust] * years)
+    c_resp = draw_response(sc, c_seg, rng)  # the customer's own; nothing drawn without spread
     calendar = calendar_for(sc, start_day, int(due_day.max(initial=start_day)))
     params = InvoiceParams(
         segment=seg, jurisdiction=c_jur[inv_cust], customer_type=cust["customer_type"][inv_cust],
@@ -161,7 +163,7 @@ def generate_company(scenario: Scenario, n_customers: int, months: int, seed: in
         reminder_fee_agreed=cust["reminder_fee_agreed"][inv_cust],
         opted_out_email=cust["opted_out_email"][inv_cust],
         opted_out_letter=cust["opted_out_letter"][inv_cust],
-        opted_out_phone=cust["opted_out_phone"][inv_cust],
+        opted_out_phone=cust["opted_out_phone"][inv_cust], response=c_resp[inv_cust],
         scenario=sc, calendar=calendar, industries=cust["industries"],
     )
 

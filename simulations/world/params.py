@@ -26,8 +26,10 @@ class InvoiceParams:
     ``industry`` indexes ``industries`` (the vocabulary, a tuple of names). Days are
     ``engine.calendar`` day numbers (``engine.calendar.from_days`` gives the dates).
     ``milestone_offset`` is the milestone day minus the due date (``NO_MILESTONE`` when
-    there is none). ``reliability`` multiplies the payment hazard (mean about 1).
-    ``amount`` is in the invoice currency.
+    there is none). ``reliability`` multiplies the payment hazard (mean about 1),
+    ``response`` the reminder effect (the customer's own answer to reminders, mean 1; all 1
+    when the scenario's ``reminder_response_sigma`` is 0). ``amount`` is in the invoice
+    currency.
     """
 
     segment: np.ndarray  # int64
@@ -44,6 +46,7 @@ class InvoiceParams:
     opted_out_email: np.ndarray  # bool
     opted_out_letter: np.ndarray  # bool
     opted_out_phone: np.ndarray  # bool
+    response: np.ndarray  # float64, multiplies the reminder effect
     scenario: Scenario
     calendar: WorldCalendar
     industries: tuple[str, ...]
@@ -51,7 +54,7 @@ class InvoiceParams:
     _ARRAYS = (
         "segment", "jurisdiction", "customer_type", "industry", "reliability", "amount",
         "invoice_day", "due_day", "milestone_offset", "agency_consent", "reminder_fee_agreed",
-        "opted_out_email", "opted_out_letter", "opted_out_phone",
+        "opted_out_email", "opted_out_letter", "opted_out_phone", "response",
     )
 
     def __post_init__(self) -> None:
@@ -102,6 +105,7 @@ def sample_invoices(scenario: Scenario, n: int, rng: np.random.Generator,
     cust = draw_customer_attributes(scenario, segment, jurisdiction, rng)
     inv = draw_invoice_attributes(scenario, segment, rng)
     reliability = draw_reliability(scenario, segment, rng)
+    response = draw_response(scenario, segment, rng)
     due_day = invoice_day + inv["terms"]
     calendar = calendar_for(scenario, int(invoice_day.min(initial=to_day(start))),
                             int(due_day.max(initial=to_day(start))))
@@ -111,8 +115,8 @@ def sample_invoices(scenario: Scenario, n: int, rng: np.random.Generator,
         invoice_day=invoice_day, due_day=due_day, milestone_offset=inv["milestone_offset"],
         agency_consent=cust["agency_consent"], reminder_fee_agreed=cust["reminder_fee_agreed"],
         opted_out_email=cust["opted_out_email"], opted_out_letter=cust["opted_out_letter"],
-        opted_out_phone=cust["opted_out_phone"], scenario=scenario, calendar=calendar,
-        industries=cust["industries"],
+        opted_out_phone=cust["opted_out_phone"], response=response, scenario=scenario,
+        calendar=calendar, industries=cust["industries"],
     )
 
 
@@ -125,6 +129,17 @@ def draw_reliability(scenario: Scenario, segment: np.ndarray,
                      rng: np.random.Generator) -> np.ndarray:
     """Lognormal latent reliability with mean 1 per segment's sigma, shape (n,)."""
     sigma = np.array([s.reliability_sigma for s in scenario.segments])[segment]
+    return np.exp(sigma * rng.standard_normal(len(segment)) - 0.5 * sigma**2)
+
+
+def draw_response(scenario: Scenario, segment: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Lognormal reminder response with mean 1 per segment's ``reminder_response_sigma``,
+    shape (n,). All 1, drawing nothing from ``rng``, when no segment has a spread (so a
+    scenario without it draws everything else as before)."""
+    sigma = np.array([s.reminder_response_sigma for s in scenario.segments])[segment]
+    if not sigma.any():
+        return np.ones(len(segment))
     return np.exp(sigma * rng.standard_normal(len(segment)) - 0.5 * sigma**2)
 
 

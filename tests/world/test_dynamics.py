@@ -111,7 +111,8 @@ def _hazard(p: world.InvoiceParams, state: world.WorldState, action: int) -> np.
 def _h(p: world.InvoiceParams, t: int, k: int, n: int, c: int, complaint: bool = False):
     """Pay hazard of invoice 0 on a business day with calendar factor 1 (post-action k, n, c)."""
     return float(pay_hazard(tables(p.scenario), p.segment[:1], p.reliability[:1], 1.0,
-                            p.milestone_offset[:1], t, k, n, c, complaint)[0])
+                            p.milestone_offset[:1], t, k, n, c, complaint,
+                            response=p.response[:1])[0])
 
 
 def test_corporate_reminder_best_five_to_ten_days_after_due(
@@ -122,6 +123,40 @@ def test_corporate_reminder_best_five_to_ten_days_after_due(
     # The effect decays with days since the reminder and is stronger for stronger channels.
     assert _h(p, 30, 1, 1, 1) > _h(p, 30, 5, 1, 1) > _h(p, 30, 15, 1, 1)
     assert _h(p, 8, 0, 1, 4) > _h(p, 8, 0, 1, 3) > _h(p, 8, 0, 1, 2) > _h(p, 8, 0, 1, 1)
+
+
+def test_a_customers_response_scales_the_reminder_effect_only(
+        params: world.InvoiceParams) -> None:
+    """``InvoiceParams.response`` multiplies the reminder effect E in lam = base * (1 + E):
+    waiting is untouched, a reminder's extra intensity scales with it."""
+    p = _one_kind(params, "corporate", 1)
+
+    def lam(response: float, k: int, n: int, c: int) -> float:
+        q = dataclasses.replace(p, response=np.array([response]))
+        return -np.log1p(-_h(q, 7, k, n, c))
+
+    base = lam(1.0, K_NONE, 0, 0)
+    assert lam(0.2, K_NONE, 0, 0) == lam(3.0, K_NONE, 0, 0) == base
+    effect = lam(1.0, 0, 1, int(Action.LETTER)) / base - 1
+    assert effect > 0.5
+    for response in (0.2, 3.0):
+        got = lam(response, 0, 1, int(Action.LETTER)) / base - 1
+        assert got == pytest.approx(response * effect, rel=1e-9)
+
+
+def test_customers_answer_reminders_their_own_way_only_where_the_scenario_says() -> None:
+    """``reminder_response_sigma``: one response per customer (all its invoices), lognormal
+    with mean 1; without it every response is 1 and nothing else of the company changes."""
+    spread = world.generate_company(world.load_scenario("individual_response"), 120, 6, 4)
+    plain = world.generate_company(world.load_scenario("default"), 120, 6, 4)
+    assert (plain.params.response == 1.0).all()
+    inv = spread.invoices
+    per_customer = {c: set(spread.params.response[(inv["customer_id"] == c).to_numpy()])
+                    for c in inv["customer_id"].unique()}
+    assert all(len(values) == 1 for values in per_customer.values())
+    values = np.array([next(iter(v)) for v in per_customer.values()])
+    assert values.std() > 0.5 and 0.6 < values.mean() < 1.6
+    assert (values < 0.5).any() and (values > 2).any()
 
 
 def test_family_business_complains_about_early_reminders(params: world.InvoiceParams) -> None:

@@ -64,6 +64,8 @@ def _default_dict() -> dict:
          "segments.corporate.weekday_factors"),
         (lambda d: d["segments"]["construction"]["industries"].__setitem__("retail", 1),
          "segments.construction.industries"),
+        (lambda d: d["segments"]["saas"].__setitem__("reminder_response_sigma", 4),
+         "segments.saas.reminder_response_sigma"),
     ],
 )
 def test_bad_field_is_named_with_the_file(tmp_path: Path, edit, field: str) -> None:
