@@ -142,6 +142,26 @@ def _strength(obs: np.ndarray, exp: np.ndarray) -> float:
     return float(np.clip(1.0 / tau2, *_K_BOUNDS)) if tau2 > 0 else _K_BOUNDS[1]
 
 
+def _strength_against(obs: np.ndarray, exp: np.ndarray, obs_out: np.ndarray,
+                      exp_out: np.ndarray) -> float:
+    """Gamma prior strength 1/tau^2 of a cell's factor around the customer's own factor,
+    which is estimated from its other cells (``obs_out``, ``exp_out``, the same shape):
+    O ~ Poisson(E theta phi), phi ~ Gamma(mean 1, variance tau^2), theta estimated by
+    r = O_out / E_out. The method of moments with r's own Poisson noise taken out
+    (E[(O - E r)^2] = E theta + tau^2 E^2 theta^2 + E^2 theta / E_out and
+    E[r^2] = theta^2 + theta / E_out), so a history in which customers do not differ gets
+    tau^2 ~ 0, whatever the share of their payments in one cell; bounded by _K_BOUNDS."""
+    ok = np.asarray(exp_out) > 0
+    o, e = np.asarray(obs)[ok], np.asarray(exp)[ok]
+    r = np.asarray(obs_out)[ok] / np.asarray(exp_out)[ok]
+    noise = e * e * r / np.asarray(exp_out)[ok]  # E^2 Var(r)
+    denom = float((e * e * r * r - noise).sum())
+    if denom <= 0:
+        return _K_BOUNDS[1]
+    tau2 = (float(((o - e * r) ** 2).sum()) - float((e * r).sum()) - float(noise.sum())) / denom
+    return float(np.clip(1.0 / tau2, *_K_BOUNDS)) if tau2 > 0 else _K_BOUNDS[1]
+
+
 def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, K) cells -> baseline (n,), window cells (n, C, B)."""
     x = np.asarray(x, dtype=np.float64)
@@ -164,12 +184,14 @@ class CustomerResponse:
         (o0, o3), (e0, e3) = _split(obs), _split(exp)
         o_all, e_all = o0 + o3.sum(axis=(1, 2)), e0 + e3.sum(axis=(1, 2))
         k1 = _strength(o_all, e_all)
-        theta = (o_all + k1) / (e_all + k1)
         ob = np.column_stack([o0, o3.sum(axis=1)])  # (n, 1 + B): baseline, buckets
         eb = np.column_stack([e0, e3.sum(axis=1)])
-        k2 = _strength(ob.ravel(), (eb * theta[:, None]).ravel())
-        theta_b = (ob[:, 1:] + k2 * theta[:, None]) / (eb[:, 1:] + k2)
-        k3 = _strength(o3.ravel(), (e3 * theta_b[:, None, :]).ravel())
+        # Each cell against the customer's factor from its OTHER cells (a factor fitted on
+        # the cell's own counts absorbs their spread: most payments fall in the reminder
+        # windows, and customers would look alike there).
+        k2 = _strength_against(ob, eb, o_all[:, None] - ob, e_all[:, None] - eb)
+        o_b, e_b = ob[:, 1:], eb[:, 1:]  # (n, B)
+        k3 = _strength_against(o3, e3, o_b[:, None, :] - o3, e_b[:, None, :] - e3)
         return cls(k1, k2, k3)
 
     def estimate(self, obs: np.ndarray, exp: np.ndarray) -> np.ndarray:
