@@ -7,8 +7,13 @@ the policy's observation. Here the oracle is solved once with the true reliabili
 with every reliability set to a constant (the mean 1, and 0.8) and played in the ground truth
 on the held-out invoices of a finished ``bench_rl.py`` run. If the reliability-blind oracle
 keeps the oracle's NPV, the gap RL leaves is not missing information but learning (the
-learned environment and the optimiser). Writes ``benchmarks/results/oracle_information.json``.
-``python benchmarks/bench_oracle_information.py [--run dunning-data/bench_rl]``.
+learned environment and the optimiser). Likewise blind to the customer's own reminder
+response (``InvoiceParams.response``, all 1 unless the scenario spreads it, e.g.
+``individual_response``): what knowing how each customer answers reminders is worth.
+Writes ``benchmarks/results/oracle_information.json`` (``oracle_information_<scenario>.json``
+for another company's run).
+``python benchmarks/bench_oracle_information.py [--run dunning-data/bench_rl]
+[--scenario NAME]``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.bench_generality import _commit  # noqa: E402
 from benchmarks.common import finished_rl_run_from_cli, write_result  # noqa: E402
 from policies.baselines.oracle import GroundTruthOracle  # noqa: E402
 
@@ -40,6 +46,14 @@ class ReliabilityBlindOracle(GroundTruthOracle):
         return dataclasses.replace(params, reliability=reliability)
 
 
+class ResponseBlindOracle(GroundTruthOracle):
+    """The oracle solved as if every customer answered reminders like its segment
+    (``response`` 1)."""
+
+    def solved_params(self, params: Any) -> Any:
+        return dataclasses.replace(params, response=np.ones_like(params.response))
+
+
 def main() -> None:
     from dunning.pipeline import evaluation_source
     from policies.baselines.schedule import FixedSchedulePolicy
@@ -49,7 +63,8 @@ def main() -> None:
     truth = evaluation_source(config, company, config.model_dir, cut, db=config.db_path)
     policies = {"fixed": FixedSchedulePolicy(), "oracle": GroundTruthOracle(),
                 "oracle_reliability_1": ReliabilityBlindOracle(1.0),
-                "oracle_reliability_0.8": ReliabilityBlindOracle(0.8)}
+                "oracle_reliability_0.8": ReliabilityBlindOracle(0.8),
+                "oracle_response_1": ResponseBlindOracle()}
     ev = evaluate_policies(policies, config.scenario, n_invoices=args.invoices, seeds=SEEDS,
                            source=truth, reference=None)
     npv = {name: ev.overall[name]["npv"]["mean"] for name in policies}
@@ -59,12 +74,15 @@ def main() -> None:
                          for seg, v in ev.by_segment[name].items()} for name in policies}
     for name, g in gap.items():
         print(f"{name}: {g:.1%} of the oracle's gain over fixed", flush=True)
-    print(write_result("oracle_information", {
-        "run": str(args.run), "cut_date": str(cut), "invoices_per_seed": args.invoices,
-        "seeds": SEEDS,
-        "what": "oracle solved without the latent reliability (set to a constant), played in "
-                "the ground truth on held-out invoices: share of the true oracle's NPV gain "
-                "over the fixed schedule it keeps",
+    name = "oracle_information" + ("" if args.scenario == "default"
+                                   else f"_{Path(args.scenario).stem}")
+    print(write_result(name, {
+        **_commit(), "run": args.run.name, "scenario": args.scenario, "cut_date": str(cut),
+        "invoices_per_seed": args.invoices, "seeds": SEEDS,
+        "what": "oracle solved without the latent reliability (set to a constant), or without "
+                "the customers' own reminder response (set to 1), played in the ground truth "
+                "on held-out invoices: share of the true oracle's NPV gain over the fixed "
+                "schedule it keeps",
         "npv": {k: round(v, 1) for k, v in npv.items()},
         "oracle_gap_closed": gap, "npv_share_by_segment": by_segment}))
 

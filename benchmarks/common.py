@@ -53,21 +53,26 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
 def finished_rl_run_from_cli(description: str | None, invoices: int
                              ) -> tuple[argparse.Namespace, Any, Any, Any]:
     """``(args, PipelineConfig, company, cut date)`` for a diagnostic benchmark of a finished
-    ``bench_rl.py`` run: parses ``--run`` (default ``dunning-data/bench_rl``) and
-    ``--invoices`` (invoices per seed, default ``invoices``)."""
+    ``bench_rl.py`` run: parses ``--run`` (default ``dunning-data/bench_rl``),
+    ``--invoices`` (invoices per seed, default ``invoices``) and ``--scenario`` (the run's
+    company, default ``default``; e.g. a ``bench_generality.py --scenario`` run)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--run", type=Path, default=Path("dunning-data") / "bench_rl")
     ap.add_argument("--invoices", type=int, default=invoices)
+    ap.add_argument("--scenario", default="default", help="the run's scenario (name or file)")
     args = ap.parse_args()
-    return (args, *finished_rl_run(args.run))
+    return (args, *finished_rl_run(args.run, args.scenario))
 
 
-def finished_rl_run(run: Path) -> tuple[Any, Any, Any]:
+def finished_rl_run(run: Path, scenario: str = "default") -> tuple[Any, Any, Any]:
     """``(PipelineConfig, company, cut date)`` of a finished ``bench_rl.py`` run in ``run``
-    (the default pipeline's out dir); exits with a clear message when it has no models."""
+    (the default pipeline's out dir, on ``scenario``); exits with a clear message when it
+    has no models."""
+    import dataclasses
+
     from dunning.pipeline import PipelineConfig, cut_date, generate_step
 
-    config = PipelineConfig.default(out_dir=run)
+    config = dataclasses.replace(PipelineConfig.default(out_dir=run), scenario=scenario)
     if not (config.model_dir / "hazard_model.txt").is_file():
         sys.exit(f"{config.model_dir}: no trained models; run benchmarks/bench_rl.py first")
     company = generate_step(config, scenario=config.scenario)
