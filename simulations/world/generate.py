@@ -44,6 +44,7 @@ from simulations.world.params import (
     calendar_for,
     draw_customer_attributes,
     draw_invoice_attributes,
+    draw_reliability,
     draw_response,
 )
 from simulations.world.scenario import Scenario
@@ -131,8 +132,7 @@ def generate_company(scenario: Scenario, n_customers: int, months: int, seed: in
     jur_w = np.array([j.weight for j in sc.jurisdictions])
     c_jur = rng.choice(len(jur_w), size=n_customers, p=jur_w / jur_w.sum())
     cust = draw_customer_attributes(sc, c_seg, c_jur, rng)
-    sigma = np.array([s.reliability_sigma for s in sc.segments])[c_seg]
-    c_rel = np.exp(sigma * rng.standard_normal(n_customers) - 0.5 * sigma**2)
+    c_rel = draw_reliability(sc, c_seg, rng)
     drift_sd = np.array([s.drift_sigma_per_year for s in sc.segments])[c_seg]
     c_drift = drift_sd * rng.standard_normal(n_customers)
     c_since = start_day - rng.integers(0, 10 * 365, size=n_customers)

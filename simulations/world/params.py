@@ -129,7 +129,7 @@ def draw_reliability(scenario: Scenario, segment: np.ndarray,
                      rng: np.random.Generator) -> np.ndarray:
     """Lognormal latent reliability with mean 1 per segment's sigma, shape (n,)."""
     sigma = np.array([s.reliability_sigma for s in scenario.segments])[segment]
-    return np.exp(sigma * rng.standard_normal(len(segment)) - 0.5 * sigma**2)
+    return _lognormal_mean_one(sigma, rng)
 
 
 def draw_response(scenario: Scenario, segment: np.ndarray,
@@ -140,7 +140,13 @@ def draw_response(scenario: Scenario, segment: np.ndarray,
     sigma = np.array([s.reminder_response_sigma for s in scenario.segments])[segment]
     if not sigma.any():
         return np.ones(len(segment))
-    return np.exp(sigma * rng.standard_normal(len(segment)) - 0.5 * sigma**2)
+    return _lognormal_mean_one(sigma, rng)
+
+
+def _lognormal_mean_one(sigma: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """exp(sigma z - sigma^2 / 2), z standard normal: lognormal with mean 1, shape of
+    ``sigma``."""
+    return np.exp(sigma * rng.standard_normal(len(sigma)) - 0.5 * sigma**2)
 
 
 def draw_customer_attributes(scenario: Scenario, segment: np.ndarray, jurisdiction: np.ndarray,
