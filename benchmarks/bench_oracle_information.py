@@ -9,7 +9,10 @@ on the held-out invoices of a finished ``bench_rl.py`` run. If the reliability-b
 keeps the oracle's NPV, the gap RL leaves is not missing information but learning (the
 learned environment and the optimiser). Likewise blind to the customer's own reminder
 response (``InvoiceParams.response``, all 1 unless the scenario spreads it, e.g.
-``individual_response``): what knowing how each customer answers reminders is worth.
+``individual_response``): what knowing how each customer answers reminders is worth; and
+blind to the customer's own reminder timing (``InvoiceParams.timing_shift``, all 0 unless the
+scenario spreads it, e.g. ``individual_timing``): what knowing on which days each customer
+answers best is worth.
 Writes ``benchmarks/results/oracle_information.json`` (``oracle_information_<scenario>.json``
 for another company's run).
 ``python benchmarks/bench_oracle_information.py [--run dunning-data/bench_rl]
@@ -54,6 +57,14 @@ class ResponseBlindOracle(GroundTruthOracle):
         return dataclasses.replace(params, response=np.ones_like(params.response))
 
 
+class TimingBlindOracle(GroundTruthOracle):
+    """The oracle solved as if every customer answered reminders on its segment's days
+    (``timing_shift`` 0)."""
+
+    def solved_params(self, params: Any) -> Any:
+        return dataclasses.replace(params, timing_shift=np.zeros_like(params.timing_shift))
+
+
 def main() -> None:
     from dunning.pipeline import evaluation_source
     from policies.baselines.schedule import FixedSchedulePolicy
@@ -64,7 +75,8 @@ def main() -> None:
     policies = {"fixed": FixedSchedulePolicy(), "oracle": GroundTruthOracle(),
                 "oracle_reliability_1": ReliabilityBlindOracle(1.0),
                 "oracle_reliability_0.8": ReliabilityBlindOracle(0.8),
-                "oracle_response_1": ResponseBlindOracle()}
+                "oracle_response_1": ResponseBlindOracle(),
+                "oracle_timing_shift_0": TimingBlindOracle()}
     ev = evaluate_policies(policies, config.scenario, n_invoices=args.invoices, seeds=SEEDS,
                            source=truth, reference=None)
     npv = {name: ev.overall[name]["npv"]["mean"] for name in policies}
@@ -80,7 +92,7 @@ def main() -> None:
         **_commit(), "run": args.run.name, "scenario": args.scenario, "cut_date": str(cut),
         "invoices_per_seed": args.invoices, "seeds": SEEDS,
         "what": "oracle solved without the latent reliability (set to a constant), or without "
-                "the customers' own reminder response (set to 1), played in the ground truth "
+                "the customers' own reminder response (set to 1) or timing (shift 0), played in the ground truth "
                 "on held-out invoices: share of the true oracle's NPV gain over the fixed "
                 "schedule it keeps",
         "npv": {k: round(v, 1) for k, v in npv.items()},

@@ -118,6 +118,7 @@ class WorldModel(TransitionModel):
         self._rel = np.asarray(params.reliability)[:, None]
         self._ms = np.asarray(params.milestone_offset)[:, None]
         self._resp = np.asarray(params.response, np.float64)[:, None]
+        self._shift = np.asarray(params.timing_shift, np.int64)[:, None]
 
     def setup(self, space: StateSpace, grid: ReminderGrid) -> None:
         tb, seg, params = self.tb, self._seg, self.params
@@ -185,7 +186,8 @@ class WorldModel(TransitionModel):
 
     def wait_hazard(self, t: int) -> np.ndarray:
         h = pay_hazard_from_effect(self.tb, self._seg, self._rel, self._cal(t), self._ms, t,
-                                   self._wait_k, self._wait_effect, self._wait_comp)
+                                   self._wait_k, self._wait_effect, self._wait_comp,
+                                   shift=self._shift)
         return h[:, self._wait_of]
 
     def reminder_hazard(self, t: int, a: int) -> np.ndarray:
@@ -197,7 +199,8 @@ class WorldModel(TransitionModel):
             self._reminded = pay_hazard(
                 self.tb, self._seg[x], self._rel[x], self._cal(t)[x], self._ms[x], t, 0,
                 self.grid.n_post[None, None, :, None, None], reminders,
-                np.array([False, True])[None, None, None, None, :], response=self._resp[x])
+                np.array([False, True])[None, None, None, None, :], response=self._resp[x],
+                shift=self._shift[x])
             self._reminded_day = t
         return self._reminded[:, a - 1]
 

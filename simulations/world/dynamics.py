@@ -159,11 +159,14 @@ def effect_static(tb: ModelTables, seg: np.ndarray, k: np.ndarray, n: np.ndarray
 
 def pay_hazard_from_effect(tb: ModelTables, seg: np.ndarray, rel: np.ndarray, cal: np.ndarray,
                            ms_off: np.ndarray, t: np.ndarray, k: np.ndarray,
-                           static_effect: np.ndarray, complaint: np.ndarray) -> np.ndarray:
+                           static_effect: np.ndarray, complaint: np.ndarray, *,
+                           shift: np.ndarray) -> np.ndarray:
     """:func:`pay_hazard` with ``effect_static(tb, seg, k, n, c, response)`` precomputed."""
     send_day = np.clip(t - k, 0, tb.H)
+    # The customer answers a reminder sent on day d as its segment does one sent on d - shift.
+    timing = tb.timing[seg, np.clip(send_day - shift, 0, tb.H)]
     # Reminders sent before the milestone are wasted.
-    effect = np.where(send_day >= ms_off, static_effect * tb.timing[seg, send_day], 0.0)
+    effect = np.where(send_day >= ms_off, static_effect * timing, 0.0)
     lam = (tb.hazard[seg] * tb.trend[seg, np.clip(t, 0, tb.H)] * rel * cal * (1.0 + effect)
            * np.where(complaint, tb.slowdown[seg], 1.0)
            * np.where(t < ms_off, tb.before_milestone[seg], 1.0))
@@ -172,15 +175,18 @@ def pay_hazard_from_effect(tb: ModelTables, seg: np.ndarray, rel: np.ndarray, ca
 
 def pay_hazard(tb: ModelTables, seg: np.ndarray, rel: np.ndarray, cal: np.ndarray,
                ms_off: np.ndarray, t: np.ndarray, k: np.ndarray, n: np.ndarray, c: np.ndarray,
-               complaint: np.ndarray, *, response: np.ndarray) -> np.ndarray:
+               complaint: np.ndarray, *, response: np.ndarray, shift: np.ndarray
+               ) -> np.ndarray:
     """P(paid today | not disputed, no dispute starts), after today's action.
 
     ``k, n, c`` are the post-action values (``k = 0`` if reminded today), ``cal`` the
-    calendar multiplier of today (0 on non-business days), ``response`` the customer's
-    own reminder response (``InvoiceParams.response``).
+    calendar multiplier of today (0 on non-business days), ``response`` and ``shift`` the
+    customer's own reminder response and timing (``InvoiceParams.response``,
+    ``InvoiceParams.timing_shift``).
     """
     return pay_hazard_from_effect(tb, seg, rel, cal, ms_off, t, k,
-                                  effect_static(tb, seg, k, n, c, response), complaint)
+                                  effect_static(tb, seg, k, n, c, response), complaint,
+                                  shift=shift)
 
 
 def complaint_state_factor(tb: ModelTables, seg: np.ndarray, k: np.ndarray,
@@ -258,8 +264,9 @@ def transition_probs(params: InvoiceParams, state: WorldState,
                       complaint_probability(tb, seg, state.t, state.k, state.n, actions), 0.0)
     cal = calendar_multiplier(params, state.t)
     args = (tb, seg, params.reliability, cal, params.milestone_offset, state.t, k, n, c)
-    h_same = pay_hazard(*args, state.complaint, response=params.response)
-    h_comp = pay_hazard(*args, np.ones_like(state.complaint), response=params.response)
+    own = {"response": params.response, "shift": params.timing_shift}
+    h_same = pay_hazard(*args, state.complaint, **own)
+    h_comp = pay_hazard(*args, np.ones_like(state.complaint), **own)
     h = np.where(state.complaint, h_same, (1 - p_comp) * h_same + p_comp * h_comp)
     open_ = active & (actions != AGENCY)
     p_start = np.where(open_ & ~state.disputed, tb.dispute_start[seg], 0.0)
@@ -309,7 +316,7 @@ def advance(params: InvoiceParams, state: WorldState, actions: np.ndarray,
     open_ = active & ~agency
     cal = calendar_multiplier(params, state.t)
     h = pay_hazard(tb, seg, params.reliability, cal, params.milestone_offset, state.t, k, n, c,
-                   comp, response=params.response)
+                   comp, response=params.response, shift=params.timing_shift)
     ended = open_ & state.disputed & (u_disp < tb.dispute_resolve[seg])
     started = open_ & ~state.disputed & (u_disp < tb.dispute_start[seg])
     paid = open_ & ~state.disputed & ~started & (u_pay < h)

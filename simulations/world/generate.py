@@ -46,6 +46,7 @@ from simulations.world.params import (
     draw_invoice_attributes,
     draw_reliability,
     draw_response,
+    draw_timing_shift,
 )
 from simulations.world.scenario import Scenario
 
@@ -154,6 +155,7 @@ def generate_company(scenario: Scenario, n_customers: int, months: int, seed: in
     years = (inv_day - start_day) / 365.25
     reliability = c_rel[inv_cust] * np.exp(c_drift[inv_cust] * years)
     c_resp = draw_response(sc, c_seg, rng)  # the customer's own; nothing drawn without spread
+    c_shift = draw_timing_shift(sc, c_seg, rng)  # likewise
     calendar = calendar_for(sc, start_day, int(due_day.max(initial=start_day)))
     params = InvoiceParams(
         segment=seg, jurisdiction=c_jur[inv_cust], customer_type=cust["customer_type"][inv_cust],
@@ -164,6 +166,7 @@ def generate_company(scenario: Scenario, n_customers: int, months: int, seed: in
         opted_out_email=cust["opted_out_email"][inv_cust],
         opted_out_letter=cust["opted_out_letter"][inv_cust],
         opted_out_phone=cust["opted_out_phone"][inv_cust], response=c_resp[inv_cust],
+        timing_shift=c_shift[inv_cust],
         scenario=sc, calendar=calendar, industries=cust["industries"],
     )
 

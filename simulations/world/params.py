@@ -28,8 +28,9 @@ class InvoiceParams:
     ``milestone_offset`` is the milestone day minus the due date (``NO_MILESTONE`` when
     there is none). ``reliability`` multiplies the payment hazard (mean about 1),
     ``response`` the reminder effect (the customer's own answer to reminders, mean 1; all 1
-    when the scenario's ``reminder_response_sigma`` is 0). ``amount`` is in the invoice
-    currency.
+    when the scenario's ``reminder_response_sigma`` is 0), ``timing_shift`` the days by
+    which the customer's best reminder days come later than its segment's (all 0 when the
+    scenario's ``reminder_timing_shift_sd`` is 0). ``amount`` is in the invoice currency.
     """
 
     segment: np.ndarray  # int64
@@ -47,6 +48,7 @@ class InvoiceParams:
     opted_out_letter: np.ndarray  # bool
     opted_out_phone: np.ndarray  # bool
     response: np.ndarray  # float64, multiplies the reminder effect
+    timing_shift: np.ndarray  # int64 days, shifts the segment's reminder timing
     scenario: Scenario
     calendar: WorldCalendar
     industries: tuple[str, ...]
@@ -55,6 +57,7 @@ class InvoiceParams:
         "segment", "jurisdiction", "customer_type", "industry", "reliability", "amount",
         "invoice_day", "due_day", "milestone_offset", "agency_consent", "reminder_fee_agreed",
         "opted_out_email", "opted_out_letter", "opted_out_phone", "response",
+        "timing_shift",
     )
 
     def __post_init__(self) -> None:
@@ -106,6 +109,7 @@ def sample_invoices(scenario: Scenario, n: int, rng: np.random.Generator,
     inv = draw_invoice_attributes(scenario, segment, rng)
     reliability = draw_reliability(scenario, segment, rng)
     response = draw_response(scenario, segment, rng)
+    timing_shift = draw_timing_shift(scenario, segment, rng)
     due_day = invoice_day + inv["terms"]
     calendar = calendar_for(scenario, int(invoice_day.min(initial=to_day(start))),
                             int(due_day.max(initial=to_day(start))))
@@ -115,8 +119,9 @@ def sample_invoices(scenario: Scenario, n: int, rng: np.random.Generator,
         invoice_day=invoice_day, due_day=due_day, milestone_offset=inv["milestone_offset"],
         agency_consent=cust["agency_consent"], reminder_fee_agreed=cust["reminder_fee_agreed"],
         opted_out_email=cust["opted_out_email"], opted_out_letter=cust["opted_out_letter"],
-        opted_out_phone=cust["opted_out_phone"], response=response, scenario=scenario,
-        calendar=calendar, industries=cust["industries"],
+        opted_out_phone=cust["opted_out_phone"], response=response,
+        timing_shift=timing_shift, scenario=scenario, calendar=calendar,
+        industries=cust["industries"],
     )
 
 
@@ -147,6 +152,18 @@ def _lognormal_mean_one(sigma: np.ndarray, rng: np.random.Generator) -> np.ndarr
     """exp(sigma z - sigma^2 / 2), z standard normal: lognormal with mean 1, shape of
     ``sigma``."""
     return np.exp(sigma * rng.standard_normal(len(sigma)) - 0.5 * sigma**2)
+
+
+def draw_timing_shift(scenario: Scenario, segment: np.ndarray,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Whole days by which each customer's reminder timing is shifted: normal with mean 0
+    and the segment's ``reminder_timing_shift_sd``, rounded, shape (n,) int64. All 0,
+    drawing nothing from ``rng``, when no segment has a spread (so a scenario without it
+    draws everything else as before)."""
+    sd = np.array([s.reminder_timing_shift_sd for s in scenario.segments])[segment]
+    if not sd.any():
+        return np.zeros(len(segment), dtype=np.int64)
+    return np.rint(sd * rng.standard_normal(len(segment))).astype(np.int64)
 
 
 def draw_customer_attributes(scenario: Scenario, segment: np.ndarray, jurisdiction: np.ndarray,

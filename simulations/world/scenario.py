@@ -59,7 +59,8 @@ class SegmentBehaviour:
     ``calendar(date)`` is the month-end / mid-month / quarter-end factor times
     ``weekday_factors`` (Monday..Friday; e.g. payment runs), 0 on weekends and holidays.
         E   = reminder_effect * response * strength[c] * reminder_decay**k
-              * reminder_diminishing**(n-1) * timing(day the last reminder was sent)
+              * reminder_diminishing**(n-1)
+              * timing(day the last reminder was sent - timing_shift)
               (0 before the milestone)
         P(pay today) = 1 - exp(-lam)
 
@@ -67,6 +68,12 @@ class SegmentBehaviour:
     ``reminder_response_sigma`` (0, the default: every customer of the segment answers
     alike). A customer with a high one pays soon after a reminder, one with a low one
     hardly reacts; unlike ``reliability`` it leaves the unreminded hazard alone.
+
+    ``timing_shift`` is the customer's own reminder timing: a whole number of days, normal
+    with mean 0 and ``reminder_timing_shift_sd`` (0, the default: every customer of the
+    segment answers best on the segment's days). A customer with a shift of +10 answers a
+    reminder sent on day 15 as the segment answers one sent on day 5: its best days come
+    later. It matters only where ``reminder_timing`` is not flat.
     """
 
     name: str
@@ -97,6 +104,7 @@ class SegmentBehaviour:
     weekday_factors: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)  # Monday..Friday
     overdue_trend_per_30_days: float = 0.0  # hazard * exp(trend * t / 30)
     reminder_response_sigma: float = 0.0  # spread of the customers' own reminder response
+    reminder_timing_shift_sd: float = 0.0  # days; spread of the customers' own timing
 
 
 @dataclass(frozen=True)
@@ -273,6 +281,8 @@ def _segment_schema() -> dict[str, Any]:
         "overdue_trend_per_30_days": _number(-5, 5),
         "reminder_response_sigma": _number(
             0, 3, "spread (lognormal sigma) of the customers' own reminder response"),
+        "reminder_timing_shift_sd": _number(
+            0, 30, "spread (standard deviation, days) of the customers' own reminder timing"),
     })
 
 
@@ -495,6 +505,8 @@ def _read_segment(r: _Reader, name: str, d: Any) -> SegmentBehaviour:
         overdue_trend_per_30_days=r.number(d, "overdue_trend_per_30_days", p, -5, 5,
                                            default=0.0),
         reminder_response_sigma=r.number(d, "reminder_response_sigma", p, 0, 3, default=0.0),
+        reminder_timing_shift_sd=r.number(d, "reminder_timing_shift_sd", p, 0, 30,
+                                          default=0.0),
     )
 
 

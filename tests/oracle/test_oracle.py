@@ -41,6 +41,7 @@ def _tiny_params(horizon: int, seed: int) -> world.InvoiceParams:
     p.milestone_offset[2] = 1  # the construction milestone falls inside the tiny horizon
     p.reliability[:] = 8.0  # make paying (and therefore every branch) likely within days
     p.response[:] = [0.4, 1.0, 2.5]  # customers answering reminders their own way
+    p.timing_shift[:] = [-3, 5, 2]  # and at their own days (the corporate's peak moves)
     p.due_day[:] = p.due_day[0] - weekday(p.due_day[0])  # due on a Monday: business days
     return world.InvoiceParams(**{f.name: getattr(p, f.name)
                                   for f in dataclasses.fields(p)})

@@ -112,7 +112,7 @@ def _h(p: world.InvoiceParams, t: int, k: int, n: int, c: int, complaint: bool =
     """Pay hazard of invoice 0 on a business day with calendar factor 1 (post-action k, n, c)."""
     return float(pay_hazard(tables(p.scenario), p.segment[:1], p.reliability[:1], 1.0,
                             p.milestone_offset[:1], t, k, n, c, complaint,
-                            response=p.response[:1])[0])
+                            response=p.response[:1], shift=p.timing_shift[:1])[0])
 
 
 def test_corporate_reminder_best_five_to_ten_days_after_due(
@@ -157,6 +157,50 @@ def test_customers_answer_reminders_their_own_way_only_where_the_scenario_says()
     values = np.array([next(iter(v)) for v in per_customer.values()])
     assert values.std() > 0.5 and 0.6 < values.mean() < 1.6
     assert (values < 0.5).any() and (values > 2).any()
+
+
+def test_a_customers_timing_shift_moves_its_best_reminder_days(
+        params: world.InvoiceParams) -> None:
+    """``InvoiceParams.timing_shift``: a customer shifted by s answers a reminder sent on day
+    d exactly as its segment answers one sent on day d - s; waiting is untouched."""
+    p = _one_kind(params, "corporate", 1)
+
+    def h(shift: int, t: int, k: int, n: int, c: int) -> float:
+        return _h(dataclasses.replace(p, timing_shift=np.array([shift])), t, k, n, c)
+
+    for t in (0, 3, 9, 30, 60):
+        assert h(-6, t, K_NONE, 0, 0) == h(0, t, K_NONE, 0, 0) == h(12, t, K_NONE, 0, 0)
+    # sent today (k = 0) on day t + shift by the shifted customer, on day t by the segment,
+    # looked at on the same day: the same timing multiplier, so the same effect
+    base = {t: -np.log1p(-h(0, t, K_NONE, 0, 0)) for t in range(40)}
+    for shift in (-4, 8, 14):
+        for t in range(max(0, -shift), 40 - max(shift, 0)):
+            a, b = t + shift, t
+            eff_shifted = -np.log1p(-h(shift, a, 0, 1, 2)) / base[a]
+            eff_segment = -np.log1p(-h(0, b, 0, 1, 2)) / base[b]
+            assert eff_shifted == pytest.approx(eff_segment, rel=1e-9)
+    # the segment's best days are 5-10; a customer shifted by 14 answers best on days 19-24
+    gain = {t: h(14, t, 0, 1, 1) / h(14, t, K_NONE, 0, 0) for t in (7, 21)}
+    assert gain[21] > 1.5 * gain[7]
+
+
+def test_customers_keep_their_own_timing_only_where_the_scenario_says() -> None:
+    """``reminder_timing_shift_sd``: one whole-day shift per customer (all its invoices),
+    mean about 0; without it every shift is 0 and the company draws everything else as
+    before (the same reliabilities)."""
+    timing = world.generate_company(world.load_scenario("individual_timing"), 120, 6, 4)
+    plain = world.generate_company(world.load_scenario("default"), 120, 6, 4)
+    assert (plain.params.timing_shift == 0).all()
+    inv = timing.invoices
+    per_customer = {c: set(timing.params.timing_shift[(inv["customer_id"] == c).to_numpy()])
+                    for c in inv["customer_id"].unique()}
+    assert all(len(values) == 1 for values in per_customer.values())
+    values = np.array([next(iter(v)) for v in per_customer.values()])
+    assert values.dtype == np.int64 and 5 < values.std() < 10 and abs(values.mean()) < 2
+    # the shift is drawn after everything else: the rest of the company is the default's
+    # except where the timing changes what was paid
+    assert (timing.params.reliability == plain.params.reliability).all()
+    assert (timing.params.amount == plain.params.amount).all()
 
 
 def test_family_business_complains_about_early_reminders(params: world.InvoiceParams) -> None:

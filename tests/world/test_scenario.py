@@ -66,6 +66,8 @@ def _default_dict() -> dict:
          "segments.construction.industries"),
         (lambda d: d["segments"]["saas"].__setitem__("reminder_response_sigma", 4),
          "segments.saas.reminder_response_sigma"),
+        (lambda d: d["segments"]["startup"].__setitem__("reminder_timing_shift_sd", -1),
+         "segments.startup.reminder_timing_shift_sd"),
     ],
 )
 def test_bad_field_is_named_with_the_file(tmp_path: Path, edit, field: str) -> None:
