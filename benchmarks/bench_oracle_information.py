@@ -92,9 +92,9 @@ def main() -> None:
         **_commit(), "run": args.run.name, "scenario": args.scenario, "cut_date": str(cut),
         "invoices_per_seed": args.invoices, "seeds": SEEDS,
         "what": "oracle solved without the latent reliability (set to a constant), or without "
-                "the customers' own reminder response (set to 1) or timing (shift 0), played in the ground truth "
-                "on held-out invoices: share of the true oracle's NPV gain over the fixed "
-                "schedule it keeps",
+                "the customers' own reminder response (set to 1) or timing (shift 0), played "
+                "in the ground truth on held-out invoices: share of the true oracle's NPV "
+                "gain over the fixed schedule it keeps",
         "npv": {k: round(v, 1) for k, v in npv.items()},
         "oracle_gap_closed": gap, "npv_share_by_segment": by_segment}))
 
