@@ -13,23 +13,30 @@ correction (trees x segment reminder lift) is the expected payment; the invoice 
 that day is the observed one. The days fall in cells: *baseline* (no reminder in the last
 :data:`WINDOW_DAYS` days) and, within that window, per reminder channel c and bucket b of
 days since the reminder (:data:`SINCE_EDGES`: how SOON after a reminder the customer
-pays). Per customer, summed over the days strictly before the as-of date D::
+pays). The window days fall a second time in cells by the bucket s of the day after due
+the reminder was SENT (:data:`SEND_EDGES`: on WHICH days reminders work for this
+customer). Per customer, summed over the days strictly before the as-of date D::
 
     O, E                                    observed, expected payments (counts)
     theta    = (O + k1) / (E + k1)                       all days, toward 1 (= the segment)
     theta_0  = (O_0 + k2 * theta) / (E_0 + k2)           baseline days, toward theta
     theta_b  = (O_b + k2 * theta) / (E_b + k2)           window days b after a reminder
     theta_cb = (O_cb + k3 * theta_b) / (E_cb + k3)       of channel c, toward theta_b
+    theta_w  = (O_w + k2 * theta) / (E_w + k2)           all window days
+    theta_s  = (O_s + k4 * theta_w) / (E_s + k4)         window days of reminders sent in s
+    rho_s    = theta_s / theta_w                         the send day's relative factor
 
-``k1``, ``k2``, ``k3`` (prior strengths, in expected payments) come from the variance
-between customers beyond Poisson noise at each level (method of moments on the training
-history): a history in which customers do not differ gets a large k (no
-individualisation), one in which they do a small one. The hazard is multiplied by
-theta_0 on baseline days and by theta_cb on the window days of a channel-c reminder sent b
-days before. A customer who is just faster overall (the world's latent reliability) gets
-theta_0 ~ theta_cb, so the relative worth of a reminder stays the segment's; a customer who
-pays right after reminders gets theta_cb above theta_0, one who ignores them below. A
-customer without history gets 1 everywhere.
+``k1`` .. ``k4`` (prior strengths, in expected payments) come from the variance between
+customers beyond Poisson noise at each level (method of moments on the training history): a
+history in which customers do not differ gets a large k (no individualisation), one in
+which they do a small one. The hazard is multiplied by theta_0 on baseline days and by
+theta_cb * rho_s on the window days of a channel-c reminder sent b days before, on a day
+after due in bucket s. A customer who is just faster overall (the world's latent
+reliability) gets theta_0 ~ theta_cb and rho ~ 1, so the relative worth of a reminder stays
+the segment's; a customer who pays right after reminders gets theta_cb above theta_0, one
+who ignores them below; a customer who answers reminders sent later than its segment's best
+days gets rho above 1 in the later buckets and below 1 in the earlier ones, so a planner
+sends its reminders later. A customer without history gets 1 everywhere.
 
 Leakage: the estimate as of D reads only days < D (a day's payment is known at its end) of
 invoices whose model inputs are themselves as of their due dates, so it does not change
@@ -56,27 +63,40 @@ from engine.features import (
 from engine.models.reminder_lift import WINDOW_DAYS
 
 SINCE_EDGES = np.array([0, 4, 10])  # left-closed buckets of days since the reminder
+# left-closed buckets of the day after due a reminder was sent (a week each, then the rest:
+# the logging schedules' first reminders fall in the second and third week)
+SEND_EDGES = np.array([0, 7, 14, 21, 30])
 N_CHANNELS = len(REMINDER_CHANNELS)
 N_BUCKETS = len(SINCE_EDGES)
+N_SEND = len(SEND_EDGES)
 N_CELLS = 1 + N_CHANNELS * N_BUCKETS  # baseline, then channel-major, bucket-minor
+N_COLUMNS = N_CELLS + N_SEND  # then the window days again, by send bucket
 _BUCKET_NAMES = [f"{lo}_{hi - 1}" for lo, hi in
                  zip(SINCE_EDGES, [*SINCE_EDGES[1:], WINDOW_DAYS], strict=True)]
+_SEND_NAMES = [*(f"{lo}_{hi - 1}" for lo, hi in zip(SEND_EDGES[:-1], SEND_EDGES[1:],
+                                                     strict=True)), f"{SEND_EDGES[-1]}_"]
 RESPONSE_FEATURES: tuple[str, ...] = ("resp_baseline", *(
-    f"resp_{c}_{b}" for c in REMINDER_CHANNELS for b in _BUCKET_NAMES))
+    f"resp_{c}_{b}" for c in REMINDER_CHANNELS for b in _BUCKET_NAMES), *(
+    f"resp_sent_{s}" for s in _SEND_NAMES))
 _K_BOUNDS = (1.0, 1e4)  # prior strength: at least one pseudo-payment, at most "no effect"
 _FACTOR_BOUNDS = (0.05, 20.0)
 
 ExpectedFn = Callable[[np.ndarray, np.ndarray, Mapping[str, np.ndarray]], np.ndarray]
 
 
-def cells(dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
-    """(m,) estimate column of each day: 0 baseline, else 1 + (channel - 1) * B + bucket
-    for a day within :data:`WINDOW_DAYS` of a reminder of that channel."""
+def cells(dynamic: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``(cell, send)`` (m,) each, estimate columns of each day: ``cell`` 0 baseline, else
+    1 + (channel - 1) * B + bucket for a day within :data:`WINDOW_DAYS` of a reminder of
+    that channel; ``send`` :data:`N_CELLS` + the send bucket of that reminder, -1 on a
+    baseline day."""
     since = np.asarray(dynamic["days_since_last_reminder"], dtype=np.float64)
     ch = np.asarray(dynamic["last_channel"], dtype=np.int64)
     window = (since < WINDOW_DAYS) & (ch >= 1) & (ch <= N_CHANNELS)
     b = np.clip(np.searchsorted(SINCE_EDGES, since, side="right") - 1, 0, N_BUCKETS - 1)
-    return np.where(window, 1 + (np.clip(ch, 1, N_CHANNELS) - 1) * N_BUCKETS + b, 0)
+    sent = np.asarray(dynamic["last_reminder_overdue"], dtype=np.float64)
+    s = np.clip(np.searchsorted(SEND_EDGES, sent, side="right") - 1, 0, N_SEND - 1)
+    return (np.where(window, 1 + (np.clip(ch, 1, N_CHANNELS) - 1) * N_BUCKETS + b, 0),
+            np.where(window, N_CELLS + s, -1))
 
 
 @dataclass
@@ -84,8 +104,9 @@ class ResponseHistory:
     """Days at risk of a history, accumulated per customer for as-of queries.
 
     ``keys`` (m,) sorted ``customer << DAY_BITS | day``; ``cum`` (m + 1, 2 * K) cumulative
-    observed (first K columns) and expected (last K) payments per cell (K =
-    :data:`N_CELLS`, order of :data:`RESPONSE_FEATURES`), with a leading zero row.
+    observed (first K columns) and expected (last K) payments per column (K =
+    :data:`N_COLUMNS`, the cells then the send buckets: the order of
+    :data:`RESPONSE_FEATURES`), with a leading zero row.
     """
 
     keys: np.ndarray
@@ -98,7 +119,7 @@ class ResponseHistory:
         hi = np.searchsorted(self.keys, (cust << DAY_BITS) + np.asarray(day, np.int64), "left")
         lo = np.searchsorted(self.keys, cust << DAY_BITS, "left")
         s = self.cum[hi] - self.cum[lo]
-        return s[:, :N_CELLS], s[:, N_CELLS:]
+        return s[:, :N_COLUMNS], s[:, N_COLUMNS:]
 
 
 def response_history(p: PreparedTables, as_day: int, horizon_days: int,
@@ -120,14 +141,17 @@ def response_history(p: PreparedTables, as_day: int, horizon_days: int,
     exp = (expected(inv, np.searchsorted(inv, rows), dynamic) if len(rows)
            else np.zeros(0))
     obs = (day == p.settle_day[rows]).astype(np.float64)
-    cell = cells(dynamic)
+    cell, send = cells(dynamic)
     keys = (p.cust[rows].astype(np.int64) << DAY_BITS) + day
     order = np.argsort(keys, kind="stable")
-    vals = np.zeros((len(rows), 2 * N_CELLS))
+    vals = np.zeros((len(rows), 2 * N_COLUMNS))
     r = np.arange(len(rows))
     vals[r, cell] = obs
-    vals[r, N_CELLS + cell] = exp
-    cum = np.zeros((len(rows) + 1, 2 * N_CELLS))
+    vals[r, N_COLUMNS + cell] = exp
+    w = send >= 0  # the window days once more, by their reminder's send bucket
+    vals[r[w], send[w]] = obs[w]
+    vals[r[w], N_COLUMNS + send[w]] = exp[w]
+    cum = np.zeros((len(rows) + 1, 2 * N_COLUMNS))
     np.cumsum(vals[order], axis=0, out=cum[1:])
     return ResponseHistory(keys[order], cum)
 
@@ -162,26 +186,30 @@ def _strength_against(obs: np.ndarray, exp: np.ndarray, obs_out: np.ndarray,
     return float(np.clip(1.0 / tau2, *_K_BOUNDS)) if tau2 > 0 else _K_BOUNDS[1]
 
 
-def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(n, K) cells -> baseline (n,), window cells (n, C, B)."""
+def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, K) columns -> baseline (n,), window cells (n, C, B), send buckets (n, S)."""
     x = np.asarray(x, dtype=np.float64)
-    return x[:, 0], x[:, 1:].reshape(len(x), N_CHANNELS, N_BUCKETS)
+    return (x[:, 0], x[:, 1:N_CELLS].reshape(len(x), N_CHANNELS, N_BUCKETS),
+            x[:, N_CELLS:N_COLUMNS])
 
 
 @dataclass
 class CustomerResponse:
     """The fitted prior strengths (expected payments): ``k_customer`` (all days toward the
     segment), ``k_since`` (baseline and each since bucket toward the customer's all-day
-    factor), ``k_channel`` (a channel toward the customer's factor of that since bucket)."""
+    factor), ``k_channel`` (a channel toward the customer's factor of that since bucket),
+    ``k_send`` (a send bucket toward the customer's factor of all window days; 1e4, no
+    send-day individualisation, for a model saved before it existed)."""
 
     k_customer: float
     k_since: float
     k_channel: float
+    k_send: float = _K_BOUNDS[1]
 
     @classmethod
     def fit(cls, obs: np.ndarray, exp: np.ndarray) -> CustomerResponse:
         """From the training history's totals per customer, ``obs`` and ``exp`` (n, K)."""
-        (o0, o3), (e0, e3) = _split(obs), _split(exp)
+        (o0, o3, o_s), (e0, e3, e_s) = _split(obs), _split(exp)
         o_all, e_all = o0 + o3.sum(axis=(1, 2)), e0 + e3.sum(axis=(1, 2))
         k1 = _strength(o_all, e_all)
         ob = np.column_stack([o0, o3.sum(axis=1)])  # (n, 1 + B): baseline, buckets
@@ -192,41 +220,55 @@ class CustomerResponse:
         k2 = _strength_against(ob, eb, o_all[:, None] - ob, e_all[:, None] - eb)
         o_b, e_b = ob[:, 1:], eb[:, 1:]  # (n, B)
         k3 = _strength_against(o3, e3, o_b[:, None, :] - o3, e_b[:, None, :] - e3)
-        return cls(k1, k2, k3)
+        o_w, e_w = o_s.sum(axis=1, keepdims=True), e_s.sum(axis=1, keepdims=True)
+        k4 = _strength_against(o_s, e_s, o_w - o_s, e_w - e_s)
+        return cls(k1, k2, k3, k4)
 
     def estimate(self, obs: np.ndarray, exp: np.ndarray) -> np.ndarray:
         """(n, K) posterior-mean factors per customer (columns of
         :data:`RESPONSE_FEATURES`) from the totals (n, K) of
         :meth:`ResponseHistory.totals`."""
-        (o0, o3), (e0, e3) = _split(obs), _split(exp)
-        k1, k2, k3 = self.k_customer, self.k_since, self.k_channel
+        (o0, o3, o_s), (e0, e3, e_s) = _split(obs), _split(exp)
+        k1, k2, k3, k4 = self.k_customer, self.k_since, self.k_channel, self.k_send
         theta = (o0 + o3.sum(axis=(1, 2)) + k1) / (e0 + e3.sum(axis=(1, 2)) + k1)
         theta_0 = (o0 + k2 * theta) / (e0 + k2)
         theta_b = (o3.sum(axis=1) + k2 * theta[:, None]) / (e3.sum(axis=1) + k2)
         theta_cb = (o3 + k3 * theta_b[:, None, :]) / (e3 + k3)
-        out = np.column_stack([theta_0, theta_cb.reshape(len(obs), -1)])
+        theta_w = (o_s.sum(axis=1) + k2 * theta) / (e_s.sum(axis=1) + k2)
+        rho_s = (o_s + k4 * theta_w[:, None]) / (e_s + k4) / theta_w[:, None]
+        out = np.column_stack([theta_0, theta_cb.reshape(len(obs), -1), rho_s])
         return np.clip(out, *_FACTOR_BOUNDS)
 
     @staticmethod
     def factor(estimates: np.ndarray, dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
         """(m,) multiplier of the hazard: the row's estimate (m, K) of its day's cell
-        (baseline, or its last reminder's channel and days since it); NaN counts as 1."""
-        f = np.asarray(estimates, dtype=np.float64)[np.arange(len(estimates)),
-                                                    cells(dynamic)]
-        return np.where(np.isfinite(f), f, 1.0)
+        (baseline, or its last reminder's channel and days since it, times the factor of
+        the reminder's send bucket); NaN counts as 1."""
+        est = np.asarray(estimates, dtype=np.float64)
+        r = np.arange(len(est))
+        cell, send = cells(dynamic)
+        return _finite(est[r, cell]) * np.where(send >= 0, _finite(est[r, send]), 1.0)
 
     @staticmethod
     def factor_grid(estimates: np.ndarray, dynamic: Mapping[str, np.ndarray]) -> np.ndarray:
         """(B, m) :meth:`factor` of every row (invoice b, day j): the estimates (B, K) of B
         invoices on the m days of ``dynamic`` ((m,) each)."""
-        f = np.asarray(estimates, dtype=np.float64)[:, cells(dynamic)]
-        return np.where(np.isfinite(f), f, 1.0)
+        est = np.asarray(estimates, dtype=np.float64)
+        cell, send = cells(dynamic)
+        return _finite(est[:, cell]) * np.where(send >= 0, _finite(est[:, send]), 1.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"k_customer": self.k_customer, "k_since": self.k_since,
-                "k_channel": self.k_channel, "window_days": WINDOW_DAYS,
-                "since_edges": SINCE_EDGES.tolist(), "features": list(RESPONSE_FEATURES)}
+                "k_channel": self.k_channel, "k_send": self.k_send,
+                "window_days": WINDOW_DAYS, "since_edges": SINCE_EDGES.tolist(),
+                "send_edges": SEND_EDGES.tolist(), "features": list(RESPONSE_FEATURES)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CustomerResponse:
-        return cls(float(d["k_customer"]), float(d["k_since"]), float(d["k_channel"]))
+        return cls(float(d["k_customer"]), float(d["k_since"]), float(d["k_channel"]),
+                   float(d.get("k_send", _K_BOUNDS[1])))
+
+
+def _finite(f: np.ndarray) -> np.ndarray:
+    """NaN (no estimate) counts as 1."""
+    return np.where(np.isfinite(f), f, 1.0)

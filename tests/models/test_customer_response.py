@@ -54,6 +54,30 @@ def _history(n_customers: int = 40, n_invoices: int = 24, seed: int = 0
              "payments": pd.DataFrame(pay), "actions": pd.DataFrame(act)}, as_of)
 
 
+def _timing_history(n_customers: int = 40, n_invoices: int = 24, seed: int = 0
+                    ) -> tuple[dict[str, pd.DataFrame], dt.date]:
+    """Like :func:`_history`, but every customer answers reminders: even customers pay 2-4
+    days after a reminder sent 3-12 days after due, odd ones after one sent 17-26 days
+    after due; a reminder on other days is ignored and the invoice is paid on the
+    customer's own day 25-55. Plus one open invoice of C000 (answers early reminders) and
+    C001 (late ones), due on the as-of date."""
+    rng = np.random.default_rng(seed)
+    tables, as_of = _history(n_customers, n_invoices, seed)
+    inv = tables["invoices"][~tables["invoices"]["invoice_id"].str.endswith("-new")]
+    act, pay = [], []
+    for iid, cid, due in zip(inv["invoice_id"], inv["customer_id"], inv["due_date"],
+                             strict=True):
+        lo, hi = (3, 12) if int(cid[1:]) % 2 == 0 else (17, 26)
+        remind, own = int(rng.integers(0, 36)), int(rng.integers(25, 56))
+        late = min(own, remind + int(rng.integers(2, 5))) if lo <= remind <= hi else own
+        if remind < late:
+            act.append({"invoice_id": iid, "action_date": due + dt.timedelta(days=remind),
+                        "channel": "email"})
+        pay.append({"invoice_id": iid, "payment_date": due + dt.timedelta(days=late),
+                    "amount": AMOUNT})
+    return dict(tables, actions=pd.DataFrame(act), payments=pd.DataFrame(pay)), as_of
+
+
 def _fit(tables: dict[str, pd.DataFrame], as_of: dt.date, on: bool):
     """Trees on amount and segment only: without the customer response the two open
     invoices have the same inputs, so whatever tells them apart is the estimate."""
@@ -94,7 +118,10 @@ def _schedule(planner, row: int, horizon: int) -> list[tuple[int, int]]:
     return out
 
 
-def _plan(hazard, tables: dict[str, pd.DataFrame]) -> list[list[tuple[int, int]]]:
+def _plan(hazard, tables: dict[str, pd.DataFrame], email_cost: float | None = None
+          ) -> list[list[tuple[int, int]]]:
+    """The two open invoices' planned reminders; with ``email_cost`` an e-mail costs that
+    and every other action ten times as much (default: the default costs)."""
     from policies.planner import LearnedDynamics, PlannerPolicy
     from simulations.env.layout import SEGMENT_NAMES
     from simulations.env.learned import BehaviourRates, batch_from_tables
@@ -103,7 +130,9 @@ def _plan(hazard, tables: dict[str, pd.DataFrame]) -> list[list[tuple[int, int]]
     ns = len(SEGMENT_NAMES)
     rates = BehaviourRates(complaint=np.zeros((ns, 6)), dispute_start=np.zeros(ns),
                            dispute_resolve=np.zeros(ns))
-    planner = PlannerPolicy(LearnedDynamics(hazard, rates, CostModel(), horizon=40))
+    costs = CostModel() if email_cost is None else CostModel(
+        action_cost=(0.0, email_cost, *[10 * email_cost] * 3, 0.0))
+    planner = PlannerPolicy(LearnedDynamics(hazard, rates, costs, horizon=40))
     static = hazard.static_for_invoices(tables, NEW)
     planner.plan(batch_from_tables(tables, NEW, static, np.full((2, 3), 1.0 / 3.0)))
     return [_schedule(planner, r, 40) for r in range(2)]
@@ -124,6 +153,30 @@ def test_the_planner_times_a_responding_and_an_ignoring_customer_differently(his
     assert a and [day for day, _ in a] != [day for day, _ in b]
     same_a, same_b = _plan(_fit(*history, on=False), tables)
     assert same_a == same_b and same_a  # without the estimates: one plan for both
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_planner_reminds_each_customer_on_the_days_it_answers(seed):
+    """Issue #25's two customers of one segment: A (C000) paid within days of every
+    reminder sent 3-12 days after due, B (C001) of every one sent 17-26 days after due, both
+    ignored the others. The send-day estimates say so (A's factor for reminders sent in the
+    first two weeks above its factor for later ones, B's below), and the planner on the
+    model with them sends A's first reminder on A's days and B's on B's, where the model
+    without them plans both alike. An e-mail costs 80 on the 300 open: a reminder is worth
+    sending only where it works."""
+    from engine.models.customer_response import N_CELLS
+
+    tables, as_of = _timing_history(seed=seed)
+    model = _fit(tables, as_of, on=True)
+    assert model.response_.k_send < 100
+    rho = model.static_for_invoices(tables, NEW)[:, len(model.tree_features_) + N_CELLS:]
+    early_over_late = rho[:, :2].mean(axis=1) / rho[:, 2:4].mean(axis=1)
+    assert early_over_late[0] > 1.2 and early_over_late[1] < 0.8
+    a, b = _plan(model, tables, email_cost=80.0)
+    assert a and b, (a, b)
+    assert 3 <= a[0][0] <= 12 and 17 <= b[0][0] <= 26, (a, b)
+    same_a, same_b = _plan(_fit(tables, as_of, on=False), tables, email_cost=80.0)
+    assert same_a == same_b  # without the estimates: one plan for both
 
 
 def test_estimates_as_of_a_date_ignore_everything_dated_on_or_after_it(history, model):
@@ -226,19 +279,30 @@ def test_train_model_refuses_the_customer_response_on_a_cluster(tmp_path: Path):
     assert "--customer-response" in res.output and "--cluster" in res.output
 
 
-def _planted_totals(response_sigma: float, seed: int, n: int = 400):
-    """Per-customer observed and expected payments per cell: every customer pays at its
+def _planted_totals(response_sigma: float, seed: int, n: int = 400,
+                    timing: np.ndarray | None = None):
+    """Per-customer observed and expected payments per column: every customer pays at its
     own overall rate (lognormal, sd 0.3), and in the reminder windows at its own response
     on top (lognormal with ``response_sigma``); the baseline cell holds 3 expected
-    payments, each window cell 0.5-3."""
-    from engine.models.customer_response import N_CELLS
+    payments, each window cell 0.5-3. The window days once more by send bucket: the
+    expected payments split at random, the observed ones by the expected times ``timing``
+    ((n, S) each customer's own factor per send bucket; 1 when None)."""
+    from engine.models.customer_response import N_CELLS, N_SEND
 
     rng = np.random.default_rng(seed)
     exp = np.column_stack([np.full(n, 3.0), rng.uniform(0.5, 3.0, (n, N_CELLS - 1))])
     overall = np.exp(0.3 * rng.standard_normal(n))
     response = np.exp(response_sigma * rng.standard_normal(n) - response_sigma ** 2 / 2)
     mult = np.column_stack([np.ones(n), np.repeat(response[:, None], N_CELLS - 1, axis=1)])
-    return rng.poisson(exp * overall[:, None] * mult).astype(float), exp, response
+    obs = rng.poisson(exp * overall[:, None] * mult).astype(float)
+    share = rng.dirichlet(np.full(N_SEND, 2.0), size=n)
+    timing = np.ones((n, N_SEND)) if timing is None else timing
+    weight = share * timing
+    obs_send = np.array([rng.multinomial(int(o), w / w.sum())
+                         for o, w in zip(obs[:, 1:].sum(axis=1), weight, strict=True)])
+    exp_send = share * exp[:, 1:].sum(axis=1, keepdims=True)
+    return (np.column_stack([obs, obs_send]).astype(float), np.column_stack([exp, exp_send]),
+            response)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -248,13 +312,37 @@ def test_the_prior_finds_customers_who_answer_reminders_differently(seed):
     prior strengths are measured against each customer's OTHER cells (with that reference's
     own noise taken out): a planted spread in the response is found, none is found where
     there is none."""
-    from engine.models.customer_response import CustomerResponse
+    from engine.models.customer_response import N_CELLS, CustomerResponse
 
     obs, exp, _ = _planted_totals(0.0, seed)
-    assert CustomerResponse.fit(obs, exp).k_since >= 1000  # no individual timing
+    assert CustomerResponse.fit(obs, exp).k_since >= 1000  # no individual response
     obs, exp, response = _planted_totals(0.5, seed)
     fitted = CustomerResponse.fit(obs, exp)
     assert fitted.k_since < 200
     est = fitted.estimate(obs, exp)
-    window_over_baseline = est[:, 1:].mean(axis=1) / est[:, 0]
+    window_over_baseline = est[:, 1:N_CELLS].mean(axis=1) / est[:, 0]
     assert np.corrcoef(np.log(window_over_baseline), np.log(response))[0, 1] > 0.4
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_prior_finds_customers_who_answer_reminders_on_their_own_days(seed):
+    """Half the customers answer reminders sent in the first two weeks after due three
+    times as well as later ones, half the other way round (the same overall response): the
+    send-day prior finds that spread and the estimates tell the two halves apart; where
+    every customer answers every send day alike it finds none."""
+    from engine.models.customer_response import N_CELLS, N_SEND, CustomerResponse
+
+    obs, exp, _ = _planted_totals(0.3, seed)
+    assert CustomerResponse.fit(obs, exp).k_send >= 1000  # no individual timing
+    n = 400
+    early = np.arange(n) % 2 == 0
+    timing = np.where(early[:, None], [3.0, 3.0, 1.0, 1.0, 1.0], [1.0, 1.0, 3.0, 3.0, 3.0])
+    assert timing.shape == (n, N_SEND)
+    obs, exp, _ = _planted_totals(0.3, seed, timing=timing)
+    fitted = CustomerResponse.fit(obs, exp)
+    assert fitted.k_send < 100
+    rho = fitted.estimate(obs, exp)[:, N_CELLS:]
+    early_over_late = rho[:, :2].mean(axis=1) / rho[:, 2:].mean(axis=1)
+    assert np.median(early_over_late[early]) > 1.5 > 1 > 0.67 > np.median(
+        early_over_late[~early])
+    assert (early_over_late[early] > early_over_late[~early].max()).mean() > 0.3
