@@ -46,7 +46,7 @@ when anything dated D or later is added or removed (tested).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -80,6 +80,8 @@ RESPONSE_FEATURES: tuple[str, ...] = ("resp_baseline", *(
     f"resp_sent_{s}" for s in _SEND_NAMES))
 _K_BOUNDS = (1.0, 1e4)  # prior strength: at least one pseudo-payment, at most "no effect"
 _FACTOR_BOUNDS = (0.05, 20.0)
+# a segment's own prior strengths need this many customers (else the pooled ones)
+MIN_SEGMENT_CUSTOMERS = 30
 
 ExpectedFn = Callable[[np.ndarray, np.ndarray, Mapping[str, np.ndarray]], np.ndarray]
 
@@ -193,13 +195,13 @@ def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             x[:, N_CELLS:N_COLUMNS])
 
 
-@dataclass
-class CustomerResponse:
-    """The fitted prior strengths (expected payments): ``k_customer`` (all days toward the
-    segment), ``k_since`` (baseline and each since bucket toward the customer's all-day
-    factor), ``k_channel`` (a channel toward the customer's factor of that since bucket),
-    ``k_send`` (a send bucket toward the customer's factor of all window days; 1e4, no
-    send-day individualisation, for a model saved before it existed)."""
+@dataclass(frozen=True)
+class PriorStrengths:
+    """The prior strengths (expected payments) of one group of customers: ``k_customer``
+    (all days toward the segment), ``k_since`` (baseline and each since bucket toward the
+    customer's all-day factor), ``k_channel`` (a channel toward the customer's factor of
+    that since bucket), ``k_send`` (a send bucket toward the customer's factor of all window
+    days; 1e4, no send-day individualisation, for a model saved before it existed)."""
 
     k_customer: float
     k_since: float
@@ -207,7 +209,7 @@ class CustomerResponse:
     k_send: float = _K_BOUNDS[1]
 
     @classmethod
-    def fit(cls, obs: np.ndarray, exp: np.ndarray) -> CustomerResponse:
+    def fit(cls, obs: np.ndarray, exp: np.ndarray) -> PriorStrengths:
         """From the training history's totals per customer, ``obs`` and ``exp`` (n, K)."""
         (o0, o3, o_s), (e0, e3, e_s) = _split(obs), _split(exp)
         o_all, e_all = o0 + o3.sum(axis=(1, 2)), e0 + e3.sum(axis=(1, 2))
@@ -224,18 +226,68 @@ class CustomerResponse:
         k4 = _strength_against(o_s, e_s, o_w - o_s, e_w - e_s)
         return cls(k1, k2, k3, k4)
 
-    def estimate(self, obs: np.ndarray, exp: np.ndarray) -> np.ndarray:
+    def as_row(self) -> np.ndarray:
+        """(4,) k_customer, k_since, k_channel, k_send."""
+        return np.array([self.k_customer, self.k_since, self.k_channel, self.k_send])
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> PriorStrengths:
+        return cls(float(d["k_customer"]), float(d["k_since"]), float(d["k_channel"]),
+                   float(d.get("k_send", _K_BOUNDS[1])))
+
+
+@dataclass
+class CustomerResponse:
+    """The fitted prior strengths: ``pooled`` over all customers, and ``by_segment`` for
+    every segment with at least :data:`MIN_SEGMENT_CUSTOMERS` customers in the training
+    history. Customers of one segment are shrunk by their segment's strengths, so a segment
+    whose customers answer reminders on their own days individualises even where the others
+    do not (pooled over segments, their spread would be averaged away); a customer without
+    a known segment, or of a smaller one, by the pooled strengths."""
+
+    pooled: PriorStrengths
+    by_segment: dict[str, PriorStrengths] = field(default_factory=dict)
+
+    @classmethod
+    def fit(cls, obs: np.ndarray, exp: np.ndarray, segment: np.ndarray | None = None
+            ) -> CustomerResponse:
+        """From the training history's totals per customer, ``obs`` and ``exp`` (n, K), and
+        the customers' segments (n,) (None or missing values: pooled only)."""
+        by_segment = {}
+        if segment is not None:
+            seg = _segment_names(segment)
+            names, counts = np.unique(seg[seg != ""], return_counts=True)
+            for name, count in zip(names, counts, strict=True):
+                if count >= MIN_SEGMENT_CUSTOMERS:
+                    rows = seg == name
+                    by_segment[str(name)] = PriorStrengths.fit(obs[rows], exp[rows])
+        return cls(PriorStrengths.fit(obs, exp), by_segment)
+
+    def strengths(self, segment: np.ndarray | None, n: int) -> np.ndarray:
+        """(n, 4) the prior strengths of each customer (its segment's, else the pooled)."""
+        k = np.tile(self.pooled.as_row(), (n, 1))
+        if segment is not None and self.by_segment:
+            seg = _segment_names(segment)
+            for name, strengths in self.by_segment.items():
+                k[seg == name] = strengths.as_row()
+        return k
+
+    def estimate(self, obs: np.ndarray, exp: np.ndarray, segment: np.ndarray | None = None
+                 ) -> np.ndarray:
         """(n, K) posterior-mean factors per customer (columns of
         :data:`RESPONSE_FEATURES`) from the totals (n, K) of
-        :meth:`ResponseHistory.totals`."""
+        :meth:`ResponseHistory.totals` and the customers' segments (n,)."""
         (o0, o3, o_s), (e0, e3, e_s) = _split(obs), _split(exp)
-        k1, k2, k3, k4 = self.k_customer, self.k_since, self.k_channel, self.k_send
+        k1, k2, k3, k4 = self.strengths(segment, len(o0)).T
         theta = (o0 + o3.sum(axis=(1, 2)) + k1) / (e0 + e3.sum(axis=(1, 2)) + k1)
         theta_0 = (o0 + k2 * theta) / (e0 + k2)
-        theta_b = (o3.sum(axis=1) + k2 * theta[:, None]) / (e3.sum(axis=1) + k2)
-        theta_cb = (o3 + k3 * theta_b[:, None, :]) / (e3 + k3)
+        theta_b = ((o3.sum(axis=1) + (k2 * theta)[:, None])
+                   / (e3.sum(axis=1) + k2[:, None]))
+        theta_cb = ((o3 + k3[:, None, None] * theta_b[:, None, :])
+                    / (e3 + k3[:, None, None]))
         theta_w = (o_s.sum(axis=1) + k2 * theta) / (e_s.sum(axis=1) + k2)
-        rho_s = (o_s + k4 * theta_w[:, None]) / (e_s + k4) / theta_w[:, None]
+        rho_s = ((o_s + (k4 * theta_w)[:, None]) / (e_s + k4[:, None])
+                 / theta_w[:, None])
         out = np.column_stack([theta_0, theta_cb.reshape(len(obs), -1), rho_s])
         return np.clip(out, *_FACTOR_BOUNDS)
 
@@ -258,15 +310,24 @@ class CustomerResponse:
         return _finite(est[:, cell]) * np.where(send >= 0, _finite(est[:, send]), 1.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"k_customer": self.k_customer, "k_since": self.k_since,
-                "k_channel": self.k_channel, "k_send": self.k_send,
+        return {"pooled": asdict(self.pooled),
+                "by_segment": {k: asdict(v) for k, v in sorted(self.by_segment.items())},
                 "window_days": WINDOW_DAYS, "since_edges": SINCE_EDGES.tolist(),
                 "send_edges": SEND_EDGES.tolist(), "features": list(RESPONSE_FEATURES)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CustomerResponse:
-        return cls(float(d["k_customer"]), float(d["k_since"]), float(d["k_channel"]),
-                   float(d.get("k_send", _K_BOUNDS[1])))
+        """Also a model saved before the segments' own strengths (its k_* are pooled)."""
+        if "pooled" not in d:
+            return cls(PriorStrengths.from_dict(d))
+        return cls(PriorStrengths.from_dict(d["pooled"]),
+                   {k: PriorStrengths.from_dict(v) for k, v in d["by_segment"].items()})
+
+
+def _segment_names(segment: np.ndarray) -> np.ndarray:
+    """(n,) segment names as str, "" where unknown (None, NaN)."""
+    return np.array(["" if v is None or (isinstance(v, float) and v != v) else str(v)
+                     for v in np.asarray(segment, dtype=object)])
 
 
 def _finite(f: np.ndarray) -> np.ndarray:

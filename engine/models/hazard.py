@@ -189,7 +189,7 @@ class HazardModel:
             hist = self._response_history(p, to_day(as_of))
             cust = np.unique(p.cust)
             obs, exp = hist.totals(cust, np.full(len(cust), to_day(as_of)))
-            self.response_ = CustomerResponse.fit(obs, exp)
+            self.response_ = CustomerResponse.fit(obs, exp, _segments(p, cust))
             self.static_features_ = [*self.tree_features_, *RESPONSE_FEATURES]
         return self
 
@@ -346,7 +346,8 @@ class HazardModel:
             # each estimate reads the days before its own due date only
             as_day = int(p.due_day[rows].max(initial=0))
             hist = self._response_history(p, as_day, np.unique(cust))
-            est = self.response_.estimate(*hist.totals(cust, p.due_day[rows]))
+            est = self.response_.estimate(*hist.totals(cust, p.due_day[rows]),
+                                          _segments(p, cust))
             X = X.assign(**{name: est[:, j] for j, name in enumerate(RESPONSE_FEATURES)})
         return X
 
@@ -643,6 +644,13 @@ class HazardModel:
         m.booster_ = lgb.Booster(model_file=str(d / HAZARD_FILE))
         m.hash_ = meta["hash"]
         return m
+
+
+def _segments(p: PreparedTables, cust: np.ndarray) -> np.ndarray | None:
+    """(n,) the segment of customers ``cust`` (positions), None without the column."""
+    if "segment" not in p.customers.columns:
+        return None
+    return p.customers["segment"].to_numpy(dtype=object)[cust]
 
 
 def _split_codes(values: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:

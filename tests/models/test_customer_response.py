@@ -168,7 +168,7 @@ def test_the_planner_reminds_each_customer_on_the_days_it_answers(seed):
 
     tables, as_of = _timing_history(seed=seed)
     model = _fit(tables, as_of, on=True)
-    assert model.response_.k_send < 100
+    assert model.response_.by_segment["corporate"].k_send < 100
     rho = model.static_for_invoices(tables, NEW)[:, len(model.tree_features_) + N_CELLS:]
     early_over_late = rho[:, :2].mean(axis=1) / rho[:, 2:4].mean(axis=1)
     assert early_over_late[0] > 1.2 and early_over_late[1] < 0.8
@@ -315,10 +315,10 @@ def test_the_prior_finds_customers_who_answer_reminders_differently(seed):
     from engine.models.customer_response import N_CELLS, CustomerResponse
 
     obs, exp, _ = _planted_totals(0.0, seed)
-    assert CustomerResponse.fit(obs, exp).k_since >= 1000  # no individual response
+    assert CustomerResponse.fit(obs, exp).pooled.k_since >= 1000  # no individual response
     obs, exp, response = _planted_totals(0.5, seed)
     fitted = CustomerResponse.fit(obs, exp)
-    assert fitted.k_since < 200
+    assert fitted.pooled.k_since < 200
     est = fitted.estimate(obs, exp)
     window_over_baseline = est[:, 1:N_CELLS].mean(axis=1) / est[:, 0]
     assert np.corrcoef(np.log(window_over_baseline), np.log(response))[0, 1] > 0.4
@@ -333,16 +333,47 @@ def test_the_prior_finds_customers_who_answer_reminders_on_their_own_days(seed):
     from engine.models.customer_response import N_CELLS, N_SEND, CustomerResponse
 
     obs, exp, _ = _planted_totals(0.3, seed)
-    assert CustomerResponse.fit(obs, exp).k_send >= 1000  # no individual timing
+    assert CustomerResponse.fit(obs, exp).pooled.k_send >= 1000  # no individual timing
     n = 400
     early = np.arange(n) % 2 == 0
     timing = np.where(early[:, None], [3.0, 3.0, 1.0, 1.0, 1.0], [1.0, 1.0, 3.0, 3.0, 3.0])
     assert timing.shape == (n, N_SEND)
     obs, exp, _ = _planted_totals(0.3, seed, timing=timing)
     fitted = CustomerResponse.fit(obs, exp)
-    assert fitted.k_send < 100
+    assert fitted.pooled.k_send < 100
     rho = fitted.estimate(obs, exp)[:, N_CELLS:]
     early_over_late = rho[:, :2].mean(axis=1) / rho[:, 2:].mean(axis=1)
     assert np.median(early_over_late[early]) > 1.5 > 1 > 0.67 > np.median(
         early_over_late[~early])
     assert (early_over_late[early] > early_over_late[~early].max()).mean() > 0.3
+
+
+def test_a_segment_whose_customers_keep_their_own_days_gets_its_own_prior():
+    """Only the corporates (a quarter of the customers) answer reminders on their own days:
+    pooled over all segments their spread is averaged away (the pooled send-day prior is
+    weak or absent), the corporates' own prior finds it and their estimates tell early from
+    late responders apart; the other segments keep a strong prior. A customer without a
+    known segment is shrunk by the pooled prior; a saved model reads back the same."""
+    from engine.models.customer_response import N_CELLS, CustomerResponse
+
+    n = 400
+    corporate = np.arange(n) < 100
+    early = np.arange(n) % 2 == 0
+    timing = np.where(early[:, None], [4.0, 4.0, 1.0, 1.0, 1.0], [1.0, 1.0, 4.0, 4.0, 4.0])
+    timing[~corporate] = 1.0
+    obs, exp, _ = _planted_totals(0.3, 0, n=n, timing=timing)
+    segment = np.where(corporate, "corporate", np.where(np.arange(n) < 250, "saas", None))
+    fitted = CustomerResponse.fit(obs, exp, segment)
+    assert set(fitted.by_segment) == {"corporate", "saas"}  # 150 without a segment
+    own, pooled = fitted.by_segment["corporate"].k_send, fitted.pooled.k_send
+    assert own < 20 and pooled > 3 * own and fitted.by_segment["saas"].k_send >= 1000
+    rho = fitted.estimate(obs, exp, segment)[:, N_CELLS:]
+    ratio = rho[:, :2].mean(axis=1) / rho[:, 2:].mean(axis=1)
+    pooled_rho = fitted.estimate(obs, exp)[:, N_CELLS:]
+    pooled_ratio = pooled_rho[:, :2].mean(axis=1) / pooled_rho[:, 2:].mean(axis=1)
+    corp_early, corp_late = corporate & early, corporate & ~early
+    assert (np.median(ratio[corp_early]) / np.median(ratio[corp_late])
+            > np.median(pooled_ratio[corp_early]) / np.median(pooled_ratio[corp_late]) > 1)
+    unknown = segment == None  # noqa: E711 (an object array)
+    np.testing.assert_array_equal(rho[unknown], pooled_rho[unknown])
+    assert CustomerResponse.from_dict(fitted.to_dict()) == fitted
