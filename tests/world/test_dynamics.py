@@ -144,17 +144,23 @@ def test_a_customers_response_scales_the_reminder_effect_only(
         assert got == pytest.approx(response * effect, rel=1e-9)
 
 
+def _one_value_per_customer(company: world.Company, per_invoice: np.ndarray) -> np.ndarray:
+    """(customers,) the one value ``per_invoice`` (n_invoices,) has on all of a customer's
+    invoices (asserted: a customer's own trait, not an invoice's)."""
+    inv = company.invoices
+    per_customer = [set(per_invoice[(inv["customer_id"] == c).to_numpy()])
+                    for c in inv["customer_id"].unique()]
+    assert all(len(values) == 1 for values in per_customer)
+    return np.array([next(iter(v)) for v in per_customer])
+
+
 def test_customers_answer_reminders_their_own_way_only_where_the_scenario_says() -> None:
     """``reminder_response_sigma``: one response per customer (all its invoices), lognormal
     with mean 1; without it every response is 1 and nothing else of the company changes."""
     spread = world.generate_company(world.load_scenario("individual_response"), 120, 6, 4)
     plain = world.generate_company(world.load_scenario("default"), 120, 6, 4)
     assert (plain.params.response == 1.0).all()
-    inv = spread.invoices
-    per_customer = {c: set(spread.params.response[(inv["customer_id"] == c).to_numpy()])
-                    for c in inv["customer_id"].unique()}
-    assert all(len(values) == 1 for values in per_customer.values())
-    values = np.array([next(iter(v)) for v in per_customer.values()])
+    values = _one_value_per_customer(spread, spread.params.response)
     assert values.std() > 0.5 and 0.6 < values.mean() < 1.6
     assert (values < 0.5).any() and (values > 2).any()
 
@@ -191,11 +197,7 @@ def test_customers_keep_their_own_timing_only_where_the_scenario_says() -> None:
     timing = world.generate_company(world.load_scenario("individual_timing"), 120, 6, 4)
     plain = world.generate_company(world.load_scenario("default"), 120, 6, 4)
     assert (plain.params.timing_shift == 0).all()
-    inv = timing.invoices
-    per_customer = {c: set(timing.params.timing_shift[(inv["customer_id"] == c).to_numpy()])
-                    for c in inv["customer_id"].unique()}
-    assert all(len(values) == 1 for values in per_customer.values())
-    values = np.array([next(iter(v)) for v in per_customer.values()])
+    values = _one_value_per_customer(timing, timing.params.timing_shift)
     assert values.dtype == np.int64 and 5 < values.std() < 10 and abs(values.mean()) < 2
     # the shift is drawn after everything else: the rest of the company is the default's
     # except where the timing changes what was paid
