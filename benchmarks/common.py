@@ -8,6 +8,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,16 +51,20 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
     return out
 
 
-def finished_rl_run_from_cli(description: str | None, invoices: int
+def finished_rl_run_from_cli(description: str | None, invoices: int,
+                             more: Callable[[argparse.ArgumentParser], None] | None = None
                              ) -> tuple[argparse.Namespace, Any, Any, Any]:
     """``(args, PipelineConfig, company, cut date)`` for a diagnostic benchmark of a finished
     ``bench_rl.py`` run: parses ``--run`` (default ``dunning-data/bench_rl``),
     ``--invoices`` (invoices per seed, default ``invoices``) and ``--scenario`` (the run's
-    company, default ``default``; e.g. a ``bench_generality.py --scenario`` run)."""
+    company, default ``default``; e.g. a ``bench_generality.py --scenario`` run), and the
+    benchmark's own options that ``more`` adds to the parser."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--run", type=Path, default=Path("dunning-data") / "bench_rl")
     ap.add_argument("--invoices", type=int, default=invoices)
     ap.add_argument("--scenario", default="default", help="the run's scenario (name or file)")
+    if more is not None:
+        more(ap)
     args = ap.parse_args()
     return (args, *finished_rl_run(args.run, args.scenario))
 

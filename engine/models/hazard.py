@@ -39,6 +39,7 @@ from engine.features import (
 )
 from engine.files import atomic_write_text
 from engine.models.calendar_lift import LIFT_FEATURES, PHASE_INPUTS, CalendarLift
+from engine.models.compiled import BoosterPredictor
 from engine.models.customer_response import (
     RESPONSE_FEATURES,
     CustomerResponse,
@@ -457,8 +458,7 @@ class HazardModel:
         B, u = static.shape[0], len(first)  # noqa: N806
         dyn = {name: np.repeat(np.asarray(v), u) for name, v in per_invoice.items()}
         dyn.update({name: np.tile(np.asarray(v)[first], B) for name, v in situations.items()})
-        trees = self.booster_.predict(self._matrix(np.repeat(static, u, axis=0), dyn),
-                                      num_threads=1)
+        trees = self._trees(self._matrix(np.repeat(static, u, axis=0), dyn))
         return trees.reshape(B, u)[:, inverse]
 
     def _check_grid_inputs(self, situations: Mapping[str, np.ndarray],
@@ -502,6 +502,21 @@ class HazardModel:
                                       return_inverse=True)
         return first, inverse.reshape(-1)
 
+    def _trees(self, M: np.ndarray) -> np.ndarray:  # noqa: N803
+        """(n,) the trees' hazard of booster input rows ``M`` (n, inputs), one thread: the
+        booster compiled once per booster (:class:`engine.models.compiled.BoosterPredictor`;
+        kept on the model, not saved or pickled)."""
+        cached = getattr(self, "_predictor", None)
+        if cached is None or cached.booster is not self.booster_:
+            cached = self._predictor = BoosterPredictor(self.booster_)
+        return cached.predict(M)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # the compiled trees are machine code of this process: a copy compiles its own
+        state = dict(self.__dict__)
+        state.pop("_predictor", None)
+        return state
+
     def _split_points(self) -> dict[int, np.ndarray | None]:
         """{booster input column: its sorted numeric split thresholds over all trees, or
         None when the trees split on it as a category}; columns never split on are absent.
@@ -532,7 +547,7 @@ class HazardModel:
     def _base_hazard(self, static: np.ndarray, dynamic: Mapping[str, np.ndarray]
                      ) -> np.ndarray:
         """(n,) the trees' hazard times the segment's reminder lift (no customer factor)."""
-        hazard = self.booster_.predict(self._matrix(static, dynamic), num_threads=1)
+        hazard = self._trees(self._matrix(static, dynamic))
         lift = self.reminder_lift_
         if lift is not None:
             hazard = np.minimum(hazard * lift.factor(self._groups(static, lift.group_feature),

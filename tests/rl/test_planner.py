@@ -365,3 +365,25 @@ def test_planner_solves_exactly_as_the_reference(small_run, planner):
     np.testing.assert_array_equal(fast[0], slow[0])
     np.testing.assert_array_equal(fast[1], slow[1])
     assert (fast[1] > 0).any()  # it does act
+
+
+def test_the_planner_plans_the_same_on_compiled_trees(small_run, planner,
+                                                      monkeypatch: pytest.MonkeyPatch):
+    """The compiled trees (engine.models.compiled) change the planner's speed, not its
+    plans: the same values and tables, bit for bit, as LightGBM's predict."""
+    import copy
+
+    from engine.models.compiled import ENV_SWITCH, BoosterPredictor
+    from policies.planner import PlannerPolicy
+
+    batch = _batch(small_run, n=6, seed=21)
+    plans = {}
+    for compiled in (False, True):
+        hazard = copy.deepcopy(planner.dynamics.hazard)  # a copy without compiled trees
+        monkeypatch.setenv(ENV_SWITCH, "1" if compiled else "0")
+        hazard._predictor = BoosterPredictor(hazard.booster_, compile_after_rows=0)
+        policy = PlannerPolicy(dataclasses.replace(planner.dynamics, hazard=hazard))
+        plans[compiled] = (policy.plan(batch), policy.table)
+        assert hazard._predictor.compiled_ == compiled
+    assert np.array_equal(plans[True][0], plans[False][0])
+    assert np.array_equal(plans[True][1], plans[False][1])
