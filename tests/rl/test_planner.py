@@ -367,6 +367,18 @@ def test_planner_solves_exactly_as_the_reference(small_run, planner):
     assert (fast[1] > 0).any()  # it does act
 
 
+def test_the_batch_size_changes_no_plan(small_run, planner):
+    from policies.planner import PlannerPolicy
+
+    batch = _batch(small_run, n=7, seed=23)
+    plans = []
+    for size in (3, 64):
+        policy = PlannerPolicy(planner.dynamics, batch_size=size, cache_size=0)
+        plans.append((policy.plan(batch), policy.table))
+    assert np.array_equal(plans[0][0], plans[1][0])
+    assert np.array_equal(plans[0][1], plans[1][1])
+
+
 def test_the_planner_plans_the_same_on_compiled_trees(small_run, planner,
                                                       monkeypatch: pytest.MonkeyPatch):
     """The compiled trees (engine.models.compiled) change the planner's speed, not its

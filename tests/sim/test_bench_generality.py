@@ -168,16 +168,16 @@ def _fake_family(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *flags: str
 def test_the_planner_members_option_reaches_every_company_and_names_the_file(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--planner-members N`` sets PipelineConfig.planner_hazard_members for every company
-    and writes its own file; without it the config's default (one model) is used."""
-    path, seen = _fake_family(tmp_path, monkeypatch, "--planner-members", "5")
-    assert path.name == "rl_generality_tiny_planner_members_5.json"
-    assert [c.planner_hazard_members for c in seen] == [5, 5]
+    and writes its own file; without it the config's default (5 models) is used."""
+    path, seen = _fake_family(tmp_path, monkeypatch, "--planner-members", "3")
+    assert path.name == "rl_generality_tiny_planner_members_3.json"
+    assert [c.planner_hazard_members for c in seen] == [3, 3]
     assert json.loads(path.read_text())["data"]["pipeline_config"][
-        "planner_hazard_members"] == 5
+        "planner_hazard_members"] == 3
     assert bg.parse_args([]).planner_members is None
     from dunning.pipeline import PipelineConfig
 
-    assert PipelineConfig.default().planner_hazard_members == 1
+    assert PipelineConfig.default().planner_hazard_members == 5
 
 
 def test_the_complaint_weight_reaches_every_company_and_names_the_file(
