@@ -5,9 +5,9 @@ reachable state on every day of the horizon; about 670,000 rows for 32 invoices 
 default company), and LightGBM's own predict walks 80 trees at about 1.7 µs per row on one
 thread. lleaves (MIT; https://github.com/siboehm/lleaves) translates the booster's model text
 into LLVM code, so each tree becomes straight-line comparisons: the same rows take about
-0.15 µs each (`benchmarks/bench_compiled_trees.py`). That is what lets the planner plan on the
-mean of several hazard models (:class:`engine.models.ensemble.HazardEnsemble`) within the
-demo's time.
+0.18 µs each (`benchmarks/bench_compiled_trees.py`). That is what lets the planner plan on the
+mean of several hazard models (:class:`engine.models.ensemble.HazardEnsemble`) for about
+36 s more of the demo's time instead of about 8 minutes (docs/planner.md).
 
 The compiled forest gives LightGBM's values **bit for bit**: it reads the booster's model
 text, so it takes the same decision at every split (numeric thresholds, categories, missing
