@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_generality import _commit  # noqa: E402
-from benchmarks.common import finished_rl_run_from_cli, write_result  # noqa: E402
-
-
-def _timed(fn: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+from benchmarks.common import finished_rl_run_from_cli, timed_call, write_result  # noqa: E402
 
 
 def _booster_rows(dyn: Any, batch: Any, mask: Any) -> np.ndarray:
@@ -59,10 +52,10 @@ def _predict(hazard: Any, rows: np.ndarray) -> dict[str, Any]:
     from engine.models.compiled import BoosterPredictor
 
     compiled = BoosterPredictor(hazard.booster_, compile_after_rows=0)
-    _, t_compile = _timed(lambda: compiled.predict(rows[:1]))
+    _, t_compile = timed_call(lambda: compiled.predict(rows[:1]))
     assert compiled.compiled_, "lleaves could not compile the trees (see the warning)"
-    ref, t_lgb = _timed(lambda: hazard.booster_.predict(rows, num_threads=1))
-    out, t_compiled = _timed(lambda: compiled.predict(rows))
+    ref, t_lgb = timed_call(lambda: hazard.booster_.predict(rows, num_threads=1))
+    out, t_compiled = timed_call(lambda: compiled.predict(rows))
     return {"rows": int(len(rows)), "trees": int(hazard.booster_.num_trees()),
             "compile_seconds": round(t_compile, 2),
             "lightgbm_us_per_row": round(1e6 * t_lgb / len(rows), 3),
@@ -83,7 +76,7 @@ def _plan(dyn: Any, batch: Any, mask: Any, compiled: bool) -> tuple[np.ndarray, 
     os.environ["DUNNING_COMPILED_TREES"] = "1" if compiled else "0"
     fresh = dataclasses.replace(dyn, hazard=copy.deepcopy(dyn.hazard))  # no compiled trees
     policy = PlannerPolicy(fresh, cache_size=0)
-    values, seconds = _timed(lambda: policy.plan(batch, mask=mask))
+    values, seconds = timed_call(lambda: policy.plan(batch, mask=mask))
     return values, policy.table, seconds
 
 
@@ -120,7 +113,7 @@ def main() -> None:
     print(f"predict {predict}", flush=True)
     one = _compare(dyn, batch, mask)
     print(f"one model {one}", flush=True)
-    ensemble, t_fit = _timed(lambda: HazardEnsemble.grown_from(
+    ensemble, t_fit = timed_call(lambda: HazardEnsemble.grown_from(
         learned.hazard, Store(config.db_path).tables(cut), cut, members,
         train_config(config).hazard_params))
     several = _compare(dataclasses.replace(dyn, hazard=ensemble), batch, mask)

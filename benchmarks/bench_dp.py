@@ -20,7 +20,6 @@ Writes ``benchmarks/results/dp.json``.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.bench_generality import _commit  # noqa: E402
-from benchmarks.common import finished_rl_run_from_cli, write_result  # noqa: E402
-
-
-def _timed(fn: Any) -> tuple[Any, float]:
-    start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+from benchmarks.common import finished_rl_run_from_cli, timed_call, write_result  # noqa: E402
 
 
 def _oracle(params: Any, scenario: Any, mask: Any, as_of: Any) -> dict[str, Any]:
@@ -43,9 +36,9 @@ def _oracle(params: Any, scenario: Any, mask: Any, as_of: Any) -> dict[str, Any]
     from simulations.env.masks import FixedDateMask
 
     fixed = FixedDateMask(mask, as_of)
-    a, t_classes = _timed(lambda: solve(params, scenario, fixed))
+    a, t_classes = timed_call(lambda: solve(params, scenario, fixed))
     # a plain function: the same mask without fact_classes
-    b, t_plain = _timed(lambda: solve(params, scenario, lambda facts: fixed(facts)))
+    b, t_plain = timed_call(lambda: solve(params, scenario, lambda facts: fixed(facts)))
     same = bool(np.array_equal(a.value, b.value) and np.array_equal(a.policy, b.policy))
     return {"states": a.space.size, "horizon": a.horizon,
             "seconds_classes": round(t_classes, 2), "seconds_distinct_facts": round(t_plain, 2),
@@ -58,8 +51,8 @@ def _planner(learned: Any, batch: Any, mask: Any) -> dict[str, Any]:
     dyn = LearnedDynamics.from_source(learned)
     a = PlannerPolicy(dyn, cache_size=0)
     b = PlannerPolicy(dyn, cache_size=0)
-    va, t_classes = _timed(lambda: a.plan(batch, mask=mask))
-    vb, t_plain = _timed(lambda: b.plan(batch, mask=lambda facts, as_of: mask(facts, as_of)))
+    va, t_classes = timed_call(lambda: a.plan(batch, mask=mask))
+    vb, t_plain = timed_call(lambda: b.plan(batch, mask=lambda facts, as_of: mask(facts, as_of)))
     same = bool(np.array_equal(va, vb) and np.array_equal(a.table, b.table))
     return {"states": a.space.size, "horizon": dyn.horizon,
             "seconds_classes": round(t_classes, 2), "seconds_distinct_facts": round(t_plain, 2),

@@ -51,6 +51,13 @@ def write_result(name: str, figures: dict[str, Any]) -> Path:
     return out
 
 
+def timed_call(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """``(fn(), wall seconds it took)``."""
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
 def finished_rl_run_from_cli(description: str | None, invoices: int,
                              more: Callable[[argparse.ArgumentParser], None] | None = None
                              ) -> tuple[argparse.Namespace, Any, Any, Any]:
