@@ -3,7 +3,9 @@
 Wraps ``policies.oracle`` (exact backward induction over the ground truth). The harness
 calls :meth:`GroundTruthOracle.bind_simulator` with the simulator holding the invoices about
 to be run; the oracle solves those invoices under the same legal rules and then, every day,
-reads the true world state of each row. It only works on a ``GroundTruthSource``: it is the
+reads the true world state of each row. Solutions are kept between calls
+(:class:`policies.common.solutions.SolutionCache`): an invoice drawn again in a later
+evaluation seed is not solved again. It only works on a ``GroundTruthSource``: it is the
 upper bound no real policy can reach, not something a user can deploy.
 """
 
@@ -26,20 +28,27 @@ class GroundTruthOracle(Policy):
             scenario's start date; the environment itself uses each day's date).
         solution: an ``OracleSolution`` already solved for exactly the invoices the
             simulator will hold, in the same order (skips solving; e.g. for benchmarks).
+        cache_size: solved invoices kept between calls, their tables compressed (a few KB
+            each); dropped when the scenario, calendar, rules, date or horizon change.
     """
 
     sees_world_state = True
 
     name = "oracle"
 
-    def __init__(self, as_of: dt.date | None = None, solution: Any = None) -> None:
+    def __init__(self, as_of: dt.date | None = None, solution: Any = None,
+                 cache_size: int = 20_000) -> None:
+        from policies.common.solutions import SolutionCache
+
         self.as_of = as_of
         self._policy: Any = None
         self.solution: Any = solution
         self._given = solution is not None
+        self._cache = SolutionCache(cache_size)
+        self._context: tuple[Any, ...] = ()
 
     def bind_simulator(self, sim: Any) -> None:
-        from policies.oracle import OraclePolicy, solve
+        from policies.oracle import OraclePolicy
         from simulations.env.ground_truth import GroundTruthSource
         from simulations.env.masks import FixedDateMask
 
@@ -50,9 +59,43 @@ class GroundTruthOracle(Policy):
         mask_fn = FixedDateMask(sim.mask, self.as_of or source.scenario.start_date)
         if not self._given:
             params = self.solved_params(source.params_of(sim.batch))
-            self.solution = solve(params, source.scenario, mask_fn, horizon=sim.horizon,
-                                  keep_policy=True)
+            context = (source.scenario, params.calendar, params.industries, sim.mask,
+                       getattr(sim.mask, "ruleset_hash", None), mask_fn.as_of, sim.horizon)
+            self.solution = self._solve(params, mask_fn, sim.horizon, context)
         self._policy = OraclePolicy(self.solution).bind(lambda: (None, sim.hidden))
+
+    def _solve(self, params: Any, mask_fn: Any, horizon: int, context: tuple[Any, ...]
+               ) -> Any:
+        """The ``OracleSolution`` of ``params``: invoices kept from an earlier call under the
+        same ``context`` are taken from the cache, the others solved (and kept)."""
+        from policies.common.dp import StateSpace
+        from policies.oracle import OracleSolution, solve
+
+        if not _same(context, self._context):
+            self._cache.clear()
+            self._context = context
+        keys = params.row_keys()
+        first: dict[bytes, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        todo = [i for key, i in first.items() if key not in self._cache]
+        sc = params.scenario
+        space = StateSpace.build(sc.max_days_since_reminder, sc.max_reminders)
+        policy = np.empty((len(keys), horizon, space.size), dtype=np.int8)
+        fresh: dict[bytes, int] = {}
+        new: Any = None
+        if todo:
+            new = solve(params.take(np.asarray(todo)), sc, mask_fn, horizon=horizon,
+                        keep_policy=True)
+            for j, i in enumerate(todo):
+                self._cache.put(keys[i], new.value[j], new.policy[j])
+                fresh[keys[i]] = j
+        for i, key in enumerate(keys):
+            policy[i] = new.policy[fresh[key]] if key in fresh else self._cache.table(key)
+        value = np.array([self._cache.value(key) for key in keys])
+        self._cache.evict(keep=keys)
+        return OracleSolution(params=params, space=space, horizon=horizon, value=value,
+                              policy=policy)
 
     def solved_params(self, params: Any) -> Any:
         """The invoice parameters the MDP is solved with (the true ones; a diagnostic
@@ -72,3 +115,14 @@ class GroundTruthOracle(Policy):
         if self.solution is None:
             raise RuntimeError("GroundTruthOracle.act_state needs a solution")
         return OraclePolicy(self.solution).act_state(state, rows)
+
+
+_PLAIN = (int, float, str, bytes, tuple, np.datetime64, type(None))
+
+
+def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Whether two solving contexts are the same: objects (scenario, calendar, rules) by
+    identity, plain values (hash, date, horizon) by equality."""
+    return len(a) == len(b) and all(
+        x is y or (isinstance(x, _PLAIN) and type(x) is type(y) and bool(x == y))
+        for x, y in zip(a, b, strict=True))

@@ -32,6 +32,7 @@ from engine.contract import Action
 from engine.errors import InputError
 from engine.files import atomic_write_text
 from policies.common.dp import StateSpace, backward_induction
+from policies.common.solutions import SolutionCache
 from policies.planner.files import PLANNER_FILE, PLANNER_SCHEMA
 from policies.planner.model import LearnedDynamics, LearnedModel
 from simulations.env.arrays import take_rows
@@ -50,16 +51,16 @@ class PlannerPolicy(Policy):
         batch_size: invoices solved together (memory ~ batch * 1,700 states * 50 bytes;
             64 planned the demo's invoices on 5 hazard models about 15 % faster than 32,
             128 no faster; the values and tables do not depend on it).
-        cache_size: solved invoices kept (about 0.2 MB each: the (H, S) int8 action table).
+        cache_size: solved invoices kept (:class:`policies.common.solutions.SolutionCache`:
+            the (H, S) int8 action table compressed, a few KB each).
     """
 
     name = "planner"
 
     def __init__(self, dynamics: LearnedDynamics, mask: Any = None, batch_size: int = 64,
-                 cache_size: int = 1500) -> None:
+                 cache_size: int = 20_000) -> None:
         self.dynamics = dynamics
-        self.cache_size = int(cache_size)
-        self._cache: dict[bytes, tuple[float, np.ndarray]] = {}
+        self._cache = SolutionCache(cache_size)
         self.mask = mask
         self.batch_size = int(batch_size)
         self.space = StateSpace.build(dynamics.K, dynamics.N)
@@ -80,20 +81,26 @@ class PlannerPolicy(Policy):
         self._check_inputs(batch)
         mask = mask if mask is not None else self._mask()
         keys, key_rows, row_of = _unique_invoices(batch)
+        H, S = self.dynamics.horizon, self.space.size  # noqa: N806
+        table = np.empty((len(keys), H, S), dtype=np.int8)
         todo = [i for i, key in enumerate(keys) if key not in self._cache]
         if todo:
             uniq = take_rows(batch, key_rows[todo])
-            H = self.dynamics.horizon  # noqa: N806
             for lo in range(0, len(todo), self.batch_size):
                 rows = np.arange(lo, min(lo + self.batch_size, len(todo)))
                 model = LearnedModel(self.dynamics, take_rows(uniq, rows), mask)
                 v, pol = backward_induction(model, self.space, H, keep_policy=True)
                 assert pol is not None
                 for j, r in enumerate(rows):
-                    self._cache[keys[todo[r]]] = (float(v[j, self.space.start]), pol[j])
-        self.table = np.stack([self._cache[key][1] for key in keys])
-        values = np.array([self._cache[key][0] for key in keys])
-        self._evict(set(keys))
+                    self._cache.put(keys[todo[r]], v[j, self.space.start], pol[j])
+                    table[todo[r]] = pol[j]
+        solved = set(todo)
+        for i, key in enumerate(keys):
+            if i not in solved:
+                table[i] = self._cache.table(key)
+        values = np.array([self._cache.value(key) for key in keys])
+        self._cache.evict(keep=keys)
+        self.table = table
         self.row_of = row_of
         self.values = values[row_of]
         self._sim = None
@@ -113,16 +120,6 @@ class PlannerPolicy(Policy):
             raise InputError(f"the invoices carry {batch.hazard_static.shape[1]} hazard-model "
                              f"inputs, the planner's hazard model reads {k}: score them with "
                              "the model the planner was built from")
-
-    def _evict(self, keep: set[bytes]) -> None:
-        """Drop the oldest cached solutions beyond ``cache_size`` (not those in ``keep``)."""
-        excess = len(self._cache) - self.cache_size
-        for key in list(self._cache):
-            if excess <= 0:
-                break
-            if key not in keep:
-                del self._cache[key]
-                excess -= 1
 
     def _mask(self) -> Any:
         if self.mask is None:

@@ -79,6 +79,14 @@ class InvoiceParams:
             kw[name] = kw[name][rows]
         return InvoiceParams(**kw)
 
+    def row_keys(self) -> list[bytes]:
+        """One key per invoice (n,): the bytes of all its per-invoice fields. Equal keys
+        are equal invoices of the same scenario, calendar and industries (a solution
+        cached by key is only valid with those)."""
+        cols = np.column_stack([np.asarray(getattr(self, name), dtype=np.float64)
+                                for name in self._ARRAYS])  # ints < 2**53: exact
+        return [row.tobytes() for row in cols]
+
 
 def calendar_for(scenario: Scenario, first_day: int, last_due_day: int) -> WorldCalendar:
     """A calendar covering invoice dates from ``first_day`` to ``last_due_day`` + horizon."""

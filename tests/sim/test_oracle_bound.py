@@ -43,3 +43,45 @@ def test_an_oracle_solved_with_other_parameters_is_still_played_in_the_truth(gt_
     # believing every customer 20x slower than average makes it worse, never better
     assert res.kpi("blind", "npv") < res.kpi("oracle", "npv")
     assert res.kpi("blind", "violations") == 0
+
+
+def test_an_invoice_met_again_is_played_from_the_kept_solution(gt_source, legal_mask,
+                                                               monkeypatch):
+    """The oracle keeps solved invoices between evaluation batches (the next seed draws
+    many of them again): the kept solution is the one a fresh oracle solves, bit for bit,
+    and a change of rules drops what was kept."""
+    import numpy as np
+
+    import policies.oracle
+    from simulations import world
+    from simulations.env import LegalMask
+    from simulations.env.core import CollectionsSimulator
+
+    solved: list[int] = []  # invoices per call of the solver
+    solve = policies.oracle.solve
+
+    def counted(params, *args, **kwargs):
+        solved.append(len(params))
+        return solve(params, *args, **kwargs)
+
+    monkeypatch.setattr(policies.oracle, "solve", counted)
+
+    params = world.sample_invoices(gt_source.scenario, 36, np.random.default_rng(11))
+    first = gt_source.batch_from_params(params.take(np.arange(0, 24)))
+    again = gt_source.batch_from_params(params.take(np.arange(12, 36)))  # 12 met again
+    sim = CollectionsSimulator(gt_source, legal_mask, horizon=40)
+    kept = GroundTruthOracle()
+    for batch, new in ((first, 24), (again, 12)):
+        sim.load(batch)
+        kept.bind_simulator(sim)
+        assert solved[-1] == new
+        fresh = GroundTruthOracle()
+        fresh.bind_simulator(sim)
+        np.testing.assert_array_equal(kept.solution.policy, fresh.solution.policy)
+        np.testing.assert_array_equal(kept.solution.value, fresh.solution.value)
+        assert (kept.solution.policy > 0).any()  # it does act
+
+    other_rules = CollectionsSimulator(gt_source, LegalMask(), horizon=40)
+    other_rules.load(again)
+    kept.bind_simulator(other_rules)
+    assert solved[-1] == 24  # another mask: nothing kept is reused

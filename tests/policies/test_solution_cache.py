@@ -1,0 +1,42 @@
+"""The solved-invoice cache of the oracle and the planner (policies.common.solutions)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from policies.common.solutions import SolutionCache
+
+
+def test_a_kept_table_comes_back_bit_for_bit():
+    rng = np.random.default_rng(0)
+    table = np.where(rng.random((30, 200)) < 0.9, 0, rng.integers(1, 6, (30, 200))
+                     ).astype(np.int8)
+    original = table.copy()
+    cache = SolutionCache(4)
+    cache.put(b"a", 12.5, table)
+    table += 1  # the caller's array may change afterwards
+    back = cache.table(b"a")
+    assert back.dtype == np.int8
+    np.testing.assert_array_equal(back, original)
+    back += 1  # a copy: changing it changes nothing kept
+    np.testing.assert_array_equal(cache.table(b"a"), original)
+    assert cache.value(b"a") == 12.5
+
+
+def test_the_oldest_go_first_and_those_in_use_stay():
+    cache = SolutionCache(2)
+    for i, key in enumerate((b"a", b"b", b"c", b"d")):
+        cache.put(key, float(i), np.full((2, 3), i, np.int8))
+    cache.evict(keep=[b"a"])
+    assert b"a" in cache and b"d" in cache and b"c" not in cache and b"b" not in cache
+    with pytest.raises(KeyError):
+        cache.table(b"b")
+    keeps_none = SolutionCache(0)
+    keeps_none.put(b"x", 1.0, np.zeros((1, 1), np.int8))
+    keeps_none.evict(keep=[b"x"])
+    assert len(keeps_none) == 1
+    keeps_none.evict()
+    assert len(keeps_none) == 0
+    with pytest.raises(ValueError):
+        SolutionCache(-1)
