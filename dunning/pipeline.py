@@ -760,12 +760,26 @@ def planner_dynamics(config: PipelineConfig, learned: Any) -> Any:
                                        complaint_weight=config.planner_complaint_weight)
 
 
-def planner_step(config: PipelineConfig, learned: Any, db: Path, cut: dt.date) -> Any:
+def planner_members(config: PipelineConfig, db: Path, cut: dt.date) -> list[Any]:
+    """The hazard models the planner adds to the run's (``config.planner_hazard_members -
+    1``, fitted alike with other seeds on the store ``db`` as known at ``cut``): they do
+    not need the run's model, so the worker fits them while the main process trains it."""
+    from engine.models.ensemble import fit_members
+    from engine.store import Store
+
+    tc = train_config(config)
+    return fit_members(tc.seed, Store(db).tables(cut), cut, config.planner_hazard_members,
+                       tc.hazard_params)
+
+
+def planner_step(config: PipelineConfig, learned: Any, db: Path, cut: dt.date,
+                 members: list[Any] | None = None) -> Any:
     """The planner on the learned environment ``learned`` (no training: exact planning at
     decision time), saved to ``config.planner_dir``. Its hazard is the mean of the run's
     hazard model and ``config.planner_hazard_members - 1`` more fitted alike with other
     seeds on the store ``db`` as known at ``cut`` (:mod:`engine.models.ensemble`: less of
-    the learned model's error for the planner to exploit; docs/planner.md)."""
+    the learned model's error for the planner to exploit; docs/planner.md); ``members``:
+    those fitted before by :func:`planner_members`."""
     from engine.models.ensemble import HazardEnsemble
     from engine.store import Store
     from policies.planner import PlannerPolicy
@@ -774,7 +788,7 @@ def planner_step(config: PipelineConfig, learned: Any, db: Path, cut: dt.date) -
     if config.planner_hazard_members != 1:  # < 1 is refused by grown_from
         hazard = HazardEnsemble.grown_from(
             learned.hazard, Store(db).tables(cut), cut, config.planner_hazard_members,
-            train_config(config).hazard_params)
+            train_config(config).hazard_params, more=members)
         dynamics = replace(dynamics, hazard=hazard)
     planner = PlannerPolicy(dynamics)
     planner.save(config.planner_dir)
@@ -799,19 +813,20 @@ def selection_estimates(config: PipelineConfig, company: Any, cut: dt.date, lear
 
 
 def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_dir: Path,
-                        cut: dt.date) -> BaselineRun:
+                        cut: dt.date, members: list[Any] | None = None) -> BaselineRun:
     """Tune the schedule, set up the planner, then evaluate never / fixed / tuned /
     planner in the ground truth on ``company``'s held-out invoices and never / fixed /
     tuned / oracle (not the planner, to keep the demo short) on the robustness scenario,
     and estimate tuned and planner without the truth: everything that needs neither the
     RL policy nor the oracle on the held-out invoices, which the main process evaluates
-    once the RL training is done (:func:`oracle_and_rl_step`: it balances the two cores)."""
+    once the RL training is done (:func:`oracle_and_rl_step`: it balances the two cores).
+    ``members``: the planner's added hazard models (:func:`planner_members`), fitted before."""
     seconds: dict[str, float] = {}  # the worker's own steps (no progress display here)
     with _step(None, "tune", seconds):
         learned = learned_source(config, db, model_dir, as_of=cut)
         tuned = tune_step(config, learned)
     with _step(None, "set up the planner", seconds):
-        planner = planner_step(config, learned, db, cut)
+        planner = planner_step(config, learned, db, cut, members)
     policies = build_policies(tuned, None, planner)
     with _step(None, "evaluate never / fixed / tuned / planner", seconds):
         source = evaluation_source(config, company, model_dir, cut, db=db)
@@ -838,22 +853,31 @@ def with_policy(base: Any, extra: Any) -> Any:
                                + [p for p in names if p not in POLICY_ORDER])
 
 
+def _timed_in_worker(name: str, fn: Any, *args: Any) -> tuple[Any, dict[str, float]]:
+    """``(fn(*args), {name: seconds})``: a worker job that reports its own time."""
+    seconds: dict[str, float] = {}
+    with _step(None, name, seconds):
+        out = fn(*args)
+    return out, seconds
+
+
 @contextlib.contextmanager
-def _parallel(fn: Any, *args: Any) -> Iterator[Any]:
-    """``fn(*args)`` in a spawned worker process while the block runs; yields its future.
-    The pipeline's steps are single-threaded, so on 2 cores what runs beside the RL
-    training costs no wall time (spawn, not fork: the parent has LightGBM and torch thread
-    pools, which a forked child must not inherit)."""
+def _worker() -> Iterator[Any]:
+    """One spawned worker process while the block runs (a ``ProcessPoolExecutor``: its
+    jobs run one after the other). The pipeline's steps are single-threaded, so on 2 cores
+    what runs there beside the main process costs no wall time (spawn, not fork: the parent
+    has LightGBM and torch thread pools, which a forked child must not inherit)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield pool.submit(fn, *args)
+        yield pool
 
 
 # -- the whole run -------------------------------------------------------------------------
 def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> PipelineResult:
-    """generate -> ingest -> train models -> train RL (learned env) while a worker tunes the
+    """generate -> ingest -> train models (while a worker fits the planner's other hazard
+    models, which do not need them) -> train RL (learned env) while the worker tunes the
     schedule, sets up the planner and evaluates the other policies in the ground truth on
     the held-out invoices (+ the robustness scenario) -> evaluate the oracle and RL there
     too (in this process, beside the worker) -> choose the
@@ -870,16 +894,26 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
     cut = cut_date(config, company)
     with _step(progress, "ingest into DuckDB", t):
         db = ingest_step(config)
-    with _step(progress, "train payment + hazard models", t) as p:
-        model_dir = train_models_step(config, db, as_of=cut, progress=p)
-    with _step(progress, "build learned environment", t):
-        learned = learned_source(config, db, model_dir, as_of=cut)
     artifact, rl_policy = None, None
-    source = evaluation_source(config, company, model_dir, cut, db=db)
-    # The worker tunes, plans and evaluates everything but the oracle and RL on the held-out
-    # invoices on the second core; this process trains RL (single-threaded), then evaluates
-    # the oracle and RL there, so that both cores stay busy until the end.
-    with _parallel(baselines_in_worker, config, company, db, model_dir, cut) as base_job:
+    # The worker fits the planner's added hazard models while this process trains the run's
+    # models; then it tunes, plans and evaluates everything but the oracle and RL on the
+    # held-out invoices on the second core while this process trains RL (single-threaded)
+    # and evaluates the oracle and RL there, so that both cores stay busy until the end.
+    with _worker() as worker:
+        members_job = (worker.submit(_timed_in_worker, "fit the planner's other hazard models",
+                                     planner_members, config, db, cut)
+                       if config.planner_hazard_members > 1 else None)
+        with _step(progress, "train payment + hazard models", t) as p:
+            model_dir = train_models_step(config, db, as_of=cut, progress=p)
+        with _step(progress, "build learned environment", t):
+            learned = learned_source(config, db, model_dir, as_of=cut)
+        source = evaluation_source(config, company, model_dir, cut, db=db)
+        members, members_seconds = None, {}
+        if members_job is not None:
+            with _step(progress, "fit the planner's other hazard models (in parallel)", t):
+                members, members_seconds = members_job.result()
+        base_job = worker.submit(baselines_in_worker, config, company, db, model_dir, cut,
+                                 members)
         if config.train_rl:
             with _step(progress, "train RL policy", t,
                        total=config.rl_config.total_timesteps) as p:
@@ -912,7 +946,7 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
                            "company_invoices": int(len(company.invoices))},
                "company_summary": company.summary, **selection,
                # the worker's steps beside the RL training: how much of it is slack
-               "worker_seconds": base.seconds},
+               "worker_seconds": {**members_seconds, **base.seconds}},
     )
     results_path = write_results(results, out)
     with _step(progress, "write report", t):

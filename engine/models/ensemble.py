@@ -58,17 +58,19 @@ class HazardEnsemble:
 
     @classmethod
     def grown_from(cls, first: HazardModel, tables: Mapping[str, pd.DataFrame] | PreparedTables,
-                   as_of: object, n_members: int, params: Mapping[str, Any] | None = None
-                   ) -> HazardEnsemble:
+                   as_of: object, n_members: int, params: Mapping[str, Any] | None = None,
+                   more: Sequence[HazardModel] | None = None) -> HazardEnsemble:
         """``first`` (fitted) and ``n_members - 1`` models fitted with ``params`` on
         ``tables`` known at ``as_of`` with seeds ``first.random_state + i *``
         :data:`SEED_STRIDE` (``params``: the settings ``first`` was fitted with, without
-        ``random_state``)."""
+        ``random_state``). ``more``: those models fitted before (e.g. by another process
+        with :func:`fit_members` while ``first`` was trained), used when their seeds are
+        the ones ``first`` calls for, else fitted again."""
         if n_members < 1:
             raise DunningError(f"a hazard ensemble needs n_members >= 1, got {n_members}")
-        more = [HazardModel(random_state=first.random_state + i * SEED_STRIDE,
-                            **dict(params or {}))
-                .fit_tables(tables, as_of) for i in range(1, n_members)]
+        seeds = member_seeds(first.random_state, n_members)
+        if more is None or [m.random_state for m in more] != seeds:
+            more = fit_members(first.random_state, tables, as_of, n_members, params)
         return cls([first, *more])
 
     @property
@@ -121,3 +123,19 @@ def load_hazard(directory: str | Path) -> HazardModel | HazardEnsemble:
     :data:`ENSEMBLE_FILE`, else a single :class:`HazardModel`."""
     d = Path(directory)
     return HazardEnsemble.load(d) if (d / ENSEMBLE_FILE).is_file() else HazardModel.load(d)
+
+
+def member_seeds(first_seed: int, n_members: int) -> list[int]:
+    """The seeds of members 1 .. ``n_members - 1`` of an ensemble grown from a model fitted
+    with ``first_seed``."""
+    return [first_seed + i * SEED_STRIDE for i in range(1, n_members)]
+
+
+def fit_members(first_seed: int, tables: Mapping[str, pd.DataFrame] | PreparedTables,
+                as_of: object, n_members: int, params: Mapping[str, Any] | None = None
+                ) -> list[HazardModel]:
+    """Members 1 .. ``n_members - 1`` of :meth:`HazardEnsemble.grown_from`, fitted with
+    ``params`` on ``tables`` known at ``as_of``: they do not need member 0, so they can be
+    fitted while it is."""
+    return [HazardModel(random_state=seed, **dict(params or {})).fit_tables(tables, as_of)
+            for seed in member_seeds(first_seed, n_members)]

@@ -70,3 +70,22 @@ def test_members_must_read_the_same_static_inputs(prepared, ensemble):
         HazardEnsemble([])
     with pytest.raises(DunningError, match="n_members >= 1"):  # PipelineConfig value 0
         HazardEnsemble.grown_from(ensemble.members[0], prepared, AS_OF, 0, SMALL)
+
+
+def test_members_fitted_beforehand_are_the_ones_grown_here(prepared, ensemble, hazard_frame):
+    """The pipeline's worker fits members 1.. while member 0 is trained (fit_members): they
+    are the models grown_from fits, and grown_from takes them only for member 0's seeds."""
+    from engine.models.ensemble import fit_members
+
+    before = fit_members(3, prepared, AS_OF, 3, SMALL)
+    rows, dyn = _rows(hazard_frame)
+    static = ensemble.static_matrix(hazard_frame.static.iloc[hazard_frame.static_index[rows]])
+    for mine, grown in zip(before, ensemble.members[1:], strict=True):
+        np.testing.assert_array_equal(mine.predict_hazard(static, dyn),
+                                      grown.predict_hazard(static, dyn))
+    first = ensemble.members[0]
+    taken = HazardEnsemble.grown_from(first, prepared, AS_OF, 3, SMALL, more=before)
+    assert taken.members[1:] == before  # the same objects: not fitted again
+    other_seed = HazardModel(random_state=4, **SMALL).fit_tables(prepared, AS_OF)
+    refit = HazardEnsemble.grown_from(other_seed, prepared, AS_OF, 3, SMALL, more=before)
+    assert [m.random_state for m in refit.members] == [4, 4 + SEED_STRIDE, 4 + 2 * SEED_STRIDE]

@@ -309,15 +309,17 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
 
     from dunning.pipeline import (
         POLICY_ORDER,
-        _parallel,
+        _worker,
         baselines_in_worker,
         build_policies,
         evaluate_step,
         evaluation_source,
         oracle_policy,
+        planner_members,
         robustness_step,
         with_policy,
     )
+    from engine.models.ensemble import SEED_STRIDE
     from policies.planner import PlannerPolicy
     from policies.rl import RLPolicy
     from policies.rl.vetoes import VetoCounter
@@ -331,13 +333,17 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
     source = evaluation_source(config, small_run.company, small_run.model_dir, small_run.cut,
                                db=small_run.db)
     rl = {"rl": VetoCounter(RLPolicy.load(trained.path))}
-    with _parallel(baselines_in_worker, config, small_run.company, small_run.db,
-                   small_run.model_dir, small_run.cut) as job:
+    with _worker() as worker:  # as run_pipeline: the planner's added model fitted first
+        members = worker.submit(planner_members, config, small_run.db, small_run.cut)
+        job = worker.submit(baselines_in_worker, config, small_run.company, small_run.db,
+                            small_run.model_dir, small_run.cut, members.result())
         here = evaluate_step(config, {**rl, "oracle": oracle_policy()}, source)
         base = job.result()
     assert base.evaluation.policies == ["never", "fixed", "tuned", "planner"]
     planner = PlannerPolicy.load(base.planner_dir)
     assert len(planner.dynamics.hazard.members) == 2  # saved and loaded as an ensemble
+    assert [m.random_state for m in planner.dynamics.hazard.members] == [
+        config.seed, config.seed + SEED_STRIDE]
     assert planner.dynamics.min_support == 1
     combined = with_policy(base.evaluation, here)
     assert combined.policies == list(POLICY_ORDER)
@@ -364,13 +370,14 @@ def test_tuning_in_a_worker_process_equals_tuning_here(small_run, tmp_path: Path
     the store and models on disk; it must find what tuning in this process finds."""
     from dataclasses import replace
 
-    from dunning.pipeline import _parallel, tune_in_worker, tune_step
+    from dunning.pipeline import _worker, tune_in_worker, tune_step
 
     config = replace(small_run.config, out_dir=tmp_path)
     here = tune_step(config, small_run.learned).to_dict()
     (tmp_path / "tuned_schedule.json").unlink()
-    with _parallel(tune_in_worker, config, small_run.db, small_run.model_dir,
-                   small_run.cut) as job:
+    with _worker() as worker:
+        job = worker.submit(tune_in_worker, config, small_run.db, small_run.model_dir,
+                            small_run.cut)
         there = job.result().to_dict()
     assert there == here and here
     saved = json.loads((tmp_path / "tuned_schedule.json").read_text())  # by the worker
