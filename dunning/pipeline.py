@@ -40,6 +40,7 @@ import contextlib
 import datetime as dt
 import json
 import math
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -760,16 +761,30 @@ def planner_dynamics(config: PipelineConfig, learned: Any) -> Any:
                                        complaint_weight=config.planner_complaint_weight)
 
 
-def planner_members(config: PipelineConfig, db: Path, cut: dt.date) -> list[Any]:
+def planner_members(config: PipelineConfig, db: Path, cut: dt.date,
+                    directory: Path | None = None) -> list[Any]:
     """The hazard models the planner adds to the run's (``config.planner_hazard_members -
     1``, fitted alike with other seeds on the store ``db`` as known at ``cut``): they do
-    not need the run's model, so the worker fits them while the main process trains it."""
+    not need the run's model, so the worker fits them while the main process trains it.
+    ``directory``: also saved there, for :func:`saved_planner_members`."""
     from engine.models.ensemble import fit_members
     from engine.store import Store
 
     tc = train_config(config)
-    return fit_members(tc.seed, Store(db).tables(cut), cut, config.planner_hazard_members,
-                       tc.hazard_params)
+    members = fit_members(tc.seed, Store(db).tables(cut), cut, config.planner_hazard_members,
+                          tc.hazard_params)
+    for i, member in enumerate(members if directory is not None else [], start=1):
+        member.save(Path(directory) / f"member_{i}")
+    return members
+
+
+def saved_planner_members(directory: Path) -> list[Any]:
+    """The hazard models :func:`planner_members` saved in ``directory``, in order."""
+    from engine.models.hazard import HazardModel
+
+    d = Path(directory)
+    count = len(list(d.glob("member_*")))
+    return [HazardModel.load(d / f"member_{i}") for i in range(1, count + 1)]
 
 
 def planner_step(config: PipelineConfig, learned: Any, db: Path, cut: dt.date,
@@ -813,19 +828,21 @@ def selection_estimates(config: PipelineConfig, company: Any, cut: dt.date, lear
 
 
 def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_dir: Path,
-                        cut: dt.date, members: list[Any] | None = None) -> BaselineRun:
+                        cut: dt.date, members_dir: Path | None = None) -> BaselineRun:
     """Tune the schedule, set up the planner, then evaluate never / fixed / tuned /
     planner in the ground truth on ``company``'s held-out invoices and never / fixed /
     tuned / oracle (not the planner, to keep the demo short) on the robustness scenario,
     and estimate tuned and planner without the truth: everything that needs neither the
     RL policy nor the oracle on the held-out invoices, which the main process evaluates
     once the RL training is done (:func:`oracle_and_rl_step`: it balances the two cores).
-    ``members``: the planner's added hazard models (:func:`planner_members`), fitted before."""
+    ``members_dir``: where :func:`planner_members` saved the planner's added hazard models
+    (fitted before; they are fitted here when it is None)."""
     seconds: dict[str, float] = {}  # the worker's own steps (no progress display here)
     with _step(None, "tune", seconds):
         learned = learned_source(config, db, model_dir, as_of=cut)
         tuned = tune_step(config, learned)
     with _step(None, "set up the planner", seconds):
+        members = saved_planner_members(members_dir) if members_dir is not None else None
         planner = planner_step(config, learned, db, cut, members)
     policies = build_policies(tuned, None, planner)
     with _step(None, "evaluate never / fixed / tuned / planner", seconds):
@@ -899,21 +916,20 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
     # models; then it tunes, plans and evaluates everything but the oracle and RL on the
     # held-out invoices on the second core while this process trains RL (single-threaded)
     # and evaluates the oracle and RL there, so that both cores stay busy until the end.
-    with _worker() as worker:
+    # (The worker runs its jobs in order: the second finds the models the first saved.)
+    with _worker() as worker, tempfile.TemporaryDirectory(prefix="dunning-") as tmp:
+        members_dir = Path(tmp) / "planner_members" if config.planner_hazard_members > 1 \
+            else None
         members_job = (worker.submit(_timed_in_worker, "fit the planner's other hazard models",
-                                     planner_members, config, db, cut)
-                       if config.planner_hazard_members > 1 else None)
+                                     planner_members, config, db, cut, members_dir)
+                       if members_dir is not None else None)
         with _step(progress, "train payment + hazard models", t) as p:
             model_dir = train_models_step(config, db, as_of=cut, progress=p)
         with _step(progress, "build learned environment", t):
             learned = learned_source(config, db, model_dir, as_of=cut)
         source = evaluation_source(config, company, model_dir, cut, db=db)
-        members, members_seconds = None, {}
-        if members_job is not None:
-            with _step(progress, "fit the planner's other hazard models (in parallel)", t):
-                members, members_seconds = members_job.result()
         base_job = worker.submit(baselines_in_worker, config, company, db, model_dir, cut,
-                                 members)
+                                 members_dir)
         if config.train_rl:
             with _step(progress, "train RL policy", t,
                        total=config.rl_config.total_timesteps) as p:
@@ -932,6 +948,7 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
                                              {"rl": VetoCounter(rl_policy)})
         with _step(progress, "tune + plan + evaluate the other policies (in parallel)", t):
             base = base_job.result()
+        members_seconds = members_job.result()[1] if members_job is not None else {}
     evaluation = with_policy(base.evaluation, top)
     evaluation.save(out)
     robustness = base.robustness

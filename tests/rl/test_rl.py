@@ -333,10 +333,11 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
     source = evaluation_source(config, small_run.company, small_run.model_dir, small_run.cut,
                                db=small_run.db)
     rl = {"rl": VetoCounter(RLPolicy.load(trained.path))}
+    members_dir = tmp_path / "planner_members"
     with _worker() as worker:  # as run_pipeline: the planner's added model fitted first
-        members = worker.submit(planner_members, config, small_run.db, small_run.cut)
+        worker.submit(planner_members, config, small_run.db, small_run.cut, members_dir)
         job = worker.submit(baselines_in_worker, config, small_run.company, small_run.db,
-                            small_run.model_dir, small_run.cut, members.result())
+                            small_run.model_dir, small_run.cut, members_dir)
         here = evaluate_step(config, {**rl, "oracle": oracle_policy()}, source)
         base = job.result()
     assert base.evaluation.policies == ["never", "fixed", "tuned", "planner"]
@@ -344,6 +345,8 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
     assert len(planner.dynamics.hazard.members) == 2  # saved and loaded as an ensemble
     assert [m.random_state for m in planner.dynamics.hazard.members] == [
         config.seed, config.seed + SEED_STRIDE]
+    handed = (members_dir / "member_1" / "hazard_model.txt").read_text()
+    assert handed == (base.planner_dir / "member_1" / "hazard_model.txt").read_text()
     assert planner.dynamics.min_support == 1
     combined = with_policy(base.evaluation, here)
     assert combined.policies == list(POLICY_ORDER)
