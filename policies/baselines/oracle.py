@@ -45,7 +45,6 @@ class GroundTruthOracle(Policy):
         self.solution: Any = solution
         self._given = solution is not None
         self._cache = SolutionCache(cache_size)
-        self._context: tuple[Any, ...] = ()
 
     def bind_simulator(self, sim: Any) -> None:
         from policies.oracle import OraclePolicy
@@ -71,9 +70,7 @@ class GroundTruthOracle(Policy):
         from policies.common.dp import StateSpace
         from policies.oracle import OracleSolution, solve
 
-        if not _same(context, self._context):
-            self._cache.clear()
-            self._context = context
+        self._cache.use_context(context)
         keys = params.row_keys()
         first: dict[bytes, int] = {}
         for i, key in enumerate(keys):
@@ -116,13 +113,3 @@ class GroundTruthOracle(Policy):
             raise RuntimeError("GroundTruthOracle.act_state needs a solution")
         return OraclePolicy(self.solution).act_state(state, rows)
 
-
-_PLAIN = (int, float, str, bytes, tuple, np.datetime64, type(None))
-
-
-def _same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    """Whether two solving contexts are the same: objects (scenario, calendar, rules) by
-    identity, plain values (hash, date, horizon) by equality."""
-    return len(a) == len(b) and all(
-        x is y or (isinstance(x, _PLAIN) and type(x) is type(y) and bool(x == y))
-        for x, y in zip(a, b, strict=True))

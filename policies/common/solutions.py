@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Collection, Hashable
+from typing import Any
 
 import numpy as np
+
+_PLAIN = (int, float, str, bytes, tuple, np.datetime64, type(None))
 
 
 class SolutionCache:
@@ -24,7 +27,9 @@ class SolutionCache:
         max_items: solutions kept; beyond it the oldest are dropped first (not those a
             caller still needs, see :meth:`evict`); 0 keeps only those.
 
-    A table comes back bit for bit as it was put (shape and dtype kept with it).
+    A table comes back bit for bit as it was put (shape and dtype kept with it). A
+    solution holds only in the context it was solved in (the rules, the world, the
+    horizon): :meth:`use_context` drops everything kept when that changes.
     """
 
     def __init__(self, max_items: int = 20_000) -> None:
@@ -32,6 +37,18 @@ class SolutionCache:
             raise ValueError(f"max_items must be 0 or more, got {max_items}")
         self.max_items = int(max_items)
         self._items: dict[Hashable, tuple[float, bytes, tuple[int, ...], str]] = {}
+        self._context: tuple[Any, ...] = ()
+
+    def use_context(self, context: tuple[Any, ...]) -> None:
+        """Solve and look up under ``context`` from now on: objects (scenario, calendar,
+        legal mask) compared by identity, plain values (a ruleset hash, a date, a horizon)
+        by equality; when it differs from the last one, nothing kept is used again."""
+        same = len(context) == len(self._context) and all(
+            x is y or (isinstance(x, _PLAIN) and type(x) is type(y) and bool(x == y))
+            for x, y in zip(context, self._context, strict=True))
+        if not same:
+            self._items.clear()
+            self._context = context
 
     def __len__(self) -> int:
         return len(self._items)

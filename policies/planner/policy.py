@@ -52,7 +52,8 @@ class PlannerPolicy(Policy):
             64 planned the demo's invoices on 5 hazard models about 15 % faster than 32,
             128 no faster; the values and tables do not depend on it).
         cache_size: solved invoices kept (:class:`policies.common.solutions.SolutionCache`:
-            the (H, S) int8 action table compressed, a few KB each).
+            the (H, S) int8 action table compressed, a few KB each), until the legal mask
+            (the object or its ruleset hash) changes.
     """
 
     name = "planner"
@@ -80,6 +81,8 @@ class PlannerPolicy(Policy):
         next evaluation seed) is not solved again."""
         self._check_inputs(batch)
         mask = mask if mask is not None else self._mask()
+        # a plan holds under the rules it was made with: other rules, plan again
+        self._cache.use_context((mask, getattr(mask, "ruleset_hash", None)))
         keys, key_rows, row_of = _unique_invoices(batch)
         H, S = self.dynamics.horizon, self.space.size  # noqa: N806
         table = np.empty((len(keys), H, S), dtype=np.int8)

@@ -40,3 +40,19 @@ def test_the_oldest_go_first_and_those_in_use_stay():
     assert len(keeps_none) == 0
     with pytest.raises(ValueError):
         SolutionCache(-1)
+
+
+def test_another_context_drops_what_was_kept():
+    """Objects (the rules, the world) are compared by identity, plain values by equality."""
+    rules, world = object(), object()
+    cache = SolutionCache()
+    cache.use_context((rules, "hash-1", 120))
+    cache.put(b"a", 1.0, np.zeros((2, 2), np.int8))
+    cache.use_context((rules, "hash-1", 120))  # the same: kept
+    assert b"a" in cache
+    for other in ((object(), "hash-1", 120), (rules, "hash-2", 120), (rules, "hash-1", 60),
+                  (rules, "hash-1"), (world, "hash-1", 120)):
+        cache.use_context((rules, "hash-1", 120))
+        cache.put(b"a", 1.0, np.zeros((2, 2), np.int8))
+        cache.use_context(other)
+        assert b"a" not in cache, other

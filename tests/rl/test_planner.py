@@ -233,6 +233,32 @@ def test_equal_invoices_are_solved_once(small_run, planner):
     np.testing.assert_array_equal(values[:4], values[4:])
 
 
+def test_a_plan_is_kept_for_the_rules_it_was_made_under(small_run, planner,
+                                                        monkeypatch: pytest.MonkeyPatch):
+    """The next evaluation seed meets many invoices again and their plans are kept; under
+    other rules (another mask, e.g. after a rule change) every invoice is planned again."""
+    import policies.planner.policy as planner_module
+    from policies.planner import PlannerPolicy
+    from simulations.env import LegalMask
+
+    solved: list[int] = []
+    solve = planner_module.backward_induction
+
+    def counted(model, *args, **kwargs):
+        solved.append(model.n)
+        return solve(model, *args, **kwargs)
+
+    monkeypatch.setattr(planner_module, "backward_induction", counted)
+    fresh = PlannerPolicy(planner.dynamics)
+    batch, rules = _batch(small_run, n=5, seed=31), LegalMask()
+    first = fresh.plan(batch, mask=rules)
+    assert sum(solved) == 5
+    np.testing.assert_array_equal(fresh.plan(batch, mask=rules), first)
+    assert sum(solved) == 5  # kept
+    np.testing.assert_array_equal(fresh.plan(batch, mask=LegalMask()), first)
+    assert sum(solved) == 10  # other rules: planned again (here to the same plans)
+
+
 def test_recommend_serves_a_saved_planner(small_run, planner, tmp_path: Path):
     """`dunning recommend --policy dunning-data/planner`: the daily run loads the planner,
     plans the open invoices and records lawful actions under the planner's hash."""
