@@ -47,6 +47,7 @@ class GroundTruthOracle(Policy):
         self._cache = SolutionCache(cache_size)
 
     def bind_simulator(self, sim: Any) -> None:
+        from policies.common.solutions import mask_context
         from policies.oracle import OraclePolicy
         from simulations.env.ground_truth import GroundTruthSource
         from simulations.env.masks import FixedDateMask
@@ -58,8 +59,8 @@ class GroundTruthOracle(Policy):
         mask_fn = FixedDateMask(sim.mask, self.as_of or source.scenario.start_date)
         if not self._given:
             params = self.solved_params(source.params_of(sim.batch))
-            context = (source.scenario, params.calendar, params.industries, sim.mask,
-                       getattr(sim.mask, "ruleset_hash", None), mask_fn.as_of, sim.horizon)
+            context = (source.scenario, params.calendar, params.industries,
+                       *mask_context(sim.mask), mask_fn.as_of, sim.horizon)
             self.solution = self._solve(params, mask_fn, sim.horizon, context)
         self._policy = OraclePolicy(self.solution).bind(lambda: (None, sim.hidden))
 

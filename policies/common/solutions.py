@@ -86,3 +86,14 @@ class SolutionCache:
 
     def clear(self) -> None:
         self._items.clear()
+
+
+def mask_context(mask: Any) -> tuple[Any, ...]:
+    """What a legal mask decides by, for :meth:`SolutionCache.use_context`: its class and
+    ruleset hash when it has one (two ``LegalMask`` s over the same rules judge alike, so
+    the evaluation's and the off-policy estimates' masks share solutions), else the object
+    itself."""
+    ruleset_hash = getattr(mask, "ruleset_hash", None)
+    if isinstance(ruleset_hash, str) and ruleset_hash:
+        return (type(mask), ruleset_hash)
+    return (mask,)

@@ -32,7 +32,7 @@ from engine.contract import Action
 from engine.errors import InputError
 from engine.files import atomic_write_text
 from policies.common.dp import StateSpace, backward_induction
-from policies.common.solutions import SolutionCache
+from policies.common.solutions import SolutionCache, mask_context
 from policies.planner.files import PLANNER_FILE, PLANNER_SCHEMA
 from policies.planner.model import LearnedDynamics, LearnedModel
 from simulations.env.arrays import take_rows
@@ -53,7 +53,7 @@ class PlannerPolicy(Policy):
             128 no faster; the values and tables do not depend on it).
         cache_size: solved invoices kept (:class:`policies.common.solutions.SolutionCache`:
             the (H, S) int8 action table compressed, a few KB each), until the legal mask
-            (the object or its ruleset hash) changes.
+            changes (its rules: :func:`policies.common.solutions.mask_context`).
     """
 
     name = "planner"
@@ -82,7 +82,7 @@ class PlannerPolicy(Policy):
         self._check_inputs(batch)
         mask = mask if mask is not None else self._mask()
         # a plan holds under the rules it was made with: other rules, plan again
-        self._cache.use_context((mask, getattr(mask, "ruleset_hash", None)))
+        self._cache.use_context(mask_context(mask))
         keys, key_rows, row_of = _unique_invoices(batch)
         H, S = self.dynamics.horizon, self.space.size  # noqa: N806
         table = np.empty((len(keys), H, S), dtype=np.int8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policies.common.solutions import SolutionCache
+from policies.common.solutions import SolutionCache, mask_context
 
 
 def test_a_kept_table_comes_back_bit_for_bit():
@@ -56,3 +56,13 @@ def test_another_context_drops_what_was_kept():
         cache.put(b"a", 1.0, np.zeros((2, 2), np.int8))
         cache.use_context(other)
         assert b"a" not in cache, other
+
+
+def test_masks_over_the_same_rules_share_a_context():
+    from simulations.env import LegalMask
+    from simulations.env.masks import AllowAll
+
+    assert mask_context(LegalMask()) == mask_context(LegalMask())
+    assert mask_context(LegalMask()) != mask_context(AllowAll())
+    unhashed = object()
+    assert mask_context(unhashed) == (unhashed,)

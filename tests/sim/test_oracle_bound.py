@@ -49,13 +49,14 @@ def test_an_invoice_met_again_is_played_from_the_kept_solution(gt_source, legal_
                                                                monkeypatch):
     """The oracle keeps solved invoices between evaluation batches (the next seed draws
     many of them again): the kept solution is the one a fresh oracle solves, bit for bit,
-    and a change of rules drops what was kept."""
+    and other rules (not another mask object over the same rules) drop what was kept."""
     import numpy as np
 
     import policies.oracle
     from simulations import world
     from simulations.env import LegalMask
     from simulations.env.core import CollectionsSimulator
+    from simulations.env.masks import AllowAll
 
     solved: list[int] = []  # invoices per call of the solver
     solve = policies.oracle.solve
@@ -81,7 +82,12 @@ def test_an_invoice_met_again_is_played_from_the_kept_solution(gt_source, legal_
         np.testing.assert_array_equal(kept.solution.value, fresh.solution.value)
         assert (kept.solution.policy > 0).any()  # it does act
 
-    other_rules = CollectionsSimulator(gt_source, LegalMask(), horizon=40)
+    calls = len(solved)
+    same_rules = CollectionsSimulator(gt_source, LegalMask(), horizon=40)
+    same_rules.load(again)
+    kept.bind_simulator(same_rules)
+    assert len(solved) == calls  # another mask over the same rules: all kept
+    other_rules = CollectionsSimulator(gt_source, AllowAll(), horizon=40)
     other_rules.load(again)
     kept.bind_simulator(other_rules)
-    assert solved[-1] == 24  # another mask: nothing kept is reused
+    assert solved[-1] == 24  # other rules: nothing kept is reused
