@@ -71,27 +71,15 @@ class GroundTruthOracle(Policy):
         from policies.common.dp import StateSpace
         from policies.oracle import OracleSolution, solve
 
-        self._cache.use_context(context)
-        keys = params.row_keys()
-        first: dict[bytes, int] = {}
-        for i, key in enumerate(keys):
-            first.setdefault(key, i)
-        todo = [i for key, i in first.items() if key not in self._cache]
+        def solve_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            new = solve(params.take(rows), sc, mask_fn, horizon=horizon, keep_policy=True)
+            return new.value, new.policy
+
         sc = params.scenario
         space = StateSpace.build(sc.max_days_since_reminder, sc.max_reminders)
-        policy = np.empty((len(keys), horizon, space.size), dtype=np.int8)
-        fresh: dict[bytes, int] = {}
-        new: Any = None
-        if todo:
-            new = solve(params.take(np.asarray(todo)), sc, mask_fn, horizon=horizon,
-                        keep_policy=True)
-            for j, i in enumerate(todo):
-                self._cache.put(keys[i], new.value[j], new.policy[j])
-                fresh[keys[i]] = j
-        for i, key in enumerate(keys):
-            policy[i] = new.policy[fresh[key]] if key in fresh else self._cache.table(key)
-        value = np.array([self._cache.value(key) for key in keys])
-        self._cache.evict(keep=keys)
+        self._cache.use_context(context)
+        value, policy = self._cache.solutions(params.row_keys(), (horizon, space.size),
+                                              solve_rows)
         return OracleSolution(params=params, space=space, horizon=horizon, value=value,
                               policy=policy)
 
@@ -113,4 +101,3 @@ class GroundTruthOracle(Policy):
         if self.solution is None:
             raise RuntimeError("GroundTruthOracle.act_state needs a solution")
         return OraclePolicy(self.solution).act_state(state, rows)
-

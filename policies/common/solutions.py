@@ -12,7 +12,7 @@ about 40 ms to solve), so thousands of invoices fit in memory.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Sequence
 from typing import Any
 
 import numpy as np
@@ -71,6 +71,31 @@ class SolutionCache:
         _, packed, shape, dtype = self._items[key]
         return np.frombuffer(zlib.decompress(packed), dtype=dtype).reshape(shape).copy()
 
+    def solutions(self, keys: Sequence[Hashable], table_shape: tuple[int, ...],
+                  solve: Callable[[np.ndarray], tuple[np.ndarray, Sequence[np.ndarray]]]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """``(values (n,), int8 tables (n, *table_shape))`` of the invoices ``keys`` (n,):
+        the kept ones restored, the others solved by ``solve(rows)`` (``rows``: the first
+        row of each distinct key not kept, (m,)) -> ``(values (m,), m tables)`` and
+        kept. Afterwards the oldest beyond ``max_items`` are dropped, never these."""
+        first: dict[Hashable, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        todo = np.asarray([i for key, i in first.items() if key not in self._items],
+                          dtype=np.int64)
+        fresh: dict[Hashable, np.ndarray] = {}
+        if len(todo):
+            values, tables = solve(todo)
+            for value, table, i in zip(values, tables, todo, strict=True):
+                self.put(keys[i], value, table)
+                fresh[keys[i]] = table
+        out = np.empty((len(keys), *table_shape), dtype=np.int8)
+        for i, key in enumerate(keys):
+            out[i] = fresh[key] if key in fresh else self.table(key)
+        values = np.array([self.value(key) for key in keys], dtype=np.float64)
+        self.evict(keep=keys)
+        return values, out
+
     def evict(self, keep: Collection[Hashable] = ()) -> None:
         """Drop the oldest solutions beyond ``max_items``, never those in ``keep``."""
         excess = len(self._items) - self.max_items
@@ -83,9 +108,6 @@ class SolutionCache:
             if key not in keep:
                 del self._items[key]
                 excess -= 1
-
-    def clear(self) -> None:
-        self._items.clear()
 
 
 def mask_context(mask: Any) -> tuple[Any, ...]:

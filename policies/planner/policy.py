@@ -84,26 +84,20 @@ class PlannerPolicy(Policy):
         # a plan holds under the rules it was made with: other rules, plan again
         self._cache.use_context(mask_context(mask))
         keys, key_rows, row_of = _unique_invoices(batch)
-        H, S = self.dynamics.horizon, self.space.size  # noqa: N806
-        table = np.empty((len(keys), H, S), dtype=np.int8)
-        todo = [i for i, key in enumerate(keys) if key not in self._cache]
-        if todo:
-            uniq = take_rows(batch, key_rows[todo])
-            for lo in range(0, len(todo), self.batch_size):
-                rows = np.arange(lo, min(lo + self.batch_size, len(todo)))
-                model = LearnedModel(self.dynamics, take_rows(uniq, rows), mask)
-                v, pol = backward_induction(model, self.space, H, keep_policy=True)
+        H = self.dynamics.horizon  # noqa: N806
+
+        def solve_rows(rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+            values, tables = [], []
+            for lo in range(0, len(rows), self.batch_size):
+                part = take_rows(batch, key_rows[rows[lo:lo + self.batch_size]])
+                v, pol = backward_induction(LearnedModel(self.dynamics, part, mask),
+                                            self.space, H, keep_policy=True)
                 assert pol is not None
-                for j, r in enumerate(rows):
-                    self._cache.put(keys[todo[r]], v[j, self.space.start], pol[j])
-                    table[todo[r]] = pol[j]
-        solved = set(todo)
-        for i, key in enumerate(keys):
-            if i not in solved:
-                table[i] = self._cache.table(key)
-        values = np.array([self._cache.value(key) for key in keys])
-        self._cache.evict(keep=keys)
-        self.table = table
+                values.append(v[:, self.space.start])
+                tables.extend(pol)  # views of the batch's array: not copied again
+            return np.concatenate(values), tables
+
+        values, self.table = self._cache.solutions(keys, (H, self.space.size), solve_rows)
         self.row_of = row_of
         self.values = values[row_of]
         self._sim = None

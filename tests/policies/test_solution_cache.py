@@ -66,3 +66,21 @@ def test_masks_over_the_same_rules_share_a_context():
     assert mask_context(LegalMask()) != mask_context(AllowAll())
     unhashed = object()
     assert mask_context(unhashed) == (unhashed,)
+
+
+def test_solutions_solve_each_new_key_once_and_restore_the_kept():
+    asked: list[list[int]] = []
+
+    def solve(rows):
+        asked.append(rows.tolist())
+        return rows * 10.0, [np.full((2, 3), r, np.int8) for r in rows]
+
+    cache = SolutionCache()
+    values, tables = cache.solutions([b"a", b"b", b"a"], (2, 3), solve)
+    assert asked == [[0, 1]]  # the repeated key is solved once, at its first row
+    assert values.tolist() == [0.0, 10.0, 0.0]
+    assert tables.shape == (3, 2, 3) and tables.dtype == np.int8
+    assert (tables[2] == 0).all() and (tables[1] == 1).all()
+    values, tables = cache.solutions([b"c", b"a"], (2, 3), solve)
+    assert asked[-1] == [0]  # only c is new
+    assert values.tolist() == [0.0, 0.0] and (tables[1] == 0).all()
