@@ -26,8 +26,9 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
   of N hazard models of other seeds (the pipeline's planner), against the one model;
 * ``planner_dynamics_variant`` (``--planner-dynamics JSON``, alone): the same with other
   ``LearnedDynamics`` settings (logged support: ``min_support``, ``reminder_prior``);
-* ``complaint_weights`` (``--complaint-weights 1,8,16``, alone): the oracle and the
-  planner with each complaint weight, exactly in the truth;
+* ``complaint_weights`` (``--complaint-weights 1,8,16``, alone or with
+  ``--planner-members N``: the planner on N hazard models): the oracle and the planner with
+  each complaint weight, exactly in the truth;
 * ``planner_truth`` (``--planner-only``, alone): the pipeline's planner (one model) in the
   truth, exact: the figure to compare across commits (e.g. a change to the learned rates);
 * ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
@@ -369,11 +370,15 @@ def planner_dynamics_variant(config: Any, company: Any, cut: Any, n: int,
 
 
 def complaint_weights(config: Any, company: Any, cut: Any, n: int,
-                      weights: list[float]) -> dict[str, Any]:
+                      weights: list[float], members: int = 1) -> dict[str, Any]:
     """The oracle and the planner with each complaint weight
     (``LearnedDynamics.complaint_weight``) on ``n`` held-out invoices, exactly in the truth
     (NPV at the complaint cost itself): how many complaints each weight saves and what it
-    costs."""
+    costs. ``members``: the planner plans on the mean of the company's hazard model and
+    ``members - 1`` more of other seeds (the pipeline's ``planner_hazard_members``)."""
+    from dunning.pipeline import train_config
+    from engine.models.ensemble import HazardEnsemble
+    from engine.store import Store
     from policies.oracle.solver import WorldModel
     from policies.planner import PlannerPolicy
 
@@ -381,8 +386,12 @@ def complaint_weights(config: Any, company: Any, cut: Any, n: int,
     params = truth.params_of(batch)
     sol = oracle_solution(params)
     plain = planner_dynamics(config, learned)
+    if members > 1:
+        plain = dataclasses.replace(plain, hazard=HazardEnsemble.grown_from(
+            learned.hazard, Store(config.db_path).tables(cut), cut, members,
+            train_config(config).hazard_params))
     out: dict[str, Any] = {
-        "complaint_cost": plain.costs.complaint_cost,
+        "complaint_cost": plain.costs.complaint_cost, "planner_hazard_members": members,
         "oracle_truth": _exact(lambda: WorldModel(params, None), sol.space, sol.policy,
                                np.asarray(batch.segment))}
     for w in weights:
@@ -460,7 +469,8 @@ def main(argv: list[str] | None = None) -> None:
                          'the default one, exactly in the truth')
     ap.add_argument("--planner-members", type=int, default=None,
                     help="only: the planner on the mean of this many hazard models of other "
-                         "seeds against the company's one model, exactly in the truth")
+                         "seeds against the company's one model, exactly in the truth (with "
+                         "--complaint-weights: the weights' planner on this many)")
     ap.add_argument("--planner-dynamics", default=None,
                     help='only: the planner with these LearnedDynamics settings (JSON, e.g. '
                          '\'{"reminder_prior": 20}\') against the default ones, exactly in '
@@ -488,7 +498,7 @@ def main(argv: list[str] | None = None) -> None:
                               json.loads(args.planner_hazard), args.run / "model_variant")
         print(write_result(args.out, {**head, "planner_hazard_variant": res}))
         return
-    if args.planner_members:
+    if args.planner_members and not args.complaint_weights:
         res = planner_members(config, company, cut, args.invoices, args.planner_members)
         print(write_result(args.out, {**head, "planner_members": res}))
         return
@@ -502,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.complaint_weights:
         weights = [float(w) for w in args.complaint_weights.split(",")]
         print(write_result(args.out, {**head, "complaint_weights": complaint_weights(
-            config, company, cut, args.invoices, weights)}))
+            config, company, cut, args.invoices, weights, args.planner_members or 1)}))
         return
     if args.planner_only:
         print(write_result(args.out, {**head, "planner_truth": planner_alone(

@@ -32,6 +32,7 @@ in-memory cache of the day's stored rows (pre-serialised JSON), refreshed every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hmac
 import ipaddress
@@ -42,6 +43,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -57,11 +59,43 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dunning.ops.dates import AS_OF_MAX_DAYS_AHEAD, AS_OF_MIN, as_of_problem, today_utc
 from engine.errors import DunningError, InputError
-from engine.store import StoreBusy, lock_wait
+from engine.store import Store, StoreBusy, lock_wait, store_lock
 
 ROLES = ("read", "reviewer", "legal")  # legal: reads, and approves rule changes (CLI)
-# durable_rules keeps one engine state per ruleset: decide one case at a time per process.
-_RULES_LOCK = threading.Lock()
+
+
+class RulesLock:
+    """The lock of this process around a legal decision and the write it leads to:
+    durable_rules keeps one engine state per ruleset (one case at a time per process) and
+    one writer appends the audit chain at a time.
+
+    ``with lock:`` around a decision that reads nothing from the store (explain, rule
+    tests); ``with lock.over(store):`` around one that reads or writes it. ``over`` takes
+    the store's cross-process lease first, waiting as long as the request may
+    (``engine.store.lock_wait``), and this lock second: a request waiting for a store that
+    another process holds (the nightly run) holds nothing here, so explain pages and the
+    other requests that do not need the store go on. The order cannot deadlock as long as
+    every holder of this lock that touches the store entered through ``over``: its opens
+    are then nested leases, granted at once.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._lock.release()
+
+    @contextlib.contextmanager
+    def over(self, store: Store) -> Iterator[None]:
+        """Hold a lease of ``store`` (may raise ``StoreBusy``), then this lock."""
+        with store_lock(store.path).lease(), self._lock:
+            yield
+
+
+_RULES_LOCK = RulesLock()
 TOKEN_ENV = "DUNNING_API_TOKENS"
 ID_PATTERN = r"^[A-Za-z0-9_.:\-]{1,64}$"
 # A letter is a document, never an application: no script, no external resource (inline
@@ -362,7 +396,6 @@ class ApiState:
 
     def __init__(self, config: ApiConfig) -> None:
         from dunning.ops.audit import default_anchor, load_audit_key
-        from engine.store import Store
 
         if not config.db.exists():
             raise InputError(f"--db {config.db}: no store file; create it with `dunning ingest`")
@@ -421,7 +454,7 @@ class ApiState:
         for key in ("effective_date", "promised_date"):
             if data.get(key):
                 data[key] = dt.date.fromisoformat(data[key])
-        with _RULES_LOCK:
+        with _RULES_LOCK.over(self.store):
             done = record(self.store, Event(**data), anchor=self.anchor)
         self.invalidate()
         return done.recorded.summary()
@@ -704,7 +737,7 @@ def create_app(config: ApiConfig) -> Any:
         bounded("body.as_of", body.as_of)
         from dunning.ops.recommend import Recommender, load_policy
 
-        with _RULES_LOCK:
+        with _RULES_LOCK.over(state.store):
             result = Recommender(state.store, policy=load_policy(config.policy_dir),
                                  model=state.model).run(body.as_of)
         state.invalidate()
@@ -860,7 +893,7 @@ def create_app(config: ApiConfig) -> Any:
         override = None if body.override_veto is None else VetoOverride(
             who.name, who.role, body.override_veto.reason)
         try:
-            with _RULES_LOCK, lock_wait(config.decision_wait_s):
+            with lock_wait(config.decision_wait_s), _RULES_LOCK.over(state.store):
                 done = record_action(state.store, body.invoice_id, body.channel,
                                      body.action_date, decided_by=f"api:{who.name}",
                                      complaint=body.complaint, anchor=state.anchor,
@@ -890,7 +923,7 @@ def create_app(config: ApiConfig) -> Any:
                       channel=body.channel, changes=dict(body.changes),
                       event_id=body.event_id, recorded_by=f"api:{who.name}", note=body.note)
         try:
-            with _RULES_LOCK, lock_wait(config.decision_wait_s):  # one writer per process
+            with lock_wait(config.decision_wait_s), _RULES_LOCK.over(state.store):
                 done = record(state.store, event, anchor=state.anchor)
         except StoreBusy as exc:  # a job holds the store: journal it, applied when free
             entry = state.queue_decision("event", {"by": who.name,
@@ -947,7 +980,7 @@ def create_app(config: ApiConfig) -> Any:
         creditor = Creditor.from_yaml(config.creditor or state.store.path.parent
                                       / "creditor.yaml")
         try:
-            with _RULES_LOCK:
+            with _RULES_LOCK.over(state.store):
                 made = letters_for(state.store, as_of, creditor, ruleset=state.ruleset,
                                    actions={invoice_id: Action.from_channel(action)})
         except InputError as exc:

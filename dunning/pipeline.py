@@ -761,25 +761,26 @@ def planner_dynamics(config: PipelineConfig, learned: Any) -> Any:
                                        complaint_weight=config.planner_complaint_weight)
 
 
-def planner_members(config: PipelineConfig, db: Path, cut: dt.date,
-                    directory: Path | None = None) -> list[Any]:
-    """The hazard models the planner adds to the run's (``config.planner_hazard_members -
-    1``, fitted alike with other seeds on the store ``db`` as known at ``cut``): they do
-    not need the run's model, so the worker fits them while the main process trains it.
-    ``directory``: also saved there, for :func:`saved_planner_members`."""
+def save_planner_members(config: PipelineConfig, db: Path, cut: dt.date,
+                         directory: Path) -> int:
+    """Fit the hazard models the planner adds to the run's (``config.planner_hazard_members
+    - 1``, alike with other seeds on the store ``db`` as known at ``cut``) and save them in
+    ``directory`` for :func:`saved_planner_members`; returns how many. They do not need the
+    run's model, so the worker fits them while the main process trains it (and hands back
+    only the count: the models reach the planner's job through the files)."""
     from engine.models.ensemble import fit_members
     from engine.store import Store
 
     tc = train_config(config)
     members = fit_members(tc.seed, Store(db).tables(cut), cut, config.planner_hazard_members,
                           tc.hazard_params)
-    for i, member in enumerate(members if directory is not None else [], start=1):
+    for i, member in enumerate(members, start=1):
         member.save(Path(directory) / f"member_{i}")
-    return members
+    return len(members)
 
 
 def saved_planner_members(directory: Path) -> list[Any]:
-    """The hazard models :func:`planner_members` saved in ``directory``, in order."""
+    """The hazard models :func:`save_planner_members` saved in ``directory``, in order."""
     from engine.models.hazard import HazardModel
 
     d = Path(directory)
@@ -794,7 +795,7 @@ def planner_step(config: PipelineConfig, learned: Any, db: Path, cut: dt.date,
     hazard model and ``config.planner_hazard_members - 1`` more fitted alike with other
     seeds on the store ``db`` as known at ``cut`` (:mod:`engine.models.ensemble`: less of
     the learned model's error for the planner to exploit; docs/planner.md); ``members``:
-    those fitted before by :func:`planner_members`."""
+    those fitted before by :func:`save_planner_members`."""
     from engine.models.ensemble import HazardEnsemble
     from engine.store import Store
     from policies.planner import PlannerPolicy
@@ -835,7 +836,7 @@ def baselines_in_worker(config: PipelineConfig, company: Any, db: Path, model_di
     and estimate tuned and planner without the truth: everything that needs neither the
     RL policy nor the oracle on the held-out invoices, which the main process evaluates
     once the RL training is done (:func:`oracle_and_rl_step`: it balances the two cores).
-    ``members_dir``: where :func:`planner_members` saved the planner's added hazard models
+    ``members_dir``: where :func:`save_planner_members` saved the planner's added hazard models
     (fitted before; they are fitted here when it is None)."""
     seconds: dict[str, float] = {}  # the worker's own steps (no progress display here)
     with _step(None, "tune", seconds):
@@ -921,7 +922,7 @@ def run_pipeline(config: PipelineConfig, progress: Progress | None = None) -> Pi
         members_dir = Path(tmp) / "planner_members" if config.planner_hazard_members > 1 \
             else None
         members_job = (worker.submit(_timed_in_worker, "fit the planner's other hazard models",
-                                     planner_members, config, db, cut, members_dir)
+                                     save_planner_members, config, db, cut, members_dir)
                        if members_dir is not None else None)
         with _step(progress, "train payment + hazard models", t) as p:
             model_dir = train_models_step(config, db, as_of=cut, progress=p)

@@ -15,7 +15,6 @@ API comes in as the ``state`` object and the lock.
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 from engine.errors import InputError
@@ -41,11 +40,11 @@ def risk_threshold(env: dict[str, str] | None = None) -> float:
     return value
 
 
-def mount_workspace(app: Any, state: Any, rules_lock: threading.Lock,
+def mount_workspace(app: Any, state: Any, rules_lock: Any,
                     secret: bytes | None = None, threshold: float | None = None) -> Any:
     """Add the workspace's routes to the FastAPI ``app``; returns the ``Workspace``.
 
-    ``state``: the API's ``ApiState``; ``rules_lock``: the lock around durable_rules;
+    ``state``: the API's ``ApiState``; ``rules_lock``: its ``RulesLock`` (durable_rules);
     ``secret``: session signing key (default :func:`session.session_secret`: environment,
     file or random per start); ``threshold``: default :func:`risk_threshold`.
     """

@@ -191,11 +191,12 @@ class Workspace:
     """Request handling shared by the pages: sessions, rendering, the store.
 
     ``state``: the API's ``ApiState`` (``store``, ``anchor``, ``ruleset``, ``evaluator``,
-    ``invalidate()``, ``config.tokens``); ``rules_lock``: the lock the API holds around
-    durable_rules; ``threshold``: P(on time) under which an invoice is flagged.
+    ``invalidate()``, ``config.tokens``); ``rules_lock``: the API's lock around durable_rules
+    and the writes (``with ws.rules_lock.over(store)`` where the store is read or
+    written); ``threshold``: P(on time) under which an invoice is flagged.
     """
 
-    def __init__(self, state: Any, rules_lock: threading.Lock, secret: bytes,
+    def __init__(self, state: Any, rules_lock: Any, secret: bytes,
                  threshold: float) -> None:
         self.state = state
         self.rules_lock = rules_lock
@@ -823,7 +824,7 @@ def _record_event(ws: Workspace, customer_id: str, values: dict[str, str],
     from engine.store import StoreBusy
 
     try:
-        with ws.rules_lock:  # the API's one writer lock of this process
+        with ws.rules_lock.over(ws.state.store):  # the API's one writer lock of this process
             done = record(ws.state.store, event, anchor=ws.state.anchor)
     except InputError as exc:
         return False, _form_words(str(exc))
@@ -852,7 +853,7 @@ def _approve(ws: Workspace, sha: str, who: Any, reason: str) -> tuple[Any, str, 
     from legal_rules.loader import RuleFileError
 
     try:
-        with ws.rules_lock:
+        with ws.rules_lock.over(ws.state.store):
             done = approve(ws.state.store, sha, who, reason)
     except RuleFileError as exc:
         return "; ".join(str(p) for p in exc.problems) or str(exc)
@@ -961,7 +962,7 @@ def _letter(ws: Workspace, invoice_id: str, action: str) -> _LetterView | tuple[
     try:
         creditor = Creditor.from_yaml(getattr(config, "creditor", None)
                                       or ws.state.store.path.parent / "creditor.yaml")
-        with ws.rules_lock:
+        with ws.rules_lock.over(ws.state.store):
             made = letters_for(ws.state.store, day, creditor, ruleset=ws.state.ruleset,
                                actions={invoice_id: Action.from_channel(channel)})
     except InputError as exc:
@@ -979,7 +980,7 @@ def _mark_sent(ws: Workspace, invoice_id: str, channel: str, who: str) -> str | 
     if day is None:
         return 409, "no worklist day yet"
     try:
-        with ws.rules_lock:
+        with ws.rules_lock.over(ws.state.store):
             done = record_action(ws.state.store, invoice_id, channel, day, decided_by=who,
                                  anchor=ws.state.anchor, ruleset=ws.state.ruleset)
     except InputError as exc:

@@ -80,7 +80,7 @@ def propose_text(ws: Any, name: str, text: str, who: str) -> Any:
         path = Path(tmp) / name
         path.write_text(text, encoding="utf-8")
         try:
-            with ws.rules_lock:  # the API's one writer lock of this process (audit record)
+            with ws.rules_lock.over(ws.state.store):  # the API's one writer lock (audit)
                 return propose(ws.state.store, path, who)[0]
         except RuleFileError as exc:
             return [str(p).replace(str(path), name) for p in exc.problems] or [str(exc)]

@@ -315,8 +315,8 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
         evaluate_step,
         evaluation_source,
         oracle_policy,
-        planner_members,
         robustness_step,
+        save_planner_members,
         with_policy,
     )
     from engine.models.ensemble import SEED_STRIDE
@@ -335,11 +335,13 @@ def test_baselines_in_a_worker_then_rl_here_equal_one_evaluation(trained, small_
     rl = {"rl": VetoCounter(RLPolicy.load(trained.path))}
     members_dir = tmp_path / "planner_members"
     with _worker() as worker:  # as run_pipeline: the planner's added model fitted first
-        worker.submit(planner_members, config, small_run.db, small_run.cut, members_dir)
+        fitted = worker.submit(save_planner_members, config, small_run.db, small_run.cut,
+                               members_dir)
         job = worker.submit(baselines_in_worker, config, small_run.company, small_run.db,
                             small_run.model_dir, small_run.cut, members_dir)
         here = evaluate_step(config, {**rl, "oracle": oracle_policy()}, source)
         base = job.result()
+    assert fitted.result() == 1  # the count comes back, the model through its files
     assert base.evaluation.policies == ["never", "fixed", "tuned", "planner"]
     planner = PlannerPolicy.load(base.planner_dir)
     assert len(planner.dynamics.hazard.members) == 2  # saved and loaded as an ensemble

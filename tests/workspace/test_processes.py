@@ -230,3 +230,56 @@ def test_decisions_made_while_a_job_holds_the_store_are_queued_and_applied_once(
         assert len([r for r in log.records(kind="event")
                     if r["payload"]["recorded_by"] == "api:alice"]) == 1
         assert log.verify().ok
+
+
+def test_a_request_waiting_for_a_held_store_keeps_no_other_request_waiting(
+        workspace_db, tmp_path, as_of, serve):
+    """While a job holds the store, an event waits for it (up to its decision wait) without
+    holding the process's rules lock: an explain request, which needs no store, is answered
+    meanwhile; the event is recorded once the job ends. Before ``RulesLock.over`` the event
+    held the lock through its wait, and every explain of the process waited behind it."""
+    from dunning.api import ApiConfig, create_app, load_tokens
+    from engine.store import Store, store_lock
+
+    db = workspace_db
+    with Store(db).connect() as con:
+        invoice = con.execute("SELECT invoice_id FROM ops_recommendations "
+                              "ORDER BY invoice_id LIMIT 1").fetchone()[0]
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(f"{READ} read dora\n{REVIEW} reviewer alice\n")
+    app = create_app(ApiConfig(db=db, tokens=load_tokens(tokens), store_wait_s=0.2,
+                               decision_wait_s=120.0))
+    event = {"kind": "conversation", "invoice_id": invoice, "channel": "phone",
+             "effective_date": as_of.isoformat(), "note": "waits for the job"}
+    explain = {"facts": {"days_overdue": 20}, "action": "email", "as_of": as_of.isoformat()}
+    answers: dict[str, httpx.Response] = {}
+
+    def post(name: str, path: str, body: dict, token: str) -> None:
+        with httpx.Client(base_url=url, timeout=180) as client:
+            answers[name] = client.post(path, json=body,
+                                        headers={"Authorization": f"Bearer {token}"})
+
+    with serve(app) as url:
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(db)], env=_env(),
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert holder.stdout.readline().strip() == "ready"
+            waiting = threading.Thread(target=post, args=("event", "/events", event, REVIEW))
+            waiting.start()
+            _until(lambda: store_lock(db).others_waiting())  # the event waits for the job
+            asking = threading.Thread(target=post,
+                                      args=("explain", "/rules/explain", explain, READ))
+            asking.start()
+            asking.join(timeout=60)
+            answered = not asking.is_alive()
+            still_waiting = waiting.is_alive()
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)
+        waiting.join(timeout=120)
+        asking.join(timeout=120)
+    assert answered and still_waiting, "the explain request waited for the job's store"
+    assert answers["explain"].status_code == 200, answers["explain"].text
+    assert answers["explain"].json()["status"] != "allowed"  # facts missing: fails closed
+    assert answers["event"].status_code == 200, answers["event"].text
+    assert answers["event"].json()["recorded"] is True
