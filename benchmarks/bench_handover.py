@@ -29,6 +29,9 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
 * ``complaint_weights`` (``--complaint-weights 1,8,16``, alone or with
   ``--planner-members N``: the planner on N hazard models): the oracle and the planner with
   each complaint weight, exactly in the truth;
+* ``planner_pessimism`` (``--planner-pessimism 0,0.5,1``, alone): the oracle and the
+  planner on N hazard models, planning on their mean (k = 0) or below their disagreement
+  (mean x exp(-k std of log hazard)), exactly in the truth;
 * ``planner_truth`` (``--planner-only``, alone): the pipeline's planner (one model) in the
   truth, exact: the figure to compare across commits (e.g. a change to the learned rates);
 * ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
@@ -400,6 +403,50 @@ def complaint_weights(config: Any, company: Any, cut: Any, n: int,
     return out
 
 
+def pessimistic_hazard(ensemble: Any, k: float) -> Any:
+    """``ensemble`` whose hazard is the members' mean times exp(-k x their standard
+    deviation of log hazard): lower where the seeds disagree, i.e. where the history is
+    thin (an experiment of this benchmark, not a pipeline option; k = 0 is the mean)."""
+    from engine.models.ensemble import HazardEnsemble
+
+    class Pessimistic(HazardEnsemble):
+        def predict_hazard_grid(self, static: np.ndarray, situations: Any,
+                                per_invoice: Any) -> np.ndarray:
+            each = np.array([m.predict_hazard_grid(static, situations, per_invoice)
+                             for m in self.members])
+            spread = np.log(np.clip(each, 1e-12, None)).std(axis=0)
+            return each.mean(axis=0) * np.exp(-k * spread)
+
+    return Pessimistic(ensemble.members)
+
+
+def planner_pessimism(config: Any, company: Any, cut: Any, n: int, members: int,
+                      ks: list[float]) -> dict[str, Any]:
+    """The oracle and the planner on the mean of ``members`` hazard models (k = 0, the
+    pipeline's) and on their pessimistic hazard for each k (:func:`pessimistic_hazard`),
+    exactly in the truth on ``n`` held-out invoices: does planning below the members'
+    disagreement send fewer of the reminders the learned model overvalues?"""
+    from dunning.pipeline import train_config
+    from engine.models.ensemble import HazardEnsemble
+    from engine.store import Store
+    from policies.oracle.solver import WorldModel
+    from policies.planner import PlannerPolicy
+
+    truth, learned, batch = held_out(config, company, cut, n)
+    params = truth.params_of(batch)
+    sol = oracle_solution(params)
+    plain = planner_dynamics(config, learned)
+    ensemble = HazardEnsemble.grown_from(learned.hazard, Store(config.db_path).tables(cut),
+                                         cut, members, train_config(config).hazard_params)
+    out: dict[str, Any] = {"planner_hazard_members": members, "oracle_truth": _exact(
+        lambda: WorldModel(params, None), sol.space, sol.policy, np.asarray(batch.segment))}
+    for k in ks:
+        hazard = ensemble if k == 0 else pessimistic_hazard(ensemble, k)
+        out[f"planner_pessimism_{k:g}_truth"] = planner_in_truth(
+            PlannerPolicy(dataclasses.replace(plain, hazard=hazard)), batch, params)
+    return out
+
+
 def planner_alone(config: Any, company: Any, cut: Any, n: int) -> dict[str, Any]:
     """The planner's table on the company's learned model (its hazard model and the rates
     estimated from the store now) in the truth, exact, ``n`` held-out invoices."""
@@ -478,6 +525,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--complaint-weights", default=None,
                     help="only: the oracle and the planner with each of these complaint "
                          "weights (comma-separated, e.g. 1,4,8,16,32), exactly in the truth")
+    ap.add_argument("--planner-pessimism", default=None,
+                    help="only: the planner on --planner-members models (default 5) with "
+                         "each of these pessimism factors k (comma-separated, e.g. 0,0.5,1), "
+                         "exactly in the truth")
     ap.add_argument("--planner-only", action="store_true",
                     help="only: the planner on the company's learned model, exactly in the "
                          "truth")
@@ -497,6 +548,11 @@ def main(argv: list[str] | None = None) -> None:
         res = planner_variant(config, company, cut, args.invoices,
                               json.loads(args.planner_hazard), args.run / "model_variant")
         print(write_result(args.out, {**head, "planner_hazard_variant": res}))
+        return
+    if args.planner_pessimism:
+        ks = [float(k) for k in args.planner_pessimism.split(",")]
+        print(write_result(args.out, {**head, "planner_pessimism": planner_pessimism(
+            config, company, cut, args.invoices, args.planner_members or 5, ks)}))
         return
     if args.planner_members and not args.complaint_weights:
         res = planner_members(config, company, cut, args.invoices, args.planner_members)
