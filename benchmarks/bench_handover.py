@@ -204,6 +204,26 @@ def oracle_solution(params: Any) -> Any:
         facts, np.full(len(facts["days_overdue"]), as_of)))
 
 
+def oracle_truth(params: Any, batch: Any) -> dict[str, Any]:
+    """The oracle's table (:func:`oracle_solution`) evaluated exactly in the truth."""
+    from policies.oracle.solver import WorldModel
+
+    sol = oracle_solution(params)
+    return _exact(lambda: WorldModel(params, None), sol.space, sol.policy,
+                  np.asarray(batch.segment))
+
+
+def grown_hazard(config: Any, learned: Any, cut: Any, members: int) -> Any:
+    """The mean of the company's hazard model and ``members - 1`` more fitted alike with
+    other seeds on the history known at ``cut``, as the pipeline's planner plans on."""
+    from dunning.pipeline import train_config
+    from engine.models.ensemble import HazardEnsemble
+    from engine.store import Store
+
+    return HazardEnsemble.grown_from(learned.hazard, Store(config.db_path).tables(cut), cut,
+                                     members, train_config(config).hazard_params)
+
+
 def exact_comparison(config: Any, learned: Any, truth: Any, batch: Any) -> dict[str, Any]:
     """Expected payments, handovers, complaints per 1,000 and NPV per invoice of the
     planner's and the oracle's tables (:func:`policies.common.dp.evaluate_policy`)."""
@@ -337,17 +357,13 @@ def planner_members(config: Any, company: Any, cut: Any, n: int, members: int
     the company's hazard model alone and on the mean of it and ``members - 1`` more
     fitted with other seeds (:class:`engine.models.ensemble.HazardEnsemble`, as the
     pipeline's planner does)."""
-    from dunning.pipeline import train_config
-    from engine.models.ensemble import HazardEnsemble
-    from engine.store import Store
     from policies.planner import PlannerPolicy
 
     truth, learned, batch = held_out(config, company, cut, n)
     params = truth.params_of(batch)
     single = planner_dynamics(config, learned)
     t0 = time.perf_counter()
-    ensemble = HazardEnsemble.grown_from(learned.hazard, Store(config.db_path).tables(cut),
-                                         cut, members, train_config(config).hazard_params)
+    ensemble = grown_hazard(config, learned, cut, members)
     fit_seconds = time.perf_counter() - t0
     return {"members": members, "fit_seconds": fit_seconds,
             "planner_single_truth": planner_in_truth(PlannerPolicy(single), batch, params),
@@ -379,24 +395,16 @@ def complaint_weights(config: Any, company: Any, cut: Any, n: int,
     (NPV at the complaint cost itself): how many complaints each weight saves and what it
     costs. ``members``: the planner plans on the mean of the company's hazard model and
     ``members - 1`` more of other seeds (the pipeline's ``planner_hazard_members``)."""
-    from dunning.pipeline import train_config
-    from engine.models.ensemble import HazardEnsemble
-    from engine.store import Store
-    from policies.oracle.solver import WorldModel
     from policies.planner import PlannerPolicy
 
     truth, learned, batch = held_out(config, company, cut, n)
     params = truth.params_of(batch)
-    sol = oracle_solution(params)
     plain = planner_dynamics(config, learned)
     if members > 1:
-        plain = dataclasses.replace(plain, hazard=HazardEnsemble.grown_from(
-            learned.hazard, Store(config.db_path).tables(cut), cut, members,
-            train_config(config).hazard_params))
+        plain = dataclasses.replace(plain, hazard=grown_hazard(config, learned, cut, members))
     out: dict[str, Any] = {
         "complaint_cost": plain.costs.complaint_cost, "planner_hazard_members": members,
-        "oracle_truth": _exact(lambda: WorldModel(params, None), sol.space, sol.policy,
-                               np.asarray(batch.segment))}
+        "oracle_truth": oracle_truth(params, batch)}
     for w in weights:
         out[f"planner_weight_{w:g}_truth"] = planner_in_truth(
             PlannerPolicy(dataclasses.replace(plain, complaint_weight=w)), batch, params)
@@ -426,20 +434,14 @@ def planner_pessimism(config: Any, company: Any, cut: Any, n: int, members: int,
     pipeline's) and on their pessimistic hazard for each k (:func:`pessimistic_hazard`),
     exactly in the truth on ``n`` held-out invoices: does planning below the members'
     disagreement send fewer of the reminders the learned model overvalues?"""
-    from dunning.pipeline import train_config
-    from engine.models.ensemble import HazardEnsemble
-    from engine.store import Store
-    from policies.oracle.solver import WorldModel
     from policies.planner import PlannerPolicy
 
     truth, learned, batch = held_out(config, company, cut, n)
     params = truth.params_of(batch)
-    sol = oracle_solution(params)
     plain = planner_dynamics(config, learned)
-    ensemble = HazardEnsemble.grown_from(learned.hazard, Store(config.db_path).tables(cut),
-                                         cut, members, train_config(config).hazard_params)
-    out: dict[str, Any] = {"planner_hazard_members": members, "oracle_truth": _exact(
-        lambda: WorldModel(params, None), sol.space, sol.policy, np.asarray(batch.segment))}
+    ensemble = grown_hazard(config, learned, cut, members)
+    out: dict[str, Any] = {"planner_hazard_members": members,
+                           "oracle_truth": oracle_truth(params, batch)}
     for k in ks:
         hazard = ensemble if k == 0 else pessimistic_hazard(ensemble, k)
         out[f"planner_pessimism_{k:g}_truth"] = planner_in_truth(
