@@ -31,7 +31,11 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
   each complaint weight, exactly in the truth;
 * ``planner_pessimism`` (``--planner-pessimism 0,0.5,1``, alone): the oracle and the
   planner on N hazard models, planning on their mean (k = 0) or below their disagreement
-  (mean x exp(-k std of log hazard)), exactly in the truth;
+  (mean x exp(-k std of log hazard)), exactly in the truth; with ``--pessimism-on lift``
+  only a reminder's effect is shrunk, by the members' disagreement about it;
+* ``planner_bootstrap`` (``--planner-bootstrap``, alone): the oracle and the planner on N
+  hazard models grown by seed (the pipeline's) and by customer bootstrap, exactly in the
+  truth;
 * ``planner_truth`` (``--planner-only``, alone): the pipeline's planner (one model) in the
   truth, exact: the figure to compare across commits (e.g. a change to the learned rates);
 * ``simulated`` (``--simulate``): both simulated in the truth by the harness, with the
@@ -371,6 +375,55 @@ def planner_members(config: Any, company: Any, cut: Any, n: int, members: int
                 PlannerPolicy(dataclasses.replace(single, hazard=ensemble)), batch, params)}
 
 
+def bootstrap_hazard(config: Any, learned: Any, cut: Any, members: int) -> Any:
+    """The mean of the company's hazard model and ``members - 1`` more of the seeds of
+    :func:`grown_hazard`, each fitted on a customer bootstrap of the same history: every
+    customer's training rows weighted by a Poisson(1) draw of that customer (bagging by
+    customer, the unit the history's payments depend on). Seeds alone only vary LightGBM's
+    row and feature sampling; a bootstrap also varies which customers a thin cell's
+    evidence comes from (an experiment of this benchmark, not a pipeline option)."""
+    from dunning.pipeline import train_config
+    from engine.features import build_hazard_frame, prepare_tables
+    from engine.models.ensemble import HazardEnsemble, member_seeds
+    from engine.models.hazard import HazardModel
+    from engine.store import Store
+
+    params = dict(train_config(config).hazard_params or {})
+    tables = prepare_tables(Store(config.db_path).tables(cut))
+    fitted = [learned.hazard]
+    for seed in member_seeds(learned.hazard.random_state, members):
+        model = HazardModel(random_state=seed, **params)
+        frame = build_hazard_frame(tables, cut, horizon_days=model.horizon_days,
+                                   max_rows=model.max_rows, max_invoices=model.max_invoices,
+                                   seed=seed, exclude_disputed=model.exclude_disputed_days)
+        draws = np.random.default_rng([seed, 1]).poisson(1.0, int(tables.cust.max()) + 1)
+        weight = frame.weight * draws[tables.cust[frame.rows]]
+        fitted.append(model.fit(dataclasses.replace(frame, weight=weight)))
+    return HazardEnsemble(fitted)
+
+
+def planner_bootstrap(config: Any, company: Any, cut: Any, n: int, members: int
+                      ) -> dict[str, Any]:
+    """The oracle and the planner on ``members`` hazard models grown by seed (the
+    pipeline's) and by customer bootstrap (:func:`bootstrap_hazard`), exactly in the truth
+    on ``n`` held-out invoices: does a bagged model overrate fewer of the planner's
+    reminders?"""
+    from policies.planner import PlannerPolicy
+
+    truth, learned, batch = held_out(config, company, cut, n)
+    params = truth.params_of(batch)
+    plain = planner_dynamics(config, learned)
+    out: dict[str, Any] = {"planner_hazard_members": members,
+                           "oracle_truth": oracle_truth(params, batch)}
+    for name, grow in (("seeds", grown_hazard), ("bootstrap", bootstrap_hazard)):
+        t0 = time.perf_counter()
+        hazard = grow(config, learned, cut, members)
+        out[f"{name}_fit_seconds"] = time.perf_counter() - t0
+        out[f"planner_{name}_truth"] = planner_in_truth(
+            PlannerPolicy(dataclasses.replace(plain, hazard=hazard)), batch, params)
+    return out
+
+
 def planner_dynamics_variant(config: Any, company: Any, cut: Any, n: int,
                              settings: dict[str, Any]) -> dict[str, Any]:
     """The planner's table in the truth (exact, ``n`` held-out invoices) with the default
@@ -428,8 +481,45 @@ def pessimistic_hazard(ensemble: Any, k: float) -> Any:
     return Pessimistic(ensemble.members)
 
 
+def lift_pessimistic_hazard(ensemble: Any, k: float) -> Any:
+    """``ensemble`` whose hazard within :data:`policies.planner.model.DECAYED_DAYS` of a
+    reminder keeps the members' mean hazard of the same reminders sent long ago, and only
+    the reminder's effect above it is shrunk by the members' disagreement about it:
+    ``old + exp(-k s) (h - old)``, ``s`` the members' standard deviation of the log lift
+    ``log h - log old``. Unlike :func:`pessimistic_hazard` the hazard of waiting is left
+    alone (an experiment of this benchmark, not a pipeline option; k = 0 is the mean)."""
+    from engine.features import REMINDER_CHANNELS
+    from engine.models.ensemble import HazardEnsemble
+    from policies.planner.model import DECAYED_DAYS
+
+    class LiftPessimistic(HazardEnsemble):
+        def predict_hazard_grid(self, static: np.ndarray, situations: Any,
+                                per_invoice: Any) -> np.ndarray:
+            each = np.array([m.predict_hazard_grid(static, situations, per_invoice)
+                             for m in self.members])
+            h = each.mean(axis=0)
+            since = np.asarray(situations["days_since_last_reminder"])
+            sent = sum(np.asarray(situations[f"n_{c}"]) for c in REMINDER_CHANNELS)
+            recent = np.flatnonzero((since < DECAYED_DAYS) & (sent > 0))
+            if len(recent) == 0:
+                return h
+            twin = {name: np.asarray(v)[recent] for name, v in situations.items()}
+            twin["days_since_last_reminder"] = np.full(len(recent), float(DECAYED_DAYS))
+            twin["last_reminder_overdue"] = twin["days_overdue"] - DECAYED_DAYS
+            old = np.array([m.predict_hazard_grid(static, twin, per_invoice)
+                            for m in self.members])
+            log_lift = (np.log(np.clip(each[:, :, recent], 1e-12, None))
+                        - np.log(np.clip(old, 1e-12, None)))
+            trust = np.exp(-k * log_lift.std(axis=0))
+            old_mean = old.mean(axis=0)
+            h[:, recent] = old_mean + trust * (h[:, recent] - old_mean)
+            return h
+
+    return LiftPessimistic(ensemble.members)
+
+
 def planner_pessimism(config: Any, company: Any, cut: Any, n: int, members: int,
-                      ks: list[float]) -> dict[str, Any]:
+                      ks: list[float], on: str = "hazard") -> dict[str, Any]:
     """The oracle and the planner on the mean of ``members`` hazard models (k = 0, the
     pipeline's) and on their pessimistic hazard for each k (:func:`pessimistic_hazard`),
     exactly in the truth on ``n`` held-out invoices: does planning below the members'
@@ -440,10 +530,11 @@ def planner_pessimism(config: Any, company: Any, cut: Any, n: int, members: int,
     params = truth.params_of(batch)
     plain = planner_dynamics(config, learned)
     ensemble = grown_hazard(config, learned, cut, members)
-    out: dict[str, Any] = {"planner_hazard_members": members,
+    out: dict[str, Any] = {"planner_hazard_members": members, "pessimism_on": on,
                            "oracle_truth": oracle_truth(params, batch)}
+    shrink = {"hazard": pessimistic_hazard, "lift": lift_pessimistic_hazard}[on]
     for k in ks:
-        hazard = ensemble if k == 0 else pessimistic_hazard(ensemble, k)
+        hazard = ensemble if k == 0 else shrink(ensemble, k)
         out[f"planner_pessimism_{k:g}_truth"] = planner_in_truth(
             PlannerPolicy(dataclasses.replace(plain, hazard=hazard)), batch, params)
     return out
@@ -531,6 +622,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="only: the planner on --planner-members models (default 5) with "
                          "each of these pessimism factors k (comma-separated, e.g. 0,0.5,1), "
                          "exactly in the truth")
+    ap.add_argument("--pessimism-on", choices=("hazard", "lift"), default="hazard",
+                    help="with --planner-pessimism: shrink the hazard itself (default) or "
+                         "only a reminder's effect above the hazard of the same reminders "
+                         "sent long ago")
+    ap.add_argument("--planner-bootstrap", action="store_true",
+                    help="only: the planner on --planner-members models (default 5) grown "
+                         "by seed and by customer bootstrap, exactly in the truth")
     ap.add_argument("--planner-only", action="store_true",
                     help="only: the planner on the company's learned model, exactly in the "
                          "truth")
@@ -554,7 +652,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.planner_pessimism:
         ks = [float(k) for k in args.planner_pessimism.split(",")]
         print(write_result(args.out, {**head, "planner_pessimism": planner_pessimism(
-            config, company, cut, args.invoices, args.planner_members or 5, ks)}))
+            config, company, cut, args.invoices, args.planner_members or 5, ks,
+            args.pessimism_on)}))
+        return
+    if args.planner_bootstrap:
+        print(write_result(args.out, {**head, "planner_bootstrap": planner_bootstrap(
+            config, company, cut, args.invoices, args.planner_members or 5)}))
         return
     if args.planner_members and not args.complaint_weights:
         res = planner_members(config, company, cut, args.invoices, args.planner_members)
