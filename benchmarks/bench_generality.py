@@ -92,6 +92,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="PipelineConfig.hazard_milestone_inputs (the hazard model reads the "
                          "days past the project milestone); the result file's name then ends "
                          "in _hazard_milestone_inputs")
+    ap.add_argument("--hazard-history-rates-only", action="store_true",
+                    help="PipelineConfig.hazard_history_rates_only (the hazard model reads the "
+                         "customer's history as shares and means, no counts since the history "
+                         "begins); the result file's name then ends in "
+                         "_hazard_history_rates_only")
     ap.add_argument("--eval-invoices", type=int, default=None,
                     help="held-out invoices per evaluation seed (default: the config's)")
     ap.add_argument("--seeds", type=int, default=None,
@@ -109,13 +114,14 @@ def company_config(path: Path, out_dir: Path, tiny: bool, ppo: bool = False,
                    planner_min_support: int | None = None,
                    planner_complaint_weight: float | None = None,
                    hazard_counts_decreasing: bool = False,
-                   hazard_milestone_inputs: bool = False) -> Any:
+                   hazard_milestone_inputs: bool = False,
+                   hazard_history_rates_only: bool = False) -> Any:
     """The pipeline's configuration for one sampled company: the default (or tiny) one with
     only the scenario set; the robustness company is skipped (not part of these figures);
     PPO only with ``ppo``; the evaluation's size when given (the same for every company);
     the customer response switch, the planner's hazard members, its minimum logged
-    support and complaint weight, the hazard's decreasing counts and its milestone inputs
-    when given."""
+    support and complaint weight, the hazard's decreasing counts, its milestone inputs and
+    its history without counts when given."""
     from dunning.pipeline import PipelineConfig
 
     base = PipelineConfig.tiny(out_dir) if tiny else PipelineConfig.default(out_dir=out_dir)
@@ -125,7 +131,9 @@ def company_config(path: Path, out_dir: Path, tiny: bool, ppo: bool = False,
                                ("planner_min_support", planner_min_support),
                                ("planner_complaint_weight", planner_complaint_weight),
                                ("hazard_counts_decreasing", hazard_counts_decreasing or None),
-                               ("hazard_milestone_inputs", hazard_milestone_inputs or None))
+                               ("hazard_milestone_inputs", hazard_milestone_inputs or None),
+                               ("hazard_history_rates_only",
+                                hazard_history_rates_only or None))
              if v is not None}
     return dataclasses.replace(base, scenario=str(path), robustness_scenario=None,
                                train_rl=ppo, **sizes)
@@ -312,7 +320,8 @@ def run(args: argparse.Namespace, run_fn: RunFn = _pipeline,
             planner_min_support=getattr(args, "planner_min_support", None),
             planner_complaint_weight=getattr(args, "planner_complaint_weight", None),
             hazard_counts_decreasing=getattr(args, "hazard_counts_decreasing", False),
-            hazard_milestone_inputs=getattr(args, "hazard_milestone_inputs", False))
+            hazard_milestone_inputs=getattr(args, "hazard_milestone_inputs", False),
+            hazard_history_rates_only=getattr(args, "hazard_history_rates_only", False))
         say(f"{path.stem}: running the pipeline ({'tiny' if args.tiny else 'default'})")
         t0 = time.perf_counter()
         done = Path(config.out_dir) / "results.json"
@@ -377,6 +386,8 @@ def _write(args: argparse.Namespace, companies: dict[str, dict[str, Any]],
         name += "_hazard_counts_decreasing"
     if getattr(args, "hazard_milestone_inputs", False):
         name += "_hazard_milestone_inputs"
+    if getattr(args, "hazard_history_rates_only", False):
+        name += "_hazard_history_rates_only"
     return write_result(name, figures)
 
 

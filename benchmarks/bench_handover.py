@@ -17,9 +17,15 @@ On one company of a finished ``bench_generality.py`` run (``--run <out>/<company
   more than the learned model expects: the planner's invoices stay unpaid longer);
 * ``reminder_lift_first_reminder`` (``--reminder-lift-only``, alone): the immediate lift of
   a first reminder by channel, send day and segment, learned against true (and split by
-  whether a project milestone is reached);
+  whether a project milestone is reached, and by whether the history shows the invoice
+  paid before its due date), with the mean hazards of waiting and of being reminded it is
+  the ratio of;
 * ``calibration`` (``--calibration-only``, alone): the hazard model's observed over
-  predicted payments on its training rows by 20-day band of days overdue;
+  predicted payments on its training rows by 20-day band of days overdue, and
+  (``calibration_by_segment``) per segment, band and reminder state on its training rows
+  and on the held-out invoices' history (out of time), and (``calibration_customer_split``)
+  in time on customers a model fitted on the other half has not seen; with
+  ``--planner-hazard JSON`` also of a model fitted with those settings;
 * ``planner_hazard_variant`` (``--planner-hazard JSON``, alone): the planner's table in
   the truth when it plans on a hazard model with other settings, against the default;
 * ``planner_members`` (``--planner-members N``, alone): the same when it plans on the mean
@@ -312,6 +318,112 @@ def calibration(config: Any, cut: Any) -> dict[str, Any]:
     return out
 
 
+CALIBRATION_BANDS = (0, 5, 10, 20, 40, 80, 120)  # days overdue, left-closed
+
+
+def calibration_by_segment(config: Any, company: Any, cut: Any, hz: Any = None
+                           ) -> dict[str, Any]:
+    """Observed over predicted payments of the company's hazard model on the history's own
+    rows, in time (invoices due before ``cut``, as known at ``cut``: its training rows)
+    and out of time (the held-out invoices, due on or after ``cut``, as the company's
+    history shows them to its end), per segment, band of days overdue
+    (:data:`CALIBRATION_BANDS`) and reminder state (nothing sent yet; a reminder within
+    the reminder lift's window; only older ones). What the logging policy did, so no
+    truth is needed: a user can run it on a real ledger. ``hz``: the hazard model to check
+    (default: the company's).
+    ``{"in_time"|"out_of_time": {segment: {state: {band: {"rows", "paid", "expected",
+    "ratio"}}}, "by_state": {state: {"paid", "expected"}}, "by_due_month": {months after
+    the cut the invoice fell due: {"paid", "expected"}}}}`` (payments weighted by the
+    frame's sampling weights; months of 30 days, negative before the cut)."""
+    from engine.calendar import to_day
+    from engine.features import build_hazard_frame, prepare_tables
+    from engine.models.hazard import HazardModel
+    from engine.models.reminder_lift import WINDOW_DAYS
+    from engine.store import Store
+
+    hz = hz if hz is not None else HazardModel.load(config.model_dir)
+    out: dict[str, Any] = {}
+    for name, as_of, keep in (("in_time", cut, lambda due: due < to_day(cut)),
+                              ("out_of_time", company.as_of, lambda due: due >= to_day(cut))):
+        tables = prepare_tables(Store(config.db_path).tables(as_of))
+        fr = build_hazard_frame(tables, as_of, horizon_days=hz.horizon_days, seed=0)
+        pred = hz.predict_hazard(hz.static_matrix(fr.static)[fr.static_index], fr.dynamic)
+        day = np.asarray(fr.dynamic["days_overdue"])
+        since = np.asarray(fr.dynamic["days_since_last_reminder"])
+        sent = np.asarray(fr.dynamic["last_reminder_overdue"]) >= 0
+        state = np.where(~sent, "unreminded",
+                         np.where(since < WINDOW_DAYS, "reminded_recently", "reminded_earlier"))
+        segment = np.asarray(fr.static["segment"].astype(str))[fr.static_index]
+        rows = keep(tables.due_day[fr.rows])
+        paid_w, pred_w = fr.event * fr.weight, pred * fr.weight
+        table: dict[str, Any] = {"by_state": {
+            st: {"paid": float(paid_w[rows & (state == st)].sum()),
+                 "expected": float(pred_w[rows & (state == st)].sum())}
+            for st in ("unreminded", "reminded_recently", "reminded_earlier")}}
+        month = (tables.due_day[fr.rows] - to_day(cut)) // 30
+        table["by_due_month"] = {
+            int(m): {"paid": float(paid_w[rows & (month == m)].sum()),
+                     "expected": float(pred_w[rows & (month == m)].sum())}
+            for m in np.unique(month[rows])}
+        for seg in np.unique(segment[rows]):
+            for st in ("unreminded", "reminded_recently", "reminded_earlier"):
+                for lo, hi in zip(CALIBRATION_BANDS[:-1], CALIBRATION_BANDS[1:], strict=True):
+                    m = rows & (segment == seg) & (state == st) & (day >= lo) & (day < hi)
+                    if not m.any():
+                        continue
+                    paid, expected = float(paid_w[m].sum()), float(pred_w[m].sum())
+                    table.setdefault(seg, {}).setdefault(st, {})[f"{lo}-{hi}"] = {
+                        "rows": int(m.sum()), "paid": paid, "expected": expected,
+                        "ratio": paid / expected if expected > 0 else None}
+        out[name] = table
+    return out
+
+
+def variant_hazard(config: Any, cut: Any, settings: dict[str, Any]) -> Any:
+    """A hazard model fitted like the company's (its settings and seed) with ``settings``
+    on top, on the history known at ``cut``."""
+    from dunning.pipeline import train_config
+    from engine.models.hazard import HazardModel
+    from engine.store import Store
+
+    params = {**dict(train_config(config).hazard_params or {}), **settings}
+    return HazardModel(random_state=config.seed, **params).fit_tables(
+        Store(config.db_path).tables(cut), cut)
+
+
+def calibration_customer_split(config: Any, cut: Any) -> dict[str, Any]:
+    """Observed over expected payments by reminder state (as :func:`calibration_by_segment`)
+    of a hazard model fitted with the company's settings on the training rows of half of
+    the customers (a seeded draw; the other half's rows weighted 0), on the rows of the
+    other half, in time (before ``cut``). Near 1 where the out-of-time ratio is not: the
+    out-of-time miss is a change over time, not the fit's own optimism on rows it has not
+    seen. ``{"held_out_customers"|"fitted_customers": {state: {"paid", "expected"}}}``."""
+    from dunning.pipeline import train_config
+    from engine.features import build_hazard_frame, prepare_tables
+    from engine.models.hazard import HazardModel
+    from engine.models.reminder_lift import WINDOW_DAYS
+    from engine.store import Store
+
+    tables = prepare_tables(Store(config.db_path).tables(cut))
+    model = HazardModel(**dict(train_config(config).hazard_params or {}))
+    fr = build_hazard_frame(tables, cut, horizon_days=model.horizon_days,
+                            max_rows=model.max_rows, max_invoices=model.max_invoices, seed=0)
+    half = np.random.default_rng([0, 2]).random(int(tables.cust.max()) + 1) < 0.5
+    fitted_rows = half[tables.cust[fr.rows]]
+    model.fit(dataclasses.replace(fr, weight=fr.weight * fitted_rows))
+    pred = model.predict_hazard(model.static_matrix(fr.static)[fr.static_index], fr.dynamic)
+    since = np.asarray(fr.dynamic["days_since_last_reminder"])
+    sent = np.asarray(fr.dynamic["last_reminder_overdue"]) >= 0
+    state = np.where(~sent, "unreminded",
+                     np.where(since < WINDOW_DAYS, "reminded_recently", "reminded_earlier"))
+    paid_w, pred_w = fr.event * fr.weight, pred * fr.weight
+    return {name: {st: {"paid": float(paid_w[rows & (state == st)].sum()),
+                        "expected": float(pred_w[rows & (state == st)].sum())}
+                   for st in ("unreminded", "reminded_recently", "reminded_earlier")}
+            for name, rows in (("held_out_customers", ~fitted_rows),
+                               ("fitted_customers", fitted_rows))}
+
+
 def planner_variant(config: Any, company: Any, cut: Any, n: int,
                     hazard_params: dict[str, Any], model_dir: Path) -> dict[str, Any]:
     """The planner's table in the truth (exact, the same ``n`` held-out invoices) when it
@@ -553,6 +665,21 @@ def planner_alone(config: Any, company: Any, cut: Any, n: int) -> dict[str, Any]
 LIFT_DAYS = (2, 5, 10, 15, 20, 30, 45)
 
 
+def paid_before_due(company: Any, truth: Any, n: int) -> np.ndarray:
+    """(n,) bool: which of the ``n`` held-out invoices of :func:`held_out` the company's
+    history shows paid before their due date. The evaluation replays every held-out
+    invoice from its due date, these too; the hazard model never trained on one (its rows
+    start at the due date of invoices still open then)."""
+    import pandas as pd
+
+    rows = truth._draw(n, np.random.default_rng([0, 0]))  # the draw of held_out's batch
+    ids = pd.Series(truth.invoice_ids[rows])
+    first_paid = pd.to_datetime(ids.map(company.payments.groupby("invoice_id")["payment_date"]
+                                        .min()))
+    due = pd.to_datetime(ids.map(company.invoices.set_index("invoice_id")["due_date"]))
+    return (first_paid < due).to_numpy()
+
+
 def reminder_lift(config: Any, company: Any, cut: Any, n: int) -> dict[str, Any]:
     """The immediate lift of a FIRST reminder sent on day d: the hazard that day after the
     reminder over the hazard of waiting (both from the start state), learned model against
@@ -566,6 +693,7 @@ def reminder_lift(config: Any, company: Any, cut: Any, n: int) -> dict[str, Any]
     seg = np.asarray(batch.segment)
     reached = np.asarray(truth.params_of(batch).milestone_offset)[:, None] <= np.asarray(
         LIFT_DAYS)[None]  # (B, days)
+    early = paid_before_due(company, truth, n)
     out: dict[str, Any] = {}
     for a in (Action.EMAIL, Action.LETTER, Action.PHONE):
         for j, d in enumerate(LIFT_DAYS):
@@ -577,12 +705,20 @@ def reminder_lift(config: Any, company: Any, cut: Any, n: int) -> dict[str, Any]
             for s, name in enumerate(SEGMENT_NAMES[:-1]):
                 for part, rows in (("all", seg == s), ("milestone_reached", (seg == s)
                                                         & reached[:, j]),
-                                   ("before_milestone", (seg == s) & ~reached[:, j])):
+                                   ("before_milestone", (seg == s) & ~reached[:, j]),
+                                   ("open_at_due", (seg == s) & ~early),
+                                   ("paid_before_due", (seg == s) & early)):
                     ok = rows & (lw > 0) & (ww > 0)
-                    if ok.sum() >= 5 and (part == "all" or not reached[seg == s, j].all()):
+                    milestone_part = part in ("milestone_reached", "before_milestone")
+                    if ok.sum() >= 5 and not (milestone_part and reached[seg == s, j].all()):
                         cell.setdefault(name, {})[part] = {
                             "learned": float(np.mean(lr[ok] / lw[ok])),
-                            "truth": float(np.mean(wr[ok] / ww[ok])), "invoices": int(ok.sum())}
+                            "truth": float(np.mean(wr[ok] / ww[ok])), "invoices": int(ok.sum()),
+                            # the two hazards the lift is made of, means over the invoices
+                            "waiting_learned": float(lw[ok].mean()),
+                            "waiting_truth": float(ww[ok].mean()),
+                            "reminded_learned": float(lr[ok].mean()),
+                            "reminded_truth": float(wr[ok].mean())}
             out[f"{a.name.lower()}_day_{d}"] = cell
     return out
 
@@ -642,6 +778,19 @@ def main(argv: list[str] | None = None) -> None:
 
     head = {"company": args.scenario.stem, "cut_date": str(cut),
             "invoices": args.invoices, "seeds": args.seeds, **_commit()}
+    if args.calibration_only:
+        res = {"calibration": calibration(config, cut),
+               "calibration_by_segment": calibration_by_segment(config, company, cut),
+               "calibration_customer_split": calibration_customer_split(config, cut)}
+        if args.planner_hazard:  # and of a model with other settings, fitted alike
+            import json
+
+            res["variant"] = {"hazard_params": json.loads(args.planner_hazard),
+                              "calibration_by_segment": calibration_by_segment(
+                                  config, company, cut,
+                                  variant_hazard(config, cut, json.loads(args.planner_hazard)))}
+        print(write_result(args.out, {**head, **res}))
+        return
     if args.planner_hazard:
         import json
 
@@ -682,9 +831,6 @@ def main(argv: list[str] | None = None) -> None:
     if args.reminder_lift_only:
         res = reminder_lift(config, company, cut, args.invoices)
         print(write_result(args.out, {**head, "reminder_lift_first_reminder": res}))
-        return
-    if args.calibration_only:
-        print(write_result(args.out, {**head, "calibration": calibration(config, cut)}))
         return
     figures = diagnose(config, company, cut, args.invoices, args.seeds,
                        partial=lambda f: write_result(args.out, {**head, **f}),

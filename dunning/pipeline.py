@@ -190,6 +190,11 @@ class PipelineConfig:
     # the hazard trees and the reminder lift read the days past the project milestone
     # (HazardModel.milestone_inputs; docs/planner.md, "Hazard-model variants"); off
     hazard_milestone_inputs: bool = False
+    # the hazard model reads the customer's history as shares and means only, not as counts
+    # since the history begins, which grow with the calendar and do not carry over to the
+    # newest invoices (HazardModel.history_rates_only; docs/planner.md, "Counts since the
+    # history begins"); off
+    hazard_history_rates_only: bool = False
 
     @classmethod
     def default(cls, out_dir: str | Path = "dunning-data", seed: int = 0,
@@ -395,13 +400,15 @@ def demo_creditor_profile(directory: Path) -> Path:
 def train_config(config: PipelineConfig) -> Any:
     """The models' :class:`engine.models.training.TrainConfig` of a run: its seed, the
     hazard model's customer response when ``config.customer_response``, its decreasing
-    counts when ``config.hazard_counts_decreasing`` and its milestone inputs when
-    ``config.hazard_milestone_inputs``."""
+    counts when ``config.hazard_counts_decreasing``, its milestone inputs when
+    ``config.hazard_milestone_inputs`` and its history without counts when
+    ``config.hazard_history_rates_only``."""
     from engine.models.training import TrainConfig
 
     options = {"customer_response": config.customer_response,
                "reminder_counts_decreasing": config.hazard_counts_decreasing,
-               "milestone_inputs": config.hazard_milestone_inputs}
+               "milestone_inputs": config.hazard_milestone_inputs,
+               "history_rates_only": config.hazard_history_rates_only}
     return TrainConfig(seed=config.seed,
                        hazard_params={k: True for k, on in options.items() if on})
 

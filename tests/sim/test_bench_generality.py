@@ -223,6 +223,20 @@ def test_the_milestone_option_reaches_every_company_and_the_hazard_model(
     assert PipelineConfig.default().hazard_milestone_inputs is False
 
 
+def test_the_history_rates_option_reaches_every_company_and_the_hazard_model(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--hazard-history-rates-only`` sets PipelineConfig.hazard_history_rates_only for
+    every company, writes its own file, and the run's hazard model gets the option."""
+    path, seen = _fake_family(tmp_path, monkeypatch, "--hazard-history-rates-only")
+    assert path.name == "rl_generality_tiny_hazard_history_rates_only.json"
+    assert [c.hazard_history_rates_only for c in seen] == [True, True]
+    assert bg.parse_args([]).hazard_history_rates_only is False
+    from dunning.pipeline import PipelineConfig, train_config
+
+    assert train_config(seen[0]).hazard_params == {"history_rates_only": True}
+    assert PipelineConfig.default().hazard_history_rates_only is False
+
+
 def _saved_evaluation(run_dir: Path, complaints: dict[str, list[int]]) -> None:
     """An evaluation.json + outcomes.npz with one seed: ``complaints[policy]`` per invoice
     (agency handovers: none)."""
