@@ -321,6 +321,18 @@ def calibration(config: Any, cut: Any) -> dict[str, Any]:
 CALIBRATION_BANDS = (0, 5, 10, 20, 40, 80, 120)  # days overdue, left-closed
 
 
+def reminder_state(dynamic: Any) -> np.ndarray:
+    """(m,) str: each hazard row's reminder state: ``unreminded`` (nothing sent yet),
+    ``reminded_recently`` (within the reminder lift's window of the last reminder) or
+    ``reminded_earlier``."""
+    from engine.models.reminder_lift import WINDOW_DAYS
+
+    since = np.asarray(dynamic["days_since_last_reminder"])
+    sent = np.asarray(dynamic["last_reminder_overdue"]) >= 0
+    return np.where(~sent, "unreminded",
+                    np.where(since < WINDOW_DAYS, "reminded_recently", "reminded_earlier"))
+
+
 def calibration_by_segment(config: Any, company: Any, cut: Any, hz: Any = None
                            ) -> dict[str, Any]:
     """Observed over predicted payments of the company's hazard model on the history's own
@@ -338,7 +350,6 @@ def calibration_by_segment(config: Any, company: Any, cut: Any, hz: Any = None
     from engine.calendar import to_day
     from engine.features import build_hazard_frame, prepare_tables
     from engine.models.hazard import HazardModel
-    from engine.models.reminder_lift import WINDOW_DAYS
     from engine.store import Store
 
     hz = hz if hz is not None else HazardModel.load(config.model_dir)
@@ -349,10 +360,7 @@ def calibration_by_segment(config: Any, company: Any, cut: Any, hz: Any = None
         fr = build_hazard_frame(tables, as_of, horizon_days=hz.horizon_days, seed=0)
         pred = hz.predict_hazard(hz.static_matrix(fr.static)[fr.static_index], fr.dynamic)
         day = np.asarray(fr.dynamic["days_overdue"])
-        since = np.asarray(fr.dynamic["days_since_last_reminder"])
-        sent = np.asarray(fr.dynamic["last_reminder_overdue"]) >= 0
-        state = np.where(~sent, "unreminded",
-                         np.where(since < WINDOW_DAYS, "reminded_recently", "reminded_earlier"))
+        state = reminder_state(fr.dynamic)
         segment = np.asarray(fr.static["segment"].astype(str))[fr.static_index]
         rows = keep(tables.due_day[fr.rows])
         paid_w, pred_w = fr.event * fr.weight, pred * fr.weight
@@ -401,7 +409,6 @@ def calibration_customer_split(config: Any, cut: Any) -> dict[str, Any]:
     from dunning.pipeline import train_config
     from engine.features import build_hazard_frame, prepare_tables
     from engine.models.hazard import HazardModel
-    from engine.models.reminder_lift import WINDOW_DAYS
     from engine.store import Store
 
     tables = prepare_tables(Store(config.db_path).tables(cut))
@@ -412,10 +419,7 @@ def calibration_customer_split(config: Any, cut: Any) -> dict[str, Any]:
     fitted_rows = half[tables.cust[fr.rows]]
     model.fit(dataclasses.replace(fr, weight=fr.weight * fitted_rows))
     pred = model.predict_hazard(model.static_matrix(fr.static)[fr.static_index], fr.dynamic)
-    since = np.asarray(fr.dynamic["days_since_last_reminder"])
-    sent = np.asarray(fr.dynamic["last_reminder_overdue"]) >= 0
-    state = np.where(~sent, "unreminded",
-                     np.where(since < WINDOW_DAYS, "reminded_recently", "reminded_earlier"))
+    state = reminder_state(fr.dynamic)
     paid_w, pred_w = fr.event * fr.weight, pred * fr.weight
     return {name: {st: {"paid": float(paid_w[rows & (state == st)].sum()),
                         "expected": float(pred_w[rows & (state == st)].sum())}
@@ -576,6 +580,12 @@ def complaint_weights(config: Any, company: Any, cut: Any, n: int,
     return out
 
 
+def member_hazards(members: Any, static: np.ndarray, situations: Any, per_invoice: Any
+                   ) -> np.ndarray:
+    """(members, B, m) each member's ``predict_hazard_grid``."""
+    return np.array([m.predict_hazard_grid(static, situations, per_invoice) for m in members])
+
+
 def pessimistic_hazard(ensemble: Any, k: float) -> Any:
     """``ensemble`` whose hazard is the members' mean times exp(-k x their standard
     deviation of log hazard): lower where the seeds disagree, i.e. where the history is
@@ -585,8 +595,7 @@ def pessimistic_hazard(ensemble: Any, k: float) -> Any:
     class Pessimistic(HazardEnsemble):
         def predict_hazard_grid(self, static: np.ndarray, situations: Any,
                                 per_invoice: Any) -> np.ndarray:
-            each = np.array([m.predict_hazard_grid(static, situations, per_invoice)
-                             for m in self.members])
+            each = member_hazards(self.members, static, situations, per_invoice)
             spread = np.log(np.clip(each, 1e-12, None)).std(axis=0)
             return each.mean(axis=0) * np.exp(-k * spread)
 
@@ -607,8 +616,7 @@ def lift_pessimistic_hazard(ensemble: Any, k: float) -> Any:
     class LiftPessimistic(HazardEnsemble):
         def predict_hazard_grid(self, static: np.ndarray, situations: Any,
                                 per_invoice: Any) -> np.ndarray:
-            each = np.array([m.predict_hazard_grid(static, situations, per_invoice)
-                             for m in self.members])
+            each = member_hazards(self.members, static, situations, per_invoice)
             h = each.mean(axis=0)
             since = np.asarray(situations["days_since_last_reminder"])
             sent = sum(np.asarray(situations[f"n_{c}"]) for c in REMINDER_CHANNELS)
