@@ -78,8 +78,8 @@ HISTORY_FEATURES: tuple[str, ...] = (
 # Counts of the customer's invoices since the history begins. They grow with the calendar
 # for every customer, so the latest invoices carry values the earlier rows (those a model
 # is fitted on) rarely had, and a model that split on them extrapolates: the hazard model
-# with them predicted 1.39x the payments the default company's four held-out months showed
-# (0.97x without; docs/planner.md, "Counts since the history begins").
+# with them expected 1.39x the payments the default company's four held-out months showed
+# (1.03x without; docs/planner.md, "Counts since the history begins").
 WINDOW_COUNT_FEATURES: tuple[str, ...] = ("hist_n_issued", "hist_n_paid", "hist_n_late")
 # Opt-in only (``--include-fields``): known after the fact in many ERPs (IBM ``Disputed``).
 OPT_IN_FEATURES: tuple[str, ...] = ("disputed_flag",)
