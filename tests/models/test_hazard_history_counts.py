@@ -10,6 +10,9 @@ from engine.features import WINDOW_COUNT_FEATURES, build_hazard_frame
 from engine.models.hazard import HazardModel
 
 CUT = "2025-02-01"  # the test company's history runs from 2024-01 to 2025-06
+# half the default fit, for the suite's time: paid / expected on the later invoices 0.77 with
+# the counts, 1.01 without (the default fit: 0.71 / 0.94)
+FAST = {"n_estimators": 40, "learning_rate": 0.3}
 
 
 def _paid_over_expected(model: HazardModel, frame, rows: np.ndarray) -> float:
@@ -28,13 +31,13 @@ def test_without_the_counts_the_later_invoices_are_predicted_as_they_paid(compan
     before = build_hazard_frame(prepared, CUT, horizon_days=120)
     after = build_hazard_frame(prepared, company.as_of, horizon_days=120)
     later = prepared.due_day[after.rows] >= to_day(CUT)
-    plain = HazardModel(random_state=0).fit(before)
-    rates = HazardModel(history_rates_only=True, random_state=0).fit(before)
+    plain = HazardModel(random_state=0, **FAST).fit(before)
+    rates = HazardModel(history_rates_only=True, random_state=0, **FAST).fit(before)
     assert set(plain.static_features_) - set(rates.static_features_) == set(
         WINDOW_COUNT_FEATURES)
     with_counts = _paid_over_expected(plain, after, later)
     without = _paid_over_expected(rates, after, later)
-    assert with_counts < 0.85  # the miss this option is for (0.71 with seed 3)
+    assert with_counts < 0.85  # the miss this option is for (0.77)
     assert abs(1 - without) < 0.5 * abs(1 - with_counts)
     rates.save(tmp_path)
     loaded = HazardModel.load(tmp_path)
