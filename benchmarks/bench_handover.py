@@ -387,14 +387,20 @@ def calibration_by_segment(config: Any, company: Any, cut: Any, hz: Any = None
     return out
 
 
+def company_hazard_params(config: Any) -> dict[str, Any]:
+    """The ``HazardModel`` settings the company's run fitted with (without its seed)."""
+    from dunning.pipeline import train_config
+
+    return dict(train_config(config).hazard_params)
+
+
 def variant_hazard(config: Any, cut: Any, settings: dict[str, Any]) -> Any:
     """A hazard model fitted like the company's (its settings and seed) with ``settings``
     on top, on the history known at ``cut``."""
-    from dunning.pipeline import train_config
     from engine.models.hazard import HazardModel
     from engine.store import Store
 
-    params = {**dict(train_config(config).hazard_params or {}), **settings}
+    params = {**company_hazard_params(config), **settings}
     return HazardModel(random_state=config.seed, **params).fit_tables(
         Store(config.db_path).tables(cut), cut)
 
@@ -406,15 +412,13 @@ def calibration_customer_split(config: Any, cut: Any) -> dict[str, Any]:
     other half, in time (before ``cut``). Near 1 where the out-of-time ratio is not: the
     out-of-time miss is a change over time, not the fit's own optimism on rows it has not
     seen. ``{"held_out_customers"|"fitted_customers": {state: {"paid", "expected"}}}``."""
-    from dunning.pipeline import train_config
-    from engine.features import build_hazard_frame, prepare_tables
+    from engine.features import prepare_tables
     from engine.models.hazard import HazardModel
     from engine.store import Store
 
     tables = prepare_tables(Store(config.db_path).tables(cut))
-    model = HazardModel(**dict(train_config(config).hazard_params or {}))
-    fr = build_hazard_frame(tables, cut, horizon_days=model.horizon_days,
-                            max_rows=model.max_rows, max_invoices=model.max_invoices, seed=0)
+    model = HazardModel(**company_hazard_params(config))
+    fr = model.training_frame(tables, cut)
     half = np.random.default_rng([0, 2]).random(int(tables.cust.max()) + 1) < 0.5
     fitted_rows = half[tables.cust[fr.rows]]
     model.fit(dataclasses.replace(fr, weight=fr.weight * fitted_rows))
@@ -498,20 +502,17 @@ def bootstrap_hazard(config: Any, learned: Any, cut: Any, members: int) -> Any:
     customer, the unit the history's payments depend on). Seeds alone only vary LightGBM's
     row and feature sampling; a bootstrap also varies which customers a thin cell's
     evidence comes from (an experiment of this benchmark, not a pipeline option)."""
-    from dunning.pipeline import train_config
-    from engine.features import build_hazard_frame, prepare_tables
+    from engine.features import prepare_tables
     from engine.models.ensemble import HazardEnsemble, member_seeds
     from engine.models.hazard import HazardModel
     from engine.store import Store
 
-    params = dict(train_config(config).hazard_params or {})
+    params = company_hazard_params(config)
     tables = prepare_tables(Store(config.db_path).tables(cut))
     fitted = [learned.hazard]
     for seed in member_seeds(learned.hazard.random_state, members):
         model = HazardModel(random_state=seed, **params)
-        frame = build_hazard_frame(tables, cut, horizon_days=model.horizon_days,
-                                   max_rows=model.max_rows, max_invoices=model.max_invoices,
-                                   seed=seed, exclude_disputed=model.exclude_disputed_days)
+        frame = model.training_frame(tables, cut)
         draws = np.random.default_rng([seed, 1]).poisson(1.0, int(tables.cust.max()) + 1)
         weight = frame.weight * draws[tables.cust[frame.rows]]
         fitted.append(model.fit(dataclasses.replace(frame, weight=weight)))

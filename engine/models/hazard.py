@@ -190,11 +190,7 @@ class HazardModel:
         with ``customer_response``, the customer response's prior strengths on every
         overdue day at risk of the history known at ``as_of``)."""
         p = tables if isinstance(tables, PreparedTables) else prepare_tables(tables)
-        frame = build_hazard_frame(p, as_of, horizon_days=self.horizon_days,
-                                   max_rows=self.max_rows, max_invoices=self.max_invoices,
-                                   seed=self.random_state,
-                                   exclude_disputed=self.exclude_disputed_days)
-        self._fit(frame)
+        self._fit(self.training_frame(p, as_of))
         if self.customer_response:
             hist = self._response_history(p, to_day(as_of))
             cust = np.unique(p.cust)
@@ -202,6 +198,15 @@ class HazardModel:
             self.response_ = CustomerResponse.fit(obs, exp, _segments(p, cust))
             self.static_features_ = [*self.tree_features_, *RESPONSE_FEATURES]
         return self
+
+    def training_frame(self, tables: Mapping[str, pd.DataFrame] | PreparedTables,
+                       as_of: object) -> HazardFrame:
+        """The invoice-day rows :meth:`fit_tables` fits on: those of ``tables`` known at
+        ``as_of``, with this model's horizon, caps, seed and disputed days."""
+        return build_hazard_frame(tables, as_of, horizon_days=self.horizon_days,
+                                  max_rows=self.max_rows, max_invoices=self.max_invoices,
+                                  seed=self.random_state,
+                                  exclude_disputed=self.exclude_disputed_days)
 
     def fit(self, frame: HazardFrame) -> HazardModel:
         """Fit on a :class:`engine.features.HazardFrame` (weighted binary log loss)."""
